@@ -1,0 +1,20 @@
+//! Slipway's pure domain. No IO, no async runtime: everything here is a value
+//! or a function of values, so it is tested exhaustively with plain unit tests.
+
+pub mod dotenv;
+pub mod ids;
+pub mod invalid;
+pub mod masker;
+pub mod pipeline;
+pub mod project;
+pub mod role;
+pub mod secret;
+pub mod settings;
+
+pub use ids::{ProjectId, TokenId};
+pub use invalid::Invalid;
+pub use masker::Masker;
+pub use pipeline::PipelineConfig;
+pub use project::{Project, ProjectDraft, ProjectPatch, RepoLocation};
+pub use role::Role;
+pub use settings::Settings;

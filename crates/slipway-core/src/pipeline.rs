@@ -1,0 +1,333 @@
+//! The pipeline of `.slipway.toml` (DESIGN.md §6): what to run to validate a commit.
+//! The same shape serves as a project's dashboard defaults.
+
+use crate::Invalid;
+use serde::{Deserialize, Serialize};
+
+/// A repository's pipeline. An absent section is a step that is skipped.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(default, deny_unknown_fields)]
+pub struct PipelineConfig {
+    /// Prepares the workspace; cached as a snapshot keyed by `cache_key` files and the commands.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub setup: Option<SetupSection>,
+    /// Builds the project.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub build: Option<CommandsSection>,
+    /// Starts the app and waits for its health check.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub service: Option<ServiceSection>,
+    /// Runs the tests.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub test: Option<CommandsSection>,
+    /// Browser checks against the running service.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ui: Option<UiSection>,
+    /// Static analysis limits.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub analysis: Option<AnalysisSection>,
+    /// Whether and how a passing pull request is merged.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub merge: Option<MergeSection>,
+    /// The auto-fix loop's budget.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fix: Option<FixSection>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct SetupSection {
+    /// Shell commands, run with `sh -c` in the workspace root.
+    pub commands: Vec<String>,
+    /// Files whose contents key the snapshot (lockfiles).
+    #[serde(default)]
+    pub cache_key: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct CommandsSection {
+    /// Shell commands, run with `sh -c` in the workspace root, in order.
+    pub commands: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct ServiceSection {
+    /// The command that starts the app; `PORT` is set for it.
+    pub start: String,
+    /// The path that answers 200–399 once the app is ready.
+    #[serde(default = "default_health_path")]
+    pub health_path: String,
+    /// How long the app may take to become healthy.
+    #[serde(default = "default_ready_timeout")]
+    pub ready_timeout_secs: u32,
+}
+
+fn default_health_path() -> String {
+    "/".to_owned()
+}
+
+fn default_ready_timeout() -> u32 {
+    60
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct UiSection {
+    #[serde(default)]
+    pub checks: Vec<UiCheck>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct UiCheck {
+    pub name: String,
+    pub path: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expect_text: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct AnalysisSection {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_function_complexity: Option<u32>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct MergeSection {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auto: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub method: Option<MergeMethod>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct FixSection {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_attempts: Option<u32>,
+}
+
+/// How a pull request is merged.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum MergeMethod {
+    #[default]
+    Merge,
+    Squash,
+    Rebase,
+}
+
+pub const MAX_FIX_ATTEMPTS: u32 = 20;
+pub const MAX_READY_TIMEOUT_SECS: u32 = 3_600;
+const MAX_COMMAND_LEN: usize = 8_192;
+
+/// A `.slipway.toml` that could not be read: where, and what is accepted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{file}{}: {message}", line.map(|l| format!(":{l}")).unwrap_or_default())]
+pub struct PipelineFileError {
+    pub file: String,
+    pub line: Option<usize>,
+    pub message: String,
+}
+
+impl PipelineConfig {
+    /// Parses and checks a `.slipway.toml`; errors name the file, the line and the key.
+    pub fn from_toml(file: &str, text: &str) -> Result<Self, PipelineFileError> {
+        let config: PipelineConfig = toml::from_str(text).map_err(|e| PipelineFileError {
+            file: file.to_owned(),
+            line: e.span().map(|span| line_of(text, span.start)),
+            message: e.message().trim().to_owned(),
+        })?;
+        config.validate().map_err(|invalid| PipelineFileError {
+            file: file.to_owned(),
+            line: None,
+            message: invalid.to_string(),
+        })?;
+        Ok(config)
+    }
+
+    /// Checks the values that the types alone do not.
+    pub fn validate(&self) -> Result<(), Invalid> {
+        if let Some(setup) = &self.setup {
+            validate_commands(&setup.commands).map_err(|e| e.within("setup"))?;
+            for key in &setup.cache_key {
+                if key.is_empty() || key.starts_with('/') || key.split('/').any(|p| p == "..") {
+                    return Err(Invalid::new(
+                        "setup.cache_key",
+                        format!("'{key}' must be a relative path inside the repository"),
+                    ));
+                }
+            }
+        }
+        for (name, section) in [("build", &self.build), ("test", &self.test)] {
+            if let Some(section) = section {
+                validate_commands(&section.commands).map_err(|e| e.within(name))?;
+            }
+        }
+        if let Some(service) = &self.service {
+            if service.start.trim().is_empty() {
+                return Err(Invalid::new(
+                    "service.start",
+                    "is empty; give the command that starts the app",
+                ));
+            }
+            if !service.health_path.starts_with('/') {
+                return Err(Invalid::new(
+                    "service.health_path",
+                    format!("'{}' must start with '/'", service.health_path),
+                ));
+            }
+            if !(1..=MAX_READY_TIMEOUT_SECS).contains(&service.ready_timeout_secs) {
+                return Err(Invalid::new(
+                    "service.ready_timeout_secs",
+                    format!(
+                        "{} is out of range; accepted: 1 to {MAX_READY_TIMEOUT_SECS}",
+                        service.ready_timeout_secs
+                    ),
+                ));
+            }
+        }
+        if let Some(ui) = &self.ui {
+            for check in &ui.checks {
+                if check.name.trim().is_empty() || !check.path.starts_with('/') {
+                    return Err(Invalid::new(
+                        "ui.checks",
+                        "every check needs a name and a path starting with '/'",
+                    ));
+                }
+            }
+        }
+        if let Some(max) = self.fix.as_ref().and_then(|f| f.max_attempts) {
+            if max > MAX_FIX_ATTEMPTS {
+                return Err(Invalid::new(
+                    "fix.max_attempts",
+                    format!("{max} is out of range; accepted: 0 to {MAX_FIX_ATTEMPTS}"),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn validate_commands(commands: &[String]) -> Result<(), Invalid> {
+    if commands.is_empty() {
+        return Err(Invalid::new(
+            "commands",
+            "is empty; list at least one command or leave the section out",
+        ));
+    }
+    for command in commands {
+        if command.trim().is_empty() {
+            return Err(Invalid::new("commands", "contains an empty command"));
+        }
+        if command.len() > MAX_COMMAND_LEN {
+            return Err(Invalid::new(
+                "commands",
+                format!("contains a command longer than {MAX_COMMAND_LEN} bytes"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    text[..offset.min(text.len())].matches('\n').count() + 1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DESIGN_EXAMPLE: &str = r#"
+[setup]
+commands = ["npm ci"]
+cache_key = ["package-lock.json"]
+[build]
+commands = ["npm run build"]
+[service]
+start = "npm start"
+health_path = "/health"
+ready_timeout_secs = 60
+[test]
+commands = ["npm test"]
+[[ui.checks]]
+name = "home page"
+path = "/"
+expect_text = "Todos"
+[analysis]
+max_function_complexity = 15
+[merge]
+auto = true
+method = "squash"
+[fix]
+max_attempts = 3
+"#;
+
+    #[test]
+    fn the_design_example_parses_completely() {
+        let config = PipelineConfig::from_toml(".slipway.toml", DESIGN_EXAMPLE).unwrap();
+        assert_eq!(config.setup.unwrap().cache_key, ["package-lock.json"]);
+        assert_eq!(config.service.unwrap().health_path, "/health");
+        assert_eq!(config.ui.unwrap().checks[0].expect_text.as_deref(), Some("Todos"));
+        assert_eq!(config.merge.unwrap().method, Some(MergeMethod::Squash));
+        assert_eq!(config.fix.unwrap().max_attempts, Some(3));
+    }
+
+    #[test]
+    fn an_empty_file_skips_every_step() {
+        assert_eq!(
+            PipelineConfig::from_toml(".slipway.toml", "").unwrap(),
+            PipelineConfig::default()
+        );
+    }
+
+    #[test]
+    fn unknown_keys_name_the_file_line_and_accepted_keys() {
+        let err =
+            PipelineConfig::from_toml(".slipway.toml", "[build]\ncommands = [\"make\"]\nrun = 1\n")
+                .unwrap_err();
+        assert_eq!(err.line, Some(3));
+        assert!(err.message.contains("unknown field `run`"), "{err}");
+        assert!(err.message.contains("commands"), "{err}");
+        assert!(err.to_string().starts_with(".slipway.toml:3: "), "{err}");
+    }
+
+    #[test]
+    fn wrong_types_are_reported_with_their_line() {
+        let err = PipelineConfig::from_toml(
+            "x.toml",
+            "[service]\nstart = \"a\"\nready_timeout_secs = \"soon\"\n",
+        )
+        .unwrap_err();
+        assert_eq!(err.line, Some(3));
+    }
+
+    #[test]
+    fn values_out_of_range_are_refused() {
+        let cases = [
+            ("[build]\ncommands = []\n", "build.commands"),
+            ("[service]\nstart = \"x\"\nhealth_path = \"health\"\n", "service.health_path"),
+            ("[service]\nstart = \"x\"\nready_timeout_secs = 0\n", "service.ready_timeout_secs"),
+            ("[fix]\nmax_attempts = 99\n", "fix.max_attempts"),
+            ("[setup]\ncommands = [\"x\"]\ncache_key = [\"../etc/passwd\"]\n", "setup.cache_key"),
+        ];
+        for (text, field) in cases {
+            let err = PipelineConfig::from_toml("f", text).unwrap_err();
+            assert!(err.message.starts_with(field), "{text}: {err}");
+        }
+    }
+}

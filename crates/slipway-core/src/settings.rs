@@ -1,0 +1,189 @@
+//! A project's settings: the dashboard's four tabs plus the switches.
+
+use crate::pipeline::{MergeMethod, PipelineConfig, MAX_FIX_ATTEMPTS};
+use crate::project::validate_branch;
+use crate::Invalid;
+use serde::{Deserialize, Serialize};
+
+const MAX_TEXT_LEN: usize = 20_000;
+
+/// Every setting of a project. A `PUT` replaces the whole document; absent fields take defaults.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    /// Rules the agent must follow in this repository (the "Repository rules" tab).
+    pub repository_rules: String,
+    /// Commands that prepare a workspace, and the branch to try them on.
+    pub setup_commands: SetupCommands,
+    /// Prepended to every goal (the "Planning statement" tab).
+    pub planning_statement: String,
+    /// Confirm an agent's plan without asking.
+    pub auto_confirm_plan: bool,
+    /// Merge a pull request once it passes validation.
+    pub auto_merge: bool,
+    pub merge_method: MergeMethod,
+    /// How many times the agent may try to fix its own pull request.
+    pub max_fix_attempts: u32,
+    /// Validate draft pull requests too.
+    pub validate_drafts: bool,
+    /// Delete the pull request's branch after merging it.
+    pub delete_branch_after_merge: bool,
+    /// Which coding agent works on this project.
+    pub agent: AgentConfig,
+    /// The pipeline used when the repository has no `.slipway.toml`.
+    pub pipeline: PipelineConfig,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            repository_rules: String::new(),
+            setup_commands: SetupCommands::default(),
+            planning_statement: String::new(),
+            auto_confirm_plan: false,
+            auto_merge: false,
+            merge_method: MergeMethod::default(),
+            max_fix_attempts: 3,
+            validate_drafts: false,
+            delete_branch_after_merge: false,
+            agent: AgentConfig::Codegen {
+                model: None,
+                repo_id: None,
+            },
+            pipeline: PipelineConfig::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(default, deny_unknown_fields)]
+pub struct SetupCommands {
+    /// The branch the commands are tried on; the project's default branch when absent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub branch: Option<String>,
+    pub commands: Vec<String>,
+}
+
+/// The coding agent of a project.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum AgentConfig {
+    /// The Codegen API.
+    Codegen {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        model: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        repo_id: Option<i64>,
+    },
+    /// A local coding CLI, given the prompt on stdin.
+    Command {
+        command: String,
+        #[serde(default)]
+        plan_mode: bool,
+    },
+}
+
+impl Settings {
+    pub fn validate(&self) -> Result<(), Invalid> {
+        for (field, text) in [
+            ("repository_rules", &self.repository_rules),
+            ("planning_statement", &self.planning_statement),
+        ] {
+            if text.chars().count() > MAX_TEXT_LEN {
+                return Err(Invalid::new(
+                    field,
+                    format!("is longer than {MAX_TEXT_LEN} characters; shorten it"),
+                ));
+            }
+        }
+        if let Some(branch) = &self.setup_commands.branch {
+            validate_branch("setup_commands.branch", branch)?;
+        }
+        if self.setup_commands.commands.iter().any(|c| c.trim().is_empty()) {
+            return Err(Invalid::new(
+                "setup_commands.commands",
+                "contains an empty command; remove it",
+            ));
+        }
+        if self.max_fix_attempts > MAX_FIX_ATTEMPTS {
+            return Err(Invalid::new(
+                "max_fix_attempts",
+                format!(
+                    "{} is out of range; accepted: 0 to {MAX_FIX_ATTEMPTS}",
+                    self.max_fix_attempts
+                ),
+            ));
+        }
+        if let AgentConfig::Command { command, .. } = &self.agent {
+            if command.trim().is_empty() {
+                return Err(Invalid::new(
+                    "agent.command",
+                    "is empty; give the command line of a coding CLI, e.g. 'claude -p'",
+                ));
+            }
+        }
+        self.pipeline.validate().map_err(|e| e.within("pipeline"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn an_empty_document_is_the_defaults() {
+        let settings: Settings = serde_json::from_value(json!({})).unwrap();
+        assert_eq!(settings, Settings::default());
+        assert_eq!(settings.max_fix_attempts, 3);
+        assert!(settings.validate().is_ok());
+    }
+
+    #[test]
+    fn agents_are_tagged_by_kind() {
+        let settings: Settings = serde_json::from_value(json!({
+            "agent": {"kind": "command", "command": "claude -p", "plan_mode": true}
+        }))
+        .unwrap();
+        assert_eq!(
+            settings.agent,
+            AgentConfig::Command {
+                command: "claude -p".into(),
+                plan_mode: true
+            }
+        );
+        let codegen: AgentConfig = serde_json::from_value(json!({"kind": "codegen"})).unwrap();
+        assert!(matches!(codegen, AgentConfig::Codegen { model: None, .. }));
+        assert!(serde_json::from_value::<AgentConfig>(json!({"kind": "robot"})).is_err());
+        assert!(
+            serde_json::from_value::<AgentConfig>(json!({"kind": "codegen", "x": 1})).is_err()
+        );
+    }
+
+    #[test]
+    fn unknown_fields_and_wrong_types_are_refused() {
+        assert!(serde_json::from_value::<Settings>(json!({"auto_merge": "yes"})).is_err());
+        let err = serde_json::from_value::<Settings>(json!({"automerge": true})).unwrap_err();
+        assert!(err.to_string().contains("unknown field `automerge`"));
+        assert!(
+            serde_json::from_value::<Settings>(json!({"merge_method": "fast-forward"})).is_err()
+        );
+    }
+
+    #[test]
+    fn out_of_range_values_name_their_field() {
+        let cases = [
+            (json!({"max_fix_attempts": 21}), "max_fix_attempts"),
+            (json!({"agent": {"kind": "command", "command": " "}}), "agent.command"),
+            (json!({"setup_commands": {"branch": "a b"}}), "setup_commands.branch"),
+            (json!({"pipeline": {"build": {"commands": []}}}), "pipeline.build.commands"),
+        ];
+        for (value, field) in cases {
+            let settings: Settings = serde_json::from_value(value).unwrap();
+            assert_eq!(settings.validate().unwrap_err().field, field);
+        }
+    }
+}

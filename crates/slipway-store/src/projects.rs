@@ -1,0 +1,123 @@
+//! Projects and their one-transaction deletion.
+
+use crate::{from_millis, now_millis, Store, StoreError};
+use slipway_core::{Project, ProjectDraft, ProjectId};
+
+#[derive(sqlx::FromRow)]
+struct ProjectRow {
+    id: i64,
+    name: String,
+    description: String,
+    repo: String,
+    default_branch: String,
+    created_at: i64,
+    updated_at: i64,
+}
+
+impl From<ProjectRow> for Project {
+    fn from(row: ProjectRow) -> Self {
+        Project {
+            id: ProjectId(row.id),
+            name: row.name,
+            description: row.description,
+            repo: row.repo,
+            default_branch: row.default_branch,
+            created_at: from_millis(row.created_at),
+            updated_at: from_millis(row.updated_at),
+        }
+    }
+}
+
+const COLUMNS: &str = "id, name, description, repo, default_branch, created_at, updated_at";
+
+fn name_conflict(error: sqlx::Error, name: &str) -> StoreError {
+    match &error {
+        sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict(format!(
+            "a project named '{name}' already exists; choose another name"
+        )),
+        _ => StoreError::Database(error),
+    }
+}
+
+impl Store {
+    /// Stores a validated draft.
+    pub async fn create_project(&self, draft: &ProjectDraft) -> Result<Project, StoreError> {
+        let now = now_millis();
+        let row: ProjectRow = sqlx::query_as(&format!(
+            "INSERT INTO projects (name, description, repo, default_branch, created_at, updated_at)
+             VALUES (?, ?, ?, ?, ?, ?) RETURNING {COLUMNS}"
+        ))
+        .bind(&draft.name)
+        .bind(&draft.description)
+        .bind(&draft.repo)
+        .bind(&draft.default_branch)
+        .bind(now)
+        .bind(now)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(|e| name_conflict(e, &draft.name))?;
+        Ok(row.into())
+    }
+
+    pub async fn list_projects(&self) -> Result<Vec<Project>, StoreError> {
+        let rows: Vec<ProjectRow> =
+            sqlx::query_as(&format!("SELECT {COLUMNS} FROM projects ORDER BY id"))
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(rows.into_iter().map(Project::from).collect())
+    }
+
+    pub async fn project(&self, id: ProjectId) -> Result<Project, StoreError> {
+        let row: Option<ProjectRow> =
+            sqlx::query_as(&format!("SELECT {COLUMNS} FROM projects WHERE id = ?"))
+                .bind(id.0)
+                .fetch_optional(&self.pool)
+                .await?;
+        row.map(Project::from).ok_or(StoreError::NotFound)
+    }
+
+    /// Replaces a project's fields with a validated draft.
+    pub async fn update_project(
+        &self,
+        id: ProjectId,
+        draft: &ProjectDraft,
+    ) -> Result<Project, StoreError> {
+        let row: Option<ProjectRow> = sqlx::query_as(&format!(
+            "UPDATE projects SET name = ?, description = ?, repo = ?, default_branch = ?, updated_at = ?
+             WHERE id = ? RETURNING {COLUMNS}"
+        ))
+        .bind(&draft.name)
+        .bind(&draft.description)
+        .bind(&draft.repo)
+        .bind(&draft.default_branch)
+        .bind(now_millis())
+        .bind(id.0)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(|e| name_conflict(e, &draft.name))?;
+        row.map(Project::from).ok_or(StoreError::NotFound)
+    }
+
+    /// Deletes a project with its secrets and settings, all or nothing.
+    pub async fn delete_project(&self, id: ProjectId) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("DELETE FROM secrets WHERE project_id = ?")
+            .bind(id.0)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM project_settings WHERE project_id = ?")
+            .bind(id.0)
+            .execute(&mut *tx)
+            .await?;
+        let deleted = sqlx::query("DELETE FROM projects WHERE id = ?")
+            .bind(id.0)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if deleted == 0 {
+            return Err(StoreError::NotFound);
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,124 @@
+//! API tokens. A token is shown once at creation; only its SHA-256 is stored.
+
+use crate::{from_millis, now_millis, Store, StoreError};
+use base64::Engine;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use slipway_core::{Role, TokenId};
+use time::OffsetDateTime;
+
+const TOKEN_PREFIX: &str = "slw_";
+
+/// A stored token, without its secret part.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TokenRecord {
+    pub id: TokenId,
+    pub name: String,
+    pub role: Role,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+}
+
+/// A token just created: the only moment its plaintext exists.
+#[derive(Debug)]
+pub struct NewToken {
+    pub record: TokenRecord,
+    pub token: String,
+}
+
+/// The stored form of a token. Tokens carry 256 random bits, so a plain hash suffices.
+pub fn hash_token(token: &str) -> [u8; 32] {
+    Sha256::digest(token.as_bytes()).into()
+}
+
+#[derive(sqlx::FromRow)]
+struct TokenRow {
+    id: i64,
+    name: String,
+    role: String,
+    created_at: i64,
+}
+
+impl TryFrom<TokenRow> for TokenRecord {
+    type Error = StoreError;
+
+    fn try_from(row: TokenRow) -> Result<Self, StoreError> {
+        Ok(TokenRecord {
+            id: TokenId(row.id),
+            name: row.name,
+            role: row.role.parse().map_err(StoreError::Corrupt)?,
+            created_at: from_millis(row.created_at),
+        })
+    }
+}
+
+impl Store {
+    /// Creates a token with a fresh random secret.
+    pub async fn create_token(&self, name: &str, role: Role) -> Result<NewToken, StoreError> {
+        let mut bytes = [0u8; 32];
+        getrandom::getrandom(&mut bytes).expect("the OS random source is available");
+        let token = format!(
+            "{TOKEN_PREFIX}{}",
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+        );
+        let row: TokenRow = sqlx::query_as(
+            "INSERT INTO api_tokens (name, role, hash, created_at) VALUES (?, ?, ?, ?)
+             RETURNING id, name, role, created_at",
+        )
+        .bind(name)
+        .bind(role.as_str())
+        .bind(hash_token(&token).as_slice())
+        .bind(now_millis())
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(NewToken {
+            record: row.try_into()?,
+            token,
+        })
+    }
+
+    /// The live token with this hash, if any.
+    pub async fn token_by_hash(&self, hash: &[u8; 32]) -> Result<Option<TokenRecord>, StoreError> {
+        let row: Option<TokenRow> = sqlx::query_as(
+            "SELECT id, name, role, created_at FROM api_tokens
+             WHERE hash = ? AND revoked_at IS NULL",
+        )
+        .bind(hash.as_slice())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(TokenRecord::try_from).transpose()
+    }
+
+    pub async fn list_tokens(&self) -> Result<Vec<TokenRecord>, StoreError> {
+        let rows: Vec<TokenRow> = sqlx::query_as(
+            "SELECT id, name, role, created_at FROM api_tokens WHERE revoked_at IS NULL ORDER BY id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter().map(TokenRecord::try_from).collect()
+    }
+
+    pub async fn revoke_token(&self, id: TokenId) -> Result<(), StoreError> {
+        let revoked = sqlx::query(
+            "UPDATE api_tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
+        )
+        .bind(now_millis())
+        .bind(id.0)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        if revoked == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    /// How many live admin tokens exist (first start creates one when there are none).
+    pub async fn count_admin_tokens(&self) -> Result<i64, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT COUNT(*) FROM api_tokens WHERE role = 'admin' AND revoked_at IS NULL",
+        )
+        .fetch_one(&self.pool)
+        .await?)
+    }
+}

@@ -1,0 +1,196 @@
+//! The store against a real SQLite file.
+
+use slipway_core::secret::SecretValue;
+use slipway_core::{ProjectDraft, ProjectId, Role, Settings};
+use slipway_store::{hash_token, MasterKey, SecretWrite, Store, StoreError};
+use std::path::Path;
+
+fn key(byte: u8) -> MasterKey {
+    use base64::Engine;
+    MasterKey::from_base64(&base64::engine::general_purpose::STANDARD.encode([byte; 32])).unwrap()
+}
+
+fn url(dir: &Path) -> String {
+    format!("sqlite://{}", dir.join("slipway.db").display())
+}
+
+fn draft(name: &str) -> ProjectDraft {
+    ProjectDraft {
+        name: name.into(),
+        description: "d".into(),
+        repo: "acme/app".into(),
+        default_branch: "main".into(),
+    }
+}
+
+fn value(text: &str) -> SecretValue {
+    SecretValue::new(text.into()).unwrap()
+}
+
+#[tokio::test]
+async fn projects_are_created_listed_updated_and_deleted() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&url(dir.path()), &key(1)).await.unwrap();
+    let a = store.create_project(&draft("a")).await.unwrap();
+    let b = store.create_project(&draft("b")).await.unwrap();
+    assert_eq!(store.list_projects().await.unwrap(), [a.clone(), b.clone()]);
+
+    let mut changed = draft("a2");
+    changed.default_branch = "develop".into();
+    let updated = store.update_project(a.id, &changed).await.unwrap();
+    assert_eq!(updated.name, "a2");
+    assert_eq!(updated.default_branch, "develop");
+    assert_eq!(updated.created_at, a.created_at);
+
+    store.delete_project(b.id).await.unwrap();
+    assert!(matches!(store.project(b.id).await, Err(StoreError::NotFound)));
+    assert!(matches!(store.delete_project(b.id).await, Err(StoreError::NotFound)));
+}
+
+#[tokio::test]
+async fn duplicate_names_conflict_and_change_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&url(dir.path()), &key(1)).await.unwrap();
+    store.create_project(&draft("a")).await.unwrap();
+    let b = store.create_project(&draft("b")).await.unwrap();
+    assert!(matches!(
+        store.create_project(&draft("a")).await,
+        Err(StoreError::Conflict(m)) if m.contains("already exists")
+    ));
+    assert!(matches!(
+        store.update_project(b.id, &draft("a")).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(store.project(b.id).await.unwrap().name, "b");
+    assert_eq!(store.list_projects().await.unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn settings_default_until_saved_then_round_trip() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&url(dir.path()), &key(1)).await.unwrap();
+    let p = store.create_project(&draft("a")).await.unwrap();
+    assert_eq!(store.settings(p.id).await.unwrap(), Settings::default());
+    let settings = Settings {
+        auto_merge: true,
+        planning_statement: "plan first".into(),
+        ..Settings::default()
+    };
+    store.put_settings(p.id, &settings).await.unwrap();
+    assert_eq!(store.settings(p.id).await.unwrap(), settings);
+    assert!(matches!(
+        store.put_settings(ProjectId(999), &settings).await,
+        Err(StoreError::NotFound)
+    ));
+}
+
+#[tokio::test]
+async fn secrets_are_sealed_in_the_file_and_open_with_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&url(dir.path()), &key(1)).await.unwrap();
+    let p = store.create_project(&draft("a")).await.unwrap();
+    let secret = "sk-live-4f9d8e7c6b5a-UNIQUE-PLAINTEXT";
+    assert_eq!(
+        store.put_secret(p.id, "API_KEY", &value(secret)).await.unwrap(),
+        SecretWrite::Created
+    );
+    assert_eq!(
+        store.put_secret(p.id, "API_KEY", &value(secret)).await.unwrap(),
+        SecretWrite::Updated
+    );
+    let values = store.secret_values(p.id).await.unwrap();
+    assert_eq!(values.len(), 1);
+    assert_eq!(values[0].1.expose(), secret);
+    assert_eq!(store.list_secrets(p.id).await.unwrap()[0].name, "API_KEY");
+    store.close().await;
+
+    for entry in std::fs::read_dir(dir.path()).unwrap() {
+        let bytes = std::fs::read(entry.unwrap().path()).unwrap();
+        assert!(
+            !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
+            "plaintext found on disk"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_wrong_master_key_is_refused_and_the_secrets_survive() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&url(dir.path()), &key(1)).await.unwrap();
+    let p = store.create_project(&draft("a")).await.unwrap();
+    store.put_secret(p.id, "TOKEN", &value("keep-me")).await.unwrap();
+    store.close().await;
+
+    assert!(matches!(
+        Store::open(&url(dir.path()), &key(2)).await,
+        Err(StoreError::WrongMasterKey)
+    ));
+
+    let store = Store::open(&url(dir.path()), &key(1)).await.unwrap();
+    assert_eq!(store.secret_values(p.id).await.unwrap()[0].1.expose(), "keep-me");
+}
+
+#[tokio::test]
+async fn deleting_a_project_removes_its_secrets_and_settings() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&url(dir.path()), &key(1)).await.unwrap();
+    let p = store.create_project(&draft("a")).await.unwrap();
+    let other = store.create_project(&draft("b")).await.unwrap();
+    store.put_secret(p.id, "A", &value("1")).await.unwrap();
+    store.put_secret(other.id, "A", &value("2")).await.unwrap();
+    store.put_settings(p.id, &Settings::default()).await.unwrap();
+    store.delete_project(p.id).await.unwrap();
+
+    assert!(store.secret_values(p.id).await.unwrap().is_empty());
+    assert!(matches!(store.settings(p.id).await, Err(StoreError::NotFound)));
+    assert_eq!(store.secret_values(other.id).await.unwrap()[0].1.expose(), "2");
+}
+
+#[tokio::test]
+async fn a_secret_moved_to_another_project_does_not_decrypt() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = url(dir.path());
+    let store = Store::open(&db, &key(1)).await.unwrap();
+    let a = store.create_project(&draft("a")).await.unwrap();
+    let b = store.create_project(&draft("b")).await.unwrap();
+    store.put_secret(a.id, "K", &value("v")).await.unwrap();
+    store.close().await;
+
+    // Tamper: re-home the ciphertext under project b with raw SQL.
+    let pool = sqlx::SqlitePool::connect(&db).await.unwrap();
+    sqlx::query("UPDATE secrets SET project_id = ?")
+        .bind(b.id.0)
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+
+    let store = Store::open(&db, &key(1)).await.unwrap();
+    assert!(matches!(
+        store.secret_values(b.id).await,
+        Err(StoreError::Undecryptable(_))
+    ));
+}
+
+#[tokio::test]
+async fn tokens_are_found_by_hash_until_revoked() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&url(dir.path()), &key(1)).await.unwrap();
+    assert_eq!(store.count_admin_tokens().await.unwrap(), 0);
+    let new = store.create_token("ci", Role::Operator).await.unwrap();
+    assert!(new.token.starts_with("slw_"));
+    let found = store.token_by_hash(&hash_token(&new.token)).await.unwrap();
+    assert_eq!(found, Some(new.record.clone()));
+    assert_eq!(store.token_by_hash(&hash_token("slw_other")).await.unwrap(), None);
+    store.revoke_token(new.record.id).await.unwrap();
+    assert_eq!(store.token_by_hash(&hash_token(&new.token)).await.unwrap(), None);
+    assert_eq!(store.list_tokens().await.unwrap(), []);
+}
+
+#[tokio::test]
+async fn urls_other_than_sqlite_are_refused() {
+    assert!(matches!(
+        Store::open("mysql://x", &key(1)).await,
+        Err(StoreError::UnsupportedUrl(_))
+    ));
+}
