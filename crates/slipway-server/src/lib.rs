@@ -1,1 +1,139 @@
+//! Slipway's HTTP edge: the REST API under `/api/v1`, health, readiness and metrics.
+//! [`App::build`] binds the listener (port 0 in tests); [`App::run`] serves until the
+//! shared cancellation token fires, then lets in-flight requests finish.
 
+mod auth;
+mod error;
+mod extract;
+mod metrics;
+mod observe;
+mod openapi;
+mod routes;
+mod state;
+
+use anyhow::Context;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::get;
+use axum::Router;
+use slipway_store::{hash_token, Store};
+use state::AppState;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+pub use error::ApiError;
+pub use observe::REQUEST_ID_HEADER;
+
+/// The largest request body accepted (413 beyond).
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// What the server needs from its caller.
+pub struct ServerConfig {
+    pub bind: SocketAddr,
+    pub store: Store,
+    /// The value of `SLIPWAY_ADMIN_TOKEN`, if set: accepted as an admin token.
+    pub admin_token: Option<String>,
+}
+
+pub struct App {
+    listener: TcpListener,
+    router: Router,
+}
+
+impl App {
+    /// Binds the listener and assembles the routes.
+    pub async fn build(config: ServerConfig) -> anyhow::Result<Self> {
+        let listener = TcpListener::bind(config.bind)
+            .await
+            .with_context(|| format!("cannot listen on {}", config.bind))?;
+        let state = AppState {
+            store: config.store,
+            metrics: Arc::new(metrics::Metrics::new()),
+            env_admin_hash: config.admin_token.as_deref().map(hash_token),
+        };
+        Ok(Self {
+            listener,
+            router: router(state),
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("a bound listener has an address")
+    }
+
+    /// Serves until `shutdown` is cancelled; requests in flight then are completed.
+    pub async fn run(self, shutdown: CancellationToken) -> std::io::Result<()> {
+        axum::serve(self.listener, self.router)
+            .with_graceful_shutdown(shutdown.cancelled_owned())
+            .await
+    }
+}
+
+fn router(state: AppState) -> Router {
+    use routes::{projects, secrets, settings, system, tokens};
+    let api = Router::new()
+        .route("/projects", get(projects::list).post(projects::create))
+        .route(
+            "/projects/{id}",
+            get(projects::show)
+                .patch(projects::update)
+                .delete(projects::delete),
+        )
+        .route(
+            "/projects/{id}/settings",
+            get(settings::show).put(settings::replace),
+        )
+        .route("/projects/{id}/secrets", get(secrets::list))
+        .route(
+            "/projects/{id}/secrets/import",
+            axum::routing::post(secrets::import),
+        )
+        .route(
+            "/projects/{id}/secrets/{name}",
+            axum::routing::put(secrets::put).delete(secrets::delete),
+        )
+        .route("/tokens", get(tokens::list).post(tokens::create))
+        .route("/tokens/{id}", axum::routing::delete(tokens::revoke))
+        .route("/openapi.json", get(system::openapi));
+
+    Router::new()
+        .route("/health", get(system::health))
+        .route("/ready", get(system::ready))
+        .route("/metrics", get(system::metrics))
+        .nest("/api/v1", api)
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            observe::observe,
+        ))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(on_panic))
+        .with_state(state)
+}
+
+async fn not_found(uri: axum::http::Uri) -> ApiError {
+    ApiError::not_found(format!(
+        "no route for {}; the API is described at /api/v1/openapi.json",
+        uri.path()
+    ))
+}
+
+async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> ApiError {
+    ApiError::new(
+        axum::http::StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!(
+            "{method} is not allowed on {}; see /api/v1/openapi.json",
+            uri.path()
+        ),
+    )
+}
+
+fn on_panic(_: Box<dyn std::any::Any + Send + 'static>) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    ApiError::internal("a request handler panicked").into_response()
+}

@@ -1,1 +1,237 @@
-fn main() {}
+//! The `slipway` binary: parses the command line and wires the parts together.
+
+mod config;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use config::{Config, LogFormat, StoreFlags};
+use slipway_core::Role;
+use slipway_server::{App, ServerConfig};
+use slipway_store::{MasterKey, Store, StoreError};
+use std::path::Path;
+use std::process::ExitCode;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Parser)]
+#[command(name = "slipway", version, about = "Goal in plain words to a validated, merged pull request")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server: API, migrations applied at start.
+    Serve {
+        /// Address to listen on [env: SLIPWAY_BIND] [default: 127.0.0.1:8080]
+        #[arg(long, value_name = "ADDR")]
+        bind: Option<String>,
+        #[command(flatten)]
+        store: StoreFlags,
+        /// Log format, text or json [env: SLIPWAY_LOG_FORMAT]
+        #[arg(long, value_name = "FORMAT")]
+        log_format: Option<String>,
+    },
+    /// Apply pending database migrations and exit.
+    Migrate {
+        #[command(flatten)]
+        store: StoreFlags,
+    },
+    /// Manage API tokens.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Create a token and print it once.
+    Create {
+        /// What the token may do.
+        #[arg(long, value_parser = parse_role)]
+        role: Role,
+        /// A name to recognise it by.
+        #[arg(long, default_value = "cli")]
+        name: String,
+        #[command(flatten)]
+        store: StoreFlags,
+    },
+}
+
+fn parse_role(text: &str) -> Result<Role, String> {
+    text.parse()
+}
+
+/// Why the process stops: refused at start because of bad input or state (exit 2),
+/// or a failure while running (exit 1).
+enum Failure {
+    Refused(anyhow::Error),
+    Failed(anyhow::Error),
+}
+
+impl From<anyhow::Error> for Failure {
+    fn from(error: anyhow::Error) -> Self {
+        Failure::Failed(error)
+    }
+}
+
+impl From<StoreError> for Failure {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::WrongMasterKey | StoreError::UnsupportedUrl(_) => {
+                Failure::Refused(error.into())
+            }
+            other => Failure::Failed(other.into()),
+        }
+    }
+}
+
+fn refused(error: anyhow::Error) -> Failure {
+    Failure::Refused(error)
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("the tokio runtime starts");
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure::Refused(error)) => {
+            eprintln!("error: {error:#}");
+            ExitCode::from(2)
+        }
+        Err(Failure::Failed(error)) => {
+            eprintln!("error: {error:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<(), Failure> {
+    match cli.command {
+        Command::Serve {
+            bind,
+            store,
+            log_format,
+        } => {
+            let config = Config::resolve(store, bind, log_format).map_err(refused)?;
+            init_tracing(config.log_format);
+            serve(config).await
+        }
+        Command::Migrate { store } => {
+            let config = Config::resolve(store, None, None).map_err(refused)?;
+            ensure_data_dir(&config.data_dir)?;
+            Store::migrate(&config.database_url).await?;
+            println!("migrations applied to {}", config.database_url);
+            Ok(())
+        }
+        Command::Token {
+            command: TokenCommand::Create { role, name, store },
+        } => {
+            let config = Config::resolve(store, None, None).map_err(refused)?;
+            let store = open_store(&config).await?;
+            let new = store.create_token(&name, role).await?;
+            store.close().await;
+            println!("{}", new.token);
+            eprintln!(
+                "created {} token '{}' (id {}); it is shown only this once",
+                new.record.role, new.record.name, new.record.id
+            );
+            Ok(())
+        }
+    }
+}
+
+async fn serve(config: Config) -> Result<(), Failure> {
+    let admin_token = config::admin_token_from_env().map_err(refused)?;
+    let store = open_store(&config).await?;
+    if admin_token.is_none() && store.count_admin_tokens().await? == 0 {
+        let new = store.create_token("initial admin", Role::Admin).await?;
+        println!("No admin token existed, so one was created; it is shown only this once.");
+        println!("admin token: {}", new.token);
+    }
+    let app = App::build(ServerConfig {
+        bind: config.bind,
+        store: store.clone(),
+        admin_token,
+    })
+    .await
+    .map_err(refused)?;
+    let addr = app.local_addr();
+    println!("Slipway listening on http://{addr}");
+    tracing::info!(%addr, data_dir = %config.data_dir.display(), "server started");
+
+    let shutdown = CancellationToken::new();
+    tokio::spawn(stop_on_signal(shutdown.clone()));
+    app.run(shutdown).await.context("the server failed")?;
+    store.close().await;
+    tracing::info!("shutdown complete");
+    Ok(())
+}
+
+/// Cancels `shutdown` on SIGINT or SIGTERM.
+async fn stop_on_signal(shutdown: CancellationToken) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM can be handled");
+    let mut int = signal(SignalKind::interrupt()).expect("SIGINT can be handled");
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM received; finishing requests in flight"),
+        _ = int.recv() => tracing::info!("SIGINT received; finishing requests in flight"),
+    }
+    shutdown.cancel();
+}
+
+/// Creates the data directory, readable by its owner only.
+fn ensure_data_dir(dir: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    if !dir.exists() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .with_context(|| format!("cannot create the data directory {}", dir.display()))?;
+    }
+    Ok(())
+}
+
+fn master_key(data_dir: &Path) -> Result<MasterKey, Failure> {
+    let key = match std::env::var("SLIPWAY_MASTER_KEY") {
+        Ok(text) => MasterKey::from_base64(&text)
+            .map_err(|e| anyhow::anyhow!("invalid value for environment variable SLIPWAY_MASTER_KEY: {e}")),
+        Err(_) => MasterKey::load_or_create(&data_dir.join("master.key")).map_err(anyhow::Error::from),
+    };
+    key.map_err(refused)
+}
+
+async fn open_store(config: &Config) -> Result<Store, Failure> {
+    ensure_data_dir(&config.data_dir)?;
+    let key = master_key(&config.data_dir)?;
+    Ok(Store::open(&config.database_url, &key).await?)
+}
+
+fn init_tracing(format: LogFormat) {
+    use tracing_subscriber::filter::Targets;
+    use tracing_subscriber::prelude::*;
+    let filter: Targets = std::env::var("SLIPWAY_LOG")
+        .ok()
+        .and_then(|spec| spec.parse().ok())
+        .unwrap_or_else(|| "info,sqlx=warn".parse().expect("the default filter parses"));
+    let registry = tracing_subscriber::registry().with(filter);
+    match format {
+        LogFormat::Text => registry
+            .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
+            .init(),
+        LogFormat::Json => registry
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .json()
+                    .with_current_span(true)
+                    .with_span_list(false)
+                    .with_writer(std::io::stderr),
+            )
+            .init(),
+    }
+}

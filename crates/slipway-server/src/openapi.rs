@@ -1,0 +1,35 @@
+//! The OpenAPI document, generated from the handlers' annotations and the domain types.
+
+use crate::routes::{projects, secrets, settings, tokens};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Slipway API", description = "Goal in plain words to a validated, merged pull request."),
+    paths(
+        projects::list, projects::create, projects::show, projects::update, projects::delete,
+        settings::show, settings::replace,
+        secrets::list, secrets::put, secrets::delete, secrets::import,
+        tokens::list, tokens::create, tokens::revoke,
+    ),
+    modifiers(&BearerAuth),
+    security(("bearer" = [])),
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+pub fn document() -> utoipa::openapi::OpenApi {
+    ApiDoc::openapi()
+}

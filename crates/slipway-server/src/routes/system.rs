@@ -1,0 +1,45 @@
+//! Liveness, readiness, metrics and the OpenAPI document.
+
+use crate::auth::Caller;
+use crate::error::ApiResult;
+use crate::state::AppState;
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::IntoResponse;
+use axum::Json;
+use serde_json::{json, Value};
+use slipway_core::Role;
+
+/// Liveness: the process answers.
+pub async fn health() -> Json<Value> {
+    Json(json!({"status": "ok"}))
+}
+
+/// Readiness: the store answers.
+pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
+    match state.store.ping().await {
+        Ok(()) => (StatusCode::OK, Json(json!({"status": "ready", "store": "ok"}))),
+        Err(error) => {
+            tracing::warn!(%error, "readiness check failed");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(json!({"status": "unavailable", "store": "unreachable"})),
+            )
+        }
+    }
+}
+
+pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        state.metrics.render(),
+    )
+}
+
+pub async fn openapi(caller: Caller) -> ApiResult<Json<utoipa::openapi::OpenApi>> {
+    caller.require(Role::Viewer)?;
+    Ok(Json(crate::openapi::document()))
+}

@@ -1,0 +1,185 @@
+//! Layered configuration: a flag wins over the environment, the environment over the
+//! config file, the file over the embedded defaults. Every bad value is refused at start
+//! with the key, the value and what is accepted.
+
+use anyhow::{bail, Context};
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// The config file (`--config FILE`, TOML). Unknown keys are refused.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigFile {
+    /// Address to listen on, e.g. "127.0.0.1:8080".
+    pub bind: Option<String>,
+    /// Where the database and the master key live.
+    pub data_dir: Option<PathBuf>,
+    /// `sqlite://PATH`; defaults to `DATA_DIR/slipway.db`.
+    pub database_url: Option<String>,
+    /// `text` or `json`.
+    pub log_format: Option<String>,
+}
+
+impl ConfigFile {
+    pub fn load(path: Option<&Path>) -> anyhow::Result<Self> {
+        let Some(path) = path else {
+            return Ok(Self::default());
+        };
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read the config file {}", path.display()))?;
+        toml::from_str(&text).map_err(|e| {
+            let line = e
+                .span()
+                .map(|s| format!(":{}", text[..s.start].matches('\n').count() + 1))
+                .unwrap_or_default();
+            anyhow::anyhow!(
+                "config file {}{line}: {}",
+                path.display(),
+                e.message().trim()
+            )
+        })
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// One setting's value and where it came from, for error messages.
+struct Sourced {
+    value: String,
+    source: String,
+}
+
+/// Picks the first of flag, environment variable, config-file key.
+fn pick(flag: Option<String>, env: &str, file: Option<String>, file_key: &str) -> Option<Sourced> {
+    let flag_name = format!("--{}", file_key.replace('_', "-"));
+    flag.map(|value| Sourced {
+        value,
+        source: flag_name,
+    })
+    .or_else(|| {
+        std::env::var(env).ok().map(|value| Sourced {
+            value,
+            source: format!("environment variable {env}"),
+        })
+    })
+    .or_else(|| {
+        file.map(|value| Sourced {
+            value,
+            source: format!("config file key '{file_key}'"),
+        })
+    })
+}
+
+/// Flags that every subcommand touching the store shares.
+#[derive(Debug, Default, Clone, clap::Args)]
+pub struct StoreFlags {
+    /// Data directory (database, master key) [env: SLIPWAY_DATA_DIR] [default: ./.slipway]
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<String>,
+    /// Database URL, sqlite://PATH [env: SLIPWAY_DATABASE_URL] [default: DATA_DIR/slipway.db]
+    #[arg(long, value_name = "URL")]
+    pub database_url: Option<String>,
+    /// Config file (TOML) with the keys bind, data_dir, database_url, log_format
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+
+/// The resolved settings of the process.
+#[derive(Debug)]
+pub struct Config {
+    pub bind: SocketAddr,
+    pub data_dir: PathBuf,
+    pub database_url: String,
+    pub log_format: LogFormat,
+}
+
+impl Config {
+    pub fn resolve(
+        store: StoreFlags,
+        bind: Option<String>,
+        log_format: Option<String>,
+    ) -> anyhow::Result<Self> {
+        let file = ConfigFile::load(store.config.as_deref())?;
+
+        let bind = match pick(bind, "SLIPWAY_BIND", file.bind, "bind") {
+            None => SocketAddr::from(([127, 0, 0, 1], 8080)),
+            Some(s) => s.value.parse().map_err(|_| {
+                anyhow::anyhow!(
+                    "invalid value '{}' for {}: expected an address and port such as 127.0.0.1:8080",
+                    s.value,
+                    s.source
+                )
+            })?,
+        };
+
+        let data_dir = match pick(
+            store.data_dir,
+            "SLIPWAY_DATA_DIR",
+            file.data_dir.map(|p| p.display().to_string()),
+            "data_dir",
+        ) {
+            None => PathBuf::from(".slipway"),
+            Some(s) if s.value.trim().is_empty() => bail!(
+                "invalid value '' for {}: expected a directory path",
+                s.source
+            ),
+            Some(s) => PathBuf::from(s.value),
+        };
+
+        let database_url = match pick(
+            store.database_url,
+            "SLIPWAY_DATABASE_URL",
+            file.database_url,
+            "database_url",
+        ) {
+            None => format!("sqlite://{}", data_dir.join("slipway.db").display()),
+            Some(s) if s.value.starts_with("sqlite://") => s.value,
+            Some(s) => bail!(
+                "invalid value '{}' for {}: expected sqlite://PATH (PostgreSQL is not supported yet)",
+                s.value,
+                s.source
+            ),
+        };
+
+        let log_format = match pick(
+            log_format,
+            "SLIPWAY_LOG_FORMAT",
+            file.log_format,
+            "log_format",
+        ) {
+            None => LogFormat::Text,
+            Some(s) => match s.value.as_str() {
+                "text" => LogFormat::Text,
+                "json" => LogFormat::Json,
+                other => bail!(
+                    "invalid value '{other}' for {}: expected 'text' or 'json'",
+                    s.source
+                ),
+            },
+        };
+
+        Ok(Self {
+            bind,
+            data_dir,
+            database_url,
+            log_format,
+        })
+    }
+}
+
+/// `SLIPWAY_ADMIN_TOKEN`, if set, checked for strength.
+pub fn admin_token_from_env() -> anyhow::Result<Option<String>> {
+    match std::env::var("SLIPWAY_ADMIN_TOKEN") {
+        Err(_) => Ok(None),
+        Ok(token) if token.len() < 20 || token.chars().any(char::is_whitespace) => bail!(
+            "invalid value for environment variable SLIPWAY_ADMIN_TOKEN: it must be at least 20 \
+             characters without spaces (e.g. head -c 32 /dev/urandom | base64)"
+        ),
+        Ok(token) => Ok(Some(token)),
+    }
+}
