@@ -1,1 +1,275 @@
+//! Test helpers: [`TestApp`] runs the real server on port 0 with a real SQLite file in a
+//! temporary directory, and [`Api`] talks real HTTP to it with one method per endpoint.
 
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+use slipway_server::{App, ServerConfig};
+use slipway_store::{MasterKey, Store};
+use std::path::Path;
+use tempfile::TempDir;
+use tokio_util::sync::CancellationToken;
+
+/// The token every `TestApp` accepts as admin (`SLIPWAY_ADMIN_TOKEN`).
+pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
+
+/// A running server and its data directory; shut down when dropped.
+pub struct TestApp {
+    pub base_url: String,
+    pub store: Store,
+    pub data_dir: TempDir,
+    /// An API client with the admin token.
+    pub api: Api,
+    shutdown: CancellationToken,
+}
+
+impl TestApp {
+    pub async fn spawn() -> Self {
+        let data_dir = tempfile::tempdir().expect("a temporary directory");
+        let key = MasterKey::load_or_create(&data_dir.path().join("master.key")).unwrap();
+        let url = format!("sqlite://{}", data_dir.path().join("slipway.db").display());
+        let store = Store::open(&url, &key).await.expect("the store opens");
+        let app = App::build(ServerConfig {
+            bind: "127.0.0.1:0".parse().unwrap(),
+            store: store.clone(),
+            admin_token: Some(ADMIN_TOKEN.to_owned()),
+        })
+        .await
+        .expect("the app binds");
+        let base_url = format!("http://{}", app.local_addr());
+        let shutdown = CancellationToken::new();
+        tokio::spawn(app.run(shutdown.clone()));
+        Self {
+            api: Api::new(&base_url, Some(ADMIN_TOKEN)),
+            base_url,
+            store,
+            data_dir,
+            shutdown,
+        }
+    }
+
+    /// A client that sends `token` (or none).
+    pub fn api_with(&self, token: Option<&str>) -> Api {
+        Api::new(&self.base_url, token)
+    }
+
+    /// A client holding a new token of this role.
+    pub async fn api_as(&self, role: &str) -> Api {
+        let created = self.api.create_token("test", role).await;
+        assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
+        self.api_with(created.body["token"].as_str())
+    }
+
+    /// A project on a GitHub-style repo name, created by the admin.
+    pub async fn project(&self, name: &str) -> i64 {
+        let reply = self
+            .api
+            .create_project(&json!({"name": name, "repo": "acme/app"}))
+            .await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text);
+        reply.body["id"].as_i64().unwrap()
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+/// An HTTP response: status, headers, text and the JSON body (`Null` when not JSON).
+#[derive(Debug)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: reqwest::header::HeaderMap,
+    pub text: String,
+    pub body: Value,
+}
+
+impl Reply {
+    /// The error code of an error body.
+    pub fn code(&self) -> &str {
+        self.body["error"]["code"].as_str().unwrap_or("")
+    }
+
+    pub fn message(&self) -> &str {
+        self.body["error"]["message"].as_str().unwrap_or("")
+    }
+}
+
+/// A client for the API, one method per endpoint.
+#[derive(Clone)]
+pub struct Api {
+    base_url: String,
+    token: Option<String>,
+    client: reqwest::Client,
+}
+
+/// A request body.
+pub enum Body<'a> {
+    None,
+    Json(&'a Value),
+    Text(&'a str),
+    Raw(&'static str, Vec<u8>),
+}
+
+impl Api {
+    pub fn new(base_url: &str, token: Option<&str>) -> Self {
+        Self {
+            base_url: base_url.to_owned(),
+            token: token.map(str::to_owned),
+            client: reqwest::Client::new(),
+        }
+    }
+
+    /// Any request; the endpoint methods below are shorthands.
+    pub async fn send(&self, method: Method, path: &str, body: Body<'_>) -> Reply {
+        let mut request = self
+            .client
+            .request(method, format!("{}{path}", self.base_url));
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token);
+        }
+        request = match body {
+            Body::None => request,
+            Body::Json(value) => request.json(value),
+            Body::Text(text) => request
+                .header("content-type", "text/plain")
+                .body(text.to_owned()),
+            Body::Raw(content_type, bytes) => {
+                request.header("content-type", content_type).body(bytes)
+            }
+        };
+        let response = request.send().await.expect("the server answers");
+        let status = response.status();
+        let headers = response.headers().clone();
+        let text = response.text().await.expect("a readable body");
+        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+        Reply {
+            status,
+            headers,
+            text,
+            body,
+        }
+    }
+
+    pub async fn health(&self) -> Reply {
+        self.send(Method::GET, "/health", Body::None).await
+    }
+    pub async fn ready(&self) -> Reply {
+        self.send(Method::GET, "/ready", Body::None).await
+    }
+    pub async fn metrics(&self) -> Reply {
+        self.send(Method::GET, "/metrics", Body::None).await
+    }
+    pub async fn openapi(&self) -> Reply {
+        self.send(Method::GET, "/api/v1/openapi.json", Body::None)
+            .await
+    }
+    pub async fn list_projects(&self) -> Reply {
+        self.send(Method::GET, "/api/v1/projects", Body::None).await
+    }
+    pub async fn create_project(&self, draft: &Value) -> Reply {
+        self.send(Method::POST, "/api/v1/projects", Body::Json(draft))
+            .await
+    }
+    pub async fn project(&self, id: i64) -> Reply {
+        self.send(Method::GET, &format!("/api/v1/projects/{id}"), Body::None)
+            .await
+    }
+    pub async fn update_project(&self, id: i64, patch: &Value) -> Reply {
+        self.send(
+            Method::PATCH,
+            &format!("/api/v1/projects/{id}"),
+            Body::Json(patch),
+        )
+        .await
+    }
+    pub async fn delete_project(&self, id: i64) -> Reply {
+        self.send(Method::DELETE, &format!("/api/v1/projects/{id}"), Body::None)
+            .await
+    }
+    pub async fn settings(&self, id: i64) -> Reply {
+        self.send(
+            Method::GET,
+            &format!("/api/v1/projects/{id}/settings"),
+            Body::None,
+        )
+        .await
+    }
+    pub async fn put_settings(&self, id: i64, settings: &Value) -> Reply {
+        self.send(
+            Method::PUT,
+            &format!("/api/v1/projects/{id}/settings"),
+            Body::Json(settings),
+        )
+        .await
+    }
+    pub async fn secrets(&self, id: i64) -> Reply {
+        self.send(
+            Method::GET,
+            &format!("/api/v1/projects/{id}/secrets"),
+            Body::None,
+        )
+        .await
+    }
+    pub async fn put_secret(&self, id: i64, name: &str, value: &str) -> Reply {
+        self.send(
+            Method::PUT,
+            &format!("/api/v1/projects/{id}/secrets/{name}"),
+            Body::Json(&json!({ "value": value })),
+        )
+        .await
+    }
+    pub async fn delete_secret(&self, id: i64, name: &str) -> Reply {
+        self.send(
+            Method::DELETE,
+            &format!("/api/v1/projects/{id}/secrets/{name}"),
+            Body::None,
+        )
+        .await
+    }
+    pub async fn import_secrets(&self, id: i64, dotenv: &str) -> Reply {
+        self.send(
+            Method::POST,
+            &format!("/api/v1/projects/{id}/secrets/import"),
+            Body::Text(dotenv),
+        )
+        .await
+    }
+    pub async fn tokens(&self) -> Reply {
+        self.send(Method::GET, "/api/v1/tokens", Body::None).await
+    }
+    pub async fn create_token(&self, name: &str, role: &str) -> Reply {
+        self.send(
+            Method::POST,
+            "/api/v1/tokens",
+            Body::Json(&json!({"name": name, "role": role})),
+        )
+        .await
+    }
+    pub async fn revoke_token(&self, id: i64) -> Reply {
+        self.send(Method::DELETE, &format!("/api/v1/tokens/{id}"), Body::None)
+            .await
+    }
+}
+
+/// Makes a real git repository with one commit at `dir`.
+pub fn git_repository(dir: &Path) {
+    std::fs::create_dir_all(dir).unwrap();
+    let git = |args: &[&str]| {
+        let status = std::process::Command::new("git")
+            .args(args)
+            .current_dir(dir)
+            .env("GIT_AUTHOR_NAME", "Test")
+            .env("GIT_AUTHOR_EMAIL", "test@example.com")
+            .env("GIT_COMMITTER_NAME", "Test")
+            .env("GIT_COMMITTER_EMAIL", "test@example.com")
+            .status()
+            .expect("git runs");
+        assert!(status.success(), "git {args:?} failed");
+    };
+    git(&["init", "-q", "-b", "main"]);
+    std::fs::write(dir.join("README.md"), "hello\n").unwrap();
+    git(&["add", "."]);
+    git(&["commit", "-q", "-m", "first"]);
+}

@@ -1,0 +1,390 @@
+//! The API over real HTTP against a real server and SQLite file.
+
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+use slipway_testkit::{git_repository, Body, TestApp};
+
+#[tokio::test]
+async fn every_api_route_in_the_openapi_document_requires_a_token() {
+    let app = TestApp::spawn().await;
+    let document = app.api.openapi().await;
+    assert_eq!(document.status, StatusCode::OK);
+    let paths = document.body["paths"].as_object().unwrap();
+    assert!(paths.len() >= 8, "{paths:?}");
+    let anonymous = app.api_with(None);
+    let forged = app.api_with(Some("slw_forged-token-value"));
+    for (path, operations) in paths {
+        let concrete = path.replace("{id}", "1").replace("{name}", "API_KEY");
+        for method in operations.as_object().unwrap().keys() {
+            let method: Method = method.to_uppercase().parse().unwrap();
+            for client in [&anonymous, &forged] {
+                let reply = client.send(method.clone(), &concrete, Body::None).await;
+                assert_eq!(
+                    reply.status,
+                    StatusCode::UNAUTHORIZED,
+                    "{method} {concrete}: {}",
+                    reply.text
+                );
+                assert_eq!(reply.code(), "unauthorized");
+            }
+        }
+    }
+    assert_eq!(anonymous.openapi().await.status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn viewers_read_operators_cannot_manage_and_admins_can() {
+    let app = TestApp::spawn().await;
+    let id = app.project("demo").await;
+    let viewer = app.api_as("viewer").await;
+    let operator = app.api_as("operator").await;
+
+    assert_eq!(viewer.list_projects().await.status, StatusCode::OK);
+    assert_eq!(viewer.settings(id).await.status, StatusCode::OK);
+    assert_eq!(viewer.secrets(id).await.status, StatusCode::OK);
+    for client in [&viewer, &operator] {
+        let created = client
+            .create_project(&json!({"name": "x", "repo": "a/b"}))
+            .await;
+        assert_eq!(created.status, StatusCode::FORBIDDEN);
+        assert!(created.message().contains("admin role"), "{}", created.text);
+        assert_eq!(client.delete_project(id).await.status, StatusCode::FORBIDDEN);
+        assert_eq!(
+            client.put_settings(id, &json!({})).await.status,
+            StatusCode::FORBIDDEN
+        );
+        assert_eq!(
+            client.put_secret(id, "K", "v").await.status,
+            StatusCode::FORBIDDEN
+        );
+        assert_eq!(client.tokens().await.status, StatusCode::FORBIDDEN);
+    }
+    assert_eq!(app.api.project(id).await.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn projects_are_created_read_patched_and_deleted() {
+    let app = TestApp::spawn().await;
+    let created = app
+        .api
+        .create_project(&json!({"name": "shop", "description": "web shop", "repo": "acme/shop"}))
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
+    let id = created.body["id"].as_i64().unwrap();
+    assert_eq!(created.body["default_branch"], "main");
+
+    let patched = app
+        .api
+        .update_project(id, &json!({"default_branch": "develop"}))
+        .await;
+    assert_eq!(patched.status, StatusCode::OK, "{}", patched.text);
+    assert_eq!(patched.body["default_branch"], "develop");
+    assert_eq!(patched.body["name"], "shop");
+
+    let listed = app.api.list_projects().await;
+    assert_eq!(listed.body.as_array().unwrap().len(), 1);
+    assert_eq!(listed.body[0], patched.body);
+
+    assert_eq!(app.api.delete_project(id).await.status, StatusCode::NO_CONTENT);
+    let gone = app.api.project(id).await;
+    assert_eq!(gone.status, StatusCode::NOT_FOUND);
+    assert_eq!(gone.code(), "not_found");
+}
+
+#[tokio::test]
+async fn a_local_repo_must_be_an_existing_git_repository() {
+    let app = TestApp::spawn().await;
+    let repo = app.data_dir.path().join("repo");
+    git_repository(&repo);
+    let ok = app
+        .api
+        .create_project(&json!({"name": "local", "repo": repo.display().to_string()}))
+        .await;
+    assert_eq!(ok.status, StatusCode::CREATED, "{}", ok.text);
+    let url = app
+        .api
+        .create_project(&json!({"name": "url", "repo": format!("file://{}", repo.display())}))
+        .await;
+    assert_eq!(url.status, StatusCode::CREATED, "{}", url.text);
+
+    let plain_dir = app.data_dir.path().join("plain");
+    std::fs::create_dir(&plain_dir).unwrap();
+    for repo in [
+        plain_dir.display().to_string(),
+        "/no/such/path".into(),
+        "not a repo".into(),
+    ] {
+        let refused = app
+            .api
+            .create_project(&json!({"name": "bad", "repo": repo}))
+            .await;
+        assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY, "{repo}");
+        assert!(refused.message().starts_with("repo: "), "{}", refused.text);
+        assert!(refused.message().contains("owner/name"), "{}", refused.text);
+    }
+    assert_eq!(app.api.list_projects().await.body.as_array().unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn bad_request_bodies_get_clear_errors_and_change_nothing() {
+    let app = TestApp::spawn().await;
+    let id = app.project("keep").await;
+    let before = app.api.project(id).await.body;
+    let path = format!("/api/v1/projects/{id}");
+
+    let malformed = app
+        .api
+        .send(Method::PATCH, &path, Body::Raw("application/json", b"{\"name\":".to_vec()))
+        .await;
+    assert_eq!(malformed.status, StatusCode::BAD_REQUEST);
+    assert_eq!(malformed.code(), "malformed_json");
+
+    let unknown = app.api.update_project(id, &json!({"nmae": "typo"})).await;
+    assert_eq!(unknown.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(unknown.message().contains("unknown field `nmae`"), "{}", unknown.text);
+
+    let wrong_type = app.api.update_project(id, &json!({"name": 42})).await;
+    assert_eq!(wrong_type.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(wrong_type.message().contains("invalid type"), "{}", wrong_type.text);
+
+    let invalid = app.api.update_project(id, &json!({"name": ""})).await;
+    assert_eq!(invalid.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(invalid.message().starts_with("name: "));
+
+    let huge = app
+        .api
+        .send(
+            Method::PATCH,
+            &path,
+            Body::Raw("application/json", vec![b' '; 2 * 1024 * 1024]),
+        )
+        .await;
+    assert_eq!(huge.status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(huge.code(), "body_too_large");
+
+    let not_json = app
+        .api
+        .send(Method::PATCH, &path, Body::Raw("text/plain", b"{}".to_vec()))
+        .await;
+    assert_eq!(not_json.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+
+    let bad_id = app.api.send(Method::GET, "/api/v1/projects/abc", Body::None).await;
+    assert_eq!(bad_id.status, StatusCode::BAD_REQUEST);
+    assert_eq!(bad_id.code(), "invalid_path");
+
+    let no_route = app.api.send(Method::GET, "/api/v1/nothing", Body::None).await;
+    assert_eq!(no_route.status, StatusCode::NOT_FOUND);
+    let wrong_method = app.api.send(Method::PUT, "/api/v1/projects", Body::None).await;
+    assert_eq!(wrong_method.status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(wrong_method.code(), "method_not_allowed");
+
+    assert_eq!(app.api.project(id).await.body, before);
+}
+
+#[tokio::test]
+async fn project_names_are_unique() {
+    let app = TestApp::spawn().await;
+    app.project("same").await;
+    let other = app.project("other").await;
+    let duplicate = app
+        .api
+        .create_project(&json!({"name": "same", "repo": "a/b"}))
+        .await;
+    assert_eq!(duplicate.status, StatusCode::CONFLICT);
+    assert!(duplicate.message().contains("already exists"));
+    let renamed = app.api.update_project(other, &json!({"name": "same"})).await;
+    assert_eq!(renamed.status, StatusCode::CONFLICT);
+}
+
+#[tokio::test]
+async fn settings_round_trip_and_refuse_bad_values() {
+    let app = TestApp::spawn().await;
+    let id = app.project("p").await;
+    let mut settings = app.api.settings(id).await.body;
+    assert_eq!(settings["id"], id);
+    assert_eq!(settings["max_fix_attempts"], 3);
+
+    settings["repository_rules"] = json!("Never touch migrations/");
+    settings["setup_commands"] = json!({"branch": "develop", "commands": ["npm ci"]});
+    settings["planning_statement"] = json!("Plan in small steps.");
+    settings["auto_confirm_plan"] = json!(true);
+    settings["auto_merge"] = json!(true);
+    settings["merge_method"] = json!("squash");
+    settings["max_fix_attempts"] = json!(5);
+    settings["agent"] = json!({"kind": "command", "command": "claude -p", "plan_mode": true});
+    settings["pipeline"] = json!({
+        "build": {"commands": ["make"]},
+        "service": {"start": "./run", "health_path": "/health"},
+        "test": {"commands": ["make test"]}
+    });
+    let saved = app.api.put_settings(id, &settings).await;
+    assert_eq!(saved.status, StatusCode::OK, "{}", saved.text);
+    settings["pipeline"]["service"]["ready_timeout_secs"] = json!(60);
+    assert_eq!(app.api.settings(id).await.body, settings);
+
+    let refusals = [
+        (json!({"merge_method": "yolo"}), "invalid_body"),
+        (json!({"max_fix_attempts": 100}), "invalid"),
+        (json!({"max_fix_attempts": "3"}), "invalid_body"),
+        (json!({"auto_merge": true, "colour": "red"}), "invalid_body"),
+        (json!({"id": id + 1}), "invalid"),
+        (json!({"agent": {"kind": "command", "command": ""}}), "invalid"),
+        (json!({"pipeline": {"service": {"start": "x", "health_path": "health"}}}), "invalid"),
+    ];
+    for (body, code) in refusals {
+        let reply = app.api.put_settings(id, &body).await;
+        assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+        assert_eq!(reply.code(), code, "{body}: {}", reply.text);
+    }
+    assert_eq!(app.api.settings(id).await.body, settings);
+    assert_eq!(app.api.settings(9999).await.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn secret_values_are_write_only() {
+    let app = TestApp::spawn().await;
+    let id = app.project("p").await;
+    let value = "very-secret-value-7d1f";
+    let created = app.api.put_secret(id, "API_KEY", value).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
+    assert_eq!(created.body["name"], "API_KEY");
+    assert_eq!(app.api.put_secret(id, "API_KEY", value).await.status, StatusCode::OK);
+    let listed = app.api.secrets(id).await;
+    assert_eq!(listed.body.as_array().unwrap().len(), 1);
+    for reply in [&created, &listed] {
+        assert!(!reply.text.contains(value));
+    }
+    let bad_name = app.api.put_secret(id, "BAD-NAME", value).await;
+    assert_eq!(bad_name.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(!bad_name.text.contains(value));
+    let empty = app.api.put_secret(id, "EMPTY", "").await;
+    assert_eq!(empty.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(app.api.put_secret(999, "X", "v").await.status, StatusCode::NOT_FOUND);
+
+    assert_eq!(app.api.delete_secret(id, "API_KEY").await.status, StatusCode::NO_CONTENT);
+    assert_eq!(app.api.delete_secret(id, "API_KEY").await.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn dotenv_import_reports_every_line() {
+    let app = TestApp::spawn().await;
+    let id = app.project("p").await;
+    app.api.put_secret(id, "EXISTING", "old").await;
+    let text = "# comment\nNEW=one\nEXISTING=\"two\"\n9BAD=x\nEMPTY=\nNEW=again\nnonsense\n";
+    let report = app.api.import_secrets(id, text).await;
+    assert_eq!(report.status, StatusCode::OK, "{}", report.text);
+    assert_eq!(
+        report.body["imported"],
+        json!([
+            {"line": 2, "name": "NEW", "status": "created"},
+            {"line": 3, "name": "EXISTING", "status": "updated"}
+        ])
+    );
+    let refused: Vec<(i64, String)> = report.body["refused"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["line"].as_i64().unwrap(), r["reason"].as_str().unwrap().to_owned()))
+        .collect();
+    assert_eq!(refused.iter().map(|r| r.0).collect::<Vec<_>>(), [4, 5, 6, 7]);
+    assert!(refused[0].1.contains("not a valid secret name"));
+    assert!(refused[1].1.contains("empty"));
+    assert!(refused[2].1.contains("duplicate"));
+    assert!(refused[3].1.contains("KEY=value"));
+    assert!(!report.text.contains("again") && !report.text.contains("one"));
+
+    let values = app
+        .store
+        .secret_values(slipway_core::ProjectId(id))
+        .await
+        .unwrap();
+    let values: Vec<(&str, &str)> = values.iter().map(|(n, v)| (n.as_str(), v.expose())).collect();
+    assert_eq!(values, [("EXISTING", "two"), ("NEW", "one")]);
+}
+
+#[tokio::test]
+async fn text_that_is_not_dotenv_imports_nothing() {
+    let app = TestApp::spawn().await;
+    let id = app.project("p").await;
+    let reply = app.api.import_secrets(id, r#"{"API_KEY": "abc"}"#).await;
+    assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(reply.code(), "not_dotenv");
+    assert_eq!(app.api.secrets(id).await.body, json!([]));
+    assert_eq!(
+        app.api.import_secrets(404, "A=1").await.status,
+        StatusCode::NOT_FOUND
+    );
+}
+
+#[tokio::test]
+async fn deleting_a_project_deletes_its_secrets_and_settings() {
+    let app = TestApp::spawn().await;
+    let id = app.project("p").await;
+    app.api.put_secret(id, "A", "1").await;
+    app.api.put_settings(id, &json!({"auto_merge": true})).await;
+    app.api.delete_project(id).await;
+    let project = slipway_core::ProjectId(id);
+    assert!(app.store.secret_values(project).await.unwrap().is_empty());
+    assert_eq!(app.api.secrets(id).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(app.api.settings(id).await.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn tokens_are_created_used_and_revoked() {
+    let app = TestApp::spawn().await;
+    let created = app.api.create_token("deploy bot", "operator").await;
+    assert_eq!(created.status, StatusCode::CREATED);
+    let token = created.body["token"].as_str().unwrap().to_owned();
+    let token_id = created.body["id"].as_i64().unwrap();
+    let listed = app.api.tokens().await;
+    assert!(!listed.text.contains(&token), "token plaintext listed");
+    assert_eq!(listed.body[0]["role"], "operator");
+
+    let bot = app.api_with(Some(&token));
+    assert_eq!(bot.list_projects().await.status, StatusCode::OK);
+    assert_eq!(app.api.revoke_token(token_id).await.status, StatusCode::NO_CONTENT);
+    assert_eq!(bot.list_projects().await.status, StatusCode::UNAUTHORIZED);
+
+    let bad_role = app.api.create_token("x", "root").await;
+    assert_eq!(bad_role.status, StatusCode::UNPROCESSABLE_ENTITY);
+}
+
+#[tokio::test]
+async fn health_ready_metrics_and_request_ids() {
+    let app = TestApp::spawn().await;
+    let anonymous = app.api_with(None);
+    assert_eq!(anonymous.health().await.body, json!({"status": "ok"}));
+    assert_eq!(anonymous.ready().await.status, StatusCode::OK);
+    let reply = app.api.list_projects().await;
+    assert_eq!(reply.headers["x-request-id"].len(), 16);
+    let echoed = reqwest::Client::new()
+        .get(format!("{}/health", app.base_url))
+        .header("x-request-id", "trace-me-42")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(echoed.headers()["x-request-id"], "trace-me-42");
+
+    let metrics = anonymous.metrics().await.text;
+    assert!(
+        metrics.contains(r#"slipway_http_requests_total{method="GET",route="/api/v1/projects",status="200"} 1"#),
+        "{metrics}"
+    );
+    assert!(metrics.contains("slipway_http_request_duration_seconds_bucket"));
+}
+
+#[tokio::test]
+async fn the_openapi_document_describes_the_schemas() {
+    let app = TestApp::spawn().await;
+    let document: Value = app.api.openapi().await.body;
+    for schema in ["Project", "ProjectDraft", "Settings", "PipelineConfig", "ErrorBody"] {
+        assert!(
+            document["components"]["schemas"].get(schema).is_some(),
+            "missing schema {schema}"
+        );
+    }
+    assert_eq!(
+        document["components"]["securitySchemes"]["bearer"]["scheme"],
+        "bearer"
+    );
+}
