@@ -282,7 +282,10 @@ max_attempts = 3
         let config = PipelineConfig::from_toml(".slipway.toml", DESIGN_EXAMPLE).unwrap();
         assert_eq!(config.setup.unwrap().cache_key, ["package-lock.json"]);
         assert_eq!(config.service.unwrap().health_path, "/health");
-        assert_eq!(config.ui.unwrap().checks[0].expect_text.as_deref(), Some("Todos"));
+        assert_eq!(
+            config.ui.unwrap().checks[0].expect_text.as_deref(),
+            Some("Todos")
+        );
         assert_eq!(config.merge.unwrap().method, Some(MergeMethod::Squash));
         assert_eq!(config.fix.unwrap().max_attempts, Some(3));
     }
@@ -320,10 +323,19 @@ max_attempts = 3
     fn values_out_of_range_are_refused() {
         let cases = [
             ("[build]\ncommands = []\n", "build.commands"),
-            ("[service]\nstart = \"x\"\nhealth_path = \"health\"\n", "service.health_path"),
-            ("[service]\nstart = \"x\"\nready_timeout_secs = 0\n", "service.ready_timeout_secs"),
+            (
+                "[service]\nstart = \"x\"\nhealth_path = \"health\"\n",
+                "service.health_path",
+            ),
+            (
+                "[service]\nstart = \"x\"\nready_timeout_secs = 0\n",
+                "service.ready_timeout_secs",
+            ),
             ("[fix]\nmax_attempts = 99\n", "fix.max_attempts"),
-            ("[setup]\ncommands = [\"x\"]\ncache_key = [\"../etc/passwd\"]\n", "setup.cache_key"),
+            (
+                "[setup]\ncommands = [\"x\"]\ncache_key = [\"../etc/passwd\"]\n",
+                "setup.cache_key",
+            ),
         ];
         for (text, field) in cases {
             let err = PipelineConfig::from_toml("f", text).unwrap_err();

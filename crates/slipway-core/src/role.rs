@@ -62,6 +62,9 @@ mod tests {
     #[test]
     fn roles_parse_from_their_names_only() {
         assert_eq!("operator".parse::<Role>(), Ok(Role::Operator));
-        assert!("root".parse::<Role>().unwrap_err().contains("admin, operator or viewer"));
+        assert!("root"
+            .parse::<Role>()
+            .unwrap_err()
+            .contains("admin, operator or viewer"));
     }
 }

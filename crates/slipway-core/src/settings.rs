@@ -102,7 +102,12 @@ impl Settings {
         if let Some(branch) = &self.setup_commands.branch {
             validate_branch("setup_commands.branch", branch)?;
         }
-        if self.setup_commands.commands.iter().any(|c| c.trim().is_empty()) {
+        if self
+            .setup_commands
+            .commands
+            .iter()
+            .any(|c| c.trim().is_empty())
+        {
             return Err(Invalid::new(
                 "setup_commands.commands",
                 "contains an empty command; remove it",
@@ -158,9 +163,7 @@ mod tests {
         let codegen: AgentConfig = serde_json::from_value(json!({"kind": "codegen"})).unwrap();
         assert!(matches!(codegen, AgentConfig::Codegen { model: None, .. }));
         assert!(serde_json::from_value::<AgentConfig>(json!({"kind": "robot"})).is_err());
-        assert!(
-            serde_json::from_value::<AgentConfig>(json!({"kind": "codegen", "x": 1})).is_err()
-        );
+        assert!(serde_json::from_value::<AgentConfig>(json!({"kind": "codegen", "x": 1})).is_err());
     }
 
     #[test]
@@ -177,9 +180,18 @@ mod tests {
     fn out_of_range_values_name_their_field() {
         let cases = [
             (json!({"max_fix_attempts": 21}), "max_fix_attempts"),
-            (json!({"agent": {"kind": "command", "command": " "}}), "agent.command"),
-            (json!({"setup_commands": {"branch": "a b"}}), "setup_commands.branch"),
-            (json!({"pipeline": {"build": {"commands": []}}}), "pipeline.build.commands"),
+            (
+                json!({"agent": {"kind": "command", "command": " "}}),
+                "agent.command",
+            ),
+            (
+                json!({"setup_commands": {"branch": "a b"}}),
+                "setup_commands.branch",
+            ),
+            (
+                json!({"pipeline": {"build": {"commands": []}}}),
+                "pipeline.build.commands",
+            ),
         ];
         for (value, field) in cases {
             let settings: Settings = serde_json::from_value(value).unwrap();

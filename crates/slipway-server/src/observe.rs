@@ -41,7 +41,8 @@ pub async fn observe(State(state): State<AppState>, request: Request, next: Next
         .get::<MatchedPath>()
         .map(|p| p.as_str().to_owned())
         .unwrap_or_else(|| "unmatched".to_owned());
-    let span = tracing::info_span!("request", request_id = %request_id, method = %method, route = %route);
+    let span =
+        tracing::info_span!("request", request_id = %request_id, method = %method, route = %route);
 
     let mut response = next.run(request).instrument(span.clone()).await;
 

@@ -48,7 +48,10 @@ async fn viewers_read_operators_cannot_manage_and_admins_can() {
             .await;
         assert_eq!(created.status, StatusCode::FORBIDDEN);
         assert!(created.message().contains("admin role"), "{}", created.text);
-        assert_eq!(client.delete_project(id).await.status, StatusCode::FORBIDDEN);
+        assert_eq!(
+            client.delete_project(id).await.status,
+            StatusCode::FORBIDDEN
+        );
         assert_eq!(
             client.put_settings(id, &json!({})).await.status,
             StatusCode::FORBIDDEN
@@ -85,7 +88,10 @@ async fn projects_are_created_read_patched_and_deleted() {
     assert_eq!(listed.body.as_array().unwrap().len(), 1);
     assert_eq!(listed.body[0], patched.body);
 
-    assert_eq!(app.api.delete_project(id).await.status, StatusCode::NO_CONTENT);
+    assert_eq!(
+        app.api.delete_project(id).await.status,
+        StatusCode::NO_CONTENT
+    );
     let gone = app.api.project(id).await;
     assert_eq!(gone.status, StatusCode::NOT_FOUND);
     assert_eq!(gone.code(), "not_found");
@@ -122,7 +128,10 @@ async fn a_local_repo_must_be_an_existing_git_repository() {
         assert!(refused.message().starts_with("repo: "), "{}", refused.text);
         assert!(refused.message().contains("owner/name"), "{}", refused.text);
     }
-    assert_eq!(app.api.list_projects().await.body.as_array().unwrap().len(), 2);
+    assert_eq!(
+        app.api.list_projects().await.body.as_array().unwrap().len(),
+        2
+    );
 }
 
 #[tokio::test]
@@ -134,18 +143,30 @@ async fn bad_request_bodies_get_clear_errors_and_change_nothing() {
 
     let malformed = app
         .api
-        .send(Method::PATCH, &path, Body::Raw("application/json", b"{\"name\":".to_vec()))
+        .send(
+            Method::PATCH,
+            &path,
+            Body::Raw("application/json", b"{\"name\":".to_vec()),
+        )
         .await;
     assert_eq!(malformed.status, StatusCode::BAD_REQUEST);
     assert_eq!(malformed.code(), "malformed_json");
 
     let unknown = app.api.update_project(id, &json!({"nmae": "typo"})).await;
     assert_eq!(unknown.status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert!(unknown.message().contains("unknown field `nmae`"), "{}", unknown.text);
+    assert!(
+        unknown.message().contains("unknown field `nmae`"),
+        "{}",
+        unknown.text
+    );
 
     let wrong_type = app.api.update_project(id, &json!({"name": 42})).await;
     assert_eq!(wrong_type.status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert!(wrong_type.message().contains("invalid type"), "{}", wrong_type.text);
+    assert!(
+        wrong_type.message().contains("invalid type"),
+        "{}",
+        wrong_type.text
+    );
 
     let invalid = app.api.update_project(id, &json!({"name": ""})).await;
     assert_eq!(invalid.status, StatusCode::UNPROCESSABLE_ENTITY);
@@ -164,17 +185,30 @@ async fn bad_request_bodies_get_clear_errors_and_change_nothing() {
 
     let not_json = app
         .api
-        .send(Method::PATCH, &path, Body::Raw("text/plain", b"{}".to_vec()))
+        .send(
+            Method::PATCH,
+            &path,
+            Body::Raw("text/plain", b"{}".to_vec()),
+        )
         .await;
     assert_eq!(not_json.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
 
-    let bad_id = app.api.send(Method::GET, "/api/v1/projects/abc", Body::None).await;
+    let bad_id = app
+        .api
+        .send(Method::GET, "/api/v1/projects/abc", Body::None)
+        .await;
     assert_eq!(bad_id.status, StatusCode::BAD_REQUEST);
     assert_eq!(bad_id.code(), "invalid_path");
 
-    let no_route = app.api.send(Method::GET, "/api/v1/nothing", Body::None).await;
+    let no_route = app
+        .api
+        .send(Method::GET, "/api/v1/nothing", Body::None)
+        .await;
     assert_eq!(no_route.status, StatusCode::NOT_FOUND);
-    let wrong_method = app.api.send(Method::PUT, "/api/v1/projects", Body::None).await;
+    let wrong_method = app
+        .api
+        .send(Method::PUT, "/api/v1/projects", Body::None)
+        .await;
     assert_eq!(wrong_method.status, StatusCode::METHOD_NOT_ALLOWED);
     assert_eq!(wrong_method.code(), "method_not_allowed");
 
@@ -192,7 +226,10 @@ async fn project_names_are_unique() {
         .await;
     assert_eq!(duplicate.status, StatusCode::CONFLICT);
     assert!(duplicate.message().contains("already exists"));
-    let renamed = app.api.update_project(other, &json!({"name": "same"})).await;
+    let renamed = app
+        .api
+        .update_project(other, &json!({"name": "same"}))
+        .await;
     assert_eq!(renamed.status, StatusCode::CONFLICT);
 }
 
@@ -228,8 +265,14 @@ async fn settings_round_trip_and_refuse_bad_values() {
         (json!({"max_fix_attempts": "3"}), "invalid_body"),
         (json!({"auto_merge": true, "colour": "red"}), "invalid_body"),
         (json!({"id": id + 1}), "invalid"),
-        (json!({"agent": {"kind": "command", "command": ""}}), "invalid"),
-        (json!({"pipeline": {"service": {"start": "x", "health_path": "health"}}}), "invalid"),
+        (
+            json!({"agent": {"kind": "command", "command": ""}}),
+            "invalid",
+        ),
+        (
+            json!({"pipeline": {"service": {"start": "x", "health_path": "health"}}}),
+            "invalid",
+        ),
     ];
     for (body, code) in refusals {
         let reply = app.api.put_settings(id, &body).await;
@@ -248,7 +291,10 @@ async fn secret_values_are_write_only() {
     let created = app.api.put_secret(id, "API_KEY", value).await;
     assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
     assert_eq!(created.body["name"], "API_KEY");
-    assert_eq!(app.api.put_secret(id, "API_KEY", value).await.status, StatusCode::OK);
+    assert_eq!(
+        app.api.put_secret(id, "API_KEY", value).await.status,
+        StatusCode::OK
+    );
     let listed = app.api.secrets(id).await;
     assert_eq!(listed.body.as_array().unwrap().len(), 1);
     for reply in [&created, &listed] {
@@ -259,10 +305,19 @@ async fn secret_values_are_write_only() {
     assert!(!bad_name.text.contains(value));
     let empty = app.api.put_secret(id, "EMPTY", "").await;
     assert_eq!(empty.status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert_eq!(app.api.put_secret(999, "X", "v").await.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        app.api.put_secret(999, "X", "v").await.status,
+        StatusCode::NOT_FOUND
+    );
 
-    assert_eq!(app.api.delete_secret(id, "API_KEY").await.status, StatusCode::NO_CONTENT);
-    assert_eq!(app.api.delete_secret(id, "API_KEY").await.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        app.api.delete_secret(id, "API_KEY").await.status,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        app.api.delete_secret(id, "API_KEY").await.status,
+        StatusCode::NOT_FOUND
+    );
 }
 
 #[tokio::test]
@@ -284,9 +339,17 @@ async fn dotenv_import_reports_every_line() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|r| (r["line"].as_i64().unwrap(), r["reason"].as_str().unwrap().to_owned()))
+        .map(|r| {
+            (
+                r["line"].as_i64().unwrap(),
+                r["reason"].as_str().unwrap().to_owned(),
+            )
+        })
         .collect();
-    assert_eq!(refused.iter().map(|r| r.0).collect::<Vec<_>>(), [4, 5, 6, 7]);
+    assert_eq!(
+        refused.iter().map(|r| r.0).collect::<Vec<_>>(),
+        [4, 5, 6, 7]
+    );
     assert!(refused[0].1.contains("not a valid secret name"));
     assert!(refused[1].1.contains("empty"));
     assert!(refused[2].1.contains("duplicate"));
@@ -298,7 +361,10 @@ async fn dotenv_import_reports_every_line() {
         .secret_values(slipway_core::ProjectId(id))
         .await
         .unwrap();
-    let values: Vec<(&str, &str)> = values.iter().map(|(n, v)| (n.as_str(), v.expose())).collect();
+    let values: Vec<(&str, &str)> = values
+        .iter()
+        .map(|(n, v)| (n.as_str(), v.expose()))
+        .collect();
     assert_eq!(values, [("EXISTING", "two"), ("NEW", "one")]);
 }
 
@@ -342,7 +408,10 @@ async fn tokens_are_created_used_and_revoked() {
 
     let bot = app.api_with(Some(&token));
     assert_eq!(bot.list_projects().await.status, StatusCode::OK);
-    assert_eq!(app.api.revoke_token(token_id).await.status, StatusCode::NO_CONTENT);
+    assert_eq!(
+        app.api.revoke_token(token_id).await.status,
+        StatusCode::NO_CONTENT
+    );
     assert_eq!(bot.list_projects().await.status, StatusCode::UNAUTHORIZED);
 
     let bad_role = app.api.create_token("x", "root").await;
@@ -367,7 +436,9 @@ async fn health_ready_metrics_and_request_ids() {
 
     let metrics = anonymous.metrics().await.text;
     assert!(
-        metrics.contains(r#"slipway_http_requests_total{method="GET",route="/api/v1/projects",status="200"} 1"#),
+        metrics.contains(
+            r#"slipway_http_requests_total{method="GET",route="/api/v1/projects",status="200"} 1"#
+        ),
         "{metrics}"
     );
     assert!(metrics.contains("slipway_http_request_duration_seconds_bucket"));
@@ -377,7 +448,13 @@ async fn health_ready_metrics_and_request_ids() {
 async fn the_openapi_document_describes_the_schemas() {
     let app = TestApp::spawn().await;
     let document: Value = app.api.openapi().await.body;
-    for schema in ["Project", "ProjectDraft", "Settings", "PipelineConfig", "ErrorBody"] {
+    for schema in [
+        "Project",
+        "ProjectDraft",
+        "Settings",
+        "PipelineConfig",
+        "ErrorBody",
+    ] {
         assert!(
             document["components"]["schemas"].get(schema).is_some(),
             "missing schema {schema}"

@@ -96,7 +96,9 @@ impl Store {
                     _ => Err(StoreError::WrongMasterKey),
                 }
             }
-            Some(_) => Err(StoreError::Corrupt("the key check value is truncated".into())),
+            Some(_) => Err(StoreError::Corrupt(
+                "the key check value is truncated".into(),
+            )),
             None => {
                 let (mut blob, ciphertext) = self.vault.seal(KEY_CHECK_PLAINTEXT, KEY_CHECK_AAD);
                 blob.extend_from_slice(&ciphertext);

@@ -157,8 +157,9 @@ impl Store {
                     &row.ciphertext,
                     &associated_data(project, &row.name),
                 )?;
-                let text = String::from_utf8(plain)
-                    .map_err(|_| StoreError::Corrupt(format!("secret {} is not UTF-8", row.name)))?;
+                let text = String::from_utf8(plain).map_err(|_| {
+                    StoreError::Corrupt(format!("secret {} is not UTF-8", row.name))
+                })?;
                 let value = SecretValue::new(text)
                     .map_err(|e| StoreError::Corrupt(format!("secret {}: {e}", row.name)))?;
                 Ok((row.name, value))

@@ -99,14 +99,13 @@ impl Store {
     }
 
     pub async fn revoke_token(&self, id: TokenId) -> Result<(), StoreError> {
-        let revoked = sqlx::query(
-            "UPDATE api_tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
-        )
-        .bind(now_millis())
-        .bind(id.0)
-        .execute(&self.pool)
-        .await?
-        .rows_affected();
+        let revoked =
+            sqlx::query("UPDATE api_tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL")
+                .bind(now_millis())
+                .bind(id.0)
+                .execute(&self.pool)
+                .await?
+                .rows_affected();
         if revoked == 0 {
             return Err(StoreError::NotFound);
         }

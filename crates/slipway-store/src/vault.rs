@@ -158,7 +158,9 @@ mod tests {
         let (nonce, ct) = vault.seal(b"hunter2", b"p1/API_KEY");
         assert_eq!(vault.open(&nonce, &ct, b"p1/API_KEY").unwrap(), b"hunter2");
         assert!(vault.open(&nonce, &ct, b"p2/API_KEY").is_err());
-        assert!(Vault::new(&key(2)).open(&nonce, &ct, b"p1/API_KEY").is_err());
+        assert!(Vault::new(&key(2))
+            .open(&nonce, &ct, b"p1/API_KEY")
+            .is_err());
         let mut tampered = ct.clone();
         tampered[0] ^= 1;
         assert!(vault.open(&nonce, &tampered, b"p1/API_KEY").is_err());
@@ -193,7 +195,10 @@ mod tests {
         let path = dir.path().join("master.key");
         let first = MasterKey::load_or_create(&path).unwrap();
         let mode = std::fs::metadata(&path).unwrap().permissions();
-        assert_eq!(std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777, 0o600);
+        assert_eq!(
+            std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777,
+            0o600
+        );
         let second = MasterKey::load_or_create(&path).unwrap();
         assert_eq!(first.0, second.0);
     }
@@ -203,11 +208,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("master.key");
         MasterKey::load_or_create(&path).unwrap();
-        std::fs::set_permissions(
-            &path,
-            std::os::unix::fs::PermissionsExt::from_mode(0o644),
-        )
-        .unwrap();
+        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o644))
+            .unwrap();
         assert!(matches!(
             MasterKey::load_or_create(&path),
             Err(KeyError::Permissions { .. })

@@ -185,8 +185,12 @@ impl Api {
         .await
     }
     pub async fn delete_project(&self, id: i64) -> Reply {
-        self.send(Method::DELETE, &format!("/api/v1/projects/{id}"), Body::None)
-            .await
+        self.send(
+            Method::DELETE,
+            &format!("/api/v1/projects/{id}"),
+            Body::None,
+        )
+        .await
     }
     pub async fn settings(&self, id: i64) -> Reply {
         self.send(

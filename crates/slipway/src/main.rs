@@ -13,7 +13,11 @@ use std::process::ExitCode;
 use tokio_util::sync::CancellationToken;
 
 #[derive(Parser)]
-#[command(name = "slipway", version, about = "Goal in plain words to a validated, merged pull request")]
+#[command(
+    name = "slipway",
+    version,
+    about = "Goal in plain words to a validated, merged pull request"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -199,9 +203,12 @@ fn ensure_data_dir(dir: &Path) -> anyhow::Result<()> {
 
 fn master_key(data_dir: &Path) -> Result<MasterKey, Failure> {
     let key = match std::env::var("SLIPWAY_MASTER_KEY") {
-        Ok(text) => MasterKey::from_base64(&text)
-            .map_err(|e| anyhow::anyhow!("invalid value for environment variable SLIPWAY_MASTER_KEY: {e}")),
-        Err(_) => MasterKey::load_or_create(&data_dir.join("master.key")).map_err(anyhow::Error::from),
+        Ok(text) => MasterKey::from_base64(&text).map_err(|e| {
+            anyhow::anyhow!("invalid value for environment variable SLIPWAY_MASTER_KEY: {e}")
+        }),
+        Err(_) => {
+            MasterKey::load_or_create(&data_dir.join("master.key")).map_err(anyhow::Error::from)
+        }
     };
     key.map_err(refused)
 }

@@ -29,10 +29,16 @@ async fn validate(draft: &ProjectDraft) -> Result<(), Invalid> {
 
 async fn is_git_repository(path: &Path) -> bool {
     let is_dir = |p: std::path::PathBuf| async move {
-        tokio::fs::metadata(&p).await.map(|m| m.is_dir()).unwrap_or(false)
+        tokio::fs::metadata(&p)
+            .await
+            .map(|m| m.is_dir())
+            .unwrap_or(false)
     };
     let is_file = |p: std::path::PathBuf| async move {
-        tokio::fs::metadata(&p).await.map(|m| m.is_file()).unwrap_or(false)
+        tokio::fs::metadata(&p)
+            .await
+            .map(|m| m.is_file())
+            .unwrap_or(false)
     };
     tokio::fs::metadata(path.join(".git")).await.is_ok()
         || (is_file(path.join("HEAD")).await && is_dir(path.join("objects")).await)

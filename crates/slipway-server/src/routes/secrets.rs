@@ -136,7 +136,11 @@ pub async fn import(
 ) -> ApiResult<Json<ImportReport>> {
     caller.require(Role::Admin)?;
     let lines = dotenv::parse(&text).map_err(|e| {
-        ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "not_dotenv", e.to_string())
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "not_dotenv",
+            e.to_string(),
+        )
     })?;
     let mut entries = Vec::new();
     let mut refused = Vec::new();

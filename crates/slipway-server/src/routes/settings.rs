@@ -52,13 +52,14 @@ pub async fn replace(
             ));
         }
     }
-    let settings: Settings = serde_json::from_value(serde_json::Value::Object(body)).map_err(|e| {
-        ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_body",
-            format!("{e}; see /api/v1/openapi.json for the accepted fields"),
-        )
-    })?;
+    let settings: Settings =
+        serde_json::from_value(serde_json::Value::Object(body)).map_err(|e| {
+            ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_body",
+                format!("{e}; see /api/v1/openapi.json for the accepted fields"),
+            )
+        })?;
     settings.validate()?;
     state.store.put_settings(id, &settings).await?;
     tracing::info!(project_id = %id, "settings saved");

@@ -18,7 +18,10 @@ pub async fn health() -> Json<Value> {
 /// Readiness: the store answers.
 pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
     match state.store.ping().await {
-        Ok(()) => (StatusCode::OK, Json(json!({"status": "ready", "store": "ok"}))),
+        Ok(()) => (
+            StatusCode::OK,
+            Json(json!({"status": "ready", "store": "ok"})),
+        ),
         Err(error) => {
             tracing::warn!(%error, "readiness check failed");
             (

@@ -51,7 +51,10 @@ pub struct CreatedToken {
 /// List live tokens (admin).
 #[utoipa::path(get, path = "/api/v1/tokens", tag = "tokens",
     responses((status = 200, body = [TokenView]), (status = 403, body = ErrorBody)))]
-pub async fn list(caller: Caller, State(state): State<AppState>) -> ApiResult<Json<Vec<TokenView>>> {
+pub async fn list(
+    caller: Caller,
+    State(state): State<AppState>,
+) -> ApiResult<Json<Vec<TokenView>>> {
     caller.require(Role::Admin)?;
     let tokens = state.store.list_tokens().await?;
     Ok(Json(tokens.into_iter().map(TokenView::from).collect()))
