@@ -1,6 +1,7 @@
 //! Slipway's durable store: SQLite through sqlx, with migrations applied on open.
 //! Secrets are sealed by the [`vault`] before they reach the database.
 
+mod cache;
 mod projects;
 mod secrets;
 mod settings;
@@ -11,9 +12,12 @@ pub use secrets::{ImportOutcome, SecretMeta, SecretWrite};
 pub use tokens::{hash_token, NewToken, TokenRecord};
 pub use vault::{KeyError, MasterKey};
 
+use cache::Cached;
+use slipway_core::Project;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::SqlitePool;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 use time::OffsetDateTime;
 use vault::Vault;
@@ -44,11 +48,13 @@ pub enum StoreError {
     Corrupt(String),
 }
 
-/// The store. Cheap to clone: it holds a connection pool.
+/// The store. Cheap to clone: it holds a connection pool and shared read caches.
 #[derive(Clone)]
 pub struct Store {
     pool: SqlitePool,
     vault: Vault,
+    projects: Arc<Cached<Arc<[Project]>>>,
+    tokens: Arc<Cached<Arc<tokens::LiveTokens>>>,
 }
 
 impl Store {
@@ -59,6 +65,8 @@ impl Store {
         let store = Self {
             pool,
             vault: Vault::new(key),
+            projects: Arc::new(Cached::new()),
+            tokens: Arc::new(Cached::new()),
         };
         store.check_master_key().await?;
         Ok(store)

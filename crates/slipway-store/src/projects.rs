@@ -2,6 +2,7 @@
 
 use crate::{from_millis, now_millis, Store, StoreError};
 use slipway_core::{Project, ProjectDraft, ProjectId};
+use std::sync::Arc;
 
 #[derive(sqlx::FromRow)]
 struct ProjectRow {
@@ -56,18 +57,32 @@ impl Store {
         .fetch_one(&self.pool)
         .await
         .map_err(|e| name_conflict(e, &draft.name))?;
+        self.projects.invalidate();
         Ok(row.into())
     }
 
-    pub async fn list_projects(&self) -> Result<Vec<Project>, StoreError> {
+    /// Every project, by id. Served from memory between writes.
+    pub async fn list_projects(&self) -> Result<Arc<[Project]>, StoreError> {
+        if let Some(projects) = self.projects.get() {
+            return Ok(projects);
+        }
+        let generation = self.projects.generation();
         let rows: Vec<ProjectRow> =
             sqlx::query_as(&format!("SELECT {COLUMNS} FROM projects ORDER BY id"))
                 .fetch_all(&self.pool)
                 .await?;
-        Ok(rows.into_iter().map(Project::from).collect())
+        let projects: Arc<[Project]> = rows.into_iter().map(Project::from).collect();
+        self.projects.fill(generation, projects.clone());
+        Ok(projects)
     }
 
     pub async fn project(&self, id: ProjectId) -> Result<Project, StoreError> {
+        if let Some(projects) = self.projects.get() {
+            return projects
+                .binary_search_by_key(&id, |p| p.id)
+                .map(|i| projects[i].clone())
+                .map_err(|_| StoreError::NotFound);
+        }
         let row: Option<ProjectRow> =
             sqlx::query_as(&format!("SELECT {COLUMNS} FROM projects WHERE id = ?"))
                 .bind(id.0)
@@ -95,6 +110,7 @@ impl Store {
         .fetch_optional(&self.pool)
         .await
         .map_err(|e| name_conflict(e, &draft.name))?;
+        self.projects.invalidate();
         row.map(Project::from).ok_or(StoreError::NotFound)
     }
 
@@ -118,6 +134,7 @@ impl Store {
             return Err(StoreError::NotFound);
         }
         tx.commit().await?;
+        self.projects.invalidate();
         Ok(())
     }
 }

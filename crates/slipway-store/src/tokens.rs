@@ -5,9 +5,14 @@ use base64::Engine;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use slipway_core::{Role, TokenId};
+use std::collections::HashMap;
+use std::sync::Arc;
 use time::OffsetDateTime;
 
 const TOKEN_PREFIX: &str = "slw_";
+
+/// Live tokens by the SHA-256 of their plaintext.
+pub(crate) type LiveTokens = HashMap<[u8; 32], TokenRecord>;
 
 /// A stored token, without its secret part.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -77,16 +82,37 @@ impl Store {
         })
     }
 
-    /// The live token with this hash, if any.
+    /// The live token with this hash, if any. Live tokens are kept in memory until the
+    /// next revocation; unknown hashes always ask the database (another process, such as
+    /// `slipway token create`, may have just added one).
     pub async fn token_by_hash(&self, hash: &[u8; 32]) -> Result<Option<TokenRecord>, StoreError> {
-        let row: Option<TokenRow> = sqlx::query_as(
-            "SELECT id, name, role, created_at FROM api_tokens
-             WHERE hash = ? AND revoked_at IS NULL",
+        let cached = self.tokens.get();
+        if let Some(record) = cached.as_ref().and_then(|live| live.get(hash)) {
+            return Ok(Some(record.clone()));
+        }
+        let generation = self.tokens.generation();
+        let rows: Vec<(Vec<u8>, i64, String, String, i64)> = sqlx::query_as(
+            "SELECT hash, id, name, role, created_at FROM api_tokens WHERE revoked_at IS NULL",
         )
-        .bind(hash.as_slice())
-        .fetch_optional(&self.pool)
+        .fetch_all(&self.pool)
         .await?;
-        row.map(TokenRecord::try_from).transpose()
+        let mut live = HashMap::with_capacity(rows.len());
+        for (stored_hash, id, name, role, created_at) in rows {
+            let Ok(key) = <[u8; 32]>::try_from(stored_hash.as_slice()) else {
+                continue;
+            };
+            let record = TokenRow {
+                id,
+                name,
+                role,
+                created_at,
+            }
+            .try_into()?;
+            live.insert(key, record);
+        }
+        let found = live.get(hash).cloned();
+        self.tokens.fill(generation, Arc::new(live));
+        Ok(found)
     }
 
     pub async fn list_tokens(&self) -> Result<Vec<TokenRecord>, StoreError> {
@@ -106,6 +132,7 @@ impl Store {
                 .execute(&self.pool)
                 .await?
                 .rows_affected();
+        self.tokens.invalidate();
         if revoked == 0 {
             return Err(StoreError::NotFound);
         }

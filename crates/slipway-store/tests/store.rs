@@ -33,7 +33,10 @@ async fn projects_are_created_listed_updated_and_deleted() {
     let store = Store::open(&url(dir.path()), &key(1)).await.unwrap();
     let a = store.create_project(&draft("a")).await.unwrap();
     let b = store.create_project(&draft("b")).await.unwrap();
-    assert_eq!(store.list_projects().await.unwrap(), [a.clone(), b.clone()]);
+    assert_eq!(
+        *store.list_projects().await.unwrap(),
+        [a.clone(), b.clone()]
+    );
 
     let mut changed = draft("a2");
     changed.default_branch = "develop".into();
@@ -229,5 +232,44 @@ async fn urls_other_than_sqlite_are_refused() {
     assert!(matches!(
         Store::open("mysql://x", &key(1)).await,
         Err(StoreError::UnsupportedUrl(_))
+    ));
+}
+
+#[tokio::test]
+async fn a_token_created_by_another_process_is_accepted_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Store::open(&url(dir.path()), &key(1)).await.unwrap();
+    let first = server.create_token("a", Role::Admin).await.unwrap();
+    assert!(server
+        .token_by_hash(&hash_token(&first.token))
+        .await
+        .unwrap()
+        .is_some());
+
+    // `slipway token create` opens its own store on the same file.
+    let cli = Store::open(&url(dir.path()), &key(1)).await.unwrap();
+    let second = cli.create_token("b", Role::Viewer).await.unwrap();
+    let found = server
+        .token_by_hash(&hash_token(&second.token))
+        .await
+        .unwrap();
+    assert_eq!(found.map(|r| r.role), Some(Role::Viewer));
+}
+
+#[tokio::test]
+async fn the_project_list_reflects_every_write_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&url(dir.path()), &key(1)).await.unwrap();
+    assert!(store.list_projects().await.unwrap().is_empty());
+    let a = store.create_project(&draft("a")).await.unwrap();
+    assert_eq!(store.list_projects().await.unwrap().len(), 1);
+    store.update_project(a.id, &draft("renamed")).await.unwrap();
+    assert_eq!(store.list_projects().await.unwrap()[0].name, "renamed");
+    assert_eq!(store.project(a.id).await.unwrap().name, "renamed");
+    store.delete_project(a.id).await.unwrap();
+    assert!(store.list_projects().await.unwrap().is_empty());
+    assert!(matches!(
+        store.project(a.id).await,
+        Err(StoreError::NotFound)
     ));
 }

@@ -47,7 +47,10 @@ async fn is_git_repository(path: &Path) -> bool {
 /// List every project.
 #[utoipa::path(get, path = "/api/v1/projects", tag = "projects",
     responses((status = 200, body = [Project]), (status = 401, body = ErrorBody)))]
-pub async fn list(caller: Caller, State(state): State<AppState>) -> ApiResult<Json<Vec<Project>>> {
+pub async fn list(
+    caller: Caller,
+    State(state): State<AppState>,
+) -> ApiResult<Json<std::sync::Arc<[Project]>>> {
     caller.require(Role::Viewer)?;
     Ok(Json(state.store.list_projects().await?))
 }
