@@ -27,3 +27,7 @@ id_type!(
     /// An API token's id (never the token itself).
     TokenId
 );
+id_type!(
+    /// A validation's id.
+    ValidationId
+);

@@ -10,8 +10,9 @@ pub mod project;
 pub mod role;
 pub mod secret;
 pub mod settings;
+pub mod validation;
 
-pub use ids::{ProjectId, TokenId};
+pub use ids::{ProjectId, TokenId, ValidationId};
 pub use invalid::Invalid;
 pub use masker::Masker;
 pub use pipeline::PipelineConfig;

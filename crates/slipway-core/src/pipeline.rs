@@ -44,6 +44,9 @@ pub struct SetupSection {
     /// Files whose contents key the snapshot (lockfiles).
     #[serde(default)]
     pub cache_key: Vec<String>,
+    /// How long the commands may take together (default 600).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_secs: Option<u32>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -52,6 +55,9 @@ pub struct SetupSection {
 pub struct CommandsSection {
     /// Shell commands, run with `sh -c` in the workspace root, in order.
     pub commands: Vec<String>,
+    /// How long the commands may take together (default 600).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_secs: Option<u32>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -132,6 +138,9 @@ pub enum MergeMethod {
 }
 
 pub const MAX_FIX_ATTEMPTS: u32 = 20;
+/// A step's time limit when its section names none.
+pub const DEFAULT_STEP_TIMEOUT_SECS: u32 = 600;
+pub const MAX_STEP_TIMEOUT_SECS: u32 = 24 * 3_600;
 pub const MAX_READY_TIMEOUT_SECS: u32 = 3_600;
 const MAX_COMMAND_LEN: usize = 8_192;
 
@@ -162,6 +171,20 @@ impl PipelineConfig {
 
     /// Checks the values that the types alone do not.
     pub fn validate(&self) -> Result<(), Invalid> {
+        for (name, timeout) in [
+            ("setup", self.setup.as_ref().and_then(|s| s.timeout_secs)),
+            ("build", self.build.as_ref().and_then(|s| s.timeout_secs)),
+            ("test", self.test.as_ref().and_then(|s| s.timeout_secs)),
+        ] {
+            if let Some(t) = timeout {
+                if !(1..=MAX_STEP_TIMEOUT_SECS).contains(&t) {
+                    return Err(Invalid::new(
+                        format!("{name}.timeout_secs"),
+                        format!("{t} is out of range; accepted: 1 to {MAX_STEP_TIMEOUT_SECS}"),
+                    ));
+                }
+            }
+        }
         if let Some(setup) = &self.setup {
             validate_commands(&setup.commands).map_err(|e| e.within("setup"))?;
             for key in &setup.cache_key {

@@ -3,13 +3,19 @@
 
 mod cache;
 mod projects;
+pub mod queue;
 mod secrets;
 mod settings;
 mod tokens;
+pub mod validations;
 pub mod vault;
 
+pub use queue::{Job, JobFailure, NewJob};
 pub use secrets::{ImportOutcome, SecretMeta, SecretWrite};
 pub use tokens::{hash_token, NewToken, TokenRecord};
+pub use validations::{
+    LogLine, NewValidation, StepRecord, StepUpdate, ValidationRecord, VALIDATION_JOB,
+};
 pub use vault::{KeyError, MasterKey};
 
 use cache::Cached;

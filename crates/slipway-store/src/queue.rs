@@ -1,0 +1,255 @@
+//! The durable job queue: leases with expiry, heartbeats, the attempt number as a fencing
+//! token, retryable vs fatal failures with exponential backoff and jitter, dedupe keys.
+//! Every call is one short statement or transaction; no transaction spans a job's work.
+
+use crate::{now_millis, Store, StoreError};
+use std::time::Duration;
+
+/// A job to add.
+#[derive(Debug, Clone)]
+pub struct NewJob {
+    pub kind: String,
+    /// JSON.
+    pub payload: String,
+    /// While a job with this key is queued or running, adding another returns the first.
+    pub dedupe_key: Option<String>,
+    pub max_attempts: u32,
+}
+
+/// A leased job. `attempt` fences: only the holder of the current attempt may report on it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Job {
+    pub id: i64,
+    pub kind: String,
+    pub payload: String,
+    pub attempt: u32,
+    pub max_attempts: u32,
+}
+
+/// How a job attempt ended badly.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JobFailure {
+    /// Worth another attempt, after a backoff.
+    Retryable(String),
+    /// Never worth retrying.
+    Fatal(String),
+}
+
+/// Backoff before attempt `attempt + 1`: 2^(attempt-1) × base, at most 10 minutes,
+/// scaled by a random factor in [0.5, 1.0) so that failed jobs do not retry in lockstep.
+pub fn backoff(base: Duration, attempt: u32) -> Duration {
+    let exponential = base.saturating_mul(1u32 << attempt.saturating_sub(1).min(16));
+    let capped = exponential.min(Duration::from_secs(600));
+    let mut byte = [0u8; 2];
+    getrandom::getrandom(&mut byte).expect("the OS random source is available");
+    let jitter = 0.5 + f64::from(u16::from_le_bytes(byte)) / f64::from(u16::MAX) / 2.0;
+    capped.mul_f64(jitter.min(0.999_999))
+}
+
+const RETRY_BASE: Duration = Duration::from_secs(2);
+
+impl Store {
+    /// Adds a job, or returns the id of the unfinished job with the same dedupe key.
+    pub async fn enqueue(&self, job: &NewJob) -> Result<i64, StoreError> {
+        let now = now_millis();
+        let inserted: Option<i64> = sqlx::query_scalar(
+            "INSERT INTO jobs (kind, payload, dedupe_key, state, max_attempts, run_at, created_at, updated_at)
+             VALUES (?, ?, ?, 'queued', ?, ?, ?, ?)
+             ON CONFLICT DO NOTHING RETURNING id",
+        )
+        .bind(&job.kind)
+        .bind(&job.payload)
+        .bind(&job.dedupe_key)
+        .bind(job.max_attempts)
+        .bind(now)
+        .bind(now)
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await?;
+        if let Some(id) = inserted {
+            return Ok(id);
+        }
+        let existing: i64 = sqlx::query_scalar(
+            "SELECT id FROM jobs WHERE dedupe_key = ? AND state IN ('queued', 'running')",
+        )
+        .bind(&job.dedupe_key)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(existing)
+    }
+
+    /// Leases the next due job of one of `kinds`: queued and due, or running with an expired
+    /// lease (its holder died). The attempt number goes up by one.
+    pub async fn lease(
+        &self,
+        owner: &str,
+        kinds: &[&str],
+        lease: Duration,
+    ) -> Result<Option<Job>, StoreError> {
+        let kinds_json = serde_json::to_string(kinds).expect("strings serialize");
+        loop {
+            let now = now_millis();
+            let row: Option<(i64, String, String, i64, i64)> = sqlx::query_as(
+                "UPDATE jobs SET state = 'running', attempt = attempt + 1, lease_owner = ?,
+                        lease_expires_at = ?, updated_at = ?
+                 WHERE id = (SELECT id FROM jobs
+                             WHERE kind IN (SELECT value FROM json_each(?))
+                               AND ((state = 'queued' AND run_at <= ?)
+                                    OR (state = 'running' AND lease_expires_at < ?))
+                             ORDER BY run_at, id LIMIT 1)
+                 RETURNING id, kind, payload, attempt, max_attempts",
+            )
+            .bind(owner)
+            .bind(now + lease.as_millis() as i64)
+            .bind(now)
+            .bind(&kinds_json)
+            .bind(now)
+            .bind(now)
+            .fetch_optional(&self.pool)
+            .await?;
+            let Some((id, kind, payload, attempt, max_attempts)) = row else {
+                return Ok(None);
+            };
+            let job = Job {
+                id,
+                kind,
+                payload,
+                attempt: attempt as u32,
+                max_attempts: max_attempts as u32,
+            };
+            if job.attempt > job.max_attempts {
+                // Its holders kept dying: give up on it rather than loop forever.
+                self.finish_job(&job, "failed", Some("lease expired on every attempt"))
+                    .await?;
+                continue;
+            }
+            return Ok(Some(job));
+        }
+    }
+
+    /// Extends the lease. `false` when the job is no longer this attempt's to run.
+    pub async fn heartbeat(&self, job: &Job, lease: Duration) -> Result<bool, StoreError> {
+        let now = now_millis();
+        let updated = sqlx::query(
+            "UPDATE jobs SET lease_expires_at = ?, updated_at = ?
+             WHERE id = ? AND attempt = ? AND state = 'running'",
+        )
+        .bind(now + lease.as_millis() as i64)
+        .bind(now)
+        .bind(job.id)
+        .bind(job.attempt)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(updated == 1)
+    }
+
+    /// Marks the attempt done. `false` when a newer attempt holds the job.
+    pub async fn complete(&self, job: &Job) -> Result<bool, StoreError> {
+        self.finish_job(job, "done", None).await
+    }
+
+    /// Records a failed attempt: a retryable one is queued again after a backoff while
+    /// attempts remain; otherwise the job fails for good.
+    pub async fn fail(&self, job: &Job, failure: &JobFailure) -> Result<bool, StoreError> {
+        match failure {
+            JobFailure::Retryable(error) if job.attempt < job.max_attempts => {
+                let run_at = now_millis() + backoff(RETRY_BASE, job.attempt).as_millis() as i64;
+                let updated = sqlx::query(
+                    "UPDATE jobs SET state = 'queued', run_at = ?, last_error = ?, lease_owner = NULL,
+                            lease_expires_at = NULL, updated_at = ?
+                     WHERE id = ? AND attempt = ? AND state = 'running'",
+                )
+                .bind(run_at)
+                .bind(error)
+                .bind(now_millis())
+                .bind(job.id)
+                .bind(job.attempt)
+                .execute(&self.pool)
+                .await?
+                .rows_affected();
+                Ok(updated == 1)
+            }
+            JobFailure::Retryable(error) | JobFailure::Fatal(error) => {
+                self.finish_job(job, "failed", Some(error)).await
+            }
+        }
+    }
+
+    async fn finish_job(
+        &self,
+        job: &Job,
+        state: &str,
+        error: Option<&str>,
+    ) -> Result<bool, StoreError> {
+        let updated = sqlx::query(
+            "UPDATE jobs SET state = ?, last_error = COALESCE(?, last_error), lease_owner = NULL,
+                    lease_expires_at = NULL, updated_at = ?
+             WHERE id = ? AND attempt = ? AND state = 'running'",
+        )
+        .bind(state)
+        .bind(error)
+        .bind(now_millis())
+        .bind(job.id)
+        .bind(job.attempt)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(updated == 1)
+    }
+
+    /// Cancels a job that has not finished (queued jobs never start; a running one's
+    /// holder is fenced out).
+    pub async fn cancel_jobs_by_dedupe_key(&self, dedupe_key: &str) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE jobs SET state = 'cancelled', updated_at = ?
+             WHERE dedupe_key = ? AND state IN ('queued', 'running')",
+        )
+        .bind(now_millis())
+        .bind(dedupe_key)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// At start-up of the only process using this database: every running job's holder is
+    /// gone, so its lease is expired at once. Returns how many were released.
+    pub async fn expire_all_leases(&self) -> Result<u64, StoreError> {
+        Ok(sqlx::query(
+            "UPDATE jobs SET lease_expires_at = 0, updated_at = ? WHERE state = 'running'",
+        )
+        .bind(now_millis())
+        .execute(&self.pool)
+        .await?
+        .rows_affected())
+    }
+
+    /// A job's state, for tests and reconciliation.
+    pub async fn job_state(&self, id: i64) -> Result<(String, u32), StoreError> {
+        let (state, attempt): (String, i64) =
+            sqlx::query_as("SELECT state, attempt FROM jobs WHERE id = ?")
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?
+                .ok_or(StoreError::NotFound)?;
+        Ok((state, attempt as u32))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_exponentially_with_jitter_and_a_cap() {
+        let base = Duration::from_secs(2);
+        for attempt in 1..=5u32 {
+            let full = base * (1 << (attempt - 1));
+            for _ in 0..20 {
+                let delay = backoff(base, attempt);
+                assert!(delay >= full / 2 && delay < full, "{attempt}: {delay:?}");
+            }
+        }
+        assert!(backoff(base, 40) <= Duration::from_secs(600));
+    }
+}

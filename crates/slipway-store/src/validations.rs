@@ -1,0 +1,500 @@
+//! Validations, their steps and their log lines.
+
+use crate::queue::NewJob;
+use crate::{from_millis, now_millis, Store, StoreError};
+use serde::Serialize;
+use slipway_core::validation::{StepName, StepPlan, StepStatus, ValidationStatus};
+use slipway_core::{ProjectId, ValidationId};
+use time::OffsetDateTime;
+
+/// The queue's job kind for validations.
+pub const VALIDATION_JOB: &str = "validation";
+
+/// What to validate.
+#[derive(Debug, Clone)]
+pub struct NewValidation {
+    pub project: ProjectId,
+    /// A path or URL that `git fetch` understands.
+    pub source: String,
+    pub branch: Option<String>,
+    pub pr: Option<i64>,
+    pub sha: String,
+    pub plan: Vec<(StepName, StepPlan)>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StepRecord {
+    pub index: u32,
+    pub name: StepName,
+    pub status: StepStatus,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub command: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i32>,
+    /// Why it was skipped, or what went wrong.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub started_at: Option<OffsetDateTime>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub finished_at: Option<OffsetDateTime>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub duration_ms: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ValidationRecord {
+    pub id: ValidationId,
+    pub project_id: ProjectId,
+    pub source: String,
+    pub branch: Option<String>,
+    pub pr: Option<i64>,
+    pub sha: String,
+    pub status: ValidationStatus,
+    pub attempt: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub started_at: Option<OffsetDateTime>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub finished_at: Option<OffsetDateTime>,
+    pub steps: Vec<StepRecord>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LogLine {
+    pub seq: i64,
+    pub step: String,
+    pub line: String,
+}
+
+/// A change to one step.
+#[derive(Debug, Clone, Default)]
+pub struct StepUpdate {
+    pub status: Option<StepStatus>,
+    pub command: Option<String>,
+    pub exit_code: Option<i32>,
+    pub detail: Option<String>,
+    pub started: bool,
+    pub finished: bool,
+}
+
+/// A validation was made; these older ones of the same branch or PR must be cancelled.
+#[derive(Debug)]
+pub struct Created {
+    pub validation: ValidationRecord,
+    pub superseded: Vec<ValidationId>,
+}
+
+#[derive(sqlx::FromRow)]
+struct ValidationRow {
+    id: i64,
+    project_id: i64,
+    source: String,
+    branch: Option<String>,
+    pr_number: Option<i64>,
+    sha: String,
+    status: String,
+    attempt: i64,
+    error: Option<String>,
+    created_at: i64,
+    started_at: Option<i64>,
+    finished_at: Option<i64>,
+}
+
+#[derive(sqlx::FromRow)]
+struct StepRow {
+    idx: i64,
+    name: String,
+    status: String,
+    command: Option<String>,
+    exit_code: Option<i64>,
+    detail: Option<String>,
+    started_at: Option<i64>,
+    finished_at: Option<i64>,
+}
+
+const VALIDATION_COLUMNS: &str = "id, project_id, source, branch, pr_number, sha, status, attempt, error, created_at, started_at, finished_at";
+
+fn corrupt(e: String) -> StoreError {
+    StoreError::Corrupt(e)
+}
+
+fn dedupe_key(id: ValidationId) -> String {
+    format!("validation:{id}")
+}
+
+impl StepRow {
+    fn record(self) -> Result<StepRecord, StoreError> {
+        Ok(StepRecord {
+            index: self.idx as u32,
+            name: self.name.parse().map_err(corrupt)?,
+            status: self.status.parse().map_err(corrupt)?,
+            command: self.command,
+            exit_code: self.exit_code.map(|c| c as i32),
+            detail: self.detail,
+            duration_ms: self.started_at.zip(self.finished_at).map(|(s, f)| f - s),
+            started_at: self.started_at.map(from_millis),
+            finished_at: self.finished_at.map(from_millis),
+        })
+    }
+}
+
+impl Store {
+    /// Records a validation with its planned steps and queues its job, in one transaction.
+    /// Older unfinished validations of the same project and branch (or PR) are marked for
+    /// cancellation and returned, so the caller can stop them at once.
+    pub async fn create_validation(&self, new: &NewValidation) -> Result<Created, StoreError> {
+        let now = now_millis();
+        let mut tx = self.pool.begin().await?;
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO validations (project_id, source, branch, pr_number, sha, status, created_at)
+             VALUES (?, ?, ?, ?, ?, 'queued', ?) RETURNING id",
+        )
+        .bind(new.project.0)
+        .bind(&new.source)
+        .bind(&new.branch)
+        .bind(new.pr)
+        .bind(&new.sha)
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await?;
+        for (index, (name, plan)) in new.plan.iter().enumerate() {
+            let (status, detail) = match plan {
+                StepPlan::Run => (StepStatus::Queued, None),
+                StepPlan::Skip(reason) => (StepStatus::Skipped, Some(reason.as_str())),
+            };
+            sqlx::query(
+                "INSERT INTO validation_steps (validation_id, idx, name, status, detail)
+                 VALUES (?, ?, ?, ?, ?)",
+            )
+            .bind(id)
+            .bind(index as i64)
+            .bind(name.as_str())
+            .bind(status.as_str())
+            .bind(detail)
+            .execute(&mut *tx)
+            .await?;
+        }
+        let superseded: Vec<i64> = if new.branch.is_some() || new.pr.is_some() {
+            sqlx::query_scalar(
+                "UPDATE validations SET cancel_requested = 1
+                 WHERE project_id = ? AND id <> ? AND sha <> ?
+                   AND status IN ('queued', 'running')
+                   AND ((? IS NOT NULL AND pr_number = ?) OR (? IS NULL AND branch = ?))
+                 RETURNING id",
+            )
+            .bind(new.project.0)
+            .bind(id)
+            .bind(&new.sha)
+            .bind(new.pr)
+            .bind(new.pr)
+            .bind(new.pr)
+            .bind(&new.branch)
+            .fetch_all(&mut *tx)
+            .await?
+        } else {
+            Vec::new()
+        };
+        let job = NewJob {
+            kind: VALIDATION_JOB.into(),
+            payload: serde_json::json!({ "validation_id": id }).to_string(),
+            dedupe_key: Some(dedupe_key(ValidationId(id))),
+            max_attempts: 3,
+        };
+        sqlx::query(
+            "INSERT INTO jobs (kind, payload, dedupe_key, state, max_attempts, run_at, created_at, updated_at)
+             VALUES (?, ?, ?, 'queued', ?, ?, ?, ?)",
+        )
+        .bind(&job.kind)
+        .bind(&job.payload)
+        .bind(&job.dedupe_key)
+        .bind(job.max_attempts)
+        .bind(now)
+        .bind(now)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(Created {
+            validation: self.validation(ValidationId(id)).await?,
+            superseded: superseded.into_iter().map(ValidationId).collect(),
+        })
+    }
+
+    pub async fn validation(&self, id: ValidationId) -> Result<ValidationRecord, StoreError> {
+        let row: ValidationRow = sqlx::query_as(&format!(
+            "SELECT {VALIDATION_COLUMNS} FROM validations WHERE id = ?"
+        ))
+        .bind(id.0)
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or(StoreError::NotFound)?;
+        let steps: Vec<StepRow> = sqlx::query_as(
+            "SELECT idx, name, status, command, exit_code, detail, started_at, finished_at
+             FROM validation_steps WHERE validation_id = ? ORDER BY idx",
+        )
+        .bind(id.0)
+        .fetch_all(&self.pool)
+        .await?;
+        let steps = steps
+            .into_iter()
+            .map(StepRow::record)
+            .collect::<Result<_, _>>()?;
+        Ok(ValidationRecord {
+            id: ValidationId(row.id),
+            project_id: ProjectId(row.project_id),
+            source: row.source,
+            branch: row.branch,
+            pr: row.pr_number,
+            sha: row.sha,
+            status: row.status.parse().map_err(corrupt)?,
+            attempt: row.attempt as u32,
+            error: row.error,
+            created_at: from_millis(row.created_at),
+            started_at: row.started_at.map(from_millis),
+            finished_at: row.finished_at.map(from_millis),
+            steps,
+        })
+    }
+
+    /// The project's validations, newest first.
+    pub async fn list_validations(
+        &self,
+        project: ProjectId,
+        limit: u32,
+    ) -> Result<Vec<ValidationRecord>, StoreError> {
+        self.project(project).await?;
+        let ids: Vec<i64> = sqlx::query_scalar(
+            "SELECT id FROM validations WHERE project_id = ? ORDER BY id DESC LIMIT ?",
+        )
+        .bind(project.0)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut records = Vec::with_capacity(ids.len());
+        for id in ids {
+            records.push(self.validation(ValidationId(id)).await?);
+        }
+        Ok(records)
+    }
+
+    /// Marks a validation running for this attempt: steps that did not finish are queued
+    /// again, so a retried attempt starts clean.
+    pub async fn start_validation(&self, id: ValidationId, attempt: u32) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "UPDATE validations SET status = 'running', attempt = ?, started_at = ?, error = NULL
+             WHERE id = ?",
+        )
+        .bind(attempt)
+        .bind(now_millis())
+        .bind(id.0)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "UPDATE validation_steps SET status = 'queued', command = NULL, exit_code = NULL,
+                    started_at = NULL, finished_at = NULL
+             WHERE validation_id = ? AND status <> 'skipped'",
+        )
+        .bind(id.0)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn update_step(
+        &self,
+        id: ValidationId,
+        index: u32,
+        update: &StepUpdate,
+    ) -> Result<(), StoreError> {
+        let now = now_millis();
+        sqlx::query(
+            "UPDATE validation_steps SET
+                status = COALESCE(?, status),
+                command = COALESCE(?, command),
+                exit_code = COALESCE(?, exit_code),
+                detail = COALESCE(?, detail),
+                started_at = CASE WHEN ? THEN ? ELSE started_at END,
+                finished_at = CASE WHEN ? THEN ? ELSE finished_at END
+             WHERE validation_id = ? AND idx = ?",
+        )
+        .bind(update.status.map(StepStatus::as_str))
+        .bind(&update.command)
+        .bind(update.exit_code)
+        .bind(&update.detail)
+        .bind(update.started)
+        .bind(now)
+        .bind(update.finished)
+        .bind(now)
+        .bind(id.0)
+        .bind(index)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Records the verdict. Steps still queued or running become cancelled (or error).
+    pub async fn finish_validation(
+        &self,
+        id: ValidationId,
+        status: ValidationStatus,
+        error: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let leftover = if status == ValidationStatus::Error {
+            "error"
+        } else {
+            "cancelled"
+        };
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "UPDATE validation_steps SET status = ?, finished_at = COALESCE(finished_at, ?)
+             WHERE validation_id = ? AND status IN ('queued', 'running')",
+        )
+        .bind(leftover)
+        .bind(now_millis())
+        .bind(id.0)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("UPDATE validations SET status = ?, error = ?, finished_at = ? WHERE id = ?")
+            .bind(status.as_str())
+            .bind(error)
+            .bind(now_millis())
+            .bind(id.0)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM sandbox_processes WHERE validation_id = ?")
+            .bind(id.0)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Asks for a validation to stop. A queued one is cancelled at once; a running one
+    /// stops at its runner's next check. Returns the status it had.
+    pub async fn request_cancel(&self, id: ValidationId) -> Result<ValidationStatus, StoreError> {
+        let record = self.validation(id).await?;
+        if record.status.is_final() {
+            return Ok(record.status);
+        }
+        sqlx::query("UPDATE validations SET cancel_requested = 1 WHERE id = ?")
+            .bind(id.0)
+            .execute(&self.pool)
+            .await?;
+        if record.status == ValidationStatus::Queued {
+            self.cancel_jobs_by_dedupe_key(&dedupe_key(id)).await?;
+            self.finish_validation(
+                id,
+                ValidationStatus::Cancelled,
+                Some("cancelled before it started"),
+            )
+            .await?;
+        }
+        Ok(record.status)
+    }
+
+    pub async fn cancel_requested(&self, id: ValidationId) -> Result<bool, StoreError> {
+        let flag: Option<i64> =
+            sqlx::query_scalar("SELECT cancel_requested FROM validations WHERE id = ?")
+                .bind(id.0)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(flag.unwrap_or(1) != 0)
+    }
+
+    /// Appends masked lines; returns the sequence number of the last one.
+    pub async fn append_logs(
+        &self,
+        id: ValidationId,
+        lines: &[(StepName, String)],
+    ) -> Result<i64, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let mut seq: i64 = sqlx::query_scalar(
+            "SELECT COALESCE(MAX(seq), 0) FROM validation_logs WHERE validation_id = ?",
+        )
+        .bind(id.0)
+        .fetch_one(&mut *tx)
+        .await?;
+        for (step, line) in lines {
+            seq += 1;
+            sqlx::query(
+                "INSERT INTO validation_logs (validation_id, seq, step, line) VALUES (?, ?, ?, ?)",
+            )
+            .bind(id.0)
+            .bind(seq)
+            .bind(step.as_str())
+            .bind(line)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(seq)
+    }
+
+    /// Log lines after `after`, optionally of one step, at most `limit`.
+    pub async fn logs(
+        &self,
+        id: ValidationId,
+        step: Option<StepName>,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<LogLine>, StoreError> {
+        let rows: Vec<(i64, String, String)> = sqlx::query_as(
+            "SELECT seq, step, line FROM validation_logs
+             WHERE validation_id = ? AND seq > ? AND (? IS NULL OR step = ?)
+             ORDER BY seq LIMIT ?",
+        )
+        .bind(id.0)
+        .bind(after)
+        .bind(step.map(StepName::as_str))
+        .bind(step.map(StepName::as_str))
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(seq, step, line)| LogLine { seq, step, line })
+            .collect())
+    }
+
+    /// Remembers a process group started for a validation (killed at start-up if a crash
+    /// left it behind).
+    pub async fn record_process_group(
+        &self,
+        id: ValidationId,
+        pgid: i32,
+    ) -> Result<(), StoreError> {
+        sqlx::query("INSERT OR IGNORE INTO sandbox_processes (validation_id, pgid) VALUES (?, ?)")
+            .bind(id.0)
+            .bind(pgid)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn forget_process_group(
+        &self,
+        id: ValidationId,
+        pgid: i32,
+    ) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM sandbox_processes WHERE validation_id = ? AND pgid = ?")
+            .bind(id.0)
+            .bind(pgid)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Every recorded process group, removing the records.
+    pub async fn take_process_groups(&self) -> Result<Vec<i32>, StoreError> {
+        let pgids: Vec<i64> = sqlx::query_scalar("DELETE FROM sandbox_processes RETURNING pgid")
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(pgids.into_iter().map(|p| p as i32).collect())
+    }
+}

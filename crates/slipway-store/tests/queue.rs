@@ -1,0 +1,141 @@
+//! The durable job queue against a real SQLite file.
+
+use slipway_store::{JobFailure, MasterKey, NewJob, Store};
+use std::time::Duration;
+
+async fn store(dir: &tempfile::TempDir) -> Store {
+    use base64::Engine;
+    let key =
+        MasterKey::from_base64(&base64::engine::general_purpose::STANDARD.encode([1u8; 32]))
+            .unwrap();
+    let url = format!("sqlite://{}", dir.path().join("q.db").display());
+    Store::open(&url, &key).await.unwrap()
+}
+
+fn job(key: Option<&str>, max_attempts: u32) -> NewJob {
+    NewJob {
+        kind: "work".into(),
+        payload: r#"{"n":1}"#.into(),
+        dedupe_key: key.map(str::to_owned),
+        max_attempts,
+    }
+}
+
+const LEASE: Duration = Duration::from_secs(30);
+
+#[tokio::test]
+async fn a_job_is_leased_once_heartbeated_and_completed() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(&dir).await;
+    let id = store.enqueue(&job(None, 3)).await.unwrap();
+    let leased = store.lease("a", &["work"], LEASE).await.unwrap().unwrap();
+    assert_eq!((leased.id, leased.attempt), (id, 1));
+    assert_eq!(store.lease("b", &["work"], LEASE).await.unwrap(), None);
+    assert_eq!(store.lease("b", &["other"], LEASE).await.unwrap(), None);
+    assert!(store.heartbeat(&leased, LEASE).await.unwrap());
+    assert!(store.complete(&leased).await.unwrap());
+    assert_eq!(store.job_state(id).await.unwrap(), ("done".into(), 1));
+    assert!(!store.heartbeat(&leased, LEASE).await.unwrap());
+}
+
+#[tokio::test]
+async fn an_expired_lease_goes_to_the_next_worker_and_fences_out_the_old_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(&dir).await;
+    store.enqueue(&job(None, 3)).await.unwrap();
+    let first = store
+        .lease("a", &["work"], Duration::from_millis(1))
+        .await
+        .unwrap()
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let second = store.lease("b", &["work"], LEASE).await.unwrap().unwrap();
+    assert_eq!(second.attempt, 2);
+    assert!(!store.heartbeat(&first, LEASE).await.unwrap());
+    assert!(!store.complete(&first).await.unwrap());
+    assert!(!store
+        .fail(&first, &JobFailure::Fatal("late".into()))
+        .await
+        .unwrap());
+    assert!(store.complete(&second).await.unwrap());
+}
+
+#[tokio::test]
+async fn a_retryable_failure_waits_for_its_backoff_and_a_fatal_one_ends_the_job() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(&dir).await;
+    let id = store.enqueue(&job(None, 2)).await.unwrap();
+    let leased = store.lease("a", &["work"], LEASE).await.unwrap().unwrap();
+    assert!(store
+        .fail(&leased, &JobFailure::Retryable("flaky".into()))
+        .await
+        .unwrap());
+    assert_eq!(store.job_state(id).await.unwrap(), ("queued".into(), 1));
+    assert_eq!(
+        store.lease("a", &["work"], LEASE).await.unwrap(),
+        None,
+        "backoff not honoured"
+    );
+
+    let other = store.enqueue(&job(None, 5)).await.unwrap();
+    let leased = store.lease("a", &["work"], LEASE).await.unwrap().unwrap();
+    assert_eq!(leased.id, other);
+    store
+        .fail(&leased, &JobFailure::Fatal("bad input".into()))
+        .await
+        .unwrap();
+    assert_eq!(store.job_state(other).await.unwrap().0, "failed");
+}
+
+#[tokio::test]
+async fn the_last_attempt_fails_for_good_even_when_retryable() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(&dir).await;
+    let id = store.enqueue(&job(None, 1)).await.unwrap();
+    let leased = store.lease("a", &["work"], LEASE).await.unwrap().unwrap();
+    store
+        .fail(&leased, &JobFailure::Retryable("again".into()))
+        .await
+        .unwrap();
+    assert_eq!(store.job_state(id).await.unwrap().0, "failed");
+}
+
+#[tokio::test]
+async fn a_job_whose_holders_keep_dying_is_given_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(&dir).await;
+    let id = store.enqueue(&job(None, 2)).await.unwrap();
+    for _ in 0..2 {
+        store
+            .lease("dies", &["work"], Duration::from_millis(1))
+            .await
+            .unwrap()
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(store.lease("a", &["work"], LEASE).await.unwrap(), None);
+    assert_eq!(store.job_state(id).await.unwrap().0, "failed");
+}
+
+#[tokio::test]
+async fn a_dedupe_key_admits_one_unfinished_job() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(&dir).await;
+    let first = store.enqueue(&job(Some("k"), 3)).await.unwrap();
+    assert_eq!(store.enqueue(&job(Some("k"), 3)).await.unwrap(), first);
+    let leased = store.lease("a", &["work"], LEASE).await.unwrap().unwrap();
+    assert_eq!(store.enqueue(&job(Some("k"), 3)).await.unwrap(), first);
+    store.complete(&leased).await.unwrap();
+    assert_ne!(store.enqueue(&job(Some("k"), 3)).await.unwrap(), first);
+}
+
+#[tokio::test]
+async fn after_a_restart_running_jobs_are_leased_again_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(&dir).await;
+    store.enqueue(&job(None, 3)).await.unwrap();
+    store.lease("crashed", &["work"], LEASE).await.unwrap().unwrap();
+    assert_eq!(store.expire_all_leases().await.unwrap(), 1);
+    let again = store.lease("new", &["work"], LEASE).await.unwrap().unwrap();
+    assert_eq!(again.attempt, 2);
+}
