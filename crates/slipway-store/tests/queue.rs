@@ -5,9 +5,8 @@ use std::time::Duration;
 
 async fn store(dir: &tempfile::TempDir) -> Store {
     use base64::Engine;
-    let key =
-        MasterKey::from_base64(&base64::engine::general_purpose::STANDARD.encode([1u8; 32]))
-            .unwrap();
+    let key = MasterKey::from_base64(&base64::engine::general_purpose::STANDARD.encode([1u8; 32]))
+        .unwrap();
     let url = format!("sqlite://{}", dir.path().join("q.db").display());
     Store::open(&url, &key).await.unwrap()
 }
@@ -134,7 +133,11 @@ async fn after_a_restart_running_jobs_are_leased_again_at_once() {
     let dir = tempfile::tempdir().unwrap();
     let store = store(&dir).await;
     store.enqueue(&job(None, 3)).await.unwrap();
-    store.lease("crashed", &["work"], LEASE).await.unwrap().unwrap();
+    store
+        .lease("crashed", &["work"], LEASE)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(store.expire_all_leases().await.unwrap(), 1);
     let again = store.lease("new", &["work"], LEASE).await.unwrap().unwrap();
     assert_eq!(again.attempt, 2);

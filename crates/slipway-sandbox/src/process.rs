@@ -1,0 +1,147 @@
+//! A running command: its process group, its output, its end.
+
+use crate::{Limits, KILL_GRACE};
+use std::process::Stdio;
+use std::time::Duration;
+use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
+use tokio::sync::mpsc::UnboundedSender;
+use tokio_util::sync::CancellationToken;
+
+/// How a command ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Exited(i32),
+    /// Killed by a signal it did not ask for (OOM, a crash, another process).
+    Signalled(i32),
+    TimedOut,
+    Cancelled,
+}
+
+/// A started command, leader of its own process group.
+pub struct Process {
+    child: tokio::process::Child,
+    pgid: i32,
+}
+
+pub(crate) fn spawn(
+    mut command: tokio::process::Command,
+    limits: Limits,
+    lines: UnboundedSender<String>,
+) -> std::io::Result<Process> {
+    command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(true);
+    // SAFETY: only async-signal-safe calls (setrlimit) between fork and exec.
+    unsafe {
+        command.pre_exec(move || {
+            set_limit(libc::RLIMIT_NPROC, limits.max_processes)?;
+            set_limit(libc::RLIMIT_FSIZE, limits.max_file_size_bytes)?;
+            set_limit(libc::RLIMIT_CPU, limits.cpu_seconds)?;
+            set_limit(libc::RLIMIT_CORE, 0)?;
+            Ok(())
+        });
+    }
+    let mut child = command.spawn()?;
+    let pgid = child.id().expect("a just-spawned child has a pid") as i32;
+    forward(child.stdout.take().expect("piped"), lines.clone());
+    forward(child.stderr.take().expect("piped"), lines);
+    Ok(Process { child, pgid })
+}
+
+fn set_limit(resource: libc::__rlimit_resource_t, value: u64) -> std::io::Result<()> {
+    let limit = libc::rlimit {
+        rlim_cur: value,
+        rlim_max: value,
+    };
+    // SAFETY: setrlimit reads a valid rlimit struct.
+    if unsafe { libc::setrlimit(resource, &limit) } == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+fn forward(stream: impl AsyncRead + Unpin + Send + 'static, lines: UnboundedSender<String>) {
+    tokio::spawn(async move {
+        let mut reader = BufReader::new(stream);
+        let mut buffer = Vec::new();
+        loop {
+            buffer.clear();
+            match reader.read_until(b'\n', &mut buffer).await {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {
+                    let text = String::from_utf8_lossy(&buffer);
+                    let line = text.trim_end_matches(['\n', '\r']).to_owned();
+                    if lines.send(line).is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+    });
+}
+
+impl Process {
+    /// The process group id (the leader's pid).
+    pub fn pgid(&self) -> i32 {
+        self.pgid
+    }
+
+    /// Waits for the command to end, at most `timeout`, or until `cancel`. Whatever the end,
+    /// the whole process group is killed afterwards, so no background process survives.
+    pub async fn wait(mut self, timeout: Duration, cancel: &CancellationToken) -> Outcome {
+        let outcome = tokio::select! {
+            status = self.child.wait() => match status {
+                Ok(status) => match (status.code(), std::os::unix::process::ExitStatusExt::signal(&status)) {
+                    (Some(code), _) => Outcome::Exited(code),
+                    (None, Some(signal)) => Outcome::Signalled(signal),
+                    (None, None) => Outcome::Signalled(0),
+                },
+                Err(_) => Outcome::Signalled(0),
+            },
+            _ = tokio::time::sleep(timeout) => Outcome::TimedOut,
+            _ = cancel.cancelled() => Outcome::Cancelled,
+        };
+        self.kill().await;
+        outcome
+    }
+
+    /// Whether the leader has exited (a service that died).
+    pub fn exited(&mut self) -> Option<Outcome> {
+        match self.child.try_wait() {
+            Ok(Some(status)) => Some(match status.code() {
+                Some(code) => Outcome::Exited(code),
+                None => Outcome::Signalled(
+                    std::os::unix::process::ExitStatusExt::signal(&status).unwrap_or(0),
+                ),
+            }),
+            _ => None,
+        }
+    }
+
+    /// SIGTERM to the group, SIGKILL after a short grace; reaps the leader.
+    pub async fn kill(&mut self) {
+        kill_group(self.pgid, libc::SIGTERM);
+        let exited = tokio::time::timeout(KILL_GRACE, self.child.wait())
+            .await
+            .is_ok();
+        // Even when the leader left, others of its group may linger: always SIGKILL.
+        kill_group(self.pgid, libc::SIGKILL);
+        if !exited {
+            let _ = self.child.wait().await;
+        }
+    }
+}
+
+/// Sends `signal` to every process of the group; a group already gone is fine.
+pub fn kill_group(pgid: i32, signal: i32) {
+    if pgid > 1 {
+        // SAFETY: killpg has no memory-safety preconditions.
+        unsafe {
+            libc::killpg(pgid, signal);
+        }
+    }
+}
