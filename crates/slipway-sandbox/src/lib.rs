@@ -7,6 +7,7 @@
 mod process;
 pub mod snapshot;
 
+pub use libc::SIGKILL;
 pub use process::{kill_group, Outcome, Process};
 
 use std::path::{Path, PathBuf};

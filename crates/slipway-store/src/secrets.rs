@@ -78,47 +78,50 @@ impl Store {
         project: ProjectId,
         entries: &[(&str, &SecretValue)],
     ) -> Result<Vec<ImportOutcome>, StoreError> {
+        // Only writes in this transaction (see `append_logs`); a missing project shows as
+        // a foreign-key violation.
         let mut tx = self.pool.begin().await?;
-        let exists: Option<i64> = sqlx::query_scalar("SELECT id FROM projects WHERE id = ?")
-            .bind(project.0)
-            .fetch_optional(&mut *tx)
-            .await?;
-        if exists.is_none() {
-            return Err(StoreError::NotFound);
-        }
         let now = now_millis();
         let mut outcomes = Vec::with_capacity(entries.len());
         for (name, value) in entries {
             let (nonce, ciphertext) = self
                 .vault
                 .seal(value.expose().as_bytes(), &associated_data(project, name));
-            let previous: Option<i64> = sqlx::query_scalar(
-                "SELECT created_at FROM secrets WHERE project_id = ? AND name = ?",
-            )
-            .bind(project.0)
-            .bind(name)
-            .fetch_optional(&mut *tx)
-            .await?;
-            sqlx::query(
+            let inserted: Option<i64> = sqlx::query_scalar(
                 "INSERT INTO secrets (project_id, name, nonce, ciphertext, created_at, updated_at)
-                 VALUES (?, ?, ?, ?, ?, ?)
-                 ON CONFLICT (project_id, name) DO UPDATE SET nonce = excluded.nonce,
-                     ciphertext = excluded.ciphertext, updated_at = excluded.updated_at",
+                 VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (project_id, name) DO NOTHING RETURNING 1",
             )
             .bind(project.0)
             .bind(name)
-            .bind(nonce)
-            .bind(ciphertext)
+            .bind(&nonce)
+            .bind(&ciphertext)
             .bind(now)
             .bind(now)
-            .execute(&mut *tx)
-            .await?;
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(|e| match &e {
+                sqlx::Error::Database(db) if db.is_foreign_key_violation() => StoreError::NotFound,
+                _ => StoreError::Database(e),
+            })?;
+            if inserted.is_none() {
+                sqlx::query(
+                    "UPDATE secrets SET nonce = ?, ciphertext = ?, updated_at = ?
+                     WHERE project_id = ? AND name = ?",
+                )
+                .bind(&nonce)
+                .bind(&ciphertext)
+                .bind(now)
+                .bind(project.0)
+                .bind(name)
+                .execute(&mut *tx)
+                .await?;
+            }
             outcomes.push(ImportOutcome {
                 name: (*name).to_owned(),
-                write: if previous.is_some() {
-                    SecretWrite::Updated
-                } else {
+                write: if inserted.is_some() {
                     SecretWrite::Created
+                } else {
+                    SecretWrite::Updated
                 },
             });
         }

@@ -407,19 +407,78 @@ impl Store {
         Ok(flag.unwrap_or(1) != 0)
     }
 
-    /// Appends masked lines; returns the sequence number of the last one.
-    pub async fn append_logs(
+    /// Replaces the step plan once the pipeline is known (after checkout read `.slipway.toml`).
+    pub async fn set_plan(
         &self,
         id: ValidationId,
-        lines: &[(StepName, String)],
-    ) -> Result<i64, StoreError> {
+        plan: &[(StepName, StepPlan)],
+    ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
-        let mut seq: i64 = sqlx::query_scalar(
+        for (index, (name, step)) in plan.iter().enumerate() {
+            let (status, detail) = match step {
+                StepPlan::Run => (StepStatus::Queued, None),
+                StepPlan::Skip(reason) => (StepStatus::Skipped, Some(reason.as_str())),
+            };
+            sqlx::query(
+                "UPDATE validation_steps SET status = ?, detail = ?
+                 WHERE validation_id = ? AND idx = ? AND name = ? AND name <> 'checkout'",
+            )
+            .bind(status.as_str())
+            .bind(detail)
+            .bind(id.0)
+            .bind(index as i64)
+            .bind(name.as_str())
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Validations that are not finished but have no unfinished job (their job gave up).
+    pub async fn orphaned_validations(&self) -> Result<Vec<ValidationId>, StoreError> {
+        let ids: Vec<i64> = sqlx::query_scalar(
+            "SELECT v.id FROM validations v
+             WHERE v.status IN ('queued', 'running')
+               AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.dedupe_key = 'validation:' || v.id
+                               AND j.state IN ('queued', 'running'))",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(ids.into_iter().map(ValidationId).collect())
+    }
+
+    /// Puts a running validation back in the queue's hands (shutdown, lost lease).
+    pub async fn requeue_validation(&self, id: ValidationId, why: &str) -> Result<(), StoreError> {
+        sqlx::query("UPDATE validations SET status = 'queued', error = ? WHERE id = ? AND status = 'running'")
+            .bind(why)
+            .bind(id.0)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// The sequence number of a validation's last log line (0 when none).
+    pub async fn last_log_seq(&self, id: ValidationId) -> Result<i64, StoreError> {
+        Ok(sqlx::query_scalar(
             "SELECT COALESCE(MAX(seq), 0) FROM validation_logs WHERE validation_id = ?",
         )
         .bind(id.0)
-        .fetch_one(&mut *tx)
-        .await?;
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
+    /// Appends masked lines numbered from `after + 1`. The caller (one log writer per
+    /// validation) owns the numbering, so the transaction only writes: SQLite would refuse
+    /// a read-then-write transaction outright while another writer commits.
+    pub async fn append_logs(
+        &self,
+        id: ValidationId,
+        after: i64,
+        lines: &[(StepName, String)],
+    ) -> Result<i64, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let mut seq = after;
         for (step, line) in lines {
             seq += 1;
             sqlx::query(

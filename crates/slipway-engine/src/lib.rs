@@ -1,0 +1,380 @@
+//! Slipway's engine: turns validation requests into queued jobs and runs them, at most
+//! `max_concurrent` at a time, each in the sandbox. Talks to the other parts only through
+//! the store, the sandbox and git.
+
+pub mod git;
+mod logs;
+mod pipeline;
+
+use pipeline::Ended;
+use slipway_core::validation::{self, ValidationStatus};
+use slipway_core::{Project, ValidationId};
+use slipway_sandbox::snapshot::Snapshots;
+use slipway_sandbox::{Isolation, Sandbox};
+use slipway_store::{
+    Job, JobFailure, NewValidation, Store, StoreError, ValidationRecord, VALIDATION_JOB,
+};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{Notify, Semaphore};
+use tokio_util::sync::CancellationToken;
+
+const LEASE: Duration = Duration::from_secs(30);
+const HEARTBEAT_EVERY: Duration = Duration::from_secs(10);
+const CANCEL_CHECK_EVERY: Duration = Duration::from_millis(500);
+const IDLE_POLL: Duration = Duration::from_secs(1);
+
+/// How the engine runs.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Workspaces and snapshots live below it; sandboxed commands never see it.
+    pub data_dir: PathBuf,
+    /// `SLIPWAY_MAX_CONCURRENT_VALIDATIONS`.
+    pub max_concurrent: usize,
+    /// The whole-validation time limit.
+    pub validation_timeout: Duration,
+    pub snapshot_cap_bytes: u64,
+    pub isolation: Isolation,
+}
+
+impl EngineConfig {
+    pub fn new(data_dir: PathBuf) -> Self {
+        Self {
+            data_dir,
+            max_concurrent: 2,
+            validation_timeout: Duration::from_secs(3_600),
+            snapshot_cap_bytes: 10 * 1024 * 1024 * 1024,
+            isolation: Isolation::detect(),
+        }
+    }
+}
+
+/// What to validate in a project.
+#[derive(Debug, Clone)]
+pub enum Target {
+    Branch(String),
+    Sha(String),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SubmitError {
+    /// The request names something that does not exist or is malformed.
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+pub(crate) struct Inner {
+    pub(crate) store: Store,
+    pub(crate) sandbox: Sandbox,
+    pub(crate) snapshots: Snapshots,
+    pub(crate) workspaces: PathBuf,
+    pub(crate) config: EngineConfig,
+    pub(crate) http: reqwest::Client,
+    running: Mutex<HashMap<ValidationId, CancellationToken>>,
+    wake: Notify,
+    permits: Arc<Semaphore>,
+    owner: String,
+}
+
+/// The engine. Cheap to clone.
+#[derive(Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+impl Engine {
+    pub fn new(store: Store, config: EngineConfig) -> Self {
+        let hidden = vec![config.data_dir.clone()];
+        let inner = Inner {
+            sandbox: Sandbox::new(config.isolation.clone(), hidden),
+            snapshots: Snapshots::new(config.data_dir.join("snapshots"), config.snapshot_cap_bytes),
+            workspaces: config.data_dir.join("workspaces"),
+            http: reqwest::Client::builder()
+                .no_proxy()
+                .build()
+                .expect("an HTTP client without TLS builds"),
+            running: Mutex::new(HashMap::new()),
+            wake: Notify::new(),
+            permits: Arc::new(Semaphore::new(config.max_concurrent.max(1))),
+            owner: format!("slipway-{}", std::process::id()),
+            store,
+            config,
+        };
+        Self {
+            inner: Arc::new(inner),
+        }
+    }
+
+    pub fn isolation(&self) -> &Isolation {
+        &self.inner.config.isolation
+    }
+
+    /// Start-up reconciliation after whatever stopped the last process (even SIGKILL):
+    /// kills process groups it left, hands its leases back, clears its workspaces, and
+    /// ends validations whose job gave up. This process must be the database's only one.
+    pub async fn reconcile(&self) -> anyhow::Result<()> {
+        let store = &self.inner.store;
+        for pgid in store.take_process_groups().await? {
+            slipway_sandbox::kill_group(pgid, slipway_sandbox::SIGKILL);
+            tracing::warn!(pgid, "killed a process group left by an earlier run");
+        }
+        let released = store.expire_all_leases().await?;
+        if released > 0 {
+            tracing::warn!(
+                released,
+                "validations interrupted by the last shutdown will run again"
+            );
+        }
+        let _ = tokio::fs::remove_dir_all(&self.inner.workspaces).await;
+        for id in store.orphaned_validations().await? {
+            store
+                .finish_validation(
+                    id,
+                    ValidationStatus::Error,
+                    Some("its job was lost; retry it"),
+                )
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Records and queues a validation of `target` in `project`. A newer commit of the same
+    /// branch cancels the validations of older ones.
+    pub async fn submit(
+        &self,
+        project: &Project,
+        target: Target,
+    ) -> Result<ValidationRecord, SubmitError> {
+        let source = pipeline::source_of(&project.repo);
+        let (branch, sha) = match target {
+            Target::Branch(branch) => {
+                let sha = git::branch_head(&source, &branch)
+                    .await
+                    .map_err(|e| SubmitError::Invalid(e.to_string()))?;
+                (Some(branch), sha)
+            }
+            Target::Sha(sha) if git::is_full_sha(&sha) => (None, sha.to_ascii_lowercase()),
+            Target::Sha(rev) => {
+                let path = std::path::Path::new(&source);
+                if !path.is_absolute() {
+                    return Err(SubmitError::Invalid(format!(
+                        "'{rev}' is not a full 40-character commit id"
+                    )));
+                }
+                let sha = git::resolve_local(path, &rev)
+                    .await
+                    .map_err(|e| SubmitError::Invalid(e.to_string()))?;
+                (None, sha)
+            }
+        };
+        let defaults = self.inner.store.settings(project.id).await?.pipeline;
+        let created = self
+            .inner
+            .store
+            .create_validation(&NewValidation {
+                project: project.id,
+                source,
+                branch,
+                pr: None,
+                sha,
+                plan: validation::plan(&defaults),
+            })
+            .await?;
+        for older in created.superseded {
+            tracing::info!(validation = %older, by = %created.validation.id, "superseded by a newer commit");
+            self.cancel(older).await?;
+        }
+        self.inner.wake.notify_one();
+        Ok(created.validation)
+    }
+
+    /// Stops a validation: a queued one never starts, a running one's processes die.
+    pub async fn cancel(&self, id: ValidationId) -> Result<ValidationStatus, StoreError> {
+        let status = self.inner.store.request_cancel(id).await?;
+        if let Some(token) = self.inner.running.lock().expect("running lock").get(&id) {
+            token.cancel();
+        }
+        Ok(status)
+    }
+
+    /// Validates the same commit again, as a new validation.
+    pub async fn retry(&self, id: ValidationId) -> Result<ValidationRecord, SubmitError> {
+        let old = self.inner.store.validation(id).await?;
+        let defaults = self.inner.store.settings(old.project_id).await?.pipeline;
+        let created = self
+            .inner
+            .store
+            .create_validation(&NewValidation {
+                project: old.project_id,
+                source: old.source,
+                branch: old.branch,
+                pr: old.pr,
+                sha: old.sha,
+                plan: validation::plan(&defaults),
+            })
+            .await?;
+        self.inner.wake.notify_one();
+        Ok(created.validation)
+    }
+
+    /// Runs queued validations until `shutdown`; then interrupted ones go back to the queue.
+    pub fn spawn_workers(&self, shutdown: CancellationToken) -> tokio::task::JoinHandle<()> {
+        let inner = self.inner.clone();
+        tokio::spawn(async move {
+            loop {
+                let permit = tokio::select! {
+                    permit = inner.permits.clone().acquire_owned() => permit.expect("never closed"),
+                    _ = shutdown.cancelled() => break,
+                };
+                match inner
+                    .store
+                    .lease(&inner.owner, &[VALIDATION_JOB], LEASE)
+                    .await
+                {
+                    Ok(Some(job)) => {
+                        let (inner, shutdown) = (inner.clone(), shutdown.clone());
+                        tokio::spawn(async move {
+                            run_job(&inner, job, &shutdown).await;
+                            drop(permit);
+                        });
+                    }
+                    Ok(None) => {
+                        drop(permit);
+                        tokio::select! {
+                            _ = inner.wake.notified() => {}
+                            _ = tokio::time::sleep(IDLE_POLL) => {}
+                            _ = shutdown.cancelled() => break,
+                        }
+                    }
+                    Err(error) => {
+                        drop(permit);
+                        tracing::error!(%error, "could not lease a job");
+                        tokio::time::sleep(IDLE_POLL).await;
+                    }
+                }
+            }
+            let all = inner.config.max_concurrent.max(1) as u32;
+            let _ = inner.permits.acquire_many(all).await;
+        })
+    }
+
+    /// Runs every job that is due now, one after another, then returns (for tests and the CLI).
+    pub async fn run_pending_jobs(&self) -> anyhow::Result<usize> {
+        let never = CancellationToken::new();
+        let mut ran = 0;
+        while let Some(job) = self
+            .inner
+            .store
+            .lease(&self.inner.owner, &[VALIDATION_JOB], LEASE)
+            .await?
+        {
+            run_job(&self.inner, job, &never).await;
+            ran += 1;
+        }
+        Ok(ran)
+    }
+}
+
+/// Runs one leased job: the validation it names, with a watcher that heartbeats the lease
+/// and notices cancellation requested elsewhere.
+async fn run_job(inner: &Inner, job: Job, shutdown: &CancellationToken) {
+    let Some(id) = serde_json::from_str::<serde_json::Value>(&job.payload)
+        .ok()
+        .and_then(|v| v["validation_id"].as_i64())
+        .map(ValidationId)
+    else {
+        let _ = inner
+            .store
+            .fail(&job, &JobFailure::Fatal("malformed payload".into()))
+            .await;
+        return;
+    };
+    let cancel = shutdown.child_token();
+    let fenced = Arc::new(AtomicBool::new(false));
+    inner
+        .running
+        .lock()
+        .expect("running lock")
+        .insert(id, cancel.clone());
+    let watcher = tokio::spawn(watch(
+        inner.store.clone(),
+        job.clone(),
+        id,
+        cancel.clone(),
+        fenced.clone(),
+    ));
+    let span = tracing::info_span!("validation", validation = %id, attempt = job.attempt);
+    let interrupted = || shutdown.is_cancelled() || fenced.load(Ordering::SeqCst);
+    let result = tracing::Instrument::instrument(
+        pipeline::execute(inner, id, job.attempt, &cancel, &interrupted),
+        span,
+    )
+    .await;
+    watcher.abort();
+    inner.running.lock().expect("running lock").remove(&id);
+    let store = &inner.store;
+    let outcome = match result {
+        Ok(Ended::Verdict(status)) => {
+            tracing::info!(validation = %id, %status, "validation finished");
+            store.complete(&job).await
+        }
+        Ok(Ended::Interrupted) if fenced.load(Ordering::SeqCst) => Ok(false),
+        Ok(Ended::Interrupted) => {
+            let _ = store
+                .requeue_validation(id, "interrupted by a shutdown; it will run again")
+                .await;
+            store
+                .fail(
+                    &job,
+                    &JobFailure::Retryable("interrupted by a shutdown".into()),
+                )
+                .await
+        }
+        Err(error) => {
+            tracing::error!(validation = %id, error = %error, "validation could not run");
+            let _ = store
+                .finish_validation(
+                    id,
+                    ValidationStatus::Error,
+                    Some(&format!("infrastructure error: {error}")),
+                )
+                .await;
+            store
+                .fail(&job, &JobFailure::Fatal(error.to_string()))
+                .await
+        }
+    };
+    if let Err(error) = outcome {
+        tracing::error!(validation = %id, %error, "could not record the job's end");
+    }
+}
+
+async fn watch(
+    store: Store,
+    job: Job,
+    id: ValidationId,
+    cancel: CancellationToken,
+    fenced: Arc<AtomicBool>,
+) {
+    let mut since_heartbeat = Duration::ZERO;
+    loop {
+        tokio::time::sleep(CANCEL_CHECK_EVERY).await;
+        since_heartbeat += CANCEL_CHECK_EVERY;
+        if store.cancel_requested(id).await.unwrap_or(false) {
+            cancel.cancel();
+        }
+        if since_heartbeat >= HEARTBEAT_EVERY {
+            since_heartbeat = Duration::ZERO;
+            if let Ok(false) = store.heartbeat(&job, LEASE).await {
+                tracing::warn!(validation = %id, "lost the lease; stopping this attempt");
+                fenced.store(true, Ordering::SeqCst);
+                cancel.cancel();
+            }
+        }
+    }
+}

@@ -1,0 +1,580 @@
+//! One attempt of one validation: checkout → setup (or its snapshot) → build → deploy → test,
+//! each step's status and output recorded as it happens.
+
+use crate::git;
+use crate::logs::LogSink;
+use crate::Inner;
+use slipway_core::pipeline::{PipelineConfig, DEFAULT_STEP_TIMEOUT_SECS};
+use slipway_core::validation::{self, StepName, StepPlan, StepStatus, ValidationStatus};
+use slipway_core::{Masker, RepoLocation, ValidationId};
+use slipway_sandbox::{snapshot, CommandSpec, Outcome, Process};
+use slipway_store::{StepUpdate, ValidationRecord};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+
+/// How an attempt ended.
+pub(crate) enum Ended {
+    /// A verdict was recorded.
+    Verdict(ValidationStatus),
+    /// Stopped without a verdict (shutdown, or another attempt holds the job).
+    Interrupted,
+}
+
+/// How a step ended.
+enum StepEnd {
+    Passed(Option<String>),
+    Failed {
+        exit_code: Option<i32>,
+        detail: String,
+    },
+    Cancelled,
+    Error(String),
+}
+
+struct Attempt<'a> {
+    inner: &'a Inner,
+    record: ValidationRecord,
+    workspace: PathBuf,
+    logs: LogSink,
+    cancel: &'a CancellationToken,
+    deadline: Instant,
+    env: Vec<(String, String)>,
+    statuses: Vec<(StepName, StepStatus)>,
+    service: Option<Process>,
+}
+
+/// Where a project's commits are fetched from.
+pub(crate) fn source_of(repo: &str) -> String {
+    match RepoLocation::parse(repo) {
+        Ok(RepoLocation::Local { path }) => path.display().to_string(),
+        Ok(RepoLocation::GitHub { owner, name }) => {
+            format!("https://github.com/{owner}/{name}.git")
+        }
+        Err(_) => repo.to_owned(),
+    }
+}
+
+pub(crate) async fn execute(
+    inner: &Inner,
+    id: ValidationId,
+    attempt: u32,
+    cancel: &CancellationToken,
+    interrupted: &(dyn Fn() -> bool + Sync),
+) -> anyhow::Result<Ended> {
+    let store = &inner.store;
+    let record = store.validation(id).await?;
+    if store.cancel_requested(id).await? {
+        store
+            .finish_validation(
+                id,
+                ValidationStatus::Cancelled,
+                Some("cancelled before it started"),
+            )
+            .await?;
+        return Ok(Ended::Verdict(ValidationStatus::Cancelled));
+    }
+    store.start_validation(id, attempt).await?;
+    let secrets = store.secret_values(record.project_id).await?;
+    let masker = Masker::new(secrets.iter().map(|(_, v)| v.expose()));
+    let (logs, writer) = LogSink::start(store.clone(), id, masker);
+    if attempt > 1 {
+        logs.line(
+            StepName::Checkout,
+            &format!("attempt {attempt}: the previous attempt was interrupted"),
+        );
+    }
+
+    let mut env: Vec<(String, String)> = secrets
+        .iter()
+        .map(|(name, value)| (name.clone(), value.expose().to_owned()))
+        .collect();
+    env.push(("SLIPWAY_VALIDATION_ID".into(), id.to_string()));
+    env.push(("SLIPWAY_PROJECT_ID".into(), record.project_id.to_string()));
+    env.push(("SLIPWAY_SHA".into(), record.sha.clone()));
+    if let Some(branch) = &record.branch {
+        env.push(("SLIPWAY_BRANCH".into(), branch.clone()));
+    }
+
+    let workspace = inner.workspaces.join(id.to_string());
+    let _ = tokio::fs::remove_dir_all(&workspace).await;
+    tokio::fs::create_dir_all(&inner.workspaces).await?;
+
+    let mut run = Attempt {
+        inner,
+        statuses: record.steps.iter().map(|s| (s.name, s.status)).collect(),
+        record,
+        workspace: workspace.clone(),
+        logs: logs.clone(),
+        cancel,
+        deadline: Instant::now() + inner.config.validation_timeout,
+        env,
+        service: None,
+    };
+    let result = run.steps().await;
+    if let Some(mut service) = run.service.take() {
+        service.kill().await;
+        let _ = store.forget_process_group(id, service.pgid()).await;
+    }
+    drop(run);
+    writer.finish(logs).await;
+    let _ = tokio::fs::remove_dir_all(&workspace).await;
+
+    if interrupted() {
+        return Ok(Ended::Interrupted);
+    }
+    let (status, error) = match result {
+        Ok(statuses) => (ValidationStatus::from_steps(statuses), None),
+        Err(error) => (ValidationStatus::Error, Some(error.to_string())),
+    };
+    store
+        .finish_validation(id, status, error.as_deref())
+        .await?;
+    Ok(Ended::Verdict(status))
+}
+
+impl Attempt<'_> {
+    fn id(&self) -> ValidationId {
+        self.record.id
+    }
+
+    /// Runs every step; returns the final statuses.
+    async fn steps(&mut self) -> anyhow::Result<Vec<StepStatus>> {
+        let config = match self.checkout().await? {
+            Some(config) => config,
+            None => return Ok(self.statuses.iter().map(|s| s.1).collect()),
+        };
+        let plan = validation::plan(&config);
+        self.inner.store.set_plan(self.id(), &plan).await?;
+        for (name, step) in plan.iter().skip(1) {
+            let status = match step {
+                StepPlan::Run => StepStatus::Queued,
+                StepPlan::Skip(_) => StepStatus::Skipped,
+            };
+            self.set_status(*name, status);
+        }
+        for (name, step) in plan.into_iter().skip(1) {
+            if step != StepPlan::Run {
+                continue;
+            }
+            let end = match name {
+                StepName::Setup => self.setup(&config).await?,
+                StepName::Build => {
+                    let section = config.build.as_ref().expect("planned");
+                    self.begin(name).await?;
+                    self.commands(name, &section.commands, section.timeout_secs)
+                        .await?
+                }
+                StepName::Deploy => {
+                    let service = config.service.as_ref().expect("planned");
+                    self.begin(name).await?;
+                    self.deploy(
+                        &service.start,
+                        &service.health_path,
+                        service.ready_timeout_secs,
+                    )
+                    .await?
+                }
+                StepName::Test => {
+                    let section = config.test.as_ref().expect("planned");
+                    self.begin(name).await?;
+                    self.commands(name, &section.commands, section.timeout_secs)
+                        .await?
+                }
+                other => StepEnd::Error(format!("step {other} has no runner")),
+            };
+            if !self.end(name, end).await? {
+                break;
+            }
+        }
+        Ok(self.statuses.iter().map(|s| s.1).collect())
+    }
+
+    fn index(&self, name: StepName) -> u32 {
+        self.statuses
+            .iter()
+            .position(|(n, _)| *n == name)
+            .expect("every step is planned") as u32
+    }
+
+    fn set_status(&mut self, name: StepName, status: StepStatus) {
+        if let Some(entry) = self.statuses.iter_mut().find(|(n, _)| *n == name) {
+            entry.1 = status;
+        }
+    }
+
+    async fn begin(&mut self, name: StepName) -> anyhow::Result<()> {
+        self.set_status(name, StepStatus::Running);
+        let update = StepUpdate {
+            status: Some(StepStatus::Running),
+            started: true,
+            ..Default::default()
+        };
+        self.inner
+            .store
+            .update_step(self.id(), self.index(name), &update)
+            .await?;
+        Ok(())
+    }
+
+    /// Records how a step ended; `false` when the pipeline must stop here. Steps not run
+    /// after a failure are skipped (saying why), after a cancellation cancelled.
+    async fn end(&mut self, name: StepName, end: StepEnd) -> anyhow::Result<bool> {
+        let (status, exit_code, detail) = match end {
+            StepEnd::Passed(detail) => (StepStatus::Passed, None, detail),
+            StepEnd::Failed { exit_code, detail } => (StepStatus::Failed, exit_code, Some(detail)),
+            StepEnd::Cancelled => (StepStatus::Cancelled, None, Some("cancelled".to_owned())),
+            StepEnd::Error(detail) => (StepStatus::Error, None, Some(detail)),
+        };
+        if let Some(detail) = &detail {
+            if status != StepStatus::Passed {
+                self.logs.line(name, &format!("{name}: {detail}"));
+            }
+        }
+        self.set_status(name, status);
+        let update = StepUpdate {
+            status: Some(status),
+            exit_code,
+            detail: detail.map(|d| self.logs.mask(&d)),
+            finished: true,
+            ..Default::default()
+        };
+        self.inner
+            .store
+            .update_step(self.id(), self.index(name), &update)
+            .await?;
+        if status == StepStatus::Passed {
+            return Ok(true);
+        }
+        let (rest, reason) = match status {
+            StepStatus::Cancelled => (StepStatus::Cancelled, "cancelled".to_owned()),
+            _ => (
+                StepStatus::Skipped,
+                format!("not run: the {name} step did not pass"),
+            ),
+        };
+        let waiting: Vec<StepName> = self
+            .statuses
+            .iter()
+            .filter(|(_, s)| *s == StepStatus::Queued)
+            .map(|(n, _)| *n)
+            .collect();
+        for later in waiting {
+            self.set_status(later, rest);
+            let update = StepUpdate {
+                status: Some(rest),
+                detail: Some(reason.clone()),
+                ..Default::default()
+            };
+            self.inner
+                .store
+                .update_step(self.id(), self.index(later), &update)
+                .await?;
+        }
+        Ok(false)
+    }
+
+    /// Clones the exact commit and reads its `.slipway.toml` (else the project's defaults).
+    /// `None` when the pipeline cannot go on.
+    async fn checkout(&mut self) -> anyhow::Result<Option<PipelineConfig>> {
+        self.begin(StepName::Checkout).await?;
+        let lines =
+            match git::checkout(&self.record.source, &self.record.sha, &self.workspace).await {
+                Ok(lines) => lines,
+                Err(error) => {
+                    self.end(StepName::Checkout, StepEnd::Error(error.to_string()))
+                        .await?;
+                    return Ok(None);
+                }
+            };
+        for line in lines {
+            self.logs.line(StepName::Checkout, &line);
+        }
+        let file = self.workspace.join(".slipway.toml");
+        let config = match tokio::fs::read_to_string(&file).await {
+            Ok(text) => match PipelineConfig::from_toml(".slipway.toml", &text) {
+                Ok(config) => {
+                    self.logs
+                        .line(StepName::Checkout, "pipeline: .slipway.toml");
+                    config
+                }
+                Err(error) => {
+                    let end = StepEnd::Failed {
+                        exit_code: None,
+                        detail: format!("invalid pipeline file: {error}"),
+                    };
+                    self.end(StepName::Checkout, end).await?;
+                    return Ok(None);
+                }
+            },
+            Err(_) => {
+                self.logs.line(
+                    StepName::Checkout,
+                    "pipeline: the project's defaults (no .slipway.toml)",
+                );
+                self.inner
+                    .store
+                    .settings(self.record.project_id)
+                    .await?
+                    .pipeline
+            }
+        };
+        self.end(StepName::Checkout, StepEnd::Passed(None)).await?;
+        Ok(Some(config))
+    }
+
+    async fn setup(&mut self, config: &PipelineConfig) -> anyhow::Result<StepEnd> {
+        let setup = config.setup.as_ref().expect("planned");
+        self.begin(StepName::Setup).await?;
+        let key = snapshot::key(&self.workspace, &setup.cache_key, &setup.commands);
+        let snapshots = self.inner.snapshots.clone();
+        let (k, ws) = (key.clone(), self.workspace.clone());
+        let restored = tokio::task::spawn_blocking(move || snapshots.restore(&k, &ws)).await?;
+        match restored {
+            Ok(true) => {
+                let detail = format!("restored from snapshot {}", &key[..12]);
+                self.logs.line(StepName::Setup, &detail);
+                return Ok(StepEnd::Passed(Some(detail)));
+            }
+            Ok(false) => {}
+            Err(error) => self.logs.line(
+                StepName::Setup,
+                &format!("snapshot {} unusable ({error}); running setup", &key[..12]),
+            ),
+        }
+        let end = self
+            .commands(StepName::Setup, &setup.commands, setup.timeout_secs)
+            .await?;
+        if let StepEnd::Passed(_) = end {
+            let snapshots = self.inner.snapshots.clone();
+            let (k, ws) = (key.clone(), self.workspace.clone());
+            match tokio::task::spawn_blocking(move || snapshots.save(&k, &ws)).await? {
+                Ok(()) => self
+                    .logs
+                    .line(StepName::Setup, &format!("snapshot {} saved", &key[..12])),
+                Err(error) => {
+                    tracing::warn!(%error, "snapshot not saved");
+                    self.logs
+                        .line(StepName::Setup, "snapshot not saved (see the server log)");
+                }
+            }
+        }
+        Ok(end)
+    }
+
+    fn step_timeout(&self, secs: Option<u32>) -> (Duration, bool) {
+        let step = Duration::from_secs(secs.unwrap_or(DEFAULT_STEP_TIMEOUT_SECS).into());
+        let left = self.deadline.saturating_duration_since(Instant::now());
+        if left < step {
+            (left, true)
+        } else {
+            (step, false)
+        }
+    }
+
+    fn spawn(
+        &self,
+        step: StepName,
+        command: &str,
+        env: &[(String, String)],
+    ) -> std::io::Result<(Process, tokio::task::JoinHandle<()>)> {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let process = self.inner.sandbox.spawn(
+            &CommandSpec {
+                command,
+                workspace: &self.workspace,
+                cwd: &self.workspace,
+                env,
+            },
+            tx,
+        )?;
+        Ok((process, self.logs.follow(step, rx)))
+    }
+
+    /// Runs commands in order until one does not succeed.
+    async fn commands(
+        &mut self,
+        step: StepName,
+        commands: &[String],
+        timeout_secs: Option<u32>,
+    ) -> anyhow::Result<StepEnd> {
+        let started = Instant::now();
+        let (budget, is_overall) = self.step_timeout(timeout_secs);
+        for command in commands {
+            let update = StepUpdate {
+                command: Some(command.clone()),
+                ..Default::default()
+            };
+            self.inner
+                .store
+                .update_step(self.id(), self.index(step), &update)
+                .await?;
+            self.logs.line(step, &format!("$ {command}"));
+            let (process, follow) = match self.spawn(step, command, &self.env) {
+                Ok(spawned) => spawned,
+                Err(error) => {
+                    return Ok(StepEnd::Error(format!(
+                        "could not start `{command}`: {error}"
+                    )))
+                }
+            };
+            let pgid = process.pgid();
+            self.inner
+                .store
+                .record_process_group(self.id(), pgid)
+                .await?;
+            let outcome = process
+                .wait(budget.saturating_sub(started.elapsed()), self.cancel)
+                .await;
+            self.inner
+                .store
+                .forget_process_group(self.id(), pgid)
+                .await?;
+            let _ = tokio::time::timeout(Duration::from_secs(2), follow).await;
+            match outcome {
+                Outcome::Exited(0) => continue,
+                Outcome::Exited(code) => {
+                    return Ok(StepEnd::Failed {
+                        exit_code: Some(code),
+                        detail: format!("`{command}` exited with code {code}"),
+                    })
+                }
+                Outcome::Signalled(signal) => {
+                    return Ok(StepEnd::Failed {
+                        exit_code: None,
+                        detail: format!("`{command}` was killed by signal {signal}"),
+                    })
+                }
+                Outcome::TimedOut => {
+                    let why = if is_overall {
+                        format!(
+                            "the validation's time limit of {} s was reached",
+                            self.inner.config.validation_timeout.as_secs()
+                        )
+                    } else {
+                        format!("timed out after {} s", budget.as_secs())
+                    };
+                    return Ok(StepEnd::Failed {
+                        exit_code: None,
+                        detail: format!("`{command}` {why}"),
+                    });
+                }
+                Outcome::Cancelled => return Ok(StepEnd::Cancelled),
+            }
+        }
+        Ok(StepEnd::Passed(None))
+    }
+
+    /// Starts the service with `PORT` set and waits for its health check.
+    async fn deploy(
+        &mut self,
+        start: &str,
+        health_path: &str,
+        ready_secs: u32,
+    ) -> anyhow::Result<StepEnd> {
+        let port = free_port()?;
+        let mut env = self.env.clone();
+        env.push(("PORT".into(), port.to_string()));
+        let update = StepUpdate {
+            command: Some(start.to_owned()),
+            ..Default::default()
+        };
+        self.inner
+            .store
+            .update_step(self.id(), self.index(StepName::Deploy), &update)
+            .await?;
+        self.logs
+            .line(StepName::Deploy, &format!("$ {start}  (PORT={port})"));
+        let (mut process, _follow) = match self.spawn(StepName::Deploy, start, &env) {
+            Ok(spawned) => spawned,
+            Err(error) => {
+                return Ok(StepEnd::Error(format!(
+                    "could not start `{start}`: {error}"
+                )))
+            }
+        };
+        self.inner
+            .store
+            .record_process_group(self.id(), process.pgid())
+            .await?;
+        let url = format!("http://127.0.0.1:{port}{health_path}");
+        let started = Instant::now();
+        let limit = Duration::from_secs(ready_secs.into())
+            .min(self.deadline.saturating_duration_since(started));
+        let client = &self.inner.http;
+        let mut last = String::from("no answer yet");
+        let end = loop {
+            if let Some(outcome) = process.exited() {
+                let detail = match outcome {
+                    Outcome::Exited(code) => {
+                        format!("the service exited with code {code} before it became healthy")
+                    }
+                    _ => "the service was killed before it became healthy".to_owned(),
+                };
+                let exit_code = match outcome {
+                    Outcome::Exited(code) => Some(code),
+                    _ => None,
+                };
+                break StepEnd::Failed { exit_code, detail };
+            }
+            if self.cancel.is_cancelled() {
+                break StepEnd::Cancelled;
+            }
+            if started.elapsed() >= limit {
+                break StepEnd::Failed {
+                    exit_code: None,
+                    detail: format!(
+                        "{url} was not healthy within {} s (last: {last})",
+                        limit.as_secs()
+                    ),
+                };
+            }
+            match client
+                .get(&url)
+                .timeout(Duration::from_secs(2))
+                .send()
+                .await
+            {
+                Ok(response) if (200..400).contains(&response.status().as_u16()) => {
+                    let detail = format!(
+                        "healthy: {url} answered {} after {} ms",
+                        response.status().as_u16(),
+                        started.elapsed().as_millis()
+                    );
+                    self.logs.line(StepName::Deploy, &detail);
+                    break StepEnd::Passed(Some(detail));
+                }
+                Ok(response) => last = format!("HTTP {}", response.status().as_u16()),
+                Err(error) if error.is_connect() => last = "connection refused".to_owned(),
+                Err(error) => last = error.to_string(),
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+                _ = self.cancel.cancelled() => {}
+            }
+        };
+        if matches!(end, StepEnd::Passed(_)) {
+            // Later steps (tests) talk to the running app.
+            self.env.push(("PORT".into(), port.to_string()));
+            self.env.push((
+                "SLIPWAY_SERVICE_URL".into(),
+                format!("http://127.0.0.1:{port}"),
+            ));
+            self.service = Some(process);
+        } else {
+            process.kill().await;
+            self.inner
+                .store
+                .forget_process_group(self.id(), process.pgid())
+                .await?;
+        }
+        Ok(end)
+    }
+}
+
+/// A port that was free a moment ago (the service binds it next).
+fn free_port() -> std::io::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}

@@ -1,0 +1,540 @@
+//! The validation pipeline end to end: real git repositories, real processes, a real store.
+
+use slipway_core::secret::SecretValue;
+use slipway_core::validation::{StepName, StepStatus, ValidationStatus};
+use slipway_core::{Project, ProjectDraft, ValidationId};
+use slipway_engine::{Engine, EngineConfig, Target};
+use slipway_store::{MasterKey, Store, ValidationRecord};
+use slipway_testkit::{commit_files, fixture_repo, PYTHON_APP, PYTHON_APP_TEST};
+
+use std::time::Duration;
+use tempfile::TempDir;
+
+struct Harness {
+    _dir: TempDir,
+    store: Store,
+    engine: Engine,
+    repo: std::path::PathBuf,
+    project: Project,
+}
+
+async fn harness(files: &[(&str, &str)]) -> Harness {
+    harness_with(files, |_| {}).await
+}
+
+async fn harness_with(files: &[(&str, &str)], tweak: impl FnOnce(&mut EngineConfig)) -> Harness {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let key = MasterKey::load_or_create(&data.join("master.key")).unwrap();
+    let store = Store::open(
+        &format!("sqlite://{}", data.join("slipway.db").display()),
+        &key,
+    )
+    .await
+    .unwrap();
+    let repo = dir.path().join("repo");
+    fixture_repo(&repo, files);
+    let project = store
+        .create_project(&ProjectDraft {
+            name: "app".into(),
+            description: String::new(),
+            repo: repo.display().to_string(),
+            default_branch: "main".into(),
+        })
+        .await
+        .unwrap();
+    let mut config = EngineConfig::new(data);
+    tweak(&mut config);
+    let engine = Engine::new(store.clone(), config);
+    engine.reconcile().await.unwrap();
+    Harness {
+        _dir: dir,
+        store,
+        engine,
+        repo,
+        project,
+    }
+}
+
+impl Harness {
+    async fn validate_main(&self) -> ValidationRecord {
+        let queued = self
+            .engine
+            .submit(&self.project, Target::Branch("main".into()))
+            .await
+            .unwrap();
+        self.engine.run_pending_jobs().await.unwrap();
+        self.store.validation(queued.id).await.unwrap()
+    }
+
+    async fn log(&self, id: ValidationId) -> String {
+        self.store
+            .logs(id, None, 0, 100_000)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|l| format!("[{}] {}\n", l.step, l.line))
+            .collect()
+    }
+}
+
+fn step(record: &ValidationRecord, name: StepName) -> &slipway_store::StepRecord {
+    record.steps.iter().find(|s| s.name == name).unwrap()
+}
+
+fn pipeline(build: &str, start: &str, ready: u32, test: &str) -> String {
+    format!(
+        "[build]\ncommands = [{build:?}]\n[service]\nstart = {start:?}\nhealth_path = \"/health\"\nready_timeout_secs = {ready}\n[test]\ncommands = [{test:?}]\ntimeout_secs = 3\n"
+    )
+}
+
+fn good_pipeline() -> String {
+    pipeline(
+        "python3 -m py_compile app.py",
+        "python3 app.py",
+        20,
+        PYTHON_APP_TEST,
+    )
+}
+
+/// Processes whose command line contains `marker`.
+fn processes_with(marker: &str) -> usize {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter(|e| {
+            std::fs::read(e.path().join("cmdline"))
+                .map(|c| String::from_utf8_lossy(&c).contains(marker))
+                .unwrap_or(false)
+        })
+        .count()
+}
+
+#[tokio::test]
+async fn a_good_app_passes_every_step_it_configures() {
+    let h = harness(&[("app.py", PYTHON_APP), (".slipway.toml", &good_pipeline())]).await;
+    let record = h.validate_main().await;
+    let log = h.log(record.id).await;
+    assert_eq!(record.status, ValidationStatus::Passed, "{log}");
+    for name in [
+        StepName::Checkout,
+        StepName::Build,
+        StepName::Deploy,
+        StepName::Test,
+    ] {
+        assert_eq!(
+            step(&record, name).status,
+            StepStatus::Passed,
+            "{name}: {log}"
+        );
+    }
+    assert_eq!(step(&record, StepName::Setup).status, StepStatus::Skipped);
+    assert!(step(&record, StepName::Setup)
+        .detail
+        .as_deref()
+        .unwrap()
+        .contains("[setup]"));
+    for later in [
+        StepName::Ui,
+        StepName::Analysis,
+        StepName::Judge,
+        StepName::Merge,
+    ] {
+        assert_eq!(step(&record, later).status, StepStatus::Skipped);
+    }
+    assert!(log.contains("[test] test passed"), "{log}");
+    assert!(log.contains("[deploy] listening on"), "{log}");
+    assert!(step(&record, StepName::Deploy)
+        .detail
+        .as_deref()
+        .unwrap()
+        .contains("healthy"));
+    assert_eq!(record.sha.len(), 40);
+    assert_eq!(processes_with("app.py"), 0, "the service was stopped");
+}
+
+#[tokio::test]
+async fn a_failing_build_fails_at_build_and_runs_nothing_after() {
+    let h = harness(&[
+        ("app.py", PYTHON_APP),
+        (
+            ".slipway.toml",
+            &pipeline("echo compiling; exit 7", "python3 app.py", 20, "true"),
+        ),
+    ])
+    .await;
+    let record = h.validate_main().await;
+    assert_eq!(record.status, ValidationStatus::Failed);
+    let build = step(&record, StepName::Build);
+    assert_eq!(build.status, StepStatus::Failed);
+    assert_eq!(build.exit_code, Some(7));
+    assert_eq!(build.command.as_deref(), Some("echo compiling; exit 7"));
+    assert_eq!(step(&record, StepName::Deploy).status, StepStatus::Skipped);
+    assert!(step(&record, StepName::Test)
+        .detail
+        .as_deref()
+        .unwrap()
+        .contains("build"));
+    assert!(h.log(record.id).await.contains("[build] compiling"));
+}
+
+#[tokio::test]
+async fn a_service_that_never_becomes_healthy_fails_at_deploy() {
+    let h = harness(&[(
+        ".slipway.toml",
+        &pipeline("true", "sleep 7001.5", 2, "true"),
+    )])
+    .await;
+    let record = h.validate_main().await;
+    assert_eq!(record.status, ValidationStatus::Failed);
+    let deploy = step(&record, StepName::Deploy);
+    assert_eq!(deploy.status, StepStatus::Failed);
+    assert!(
+        deploy
+            .detail
+            .as_deref()
+            .unwrap()
+            .contains("not healthy within 2 s"),
+        "{deploy:?}"
+    );
+    assert_eq!(processes_with("7001.5"), 0);
+}
+
+#[tokio::test]
+async fn a_service_that_crashes_fails_at_deploy_with_its_exit_code() {
+    let h = harness(&[(
+        ".slipway.toml",
+        &pipeline("true", "echo boom >&2; exit 4", 20, "true"),
+    )])
+    .await;
+    let record = h.validate_main().await;
+    let deploy = step(&record, StepName::Deploy);
+    assert_eq!(deploy.status, StepStatus::Failed);
+    assert_eq!(deploy.exit_code, Some(4));
+    assert!(h.log(record.id).await.contains("[deploy] boom"));
+}
+
+#[tokio::test]
+async fn failing_tests_fail_at_test() {
+    let h = harness(&[
+        ("app.py", PYTHON_APP),
+        (
+            ".slipway.toml",
+            &pipeline("true", "python3 app.py", 20, "echo 1 test failed; exit 1"),
+        ),
+    ])
+    .await;
+    let record = h.validate_main().await;
+    assert_eq!(record.status, ValidationStatus::Failed);
+    assert_eq!(step(&record, StepName::Deploy).status, StepStatus::Passed);
+    let test = step(&record, StepName::Test);
+    assert_eq!((test.status, test.exit_code), (StepStatus::Failed, Some(1)));
+}
+
+#[tokio::test]
+async fn a_hanging_test_times_out_and_leaves_no_process() {
+    let h = harness(&[(
+        ".slipway.toml",
+        "[test]\ncommands = [\"sleep 7002.5\"]\ntimeout_secs = 1\n",
+    )])
+    .await;
+    let record = h.validate_main().await;
+    let test = step(&record, StepName::Test);
+    assert_eq!(test.status, StepStatus::Failed);
+    assert!(
+        test.detail
+            .as_deref()
+            .unwrap()
+            .contains("timed out after 1 s"),
+        "{test:?}"
+    );
+    assert!(test.duration_ms.unwrap() < 3_500, "{test:?}");
+    assert_eq!(processes_with("7002.5"), 0);
+}
+
+#[tokio::test]
+async fn the_whole_validation_has_a_time_limit() {
+    let h = harness_with(
+        &[(".slipway.toml", "[build]\ncommands = [\"sleep 7005.5\"]\n")],
+        |c| c.validation_timeout = Duration::from_secs(1),
+    )
+    .await;
+    let record = h.validate_main().await;
+    let build = step(&record, StepName::Build);
+    assert_eq!(build.status, StepStatus::Failed);
+    assert!(
+        build.detail.as_deref().unwrap().contains("time limit"),
+        "{build:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_background_process_forked_by_a_step_does_not_survive_it() {
+    let h = harness(&[(
+        ".slipway.toml",
+        "[build]\ncommands = [\"sleep 7003.5 & echo forked\"]\n[test]\ncommands = [\"true\"]\n",
+    )])
+    .await;
+    let record = h.validate_main().await;
+    assert_eq!(record.status, ValidationStatus::Passed);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(processes_with("7003.5"), 0);
+}
+
+#[tokio::test]
+async fn a_malformed_pipeline_file_fails_checkout_with_its_line() {
+    let h = harness(&[(".slipway.toml", "[build]\ncommand = [\"make\"]\n")]).await;
+    let record = h.validate_main().await;
+    assert_eq!(record.status, ValidationStatus::Failed);
+    let checkout = step(&record, StepName::Checkout);
+    assert_eq!(checkout.status, StepStatus::Failed);
+    let detail = checkout.detail.as_deref().unwrap();
+    assert!(
+        detail.contains(".slipway.toml:2") && detail.contains("unknown field `command`"),
+        "{detail}"
+    );
+}
+
+#[tokio::test]
+async fn without_a_pipeline_file_the_project_defaults_apply() {
+    let h = harness(&[("README.md", "no pipeline here")]).await;
+    let mut settings = h.store.settings(h.project.id).await.unwrap();
+    settings.pipeline.test = Some(slipway_core::pipeline::CommandsSection {
+        commands: vec!["echo from the dashboard defaults".into()],
+        timeout_secs: None,
+    });
+    h.store.put_settings(h.project.id, &settings).await.unwrap();
+    let record = h.validate_main().await;
+    assert_eq!(record.status, ValidationStatus::Passed);
+    assert!(h
+        .log(record.id)
+        .await
+        .contains("[test] from the dashboard defaults"));
+}
+
+#[tokio::test]
+async fn secrets_reach_commands_but_never_the_log() {
+    let h = harness(&[(
+        ".slipway.toml",
+        "[test]\ncommands = [\"test \\\"$API_KEY\\\" = s3cr3t-v4lue && echo key=$API_KEY && printf %s \\\"$API_KEY\\\" | base64\"]\n",
+    )])
+    .await;
+    h.store
+        .put_secret(
+            h.project.id,
+            "API_KEY",
+            &SecretValue::new("s3cr3t-v4lue".into()).unwrap(),
+        )
+        .await
+        .unwrap();
+    let record = h.validate_main().await;
+    let log = h.log(record.id).await;
+    assert_eq!(record.status, ValidationStatus::Passed, "{log}");
+    assert!(log.contains("key=***"), "{log}");
+    assert!(
+        !log.contains("s3cr3t-v4lue") && !log.contains("czNjcjN0LXY0bHVl"),
+        "{log}"
+    );
+}
+
+#[tokio::test]
+async fn the_exact_commit_is_checked_out() {
+    let h = harness(&[
+        (".slipway.toml", "[test]\ncommands = [\"cat version\"]\n"),
+        ("version", "one"),
+    ])
+    .await;
+    let first = h
+        .engine
+        .submit(&h.project, Target::Branch("main".into()))
+        .await
+        .unwrap();
+    commit_files(&h.repo, &[("version", "two")], "second");
+    h.engine.run_pending_jobs().await.unwrap();
+    let log = h.log(first.id).await;
+    assert!(
+        log.contains("[test] one") && !log.contains("[test] two"),
+        "{log}"
+    );
+
+    let by_sha = h
+        .engine
+        .submit(&h.project, Target::Sha("HEAD~1".into()))
+        .await
+        .unwrap();
+    assert_eq!(by_sha.sha, first.sha);
+    let bad = h
+        .engine
+        .submit(&h.project, Target::Branch("nope".into()))
+        .await;
+    assert!(bad
+        .unwrap_err()
+        .to_string()
+        .contains("'nope' does not exist"));
+}
+
+#[tokio::test]
+async fn a_newer_commit_on_the_branch_cancels_the_older_validation() {
+    let h = harness(&[(".slipway.toml", "[test]\ncommands = [\"true\"]\n")]).await;
+    let old = h
+        .engine
+        .submit(&h.project, Target::Branch("main".into()))
+        .await
+        .unwrap();
+    commit_files(&h.repo, &[("new.txt", "x")], "newer");
+    let new = h
+        .engine
+        .submit(&h.project, Target::Branch("main".into()))
+        .await
+        .unwrap();
+    assert_ne!(old.sha, new.sha);
+    h.engine.run_pending_jobs().await.unwrap();
+    assert_eq!(
+        h.store.validation(old.id).await.unwrap().status,
+        ValidationStatus::Cancelled
+    );
+    assert_eq!(
+        h.store.validation(new.id).await.unwrap().status,
+        ValidationStatus::Passed
+    );
+}
+
+#[tokio::test]
+async fn cancelling_a_running_validation_kills_its_processes_quickly() {
+    let h = harness(&[(
+        ".slipway.toml",
+        "[test]\ncommands = [\"sleep 7004.5\"]\ntimeout_secs = 60\n",
+    )])
+    .await;
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let workers = h.engine.spawn_workers(shutdown.clone());
+    let record = h
+        .engine
+        .submit(&h.project, Target::Branch("main".into()))
+        .await
+        .unwrap();
+    wait_for(&h.store, record.id, |r| {
+        step(r, StepName::Test).status == StepStatus::Running
+    })
+    .await;
+    wait_until(|| processes_with("7004.5") > 0).await;
+    let started = std::time::Instant::now();
+    h.engine.cancel(record.id).await.unwrap();
+    let done = wait_for(&h.store, record.id, |r| r.status.is_final()).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(done.status, ValidationStatus::Cancelled);
+    assert_eq!(step(&done, StepName::Test).status, StepStatus::Cancelled);
+    assert_eq!(processes_with("7004.5"), 0);
+    shutdown.cancel();
+    workers.await.unwrap();
+}
+
+#[tokio::test]
+async fn no_more_than_the_configured_number_run_together() {
+    let h = harness_with(
+        &[(".slipway.toml", "[test]\ncommands = [\"sleep 0.3\"]\n")],
+        |c| c.max_concurrent = 2,
+    )
+    .await;
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let workers = h.engine.spawn_workers(shutdown.clone());
+    let sha = slipway_testkit::git(&h.repo, &["rev-parse", "HEAD"]);
+    let mut ids = Vec::new();
+    for _ in 0..6 {
+        ids.push(
+            h.engine
+                .submit(&h.project, Target::Sha(sha.clone()))
+                .await
+                .unwrap()
+                .id,
+        );
+    }
+    let mut spans = Vec::new();
+    for id in &ids {
+        let done = wait_for(&h.store, *id, |r| r.status.is_final()).await;
+        assert_eq!(done.status, ValidationStatus::Passed);
+        let test = step(&done, StepName::Test);
+        spans.push((test.started_at.unwrap(), test.finished_at.unwrap()));
+    }
+    // The most test steps running at one moment, from their recorded start and end.
+    let most = spans
+        .iter()
+        .map(|(start, _)| {
+            spans
+                .iter()
+                .filter(|(s, f)| s <= start && start < f)
+                .count()
+        })
+        .max()
+        .unwrap();
+    assert_eq!(most, 2, "{spans:?}");
+    shutdown.cancel();
+    workers.await.unwrap();
+}
+
+#[tokio::test]
+async fn setup_runs_once_then_its_snapshot_is_restored() {
+    let h = harness(&[
+        (".gitignore", "deps/\n"),
+        ("lock.txt", "v1"),
+        (
+            ".slipway.toml",
+            "[setup]\ncommands = [\"mkdir -p deps && echo installed > deps/pkg && echo setup ran\"]\ncache_key = [\"lock.txt\"]\n[test]\ncommands = [\"cat deps/pkg\"]\n",
+        ),
+    ])
+    .await;
+    let first = h.validate_main().await;
+    assert_eq!(first.status, ValidationStatus::Passed);
+    let log = h.log(first.id).await;
+    assert!(log.contains("[setup] setup ran"), "{log} {first:?}");
+
+    commit_files(
+        &h.repo,
+        &[("src.txt", "change that keeps the lockfile")],
+        "code",
+    );
+    let second = h.validate_main().await;
+    let log = h.log(second.id).await;
+    assert_eq!(second.status, ValidationStatus::Passed, "{log}");
+    assert!(!log.contains("setup ran"), "{log}");
+    assert!(step(&second, StepName::Setup)
+        .detail
+        .as_deref()
+        .unwrap()
+        .contains("restored from snapshot"));
+    assert!(log.contains("[test] installed"), "{log}");
+
+    commit_files(&h.repo, &[("lock.txt", "v2")], "bump");
+    let third = h.validate_main().await;
+    assert!(h.log(third.id).await.contains("[setup] setup ran"));
+}
+
+async fn wait_for(
+    store: &Store,
+    id: ValidationId,
+    done: impl Fn(&ValidationRecord) -> bool,
+) -> ValidationRecord {
+    for _ in 0..300 {
+        let record = store.validation(id).await.unwrap();
+        if done(&record) {
+            return record;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("validation {id} never reached the expected state");
+}
+
+async fn wait_until(condition: impl Fn() -> bool) {
+    for _ in 0..200 {
+        if condition() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("condition never held");
+}
