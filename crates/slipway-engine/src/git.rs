@@ -63,6 +63,16 @@ pub async fn branch_head(source: &str, branch: &str) -> Result<String, GitError>
         .ok_or_else(|| GitError::Failed(format!("branch '{branch}' does not exist in {source}")))
 }
 
+/// The commit `HEAD` of `source` points at.
+pub async fn remote_head(source: &str) -> Result<String, GitError> {
+    let out = git(None, &["ls-remote", source, "HEAD"]).await?;
+    out.split_whitespace()
+        .next()
+        .filter(|sha| is_full_sha(sha))
+        .map(str::to_owned)
+        .ok_or_else(|| GitError::Failed(format!("{source} has no HEAD commit")))
+}
+
 /// The full id of `rev` in a local repository.
 pub async fn resolve_local(repo: &Path, rev: &str) -> Result<String, GitError> {
     git(

@@ -32,6 +32,7 @@ pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 pub struct ServerConfig {
     pub bind: SocketAddr,
     pub store: Store,
+    pub engine: slipway_engine::Engine,
     /// The value of `SLIPWAY_ADMIN_TOKEN`, if set: accepted as an admin token.
     pub admin_token: Option<String>,
 }
@@ -49,6 +50,7 @@ impl App {
             .with_context(|| format!("cannot listen on {}", config.bind))?;
         let state = AppState {
             store: config.store,
+            engine: config.engine,
             metrics: Arc::new(metrics::Metrics::new()),
             env_admin_hash: config.admin_token.as_deref().map(hash_token),
         };
@@ -73,7 +75,8 @@ impl App {
 }
 
 fn router(state: AppState) -> Router {
-    use routes::{projects, secrets, settings, system, tokens};
+    use axum::routing::post;
+    use routes::{projects, secrets, settings, system, tokens, validations};
     let api = Router::new()
         .route("/projects", get(projects::list).post(projects::create))
         .route(
@@ -95,6 +98,14 @@ fn router(state: AppState) -> Router {
             "/projects/{id}/secrets/{name}",
             axum::routing::put(secrets::put).delete(secrets::delete),
         )
+        .route(
+            "/projects/{id}/validations",
+            get(validations::list).post(validations::start),
+        )
+        .route("/validations/{id}", get(validations::show))
+        .route("/validations/{id}/logs", get(validations::logs))
+        .route("/validations/{id}/retry", post(validations::retry))
+        .route("/validations/{id}/cancel", post(validations::cancel))
         .route("/tokens", get(tokens::list).post(tokens::create))
         .route("/tokens/{id}", axum::routing::delete(tokens::revoke))
         .route("/openapi.json", get(system::openapi));

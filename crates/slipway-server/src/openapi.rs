@@ -1,6 +1,6 @@
 //! The OpenAPI document, generated from the handlers' annotations and the domain types.
 
-use crate::routes::{projects, secrets, settings, tokens};
+use crate::routes::{projects, secrets, settings, tokens, validations};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
@@ -12,6 +12,8 @@ use utoipa::{Modify, OpenApi};
         settings::show, settings::replace,
         secrets::list, secrets::put, secrets::delete, secrets::import,
         tokens::list, tokens::create, tokens::revoke,
+        validations::start, validations::list, validations::show, validations::logs,
+        validations::retry, validations::cancel,
     ),
     modifiers(&BearerAuth),
     security(("bearer" = [])),

@@ -1,12 +1,14 @@
 //! What every handler shares.
 
 use crate::metrics::Metrics;
+use slipway_engine::Engine;
 use slipway_store::Store;
 use std::sync::Arc;
 
 #[derive(Clone)]
 pub struct AppState {
     pub store: Store,
+    pub engine: Engine,
     pub metrics: Arc<Metrics>,
     /// SHA-256 of `SLIPWAY_ADMIN_TOKEN`, when it is set.
     pub env_admin_hash: Option<[u8; 32]>,

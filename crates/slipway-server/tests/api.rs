@@ -465,3 +465,187 @@ async fn the_openapi_document_describes_the_schemas() {
         "bearer"
     );
 }
+
+mod validations {
+    use super::*;
+    use slipway_testkit::{fixture_repo, PYTHON_APP, PYTHON_APP_TEST};
+
+    async fn project_with_repo(app: &TestApp, files: &[(&str, &str)]) -> (i64, std::path::PathBuf) {
+        let repo = app.data_dir.path().join("fixture-repo");
+        fixture_repo(&repo, files);
+        let created = app
+            .api
+            .create_project(&json!({"name": "app", "repo": repo.display().to_string()}))
+            .await;
+        assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
+        (created.body["id"].as_i64().unwrap(), repo)
+    }
+
+    fn pipeline() -> String {
+        format!(
+            "[service]\nstart = \"python3 app.py\"\nhealth_path = \"/health\"\n[test]\ncommands = [{PYTHON_APP_TEST:?}]\n"
+        )
+    }
+
+    #[tokio::test]
+    async fn a_validation_started_over_http_runs_and_reports_its_steps_and_logs() {
+        let app = TestApp::spawn().await;
+        let (project, _) = project_with_repo(
+            &app,
+            &[("app.py", PYTHON_APP), (".slipway.toml", &pipeline())],
+        )
+        .await;
+        let operator = app.api_as("operator").await;
+        let started = operator
+            .start_validation(project, &json!({"branch": "main"}))
+            .await;
+        assert_eq!(started.status, StatusCode::CREATED, "{}", started.text);
+        assert_eq!(started.body["status"], "queued");
+        let id = started.body["id"].as_i64().unwrap();
+
+        let done = app.api.finished_validation(id).await;
+        assert_eq!(done["status"], "passed", "{done}");
+        let steps: Vec<(&str, &str)> = done["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| (s["name"].as_str().unwrap(), s["status"].as_str().unwrap()))
+            .collect();
+        assert_eq!(
+            steps,
+            [
+                ("checkout", "passed"),
+                ("setup", "skipped"),
+                ("build", "skipped"),
+                ("deploy", "passed"),
+                ("test", "passed"),
+                ("ui", "skipped"),
+                ("analysis", "skipped"),
+                ("judge", "skipped"),
+                ("merge", "skipped")
+            ]
+        );
+
+        let all = app.api.validation_logs(id, "").await;
+        let lines = all.body["lines"].as_array().unwrap();
+        assert!(lines
+            .windows(2)
+            .all(|w| w[0]["seq"].as_i64() < w[1]["seq"].as_i64()));
+        let test_only = app.api.validation_logs(id, "step=test").await;
+        assert!(test_only.body["lines"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|l| l["step"] == "test"));
+        assert!(test_only.text.contains("test passed"));
+        let after = all.body["lines"][2]["seq"].as_i64().unwrap();
+        let rest = app.api.validation_logs(id, &format!("after={after}")).await;
+        assert_eq!(rest.body["lines"][0]["seq"].as_i64().unwrap(), after + 1);
+        assert_eq!(
+            app.api.validation_logs(id, "step=nope").await.code(),
+            "invalid_query"
+        );
+        assert_eq!(
+            app.api.validation_logs(id, "colour=red").await.status,
+            StatusCode::BAD_REQUEST
+        );
+
+        let listed = app.api.validations(project).await;
+        assert_eq!(listed.body[0]["id"], id);
+
+        let retried = operator.retry_validation(id).await;
+        assert_eq!(retried.status, StatusCode::CREATED);
+        assert_ne!(retried.body["id"], id);
+        assert_eq!(retried.body["sha"], done["sha"]);
+        let again = app
+            .api
+            .finished_validation(retried.body["id"].as_i64().unwrap())
+            .await;
+        assert_eq!(again["status"], "passed");
+    }
+
+    #[tokio::test]
+    async fn a_running_validation_is_cancelled_over_http() {
+        let app = TestApp::spawn().await;
+        let (project, _) = project_with_repo(
+            &app,
+            &[(".slipway.toml", "[test]\ncommands = [\"sleep 8001.5\"]\n")],
+        )
+        .await;
+        let id = app
+            .api
+            .start_validation(project, &json!({"branch": "main"}))
+            .await
+            .body["id"]
+            .as_i64()
+            .unwrap();
+        for _ in 0..200 {
+            if app.api.validation(id).await.body["steps"][4]["status"] == "running" {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+        let cancelled = app.api.cancel_validation(id).await;
+        assert_eq!(cancelled.status, StatusCode::ACCEPTED);
+        let done = app.api.finished_validation(id).await;
+        assert_eq!(done["status"], "cancelled");
+        assert_eq!(done["steps"][4]["status"], "cancelled");
+    }
+
+    #[tokio::test]
+    async fn bad_validation_requests_are_refused() {
+        let app = TestApp::spawn().await;
+        let (project, _) = project_with_repo(&app, &[("README", "x")]).await;
+        let cases = [
+            (json!({}), StatusCode::UNPROCESSABLE_ENTITY, "exactly one"),
+            (
+                json!({"branch": "main", "sha": "abc"}),
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "exactly one",
+            ),
+            (
+                json!({"branch": "missing"}),
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "does not exist",
+            ),
+            (
+                json!({"branch": "a b"}),
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "branch",
+            ),
+            (
+                json!({"sha": "0123456789"}),
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "not a commit",
+            ),
+            (json!({"pr": 4}), StatusCode::UNPROCESSABLE_ENTITY, "forge"),
+            (
+                json!({"ref": "main"}),
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "unknown field",
+            ),
+        ];
+        for (body, status, needle) in cases {
+            let reply = app.api.start_validation(project, &body).await;
+            assert_eq!(reply.status, status, "{body}: {}", reply.text);
+            assert!(reply.message().contains(needle), "{body}: {}", reply.text);
+        }
+        let viewer = app.api_as("viewer").await;
+        assert_eq!(
+            viewer
+                .start_validation(project, &json!({"branch": "main"}))
+                .await
+                .status,
+            StatusCode::FORBIDDEN
+        );
+        assert_eq!(
+            app.api
+                .start_validation(999, &json!({"branch": "main"}))
+                .await
+                .status,
+            StatusCode::NOT_FOUND
+        );
+        assert_eq!(app.api.validation(999).await.status, StatusCode::NOT_FOUND);
+        assert_eq!(app.api.validations(project).await.body, json!([]));
+    }
+}

@@ -3,6 +3,7 @@
 
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
+use slipway_engine::{Engine, EngineConfig};
 use slipway_server::{App, ServerConfig};
 use slipway_store::{MasterKey, Store};
 use std::path::Path;
@@ -16,6 +17,7 @@ pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
 pub struct TestApp {
     pub base_url: String,
     pub store: Store,
+    pub engine: Engine,
     pub data_dir: TempDir,
     /// An API client with the admin token.
     pub api: Api,
@@ -28,20 +30,25 @@ impl TestApp {
         let key = MasterKey::load_or_create(&data_dir.path().join("master.key")).unwrap();
         let url = format!("sqlite://{}", data_dir.path().join("slipway.db").display());
         let store = Store::open(&url, &key).await.expect("the store opens");
+        let engine = Engine::new(store.clone(), EngineConfig::new(data_dir.path().to_owned()));
+        engine.reconcile().await.expect("reconciliation");
         let app = App::build(ServerConfig {
             bind: "127.0.0.1:0".parse().unwrap(),
             store: store.clone(),
+            engine: engine.clone(),
             admin_token: Some(ADMIN_TOKEN.to_owned()),
         })
         .await
         .expect("the app binds");
         let base_url = format!("http://{}", app.local_addr());
         let shutdown = CancellationToken::new();
+        engine.spawn_workers(shutdown.clone());
         tokio::spawn(app.run(shutdown.clone()));
         Self {
             api: Api::new(&base_url, Some(ADMIN_TOKEN)),
             base_url,
             store,
+            engine,
             data_dir,
             shutdown,
         }
@@ -239,6 +246,67 @@ impl Api {
             Body::Text(dotenv),
         )
         .await
+    }
+    pub async fn start_validation(&self, project: i64, request: &Value) -> Reply {
+        self.send(
+            Method::POST,
+            &format!("/api/v1/projects/{project}/validations"),
+            Body::Json(request),
+        )
+        .await
+    }
+    pub async fn validations(&self, project: i64) -> Reply {
+        self.send(
+            Method::GET,
+            &format!("/api/v1/projects/{project}/validations"),
+            Body::None,
+        )
+        .await
+    }
+    pub async fn validation(&self, id: i64) -> Reply {
+        self.send(
+            Method::GET,
+            &format!("/api/v1/validations/{id}"),
+            Body::None,
+        )
+        .await
+    }
+    /// `query` is the part after `?` (may be empty).
+    pub async fn validation_logs(&self, id: i64, query: &str) -> Reply {
+        self.send(
+            Method::GET,
+            &format!("/api/v1/validations/{id}/logs?{query}"),
+            Body::None,
+        )
+        .await
+    }
+    pub async fn retry_validation(&self, id: i64) -> Reply {
+        self.send(
+            Method::POST,
+            &format!("/api/v1/validations/{id}/retry"),
+            Body::None,
+        )
+        .await
+    }
+    pub async fn cancel_validation(&self, id: i64) -> Reply {
+        self.send(
+            Method::POST,
+            &format!("/api/v1/validations/{id}/cancel"),
+            Body::None,
+        )
+        .await
+    }
+    /// Polls until the validation is finished (or 30 s pass).
+    pub async fn finished_validation(&self, id: i64) -> Value {
+        for _ in 0..600 {
+            let reply = self.validation(id).await;
+            let status = reply.body["status"].as_str().unwrap_or("");
+            if !matches!(status, "queued" | "running") {
+                return reply.body;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("validation {id} did not finish");
     }
     pub async fn tokens(&self) -> Reply {
         self.send(Method::GET, "/api/v1/tokens", Body::None).await

@@ -19,6 +19,8 @@ pub struct ConfigFile {
     pub database_url: Option<String>,
     /// `text` or `json`.
     pub log_format: Option<String>,
+    /// How many validations run at once (1 to 64).
+    pub max_concurrent_validations: Option<u32>,
 }
 
 impl ConfigFile {
@@ -84,7 +86,7 @@ pub struct StoreFlags {
     /// Database URL, sqlite://PATH [env: SLIPWAY_DATABASE_URL] [default: DATA_DIR/slipway.db]
     #[arg(long, value_name = "URL")]
     pub database_url: Option<String>,
-    /// Config file (TOML) with the keys bind, data_dir, database_url, log_format
+    /// Config file (TOML): bind, data_dir, database_url, log_format, max_concurrent_validations
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
 }
@@ -96,6 +98,7 @@ pub struct Config {
     pub data_dir: PathBuf,
     pub database_url: String,
     pub log_format: LogFormat,
+    pub max_concurrent_validations: usize,
 }
 
 impl Config {
@@ -163,11 +166,29 @@ impl Config {
             },
         };
 
+        let max_concurrent_validations = match pick(
+            None,
+            "SLIPWAY_MAX_CONCURRENT_VALIDATIONS",
+            file.max_concurrent_validations.map(|n| n.to_string()),
+            "max_concurrent_validations",
+        ) {
+            None => 2,
+            Some(s) => match s.value.parse::<usize>() {
+                Ok(n) if (1..=64).contains(&n) => n,
+                _ => bail!(
+                    "invalid value '{}' for {}: expected a whole number from 1 to 64",
+                    s.value,
+                    s.source
+                ),
+            },
+        };
+
         Ok(Self {
             bind,
             data_dir,
             database_url,
             log_format,
+            max_concurrent_validations,
         })
     }
 }

@@ -1,11 +1,14 @@
 //! The `slipway` binary: parses the command line and wires the parts together.
 
 mod config;
+mod validate;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use config::{Config, LogFormat, StoreFlags};
 use slipway_core::Role;
+use slipway_engine::{Engine, EngineConfig};
+use slipway_sandbox::Isolation;
 use slipway_server::{App, ServerConfig};
 use slipway_store::{MasterKey, Store, StoreError};
 use std::path::Path;
@@ -36,6 +39,8 @@ enum Command {
         #[arg(long, value_name = "FORMAT")]
         log_format: Option<String>,
     },
+    /// Validate one commit of a repository, without a server.
+    Validate(validate::ValidateArgs),
     /// Apply pending database migrations and exit.
     Migrate {
         #[command(flatten)]
@@ -69,9 +74,11 @@ fn parse_role(text: &str) -> Result<Role, String> {
 
 /// Why the process stops: refused at start because of bad input or state (exit 2),
 /// or a failure while running (exit 1).
-enum Failure {
+pub(crate) enum Failure {
     Refused(anyhow::Error),
     Failed(anyhow::Error),
+    /// Exit with this code; everything worth saying was said.
+    Exit(u8),
 }
 
 impl From<anyhow::Error> for Failure {
@@ -91,7 +98,7 @@ impl From<StoreError> for Failure {
     }
 }
 
-fn refused(error: anyhow::Error) -> Failure {
+pub(crate) fn refused(error: anyhow::Error) -> Failure {
     Failure::Refused(error)
 }
 
@@ -111,6 +118,7 @@ fn main() -> ExitCode {
             eprintln!("error: {error:#}");
             ExitCode::from(1)
         }
+        Err(Failure::Exit(code)) => ExitCode::from(code),
     }
 }
 
@@ -125,6 +133,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             init_tracing(config.log_format);
             serve(config).await
         }
+        Command::Validate(args) => validate::run(args).await,
         Command::Migrate { store } => {
             let config = Config::resolve(store, None, None).map_err(refused)?;
             ensure_data_dir(&config.data_dir)?;
@@ -157,9 +166,23 @@ async fn serve(config: Config) -> Result<(), Failure> {
         println!("No admin token existed, so one was created; it is shown only this once.");
         println!("admin token: {}", new.token);
     }
+    let mut engine_config = EngineConfig::new(config.data_dir.clone());
+    engine_config.max_concurrent = config.max_concurrent_validations;
+    let engine = Engine::new(store.clone(), engine_config);
+    if *engine.isolation() == Isolation::None {
+        tracing::warn!(
+            "bubblewrap (bwrap) is not available: pull-request code runs unisolated and can read \
+             what this user can read; install it (apt-get install bubblewrap)"
+        );
+    }
+    engine
+        .reconcile()
+        .await
+        .context("start-up reconciliation failed")?;
     let app = App::build(ServerConfig {
         bind: config.bind,
         store: store.clone(),
+        engine: engine.clone(),
         admin_token,
     })
     .await
@@ -170,7 +193,9 @@ async fn serve(config: Config) -> Result<(), Failure> {
 
     let shutdown = CancellationToken::new();
     tokio::spawn(stop_on_signal(shutdown.clone()));
+    let workers = engine.spawn_workers(shutdown.clone());
     app.run(shutdown).await.context("the server failed")?;
+    let _ = workers.await;
     store.close().await;
     tracing::info!("shutdown complete");
     Ok(())
@@ -189,7 +214,7 @@ async fn stop_on_signal(shutdown: CancellationToken) {
 }
 
 /// Creates the data directory, readable by its owner only.
-fn ensure_data_dir(dir: &Path) -> anyhow::Result<()> {
+pub(crate) fn ensure_data_dir(dir: &Path) -> anyhow::Result<()> {
     use std::os::unix::fs::DirBuilderExt;
     if !dir.exists() {
         std::fs::DirBuilder::new()
@@ -219,7 +244,7 @@ async fn open_store(config: &Config) -> Result<Store, Failure> {
     Ok(Store::open(&config.database_url, &key).await?)
 }
 
-fn init_tracing(format: LogFormat) {
+pub(crate) fn init_tracing(format: LogFormat) {
     use tracing_subscriber::filter::Targets;
     use tracing_subscriber::prelude::*;
     let filter: Targets = std::env::var("SLIPWAY_LOG")

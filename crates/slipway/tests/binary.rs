@@ -454,3 +454,74 @@ fn migrate_creates_the_schema_without_a_server() {
     let again = run(command(dir.path()).arg("migrate"));
     assert!(again.status.success());
 }
+
+fn processes_with(marker: &str) -> usize {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter(|e| {
+            std::fs::read(e.path().join("cmdline"))
+                .map(|c| String::from_utf8_lossy(&c).contains(marker))
+                .unwrap_or(false)
+        })
+        .count()
+}
+
+#[tokio::test]
+async fn a_validation_survives_a_sigkill_of_the_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("repo");
+    slipway_testkit::fixture_repo(
+        &repo,
+        &[(
+            ".slipway.toml",
+            "[test]\ncommands = [\"sleep 1.9173 && echo slept\"]\n",
+        )],
+    );
+    let data = dir.path().join("data");
+    let token = "env-admin-token-abcdefghij";
+    let start = || {
+        let mut cmd = command(&data);
+        cmd.env("SLIPWAY_ADMIN_TOKEN", token);
+        Server::start(cmd)
+    };
+    let mut first = start();
+    let api = first.api(token);
+    let project = api
+        .create_project(&json!({"name": "p", "repo": repo.display().to_string()}))
+        .await
+        .body["id"]
+        .as_i64()
+        .unwrap();
+    let id = api
+        .start_validation(project, &json!({"branch": "main"}))
+        .await
+        .body["id"]
+        .as_i64()
+        .unwrap();
+    for _ in 0..200 {
+        if processes_with("1.9173") > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert!(processes_with("1.9173") > 0, "the test step never started");
+    assert_eq!(api.validation(id).await.body["status"], "running");
+
+    first.child.kill().unwrap(); // SIGKILL
+    first.child.wait().unwrap();
+
+    let second = start();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let api = second.api(token);
+    let done = api.finished_validation(id).await;
+    assert_eq!(done["status"], "passed", "{done}");
+    assert_eq!(done["attempt"], 2, "{done}");
+    let log = api.validation_logs(id, "").await.text;
+    assert!(log.contains("previous attempt was interrupted"), "{log}");
+    assert_eq!(
+        processes_with("1.9173"),
+        0,
+        "no process of either attempt is left"
+    );
+}

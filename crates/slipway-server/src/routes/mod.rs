@@ -5,3 +5,4 @@ pub mod secrets;
 pub mod settings;
 pub mod system;
 pub mod tokens;
+pub mod validations;

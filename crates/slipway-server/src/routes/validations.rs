@@ -1,0 +1,186 @@
+//! `/api/v1/projects/{id}/validations` and `/api/v1/validations/{id}`: start, read, follow
+//! the log, retry and cancel validations.
+
+use crate::auth::Caller;
+use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::extract::{ApiJson, ApiPath, ApiQuery};
+use crate::state::AppState;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use slipway_core::validation::StepName;
+use slipway_core::{ProjectId, Role, ValidationId};
+use slipway_engine::{SubmitError, Target};
+use slipway_store::{LogLine, ValidationRecord};
+
+/// What to validate: exactly one of `branch`, `sha` or `pr`.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ValidationRequest {
+    pub branch: Option<String>,
+    /// A full commit id, or (for a local repository) any revision git understands.
+    pub sha: Option<String>,
+    pub pr: Option<i64>,
+}
+
+impl From<SubmitError> for ApiError {
+    fn from(error: SubmitError) -> Self {
+        match error {
+            SubmitError::Invalid(message) => {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", message)
+            }
+            SubmitError::Store(error) => error.into(),
+        }
+    }
+}
+
+/// Start a validation (operator).
+#[utoipa::path(post, path = "/api/v1/projects/{id}/validations", tag = "validations",
+    request_body = ValidationRequest, params(("id" = i64, Path)),
+    responses((status = 201, body = ValidationRecord), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn start(
+    caller: Caller,
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<ProjectId>,
+    ApiJson(request): ApiJson<ValidationRequest>,
+) -> ApiResult<(StatusCode, Json<ValidationRecord>)> {
+    caller.require(Role::Operator)?;
+    let project = state.store.project(id).await?;
+    let target = match (request.branch, request.sha, request.pr) {
+        (Some(branch), None, None) => {
+            slipway_core::project::validate_branch("branch", &branch)?;
+            Target::Branch(branch)
+        }
+        (None, Some(sha), None) => Target::Sha(sha),
+        (None, None, Some(_)) => {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid",
+                "pr: validating a pull request needs a forge, which this version of Slipway does not have yet; give its branch instead",
+            ))
+        }
+        _ => {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid",
+                "give exactly one of branch, sha or pr, e.g. {\"branch\": \"main\"}",
+            ))
+        }
+    };
+    let record = state.engine.submit(&project, target).await?;
+    tracing::info!(validation = %record.id, project_id = %id, sha = %record.sha, "validation queued");
+    Ok((StatusCode::CREATED, Json(record)))
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    /// At most this many, newest first (default 50, at most 500).
+    pub limit: Option<u32>,
+}
+
+/// A project's validations, newest first.
+#[utoipa::path(get, path = "/api/v1/projects/{id}/validations", tag = "validations",
+    params(("id" = i64, Path), ListQuery),
+    responses((status = 200, body = [ValidationRecord]), (status = 404, body = ErrorBody)))]
+pub async fn list(
+    caller: Caller,
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<ProjectId>,
+    ApiQuery(query): ApiQuery<ListQuery>,
+) -> ApiResult<Json<Vec<ValidationRecord>>> {
+    caller.require(Role::Viewer)?;
+    let limit = query.limit.unwrap_or(50).clamp(1, 500);
+    Ok(Json(state.store.list_validations(id, limit).await?))
+}
+
+/// One validation with its steps.
+#[utoipa::path(get, path = "/api/v1/validations/{id}", tag = "validations",
+    params(("id" = i64, Path)), responses((status = 200, body = ValidationRecord), (status = 404, body = ErrorBody)))]
+pub async fn show(
+    caller: Caller,
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<ValidationId>,
+) -> ApiResult<Json<ValidationRecord>> {
+    caller.require(Role::Viewer)?;
+    Ok(Json(state.store.validation(id).await?))
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct LogQuery {
+    /// Only this step's lines.
+    pub step: Option<String>,
+    /// Only lines after this sequence number (0: from the start).
+    pub after: Option<i64>,
+    /// At most this many lines (default 1000, at most 10000).
+    pub limit: Option<u32>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct LogPage {
+    pub lines: Vec<LogLine>,
+    /// Pass as `after` to get the lines that follow.
+    pub next_after: i64,
+}
+
+/// A validation's log lines (secrets masked), in order.
+#[utoipa::path(get, path = "/api/v1/validations/{id}/logs", tag = "validations",
+    params(("id" = i64, Path), LogQuery),
+    responses((status = 200, body = LogPage), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn logs(
+    caller: Caller,
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<ValidationId>,
+    ApiQuery(query): ApiQuery<LogQuery>,
+) -> ApiResult<Json<LogPage>> {
+    caller.require(Role::Viewer)?;
+    state.store.validation(id).await?;
+    let step = match query.step.as_deref() {
+        None => None,
+        Some(text) => Some(text.parse::<StepName>().map_err(|_| {
+            ApiError::bad_request(
+                "invalid_query",
+                format!("step '{text}' is not a step; use checkout, setup, build, deploy, test, ui, analysis, judge or merge"),
+            )
+        })?),
+    };
+    let after = query.after.unwrap_or(0).max(0);
+    let limit = query.limit.unwrap_or(1_000).clamp(1, 10_000);
+    let lines = state.store.logs(id, step, after, limit).await?;
+    let next_after = lines.last().map(|l| l.seq).unwrap_or(after);
+    Ok(Json(LogPage { lines, next_after }))
+}
+
+/// Validate the same commit again, as a new validation (operator).
+#[utoipa::path(post, path = "/api/v1/validations/{id}/retry", tag = "validations",
+    params(("id" = i64, Path)), responses((status = 201, body = ValidationRecord), (status = 404, body = ErrorBody)))]
+pub async fn retry(
+    caller: Caller,
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<ValidationId>,
+) -> ApiResult<(StatusCode, Json<ValidationRecord>)> {
+    caller.require(Role::Operator)?;
+    let record = state.engine.retry(id).await?;
+    tracing::info!(validation = %record.id, retry_of = %id, "validation retried");
+    Ok((StatusCode::CREATED, Json(record)))
+}
+
+/// Cancel a validation (operator): a queued one never starts, a running one is stopped
+/// and its processes killed. Cancelling a finished one changes nothing.
+#[utoipa::path(post, path = "/api/v1/validations/{id}/cancel", tag = "validations",
+    params(("id" = i64, Path)), responses((status = 202, body = ValidationRecord), (status = 404, body = ErrorBody)))]
+pub async fn cancel(
+    caller: Caller,
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<ValidationId>,
+) -> ApiResult<(StatusCode, Json<ValidationRecord>)> {
+    caller.require(Role::Operator)?;
+    state.engine.cancel(id).await?;
+    tracing::info!(validation = %id, "validation cancel requested");
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(state.store.validation(id).await?),
+    ))
+}
