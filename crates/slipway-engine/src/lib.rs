@@ -130,6 +130,7 @@ impl Engine {
                 "validations interrupted by the last shutdown will run again"
             );
         }
+        slipway_sandbox::snapshot::unmount_all_below(&self.inner.workspaces);
         let _ = tokio::fs::remove_dir_all(&self.inner.workspaces).await;
         for id in store.orphaned_validations().await? {
             store

@@ -42,6 +42,8 @@ struct Attempt<'a> {
     env: Vec<(String, String)>,
     statuses: Vec<(StepName, StepStatus)>,
     service: Option<Process>,
+    /// A snapshot mounted into the workspace, released when the attempt ends.
+    restored: Option<snapshot::Restored>,
 }
 
 /// Where a project's commits are fetched from.
@@ -110,15 +112,20 @@ pub(crate) async fn execute(
         deadline: Instant::now() + inner.config.validation_timeout,
         env,
         service: None,
+        restored: None,
     };
     let result = run.steps().await;
     if let Some(mut service) = run.service.take() {
         service.kill().await;
         let _ = store.forget_process_group(id, service.pgid()).await;
     }
+    if let Some(restored) = run.restored.take() {
+        inner.snapshots.release(restored);
+    }
     drop(run);
     writer.finish(logs).await;
     let _ = tokio::fs::remove_dir_all(&workspace).await;
+    let _ = tokio::fs::remove_dir_all(layers_of(&workspace)).await;
 
     if interrupted() {
         return Ok(Ended::Interrupted);
@@ -329,14 +336,21 @@ impl Attempt<'_> {
         let key = snapshot::key(&self.workspace, &setup.cache_key, &setup.commands);
         let snapshots = self.inner.snapshots.clone();
         let (k, ws) = (key.clone(), self.workspace.clone());
-        let restored = tokio::task::spawn_blocking(move || snapshots.restore(&k, &ws)).await?;
+        let restored =
+            tokio::task::spawn_blocking(move || snapshots.restore(&k, &ws, &layers_of(&ws)))
+                .await?;
         match restored {
-            Ok(true) => {
-                let detail = format!("restored from snapshot {}", &key[..12]);
+            Ok(Some(restored)) => {
+                let detail = format!(
+                    "restored from snapshot {} ({})",
+                    &key[..12],
+                    restored.mechanism
+                );
+                self.restored = Some(restored);
                 self.logs.line(StepName::Setup, &detail);
                 return Ok(StepEnd::Passed(Some(detail)));
             }
-            Ok(false) => {}
+            Ok(None) => {}
             Err(error) => self.logs.line(
                 StepName::Setup,
                 &format!("snapshot {} unusable ({error}); running setup", &key[..12]),
@@ -570,6 +584,13 @@ impl Attempt<'_> {
         }
         Ok(end)
     }
+}
+
+/// Where the writable overlay layers of a workspace's restored snapshot live.
+pub(crate) fn layers_of(workspace: &std::path::Path) -> PathBuf {
+    let mut name = workspace.as_os_str().to_owned();
+    name.push(".layers");
+    PathBuf::from(name)
 }
 
 /// A port that was free a moment ago (the service binds it next).

@@ -1,14 +1,20 @@
 //! Snapshots of prepared workspaces. After `setup`, what setup added to the checkout (the
 //! files git does not track: `node_modules/`, `.venv/`, build caches) is saved under a key
 //! made from the `cache_key` files' contents, the setup commands and the platform. A later
-//! validation with the same key copies them into its fresh checkout instead of running setup.
-//! Copies use `cp --reflink=auto` (a reflink where the filesystem has them, else a real
-//! copy), so a validation can never change a saved snapshot. Total size is capped; the least
-//! recently used snapshots go first.
+//! validation with the same key gets them back instead of running setup:
+//! - each saved directory is mounted as the read-only lower layer of an overlay whose upper
+//!   layer belongs to the validation (copy-on-write, constant time), when this process may
+//!   mount (root) and the kernel has overlayfs;
+//! - otherwise it is copied with `cp --reflink=auto` (a reflink where the filesystem has
+//!   them, else a real copy).
+//! Either way a validation can never change a saved snapshot. Total size is capped; the least
+//! recently used snapshots go first, never one that a running validation has mounted.
 
 use sha2::{Digest, Sha256};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::SystemTime;
 
 #[derive(Debug, thiserror::Error)]
@@ -58,27 +64,101 @@ pub fn key(workspace: &Path, cache_key_files: &[String], setup_commands: &[Strin
 pub struct Snapshots {
     root: PathBuf,
     cap_bytes: u64,
+    /// Snapshots mounted by running validations, with how many mount them.
+    in_use: Arc<Mutex<HashMap<String, usize>>>,
+}
+
+/// A restored snapshot. Call [`Snapshots::release`] with it when the workspace is done.
+#[derive(Debug)]
+pub struct Restored {
+    key: String,
+    /// Overlay mount points inside the workspace.
+    mounts: Vec<PathBuf>,
+    /// `Overlay` or `Copy`, for the log.
+    pub mechanism: &'static str,
 }
 
 impl Snapshots {
     pub fn new(root: PathBuf, cap_bytes: u64) -> Self {
-        Self { root, cap_bytes }
+        Self {
+            root,
+            cap_bytes,
+            in_use: Arc::default(),
+        }
     }
 
     fn dir(&self, key: &str) -> PathBuf {
         self.root.join(key)
     }
 
-    /// Copies the snapshot into `workspace`; `false` when there is none.
-    pub fn restore(&self, key: &str, workspace: &Path) -> Result<bool, SnapshotError> {
+    /// Puts the snapshot's contents into `workspace` (overlays get their writable layers in
+    /// `scratch`); `None` when there is no snapshot for `key`.
+    pub fn restore(
+        &self,
+        key: &str,
+        workspace: &Path,
+        scratch: &Path,
+    ) -> Result<Option<Restored>, SnapshotError> {
         let dir = self.dir(key);
         if !dir.is_dir() {
-            return Ok(false);
+            return Ok(None);
         }
         // Mark as recently used.
         let _ = std::fs::File::open(&dir).and_then(|f| f.set_modified(SystemTime::now()));
-        copy_tree_contents(&dir, workspace)?;
-        Ok(true)
+        let mut restored = Restored {
+            key: key.to_owned(),
+            mounts: Vec::new(),
+            mechanism: "copy",
+        };
+        if !overlay_supported(&self.root) || !mountable_path(workspace) || !mountable_path(scratch)
+        {
+            copy_tree_contents(&dir, workspace)?;
+            return Ok(Some(restored));
+        }
+        *self
+            .in_use
+            .lock()
+            .expect("in-use lock")
+            .entry(key.to_owned())
+            .or_default() += 1;
+        for entry in std::fs::read_dir(&dir).map_err(io(&dir))? {
+            let entry = entry.map_err(io(&dir))?;
+            let (from, to) = (entry.path(), workspace.join(entry.file_name()));
+            let is_dir = entry.file_type().map(|t| t.is_dir()).unwrap_or(false);
+            if is_dir && !to.exists() {
+                let layer = scratch.join(restored.mounts.len().to_string());
+                match mount_overlay(&from, &layer, &to) {
+                    Ok(()) => {
+                        restored.mounts.push(to);
+                        restored.mechanism = "overlay";
+                        continue;
+                    }
+                    Err(error) => {
+                        tracing::warn!(%error, "overlay mount failed; copying instead");
+                        let _ = std::fs::remove_dir(&to);
+                    }
+                }
+            }
+            run(Command::new("cp")
+                .args(["-a", "--reflink=auto"])
+                .arg(from.as_os_str())
+                .arg(to.as_os_str()))?;
+        }
+        Ok(Some(restored))
+    }
+
+    /// Unmounts a restored snapshot's overlays (before the workspace is removed).
+    pub fn release(&self, restored: Restored) {
+        for mount in &restored.mounts {
+            unmount(mount);
+        }
+        let mut in_use = self.in_use.lock().expect("in-use lock");
+        if let Some(count) = in_use.get_mut(&restored.key) {
+            *count -= 1;
+            if *count == 0 {
+                in_use.remove(&restored.key);
+            }
+        }
     }
 
     /// Saves what setup left untracked in `workspace`; then evicts down to the cap.
@@ -132,7 +212,7 @@ impl Snapshots {
             if total <= self.cap_bytes {
                 break;
             }
-            if name == keep {
+            if name == keep || self.in_use.lock().expect("in-use lock").contains_key(&name) {
                 continue;
             }
             let path = self.root.join(&name);
@@ -208,5 +288,96 @@ fn size_of(path: &Path) -> u64 {
             .unwrap_or(0)
     } else {
         meta.len()
+    }
+}
+
+/// Whether overlay mounts work here (root, overlayfs in the kernel); probed once.
+fn overlay_supported(root: &Path) -> bool {
+    static SUPPORTED: OnceLock<bool> = OnceLock::new();
+    *SUPPORTED.get_or_init(|| {
+        let probe = root.join(format!(".overlay-probe-{}", std::process::id()));
+        let (lower, target) = (probe.join("lower"), probe.join("target"));
+        let works = std::fs::create_dir_all(&lower).is_ok()
+            && mount_overlay(&lower, &probe.join("layer"), &target).is_ok();
+        if works {
+            unmount(&target);
+        }
+        let _ = std::fs::remove_dir_all(&probe);
+        tracing::info!(overlay = works, "snapshot restore mechanism probed");
+        works
+    })
+}
+
+/// Overlay options are comma- and colon-separated: paths containing them cannot be mounted.
+fn mountable_path(path: &Path) -> bool {
+    path.to_str().is_some_and(|p| !p.contains([',', ':', '\\']))
+}
+
+/// Mounts `lower` (read-only) under a fresh writable layer in `layer`, at `target`.
+fn mount_overlay(lower: &Path, layer: &Path, target: &Path) -> Result<(), SnapshotError> {
+    let (upper, work) = (layer.join("upper"), layer.join("work"));
+    for dir in [&upper, &work, &target.to_path_buf()] {
+        std::fs::create_dir_all(dir).map_err(io(dir))?;
+    }
+    if ![lower, &upper, &work, target]
+        .iter()
+        .all(|p| mountable_path(p))
+    {
+        return Err(SnapshotError::Command("path not mountable".into()));
+    }
+    let options = format!(
+        "lowerdir={},upperdir={},workdir={}",
+        lower.display(),
+        upper.display(),
+        work.display()
+    );
+    let c = |text: &str| std::ffi::CString::new(text).expect("no NUL in paths");
+    let (source, fstype, data) = (c("overlay"), c("overlay"), c(&options));
+    let target_c = c(&target.display().to_string());
+    // SAFETY: every pointer is a valid NUL-terminated string for the duration of the call.
+    let result = unsafe {
+        libc::mount(
+            source.as_ptr(),
+            target_c.as_ptr(),
+            fstype.as_ptr(),
+            0,
+            data.as_ptr().cast(),
+        )
+    };
+    if result == 0 {
+        Ok(())
+    } else {
+        Err(SnapshotError::Io {
+            path: target.display().to_string(),
+            source: std::io::Error::last_os_error(),
+        })
+    }
+}
+
+/// Detaches a mount; one already gone is fine.
+pub fn unmount(target: &Path) {
+    if let Ok(path) = std::ffi::CString::new(target.display().to_string()) {
+        // SAFETY: a valid NUL-terminated path.
+        unsafe {
+            libc::umount2(path.as_ptr(), libc::MNT_DETACH);
+        }
+    }
+}
+
+/// Detaches every mount below `dir` (what a crash left in old workspaces).
+pub fn unmount_all_below(dir: &Path) {
+    let Ok(mounts) = std::fs::read_to_string("/proc/self/mountinfo") else {
+        return;
+    };
+    let mut points: Vec<PathBuf> = mounts
+        .lines()
+        .filter_map(|line| line.split(' ').nth(4))
+        .map(PathBuf::from)
+        .filter(|point| point.starts_with(dir))
+        .collect();
+    // Deepest first.
+    points.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
+    for point in points {
+        unmount(&point);
     }
 }

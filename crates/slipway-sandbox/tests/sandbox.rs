@@ -313,32 +313,50 @@ fn snapshots_restore_what_setup_left_untracked_and_keys_follow_the_lockfile() {
 
     let store = tempfile::tempdir().unwrap();
     let snapshots = Snapshots::new(store.path().to_owned(), u64::MAX);
-    assert!(!snapshots.restore(&k1, ws.path()).unwrap());
+    let layers = tempfile::tempdir().unwrap();
+    assert!(snapshots
+        .restore(&k1, ws.path(), layers.path())
+        .unwrap()
+        .is_none());
     snapshots.save(&k1, ws.path()).unwrap();
     assert!(snapshots.contains(&k1));
 
+    let read = |p: &Path| std::fs::read_to_string(p).unwrap();
     let fresh = tempfile::tempdir().unwrap();
-    assert!(snapshots.restore(&k1, fresh.path()).unwrap());
-    assert_eq!(
-        std::fs::read_to_string(fresh.path().join("deps/pkg/index.js")).unwrap(),
-        "module"
-    );
-    assert_eq!(
-        std::fs::read_to_string(fresh.path().join("generated.txt")).unwrap(),
-        "gen"
-    );
+    let fresh_layers = tempfile::tempdir().unwrap();
+    let restored = snapshots
+        .restore(&k1, fresh.path(), fresh_layers.path())
+        .unwrap()
+        .unwrap();
+    assert_eq!(read(&fresh.path().join("deps/pkg/index.js")), "module");
+    assert_eq!(read(&fresh.path().join("generated.txt")), "gen");
     assert!(
         !fresh.path().join("lock.json").exists(),
         "tracked files are not in the snapshot"
     );
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    assert_eq!(restored.mechanism, if root { "overlay" } else { "copy" });
 
-    // A restored copy is independent: changing it leaves the snapshot as it was.
+    // A restored workspace is independent: changing, adding and deleting files in it
+    // leave the snapshot as it was.
     std::fs::write(fresh.path().join("deps/pkg/index.js"), "tampered").unwrap();
+    std::fs::write(fresh.path().join("deps/new.js"), "added").unwrap();
+    std::fs::remove_file(fresh.path().join("generated.txt")).unwrap();
     let again = tempfile::tempdir().unwrap();
-    snapshots.restore(&k1, again.path()).unwrap();
-    assert_eq!(
-        std::fs::read_to_string(again.path().join("deps/pkg/index.js")).unwrap(),
-        "module"
+    let again_layers = tempfile::tempdir().unwrap();
+    let second = snapshots
+        .restore(&k1, again.path(), again_layers.path())
+        .unwrap()
+        .unwrap();
+    assert_eq!(read(&again.path().join("deps/pkg/index.js")), "module");
+    assert!(!again.path().join("deps/new.js").exists());
+    assert_eq!(read(&again.path().join("generated.txt")), "gen");
+    snapshots.release(restored);
+    snapshots.release(second);
+    assert!(
+        !fresh.path().join("deps/pkg/index.js").exists(),
+        "released: unmounted"
     );
 
     std::fs::write(ws.path().join("lock.json"), "v2").unwrap();
@@ -358,11 +376,47 @@ fn the_least_recently_used_snapshots_are_evicted_beyond_the_cap() {
     };
     save("a");
     save("b");
-    let scratch = tempfile::tempdir().unwrap();
-    snapshots.restore("a", scratch.path()).unwrap();
+    let (scratch, layers) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let restored = snapshots
+        .restore("a", scratch.path(), layers.path())
+        .unwrap()
+        .unwrap();
+    snapshots.release(restored);
     std::thread::sleep(Duration::from_millis(30));
     save("c");
     assert!(snapshots.contains("a"), "recently used, kept");
     assert!(!snapshots.contains("b"), "least recently used, evicted");
     assert!(snapshots.contains("c"), "just saved, kept");
+}
+
+#[test]
+fn a_mounted_snapshot_is_not_evicted_while_in_use() {
+    let store = tempfile::tempdir().unwrap();
+    let snapshots = Snapshots::new(store.path().to_owned(), 1_500);
+    let save = |name: &str| {
+        let ws = tempfile::tempdir().unwrap();
+        git(ws.path(), &["init", "-q"]);
+        std::fs::create_dir(ws.path().join("deps")).unwrap();
+        std::fs::write(ws.path().join("deps/blob"), vec![b'x'; 1_000]).unwrap();
+        snapshots.save(name, ws.path()).unwrap();
+        std::thread::sleep(Duration::from_millis(30));
+    };
+    save("old");
+    let (ws, layers) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let restored = snapshots
+        .restore("old", ws.path(), layers.path())
+        .unwrap()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(30));
+    save("new");
+    if restored.mechanism == "overlay" {
+        assert!(snapshots.contains("old"), "in use: kept despite the cap");
+    }
+    assert_eq!(
+        std::fs::read(ws.path().join("deps/blob")).unwrap().len(),
+        1_000
+    );
+    snapshots.release(restored);
+    save("newer");
+    assert!(!snapshots.contains("old"), "released: evicted");
 }
