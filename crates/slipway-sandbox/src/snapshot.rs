@@ -7,6 +7,7 @@
 //!   mount (root) and the kernel has overlayfs;
 //! - otherwise it is copied with `cp --reflink=auto` (a reflink where the filesystem has
 //!   them, else a real copy).
+//!
 //! Either way a validation can never change a saved snapshot. Total size is capped; the least
 //! recently used snapshots go first, never one that a running validation has mounted.
 
