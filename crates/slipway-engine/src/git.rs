@@ -1,7 +1,132 @@
 //! The few git operations the engine needs, through the real `git` command.
 
+use base64::Engine as _;
 use std::path::Path;
 use tokio::process::Command;
+
+/// How git reaches repositories: with a GitHub token for `https://github.com/` when one is
+/// configured. The token travels in git's `GIT_CONFIG_*` environment (as an
+/// `http.extraheader`), never on a command line that other users could read.
+#[derive(Clone, Default)]
+pub struct Git {
+    env: Vec<(String, String)>,
+}
+
+impl std::fmt::Debug for Git {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.env.is_empty() {
+            "Git"
+        } else {
+            "Git(with GitHub token)"
+        })
+    }
+}
+
+impl Git {
+    /// Git with the GitHub token, when there is one, for `https://github.com/`.
+    pub fn new(github_token: Option<&str>) -> Self {
+        match github_token {
+            Some(token) => Self::with_credentials("https://github.com/", token),
+            None => Self::default(),
+        }
+    }
+
+    /// Git that authenticates to URLs starting with `url_prefix` with `token`
+    /// (GitHub's `x-access-token` basic scheme).
+    pub fn with_credentials(url_prefix: &str, token: &str) -> Self {
+        let basic =
+            base64::engine::general_purpose::STANDARD.encode(format!("x-access-token:{token}"));
+        Self {
+            env: vec![
+                ("GIT_CONFIG_COUNT".into(), "1".into()),
+                (
+                    "GIT_CONFIG_KEY_0".into(),
+                    format!("http.{url_prefix}.extraheader"),
+                ),
+                (
+                    "GIT_CONFIG_VALUE_0".into(),
+                    format!("AUTHORIZATION: basic {basic}"),
+                ),
+            ],
+        }
+    }
+
+    async fn run(&self, cwd: Option<&Path>, args: &[&str]) -> Result<String, GitError> {
+        git(cwd, args, &self.env).await
+    }
+
+    /// The commit a branch of `source` points at.
+    pub async fn branch_head(&self, source: &str, branch: &str) -> Result<String, GitError> {
+        let out = self
+            .run(
+                None,
+                &[
+                    "ls-remote",
+                    "--heads",
+                    source,
+                    &format!("refs/heads/{branch}"),
+                ],
+            )
+            .await?;
+        out.split_whitespace()
+            .next()
+            .filter(|sha| is_full_sha(sha))
+            .map(str::to_owned)
+            .ok_or_else(|| {
+                GitError::Failed(format!("branch '{branch}' does not exist in {source}"))
+            })
+    }
+
+    /// The commit `HEAD` of `source` points at.
+    pub async fn remote_head(&self, source: &str) -> Result<String, GitError> {
+        let out = self.run(None, &["ls-remote", source, "HEAD"]).await?;
+        out.split_whitespace()
+            .next()
+            .filter(|sha| is_full_sha(sha))
+            .map(str::to_owned)
+            .ok_or_else(|| GitError::Failed(format!("{source} has no HEAD commit")))
+    }
+
+    /// Clones `source` into `dest` and checks out exactly `sha` (detached).
+    /// Returns lines worth logging.
+    pub async fn checkout(
+        &self,
+        source: &str,
+        sha: &str,
+        dest: &Path,
+    ) -> Result<Vec<String>, GitError> {
+        let dest_text = dest.display().to_string();
+        self.run(
+            None,
+            &["clone", "--quiet", "--no-checkout", source, &dest_text],
+        )
+        .await?;
+        if self
+            .run(
+                Some(dest),
+                &["cat-file", "-e", &format!("{sha}^{{commit}}")],
+            )
+            .await
+            .is_err()
+        {
+            // Not reachable from a branch: fetch the commit itself.
+            self.run(Some(dest), &["fetch", "--quiet", "origin", sha])
+                .await?;
+        }
+        self.run(Some(dest), &["checkout", "--quiet", "--detach", sha])
+            .await?;
+        let head = self.run(Some(dest), &["rev-parse", "HEAD"]).await?;
+        if head != sha {
+            return Err(GitError::Failed(format!(
+                "checked out {head}, expected {sha}"
+            )));
+        }
+        let subject = self
+            .run(Some(dest), &["log", "-1", "--format=%h %s"])
+            .await?;
+        Ok(vec![format!("checked out {sha} from {source}"), subject])
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum GitError {
@@ -11,8 +136,13 @@ pub enum GitError {
     Failed(String),
 }
 
-async fn git(cwd: Option<&Path>, args: &[&str]) -> Result<String, GitError> {
+async fn git(
+    cwd: Option<&Path>,
+    args: &[&str],
+    env: &[(String, String)],
+) -> Result<String, GitError> {
     let mut command = Command::new("git");
+    command.envs(env.iter().map(|(k, v)| (k, v)));
     command
         .args([
             "-c",
@@ -44,35 +174,6 @@ pub fn is_full_sha(text: &str) -> bool {
     text.len() == 40 && text.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
-/// The commit a branch of `source` points at.
-pub async fn branch_head(source: &str, branch: &str) -> Result<String, GitError> {
-    let out = git(
-        None,
-        &[
-            "ls-remote",
-            "--heads",
-            source,
-            &format!("refs/heads/{branch}"),
-        ],
-    )
-    .await?;
-    out.split_whitespace()
-        .next()
-        .filter(|sha| is_full_sha(sha))
-        .map(str::to_owned)
-        .ok_or_else(|| GitError::Failed(format!("branch '{branch}' does not exist in {source}")))
-}
-
-/// The commit `HEAD` of `source` points at.
-pub async fn remote_head(source: &str) -> Result<String, GitError> {
-    let out = git(None, &["ls-remote", source, "HEAD"]).await?;
-    out.split_whitespace()
-        .next()
-        .filter(|sha| is_full_sha(sha))
-        .map(str::to_owned)
-        .ok_or_else(|| GitError::Failed(format!("{source} has no HEAD commit")))
-}
-
 /// The full id of `rev` in a local repository.
 pub async fn resolve_local(repo: &Path, rev: &str) -> Result<String, GitError> {
     git(
@@ -83,52 +184,56 @@ pub async fn resolve_local(repo: &Path, rev: &str) -> Result<String, GitError> {
             "--quiet",
             &format!("{rev}^{{commit}}"),
         ],
+        &[],
     )
     .await
     .map_err(|_| GitError::Failed(format!("'{rev}' is not a commit in {}", repo.display())))
 }
 
-/// The branch checked out in a local repository, if any.
-pub async fn current_branch(repo: &Path) -> Option<String> {
-    git(Some(repo), &["symbolic-ref", "--quiet", "--short", "HEAD"])
-        .await
-        .ok()
-}
-
 /// Whether a local repository's work tree has uncommitted changes.
 pub async fn is_dirty(repo: &Path) -> bool {
-    git(Some(repo), &["status", "--porcelain"])
+    git(Some(repo), &["status", "--porcelain"], &[])
         .await
         .map(|out| !out.is_empty())
         .unwrap_or(false)
 }
 
-/// Clones `source` into `dest` and checks out exactly `sha` (detached).
-/// Returns lines worth logging.
-pub async fn checkout(source: &str, sha: &str, dest: &Path) -> Result<Vec<String>, GitError> {
-    let dest_text = dest.display().to_string();
-    git(
-        None,
-        &["clone", "--quiet", "--no-checkout", source, &dest_text],
-    )
-    .await?;
-    if git(
-        Some(dest),
-        &["cat-file", "-e", &format!("{sha}^{{commit}}")],
-    )
-    .await
-    .is_err()
-    {
-        // Not reachable from a branch: fetch the commit itself.
-        git(Some(dest), &["fetch", "--quiet", "origin", sha]).await?;
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+
+    #[tokio::test]
+    async fn the_token_reaches_the_server_as_a_header_and_nowhere_else() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = std::thread::spawn(move || {
+            let (mut stream, _) = listener.accept().unwrap();
+            let mut request = vec![0u8; 8192];
+            let n = stream.read(&mut request).unwrap();
+            let _ = stream.write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n");
+            String::from_utf8_lossy(&request[..n]).into_owned()
+        });
+        let git = Git::with_credentials(&format!("http://127.0.0.1:{port}/"), "tok-123");
+        assert_eq!(format!("{git:?}"), "Git(with GitHub token)");
+        let error = git
+            .branch_head(&format!("http://127.0.0.1:{port}/acme/app.git"), "main")
+            .await
+            .unwrap_err();
+        assert!(!error.to_string().contains("tok-123"));
+        let request = server.join().unwrap();
+        let expected = base64::engine::general_purpose::STANDARD.encode("x-access-token:tok-123");
+        assert!(
+            request
+                .to_ascii_lowercase()
+                .contains(&format!("authorization: basic {expected}").to_ascii_lowercase()),
+            "{request}"
+        );
     }
-    git(Some(dest), &["checkout", "--quiet", "--detach", sha]).await?;
-    let head = git(Some(dest), &["rev-parse", "HEAD"]).await?;
-    if head != sha {
-        return Err(GitError::Failed(format!(
-            "checked out {head}, expected {sha}"
-        )));
+
+    #[test]
+    fn without_a_token_git_sends_no_credentials() {
+        assert!(Git::new(None).env.is_empty());
+        assert_eq!(format!("{:?}", Git::new(None)), "Git");
     }
-    let subject = git(Some(dest), &["log", "-1", "--format=%h %s"]).await?;
-    Ok(vec![format!("checked out {sha} from {source}"), subject])
 }

@@ -27,8 +27,8 @@ const HEARTBEAT_EVERY: Duration = Duration::from_secs(10);
 const CANCEL_CHECK_EVERY: Duration = Duration::from_millis(500);
 const IDLE_POLL: Duration = Duration::from_secs(1);
 
-/// How the engine runs.
-#[derive(Debug, Clone)]
+/// How the engine runs. (No `Debug`: it holds a token.)
+#[derive(Clone)]
 pub struct EngineConfig {
     /// Workspaces and snapshots live below it; sandboxed commands never see it.
     pub data_dir: PathBuf,
@@ -38,6 +38,8 @@ pub struct EngineConfig {
     pub validation_timeout: Duration,
     pub snapshot_cap_bytes: u64,
     pub isolation: Isolation,
+    /// `GITHUB_TOKEN`, for checking out GitHub repositories.
+    pub github_token: Option<String>,
 }
 
 impl EngineConfig {
@@ -48,6 +50,7 @@ impl EngineConfig {
             validation_timeout: Duration::from_secs(3_600),
             snapshot_cap_bytes: 10 * 1024 * 1024 * 1024,
             isolation: Isolation::detect(),
+            github_token: None,
         }
     }
 }
@@ -75,6 +78,7 @@ pub(crate) struct Inner {
     pub(crate) workspaces: PathBuf,
     pub(crate) config: EngineConfig,
     pub(crate) http: reqwest::Client,
+    pub(crate) git: git::Git,
     running: Mutex<HashMap<ValidationId, CancellationToken>>,
     wake: Notify,
     permits: Arc<Semaphore>,
@@ -98,6 +102,7 @@ impl Engine {
                 .no_proxy()
                 .build()
                 .expect("an HTTP client without TLS builds"),
+            git: git::Git::new(config.github_token.as_deref()),
             running: Mutex::new(HashMap::new()),
             wake: Notify::new(),
             permits: Arc::new(Semaphore::new(config.max_concurrent.max(1))),
@@ -154,7 +159,10 @@ impl Engine {
         let source = pipeline::source_of(&project.repo);
         let (branch, sha) = match target {
             Target::Branch(branch) => {
-                let sha = git::branch_head(&source, &branch)
+                let sha = self
+                    .inner
+                    .git
+                    .branch_head(&source, &branch)
                     .await
                     .map_err(|e| SubmitError::Invalid(e.to_string()))?;
                 (Some(branch), sha)

@@ -1,7 +1,6 @@
 //! One attempt of one validation: checkout → setup (or its snapshot) → build → deploy → test,
 //! each step's status and output recorded as it happens.
 
-use crate::git;
 use crate::logs::LogSink;
 use crate::Inner;
 use slipway_core::pipeline::{PipelineConfig, DEFAULT_STEP_TIMEOUT_SECS};
@@ -285,15 +284,18 @@ impl Attempt<'_> {
     /// `None` when the pipeline cannot go on.
     async fn checkout(&mut self) -> anyhow::Result<Option<PipelineConfig>> {
         self.begin(StepName::Checkout).await?;
-        let lines =
-            match git::checkout(&self.record.source, &self.record.sha, &self.workspace).await {
-                Ok(lines) => lines,
-                Err(error) => {
-                    self.end(StepName::Checkout, StepEnd::Error(error.to_string()))
-                        .await?;
-                    return Ok(None);
-                }
-            };
+        let checkout =
+            self.inner
+                .git
+                .checkout(&self.record.source, &self.record.sha, &self.workspace);
+        let lines = match checkout.await {
+            Ok(lines) => lines,
+            Err(error) => {
+                self.end(StepName::Checkout, StepEnd::Error(error.to_string()))
+                    .await?;
+                return Ok(None);
+            }
+        };
         for line in lines {
             self.logs.line(StepName::Checkout, &line);
         }

@@ -168,6 +168,7 @@ async fn serve(config: Config) -> Result<(), Failure> {
     }
     let mut engine_config = EngineConfig::new(config.data_dir.clone());
     engine_config.max_concurrent = config.max_concurrent_validations;
+    engine_config.github_token = std::env::var("GITHUB_TOKEN").ok().filter(|t| !t.is_empty());
     let engine = Engine::new(store.clone(), engine_config);
     if *engine.isolation() == Isolation::None {
         tracing::warn!(

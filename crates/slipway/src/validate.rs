@@ -46,6 +46,7 @@ pub async fn run(args: ValidateArgs) -> Result<(), Failure> {
     .await
     .map_err(|e| Failure::Failed(e.into()))?;
 
+    let github_token = std::env::var("GITHUB_TOKEN").ok().filter(|t| !t.is_empty());
     let is_url = args.target.contains("://") || args.target.starts_with("git@");
     let repo = if is_url {
         args.target.clone()
@@ -64,7 +65,8 @@ pub async fn run(args: ValidateArgs) -> Result<(), Failure> {
         (Some(branch), _) => Target::Branch(branch.clone()),
         (None, Some(rev)) => Target::Sha(rev.clone()),
         (None, None) if is_url => Target::Sha(
-            git::remote_head(&repo)
+            git::Git::new(github_token.as_deref())
+                .remote_head(&repo)
                 .await
                 .map_err(|e| refused(e.into()))?,
         ),
@@ -108,6 +110,7 @@ pub async fn run(args: ValidateArgs) -> Result<(), Failure> {
 
     let mut config = EngineConfig::new(data);
     config.max_concurrent = 1;
+    config.github_token = github_token;
     let engine = Engine::new(store.clone(), config);
     let record = engine
         .submit(&project, target)
