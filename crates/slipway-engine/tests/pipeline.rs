@@ -5,7 +5,7 @@ use slipway_core::validation::{StepName, StepStatus, ValidationStatus};
 use slipway_core::{Project, ProjectDraft, ValidationId};
 use slipway_engine::{Engine, EngineConfig, Target};
 use slipway_store::{MasterKey, Store, ValidationRecord};
-use slipway_testkit::{commit_files, fixture_repo, PYTHON_APP, PYTHON_APP_TEST};
+use slipway_testkit::{commit_files, fixture_repo, processes_with, PYTHON_APP, PYTHON_APP_TEST};
 
 use std::time::Duration;
 use tempfile::TempDir;
@@ -96,19 +96,6 @@ fn good_pipeline() -> String {
         20,
         PYTHON_APP_TEST,
     )
-}
-
-/// Processes whose command line contains `marker`.
-fn processes_with(marker: &str) -> usize {
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .flatten()
-        .filter(|e| {
-            std::fs::read(e.path().join("cmdline"))
-                .map(|c| String::from_utf8_lossy(&c).contains(marker))
-                .unwrap_or(false)
-        })
-        .count()
 }
 
 #[tokio::test]

@@ -48,25 +48,34 @@ pub fn backoff(base: Duration, attempt: u32) -> Duration {
 
 const RETRY_BASE: Duration = Duration::from_secs(2);
 
+/// Inserts a queued job (inside the caller's transaction, if any); `None` when an
+/// unfinished job with the same dedupe key exists.
+pub(crate) async fn insert_job(
+    conn: &mut sqlx::SqliteConnection,
+    job: &NewJob,
+) -> Result<Option<i64>, StoreError> {
+    let now = now_millis();
+    Ok(sqlx::query_scalar(
+        "INSERT INTO jobs (kind, payload, dedupe_key, state, max_attempts, run_at, created_at, updated_at)
+         VALUES (?, ?, ?, 'queued', ?, ?, ?, ?)
+         ON CONFLICT DO NOTHING RETURNING id",
+    )
+    .bind(&job.kind)
+    .bind(&job.payload)
+    .bind(&job.dedupe_key)
+    .bind(job.max_attempts)
+    .bind(now)
+    .bind(now)
+    .bind(now)
+    .fetch_optional(conn)
+    .await?)
+}
+
 impl Store {
     /// Adds a job, or returns the id of the unfinished job with the same dedupe key.
     pub async fn enqueue(&self, job: &NewJob) -> Result<i64, StoreError> {
-        let now = now_millis();
-        let inserted: Option<i64> = sqlx::query_scalar(
-            "INSERT INTO jobs (kind, payload, dedupe_key, state, max_attempts, run_at, created_at, updated_at)
-             VALUES (?, ?, ?, 'queued', ?, ?, ?, ?)
-             ON CONFLICT DO NOTHING RETURNING id",
-        )
-        .bind(&job.kind)
-        .bind(&job.payload)
-        .bind(&job.dedupe_key)
-        .bind(job.max_attempts)
-        .bind(now)
-        .bind(now)
-        .bind(now)
-        .fetch_optional(&self.pool)
-        .await?;
-        if let Some(id) = inserted {
+        let mut conn = self.pool.acquire().await?;
+        if let Some(id) = insert_job(&mut conn, job).await? {
             return Ok(id);
         }
         let existing: i64 = sqlx::query_scalar(

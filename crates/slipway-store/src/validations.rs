@@ -1,6 +1,14 @@
 //! Validations, their steps and their log lines.
 
 use crate::queue::NewJob;
+
+/// A planned step as stored: its initial status and, when skipped, why.
+fn planned(step: &StepPlan) -> (StepStatus, Option<&str>) {
+    match step {
+        StepPlan::Run => (StepStatus::Queued, None),
+        StepPlan::Skip(reason) => (StepStatus::Skipped, Some(reason.as_str())),
+    }
+}
 use crate::{from_millis, now_millis, Store, StoreError};
 use serde::Serialize;
 use slipway_core::validation::{StepName, StepPlan, StepStatus, ValidationStatus};
@@ -170,10 +178,7 @@ impl Store {
         .fetch_one(&mut *tx)
         .await?;
         for (index, (name, plan)) in new.plan.iter().enumerate() {
-            let (status, detail) = match plan {
-                StepPlan::Run => (StepStatus::Queued, None),
-                StepPlan::Skip(reason) => (StepStatus::Skipped, Some(reason.as_str())),
-            };
+            let (status, detail) = planned(plan);
             sqlx::query(
                 "INSERT INTO validation_steps (validation_id, idx, name, status, detail)
                  VALUES (?, ?, ?, ?, ?)",
@@ -212,19 +217,7 @@ impl Store {
             dedupe_key: Some(dedupe_key(ValidationId(id))),
             max_attempts: 3,
         };
-        sqlx::query(
-            "INSERT INTO jobs (kind, payload, dedupe_key, state, max_attempts, run_at, created_at, updated_at)
-             VALUES (?, ?, ?, 'queued', ?, ?, ?, ?)",
-        )
-        .bind(&job.kind)
-        .bind(&job.payload)
-        .bind(&job.dedupe_key)
-        .bind(job.max_attempts)
-        .bind(now)
-        .bind(now)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
+        crate::queue::insert_job(&mut tx, &job).await?;
         tx.commit().await?;
         Ok(Created {
             validation: self.validation(ValidationId(id)).await?,
@@ -423,10 +416,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
         for (index, (name, step)) in plan.iter().enumerate() {
-            let (status, detail) = match step {
-                StepPlan::Run => (StepStatus::Queued, None),
-                StepPlan::Skip(reason) => (StepStatus::Skipped, Some(reason.as_str())),
-            };
+            let (status, detail) = planned(step);
             sqlx::query(
                 "UPDATE validation_steps SET status = ?, detail = ?
                  WHERE validation_id = ? AND idx = ? AND name = ? AND name <> 'checkout'",

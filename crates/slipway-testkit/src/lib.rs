@@ -386,3 +386,16 @@ http.server.HTTPServer(("127.0.0.1", int(os.environ["PORT"])), Handler).serve_fo
 
 /// A test command that asks the running app for its home page.
 pub const PYTHON_APP_TEST: &str = "python3 -c \"import os, urllib.request; body = urllib.request.urlopen(os.environ['SLIPWAY_SERVICE_URL'] + '/').read(); assert b'hello' in body, body; print('test passed')\"";
+
+/// How many processes have `marker` in their command line (to prove none were left behind).
+pub fn processes_with(marker: &str) -> usize {
+    std::fs::read_dir("/proc")
+        .expect("/proc is readable")
+        .flatten()
+        .filter(|e| {
+            std::fs::read(e.path().join("cmdline"))
+                .map(|c| String::from_utf8_lossy(&c).contains(marker))
+                .unwrap_or(false)
+        })
+        .count()
+}

@@ -2,7 +2,7 @@
 //! logs, shutdown.
 
 use serde_json::{json, Value};
-use slipway_testkit::Api;
+use slipway_testkit::{processes_with, Api};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -453,18 +453,6 @@ fn migrate_creates_the_schema_without_a_server() {
     assert!(dir.path().join("slipway.db").exists());
     let again = run(command(dir.path()).arg("migrate"));
     assert!(again.status.success());
-}
-
-fn processes_with(marker: &str) -> usize {
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .flatten()
-        .filter(|e| {
-            std::fs::read(e.path().join("cmdline"))
-                .map(|c| String::from_utf8_lossy(&c).contains(marker))
-                .unwrap_or(false)
-        })
-        .count()
 }
 
 #[tokio::test]
