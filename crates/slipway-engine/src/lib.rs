@@ -5,6 +5,7 @@
 pub mod git;
 mod logs;
 mod pipeline;
+mod webhooks;
 
 use pipeline::Ended;
 use slipway_core::validation::{self, ValidationStatus};
@@ -60,6 +61,13 @@ impl EngineConfig {
 pub enum Target {
     Branch(String),
     Sha(String),
+    /// The head of a pull request, fetched from `source` (a fork's URL for a PR from a fork).
+    PullRequest {
+        number: i64,
+        sha: String,
+        head_ref: String,
+        source: String,
+    },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -81,6 +89,7 @@ pub(crate) struct Inner {
     pub(crate) git: git::Git,
     running: Mutex<HashMap<ValidationId, CancellationToken>>,
     wake: Notify,
+    webhook_wake: Notify,
     permits: Arc<Semaphore>,
     owner: String,
 }
@@ -105,6 +114,7 @@ impl Engine {
             git: git::Git::new(config.github_token.as_deref()),
             running: Mutex::new(HashMap::new()),
             wake: Notify::new(),
+            webhook_wake: Notify::new(),
             permits: Arc::new(Semaphore::new(config.max_concurrent.max(1))),
             owner: format!("slipway-{}", std::process::id()),
             store,
@@ -156,8 +166,26 @@ impl Engine {
         project: &Project,
         target: Target,
     ) -> Result<ValidationRecord, SubmitError> {
-        let source = pipeline::source_of(&project.repo);
+        let mut source = pipeline::source_of(&project.repo);
+        let mut pr = None;
         let (branch, sha) = match target {
+            Target::PullRequest {
+                number,
+                sha,
+                head_ref,
+                source: from,
+            } => {
+                if !git::is_full_sha(&sha) {
+                    return Err(SubmitError::Invalid(format!(
+                        "'{sha}' is not a full commit id"
+                    )));
+                }
+                if !from.is_empty() {
+                    source = from;
+                }
+                pr = Some(number);
+                (Some(head_ref), sha.to_ascii_lowercase())
+            }
             Target::Branch(branch) => {
                 let sha = self
                     .inner
@@ -189,7 +217,7 @@ impl Engine {
                 project: project.id,
                 source,
                 branch,
-                pr: None,
+                pr,
                 sha,
                 plan: validation::plan(&defaults),
             })
@@ -231,8 +259,23 @@ impl Engine {
         Ok(created.validation)
     }
 
-    /// Runs queued validations until `shutdown`; then interrupted ones go back to the queue.
+    /// A delivery was stored: process it soon.
+    pub fn delivery_recorded(&self) {
+        self.inner.webhook_wake.notify_one();
+    }
+
+    /// Runs queued validations and webhook deliveries until `shutdown`; then interrupted
+    /// validations go back to the queue.
     pub fn spawn_workers(&self, shutdown: CancellationToken) -> tokio::task::JoinHandle<()> {
+        let deliveries = tokio::spawn(webhooks::work(self.clone(), shutdown.clone()));
+        let validations = self.spawn_validation_workers(shutdown);
+        tokio::spawn(async move {
+            let _ = deliveries.await;
+            let _ = validations.await;
+        })
+    }
+
+    fn spawn_validation_workers(&self, shutdown: CancellationToken) -> tokio::task::JoinHandle<()> {
         let inner = self.inner.clone();
         tokio::spawn(async move {
             loop {
@@ -272,17 +315,23 @@ impl Engine {
         })
     }
 
-    /// Runs every job that is due now, one after another, then returns (for tests and the CLI).
+    /// Runs every job that is due now (deliveries, validations), one after another, then
+    /// returns (for tests and the CLI).
     pub async fn run_pending_jobs(&self) -> anyhow::Result<usize> {
         let never = CancellationToken::new();
         let mut ran = 0;
+        let kinds = [slipway_store::WEBHOOK_JOB, VALIDATION_JOB];
         while let Some(job) = self
             .inner
             .store
-            .lease(&self.inner.owner, &[VALIDATION_JOB], LEASE)
+            .lease(&self.inner.owner, &kinds, LEASE)
             .await?
         {
-            run_job(&self.inner, job, &never).await;
+            if job.kind == slipway_store::WEBHOOK_JOB {
+                webhooks::run_job(self, job).await;
+            } else {
+                run_job(&self.inner, job, &never).await;
+            }
             ran += 1;
         }
         Ok(ran)

@@ -49,8 +49,9 @@ fn body_rejection(status: StatusCode, detail: String) -> ApiError {
             status,
             "body_too_large",
             format!(
-                "the request body is larger than the {} bytes accepted",
-                crate::MAX_BODY_BYTES
+                "the request body is larger than this endpoint accepts ({} bytes for the API, {} for webhooks)",
+                crate::MAX_BODY_BYTES,
+                slipway_forge::webhook::MAX_PAYLOAD_BYTES
             ),
         )
     } else {
@@ -106,5 +107,19 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for ApiQuer
             .map_err(|rejection: QueryRejection| {
                 ApiError::bad_request("invalid_query", rejection.body_text())
             })
+    }
+}
+
+/// A raw body, byte for byte (webhook signatures are computed over exactly these bytes).
+pub struct RawBody(pub axum::body::Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for RawBody {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        axum::body::Bytes::from_request(req, state)
+            .await
+            .map(RawBody)
+            .map_err(|rejection| body_rejection(rejection.status(), rejection.body_text()))
     }
 }

@@ -35,6 +35,8 @@ pub struct ServerConfig {
     pub engine: slipway_engine::Engine,
     /// The value of `SLIPWAY_ADMIN_TOKEN`, if set: accepted as an admin token.
     pub admin_token: Option<String>,
+    /// `GITHUB_WEBHOOK_SECRET`, if set; without it every delivery is refused.
+    pub webhook_secret: Option<String>,
 }
 
 pub struct App {
@@ -53,6 +55,7 @@ impl App {
             engine: config.engine,
             metrics: Arc::new(metrics::Metrics::new()),
             env_admin_hash: config.admin_token.as_deref().map(hash_token),
+            webhook_secret: config.webhook_secret.map(Arc::from),
         };
         Ok(Self {
             listener,
@@ -76,7 +79,7 @@ impl App {
 
 fn router(state: AppState) -> Router {
     use axum::routing::post;
-    use routes::{projects, secrets, settings, system, tokens, validations};
+    use routes::{projects, secrets, settings, system, tokens, validations, webhooks};
     let api = Router::new()
         .route("/projects", get(projects::list).post(projects::create))
         .route(
@@ -115,6 +118,12 @@ fn router(state: AppState) -> Router {
         .route("/ready", get(system::ready))
         .route("/metrics", get(system::metrics))
         .nest("/api/v1", api)
+        .route(
+            "/webhooks/github",
+            post(webhooks::github).layer(DefaultBodyLimit::max(
+                slipway_forge::webhook::MAX_PAYLOAD_BYTES,
+            )),
+        )
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(

@@ -10,6 +10,8 @@ pub struct AppState {
     pub store: Store,
     pub engine: Engine,
     pub metrics: Arc<Metrics>,
+    /// `GITHUB_WEBHOOK_SECRET`: deliveries are refused while it is not set.
+    pub webhook_secret: Option<Arc<str>>,
     /// SHA-256 of `SLIPWAY_ADMIN_TOKEN`, when it is set.
     pub env_admin_hash: Option<[u8; 32]>,
 }

@@ -2,6 +2,7 @@
 //! Secrets are sealed by the [`vault`] before they reach the database.
 
 mod cache;
+mod deliveries;
 mod projects;
 pub mod queue;
 mod secrets;
@@ -10,6 +11,7 @@ mod tokens;
 pub mod validations;
 pub mod vault;
 
+pub use deliveries::{Delivery, Recorded, WEBHOOK_JOB};
 pub use queue::{Job, JobFailure, NewJob};
 pub use secrets::{ImportOutcome, SecretMeta, SecretWrite};
 pub use tokens::{hash_token, NewToken, TokenRecord};

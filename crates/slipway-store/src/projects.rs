@@ -91,6 +91,19 @@ impl Store {
         row.map(Project::from).ok_or(StoreError::NotFound)
     }
 
+    /// The projects on the GitHub repository `owner/name` (case-insensitive, as GitHub is).
+    pub async fn projects_on_github_repo(
+        &self,
+        full_name: &str,
+    ) -> Result<Vec<Project>, StoreError> {
+        let projects = self.list_projects().await?;
+        Ok(projects
+            .iter()
+            .filter(|p| p.repo.eq_ignore_ascii_case(full_name))
+            .cloned()
+            .collect())
+    }
+
     /// Replaces a project's fields with a validated draft.
     pub async fn update_project(
         &self,

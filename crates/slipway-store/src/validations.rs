@@ -446,6 +446,27 @@ impl Store {
         Ok(ids.into_iter().map(ValidationId).collect())
     }
 
+    /// Unfinished validations of a pull request, and the newest one of any state.
+    pub async fn validations_of_pull_request(
+        &self,
+        project: ProjectId,
+        pr: i64,
+    ) -> Result<(Vec<ValidationId>, Option<ValidationId>), StoreError> {
+        let rows: Vec<(i64, String)> = sqlx::query_as(
+            "SELECT id, status FROM validations WHERE project_id = ? AND pr_number = ? ORDER BY id DESC",
+        )
+        .bind(project.0)
+        .bind(pr)
+        .fetch_all(&self.pool)
+        .await?;
+        let unfinished = rows
+            .iter()
+            .filter(|(_, status)| status == "queued" || status == "running")
+            .map(|(id, _)| ValidationId(*id))
+            .collect();
+        Ok((unfinished, rows.first().map(|(id, _)| ValidationId(*id))))
+    }
+
     /// Puts a running validation back in the queue's hands (shutdown, lost lease).
     pub async fn requeue_validation(&self, id: ValidationId, why: &str) -> Result<(), StoreError> {
         sqlx::query("UPDATE validations SET status = 'queued', error = ? WHERE id = ? AND status = 'running'")

@@ -13,6 +13,9 @@ use tokio_util::sync::CancellationToken;
 /// The token every `TestApp` accepts as admin (`SLIPWAY_ADMIN_TOKEN`).
 pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
 
+/// The webhook secret of every `TestApp` (`GITHUB_WEBHOOK_SECRET`).
+pub const WEBHOOK_SECRET: &str = "test-webhook-secret";
+
 /// A running server and its data directory; shut down when dropped.
 pub struct TestApp {
     pub base_url: String,
@@ -37,6 +40,7 @@ impl TestApp {
             store: store.clone(),
             engine: engine.clone(),
             admin_token: Some(ADMIN_TOKEN.to_owned()),
+            webhook_secret: Some(WEBHOOK_SECRET.to_owned()),
         })
         .await
         .expect("the app binds");
@@ -296,6 +300,40 @@ impl Api {
         )
         .await
     }
+    /// Posts a delivery as GitHub does; `signature` `None` signs it with [`WEBHOOK_SECRET`].
+    pub async fn send_webhook(
+        &self,
+        event: &str,
+        delivery: &str,
+        body: &[u8],
+        signature: Option<&str>,
+    ) -> Reply {
+        let signature = signature
+            .map(str::to_owned)
+            .unwrap_or_else(|| slipway_forge::webhook::sign(WEBHOOK_SECRET.as_bytes(), body));
+        let response = self
+            .client
+            .post(format!("{}/webhooks/github", self.base_url))
+            .header("content-type", "application/json")
+            .header("x-github-event", event)
+            .header("x-github-delivery", delivery)
+            .header("x-hub-signature-256", signature)
+            .body(body.to_vec())
+            .send()
+            .await
+            .expect("the server answers");
+        let status = response.status();
+        let headers = response.headers().clone();
+        let text = response.text().await.expect("a readable body");
+        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+        Reply {
+            status,
+            headers,
+            text,
+            body,
+        }
+    }
+
     /// Polls until the validation is finished (or 30 s pass).
     pub async fn finished_validation(&self, id: i64) -> Value {
         for _ in 0..600 {
@@ -398,4 +436,13 @@ pub fn processes_with(marker: &str) -> usize {
                 .unwrap_or(false)
         })
         .count()
+}
+
+/// A GitHub webhook fixture from `shared/fixtures/github-webhooks` (e.g. `pull_request/opened.payload.json`).
+pub fn webhook_fixture(path: &str) -> Value {
+    let file = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/fixtures/github-webhooks")
+        .join(path);
+    let text = std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+    serde_json::from_str(&text).expect("fixtures are JSON")
 }

@@ -185,6 +185,9 @@ async fn serve(config: Config) -> Result<(), Failure> {
         store: store.clone(),
         engine: engine.clone(),
         admin_token,
+        webhook_secret: std::env::var("GITHUB_WEBHOOK_SECRET")
+            .ok()
+            .filter(|s| !s.is_empty()),
     })
     .await
     .map_err(refused)?;

@@ -6,3 +6,4 @@ pub mod settings;
 pub mod system;
 pub mod tokens;
 pub mod validations;
+pub mod webhooks;

@@ -1,0 +1,218 @@
+//! Acting on stored webhook deliveries: pull requests are validated, closed ones cancelled,
+//! `/slipway retry` from someone with write access validates again. Everything else is
+//! recorded and ignored. Deliveries are processed one at a time, in the order they came.
+
+use crate::{Engine, Target, LEASE};
+use slipway_core::Project;
+use slipway_forge::webhook::{self, Comment, Event, PullRequest};
+use slipway_store::{Job, JobFailure, WEBHOOK_JOB};
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+const IDLE_POLL: Duration = Duration::from_secs(1);
+
+pub(crate) async fn work(engine: Engine, shutdown: CancellationToken) {
+    let inner = &engine.inner;
+    loop {
+        match inner.store.lease(&inner.owner, &[WEBHOOK_JOB], LEASE).await {
+            Ok(Some(job)) => run_job(&engine, job).await,
+            Ok(None) => tokio::select! {
+                _ = inner.webhook_wake.notified() => {}
+                _ = tokio::time::sleep(IDLE_POLL) => {}
+                _ = shutdown.cancelled() => break,
+            },
+            Err(error) => {
+                tracing::error!(%error, "could not lease a delivery");
+                tokio::time::sleep(IDLE_POLL).await;
+            }
+        }
+        if shutdown.is_cancelled() {
+            break;
+        }
+    }
+}
+
+pub(crate) async fn run_job(engine: &Engine, job: Job) {
+    let store = &engine.inner.store;
+    let Some(delivery_id) = serde_json::from_str::<serde_json::Value>(&job.payload)
+        .ok()
+        .and_then(|v| v["delivery_id"].as_str().map(str::to_owned))
+    else {
+        let _ = store
+            .fail(&job, &JobFailure::Fatal("malformed payload".into()))
+            .await;
+        return;
+    };
+    let result = process(engine, &delivery_id).await;
+    let outcome = match result {
+        Ok((state, note)) => {
+            tracing::info!(delivery = %delivery_id, state, note = %note, "delivery processed");
+            let _ = store.finish_delivery(&delivery_id, state, &note).await;
+            store.complete(&job).await
+        }
+        Err(Failed::Payload(note)) => {
+            tracing::warn!(delivery = %delivery_id, %note, "delivery unreadable");
+            let _ = store.finish_delivery(&delivery_id, "failed", &note).await;
+            store.fail(&job, &JobFailure::Fatal(note)).await
+        }
+        Err(Failed::Infrastructure(error)) => {
+            tracing::error!(delivery = %delivery_id, %error, "delivery processing failed; will retry");
+            store
+                .fail(&job, &JobFailure::Retryable(error.to_string()))
+                .await
+        }
+    };
+    if let Err(error) = outcome {
+        tracing::error!(delivery = %delivery_id, %error, "could not record the delivery's end");
+    }
+}
+
+enum Failed {
+    /// The payload is not what GitHub documents: retrying will not help.
+    Payload(String),
+    Infrastructure(anyhow::Error),
+}
+
+impl<E: Into<anyhow::Error>> From<E> for Failed {
+    fn from(error: E) -> Self {
+        Failed::Infrastructure(error.into())
+    }
+}
+
+/// What to record of a delivery: its state and a note saying what was done.
+type Processed = (&'static str, String);
+
+async fn process(engine: &Engine, delivery_id: &str) -> Result<Processed, Failed> {
+    let delivery = engine.inner.store.delivery(delivery_id).await?;
+    let event = webhook::parse(&delivery.event, &delivery.payload)
+        .map_err(|e| Failed::Payload(e.to_string()))?;
+    match event {
+        Event::Ping => Ok(("processed", "ping".into())),
+        Event::Other { name } => Ok((
+            "ignored",
+            format!("{name} events are recorded, not acted on"),
+        )),
+        Event::PullRequest(pr) => {
+            let projects = engine
+                .inner
+                .store
+                .projects_on_github_repo(&pr.repository)
+                .await?;
+            if projects.is_empty() {
+                return Ok(("ignored", format!("no project is on {}", pr.repository)));
+            }
+            let mut notes = Vec::new();
+            for project in &projects {
+                notes.push(pull_request(engine, project, &pr).await?);
+            }
+            Ok(("processed", notes.join("; ")))
+        }
+        Event::Comment(comment) => {
+            if comment.action != "created" || !comment.on_pull_request || !comment.asks_for_retry()
+            {
+                return Ok((
+                    "ignored",
+                    "not a /slipway retry comment on a pull request".into(),
+                ));
+            }
+            if !comment.author_may_write() {
+                return Ok((
+                    "ignored",
+                    format!(
+                        "{} ({}) has no write access; /slipway retry needs an owner, member or collaborator",
+                        comment.author, comment.author_association
+                    ),
+                ));
+            }
+            let projects = engine
+                .inner
+                .store
+                .projects_on_github_repo(&comment.repository)
+                .await?;
+            let mut notes = Vec::new();
+            for project in &projects {
+                notes.push(retry(engine, project, &comment).await?);
+            }
+            if notes.is_empty() {
+                return Ok((
+                    "ignored",
+                    format!("no project is on {}", comment.repository),
+                ));
+            }
+            Ok(("processed", notes.join("; ")))
+        }
+    }
+}
+
+async fn pull_request(
+    engine: &Engine,
+    project: &Project,
+    pr: &PullRequest,
+) -> Result<String, Failed> {
+    let store = &engine.inner.store;
+    match pr.action.as_str() {
+        "opened" | "reopened" | "synchronize" | "ready_for_review" => {
+            let settings = store.settings(project.id).await?;
+            if pr.draft && !settings.validate_drafts {
+                return Ok(format!(
+                    "{}: PR #{} is a draft; not validated until it is ready for review",
+                    project.name, pr.number
+                ));
+            }
+            let target = Target::PullRequest {
+                number: pr.number,
+                sha: pr.head_sha.clone(),
+                head_ref: pr.head_ref.clone(),
+                source: pr.head_clone_url.clone(),
+            };
+            match engine.submit(project, target).await {
+                Ok(record) => Ok(format!(
+                    "{}: validation {} of PR #{} at {}",
+                    project.name, record.id, pr.number, record.sha
+                )),
+                Err(crate::SubmitError::Invalid(why)) => Err(Failed::Payload(why)),
+                Err(crate::SubmitError::Store(error)) => Err(error.into()),
+            }
+        }
+        "closed" => {
+            let (unfinished, _) = store
+                .validations_of_pull_request(project.id, pr.number)
+                .await?;
+            for id in &unfinished {
+                engine.cancel(*id).await?;
+            }
+            Ok(format!(
+                "{}: PR #{} closed; {} validation(s) cancelled",
+                project.name,
+                pr.number,
+                unfinished.len()
+            ))
+        }
+        other => Ok(format!(
+            "{}: pull_request.{other} needs nothing",
+            project.name
+        )),
+    }
+}
+
+async fn retry(engine: &Engine, project: &Project, comment: &Comment) -> Result<String, Failed> {
+    let (_, latest) = engine
+        .inner
+        .store
+        .validations_of_pull_request(project.id, comment.number)
+        .await?;
+    let Some(latest) = latest else {
+        return Ok(format!(
+            "{}: PR #{} has no validation to retry yet",
+            project.name, comment.number
+        ));
+    };
+    let record = engine.retry(latest).await.map_err(|e| match e {
+        crate::SubmitError::Invalid(why) => Failed::Payload(why),
+        crate::SubmitError::Store(error) => error.into(),
+    })?;
+    Ok(format!(
+        "{}: /slipway retry by {}: validation {} of PR #{}",
+        project.name, comment.author, record.id, comment.number
+    ))
+}

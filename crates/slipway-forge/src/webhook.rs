@@ -1,0 +1,352 @@
+//! GitHub webhook deliveries: the `X-Hub-Signature-256` check and the events Slipway acts on.
+
+use hmac::{Hmac, Mac};
+use serde::Deserialize;
+use sha2::Sha256;
+
+/// GitHub's own cap on a delivery's payload.
+pub const MAX_PAYLOAD_BYTES: usize = 25 * 1024 * 1024;
+
+/// Whether `signature` (`sha256=<hex>`) is the HMAC-SHA256 of `body` under `secret`.
+/// The comparison is constant-time.
+pub fn signature_is_valid(secret: &[u8], body: &[u8], signature: &str) -> bool {
+    let Some(hex) = signature.strip_prefix("sha256=") else {
+        return false;
+    };
+    let Some(expected) = decode_hex(hex) else {
+        return false;
+    };
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes keys of any length");
+    mac.update(body);
+    mac.verify_slice(&expected).is_ok()
+}
+
+/// The `X-Hub-Signature-256` value GitHub would send for `body` (for tests and tools).
+pub fn sign(secret: &[u8], body: &[u8]) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes keys of any length");
+    mac.update(body);
+    let digest = mac.finalize().into_bytes();
+    format!(
+        "sha256={}",
+        digest
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    )
+}
+
+fn decode_hex(text: &str) -> Option<Vec<u8>> {
+    if text.len() != 64 {
+        return None;
+    }
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&text[i..i + 2], 16).ok())
+        .collect()
+}
+
+/// A delivery's event, as far as Slipway cares.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    Ping,
+    PullRequest(PullRequest),
+    /// A comment on an issue or a pull request.
+    Comment(Comment),
+    /// Recorded and ignored.
+    Other {
+        name: String,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PullRequest {
+    pub action: String,
+    /// `owner/name` of the base repository.
+    pub repository: String,
+    pub number: i64,
+    pub draft: bool,
+    pub head_sha: String,
+    pub head_ref: String,
+    /// Where the head commit can be fetched from (a fork's URL for a PR from a fork).
+    pub head_clone_url: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Comment {
+    pub action: String,
+    pub repository: String,
+    pub number: i64,
+    /// Whether the comment is on a pull request rather than an issue.
+    pub on_pull_request: bool,
+    pub body: String,
+    pub author: String,
+    /// GitHub's `author_association`: OWNER, MEMBER, COLLABORATOR, CONTRIBUTOR, NONE, …
+    pub author_association: String,
+}
+
+impl Comment {
+    /// The commenter's association implies write access to the repository.
+    pub fn author_may_write(&self) -> bool {
+        matches!(
+            self.author_association.as_str(),
+            "OWNER" | "MEMBER" | "COLLABORATOR"
+        )
+    }
+
+    /// Whether the comment asks Slipway to validate again.
+    pub fn asks_for_retry(&self) -> bool {
+        self.body
+            .lines()
+            .any(|line| line.trim() == "/slipway retry")
+    }
+}
+
+/// A payload that does not have the shape GitHub documents for its event.
+#[derive(Debug, thiserror::Error)]
+#[error("the {event} payload is not as GitHub documents it: {source}")]
+pub struct PayloadError {
+    event: String,
+    source: serde_json::Error,
+}
+
+#[derive(Deserialize)]
+struct RepositoryPayload {
+    full_name: String,
+}
+
+#[derive(Deserialize)]
+struct PullRequestPayload {
+    action: String,
+    number: i64,
+    repository: RepositoryPayload,
+    pull_request: PullRequestBody,
+}
+
+#[derive(Deserialize)]
+struct PullRequestBody {
+    #[serde(default)]
+    draft: bool,
+    head: HeadBody,
+}
+
+#[derive(Deserialize)]
+struct HeadBody {
+    sha: String,
+    #[serde(rename = "ref")]
+    reference: String,
+    repo: Option<CloneBody>,
+}
+
+#[derive(Deserialize)]
+struct CloneBody {
+    clone_url: String,
+}
+
+#[derive(Deserialize)]
+struct CommentPayload {
+    action: String,
+    repository: RepositoryPayload,
+    issue: IssueBody,
+    comment: CommentBody,
+}
+
+#[derive(Deserialize)]
+struct IssueBody {
+    number: i64,
+    pull_request: Option<serde_json::Value>,
+}
+
+#[derive(Deserialize)]
+struct CommentBody {
+    #[serde(default)]
+    body: Option<String>,
+    user: UserBody,
+    author_association: String,
+}
+
+#[derive(Deserialize)]
+struct UserBody {
+    login: String,
+}
+
+/// The repository a payload is about (`owner/name`), for routing, if it names one.
+pub fn repository_of(body: &[u8]) -> Option<String> {
+    #[derive(Deserialize)]
+    struct Any {
+        repository: Option<RepositoryPayload>,
+    }
+    serde_json::from_slice::<Any>(body)
+        .ok()?
+        .repository
+        .map(|r| r.full_name)
+}
+
+/// Reads a delivery of `event` (the `X-GitHub-Event` header).
+pub fn parse(event: &str, body: &[u8]) -> Result<Event, PayloadError> {
+    let error = |source| PayloadError {
+        event: event.to_owned(),
+        source,
+    };
+    Ok(match event {
+        "ping" => Event::Ping,
+        "pull_request" => {
+            let p: PullRequestPayload = serde_json::from_slice(body).map_err(error)?;
+            let head_clone_url = p
+                .pull_request
+                .head
+                .repo
+                .map(|r| r.clone_url)
+                .unwrap_or_default();
+            Event::PullRequest(PullRequest {
+                action: p.action,
+                repository: p.repository.full_name,
+                number: p.number,
+                draft: p.pull_request.draft,
+                head_sha: p.pull_request.head.sha,
+                head_ref: p.pull_request.head.reference,
+                head_clone_url,
+            })
+        }
+        "issue_comment" => {
+            let p: CommentPayload = serde_json::from_slice(body).map_err(error)?;
+            Event::Comment(Comment {
+                action: p.action,
+                repository: p.repository.full_name,
+                number: p.issue.number,
+                on_pull_request: p.issue.pull_request.is_some(),
+                body: p.comment.body.unwrap_or_default(),
+                author: p.comment.user.login,
+                author_association: p.comment.author_association,
+            })
+        }
+        other => Event::Other {
+            name: other.to_owned(),
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+
+    fn fixture(path: &str) -> Vec<u8> {
+        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../../../shared/fixtures/github-webhooks");
+        std::fs::read(root.join(path)).unwrap_or_else(|e| panic!("{path}: {e}"))
+    }
+
+    #[test]
+    fn githubs_published_test_vector_verifies() {
+        let signature = "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17";
+        assert!(signature_is_valid(
+            b"It's a Secret to Everybody",
+            b"Hello, World!",
+            signature
+        ));
+        assert_eq!(
+            sign(b"It's a Secret to Everybody", b"Hello, World!"),
+            signature
+        );
+    }
+
+    #[test]
+    fn wrong_secrets_bodies_and_malformed_signatures_are_refused() {
+        let good = sign(b"secret", b"body");
+        assert!(signature_is_valid(b"secret", b"body", &good));
+        assert!(!signature_is_valid(b"other", b"body", &good));
+        assert!(!signature_is_valid(b"secret", b"body ", &good));
+        for bad in [
+            "",
+            "sha256=",
+            "sha1=abc",
+            &good[..good.len() - 1],
+            &good.replace("sha256=", "sha256=zz")[..71],
+        ] {
+            assert!(!signature_is_valid(b"secret", b"body", bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn every_pull_request_fixture_parses() {
+        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../../../shared/fixtures/github-webhooks/pull_request");
+        let mut count = 0;
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            let body = std::fs::read(&path).unwrap();
+            match parse("pull_request", &body) {
+                Ok(Event::PullRequest(pr)) => {
+                    assert_eq!(pr.head_sha.len(), 40, "{path:?}");
+                    assert!(pr.repository.contains('/'));
+                    count += 1;
+                }
+                other => panic!("{path:?}: {other:?}"),
+            }
+        }
+        assert!(count >= 20, "{count}");
+    }
+
+    #[test]
+    fn an_opened_pull_request_reads_as_github_wrote_it() {
+        let Event::PullRequest(pr) =
+            parse("pull_request", &fixture("pull_request/opened.payload.json")).unwrap()
+        else {
+            panic!("not a pull request");
+        };
+        assert_eq!(pr.action, "opened");
+        assert_eq!(pr.number, 2);
+        assert_eq!(pr.repository, "Codertocat/Hello-World");
+        assert_eq!(pr.head_sha, "ec26c3e57ca3a959ca5aad62de7213c562f8c821");
+        assert_eq!(pr.head_ref, "changes");
+        assert_eq!(
+            pr.head_clone_url,
+            "https://github.com/Codertocat/Hello-World.git"
+        );
+        assert!(!pr.draft);
+    }
+
+    #[test]
+    fn comments_know_whether_they_are_on_a_pull_request_and_who_wrote_them() {
+        let Event::Comment(comment) = parse(
+            "issue_comment",
+            &fixture("issue_comment/created.payload.json"),
+        )
+        .unwrap() else {
+            panic!("not a comment");
+        };
+        assert!(!comment.on_pull_request);
+        assert_eq!(comment.author_association, "OWNER");
+        assert!(comment.author_may_write());
+        assert!(!comment.asks_for_retry());
+        let retry = Comment {
+            body: "thanks!\n/slipway retry\n".into(),
+            ..comment.clone()
+        };
+        assert!(retry.asks_for_retry());
+        let outsider = Comment {
+            author_association: "NONE".into(),
+            ..comment
+        };
+        assert!(!outsider.author_may_write());
+    }
+
+    #[test]
+    fn pings_and_other_events_parse_and_malformed_payloads_do_not() {
+        assert_eq!(
+            parse("ping", &fixture("ping/payload.json")).unwrap(),
+            Event::Ping
+        );
+        assert_eq!(
+            parse("check_run", &fixture("check_run/created.payload.json")).unwrap(),
+            Event::Other {
+                name: "check_run".into()
+            }
+        );
+        assert!(parse("pull_request", b"{\"action\": 1}").is_err());
+        assert_eq!(
+            repository_of(&fixture("push/payload.json")).as_deref(),
+            Some("Codertocat/Hello-World")
+        );
+    }
+}
