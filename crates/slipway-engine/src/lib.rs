@@ -319,19 +319,14 @@ impl Engine {
     /// returns (for tests and the CLI).
     pub async fn run_pending_jobs(&self) -> anyhow::Result<usize> {
         let never = CancellationToken::new();
-        let mut ran = 0;
-        let kinds = [slipway_store::WEBHOOK_JOB, VALIDATION_JOB];
+        let mut ran = webhooks::process_pending(self).await?;
         while let Some(job) = self
             .inner
             .store
-            .lease(&self.inner.owner, &kinds, LEASE)
+            .lease(&self.inner.owner, &[VALIDATION_JOB], LEASE)
             .await?
         {
-            if job.kind == slipway_store::WEBHOOK_JOB {
-                webhooks::run_job(self, job).await;
-            } else {
-                run_job(&self.inner, job, &never).await;
-            }
+            run_job(&self.inner, job, &never).await;
             ran += 1;
         }
         Ok(ran)

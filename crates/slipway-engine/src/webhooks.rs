@@ -2,69 +2,57 @@
 //! `/slipway retry` from someone with write access validates again. Everything else is
 //! recorded and ignored. Deliveries are processed one at a time, in the order they came.
 
-use crate::{Engine, Target, LEASE};
+use crate::{Engine, Target};
 use slipway_core::Project;
 use slipway_forge::webhook::{self, Comment, Event, PullRequest};
-use slipway_store::{Job, JobFailure, WEBHOOK_JOB};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 const IDLE_POLL: Duration = Duration::from_secs(1);
+const BATCH: u32 = 100;
 
 pub(crate) async fn work(engine: Engine, shutdown: CancellationToken) {
     let inner = &engine.inner;
-    loop {
-        match inner.store.lease(&inner.owner, &[WEBHOOK_JOB], LEASE).await {
-            Ok(Some(job)) => run_job(&engine, job).await,
-            Ok(None) => tokio::select! {
+    while !shutdown.is_cancelled() {
+        match process_pending(&engine).await {
+            Ok(0) => tokio::select! {
                 _ = inner.webhook_wake.notified() => {}
                 _ = tokio::time::sleep(IDLE_POLL) => {}
-                _ = shutdown.cancelled() => break,
+                _ = shutdown.cancelled() => {}
             },
+            Ok(_) => {}
             Err(error) => {
-                tracing::error!(%error, "could not lease a delivery");
+                tracing::error!(%error, "could not read pending deliveries");
                 tokio::time::sleep(IDLE_POLL).await;
             }
-        }
-        if shutdown.is_cancelled() {
-            break;
         }
     }
 }
 
-pub(crate) async fn run_job(engine: &Engine, job: Job) {
+/// Processes the deliveries that are due, oldest first; returns how many.
+pub(crate) async fn process_pending(engine: &Engine) -> anyhow::Result<usize> {
     let store = &engine.inner.store;
-    let Some(delivery_id) = serde_json::from_str::<serde_json::Value>(&job.payload)
-        .ok()
-        .and_then(|v| v["delivery_id"].as_str().map(str::to_owned))
-    else {
-        let _ = store
-            .fail(&job, &JobFailure::Fatal("malformed payload".into()))
-            .await;
-        return;
-    };
-    let result = process(engine, &delivery_id).await;
-    let outcome = match result {
-        Ok((state, note)) => {
-            tracing::info!(delivery = %delivery_id, state, note = %note, "delivery processed");
-            let _ = store.finish_delivery(&delivery_id, state, &note).await;
-            store.complete(&job).await
-        }
-        Err(Failed::Payload(note)) => {
-            tracing::warn!(delivery = %delivery_id, %note, "delivery unreadable");
-            let _ = store.finish_delivery(&delivery_id, "failed", &note).await;
-            store.fail(&job, &JobFailure::Fatal(note)).await
-        }
-        Err(Failed::Infrastructure(error)) => {
-            tracing::error!(delivery = %delivery_id, %error, "delivery processing failed; will retry");
-            store
-                .fail(&job, &JobFailure::Retryable(error.to_string()))
-                .await
-        }
-    };
-    if let Err(error) = outcome {
-        tracing::error!(delivery = %delivery_id, %error, "could not record the delivery's end");
+    let pending = store.pending_deliveries(BATCH).await?;
+    for delivery_id in &pending {
+        let recorded = match process(engine, delivery_id).await {
+            Ok((state, note)) => {
+                tracing::info!(delivery = %delivery_id, state, note = %note, "delivery processed");
+                store.finish_delivery(delivery_id, state, &note).await
+            }
+            Err(Failed::Payload(note)) => {
+                tracing::warn!(delivery = %delivery_id, %note, "delivery unreadable");
+                store.finish_delivery(delivery_id, "failed", &note).await
+            }
+            Err(Failed::Infrastructure(error)) => {
+                tracing::error!(delivery = %delivery_id, %error, "delivery processing failed; will retry");
+                store
+                    .retry_delivery_later(delivery_id, &error.to_string())
+                    .await
+            }
+        };
+        recorded?;
     }
+    Ok(pending.len())
 }
 
 enum Failed {

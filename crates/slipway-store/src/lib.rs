@@ -11,7 +11,7 @@ mod tokens;
 pub mod validations;
 pub mod vault;
 
-pub use deliveries::{Delivery, Recorded, WEBHOOK_JOB};
+pub use deliveries::{Delivery, Recorded};
 pub use queue::{Job, JobFailure, NewJob};
 pub use secrets::{ImportOutcome, SecretMeta, SecretWrite};
 pub use tokens::{hash_token, NewToken, TokenRecord};
@@ -54,12 +54,19 @@ pub enum StoreError {
     Migration(#[from] sqlx::migrate::MigrateError),
     #[error("stored settings are unreadable: {0}")]
     Corrupt(String),
+    #[error("the database could not be written: {0}")]
+    Write(String),
 }
 
-/// The store. Cheap to clone: it holds a connection pool and shared read caches.
+/// The store. Cheap to clone: it holds connection pools and shared read caches.
+/// Reads use `pool`; every write goes through `writer`, a single connection, so that writers
+/// wait their turn in a fair async queue instead of in SQLite's sleeping busy handler.
 #[derive(Clone)]
 pub struct Store {
     pool: SqlitePool,
+    writer: SqlitePool,
+    /// Group-committed webhook intake (see `deliveries.rs`).
+    intake: tokio::sync::mpsc::Sender<deliveries::Incoming>,
     vault: Vault,
     projects: Arc<Cached<Arc<[Project]>>>,
     tokens: Arc<Cached<Arc<tokens::LiveTokens>>>,
@@ -68,10 +75,12 @@ pub struct Store {
 impl Store {
     /// Opens (creating if missing) the database, applies migrations and checks the master key.
     pub async fn open(database_url: &str, key: &MasterKey) -> Result<Self, StoreError> {
-        let pool = connect(database_url).await?;
-        MIGRATOR.run(&pool).await?;
+        let writer = connect(database_url, 1).await?;
+        MIGRATOR.run(&writer).await?;
         let store = Self {
-            pool,
+            pool: connect(database_url, 8).await?,
+            intake: deliveries::spawn_intake(writer.clone()),
+            writer,
             vault: Vault::new(key),
             projects: Arc::new(Cached::new()),
             tokens: Arc::new(Cached::new()),
@@ -82,7 +91,7 @@ impl Store {
 
     /// Applies pending migrations only (`slipway migrate`); needs no key.
     pub async fn migrate(database_url: &str) -> Result<(), StoreError> {
-        let pool = connect(database_url).await?;
+        let pool = connect(database_url, 1).await?;
         MIGRATOR.run(&pool).await?;
         pool.close().await;
         Ok(())
@@ -90,12 +99,13 @@ impl Store {
 
     /// Whether the database answers.
     pub async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        sqlx::query("SELECT 1").execute(&self.writer).await?;
         Ok(())
     }
 
     pub async fn close(&self) {
         self.pool.close().await;
+        self.writer.close().await;
     }
 
     /// A known value sealed at first open proves, on every later open, that the key is the same.
@@ -120,7 +130,7 @@ impl Store {
                 blob.extend_from_slice(&ciphertext);
                 sqlx::query("INSERT INTO meta (key, value) VALUES ('key_check', ?)")
                     .bind(blob)
-                    .execute(&self.pool)
+                    .execute(&self.writer)
                     .await?;
                 Ok(())
             }
@@ -128,7 +138,7 @@ impl Store {
     }
 }
 
-async fn connect(database_url: &str) -> Result<SqlitePool, StoreError> {
+async fn connect(database_url: &str, connections: u32) -> Result<SqlitePool, StoreError> {
     if !database_url.starts_with("sqlite:") {
         return Err(StoreError::UnsupportedUrl(database_url.to_owned()));
     }
@@ -139,7 +149,7 @@ async fn connect(database_url: &str) -> Result<SqlitePool, StoreError> {
         .foreign_keys(true)
         .busy_timeout(Duration::from_secs(10));
     Ok(SqlitePoolOptions::new()
-        .max_connections(8)
+        .max_connections(connections)
         .min_connections(1)
         .connect_with(options)
         .await?)

@@ -54,7 +54,7 @@ impl Store {
         .bind(&draft.default_branch)
         .bind(now)
         .bind(now)
-        .fetch_one(&self.pool)
+        .fetch_one(&self.writer)
         .await
         .map_err(|e| name_conflict(e, &draft.name))?;
         self.projects.invalidate();
@@ -120,7 +120,7 @@ impl Store {
         .bind(&draft.default_branch)
         .bind(now_millis())
         .bind(id.0)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.writer)
         .await
         .map_err(|e| name_conflict(e, &draft.name))?;
         self.projects.invalidate();
@@ -129,7 +129,7 @@ impl Store {
 
     /// Deletes a project with its secrets and settings, all or nothing.
     pub async fn delete_project(&self, id: ProjectId) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.writer.begin().await?;
         sqlx::query("DELETE FROM secrets WHERE project_id = ?")
             .bind(id.0)
             .execute(&mut *tx)

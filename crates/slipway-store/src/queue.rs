@@ -74,7 +74,7 @@ pub(crate) async fn insert_job(
 impl Store {
     /// Adds a job, or returns the id of the unfinished job with the same dedupe key.
     pub async fn enqueue(&self, job: &NewJob) -> Result<i64, StoreError> {
-        let mut conn = self.pool.acquire().await?;
+        let mut conn = self.writer.acquire().await?;
         if let Some(id) = insert_job(&mut conn, job).await? {
             return Ok(id);
         }
@@ -114,7 +114,7 @@ impl Store {
             .bind(&kinds_json)
             .bind(now)
             .bind(now)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&self.writer)
             .await?;
             let Some((id, kind, payload, attempt, max_attempts)) = row else {
                 return Ok(None);
@@ -147,7 +147,7 @@ impl Store {
         .bind(now)
         .bind(job.id)
         .bind(job.attempt)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?
         .rows_affected();
         Ok(updated == 1)
@@ -174,7 +174,7 @@ impl Store {
                 .bind(now_millis())
                 .bind(job.id)
                 .bind(job.attempt)
-                .execute(&self.pool)
+                .execute(&self.writer)
                 .await?
                 .rows_affected();
                 Ok(updated == 1)
@@ -201,7 +201,7 @@ impl Store {
         .bind(now_millis())
         .bind(job.id)
         .bind(job.attempt)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?
         .rows_affected();
         Ok(updated == 1)
@@ -216,7 +216,7 @@ impl Store {
         )
         .bind(now_millis())
         .bind(dedupe_key)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         Ok(())
     }
@@ -228,7 +228,7 @@ impl Store {
             "UPDATE jobs SET lease_expires_at = 0, updated_at = ? WHERE state = 'running'",
         )
         .bind(now_millis())
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?
         .rows_affected())
     }

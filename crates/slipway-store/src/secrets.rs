@@ -80,7 +80,7 @@ impl Store {
     ) -> Result<Vec<ImportOutcome>, StoreError> {
         // Only writes in this transaction (see `append_logs`); a missing project shows as
         // a foreign-key violation.
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.writer.begin().await?;
         let now = now_millis();
         let mut outcomes = Vec::with_capacity(entries.len());
         for (name, value) in entries {
@@ -133,7 +133,7 @@ impl Store {
         let deleted = sqlx::query("DELETE FROM secrets WHERE project_id = ? AND name = ?")
             .bind(project.0)
             .bind(name)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?
             .rows_affected();
         if deleted == 0 {

@@ -32,7 +32,7 @@ impl Store {
         .bind(document)
         .bind(now_millis())
         .bind(id.0)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         if result.rows_affected() == 0 {
             return Err(StoreError::NotFound);

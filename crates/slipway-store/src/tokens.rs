@@ -74,7 +74,7 @@ impl Store {
         .bind(role.as_str())
         .bind(hash_token(&token).as_slice())
         .bind(now_millis())
-        .fetch_one(&self.pool)
+        .fetch_one(&self.writer)
         .await?;
         Ok(NewToken {
             record: row.try_into()?,
@@ -129,7 +129,7 @@ impl Store {
             sqlx::query("UPDATE api_tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL")
                 .bind(now_millis())
                 .bind(id.0)
-                .execute(&self.pool)
+                .execute(&self.writer)
                 .await?
                 .rows_affected();
         self.tokens.invalidate();

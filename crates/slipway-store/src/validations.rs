@@ -164,7 +164,7 @@ impl Store {
     /// cancellation and returned, so the caller can stop them at once.
     pub async fn create_validation(&self, new: &NewValidation) -> Result<Created, StoreError> {
         let now = now_millis();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.writer.begin().await?;
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO validations (project_id, source, branch, pr_number, sha, status, created_at)
              VALUES (?, ?, ?, ?, ?, 'queued', ?) RETURNING id",
@@ -285,7 +285,7 @@ impl Store {
     /// Marks a validation running for this attempt: steps that did not finish are queued
     /// again, so a retried attempt starts clean.
     pub async fn start_validation(&self, id: ValidationId, attempt: u32) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.writer.begin().await?;
         sqlx::query(
             "UPDATE validations SET status = 'running', attempt = ?, started_at = ?, error = NULL
              WHERE id = ?",
@@ -334,7 +334,7 @@ impl Store {
         .bind(now)
         .bind(id.0)
         .bind(index)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         Ok(())
     }
@@ -351,7 +351,7 @@ impl Store {
         } else {
             "cancelled"
         };
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.writer.begin().await?;
         sqlx::query(
             "UPDATE validation_steps SET status = ?, finished_at = COALESCE(finished_at, ?)
              WHERE validation_id = ? AND status IN ('queued', 'running')",
@@ -385,7 +385,7 @@ impl Store {
         }
         sqlx::query("UPDATE validations SET cancel_requested = 1 WHERE id = ?")
             .bind(id.0)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         if record.status == ValidationStatus::Queued {
             self.cancel_jobs_by_dedupe_key(&dedupe_key(id)).await?;
@@ -414,7 +414,7 @@ impl Store {
         id: ValidationId,
         plan: &[(StepName, StepPlan)],
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.writer.begin().await?;
         for (index, (name, step)) in plan.iter().enumerate() {
             let (status, detail) = planned(step);
             sqlx::query(
@@ -472,7 +472,7 @@ impl Store {
         sqlx::query("UPDATE validations SET status = 'queued', error = ? WHERE id = ? AND status = 'running'")
             .bind(why)
             .bind(id.0)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         Ok(())
     }
@@ -496,7 +496,7 @@ impl Store {
         after: i64,
         lines: &[(StepName, String)],
     ) -> Result<i64, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.writer.begin().await?;
         let mut seq = after;
         for (step, line) in lines {
             seq += 1;
@@ -550,7 +550,7 @@ impl Store {
         sqlx::query("INSERT OR IGNORE INTO sandbox_processes (validation_id, pgid) VALUES (?, ?)")
             .bind(id.0)
             .bind(pgid)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         Ok(())
     }
@@ -563,7 +563,7 @@ impl Store {
         sqlx::query("DELETE FROM sandbox_processes WHERE validation_id = ? AND pgid = ?")
             .bind(id.0)
             .bind(pgid)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         Ok(())
     }
@@ -571,7 +571,7 @@ impl Store {
     /// Every recorded process group, removing the records.
     pub async fn take_process_groups(&self) -> Result<Vec<i32>, StoreError> {
         let pgids: Vec<i64> = sqlx::query_scalar("DELETE FROM sandbox_processes RETURNING pgid")
-            .fetch_all(&self.pool)
+            .fetch_all(&self.writer)
             .await?;
         Ok(pgids.into_iter().map(|p| p as i32).collect())
     }
