@@ -2,9 +2,10 @@
 //! `max_concurrent` at a time, each in the sandbox. Talks to the other parts only through
 //! the store, the sandbox and git.
 
-pub mod git;
+pub use slipway_forge::git;
 mod logs;
 mod pipeline;
+mod pulls;
 mod webhooks;
 
 use pipeline::Ended;
@@ -268,9 +269,11 @@ impl Engine {
     /// validations go back to the queue.
     pub fn spawn_workers(&self, shutdown: CancellationToken) -> tokio::task::JoinHandle<()> {
         let deliveries = tokio::spawn(webhooks::work(self.clone(), shutdown.clone()));
+        let poller = self.spawn_poller(shutdown.clone());
         let validations = self.spawn_validation_workers(shutdown);
         tokio::spawn(async move {
             let _ = deliveries.await;
+            let _ = poller.await;
             let _ = validations.await;
         })
     }
@@ -374,6 +377,9 @@ async fn run_job(inner: &Inner, job: Job, shutdown: &CancellationToken) {
     let outcome = match result {
         Ok(Ended::Verdict(status)) => {
             tracing::info!(validation = %id, %status, "validation finished");
+            if let Err(error) = pulls::after_verdict(inner, id).await {
+                tracing::error!(validation = %id, %error, "the merge controller failed");
+            }
             store.complete(&job).await
         }
         Ok(Ended::Interrupted) if fenced.load(Ordering::SeqCst) => Ok(false),

@@ -1,4 +1,7 @@
-//! Forges. For now: GitHub webhook deliveries, verified over their raw body and turned into
-//! typed events, so that nothing past this crate sees a raw payload.
+//! Forges: git access (`git`), the local forge's merges (`local`), and GitHub webhook
+//! deliveries verified over their raw body and turned into typed events (`webhook`), so that
+//! nothing past this crate sees a raw payload.
 
+pub mod git;
+pub mod local;
 pub mod webhook;

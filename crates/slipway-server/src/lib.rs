@@ -79,7 +79,7 @@ impl App {
 
 fn router(state: AppState) -> Router {
     use axum::routing::post;
-    use routes::{projects, secrets, settings, system, tokens, validations, webhooks};
+    use routes::{projects, pulls, secrets, settings, system, tokens, validations, webhooks};
     let api = Router::new()
         .route("/projects", get(projects::list).post(projects::create))
         .route(
@@ -105,6 +105,7 @@ fn router(state: AppState) -> Router {
             "/projects/{id}/validations",
             get(validations::list).post(validations::start),
         )
+        .route("/projects/{id}/pulls", get(pulls::list).post(pulls::open))
         .route("/validations/{id}", get(validations::show))
         .route("/validations/{id}/logs", get(validations::logs))
         .route("/validations/{id}/retry", post(validations::retry))

@@ -1,6 +1,6 @@
 //! The OpenAPI document, generated from the handlers' annotations and the domain types.
 
-use crate::routes::{projects, secrets, settings, tokens, validations};
+use crate::routes::{projects, pulls, secrets, settings, tokens, validations};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
@@ -14,6 +14,7 @@ use utoipa::{Modify, OpenApi};
         tokens::list, tokens::create, tokens::revoke,
         validations::start, validations::list, validations::show, validations::logs,
         validations::retry, validations::cancel,
+        pulls::open, pulls::list,
     ),
     modifiers(&BearerAuth),
     security(("bearer" = [])),

@@ -4,6 +4,7 @@
 mod cache;
 mod deliveries;
 mod projects;
+mod pulls;
 pub mod queue;
 mod secrets;
 mod settings;
@@ -12,6 +13,7 @@ pub mod validations;
 pub mod vault;
 
 pub use deliveries::{Delivery, Recorded};
+pub use pulls::PullRequest;
 pub use queue::{Job, JobFailure, NewJob};
 pub use secrets::{ImportOutcome, SecretMeta, SecretWrite};
 pub use tokens::{hash_token, NewToken, TokenRecord};

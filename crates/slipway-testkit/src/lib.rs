@@ -259,6 +259,22 @@ impl Api {
         )
         .await
     }
+    pub async fn open_pull(&self, project: i64, request: &Value) -> Reply {
+        self.send(
+            Method::POST,
+            &format!("/api/v1/projects/{project}/pulls"),
+            Body::Json(request),
+        )
+        .await
+    }
+    pub async fn pulls(&self, project: i64) -> Reply {
+        self.send(
+            Method::GET,
+            &format!("/api/v1/projects/{project}/pulls"),
+            Body::None,
+        )
+        .await
+    }
     pub async fn validations(&self, project: i64) -> Reply {
         self.send(
             Method::GET,

@@ -1,6 +1,7 @@
 //! The HTTP routes, one module per resource.
 
 pub mod projects;
+pub mod pulls;
 pub mod secrets;
 pub mod settings;
 pub mod system;

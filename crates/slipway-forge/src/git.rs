@@ -136,7 +136,7 @@ pub enum GitError {
     Failed(String),
 }
 
-async fn git(
+pub(crate) async fn git(
     cwd: Option<&Path>,
     args: &[&str],
     env: &[(String, String)],

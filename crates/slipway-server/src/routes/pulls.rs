@@ -1,0 +1,57 @@
+//! `/api/v1/projects/{id}/pulls`: pull requests of the local forge.
+
+use crate::auth::Caller;
+use crate::error::{ApiResult, ErrorBody};
+use crate::extract::{ApiJson, ApiPath};
+use crate::state::AppState;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+use serde::Deserialize;
+use slipway_core::{ProjectId, Role};
+use slipway_store::PullRequest;
+
+/// A pull request to open: `head` into `base` (the project's default branch when absent).
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OpenPullRequest {
+    pub head: String,
+    pub base: Option<String>,
+    pub title: String,
+}
+
+/// Open a pull request on a local project and validate its head (operator).
+#[utoipa::path(post, path = "/api/v1/projects/{id}/pulls", tag = "pulls",
+    request_body = OpenPullRequest, params(("id" = i64, Path)),
+    responses((status = 201, body = PullRequest), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn open(
+    caller: Caller,
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<ProjectId>,
+    ApiJson(request): ApiJson<OpenPullRequest>,
+) -> ApiResult<(StatusCode, Json<PullRequest>)> {
+    caller.require(Role::Operator)?;
+    let project = state.store.project(id).await?;
+    let base = request
+        .base
+        .unwrap_or_else(|| project.default_branch.clone());
+    let pr = state
+        .engine
+        .open_pull_request(&project, &request.title, &request.head, &base)
+        .await?;
+    tracing::info!(project_id = %id, pr = pr.number, "pull request opened");
+    Ok((StatusCode::CREATED, Json(pr)))
+}
+
+/// A project's pull requests, newest first.
+#[utoipa::path(get, path = "/api/v1/projects/{id}/pulls", tag = "pulls",
+    params(("id" = i64, Path)), responses((status = 200, body = [PullRequest]), (status = 404, body = ErrorBody)))]
+pub async fn list(
+    caller: Caller,
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<ProjectId>,
+) -> ApiResult<Json<Vec<PullRequest>>> {
+    caller.require(Role::Viewer)?;
+    state.store.project(id).await?;
+    Ok(Json(state.store.list_pull_requests(id).await?))
+}

@@ -1,0 +1,250 @@
+//! The local forge through the API: pull requests on a bare repository, validated and merged
+//! with real git only when every condition holds.
+
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use slipway_testkit::{commit_files, fixture_repo, git, TestApp};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+struct Forge {
+    app: TestApp,
+    project: i64,
+    /// The bare repository the project points at.
+    origin: PathBuf,
+    /// A developer's clone that pushes to it.
+    work: PathBuf,
+}
+
+/// A bare repository whose `main` has `.slipway.toml` (running `test`) and `a.txt`, and whose
+/// `feature` branch adds `files` on top.
+async fn forge(test: &str, files: &[(&str, &str)], settings: Value) -> Forge {
+    let app = TestApp::spawn().await;
+    let work = app.data_dir.path().join("work");
+    fixture_repo(
+        &work,
+        &[
+            (".slipway.toml", &format!("[test]\ncommands = [{test:?}]\n")),
+            ("a.txt", "base\n"),
+        ],
+    );
+    git(&work, &["checkout", "-q", "-b", "feature"]);
+    commit_files(&work, files, "feature work");
+    git(&work, &["checkout", "-q", "main"]);
+    let origin = app.data_dir.path().join("origin.git");
+    git(
+        &work,
+        &["clone", "-q", "--bare", ".", origin.to_str().unwrap()],
+    );
+    git(
+        &work,
+        &["remote", "add", "origin", origin.to_str().unwrap()],
+    );
+    let created = app
+        .api
+        .create_project(&json!({"name": "local", "repo": origin.display().to_string()}))
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
+    let project = created.body["id"].as_i64().unwrap();
+    let saved = app.api.put_settings(project, &settings).await;
+    assert_eq!(saved.status, StatusCode::OK, "{}", saved.text);
+    Forge {
+        app,
+        project,
+        origin,
+        work,
+    }
+}
+
+impl Forge {
+    async fn open(&self) -> Value {
+        let reply = self
+            .app
+            .api
+            .open_pull(self.project, &json!({"head": "feature", "title": "Add b"}))
+            .await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text);
+        reply.body
+    }
+
+    /// Waits until pull request 1 is merged or carries a note.
+    async fn settled(&self) -> Value {
+        for _ in 0..600 {
+            let pr = self.app.api.pulls(self.project).await.body[0].clone();
+            if pr["state"] != "open" || !pr["note"].is_null() {
+                return pr;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("pull request never settled");
+    }
+
+    fn origin_git(&self, args: &[&str]) -> String {
+        git(&self.origin, args)
+    }
+}
+
+fn exists_in(origin: &Path, rev_path: &str) -> bool {
+    std::process::Command::new("git")
+        .args(["cat-file", "-e", rev_path])
+        .current_dir(origin)
+        .status()
+        .unwrap()
+        .success()
+}
+
+#[tokio::test]
+async fn a_passing_pull_request_is_merged_at_its_validated_head() {
+    let f = forge(
+        "test -f b.txt",
+        &[("b.txt", "feature\n")],
+        json!({"auto_merge": true, "merge_method": "squash", "delete_branch_after_merge": true}),
+    )
+    .await;
+    let opened = f.open().await;
+    assert_eq!(opened["number"], 1);
+    assert_eq!(opened["state"], "open");
+    let pr = f.settled().await;
+    assert_eq!(pr["state"], "merged", "{pr}");
+    let main = f.origin_git(&["rev-parse", "main"]);
+    assert_eq!(pr["merge_sha"], main.as_str());
+    assert!(exists_in(&f.origin, "main:b.txt"));
+    assert_eq!(
+        f.origin_git(&["log", "-1", "--format=%s", "main"]),
+        "Add b (#1)"
+    );
+    assert_eq!(
+        f.origin_git(&["branch", "--list", "feature"]),
+        "",
+        "branch deleted"
+    );
+
+    let validations = f.app.api.validations(f.project).await.body;
+    assert_eq!(validations[0]["pr"], 1);
+    assert_eq!(validations[0]["sha"], opened["head_sha"]);
+    assert_eq!(validations[0]["status"], "passed");
+}
+
+#[tokio::test]
+async fn without_auto_merge_a_passing_pull_request_waits() {
+    let f = forge("true", &[("b.txt", "x\n")], json!({"auto_merge": false})).await;
+    f.open().await;
+    let pr = f.settled().await;
+    assert_eq!(pr["state"], "open");
+    assert!(
+        pr["note"].as_str().unwrap().contains("auto_merge is off"),
+        "{pr}"
+    );
+    assert!(!exists_in(&f.origin, "main:b.txt"));
+}
+
+#[tokio::test]
+async fn a_failing_pull_request_is_never_merged() {
+    let f = forge(
+        "test -f missing.txt",
+        &[("b.txt", "x\n")],
+        json!({"auto_merge": true}),
+    )
+    .await;
+    f.open().await;
+    let pr = f.settled().await;
+    assert_eq!(pr["state"], "open");
+    assert!(pr["note"].as_str().unwrap().contains("failed"), "{pr}");
+    assert!(!exists_in(&f.origin, "main:b.txt"));
+}
+
+#[tokio::test]
+async fn a_conflict_is_not_merged_and_names_the_conflicting_paths() {
+    let f = forge(
+        "true",
+        &[("a.txt", "feature version\n")],
+        json!({"auto_merge": true}),
+    )
+    .await;
+    // main changes the same line after the branch was made.
+    commit_files(&f.work, &[("a.txt", "main version\n")], "main moves on");
+    git(&f.work, &["push", "-q", "origin", "main"]);
+    let before = f.origin_git(&["rev-parse", "main"]);
+    f.open().await;
+    let pr = f.settled().await;
+    assert_eq!(pr["state"], "open");
+    let note = pr["note"].as_str().unwrap();
+    assert!(
+        note.contains("not mergeable") && note.contains("a.txt"),
+        "{note}"
+    );
+    assert_eq!(f.origin_git(&["rev-parse", "main"]), before);
+}
+
+#[tokio::test]
+async fn a_push_during_validation_is_validated_and_only_the_new_head_is_merged() {
+    let f = forge(
+        "if [ -f second.txt ]; then true; else sleep 30; fi",
+        &[("b.txt", "first push\n")],
+        json!({"auto_merge": true, "merge_method": "merge"}),
+    )
+    .await;
+    let opened = f.open().await;
+    let first_sha = opened["head_sha"].as_str().unwrap().to_owned();
+    // Wait for the first validation to be running, then push to the branch.
+    for _ in 0..200 {
+        if f.app.api.validations(f.project).await.body[0]["status"] == "running" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    git(&f.work, &["checkout", "-q", "feature"]);
+    let second_sha = commit_files(&f.work, &[("second.txt", "second push\n")], "second push");
+    git(&f.work, &["push", "-q", "origin", "feature"]);
+
+    let pr = f.settled().await;
+    assert_eq!(pr["state"], "merged", "{pr}");
+    assert_eq!(pr["head_sha"], second_sha.as_str());
+    assert!(exists_in(&f.origin, "main:second.txt"));
+    let validations = f.app.api.validations(f.project).await.body;
+    let status_of = |sha: &str| {
+        validations
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|v| v["sha"] == sha)
+            .map(|v| v["status"].as_str().unwrap().to_owned())
+    };
+    assert_eq!(status_of(&first_sha).as_deref(), Some("cancelled"));
+    assert_eq!(status_of(&second_sha).as_deref(), Some("passed"));
+}
+
+#[tokio::test]
+async fn bad_pull_requests_are_refused_with_the_reason() {
+    let f = forge("true", &[("b.txt", "x\n")], json!({})).await;
+    let api = &f.app.api;
+    let cases = [
+        (json!({"head": "nope", "title": "t"}), "does not exist"),
+        (json!({"head": "main", "title": "t"}), "same branch"),
+        (json!({"head": "feature", "title": " "}), "title"),
+        (
+            json!({"head": "feature", "title": "t", "draft": true}),
+            "unknown field",
+        ),
+    ];
+    for (body, needle) in cases {
+        let reply = api.open_pull(f.project, &body).await;
+        assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+        assert!(reply.message().contains(needle), "{body}: {}", reply.text);
+    }
+    let github = f.app.project("on-github").await;
+    let reply = api
+        .open_pull(github, &json!({"head": "feature", "title": "t"}))
+        .await;
+    assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(reply.message().contains("opened on GitHub"));
+    let viewer = f.app.api_as("viewer").await;
+    assert_eq!(
+        viewer
+            .open_pull(f.project, &json!({"head": "feature", "title": "t"}))
+            .await
+            .status,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(api.pulls(f.project).await.body, json!([]));
+}

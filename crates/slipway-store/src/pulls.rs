@@ -1,0 +1,196 @@
+//! Pull requests of the local forge.
+
+use crate::{from_millis, now_millis, Store, StoreError};
+use serde::Serialize;
+use slipway_core::ProjectId;
+use time::OffsetDateTime;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct PullRequest {
+    pub project_id: ProjectId,
+    pub number: i64,
+    pub title: String,
+    pub head: String,
+    pub base: String,
+    pub head_sha: String,
+    /// `open`, `merged` or `closed`.
+    pub state: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub merge_sha: Option<String>,
+    /// Why it is not merged (conflicting paths, a failed validation), when it is not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub updated_at: OffsetDateTime,
+}
+
+type Row = (
+    i64,
+    i64,
+    String,
+    String,
+    String,
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    i64,
+    i64,
+);
+
+const COLUMNS: &str =
+    "project_id, number, title, head, base, head_sha, state, merge_sha, note, created_at, updated_at";
+
+fn from_row(r: Row) -> PullRequest {
+    PullRequest {
+        project_id: ProjectId(r.0),
+        number: r.1,
+        title: r.2,
+        head: r.3,
+        base: r.4,
+        head_sha: r.5,
+        state: r.6,
+        merge_sha: r.7,
+        note: r.8,
+        created_at: from_millis(r.9),
+        updated_at: from_millis(r.10),
+    }
+}
+
+impl Store {
+    /// Opens a pull request with the next number of the project.
+    pub async fn open_pull_request(
+        &self,
+        project: ProjectId,
+        title: &str,
+        head: &str,
+        base: &str,
+        head_sha: &str,
+    ) -> Result<PullRequest, StoreError> {
+        let now = now_millis();
+        let row: Row = sqlx::query_as(&format!(
+            "INSERT INTO pull_requests (project_id, number, title, head, base, head_sha, state, created_at, updated_at)
+             SELECT ?, COALESCE(MAX(number), 0) + 1, ?, ?, ?, ?, 'open', ?, ?
+             FROM pull_requests WHERE project_id = ?
+             RETURNING {COLUMNS}"
+        ))
+        .bind(project.0)
+        .bind(title)
+        .bind(head)
+        .bind(base)
+        .bind(head_sha)
+        .bind(now)
+        .bind(now)
+        .bind(project.0)
+        .fetch_one(&self.writer)
+        .await?;
+        Ok(from_row(row))
+    }
+
+    pub async fn pull_request(
+        &self,
+        project: ProjectId,
+        number: i64,
+    ) -> Result<PullRequest, StoreError> {
+        let row: Option<Row> = sqlx::query_as(&format!(
+            "SELECT {COLUMNS} FROM pull_requests WHERE project_id = ? AND number = ?"
+        ))
+        .bind(project.0)
+        .bind(number)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(from_row).ok_or(StoreError::NotFound)
+    }
+
+    /// The project's pull requests, newest first.
+    pub async fn list_pull_requests(
+        &self,
+        project: ProjectId,
+    ) -> Result<Vec<PullRequest>, StoreError> {
+        let rows: Vec<Row> = sqlx::query_as(&format!(
+            "SELECT {COLUMNS} FROM pull_requests WHERE project_id = ? ORDER BY number DESC"
+        ))
+        .bind(project.0)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(from_row).collect())
+    }
+
+    /// Every open pull request (for the poller).
+    pub async fn open_pull_requests(&self) -> Result<Vec<PullRequest>, StoreError> {
+        let rows: Vec<Row> = sqlx::query_as(&format!(
+            "SELECT {COLUMNS} FROM pull_requests WHERE state = 'open' ORDER BY project_id, number"
+        ))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(from_row).collect())
+    }
+
+    /// Records a new head commit of an open pull request; `false` if it was not open.
+    pub async fn set_pull_request_head(
+        &self,
+        project: ProjectId,
+        number: i64,
+        sha: &str,
+    ) -> Result<bool, StoreError> {
+        let updated = sqlx::query(
+            "UPDATE pull_requests SET head_sha = ?, note = NULL, updated_at = ?
+             WHERE project_id = ? AND number = ? AND state = 'open'",
+        )
+        .bind(sha)
+        .bind(now_millis())
+        .bind(project.0)
+        .bind(number)
+        .execute(&self.writer)
+        .await?
+        .rows_affected();
+        Ok(updated == 1)
+    }
+
+    /// Marks an open pull request merged, only if its head is still `head_sha`.
+    pub async fn mark_merged(
+        &self,
+        project: ProjectId,
+        number: i64,
+        head_sha: &str,
+        merge_sha: &str,
+    ) -> Result<bool, StoreError> {
+        let updated = sqlx::query(
+            "UPDATE pull_requests SET state = 'merged', merge_sha = ?, note = NULL, updated_at = ?
+             WHERE project_id = ? AND number = ? AND state = 'open' AND head_sha = ?",
+        )
+        .bind(merge_sha)
+        .bind(now_millis())
+        .bind(project.0)
+        .bind(number)
+        .bind(head_sha)
+        .execute(&self.writer)
+        .await?
+        .rows_affected();
+        Ok(updated == 1)
+    }
+
+    /// Says why an open pull request is not merged.
+    pub async fn note_pull_request(
+        &self,
+        project: ProjectId,
+        number: i64,
+        note: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE pull_requests SET note = ?, updated_at = ? WHERE project_id = ? AND number = ?",
+        )
+        .bind(note)
+        .bind(now_millis())
+        .bind(project.0)
+        .bind(number)
+        .execute(&self.writer)
+        .await?;
+        Ok(())
+    }
+}
