@@ -29,6 +29,8 @@ pub struct Settings {
     pub validate_drafts: bool,
     /// Delete the pull request's branch after merging it.
     pub delete_branch_after_merge: bool,
+    /// Approving reviews a GitHub pull request needs before it is merged.
+    pub required_approvals: u32,
     /// Which coding agent works on this project.
     pub agent: AgentConfig,
     /// The pipeline used when the repository has no `.slipway.toml`.
@@ -47,6 +49,7 @@ impl Default for Settings {
             max_fix_attempts: 3,
             validate_drafts: false,
             delete_branch_after_merge: false,
+            required_approvals: 0,
             agent: AgentConfig::Codegen {
                 model: None,
                 repo_id: None,
@@ -119,6 +122,15 @@ impl Settings {
                 format!(
                     "{} is out of range; accepted: 0 to {MAX_FIX_ATTEMPTS}",
                     self.max_fix_attempts
+                ),
+            ));
+        }
+        if self.required_approvals > 20 {
+            return Err(Invalid::new(
+                "required_approvals",
+                format!(
+                    "{} is out of range; accepted: 0 to 20",
+                    self.required_approvals
                 ),
             ));
         }

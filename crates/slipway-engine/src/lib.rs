@@ -3,6 +3,7 @@
 //! the store, the sandbox and git.
 
 pub use slipway_forge::git;
+mod github;
 mod logs;
 mod pipeline;
 mod pulls;
@@ -42,6 +43,12 @@ pub struct EngineConfig {
     pub isolation: Isolation,
     /// `GITHUB_TOKEN`, for checking out GitHub repositories.
     pub github_token: Option<String>,
+    /// The GitHub API client (statuses, comments, merges, polling), when a token is set.
+    pub github: Option<Arc<slipway_forge::github::GitHub>>,
+    /// How often open GitHub pull requests are polled (for missed webhooks).
+    pub github_poll_every: Duration,
+    /// `SLIPWAY_PUBLIC_URL`, for links in statuses and comments.
+    pub public_url: Option<String>,
 }
 
 impl EngineConfig {
@@ -53,6 +60,9 @@ impl EngineConfig {
             snapshot_cap_bytes: 10 * 1024 * 1024 * 1024,
             isolation: Isolation::detect(),
             github_token: None,
+            github: None,
+            github_poll_every: Duration::from_secs(60),
+            public_url: None,
         }
     }
 }
@@ -228,6 +238,7 @@ impl Engine {
             self.cancel(older).await?;
         }
         self.inner.wake.notify_one();
+        github::report_queued(&self.inner, project, &created.validation).await;
         Ok(created.validation)
     }
 
@@ -292,9 +303,14 @@ impl Engine {
                     .await
                 {
                     Ok(Some(job)) => {
-                        let (inner, shutdown) = (inner.clone(), shutdown.clone());
+                        let (engine, shutdown) = (
+                            Engine {
+                                inner: inner.clone(),
+                            },
+                            shutdown.clone(),
+                        );
                         tokio::spawn(async move {
-                            run_job(&inner, job, &shutdown).await;
+                            run_job(&engine, job, &shutdown).await;
                             drop(permit);
                         });
                     }
@@ -329,7 +345,7 @@ impl Engine {
             .lease(&self.inner.owner, &[VALIDATION_JOB], LEASE)
             .await?
         {
-            run_job(&self.inner, job, &never).await;
+            run_job(self, job, &never).await;
             ran += 1;
         }
         Ok(ran)
@@ -338,7 +354,8 @@ impl Engine {
 
 /// Runs one leased job: the validation it names, with a watcher that heartbeats the lease
 /// and notices cancellation requested elsewhere.
-async fn run_job(inner: &Inner, job: Job, shutdown: &CancellationToken) {
+async fn run_job(engine: &Engine, job: Job, shutdown: &CancellationToken) {
+    let inner = &*engine.inner;
     let Some(id) = serde_json::from_str::<serde_json::Value>(&job.payload)
         .ok()
         .and_then(|v| v["validation_id"].as_i64())
@@ -377,7 +394,7 @@ async fn run_job(inner: &Inner, job: Job, shutdown: &CancellationToken) {
     let outcome = match result {
         Ok(Ended::Verdict(status)) => {
             tracing::info!(validation = %id, %status, "validation finished");
-            if let Err(error) = pulls::after_verdict(inner, id).await {
+            if let Err(error) = pulls::after_verdict(engine, id).await {
                 tracing::error!(validation = %id, %error, "the merge controller failed");
             }
             store.complete(&job).await

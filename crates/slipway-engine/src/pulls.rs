@@ -104,16 +104,27 @@ impl Engine {
         Ok(moved)
     }
 
+    /// Polls the local forge every few seconds and GitHub every `github_poll_every`.
     pub(crate) fn spawn_poller(&self, shutdown: CancellationToken) -> tokio::task::JoinHandle<()> {
         let engine = self.clone();
         tokio::spawn(async move {
+            let mut last_github = std::time::Instant::now();
             loop {
                 tokio::select! {
-                    _ = tokio::time::sleep(POLL_EVERY) => {}
+                    _ = tokio::time::sleep(POLL_EVERY.min(engine.inner.config.github_poll_every)) => {}
                     _ = shutdown.cancelled() => break,
                 }
                 if let Err(error) = engine.poll_pull_requests().await {
                     tracing::error!(%error, "polling pull requests failed");
+                }
+                let github = engine.inner.config.github.clone();
+                if let Some(github) = github {
+                    if last_github.elapsed() >= engine.inner.config.github_poll_every {
+                        last_github = std::time::Instant::now();
+                        if let Err(error) = crate::github::poll(&engine, &github).await {
+                            tracing::error!(%error, "polling GitHub pull requests failed");
+                        }
+                    }
                 }
             }
         })
@@ -123,7 +134,8 @@ impl Engine {
 /// Called with every verdict: merges the validation's local pull request if all holds —
 /// the project allows auto-merge, the pull request is open, the validation passed on exactly
 /// its current head, and the head merges cleanly — otherwise notes on it why not.
-pub(crate) async fn after_verdict(inner: &Inner, id: ValidationId) -> anyhow::Result<()> {
+pub(crate) async fn after_verdict(engine: &Engine, id: ValidationId) -> anyhow::Result<()> {
+    let inner: &Inner = &engine.inner;
     let store = &inner.store;
     let validation = store.validation(id).await?;
     let Some(number) = validation.pr else {
@@ -131,7 +143,7 @@ pub(crate) async fn after_verdict(inner: &Inner, id: ValidationId) -> anyhow::Re
     };
     let project = store.project(validation.project_id).await?;
     let Ok(RepoLocation::Local { path }) = RepoLocation::parse(&project.repo) else {
-        return Ok(()); // GitHub pull requests are not merged by this version
+        return crate::github::after_verdict(inner, engine, &validation, &project).await;
     };
     let Ok(pr) = store.pull_request(project.id, number).await else {
         return Ok(());

@@ -3,5 +3,6 @@
 //! nothing past this crate sees a raw payload.
 
 pub mod git;
+pub mod github;
 pub mod local;
 pub mod webhook;

@@ -1,5 +1,8 @@
 //! Test helpers: [`TestApp`] runs the real server on port 0 with a real SQLite file in a
-//! temporary directory, and [`Api`] talks real HTTP to it with one method per endpoint.
+//! temporary directory, and [`Api`] talks real HTTP to it with one method per endpoint;
+//! [`fake_github::FakeGitHub`] is a stateful GitHub on localhost.
+
+pub mod fake_github;
 
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
@@ -29,11 +32,18 @@ pub struct TestApp {
 
 impl TestApp {
     pub async fn spawn() -> Self {
+        Self::spawn_with(|_| {}).await
+    }
+
+    /// A TestApp whose engine configuration `tweak` adjusts (e.g. a fake GitHub client).
+    pub async fn spawn_with(tweak: impl FnOnce(&mut EngineConfig)) -> Self {
         let data_dir = tempfile::tempdir().expect("a temporary directory");
         let key = MasterKey::load_or_create(&data_dir.path().join("master.key")).unwrap();
         let url = format!("sqlite://{}", data_dir.path().join("slipway.db").display());
         let store = Store::open(&url, &key).await.expect("the store opens");
-        let engine = Engine::new(store.clone(), EngineConfig::new(data_dir.path().to_owned()));
+        let mut config = EngineConfig::new(data_dir.path().to_owned());
+        tweak(&mut config);
+        let engine = Engine::new(store.clone(), config);
         engine.reconcile().await.expect("reconciliation");
         let app = App::build(ServerConfig {
             bind: "127.0.0.1:0".parse().unwrap(),

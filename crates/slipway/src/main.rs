@@ -169,6 +169,16 @@ async fn serve(config: Config) -> Result<(), Failure> {
     let mut engine_config = EngineConfig::new(config.data_dir.clone());
     engine_config.max_concurrent = config.max_concurrent_validations;
     engine_config.github_token = std::env::var("GITHUB_TOKEN").ok().filter(|t| !t.is_empty());
+    engine_config.public_url = std::env::var("SLIPWAY_PUBLIC_URL")
+        .ok()
+        .filter(|u| !u.is_empty());
+    if let Some(token) = &engine_config.github_token {
+        let api =
+            std::env::var("GITHUB_API_URL").unwrap_or_else(|_| "https://api.github.com".into());
+        engine_config.github = Some(std::sync::Arc::new(slipway_forge::github::GitHub::new(
+            &api, token,
+        )));
+    }
     let engine = Engine::new(store.clone(), engine_config);
     if *engine.isolation() == Isolation::None {
         tracing::warn!(

@@ -1,0 +1,414 @@
+//! GitHub over its REST API, authenticated by a token. The base URL comes from
+//! `GITHUB_API_URL`, so GitHub Enterprise and the test fake work the same way. Rate limits
+//! are honoured (`Retry-After`, `X-RateLimit-Remaining`/`Reset`) and polling uses ETags.
+
+use serde::Deserialize;
+use serde_json::{json, Value};
+use slipway_core::pipeline::MergeMethod;
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// The longest a rate limit is waited out before the call fails.
+const MAX_RATE_LIMIT_WAIT: Duration = Duration::from_secs(60);
+
+#[derive(Debug, thiserror::Error)]
+pub enum GitHubError {
+    #[error("GitHub could not be reached: {0}")]
+    Transport(#[from] reqwest::Error),
+    #[error("GitHub answered {status} to {what}: {message}")]
+    Status {
+        status: u16,
+        what: String,
+        message: String,
+    },
+    #[error("GitHub's rate limit for this token is spent until {reset_in:?} from now")]
+    RateLimited { reset_in: Duration },
+}
+
+/// A pull request as Slipway needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pull {
+    pub number: i64,
+    pub state: String,
+    pub draft: bool,
+    pub merged: bool,
+    /// `None` while GitHub is still computing it.
+    pub mergeable: Option<bool>,
+    pub head_sha: String,
+    pub head_ref: String,
+    pub head_clone_url: String,
+    pub base_ref: String,
+}
+
+/// How a merge call ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Merge {
+    Merged {
+        sha: String,
+    },
+    /// 409: the head is no longer the commit named in the call.
+    HeadMoved,
+    /// 405: GitHub says it cannot be merged (conflicts, branch protection).
+    NotMergeable {
+        message: String,
+    },
+}
+
+/// A commit status state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatusState {
+    Pending,
+    Success,
+    Failure,
+    Error,
+}
+
+impl StatusState {
+    fn as_str(self) -> &'static str {
+        match self {
+            StatusState::Pending => "pending",
+            StatusState::Success => "success",
+            StatusState::Failure => "failure",
+            StatusState::Error => "error",
+        }
+    }
+}
+
+/// The client. Cheap to share behind an `Arc`.
+pub struct GitHub {
+    http: reqwest::Client,
+    api: String,
+    token: String,
+    /// ETag and body of GET responses, for conditional requests.
+    etags: Mutex<HashMap<String, (String, Value)>>,
+}
+
+impl std::fmt::Debug for GitHub {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "GitHub({})", self.api)
+    }
+}
+
+#[derive(Deserialize)]
+struct PullBody {
+    number: i64,
+    state: String,
+    #[serde(default)]
+    draft: bool,
+    #[serde(default)]
+    merged: bool,
+    mergeable: Option<bool>,
+    head: RefBody,
+    base: RefBody,
+}
+
+#[derive(Deserialize)]
+struct RefBody {
+    #[serde(rename = "ref")]
+    reference: String,
+    #[serde(default)]
+    sha: String,
+    repo: Option<RepoBody>,
+}
+
+#[derive(Deserialize)]
+struct RepoBody {
+    clone_url: String,
+}
+
+impl From<PullBody> for Pull {
+    fn from(p: PullBody) -> Self {
+        Pull {
+            number: p.number,
+            state: p.state,
+            draft: p.draft,
+            merged: p.merged,
+            mergeable: p.mergeable,
+            head_sha: p.head.sha,
+            head_ref: p.head.reference,
+            head_clone_url: p.head.repo.map(|r| r.clone_url).unwrap_or_default(),
+            base_ref: p.base.reference,
+        }
+    }
+}
+
+impl GitHub {
+    /// `api` is `GITHUB_API_URL` (e.g. `https://api.github.com`).
+    pub fn new(api: &str, token: &str) -> Self {
+        Self {
+            http: reqwest::Client::builder()
+                .user_agent("slipway")
+                .timeout(Duration::from_secs(30))
+                .build()
+                .expect("the HTTP client builds"),
+            api: api.trim_end_matches('/').to_owned(),
+            token: token.to_owned(),
+            etags: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// One request, waiting out a rate limit (bounded) and retrying once after it.
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<(u16, Value), GitHubError> {
+        let url = format!("{}{path}", self.api);
+        for _ in 0..3 {
+            let mut request = self
+                .http
+                .request(method.clone(), &url)
+                .bearer_auth(&self.token)
+                .header("accept", "application/vnd.github+json")
+                .header("x-github-api-version", "2022-11-28");
+            let conditional = method == reqwest::Method::GET;
+            if conditional {
+                if let Some((etag, _)) = self.etags.lock().expect("etag lock").get(&url) {
+                    request = request.header("if-none-match", etag);
+                }
+            }
+            if let Some(body) = body {
+                request = request.json(body);
+            }
+            let response = request.send().await?;
+            let status = response.status().as_u16();
+            if let Some(wait) = rate_limit_wait(&response) {
+                if wait > MAX_RATE_LIMIT_WAIT {
+                    return Err(GitHubError::RateLimited { reset_in: wait });
+                }
+                tracing::warn!(?wait, path, "GitHub rate limit: waiting");
+                tokio::time::sleep(wait).await;
+                continue;
+            }
+            if status == 304 {
+                if let Some((_, cached)) = self.etags.lock().expect("etag lock").get(&url) {
+                    return Ok((200, cached.clone()));
+                }
+            }
+            let etag = response
+                .headers()
+                .get("etag")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned);
+            let text = response.text().await?;
+            let value: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+            if conditional && status == 200 {
+                if let Some(etag) = etag {
+                    self.etags
+                        .lock()
+                        .expect("etag lock")
+                        .insert(url.clone(), (etag, value.clone()));
+                }
+            }
+            return Ok((status, value));
+        }
+        Err(GitHubError::RateLimited {
+            reset_in: MAX_RATE_LIMIT_WAIT,
+        })
+    }
+
+    async fn expect(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+        ok: &[u16],
+    ) -> Result<Value, GitHubError> {
+        let what = format!("{method} {path}");
+        let (status, value) = self.call(method, path, body).await?;
+        if ok.contains(&status) {
+            Ok(value)
+        } else {
+            Err(GitHubError::Status {
+                status,
+                what,
+                message: value["message"].as_str().unwrap_or("").to_owned(),
+            })
+        }
+    }
+
+    pub async fn pull(&self, repo: &str, number: i64) -> Result<Pull, GitHubError> {
+        let value = self
+            .expect(
+                reqwest::Method::GET,
+                &format!("/repos/{repo}/pulls/{number}"),
+                None,
+                &[200],
+            )
+            .await?;
+        Ok(serde_json::from_value::<PullBody>(value)
+            .map_err(|e| GitHubError::Status {
+                status: 200,
+                what: format!("GET /repos/{repo}/pulls/{number}"),
+                message: e.to_string(),
+            })?
+            .into())
+    }
+
+    /// Open pull requests (conditional: an unchanged list costs no rate limit).
+    pub async fn open_pulls(&self, repo: &str) -> Result<Vec<Pull>, GitHubError> {
+        let path = format!("/repos/{repo}/pulls?state=open&per_page=100");
+        let value = self
+            .expect(reqwest::Method::GET, &path, None, &[200])
+            .await?;
+        let pulls: Vec<PullBody> =
+            serde_json::from_value(value).map_err(|e| GitHubError::Status {
+                status: 200,
+                what: format!("GET {path}"),
+                message: e.to_string(),
+            })?;
+        Ok(pulls.into_iter().map(Pull::from).collect())
+    }
+
+    pub async fn set_status(
+        &self,
+        repo: &str,
+        sha: &str,
+        state: StatusState,
+        description: &str,
+        target_url: Option<&str>,
+    ) -> Result<(), GitHubError> {
+        let mut body = json!({
+            "state": state.as_str(),
+            "context": "slipway/validation",
+            "description": description.chars().take(140).collect::<String>(),
+        });
+        if let Some(url) = target_url {
+            body["target_url"] = json!(url);
+        }
+        self.expect(
+            reqwest::Method::POST,
+            &format!("/repos/{repo}/statuses/{sha}"),
+            Some(&body),
+            &[201],
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// Creates or updates, in place, the one comment that carries `marker`.
+    pub async fn upsert_comment(
+        &self,
+        repo: &str,
+        number: i64,
+        marker: &str,
+        body: &str,
+    ) -> Result<(), GitHubError> {
+        let text = format!("{marker}\n{body}");
+        let path = format!("/repos/{repo}/issues/{number}/comments?per_page=100");
+        let comments = self
+            .expect(reqwest::Method::GET, &path, None, &[200])
+            .await?;
+        let existing = comments
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|c| c["body"].as_str().is_some_and(|b| b.starts_with(marker)))
+            .and_then(|c| c["id"].as_i64());
+        match existing {
+            Some(id) => self
+                .expect(
+                    reqwest::Method::PATCH,
+                    &format!("/repos/{repo}/issues/comments/{id}"),
+                    Some(&json!({"body": text})),
+                    &[200],
+                )
+                .await
+                .map(|_| ()),
+            None => self
+                .expect(
+                    reqwest::Method::POST,
+                    &format!("/repos/{repo}/issues/{number}/comments"),
+                    Some(&json!({"body": text})),
+                    &[201],
+                )
+                .await
+                .map(|_| ()),
+        }
+    }
+
+    /// Reviewers whose latest review approves.
+    pub async fn approvals(&self, repo: &str, number: i64) -> Result<usize, GitHubError> {
+        let path = format!("/repos/{repo}/pulls/{number}/reviews?per_page=100");
+        let reviews = self
+            .expect(reqwest::Method::GET, &path, None, &[200])
+            .await?;
+        let mut latest: HashMap<String, String> = HashMap::new();
+        for review in reviews.as_array().into_iter().flatten() {
+            if let (Some(user), Some(state)) =
+                (review["user"]["login"].as_str(), review["state"].as_str())
+            {
+                if state != "COMMENTED" {
+                    latest.insert(user.to_owned(), state.to_owned());
+                }
+            }
+        }
+        Ok(latest.values().filter(|s| *s == "APPROVED").count())
+    }
+
+    /// Merges only if the head is still `sha` (GitHub answers 409 otherwise).
+    pub async fn merge(
+        &self,
+        repo: &str,
+        number: i64,
+        sha: &str,
+        method: MergeMethod,
+        title: &str,
+    ) -> Result<Merge, GitHubError> {
+        let method = match method {
+            MergeMethod::Merge => "merge",
+            MergeMethod::Squash => "squash",
+            MergeMethod::Rebase => "rebase",
+        };
+        let body = json!({"sha": sha, "merge_method": method, "commit_title": title});
+        let path = format!("/repos/{repo}/pulls/{number}/merge");
+        let (status, value) = self.call(reqwest::Method::PUT, &path, Some(&body)).await?;
+        let message = value["message"].as_str().unwrap_or("").to_owned();
+        match status {
+            200 => Ok(Merge::Merged {
+                sha: value["sha"].as_str().unwrap_or("").to_owned(),
+            }),
+            409 => Ok(Merge::HeadMoved),
+            405 => Ok(Merge::NotMergeable { message }),
+            _ => Err(GitHubError::Status {
+                status,
+                what: format!("PUT {path}"),
+                message,
+            }),
+        }
+    }
+
+    pub async fn delete_branch(&self, repo: &str, branch: &str) -> Result<(), GitHubError> {
+        self.expect(
+            reqwest::Method::DELETE,
+            &format!("/repos/{repo}/git/refs/heads/{branch}"),
+            None,
+            &[204, 422],
+        )
+        .await
+        .map(|_| ())
+    }
+}
+
+/// How long to wait before retrying, when the response says a rate limit was hit.
+fn rate_limit_wait(response: &reqwest::Response) -> Option<Duration> {
+    let status = response.status().as_u16();
+    if status != 403 && status != 429 {
+        return None;
+    }
+    let header = |name: &str| response.headers().get(name).and_then(|v| v.to_str().ok());
+    if let Some(secs) = header("retry-after").and_then(|v| v.parse::<u64>().ok()) {
+        return Some(Duration::from_secs(secs));
+    }
+    if header("x-ratelimit-remaining") == Some("0") {
+        let reset = header("x-ratelimit-reset").and_then(|v| v.parse::<u64>().ok())?;
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        return Some(Duration::from_secs(reset.saturating_sub(now).max(1)));
+    }
+    None
+}

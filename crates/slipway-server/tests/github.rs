@@ -1,0 +1,332 @@
+//! Pull requests on GitHub, end to end against the stateful fake GitHub: webhook → validation
+//! → commit status → comment → merge with the validated SHA, asserting on the fake's state.
+
+use serde_json::json;
+use slipway_forge::github::GitHub;
+use slipway_testkit::fake_github::FakeGitHub;
+use slipway_testkit::{commit_files, fixture_repo, git, webhook_fixture, TestApp};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+const TOKEN: &str = "ghp_fake_token_for_tests";
+const REPO: &str = "acme/app";
+
+struct World {
+    app: TestApp,
+    github: FakeGitHub,
+    project: i64,
+    origin: PathBuf,
+    work: PathBuf,
+}
+
+/// A bare repository behind the fake GitHub: `main` runs `test`, `feature` adds `files`.
+async fn world(
+    test: &str,
+    files: &[(&str, &str)],
+    settings: serde_json::Value,
+    poll: Duration,
+) -> World {
+    let github = FakeGitHub::start(TOKEN).await;
+    let client = Arc::new(GitHub::new(&github.url, TOKEN));
+    let app = TestApp::spawn_with(|config| {
+        config.github = Some(client);
+        config.github_poll_every = poll;
+        config.public_url = Some("https://slipway.example".into());
+    })
+    .await;
+    let work = app.data_dir.path().join("work");
+    fixture_repo(
+        &work,
+        &[
+            (".slipway.toml", &format!("[test]\ncommands = [{test:?}]\n")),
+            ("a.txt", "base\n"),
+        ],
+    );
+    git(&work, &["checkout", "-q", "-b", "feature"]);
+    commit_files(&work, files, "feature");
+    git(&work, &["checkout", "-q", "main"]);
+    let origin = app.data_dir.path().join("origin.git");
+    git(
+        &work,
+        &["clone", "-q", "--bare", ".", origin.to_str().unwrap()],
+    );
+    git(
+        &work,
+        &["remote", "add", "origin", origin.to_str().unwrap()],
+    );
+    github.add_repo(REPO, &origin);
+    let project = app.project("app").await;
+    app.api.put_settings(project, &settings).await;
+    World {
+        app,
+        github,
+        project,
+        origin,
+        work,
+    }
+}
+
+impl World {
+    fn head(&self) -> String {
+        git(&self.origin, &["rev-parse", "feature"])
+    }
+
+    async fn deliver_pull_request(&self, action: &str, number: i64, delivery: &str) {
+        let mut payload = webhook_fixture(&format!("pull_request/{action}.payload.json"));
+        payload["repository"]["full_name"] = json!(REPO);
+        payload["number"] = json!(number);
+        payload["pull_request"]["draft"] = json!(false);
+        payload["pull_request"]["head"]["sha"] = json!(self.head());
+        payload["pull_request"]["head"]["ref"] = json!("feature");
+        payload["pull_request"]["head"]["repo"]["clone_url"] =
+            json!(format!("file://{}", self.origin.display()));
+        let body = serde_json::to_vec(&payload).unwrap();
+        let reply = self
+            .app
+            .api
+            .send_webhook("pull_request", delivery, &body, None)
+            .await;
+        assert_eq!(reply.status, 202, "{}", reply.text);
+    }
+
+    /// Waits until `done` holds of the fake's state.
+    async fn until(&self, what: &str, done: impl Fn(&FakeGitHub) -> bool) {
+        for _ in 0..600 {
+            if done(&self.github) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!(
+            "never: {what}; statuses {:?}; comments {:?}",
+            self.github.statuses(REPO),
+            self.github.comments(REPO)
+        );
+    }
+}
+
+const NO_POLL: Duration = Duration::from_secs(3600);
+
+#[tokio::test]
+async fn an_opened_pull_request_is_validated_reported_and_merged_with_its_sha() {
+    let w = world(
+        "test -f b.txt",
+        &[("b.txt", "b\n")],
+        json!({"auto_merge": true, "merge_method": "squash", "delete_branch_after_merge": true}),
+        NO_POLL,
+    )
+    .await;
+    let number = w.github.open_pull(REPO, "feature", "main", false);
+    let head = w.head();
+    w.deliver_pull_request("opened", number, "d-open").await;
+    w.until("merged", |g| g.pull(REPO, number).merged).await;
+    w.until("the report comment", |g| !g.comments(REPO).is_empty()).await;
+
+    let statuses = w.github.statuses(REPO);
+    let states: Vec<&str> = statuses.iter().map(|s| s.state.as_str()).collect();
+    assert_eq!(states, ["pending", "success"]);
+    assert!(statuses
+        .iter()
+        .all(|s| s.sha == head && s.context == "slipway/validation"));
+    assert!(statuses[1]
+        .target_url
+        .as_deref()
+        .unwrap()
+        .starts_with("https://slipway.example/api/v1/validations/"));
+    assert_eq!(w.github.merge_calls(REPO), [(number, head.clone())]);
+    let merged = w.github.pull(REPO, number);
+    assert_eq!(
+        git(&w.origin, &["rev-parse", "main"]),
+        merged.merge_sha.unwrap()
+    );
+    assert_eq!(git(&w.origin, &["show", "main:b.txt"]), "b");
+    assert_eq!(
+        git(&w.origin, &["branch", "--list", "feature"]),
+        "",
+        "branch deleted"
+    );
+    let comments = w.github.comments(REPO);
+    assert_eq!(comments.len(), 1);
+    assert!(
+        comments[0].body.contains("| test | passed |") && comments[0].body.contains("Merged as"),
+        "{}",
+        comments[0].body
+    );
+}
+
+#[tokio::test]
+async fn a_push_during_validation_merges_only_the_new_head() {
+    let w = world(
+        "if [ -f second.txt ]; then true; else sleep 30; fi",
+        &[("b.txt", "b\n")],
+        json!({"auto_merge": true}),
+        NO_POLL,
+    )
+    .await;
+    let number = w.github.open_pull(REPO, "feature", "main", false);
+    let first = w.head();
+    w.deliver_pull_request("opened", number, "d-1").await;
+    w.until("pending on the first head", |g| {
+        g.statuses(REPO).iter().any(|s| s.sha == first)
+    })
+    .await;
+
+    git(&w.work, &["checkout", "-q", "feature"]);
+    commit_files(&w.work, &[("second.txt", "2\n")], "second push");
+    git(&w.work, &["push", "-q", "origin", "feature"]);
+    let second = w.head();
+    w.deliver_pull_request("synchronize", number, "d-2").await;
+    w.until("merged", |g| g.pull(REPO, number).merged).await;
+
+    assert_eq!(
+        w.github.merge_calls(REPO),
+        [(number, second.clone())],
+        "only the new head"
+    );
+    assert!(w
+        .github
+        .statuses(REPO)
+        .iter()
+        .any(|s| s.sha == second && s.state == "success"));
+    assert!(!w
+        .github
+        .statuses(REPO)
+        .iter()
+        .any(|s| s.sha == first && s.state == "success"));
+    let validations = w.app.api.validations(w.project).await.body;
+    let old = validations
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["sha"] == first.as_str())
+        .unwrap();
+    assert_eq!(old["status"], "cancelled");
+}
+
+#[tokio::test]
+async fn a_conflicting_pull_request_is_not_merged_and_the_comment_says_why() {
+    let w = world(
+        "true",
+        &[("a.txt", "feature version\n")],
+        json!({"auto_merge": true}),
+        NO_POLL,
+    )
+    .await;
+    commit_files(&w.work, &[("a.txt", "main version\n")], "main moves on");
+    git(&w.work, &["push", "-q", "origin", "main"]);
+    let number = w.github.open_pull(REPO, "feature", "main", false);
+    w.deliver_pull_request("opened", number, "d-open").await;
+    w.until("a comment", |g| !g.comments(REPO).is_empty()).await;
+    let comment = &w.github.comments(REPO)[0].body;
+    assert!(comment.contains("not mergeable"), "{comment}");
+    assert!(w.github.merge_calls(REPO).is_empty());
+    assert!(!w.github.pull(REPO, number).merged);
+}
+
+#[tokio::test]
+async fn a_failure_is_reported_and_a_retry_updates_the_same_comment() {
+    let w = world(
+        "test -f fixed.txt",
+        &[("b.txt", "b\n")],
+        json!({"auto_merge": false}),
+        NO_POLL,
+    )
+    .await;
+    let number = w.github.open_pull(REPO, "feature", "main", false);
+    w.deliver_pull_request("opened", number, "d-open").await;
+    w.until("failure status", |g| {
+        g.statuses(REPO).iter().any(|s| s.state == "failure")
+    })
+    .await;
+    let failure = w
+        .github
+        .statuses(REPO)
+        .into_iter()
+        .find(|s| s.state == "failure")
+        .unwrap();
+    assert!(
+        failure.description.contains("test failed"),
+        "{}",
+        failure.description
+    );
+
+    git(&w.work, &["checkout", "-q", "feature"]);
+    commit_files(&w.work, &[("fixed.txt", "fix\n")], "fix");
+    git(&w.work, &["push", "-q", "origin", "feature"]);
+    w.deliver_pull_request("synchronize", number, "d-sync")
+        .await;
+    w.until("success status", |g| {
+        g.statuses(REPO).iter().any(|s| s.state == "success")
+    })
+    .await;
+    w.until("comment edited", |g| {
+        g.comments(REPO).first().is_some_and(|c| c.edits >= 1)
+    })
+    .await;
+    let comments = w.github.comments(REPO);
+    assert_eq!(comments.len(), 1, "one comment, updated in place");
+    assert!(
+        comments[0].body.contains("auto-merge is off"),
+        "{}",
+        comments[0].body
+    );
+    assert!(w.github.merge_calls(REPO).is_empty());
+}
+
+#[tokio::test]
+async fn required_approvals_hold_the_merge_until_given() {
+    let w = world(
+        "true",
+        &[("b.txt", "b\n")],
+        json!({"auto_merge": true, "required_approvals": 1}),
+        NO_POLL,
+    )
+    .await;
+    let number = w.github.open_pull(REPO, "feature", "main", false);
+    w.deliver_pull_request("opened", number, "d-open").await;
+    w.until("a comment", |g| !g.comments(REPO).is_empty()).await;
+    assert!(w.github.comments(REPO)[0]
+        .body
+        .contains("0 of the 1 required approvals"));
+    assert!(!w.github.pull(REPO, number).merged);
+
+    w.github.approve(REPO, number, "reviewer");
+    let validation = w.app.api.validations(w.project).await.body[0]["id"]
+        .as_i64()
+        .unwrap();
+    w.app.api.retry_validation(validation).await;
+    w.until("merged", |g| g.pull(REPO, number).merged).await;
+}
+
+#[tokio::test]
+async fn without_webhooks_the_poller_finds_the_pull_request_and_uses_etags() {
+    let w = world(
+        "true",
+        &[("b.txt", "b\n")],
+        json!({"auto_merge": true}),
+        Duration::from_millis(300),
+    )
+    .await;
+    w.github.rate_limit_next(1); // the first poll meets a secondary rate limit and waits it out
+    let number = w.github.open_pull(REPO, "feature", "main", false);
+    w.until("merged", |g| g.pull(REPO, number).merged).await;
+    let head = git(&w.origin, &["rev-parse", "feature"]);
+    assert_eq!(w.github.merge_calls(REPO), [(number, head)]);
+    let second = w.github.open_pull(REPO, "feature", "main", true); // a draft: polled, not validated
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    assert!(
+        w.github.not_modified_answers() > 0,
+        "unchanged lists are fetched conditionally"
+    );
+    assert!(w
+        .app
+        .api
+        .validations(w.project)
+        .await
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|v| v["pr"] != second));
+}

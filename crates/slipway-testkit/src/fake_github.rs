@@ -1,0 +1,545 @@
+//! A stateful fake of GitHub's REST API on 127.0.0.1: repositories backed by real bare git
+//! repositories (head commits are read from them, merges are real git merges), pull
+//! requests, commit statuses, comments, reviews, rate limits and ETags. Tests assert on its
+//! state, not on expectations.
+
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, patch, post, put};
+use axum::{Json, Router};
+use serde_json::{json, Value};
+use slipway_core::pipeline::MergeMethod;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+#[derive(Debug, Clone)]
+pub struct FakePull {
+    pub number: i64,
+    pub head_ref: String,
+    pub base_ref: String,
+    pub state: String,
+    pub draft: bool,
+    pub merged: bool,
+    pub merge_sha: Option<String>,
+    /// The head commit when it was merged or its branch deleted.
+    pub last_head_sha: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FakeStatus {
+    pub sha: String,
+    pub state: String,
+    pub context: String,
+    pub description: String,
+    pub target_url: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FakeComment {
+    pub id: i64,
+    pub issue: i64,
+    pub body: String,
+    pub edits: u32,
+}
+
+#[derive(Default)]
+struct Repo {
+    dir: PathBuf,
+    pulls: Vec<FakePull>,
+    statuses: Vec<FakeStatus>,
+    comments: Vec<FakeComment>,
+    reviews: Vec<(i64, String, String)>,
+    merge_calls: Vec<(i64, String)>,
+}
+
+#[derive(Default)]
+struct World {
+    token: String,
+    repos: HashMap<String, Repo>,
+    next_comment: i64,
+    rate_limited: u32,
+    not_modified: u32,
+}
+
+type Shared = Arc<Mutex<World>>;
+
+/// The fake; stops when dropped.
+pub struct FakeGitHub {
+    pub url: String,
+    world: Shared,
+    shutdown: tokio_util::sync::CancellationToken,
+}
+
+impl Drop for FakeGitHub {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+fn git(dir: &std::path::Path, args: &[&str]) -> Option<String> {
+    let out = std::process::Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
+}
+
+impl Repo {
+    fn head_sha(&self, pull: &FakePull) -> String {
+        git(
+            &self.dir,
+            &["rev-parse", &format!("refs/heads/{}", pull.head_ref)],
+        )
+        .unwrap_or_else(|| pull.last_head_sha.clone())
+    }
+
+    fn mergeable(&self, pull: &FakePull) -> bool {
+        std::process::Command::new("git")
+            .args([
+                "merge-tree",
+                "--write-tree",
+                &pull.base_ref,
+                &self.head_sha(pull),
+            ])
+            .current_dir(&self.dir)
+            .output()
+            .map(|o| o.status.success())
+            .unwrap_or(false)
+    }
+
+    fn pull_json(&self, pull: &FakePull) -> Value {
+        json!({
+            "number": pull.number,
+            "state": pull.state,
+            "draft": pull.draft,
+            "merged": pull.merged,
+            "mergeable": if pull.state == "open" { Some(self.mergeable(pull)) } else { None },
+            "head": {"ref": pull.head_ref, "sha": self.head_sha(pull),
+                     "repo": {"clone_url": format!("file://{}", self.dir.display())}},
+            "base": {"ref": pull.base_ref},
+        })
+    }
+}
+
+impl FakeGitHub {
+    /// Starts the fake; it accepts only `token`.
+    pub async fn start(token: &str) -> Self {
+        let world: Shared = Arc::new(Mutex::new(World {
+            token: token.to_owned(),
+            next_comment: 1000,
+            ..World::default()
+        }));
+        let router = Router::new()
+            .route("/repos/{owner}/{name}/pulls", get(list_pulls))
+            .route("/repos/{owner}/{name}/pulls/{number}", get(show_pull))
+            .route(
+                "/repos/{owner}/{name}/pulls/{number}/merge",
+                put(merge_pull),
+            )
+            .route(
+                "/repos/{owner}/{name}/pulls/{number}/reviews",
+                get(list_reviews),
+            )
+            .route("/repos/{owner}/{name}/statuses/{sha}", post(create_status))
+            .route(
+                "/repos/{owner}/{name}/issues/{number}/comments",
+                get(list_comments).post(create_comment),
+            )
+            .route(
+                "/repos/{owner}/{name}/issues/comments/{id}",
+                patch(update_comment),
+            )
+            .route(
+                "/repos/{owner}/{name}/git/refs/heads/{*branch}",
+                axum::routing::delete(delete_branch),
+            )
+            .with_state(world.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let shutdown = tokio_util::sync::CancellationToken::new();
+        let stop = shutdown.clone();
+        tokio::spawn(async move {
+            axum::serve(listener, router)
+                .with_graceful_shutdown(stop.cancelled_owned())
+                .await
+                .unwrap();
+        });
+        Self {
+            url,
+            world,
+            shutdown,
+        }
+    }
+
+    /// Adds `owner/name`, backed by the bare repository at `dir`.
+    pub fn add_repo(&self, full_name: &str, dir: &std::path::Path) {
+        self.world.lock().unwrap().repos.insert(
+            full_name.to_owned(),
+            Repo {
+                dir: dir.to_owned(),
+                ..Repo::default()
+            },
+        );
+    }
+
+    /// Opens a pull request from `head` into `base`; returns its number.
+    pub fn open_pull(&self, full_name: &str, head: &str, base: &str, draft: bool) -> i64 {
+        let mut world = self.world.lock().unwrap();
+        let repo = world.repos.get_mut(full_name).expect("repo added");
+        let number = repo.pulls.len() as i64 + 1;
+        repo.pulls.push(FakePull {
+            number,
+            head_ref: head.into(),
+            base_ref: base.into(),
+            state: "open".into(),
+            draft,
+            merged: false,
+            merge_sha: None,
+            last_head_sha: String::new(),
+        });
+        number
+    }
+
+    pub fn set_draft(&self, full_name: &str, number: i64, draft: bool) {
+        self.with_pull(full_name, number, |p| p.draft = draft);
+    }
+
+    pub fn approve(&self, full_name: &str, number: i64, reviewer: &str) {
+        let mut world = self.world.lock().unwrap();
+        let repo = world.repos.get_mut(full_name).unwrap();
+        repo.reviews
+            .push((number, reviewer.into(), "APPROVED".into()));
+    }
+
+    /// The next `n` requests get GitHub's secondary-rate-limit answer (403, Retry-After: 1).
+    pub fn rate_limit_next(&self, n: u32) {
+        self.world.lock().unwrap().rate_limited = n;
+    }
+
+    pub fn not_modified_answers(&self) -> u32 {
+        self.world.lock().unwrap().not_modified
+    }
+
+    pub fn pull(&self, full_name: &str, number: i64) -> FakePull {
+        let world = self.world.lock().unwrap();
+        world.repos[full_name].pulls[(number - 1) as usize].clone()
+    }
+
+    pub fn statuses(&self, full_name: &str) -> Vec<FakeStatus> {
+        self.world.lock().unwrap().repos[full_name].statuses.clone()
+    }
+
+    pub fn comments(&self, full_name: &str) -> Vec<FakeComment> {
+        self.world.lock().unwrap().repos[full_name].comments.clone()
+    }
+
+    /// `(number, sha)` of every merge call, whatever its answer.
+    pub fn merge_calls(&self, full_name: &str) -> Vec<(i64, String)> {
+        self.world.lock().unwrap().repos[full_name]
+            .merge_calls
+            .clone()
+    }
+
+    fn with_pull(&self, full_name: &str, number: i64, change: impl FnOnce(&mut FakePull)) {
+        let mut world = self.world.lock().unwrap();
+        change(&mut world.repos.get_mut(full_name).unwrap().pulls[(number - 1) as usize]);
+    }
+}
+
+fn error(status: StatusCode, message: &str) -> Response {
+    (status, Json(json!({"message": message}))).into_response()
+}
+
+/// Authentication and rate limiting, as GitHub does them; `Err` is the answer to send.
+fn admit(world: &mut World, headers: &HeaderMap) -> Result<(), Response> {
+    let auth = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if auth != format!("Bearer {}", world.token) && auth != format!("token {}", world.token) {
+        return Err(error(StatusCode::UNAUTHORIZED, "Bad credentials"));
+    }
+    if world.rate_limited > 0 {
+        world.rate_limited -= 1;
+        let mut response = error(
+            StatusCode::FORBIDDEN,
+            "You have exceeded a secondary rate limit.",
+        );
+        response
+            .headers_mut()
+            .insert("retry-after", "1".parse().unwrap());
+        return Err(response);
+    }
+    Ok(())
+}
+
+macro_rules! repo {
+    ($world:expr, $owner:expr, $name:expr) => {
+        match $world.repos.get_mut(&format!("{}/{}", $owner, $name)) {
+            Some(repo) => repo,
+            None => return error(StatusCode::NOT_FOUND, "Not Found"),
+        }
+    };
+}
+
+async fn list_pulls(
+    State(world): State<Shared>,
+    headers: HeaderMap,
+    Path((owner, name)): Path<(String, String)>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
+    let mut world = world.lock().unwrap();
+    if let Err(r) = admit(&mut world, &headers) {
+        return r;
+    }
+    let repo = repo!(world, owner, name);
+    let wanted = query.get("state").map(String::as_str).unwrap_or("open");
+    let pulls: Vec<Value> = repo
+        .pulls
+        .iter()
+        .filter(|p| wanted == "all" || p.state == wanted)
+        .map(|p| repo.pull_json(p))
+        .collect();
+    let body = Value::Array(pulls).to_string();
+    let etag = format!("\"{:x}\"", {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        body.hash(&mut h);
+        h.finish()
+    });
+    if headers.get("if-none-match").and_then(|v| v.to_str().ok()) == Some(etag.as_str()) {
+        world.not_modified += 1;
+        return StatusCode::NOT_MODIFIED.into_response();
+    }
+    let mut response =
+        (StatusCode::OK, [("content-type", "application/json")], body).into_response();
+    response.headers_mut().insert("etag", etag.parse().unwrap());
+    response
+}
+
+async fn show_pull(
+    State(world): State<Shared>,
+    headers: HeaderMap,
+    Path((owner, name, number)): Path<(String, String, i64)>,
+) -> Response {
+    let mut world = world.lock().unwrap();
+    if let Err(r) = admit(&mut world, &headers) {
+        return r;
+    }
+    let repo = repo!(world, owner, name);
+    match repo.pulls.iter().find(|p| p.number == number) {
+        Some(pull) => Json(repo.pull_json(pull)).into_response(),
+        None => error(StatusCode::NOT_FOUND, "Not Found"),
+    }
+}
+
+async fn merge_pull(
+    State(world): State<Shared>,
+    headers: HeaderMap,
+    Path((owner, name, number)): Path<(String, String, i64)>,
+    Json(body): Json<Value>,
+) -> Response {
+    let (dir, base, head_ref, sha, method, title) = {
+        let mut world = world.lock().unwrap();
+        if let Err(r) = admit(&mut world, &headers) {
+            return r;
+        }
+        let repo = repo!(world, owner, name);
+        let sha = body["sha"].as_str().unwrap_or("").to_owned();
+        repo.merge_calls.push((number, sha.clone()));
+        let Some(pull) = repo.pulls.iter().find(|p| p.number == number).cloned() else {
+            return error(StatusCode::NOT_FOUND, "Not Found");
+        };
+        if pull.state != "open" || pull.draft {
+            return error(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "Pull Request is not mergeable",
+            );
+        }
+        let head = repo.head_sha(&pull);
+        if !sha.is_empty() && sha != head {
+            return error(
+                StatusCode::CONFLICT,
+                "Head branch was modified. Review and try the merge again.",
+            );
+        }
+        if !repo.mergeable(&pull) {
+            return error(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "Pull Request is not mergeable",
+            );
+        }
+        let method = match body["merge_method"].as_str() {
+            Some("squash") => MergeMethod::Squash,
+            Some("rebase") => MergeMethod::Rebase,
+            _ => MergeMethod::Merge,
+        };
+        let title = body["commit_title"].as_str().unwrap_or("Merge").to_owned();
+        (
+            repo.dir.clone(),
+            pull.base_ref,
+            pull.head_ref,
+            head,
+            method,
+            title,
+        )
+    };
+    let scratch = tempfile::tempdir().unwrap();
+    let outcome = slipway_forge::local::merge(
+        &dir.display().to_string(),
+        &base,
+        &sha,
+        method,
+        &title,
+        &scratch.path().join("m"),
+    )
+    .await;
+    let mut world = world.lock().unwrap();
+    let repo = repo!(world, owner, name);
+    match outcome {
+        Ok(slipway_forge::local::MergeOutcome::Merged { sha: merged }) => {
+            let pull = repo.pulls.iter_mut().find(|p| p.number == number).unwrap();
+            pull.state = "closed".into();
+            pull.merged = true;
+            pull.merge_sha = Some(merged.clone());
+            pull.last_head_sha = sha;
+            let _ = head_ref;
+            Json(json!({"sha": merged, "merged": true, "message": "Pull Request successfully merged"})).into_response()
+        }
+        _ => error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "Pull Request is not mergeable",
+        ),
+    }
+}
+
+async fn list_reviews(
+    State(world): State<Shared>,
+    headers: HeaderMap,
+    Path((owner, name, number)): Path<(String, String, i64)>,
+) -> Response {
+    let mut world = world.lock().unwrap();
+    if let Err(r) = admit(&mut world, &headers) {
+        return r;
+    }
+    let repo = repo!(world, owner, name);
+    let reviews: Vec<Value> = repo
+        .reviews
+        .iter()
+        .filter(|(n, _, _)| *n == number)
+        .map(|(_, user, state)| json!({"user": {"login": user}, "state": state}))
+        .collect();
+    Json(Value::Array(reviews)).into_response()
+}
+
+async fn create_status(
+    State(world): State<Shared>,
+    headers: HeaderMap,
+    Path((owner, name, sha)): Path<(String, String, String)>,
+    Json(body): Json<Value>,
+) -> Response {
+    let mut world = world.lock().unwrap();
+    if let Err(r) = admit(&mut world, &headers) {
+        return r;
+    }
+    let repo = repo!(world, owner, name);
+    let state = body["state"].as_str().unwrap_or("").to_owned();
+    if !["pending", "success", "failure", "error"].contains(&state.as_str()) {
+        return error(StatusCode::UNPROCESSABLE_ENTITY, "Validation Failed");
+    }
+    repo.statuses.push(FakeStatus {
+        sha,
+        state,
+        context: body["context"].as_str().unwrap_or("default").to_owned(),
+        description: body["description"].as_str().unwrap_or("").to_owned(),
+        target_url: body["target_url"].as_str().map(str::to_owned),
+    });
+    (
+        StatusCode::CREATED,
+        Json(json!({"id": repo.statuses.len()})),
+    )
+        .into_response()
+}
+
+async fn list_comments(
+    State(world): State<Shared>,
+    headers: HeaderMap,
+    Path((owner, name, number)): Path<(String, String, i64)>,
+) -> Response {
+    let mut world = world.lock().unwrap();
+    if let Err(r) = admit(&mut world, &headers) {
+        return r;
+    }
+    let repo = repo!(world, owner, name);
+    let comments: Vec<Value> = repo
+        .comments
+        .iter()
+        .filter(|c| c.issue == number)
+        .map(|c| json!({"id": c.id, "body": c.body}))
+        .collect();
+    Json(Value::Array(comments)).into_response()
+}
+
+async fn create_comment(
+    State(world): State<Shared>,
+    headers: HeaderMap,
+    Path((owner, name, number)): Path<(String, String, i64)>,
+    Json(body): Json<Value>,
+) -> Response {
+    let mut world = world.lock().unwrap();
+    if let Err(r) = admit(&mut world, &headers) {
+        return r;
+    }
+    world.next_comment += 1;
+    let id = world.next_comment;
+    let repo = repo!(world, owner, name);
+    repo.comments.push(FakeComment {
+        id,
+        issue: number,
+        body: body["body"].as_str().unwrap_or("").to_owned(),
+        edits: 0,
+    });
+    (StatusCode::CREATED, Json(json!({"id": id}))).into_response()
+}
+
+async fn update_comment(
+    State(world): State<Shared>,
+    headers: HeaderMap,
+    Path((owner, name, id)): Path<(String, String, i64)>,
+    Json(body): Json<Value>,
+) -> Response {
+    let mut world = world.lock().unwrap();
+    if let Err(r) = admit(&mut world, &headers) {
+        return r;
+    }
+    let repo = repo!(world, owner, name);
+    match repo.comments.iter_mut().find(|c| c.id == id) {
+        Some(comment) => {
+            comment.body = body["body"].as_str().unwrap_or("").to_owned();
+            comment.edits += 1;
+            Json(json!({"id": id})).into_response()
+        }
+        None => error(StatusCode::NOT_FOUND, "Not Found"),
+    }
+}
+
+async fn delete_branch(
+    State(world): State<Shared>,
+    headers: HeaderMap,
+    Path((owner, name, branch)): Path<(String, String, String)>,
+) -> Response {
+    let mut world = world.lock().unwrap();
+    if let Err(r) = admit(&mut world, &headers) {
+        return r;
+    }
+    let repo = repo!(world, owner, name);
+    match git(&repo.dir, &["branch", "-D", &branch]) {
+        Some(_) => StatusCode::NO_CONTENT.into_response(),
+        None => error(StatusCode::UNPROCESSABLE_ENTITY, "Reference does not exist"),
+    }
+}
