@@ -121,7 +121,8 @@ async fn an_opened_pull_request_is_validated_reported_and_merged_with_its_sha() 
     let head = w.head();
     w.deliver_pull_request("opened", number, "d-open").await;
     w.until("merged", |g| g.pull(REPO, number).merged).await;
-    w.until("the report comment", |g| !g.comments(REPO).is_empty()).await;
+    w.until("the report comment", |g| !g.comments(REPO).is_empty())
+        .await;
 
     let statuses = w.github.statuses(REPO);
     let states: Vec<&str> = statuses.iter().map(|s| s.state.as_str()).collect();

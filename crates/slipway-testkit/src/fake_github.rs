@@ -255,14 +255,14 @@ fn error(status: StatusCode, message: &str) -> Response {
     (status, Json(json!({"message": message}))).into_response()
 }
 
-/// Authentication and rate limiting, as GitHub does them; `Err` is the answer to send.
-fn admit(world: &mut World, headers: &HeaderMap) -> Result<(), Response> {
+/// Authentication and rate limiting, as GitHub does them: the answer to send instead, if any.
+fn refusal(world: &mut World, headers: &HeaderMap) -> Option<Response> {
     let auth = headers
         .get("authorization")
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
     if auth != format!("Bearer {}", world.token) && auth != format!("token {}", world.token) {
-        return Err(error(StatusCode::UNAUTHORIZED, "Bad credentials"));
+        return Some(error(StatusCode::UNAUTHORIZED, "Bad credentials"));
     }
     if world.rate_limited > 0 {
         world.rate_limited -= 1;
@@ -273,9 +273,9 @@ fn admit(world: &mut World, headers: &HeaderMap) -> Result<(), Response> {
         response
             .headers_mut()
             .insert("retry-after", "1".parse().unwrap());
-        return Err(response);
+        return Some(response);
     }
-    Ok(())
+    None
 }
 
 macro_rules! repo {
@@ -294,7 +294,7 @@ async fn list_pulls(
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
     let mut world = world.lock().unwrap();
-    if let Err(r) = admit(&mut world, &headers) {
+    if let Some(r) = refusal(&mut world, &headers) {
         return r;
     }
     let repo = repo!(world, owner, name);
@@ -328,7 +328,7 @@ async fn show_pull(
     Path((owner, name, number)): Path<(String, String, i64)>,
 ) -> Response {
     let mut world = world.lock().unwrap();
-    if let Err(r) = admit(&mut world, &headers) {
+    if let Some(r) = refusal(&mut world, &headers) {
         return r;
     }
     let repo = repo!(world, owner, name);
@@ -346,7 +346,7 @@ async fn merge_pull(
 ) -> Response {
     let (dir, base, head_ref, sha, method, title) = {
         let mut world = world.lock().unwrap();
-        if let Err(r) = admit(&mut world, &headers) {
+        if let Some(r) = refusal(&mut world, &headers) {
             return r;
         }
         let repo = repo!(world, owner, name);
@@ -424,7 +424,7 @@ async fn list_reviews(
     Path((owner, name, number)): Path<(String, String, i64)>,
 ) -> Response {
     let mut world = world.lock().unwrap();
-    if let Err(r) = admit(&mut world, &headers) {
+    if let Some(r) = refusal(&mut world, &headers) {
         return r;
     }
     let repo = repo!(world, owner, name);
@@ -444,7 +444,7 @@ async fn create_status(
     Json(body): Json<Value>,
 ) -> Response {
     let mut world = world.lock().unwrap();
-    if let Err(r) = admit(&mut world, &headers) {
+    if let Some(r) = refusal(&mut world, &headers) {
         return r;
     }
     let repo = repo!(world, owner, name);
@@ -472,7 +472,7 @@ async fn list_comments(
     Path((owner, name, number)): Path<(String, String, i64)>,
 ) -> Response {
     let mut world = world.lock().unwrap();
-    if let Err(r) = admit(&mut world, &headers) {
+    if let Some(r) = refusal(&mut world, &headers) {
         return r;
     }
     let repo = repo!(world, owner, name);
@@ -492,7 +492,7 @@ async fn create_comment(
     Json(body): Json<Value>,
 ) -> Response {
     let mut world = world.lock().unwrap();
-    if let Err(r) = admit(&mut world, &headers) {
+    if let Some(r) = refusal(&mut world, &headers) {
         return r;
     }
     world.next_comment += 1;
@@ -514,7 +514,7 @@ async fn update_comment(
     Json(body): Json<Value>,
 ) -> Response {
     let mut world = world.lock().unwrap();
-    if let Err(r) = admit(&mut world, &headers) {
+    if let Some(r) = refusal(&mut world, &headers) {
         return r;
     }
     let repo = repo!(world, owner, name);
@@ -534,7 +534,7 @@ async fn delete_branch(
     Path((owner, name, branch)): Path<(String, String, String)>,
 ) -> Response {
     let mut world = world.lock().unwrap();
-    if let Err(r) = admit(&mut world, &headers) {
+    if let Some(r) = refusal(&mut world, &headers) {
         return r;
     }
     let repo = repo!(world, owner, name);
