@@ -75,6 +75,23 @@ pub(crate) async fn after_verdict(
         )
         .await?;
     let mut report = comment(record, &summary, link(inner, record.id).as_deref());
+    if github.is_app() {
+        let conclusion = match state {
+            StatusState::Success => "success",
+            StatusState::Failure => "failure",
+            _ => "neutral",
+        };
+        github
+            .complete_check_run(
+                &repo,
+                &record.sha,
+                conclusion,
+                &summary,
+                &report,
+                link(inner, record.id).as_deref(),
+            )
+            .await?;
+    }
     let merge_note = if state == StatusState::Success {
         merge(inner, engine, github, &repo, number, record, project).await?
     } else {

@@ -1,6 +1,8 @@
-//! GitHub over its REST API, authenticated by a token. The base URL comes from
-//! `GITHUB_API_URL`, so GitHub Enterprise and the test fake work the same way. Rate limits
-//! are honoured (`Retry-After`, `X-RateLimit-Remaining`/`Reset`) and polling uses ETags.
+//! GitHub over its REST API, authenticated by a token or as a GitHub App (a JWT signed with
+//! the app's private key, exchanged per repository for installation tokens that are cached
+//! until shortly before they expire). The base URL comes from `GITHUB_API_URL`, so GitHub
+//! Enterprise and the test fake work the same way. Rate limits are honoured (`Retry-After`,
+//! `X-RateLimit-Remaining`/`Reset`) and polling uses ETags.
 
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -24,6 +26,8 @@ pub enum GitHubError {
     },
     #[error("GitHub's rate limit for this token is spent until {reset_in:?} from now")]
     RateLimited { reset_in: Duration },
+    #[error("the GitHub App's private key is unusable: {0}")]
+    Key(String),
 }
 
 /// A pull request as Slipway needs it.
@@ -75,11 +79,27 @@ impl StatusState {
     }
 }
 
+/// How the client authenticates.
+enum Credentials {
+    Token(String),
+    App(App),
+}
+
+/// A GitHub App: its id, its key, and installation tokens by repository.
+struct App {
+    id: String,
+    key: jsonwebtoken::EncodingKey,
+    tokens: tokio::sync::Mutex<HashMap<String, (String, SystemTime)>>,
+}
+
+/// Installation tokens are renewed this long before they expire.
+const TOKEN_MARGIN: Duration = Duration::from_secs(300);
+
 /// The client. Cheap to share behind an `Arc`.
 pub struct GitHub {
     http: reqwest::Client,
     api: String,
-    token: String,
+    credentials: Credentials,
     /// ETag and body of GET responses, for conditional requests.
     etags: Mutex<HashMap<String, (String, Value)>>,
 }
@@ -134,8 +154,26 @@ impl From<PullBody> for Pull {
 }
 
 impl GitHub {
-    /// `api` is `GITHUB_API_URL` (e.g. `https://api.github.com`).
+    /// A client with a personal or installation token. `api` is `GITHUB_API_URL`.
     pub fn new(api: &str, token: &str) -> Self {
+        Self::with(api, Credentials::Token(token.to_owned()))
+    }
+
+    /// A client acting as the GitHub App `app_id`, with its RSA private key (PEM).
+    pub fn app(api: &str, app_id: &str, private_key_pem: &[u8]) -> Result<Self, GitHubError> {
+        let key = jsonwebtoken::EncodingKey::from_rsa_pem(private_key_pem)
+            .map_err(|e| GitHubError::Key(e.to_string()))?;
+        Ok(Self::with(
+            api,
+            Credentials::App(App {
+                id: app_id.to_owned(),
+                key,
+                tokens: tokio::sync::Mutex::new(HashMap::new()),
+            }),
+        ))
+    }
+
+    fn with(api: &str, credentials: Credentials) -> Self {
         Self {
             http: reqwest::Client::builder()
                 .user_agent("slipway")
@@ -143,8 +181,116 @@ impl GitHub {
                 .build()
                 .expect("the HTTP client builds"),
             api: api.trim_end_matches('/').to_owned(),
-            token: token.to_owned(),
+            credentials,
             etags: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Whether this client is a GitHub App (which may create check runs).
+    pub fn is_app(&self) -> bool {
+        matches!(self.credentials, Credentials::App(_))
+    }
+
+    /// The app's JWT: valid ten minutes, issued a minute in the past for clock drift.
+    fn app_jwt(app: &App) -> Result<String, GitHubError> {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        let claims = json!({"iat": now.saturating_sub(60), "exp": now + 540, "iss": app.id});
+        jsonwebtoken::encode(
+            &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256),
+            &claims,
+            &app.key,
+        )
+        .map_err(|e| GitHubError::Key(e.to_string()))
+    }
+
+    /// The bearer token for a request on `path`: the token, or the repository's installation
+    /// token (fetched with the app's JWT and cached until shortly before it expires).
+    async fn bearer(&self, path: &str) -> Result<String, GitHubError> {
+        let app = match &self.credentials {
+            Credentials::Token(token) => return Ok(token.clone()),
+            Credentials::App(app) => app,
+        };
+        let repo = path
+            .strip_prefix("/repos/")
+            .and_then(|rest| {
+                let mut parts = rest.splitn(3, '/');
+                Some(format!(
+                    "{}/{}",
+                    parts.next()?,
+                    parts.next()?.split('?').next()?
+                ))
+            })
+            .ok_or_else(|| GitHubError::Key(format!("{path} names no repository")))?;
+        let mut tokens = app.tokens.lock().await;
+        if let Some((token, expires)) = tokens.get(&repo) {
+            if *expires > SystemTime::now() + TOKEN_MARGIN {
+                return Ok(token.clone());
+            }
+        }
+        let jwt = Self::app_jwt(app)?;
+        let installation = self
+            .raw(
+                reqwest::Method::GET,
+                &format!("/repos/{repo}/installation"),
+                &jwt,
+                200,
+            )
+            .await?;
+        let id = installation["id"]
+            .as_i64()
+            .ok_or_else(|| GitHubError::Status {
+                status: 200,
+                what: format!("GET /repos/{repo}/installation"),
+                message: "the app is not installed on this repository".into(),
+            })?;
+        let granted = self
+            .raw(
+                reqwest::Method::POST,
+                &format!("/app/installations/{id}/access_tokens"),
+                &jwt,
+                201,
+            )
+            .await?;
+        let token = granted["token"].as_str().unwrap_or_default().to_owned();
+        let expires = granted["expires_at"]
+            .as_str()
+            .and_then(|t| {
+                time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok()
+            })
+            .map(|t| UNIX_EPOCH + Duration::from_secs(t.unix_timestamp().max(0) as u64))
+            .unwrap_or_else(|| SystemTime::now() + Duration::from_secs(3_000));
+        tokens.insert(repo, (token.clone(), expires));
+        Ok(token)
+    }
+
+    /// A request with the app's JWT, expecting `expect`.
+    async fn raw(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        jwt: &str,
+        expect: u16,
+    ) -> Result<Value, GitHubError> {
+        let response = self
+            .http
+            .request(method.clone(), format!("{}{path}", self.api))
+            .bearer_auth(jwt)
+            .header("accept", "application/vnd.github+json")
+            .send()
+            .await?;
+        let status = response.status().as_u16();
+        let value: Value = response.json().await.unwrap_or(Value::Null);
+        if status == expect {
+            Ok(value)
+        } else {
+            Err(GitHubError::Status {
+                status,
+                what: format!("{method} {path}"),
+                message: value["message"].as_str().unwrap_or("").to_owned(),
+            })
         }
     }
 
@@ -156,11 +302,12 @@ impl GitHub {
         body: Option<&Value>,
     ) -> Result<(u16, Value), GitHubError> {
         let url = format!("{}{path}", self.api);
+        let bearer = self.bearer(path).await?;
         for _ in 0..3 {
             let mut request = self
                 .http
                 .request(method.clone(), &url)
-                .bearer_auth(&self.token)
+                .bearer_auth(&bearer)
                 .header("accept", "application/vnd.github+json")
                 .header("x-github-api-version", "2022-11-28");
             let conditional = method == reqwest::Method::GET;
@@ -378,6 +525,36 @@ impl GitHub {
                 message,
             }),
         }
+    }
+
+    /// A completed check run with the step summary (GitHub Apps only).
+    pub async fn complete_check_run(
+        &self,
+        repo: &str,
+        sha: &str,
+        conclusion: &str,
+        title: &str,
+        summary: &str,
+        details_url: Option<&str>,
+    ) -> Result<(), GitHubError> {
+        let mut body = json!({
+            "name": "slipway/validation",
+            "head_sha": sha,
+            "status": "completed",
+            "conclusion": conclusion,
+            "output": {"title": title, "summary": summary},
+        });
+        if let Some(url) = details_url {
+            body["details_url"] = json!(url);
+        }
+        self.expect(
+            reqwest::Method::POST,
+            &format!("/repos/{repo}/check-runs"),
+            Some(&body),
+            &[201],
+        )
+        .await
+        .map(|_| ())
     }
 
     pub async fn delete_branch(&self, repo: &str, branch: &str) -> Result<(), GitHubError> {

@@ -29,6 +29,18 @@ async fn world(
 ) -> World {
     let github = FakeGitHub::start(TOKEN).await;
     let client = Arc::new(GitHub::new(&github.url, TOKEN));
+    world_on(github, client, test, files, settings, poll).await
+}
+
+/// The same world on a given fake and client (e.g. a GitHub App).
+async fn world_on(
+    github: FakeGitHub,
+    client: Arc<GitHub>,
+    test: &str,
+    files: &[(&str, &str)],
+    settings: serde_json::Value,
+    poll: Duration,
+) -> World {
     let app = TestApp::spawn_with(|config| {
         config.github = Some(client);
         config.github_poll_every = poll;
@@ -330,4 +342,79 @@ async fn without_webhooks_the_poller_finds_the_pull_request_and_uses_etags() {
         .unwrap()
         .iter()
         .all(|v| v["pr"] != second));
+}
+
+/// An RSA key pair (private, public) in PEM, made with openssl.
+fn key_pair(dir: &std::path::Path) -> (Vec<u8>, Vec<u8>) {
+    let (private, public) = (dir.join("app.pem"), dir.join("app.pub.pem"));
+    let run = |args: &[&str]| {
+        let status = std::process::Command::new("openssl")
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            status.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&status.stderr)
+        );
+    };
+    run(&[
+        "genpkey",
+        "-algorithm",
+        "RSA",
+        "-pkeyopt",
+        "rsa_keygen_bits:2048",
+        "-out",
+        private.to_str().unwrap(),
+    ]);
+    run(&[
+        "rsa",
+        "-in",
+        private.to_str().unwrap(),
+        "-pubout",
+        "-out",
+        public.to_str().unwrap(),
+    ]);
+    (
+        std::fs::read(private).unwrap(),
+        std::fs::read(public).unwrap(),
+    )
+}
+
+#[tokio::test]
+async fn as_a_github_app_it_uses_one_cached_installation_token_and_reports_a_check_run() {
+    let keys = tempfile::tempdir().unwrap();
+    let (private, public) = key_pair(keys.path());
+    let github = FakeGitHub::start_app("12345", &public).await;
+    let client = Arc::new(GitHub::app(&github.url, "12345", &private).unwrap());
+    let w = world_on(
+        github,
+        client,
+        "true",
+        &[("b.txt", "b\n")],
+        json!({"auto_merge": true}),
+        NO_POLL,
+    )
+    .await;
+    let number = w.github.open_pull(REPO, "feature", "main", false);
+    let head = w.head();
+    w.deliver_pull_request("opened", number, "d-app").await;
+    w.until("merged", |g| g.pull(REPO, number).merged).await;
+    w.until("the report comment", |g| !g.comments(REPO).is_empty())
+        .await;
+
+    assert_eq!(
+        w.github.installation_tokens_issued(),
+        1,
+        "one token, cached across every call"
+    );
+    let runs = w.github.check_runs();
+    assert_eq!(runs.len(), 1);
+    assert_eq!(
+        (runs[0].sha.as_str(), runs[0].conclusion.as_str()),
+        (head.as_str(), "success")
+    );
+    assert_eq!(w.github.statuses(REPO).last().unwrap().state, "success");
+
+    assert!(GitHub::app(&w.github.url, "12345", b"not a key").is_err());
 }

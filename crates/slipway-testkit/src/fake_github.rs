@@ -54,9 +54,21 @@ struct Repo {
     merge_calls: Vec<(i64, String)>,
 }
 
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FakeCheckRun {
+    pub sha: String,
+    pub name: String,
+    pub conclusion: String,
+    pub title: String,
+}
+
 #[derive(Default)]
 struct World {
     token: String,
+    /// As a GitHub App: the app id and the key its JWTs must verify with.
+    app: Option<(String, jsonwebtoken::DecodingKey)>,
+    installation_tokens: Vec<String>,
+    check_runs: Vec<FakeCheckRun>,
     repos: HashMap<String, Repo>,
     next_comment: i64,
     rate_limited: u32,
@@ -129,11 +141,37 @@ impl Repo {
 impl FakeGitHub {
     /// Starts the fake; it accepts only `token`.
     pub async fn start(token: &str) -> Self {
-        let world: Shared = Arc::new(Mutex::new(World {
+        Self::serve(World {
             token: token.to_owned(),
             next_comment: 1000,
             ..World::default()
-        }));
+        })
+        .await
+    }
+
+    /// Starts the fake as GitHub does for an App: it accepts the app's JWTs (RS256, verified
+    /// with `public_key_pem`) for installation look-ups and tokens, and those tokens for the API.
+    pub async fn start_app(app_id: &str, public_key_pem: &[u8]) -> Self {
+        let key = jsonwebtoken::DecodingKey::from_rsa_pem(public_key_pem).expect("a public key");
+        Self::serve(World {
+            app: Some((app_id.to_owned(), key)),
+            next_comment: 1000,
+            ..World::default()
+        })
+        .await
+    }
+
+    /// How many installation tokens were issued.
+    pub fn installation_tokens_issued(&self) -> usize {
+        self.world.lock().unwrap().installation_tokens.len()
+    }
+
+    pub fn check_runs(&self) -> Vec<FakeCheckRun> {
+        self.world.lock().unwrap().check_runs.clone()
+    }
+
+    async fn serve(world: World) -> Self {
+        let world: Shared = Arc::new(Mutex::new(world));
         let router = Router::new()
             .route("/repos/{owner}/{name}/pulls", get(list_pulls))
             .route("/repos/{owner}/{name}/pulls/{number}", get(show_pull))
@@ -158,6 +196,9 @@ impl FakeGitHub {
                 "/repos/{owner}/{name}/git/refs/heads/{*branch}",
                 axum::routing::delete(delete_branch),
             )
+            .route("/repos/{owner}/{name}/installation", get(installation))
+            .route("/app/installations/{id}/access_tokens", post(access_token))
+            .route("/repos/{owner}/{name}/check-runs", post(create_check_run))
             .with_state(world.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
@@ -261,7 +302,16 @@ fn refusal(world: &mut World, headers: &HeaderMap) -> Option<Response> {
         .get("authorization")
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    if auth != format!("Bearer {}", world.token) && auth != format!("token {}", world.token) {
+    let token = auth
+        .strip_prefix("Bearer ")
+        .or_else(|| auth.strip_prefix("token "))
+        .unwrap_or("");
+    let known = if world.app.is_some() {
+        world.installation_tokens.iter().any(|t| t == token)
+    } else {
+        !token.is_empty() && token == world.token
+    };
+    if !known {
         return Some(error(StatusCode::UNAUTHORIZED, "Bad credentials"));
     }
     if world.rate_limited > 0 {
@@ -542,4 +592,95 @@ async fn delete_branch(
         Some(_) => StatusCode::NO_CONTENT.into_response(),
         None => error(StatusCode::UNPROCESSABLE_ENTITY, "Reference does not exist"),
     }
+}
+
+/// Whether the request carries a valid JWT of the app (RS256, right issuer, not expired).
+fn app_jwt_is_valid(world: &World, headers: &HeaderMap) -> bool {
+    let Some((app_id, key)) = &world.app else {
+        return false;
+    };
+    let auth = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let Some(jwt) = auth.strip_prefix("Bearer ") else {
+        return false;
+    };
+    let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::RS256);
+    validation.set_issuer(&[app_id.as_str()]);
+    validation.set_required_spec_claims(&["exp", "iat", "iss"]);
+    jsonwebtoken::decode::<Value>(jwt, key, &validation).is_ok()
+}
+
+async fn installation(
+    State(world): State<Shared>,
+    headers: HeaderMap,
+    Path((owner, name)): Path<(String, String)>,
+) -> Response {
+    let world = world.lock().unwrap();
+    if !app_jwt_is_valid(&world, &headers) {
+        return error(
+            StatusCode::UNAUTHORIZED,
+            "A JSON web token could not be decoded",
+        );
+    }
+    if !world.repos.contains_key(&format!("{owner}/{name}")) {
+        return error(StatusCode::NOT_FOUND, "Not Found");
+    }
+    Json(json!({"id": 42})).into_response()
+}
+
+async fn access_token(
+    State(world): State<Shared>,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+) -> Response {
+    let mut world = world.lock().unwrap();
+    if !app_jwt_is_valid(&world, &headers) || id != 42 {
+        return error(
+            StatusCode::UNAUTHORIZED,
+            "A JSON web token could not be decoded",
+        );
+    }
+    let token = format!("ghs_installation_{}", world.installation_tokens.len() + 1);
+    world.installation_tokens.push(token.clone());
+    let expires = time::OffsetDateTime::now_utc() + time::Duration::hours(1);
+    let expires = expires
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    (
+        StatusCode::CREATED,
+        Json(json!({"token": token, "expires_at": expires})),
+    )
+        .into_response()
+}
+
+async fn create_check_run(
+    State(world): State<Shared>,
+    headers: HeaderMap,
+    Path((owner, name)): Path<(String, String)>,
+    Json(body): Json<Value>,
+) -> Response {
+    let mut world = world.lock().unwrap();
+    if let Some(r) = refusal(&mut world, &headers) {
+        return r;
+    }
+    if world.app.is_none() {
+        return error(
+            StatusCode::FORBIDDEN,
+            "Check runs can only be created by GitHub Apps",
+        );
+    }
+    let _ = repo!(world, owner, name);
+    world.check_runs.push(FakeCheckRun {
+        sha: body["head_sha"].as_str().unwrap_or("").to_owned(),
+        name: body["name"].as_str().unwrap_or("").to_owned(),
+        conclusion: body["conclusion"].as_str().unwrap_or("").to_owned(),
+        title: body["output"]["title"].as_str().unwrap_or("").to_owned(),
+    });
+    (
+        StatusCode::CREATED,
+        Json(json!({"id": world.check_runs.len()})),
+    )
+        .into_response()
 }
