@@ -172,13 +172,7 @@ async fn serve(config: Config) -> Result<(), Failure> {
     engine_config.public_url = std::env::var("SLIPWAY_PUBLIC_URL")
         .ok()
         .filter(|u| !u.is_empty());
-    if let Some(token) = &engine_config.github_token {
-        let api =
-            std::env::var("GITHUB_API_URL").unwrap_or_else(|_| "https://api.github.com".into());
-        engine_config.github = Some(std::sync::Arc::new(slipway_forge::github::GitHub::new(
-            &api, token,
-        )));
-    }
+    engine_config.github = github_client().map_err(refused)?.map(std::sync::Arc::new);
     let engine = Engine::new(store.clone(), engine_config);
     if *engine.isolation() == Isolation::None {
         tracing::warn!(
@@ -213,6 +207,29 @@ async fn serve(config: Config) -> Result<(), Failure> {
     store.close().await;
     tracing::info!("shutdown complete");
     Ok(())
+}
+
+/// The GitHub API client: as a GitHub App when `GITHUB_APP_ID` and
+/// `GITHUB_APP_PRIVATE_KEY_PATH` are set, else with `GITHUB_TOKEN`, else none.
+fn github_client() -> anyhow::Result<Option<slipway_forge::github::GitHub>> {
+    use slipway_forge::github::GitHub;
+    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    let api = var("GITHUB_API_URL").unwrap_or_else(|| "https://api.github.com".into());
+    match (var("GITHUB_APP_ID"), var("GITHUB_APP_PRIVATE_KEY_PATH")) {
+        (Some(id), Some(path)) => {
+            let pem = std::fs::read(&path).with_context(|| {
+                format!("cannot read GITHUB_APP_PRIVATE_KEY_PATH={path}: give the app's private key (.pem)")
+            })?;
+            let client = GitHub::app(&api, &id, &pem).with_context(|| {
+                format!("invalid value for GITHUB_APP_PRIVATE_KEY_PATH={path}: expected an RSA private key in PEM")
+            })?;
+            Ok(Some(client))
+        }
+        (Some(_), None) | (None, Some(_)) => anyhow::bail!(
+            "set both GITHUB_APP_ID and GITHUB_APP_PRIVATE_KEY_PATH to act as a GitHub App, or neither"
+        ),
+        (None, None) => Ok(var("GITHUB_TOKEN").map(|token| GitHub::new(&api, &token))),
+    }
 }
 
 /// Cancels `shutdown` on SIGINT or SIGTERM.

@@ -127,8 +127,25 @@ fn wait(child: &mut Child) -> std::process::ExitStatus {
     panic!("slipway did not exit within 10 s of SIGTERM");
 }
 
+/// Runs a command that must end by itself; fails the test instead of hanging if it does not.
 fn run(command: &mut Command) -> Output {
-    command.output().expect("slipway runs")
+    let mut child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("slipway runs");
+    for _ in 0..400 {
+        if child.try_wait().unwrap().is_some() {
+            return child.wait_with_output().unwrap();
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    child.kill().unwrap();
+    let out = child.wait_with_output().unwrap();
+    panic!(
+        "slipway did not exit within 10 s: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 fn contains(haystack: &[u8], needle: &str) -> bool {
@@ -512,4 +529,45 @@ async fn a_validation_survives_a_sigkill_of_the_server() {
         0,
         "no process of either attempt is left"
     );
+}
+
+#[test]
+fn github_app_settings_must_be_complete_and_the_key_readable() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("app.pem");
+    std::fs::write(&key, "not a pem").unwrap();
+    let cases: [(&[(&str, &str)], &str); 3] = [
+        (
+            &[("GITHUB_APP_ID", "1")],
+            "set both GITHUB_APP_ID and GITHUB_APP_PRIVATE_KEY_PATH",
+        ),
+        (
+            &[
+                ("GITHUB_APP_ID", "1"),
+                ("GITHUB_APP_PRIVATE_KEY_PATH", "/no/such.pem"),
+            ],
+            "cannot read GITHUB_APP_PRIVATE_KEY_PATH",
+        ),
+        (
+            &[
+                ("GITHUB_APP_ID", "1"),
+                ("GITHUB_APP_PRIVATE_KEY_PATH", key.to_str().unwrap()),
+            ],
+            "expected an RSA private key",
+        ),
+    ];
+    for (env, expected) in cases {
+        let mut cmd = command(&dir.path().join("data"));
+        cmd.args(["serve", "--bind", "127.0.0.1:0"]);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let out = run(&mut cmd);
+        assert_eq!(out.status.code(), Some(2), "{env:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains(expected),
+            "{env:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
 }
