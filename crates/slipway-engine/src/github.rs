@@ -151,6 +151,9 @@ async fn merge(
     {
         Merge::Merged { sha } => {
             tracing::info!(repo, pr = number, merge = %sha, "pull request merged");
+            engine
+                .notify_pull_request(project, &pull_url(repo, number), "merged")
+                .await;
             if settings.delete_branch_after_merge {
                 if let Err(error) = github.delete_branch(repo, &pull.head_ref).await {
                     tracing::warn!(%error, "merged, but the branch was not deleted");
@@ -229,6 +232,10 @@ fn comment(record: &ValidationRecord, summary: &str, link: Option<&str>) -> Stri
         text.push_str(&format!("\n[Full log]({link})\n"));
     }
     text
+}
+
+pub(crate) fn pull_url(repo: &str, number: i64) -> String {
+    format!("https://github.com/{repo}/pull/{number}")
 }
 
 fn short(sha: &str) -> &str {

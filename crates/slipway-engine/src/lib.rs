@@ -271,6 +271,24 @@ impl Engine {
         Ok(created.validation)
     }
 
+    /// Records a `pr_notification` event (DESIGN.md §5) for live subscribers.
+    pub(crate) async fn notify_pull_request(&self, project: &Project, pr_url: &str, action: &str) {
+        let payload = serde_json::json!({
+            "type": "pr_notification",
+            "project_id": project.id,
+            "pr_url": pr_url,
+            "action": action,
+        });
+        if let Err(error) = self
+            .inner
+            .store
+            .emit_event(project.id, "pr_notification", &payload)
+            .await
+        {
+            tracing::error!(%error, "pr_notification not recorded");
+        }
+    }
+
     /// A delivery was stored: process it soon.
     pub fn delivery_recorded(&self) {
         self.inner.webhook_wake.notify_one();

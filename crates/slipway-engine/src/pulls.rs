@@ -59,6 +59,8 @@ impl Engine {
             .store
             .open_pull_request(project.id, title, head, base, &sha)
             .await?;
+        self.notify_pull_request(project, &local_url(project, pr.number), "opened")
+            .await;
         self.validate_pull_request(project, &pr).await?;
         Ok(pr)
     }
@@ -206,6 +208,9 @@ pub(crate) async fn after_verdict(engine: &Engine, id: ValidationId) -> anyhow::
                     .await?
                 {
                     tracing::info!(project = %project.id, pr = number, merge = %sha, "pull request merged");
+                    engine
+                        .notify_pull_request(&project, &local_url(&project, number), "merged")
+                        .await;
                     if settings.delete_branch_after_merge {
                         if let Err(error) = local::delete_branch(&path, &pr.head).await {
                             tracing::warn!(%error, "merged, but the branch was not deleted");
@@ -233,6 +238,11 @@ pub(crate) async fn after_verdict(engine: &Engine, id: ValidationId) -> anyhow::
     ))
     .await?;
     Ok(())
+}
+
+/// Where a local pull request is listed.
+fn local_url(project: &Project, number: i64) -> String {
+    format!("/api/v1/projects/{}/pulls#{number}", project.id)
 }
 
 fn short(sha: &str) -> &str {

@@ -153,6 +153,10 @@ async fn pull_request(
                 head_ref: pr.head_ref.clone(),
                 source: pr.head_clone_url.clone(),
             };
+            if pr.action == "opened" {
+                let url = crate::github::pull_url(&pr.repository, pr.number);
+                engine.notify_pull_request(project, &url, "opened").await;
+            }
             match engine.submit(project, target).await {
                 Ok(record) => Ok(format!(
                     "{}: validation {} of PR #{} at {}",

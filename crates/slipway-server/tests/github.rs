@@ -159,6 +159,14 @@ async fn an_opened_pull_request_is_validated_reported_and_merged_with_its_sha() 
         "",
         "branch deleted"
     );
+    let url = format!("https://github.com/{REPO}/pull/{number}");
+    assert_eq!(
+        w.app.pr_notifications(w.project, 2).await,
+        [
+            ("opened".to_owned(), url.clone()),
+            ("merged".to_owned(), url)
+        ]
+    );
     let comments = w.github.comments(REPO);
     assert_eq!(comments.len(), 1);
     assert!(

@@ -119,6 +119,15 @@ async fn a_passing_pull_request_is_merged_at_its_validated_head() {
         "branch deleted"
     );
 
+    let actions: Vec<String> = f
+        .app
+        .pr_notifications(f.project, 2)
+        .await
+        .into_iter()
+        .map(|(action, _)| action)
+        .collect();
+    assert_eq!(actions, ["opened", "merged"]);
+
     let validations = f.app.api.validations(f.project).await.body;
     assert_eq!(validations[0]["pr"], 1);
     assert_eq!(validations[0]["sha"], opened["head_sha"]);

@@ -3,6 +3,7 @@
 
 mod cache;
 mod deliveries;
+mod events;
 mod projects;
 mod pulls;
 pub mod queue;
@@ -13,6 +14,7 @@ pub mod validations;
 pub mod vault;
 
 pub use deliveries::{Delivery, Recorded};
+pub use events::Event;
 pub use pulls::PullRequest;
 pub use queue::{Job, JobFailure, NewJob};
 pub use secrets::{ImportOutcome, SecretMeta, SecretWrite};

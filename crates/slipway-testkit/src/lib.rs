@@ -91,6 +91,34 @@ impl TestApp {
     }
 }
 
+impl TestApp {
+    /// The `action`s of the project's `pr_notification` events with their URLs, once there
+    /// are at least `count` of them (or after 5 s).
+    pub async fn pr_notifications(&self, project: i64, count: usize) -> Vec<(String, String)> {
+        let mut found = Vec::new();
+        for _ in 0..100 {
+            let events = self
+                .store
+                .events_after(slipway_core::ProjectId(project), 0, 1_000)
+                .await
+                .expect("events are readable");
+            found = events
+                .iter()
+                .filter(|e| e.kind == "pr_notification")
+                .map(|e| {
+                    let field = |k: &str| e.payload[k].as_str().unwrap_or("").to_owned();
+                    (field("action"), field("pr_url"))
+                })
+                .collect();
+            if found.len() >= count {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        found
+    }
+}
+
 impl Drop for TestApp {
     fn drop(&mut self) {
         self.shutdown.cancel();
