@@ -4,6 +4,10 @@ use crate::Invalid;
 use std::fmt;
 
 pub const MAX_NAME_LEN: usize = 128;
+
+/// A project secret with this name verifies the project's GitHub webhook deliveries. It is
+/// never put in a sandbox's environment: PR code must not be able to forge deliveries.
+pub const WEBHOOK_SECRET_NAME: &str = "GITHUB_WEBHOOK_SECRET";
 pub const MAX_VALUE_LEN: usize = 64 * 1024;
 
 /// Checks a secret's name: it becomes an environment variable, so `[A-Za-z_][A-Za-z0-9_]*`.

@@ -88,6 +88,7 @@ pub(crate) async fn execute(
 
     let mut env: Vec<(String, String)> = secrets
         .iter()
+        .filter(|(name, _)| name != slipway_core::secret::WEBHOOK_SECRET_NAME)
         .map(|(name, value)| (name.clone(), value.expose().to_owned()))
         .collect();
     env.push(("SLIPWAY_VALIDATION_ID".into(), id.to_string()));

@@ -525,3 +525,22 @@ async fn wait_until(condition: impl Fn() -> bool) {
     }
     panic!("condition never held");
 }
+
+#[tokio::test]
+async fn the_webhook_secret_never_reaches_pull_request_code() {
+    let h = harness(&[(".slipway.toml", "[test]\ncommands = [\"env | sort\"]\n")]).await;
+    for (name, value) in [
+        ("API_KEY", "api-value-1234"),
+        ("GITHUB_WEBHOOK_SECRET", "hook-secret-5678"),
+    ] {
+        h.store
+            .put_secret(h.project.id, name, &SecretValue::new(value.into()).unwrap())
+            .await
+            .unwrap();
+    }
+    let record = h.validate_main().await;
+    let log = h.log(record.id).await;
+    assert_eq!(record.status, ValidationStatus::Passed, "{log}");
+    assert!(log.contains("[test] API_KEY=***"), "{log}");
+    assert!(!log.contains("GITHUB_WEBHOOK_SECRET"), "{log}");
+}

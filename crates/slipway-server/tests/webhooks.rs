@@ -389,3 +389,41 @@ async fn bodies_over_githubs_cap_and_missing_headers_are_refused() {
     assert_eq!(no_delivery.status, StatusCode::BAD_REQUEST);
     assert_eq!(s.app.store.count_deliveries().await.unwrap(), 0);
 }
+
+#[tokio::test]
+async fn a_projects_own_webhook_secret_admits_deliveries_for_its_repository_only() {
+    let s = setup("true").await;
+    let own = "project-specific-webhook-secret";
+    assert_eq!(
+        s.app
+            .api
+            .put_secret(s.project, "GITHUB_WEBHOOK_SECRET", own)
+            .await
+            .status,
+        StatusCode::CREATED
+    );
+
+    let body = pull_request("opened", 7, &s.sha, &s.repo, false);
+    let signature = slipway_forge::webhook::sign(own.as_bytes(), &body);
+    let reply = s
+        .app
+        .api
+        .send_webhook("pull_request", "d-own", &body, Some(&signature))
+        .await;
+    assert_eq!(reply.status, StatusCode::ACCEPTED, "{}", reply.text);
+    processed(&s.app, "d-own").await;
+    assert_eq!(validations(&s.app, s.project).await.len(), 1);
+
+    // The same secret does not vouch for a delivery about another repository.
+    let mut other: Value = serde_json::from_slice(&body).unwrap();
+    other["repository"]["full_name"] = json!("acme/elsewhere");
+    let other = serde_json::to_vec(&other).unwrap();
+    let signature = slipway_forge::webhook::sign(own.as_bytes(), &other);
+    let reply = s
+        .app
+        .api
+        .send_webhook("pull_request", "d-other", &other, Some(&signature))
+        .await;
+    assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+    assert!(s.app.store.delivery("d-other").await.is_err());
+}

@@ -15,23 +15,48 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
+/// The global secret, or the `GITHUB_WEBHOOK_SECRET` of a project on the repository the
+/// payload names (the name picks which secrets to try; only a matching signature admits it).
+async fn signed_by_a_configured_secret(
+    state: &AppState,
+    body: &[u8],
+    signature: &str,
+) -> Result<bool, ApiError> {
+    if let Some(secret) = &state.webhook_secret {
+        if webhook::signature_is_valid(secret.as_bytes(), body, signature) {
+            return Ok(true);
+        }
+    }
+    let Some(repository) = webhook::repository_of(body) else {
+        return Ok(false);
+    };
+    for project in state.store.projects_on_github_repo(&repository).await? {
+        let secrets = state.store.secret_values(project.id).await?;
+        let own = secrets
+            .iter()
+            .find(|(name, _)| name == slipway_core::secret::WEBHOOK_SECRET_NAME);
+        if let Some((_, secret)) = own {
+            if webhook::signature_is_valid(secret.expose().as_bytes(), body, signature) {
+                return Ok(true);
+            }
+        }
+    }
+    Ok(false)
+}
+
 pub async fn github(
     State(state): State<AppState>,
     headers: HeaderMap,
     RawBody(body): RawBody,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let Some(secret) = &state.webhook_secret else {
-        return Err(ApiError::unauthorized(
-            "no webhook secret is configured, so no delivery can be verified; set GITHUB_WEBHOOK_SECRET to the secret of the GitHub webhook",
-        ));
-    };
     let signature = header(&headers, "x-hub-signature-256").ok_or_else(|| {
         ApiError::unauthorized("missing X-Hub-Signature-256: configure the webhook with a secret")
     })?;
-    if !webhook::signature_is_valid(secret.as_bytes(), &body, signature) {
+    if !signed_by_a_configured_secret(&state, &body, signature).await? {
         tracing::warn!("webhook delivery with a wrong signature refused");
         return Err(ApiError::unauthorized(
-            "X-Hub-Signature-256 does not match the body: the webhook's secret differs from GITHUB_WEBHOOK_SECRET",
+            "X-Hub-Signature-256 does not match the body under any configured secret: set the webhook's secret \
+             as GITHUB_WEBHOOK_SECRET (for every repository) or as the project secret GITHUB_WEBHOOK_SECRET",
         ));
     }
     let event = header(&headers, "x-github-event")
