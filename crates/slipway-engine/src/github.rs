@@ -126,9 +126,12 @@ async fn merge(
         return Ok("Not merged: the pull request is a draft.".into());
     }
     if pull.head_sha != record.sha {
+        // A push we were not told about (a lost webhook): validate the new head now.
+        let moved_to = pull.head_sha.clone();
+        validate_head(engine, project, number, pull).await;
         return Ok(format!(
             "Not merged: the head moved to {}; that commit is validated next.",
-            short(&pull.head_sha)
+            short(&moved_to)
         ));
     }
     if pull.mergeable != Some(true) {
@@ -168,21 +171,33 @@ async fn merge(
         Merge::HeadMoved => {
             // GitHub refused because the head moved: validate the new head instead.
             let pull = github.pull(repo, number).await?;
-            let target = Target::PullRequest {
-                number,
-                sha: pull.head_sha.clone(),
-                head_ref: pull.head_ref,
-                source: pull.head_clone_url,
-            };
-            let _ = engine.submit(project, target).await;
+            let moved_to = pull.head_sha.clone();
+            validate_head(engine, project, number, pull).await;
             Ok(format!(
                 "Not merged: the head moved to {} during the merge; validating it.",
-                short(&pull.head_sha)
+                short(&moved_to)
             ))
         }
         Merge::NotMergeable { message } => {
             Ok(format!("Not merged: GitHub refused the merge ({message})."))
         }
+    }
+}
+
+async fn validate_head(
+    engine: &Engine,
+    project: &Project,
+    number: i64,
+    pull: slipway_forge::github::Pull,
+) {
+    let target = Target::PullRequest {
+        number,
+        sha: pull.head_sha,
+        head_ref: pull.head_ref,
+        source: pull.head_clone_url,
+    };
+    if let Err(error) = engine.submit(project, target).await {
+        tracing::warn!(%error, pr = number, "the new head was not queued");
     }
 }
 

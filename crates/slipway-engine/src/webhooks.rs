@@ -103,11 +103,21 @@ async fn process(engine: &Engine, delivery_id: &str) -> Result<Processed, Failed
                     "not a /slipway retry comment on a pull request".into(),
                 ));
             }
-            if !comment.author_may_write() {
+            // Ask GitHub for the author's permission when a client is configured; the
+            // payload's author_association is only a hint (a collaborator may be read-only).
+            let may_write = match &engine.inner.config.github {
+                Some(github) => {
+                    github
+                        .can_write(&comment.repository, &comment.author)
+                        .await?
+                }
+                None => comment.author_may_write(),
+            };
+            if !may_write {
                 return Ok((
                     "ignored",
                     format!(
-                        "{} ({}) has no write access; /slipway retry needs an owner, member or collaborator",
+                        "{} ({}) has no write access; /slipway retry needs write permission",
                         comment.author, comment.author_association
                     ),
                 ));

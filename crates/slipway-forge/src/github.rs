@@ -476,6 +476,24 @@ impl GitHub {
         }
     }
 
+    /// Whether `user` may write to `repo` (admin, maintain or write permission).
+    pub async fn can_write(&self, repo: &str, user: &str) -> Result<bool, GitHubError> {
+        let path = format!("/repos/{repo}/collaborators/{user}/permission");
+        let (status, value) = self.call(reqwest::Method::GET, &path, None).await?;
+        match status {
+            200 => Ok(matches!(
+                value["permission"].as_str(),
+                Some("admin" | "maintain" | "write")
+            )),
+            404 => Ok(false),
+            _ => Err(GitHubError::Status {
+                status,
+                what: format!("GET {path}"),
+                message: value["message"].as_str().unwrap_or("").to_owned(),
+            }),
+        }
+    }
+
     /// Reviewers whose latest review approves.
     pub async fn approvals(&self, repo: &str, number: i64) -> Result<usize, GitHubError> {
         let path = format!("/repos/{repo}/pulls/{number}/reviews?per_page=100");

@@ -426,3 +426,143 @@ async fn as_a_github_app_it_uses_one_cached_installation_token_and_reports_a_che
 
     assert!(GitHub::app(&w.github.url, "12345", b"not a key").is_err());
 }
+
+fn retry_comment(number: i64, user: &str, association: &str) -> Vec<u8> {
+    let mut payload = webhook_fixture("issue_comment/created.payload.json");
+    payload["repository"]["full_name"] = json!(REPO);
+    payload["issue"]["number"] = json!(number);
+    payload["issue"]["pull_request"] =
+        json!({"url": "https://api.github.com/repos/acme/app/pulls/1"});
+    payload["comment"]["body"] = json!("/slipway retry");
+    payload["comment"]["user"]["login"] = json!(user);
+    payload["comment"]["author_association"] = json!(association);
+    serde_json::to_vec(&payload).unwrap()
+}
+
+#[tokio::test]
+async fn slipway_retry_asks_github_whether_the_author_may_write() {
+    let w = world(
+        "true",
+        &[("b.txt", "b\n")],
+        json!({"auto_merge": false}),
+        NO_POLL,
+    )
+    .await;
+    let number = w.github.open_pull(REPO, "feature", "main", false);
+    w.deliver_pull_request("opened", number, "d-open").await;
+    w.until("first verdict", |g| {
+        g.statuses(REPO).iter().any(|s| s.state == "success")
+    })
+    .await;
+    w.github.grant(REPO, "reader", "read");
+    w.github.grant(REPO, "writer", "write");
+
+    // A collaborator by association, but with read permission only.
+    let reply = w
+        .app
+        .api
+        .send_webhook(
+            "issue_comment",
+            "d-reader",
+            &retry_comment(number, "reader", "COLLABORATOR"),
+            None,
+        )
+        .await;
+    assert_eq!(reply.status, 202);
+    // A contributor by association, but with write permission.
+    w.app
+        .api
+        .send_webhook(
+            "issue_comment",
+            "d-writer",
+            &retry_comment(number, "writer", "CONTRIBUTOR"),
+            None,
+        )
+        .await;
+    for _ in 0..200 {
+        let mut done = true;
+        for d in ["d-reader", "d-writer"] {
+            done &= w
+                .app
+                .store
+                .delivery(d)
+                .await
+                .is_ok_and(|x| x.state != "pending");
+        }
+        if done {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let reader = w.app.store.delivery("d-reader").await.unwrap();
+    assert_eq!(reader.state, "ignored", "{:?}", reader.note);
+    assert!(reader.note.unwrap().contains("no write access"));
+    assert_eq!(
+        w.app.store.delivery("d-writer").await.unwrap().state,
+        "processed"
+    );
+    assert_eq!(
+        w.app
+            .api
+            .validations(w.project)
+            .await
+            .body
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+}
+
+#[tokio::test]
+async fn a_head_that_moved_is_never_merged_and_the_new_head_is_validated() {
+    // The push lands during validation and its webhook is lost: the pre-merge check notices.
+    let w = world(
+        "sleep 0.5",
+        &[("b.txt", "b\n")],
+        json!({"auto_merge": true}),
+        NO_POLL,
+    )
+    .await;
+    let number = w.github.open_pull(REPO, "feature", "main", false);
+    let first = w.head();
+    w.deliver_pull_request("opened", number, "d-open").await;
+    w.until("pending", |g| !g.statuses(REPO).is_empty()).await;
+    git(&w.work, &["checkout", "-q", "feature"]);
+    commit_files(&w.work, &[("c.txt", "c\n")], "unannounced push");
+    git(&w.work, &["push", "-q", "origin", "feature"]);
+    let second = w.head();
+    w.until("merged", |g| g.pull(REPO, number).merged).await;
+    assert_eq!(w.github.merge_calls(REPO), [(number, second.clone())]);
+    assert!(w
+        .github
+        .statuses(REPO)
+        .iter()
+        .any(|s| s.sha == first && s.state == "success"));
+
+    // A push racing the merge call itself: GitHub answers 409 and the head is validated again.
+    let w = world(
+        "true",
+        &[("b.txt", "b\n")],
+        json!({"auto_merge": true}),
+        NO_POLL,
+    )
+    .await;
+    let number = w.github.open_pull(REPO, "feature", "main", false);
+    w.github.race_next_merge();
+    w.deliver_pull_request("opened", number, "d-open").await;
+    w.until("merged", |g| g.pull(REPO, number).merged).await;
+    let calls = w.github.merge_calls(REPO);
+    assert_eq!(calls.len(), 2, "{calls:?}");
+    assert_eq!(
+        w.app
+            .api
+            .validations(w.project)
+            .await
+            .body
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+}

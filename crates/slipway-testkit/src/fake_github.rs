@@ -51,6 +51,7 @@ struct Repo {
     statuses: Vec<FakeStatus>,
     comments: Vec<FakeComment>,
     reviews: Vec<(i64, String, String)>,
+    permissions: HashMap<String, String>,
     merge_calls: Vec<(i64, String)>,
 }
 
@@ -73,6 +74,8 @@ struct World {
     next_comment: i64,
     rate_limited: u32,
     not_modified: u32,
+    /// Merge calls still to be answered 409 whatever their SHA (a push racing the merge).
+    merge_conflicts: u32,
 }
 
 type Shared = Arc<Mutex<World>>;
@@ -196,6 +199,10 @@ impl FakeGitHub {
                 "/repos/{owner}/{name}/git/refs/heads/{*branch}",
                 axum::routing::delete(delete_branch),
             )
+            .route(
+                "/repos/{owner}/{name}/collaborators/{user}/permission",
+                get(permission),
+            )
             .route("/repos/{owner}/{name}/installation", get(installation))
             .route("/app/installations/{id}/access_tokens", post(access_token))
             .route("/repos/{owner}/{name}/check-runs", post(create_check_run))
@@ -250,11 +257,23 @@ impl FakeGitHub {
         self.with_pull(full_name, number, |p| p.draft = draft);
     }
 
+    /// Gives `user` a permission on the repository (`admin`, `write`, `read`, …).
+    pub fn grant(&self, full_name: &str, user: &str, permission: &str) {
+        let mut world = self.world.lock().unwrap();
+        let repo = world.repos.get_mut(full_name).unwrap();
+        repo.permissions.insert(user.into(), permission.into());
+    }
+
     pub fn approve(&self, full_name: &str, number: i64, reviewer: &str) {
         let mut world = self.world.lock().unwrap();
         let repo = world.repos.get_mut(full_name).unwrap();
         repo.reviews
             .push((number, reviewer.into(), "APPROVED".into()));
+    }
+
+    /// The next merge call is answered 409, as when a push lands between check and merge.
+    pub fn race_next_merge(&self) {
+        self.world.lock().unwrap().merge_conflicts += 1;
     }
 
     /// The next `n` requests get GitHub's secondary-rate-limit answer (403, Retry-After: 1).
@@ -399,6 +418,10 @@ async fn merge_pull(
         if let Some(r) = refusal(&mut world, &headers) {
             return r;
         }
+        let raced = world.merge_conflicts > 0;
+        if raced {
+            world.merge_conflicts -= 1;
+        }
         let repo = repo!(world, owner, name);
         let sha = body["sha"].as_str().unwrap_or("").to_owned();
         repo.merge_calls.push((number, sha.clone()));
@@ -412,7 +435,7 @@ async fn merge_pull(
             );
         }
         let head = repo.head_sha(&pull);
-        if !sha.is_empty() && sha != head {
+        if raced || (!sha.is_empty() && sha != head) {
             return error(
                 StatusCode::CONFLICT,
                 "Head branch was modified. Review and try the merge again.",
@@ -683,4 +706,22 @@ async fn create_check_run(
         Json(json!({"id": world.check_runs.len()})),
     )
         .into_response()
+}
+
+async fn permission(
+    State(world): State<Shared>,
+    headers: HeaderMap,
+    Path((owner, name, user)): Path<(String, String, String)>,
+) -> Response {
+    let mut world = world.lock().unwrap();
+    if let Some(r) = refusal(&mut world, &headers) {
+        return r;
+    }
+    let repo = repo!(world, owner, name);
+    match repo.permissions.get(&user) {
+        Some(permission) => {
+            Json(json!({"permission": permission, "user": {"login": user}})).into_response()
+        }
+        None => error(StatusCode::NOT_FOUND, "Not Found"),
+    }
 }
