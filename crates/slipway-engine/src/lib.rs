@@ -5,6 +5,7 @@
 pub use slipway_forge::git;
 mod github;
 mod logs;
+mod merging;
 mod pipeline;
 mod pulls;
 mod webhooks;
@@ -412,7 +413,7 @@ async fn run_job(engine: &Engine, job: Job, shutdown: &CancellationToken) {
     let outcome = match result {
         Ok(Ended::Verdict(status)) => {
             tracing::info!(validation = %id, %status, "validation finished");
-            if let Err(error) = pulls::after_verdict(engine, id).await {
+            if let Err(error) = merging::after_verdict(engine, id).await {
                 tracing::error!(validation = %id, %error, "the merge controller failed");
             }
             store.complete(&job).await

@@ -1,18 +1,15 @@
 //! The local forge's pull requests: opening one validates its head; a poller notices pushes
-//! to open ones (the local forge has no webhooks); the merge controller merges a pull request
-//! only when every condition holds, and says on the pull request why when one does not.
+//! to open ones (the local forge has no webhooks). Merging is `merging.rs`'s, for every forge.
 
-use crate::{pipeline, Engine, Inner, SubmitError, Target};
+use crate::merging::local_url;
+use crate::{pipeline, Engine, SubmitError, Target};
 use slipway_core::project::validate_branch;
-use slipway_core::validation::ValidationStatus;
-use slipway_core::{Project, RepoLocation, ValidationId};
-use slipway_forge::local::{self, MergeOutcome};
+use slipway_core::{Project, RepoLocation};
 use slipway_store::PullRequest;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 const POLL_EVERY: Duration = Duration::from_secs(2);
-const MERGE_TRIES: usize = 3;
 
 impl Engine {
     /// Opens a pull request from `head` into `base` of a local project and validates it.
@@ -131,120 +128,4 @@ impl Engine {
             }
         })
     }
-}
-
-/// Called with every verdict: merges the validation's local pull request if all holds —
-/// the project allows auto-merge, the pull request is open, the validation passed on exactly
-/// its current head, and the head merges cleanly — otherwise notes on it why not.
-pub(crate) async fn after_verdict(engine: &Engine, id: ValidationId) -> anyhow::Result<()> {
-    let inner: &Inner = &engine.inner;
-    let store = &inner.store;
-    let validation = store.validation(id).await?;
-    let Some(number) = validation.pr else {
-        return Ok(());
-    };
-    let project = store.project(validation.project_id).await?;
-    let Ok(RepoLocation::Local { path }) = RepoLocation::parse(&project.repo) else {
-        return crate::github::after_verdict(inner, engine, &validation, &project).await;
-    };
-    let Ok(pr) = store.pull_request(project.id, number).await else {
-        return Ok(());
-    };
-    let note =
-        |text: String| async move { store.note_pull_request(project.id, number, &text).await };
-    if pr.state != "open" || pr.head_sha != validation.sha {
-        return Ok(()); // closed, merged, or a newer head has its own validation
-    }
-    if validation.status != ValidationStatus::Passed {
-        note(format!(
-            "not merged: validation {id} of {} {}",
-            short(&validation.sha),
-            validation.status
-        ))
-        .await?;
-        return Ok(());
-    }
-    let settings = store.settings(project.id).await?;
-    if !settings.auto_merge {
-        note(format!(
-            "validation {id} passed; auto_merge is off, so it waits for a person"
-        ))
-        .await?;
-        return Ok(());
-    }
-    let source = path.display().to_string();
-    for attempt in 1..=MERGE_TRIES {
-        // The head must still be the validated commit at the moment of merging.
-        let head = inner.git.branch_head(&source, &pr.head).await?;
-        if head != validation.sha {
-            note(format!(
-                "not merged: the head moved to {} after validation {id}",
-                short(&head)
-            ))
-            .await?;
-            return Ok(());
-        }
-        let scratch = inner
-            .config
-            .data_dir
-            .join("merges")
-            .join(format!("{}-{number}-{id}-{attempt}", project.id));
-        let _ = tokio::fs::remove_dir_all(&scratch).await;
-        let message = format!("{} (#{number})", pr.title);
-        let outcome = local::merge(
-            &source,
-            &pr.base,
-            &validation.sha,
-            settings.merge_method,
-            &message,
-            &scratch,
-        )
-        .await;
-        let _ = tokio::fs::remove_dir_all(&scratch).await;
-        match outcome? {
-            MergeOutcome::Merged { sha } => {
-                if store
-                    .mark_merged(project.id, number, &validation.sha, &sha)
-                    .await?
-                {
-                    tracing::info!(project = %project.id, pr = number, merge = %sha, "pull request merged");
-                    engine
-                        .notify_pull_request(&project, &local_url(&project, number), "merged")
-                        .await;
-                    if settings.delete_branch_after_merge {
-                        if let Err(error) = local::delete_branch(&path, &pr.head).await {
-                            tracing::warn!(%error, "merged, but the branch was not deleted");
-                        }
-                    }
-                }
-                return Ok(());
-            }
-            MergeOutcome::Conflict { paths } => {
-                note(format!(
-                    "not mergeable: {} conflicts with {} in {}",
-                    pr.head,
-                    pr.base,
-                    paths.join(", ")
-                ))
-                .await?;
-                return Ok(());
-            }
-            MergeOutcome::BaseMoved => continue,
-        }
-    }
-    note(format!(
-        "not merged: {} kept moving during {MERGE_TRIES} merge attempts",
-        pr.base
-    ))
-    .await?;
-    Ok(())
-}
-
-/// Where a local pull request is listed.
-fn local_url(project: &Project, number: i64) -> String {
-    format!("/api/v1/projects/{}/pulls#{number}", project.id)
-}
-
-fn short(sha: &str) -> &str {
-    &sha[..sha.len().min(12)]
 }

@@ -34,6 +34,7 @@ pub enum GitHubError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Pull {
     pub number: i64,
+    pub title: String,
     pub state: String,
     pub draft: bool,
     pub merged: bool,
@@ -113,6 +114,8 @@ impl std::fmt::Debug for GitHub {
 #[derive(Deserialize)]
 struct PullBody {
     number: i64,
+    #[serde(default)]
+    title: String,
     state: String,
     #[serde(default)]
     draft: bool,
@@ -141,6 +144,7 @@ impl From<PullBody> for Pull {
     fn from(p: PullBody) -> Self {
         Pull {
             number: p.number,
+            title: p.title,
             state: p.state,
             draft: p.draft,
             merged: p.merged,
@@ -606,4 +610,99 @@ fn rate_limit_wait(response: &reqwest::Response) -> Option<Duration> {
         return Some(Duration::from_secs(reset.saturating_sub(now).max(1)));
     }
     None
+}
+
+/// Marks Slipway's report comment, so that it is found and edited, never duplicated.
+const REPORT_MARKER: &str = "<!-- slipway:validation-report -->";
+
+/// One repository of GitHub, as a [`Forge`](crate::Forge).
+pub struct GitHubRepo<'a> {
+    client: &'a GitHub,
+    repo: String,
+}
+
+impl GitHub {
+    /// The repository `owner/name` as a forge.
+    pub fn repo(&self, full_name: &str) -> GitHubRepo<'_> {
+        GitHubRepo {
+            client: self,
+            repo: full_name.to_owned(),
+        }
+    }
+}
+
+impl crate::Forge for GitHubRepo<'_> {
+    fn url(&self, number: i64) -> String {
+        format!("https://github.com/{}/pull/{number}", self.repo)
+    }
+
+    async fn pull(&self, number: i64) -> anyhow::Result<crate::PullState> {
+        let pull = self.client.pull(&self.repo, number).await?;
+        let approvals = self.client.approvals(&self.repo, number).await?;
+        Ok(crate::PullState {
+            open: pull.state == "open" && !pull.merged,
+            draft: pull.draft,
+            title: pull.title,
+            head_sha: pull.head_sha,
+            head_ref: pull.head_ref,
+            head_clone_url: pull.head_clone_url,
+            base_ref: pull.base_ref,
+            mergeable: pull.mergeable,
+            approvals: Some(approvals),
+        })
+    }
+
+    async fn merge(
+        &self,
+        number: i64,
+        sha: &str,
+        method: MergeMethod,
+        title: &str,
+    ) -> anyhow::Result<crate::MergeResult> {
+        Ok(
+            match self
+                .client
+                .merge(&self.repo, number, sha, method, title)
+                .await?
+            {
+                Merge::Merged { sha } => crate::MergeResult::Merged { sha },
+                Merge::HeadMoved => crate::MergeResult::HeadMoved,
+                Merge::NotMergeable { message } => {
+                    crate::MergeResult::NotMergeable { reason: message }
+                }
+            },
+        )
+    }
+
+    async fn delete_branch(&self, branch: &str) -> anyhow::Result<()> {
+        Ok(self.client.delete_branch(&self.repo, branch).await?)
+    }
+
+    async fn report(&self, number: i64, report: &crate::Report) -> anyhow::Result<()> {
+        let (state, conclusion) = match report.verdict {
+            crate::Verdict::Success => (StatusState::Success, "success"),
+            crate::Verdict::Failure => (StatusState::Failure, "failure"),
+            crate::Verdict::Error => (StatusState::Error, "neutral"),
+        };
+        let link = report.link.as_deref();
+        self.client
+            .set_status(&self.repo, &report.sha, state, &report.summary, link)
+            .await?;
+        if self.client.is_app() {
+            self.client
+                .complete_check_run(
+                    &self.repo,
+                    &report.sha,
+                    conclusion,
+                    &report.summary,
+                    &report.details,
+                    link,
+                )
+                .await?;
+        }
+        self.client
+            .upsert_comment(&self.repo, number, REPORT_MARKER, &report.details)
+            .await?;
+        Ok(())
+    }
 }

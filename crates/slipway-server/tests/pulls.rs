@@ -141,7 +141,7 @@ async fn without_auto_merge_a_passing_pull_request_waits() {
     let pr = f.settled().await;
     assert_eq!(pr["state"], "open");
     assert!(
-        pr["note"].as_str().unwrap().contains("auto_merge is off"),
+        pr["note"].as_str().unwrap().contains("auto-merge is off"),
         "{pr}"
     );
     assert!(!exists_in(&f.origin, "main:b.txt"));

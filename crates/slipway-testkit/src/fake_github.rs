@@ -130,6 +130,7 @@ impl Repo {
     fn pull_json(&self, pull: &FakePull) -> Value {
         json!({
             "number": pull.number,
+            "title": format!("Pull request {}", pull.number),
             "state": pull.state,
             "draft": pull.draft,
             "merged": pull.merged,

@@ -1,0 +1,79 @@
+//! What the merge controller needs of a forge, whichever it is: read a pull request, merge it
+//! at an exact commit, delete its branch, and tell it how its validation went.
+
+use slipway_core::pipeline::MergeMethod;
+use std::future::Future;
+
+/// A pull request as the forge sees it now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PullState {
+    pub open: bool,
+    pub draft: bool,
+    pub title: String,
+    pub head_sha: String,
+    pub head_ref: String,
+    /// Where the head commit can be fetched from.
+    pub head_clone_url: String,
+    pub base_ref: String,
+    /// `Some(false)` when the forge already knows it will not merge cleanly.
+    pub mergeable: Option<bool>,
+    /// Approving reviews; `None` where the forge has no reviews.
+    pub approvals: Option<usize>,
+}
+
+/// How a merge call ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MergeResult {
+    /// Merged; the base branch now points at `sha`.
+    Merged { sha: String },
+    /// The head is no longer the commit named in the call: nothing was merged.
+    HeadMoved,
+    /// The forge will not merge it, and says why (conflicting paths, protection rules).
+    NotMergeable { reason: String },
+}
+
+/// The verdict as a forge shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    Success,
+    Failure,
+    Error,
+}
+
+/// What a forge is told about a validated head.
+#[derive(Debug, Clone)]
+pub struct Report {
+    pub sha: String,
+    pub verdict: Verdict,
+    /// One line (a commit status description).
+    pub summary: String,
+    /// The step table and what became of the pull request, in Markdown.
+    pub details: String,
+    pub link: Option<String>,
+}
+
+/// A forge: GitHub over its REST API, or the local forge on disk.
+pub trait Forge: Sync {
+    /// Where people see the pull request.
+    fn url(&self, number: i64) -> String;
+
+    fn pull(&self, number: i64) -> impl Future<Output = anyhow::Result<PullState>> + Send;
+
+    /// Merges only if the head is still `sha`.
+    fn merge(
+        &self,
+        number: i64,
+        sha: &str,
+        method: MergeMethod,
+        title: &str,
+    ) -> impl Future<Output = anyhow::Result<MergeResult>> + Send;
+
+    fn delete_branch(&self, branch: &str) -> impl Future<Output = anyhow::Result<()>> + Send;
+
+    /// Tells the pull request how its validation went (a status, a comment updated in place).
+    fn report(
+        &self,
+        number: i64,
+        report: &Report,
+    ) -> impl Future<Output = anyhow::Result<()>> + Send;
+}
