@@ -4,7 +4,7 @@
 use serde_json::json;
 use slipway_forge::github::GitHub;
 use slipway_testkit::fake_github::FakeGitHub;
-use slipway_testkit::{commit_files, fixture_repo, git, webhook_fixture, TestApp};
+use slipway_testkit::{commit_files, git, webhook_fixture, TestApp};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -47,26 +47,7 @@ async fn world_on(
         config.public_url = Some("https://slipway.example".into());
     })
     .await;
-    let work = app.data_dir.path().join("work");
-    fixture_repo(
-        &work,
-        &[
-            (".slipway.toml", &format!("[test]\ncommands = [{test:?}]\n")),
-            ("a.txt", "base\n"),
-        ],
-    );
-    git(&work, &["checkout", "-q", "-b", "feature"]);
-    commit_files(&work, files, "feature");
-    git(&work, &["checkout", "-q", "main"]);
-    let origin = app.data_dir.path().join("origin.git");
-    git(
-        &work,
-        &["clone", "-q", "--bare", ".", origin.to_str().unwrap()],
-    );
-    git(
-        &work,
-        &["remote", "add", "origin", origin.to_str().unwrap()],
-    );
+    let (work, origin) = slipway_testkit::forge_fixture(app.data_dir.path(), test, files);
     github.add_repo(REPO, &origin);
     let project = app.project("app").await;
     app.api.put_settings(project, &settings).await;

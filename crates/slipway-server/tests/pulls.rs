@@ -20,26 +20,7 @@ struct Forge {
 /// `feature` branch adds `files` on top.
 async fn forge(test: &str, files: &[(&str, &str)], settings: Value) -> Forge {
     let app = TestApp::spawn().await;
-    let work = app.data_dir.path().join("work");
-    fixture_repo(
-        &work,
-        &[
-            (".slipway.toml", &format!("[test]\ncommands = [{test:?}]\n")),
-            ("a.txt", "base\n"),
-        ],
-    );
-    git(&work, &["checkout", "-q", "-b", "feature"]);
-    commit_files(&work, files, "feature work");
-    git(&work, &["checkout", "-q", "main"]);
-    let origin = app.data_dir.path().join("origin.git");
-    git(
-        &work,
-        &["clone", "-q", "--bare", ".", origin.to_str().unwrap()],
-    );
-    git(
-        &work,
-        &["remote", "add", "origin", origin.to_str().unwrap()],
-    );
+    let (work, origin) = slipway_testkit::forge_fixture(app.data_dir.path(), test, files);
     let created = app
         .api
         .create_project(&json!({"name": "local", "repo": origin.display().to_string()}))

@@ -461,6 +461,32 @@ pub fn commit_files(dir: &Path, files: &[(&str, &str)], message: &str) -> String
     git(dir, &["rev-parse", "HEAD"])
 }
 
+/// A forge's repository for pull-request tests, under `dir`: a bare `origin.git` whose `main`
+/// has a `.slipway.toml` running `test` and an `a.txt`, and whose `feature` branch adds
+/// `files`; plus `work`, a developer's clone that pushes to it. Returns `(work, origin)`.
+pub fn forge_fixture(
+    dir: &Path,
+    test: &str,
+    files: &[(&str, &str)],
+) -> (std::path::PathBuf, std::path::PathBuf) {
+    let work = dir.join("work");
+    fixture_repo(
+        &work,
+        &[
+            (".slipway.toml", &format!("[test]\ncommands = [{test:?}]\n")),
+            ("a.txt", "base\n"),
+        ],
+    );
+    git(&work, &["checkout", "-q", "-b", "feature"]);
+    commit_files(&work, files, "feature work");
+    git(&work, &["checkout", "-q", "main"]);
+    let origin = dir.join("origin.git");
+    let origin_text = origin.to_str().expect("a UTF-8 path");
+    git(&work, &["clone", "-q", "--bare", ".", origin_text]);
+    git(&work, &["remote", "add", "origin", origin_text]);
+    (work, origin)
+}
+
 /// A tiny web app on Python's standard library: `/health` answers 200, `/` says hello.
 pub const PYTHON_APP: &str = r#"import http.server, os
 class Handler(http.server.BaseHTTPRequestHandler):
