@@ -3,7 +3,7 @@
 
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-use slipway_testkit::{commit_files, fixture_repo, git, TestApp};
+use slipway_testkit::{commit_files, git, TestApp};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
