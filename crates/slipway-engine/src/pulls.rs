@@ -78,6 +78,61 @@ impl Engine {
         Ok(())
     }
 
+    /// Validates the current head of pull request `number` of the project, on its forge.
+    pub async fn validate_pull_request_number(
+        &self,
+        project: &Project,
+        number: i64,
+    ) -> Result<slipway_store::ValidationRecord, SubmitError> {
+        let target = match RepoLocation::parse(&project.repo) {
+            Ok(RepoLocation::Local { .. }) => {
+                let pr = self
+                    .inner
+                    .store
+                    .pull_request(project.id, number)
+                    .await
+                    .map_err(|_| {
+                        SubmitError::Invalid(format!(
+                            "pr: there is no pull request #{number} in this project"
+                        ))
+                    })?;
+                let source = pipeline::source_of(&project.repo);
+                let sha = self
+                    .inner
+                    .git
+                    .branch_head(&source, &pr.head)
+                    .await
+                    .map_err(|e| SubmitError::Invalid(format!("pr: {e}")))?;
+                Target::PullRequest {
+                    number,
+                    sha,
+                    head_ref: pr.head,
+                    source,
+                }
+            }
+            Ok(RepoLocation::GitHub { owner, name }) => {
+                let Some(github) = &self.inner.config.github else {
+                    return Err(SubmitError::Invalid(
+                        "pr: reading a GitHub pull request needs GITHUB_TOKEN or a GitHub App"
+                            .into(),
+                    ));
+                };
+                let pull = github
+                    .pull(&format!("{owner}/{name}"), number)
+                    .await
+                    .map_err(|e| SubmitError::Invalid(format!("pr: {e}")))?;
+                Target::PullRequest {
+                    number,
+                    sha: pull.head_sha,
+                    head_ref: pull.head_ref,
+                    source: pull.head_clone_url,
+                }
+            }
+            Err(e) => return Err(SubmitError::Invalid(e.to_string())),
+        };
+        self.submit(project, target).await
+    }
+
     /// Validates the new head of every open pull request whose branch moved; returns how many.
     pub async fn poll_pull_requests(&self) -> anyhow::Result<usize> {
         let store = &self.inner.store;

@@ -618,7 +618,11 @@ mod validations {
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "not a commit",
             ),
-            (json!({"pr": 4}), StatusCode::UNPROCESSABLE_ENTITY, "forge"),
+            (
+                json!({"pr": 4}),
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "no pull request #4",
+            ),
             (
                 json!({"ref": "main"}),
                 StatusCode::UNPROCESSABLE_ENTITY,

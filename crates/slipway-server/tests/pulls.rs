@@ -238,3 +238,19 @@ async fn bad_pull_requests_are_refused_with_the_reason() {
     );
     assert_eq!(api.pulls(f.project).await.body, json!([]));
 }
+
+#[tokio::test]
+async fn a_validation_can_be_started_for_a_pull_request_by_number() {
+    let f = forge("true", &[("b.txt", "x\n")], json!({"auto_merge": false})).await;
+    let opened = f.open().await;
+    f.settled().await;
+    let started = f
+        .app
+        .api
+        .start_validation(f.project, &json!({"pr": 1}))
+        .await;
+    assert_eq!(started.status, StatusCode::CREATED, "{}", started.text);
+    assert_eq!(started.body["pr"], 1);
+    assert_eq!(started.body["sha"], opened["head_sha"]);
+    assert_eq!(started.body["branch"], "feature");
+}

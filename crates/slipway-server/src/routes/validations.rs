@@ -53,12 +53,13 @@ pub async fn start(
             Target::Branch(branch)
         }
         (None, Some(sha), None) => Target::Sha(sha),
-        (None, None, Some(_)) => {
-            return Err(ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "invalid",
-                "pr: validating a pull request needs a forge, which this version of Slipway does not have yet; give its branch instead",
-            ))
+        (None, None, Some(number)) => {
+            let record = state
+                .engine
+                .validate_pull_request_number(&project, number)
+                .await?;
+            tracing::info!(validation = %record.id, project_id = %id, pr = number, "validation queued");
+            return Ok((StatusCode::CREATED, Json(record)));
         }
         _ => {
             return Err(ApiError::new(
