@@ -45,6 +45,16 @@ struct Attempt<'a> {
     restored: Option<snapshot::Restored>,
 }
 
+/// Whether two fetch locations name the same repository (`file://` and trailing `.git`/`/`
+/// spelled either way).
+fn same_repository(a: &str, b: &str) -> bool {
+    let normal = |s: &str| {
+        let s = s.strip_prefix("file://").unwrap_or(s).trim_end_matches('/');
+        s.strip_suffix(".git").unwrap_or(s).to_ascii_lowercase()
+    };
+    normal(a) == normal(b)
+}
+
 /// Where a project's commits are fetched from.
 pub(crate) fn source_of(repo: &str) -> String {
     match RepoLocation::parse(repo) {
@@ -86,8 +96,19 @@ pub(crate) async fn execute(
         );
     }
 
+    // A head fetched from elsewhere than the project's repository (a fork) is someone else's
+    // code: it gets no secrets, as on GitHub Actions.
+    let project = store.project(record.project_id).await?;
+    let from_fork = !same_repository(&record.source, &source_of(&project.repo));
+    if from_fork {
+        logs.line(
+            StepName::Checkout,
+            "the head comes from a fork: the project's secrets are withheld from its commands",
+        );
+    }
     let mut env: Vec<(String, String)> = secrets
         .iter()
+        .filter(|_| !from_fork)
         .filter(|(name, _)| name != slipway_core::secret::WEBHOOK_SECRET_NAME)
         .map(|(name, value)| (name.clone(), value.expose().to_owned()))
         .collect();

@@ -544,3 +544,50 @@ async fn the_webhook_secret_never_reaches_pull_request_code() {
     assert!(log.contains("[test] API_KEY=***"), "{log}");
     assert!(!log.contains("GITHUB_WEBHOOK_SECRET"), "{log}");
 }
+
+#[tokio::test]
+async fn a_pull_request_from_a_fork_gets_no_secrets() {
+    let h = harness(&[(
+        ".slipway.toml",
+        "[test]\ncommands = [\"echo key=${API_KEY:-none}\"]\n",
+    )])
+    .await;
+    h.store
+        .put_secret(
+            h.project.id,
+            "API_KEY",
+            &SecretValue::new("fork-must-not-see".into()).unwrap(),
+        )
+        .await
+        .unwrap();
+    let fork = h._dir.path().join("fork");
+    slipway_testkit::git(
+        h._dir.path(),
+        &[
+            "clone",
+            "-q",
+            h.repo.to_str().unwrap(),
+            fork.to_str().unwrap(),
+        ],
+    );
+    let sha = slipway_testkit::git(&fork, &["rev-parse", "HEAD"]);
+    let target = Target::PullRequest {
+        number: 9,
+        sha: sha.clone(),
+        head_ref: "main".into(),
+        source: format!("file://{}", fork.display()),
+    };
+    let from_fork = h.engine.submit(&h.project, target).await.unwrap();
+    let same_repo = Target::PullRequest {
+        number: 10,
+        sha,
+        head_ref: "main".into(),
+        source: format!("file://{}/", h.repo.display()),
+    };
+    let from_origin = h.engine.submit(&h.project, same_repo).await.unwrap();
+    h.engine.run_pending_jobs().await.unwrap();
+    let fork_log = h.log(from_fork.id).await;
+    assert!(fork_log.contains("[test] key=none"), "{fork_log}");
+    assert!(fork_log.contains("secrets are withheld"), "{fork_log}");
+    assert!(h.log(from_origin.id).await.contains("[test] key=***"));
+}
