@@ -523,6 +523,11 @@ pub fn webhook_fixture(path: &str) -> Value {
     let file = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../../../shared/fixtures/github-webhooks")
         .join(path);
-    let text = std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+    let text = std::fs::read_to_string(&file).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e} (shared/ must sit beside the checkout)",
+            file.display()
+        )
+    });
     serde_json::from_str(&text).expect("fixtures are JSON")
 }
