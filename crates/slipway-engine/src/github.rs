@@ -15,7 +15,8 @@ pub(crate) fn repo_of(project: &Project) -> Option<String> {
     }
 }
 
-fn link(inner: &Inner, id: ValidationId) -> Option<String> {
+/// Where people read a validation (from `SLIPWAY_PUBLIC_URL`), for statuses and reports.
+pub(crate) fn link(inner: &Inner, id: ValidationId) -> Option<String> {
     inner
         .config
         .public_url

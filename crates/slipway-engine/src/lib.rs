@@ -221,6 +221,37 @@ impl Engine {
                 (None, sha)
             }
         };
+        self.record(project, source, branch, pr, sha).await
+    }
+
+    /// Stops a validation: a queued one never starts, a running one's processes die.
+    pub async fn cancel(&self, id: ValidationId) -> Result<ValidationStatus, StoreError> {
+        let status = self.inner.store.request_cancel(id).await?;
+        if let Some(token) = self.inner.running.lock().expect("running lock").get(&id) {
+            token.cancel();
+        }
+        Ok(status)
+    }
+
+    /// Validates the same commit again, as a new validation.
+    pub async fn retry(&self, id: ValidationId) -> Result<ValidationRecord, SubmitError> {
+        let old = self.inner.store.validation(id).await?;
+        let project = self.inner.store.project(old.project_id).await?;
+        self.record(&project, old.source, old.branch, old.pr, old.sha)
+            .await
+    }
+
+    /// Records and queues a validation with its planned steps, stops the validations of
+    /// other commits of the same branch or pull request, wakes a worker and reports the head
+    /// as pending to its forge.
+    async fn record(
+        &self,
+        project: &Project,
+        source: String,
+        branch: Option<String>,
+        pr: Option<i64>,
+        sha: String,
+    ) -> Result<ValidationRecord, SubmitError> {
         let defaults = self.inner.store.settings(project.id).await?.pipeline;
         let created = self
             .inner
@@ -240,35 +271,6 @@ impl Engine {
         }
         self.inner.wake.notify_one();
         github::report_queued(&self.inner, project, &created.validation).await;
-        Ok(created.validation)
-    }
-
-    /// Stops a validation: a queued one never starts, a running one's processes die.
-    pub async fn cancel(&self, id: ValidationId) -> Result<ValidationStatus, StoreError> {
-        let status = self.inner.store.request_cancel(id).await?;
-        if let Some(token) = self.inner.running.lock().expect("running lock").get(&id) {
-            token.cancel();
-        }
-        Ok(status)
-    }
-
-    /// Validates the same commit again, as a new validation.
-    pub async fn retry(&self, id: ValidationId) -> Result<ValidationRecord, SubmitError> {
-        let old = self.inner.store.validation(id).await?;
-        let defaults = self.inner.store.settings(old.project_id).await?.pipeline;
-        let created = self
-            .inner
-            .store
-            .create_validation(&NewValidation {
-                project: old.project_id,
-                source: old.source,
-                branch: old.branch,
-                pr: old.pr,
-                sha: old.sha,
-                plan: validation::plan(&defaults),
-            })
-            .await?;
-        self.inner.wake.notify_one();
         Ok(created.validation)
     }
 

@@ -78,13 +78,7 @@ async fn decide<F: Forge>(
     } else {
         "Not merged: the validation did not pass.".to_owned()
     };
-    let link = engine.inner.config.public_url.as_ref().map(|base| {
-        format!(
-            "{}/api/v1/validations/{}",
-            base.trim_end_matches('/'),
-            validation.id
-        )
-    });
+    let link = crate::github::link(&engine.inner, validation.id);
     let details = format!(
         "{}\n{outcome}\n",
         table(validation, &summary, link.as_deref())
