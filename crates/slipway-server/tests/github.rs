@@ -482,6 +482,15 @@ async fn slipway_retry_asks_github_whether_the_author_may_write() {
         w.app.store.delivery("d-writer").await.unwrap().state,
         "processed"
     );
+    // The retried validation is reported pending too, like any queued head.
+    w.until("a second pending status", |g| {
+        g.statuses(REPO)
+            .iter()
+            .filter(|s| s.state == "pending")
+            .count()
+            == 2
+    })
+    .await;
     assert_eq!(
         w.app
             .api
