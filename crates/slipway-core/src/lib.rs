@@ -1,13 +1,16 @@
 //! Slipway's pure domain. No IO, no async runtime: everything here is a value
 //! or a function of values, so it is tested exhaustively with plain unit tests.
 
+pub mod backoff;
 pub mod dotenv;
 pub mod ids;
 pub mod invalid;
 pub mod masker;
 pub mod pipeline;
 pub mod project;
+pub mod prompt;
 pub mod role;
+pub mod run;
 pub mod secret;
 pub mod settings;
 pub mod validation;

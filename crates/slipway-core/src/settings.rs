@@ -33,6 +33,12 @@ pub struct Settings {
     pub required_approvals: u32,
     /// Which coding agent works on this project.
     pub agent: AgentConfig,
+    /// How long one turn of the agent may take before it is stopped.
+    pub agent_timeout_secs: u64,
+    /// Agent runs of this project that may be unfinished at once; more are refused (429).
+    pub max_concurrent_runs: u32,
+    /// Agent runs that may start in any hour; more are refused (429).
+    pub max_runs_per_hour: u32,
     /// The pipeline used when the repository has no `.slipway.toml`.
     pub pipeline: PipelineConfig,
 }
@@ -53,7 +59,11 @@ impl Default for Settings {
             agent: AgentConfig::Codegen {
                 model: None,
                 repo_id: None,
+                plan_mode: false,
             },
+            agent_timeout_secs: 3_600,
+            max_concurrent_runs: 3,
+            max_runs_per_hour: 30,
             pipeline: PipelineConfig::default(),
         }
     }
@@ -80,6 +90,9 @@ pub enum AgentConfig {
         model: Option<String>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         repo_id: Option<i64>,
+        /// Its first answer is a plan to confirm or modify.
+        #[serde(default)]
+        plan_mode: bool,
     },
     /// A local coding CLI, given the prompt on stdin.
     Command {
@@ -124,6 +137,18 @@ impl Settings {
                     self.max_fix_attempts
                 ),
             ));
+        }
+        for (field, value, max) in [
+            ("agent_timeout_secs", self.agent_timeout_secs, 86_400),
+            ("max_concurrent_runs", u64::from(self.max_concurrent_runs), 100),
+            ("max_runs_per_hour", u64::from(self.max_runs_per_hour), 10_000),
+        ] {
+            if value == 0 || value > max {
+                return Err(Invalid::new(
+                    field,
+                    format!("{value} is out of range; accepted: 1 to {max}"),
+                ));
+            }
         }
         if self.required_approvals > 20 {
             return Err(Invalid::new(

@@ -8,7 +8,11 @@ mod logs;
 mod merging;
 mod pipeline;
 mod pulls;
+mod runs;
 mod webhooks;
+
+pub use runs::{RunAnswer, RunError};
+pub use slipway_agent::codegen::CodegenConfig;
 
 use pipeline::Ended;
 use slipway_core::validation::{self, ValidationStatus};
@@ -26,9 +30,9 @@ use std::time::Duration;
 use tokio::sync::{Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
 
-const LEASE: Duration = Duration::from_secs(30);
-const HEARTBEAT_EVERY: Duration = Duration::from_secs(10);
-const CANCEL_CHECK_EVERY: Duration = Duration::from_millis(500);
+pub(crate) const LEASE: Duration = Duration::from_secs(30);
+pub(crate) const HEARTBEAT_EVERY: Duration = Duration::from_secs(10);
+pub(crate) const CANCEL_CHECK_EVERY: Duration = Duration::from_millis(500);
 const IDLE_POLL: Duration = Duration::from_secs(1);
 
 /// How the engine runs. (No `Debug`: it holds a token.)
@@ -50,6 +54,12 @@ pub struct EngineConfig {
     pub github_poll_every: Duration,
     /// `SLIPWAY_PUBLIC_URL`, for links in statuses and comments.
     pub public_url: Option<String>,
+    /// The Codegen API, when `CODEGEN_API_TOKEN` and `CODEGEN_ORG_ID` are set.
+    pub codegen: Option<CodegenConfig>,
+    /// The first wait between polls of a Codegen run (it grows to 30 s).
+    pub agent_poll_every: Duration,
+    /// Agent turns that may run at once (local commands and Codegen runs being polled).
+    pub max_concurrent_agents: usize,
 }
 
 impl EngineConfig {
@@ -64,6 +74,9 @@ impl EngineConfig {
             github: None,
             github_poll_every: Duration::from_secs(60),
             public_url: None,
+            codegen: None,
+            agent_poll_every: Duration::from_secs(5),
+            max_concurrent_agents: 4,
         }
     }
 }
@@ -100,9 +113,10 @@ pub(crate) struct Inner {
     pub(crate) http: reqwest::Client,
     pub(crate) git: git::Git,
     running: Mutex<HashMap<ValidationId, CancellationToken>>,
+    pub(crate) running_runs: Mutex<HashMap<i64, CancellationToken>>,
     wake: Notify,
+    pub(crate) agent_wake: Notify,
     webhook_wake: Notify,
-    permits: Arc<Semaphore>,
     owner: String,
 }
 
@@ -125,9 +139,10 @@ impl Engine {
                 .expect("an HTTP client without TLS builds"),
             git: git::Git::new(config.github_token.as_deref()),
             running: Mutex::new(HashMap::new()),
+            running_runs: Mutex::new(HashMap::new()),
             wake: Notify::new(),
+            agent_wake: Notify::new(),
             webhook_wake: Notify::new(),
-            permits: Arc::new(Semaphore::new(config.max_concurrent.max(1))),
             owner: format!("slipway-{}", std::process::id()),
             store,
             config,
@@ -302,56 +317,77 @@ impl Engine {
     pub fn spawn_workers(&self, shutdown: CancellationToken) -> tokio::task::JoinHandle<()> {
         let deliveries = tokio::spawn(webhooks::work(self.clone(), shutdown.clone()));
         let poller = self.spawn_poller(shutdown.clone());
+        let agents = self.spawn_agent_workers(shutdown.clone());
         let validations = self.spawn_validation_workers(shutdown);
         tokio::spawn(async move {
             let _ = deliveries.await;
             let _ = poller.await;
+            let _ = agents.await;
             let _ = validations.await;
         })
     }
 
     fn spawn_validation_workers(&self, shutdown: CancellationToken) -> tokio::task::JoinHandle<()> {
+        let slots = self.inner.config.max_concurrent.max(1);
+        self.spawn_job_workers(VALIDATION_JOB, slots, |inner| &inner.wake, shutdown, |engine, job, shutdown| async move {
+            run_job(&engine, job, &shutdown).await
+        })
+    }
+
+    fn spawn_agent_workers(&self, shutdown: CancellationToken) -> tokio::task::JoinHandle<()> {
+        let slots = self.inner.config.max_concurrent_agents.max(1);
+        self.spawn_job_workers(runs::AGENT_JOB, slots, |inner| &inner.agent_wake, shutdown, |engine, job, shutdown| async move {
+            runs::run_agent_job(&engine, job, &shutdown).await
+        })
+    }
+
+    /// Leases jobs of `kind` and runs up to `slots` of them at once with `handler`; at
+    /// shutdown, waits for the running ones to end.
+    fn spawn_job_workers<F, Fut>(
+        &self,
+        kind: &'static str,
+        slots: usize,
+        wake: fn(&Inner) -> &Notify,
+        shutdown: CancellationToken,
+        handler: F,
+    ) -> tokio::task::JoinHandle<()>
+    where
+        F: Fn(Engine, Job, CancellationToken) -> Fut + Copy + Send + 'static,
+        Fut: std::future::Future<Output = ()> + Send + 'static,
+    {
         let inner = self.inner.clone();
+        let permits = Arc::new(Semaphore::new(slots));
         tokio::spawn(async move {
             loop {
                 let permit = tokio::select! {
-                    permit = inner.permits.clone().acquire_owned() => permit.expect("never closed"),
+                    permit = permits.clone().acquire_owned() => permit.expect("never closed"),
                     _ = shutdown.cancelled() => break,
                 };
-                match inner
-                    .store
-                    .lease(&inner.owner, &[VALIDATION_JOB], LEASE)
-                    .await
-                {
+                match inner.store.lease(&inner.owner, &[kind], LEASE).await {
                     Ok(Some(job)) => {
-                        let (engine, shutdown) = (
-                            Engine {
-                                inner: inner.clone(),
-                            },
-                            shutdown.clone(),
-                        );
+                        let engine = Engine { inner: inner.clone() };
+                        let shutdown = shutdown.clone();
                         tokio::spawn(async move {
-                            run_job(&engine, job, &shutdown).await;
+                            handler(engine, job, shutdown).await;
                             drop(permit);
                         });
                     }
                     Ok(None) => {
                         drop(permit);
                         tokio::select! {
-                            _ = inner.wake.notified() => {}
+                            _ = wake(&inner).notified() => {}
                             _ = tokio::time::sleep(IDLE_POLL) => {}
                             _ = shutdown.cancelled() => break,
                         }
                     }
                     Err(error) => {
                         drop(permit);
-                        tracing::error!(%error, "could not lease a job");
+                        tracing::error!(%error, kind, "could not lease a job");
                         tokio::time::sleep(IDLE_POLL).await;
                     }
                 }
             }
-            let all = inner.config.max_concurrent.max(1) as u32;
-            let _ = inner.permits.acquire_many(all).await;
+            let _ = permits.acquire_many(slots as u32).await;
         })
     }
 
@@ -363,10 +399,14 @@ impl Engine {
         while let Some(job) = self
             .inner
             .store
-            .lease(&self.inner.owner, &[VALIDATION_JOB], LEASE)
+            .lease(&self.inner.owner, &[VALIDATION_JOB, runs::AGENT_JOB], LEASE)
             .await?
         {
-            run_job(self, job, &never).await;
+            if job.kind == runs::AGENT_JOB {
+                runs::run_agent_job(self, job, &never).await;
+            } else {
+                run_job(self, job, &never).await;
+            }
             ran += 1;
         }
         Ok(ran)
@@ -417,6 +457,9 @@ async fn run_job(engine: &Engine, job: Job, shutdown: &CancellationToken) {
             tracing::info!(validation = %id, %status, "validation finished");
             if let Err(error) = merging::after_verdict(engine, id).await {
                 tracing::error!(validation = %id, %error, "the merge controller failed");
+            }
+            if let Err(error) = runs::after_validation(engine, id).await {
+                tracing::error!(validation = %id, %error, "the fix loop failed");
             }
             store.complete(&job).await
         }

@@ -62,7 +62,7 @@ impl Engine {
         Ok(pr)
     }
 
-    async fn validate_pull_request(
+    pub(crate) async fn validate_pull_request(
         &self,
         project: &Project,
         pr: &PullRequest,

@@ -51,7 +51,8 @@ impl Git {
         }
     }
 
-    async fn run(&self, cwd: Option<&Path>, args: &[&str]) -> Result<String, GitError> {
+    /// Runs `git ARGS` in `cwd` (hooks off, no prompts), returning its trimmed stdout.
+    pub async fn run(&self, cwd: Option<&Path>, args: &[&str]) -> Result<String, GitError> {
         git(cwd, args, &self.env).await
     }
 

@@ -79,7 +79,7 @@ impl App {
 
 fn router(state: AppState) -> Router {
     use axum::routing::post;
-    use routes::{projects, pulls, secrets, settings, system, tokens, validations, webhooks};
+    use routes::{projects, pulls, runs, secrets, settings, system, tokens, validations, webhooks};
     let api = Router::new()
         .route("/projects", get(projects::list).post(projects::create))
         .route(
@@ -106,6 +106,12 @@ fn router(state: AppState) -> Router {
             get(validations::list).post(validations::start),
         )
         .route("/projects/{id}/pulls", get(pulls::list).post(pulls::open))
+        .route("/projects/{id}/runs", get(runs::list).post(runs::start))
+        .route("/runs/{id}", get(runs::show))
+        .route("/runs/{id}/continue", post(runs::continue_run))
+        .route("/runs/{id}/confirm", post(runs::confirm))
+        .route("/runs/{id}/modify", post(runs::modify))
+        .route("/runs/{id}/cancel", post(runs::cancel))
         .route("/validations/{id}", get(validations::show))
         .route("/validations/{id}/logs", get(validations::logs))
         .route("/validations/{id}/retry", post(validations::retry))

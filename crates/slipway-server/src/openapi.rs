@@ -1,6 +1,6 @@
 //! The OpenAPI document, generated from the handlers' annotations and the domain types.
 
-use crate::routes::{projects, pulls, secrets, settings, tokens, validations};
+use crate::routes::{projects, pulls, runs, secrets, settings, tokens, validations};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
@@ -15,6 +15,8 @@ use utoipa::{Modify, OpenApi};
         validations::start, validations::list, validations::show, validations::logs,
         validations::retry, validations::cancel,
         pulls::open, pulls::list,
+        runs::start, runs::list, runs::show, runs::continue_run, runs::confirm, runs::modify,
+        runs::cancel,
     ),
     modifiers(&BearerAuth),
     security(("bearer" = [])),

@@ -7,6 +7,7 @@ mod events;
 mod projects;
 mod pulls;
 pub mod queue;
+mod runs;
 mod secrets;
 mod settings;
 mod tokens;
@@ -17,6 +18,7 @@ pub use deliveries::{Delivery, Recorded};
 pub use events::Event;
 pub use pulls::PullRequest;
 pub use queue::{Job, JobFailure, NewJob};
+pub use runs::{FixAttempt, NewRun, RunChange, RunRecord, RunRefused};
 pub use secrets::{ImportOutcome, SecretMeta, SecretWrite};
 pub use tokens::{hash_token, NewToken, TokenRecord};
 pub use validations::{

@@ -131,7 +131,8 @@ impl Store {
         Ok(rows.into_iter().map(from_row).collect())
     }
 
-    /// Records a new head commit of an open pull request; `false` if it was not open.
+    /// Records a new head commit of an open pull request; `false` if it was not open or
+    /// already had that head (so of two callers noticing one push, one validates it).
     pub async fn set_pull_request_head(
         &self,
         project: ProjectId,
@@ -140,12 +141,13 @@ impl Store {
     ) -> Result<bool, StoreError> {
         let updated = sqlx::query(
             "UPDATE pull_requests SET head_sha = ?, note = NULL, updated_at = ?
-             WHERE project_id = ? AND number = ? AND state = 'open'",
+             WHERE project_id = ? AND number = ? AND state = 'open' AND head_sha != ?",
         )
         .bind(sha)
         .bind(now_millis())
         .bind(project.0)
         .bind(number)
+        .bind(sha)
         .execute(&self.writer)
         .await?
         .rows_affected();

@@ -35,15 +35,12 @@ pub enum JobFailure {
     Fatal(String),
 }
 
-/// Backoff before attempt `attempt + 1`: 2^(attempt-1) × base, at most 10 minutes,
-/// scaled by a random factor in [0.5, 1.0) so that failed jobs do not retry in lockstep.
+/// Backoff before attempt `attempt + 1`, with a random jitter (see `slipway_core::backoff`).
 pub fn backoff(base: Duration, attempt: u32) -> Duration {
-    let exponential = base.saturating_mul(1u32 << attempt.saturating_sub(1).min(16));
-    let capped = exponential.min(Duration::from_secs(600));
-    let mut byte = [0u8; 2];
-    getrandom::getrandom(&mut byte).expect("the OS random source is available");
-    let jitter = 0.5 + f64::from(u16::from_le_bytes(byte)) / f64::from(u16::MAX) / 2.0;
-    capped.mul_f64(jitter.min(0.999_999))
+    let mut bytes = [0u8; 2];
+    getrandom::getrandom(&mut bytes).expect("the OS random source is available");
+    let random = f64::from(u16::from_le_bytes(bytes)) / 65_536.0;
+    slipway_core::backoff::backoff(base, attempt, random)
 }
 
 const RETRY_BASE: Duration = Duration::from_secs(2);
@@ -185,6 +182,24 @@ impl Store {
         }
     }
 
+    /// Puts a job back for later without spending an attempt (a rate limit, not a fault).
+    pub async fn postpone(&self, job: &Job, delay: Duration, reason: &str) -> Result<bool, StoreError> {
+        let updated = sqlx::query(
+            "UPDATE jobs SET state = 'queued', run_at = ?, last_error = ?, lease_owner = NULL,
+                    lease_expires_at = NULL, max_attempts = max_attempts + 1, updated_at = ?
+             WHERE id = ? AND attempt = ? AND state = 'running'",
+        )
+        .bind(now_millis() + delay.as_millis() as i64)
+        .bind(reason)
+        .bind(now_millis())
+        .bind(job.id)
+        .bind(job.attempt)
+        .execute(&self.writer)
+        .await?
+        .rows_affected();
+        Ok(updated == 1)
+    }
+
     async fn finish_job(
         &self,
         job: &Job,
@@ -242,23 +257,5 @@ impl Store {
                 .await?
                 .ok_or(StoreError::NotFound)?;
         Ok((state, attempt as u32))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_grows_exponentially_with_jitter_and_a_cap() {
-        let base = Duration::from_secs(2);
-        for attempt in 1..=5u32 {
-            let full = base * (1 << (attempt - 1));
-            for _ in 0..20 {
-                let delay = backoff(base, attempt);
-                assert!(delay >= full / 2 && delay < full, "{attempt}: {delay:?}");
-            }
-        }
-        assert!(backoff(base, 40) <= Duration::from_secs(600));
     }
 }

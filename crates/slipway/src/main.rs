@@ -173,6 +173,7 @@ async fn serve(config: Config) -> Result<(), Failure> {
         .ok()
         .filter(|u| !u.is_empty());
     engine_config.github = github_client().map_err(refused)?.map(std::sync::Arc::new);
+    engine_config.codegen = codegen_config().map_err(refused)?;
     let engine = Engine::new(store.clone(), engine_config);
     if *engine.isolation() == Isolation::None {
         tracing::warn!(
@@ -229,6 +230,24 @@ fn github_client() -> anyhow::Result<Option<slipway_forge::github::GitHub>> {
             "set both GITHUB_APP_ID and GITHUB_APP_PRIVATE_KEY_PATH to act as a GitHub App, or neither"
         ),
         (None, None) => Ok(var("GITHUB_TOKEN").map(|token| GitHub::new(&api, &token))),
+    }
+}
+
+/// The Codegen API: `CODEGEN_API_TOKEN` and `CODEGEN_ORG_ID` together, or neither.
+fn codegen_config() -> anyhow::Result<Option<slipway_engine::CodegenConfig>> {
+    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    let base_url = var("CODEGEN_API_URL").unwrap_or_else(|| "https://api.codegen.com".into());
+    match (var("CODEGEN_API_TOKEN"), var("CODEGEN_ORG_ID")) {
+        (Some(token), Some(org)) => {
+            let org_id = org.parse().map_err(|_| {
+                anyhow::anyhow!("invalid value for CODEGEN_ORG_ID={org}: expected the organization's number")
+            })?;
+            Ok(Some(slipway_engine::CodegenConfig { base_url, token, org_id }))
+        }
+        (Some(_), None) | (None, Some(_)) => {
+            anyhow::bail!("set both CODEGEN_API_TOKEN and CODEGEN_ORG_ID to use the Codegen agent, or neither")
+        }
+        (None, None) => Ok(None),
     }
 }
 

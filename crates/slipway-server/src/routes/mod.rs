@@ -2,6 +2,7 @@
 
 pub mod projects;
 pub mod pulls;
+pub mod runs;
 pub mod secrets;
 pub mod settings;
 pub mod system;

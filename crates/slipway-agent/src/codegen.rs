@@ -1,0 +1,408 @@
+//! The Codegen Developer API client (../shared/reference/codegen-openapi3.json): create,
+//! get, resume and list agent runs, and ban a PR's agents (the API has no cancel). 429 and
+//! 5xx answers are retried with backoff (honouring `Retry-After`); 401/402/403/404/422 are
+//! final errors that say what Codegen said.
+
+use crate::{Agent, AgentError, Answer, Progress, Turn, TurnKind};
+use serde::{Deserialize, Serialize};
+use slipway_core::run::{external_state, pull_number_from_url, ExternalState};
+use std::time::Duration;
+use tokio::sync::mpsc::UnboundedSender;
+
+const MAX_TRIES: u32 = 6;
+const RETRY_BASE: Duration = Duration::from_millis(500);
+const MAX_WAIT: Duration = Duration::from_secs(60);
+
+/// Where and as whom to reach Codegen (no `Debug`: it holds a token).
+#[derive(Clone)]
+pub struct CodegenConfig {
+    /// `CODEGEN_API_URL`, e.g. `https://api.codegen.com`.
+    pub base_url: String,
+    /// `CODEGEN_API_TOKEN`.
+    pub token: String,
+    /// `CODEGEN_ORG_ID`.
+    pub org_id: i64,
+}
+
+/// An agent run as Codegen describes it (`AgentRunResponse`).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+pub struct CodegenRun {
+    pub id: i64,
+    #[serde(default)]
+    pub organization_id: Option<i64>,
+    /// A free string: read it with `slipway_core::run::external_state`.
+    #[serde(default)]
+    pub status: Option<String>,
+    #[serde(default)]
+    pub web_url: Option<String>,
+    #[serde(default)]
+    pub result: Option<String>,
+    #[serde(default)]
+    pub summary: Option<String>,
+    #[serde(default)]
+    pub github_pull_requests: Option<Vec<CodegenPullRequest>>,
+    #[serde(default)]
+    pub metadata: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+pub struct CodegenPullRequest {
+    pub id: i64,
+    #[serde(default)]
+    pub title: Option<String>,
+    #[serde(default)]
+    pub url: Option<String>,
+    #[serde(default)]
+    pub head_branch_name: Option<String>,
+}
+
+/// One page of `GET …/agent/runs`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct CodegenPage {
+    pub items: Vec<CodegenRun>,
+    pub total: i64,
+}
+
+/// A run to create.
+#[derive(Debug, Clone, Serialize)]
+pub struct CreateRun<'a> {
+    pub prompt: &'a str,
+    pub metadata: serde_json::Value,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub repo_id: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model: Option<&'a str>,
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum CodegenError {
+    /// Worth trying again later (rate limits, Codegen's own faults, the network).
+    #[error("Codegen is unavailable: {message}")]
+    Unavailable {
+        message: String,
+        retry_after: Option<Duration>,
+    },
+    /// Codegen refused; trying again will not help.
+    #[error("Codegen refused the request ({status}): {message}")]
+    Refused { status: u16, message: String },
+}
+
+/// The Codegen API client. Cheap to clone.
+#[derive(Clone)]
+pub struct Codegen {
+    http: reqwest::Client,
+    config: CodegenConfig,
+}
+
+impl Codegen {
+    pub fn new(config: CodegenConfig) -> Self {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(60))
+            .user_agent("slipway")
+            .build()
+            .expect("an HTTP client builds");
+        Self { http, config }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!(
+            "{}/v1/organizations/{}/{path}",
+            self.config.base_url.trim_end_matches('/'),
+            self.config.org_id
+        )
+    }
+
+    pub async fn create_run(&self, run: &CreateRun<'_>) -> Result<CodegenRun, CodegenError> {
+        self.send(reqwest::Method::POST, "agent/run", Some(serde_json::to_value(run).expect("serializes")))
+            .await
+    }
+
+    pub async fn run(&self, id: i64) -> Result<CodegenRun, CodegenError> {
+        self.send(reqwest::Method::GET, &format!("agent/run/{id}"), None).await
+    }
+
+    /// Resumes a run with a new prompt (continue, confirm, modify, fix).
+    pub async fn resume(&self, id: i64, prompt: &str) -> Result<CodegenRun, CodegenError> {
+        let body = serde_json::json!({"agent_run_id": id, "prompt": prompt});
+        self.send(reqwest::Method::POST, "agent/run/resume", Some(body)).await
+    }
+
+    pub async fn list_runs(&self, skip: u32, limit: u32) -> Result<CodegenPage, CodegenError> {
+        self.send(
+            reqwest::Method::GET,
+            &format!("agent/runs?skip={skip}&limit={limit}"),
+            None,
+        )
+        .await
+    }
+
+    /// Stops every agent of the run's pull request and keeps new checks from starting them.
+    pub async fn ban(&self, id: i64) -> Result<(), CodegenError> {
+        let body = serde_json::json!({"agent_run_id": id});
+        self.send::<serde_json::Value>(reqwest::Method::POST, "agent/run/ban", Some(body))
+            .await
+            .map(drop)
+    }
+
+    /// The run created for Slipway run `run_id`, found by its metadata (after a crash
+    /// between creating it and recording its id). Looks at the newest 100 runs.
+    pub async fn find_by_slipway_run(&self, run_id: i64) -> Result<Option<CodegenRun>, CodegenError> {
+        let page = self.list_runs(0, 100).await?;
+        Ok(page.items.into_iter().find(|run| {
+            run.metadata
+                .as_ref()
+                .and_then(|m| m.get("slipway_run_id"))
+                .and_then(serde_json::Value::as_i64)
+                == Some(run_id)
+        }))
+    }
+
+    async fn send<T: serde::de::DeserializeOwned>(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> Result<T, CodegenError> {
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            match self.send_once(method.clone(), path, body.as_ref()).await {
+                Err(CodegenError::Unavailable { message, retry_after }) if tries < MAX_TRIES => {
+                    let wait = retry_after
+                        .unwrap_or_else(|| crate::backoff(RETRY_BASE, tries))
+                        .min(MAX_WAIT);
+                    tracing::warn!(%message, ?wait, tries, "Codegen unavailable; retrying");
+                    tokio::time::sleep(wait).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn send_once<T: serde::de::DeserializeOwned>(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&serde_json::Value>,
+    ) -> Result<T, CodegenError> {
+        let mut request = self
+            .http
+            .request(method, self.url(path))
+            .bearer_auth(&self.config.token);
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let unavailable = |message: String, retry_after| CodegenError::Unavailable { message, retry_after };
+        let response = request
+            .send()
+            .await
+            .map_err(|e| unavailable(format!("no answer: {e}"), None))?;
+        let status = response.status();
+        let retry_after = response
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Duration::from_secs);
+        let text = response
+            .text()
+            .await
+            .map_err(|e| unavailable(format!("the answer broke off: {e}"), None))?;
+        if status.is_success() {
+            return serde_json::from_str(&text).map_err(|e| CodegenError::Refused {
+                status: status.as_u16(),
+                message: format!("an answer Slipway cannot read ({e}): {}", snippet(&text)),
+            });
+        }
+        let message = error_message(&text);
+        if status.as_u16() == 429 || status.is_server_error() || status.as_u16() == 408 {
+            Err(unavailable(format!("{status}: {message}"), retry_after))
+        } else {
+            Err(CodegenError::Refused {
+                status: status.as_u16(),
+                message: match status.as_u16() {
+                    401 => format!("{message}; check CODEGEN_API_TOKEN"),
+                    402 => format!("{message}; the organization's plan has no agent runs left"),
+                    403 => format!("{message}; check CODEGEN_ORG_ID and the token's access"),
+                    _ => message,
+                },
+            })
+        }
+    }
+}
+
+/// Codegen's error bodies carry `message` (or FastAPI's `detail`).
+fn error_message(body: &str) -> String {
+    let value: serde_json::Value = serde_json::from_str(body).unwrap_or_default();
+    if let Some(message) = value.get("message").and_then(|m| m.as_str()) {
+        return message.to_owned();
+    }
+    match value.get("detail") {
+        Some(serde_json::Value::String(detail)) => detail.clone(),
+        Some(serde_json::Value::Array(items)) => items
+            .iter()
+            .filter_map(|item| {
+                let msg = item.get("msg")?.as_str()?;
+                let at: Vec<String> = item
+                    .get("loc")?
+                    .as_array()?
+                    .iter()
+                    .map(|l| l.to_string().trim_matches('"').to_owned())
+                    .collect();
+                Some(format!("{}: {msg}", at.join(".")))
+            })
+            .collect::<Vec<_>>()
+            .join("; "),
+        _ => snippet(body),
+    }
+}
+
+fn snippet(text: &str) -> String {
+    text.chars().take(200).collect()
+}
+
+/// The Codegen agent of one project.
+pub struct CodegenAgent {
+    pub client: Codegen,
+    pub model: Option<String>,
+    pub repo_id: Option<i64>,
+    /// The first wait between polls; it grows to `MAX_POLL_EVERY`.
+    pub poll_every: Duration,
+}
+
+const MAX_POLL_EVERY: Duration = Duration::from_secs(30);
+
+impl CodegenAgent {
+    /// Creates the run, or finds the one an earlier attempt created.
+    async fn start(&self, turn: &Turn<'_>) -> Result<CodegenRun, CodegenError> {
+        if turn.attempt > 1 {
+            if let Some(run) = self.client.find_by_slipway_run(turn.run_id).await? {
+                return Ok(run);
+            }
+        }
+        let metadata = serde_json::json!({
+            "slipway_project_id": turn.project_id,
+            "slipway_run_id": turn.run_id,
+        });
+        self.client
+            .create_run(&CreateRun {
+                prompt: turn.prompt,
+                metadata,
+                repo_id: self.repo_id,
+                model: self.model.as_deref(),
+            })
+            .await
+    }
+
+    /// Polls the run until Codegen says it ended, with a growing, jittered interval.
+    async fn wait(
+        &self,
+        id: i64,
+        turn: &Turn<'_>,
+        progress: &UnboundedSender<Progress>,
+    ) -> Result<Answer, AgentError> {
+        let deadline = tokio::time::Instant::now() + turn.timeout;
+        let mut every = self.poll_every;
+        let mut last_status = None;
+        loop {
+            let wait = crate::backoff(every * 2, 1);
+            tokio::select! {
+                _ = tokio::time::sleep_until((tokio::time::Instant::now() + wait).min(deadline)) => {}
+                _ = turn.cancel.cancelled() => return Ok(Answer::Cancelled),
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Ok(Answer::Failed(format!(
+                    "Codegen run {id} did not finish within {} s (agent_timeout_secs)",
+                    turn.timeout.as_secs()
+                )));
+            }
+            every = (every.mul_f64(1.5)).min(MAX_POLL_EVERY);
+            let run = self.client.run(id).await.map_err(into_agent_error)?;
+            let status = run.status.clone().unwrap_or_default();
+            if last_status.as_ref() != Some(&status) {
+                let _ = progress.send(Progress::Status(status.clone()));
+                last_status = Some(status.clone());
+            }
+            match external_state(&status) {
+                ExternalState::Working | ExternalState::Unknown => continue,
+                ExternalState::Failed => {
+                    return Ok(Answer::Failed(format!(
+                        "Codegen run {id} ended with status {status}: {}",
+                        run.result.or(run.summary).unwrap_or_default()
+                    )))
+                }
+                ExternalState::Stopped => {
+                    return Ok(Answer::Failed(format!("Codegen run {id} was stopped ({status})")))
+                }
+                ExternalState::Done => return Ok(answer_of(run, turn.plan_mode)),
+            }
+        }
+    }
+}
+
+/// What a finished Codegen run answered: its newest pull request, else its text.
+fn answer_of(run: CodegenRun, plan_mode: bool) -> Answer {
+    let pull = run
+        .github_pull_requests
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|pr| {
+            let url = pr.url?;
+            Some((pull_number_from_url(&url)?, url, pr.head_branch_name))
+        })
+        .next_back();
+    if let Some((number, url, branch)) = pull {
+        return Answer::PullRequest { number, url, branch };
+    }
+    let text = run.result.or(run.summary).unwrap_or_default();
+    if plan_mode {
+        Answer::Plan(text)
+    } else {
+        Answer::Reply(text)
+    }
+}
+
+fn into_agent_error(error: CodegenError) -> AgentError {
+    match error {
+        CodegenError::Unavailable { .. } => AgentError::Unavailable(error.to_string()),
+        CodegenError::Refused { .. } => AgentError::Refused(error.to_string()),
+    }
+}
+
+impl Agent for CodegenAgent {
+    async fn work(
+        &self,
+        turn: Turn<'_>,
+        progress: UnboundedSender<Progress>,
+    ) -> Result<Answer, AgentError> {
+        let id = match (turn.kind, turn.external_id) {
+            // A re-leased start whose run was recorded: only wait for it.
+            (TurnKind::Start, Some(id)) => id,
+            (TurnKind::Start, None) => {
+                let run = self.start(&turn).await.map_err(into_agent_error)?;
+                let _ = progress.send(Progress::Started {
+                    external_id: run.id,
+                    url: run.web_url.clone(),
+                });
+                run.id
+            }
+            (_, Some(id)) => {
+                self.client
+                    .resume(id, turn.prompt)
+                    .await
+                    .map_err(into_agent_error)?;
+                id
+            }
+            (_, None) => {
+                return Err(AgentError::Refused(
+                    "this run has no Codegen run to resume".into(),
+                ))
+            }
+        };
+        self.wait(id, &turn, &progress).await
+    }
+
+    async fn stop(&self, external_id: i64) -> Result<(), AgentError> {
+        self.client.ban(external_id).await.map_err(into_agent_error)
+    }
+}

@@ -1,0 +1,224 @@
+//! Command agents: any coding CLI (`claude -p`, `codex exec`, `aider --message`, a script)
+//! run inside the sandbox in a fresh clone of the repository, with the prompt on stdin and
+//! in the file `SLIPWAY_PROMPT_FILE` names. Its changes become a commit that Slipway makes
+//! and pushes; without changes its output is a reply; in plan mode its output is the plan.
+//!
+//! The agent's clone is untrusted (it can rewrite its `.git`), so Slipway commits from its
+//! own bare clone, outside the sandbox's reach, reading the agent's files as a work tree.
+
+use crate::{Agent, AgentError, Answer, Progress, Turn};
+use slipway_forge::git::Git;
+use slipway_sandbox::{CommandSpec, Outcome, Sandbox};
+use std::collections::VecDeque;
+use std::path::PathBuf;
+use tokio::sync::mpsc::UnboundedSender;
+
+/// The most characters of output kept as a reply or a plan.
+pub const MAX_ANSWER_CHARS: usize = 20_000;
+const MAX_KEPT_LINES: usize = 2_000;
+
+/// One project's command agent for one turn.
+pub struct CommandAgent<'a> {
+    pub sandbox: &'a Sandbox,
+    pub git: &'a Git,
+    /// The command line, run with `sh -c`.
+    pub command: String,
+    /// The repository (path or URL) to clone and push to.
+    pub source: String,
+    /// The branch the agent starts from: the base for a goal, the PR's branch for a fix.
+    pub start_branch: String,
+    /// The branch its changes are pushed to.
+    pub push_branch: String,
+    /// Whether the push may replace the branch (a fresh run branch) or must fast-forward
+    /// (a fix: a push by a person in between is never overwritten).
+    pub replace_branch: bool,
+    /// A fresh directory for this turn; removed by the caller.
+    pub workdir: PathBuf,
+    /// The project's secrets and the run's facts.
+    pub env: Vec<(String, String)>,
+    /// The commit message's first line.
+    pub title: String,
+}
+
+impl CommandAgent<'_> {
+    async fn prepare(&self, prompt: &str) -> Result<(PathBuf, PathBuf, PathBuf, String), AgentError> {
+        let trusted = self.workdir.join("git");
+        let workspace = self.workdir.join("work");
+        let repo = workspace.join("repo");
+        tokio::fs::create_dir_all(&workspace)
+            .await
+            .map_err(|e| AgentError::Unavailable(format!("cannot create the workspace: {e}")))?;
+        let unavailable = |e: slipway_forge::git::GitError| AgentError::Unavailable(e.to_string());
+        let (trusted_text, repo_text) = (path_text(&trusted), path_text(&repo));
+        self.git
+            .run(None, &["clone", "--quiet", "--bare", &self.source, &trusted_text])
+            .await
+            .map_err(unavailable)?;
+        let start = self
+            .git
+            .run(
+                Some(&trusted),
+                &["rev-parse", "--verify", &format!("refs/heads/{}^{{commit}}", self.start_branch)],
+            )
+            .await
+            .map_err(|_| {
+                AgentError::Refused(format!(
+                    "branch '{}' does not exist in {}",
+                    self.start_branch, self.source
+                ))
+            })?;
+        self.git
+            .run(
+                None,
+                &["clone", "--quiet", "--branch", &self.start_branch, &trusted_text, &repo_text],
+            )
+            .await
+            .map_err(unavailable)?;
+        for (key, value) in [("user.name", "Slipway agent"), ("user.email", "agent@slipway.invalid")] {
+            self.git
+                .run(Some(&repo), &["config", key, value])
+                .await
+                .map_err(unavailable)?;
+        }
+        let prompt_file = workspace.join("prompt.md");
+        tokio::fs::write(&prompt_file, prompt)
+            .await
+            .map_err(|e| AgentError::Unavailable(format!("cannot write the prompt: {e}")))?;
+        Ok((trusted, repo, prompt_file, start))
+    }
+
+    /// Commits the agent's files (as they are in `repo`) on top of `start` from the trusted
+    /// clone, and pushes; `None` when nothing changed.
+    async fn commit_and_push(
+        &self,
+        trusted: &std::path::Path,
+        repo: &std::path::Path,
+        start: &str,
+    ) -> Result<Option<String>, AgentError> {
+        let unavailable = |e: slipway_forge::git::GitError| AgentError::Unavailable(e.to_string());
+        let git_dir = format!("--git-dir={}", path_text(trusted));
+        let work_tree = format!("--work-tree={}", path_text(repo));
+        let git = |args: Vec<&str>| {
+            let mut all = vec![git_dir.as_str(), work_tree.as_str()];
+            all.extend(args);
+            let all: Vec<String> = all.into_iter().map(str::to_owned).collect();
+            async move {
+                let refs: Vec<&str> = all.iter().map(String::as_str).collect();
+                self.git.run(None, &refs).await
+            }
+        };
+        git(vec!["read-tree", start]).await.map_err(unavailable)?;
+        git(vec!["add", "--all", "."]).await.map_err(unavailable)?;
+        let tree = git(vec!["write-tree"]).await.map_err(unavailable)?;
+        let start_tree = git(vec!["rev-parse", &format!("{start}^{{tree}}")])
+            .await
+            .map_err(unavailable)?;
+        if tree == start_tree {
+            return Ok(None);
+        }
+        let sha = git(vec![
+            "-c", "user.name=Slipway agent", "-c", "user.email=agent@slipway.invalid",
+            "commit-tree", &tree, "-p", start, "-m", &self.title,
+        ])
+        .await
+        .map_err(unavailable)?;
+        let refspec = format!(
+            "{}{sha}:refs/heads/{}",
+            if self.replace_branch { "+" } else { "" },
+            self.push_branch
+        );
+        self.git
+            .run(Some(trusted), &["push", "--quiet", &self.source, &refspec])
+            .await
+            .map_err(|e| {
+                AgentError::Refused(format!(
+                    "the changes could not be pushed to '{}' (did someone else push to it?): {e}",
+                    self.push_branch
+                ))
+            })?;
+        Ok(Some(sha))
+    }
+}
+
+impl Agent for CommandAgent<'_> {
+    async fn work(&self, turn: Turn<'_>, progress: UnboundedSender<Progress>) -> Result<Answer, AgentError> {
+        let (trusted, repo, prompt_file, start) = self.prepare(turn.prompt).await?;
+        let workspace = self.workdir.join("work");
+        let mut env = self.env.clone();
+        env.push(("SLIPWAY_PROMPT_FILE".into(), path_text(&prompt_file)));
+        env.push(("SLIPWAY_RUN_ID".into(), turn.run_id.to_string()));
+        env.push(("SLIPWAY_PLAN_MODE".into(), if turn.plan_mode { "1" } else { "0" }.into()));
+        // The prompt on stdin too: most coding CLIs read it there.
+        let command = format!("exec < \"$SLIPWAY_PROMPT_FILE\"\n{}", self.command);
+        let (lines_tx, mut lines) = tokio::sync::mpsc::unbounded_channel();
+        let process = self
+            .sandbox
+            .spawn(
+                &CommandSpec { command: &command, workspace: &workspace, cwd: &repo, env: &env },
+                lines_tx,
+            )
+            .map_err(|e| AgentError::Unavailable(format!("the agent could not start: {e}")))?;
+        let collect = async {
+            let mut kept = VecDeque::new();
+            while let Some(line) = lines.recv().await {
+                let _ = progress.send(Progress::Output(line.clone()));
+                if kept.len() == MAX_KEPT_LINES {
+                    kept.pop_front();
+                }
+                kept.push_back(line);
+            }
+            kept
+        };
+        let (outcome, kept) = tokio::join!(process.wait(turn.timeout, turn.cancel), collect);
+        let output = tail_text(&kept);
+        match outcome {
+            Outcome::Exited(0) => {}
+            Outcome::Cancelled => return Ok(Answer::Cancelled),
+            Outcome::TimedOut => {
+                return Ok(Answer::Failed(format!(
+                    "the agent did not finish within {} s (agent_timeout_secs) and was stopped",
+                    turn.timeout.as_secs()
+                )))
+            }
+            Outcome::Exited(code) => {
+                return Ok(Answer::Failed(format!("the agent exited with code {code}: {}", last_lines(&kept, 5))))
+            }
+            Outcome::Signalled(signal) => {
+                return Ok(Answer::Failed(format!("the agent was killed by signal {signal}")))
+            }
+        }
+        if turn.plan_mode {
+            return Ok(Answer::Plan(output));
+        }
+        match self.commit_and_push(&trusted, &repo, &start).await? {
+            Some(sha) => Ok(Answer::Pushed { branch: self.push_branch.clone(), sha }),
+            None => Ok(Answer::Reply(output)),
+        }
+    }
+
+    async fn stop(&self, _external_id: i64) -> Result<(), AgentError> {
+        Ok(()) // a local command is stopped by cancelling its turn
+    }
+}
+
+fn path_text(path: &std::path::Path) -> String {
+    path.display().to_string()
+}
+
+/// The output as text, its tail when long.
+fn tail_text(lines: &VecDeque<String>) -> String {
+    let text = lines.iter().map(String::as_str).collect::<Vec<_>>().join("\n");
+    if text.len() <= MAX_ANSWER_CHARS {
+        return text;
+    }
+    let mut start = text.len() - MAX_ANSWER_CHARS;
+    while !text.is_char_boundary(start) {
+        start += 1;
+    }
+    format!("[…]{}", &text[start..])
+}
+
+fn last_lines(lines: &VecDeque<String>, n: usize) -> String {
+    let skip = lines.len().saturating_sub(n);
+    lines.iter().skip(skip).cloned().collect::<Vec<_>>().join(" | ")
+}
