@@ -1,7 +1,9 @@
 //! Test helpers: [`TestApp`] runs the real server on port 0 with a real SQLite file in a
 //! temporary directory, and [`Api`] talks real HTTP to it with one method per endpoint;
-//! [`fake_github::FakeGitHub`] is a stateful GitHub on localhost.
+//! [`fake_github::FakeGitHub`] and [`fake_codegen::FakeCodegen`] are stateful fakes of
+//! GitHub and the Codegen API on localhost.
 
+pub mod fake_codegen;
 pub mod fake_github;
 
 use reqwest::{Method, StatusCode};
@@ -400,6 +402,47 @@ impl Api {
         }
         panic!("validation {id} did not finish");
     }
+    pub async fn start_run(&self, project: i64, request: &Value) -> Reply {
+        self.send(
+            Method::POST,
+            &format!("/api/v1/projects/{project}/runs"),
+            Body::Json(request),
+        )
+        .await
+    }
+    pub async fn runs(&self, project: i64) -> Reply {
+        self.send(Method::GET, &format!("/api/v1/projects/{project}/runs"), Body::None)
+            .await
+    }
+    pub async fn run(&self, id: i64) -> Reply {
+        self.send(Method::GET, &format!("/api/v1/runs/{id}"), Body::None)
+            .await
+    }
+    /// `continue`, `confirm`, `modify` or `cancel`, with a `{"text"}` body when given.
+    pub async fn run_action(&self, id: i64, action: &str, text: Option<&str>) -> Reply {
+        let body = text.map(|t| json!({"text": t}));
+        let body = match &body {
+            Some(body) => Body::Json(body),
+            None => Body::None,
+        };
+        self.send(Method::POST, &format!("/api/v1/runs/{id}/{action}"), body)
+            .await
+    }
+
+    /// Polls until the run's status is one of `statuses` (or 60 s pass).
+    pub async fn run_reaching(&self, id: i64, statuses: &[&str]) -> Value {
+        let mut last = Value::Null;
+        for _ in 0..1200 {
+            let reply = self.run(id).await;
+            if statuses.contains(&reply.body["status"].as_str().unwrap_or("")) {
+                return reply.body;
+            }
+            last = reply.body;
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("run {id} never reached {statuses:?}; last: {last}");
+    }
+
     pub async fn tokens(&self) -> Reply {
         self.send(Method::GET, "/api/v1/tokens", Body::None).await
     }

@@ -1,0 +1,401 @@
+//! A stateful fake of the Codegen Developer API (../shared/reference/codegen-openapi3.json)
+//! on localhost: agent runs that move through statuses as they are polled, scripted answers
+//! (a reply, a plan, a pull request pushed to a real repository and opened on the fake
+//! GitHub), resume, list, ban, the 10-per-minute creation limit, and injected faults.
+
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::{json, Value};
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// What the agent does on its next turn (a create or a resume).
+#[derive(Clone)]
+pub enum Script {
+    /// Completes with this text (a reply, or a plan in plan mode).
+    Answer(String),
+    /// Commits these files to the run's branch, opens a pull request on the first time,
+    /// and completes with it.
+    PullRequest(Vec<(String, String)>),
+    /// Ends with status `FAILED`.
+    Fail,
+    /// Never finishes.
+    Hang,
+}
+
+/// A fault for the next request.
+#[derive(Clone, Copy, Debug)]
+pub enum Fault {
+    /// This status, with `Retry-After` seconds when given.
+    Status(u16, Option<u64>),
+    /// Answer after this delay.
+    Slow(Duration),
+}
+
+/// Where the fake agent pushes its pull requests.
+pub struct Repository {
+    /// A non-bare clone to commit in, whose `origin` is the fake GitHub's repository.
+    pub work: std::path::PathBuf,
+    /// Full name on the fake GitHub, e.g. `acme/app`.
+    pub full_name: String,
+    /// Opens a pull request on the fake GitHub from a branch; returns its number.
+    pub open_pull: Box<dyn Fn(&str) -> i64 + Send>,
+}
+
+struct Run {
+    id: i64,
+    status: String,
+    polls_left: u32,
+    script: Option<Script>,
+    result: Option<String>,
+    pull: Option<(i64, String)>,
+    metadata: Value,
+    prompts: Vec<String>,
+    banned: bool,
+}
+
+struct World {
+    token: String,
+    org_id: i64,
+    runs: Vec<Run>,
+    script: VecDeque<Script>,
+    faults: VecDeque<Fault>,
+    created_at: VecDeque<Instant>,
+    repository: Option<Repository>,
+    requests: usize,
+}
+
+type Shared = Arc<Mutex<World>>;
+
+/// Polls a run answers "in progress" before it ends.
+const POLLS_PER_TURN: u32 = 3;
+const CREATES_PER_MINUTE: usize = 10;
+
+pub struct FakeCodegen {
+    pub url: String,
+    world: Shared,
+    shutdown: tokio_util::sync::CancellationToken,
+}
+
+impl Drop for FakeCodegen {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+impl FakeCodegen {
+    /// Starts the fake for organization `org_id`; it accepts only `token`.
+    pub async fn start(token: &str, org_id: i64, repository: Option<Repository>) -> Self {
+        let world = Arc::new(Mutex::new(World {
+            token: token.to_owned(),
+            org_id,
+            runs: Vec::new(),
+            script: VecDeque::new(),
+            faults: VecDeque::new(),
+            created_at: VecDeque::new(),
+            repository,
+            requests: 0,
+        }));
+        let router = Router::new()
+            .route("/v1/organizations/{org}/agent/run", post(create))
+            .route("/v1/organizations/{org}/agent/run/{id}", get(show))
+            .route("/v1/organizations/{org}/agent/runs", get(list))
+            .route("/v1/organizations/{org}/agent/run/resume", post(resume))
+            .route("/v1/organizations/{org}/agent/run/ban", post(ban))
+            .with_state(world.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let shutdown = tokio_util::sync::CancellationToken::new();
+        let stop = shutdown.clone();
+        tokio::spawn(async move {
+            axum::serve(listener, router)
+                .with_graceful_shutdown(async move { stop.cancelled().await })
+                .await
+                .unwrap();
+        });
+        Self { url, world, shutdown }
+    }
+
+    /// Queues what the agent does on its next turns, in order.
+    pub fn script(&self, steps: impl IntoIterator<Item = Script>) {
+        self.world.lock().unwrap().script.extend(steps);
+    }
+
+    /// Queues faults for the next requests, in order.
+    pub fn fault(&self, faults: impl IntoIterator<Item = Fault>) {
+        self.world.lock().unwrap().faults.extend(faults);
+    }
+
+    /// The prompts each run received (create, then every resume).
+    pub fn prompts(&self, id: i64) -> Vec<String> {
+        let world = self.world.lock().unwrap();
+        world.runs.iter().find(|r| r.id == id).map(|r| r.prompts.clone()).unwrap_or_default()
+    }
+
+    pub fn runs_created(&self) -> usize {
+        self.world.lock().unwrap().runs.len()
+    }
+
+    pub fn banned(&self, id: i64) -> bool {
+        self.world.lock().unwrap().runs.iter().any(|r| r.id == id && r.banned)
+    }
+
+    pub fn metadata(&self, id: i64) -> Value {
+        let world = self.world.lock().unwrap();
+        world.runs.iter().find(|r| r.id == id).map(|r| r.metadata.clone()).unwrap_or(Value::Null)
+    }
+
+    pub fn requests(&self) -> usize {
+        self.world.lock().unwrap().requests
+    }
+}
+
+fn error(status: u16, message: &str) -> Response {
+    let status = StatusCode::from_u16(status).unwrap();
+    (status, Json(json!({"message": message, "status_code": status.as_u16()}))).into_response()
+}
+
+/// Authentication, the organization, and an injected fault: the checks every request gets.
+async fn admit(world: &Shared, headers: &HeaderMap, org: i64) -> Result<(), Response> {
+    let fault = {
+        let mut w = world.lock().unwrap();
+        w.requests += 1;
+        w.faults.pop_front()
+    };
+    match fault {
+        Some(Fault::Status(status, retry_after)) => {
+            let mut response = error(status, "injected fault");
+            if let Some(secs) = retry_after {
+                response.headers_mut().insert("retry-after", secs.into());
+            }
+            return Err(response);
+        }
+        Some(Fault::Slow(delay)) => tokio::time::sleep(delay).await,
+        None => {}
+    }
+    let w = world.lock().unwrap();
+    let expected = format!("Bearer {}", w.token);
+    if headers.get("authorization").and_then(|v| v.to_str().ok()) != Some(expected.as_str()) {
+        return Err(error(401, "Invalid or missing API token"));
+    }
+    if org != w.org_id {
+        return Err(error(403, "You do not have access to this organization."));
+    }
+    Ok(())
+}
+
+fn run_json(run: &Run, org: i64) -> Value {
+    let pulls: Vec<Value> = run
+        .pull
+        .iter()
+        .map(|(number, url)| {
+            json!({"id": number * 100, "title": "Agent change", "url": url,
+                   "created_at": "2026-11-22T00:00:00Z", "head_branch_name": format!("codegen/run-{}", run.id)})
+        })
+        .collect();
+    json!({
+        "id": run.id,
+        "organization_id": org,
+        "status": run.status,
+        "created_at": "2026-11-22T00:00:00Z",
+        "web_url": format!("https://codegen.example/agent/trace/{}", run.id),
+        "result": run.result,
+        "summary": null,
+        "source_type": "API",
+        "github_pull_requests": if pulls.is_empty() { Value::Null } else { Value::Array(pulls) },
+        "metadata": run.metadata,
+    })
+}
+
+async fn create(
+    State(world): State<Shared>,
+    Path(org): Path<i64>,
+    headers: HeaderMap,
+    body: Option<Json<Value>>,
+) -> Response {
+    if let Err(response) = admit(&world, &headers, org).await {
+        return response;
+    }
+    let Some(Json(body)) = body else { return error(422, "body: field required") };
+    let Some(prompt) = body.get("prompt").and_then(Value::as_str) else {
+        return (StatusCode::UNPROCESSABLE_ENTITY, Json(json!({"detail": [{"loc": ["body", "prompt"], "msg": "Field required", "type": "missing"}]}))).into_response();
+    };
+    let mut w = world.lock().unwrap();
+    let now = Instant::now();
+    while w.created_at.front().is_some_and(|t| now.duration_since(*t) > Duration::from_secs(60)) {
+        w.created_at.pop_front();
+    }
+    if w.created_at.len() >= CREATES_PER_MINUTE {
+        return error(429, "Rate limit exceeded. Please try again later.");
+    }
+    w.created_at.push_back(now);
+    let id = 1000 + w.runs.len() as i64;
+    let script = w.script.pop_front();
+    let run = Run {
+        id,
+        status: "QUEUED".into(),
+        polls_left: POLLS_PER_TURN,
+        script,
+        result: None,
+        pull: None,
+        metadata: body.get("metadata").cloned().unwrap_or(Value::Null),
+        prompts: vec![prompt.to_owned()],
+        banned: false,
+    };
+    let answer = run_json(&run, org);
+    w.runs.push(run);
+    Json(answer).into_response()
+}
+
+async fn show(State(world): State<Shared>, Path((org, id)): Path<(i64, i64)>, headers: HeaderMap) -> Response {
+    if let Err(response) = admit(&world, &headers, org).await {
+        return response;
+    }
+    let mut w = world.lock().unwrap();
+    let World { runs, repository, .. } = &mut *w;
+    let Some(run) = runs.iter_mut().find(|r| r.id == id) else {
+        return error(404, "Agent run not found");
+    };
+    advance(run, repository.as_ref());
+    Json(run_json(run, org)).into_response()
+}
+
+/// A poll moves a run on: in progress for a few polls (one of them a status this client
+/// does not know), then it does what its script says.
+fn advance(run: &mut Run, repository: Option<&Repository>) {
+    if run.polls_left == 0 || run.banned {
+        return;
+    }
+    if matches!(run.script, Some(Script::Hang)) {
+        run.status = "ACTIVE".into();
+        return;
+    }
+    run.polls_left -= 1;
+    run.status = match run.polls_left {
+        2 => "ACTIVE".into(),
+        1 => "EVALUATION".into(),
+        _ => {
+            finish(run, repository);
+            return;
+        }
+    };
+}
+
+fn finish(run: &mut Run, repository: Option<&Repository>) {
+    match run.script.take() {
+        Some(Script::Answer(text)) => {
+            run.result = Some(text);
+            run.status = "COMPLETE".into();
+        }
+        Some(Script::PullRequest(files)) => {
+            let Some(repo) = repository else {
+                run.status = "FAILED".into();
+                run.result = Some("no repository to push to".into());
+                return;
+            };
+            let branch = format!("codegen/run-{}", run.id);
+            push_files(&repo.work, &branch, &files);
+            if run.pull.is_none() {
+                let number = (repo.open_pull)(&branch);
+                run.pull = Some((number, format!("https://github.com/{}/pull/{number}", repo.full_name)));
+            }
+            run.result = Some("Opened a pull request.".into());
+            run.status = "COMPLETE".into();
+        }
+        Some(Script::Fail) => {
+            run.status = "FAILED".into();
+            run.result = Some("the agent hit an error".into());
+        }
+        Some(Script::Hang) => unreachable!("handled by advance"),
+        None => {
+            run.status = "COMPLETE".into();
+            run.result = Some("Nothing to do.".into());
+        }
+    }
+}
+
+fn push_files(work: &std::path::Path, branch: &str, files: &[(String, String)]) {
+    let exists = crate::git(work, &["branch", "--list", branch]);
+    if exists.is_empty() {
+        crate::git(work, &["checkout", "-q", "-B", branch, "origin/main"]);
+    } else {
+        crate::git(work, &["checkout", "-q", branch]);
+    }
+    let files: Vec<(&str, &str)> = files.iter().map(|(p, c)| (p.as_str(), c.as_str())).collect();
+    crate::commit_files(work, &files, "codegen agent change");
+    crate::git(work, &["push", "-q", "origin", &format!("{branch}:{branch}")]);
+    crate::git(work, &["checkout", "-q", "main"]);
+}
+
+#[derive(serde::Deserialize)]
+struct ListQuery {
+    skip: Option<usize>,
+    limit: Option<usize>,
+}
+
+async fn list(
+    State(world): State<Shared>,
+    Path(org): Path<i64>,
+    Query(query): Query<ListQuery>,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(response) = admit(&world, &headers, org).await {
+        return response;
+    }
+    let w = world.lock().unwrap();
+    let (skip, limit) = (query.skip.unwrap_or(0), query.limit.unwrap_or(10).min(100));
+    let items: Vec<Value> = w.runs.iter().rev().skip(skip).take(limit).map(|r| run_json(r, org)).collect();
+    let total = w.runs.len();
+    Json(json!({"items": items, "total": total, "page": skip / limit.max(1) + 1, "size": limit,
+                "pages": total.div_ceil(limit.max(1))}))
+    .into_response()
+}
+
+async fn resume(
+    State(world): State<Shared>,
+    Path(org): Path<i64>,
+    headers: HeaderMap,
+    Json(body): Json<Value>,
+) -> Response {
+    if let Err(response) = admit(&world, &headers, org).await {
+        return response;
+    }
+    let (Some(id), Some(prompt)) = (body["agent_run_id"].as_i64(), body["prompt"].as_str()) else {
+        return error(422, "agent_run_id and prompt are required");
+    };
+    let mut w = world.lock().unwrap();
+    let next = w.script.pop_front();
+    let Some(run) = w.runs.iter_mut().find(|r| r.id == id) else {
+        return error(404, "Agent run not found");
+    };
+    if run.banned {
+        return error(403, "This agent run was stopped");
+    }
+    run.prompts.push(prompt.to_owned());
+    run.script = next;
+    run.status = "ACTIVE".into();
+    run.polls_left = POLLS_PER_TURN;
+    Json(run_json(run, org)).into_response()
+}
+
+async fn ban(
+    State(world): State<Shared>,
+    Path(org): Path<i64>,
+    headers: HeaderMap,
+    Json(body): Json<Value>,
+) -> Response {
+    if let Err(response) = admit(&world, &headers, org).await {
+        return response;
+    }
+    let mut w = world.lock().unwrap();
+    let Some(run) = w.runs.iter_mut().find(|r| Some(r.id) == body["agent_run_id"].as_i64()) else {
+        return error(404, "Agent run not found");
+    };
+    run.banned = true;
+    run.status = "CANCELLED".into();
+    Json(json!({"message": "All checks banned and agents stopped"})).into_response()
+}
