@@ -113,18 +113,24 @@ impl Codegen {
     }
 
     pub async fn create_run(&self, run: &CreateRun<'_>) -> Result<CodegenRun, CodegenError> {
-        self.send(reqwest::Method::POST, "agent/run", Some(serde_json::to_value(run).expect("serializes")))
-            .await
+        self.send(
+            reqwest::Method::POST,
+            "agent/run",
+            Some(serde_json::to_value(run).expect("serializes")),
+        )
+        .await
     }
 
     pub async fn run(&self, id: i64) -> Result<CodegenRun, CodegenError> {
-        self.send(reqwest::Method::GET, &format!("agent/run/{id}"), None).await
+        self.send(reqwest::Method::GET, &format!("agent/run/{id}"), None)
+            .await
     }
 
     /// Resumes a run with a new prompt (continue, confirm, modify, fix).
     pub async fn resume(&self, id: i64, prompt: &str) -> Result<CodegenRun, CodegenError> {
         let body = serde_json::json!({"agent_run_id": id, "prompt": prompt});
-        self.send(reqwest::Method::POST, "agent/run/resume", Some(body)).await
+        self.send(reqwest::Method::POST, "agent/run/resume", Some(body))
+            .await
     }
 
     pub async fn list_runs(&self, skip: u32, limit: u32) -> Result<CodegenPage, CodegenError> {
@@ -146,7 +152,10 @@ impl Codegen {
 
     /// The run created for Slipway run `run_id`, found by its metadata (after a crash
     /// between creating it and recording its id). Looks at the newest 100 runs.
-    pub async fn find_by_slipway_run(&self, run_id: i64) -> Result<Option<CodegenRun>, CodegenError> {
+    pub async fn find_by_slipway_run(
+        &self,
+        run_id: i64,
+    ) -> Result<Option<CodegenRun>, CodegenError> {
         let page = self.list_runs(0, 100).await?;
         Ok(page.items.into_iter().find(|run| {
             run.metadata
@@ -167,7 +176,10 @@ impl Codegen {
         loop {
             tries += 1;
             match self.send_once(method.clone(), path, body.as_ref()).await {
-                Err(CodegenError::Unavailable { message, retry_after }) if tries < MAX_TRIES => {
+                Err(CodegenError::Unavailable {
+                    message,
+                    retry_after,
+                }) if tries < MAX_TRIES => {
                     let wait = retry_after
                         .unwrap_or_else(|| crate::backoff(RETRY_BASE, tries))
                         .min(MAX_WAIT);
@@ -192,7 +204,10 @@ impl Codegen {
         if let Some(body) = body {
             request = request.json(body);
         }
-        let unavailable = |message: String, retry_after| CodegenError::Unavailable { message, retry_after };
+        let unavailable = |message: String, retry_after| CodegenError::Unavailable {
+            message,
+            retry_after,
+        };
         let response = request
             .send()
             .await
@@ -332,7 +347,9 @@ impl CodegenAgent {
                     )))
                 }
                 ExternalState::Stopped => {
-                    return Ok(Answer::Failed(format!("Codegen run {id} was stopped ({status})")))
+                    return Ok(Answer::Failed(format!(
+                        "Codegen run {id} was stopped ({status})"
+                    )))
                 }
                 ExternalState::Done => return Ok(answer_of(run, turn.plan_mode)),
             }
@@ -352,7 +369,11 @@ fn answer_of(run: CodegenRun, plan_mode: bool) -> Answer {
         })
         .next_back();
     if let Some((number, url, branch)) = pull {
-        return Answer::PullRequest { number, url, branch };
+        return Answer::PullRequest {
+            number,
+            url,
+            branch,
+        };
     }
     let text = run.result.or(run.summary).unwrap_or_default();
     if plan_mode {

@@ -41,7 +41,10 @@ pub struct CommandAgent<'a> {
 }
 
 impl CommandAgent<'_> {
-    async fn prepare(&self, prompt: &str) -> Result<(PathBuf, PathBuf, PathBuf, String), AgentError> {
+    async fn prepare(
+        &self,
+        prompt: &str,
+    ) -> Result<(PathBuf, PathBuf, PathBuf, String), AgentError> {
         let trusted = self.workdir.join("git");
         let workspace = self.workdir.join("work");
         let repo = workspace.join("repo");
@@ -51,14 +54,21 @@ impl CommandAgent<'_> {
         let unavailable = |e: slipway_forge::git::GitError| AgentError::Unavailable(e.to_string());
         let (trusted_text, repo_text) = (path_text(&trusted), path_text(&repo));
         self.git
-            .run(None, &["clone", "--quiet", "--bare", &self.source, &trusted_text])
+            .run(
+                None,
+                &["clone", "--quiet", "--bare", &self.source, &trusted_text],
+            )
             .await
             .map_err(unavailable)?;
         let start = self
             .git
             .run(
                 Some(&trusted),
-                &["rev-parse", "--verify", &format!("refs/heads/{}^{{commit}}", self.start_branch)],
+                &[
+                    "rev-parse",
+                    "--verify",
+                    &format!("refs/heads/{}^{{commit}}", self.start_branch),
+                ],
             )
             .await
             .map_err(|_| {
@@ -70,11 +80,21 @@ impl CommandAgent<'_> {
         self.git
             .run(
                 None,
-                &["clone", "--quiet", "--branch", &self.start_branch, &trusted_text, &repo_text],
+                &[
+                    "clone",
+                    "--quiet",
+                    "--branch",
+                    &self.start_branch,
+                    &trusted_text,
+                    &repo_text,
+                ],
             )
             .await
             .map_err(unavailable)?;
-        for (key, value) in [("user.name", "Slipway agent"), ("user.email", "agent@slipway.invalid")] {
+        for (key, value) in [
+            ("user.name", "Slipway agent"),
+            ("user.email", "agent@slipway.invalid"),
+        ] {
             self.git
                 .run(Some(&repo), &["config", key, value])
                 .await
@@ -117,8 +137,16 @@ impl CommandAgent<'_> {
             return Ok(None);
         }
         let sha = git(vec![
-            "-c", "user.name=Slipway agent", "-c", "user.email=agent@slipway.invalid",
-            "commit-tree", &tree, "-p", start, "-m", &self.title,
+            "-c",
+            "user.name=Slipway agent",
+            "-c",
+            "user.email=agent@slipway.invalid",
+            "commit-tree",
+            &tree,
+            "-p",
+            start,
+            "-m",
+            &self.title,
         ])
         .await
         .map_err(unavailable)?;
@@ -141,20 +169,32 @@ impl CommandAgent<'_> {
 }
 
 impl Agent for CommandAgent<'_> {
-    async fn work(&self, turn: Turn<'_>, progress: UnboundedSender<Progress>) -> Result<Answer, AgentError> {
+    async fn work(
+        &self,
+        turn: Turn<'_>,
+        progress: UnboundedSender<Progress>,
+    ) -> Result<Answer, AgentError> {
         let (trusted, repo, prompt_file, start) = self.prepare(turn.prompt).await?;
         let workspace = self.workdir.join("work");
         let mut env = self.env.clone();
         env.push(("SLIPWAY_PROMPT_FILE".into(), path_text(&prompt_file)));
         env.push(("SLIPWAY_RUN_ID".into(), turn.run_id.to_string()));
-        env.push(("SLIPWAY_PLAN_MODE".into(), if turn.plan_mode { "1" } else { "0" }.into()));
+        env.push((
+            "SLIPWAY_PLAN_MODE".into(),
+            if turn.plan_mode { "1" } else { "0" }.into(),
+        ));
         // The prompt on stdin too: most coding CLIs read it there.
         let command = format!("exec < \"$SLIPWAY_PROMPT_FILE\"\n{}", self.command);
         let (lines_tx, mut lines) = tokio::sync::mpsc::unbounded_channel();
         let process = self
             .sandbox
             .spawn(
-                &CommandSpec { command: &command, workspace: &workspace, cwd: &repo, env: &env },
+                &CommandSpec {
+                    command: &command,
+                    workspace: &workspace,
+                    cwd: &repo,
+                    env: &env,
+                },
                 lines_tx,
             )
             .map_err(|e| AgentError::Unavailable(format!("the agent could not start: {e}")))?;
@@ -181,17 +221,25 @@ impl Agent for CommandAgent<'_> {
                 )))
             }
             Outcome::Exited(code) => {
-                return Ok(Answer::Failed(format!("the agent exited with code {code}: {}", last_lines(&kept, 5))))
+                return Ok(Answer::Failed(format!(
+                    "the agent exited with code {code}: {}",
+                    last_lines(&kept, 5)
+                )))
             }
             Outcome::Signalled(signal) => {
-                return Ok(Answer::Failed(format!("the agent was killed by signal {signal}")))
+                return Ok(Answer::Failed(format!(
+                    "the agent was killed by signal {signal}"
+                )))
             }
         }
         if turn.plan_mode {
             return Ok(Answer::Plan(output));
         }
         match self.commit_and_push(&trusted, &repo, &start).await? {
-            Some(sha) => Ok(Answer::Pushed { branch: self.push_branch.clone(), sha }),
+            Some(sha) => Ok(Answer::Pushed {
+                branch: self.push_branch.clone(),
+                sha,
+            }),
             None => Ok(Answer::Reply(output)),
         }
     }
@@ -207,7 +255,11 @@ fn path_text(path: &std::path::Path) -> String {
 
 /// The output as text, its tail when long.
 fn tail_text(lines: &VecDeque<String>) -> String {
-    let text = lines.iter().map(String::as_str).collect::<Vec<_>>().join("\n");
+    let text = lines
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .join("\n");
     if text.len() <= MAX_ANSWER_CHARS {
         return text;
     }
@@ -220,5 +272,10 @@ fn tail_text(lines: &VecDeque<String>) -> String {
 
 fn last_lines(lines: &VecDeque<String>, n: usize) -> String {
     let skip = lines.len().saturating_sub(n);
-    lines.iter().skip(skip).cloned().collect::<Vec<_>>().join(" | ")
+    lines
+        .iter()
+        .skip(skip)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(" | ")
 }

@@ -50,7 +50,10 @@ pub enum Answer {
     },
     /// Changes committed and pushed to `branch` as `sha` (command agents); the engine opens
     /// or updates the pull request.
-    Pushed { branch: String, sha: String },
+    Pushed {
+        branch: String,
+        sha: String,
+    },
     /// The agent ended without an answer: it failed, gave up, or timed out.
     Failed(String),
     Cancelled,
@@ -60,7 +63,10 @@ pub enum Answer {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Progress {
     /// The agent's own run exists (record its id before anything else can happen).
-    Started { external_id: i64, url: Option<String> },
+    Started {
+        external_id: i64,
+        url: Option<String>,
+    },
     /// The agent's own status changed (kept as it said it, even when unknown to us).
     Status(String),
     /// A line of output (not yet masked).

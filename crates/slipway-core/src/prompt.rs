@@ -65,7 +65,13 @@ pub fn for_goal(settings: &Settings, goal: &Goal, plan_mode: bool) -> String {
 
 /// A person's answer to a reply: the conversation so far, then their text.
 pub fn for_continue(first_prompt: &str, answer: &str, text: &str) -> String {
-    conversation(first_prompt, "Your answer", answer, "The person replies", text)
+    conversation(
+        first_prompt,
+        "Your answer",
+        answer,
+        "The person replies",
+        text,
+    )
 }
 
 /// The plan was confirmed: carry it out.
@@ -109,7 +115,11 @@ pub fn for_fix(settings: &Settings, goal: &Goal, evidence: &Evidence) -> String 
     }
     section(&mut out, "Failure", failure.trim_end());
     let log = trim_log(&evidence.log);
-    section(&mut out, "Log (trimmed)", &format!("```\n{}\n```", log.join("\n")));
+    section(
+        &mut out,
+        "Log (trimmed)",
+        &format!("```\n{}\n```", log.join("\n")),
+    );
     if !evidence.changed_files.is_empty() {
         let mut files: Vec<String> = evidence
             .changed_files
@@ -123,7 +133,11 @@ pub fn for_fix(settings: &Settings, goal: &Goal, evidence: &Evidence) -> String 
                 evidence.changed_files.len() - MAX_CHANGED_FILES
             ));
         }
-        section(&mut out, "Files your pull request changed", &files.join("\n"));
+        section(
+            &mut out,
+            "Files your pull request changed",
+            &files.join("\n"),
+        );
     }
     section(
         &mut out,
@@ -140,7 +154,9 @@ pub fn trim_log(lines: &[String]) -> Vec<String> {
     let n = lines.len();
     let mut keep = vec![false; n];
     keep.iter_mut().take(HEAD_LINES).for_each(|k| *k = true);
-    keep.iter_mut().skip(n.saturating_sub(TAIL_LINES)).for_each(|k| *k = true);
+    keep.iter_mut()
+        .skip(n.saturating_sub(TAIL_LINES))
+        .for_each(|k| *k = true);
     let mut errors = 0;
     for (i, line) in lines.iter().enumerate() {
         if errors < ERROR_LINES && !keep[i] && looks_like_error(line) {
@@ -172,18 +188,34 @@ pub fn trim_log(lines: &[String]) -> Vec<String> {
 
 fn looks_like_error(line: &str) -> bool {
     let lower = line.to_ascii_lowercase();
-    ["error", "fail", "panic", "exception", "traceback", "assert", "fatal"]
-        .iter()
-        .any(|word| lower.contains(word))
+    [
+        "error",
+        "fail",
+        "panic",
+        "exception",
+        "traceback",
+        "assert",
+        "fatal",
+    ]
+    .iter()
+    .any(|word| lower.contains(word))
 }
 
 fn preamble(settings: &Settings) -> String {
     let mut out = String::new();
     if !settings.planning_statement.trim().is_empty() {
-        section(&mut out, "Planning statement", settings.planning_statement.trim());
+        section(
+            &mut out,
+            "Planning statement",
+            settings.planning_statement.trim(),
+        );
     }
     if !settings.repository_rules.trim().is_empty() {
-        section(&mut out, "Repository rules", settings.repository_rules.trim());
+        section(
+            &mut out,
+            "Repository rules",
+            settings.repository_rules.trim(),
+        );
     }
     out
 }
@@ -191,7 +223,11 @@ fn preamble(settings: &Settings) -> String {
 fn conversation(first: &str, answer_title: &str, answer: &str, title: &str, text: &str) -> String {
     let mut out = first.trim_end().to_owned();
     out.push_str("\n\n");
-    section(&mut out, answer_title, &cut(answer.trim(), MAX_PROMPT_CHARS / 4));
+    section(
+        &mut out,
+        answer_title,
+        &cut(answer.trim(), MAX_PROMPT_CHARS / 4),
+    );
     section(&mut out, title, text.trim());
     bounded(out)
 }

@@ -108,10 +108,11 @@ pub enum ExternalState {
 /// Reads an agent's status string, case-insensitively.
 pub fn external_state(status: &str) -> ExternalState {
     match status.trim().to_ascii_lowercase().as_str() {
-        "queued" | "pending" | "running" | "active" | "in_progress" | "evaluation" | "initializing" => {
-            ExternalState::Working
+        "queued" | "pending" | "running" | "active" | "in_progress" | "evaluation"
+        | "initializing" => ExternalState::Working,
+        "complete" | "completed" | "succeeded" | "success" | "done" | "paused" => {
+            ExternalState::Done
         }
-        "complete" | "completed" | "succeeded" | "success" | "done" | "paused" => ExternalState::Done,
         "failed" | "failure" | "error" | "errored" | "max_iterations_reached" | "out_of_tokens" => {
             ExternalState::Failed
         }
@@ -150,15 +151,26 @@ mod tests {
 
     #[test]
     fn pull_numbers_come_from_the_url() {
-        assert_eq!(pull_number_from_url("https://github.com/o/r/pull/42"), Some(42));
-        assert_eq!(pull_number_from_url("https://github.com/o/r/pull/7/"), Some(7));
-        assert_eq!(pull_number_from_url("https://github.com/o/r/issues/7"), None);
+        assert_eq!(
+            pull_number_from_url("https://github.com/o/r/pull/42"),
+            Some(42)
+        );
+        assert_eq!(
+            pull_number_from_url("https://github.com/o/r/pull/7/"),
+            Some(7)
+        );
+        assert_eq!(
+            pull_number_from_url("https://github.com/o/r/issues/7"),
+            None
+        );
         assert_eq!(pull_number_from_url("https://github.com/o/r/pull/x"), None);
     }
 
     #[test]
     fn actions_follow_the_answer() {
-        let plan = Response::Plan { text: "1. do".into() };
+        let plan = Response::Plan {
+            text: "1. do".into(),
+        };
         assert_eq!(
             allowed_actions(RunStatus::AwaitingInput, Some(&plan)),
             ["confirm", "modify", "cancel"]

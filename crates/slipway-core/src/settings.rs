@@ -140,8 +140,16 @@ impl Settings {
         }
         for (field, value, max) in [
             ("agent_timeout_secs", self.agent_timeout_secs, 86_400),
-            ("max_concurrent_runs", u64::from(self.max_concurrent_runs), 100),
-            ("max_runs_per_hour", u64::from(self.max_runs_per_hour), 10_000),
+            (
+                "max_concurrent_runs",
+                u64::from(self.max_concurrent_runs),
+                100,
+            ),
+            (
+                "max_runs_per_hour",
+                u64::from(self.max_runs_per_hour),
+                10_000,
+            ),
         ] {
             if value == 0 || value > max {
                 return Err(Invalid::new(

@@ -76,7 +76,7 @@ impl EngineConfig {
             public_url: None,
             codegen: None,
             agent_poll_every: Duration::from_secs(5),
-            max_concurrent_agents: 4,
+            max_concurrent_agents: 16,
         }
     }
 }
@@ -329,9 +329,13 @@ impl Engine {
 
     fn spawn_validation_workers(&self, shutdown: CancellationToken) -> tokio::task::JoinHandle<()> {
         let slots = self.inner.config.max_concurrent.max(1);
-        self.spawn_job_workers(VALIDATION_JOB, slots, |inner| &inner.wake, shutdown, |engine, job, shutdown| async move {
-            run_job(&engine, job, &shutdown).await
-        })
+        self.spawn_job_workers(
+            VALIDATION_JOB,
+            slots,
+            |inner| &inner.wake,
+            shutdown,
+            |engine, job, shutdown| async move { run_job(&engine, job, &shutdown).await },
+        )
     }
 
     fn spawn_agent_workers(&self, shutdown: CancellationToken) -> tokio::task::JoinHandle<()> {
@@ -365,7 +369,9 @@ impl Engine {
                 };
                 match inner.store.lease(&inner.owner, &[kind], LEASE).await {
                     Ok(Some(job)) => {
-                        let engine = Engine { inner: inner.clone() };
+                        let engine = Engine {
+                            inner: inner.clone(),
+                        };
                         let shutdown = shutdown.clone();
                         tokio::spawn(async move {
                             handler(engine, job, shutdown).await;

@@ -12,7 +12,9 @@ use slipway_core::run::{Response, RunStatus};
 use slipway_core::settings::AgentConfig;
 use slipway_core::validation::{StepStatus, ValidationStatus};
 use slipway_core::{Masker, Project, RepoLocation, ValidationId};
-use slipway_store::{Job, JobFailure, NewJob, NewRun, RunChange, RunRecord, RunRefused, StoreError};
+use slipway_store::{
+    Job, JobFailure, NewJob, NewRun, RunChange, RunRecord, RunRefused, StoreError,
+};
 use std::collections::VecDeque;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -50,7 +52,10 @@ pub enum RunError {
     #[error("{0}")]
     Conflict(String),
     #[error("{reason}")]
-    OverBudget { reason: String, retry_after_secs: u64 },
+    OverBudget {
+        reason: String,
+        retry_after_secs: u64,
+    },
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -75,7 +80,10 @@ impl Engine {
                 ("codegen", *plan_mode)
             }
             AgentConfig::Command { plan_mode, .. } => {
-                if !matches!(RepoLocation::parse(&project.repo), Ok(RepoLocation::Local { .. })) {
+                if !matches!(
+                    RepoLocation::parse(&project.repo),
+                    Ok(RepoLocation::Local { .. })
+                ) {
                     return Err(RunError::Invalid(
                         "command agents open their pull requests on the local forge; this project is on GitHub, so use the Codegen agent".into(),
                     ));
@@ -98,9 +106,13 @@ impl Engine {
             })
             .await
             .map_err(|e| match e {
-                RunRefused::OverBudget { reason, retry_after_secs } => {
-                    RunError::OverBudget { reason, retry_after_secs }
-                }
+                RunRefused::OverBudget {
+                    reason,
+                    retry_after_secs,
+                } => RunError::OverBudget {
+                    reason,
+                    retry_after_secs,
+                },
                 RunRefused::Store(e) => RunError::Store(e),
             })?;
         self.emit_run(&run).await;
@@ -114,9 +126,13 @@ impl Engine {
         let run = self.inner.store.run(id).await?;
         let is_plan = matches!(run.response, Some(Response::Plan { .. }));
         let task = match (answer, is_plan) {
-            (RunAnswer::Continue(text), false) => Task::Continue { text: checked_text(text)? },
+            (RunAnswer::Continue(text), false) => Task::Continue {
+                text: checked_text(text)?,
+            },
             (RunAnswer::Confirm, true) => Task::Confirm,
-            (RunAnswer::Modify(text), true) => Task::Modify { text: checked_text(text)? },
+            (RunAnswer::Modify(text), true) => Task::Modify {
+                text: checked_text(text)?,
+            },
             (RunAnswer::Continue(_), true) => {
                 return Err(RunError::Conflict(
                     "the agent proposed a plan: confirm it, or modify it with text".into(),
@@ -128,8 +144,15 @@ impl Engine {
                 ))
             }
         };
-        let change = RunChange { status: Some(RunStatus::Working), note: Some(String::new()), ..RunChange::default() };
-        let Some(run) = self.change_run(id, Some(&[RunStatus::AwaitingInput]), &change).await? else {
+        let change = RunChange {
+            status: Some(RunStatus::Working),
+            note: Some(String::new()),
+            ..RunChange::default()
+        };
+        let Some(run) = self
+            .change_run(id, Some(&[RunStatus::AwaitingInput]), &change)
+            .await?
+        else {
             return Err(RunError::Conflict(format!(
                 "run {id} is {}, not awaiting input; only an agent's reply or plan can be answered",
                 run.status
@@ -149,14 +172,27 @@ impl Engine {
             ..RunChange::default()
         };
         let Some(cancelled) = self.change_run(id, None, &change).await? else {
-            return Err(RunError::Conflict(format!("run {id} is already {}", run.status)));
+            return Err(RunError::Conflict(format!(
+                "run {id} is already {}",
+                run.status
+            )));
         };
-        self.inner.store.cancel_jobs_by_dedupe_key(&dedupe_key(id)).await?;
+        self.inner
+            .store
+            .cancel_jobs_by_dedupe_key(&dedupe_key(id))
+            .await?;
         if let Some(token) = self.inner.running_runs.lock().expect("runs lock").get(&id) {
             token.cancel();
         }
         if let (Some(external), Some(codegen)) = (run.external_id, self.codegen_client()) {
-            let agent = self.codegen_agent(codegen, &AgentConfig::Codegen { model: None, repo_id: None, plan_mode: false });
+            let agent = self.codegen_agent(
+                codegen,
+                &AgentConfig::Codegen {
+                    model: None,
+                    repo_id: None,
+                    plan_mode: false,
+                },
+            );
             if let Err(error) = agent.stop(external).await {
                 tracing::warn!(run = id, %error, "Codegen's agents could not be stopped");
             }
@@ -212,7 +248,12 @@ impl Engine {
                 "external_status": run.external_status,
             },
         });
-        if let Err(error) = self.inner.store.emit_event(run.project_id, "agent_run_update", &payload).await {
+        if let Err(error) = self
+            .inner
+            .store
+            .emit_event(run.project_id, "agent_run_update", &payload)
+            .await
+        {
             tracing::error!(%error, "agent_run_update not recorded");
         }
     }
@@ -226,11 +267,22 @@ impl Engine {
             AgentConfig::Codegen { model, repo_id, .. } => (model.clone(), *repo_id),
             AgentConfig::Command { .. } => (None, None),
         };
-        CodegenAgent { client, model, repo_id, poll_every: self.inner.config.agent_poll_every }
+        CodegenAgent {
+            client,
+            model,
+            repo_id,
+            poll_every: self.inner.config.agent_poll_every,
+        }
     }
 
     /// Tells the pull request what became of the run (the local forge keeps it as its note).
-    async fn say_on_pull_request(&self, project: &Project, run: &RunRecord, number: i64, text: &str) {
+    async fn say_on_pull_request(
+        &self,
+        project: &Project,
+        run: &RunRecord,
+        number: i64,
+        text: &str,
+    ) {
         let result = match RepoLocation::parse(&project.repo) {
             Ok(RepoLocation::Local { .. }) => self
                 .inner
@@ -240,7 +292,12 @@ impl Engine {
                 .map_err(anyhow::Error::from),
             Ok(RepoLocation::GitHub { owner, name }) => match &self.inner.config.github {
                 Some(github) => github
-                    .upsert_comment(&format!("{owner}/{name}"), number, &format!("<!-- slipway-run-{} -->", run.id), text)
+                    .upsert_comment(
+                        &format!("{owner}/{name}"),
+                        number,
+                        &format!("<!-- slipway-run-{} -->", run.id),
+                        text,
+                    )
                     .await
                     .map_err(anyhow::Error::from),
                 None => Ok(()),
@@ -259,28 +316,53 @@ fn dedupe_key(run: i64) -> String {
 
 fn checked_text(text: String) -> Result<String, RunError> {
     if text.trim().is_empty() || text.chars().count() > MAX_GOAL_CHARS {
-        return Err(RunError::Invalid(format!("text: give 1 to {MAX_GOAL_CHARS} characters")));
+        return Err(RunError::Invalid(format!(
+            "text: give 1 to {MAX_GOAL_CHARS} characters"
+        )));
     }
     Ok(text)
 }
 
 /// Runs one leased agent job: one turn of the run's agent, then what its answer means.
 pub(crate) async fn run_agent_job(engine: &Engine, job: Job, shutdown: &CancellationToken) {
-    let parsed = serde_json::from_str::<serde_json::Value>(&job.payload).ok().and_then(|v| {
-        Some((v["run_id"].as_i64()?, serde_json::from_value::<Task>(v["turn"].clone()).ok()?))
-    });
+    let parsed = serde_json::from_str::<serde_json::Value>(&job.payload)
+        .ok()
+        .and_then(|v| {
+            Some((
+                v["run_id"].as_i64()?,
+                serde_json::from_value::<Task>(v["turn"].clone()).ok()?,
+            ))
+        });
     let store = &engine.inner.store;
     let Some((run_id, task)) = parsed else {
-        let _ = store.fail(&job, &JobFailure::Fatal("malformed payload".into())).await;
+        let _ = store
+            .fail(&job, &JobFailure::Fatal("malformed payload".into()))
+            .await;
         return;
     };
     let cancel = shutdown.child_token();
-    engine.inner.running_runs.lock().expect("runs lock").insert(run_id, cancel.clone());
-    let watcher = tokio::spawn(watch_run(engine.clone(), job.clone(), run_id, cancel.clone()));
+    engine
+        .inner
+        .running_runs
+        .lock()
+        .expect("runs lock")
+        .insert(run_id, cancel.clone());
+    let watcher = tokio::spawn(watch_run(
+        engine.clone(),
+        job.clone(),
+        run_id,
+        cancel.clone(),
+    ));
     let span = tracing::info_span!("agent_run", run = run_id, attempt = job.attempt);
-    let result = tracing::Instrument::instrument(turn(engine, &job, run_id, task, &cancel), span).await;
+    let result =
+        tracing::Instrument::instrument(turn(engine, &job, run_id, task, &cancel), span).await;
     watcher.abort();
-    engine.inner.running_runs.lock().expect("runs lock").remove(&run_id);
+    engine
+        .inner
+        .running_runs
+        .lock()
+        .expect("runs lock")
+        .remove(&run_id);
     let outcome = match result {
         Ok(TurnEnd::Done(next)) => {
             let completed = store.complete(&job).await;
@@ -292,8 +374,13 @@ pub(crate) async fn run_agent_job(engine: &Engine, job: Job, shutdown: &Cancella
             completed
         }
         Ok(TurnEnd::Postponed(wait, reason)) => store.postpone(&job, wait, &reason).await,
-        Err(AgentError::Unavailable(message)) if !shutdown.is_cancelled() && job.attempt < job.max_attempts => {
-            let change = RunChange { note: Some(format!("retrying: {message}")), ..RunChange::default() };
+        Err(AgentError::Unavailable(message))
+            if !shutdown.is_cancelled() && job.attempt < job.max_attempts =>
+        {
+            let change = RunChange {
+                note: Some(format!("retrying: {message}")),
+                ..RunChange::default()
+            };
             let _ = engine.change_run(run_id, None, &change).await;
             store.fail(&job, &JobFailure::Retryable(message)).await
         }
@@ -319,7 +406,13 @@ enum TurnEnd {
     Postponed(Duration, String),
 }
 
-async fn turn(engine: &Engine, job: &Job, run_id: i64, task: Task, cancel: &CancellationToken) -> Result<TurnEnd, AgentError> {
+async fn turn(
+    engine: &Engine,
+    job: &Job,
+    run_id: i64,
+    task: Task,
+    cancel: &CancellationToken,
+) -> Result<TurnEnd, AgentError> {
     let store = &engine.inner.store;
     let internal = |e: StoreError| AgentError::Unavailable(e.to_string());
     let run = store.run(run_id).await.map_err(internal)?;
@@ -332,20 +425,54 @@ async fn turn(engine: &Engine, job: &Job, run_id: i64, task: Task, cancel: &Canc
     let masker = Masker::new(secrets.iter().map(|(_, v)| v.expose()));
     let is_codegen = run.agent == "codegen";
     let plan_mode_setting = match &settings.agent {
-        AgentConfig::Codegen { plan_mode, .. } | AgentConfig::Command { plan_mode, .. } => *plan_mode,
+        AgentConfig::Codegen { plan_mode, .. } | AgentConfig::Command { plan_mode, .. } => {
+            *plan_mode
+        }
     };
     let last_text = match &run.response {
         Some(Response::Reply { text } | Response::Plan { text }) => text.clone(),
         _ => String::new(),
     };
     let (prompt, kind, plan_mode, status) = match &task {
-        Task::Start => (run.prompt.clone(), TurnKind::Start, plan_mode_setting, RunStatus::Working),
-        Task::Continue { text } if is_codegen => (text.clone(), TurnKind::Resume, false, RunStatus::Working),
-        Task::Continue { text } => (prompt::for_continue(&run.prompt, &last_text, text), TurnKind::Resume, false, RunStatus::Working),
-        Task::Confirm if is_codegen => ("Your plan is confirmed: carry it out now and open a pull request.".into(), TurnKind::Resume, false, RunStatus::Working),
-        Task::Confirm => (prompt::for_confirm(&run.prompt, &last_text), TurnKind::Resume, false, RunStatus::Working),
-        Task::Modify { text } if is_codegen => (format!("{text}\n\nAnswer with the revised plan; do not change files yet."), TurnKind::Resume, true, RunStatus::Working),
-        Task::Modify { text } => (prompt::for_modify(&run.prompt, &last_text, text), TurnKind::Resume, true, RunStatus::Working),
+        Task::Start => (
+            run.prompt.clone(),
+            TurnKind::Start,
+            plan_mode_setting,
+            RunStatus::Working,
+        ),
+        Task::Continue { text } if is_codegen => {
+            (text.clone(), TurnKind::Resume, false, RunStatus::Working)
+        }
+        Task::Continue { text } => (
+            prompt::for_continue(&run.prompt, &last_text, text),
+            TurnKind::Resume,
+            false,
+            RunStatus::Working,
+        ),
+        Task::Confirm if is_codegen => (
+            "Your plan is confirmed: carry it out now and open a pull request.".into(),
+            TurnKind::Resume,
+            false,
+            RunStatus::Working,
+        ),
+        Task::Confirm => (
+            prompt::for_confirm(&run.prompt, &last_text),
+            TurnKind::Resume,
+            false,
+            RunStatus::Working,
+        ),
+        Task::Modify { text } if is_codegen => (
+            format!("{text}\n\nAnswer with the revised plan; do not change files yet."),
+            TurnKind::Resume,
+            true,
+            RunStatus::Working,
+        ),
+        Task::Modify { text } => (
+            prompt::for_modify(&run.prompt, &last_text, text),
+            TurnKind::Resume,
+            true,
+            RunStatus::Working,
+        ),
         Task::Fix { validation_id } => {
             let attempts = store.fix_attempts(run.id).await.map_err(internal)?;
             let evidence = attempts
@@ -357,14 +484,36 @@ async fn turn(engine: &Engine, job: &Job, run_id: i64, task: Task, cancel: &Canc
         }
     };
     if is_codegen && kind == TurnKind::Start && run.external_id.is_none() {
-        if let Err(wait) = store.reserve_codegen_start(run.id, CODEGEN_STARTS_PER_MINUTE).await.map_err(internal)? {
+        if let Err(wait) = store
+            .reserve_codegen_start(run.id, CODEGEN_STARTS_PER_MINUTE)
+            .await
+            .map_err(internal)?
+        {
             let note = format!("queued: Codegen allows {CODEGEN_STARTS_PER_MINUTE} new runs a minute; this one starts in about {} s", wait.as_secs().max(1));
-            let _ = engine.change_run(run.id, None, &RunChange { note: Some(note.clone()), ..RunChange::default() }).await;
+            let _ = engine
+                .change_run(
+                    run.id,
+                    None,
+                    &RunChange {
+                        note: Some(note.clone()),
+                        ..RunChange::default()
+                    },
+                )
+                .await;
             return Ok(TurnEnd::Postponed(wait, note));
         }
     }
-    let begin = RunChange { status: Some(status), note: Some(String::new()), ..RunChange::default() };
-    if engine.change_run(run.id, None, &begin).await.map_err(internal)?.is_none() {
+    let begin = RunChange {
+        status: Some(status),
+        note: Some(String::new()),
+        ..RunChange::default()
+    };
+    if engine
+        .change_run(run.id, None, &begin)
+        .await
+        .map_err(internal)?
+        .is_none()
+    {
         return Ok(TurnEnd::Done(None)); // cancelled meanwhile
     }
     let timeout = Duration::from_secs(settings.agent_timeout_secs);
@@ -384,8 +533,15 @@ async fn turn(engine: &Engine, job: &Job, run_id: i64, task: Task, cancel: &Canc
         let mut tail = VecDeque::new();
         while let Some(event) = progress.recv().await {
             let change = match event {
-                Progress::Started { external_id, url } => RunChange { external_id: Some(external_id), external_url: url, ..RunChange::default() },
-                Progress::Status(status) => RunChange { external_status: Some(status), ..RunChange::default() },
+                Progress::Started { external_id, url } => RunChange {
+                    external_id: Some(external_id),
+                    external_url: url,
+                    ..RunChange::default()
+                },
+                Progress::Status(status) => RunChange {
+                    external_status: Some(status),
+                    ..RunChange::default()
+                },
                 Progress::Output(line) => {
                     if tail.len() == OUTPUT_TAIL_LINES {
                         tail.pop_front();
@@ -403,11 +559,23 @@ async fn turn(engine: &Engine, job: &Job, run_id: i64, task: Task, cancel: &Canc
     let answer = async {
         let answer = match &settings.agent {
             AgentConfig::Codegen { .. } => {
-                let client = engine.codegen_client().ok_or_else(|| AgentError::Refused("CODEGEN_API_TOKEN and CODEGEN_ORG_ID are no longer set".into()))?;
-                engine.codegen_agent(client, &settings.agent).work(turn, progress_tx).await
+                let client = engine.codegen_client().ok_or_else(|| {
+                    AgentError::Refused(
+                        "CODEGEN_API_TOKEN and CODEGEN_ORG_ID are no longer set".into(),
+                    )
+                })?;
+                engine
+                    .codegen_agent(client, &settings.agent)
+                    .work(turn, progress_tx)
+                    .await
             }
             AgentConfig::Command { command, .. } => {
-                let workdir = engine.inner.config.data_dir.join("agents").join(format!("run-{}-{}", run.id, job.attempt));
+                let workdir = engine
+                    .inner
+                    .config
+                    .data_dir
+                    .join("agents")
+                    .join(format!("run-{}-{}", run.id, job.attempt));
                 let _ = tokio::fs::remove_dir_all(&workdir).await;
                 let mut env: Vec<(String, String)> = secrets
                     .iter()
@@ -417,7 +585,9 @@ async fn turn(engine: &Engine, job: &Job, run_id: i64, task: Task, cancel: &Canc
                 env.push(("SLIPWAY_PROJECT_ID".into(), project.id.to_string()));
                 let run_branch = format!("slipway/run-{}", run.id);
                 let (start_branch, replace) = match &run.branch {
-                    Some(branch) if kind == TurnKind::Fix || run.pr_number.is_some() => (branch.clone(), false),
+                    Some(branch) if kind == TurnKind::Fix || run.pr_number.is_some() => {
+                        (branch.clone(), false)
+                    }
                     _ => (project.default_branch.clone(), true),
                 };
                 let agent = CommandAgent {
@@ -443,9 +613,18 @@ async fn turn(engine: &Engine, job: &Job, run_id: i64, task: Task, cancel: &Canc
     let (answer, tail) = tokio::join!(answer, record_progress);
     let answer = answer?;
     let output_tail = (!tail.is_empty()).then(|| tail.into_iter().collect::<Vec<_>>().join("\n"));
-    let next = handle_answer(engine, &project, run.id, &task, answer, output_tail, &masker, settings.auto_confirm_plan)
-        .await
-        .map_err(|e| AgentError::Unavailable(e.to_string()))?;
+    let next = handle_answer(
+        engine,
+        &project,
+        run.id,
+        &task,
+        answer,
+        output_tail,
+        &masker,
+        settings.auto_confirm_plan,
+    )
+    .await
+    .map_err(|e| AgentError::Unavailable(e.to_string()))?;
     Ok(TurnEnd::Done(next))
 }
 
@@ -471,22 +650,32 @@ async fn handle_answer(
     let store = &engine.inner.store;
     let run = store.run(run_id).await?;
     let is_fix = matches!(task, Task::Fix { .. });
-    let mut change = RunChange { output_tail, ..RunChange::default() };
+    let mut change = RunChange {
+        output_tail,
+        ..RunChange::default()
+    };
     match answer {
         Answer::Cancelled => return Ok(None),
         Answer::Failed(message) => {
             let message = masker.mask(&message).into_owned();
             if is_fix {
-                store.finish_fix_attempt(run_id, &format!("the agent failed: {message}")).await?;
+                store
+                    .finish_fix_attempt(run_id, &format!("the agent failed: {message}"))
+                    .await?;
             }
             engine.change_run(run_id, None, &change).await?;
             fail_run(engine, run_id, &message).await;
             return Ok(None);
         }
         Answer::Reply(text) if is_fix => {
-            store.finish_fix_attempt(run_id, "the agent changed nothing").await?;
+            store
+                .finish_fix_attempt(run_id, "the agent changed nothing")
+                .await?;
             let text = masker.mask(&text).into_owned();
-            change.note = Some(format!("the agent gave up fixing its pull request without a change: {}", first_line(&text)));
+            change.note = Some(format!(
+                "the agent gave up fixing its pull request without a change: {}",
+                first_line(&text)
+            ));
             change.status = Some(RunStatus::Failed);
             engine.change_run(run_id, None, &change).await?;
             if let Some(number) = run.pr_number {
@@ -494,35 +683,59 @@ async fn handle_answer(
             }
         }
         Answer::Reply(text) => {
-            change.response = Some(Response::Reply { text: masker.mask(&text).into_owned() });
+            change.response = Some(Response::Reply {
+                text: masker.mask(&text).into_owned(),
+            });
             change.status = Some(RunStatus::AwaitingInput);
             engine.change_run(run_id, None, &change).await?;
         }
         Answer::Plan(text) => {
-            change.response = Some(Response::Plan { text: masker.mask(&text).into_owned() });
-            change.status = Some(if auto_confirm { RunStatus::Working } else { RunStatus::AwaitingInput });
+            change.response = Some(Response::Plan {
+                text: masker.mask(&text).into_owned(),
+            });
+            change.status = Some(if auto_confirm {
+                RunStatus::Working
+            } else {
+                RunStatus::AwaitingInput
+            });
             if auto_confirm {
-                change.note = Some("the plan was confirmed automatically (auto_confirm_plan)".into());
+                change.note =
+                    Some("the plan was confirmed automatically (auto_confirm_plan)".into());
             }
             engine.change_run(run_id, None, &change).await?;
             if auto_confirm {
                 return Ok(Some(Task::Confirm));
             }
         }
-        Answer::PullRequest { number, url, branch } => {
+        Answer::PullRequest {
+            number,
+            url,
+            branch,
+        } => {
             // Codegen opened (or updated) a pull request on GitHub: validate its head.
-            let record = engine.validate_pull_request_number(project, number).await.map_err(anyhow::Error::from)?;
+            let record = engine
+                .validate_pull_request_number(project, number)
+                .await
+                .map_err(anyhow::Error::from)?;
             if is_fix && run.agent_head_sha.as_deref() == Some(record.sha.as_str()) {
                 engine.cancel(record.id).await?;
-                store.finish_fix_attempt(run_id, "the agent changed nothing").await?;
+                store
+                    .finish_fix_attempt(run_id, "the agent changed nothing")
+                    .await?;
                 change.status = Some(RunStatus::Failed);
-                change.note = Some("the agent answered without changing its pull request; the fix loop ends".into());
+                change.note = Some(
+                    "the agent answered without changing its pull request; the fix loop ends"
+                        .into(),
+                );
                 engine.change_run(run_id, None, &change).await?;
                 engine.say_on_pull_request(project, &run, number, "Slipway: the agent answered without changing this pull request; a person takes it from here.").await;
                 return Ok(None);
             }
             change.status = Some(RunStatus::Validating);
-            change.response = Some(Response::PullRequest { number, url: url.clone(), });
+            change.response = Some(Response::PullRequest {
+                number,
+                url: url.clone(),
+            });
             change.pr_number = Some(number);
             change.pr_url = Some(url);
             change.branch = branch;
@@ -533,24 +746,42 @@ async fn handle_answer(
             let number = match run.pr_number {
                 Some(number) => {
                     // The agent's fix: validate the new head, unless the poller saw it first.
-                    if store.set_pull_request_head(project.id, number, &sha).await? {
+                    if store
+                        .set_pull_request_head(project.id, number, &sha)
+                        .await?
+                    {
                         let pr = store.pull_request(project.id, number).await?;
-                        engine.validate_pull_request(project, &pr).await.map_err(anyhow::Error::from)?;
+                        engine
+                            .validate_pull_request(project, &pr)
+                            .await
+                            .map_err(anyhow::Error::from)?;
                     }
                     number
                 }
                 None => {
-                    let title: String = run.goal.lines().next().unwrap_or("").chars().take(120).collect();
+                    let title: String = run
+                        .goal
+                        .lines()
+                        .next()
+                        .unwrap_or("")
+                        .chars()
+                        .take(120)
+                        .collect();
                     let pr = engine
                         .open_pull_request(project, &title, &branch, &project.default_branch)
                         .await
-                        .map_err(|e: SubmitError| anyhow::anyhow!("the pull request could not be opened: {e}"))?;
+                        .map_err(|e: SubmitError| {
+                            anyhow::anyhow!("the pull request could not be opened: {e}")
+                        })?;
                     pr.number
                 }
             };
             let url = crate::merging::local_url(project, number);
             change.status = Some(RunStatus::Validating);
-            change.response = Some(Response::PullRequest { number, url: url.clone() });
+            change.response = Some(Response::PullRequest {
+                number,
+                url: url.clone(),
+            });
             change.pr_number = Some(number);
             change.pr_url = Some(url);
             change.branch = Some(branch);
@@ -562,12 +793,23 @@ async fn handle_answer(
 }
 
 async fn fail_run(engine: &Engine, run_id: i64, message: &str) {
-    let change = RunChange { status: Some(RunStatus::Failed), note: Some(message.to_owned()), ..RunChange::default() };
+    let change = RunChange {
+        status: Some(RunStatus::Failed),
+        note: Some(message.to_owned()),
+        ..RunChange::default()
+    };
     match engine.change_run(run_id, None, &change).await {
         Ok(Some(run)) => {
             if let Some(number) = run.pr_number {
                 if let Ok(project) = engine.inner.store.project(run.project_id).await {
-                    engine.say_on_pull_request(&project, &run, number, &format!("Slipway: the agent run failed: {message}")).await;
+                    engine
+                        .say_on_pull_request(
+                            &project,
+                            &run,
+                            number,
+                            &format!("Slipway: the agent run failed: {message}"),
+                        )
+                        .await;
                 }
             }
         }
@@ -577,7 +819,12 @@ async fn fail_run(engine: &Engine, run_id: i64, message: &str) {
 }
 
 fn first_line(text: &str) -> String {
-    text.lines().find(|l| !l.trim().is_empty()).unwrap_or("").chars().take(200).collect()
+    text.lines()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("")
+        .chars()
+        .take(200)
+        .collect()
 }
 
 /// Heartbeats the agent job's lease and notices a cancel made elsewhere.
@@ -595,7 +842,10 @@ async fn watch_run(engine: Engine, job: Job, run_id: i64, cancel: CancellationTo
         if since_heartbeat >= crate::HEARTBEAT_EVERY {
             since_heartbeat = Duration::ZERO;
             if let Ok(false) = store.heartbeat(&job, crate::LEASE).await {
-                tracing::warn!(run = run_id, "lost the agent job's lease; stopping this turn");
+                tracing::warn!(
+                    run = run_id,
+                    "lost the agent job's lease; stopping this turn"
+                );
                 cancel.cancel();
             }
         }
@@ -607,72 +857,149 @@ async fn watch_run(engine: Engine, job: Job, run_id: i64, cancel: CancellationTo
 pub(crate) async fn after_validation(engine: &Engine, id: ValidationId) -> anyhow::Result<()> {
     let store = &engine.inner.store;
     let validation = store.validation(id).await?;
-    let Some(number) = validation.pr else { return Ok(()) };
-    let Some(run) = store.run_of_pull_request(validation.project_id, number).await? else {
+    let Some(number) = validation.pr else {
+        return Ok(());
+    };
+    let Some(run) = store
+        .run_of_pull_request(validation.project_id, number)
+        .await?
+    else {
         return Ok(());
     };
     if run.status != RunStatus::Validating {
         return Ok(());
     }
     let project = store.project(run.project_id).await?;
-    if run.agent_head_sha.as_deref().is_some_and(|agent| agent != validation.sha) {
+    if run
+        .agent_head_sha
+        .as_deref()
+        .is_some_and(|agent| agent != validation.sha)
+    {
         if validation.status == ValidationStatus::Cancelled {
             return Ok(());
         }
-        store.finish_fix_attempt(run.id, "a person pushed to the branch").await?;
+        store
+            .finish_fix_attempt(run.id, "a person pushed to the branch")
+            .await?;
         let note = format!(
             "handed over: a person pushed {} to the branch, so the agent stops fixing this pull request",
             &validation.sha[..12]
         );
-        let change = RunChange { status: Some(RunStatus::Failed), note: Some(note.clone()), ..RunChange::default() };
-        engine.change_run(run.id, Some(&[RunStatus::Validating]), &change).await?;
-        engine.say_on_pull_request(&project, &run, number, &format!("Slipway: {note}.")).await;
+        let change = RunChange {
+            status: Some(RunStatus::Failed),
+            note: Some(note.clone()),
+            ..RunChange::default()
+        };
+        engine
+            .change_run(run.id, Some(&[RunStatus::Validating]), &change)
+            .await?;
+        engine
+            .say_on_pull_request(&project, &run, number, &format!("Slipway: {note}."))
+            .await;
         return Ok(());
     }
     match validation.status {
         ValidationStatus::Passed => {
-            store.finish_fix_attempt(run.id, &format!("validation {id} passed")).await?;
+            store
+                .finish_fix_attempt(run.id, &format!("validation {id} passed"))
+                .await?;
             let pull = store.pull_request(project.id, number).await.ok();
             let note = match pull {
-                Some(pr) if pr.state == "merged" => format!("validation {id} passed; the pull request was merged"),
-                Some(pr) => format!("validation {id} passed; {}", pr.note.unwrap_or_else(|| "not merged".into())),
+                Some(pr) if pr.state == "merged" => {
+                    format!("validation {id} passed; the pull request was merged")
+                }
+                Some(pr) => format!(
+                    "validation {id} passed; {}",
+                    pr.note.unwrap_or_else(|| "not merged".into())
+                ),
                 None => format!("validation {id} passed"),
             };
-            let change = RunChange { status: Some(RunStatus::Succeeded), note: Some(note), ..RunChange::default() };
-            engine.change_run(run.id, Some(&[RunStatus::Validating]), &change).await?;
+            let change = RunChange {
+                status: Some(RunStatus::Succeeded),
+                note: Some(note),
+                ..RunChange::default()
+            };
+            engine
+                .change_run(run.id, Some(&[RunStatus::Validating]), &change)
+                .await?;
         }
         ValidationStatus::Failed => {
             let settings = store.settings(project.id).await?;
-            store.finish_fix_attempt(run.id, &format!("validation {id} failed")).await?;
+            store
+                .finish_fix_attempt(run.id, &format!("validation {id} failed"))
+                .await?;
             if run.fix_attempts >= settings.max_fix_attempts {
                 let note = format!(
                     "the fix budget is spent: {} of {} fixes tried and validation {id} still fails",
                     run.fix_attempts, settings.max_fix_attempts
                 );
-                let change = RunChange { status: Some(RunStatus::Failed), note: Some(note.clone()), ..RunChange::default() };
-                engine.change_run(run.id, Some(&[RunStatus::Validating]), &change).await?;
-                engine.say_on_pull_request(&project, &run, number, &format!("Slipway: {note}. A person takes it from here.")).await;
+                let change = RunChange {
+                    status: Some(RunStatus::Failed),
+                    note: Some(note.clone()),
+                    ..RunChange::default()
+                };
+                engine
+                    .change_run(run.id, Some(&[RunStatus::Validating]), &change)
+                    .await?;
+                engine
+                    .say_on_pull_request(
+                        &project,
+                        &run,
+                        number,
+                        &format!("Slipway: {note}. A person takes it from here."),
+                    )
+                    .await;
                 return Ok(());
             }
             let attempt = run.fix_attempts + 1;
-            let (step, evidence) = evidence_of(engine, &project, &validation, attempt, settings.max_fix_attempts).await?;
-            let goal = Goal { text: run.goal.clone(), requirements: run.requirements.clone(), acceptance_criteria: run.acceptance_criteria.clone() };
+            let (step, evidence) = evidence_of(
+                engine,
+                &project,
+                &validation,
+                attempt,
+                settings.max_fix_attempts,
+            )
+            .await?;
+            let goal = Goal {
+                text: run.goal.clone(),
+                requirements: run.requirements.clone(),
+                acceptance_criteria: run.acceptance_criteria.clone(),
+            };
             let fix_prompt = prompt::for_fix(&settings, &goal, &evidence);
-            if !store.add_fix_attempt(run.id, attempt, id.0, &step, &fix_prompt).await? {
+            if !store
+                .add_fix_attempt(run.id, attempt, id.0, &step, &fix_prompt)
+                .await?
+            {
                 return Ok(()); // this verdict was handled already
             }
             let change = RunChange {
                 status: Some(RunStatus::Fixing),
-                note: Some(format!("fix {attempt} of {}: validation {id} failed at {step}", settings.max_fix_attempts)),
+                note: Some(format!(
+                    "fix {attempt} of {}: validation {id} failed at {step}",
+                    settings.max_fix_attempts
+                )),
                 ..RunChange::default()
             };
-            if engine.change_run(run.id, Some(&[RunStatus::Validating]), &change).await?.is_some() {
-                engine.enqueue_turn(run.id, &Task::Fix { validation_id: id.0 }).await?;
+            if engine
+                .change_run(run.id, Some(&[RunStatus::Validating]), &change)
+                .await?
+                .is_some()
+            {
+                engine
+                    .enqueue_turn(
+                        run.id,
+                        &Task::Fix {
+                            validation_id: id.0,
+                        },
+                    )
+                    .await?;
             }
         }
         ValidationStatus::Error => {
             let change = RunChange {
-                note: Some(format!("validation {id} hit an infrastructure error (not the agent's fault); retry it")),
+                note: Some(format!(
+                    "validation {id} hit an infrastructure error (not the agent's fault); retry it"
+                )),
                 ..RunChange::default()
             };
             engine.change_run(run.id, None, &change).await?;
@@ -690,7 +1017,10 @@ async fn evidence_of(
     attempt: u32,
     max_attempts: u32,
 ) -> anyhow::Result<(String, Evidence)> {
-    let failing = validation.steps.iter().find(|s| s.status == StepStatus::Failed);
+    let failing = validation
+        .steps
+        .iter()
+        .find(|s| s.status == StepStatus::Failed);
     let step_name = failing.map(|s| s.name);
     let log = match step_name {
         Some(step) => engine
@@ -707,13 +1037,22 @@ async fn evidence_of(
         Ok(RepoLocation::Local { path }) => engine
             .inner
             .git
-            .run(Some(&path), &["diff", "--name-only", &format!("{}...{}", project.default_branch, validation.sha)])
+            .run(
+                Some(&path),
+                &[
+                    "diff",
+                    "--name-only",
+                    &format!("{}...{}", project.default_branch, validation.sha),
+                ],
+            )
             .await
             .map(|out| out.lines().map(str::to_owned).collect())
             .unwrap_or_default(),
         _ => Vec::new(),
     };
-    let step = step_name.map(|s| s.to_string()).unwrap_or_else(|| "unknown".into());
+    let step = step_name
+        .map(|s| s.to_string())
+        .unwrap_or_else(|| "unknown".into());
     Ok((
         step.clone(),
         Evidence {

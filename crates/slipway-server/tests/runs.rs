@@ -3,7 +3,7 @@
 
 use serde_json::{json, Value};
 use slipway_testkit::{commit_files, fixture_repo, git, processes_with, TestApp};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// A bare repository whose test passes only when `value.txt` says `fixed`.
@@ -17,11 +17,14 @@ fn repository(app: &TestApp, test: &str) -> PathBuf {
         ],
     );
     let origin = app.data_dir.path().join("origin.git");
-    git(&work, &["clone", "-q", "--bare", ".", origin.to_str().unwrap()]);
+    git(
+        &work,
+        &["clone", "-q", "--bare", ".", origin.to_str().unwrap()],
+    );
     origin
 }
 
-async fn project(app: &TestApp, origin: &PathBuf, agent: &str, settings: Value) -> i64 {
+async fn project(app: &TestApp, origin: &Path, agent: &str, settings: Value) -> i64 {
     let reply = app
         .api
         .create_project(&json!({"name": "app", "repo": origin.display().to_string()}))
@@ -72,21 +75,42 @@ async fn a_goal_becomes_a_pull_request_that_fails_is_fixed_by_the_agent_and_merg
     assert!(evidence.contains("grep -qx fixed value.txt"), "{evidence}");
     assert!(evidence.contains("Exit code: 1"), "{evidence}");
     assert!(evidence.contains("- value.txt"), "{evidence}");
-    assert!(attempt["outcome"].as_str().unwrap().contains("passed"), "{attempt}");
+    assert!(
+        attempt["outcome"].as_str().unwrap().contains("passed"),
+        "{attempt}"
+    );
 
     // The forge's final state: merged, and main holds the fix and the prompt the agent saw.
     let pulls = app.api.pulls(project).await;
-    let pull = pulls.body.as_array().unwrap().iter().find(|p| p["number"] == number).unwrap();
+    let pull = pulls
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["number"] == number)
+        .unwrap();
     assert_eq!(pull["state"], "merged", "{pull}");
     assert_eq!(git(&origin, &["show", "main:value.txt"]), "fixed");
     let prompt = git(&origin, &["show", "main:prompt-seen.md"]);
-    assert!(prompt.starts_with("## Planning statement\n\nWork in small steps."), "{prompt}");
+    assert!(
+        prompt.starts_with("## Planning statement\n\nWork in small steps."),
+        "{prompt}"
+    );
     assert!(prompt.contains("Never touch .slipway.toml."), "{prompt}");
-    assert!(prompt.contains("Your pull request failed validation (fix 1 of 2)"), "{prompt}");
+    assert!(
+        prompt.contains("Your pull request failed validation (fix 1 of 2)"),
+        "{prompt}"
+    );
     // Two validations of the PR: the agent's first head failed, its fix passed.
     let validations = app.api.validations(project).await;
-    let statuses: Vec<&str> = validations.body.as_array().unwrap().iter()
-        .filter(|v| v["pr"] == number).map(|v| v["status"].as_str().unwrap()).collect();
+    let statuses: Vec<&str> = validations
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|v| v["pr"] == number)
+        .map(|v| v["status"].as_str().unwrap())
+        .collect();
     assert_eq!(statuses, ["passed", "failed"]);
 }
 
@@ -101,12 +125,21 @@ case "$prompt" in
 esac"#;
     let project = project(&app, &origin, agent, json!({})).await;
     let id = start(&app, project, "Set the value").await;
-    let run = app.api.run_reaching(id, &["awaiting_input", "failed"]).await;
-    assert_eq!(run["response"], json!({"kind": "reply", "text": "Which value should it be?"}));
+    let run = app
+        .api
+        .run_reaching(id, &["awaiting_input", "failed"])
+        .await;
+    assert_eq!(
+        run["response"],
+        json!({"kind": "reply", "text": "Which value should it be?"})
+    );
     assert_eq!(run["actions"], json!(["continue", "cancel"]));
     let wrong = app.api.run_action(id, "confirm", None).await;
     assert_eq!(wrong.status, 409, "{}", wrong.text);
-    let reply = app.api.run_action(id, "continue", Some("fixed, please")).await;
+    let reply = app
+        .api
+        .run_action(id, "continue", Some("fixed, please"))
+        .await;
     assert_eq!(reply.status, 200, "{}", reply.text);
     let run = app.api.run_reaching(id, &["succeeded", "failed"]).await;
     assert_eq!(run["status"], "succeeded", "{run}");
@@ -132,13 +165,34 @@ async fn a_plan_is_modified_then_confirmed_then_carried_out() {
     let origin = repository(&app, "grep -qx fixed value.txt");
     let project = project(&app, &origin, PLANNING_AGENT, json!({"plan_mode": true})).await;
     let id = start(&app, project, "Fix the value").await;
-    let run = app.api.run_reaching(id, &["awaiting_input", "failed"]).await;
-    assert_eq!(run["response"], json!({"kind": "plan", "text": "1. write fixed to value.txt"}));
+    let run = app
+        .api
+        .run_reaching(id, &["awaiting_input", "failed"])
+        .await;
+    assert_eq!(
+        run["response"],
+        json!({"kind": "plan", "text": "1. write fixed to value.txt"})
+    );
     assert_eq!(run["actions"], json!(["confirm", "modify", "cancel"]));
-    assert_eq!(app.api.run_action(id, "continue", Some("x")).await.status, 409);
-    assert_eq!(app.api.run_action(id, "modify", Some("say it is revised")).await.status, 200);
-    let run = app.api.run_reaching(id, &["awaiting_input", "failed"]).await;
-    assert_eq!(run["response"]["text"], "1. write fixed to value.txt (revised)");
+    assert_eq!(
+        app.api.run_action(id, "continue", Some("x")).await.status,
+        409
+    );
+    assert_eq!(
+        app.api
+            .run_action(id, "modify", Some("say it is revised"))
+            .await
+            .status,
+        200
+    );
+    let run = app
+        .api
+        .run_reaching(id, &["awaiting_input", "failed"])
+        .await;
+    assert_eq!(
+        run["response"]["text"],
+        "1. write fixed to value.txt (revised)"
+    );
     assert_eq!(app.api.run_action(id, "confirm", None).await.status, 200);
     let run = app.api.run_reaching(id, &["succeeded", "failed"]).await;
     assert_eq!(run["status"], "succeeded", "{run}");
@@ -148,10 +202,18 @@ async fn a_plan_is_modified_then_confirmed_then_carried_out() {
 async fn auto_confirm_plan_goes_from_plan_to_pull_request_without_asking() {
     let app = TestApp::spawn().await;
     let origin = repository(&app, "grep -qx fixed value.txt");
-    let project = project(&app, &origin, PLANNING_AGENT,
-        json!({"plan_mode": true, "auto_confirm_plan": true})).await;
+    let project = project(
+        &app,
+        &origin,
+        PLANNING_AGENT,
+        json!({"plan_mode": true, "auto_confirm_plan": true}),
+    )
+    .await;
     let id = start(&app, project, "Fix the value").await;
-    let run = app.api.run_reaching(id, &["succeeded", "failed", "awaiting_input"]).await;
+    let run = app
+        .api
+        .run_reaching(id, &["succeeded", "failed", "awaiting_input"])
+        .await;
     assert_eq!(run["status"], "succeeded", "{run}");
 }
 
@@ -160,15 +222,34 @@ async fn the_fix_budget_ends_the_loop_and_says_so_on_the_run_and_the_pull_reques
     let app = TestApp::spawn().await;
     let origin = repository(&app, "grep -qx fixed value.txt");
     let agent = "n=$(cat value.txt | wc -c); echo \"broken $n\" > value.txt";
-    let project = project(&app, &origin, agent, json!({"auto_merge": true, "max_fix_attempts": 1})).await;
+    let project = project(
+        &app,
+        &origin,
+        agent,
+        json!({"auto_merge": true, "max_fix_attempts": 1}),
+    )
+    .await;
     let id = start(&app, project, "Fix the value").await;
     let run = app.api.run_reaching(id, &["succeeded", "failed"]).await;
     assert_eq!(run["status"], "failed");
-    assert!(run["note"].as_str().unwrap().contains("fix budget is spent: 1 of 1"), "{run}");
+    assert!(
+        run["note"]
+            .as_str()
+            .unwrap()
+            .contains("fix budget is spent: 1 of 1"),
+        "{run}"
+    );
     assert_eq!(run["attempts"].as_array().unwrap().len(), 1);
     let pulls = app.api.pulls(project).await;
     assert_eq!(pulls.body[0]["state"], "open", "never merged");
-    assert!(pulls.body[0]["note"].as_str().unwrap().contains("fix budget is spent"), "{}", pulls.text);
+    assert!(
+        pulls.body[0]["note"]
+            .as_str()
+            .unwrap()
+            .contains("fix budget is spent"),
+        "{}",
+        pulls.text
+    );
     assert_eq!(git(&origin, &["show", "main:value.txt"]), "base");
 }
 
@@ -182,12 +263,25 @@ async fn a_person_pushing_to_the_branch_ends_the_fix_loop() {
     let run = app.api.run_reaching(id, &["validating", "failed"]).await;
     let branch = run["branch"].as_str().unwrap().to_owned();
     let person = app.data_dir.path().join("person");
-    git(app.data_dir.path(), &["clone", "-q", "-b", &branch, origin.to_str().unwrap(), "person"]);
+    git(
+        app.data_dir.path(),
+        &[
+            "clone",
+            "-q",
+            "-b",
+            &branch,
+            origin.to_str().unwrap(),
+            "person",
+        ],
+    );
     commit_files(&person, &[("value.txt", "fixed\n")], "a person's fix");
     git(&person, &["push", "-q", "origin", &branch]);
     let run = app.api.run_reaching(id, &["failed", "succeeded"]).await;
     assert_eq!(run["status"], "failed", "{run}");
-    assert!(run["note"].as_str().unwrap().contains("a person pushed"), "{run}");
+    assert!(
+        run["note"].as_str().unwrap().contains("a person pushed"),
+        "{run}"
+    );
     assert_eq!(run["fix_attempts"], 0, "{run}");
 }
 
@@ -195,11 +289,19 @@ async fn a_person_pushing_to_the_branch_ends_the_fix_loop() {
 async fn a_hanging_agent_is_killed_by_cancel_and_nothing_revives_the_run() {
     let app = TestApp::spawn().await;
     let origin = repository(&app, "true");
-    let project = project(&app, &origin, "sleep 600 # slipway-hanging-agent", json!({})).await;
+    let project = project(
+        &app,
+        &origin,
+        "sleep 600 # slipway-hanging-agent",
+        json!({}),
+    )
+    .await;
     let id = start(&app, project, "Wait forever").await;
     app.api.run_reaching(id, &["working"]).await;
     for _ in 0..100 {
-        if processes_with("slipway-hanging-agent") > 0 { break; }
+        if processes_with("slipway-hanging-agent") > 0 {
+            break;
+        }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert!(processes_with("slipway-hanging-agent") > 0);
@@ -208,33 +310,61 @@ async fn a_hanging_agent_is_killed_by_cancel_and_nothing_revives_the_run() {
     assert_eq!(reply.body["status"], "cancelled");
     assert!(reply.body["actions"].as_array().unwrap().is_empty());
     for _ in 0..100 {
-        if processes_with("slipway-hanging-agent") == 0 { break; }
+        if processes_with("slipway-hanging-agent") == 0 {
+            break;
+        }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert_eq!(processes_with("slipway-hanging-agent"), 0, "the agent's processes died");
+    assert_eq!(
+        processes_with("slipway-hanging-agent"),
+        0,
+        "the agent's processes died"
+    );
     tokio::time::sleep(Duration::from_millis(800)).await;
     let run = app.api.run(id).await;
     assert_eq!(run.body["status"], "cancelled");
     assert_eq!(app.api.run_action(id, "cancel", None).await.status, 409);
-    assert_eq!(app.api.run_action(id, "continue", Some("more")).await.status, 409);
+    assert_eq!(
+        app.api
+            .run_action(id, "continue", Some("more"))
+            .await
+            .status,
+        409
+    );
 }
 
 #[tokio::test]
 async fn an_agent_that_times_out_or_fails_fails_the_run_with_the_reason() {
     let app = TestApp::spawn().await;
     let origin = repository(&app, "true");
-    let project = project(&app, &origin, "sleep 30 # slipway-slow-agent", json!({"agent_timeout_secs": 1})).await;
+    let project = project(
+        &app,
+        &origin,
+        "sleep 30 # slipway-slow-agent",
+        json!({"agent_timeout_secs": 1}),
+    )
+    .await;
     let id = start(&app, project, "Be slow").await;
     let run = app.api.run_reaching(id, &["failed"]).await;
-    assert!(run["note"].as_str().unwrap().contains("did not finish within 1 s"), "{run}");
+    assert!(
+        run["note"]
+            .as_str()
+            .unwrap()
+            .contains("did not finish within 1 s"),
+        "{run}"
+    );
     assert_eq!(processes_with("slipway-slow-agent"), 0);
 
-    let settings = json!({"agent": {"kind": "command", "command": "echo 'no API key' >&2; exit 3"}});
+    let settings =
+        json!({"agent": {"kind": "command", "command": "echo 'no API key' >&2; exit 3"}});
     assert_eq!(app.api.put_settings(project, &settings).await.status, 200);
     let id = start(&app, project, "Fail").await;
     let run = app.api.run_reaching(id, &["failed"]).await;
     let note = run["note"].as_str().unwrap();
-    assert!(note.contains("exited with code 3") && note.contains("no API key"), "{run}");
+    assert!(
+        note.contains("exited with code 3") && note.contains("no API key"),
+        "{run}"
+    );
 }
 
 #[tokio::test]
@@ -242,38 +372,77 @@ async fn secrets_reach_the_agent_but_never_its_stored_answer() {
     let app = TestApp::spawn().await;
     let origin = repository(&app, "true");
     let project = project(&app, &origin, "echo \"my key is $API_KEY\"", json!({})).await;
-    assert_eq!(app.api.put_secret(project, "API_KEY", "sk-very-secret-1234").await.status, 201);
+    assert_eq!(
+        app.api
+            .put_secret(project, "API_KEY", "sk-very-secret-1234")
+            .await
+            .status,
+        201
+    );
     let id = start(&app, project, "Say the key").await;
-    let run = app.api.run_reaching(id, &["awaiting_input", "failed"]).await;
+    let run = app
+        .api
+        .run_reaching(id, &["awaiting_input", "failed"])
+        .await;
     let text = run["response"]["text"].as_str().unwrap();
-    assert!(text.starts_with("my key is ") && !text.contains("sk-very-secret-1234"), "{text}");
-    let events = app.store.events_after(slipway_core::ProjectId(project), 0, 1000).await.unwrap();
+    assert!(
+        text.starts_with("my key is ") && !text.contains("sk-very-secret-1234"),
+        "{text}"
+    );
+    let events = app
+        .store
+        .events_after(slipway_core::ProjectId(project), 0, 1000)
+        .await
+        .unwrap();
     assert!(!events.is_empty());
-    assert!(events.iter().all(|e| !e.payload.to_string().contains("sk-very-secret")));
+    assert!(events
+        .iter()
+        .all(|e| !e.payload.to_string().contains("sk-very-secret")));
 }
 
 #[tokio::test]
 async fn budgets_refuse_runs_with_429_and_say_when() {
     let app = TestApp::spawn().await;
     let origin = repository(&app, "true");
-    let project = project(&app, &origin, "sleep 600 # slipway-budget-agent",
-        json!({"max_concurrent_runs": 1, "max_runs_per_hour": 2})).await;
+    let project = project(
+        &app,
+        &origin,
+        "sleep 600 # slipway-budget-agent",
+        json!({"max_concurrent_runs": 1, "max_runs_per_hour": 2}),
+    )
+    .await;
     let first = start(&app, project, "One").await;
     let reply = app.api.start_run(project, &json!({"goal": "Two"})).await;
     assert_eq!(reply.status, 429, "{}", reply.text);
     assert_eq!(reply.code(), "too_many_runs");
-    assert!(reply.message().contains("max_concurrent_runs"), "{}", reply.text);
+    assert!(
+        reply.message().contains("max_concurrent_runs"),
+        "{}",
+        reply.text
+    );
     assert!(reply.headers.get("retry-after").is_some());
     app.api.run_action(first, "cancel", None).await;
     let second = start(&app, project, "Two").await;
     app.api.run_action(second, "cancel", None).await;
     let reply = app.api.start_run(project, &json!({"goal": "Three"})).await;
     assert_eq!(reply.status, 429, "{}", reply.text);
-    assert!(reply.message().contains("max_runs_per_hour"), "{}", reply.text);
-    let wait: u64 = reply.headers["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!(
+        reply.message().contains("max_runs_per_hour"),
+        "{}",
+        reply.text
+    );
+    let wait: u64 = reply.headers["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
     assert!((3_500..=3_600).contains(&wait), "{wait}");
     let runs = app.api.runs(project).await;
-    assert_eq!(runs.body.as_array().unwrap().len(), 2, "the refused runs were not stored");
+    assert_eq!(
+        runs.body.as_array().unwrap().len(),
+        2,
+        "the refused runs were not stored"
+    );
 }
 
 #[tokio::test]
@@ -285,13 +454,35 @@ async fn bad_run_requests_are_refused_clearly() {
         .create_project(&json!({"name": "codegen-app", "repo": origin.display().to_string()}))
         .await;
     let codegen_project = reply.body["id"].as_i64().unwrap();
-    let reply = app.api.start_run(codegen_project, &json!({"goal": "x"})).await;
+    let reply = app
+        .api
+        .start_run(codegen_project, &json!({"goal": "x"}))
+        .await;
     assert_eq!(reply.status, 422);
-    assert!(reply.message().contains("CODEGEN_API_TOKEN"), "{}", reply.text);
+    assert!(
+        reply.message().contains("CODEGEN_API_TOKEN"),
+        "{}",
+        reply.text
+    );
     let project = project(&app, &origin, "true", json!({})).await;
-    assert_eq!(app.api.start_run(project, &json!({"goal": "  "})).await.status, 422);
-    assert_eq!(app.api.start_run(project, &json!({"goal": "x", "colour": 1})).await.status, 422);
-    assert_eq!(app.api.start_run(999, &json!({"goal": "x"})).await.status, 404);
+    assert_eq!(
+        app.api
+            .start_run(project, &json!({"goal": "  "}))
+            .await
+            .status,
+        422
+    );
+    assert_eq!(
+        app.api
+            .start_run(project, &json!({"goal": "x", "colour": 1}))
+            .await
+            .status,
+        422
+    );
+    assert_eq!(
+        app.api.start_run(999, &json!({"goal": "x"})).await.status,
+        404
+    );
     assert_eq!(app.api.run(999).await.status, 404);
     assert_eq!(app.api.run_action(999, "cancel", None).await.status, 404);
 }

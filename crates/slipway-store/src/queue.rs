@@ -183,7 +183,12 @@ impl Store {
     }
 
     /// Puts a job back for later without spending an attempt (a rate limit, not a fault).
-    pub async fn postpone(&self, job: &Job, delay: Duration, reason: &str) -> Result<bool, StoreError> {
+    pub async fn postpone(
+        &self,
+        job: &Job,
+        delay: Duration,
+        reason: &str,
+    ) -> Result<bool, StoreError> {
         let updated = sqlx::query(
             "UPDATE jobs SET state = 'queued', run_at = ?, last_error = ?, lease_owner = NULL,
                     lease_expires_at = NULL, max_attempts = max_attempts + 1, updated_at = ?

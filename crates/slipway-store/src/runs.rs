@@ -73,7 +73,10 @@ pub struct NewRun {
 #[derive(Debug, thiserror::Error)]
 pub enum RunRefused {
     #[error("{reason}")]
-    OverBudget { reason: String, retry_after_secs: u64 },
+    OverBudget {
+        reason: String,
+        retry_after_secs: u64,
+    },
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -107,7 +110,8 @@ pub struct FixAttempt {
     pub outcome: Option<String>,
 }
 
-const COLUMNS: &str = "id, project_id, agent, goal, requirements, acceptance_criteria, prompt, status,
+const COLUMNS: &str =
+    "id, project_id, agent, goal, requirements, acceptance_criteria, prompt, status,
     response, output_tail, note, pr_number, pr_url, branch, agent_head_sha, external_id,
     external_status, external_url, created_at, updated_at,
     (SELECT COUNT(*) FROM fix_attempts f WHERE f.run_id = agent_runs.id) AS fixes";
@@ -351,7 +355,9 @@ impl Store {
         }
         let (_, oldest) = self.codegen_starts_since(now - 60_000).await?;
         let free_at = oldest.unwrap_or(now) + 60_000;
-        Ok(Err(std::time::Duration::from_millis((free_at - now).max(100) as u64)))
+        Ok(Err(std::time::Duration::from_millis(
+            (free_at - now).max(100) as u64,
+        )))
     }
 
     /// How many Codegen runs were created since `since_millis` (its creation rate limit),
@@ -419,13 +425,15 @@ impl Store {
         .await?;
         Ok(rows
             .into_iter()
-            .map(|(number, validation_id, step, evidence, outcome)| FixAttempt {
-                number: number as u32,
-                validation_id,
-                step,
-                evidence,
-                outcome,
-            })
+            .map(
+                |(number, validation_id, step, evidence, outcome)| FixAttempt {
+                    number: number as u32,
+                    validation_id,
+                    step,
+                    evidence,
+                    outcome,
+                },
+            )
             .collect())
     }
 }

@@ -89,7 +89,7 @@ impl Drop for FakeCodegen {
 
 impl FakeCodegen {
     /// Starts the fake for organization `org_id`; it accepts only `token`.
-    pub async fn start(token: &str, org_id: i64, repository: Option<Repository>) -> Self {
+    pub async fn start(token: &str, org_id: i64) -> Self {
         let world = Arc::new(Mutex::new(World {
             token: token.to_owned(),
             org_id,
@@ -97,7 +97,7 @@ impl FakeCodegen {
             script: VecDeque::new(),
             faults: VecDeque::new(),
             created_at: VecDeque::new(),
-            repository,
+            repository: None,
             requests: 0,
         }));
         let router = Router::new()
@@ -117,7 +117,16 @@ impl FakeCodegen {
                 .await
                 .unwrap();
         });
-        Self { url, world, shutdown }
+        Self {
+            url,
+            world,
+            shutdown,
+        }
+    }
+
+    /// Where the agent pushes its pull requests from now on.
+    pub fn set_repository(&self, repository: Repository) {
+        self.world.lock().unwrap().repository = Some(repository);
     }
 
     /// Queues what the agent does on its next turns, in order.
@@ -133,7 +142,12 @@ impl FakeCodegen {
     /// The prompts each run received (create, then every resume).
     pub fn prompts(&self, id: i64) -> Vec<String> {
         let world = self.world.lock().unwrap();
-        world.runs.iter().find(|r| r.id == id).map(|r| r.prompts.clone()).unwrap_or_default()
+        world
+            .runs
+            .iter()
+            .find(|r| r.id == id)
+            .map(|r| r.prompts.clone())
+            .unwrap_or_default()
     }
 
     pub fn runs_created(&self) -> usize {
@@ -141,12 +155,22 @@ impl FakeCodegen {
     }
 
     pub fn banned(&self, id: i64) -> bool {
-        self.world.lock().unwrap().runs.iter().any(|r| r.id == id && r.banned)
+        self.world
+            .lock()
+            .unwrap()
+            .runs
+            .iter()
+            .any(|r| r.id == id && r.banned)
     }
 
     pub fn metadata(&self, id: i64) -> Value {
         let world = self.world.lock().unwrap();
-        world.runs.iter().find(|r| r.id == id).map(|r| r.metadata.clone()).unwrap_or(Value::Null)
+        world
+            .runs
+            .iter()
+            .find(|r| r.id == id)
+            .map(|r| r.metadata.clone())
+            .unwrap_or(Value::Null)
     }
 
     pub fn requests(&self) -> usize {
@@ -156,7 +180,11 @@ impl FakeCodegen {
 
 fn error(status: u16, message: &str) -> Response {
     let status = StatusCode::from_u16(status).unwrap();
-    (status, Json(json!({"message": message, "status_code": status.as_u16()}))).into_response()
+    (
+        status,
+        Json(json!({"message": message, "status_code": status.as_u16()})),
+    )
+        .into_response()
 }
 
 /// Authentication, the organization, and an injected fault: the checks every request gets.
@@ -220,13 +248,19 @@ async fn create(
     if let Err(response) = admit(&world, &headers, org).await {
         return response;
     }
-    let Some(Json(body)) = body else { return error(422, "body: field required") };
+    let Some(Json(body)) = body else {
+        return error(422, "body: field required");
+    };
     let Some(prompt) = body.get("prompt").and_then(Value::as_str) else {
         return (StatusCode::UNPROCESSABLE_ENTITY, Json(json!({"detail": [{"loc": ["body", "prompt"], "msg": "Field required", "type": "missing"}]}))).into_response();
     };
     let mut w = world.lock().unwrap();
     let now = Instant::now();
-    while w.created_at.front().is_some_and(|t| now.duration_since(*t) > Duration::from_secs(60)) {
+    while w
+        .created_at
+        .front()
+        .is_some_and(|t| now.duration_since(*t) > Duration::from_secs(60))
+    {
         w.created_at.pop_front();
     }
     if w.created_at.len() >= CREATES_PER_MINUTE {
@@ -251,12 +285,18 @@ async fn create(
     Json(answer).into_response()
 }
 
-async fn show(State(world): State<Shared>, Path((org, id)): Path<(i64, i64)>, headers: HeaderMap) -> Response {
+async fn show(
+    State(world): State<Shared>,
+    Path((org, id)): Path<(i64, i64)>,
+    headers: HeaderMap,
+) -> Response {
     if let Err(response) = admit(&world, &headers, org).await {
         return response;
     }
     let mut w = world.lock().unwrap();
-    let World { runs, repository, .. } = &mut *w;
+    let World {
+        runs, repository, ..
+    } = &mut *w;
     let Some(run) = runs.iter_mut().find(|r| r.id == id) else {
         return error(404, "Agent run not found");
     };
@@ -301,7 +341,10 @@ fn finish(run: &mut Run, repository: Option<&Repository>) {
             push_files(&repo.work, &branch, &files);
             if run.pull.is_none() {
                 let number = (repo.open_pull)(&branch);
-                run.pull = Some((number, format!("https://github.com/{}/pull/{number}", repo.full_name)));
+                run.pull = Some((
+                    number,
+                    format!("https://github.com/{}/pull/{number}", repo.full_name),
+                ));
             }
             run.result = Some("Opened a pull request.".into());
             run.status = "COMPLETE".into();
@@ -319,15 +362,22 @@ fn finish(run: &mut Run, repository: Option<&Repository>) {
 }
 
 fn push_files(work: &std::path::Path, branch: &str, files: &[(String, String)]) {
+    crate::git(work, &["fetch", "-q", "origin"]);
     let exists = crate::git(work, &["branch", "--list", branch]);
     if exists.is_empty() {
         crate::git(work, &["checkout", "-q", "-B", branch, "origin/main"]);
     } else {
         crate::git(work, &["checkout", "-q", branch]);
     }
-    let files: Vec<(&str, &str)> = files.iter().map(|(p, c)| (p.as_str(), c.as_str())).collect();
+    let files: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(p, c)| (p.as_str(), c.as_str()))
+        .collect();
     crate::commit_files(work, &files, "codegen agent change");
-    crate::git(work, &["push", "-q", "origin", &format!("{branch}:{branch}")]);
+    crate::git(
+        work,
+        &["push", "-q", "origin", &format!("{branch}:{branch}")],
+    );
     crate::git(work, &["checkout", "-q", "main"]);
 }
 
@@ -348,10 +398,19 @@ async fn list(
     }
     let w = world.lock().unwrap();
     let (skip, limit) = (query.skip.unwrap_or(0), query.limit.unwrap_or(10).min(100));
-    let items: Vec<Value> = w.runs.iter().rev().skip(skip).take(limit).map(|r| run_json(r, org)).collect();
+    let items: Vec<Value> = w
+        .runs
+        .iter()
+        .rev()
+        .skip(skip)
+        .take(limit)
+        .map(|r| run_json(r, org))
+        .collect();
     let total = w.runs.len();
-    Json(json!({"items": items, "total": total, "page": skip / limit.max(1) + 1, "size": limit,
-                "pages": total.div_ceil(limit.max(1))}))
+    Json(
+        json!({"items": items, "total": total, "page": skip / limit.max(1) + 1, "size": limit,
+                "pages": total.div_ceil(limit.max(1))}),
+    )
     .into_response()
 }
 
@@ -392,7 +451,11 @@ async fn ban(
         return response;
     }
     let mut w = world.lock().unwrap();
-    let Some(run) = w.runs.iter_mut().find(|r| Some(r.id) == body["agent_run_id"].as_i64()) else {
+    let Some(run) = w
+        .runs
+        .iter_mut()
+        .find(|r| Some(r.id) == body["agent_run_id"].as_i64())
+    else {
         return error(404, "Agent run not found");
     };
     run.banned = true;

@@ -411,8 +411,12 @@ impl Api {
         .await
     }
     pub async fn runs(&self, project: i64) -> Reply {
-        self.send(Method::GET, &format!("/api/v1/projects/{project}/runs"), Body::None)
-            .await
+        self.send(
+            Method::GET,
+            &format!("/api/v1/projects/{project}/runs"),
+            Body::None,
+        )
+        .await
     }
     pub async fn run(&self, id: i64) -> Reply {
         self.send(Method::GET, &format!("/api/v1/runs/{id}"), Body::None)

@@ -240,9 +240,15 @@ fn codegen_config() -> anyhow::Result<Option<slipway_engine::CodegenConfig>> {
     match (var("CODEGEN_API_TOKEN"), var("CODEGEN_ORG_ID")) {
         (Some(token), Some(org)) => {
             let org_id = org.parse().map_err(|_| {
-                anyhow::anyhow!("invalid value for CODEGEN_ORG_ID={org}: expected the organization's number")
+                anyhow::anyhow!(
+                    "invalid value for CODEGEN_ORG_ID={org}: expected the organization's number"
+                )
             })?;
-            Ok(Some(slipway_engine::CodegenConfig { base_url, token, org_id }))
+            Ok(Some(slipway_engine::CodegenConfig {
+                base_url,
+                token,
+                org_id,
+            }))
         }
         (Some(_), None) | (None, Some(_)) => {
             anyhow::bail!("set both CODEGEN_API_TOKEN and CODEGEN_ORG_ID to use the Codegen agent, or neither")

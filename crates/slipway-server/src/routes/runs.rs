@@ -163,7 +163,12 @@ pub async fn modify(
     answer(caller, &state, id, RunAnswer::Modify(request.text)).await
 }
 
-async fn answer(caller: Caller, state: &AppState, id: i64, answer: RunAnswer) -> ApiResult<Json<RunView>> {
+async fn answer(
+    caller: Caller,
+    state: &AppState,
+    id: i64,
+    answer: RunAnswer,
+) -> ApiResult<Json<RunView>> {
     caller.require(Role::Operator)?;
     let run = state.engine.answer_run(id, answer).await?;
     Ok(Json(view(state, run).await?))

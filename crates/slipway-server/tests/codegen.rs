@@ -1,0 +1,295 @@
+//! Agent runs on the Codegen API: the real client against the fake Codegen server, whose
+//! pull requests land on the fake GitHub, where Slipway validates, reports and merges them.
+
+use serde_json::{json, Value};
+use slipway_engine::CodegenConfig;
+use slipway_forge::github::GitHub;
+use slipway_testkit::fake_codegen::{FakeCodegen, Fault, Repository, Script};
+use slipway_testkit::fake_github::FakeGitHub;
+use slipway_testkit::{git, TestApp};
+use std::sync::Arc;
+use std::time::Duration;
+
+const REPO: &str = "acme/app";
+const GITHUB_TOKEN: &str = "ghp_test_token";
+const CODEGEN_TOKEN: &str = "codegen-test-token";
+const ORG: i64 = 42;
+
+struct World {
+    app: TestApp,
+    github: Arc<FakeGitHub>,
+    codegen: FakeCodegen,
+    project: i64,
+    origin: std::path::PathBuf,
+}
+
+/// A GitHub repository whose test passes only when `value.txt` says `fixed`, a Codegen
+/// organization whose agent pushes to it, and a project on it with `settings`.
+async fn world(settings: Value) -> World {
+    let github = Arc::new(FakeGitHub::start(GITHUB_TOKEN).await);
+    let codegen = FakeCodegen::start(CODEGEN_TOKEN, ORG).await;
+    let client = Arc::new(GitHub::new(&github.url, GITHUB_TOKEN));
+    let codegen_url = codegen.url.clone();
+    let app = TestApp::spawn_with(move |config| {
+        config.github = Some(client);
+        config.github_poll_every = Duration::from_secs(3600);
+        config.agent_poll_every = Duration::from_millis(20);
+        config.codegen = Some(CodegenConfig {
+            base_url: codegen_url,
+            token: CODEGEN_TOKEN.into(),
+            org_id: ORG,
+        });
+    })
+    .await;
+    let (work, origin) =
+        slipway_testkit::forge_fixture(app.data_dir.path(), "grep -qx fixed value.txt", &[]);
+    github.add_repo(REPO, &origin);
+    let gh = github.clone();
+    codegen.set_repository(Repository {
+        work,
+        full_name: REPO.into(),
+        open_pull: Box::new(move |branch| gh.open_pull(REPO, branch, "main", false)),
+    });
+    let reply = app
+        .api
+        .create_project(&json!({"name": "app", "repo": REPO}))
+        .await;
+    assert_eq!(reply.status, 201, "{}", reply.text);
+    let project = reply.body["id"].as_i64().unwrap();
+    let reply = app.api.put_settings(project, &settings).await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    World {
+        app,
+        github,
+        codegen,
+        project,
+        origin,
+    }
+}
+
+fn pull_request(value: &str) -> Script {
+    Script::PullRequest(vec![("value.txt".into(), format!("{value}\n"))])
+}
+
+impl World {
+    async fn start(&self, goal: &str) -> i64 {
+        let reply = self
+            .app
+            .api
+            .start_run(self.project, &json!({"goal": goal}))
+            .await;
+        assert_eq!(reply.status, 201, "{}", reply.text);
+        reply.body["id"].as_i64().unwrap()
+    }
+}
+
+#[tokio::test]
+async fn a_pull_request_that_fails_is_fixed_through_resume_and_merged_on_github() {
+    let w = world(json!({"auto_merge": true, "max_fix_attempts": 2})).await;
+    w.codegen
+        .script([pull_request("broken"), pull_request("fixed")]);
+    let id = w.start("Make the value right").await;
+    let run = w.app.api.run_reaching(id, &["succeeded", "failed"]).await;
+    assert_eq!(run["status"], "succeeded", "{run}");
+    assert_eq!(run["fix_attempts"], 1);
+    let external = run["external_id"].as_i64().unwrap();
+    assert_eq!(
+        run["external_url"],
+        format!("https://codegen.example/agent/trace/{external}")
+    );
+    // Codegen's metadata carries Slipway's ids; the resume carried the evidence.
+    let metadata = w.codegen.metadata(external);
+    assert_eq!(metadata["slipway_run_id"], id);
+    assert_eq!(metadata["slipway_project_id"], w.project);
+    let prompts = w.codegen.prompts(external);
+    assert_eq!(prompts.len(), 2, "{prompts:?}");
+    assert!(
+        prompts[0].contains("## Goal\n\nMake the value right"),
+        "{}",
+        prompts[0]
+    );
+    assert!(
+        prompts[1].contains("failed validation (fix 1 of 2)"),
+        "{}",
+        prompts[1]
+    );
+    assert!(
+        prompts[1].contains("grep -qx fixed value.txt"),
+        "{}",
+        prompts[1]
+    );
+    // GitHub's final state: merged with the validated head, which holds the fix.
+    let number = run["pr_number"].as_i64().unwrap();
+    assert_eq!(
+        run["pr_url"],
+        format!("https://github.com/{REPO}/pull/{number}")
+    );
+    let pull = w.github.pull(REPO, number);
+    assert!(pull.merged, "{pull:?}");
+    assert_eq!(git(&w.origin, &["show", "main:value.txt"]), "fixed");
+    let statuses = w.github.statuses(REPO);
+    assert!(
+        statuses.iter().any(|s| s.state == "failure"),
+        "{statuses:?}"
+    );
+    assert!(
+        statuses.iter().any(|s| s.state == "success"),
+        "{statuses:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_reply_is_continued_through_resume() {
+    let w = world(json!({})).await;
+    w.codegen
+        .script([Script::Answer("Which value?".into()), pull_request("fixed")]);
+    let id = w.start("Set the value").await;
+    let run = w
+        .app
+        .api
+        .run_reaching(id, &["awaiting_input", "failed"])
+        .await;
+    assert_eq!(
+        run["response"],
+        json!({"kind": "reply", "text": "Which value?"})
+    );
+    // The status Codegen reported last is kept as it said it.
+    assert_eq!(run["external_status"], "COMPLETE");
+    assert_eq!(
+        w.app
+            .api
+            .run_action(id, "continue", Some("fixed"))
+            .await
+            .status,
+        200
+    );
+    let run = w.app.api.run_reaching(id, &["succeeded", "failed"]).await;
+    assert_eq!(run["status"], "succeeded", "{run}");
+    let prompts = w.codegen.prompts(run["external_id"].as_i64().unwrap());
+    assert_eq!(prompts[1], "fixed");
+}
+
+#[tokio::test]
+async fn a_plan_is_confirmed_then_the_pull_request_is_validated() {
+    let w = world(json!({"agent": {"kind": "codegen", "plan_mode": true}})).await;
+    w.codegen.script([
+        Script::Answer("1. write fixed".into()),
+        pull_request("fixed"),
+    ]);
+    let id = w.start("Fix the value").await;
+    let run = w
+        .app
+        .api
+        .run_reaching(id, &["awaiting_input", "failed"])
+        .await;
+    assert_eq!(
+        run["response"],
+        json!({"kind": "plan", "text": "1. write fixed"})
+    );
+    assert_eq!(w.app.api.run_action(id, "confirm", None).await.status, 200);
+    let run = w.app.api.run_reaching(id, &["succeeded", "failed"]).await;
+    assert_eq!(run["status"], "succeeded", "{run}");
+}
+
+#[tokio::test]
+async fn rate_limits_server_errors_and_slow_answers_are_retried() {
+    let w = world(json!({})).await;
+    w.codegen.script([Script::Answer("done".into())]);
+    w.codegen.fault([
+        Fault::Status(429, Some(1)),
+        Fault::Status(500, None),
+        Fault::Slow(Duration::from_millis(300)),
+        Fault::Status(503, None),
+    ]);
+    let id = w.start("Say done").await;
+    let run = w
+        .app
+        .api
+        .run_reaching(id, &["awaiting_input", "failed"])
+        .await;
+    assert_eq!(run["response"]["text"], "done", "{run}");
+    assert_eq!(
+        w.codegen.runs_created(),
+        1,
+        "retries never created a second run"
+    );
+}
+
+#[tokio::test]
+async fn refusals_fail_the_run_with_codegens_reason() {
+    let w = world(json!({})).await;
+    w.codegen.fault([Fault::Status(402, None)]);
+    let id = w.start("Anything").await;
+    let run = w.app.api.run_reaching(id, &["failed"]).await;
+    let note = run["note"].as_str().unwrap();
+    assert!(
+        note.contains("402") && note.contains("no agent runs left"),
+        "{note}"
+    );
+    w.codegen.script([Script::Fail]);
+    let id = w.start("Fail").await;
+    let run = w.app.api.run_reaching(id, &["failed"]).await;
+    assert!(run["note"].as_str().unwrap().contains("FAILED"), "{run}");
+}
+
+#[tokio::test]
+async fn cancel_bans_the_codegen_run_and_nothing_revives_it() {
+    let w = world(json!({})).await;
+    w.codegen.script([Script::Hang]);
+    let id = w.start("Hang").await;
+    let run = w.app.api.run_reaching(id, &["working"]).await;
+    let mut external = run["external_id"].as_i64();
+    for _ in 0..100 {
+        if external.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        external = w.app.api.run(id).await.body["external_id"].as_i64();
+    }
+    let external = external.expect("the Codegen run was recorded");
+    let reply = w.app.api.run_action(id, "cancel", None).await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    assert!(w.codegen.banned(external));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(w.app.api.run(id).await.body["status"], "cancelled");
+}
+
+#[tokio::test]
+async fn starts_beyond_ten_a_minute_wait_in_the_queue() {
+    let w = world(json!({"max_concurrent_runs": 20})).await;
+    w.codegen.script((0..11).map(|_| Script::Hang));
+    let ids: Vec<i64> = {
+        let mut ids = Vec::new();
+        for n in 0..11 {
+            ids.push(w.start(&format!("Run {n}")).await);
+        }
+        ids
+    };
+    for _ in 0..200 {
+        if w.codegen.runs_created() == 10 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(w.codegen.runs_created(), 10);
+    let mut queued = Vec::new();
+    for id in &ids {
+        let run = w.app.api.run(*id).await.body;
+        if run["status"] == "queued" {
+            queued.push(run);
+        }
+    }
+    assert_eq!(queued.len(), 1, "{queued:?}");
+    assert!(
+        queued[0]["note"]
+            .as_str()
+            .unwrap()
+            .contains("10 new runs a minute"),
+        "{}",
+        queued[0]
+    );
+    for id in ids {
+        w.app.api.run_action(id, "cancel", None).await;
+    }
+}
