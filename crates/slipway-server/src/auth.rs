@@ -53,23 +53,76 @@ impl FromRequestParts<AppState> for Caller {
             .ok_or_else(|| {
                 ApiError::unauthorized("the Authorization header must be 'Bearer <token>'")
             })?;
-        let hash = hash_token(token);
-        if let Some(admin) = &state.env_admin_hash {
-            if bool::from(admin.ct_eq(&hash)) {
-                return Ok(Caller {
-                    role: Role::Admin,
-                    token: None,
-                });
-            }
+        caller_for(state, &hash_token(token)).await
+    }
+}
+
+/// The caller a token (given by its hash) stands for; 401 when it is unknown or revoked.
+pub async fn caller_for(state: &AppState, hash: &[u8; 32]) -> Result<Caller, ApiError> {
+    if let Some(admin) = &state.env_admin_hash {
+        if bool::from(admin.ct_eq(hash)) {
+            return Ok(Caller {
+                role: Role::Admin,
+                token: None,
+            });
         }
-        match state.store.token_by_hash(&hash).await? {
-            Some(record) => Ok(Caller {
-                role: record.role,
-                token: Some(record.id),
-            }),
-            None => Err(ApiError::unauthorized(
-                "the token is unknown or revoked; ask an admin for a new one",
-            )),
+    }
+    match state.store.token_by_hash(hash).await? {
+        Some(record) => Ok(Caller {
+            role: record.role,
+            token: Some(record.id),
+        }),
+        None => Err(ApiError::unauthorized(
+            "the token is unknown or revoked; ask an admin for a new one",
+        )),
+    }
+}
+
+/// The dashboard's session cookie.
+pub const SESSION_COOKIE: &str = "slipway_session";
+
+/// The value of cookie `name` in a request's `Cookie` headers.
+pub fn cookie<'a>(parts: &'a Parts, name: &str) -> Option<&'a str> {
+    parts
+        .headers
+        .get_all(axum::http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(key, _)| *key == name)
+        .map(|(_, value)| value)
+}
+
+/// A signed-in dashboard user: a live session whose token is still valid.
+#[derive(Debug, Clone)]
+pub struct SessionCaller {
+    pub caller: Caller,
+    pub session_id: String,
+    pub csrf: String,
+}
+
+impl SessionCaller {
+    /// Opens the session the request's cookie names, if any and still valid.
+    pub async fn from_parts(parts: &Parts, state: &AppState) -> Result<Option<Self>, ApiError> {
+        let Some(id) = cookie(parts, SESSION_COOKIE) else {
+            return Ok(None);
+        };
+        let Some(session) = state.store.session(id).await? else {
+            return Ok(None);
+        };
+        match caller_for(state, &session.token_hash).await {
+            Ok(caller) => Ok(Some(Self {
+                caller,
+                session_id: id.to_owned(),
+                csrf: session.csrf,
+            })),
+            Err(_) => Ok(None),
         }
+    }
+
+    /// Whether `token` is this session's CSRF token (compared in constant time).
+    pub fn csrf_matches(&self, token: &str) -> bool {
+        bool::from(self.csrf.as_bytes().ct_eq(token.as_bytes()))
     }
 }

@@ -10,6 +10,7 @@ mod observe;
 mod openapi;
 mod routes;
 mod state;
+mod ws;
 
 use anyhow::Context;
 use axum::extract::DefaultBodyLimit;
@@ -125,6 +126,7 @@ fn router(state: AppState) -> Router {
         .route("/ready", get(system::ready))
         .route("/metrics", get(system::metrics))
         .nest("/api/v1", api)
+        .route("/ws", get(ws::ws))
         .route(
             "/webhooks/github",
             post(webhooks::github).layer(DefaultBodyLimit::max(

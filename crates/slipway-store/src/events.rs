@@ -1,7 +1,14 @@
-//! Events for live subscribers, stored so that a client that reconnects can replay them.
+//! Events for live subscribers (DESIGN.md §5): stored, numbered in order, and fanned out.
+//! Each is inserted and then broadcast while one lock is held, so subscribers see them in
+//! exactly their id order; a subscriber that falls behind replays from the table.
 
 use crate::{now_millis, Store, StoreError};
 use slipway_core::ProjectId;
+use std::sync::Arc;
+use tokio::sync::{broadcast, Mutex};
+
+/// Live events a slow subscriber may fall behind by before it must replay from the table.
+const LIVE_BUFFER: usize = 4_096;
 
 /// A stored event.
 #[derive(Debug, Clone, PartialEq)]
@@ -12,15 +19,45 @@ pub struct Event {
     pub payload: serde_json::Value,
 }
 
+impl Event {
+    /// The message a subscriber gets: the payload with its `event_id` (and `type`).
+    pub fn message(&self) -> serde_json::Value {
+        let mut message = self.payload.clone();
+        if let Some(object) = message.as_object_mut() {
+            object.insert("event_id".into(), self.id.into());
+            object
+                .entry("type")
+                .or_insert_with(|| self.kind.clone().into());
+        }
+        message
+    }
+}
+
+/// The fan-out of new events.
+pub(crate) struct EventBus {
+    order: Mutex<()>,
+    live: broadcast::Sender<Arc<Event>>,
+}
+
+impl EventBus {
+    pub(crate) fn new() -> Self {
+        Self {
+            order: Mutex::new(()),
+            live: broadcast::channel(LIVE_BUFFER).0,
+        }
+    }
+}
+
 impl Store {
-    /// Appends an event; returns its id (monotonically increasing).
+    /// Appends an event and broadcasts it; returns its id (monotonically increasing).
     pub async fn emit_event(
         &self,
         project: ProjectId,
         kind: &str,
         payload: &serde_json::Value,
     ) -> Result<i64, StoreError> {
-        Ok(sqlx::query_scalar(
+        let _order = self.events.order.lock().await;
+        let id: i64 = sqlx::query_scalar(
             "INSERT INTO events (project_id, kind, payload, created_at) VALUES (?, ?, ?, ?) RETURNING id",
         )
         .bind(project.0)
@@ -28,7 +65,62 @@ impl Store {
         .bind(payload.to_string())
         .bind(now_millis())
         .fetch_one(&self.writer)
-        .await?)
+        .await?;
+        let _ = self.events.live.send(Arc::new(Event {
+            id,
+            project_id: project,
+            kind: kind.to_owned(),
+            payload: payload.clone(),
+        }));
+        Ok(id)
+    }
+
+    /// Appends many events of one project in one transaction, then broadcasts them.
+    pub(crate) async fn emit_events(
+        &self,
+        project: ProjectId,
+        events: Vec<(&str, serde_json::Value)>,
+    ) -> Result<(), StoreError> {
+        let _order = self.events.order.lock().await;
+        let mut tx = self.writer.begin().await?;
+        let mut stored = Vec::with_capacity(events.len());
+        let now = now_millis();
+        for (kind, payload) in events {
+            let id: i64 = sqlx::query_scalar(
+                "INSERT INTO events (project_id, kind, payload, created_at) VALUES (?, ?, ?, ?) RETURNING id",
+            )
+            .bind(project.0)
+            .bind(kind)
+            .bind(payload.to_string())
+            .bind(now)
+            .fetch_one(&mut *tx)
+            .await?;
+            stored.push(Event {
+                id,
+                project_id: project,
+                kind: kind.to_owned(),
+                payload,
+            });
+        }
+        tx.commit().await?;
+        for event in stored {
+            let _ = self.events.live.send(Arc::new(event));
+        }
+        Ok(())
+    }
+
+    /// New events as they are stored (all projects; filter by `project_id`).
+    pub fn subscribe_events(&self) -> broadcast::Receiver<Arc<Event>> {
+        self.events.live.subscribe()
+    }
+
+    /// The id of the newest event, 0 when there is none.
+    pub async fn last_event_id(&self) -> Result<i64, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) FROM events")
+                .fetch_one(&self.pool)
+                .await?,
+        )
     }
 
     /// A project's events after `after`, in order.
@@ -58,5 +150,40 @@ impl Store {
                 })
             })
             .collect()
+    }
+
+    /// Records a `validation_update` for a validation (and the step that changed, if any).
+    pub(crate) async fn emit_validation_update(
+        &self,
+        id: slipway_core::ValidationId,
+        step: Option<u32>,
+    ) -> Result<(), StoreError> {
+        let (project, status): (i64, String) =
+            sqlx::query_as("SELECT project_id, status FROM validations WHERE id = ?")
+                .bind(id.0)
+                .fetch_one(&self.writer)
+                .await?;
+        let step_row: Option<(i64, String, String)> = match step {
+            Some(index) => sqlx::query_as(
+                "SELECT idx, name, status FROM validation_steps WHERE validation_id = ? AND idx = ?",
+            )
+            .bind(id.0)
+            .bind(index)
+            .fetch_optional(&self.writer)
+            .await?,
+            None => None,
+        };
+        let payload = serde_json::json!({
+            "type": "validation_update",
+            "project_id": project,
+            "validation_id": id.0,
+            "step_index": step_row.as_ref().map(|s| s.0),
+            "step": step_row.as_ref().map(|s| s.1.clone()),
+            "step_status": step_row.as_ref().map(|s| s.2.clone()),
+            "overall_status": status,
+        });
+        self.emit_event(ProjectId(project), "validation_update", &payload)
+            .await
+            .map(drop)
     }
 }

@@ -9,6 +9,7 @@ mod pulls;
 pub mod queue;
 mod runs;
 mod secrets;
+mod sessions;
 mod settings;
 mod tokens;
 pub mod validations;
@@ -20,6 +21,7 @@ pub use pulls::PullRequest;
 pub use queue::{Job, JobFailure, NewJob};
 pub use runs::{FixAttempt, NewRun, RunChange, RunRecord, RunRefused};
 pub use secrets::{ImportOutcome, SecretMeta, SecretWrite};
+pub use sessions::Session;
 pub use tokens::{hash_token, NewToken, TokenRecord};
 pub use validations::{
     LogLine, NewValidation, StepRecord, StepUpdate, ValidationRecord, VALIDATION_JOB,
@@ -76,6 +78,7 @@ pub struct Store {
     vault: Vault,
     projects: Arc<Cached<Arc<[Project]>>>,
     tokens: Arc<Cached<Arc<tokens::LiveTokens>>>,
+    events: Arc<events::EventBus>,
 }
 
 impl Store {
@@ -90,6 +93,7 @@ impl Store {
             vault: Vault::new(key),
             projects: Arc::new(Cached::new()),
             tokens: Arc::new(Cached::new()),
+            events: Arc::new(events::EventBus::new()),
         };
         store.check_master_key().await?;
         Ok(store)

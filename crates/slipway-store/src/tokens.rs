@@ -57,15 +57,17 @@ impl TryFrom<TokenRow> for TokenRecord {
     }
 }
 
+/// `bytes` random bytes from the OS, URL-safe base64 (no padding).
+pub(crate) fn random_text(bytes: usize) -> String {
+    let mut buffer = vec![0u8; bytes];
+    getrandom::getrandom(&mut buffer).expect("the OS random source is available");
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(buffer)
+}
+
 impl Store {
     /// Creates a token with a fresh random secret.
     pub async fn create_token(&self, name: &str, role: Role) -> Result<NewToken, StoreError> {
-        let mut bytes = [0u8; 32];
-        getrandom::getrandom(&mut bytes).expect("the OS random source is available");
-        let token = format!(
-            "{TOKEN_PREFIX}{}",
-            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
-        );
+        let token = format!("{TOKEN_PREFIX}{}", random_text(32));
         let row: TokenRow = sqlx::query_as(
             "INSERT INTO api_tokens (name, role, hash, created_at) VALUES (?, ?, ?, ?)
              RETURNING id, name, role, created_at",

@@ -219,6 +219,7 @@ impl Store {
         };
         crate::queue::insert_job(&mut tx, &job).await?;
         tx.commit().await?;
+        self.emit_validation_update(ValidationId(id), None).await?;
         Ok(Created {
             validation: self.validation(ValidationId(id)).await?,
             superseded: superseded.into_iter().map(ValidationId).collect(),
@@ -304,7 +305,7 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
-        Ok(())
+        self.emit_validation_update(id, None).await
     }
 
     pub async fn update_step(
@@ -336,6 +337,9 @@ impl Store {
         .bind(index)
         .execute(&self.writer)
         .await?;
+        if update.status.is_some() {
+            self.emit_validation_update(id, Some(index)).await?;
+        }
         Ok(())
     }
 
@@ -373,7 +377,7 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
-        Ok(())
+        self.emit_validation_update(id, None).await
     }
 
     /// Asks for a validation to stop. A queued one is cancelled at once; a running one
@@ -496,8 +500,13 @@ impl Store {
         after: i64,
         lines: &[(StepName, String)],
     ) -> Result<i64, StoreError> {
+        let project: i64 = sqlx::query_scalar("SELECT project_id FROM validations WHERE id = ?")
+            .bind(id.0)
+            .fetch_one(&self.pool)
+            .await?;
         let mut tx = self.writer.begin().await?;
         let mut seq = after;
+        let mut events = Vec::with_capacity(lines.len());
         for (step, line) in lines {
             seq += 1;
             sqlx::query(
@@ -509,8 +518,15 @@ impl Store {
             .bind(line)
             .execute(&mut *tx)
             .await?;
+            events.push((
+                "log",
+                serde_json::json!({"type": "log", "validation_id": id.0, "step": step.as_str(),
+                                   "seq": seq, "line": line}),
+            ));
         }
         tx.commit().await?;
+        self.emit_events(slipway_core::ProjectId(project), events)
+            .await?;
         Ok(seq)
     }
 

@@ -3,6 +3,7 @@
 //! [`fake_github::FakeGitHub`] and [`fake_codegen::FakeCodegen`] are stateful fakes of
 //! GitHub and the Codegen API on localhost.
 
+pub mod events;
 pub mod fake_codegen;
 pub mod fake_github;
 
@@ -68,6 +69,13 @@ impl TestApp {
             data_dir,
             shutdown,
         }
+    }
+
+    /// A WebSocket client of `GET /ws` authenticated with the admin token.
+    pub async fn events(&self) -> events::EventStream {
+        events::EventStream::connect(&self.base_url, Some(ADMIN_TOKEN), &[])
+            .await
+            .expect("the event stream opens")
     }
 
     /// A client that sends `token` (or none).
