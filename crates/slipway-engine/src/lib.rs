@@ -239,6 +239,29 @@ impl Engine {
         self.record(project, source, branch, pr, sha).await
     }
 
+    /// `SLIPWAY_PUBLIC_URL`, when set.
+    pub fn public_url(&self) -> Option<&str> {
+        self.inner.config.public_url.as_deref()
+    }
+
+    /// The GitHub repositories the configured token can see (for picking a project's
+    /// repository); empty without a token or when GitHub cannot be reached.
+    pub async fn github_repositories(&self) -> Vec<String> {
+        match &self.inner.config.github {
+            Some(github) => github.repositories().await.unwrap_or_else(|error| {
+                tracing::warn!(%error, "GitHub repositories could not be listed");
+                Vec::new()
+            }),
+            None => Vec::new(),
+        }
+    }
+
+    /// The project's branches (for pickers); empty when the repository cannot be read.
+    pub async fn branches(&self, project: &Project) -> Vec<String> {
+        let source = pipeline::source_of(&project.repo);
+        self.inner.git.branches(&source).await.unwrap_or_default()
+    }
+
     /// Stops a validation: a queued one never starts, a running one's processes die.
     pub async fn cancel(&self, id: ValidationId) -> Result<ValidationStatus, StoreError> {
         let status = self.inner.store.request_cancel(id).await?;

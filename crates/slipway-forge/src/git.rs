@@ -78,6 +78,18 @@ impl Git {
             })
     }
 
+    /// The branch names of `source`, sorted.
+    pub async fn branches(&self, source: &str) -> Result<Vec<String>, GitError> {
+        let out = self.run(None, &["ls-remote", "--heads", source]).await?;
+        let mut names: Vec<String> = out
+            .lines()
+            .filter_map(|line| line.split_whitespace().nth(1)?.strip_prefix("refs/heads/"))
+            .map(str::to_owned)
+            .collect();
+        names.sort();
+        Ok(names)
+    }
+
     /// The commit `HEAD` of `source` points at.
     pub async fn remote_head(&self, source: &str) -> Result<String, GitError> {
         let out = self.run(None, &["ls-remote", source, "HEAD"]).await?;

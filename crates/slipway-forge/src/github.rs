@@ -399,6 +399,28 @@ impl GitHub {
     }
 
     /// Open pull requests (conditional: an unchanged list costs no rate limit).
+    /// `owner/name` of the repositories a personal token can see (the newest 100). A GitHub
+    /// App lists none here: its repositories are those it is installed on.
+    pub async fn repositories(&self) -> Result<Vec<String>, GitHubError> {
+        if matches!(self.credentials, Credentials::App(_)) {
+            return Ok(Vec::new());
+        }
+        let value = self
+            .expect(
+                reqwest::Method::GET,
+                "/user/repos?per_page=100&sort=pushed",
+                None,
+                &[200],
+            )
+            .await?;
+        Ok(value
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|repo| repo["full_name"].as_str().map(str::to_owned))
+            .collect())
+    }
+
     pub async fn open_pulls(&self, repo: &str) -> Result<Vec<Pull>, GitHubError> {
         let path = format!("/repos/{repo}/pulls?state=open&per_page=100");
         let value = self

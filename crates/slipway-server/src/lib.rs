@@ -3,6 +3,7 @@
 //! shared cancellation token fires, then lets in-flight requests finish.
 
 mod auth;
+mod dashboard;
 mod error;
 mod extract;
 mod metrics;
@@ -51,11 +52,16 @@ impl App {
         let listener = TcpListener::bind(config.bind)
             .await
             .with_context(|| format!("cannot listen on {}", config.bind))?;
+        let secure_cookies = config
+            .engine
+            .public_url()
+            .is_some_and(|url| url.starts_with("https://"));
         let state = AppState {
             store: config.store,
             engine: config.engine,
             metrics: Arc::new(metrics::Metrics::new()),
             env_admin_hash: config.admin_token.as_deref().map(hash_token),
+            secure_cookies,
             webhook_secret: config.webhook_secret.map(Arc::from),
         };
         Ok(Self {
@@ -127,6 +133,7 @@ fn router(state: AppState) -> Router {
         .route("/metrics", get(system::metrics))
         .nest("/api/v1", api)
         .route("/ws", get(ws::ws))
+        .merge(dashboard::router())
         .route(
             "/webhooks/github",
             post(webhooks::github).layer(DefaultBodyLimit::max(

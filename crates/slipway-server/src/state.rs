@@ -14,4 +14,6 @@ pub struct AppState {
     pub webhook_secret: Option<Arc<str>>,
     /// SHA-256 of `SLIPWAY_ADMIN_TOKEN`, when it is set.
     pub env_admin_hash: Option<[u8; 32]>,
+    /// Session cookies are `Secure` when Slipway is served over HTTPS (`SLIPWAY_PUBLIC_URL`).
+    pub secure_cookies: bool,
 }

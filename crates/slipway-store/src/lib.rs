@@ -4,6 +4,7 @@
 mod cache;
 mod deliveries;
 mod events;
+mod overview;
 mod projects;
 mod pulls;
 pub mod queue;
@@ -17,6 +18,7 @@ pub mod vault;
 
 pub use deliveries::{Delivery, Recorded};
 pub use events::Event;
+pub use overview::ProjectSummary;
 pub use pulls::PullRequest;
 pub use queue::{Job, JobFailure, NewJob};
 pub use runs::{FixAttempt, NewRun, RunChange, RunRecord, RunRefused};

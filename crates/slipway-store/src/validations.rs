@@ -531,6 +531,30 @@ impl Store {
     }
 
     /// Log lines after `after`, optionally of one step, at most `limit`.
+    /// Up to `limit` lines before `before` (all steps), oldest first: the tail when
+    /// `before` is `i64::MAX`.
+    pub async fn logs_before(
+        &self,
+        id: ValidationId,
+        before: i64,
+        limit: u32,
+    ) -> Result<Vec<LogLine>, StoreError> {
+        let mut rows: Vec<(i64, String, String)> = sqlx::query_as(
+            "SELECT seq, step, line FROM validation_logs WHERE validation_id = ? AND seq < ?
+             ORDER BY seq DESC LIMIT ?",
+        )
+        .bind(id.0)
+        .bind(before)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.reverse();
+        Ok(rows
+            .into_iter()
+            .map(|(seq, step, line)| LogLine { seq, step, line })
+            .collect())
+    }
+
     pub async fn logs(
         &self,
         id: ValidationId,

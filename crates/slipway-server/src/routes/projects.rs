@@ -11,7 +11,7 @@ use slipway_core::{Invalid, Project, ProjectDraft, ProjectId, ProjectPatch, Repo
 use std::path::Path;
 
 /// Checks a draft's fields and, for a local repository, that it is a git repository on disk.
-async fn validate(draft: &ProjectDraft) -> Result<(), Invalid> {
+pub(crate) async fn validate(draft: &ProjectDraft) -> Result<(), Invalid> {
     if let RepoLocation::Local { path } = draft.validate()? {
         if !is_git_repository(&path).await {
             return Err(Invalid::new(

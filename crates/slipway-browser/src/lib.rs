@@ -1,0 +1,184 @@
+//! Headless Chromium driven over the Chrome DevTools Protocol (chromiumoxide): launched with
+//! a fresh profile and the flags a CI machine needs, with the few page operations the
+//! dashboard's end-to-end tests (and later the pipeline's browser checks) use.
+
+use anyhow::{bail, Context};
+use chromiumoxide::browser::{Browser as Cdp, BrowserConfig};
+use chromiumoxide::page::ScreenshotParams;
+use futures_util::StreamExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// How long `wait_for` waits by default.
+pub const WAIT: Duration = Duration::from_secs(30);
+
+/// A running headless Chromium; it is closed when dropped.
+pub struct Browser {
+    cdp: Cdp,
+    handler: tokio::task::JoinHandle<()>,
+    _profile: tempfile::TempDir,
+}
+
+/// The Chromium to run: `SLIPWAY_CHROMIUM`, else the first of the usual names on `PATH`.
+pub fn chromium() -> anyhow::Result<PathBuf> {
+    if let Some(path) = std::env::var_os("SLIPWAY_CHROMIUM") {
+        return Ok(PathBuf::from(path));
+    }
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    for name in ["chromium", "chromium-browser", "google-chrome", "chrome"] {
+        for dir in std::env::split_paths(&path) {
+            let candidate = dir.join(name);
+            if candidate.is_file() {
+                return Ok(candidate);
+            }
+        }
+    }
+    bail!("Chromium was not found: install it (apt-get install chromium) or set SLIPWAY_CHROMIUM")
+}
+
+impl Browser {
+    /// Starts headless Chromium with a fresh profile.
+    pub async fn launch() -> anyhow::Result<Self> {
+        let profile = tempfile::tempdir().context("a profile directory")?;
+        let config = BrowserConfig::builder()
+            .chrome_executable(chromium()?)
+            .user_data_dir(profile.path())
+            .no_sandbox()
+            .window_size(1280, 900)
+            .args([
+                "--headless=new",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--no-first-run",
+                "--disable-sync",
+                "--disable-dev-shm-usage",
+            ])
+            .build()
+            .map_err(anyhow::Error::msg)?;
+        let (cdp, mut events) = Cdp::launch(config)
+            .await
+            .context("Chromium did not start")?;
+        let handler = tokio::spawn(async move {
+            // Errors here are CDP messages this client cannot parse; the browser goes on.
+            while events.next().await.is_some() {}
+        });
+        Ok(Self {
+            cdp,
+            handler,
+            _profile: profile,
+        })
+    }
+
+    /// A new tab at `url`, once it has loaded.
+    pub async fn open(&self, url: &str) -> anyhow::Result<Page> {
+        let page = self
+            .cdp
+            .new_page(url)
+            .await
+            .with_context(|| format!("opening {url}"))?;
+        page.wait_for_navigation().await?;
+        Ok(Page { page })
+    }
+
+    pub async fn close(mut self) {
+        let _ = self.cdp.close().await;
+        let _ = self.cdp.wait().await;
+        self.handler.abort();
+    }
+}
+
+/// A tab.
+pub struct Page {
+    page: chromiumoxide::Page,
+}
+
+impl Page {
+    /// Goes to `url` and waits for the load.
+    pub async fn goto(&self, url: &str) -> anyhow::Result<()> {
+        self.page.goto(url).await?.wait_for_navigation().await?;
+        self.wait_for("document.readyState === 'complete'").await
+    }
+
+    /// The value of a JavaScript expression (promises are awaited).
+    pub async fn eval<T: serde::de::DeserializeOwned>(
+        &self,
+        expression: &str,
+    ) -> anyhow::Result<T> {
+        let result = self
+            .page
+            .evaluate(expression)
+            .await
+            .with_context(|| format!("evaluating {expression}"))?;
+        result
+            .into_value()
+            .with_context(|| format!("the value of {expression}"))
+    }
+
+    /// Waits until the JavaScript expression is truthy (at most `WAIT`).
+    pub async fn wait_for(&self, expression: &str) -> anyhow::Result<()> {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let ok: bool = self
+                .eval(&format!("!!({expression})"))
+                .await
+                .unwrap_or(false);
+            if ok {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() > deadline {
+                bail!("waited {WAIT:?} for: {expression}");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Clicks the element `selector` names.
+    pub async fn click(&self, selector: &str) -> anyhow::Result<()> {
+        self.page
+            .find_element(selector)
+            .await
+            .with_context(|| format!("no element {selector}"))?
+            .click()
+            .await?;
+        Ok(())
+    }
+
+    /// Clicks `selector` and waits until the page it leads to has loaded (the current
+    /// document is marked first, so its own state cannot pass for the next page's).
+    pub async fn click_and_wait(&self, selector: &str) -> anyhow::Result<()> {
+        self.eval::<bool>("window.__leaving = true").await?;
+        self.click(selector).await?;
+        self.wait_for("!window.__leaving && document.readyState === 'complete'")
+            .await
+    }
+
+    /// Types `text` into the field `selector` names (after focusing it with a click).
+    pub async fn type_into(&self, selector: &str, text: &str) -> anyhow::Result<()> {
+        self.page
+            .find_element(selector)
+            .await
+            .with_context(|| format!("no element {selector}"))?
+            .click()
+            .await?
+            .type_str(text)
+            .await?;
+        Ok(())
+    }
+
+    /// The page's URL.
+    pub async fn url(&self) -> anyhow::Result<String> {
+        Ok(self.page.url().await?.unwrap_or_default())
+    }
+
+    /// Saves a PNG screenshot of the whole page.
+    pub async fn screenshot(&self, path: &Path) -> anyhow::Result<()> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        self.page
+            .save_screenshot(ScreenshotParams::builder().full_page(true).build(), path)
+            .await?;
+        Ok(())
+    }
+}

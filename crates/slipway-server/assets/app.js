@@ -1,0 +1,229 @@
+// Slipway's dashboard: dialogs, tabs and live updates over GET /ws. No framework.
+// The page is rendered at event `data-after`; the stream resumes right after it, and after a
+// dropped connection it resumes after the last event seen, so nothing is missed.
+
+const body = document.body;
+const projectId = Number(body.dataset.project || 0);
+const page = body.dataset.page;
+const liveStatus = document.getElementById('live-status');
+
+export const live = { socket: null, after: Number(body.dataset.after || 0), retries: 0, received: 0 };
+window.slipway = { live };
+
+// Dialogs: native <dialog> keeps focus inside while open and closes on Escape.
+document.addEventListener('click', (event) => {
+  const opener = event.target.closest('[data-open]');
+  if (opener) {
+    const dialog = document.getElementById(opener.dataset.open);
+    dialog.showModal();
+    const first = dialog.querySelector('[role=tab][aria-selected=true], input:not([type=hidden]), textarea, select');
+    if (first) first.focus();
+  }
+  const closer = event.target.closest('[data-close]');
+  if (closer) closer.closest('dialog').close();
+  const tab = event.target.closest('[role=tab]');
+  if (tab) selectTab(tab);
+});
+
+function selectTab(tab) {
+  const list = tab.closest('[role=tablist]');
+  for (const other of list.querySelectorAll('[role=tab]')) {
+    const selected = other === tab;
+    other.setAttribute('aria-selected', String(selected));
+    other.tabIndex = selected ? 0 : -1;
+    document.getElementById(other.getAttribute('aria-controls')).hidden = !selected;
+  }
+  tab.focus();
+}
+
+document.addEventListener('keydown', (event) => {
+  const tab = event.target.closest && event.target.closest('[role=tab]');
+  if (!tab || !['ArrowLeft', 'ArrowRight', 'Home', 'End'].includes(event.key)) return;
+  const tabs = [...tab.closest('[role=tablist]').querySelectorAll('[role=tab]')];
+  const at = tabs.indexOf(tab);
+  const next = { ArrowLeft: at - 1, ArrowRight: at + 1, Home: 0, End: tabs.length - 1 }[event.key];
+  selectTab(tabs[(next + tabs.length) % tabs.length]);
+  event.preventDefault();
+});
+
+const selector = document.getElementById('project-selector');
+if (selector) selector.addEventListener('change', () => {
+  location.href = selector.value ? `/projects/${selector.value}` : '/';
+});
+
+// ANSI colours as spans; the text itself is escaped.
+const COLOURS = { 30: 'black', 31: 'red', 32: 'green', 33: 'yellow', 34: 'blue', 35: 'magenta', 36: 'cyan', 37: 'white' };
+function escapeHtml(text) {
+  return text.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' }[c]));
+}
+export function ansiToHtml(line) {
+  let out = '';
+  let open = false;
+  for (const part of line.split(/(\x1b\[[0-9;]*[A-Za-z])/)) {
+    const sgr = /^\x1b\[([0-9;]*)m$/.exec(part);
+    if (sgr) {
+      if (open) { out += '</span>'; open = false; }
+      const classes = sgr[1].split(';').map((code) => {
+        if (code === '1') return 'ansi-bold';
+        const n = Number(code);
+        const colour = COLOURS[n] || COLOURS[n - 60];
+        return colour ? `ansi-${colour}` : null;
+      }).filter(Boolean);
+      if (classes.length) { out += `<span class="${classes.join(' ')}">`; open = true; }
+    } else if (!part.startsWith('\x1b')) {
+      out += escapeHtml(part);
+    }
+  }
+  return open ? `${out}</span>` : out;
+}
+
+// Logs: the page holds the tail; earlier lines load on demand; at most MAX_LINES stay in
+// the document so that a long log stays fast.
+const MAX_LINES = 5000;
+const log = document.getElementById('log');
+
+function lineElement(seq, step, html) {
+  const div = document.createElement('div');
+  div.className = 'line';
+  div.dataset.seq = seq;
+  div.innerHTML = `<span class="seq">${escapeHtml(step)}</span>${html}`;
+  return div;
+}
+
+function appendLine(event) {
+  if (!log || event.seq <= Number(log.dataset.lastSeq || 0)) return;
+  const stick = log.scrollTop + log.clientHeight >= log.scrollHeight - 40;
+  log.append(lineElement(event.seq, event.step, ansiToHtml(event.line)));
+  log.dataset.lastSeq = event.seq;
+  while (log.childElementCount > MAX_LINES) log.firstElementChild.remove();
+  earlierButton().dataset.before = log.firstElementChild.dataset.seq;
+  if (Number(log.firstElementChild.dataset.seq) > 1) earlierButton().hidden = false;
+  if (stick) log.scrollTop = log.scrollHeight;
+}
+
+function earlierButton() {
+  let button = document.getElementById('load-earlier');
+  if (!button) {
+    button = document.createElement('button');
+    button.type = 'button';
+    button.id = 'load-earlier';
+    button.className = 'secondary';
+    button.textContent = 'Load earlier lines';
+    button.hidden = true;
+    log.before(button);
+  }
+  return button;
+}
+
+document.addEventListener('click', async (event) => {
+  if (event.target.id !== 'load-earlier') return;
+  const button = event.target;
+  const validation = document.getElementById('validation').dataset.validationId;
+  const response = await fetch(`/validations/${validation}/lines?before=${button.dataset.before}`);
+  const { lines } = await response.json();
+  const height = log.scrollHeight;
+  log.prepend(...lines.map((l) => lineElement(l.seq, l.step, l.html)));
+  log.scrollTop += log.scrollHeight - height;
+  if (lines.length) button.dataset.before = lines[0].seq;
+  button.hidden = !lines.length || lines[0].seq <= 1;
+});
+
+// Re-render the page's main part in place (no reload), unless a dialog is open: then once it closes.
+let refreshPending = false;
+async function refreshMain() {
+  if (document.querySelector('dialog[open]')) { refreshPending = true; return; }
+  refreshPending = false;
+  const response = await fetch(location.pathname, { headers: { accept: 'text/html' } });
+  if (!response.ok) return;
+  const fresh = new DOMParser().parseFromString(await response.text(), 'text/html');
+  // A validation's log is built from the stream itself; only its steps and header re-render.
+  const parts = page === 'validation' ? ['steps', 'validation'] : ['main'];
+  for (const id of parts) {
+    const now = document.getElementById(id);
+    const next = fresh.getElementById(id);
+    if (now && next) now.replaceWith(next);
+  }
+}
+document.addEventListener('close', () => { if (refreshPending) refreshMain(); }, true);
+
+let refreshTimer = null;
+function refreshSoon() {
+  clearTimeout(refreshTimer);
+  refreshTimer = setTimeout(refreshMain, 150);
+}
+
+function setStatus(element, status) {
+  if (!element) return;
+  element.className = element.className.replace(/\bstatus-\S+/g, '').trim() + ` status-${status}`;
+}
+
+function onValidationUpdate(event) {
+  const here = document.getElementById('validation');
+  if (page === 'validation' && here && Number(here.dataset.validationId) === event.validation_id) {
+    if (event.step_index !== null && event.step_index !== undefined) {
+      const step = document.querySelector(`[data-step-index="${event.step_index}"]`);
+      if (step) {
+        setStatus(step, event.step_status);
+        step.querySelector('.step-status').textContent = event.step_status;
+      }
+    }
+    const overall = document.getElementById('overall');
+    overall.textContent = event.overall_status;
+    setStatus(overall, event.overall_status);
+    if (event.step_index === null || ['passed', 'failed', 'error'].includes(event.step_status)) refreshSoon();
+    return;
+  }
+  const row = document.querySelector(`[data-validation-id="${event.validation_id}"] [data-overall]`);
+  if (row) { row.textContent = event.overall_status; setStatus(row, event.overall_status); }
+  if (page === 'home') refreshSoon();
+  else if (!row || event.step_index === null) refreshSoon();
+}
+
+function handle(event) {
+  live.received += 1;
+  switch (event.type) {
+    case 'validation_update': onValidationUpdate(event); break;
+    case 'log': if (page === 'validation' && document.getElementById('validation')?.dataset.validationId == event.validation_id) appendLine(event); break;
+    case 'agent_run_update':
+    case 'pr_notification': refreshSoon(); break;
+    default: break;
+  }
+}
+
+function subscriptions() {
+  if (page === 'home') return [...document.querySelectorAll('[data-project-id]')].map((e) => Number(e.dataset.projectId));
+  return projectId ? [projectId] : [];
+}
+
+function connect() {
+  const projects = subscriptions();
+  if (!projects.length) { if (liveStatus) liveStatus.textContent = ''; return; }
+  const socket = new WebSocket(`${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws`);
+  live.socket = socket;
+  socket.onopen = () => {
+    live.retries = 0;
+    liveStatus.textContent = 'live';
+    for (const project of projects) socket.send(JSON.stringify({ type: 'subscribe_project', project_id: project, after: live.after }));
+  };
+  socket.onmessage = (message) => {
+    const event = JSON.parse(message.data);
+    if (event.type === 'pong' || event.type === 'error') return;
+    if (event.event_id > live.after) live.after = event.event_id;
+    handle(event);
+  };
+  socket.onclose = () => {
+    liveStatus.textContent = 'reconnecting…';
+    const delay = Math.min(30000, 500 * 2 ** live.retries) * (0.5 + Math.random() / 2);
+    live.retries += 1;
+    setTimeout(connect, delay);
+  };
+}
+
+setInterval(() => {
+  if (live.socket && live.socket.readyState === WebSocket.OPEN) {
+    live.socket.send(JSON.stringify({ type: 'ping', timestamp: new Date().toISOString() }));
+  }
+}, 20000);
+
+if (log) log.scrollTop = log.scrollHeight;
+connect();

@@ -1,0 +1,119 @@
+//! The dashboard: server-rendered pages (askama templates in `templates/`) over the same
+//! store and engine as the API, a session cookie after signing in with a token, CSRF tokens
+//! on every form, and `assets/` (our CSS and one JavaScript module) embedded in the binary.
+
+mod ansi;
+mod assets;
+mod pages;
+mod session;
+
+use crate::state::AppState;
+use askama::Template;
+use axum::http::StatusCode;
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::Router;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/", get(pages::home))
+        .route("/login", get(session::login_page).post(session::login))
+        .route("/logout", post(session::logout))
+        .route("/projects", post(pages::create_project))
+        .route("/projects/{id}", get(pages::project))
+        .route("/projects/{id}/runs", post(pages::start_run))
+        .route("/projects/{id}/validations", post(pages::start_validation))
+        .route("/projects/{id}/settings", post(pages::save_settings))
+        .route("/projects/{id}/secrets", post(pages::save_secrets))
+        .route(
+            "/projects/{id}/secrets/{name}/delete",
+            post(pages::delete_secret),
+        )
+        .route("/runs/{id}", get(pages::run))
+        .route("/runs/{id}/{action}", post(pages::answer_run))
+        .route("/validations/{id}", get(pages::validation))
+        .route("/validations/{id}/lines", get(pages::earlier_lines))
+        .route("/validations/{id}/{action}", post(pages::act_on_validation))
+        .route("/assets/{file}", get(assets::serve))
+}
+
+/// What every signed-in page's frame shows.
+pub struct Layout {
+    pub version: &'static str,
+    pub csrf: String,
+    /// The project the page is about (0: none), for the selector and the live stream.
+    pub project_id: i64,
+    /// The newest event when the page was rendered: the stream resumes after it.
+    pub last_event: i64,
+    pub projects: Vec<(i64, String)>,
+    pub error: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "login.html")]
+pub struct LoginPage {
+    version: &'static str,
+    error: Option<String>,
+}
+
+/// The assets' version, for cache-busting URLs.
+pub fn version() -> &'static str {
+    assets::VERSION.as_str()
+}
+
+pub fn render(page: &impl Template) -> Response {
+    match page.render() {
+        Ok(html) => Html(html).into_response(),
+        Err(error) => page_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &crate::ApiError::internal(error).message,
+        ),
+    }
+}
+
+/// An error shown as a plain page.
+#[derive(Debug)]
+pub struct PageError {
+    pub status: StatusCode,
+    pub message: String,
+}
+
+impl PageError {
+    pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<crate::ApiError> for PageError {
+    fn from(error: crate::ApiError) -> Self {
+        Self::new(error.status, error.message)
+    }
+}
+
+impl IntoResponse for PageError {
+    fn into_response(self) -> Response {
+        page_error(self.status, &self.message)
+    }
+}
+
+/// A plain error page.
+pub fn page_error(status: StatusCode, message: &str) -> Response {
+    let body = format!(
+        "<!doctype html><html lang=\"en\"><meta charset=\"utf-8\"><title>Error · Slipway</title>\
+         <link rel=\"stylesheet\" href=\"/assets/app.css?v={}\"><main><h1>{}</h1><p role=\"alert\">{}</p>\
+         <p><a href=\"/\">Back to the projects</a></p></main>",
+        version(),
+        status.canonical_reason().unwrap_or("Error"),
+        ansi::to_html(message)
+    );
+    (status, Html(body)).into_response()
+}
+
+/// Back to `path`, showing `message` in the page's banner.
+pub fn back_with_error(path: &str, message: &str) -> Response {
+    let query = serde_urlencoded::to_string([("error", message)]).unwrap_or_default();
+    Redirect::to(&format!("{path}?{query}")).into_response()
+}
