@@ -4,5 +4,5 @@
 # Usage: bench/dashboard.sh   (needs Chromium; figures go to BENCHMARKS.md by hand)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-ulimit -n 65536
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true  # 1,000 clients and their server sockets
 cargo run --release -q -p slipway-server --example dashboard_bench

@@ -34,6 +34,8 @@ pub(crate) const LEASE: Duration = Duration::from_secs(30);
 pub(crate) const HEARTBEAT_EVERY: Duration = Duration::from_secs(10);
 pub(crate) const CANCEL_CHECK_EVERY: Duration = Duration::from_millis(500);
 const IDLE_POLL: Duration = Duration::from_secs(1);
+/// How long a project's branch list is reused.
+const BRANCHES_FRESH: Duration = Duration::from_secs(15);
 
 /// How the engine runs. (No `Debug`: it holds a token.)
 #[derive(Clone)]
@@ -114,6 +116,7 @@ pub(crate) struct Inner {
     pub(crate) git: git::Git,
     running: Mutex<HashMap<ValidationId, CancellationToken>>,
     pub(crate) running_runs: Mutex<HashMap<i64, CancellationToken>>,
+    branches: Mutex<HashMap<slipway_core::ProjectId, (std::time::Instant, Vec<String>)>>,
     wake: Notify,
     pub(crate) agent_wake: Notify,
     webhook_wake: Notify,
@@ -140,6 +143,7 @@ impl Engine {
             git: git::Git::new(config.github_token.as_deref()),
             running: Mutex::new(HashMap::new()),
             running_runs: Mutex::new(HashMap::new()),
+            branches: Mutex::new(HashMap::new()),
             wake: Notify::new(),
             agent_wake: Notify::new(),
             webhook_wake: Notify::new(),
@@ -257,9 +261,21 @@ impl Engine {
     }
 
     /// The project's branches (for pickers); empty when the repository cannot be read.
+    /// Kept for `BRANCHES_FRESH`, so that rendering a page does not wait on git each time.
     pub async fn branches(&self, project: &Project) -> Vec<String> {
+        if let Some((at, names)) = self.inner.branches.lock().expect("branches lock").get(&project.id) {
+            if at.elapsed() < BRANCHES_FRESH {
+                return names.clone();
+            }
+        }
         let source = pipeline::source_of(&project.repo);
-        self.inner.git.branches(&source).await.unwrap_or_default()
+        let names = self.inner.git.branches(&source).await.unwrap_or_default();
+        self.inner
+            .branches
+            .lock()
+            .expect("branches lock")
+            .insert(project.id, (std::time::Instant::now(), names.clone()));
+        names
     }
 
     /// Stops a validation: a queued one never starts, a running one's processes die.

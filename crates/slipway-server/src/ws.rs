@@ -12,9 +12,8 @@ use axum::http::request::Parts;
 use axum::response::Response;
 use serde::Deserialize;
 use slipway_core::{ProjectId, Role};
-use slipway_store::Event;
+use slipway_store::LiveEvent;
 use std::collections::HashMap;
-use std::sync::Arc;
 use tokio::sync::broadcast::error::RecvError;
 
 const REPLAY_PAGE: u32 = 1_000;
@@ -146,17 +145,16 @@ async fn stream(mut socket: WebSocket, state: AppState) {
 
 async fn send_if_new(
     socket: &mut WebSocket,
-    event: &Arc<Event>,
+    live: &LiveEvent,
     subscribed: &mut HashMap<ProjectId, i64>,
     last_sent: &mut i64,
 ) -> Result<(), axum::Error> {
+    let event = &live.event;
     match subscribed.get_mut(&event.project_id) {
         Some(last) if event.id > *last => {
             *last = event.id;
             *last_sent = (*last_sent).max(event.id);
-            socket
-                .send(Message::Text(event.message().to_string().into()))
-                .await
+            socket.send(Message::Text(live.text.as_str().into())).await
         }
         _ => Ok(()),
     }
@@ -187,7 +185,7 @@ async fn replay(
         };
         let full = page.len() as u32 == REPLAY_PAGE;
         for event in page {
-            send_if_new(socket, &Arc::new(event), subscribed, last_sent).await?;
+            send_if_new(socket, &LiveEvent::from(event), subscribed, last_sent).await?;
         }
         if !full {
             return Ok(());

@@ -20,6 +20,11 @@ pub struct Event {
 }
 
 impl Event {
+    /// The message a subscriber gets, as JSON text.
+    pub fn message_text(&self) -> String {
+        self.message().to_string()
+    }
+
     /// The message a subscriber gets: the payload with its `event_id` (and `type`).
     pub fn message(&self) -> serde_json::Value {
         let mut message = self.payload.clone();
@@ -33,10 +38,23 @@ impl Event {
     }
 }
 
+/// A new event with its message text, serialized once for every subscriber.
+#[derive(Debug)]
+pub struct LiveEvent {
+    pub event: Event,
+    pub text: String,
+}
+
+impl From<Event> for LiveEvent {
+    fn from(event: Event) -> Self {
+        Self { text: event.message_text(), event }
+    }
+}
+
 /// The fan-out of new events.
 pub(crate) struct EventBus {
     order: Mutex<()>,
-    live: broadcast::Sender<Arc<Event>>,
+    live: broadcast::Sender<Arc<LiveEvent>>,
 }
 
 impl EventBus {
@@ -66,12 +84,12 @@ impl Store {
         .bind(now_millis())
         .fetch_one(&self.writer)
         .await?;
-        let _ = self.events.live.send(Arc::new(Event {
+        let _ = self.events.live.send(Arc::new(LiveEvent::from(Event {
             id,
             project_id: project,
             kind: kind.to_owned(),
             payload: payload.clone(),
-        }));
+        })));
         Ok(id)
     }
 
@@ -104,13 +122,13 @@ impl Store {
         }
         tx.commit().await?;
         for event in stored {
-            let _ = self.events.live.send(Arc::new(event));
+            let _ = self.events.live.send(Arc::new(LiveEvent::from(event)));
         }
         Ok(())
     }
 
     /// New events as they are stored (all projects; filter by `project_id`).
-    pub fn subscribe_events(&self) -> broadcast::Receiver<Arc<Event>> {
+    pub fn subscribe_events(&self) -> broadcast::Receiver<Arc<LiveEvent>> {
         self.events.live.subscribe()
     }
 

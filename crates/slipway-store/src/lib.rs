@@ -17,7 +17,7 @@ pub mod validations;
 pub mod vault;
 
 pub use deliveries::{Delivery, Recorded};
-pub use events::Event;
+pub use events::{Event, LiveEvent};
 pub use overview::ProjectSummary;
 pub use pulls::PullRequest;
 pub use queue::{Job, JobFailure, NewJob};
