@@ -263,7 +263,13 @@ impl Engine {
     /// The project's branches (for pickers); empty when the repository cannot be read.
     /// Kept for `BRANCHES_FRESH`, so that rendering a page does not wait on git each time.
     pub async fn branches(&self, project: &Project) -> Vec<String> {
-        if let Some((at, names)) = self.inner.branches.lock().expect("branches lock").get(&project.id) {
+        if let Some((at, names)) = self
+            .inner
+            .branches
+            .lock()
+            .expect("branches lock")
+            .get(&project.id)
+        {
             if at.elapsed() < BRANCHES_FRESH {
                 return names.clone();
             }

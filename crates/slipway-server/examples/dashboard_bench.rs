@@ -17,7 +17,10 @@ fn percentile(samples: &mut [f64], p: f64) -> f64 {
 
 fn report(what: &str, samples: &mut [f64]) {
     let (p50, p99) = (percentile(samples, 0.5), percentile(samples, 0.99));
-    println!("{what}: p50 {p50:.2} ms, p99 {p99:.2} ms ({} samples)", samples.len());
+    println!(
+        "{what}: p50 {p50:.2} ms, p99 {p99:.2} ms ({} samples)",
+        samples.len()
+    );
 }
 
 #[tokio::main]
@@ -28,7 +31,9 @@ async fn main() {
     for n in 0..100 {
         let reply = app
             .api
-            .create_project(&json!({"name": format!("project-{n:03}"), "repo": repo.display().to_string()}))
+            .create_project(
+                &json!({"name": format!("project-{n:03}"), "repo": repo.display().to_string()}),
+            )
             .await;
         assert_eq!(reply.status, 201, "{}", reply.text);
     }
@@ -49,8 +54,15 @@ async fn main() {
             .unwrap();
         // Recorded as finished without running: cancel its job first.
         app.engine.cancel(created.validation.id).await.unwrap();
-        let status = if n % 4 == 0 { ValidationStatus::Failed } else { ValidationStatus::Passed };
-        app.store.finish_validation(created.validation.id, status, None).await.unwrap();
+        let status = if n % 4 == 0 {
+            ValidationStatus::Failed
+        } else {
+            ValidationStatus::Passed
+        };
+        app.store
+            .finish_validation(created.validation.id, status, None)
+            .await
+            .unwrap();
     }
     let client = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
@@ -62,8 +74,17 @@ async fn main() {
         .send()
         .await
         .unwrap();
-    let cookie = login.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_owned();
-    for (what, path) in [("GET / (100 project cards)", "/"), ("GET /projects/1 (its validations of 1,000)", "/projects/1")] {
+    let cookie = login.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    for (what, path) in [
+        ("GET / (100 project cards)", "/"),
+        ("GET /projects/1 (its validations of 1,000)", "/projects/1"),
+    ] {
         let mut samples = Vec::new();
         for i in 0..220 {
             let start = Instant::now();
@@ -84,10 +105,16 @@ async fn main() {
 
     // DOMContentLoaded in headless Chromium (signed in by the browser itself).
     let browser = slipway_browser::Browser::launch().await.unwrap();
-    let page = browser.open(&format!("{}/login", app.base_url)).await.unwrap();
+    let page = browser
+        .open(&format!("{}/login", app.base_url))
+        .await
+        .unwrap();
     page.type_into("#token", ADMIN_TOKEN).await.unwrap();
     page.click_and_wait("button[type=submit]").await.unwrap();
-    for (what, path) in [("DOMContentLoaded /", "/"), ("DOMContentLoaded /projects/1", "/projects/1")] {
+    for (what, path) in [
+        ("DOMContentLoaded /", "/"),
+        ("DOMContentLoaded /projects/1", "/projects/1"),
+    ] {
         let mut samples = Vec::new();
         for _ in 0..20 {
             page.goto(&format!("{}{path}", app.base_url)).await.unwrap();
@@ -104,7 +131,9 @@ async fn main() {
     // One event to 1,000 subscribers: the time from emitting it to each one receiving it.
     let mut clients = Vec::new();
     for _ in 0..1000 {
-        let mut client = EventStream::connect(&app.base_url, Some(ADMIN_TOKEN), &[]).await.unwrap();
+        let mut client = EventStream::connect(&app.base_url, Some(ADMIN_TOKEN), &[])
+            .await
+            .unwrap();
         client.subscribe(1, None).await;
         client.send(json!({"type": "ping"})).await;
         clients.push(client);
@@ -127,7 +156,11 @@ async fn main() {
         tokio::time::sleep(Duration::from_millis(100)).await;
         let sent = Instant::now();
         app.store
-            .emit_event(ProjectId(1), "pr_notification", &json!({"type": "pr_notification", "round": round}))
+            .emit_event(
+                ProjectId(1),
+                "pr_notification",
+                &json!({"type": "pr_notification", "round": round}),
+            )
             .await
             .unwrap();
         for handle in waiting {

@@ -47,7 +47,10 @@ pub struct LiveEvent {
 
 impl From<Event> for LiveEvent {
     fn from(event: Event) -> Self {
-        Self { text: event.message_text(), event }
+        Self {
+            text: event.message_text(),
+            event,
+        }
     }
 }
 

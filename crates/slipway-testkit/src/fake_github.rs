@@ -177,6 +177,7 @@ impl FakeGitHub {
     async fn serve(world: World) -> Self {
         let world: Shared = Arc::new(Mutex::new(world));
         let router = Router::new()
+            .route("/user/repos", get(list_repos))
             .route("/repos/{owner}/{name}/pulls", get(list_pulls))
             .route("/repos/{owner}/{name}/pulls/{number}", get(show_pull))
             .route(
@@ -390,6 +391,18 @@ async fn list_pulls(
         (StatusCode::OK, [("content-type", "application/json")], body).into_response();
     response.headers_mut().insert("etag", etag.parse().unwrap());
     response
+}
+
+/// The repositories the token can see: every repository of the fake.
+async fn list_repos(State(world): State<Shared>, headers: HeaderMap) -> Response {
+    let mut world = world.lock().unwrap();
+    if let Some(r) = refusal(&mut world, &headers) {
+        return r;
+    }
+    let mut names: Vec<&String> = world.repos.keys().collect();
+    names.sort();
+    let repos: Vec<Value> = names.into_iter().map(|n| json!({"full_name": n})).collect();
+    Json(Value::Array(repos)).into_response()
 }
 
 async fn show_pull(

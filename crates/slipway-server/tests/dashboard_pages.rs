@@ -1,0 +1,307 @@
+//! The dashboard over plain HTTP: sessions, CSRF, roles, and what each page offers.
+
+use reqwest::redirect::Policy;
+use serde_json::json;
+use slipway_forge::github::GitHub;
+use slipway_testkit::fake_github::FakeGitHub;
+use slipway_testkit::{fixture_repo, git, TestApp, ADMIN_TOKEN};
+use std::sync::Arc;
+
+/// A browser-like client of the dashboard: it keeps the session cookie and the CSRF token.
+struct Visitor {
+    http: reqwest::Client,
+    base: String,
+    cookie: String,
+}
+
+impl Visitor {
+    async fn sign_in(app: &TestApp, token: &str) -> Result<Self, u16> {
+        let http = reqwest::Client::builder()
+            .redirect(Policy::none())
+            .build()
+            .unwrap();
+        let response = http
+            .post(format!("{}/login", app.base_url))
+            .form(&[("token", token)])
+            .send()
+            .await
+            .unwrap();
+        if response.status() != 303 {
+            return Err(response.status().as_u16());
+        }
+        let set = response.headers()["set-cookie"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        assert!(
+            set.contains("HttpOnly") && set.contains("SameSite=Strict"),
+            "{set}"
+        );
+        let cookie = set.split(';').next().unwrap().to_owned();
+        Ok(Self {
+            http,
+            base: app.base_url.clone(),
+            cookie,
+        })
+    }
+
+    async fn get(&self, path: &str) -> (u16, String) {
+        let response = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .header("cookie", &self.cookie)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        let location = response
+            .headers()
+            .get("location")
+            .map(|l| l.to_str().unwrap().to_owned());
+        let body = response.text().await.unwrap();
+        (status, location.unwrap_or(body))
+    }
+
+    async fn csrf(&self, path: &str) -> String {
+        let (_, html) = self.get(path).await;
+        let start = html
+            .find("name=\"csrf\" value=\"")
+            .expect("a form with a CSRF token")
+            + 19;
+        html[start..start + html[start..].find('"').unwrap()].to_owned()
+    }
+
+    /// Posts a form; the status and the redirect target (or body).
+    async fn post(&self, path: &str, form: &[(&str, &str)]) -> (u16, String) {
+        let response = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .header("cookie", &self.cookie)
+            .form(form)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        let location = response
+            .headers()
+            .get("location")
+            .map(|l| l.to_str().unwrap().to_owned());
+        let body = response.text().await.unwrap();
+        (status, location.unwrap_or(body))
+    }
+}
+
+fn local_repo(app: &TestApp) -> String {
+    let dir = app.data_dir.path().join("repo");
+    fixture_repo(
+        &dir,
+        &[
+            (
+                ".slipway.toml",
+                "[test]\ncommands = [\"grep -qx fixed value.txt\"]\n",
+            ),
+            ("value.txt", "base\n"),
+        ],
+    );
+    let bare = app.data_dir.path().join("repo.git");
+    git(
+        &dir,
+        &["clone", "-q", "--bare", ".", bare.to_str().unwrap()],
+    );
+    bare.display().to_string()
+}
+
+#[tokio::test]
+async fn forms_without_the_sessions_csrf_token_are_refused_and_change_nothing() {
+    let app = TestApp::spawn().await;
+    let visitor = Visitor::sign_in(&app, ADMIN_TOKEN).await.unwrap();
+    let repo = local_repo(&app);
+    let form = [
+        ("csrf", "forged"),
+        ("name", "shop"),
+        ("repo", repo.as_str()),
+        ("default_branch", "main"),
+    ];
+    let (status, body) = visitor.post("/projects", &form).await;
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("stale or came from another site"), "{body}");
+    // Without a session at all: to the sign-in page.
+    let anonymous = reqwest::Client::builder()
+        .redirect(Policy::none())
+        .build()
+        .unwrap();
+    let response = anonymous
+        .post(format!("{}/projects", app.base_url))
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 303);
+    assert_eq!(response.headers()["location"], "/login");
+    assert_eq!(
+        app.api.list_projects().await.body,
+        json!([]),
+        "nothing was created"
+    );
+    // With the token, it works.
+    let csrf = visitor.csrf("/").await;
+    let form = [
+        ("csrf", csrf.as_str()),
+        ("name", "shop"),
+        ("repo", repo.as_str()),
+        ("default_branch", "main"),
+    ];
+    assert_eq!(
+        visitor.post("/projects", &form).await,
+        (303, "/projects/1".to_owned())
+    );
+}
+
+#[tokio::test]
+async fn wrong_tokens_do_not_sign_in_and_sign_out_or_revocation_ends_the_session() {
+    let app = TestApp::spawn().await;
+    assert_eq!(Visitor::sign_in(&app, "slw_wrong").await.err(), Some(401));
+    let admin = Visitor::sign_in(&app, ADMIN_TOKEN).await.unwrap();
+    assert_eq!(admin.get("/").await.0, 200);
+    let csrf = admin.csrf("/").await;
+    assert_eq!(
+        admin.post("/logout", &[("csrf", &csrf)]).await,
+        (303, "/login".to_owned())
+    );
+    assert_eq!(
+        admin.get("/").await,
+        (303, "/login".to_owned()),
+        "the old cookie is dead"
+    );
+
+    let created = app.api.create_token("ops", "operator").await;
+    let token = created.body["token"].as_str().unwrap().to_owned();
+    let operator = Visitor::sign_in(&app, &token).await.unwrap();
+    assert_eq!(operator.get("/").await.0, 200);
+    app.api
+        .revoke_token(created.body["id"].as_i64().unwrap())
+        .await;
+    assert_eq!(
+        operator.get("/").await,
+        (303, "/login".to_owned()),
+        "revoking the token ends its sessions"
+    );
+}
+
+#[tokio::test]
+async fn a_viewer_sees_the_pages_but_cannot_change_settings_or_start_runs() {
+    let app = TestApp::spawn().await;
+    let repo = local_repo(&app);
+    app.api
+        .create_project(&json!({"name": "shop", "repo": repo}))
+        .await;
+    let created = app.api.create_token("watcher", "viewer").await;
+    let viewer = Visitor::sign_in(&app, created.body["token"].as_str().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(viewer.get("/projects/1").await.0, 200);
+    let csrf = viewer.csrf("/projects/1").await;
+    let settings = [
+        ("csrf", csrf.as_str()),
+        ("repository_rules", "x"),
+        ("setup_branch", "main"),
+        ("setup_commands", ""),
+        ("planning_statement", ""),
+    ];
+    let (status, body) = viewer.post("/projects/1/settings", &settings).await;
+    assert_eq!(status, 403, "{body}");
+    let (status, _) = viewer
+        .post(
+            "/projects/1/runs",
+            &[("csrf", csrf.as_str()), ("goal", "x")],
+        )
+        .await;
+    assert_eq!(status, 403);
+    assert_eq!(app.api.settings(1).await.body["repository_rules"], "");
+}
+
+#[tokio::test]
+async fn the_new_project_dialog_offers_the_github_repositories_the_token_can_see() {
+    let github = FakeGitHub::start("ghp_token").await;
+    let client = Arc::new(GitHub::new(&github.url, "ghp_token"));
+    let app = TestApp::spawn_with(move |config| config.github = Some(client)).await;
+    let repo = app.data_dir.path().join("x");
+    fixture_repo(&repo, &[("a", "a")]);
+    github.add_repo("acme/shop", &repo);
+    github.add_repo("acme/api", &repo);
+    let visitor = Visitor::sign_in(&app, ADMIN_TOKEN).await.unwrap();
+    let (_, html) = visitor.get("/").await;
+    assert!(
+        html.contains("<option value=\"acme/api\">")
+            && html.contains("<option value=\"acme/shop\">"),
+        "{html}"
+    );
+    assert!(
+        html.contains("Pick one of the 2 GitHub repositories"),
+        "{html}"
+    );
+}
+
+#[tokio::test]
+async fn the_run_view_offers_what_each_answer_allows_and_confirming_a_plan_carries_it_out() {
+    let app = TestApp::spawn().await;
+    let repo = local_repo(&app);
+    app.api
+        .create_project(&json!({"name": "shop", "repo": repo}))
+        .await;
+    let agent = "if [ \"$SLIPWAY_PLAN_MODE\" = 1 ]; then echo '1. write fixed'; else echo fixed > value.txt; fi";
+    app.api
+        .put_settings(1, &json!({"agent": {"kind": "command", "command": agent, "plan_mode": true}, "planning_statement": "Be brief."}))
+        .await;
+    let visitor = Visitor::sign_in(&app, ADMIN_TOKEN).await.unwrap();
+    let (_, project_page) = visitor.get("/projects/1").await;
+    assert!(project_page.contains("<blockquote class=\"planning\">Be brief.</blockquote>"));
+    let csrf = visitor.csrf("/projects/1").await;
+    assert_eq!(
+        visitor
+            .post(
+                "/projects/1/runs",
+                &[("csrf", csrf.as_str()), ("goal", "Fix the value")]
+            )
+            .await,
+        (303, "/runs/1".to_owned())
+    );
+    app.api.run_reaching(1, &["awaiting_input"]).await;
+    let (_, html) = visitor.get("/runs/1").await;
+    assert!(
+        html.contains("1. write fixed")
+            && html.contains("Confirm plan")
+            && html.contains("Modify plan"),
+        "{html}"
+    );
+    assert!(!html.contains("continue-text"), "no Continue for a plan");
+    assert_eq!(
+        visitor
+            .post("/runs/1/confirm", &[("csrf", csrf.as_str())])
+            .await,
+        (303, "/runs/1".to_owned())
+    );
+    app.api.run_reaching(1, &["succeeded"]).await;
+    let (_, html) = visitor.get("/runs/1").await;
+    assert!(
+        html.contains("id=\"pr-link\"") && html.contains("/api/v1/projects/1/pulls#1"),
+        "{html}"
+    );
+    assert!(
+        html.contains("status-passed"),
+        "its validation is listed: {html}"
+    );
+    assert!(
+        !html.contains("Cancel run"),
+        "a finished run offers no cancel"
+    );
+    // Answering a finished run is refused with the reason on the page.
+    let (status, location) = visitor
+        .post(
+            "/runs/1/continue",
+            &[("csrf", csrf.as_str()), ("text", "more")],
+        )
+        .await;
+    assert_eq!(status, 303);
+    assert!(location.starts_with("/runs/1?error="), "{location}");
+}
