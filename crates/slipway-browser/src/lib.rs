@@ -166,6 +166,14 @@ impl Page {
         Ok(())
     }
 
+    /// Emulates a screen `width` × `height` CSS pixels (a phone, say).
+    pub async fn set_viewport(&self, width: i64, height: i64, mobile: bool) -> anyhow::Result<()> {
+        use chromiumoxide::cdp::browser_protocol::emulation::SetDeviceMetricsOverrideParams;
+        let params = SetDeviceMetricsOverrideParams::new(width, height, 2.0, mobile);
+        self.page.execute(params).await?;
+        Ok(())
+    }
+
     /// The page's URL.
     pub async fn url(&self) -> anyhow::Result<String> {
         Ok(self.page.url().await?.unwrap_or_default())

@@ -3,7 +3,7 @@
 //! Chromium; one event fanned out to 1,000 WebSocket subscribers.
 
 use serde_json::json;
-use slipway_core::validation::{plan, ValidationStatus};
+use slipway_core::validation::{plan, StepName, ValidationStatus};
 use slipway_core::{PipelineConfig, ProjectId};
 use slipway_store::NewValidation;
 use slipway_testkit::events::EventStream;
@@ -102,6 +102,51 @@ async fn main() {
         }
         report(what, &mut samples);
     }
+
+    // A validation with a 100,000-line log: its page renders the tail only.
+    let long = app
+        .store
+        .create_validation(&NewValidation {
+            project: ProjectId(1),
+            source: repo.display().to_string(),
+            branch: None,
+            pr: None,
+            sha: sha.clone(),
+            plan: steps.clone(),
+        })
+        .await
+        .unwrap();
+    app.engine.cancel(long.validation.id).await.unwrap();
+    let mut seq = 0;
+    for _ in 0..100 {
+        let lines: Vec<(StepName, String)> = (0..1000)
+            .map(|i| {
+                (
+                    StepName::Test,
+                    format!("\u{1b}[32mok\u{1b}[0m test line {}", seq + i),
+                )
+            })
+            .collect();
+        seq = app
+            .store
+            .append_logs(long.validation.id, seq, &lines)
+            .await
+            .unwrap();
+    }
+    let long_path = format!("/validations/{}", long.validation.id);
+    let mut samples = Vec::new();
+    for _ in 0..50 {
+        let start = Instant::now();
+        let response = client
+            .get(format!("{}{long_path}", app.base_url))
+            .header("cookie", &cookie)
+            .send()
+            .await
+            .unwrap();
+        response.bytes().await.unwrap();
+        samples.push(start.elapsed().as_secs_f64() * 1000.0);
+    }
+    report("GET a validation with a 100,000-line log", &mut samples);
 
     // DOMContentLoaded in headless Chromium (signed in by the browser itself).
     let browser = slipway_browser::Browser::launch().await.unwrap();

@@ -238,5 +238,19 @@ async fn a_validation_turns_green_live_and_a_dropped_stream_catches_up_after_rec
     page.screenshot(&screenshot_path("project")).await.unwrap();
     page.goto(&format!("{}/", app.base_url)).await.unwrap();
     page.screenshot(&screenshot_path("projects")).await.unwrap();
+
+    // At a phone's width nothing overflows sideways.
+    page.set_viewport(390, 844, true).await.unwrap();
+    for path in ["/", "/projects/1", "/validations/1"] {
+        page.goto(&format!("{}{path}", app.base_url)).await.unwrap();
+        let overflow: bool = page
+            .eval("document.documentElement.scrollWidth > document.documentElement.clientWidth + 1")
+            .await
+            .unwrap();
+        assert!(!overflow, "{path} is wider than a phone");
+    }
+    page.screenshot(&screenshot_path("validation-phone"))
+        .await
+        .unwrap();
     browser.close().await;
 }
