@@ -80,12 +80,9 @@ impl Engine {
                 ("codegen", *plan_mode)
             }
             AgentConfig::Command { plan_mode, .. } => {
-                if !matches!(
-                    RepoLocation::parse(&project.repo),
-                    Ok(RepoLocation::Local { .. })
-                ) {
+                if crate::github::repo_of(project).is_some() && self.inner.config.github.is_none() {
                     return Err(RunError::Invalid(
-                        "command agents open their pull requests on the local forge; this project is on GitHub, so use the Codegen agent".into(),
+                        "a command agent's pull request on GitHub is opened through the GitHub API: set GITHUB_TOKEN (or a GitHub App)".into(),
                     ));
                 }
                 ("command", *plan_mode)
@@ -590,11 +587,21 @@ async fn turn(
                     }
                     _ => (project.default_branch.clone(), true),
                 };
+                let source = match (
+                    crate::github::repo_of(&project),
+                    &engine.inner.config.github,
+                ) {
+                    (Some(repo), Some(github)) => github
+                        .clone_url(&repo)
+                        .await
+                        .map_err(|e| AgentError::Unavailable(format!("GitHub: {e}")))?,
+                    _ => pipeline::source_of(&project.repo),
+                };
                 let agent = CommandAgent {
                     sandbox: &engine.inner.sandbox,
                     git: &engine.inner.git,
                     command: command.clone(),
-                    source: pipeline::source_of(&project.repo),
+                    source,
                     start_branch,
                     push_branch: run.branch.clone().unwrap_or(run_branch),
                     replace_branch: replace,
@@ -743,6 +750,9 @@ async fn handle_answer(
             engine.change_run(run_id, None, &change).await?;
         }
         Answer::Pushed { branch, sha } => {
+            if let Some(repo) = crate::github::repo_of(project) {
+                return pushed_to_github(engine, project, &run, &repo, branch, sha, change).await;
+            }
             let number = match run.pr_number {
                 Some(number) => {
                     // The agent's fix: validate the new head, unless the poller saw it first.
@@ -789,6 +799,62 @@ async fn handle_answer(
             engine.change_run(run_id, None, &change).await?;
         }
     }
+    Ok(None)
+}
+
+/// A command agent pushed to a GitHub project's branch: open its pull request (the first
+/// time) and validate the head.
+async fn pushed_to_github(
+    engine: &Engine,
+    project: &Project,
+    run: &RunRecord,
+    repo: &str,
+    branch: String,
+    sha: String,
+    mut change: RunChange,
+) -> anyhow::Result<Option<Task>> {
+    let github = engine
+        .inner
+        .config
+        .github
+        .as_ref()
+        .ok_or_else(|| anyhow::anyhow!("GITHUB_TOKEN is no longer set"))?;
+    let number = match run.pr_number {
+        Some(number) => number,
+        None => {
+            let title: String = run
+                .goal
+                .lines()
+                .next()
+                .unwrap_or("")
+                .chars()
+                .take(120)
+                .collect();
+            let body = format!(
+                "Opened by Slipway for agent run {}.\n\n{}",
+                run.id, run.goal
+            );
+            github
+                .create_pull(repo, &branch, &project.default_branch, &title, &body)
+                .await?
+                .number
+        }
+    };
+    engine
+        .validate_pull_request_number(project, number)
+        .await
+        .map_err(anyhow::Error::from)?;
+    let url = crate::github::pull_url(repo, number);
+    change.status = Some(RunStatus::Validating);
+    change.response = Some(Response::PullRequest {
+        number,
+        url: url.clone(),
+    });
+    change.pr_number = Some(number);
+    change.pr_url = Some(url);
+    change.branch = Some(branch);
+    change.agent_head_sha = Some(sha);
+    engine.change_run(run.id, None, &change).await?;
     Ok(None)
 }
 
@@ -1034,6 +1100,15 @@ async fn evidence_of(
         None => Vec::new(),
     };
     let changed_files = match RepoLocation::parse(&project.repo) {
+        Ok(RepoLocation::GitHub { owner, name }) => {
+            match (&engine.inner.config.github, validation.pr) {
+                (Some(github), Some(number)) => github
+                    .pull_files(&format!("{owner}/{name}"), number)
+                    .await
+                    .unwrap_or_default(),
+                _ => Vec::new(),
+            }
+        }
         Ok(RepoLocation::Local { path }) => engine
             .inner
             .git

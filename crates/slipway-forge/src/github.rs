@@ -421,6 +421,63 @@ impl GitHub {
             .collect())
     }
 
+    /// The URL git clones `repo` from.
+    pub async fn clone_url(&self, repo: &str) -> Result<String, GitHubError> {
+        let value = self
+            .expect(
+                reqwest::Method::GET,
+                &format!("/repos/{repo}"),
+                None,
+                &[200],
+            )
+            .await?;
+        value["clone_url"]
+            .as_str()
+            .map(str::to_owned)
+            .ok_or_else(|| GitHubError::Status {
+                status: 200,
+                what: format!("GET /repos/{repo}"),
+                message: "the answer has no clone_url".into(),
+            })
+    }
+
+    /// Opens a pull request from `head` into `base`.
+    pub async fn create_pull(
+        &self,
+        repo: &str,
+        head: &str,
+        base: &str,
+        title: &str,
+        body: &str,
+    ) -> Result<Pull, GitHubError> {
+        let path = format!("/repos/{repo}/pulls");
+        let request = json!({"head": head, "base": base, "title": title, "body": body});
+        let value = self
+            .expect(reqwest::Method::POST, &path, Some(&request), &[201])
+            .await?;
+        serde_json::from_value::<PullBody>(value)
+            .map(Pull::from)
+            .map_err(|e| GitHubError::Status {
+                status: 201,
+                what: format!("POST {path}"),
+                message: e.to_string(),
+            })
+    }
+
+    /// The paths a pull request changes (the first 100).
+    pub async fn pull_files(&self, repo: &str, number: i64) -> Result<Vec<String>, GitHubError> {
+        let path = format!("/repos/{repo}/pulls/{number}/files?per_page=100");
+        let value = self
+            .expect(reqwest::Method::GET, &path, None, &[200])
+            .await?;
+        Ok(value
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|file| file["filename"].as_str().map(str::to_owned))
+            .collect())
+    }
+
     pub async fn open_pulls(&self, repo: &str) -> Result<Vec<Pull>, GitHubError> {
         let path = format!("/repos/{repo}/pulls?state=open&per_page=100");
         let value = self

@@ -293,3 +293,27 @@ async fn starts_beyond_ten_a_minute_wait_in_the_queue() {
         w.app.api.run_action(id, "cancel", None).await;
     }
 }
+
+#[tokio::test]
+async fn a_command_agent_on_a_github_project_opens_its_pull_request_through_the_api() {
+    let agent = r#"if grep -q "failed validation"; then echo fixed > value.txt; else echo broken > value.txt; fi"#;
+    let w =
+        world(json!({"auto_merge": true, "agent": {"kind": "command", "command": agent}})).await;
+    let id = w.start("Make the value right").await;
+    let run = w.app.api.run_reaching(id, &["succeeded", "failed"]).await;
+    assert_eq!(run["status"], "succeeded", "{run}");
+    assert_eq!(run["fix_attempts"], 1);
+    let number = run["pr_number"].as_i64().unwrap();
+    assert_eq!(
+        run["pr_url"],
+        format!("https://github.com/{REPO}/pull/{number}")
+    );
+    assert_eq!(run["branch"], format!("slipway/run-{id}"));
+    let evidence = run["attempts"][0]["evidence"].as_str().unwrap();
+    assert!(
+        evidence.contains("- value.txt"),
+        "GitHub's list of changed files: {evidence}"
+    );
+    assert!(w.github.pull(REPO, number).merged);
+    assert_eq!(git(&w.origin, &["show", "main:value.txt"]), "fixed");
+}

@@ -178,7 +178,15 @@ impl FakeGitHub {
         let world: Shared = Arc::new(Mutex::new(world));
         let router = Router::new()
             .route("/user/repos", get(list_repos))
-            .route("/repos/{owner}/{name}/pulls", get(list_pulls))
+            .route("/repos/{owner}/{name}", get(show_repo))
+            .route(
+                "/repos/{owner}/{name}/pulls",
+                get(list_pulls).post(create_pull),
+            )
+            .route(
+                "/repos/{owner}/{name}/pulls/{number}/files",
+                get(pull_files),
+            )
             .route("/repos/{owner}/{name}/pulls/{number}", get(show_pull))
             .route(
                 "/repos/{owner}/{name}/pulls/{number}/merge",
@@ -403,6 +411,85 @@ async fn list_repos(State(world): State<Shared>, headers: HeaderMap) -> Response
     names.sort();
     let repos: Vec<Value> = names.into_iter().map(|n| json!({"full_name": n})).collect();
     Json(Value::Array(repos)).into_response()
+}
+
+async fn show_repo(
+    State(world): State<Shared>,
+    headers: HeaderMap,
+    Path((owner, name)): Path<(String, String)>,
+) -> Response {
+    let mut world = world.lock().unwrap();
+    if let Some(r) = refusal(&mut world, &headers) {
+        return r;
+    }
+    let repo = repo!(world, owner, name);
+    Json(
+        json!({"full_name": format!("{owner}/{name}"), "default_branch": "main",
+                "clone_url": format!("file://{}", repo.dir.display())}),
+    )
+    .into_response()
+}
+
+async fn create_pull(
+    State(world): State<Shared>,
+    headers: HeaderMap,
+    Path((owner, name)): Path<(String, String)>,
+    Json(body): Json<Value>,
+) -> Response {
+    let mut world = world.lock().unwrap();
+    if let Some(r) = refusal(&mut world, &headers) {
+        return r;
+    }
+    let repo = repo!(world, owner, name);
+    let (Some(head), Some(base)) = (body["head"].as_str(), body["base"].as_str()) else {
+        return error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "Validation Failed: head and base",
+        );
+    };
+    if git(
+        &repo.dir,
+        &["rev-parse", "--verify", &format!("refs/heads/{head}")],
+    )
+    .is_none()
+    {
+        return error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "Validation Failed: head does not exist",
+        );
+    }
+    let number = repo.pulls.len() as i64 + 1;
+    repo.pulls.push(FakePull {
+        number,
+        head_ref: head.into(),
+        base_ref: base.into(),
+        state: "open".into(),
+        draft: false,
+        merged: false,
+        merge_sha: None,
+        last_head_sha: String::new(),
+    });
+    let pull = repo.pulls.last().unwrap();
+    (StatusCode::CREATED, Json(repo.pull_json(pull))).into_response()
+}
+
+async fn pull_files(
+    State(world): State<Shared>,
+    headers: HeaderMap,
+    Path((owner, name, number)): Path<(String, String, i64)>,
+) -> Response {
+    let mut world = world.lock().unwrap();
+    if let Some(r) = refusal(&mut world, &headers) {
+        return r;
+    }
+    let repo = repo!(world, owner, name);
+    let Some(pull) = repo.pulls.iter().find(|p| p.number == number) else {
+        return error(StatusCode::NOT_FOUND, "Not Found");
+    };
+    let range = format!("{}...{}", pull.base_ref, repo.head_sha(pull));
+    let names = git(&repo.dir, &["diff", "--name-only", &range]).unwrap_or_default();
+    let files: Vec<Value> = names.lines().map(|f| json!({"filename": f})).collect();
+    Json(Value::Array(files)).into_response()
 }
 
 async fn show_pull(
