@@ -159,6 +159,10 @@ async fn main() {
     for (what, path) in [
         ("DOMContentLoaded /", "/"),
         ("DOMContentLoaded /projects/1", "/projects/1"),
+        (
+            "DOMContentLoaded of the 100,000-line validation",
+            long_path.as_str(),
+        ),
     ] {
         let mut samples = Vec::new();
         for _ in 0..20 {
