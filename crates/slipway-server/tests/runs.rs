@@ -257,7 +257,7 @@ async fn the_fix_budget_ends_the_loop_and_says_so_on_the_run_and_the_pull_reques
 async fn a_person_pushing_to_the_branch_ends_the_fix_loop() {
     let app = TestApp::spawn().await;
     // The test takes a while, so that the person's push lands during the agent's validation.
-    let origin = repository(&app, "sleep 3; grep -qx fixed value.txt");
+    let origin = repository(&app, "sleep 5; grep -qx fixed value.txt");
     let project = project(&app, &origin, FIXING_AGENT, json!({"max_fix_attempts": 3})).await;
     let id = start(&app, project, "Fix the value").await;
     let run = app.api.run_reaching(id, &["validating", "failed"]).await;
