@@ -7,7 +7,7 @@ const projectId = Number(body.dataset.project || 0);
 const page = body.dataset.page;
 const liveStatus = document.getElementById('live-status');
 
-export const live = { socket: null, after: Number(body.dataset.after || 0), retries: 0, received: 0 };
+export const live = { socket: null, after: Number(body.dataset.after || 0), retries: 0, received: 0, connections: 0 };
 window.slipway = { live };
 
 // Dialogs: native <dialog> keeps focus inside while open and closes on Escape.
@@ -202,6 +202,7 @@ function connect() {
   live.socket = socket;
   socket.onopen = () => {
     live.retries = 0;
+    live.connections += 1;
     liveStatus.textContent = 'live';
     for (const project of projects) socket.send(JSON.stringify({ type: 'subscribe_project', project_id: project, after: live.after }));
   };
