@@ -77,33 +77,22 @@ impl Store {
         kind: &str,
         payload: &serde_json::Value,
     ) -> Result<i64, StoreError> {
-        let _order = self.events.order.lock().await;
-        let id: i64 = sqlx::query_scalar(
-            "INSERT INTO events (project_id, kind, payload, created_at) VALUES (?, ?, ?, ?) RETURNING id",
-        )
-        .bind(project.0)
-        .bind(kind)
-        .bind(payload.to_string())
-        .bind(now_millis())
-        .fetch_one(&self.writer)
-        .await?;
-        let _ = self.events.live.send(Arc::new(LiveEvent::from(Event {
-            id,
-            project_id: project,
-            kind: kind.to_owned(),
-            payload: payload.clone(),
-        })));
+        let _order = self.lock_order().await;
+        let mut conn = self.writer.acquire().await?;
+        let stored =
+            Store::insert_events(&mut conn, project, vec![(kind, payload.clone())]).await?;
+        let id = stored[0].id;
+        self.broadcast(stored);
         Ok(id)
     }
 
-    /// Appends many events of one project in one transaction, then broadcasts them.
-    pub(crate) async fn emit_events(
-        &self,
+    /// Inserts events of one project inside the caller's transaction; the caller holds the
+    /// order lock (`lock_order`) and broadcasts them (`broadcast`) after committing.
+    pub(crate) async fn insert_events(
+        conn: &mut sqlx::SqliteConnection,
         project: ProjectId,
         events: Vec<(&str, serde_json::Value)>,
-    ) -> Result<(), StoreError> {
-        let _order = self.events.order.lock().await;
-        let mut tx = self.writer.begin().await?;
+    ) -> Result<Vec<Event>, StoreError> {
         let mut stored = Vec::with_capacity(events.len());
         let now = now_millis();
         for (kind, payload) in events {
@@ -114,7 +103,7 @@ impl Store {
             .bind(kind)
             .bind(payload.to_string())
             .bind(now)
-            .fetch_one(&mut *tx)
+            .fetch_one(&mut *conn)
             .await?;
             stored.push(Event {
                 id,
@@ -123,11 +112,19 @@ impl Store {
                 payload,
             });
         }
-        tx.commit().await?;
+        Ok(stored)
+    }
+
+    /// Held from inserting events until they are broadcast, so that ids and order agree.
+    pub(crate) async fn lock_order(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.events.order.lock().await
+    }
+
+    /// Sends committed events to live subscribers (under the order lock).
+    pub(crate) fn broadcast(&self, stored: Vec<Event>) {
         for event in stored {
             let _ = self.events.live.send(Arc::new(LiveEvent::from(event)));
         }
-        Ok(())
     }
 
     /// New events as they are stored (all projects; filter by `project_id`).

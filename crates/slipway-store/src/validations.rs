@@ -504,6 +504,8 @@ impl Store {
             .bind(id.0)
             .fetch_one(&self.pool)
             .await?;
+        // The lines and their `log` events are committed together.
+        let _order = self.lock_order().await;
         let mut tx = self.writer.begin().await?;
         let mut seq = after;
         let mut events = Vec::with_capacity(lines.len());
@@ -524,13 +526,13 @@ impl Store {
                                    "seq": seq, "line": line}),
             ));
         }
+        let stored =
+            Store::insert_events(&mut tx, slipway_core::ProjectId(project), events).await?;
         tx.commit().await?;
-        self.emit_events(slipway_core::ProjectId(project), events)
-            .await?;
+        self.broadcast(stored);
         Ok(seq)
     }
 
-    /// Log lines after `after`, optionally of one step, at most `limit`.
     /// Up to `limit` lines before `before` (all steps), oldest first: the tail when
     /// `before` is `i64::MAX`.
     pub async fn logs_before(
@@ -555,6 +557,7 @@ impl Store {
             .collect())
     }
 
+    /// Log lines after `after`, optionally of one step, at most `limit`.
     pub async fn logs(
         &self,
         id: ValidationId,
