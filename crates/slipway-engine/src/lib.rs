@@ -113,6 +113,8 @@ pub(crate) struct Inner {
     pub(crate) workspaces: PathBuf,
     pub(crate) config: EngineConfig,
     pub(crate) http: reqwest::Client,
+    /// The Codegen API client, built once when Codegen is configured.
+    pub(crate) codegen: Option<slipway_agent::codegen::Codegen>,
     pub(crate) git: git::Git,
     running: Mutex<HashMap<ValidationId, CancellationToken>>,
     pub(crate) running_runs: Mutex<HashMap<i64, CancellationToken>>,
@@ -136,6 +138,10 @@ impl Engine {
             sandbox: Sandbox::new(config.isolation.clone(), hidden),
             snapshots: Snapshots::new(config.data_dir.join("snapshots"), config.snapshot_cap_bytes),
             workspaces: config.data_dir.join("workspaces"),
+            codegen: config
+                .codegen
+                .clone()
+                .map(slipway_agent::codegen::Codegen::new),
             http: reqwest::Client::builder()
                 .no_proxy()
                 .build()

@@ -56,6 +56,18 @@ fn same_repository(a: &str, b: &str) -> bool {
 }
 
 /// Where a project's commits are fetched from.
+/// The project's secrets as environment variables for sandboxed commands: all but the
+/// webhook secret, which verifies deliveries and is never PR code's business.
+pub(crate) fn secrets_env(
+    secrets: &[(String, slipway_core::secret::SecretValue)],
+) -> Vec<(String, String)> {
+    secrets
+        .iter()
+        .filter(|(name, _)| name != slipway_core::secret::WEBHOOK_SECRET_NAME)
+        .map(|(name, value)| (name.clone(), value.expose().to_owned()))
+        .collect()
+}
+
 pub(crate) fn source_of(repo: &str) -> String {
     match RepoLocation::parse(repo) {
         Ok(RepoLocation::Local { path }) => path.display().to_string(),
@@ -106,12 +118,11 @@ pub(crate) async fn execute(
             "the head comes from a fork: the project's secrets are withheld from its commands",
         );
     }
-    let mut env: Vec<(String, String)> = secrets
-        .iter()
-        .filter(|_| !from_fork)
-        .filter(|(name, _)| name != slipway_core::secret::WEBHOOK_SECRET_NAME)
-        .map(|(name, value)| (name.clone(), value.expose().to_owned()))
-        .collect();
+    let mut env = if from_fork {
+        Vec::new()
+    } else {
+        secrets_env(&secrets)
+    };
     env.push(("SLIPWAY_VALIDATION_ID".into(), id.to_string()));
     env.push(("SLIPWAY_PROJECT_ID".into(), record.project_id.to_string()));
     env.push(("SLIPWAY_SHA".into(), record.sha.clone()));

@@ -4,7 +4,7 @@
 
 use crate::{pipeline, Engine, SubmitError};
 use serde::{Deserialize, Serialize};
-use slipway_agent::codegen::{Codegen, CodegenAgent};
+use slipway_agent::codegen::CodegenAgent;
 use slipway_agent::command::CommandAgent;
 use slipway_agent::{Agent, AgentError, Answer, Progress, Turn, TurnKind};
 use slipway_core::prompt::{self, Evidence, Goal};
@@ -181,16 +181,8 @@ impl Engine {
         if let Some(token) = self.inner.running_runs.lock().expect("runs lock").get(&id) {
             token.cancel();
         }
-        if let (Some(external), Some(codegen)) = (run.external_id, self.codegen_client()) {
-            let agent = self.codegen_agent(
-                codegen,
-                &AgentConfig::Codegen {
-                    model: None,
-                    repo_id: None,
-                    plan_mode: false,
-                },
-            );
-            if let Err(error) = agent.stop(external).await {
+        if let (Some(external), Some(codegen)) = (run.external_id, &self.inner.codegen) {
+            if let Err(error) = codegen.ban(external).await {
                 tracing::warn!(run = id, %error, "Codegen's agents could not be stopped");
             }
         }
@@ -255,21 +247,14 @@ impl Engine {
         }
     }
 
-    fn codegen_client(&self) -> Option<Codegen> {
-        self.inner.config.codegen.clone().map(Codegen::new)
-    }
-
-    fn codegen_agent(&self, client: Codegen, config: &AgentConfig) -> CodegenAgent {
-        let (model, repo_id) = match config {
-            AgentConfig::Codegen { model, repo_id, .. } => (model.clone(), *repo_id),
-            AgentConfig::Command { .. } => (None, None),
-        };
-        CodegenAgent {
-            client,
-            model,
+    /// The Codegen agent for a project's `model` and `repo_id`, when Codegen is configured.
+    fn codegen_agent(&self, model: &Option<String>, repo_id: Option<i64>) -> Option<CodegenAgent> {
+        Some(CodegenAgent {
+            client: self.inner.codegen.clone()?,
+            model: model.clone(),
             repo_id,
             poll_every: self.inner.config.agent_poll_every,
-        }
+        })
     }
 
     /// Tells the pull request what became of the run (the local forge keeps it as its note).
@@ -430,45 +415,33 @@ async fn turn(
         Some(Response::Reply { text } | Response::Plan { text }) => text.clone(),
         _ => String::new(),
     };
-    let (prompt, kind, plan_mode, status) = match &task {
-        Task::Start => (
-            run.prompt.clone(),
-            TurnKind::Start,
-            plan_mode_setting,
-            RunStatus::Working,
-        ),
-        Task::Continue { text } if is_codegen => {
-            (text.clone(), TurnKind::Resume, false, RunStatus::Working)
-        }
+    let (prompt, kind, plan_mode) = match &task {
+        Task::Start => (run.prompt.clone(), TurnKind::Start, plan_mode_setting),
+        Task::Continue { text } if is_codegen => (text.clone(), TurnKind::Resume, false),
         Task::Continue { text } => (
             prompt::for_continue(&run.prompt, &last_text, text),
             TurnKind::Resume,
             false,
-            RunStatus::Working,
         ),
         Task::Confirm if is_codegen => (
             "Your plan is confirmed: carry it out now and open a pull request.".into(),
             TurnKind::Resume,
             false,
-            RunStatus::Working,
         ),
         Task::Confirm => (
             prompt::for_confirm(&run.prompt, &last_text),
             TurnKind::Resume,
             false,
-            RunStatus::Working,
         ),
         Task::Modify { text } if is_codegen => (
             format!("{text}\n\nAnswer with the revised plan; do not change files yet."),
             TurnKind::Resume,
             true,
-            RunStatus::Working,
         ),
         Task::Modify { text } => (
             prompt::for_modify(&run.prompt, &last_text, text),
             TurnKind::Resume,
             true,
-            RunStatus::Working,
         ),
         Task::Fix { validation_id } => {
             let attempts = store.fix_attempts(run.id).await.map_err(internal)?;
@@ -477,7 +450,7 @@ async fn turn(
                 .find(|a| a.validation_id == *validation_id)
                 .map(|a| a.evidence.clone())
                 .unwrap_or_default();
-            (evidence, TurnKind::Fix, false, RunStatus::Fixing)
+            (evidence, TurnKind::Fix, false)
         }
     };
     if is_codegen && kind == TurnKind::Start && run.external_id.is_none() {
@@ -500,6 +473,11 @@ async fn turn(
             return Ok(TurnEnd::Postponed(wait, note));
         }
     }
+    let status = if kind == TurnKind::Fix {
+        RunStatus::Fixing
+    } else {
+        RunStatus::Working
+    };
     let begin = RunChange {
         status: Some(status),
         note: Some(String::new()),
@@ -554,17 +532,14 @@ async fn turn(
         tail
     };
     let answer = async {
-        let answer = match &settings.agent {
-            AgentConfig::Codegen { .. } => {
-                let client = engine.codegen_client().ok_or_else(|| {
+        match &settings.agent {
+            AgentConfig::Codegen { model, repo_id, .. } => {
+                let agent = engine.codegen_agent(model, *repo_id).ok_or_else(|| {
                     AgentError::Refused(
                         "CODEGEN_API_TOKEN and CODEGEN_ORG_ID are no longer set".into(),
                     )
                 })?;
-                engine
-                    .codegen_agent(client, &settings.agent)
-                    .work(turn, progress_tx)
-                    .await
+                agent.work(turn, progress_tx).await
             }
             AgentConfig::Command { command, .. } => {
                 let workdir = engine
@@ -574,11 +549,7 @@ async fn turn(
                     .join("agents")
                     .join(format!("run-{}-{}", run.id, job.attempt));
                 let _ = tokio::fs::remove_dir_all(&workdir).await;
-                let mut env: Vec<(String, String)> = secrets
-                    .iter()
-                    .filter(|(name, _)| name != slipway_core::secret::WEBHOOK_SECRET_NAME)
-                    .map(|(name, value)| (name.clone(), value.expose().to_owned()))
-                    .collect();
+                let mut env = pipeline::secrets_env(&secrets);
                 env.push(("SLIPWAY_PROJECT_ID".into(), project.id.to_string()));
                 let run_branch = format!("slipway/run-{}", run.id);
                 let (start_branch, replace) = match &run.branch {
@@ -614,8 +585,7 @@ async fn turn(
                 let _ = tokio::fs::remove_dir_all(&workdir).await;
                 answer
             }
-        };
-        answer
+        }
     };
     let (answer, tail) = tokio::join!(answer, record_progress);
     let answer = answer?;
@@ -636,7 +606,7 @@ async fn turn(
 }
 
 fn commit_title(goal: &str, kind: TurnKind) -> String {
-    let first: String = goal.lines().next().unwrap_or("").chars().take(60).collect();
+    let first = headline(goal, 60);
     match kind {
         TurnKind::Fix => format!("Fix: {first}"),
         _ => first,
@@ -681,7 +651,7 @@ async fn handle_answer(
             let text = masker.mask(&text).into_owned();
             change.note = Some(format!(
                 "the agent gave up fixing its pull request without a change: {}",
-                first_line(&text)
+                headline(&text, 200)
             ));
             change.status = Some(RunStatus::Failed);
             engine.change_run(run_id, None, &change).await?;
@@ -738,15 +708,7 @@ async fn handle_answer(
                 engine.say_on_pull_request(project, &run, number, "Slipway: the agent answered without changing this pull request; a person takes it from here.").await;
                 return Ok(None);
             }
-            change.status = Some(RunStatus::Validating);
-            change.response = Some(Response::PullRequest {
-                number,
-                url: url.clone(),
-            });
-            change.pr_number = Some(number);
-            change.pr_url = Some(url);
-            change.branch = branch;
-            change.agent_head_sha = Some(record.sha);
+            let change = validating(change, number, url, branch, record.sha);
             engine.change_run(run_id, None, &change).await?;
         }
         Answer::Pushed { branch, sha } => {
@@ -769,16 +731,13 @@ async fn handle_answer(
                     number
                 }
                 None => {
-                    let title: String = run
-                        .goal
-                        .lines()
-                        .next()
-                        .unwrap_or("")
-                        .chars()
-                        .take(120)
-                        .collect();
                     let pr = engine
-                        .open_pull_request(project, &title, &branch, &project.default_branch)
+                        .open_pull_request(
+                            project,
+                            &headline(&run.goal, 120),
+                            &branch,
+                            &project.default_branch,
+                        )
                         .await
                         .map_err(|e: SubmitError| {
                             anyhow::anyhow!("the pull request could not be opened: {e}")
@@ -787,15 +746,7 @@ async fn handle_answer(
                 }
             };
             let url = crate::merging::local_url(project, number);
-            change.status = Some(RunStatus::Validating);
-            change.response = Some(Response::PullRequest {
-                number,
-                url: url.clone(),
-            });
-            change.pr_number = Some(number);
-            change.pr_url = Some(url);
-            change.branch = Some(branch);
-            change.agent_head_sha = Some(sha);
+            let change = validating(change, number, url, Some(branch), sha);
             engine.change_run(run_id, None, &change).await?;
         }
     }
@@ -811,7 +762,7 @@ async fn pushed_to_github(
     repo: &str,
     branch: String,
     sha: String,
-    mut change: RunChange,
+    change: RunChange,
 ) -> anyhow::Result<Option<Task>> {
     let github = engine
         .inner
@@ -822,14 +773,7 @@ async fn pushed_to_github(
     let number = match run.pr_number {
         Some(number) => number,
         None => {
-            let title: String = run
-                .goal
-                .lines()
-                .next()
-                .unwrap_or("")
-                .chars()
-                .take(120)
-                .collect();
+            let title = headline(&run.goal, 120);
             let body = format!(
                 "Opened by Slipway for agent run {}.\n\n{}",
                 run.id, run.goal
@@ -845,6 +789,20 @@ async fn pushed_to_github(
         .await
         .map_err(anyhow::Error::from)?;
     let url = crate::github::pull_url(repo, number);
+    let change = validating(change, number, url, Some(branch), sha);
+    engine.change_run(run.id, None, &change).await?;
+    Ok(None)
+}
+
+/// `change`, plus: the run's answer is pull request `number`, whose head `sha` (the agent's)
+/// is being validated.
+fn validating(
+    mut change: RunChange,
+    number: i64,
+    url: String,
+    branch: Option<String>,
+    sha: String,
+) -> RunChange {
     change.status = Some(RunStatus::Validating);
     change.response = Some(Response::PullRequest {
         number,
@@ -852,10 +810,9 @@ async fn pushed_to_github(
     });
     change.pr_number = Some(number);
     change.pr_url = Some(url);
-    change.branch = Some(branch);
+    change.branch = branch;
     change.agent_head_sha = Some(sha);
-    engine.change_run(run.id, None, &change).await?;
-    Ok(None)
+    change
 }
 
 async fn fail_run(engine: &Engine, run_id: i64, message: &str) {
@@ -884,12 +841,13 @@ async fn fail_run(engine: &Engine, run_id: i64, message: &str) {
     }
 }
 
-fn first_line(text: &str) -> String {
+/// The first non-empty line of `text`, at most `max` characters (titles, notes).
+fn headline(text: &str, max: usize) -> String {
     text.lines()
         .find(|l| !l.trim().is_empty())
         .unwrap_or("")
         .chars()
-        .take(200)
+        .take(max)
         .collect()
 }
 

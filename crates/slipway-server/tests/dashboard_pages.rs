@@ -46,20 +46,8 @@ impl Visitor {
     }
 
     async fn get(&self, path: &str) -> (u16, String) {
-        let response = self
-            .http
-            .get(format!("{}{path}", self.base))
-            .header("cookie", &self.cookie)
-            .send()
-            .await
-            .unwrap();
-        let status = response.status().as_u16();
-        let location = response
-            .headers()
-            .get("location")
-            .map(|l| l.to_str().unwrap().to_owned());
-        let body = response.text().await.unwrap();
-        (status, location.unwrap_or(body))
+        let request = self.http.get(format!("{}{path}", self.base));
+        self.send(request).await
     }
 
     async fn csrf(&self, path: &str) -> String {
@@ -73,14 +61,13 @@ impl Visitor {
 
     /// Posts a form; the status and the redirect target (or body).
     async fn post(&self, path: &str, form: &[(&str, &str)]) -> (u16, String) {
-        let response = self
-            .http
-            .post(format!("{}{path}", self.base))
-            .header("cookie", &self.cookie)
-            .form(form)
-            .send()
-            .await
-            .unwrap();
+        let request = self.http.post(format!("{}{path}", self.base)).form(form);
+        self.send(request).await
+    }
+
+    /// Sends with the session cookie; the status and the redirect target (or the body).
+    async fn send(&self, request: reqwest::RequestBuilder) -> (u16, String) {
+        let response = request.header("cookie", &self.cookie).send().await.unwrap();
         let status = response.status().as_u16();
         let location = response
             .headers()

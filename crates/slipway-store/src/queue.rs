@@ -160,21 +160,8 @@ impl Store {
     pub async fn fail(&self, job: &Job, failure: &JobFailure) -> Result<bool, StoreError> {
         match failure {
             JobFailure::Retryable(error) if job.attempt < job.max_attempts => {
-                let run_at = now_millis() + backoff(RETRY_BASE, job.attempt).as_millis() as i64;
-                let updated = sqlx::query(
-                    "UPDATE jobs SET state = 'queued', run_at = ?, last_error = ?, lease_owner = NULL,
-                            lease_expires_at = NULL, updated_at = ?
-                     WHERE id = ? AND attempt = ? AND state = 'running'",
-                )
-                .bind(run_at)
-                .bind(error)
-                .bind(now_millis())
-                .bind(job.id)
-                .bind(job.attempt)
-                .execute(&self.writer)
-                .await?
-                .rows_affected();
-                Ok(updated == 1)
+                self.requeue(job, backoff(RETRY_BASE, job.attempt), error, 0)
+                    .await
             }
             JobFailure::Retryable(error) | JobFailure::Fatal(error) => {
                 self.finish_job(job, "failed", Some(error)).await
@@ -189,13 +176,25 @@ impl Store {
         delay: Duration,
         reason: &str,
     ) -> Result<bool, StoreError> {
+        self.requeue(job, delay, reason, 1).await
+    }
+
+    /// Queues the held attempt's job again after `delay`, granting `extra_attempts` more.
+    async fn requeue(
+        &self,
+        job: &Job,
+        delay: Duration,
+        error: &str,
+        extra_attempts: u32,
+    ) -> Result<bool, StoreError> {
         let updated = sqlx::query(
             "UPDATE jobs SET state = 'queued', run_at = ?, last_error = ?, lease_owner = NULL,
-                    lease_expires_at = NULL, max_attempts = max_attempts + 1, updated_at = ?
+                    lease_expires_at = NULL, max_attempts = max_attempts + ?, updated_at = ?
              WHERE id = ? AND attempt = ? AND state = 'running'",
         )
         .bind(now_millis() + delay.as_millis() as i64)
-        .bind(reason)
+        .bind(error)
+        .bind(extra_attempts)
         .bind(now_millis())
         .bind(job.id)
         .bind(job.attempt)

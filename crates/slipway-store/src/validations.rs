@@ -142,6 +142,37 @@ fn dedupe_key(id: ValidationId) -> String {
     format!("validation:{id}")
 }
 
+/// A step row with the validation it belongs to (for loading many validations at once).
+#[derive(sqlx::FromRow)]
+struct OwnedStepRow {
+    validation_id: i64,
+    #[sqlx(flatten)]
+    step: StepRow,
+}
+
+impl ValidationRow {
+    fn record(self, steps: Vec<StepRow>) -> Result<ValidationRecord, StoreError> {
+        Ok(ValidationRecord {
+            id: ValidationId(self.id),
+            project_id: ProjectId(self.project_id),
+            source: self.source,
+            branch: self.branch,
+            pr: self.pr_number,
+            sha: self.sha,
+            status: self.status.parse().map_err(corrupt)?,
+            attempt: self.attempt as u32,
+            error: self.error,
+            created_at: from_millis(self.created_at),
+            started_at: self.started_at.map(from_millis),
+            finished_at: self.finished_at.map(from_millis),
+            steps: steps
+                .into_iter()
+                .map(StepRow::record)
+                .collect::<Result<_, _>>()?,
+        })
+    }
+}
+
 impl StepRow {
     fn record(self) -> Result<StepRecord, StoreError> {
         Ok(StepRecord {
@@ -241,25 +272,7 @@ impl Store {
         .bind(id.0)
         .fetch_all(&self.pool)
         .await?;
-        let steps = steps
-            .into_iter()
-            .map(StepRow::record)
-            .collect::<Result<_, _>>()?;
-        Ok(ValidationRecord {
-            id: ValidationId(row.id),
-            project_id: ProjectId(row.project_id),
-            source: row.source,
-            branch: row.branch,
-            pr: row.pr_number,
-            sha: row.sha,
-            status: row.status.parse().map_err(corrupt)?,
-            attempt: row.attempt as u32,
-            error: row.error,
-            created_at: from_millis(row.created_at),
-            started_at: row.started_at.map(from_millis),
-            finished_at: row.finished_at.map(from_millis),
-            steps,
-        })
+        row.record(steps)
     }
 
     /// The project's validations, newest first.
@@ -269,18 +282,63 @@ impl Store {
         limit: u32,
     ) -> Result<Vec<ValidationRecord>, StoreError> {
         self.project(project).await?;
-        let ids: Vec<i64> = sqlx::query_scalar(
-            "SELECT id FROM validations WHERE project_id = ? ORDER BY id DESC LIMIT ?",
-        )
+        self.validations_where(project, None, limit).await
+    }
+
+    /// A pull request's validations, newest first.
+    pub async fn pull_request_validations(
+        &self,
+        project: ProjectId,
+        pr: i64,
+        limit: u32,
+    ) -> Result<Vec<ValidationRecord>, StoreError> {
+        self.validations_where(project, Some(pr), limit).await
+    }
+
+    /// A project's newest validations (of one pull request, if given) with their steps, in
+    /// two queries.
+    async fn validations_where(
+        &self,
+        project: ProjectId,
+        pr: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<ValidationRecord>, StoreError> {
+        const NEWEST: &str =
+            "FROM validations WHERE project_id = ? AND (? IS NULL OR pr_number = ?)
+                              ORDER BY id DESC LIMIT ?";
+        let rows: Vec<ValidationRow> =
+            sqlx::query_as(&format!("SELECT {VALIDATION_COLUMNS} {NEWEST}"))
+                .bind(project.0)
+                .bind(pr)
+                .bind(pr)
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?;
+        let steps: Vec<OwnedStepRow> = sqlx::query_as(&format!(
+            "SELECT validation_id, idx, name, status, command, exit_code, detail, started_at, finished_at
+             FROM validation_steps WHERE validation_id IN (SELECT id {NEWEST})
+             ORDER BY validation_id, idx"
+        ))
         .bind(project.0)
+        .bind(pr)
+        .bind(pr)
         .bind(limit)
         .fetch_all(&self.pool)
         .await?;
-        let mut records = Vec::with_capacity(ids.len());
-        for id in ids {
-            records.push(self.validation(ValidationId(id)).await?);
+        let mut by_validation: std::collections::HashMap<i64, Vec<StepRow>> =
+            std::collections::HashMap::new();
+        for owned in steps {
+            by_validation
+                .entry(owned.validation_id)
+                .or_default()
+                .push(owned.step);
         }
-        Ok(records)
+        rows.into_iter()
+            .map(|row| {
+                let steps = by_validation.remove(&row.id).unwrap_or_default();
+                row.record(steps)
+            })
+            .collect()
     }
 
     /// Marks a validation running for this attempt: steps that did not finish are queued

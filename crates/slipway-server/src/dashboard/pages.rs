@@ -550,12 +550,9 @@ pub async fn run(
     let validations = match run.pr_number {
         Some(pr) => state
             .store
-            .list_validations(project.id, HISTORY)
+            .pull_request_validations(project.id, pr, HISTORY)
             .await
-            .map_err(failed)?
-            .into_iter()
-            .filter(|v| v.pr == Some(pr))
-            .collect(),
+            .map_err(failed)?,
         None => Vec::new(),
     };
     let (reply, plan, pr_url) = match &run.response {
