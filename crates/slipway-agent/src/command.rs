@@ -115,41 +115,35 @@ impl CommandAgent<'_> {
         repo: &std::path::Path,
         start: &str,
     ) -> Result<Option<String>, AgentError> {
-        let unavailable = |e: slipway_forge::git::GitError| AgentError::Unavailable(e.to_string());
-        let git_dir = format!("--git-dir={}", path_text(trusted));
-        let work_tree = format!("--work-tree={}", path_text(repo));
-        let git = |args: Vec<&str>| {
-            let mut all = vec![git_dir.as_str(), work_tree.as_str()];
-            all.extend(args);
-            let all: Vec<String> = all.into_iter().map(str::to_owned).collect();
-            async move {
-                let refs: Vec<&str> = all.iter().map(String::as_str).collect();
-                self.git.run(None, &refs).await
-            }
-        };
-        git(vec!["read-tree", start]).await.map_err(unavailable)?;
-        git(vec!["add", "--all", "."]).await.map_err(unavailable)?;
-        let tree = git(vec!["write-tree"]).await.map_err(unavailable)?;
-        let start_tree = git(vec!["rev-parse", &format!("{start}^{{tree}}")])
-            .await
-            .map_err(unavailable)?;
+        self.in_work_tree(trusted, repo, &["read-tree", start])
+            .await?;
+        self.in_work_tree(trusted, repo, &["add", "--all", "."])
+            .await?;
+        let tree = self.in_work_tree(trusted, repo, &["write-tree"]).await?;
+        let start_tree = self
+            .in_work_tree(trusted, repo, &["rev-parse", &format!("{start}^{{tree}}")])
+            .await?;
         if tree == start_tree {
             return Ok(None);
         }
-        let sha = git(vec![
-            "-c",
-            "user.name=Slipway agent",
-            "-c",
-            "user.email=agent@slipway.invalid",
-            "commit-tree",
-            &tree,
-            "-p",
-            start,
-            "-m",
-            &self.title,
-        ])
-        .await
-        .map_err(unavailable)?;
+        let sha = self
+            .in_work_tree(
+                trusted,
+                repo,
+                &[
+                    "-c",
+                    "user.name=Slipway agent",
+                    "-c",
+                    "user.email=agent@slipway.invalid",
+                    "commit-tree",
+                    &tree,
+                    "-p",
+                    start,
+                    "-m",
+                    &self.title,
+                ],
+            )
+            .await?;
         let refspec = format!(
             "{}{sha}:refs/heads/{}",
             if self.replace_branch { "+" } else { "" },
@@ -165,6 +159,25 @@ impl CommandAgent<'_> {
                 ))
             })?;
         Ok(Some(sha))
+    }
+}
+
+impl CommandAgent<'_> {
+    /// Runs git on Slipway's own clone (`trusted`) with the agent's files as the work tree.
+    async fn in_work_tree(
+        &self,
+        trusted: &std::path::Path,
+        repo: &std::path::Path,
+        args: &[&str],
+    ) -> Result<String, AgentError> {
+        let git_dir = format!("--git-dir={}", path_text(trusted));
+        let work_tree = format!("--work-tree={}", path_text(repo));
+        let mut all = vec![git_dir.as_str(), work_tree.as_str()];
+        all.extend_from_slice(args);
+        self.git
+            .run(None, &all)
+            .await
+            .map_err(|e| AgentError::Unavailable(e.to_string()))
     }
 }
 

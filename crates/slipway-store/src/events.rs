@@ -179,7 +179,7 @@ impl Store {
         let (project, status): (i64, String) =
             sqlx::query_as("SELECT project_id, status FROM validations WHERE id = ?")
                 .bind(id.0)
-                .fetch_one(&self.writer)
+                .fetch_one(&self.pool)
                 .await?;
         let step_row: Option<(i64, String, String)> = match step {
             Some(index) => sqlx::query_as(
@@ -187,7 +187,7 @@ impl Store {
             )
             .bind(id.0)
             .bind(index)
-            .fetch_optional(&self.writer)
+            .fetch_optional(&self.pool)
             .await?,
             None => None,
         };
