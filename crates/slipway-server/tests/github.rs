@@ -202,7 +202,12 @@ async fn a_push_during_validation_merges_only_the_new_head() {
         .unwrap()
         .iter()
         .find(|v| v["sha"] == first.as_str())
+        .unwrap()["id"]
+        .as_i64()
         .unwrap();
+    // Cancelling a running validation ends when its processes are gone, which may be
+    // after the new head merged.
+    let old = w.app.api.finished_validation(old).await;
     assert_eq!(old["status"], "cancelled");
 }
 
