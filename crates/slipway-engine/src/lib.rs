@@ -512,10 +512,14 @@ async fn run_job(engine: &Engine, job: Job, shutdown: &CancellationToken) {
     let outcome = match result {
         Ok(Ended::Verdict(status)) => {
             tracing::info!(validation = %id, %status, "validation finished");
-            if let Err(error) = merging::after_verdict(engine, id).await {
-                tracing::error!(validation = %id, %error, "the merge controller failed");
-            }
-            if let Err(error) = runs::after_validation(engine, id).await {
+            let policy = match merging::after_verdict(engine, id).await {
+                Ok(policy) => policy,
+                Err(error) => {
+                    tracing::error!(validation = %id, %error, "the merge controller failed");
+                    None
+                }
+            };
+            if let Err(error) = runs::after_validation(engine, id, policy).await {
                 tracing::error!(validation = %id, %error, "the fix loop failed");
             }
             store.complete(&job).await

@@ -5,8 +5,9 @@
 //! so a head that moved is never merged; the new head is validated instead.
 
 use crate::{Engine, Inner, Target};
+use slipway_core::policy::PullRequestPolicy;
 use slipway_core::validation::{StepStatus, ValidationStatus};
-use slipway_core::{Project, RepoLocation, ValidationId};
+use slipway_core::{PipelineConfig, Project, RepoLocation, Settings, ValidationId};
 use slipway_forge::local::{self, MergeOutcome};
 use slipway_forge::{Forge, MergeResult, PullState, Report, Verdict};
 use slipway_store::ValidationRecord;
@@ -14,11 +15,16 @@ use std::path::PathBuf;
 
 const MERGE_TRIES: usize = 3;
 
-pub(crate) async fn after_verdict(engine: &Engine, id: ValidationId) -> anyhow::Result<()> {
+/// Reports the verdict and merges when allowed. Returns the policy that applied, which the
+/// fix loop follows too; `None` when the validation is not of a pull request on a forge.
+pub(crate) async fn after_verdict(
+    engine: &Engine,
+    id: ValidationId,
+) -> anyhow::Result<Option<PullRequestPolicy>> {
     let store = &engine.inner.store;
     let validation = store.validation(id).await?;
     let Some(number) = validation.pr else {
-        return Ok(());
+        return Ok(None);
     };
     let project = store.project(validation.project_id).await?;
     match RepoLocation::parse(&project.repo) {
@@ -35,10 +41,30 @@ pub(crate) async fn after_verdict(engine: &Engine, id: ValidationId) -> anyhow::
                 let forge = github.repo(&format!("{owner}/{name}"));
                 decide(engine, &forge, &project, &validation, number).await
             }
-            None => Ok(()),
+            None => Ok(None),
         },
-        Err(_) => Ok(()),
+        Err(_) => Ok(None),
     }
+}
+
+/// The policy for a pull request into `base`, read from the base's `.slipway.toml`. A file
+/// that cannot be read or is invalid leaves the project's settings in force, with a warning.
+async fn policy<F: Forge>(forge: &F, settings: &Settings, base: &str) -> PullRequestPolicy {
+    let file = match forge.file(base, ".slipway.toml").await {
+        Ok(Some(text)) => match PipelineConfig::from_toml(".slipway.toml", &text) {
+            Ok(config) => Some(config),
+            Err(error) => {
+                tracing::warn!(%error, base, "the base's .slipway.toml is invalid; the project's settings apply");
+                None
+            }
+        },
+        Ok(None) => None,
+        Err(error) => {
+            tracing::warn!(%error, base, "the base's .slipway.toml could not be read; the project's settings apply");
+            None
+        }
+    };
+    PullRequestPolicy::new(settings, file.as_ref())
 }
 
 async fn decide<F: Forge>(
@@ -47,7 +73,7 @@ async fn decide<F: Forge>(
     project: &Project,
     validation: &ValidationRecord,
     number: i64,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Option<PullRequestPolicy>> {
     let (verdict, summary) = match validation.status {
         ValidationStatus::Passed => (
             Verdict::Success,
@@ -71,10 +97,13 @@ async fn decide<F: Forge>(
             ),
         ),
         // Cancelled: a newer head or a closed pull request; nothing to say.
-        _ => return Ok(()),
+        _ => return Ok(None),
     };
+    let settings = engine.inner.store.settings(project.id).await?;
+    let pull = forge.pull(number).await?;
+    let policy = policy(forge, &settings, &pull.base_ref).await;
     let outcome = if verdict == Verdict::Success {
-        merge_if_allowed(engine, forge, project, validation, number).await?
+        merge_if_allowed(engine, forge, project, validation, number, pull, &policy).await?
     } else {
         "Not merged: the validation did not pass.".to_owned()
     };
@@ -90,7 +119,8 @@ async fn decide<F: Forge>(
         details,
         link,
     };
-    forge.report(number, &report).await
+    forge.report(number, &report).await?;
+    Ok(Some(policy))
 }
 
 /// Merges when every condition holds; returns the sentence saying what happened.
@@ -100,12 +130,13 @@ async fn merge_if_allowed<F: Forge>(
     project: &Project,
     validation: &ValidationRecord,
     number: i64,
+    pull: PullState,
+    policy: &PullRequestPolicy,
 ) -> anyhow::Result<String> {
     let settings = engine.inner.store.settings(project.id).await?;
-    if !settings.auto_merge {
+    if !policy.auto_merge {
         return Ok("Not merged: auto-merge is off for this project, so a person merges it.".into());
     }
-    let pull = forge.pull(number).await?;
     if !pull.open {
         return Ok("Not merged: the pull request is not open.".into());
     }
@@ -136,7 +167,7 @@ async fn merge_if_allowed<F: Forge>(
     }
     let title = format!("{} (#{number})", pull.title);
     match forge
-        .merge(number, &validation.sha, settings.merge_method, &title)
+        .merge(number, &validation.sha, policy.merge_method, &title)
         .await?
     {
         MergeResult::Merged { sha } => {
@@ -321,6 +352,22 @@ impl Forge for LocalRepo<'_> {
 
     async fn delete_branch(&self, branch: &str) -> anyhow::Result<()> {
         Ok(local::delete_branch(&self.path, branch).await?)
+    }
+
+    async fn file(&self, branch: &str, path: &str) -> anyhow::Result<Option<String>> {
+        let object = format!("refs/heads/{branch}:{path}");
+        let git = &self.inner.git;
+        if git
+            .run(Some(&self.path), &["cat-file", "-e", &object])
+            .await
+            .is_err()
+        {
+            return Ok(None);
+        }
+        Ok(Some(
+            git.run(Some(&self.path), &["cat-file", "blob", &object])
+                .await?,
+        ))
     }
 
     async fn report(&self, number: i64, report: &Report) -> anyhow::Result<()> {

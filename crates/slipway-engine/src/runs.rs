@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use slipway_agent::codegen::CodegenAgent;
 use slipway_agent::command::CommandAgent;
 use slipway_agent::{Agent, AgentError, Answer, Progress, Turn, TurnKind};
+use slipway_core::policy::PullRequestPolicy;
 use slipway_core::prompt::{self, Evidence, Goal};
 use slipway_core::run::{Response, RunStatus};
 use slipway_core::settings::AgentConfig;
@@ -877,8 +878,13 @@ async fn watch_run(engine: Engine, job: Job, run_id: i64, cancel: CancellationTo
 }
 
 /// After a verdict on a pull request an agent run owns: succeed, hand back to the agent with
-/// the evidence, or stop the loop (a person pushed, or the budget is spent).
-pub(crate) async fn after_validation(engine: &Engine, id: ValidationId) -> anyhow::Result<()> {
+/// the evidence, or stop the loop (a person pushed, or the budget is spent). The budget is
+/// the merge controller's `policy`; without one (the forge did not answer), the settings'.
+pub(crate) async fn after_validation(
+    engine: &Engine,
+    id: ValidationId,
+    policy: Option<PullRequestPolicy>,
+) -> anyhow::Result<()> {
     let store = &engine.inner.store;
     let validation = store.validation(id).await?;
     let Some(number) = validation.pr else {
@@ -949,13 +955,16 @@ pub(crate) async fn after_validation(engine: &Engine, id: ValidationId) -> anyho
         }
         ValidationStatus::Failed => {
             let settings = store.settings(project.id).await?;
+            let max_fix_attempts = policy
+                .map(|p| p.max_fix_attempts)
+                .unwrap_or(settings.max_fix_attempts);
             store
                 .finish_fix_attempt(run.id, &format!("validation {id} failed"))
                 .await?;
-            if run.fix_attempts >= settings.max_fix_attempts {
+            if run.fix_attempts >= max_fix_attempts {
                 let note = format!(
                     "the fix budget is spent: {} of {} fixes tried and validation {id} still fails",
-                    run.fix_attempts, settings.max_fix_attempts
+                    run.fix_attempts, max_fix_attempts
                 );
                 let change = RunChange {
                     status: Some(RunStatus::Failed),
@@ -976,14 +985,8 @@ pub(crate) async fn after_validation(engine: &Engine, id: ValidationId) -> anyho
                 return Ok(());
             }
             let attempt = run.fix_attempts + 1;
-            let (step, evidence) = evidence_of(
-                engine,
-                &project,
-                &validation,
-                attempt,
-                settings.max_fix_attempts,
-            )
-            .await?;
+            let (step, evidence) =
+                evidence_of(engine, &project, &validation, attempt, max_fix_attempts).await?;
             let goal = Goal {
                 text: run.goal.clone(),
                 requirements: run.requirements.clone(),
@@ -1000,7 +1003,7 @@ pub(crate) async fn after_validation(engine: &Engine, id: ValidationId) -> anyho
                 status: Some(RunStatus::Fixing),
                 note: Some(format!(
                     "fix {attempt} of {}: validation {id} failed at {step}",
-                    settings.max_fix_attempts
+                    max_fix_attempts
                 )),
                 ..RunChange::default()
             };

@@ -1,5 +1,6 @@
-//! What the merge controller needs of a forge, whichever it is: read a pull request, merge it
-//! at an exact commit, delete its branch, and tell it how its validation went.
+//! What the merge controller needs of a forge, whichever it is: read a pull request and a file
+//! of its base, merge it at an exact commit, delete its branch, and tell it how its validation
+//! went.
 
 use slipway_core::pipeline::MergeMethod;
 use std::future::Future;
@@ -69,6 +70,13 @@ pub trait Forge: Sync {
     ) -> impl Future<Output = anyhow::Result<MergeResult>> + Send;
 
     fn delete_branch(&self, branch: &str) -> impl Future<Output = anyhow::Result<()>> + Send;
+
+    /// The text of the file at `path` on `branch`; `None` when the branch has no such file.
+    fn file(
+        &self,
+        branch: &str,
+        path: &str,
+    ) -> impl Future<Output = anyhow::Result<Option<String>>> + Send;
 
     /// Tells the pull request how its validation went (a status, a comment updated in place).
     fn report(

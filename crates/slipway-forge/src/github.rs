@@ -464,6 +464,41 @@ impl GitHub {
             })
     }
 
+    /// The text of `path` at `git_ref` (contents API); `None` when it is not there.
+    pub async fn file(
+        &self,
+        repo: &str,
+        git_ref: &str,
+        path: &str,
+    ) -> Result<Option<String>, GitHubError> {
+        let what = format!("/repos/{repo}/contents/{path}?ref={}", query_text(git_ref));
+        let (status, value) = self.call(reqwest::Method::GET, &what, None).await?;
+        let problem = |message: String| GitHubError::Status {
+            status,
+            what: format!("GET {what}"),
+            message,
+        };
+        match status {
+            404 => Ok(None),
+            200 if value["encoding"] == "base64" => {
+                use base64::Engine;
+                let packed: String = value["content"]
+                    .as_str()
+                    .unwrap_or("")
+                    .split_whitespace()
+                    .collect();
+                let bytes = base64::engine::general_purpose::STANDARD
+                    .decode(packed)
+                    .map_err(|e| problem(format!("undecodable content: {e}")))?;
+                String::from_utf8(bytes)
+                    .map(Some)
+                    .map_err(|_| problem("the file is not UTF-8 text".into()))
+            }
+            200 => Err(problem("not a file with base64 content".into())),
+            _ => Err(problem(value["message"].as_str().unwrap_or("").to_owned())),
+        }
+    }
+
     /// The paths a pull request changes (the first 100).
     pub async fn pull_files(&self, repo: &str, number: i64) -> Result<Vec<String>, GitHubError> {
         let path = format!("/repos/{repo}/pulls/{number}/files?per_page=100");
@@ -757,6 +792,10 @@ impl crate::Forge for GitHubRepo<'_> {
         Ok(self.client.delete_branch(&self.repo, branch).await?)
     }
 
+    async fn file(&self, branch: &str, path: &str) -> anyhow::Result<Option<String>> {
+        Ok(self.client.file(&self.repo, branch, path).await?)
+    }
+
     async fn report(&self, number: i64, report: &crate::Report) -> anyhow::Result<()> {
         let (state, conclusion) = match report.verdict {
             crate::Verdict::Success => (StatusState::Success, "success"),
@@ -784,4 +823,18 @@ impl crate::Forge for GitHubRepo<'_> {
             .await?;
         Ok(())
     }
+}
+
+/// `text` percent-encoded for a query string (branch names may hold `&`, `#` or `+`).
+fn query_text(text: &str) -> String {
+    let mut encoded = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => {
+                encoded.push(byte as char)
+            }
+            _ => encoded.push_str(&format!("%{byte:02X}")),
+        }
+    }
+    encoded
 }

@@ -282,6 +282,26 @@ async fn a_failure_is_reported_and_a_retry_updates_the_same_comment() {
 }
 
 #[tokio::test]
+async fn the_base_branch_slipway_toml_turns_auto_merge_on_and_picks_squash() {
+    let w = world(
+        "true",
+        &[("b.txt", "b\n")],
+        json!({"auto_merge": false}),
+        NO_POLL,
+    )
+    .await;
+    let policy = "[test]\ncommands = [\"true\"]\n[merge]\nauto = true\nmethod = \"squash\"\n";
+    commit_files(&w.work, &[(".slipway.toml", policy)], "merge policy");
+    git(&w.work, &["push", "-q", "origin", "main"]);
+    let number = w.github.open_pull(REPO, "feature", "main", false);
+    w.deliver_pull_request("opened", number, "d-open").await;
+    w.until("merged", |g| g.pull(REPO, number).merged).await;
+    let parents = git(&w.origin, &["log", "-1", "--format=%P", "main"]);
+    assert_eq!(parents.split_whitespace().count(), 1, "squashed: {parents}");
+    assert_eq!(git(&w.origin, &["show", "main:b.txt"]), "b");
+}
+
+#[tokio::test]
 async fn required_approvals_hold_the_merge_until_given() {
     let w = world(
         "true",

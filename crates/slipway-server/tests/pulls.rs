@@ -129,6 +129,38 @@ async fn without_auto_merge_a_passing_pull_request_waits() {
 }
 
 #[tokio::test]
+async fn a_pull_request_cannot_turn_on_its_own_auto_merge() {
+    let own = "[test]\ncommands = [\"true\"]\n[merge]\nauto = true\n";
+    let f = forge(
+        "true",
+        &[(".slipway.toml", own)],
+        json!({"auto_merge": false}),
+    )
+    .await;
+    f.open().await;
+    let pr = f.settled().await;
+    assert_eq!(pr["state"], "open", "{pr}");
+    assert!(
+        pr["note"].as_str().unwrap().contains("auto-merge is off"),
+        "{pr}"
+    );
+}
+
+#[tokio::test]
+async fn the_base_branch_slipway_toml_wins_over_the_settings() {
+    let f = forge("true", &[("b.txt", "x\n")], json!({"auto_merge": false})).await;
+    let policy = "[test]\ncommands = [\"true\"]\n[merge]\nauto = true\nmethod = \"squash\"\n";
+    commit_files(&f.work, &[(".slipway.toml", policy)], "merge policy");
+    git(&f.work, &["push", "-q", "origin", "main"]);
+    f.open().await;
+    let pr = f.settled().await;
+    assert_eq!(pr["state"], "merged", "{pr}");
+    let parents = git(&f.origin, &["log", "-1", "--format=%P", "main"]);
+    assert_eq!(parents.split_whitespace().count(), 1, "squashed: {parents}");
+    assert!(exists_in(&f.origin, "main:b.txt"));
+}
+
+#[tokio::test]
 async fn a_failing_pull_request_is_never_merged() {
     let f = forge(
         "test -f missing.txt",

@@ -8,13 +8,15 @@ use std::time::Duration;
 
 /// A bare repository whose test passes only when `value.txt` says `fixed`.
 fn repository(app: &TestApp, test: &str) -> PathBuf {
+    repository_with(app, &format!("[test]\ncommands = [{test:?}]\n"))
+}
+
+/// A bare repository whose `main` has this `.slipway.toml` and `value.txt`.
+fn repository_with(app: &TestApp, pipeline: &str) -> PathBuf {
     let work = app.data_dir.path().join("seed");
     fixture_repo(
         &work,
-        &[
-            (".slipway.toml", &format!("[test]\ncommands = [{test:?}]\n")),
-            ("value.txt", "base\n"),
-        ],
+        &[(".slipway.toml", pipeline), ("value.txt", "base\n")],
     );
     let origin = app.data_dir.path().join("origin.git");
     git(
@@ -220,13 +222,19 @@ async fn auto_confirm_plan_goes_from_plan_to_pull_request_without_asking() {
 #[tokio::test]
 async fn the_fix_budget_ends_the_loop_and_says_so_on_the_run_and_the_pull_request() {
     let app = TestApp::spawn().await;
-    let origin = repository(&app, "grep -qx fixed value.txt");
-    let agent = "n=$(cat value.txt | wc -c); echo \"broken $n\" > value.txt";
+    // The budget comes from main's .slipway.toml (it wins over the settings' 3); the agent's
+    // attempt to raise it in its own pull request does not count.
+    let origin = repository_with(
+        &app,
+        "[test]\ncommands = [\"grep -qx fixed value.txt\"]\n[fix]\nmax_attempts = 1\n",
+    );
+    let agent = "n=$(cat value.txt | wc -c); echo \"broken $n\" > value.txt; \
+                 sed -i 's/max_attempts = 1/max_attempts = 3/' .slipway.toml";
     let project = project(
         &app,
         &origin,
         agent,
-        json!({"auto_merge": true, "max_fix_attempts": 1}),
+        json!({"auto_merge": true, "max_fix_attempts": 3}),
     )
     .await;
     let id = start(&app, project, "Fix the value").await;

@@ -188,6 +188,7 @@ impl FakeGitHub {
                 get(pull_files),
             )
             .route("/repos/{owner}/{name}/pulls/{number}", get(show_pull))
+            .route("/repos/{owner}/{name}/contents/{*path}", get(file_contents))
             .route(
                 "/repos/{owner}/{name}/pulls/{number}/merge",
                 put(merge_pull),
@@ -490,6 +491,45 @@ async fn pull_files(
     let names = git(&repo.dir, &["diff", "--name-only", &range]).unwrap_or_default();
     let files: Vec<Value> = names.lines().map(|f| json!({"filename": f})).collect();
     Json(Value::Array(files)).into_response()
+}
+
+/// `GET /repos/{owner}/{repo}/contents/{path}?ref=`: a file as base64 in lines of 60, as
+/// GitHub sends it. Without `ref`, the repository's HEAD.
+async fn file_contents(
+    State(world): State<Shared>,
+    headers: HeaderMap,
+    Path((owner, name, path)): Path<(String, String, String)>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
+    use base64::Engine;
+    let mut world = world.lock().unwrap();
+    if let Some(r) = refusal(&mut world, &headers) {
+        return r;
+    }
+    let repo = repo!(world, owner, name);
+    let object = format!("{}:{path}", query.get("ref").map_or("HEAD", String::as_str));
+    let (Some(sha), Some(text)) = (
+        git(&repo.dir, &["rev-parse", &object]),
+        git(&repo.dir, &["cat-file", "blob", &object]),
+    ) else {
+        return error(StatusCode::NOT_FOUND, "Not Found");
+    };
+    let encoded = base64::engine::general_purpose::STANDARD.encode(format!("{text}\n"));
+    let lines: Vec<&str> = encoded
+        .as_bytes()
+        .chunks(60)
+        .map(|chunk| std::str::from_utf8(chunk).unwrap())
+        .collect();
+    Json(json!({
+        "type": "file",
+        "encoding": "base64",
+        "name": path.rsplit('/').next(),
+        "path": path,
+        "sha": sha,
+        "size": text.len() + 1,
+        "content": lines.join("\n") + "\n",
+    }))
+    .into_response()
 }
 
 async fn show_pull(

@@ -1,0 +1,83 @@
+//! The merge and fix policy of a pull request: the project's settings, overridden by the
+//! `[merge]` and `[fix]` sections of the `.slipway.toml` on the pull request's base branch.
+//! The head's own file does not count here, so a pull request cannot grant itself a merge or
+//! more fix attempts.
+
+use crate::pipeline::{MergeMethod, PipelineConfig};
+use crate::settings::Settings;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PullRequestPolicy {
+    pub auto_merge: bool,
+    pub merge_method: MergeMethod,
+    pub max_fix_attempts: u32,
+}
+
+impl PullRequestPolicy {
+    /// `base_file` is the base branch's `.slipway.toml`, when it has a valid one.
+    pub fn new(settings: &Settings, base_file: Option<&PipelineConfig>) -> Self {
+        let merge = base_file.and_then(|file| file.merge.as_ref());
+        let fix = base_file.and_then(|file| file.fix.as_ref());
+        Self {
+            auto_merge: merge.and_then(|m| m.auto).unwrap_or(settings.auto_merge),
+            merge_method: merge
+                .and_then(|m| m.method)
+                .unwrap_or(settings.merge_method),
+            max_fix_attempts: fix
+                .and_then(|f| f.max_attempts)
+                .unwrap_or(settings.max_fix_attempts),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings() -> Settings {
+        Settings {
+            auto_merge: false,
+            merge_method: MergeMethod::Merge,
+            max_fix_attempts: 3,
+            ..Settings::default()
+        }
+    }
+
+    #[test]
+    fn without_a_file_the_settings_apply() {
+        let policy = PullRequestPolicy::new(&settings(), None);
+        assert_eq!(
+            policy,
+            PullRequestPolicy {
+                auto_merge: false,
+                merge_method: MergeMethod::Merge,
+                max_fix_attempts: 3
+            }
+        );
+    }
+
+    #[test]
+    fn each_key_the_file_sets_wins_and_the_others_stay() {
+        let file = PipelineConfig::from_toml(
+            ".slipway.toml",
+            "[merge]\nauto = true\n[fix]\nmax_attempts = 1\n",
+        )
+        .unwrap();
+        let policy = PullRequestPolicy::new(&settings(), Some(&file));
+        assert!(policy.auto_merge);
+        assert_eq!(policy.merge_method, MergeMethod::Merge);
+        assert_eq!(policy.max_fix_attempts, 1);
+
+        let file = PipelineConfig::from_toml(
+            ".slipway.toml",
+            "[merge]\nauto = false\nmethod = \"squash\"\n",
+        )
+        .unwrap();
+        let mut on = settings();
+        on.auto_merge = true;
+        let policy = PullRequestPolicy::new(&on, Some(&file));
+        assert!(!policy.auto_merge, "the file can turn auto-merge off too");
+        assert_eq!(policy.merge_method, MergeMethod::Squash);
+        assert_eq!(policy.max_fix_attempts, 3);
+    }
+}
