@@ -22,6 +22,76 @@ pub struct CodegenConfig {
     pub token: String,
     /// `CODEGEN_ORG_ID`.
     pub org_id: i64,
+    /// The limit on reading runs, shared by every run this client polls.
+    pub read_limit: RateLimit,
+}
+
+/// At most `requests` in any `per`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimit {
+    pub requests: usize,
+    pub per: Duration,
+}
+
+impl RateLimit {
+    /// The published limit on reading runs (`GET agent/run/{id}`, `GET agent/runs`).
+    pub const CODEGEN_READS: Self = Self {
+        requests: 60,
+        per: Duration::from_secs(30),
+    };
+}
+
+/// A sliding window over the reads: a read waits until the window has room, so many polled
+/// runs share the limit instead of each meeting 429s. A read counts from the moment its
+/// answer came back (never earlier than Codegen saw it) and while it is in flight.
+struct Window {
+    limit: RateLimit,
+    state: std::sync::Mutex<WindowState>,
+}
+
+#[derive(Default)]
+struct WindowState {
+    answered: std::collections::VecDeque<tokio::time::Instant>,
+    in_flight: usize,
+}
+
+/// One admitted read; dropping it records when its answer came.
+struct Admitted<'a>(&'a Window);
+
+impl Drop for Admitted<'_> {
+    fn drop(&mut self) {
+        let mut state = self.0.state.lock().expect("window lock");
+        state.in_flight -= 1;
+        state.answered.push_back(tokio::time::Instant::now());
+    }
+}
+
+impl Window {
+    async fn admit(&self) -> Admitted<'_> {
+        loop {
+            let wait = {
+                let mut state = self.state.lock().expect("window lock");
+                let now = tokio::time::Instant::now();
+                while state
+                    .answered
+                    .front()
+                    .is_some_and(|at| now.duration_since(*at) >= self.limit.per)
+                {
+                    state.answered.pop_front();
+                }
+                if state.answered.len() + state.in_flight < self.limit.requests {
+                    state.in_flight += 1;
+                    return Admitted(self);
+                }
+                match state.answered.front() {
+                    Some(oldest) => self.limit.per - now.duration_since(*oldest),
+                    // Every slot is in flight: one frees when its answer comes.
+                    None => Duration::from_millis(20),
+                }
+            };
+            tokio::time::sleep(wait).await;
+        }
+    }
 }
 
 /// An agent run as Codegen describes it (`AgentRunResponse`).
@@ -92,6 +162,7 @@ pub enum CodegenError {
 pub struct Codegen {
     http: reqwest::Client,
     config: CodegenConfig,
+    reads: std::sync::Arc<Window>,
 }
 
 impl Codegen {
@@ -101,7 +172,15 @@ impl Codegen {
             .user_agent("slipway")
             .build()
             .expect("an HTTP client builds");
-        Self { http, config }
+        let reads = std::sync::Arc::new(Window {
+            limit: config.read_limit,
+            state: Default::default(),
+        });
+        Self {
+            http,
+            config,
+            reads,
+        }
     }
 
     fn url(&self, path: &str) -> String {
@@ -122,6 +201,7 @@ impl Codegen {
     }
 
     pub async fn run(&self, id: i64) -> Result<CodegenRun, CodegenError> {
+        let _admitted = self.reads.admit().await;
         self.send(reqwest::Method::GET, &format!("agent/run/{id}"), None)
             .await
     }
@@ -134,6 +214,7 @@ impl Codegen {
     }
 
     pub async fn list_runs(&self, skip: u32, limit: u32) -> Result<CodegenPage, CodegenError> {
+        let _admitted = self.reads.admit().await;
         self.send(
             reqwest::Method::GET,
             &format!("agent/runs?skip={skip}&limit={limit}"),

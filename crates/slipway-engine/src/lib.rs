@@ -12,7 +12,7 @@ mod runs;
 mod webhooks;
 
 pub use runs::{RunAnswer, RunError};
-pub use slipway_agent::codegen::CodegenConfig;
+pub use slipway_agent::codegen::{CodegenConfig, RateLimit};
 
 use pipeline::Ended;
 use slipway_core::validation::{self, ValidationStatus};

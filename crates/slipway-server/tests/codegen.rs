@@ -2,7 +2,8 @@
 //! pull requests land on the fake GitHub, where Slipway validates, reports and merges them.
 
 use serde_json::{json, Value};
-use slipway_engine::CodegenConfig;
+use slipway_agent::codegen::{Codegen, CreateRun};
+use slipway_engine::{CodegenConfig, RateLimit};
 use slipway_forge::github::GitHub;
 use slipway_testkit::fake_codegen::{FakeCodegen, Fault, Repository, Script};
 use slipway_testkit::fake_github::FakeGitHub;
@@ -38,6 +39,7 @@ async fn world(settings: Value) -> World {
             base_url: codegen_url,
             token: CODEGEN_TOKEN.into(),
             org_id: ORG,
+            read_limit: RateLimit::CODEGEN_READS,
         });
     })
     .await;
@@ -316,4 +318,51 @@ async fn a_command_agent_on_a_github_project_opens_its_pull_request_through_the_
     );
     assert!(w.github.pull(REPO, number).merged);
     assert_eq!(git(&w.origin, &["show", "main:value.txt"]), "fixed");
+}
+
+/// Twenty reads of one run through a client that allows `limit`, against a fake that
+/// enforces 5 per 500 ms; returns how many reads the fake refused with 429.
+async fn reads_refused_with(limit: RateLimit) -> usize {
+    let codegen = FakeCodegen::start(CODEGEN_TOKEN, ORG).await;
+    codegen.set_read_limit(5, Duration::from_millis(500));
+    let client = Codegen::new(CodegenConfig {
+        base_url: codegen.url.clone(),
+        token: CODEGEN_TOKEN.into(),
+        org_id: ORG,
+        read_limit: limit,
+    });
+    let run = client
+        .create_run(&CreateRun {
+            prompt: "Add a greeting",
+            metadata: json!({}),
+            repo_id: None,
+            model: None,
+        })
+        .await
+        .unwrap();
+    let mut reads = tokio::task::JoinSet::new();
+    for _ in 0..20 {
+        let client = client.clone();
+        reads.spawn(async move { client.run(run.id).await });
+    }
+    while let Some(read) = reads.join_next().await {
+        assert_eq!(read.unwrap().unwrap().id, run.id);
+    }
+    assert_eq!(codegen.requests(), 1 + 20 + codegen.reads_refused());
+    codegen.reads_refused()
+}
+
+#[tokio::test]
+async fn concurrent_polls_share_the_read_limit_and_meet_no_429() {
+    let within = RateLimit {
+        requests: 5,
+        per: Duration::from_millis(500),
+    };
+    assert_eq!(reads_refused_with(within).await, 0);
+    // The fake does enforce its limit: a client that ignores it is refused, then retries.
+    let beyond = RateLimit {
+        requests: 1000,
+        per: Duration::from_millis(500),
+    };
+    assert!(reads_refused_with(beyond).await > 0);
 }

@@ -67,6 +67,10 @@ struct World {
     created_at: VecDeque<Instant>,
     repository: Option<Repository>,
     requests: usize,
+    /// Reads (`GET` a run or the list) allowed per window, and when recent ones came.
+    read_limit: (usize, Duration),
+    read_at: VecDeque<Instant>,
+    reads_refused: usize,
 }
 
 type Shared = Arc<Mutex<World>>;
@@ -99,6 +103,9 @@ impl FakeCodegen {
             created_at: VecDeque::new(),
             repository: None,
             requests: 0,
+            read_limit: (60, Duration::from_secs(30)),
+            read_at: VecDeque::new(),
+            reads_refused: 0,
         }));
         let router = Router::new()
             .route("/v1/organizations/{org}/agent/run", post(create))
@@ -176,6 +183,40 @@ impl FakeCodegen {
     pub fn requests(&self) -> usize {
         self.world.lock().unwrap().requests
     }
+
+    /// Enforces another read limit than the published 60 per 30 s (to test within seconds).
+    pub fn set_read_limit(&self, requests: usize, per: Duration) {
+        self.world.lock().unwrap().read_limit = (requests, per);
+    }
+
+    /// Reads answered 429 because the read limit was exceeded.
+    pub fn reads_refused(&self) -> usize {
+        self.world.lock().unwrap().reads_refused
+    }
+}
+
+/// The read limit: a 429 with `Retry-After` once the window is full.
+fn read_refusal(world: &Shared) -> Option<Response> {
+    let mut w = world.lock().unwrap();
+    let (limit, per) = w.read_limit;
+    let now = Instant::now();
+    while w
+        .read_at
+        .front()
+        .is_some_and(|t| now.duration_since(*t) >= per)
+    {
+        w.read_at.pop_front();
+    }
+    if w.read_at.len() >= limit {
+        w.reads_refused += 1;
+        let mut response = error(429, "Rate limit exceeded. Please try again later.");
+        response
+            .headers_mut()
+            .insert("retry-after", per.as_secs().max(1).into());
+        return Some(response);
+    }
+    w.read_at.push_back(now);
+    None
 }
 
 fn error(status: u16, message: &str) -> Response {
@@ -293,6 +334,9 @@ async fn show(
     if let Err(response) = admit(&world, &headers, org).await {
         return response;
     }
+    if let Some(response) = read_refusal(&world) {
+        return response;
+    }
     let mut w = world.lock().unwrap();
     let World {
         runs, repository, ..
@@ -394,6 +438,9 @@ async fn list(
     headers: HeaderMap,
 ) -> Response {
     if let Err(response) = admit(&world, &headers, org).await {
+        return response;
+    }
+    if let Some(response) = read_refusal(&world) {
         return response;
     }
     let w = world.lock().unwrap();

@@ -248,6 +248,7 @@ fn codegen_config() -> anyhow::Result<Option<slipway_engine::CodegenConfig>> {
                 base_url,
                 token,
                 org_id,
+                read_limit: slipway_engine::RateLimit::CODEGEN_READS,
             }))
         }
         (Some(_), None) | (None, Some(_)) => {
