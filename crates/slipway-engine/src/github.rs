@@ -3,6 +3,7 @@
 
 use crate::{Engine, Inner, Target};
 use slipway_core::{Project, RepoLocation, ValidationId};
+use slipway_forge::git::Git;
 use slipway_forge::github::{GitHub, StatusState};
 use slipway_store::ValidationRecord;
 use std::sync::Arc;
@@ -12,6 +13,22 @@ pub(crate) fn repo_of(project: &Project) -> Option<String> {
     match RepoLocation::parse(&project.repo) {
         Ok(RepoLocation::GitHub { owner, name }) => Some(format!("{owner}/{name}")),
         _ => None,
+    }
+}
+
+/// Git with the credentials `source` needs for a GitHub project: the token, or as an App
+/// the installation token of the project's repository (cached by the client). Other projects,
+/// and a GitHub that cannot be asked, get the engine's default git.
+pub(crate) async fn git_for(inner: &Inner, project: &Project, source: &str) -> Git {
+    let (Some(repo), Some(github)) = (repo_of(project), &inner.config.github) else {
+        return inner.git.clone();
+    };
+    match github.git_token(&repo).await {
+        Ok(token) => Git::with_token_for(source, &token).unwrap_or_else(|| inner.git.clone()),
+        Err(error) => {
+            tracing::warn!(%error, %repo, "no GitHub token for git; trying without one");
+            inner.git.clone()
+        }
     }
 }
 

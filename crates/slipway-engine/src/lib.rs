@@ -281,7 +281,8 @@ impl Engine {
             }
         }
         let source = pipeline::source_of(&project.repo);
-        let names = self.inner.git.branches(&source).await.unwrap_or_default();
+        let git = github::git_for(&self.inner, project, &source).await;
+        let names = git.branches(&source).await.unwrap_or_default();
         self.inner
             .branches
             .lock()

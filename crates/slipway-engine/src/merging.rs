@@ -99,6 +99,15 @@ async fn decide<F: Forge>(
         // Cancelled: a newer head or a closed pull request; nothing to say.
         _ => return Ok(None),
     };
+    let link = crate::github::link(&engine.inner, validation.id);
+    let mut report = Report {
+        sha: validation.sha.clone(),
+        verdict,
+        details: table(validation, &summary, link.as_deref()),
+        summary,
+        link,
+    };
+    forge.mark(&report).await?;
     let settings = engine.inner.store.settings(project.id).await?;
     let pull = forge.pull(number).await?;
     let policy = policy(forge, &settings, &pull.base_ref).await;
@@ -107,19 +116,8 @@ async fn decide<F: Forge>(
     } else {
         "Not merged: the validation did not pass.".to_owned()
     };
-    let link = crate::github::link(&engine.inner, validation.id);
-    let details = format!(
-        "{}\n{outcome}\n",
-        table(validation, &summary, link.as_deref())
-    );
-    let report = Report {
-        sha: validation.sha.clone(),
-        verdict,
-        summary,
-        details,
-        link,
-    };
-    forge.report(number, &report).await?;
+    report.details.push_str(&format!("\n{outcome}\n"));
+    forge.tell(number, &report).await?;
     Ok(Some(policy))
 }
 
@@ -370,7 +368,11 @@ impl Forge for LocalRepo<'_> {
         ))
     }
 
-    async fn report(&self, number: i64, report: &Report) -> anyhow::Result<()> {
+    async fn mark(&self, _report: &Report) -> anyhow::Result<()> {
+        Ok(()) // the local forge has no checks; its note says it all
+    }
+
+    async fn tell(&self, number: i64, report: &Report) -> anyhow::Result<()> {
         // The local forge shows its report as the pull request's note: the last line says
         // what became of it.
         let outcome = report.details.trim_end().lines().last().unwrap_or_default();

@@ -33,6 +33,8 @@ enum StepEnd {
 
 struct Attempt<'a> {
     inner: &'a Inner,
+    /// Git with the credentials the head's repository needs.
+    git: slipway_forge::git::Git,
     record: ValidationRecord,
     workspace: PathBuf,
     logs: LogSink,
@@ -55,7 +57,6 @@ fn same_repository(a: &str, b: &str) -> bool {
     normal(a) == normal(b)
 }
 
-/// Where a project's commits are fetched from.
 /// The project's secrets as environment variables for sandboxed commands: all but the
 /// webhook secret, which verifies deliveries and is never PR code's business.
 pub(crate) fn secrets_env(
@@ -68,6 +69,7 @@ pub(crate) fn secrets_env(
         .collect()
 }
 
+/// Where a project's commits are fetched from.
 pub(crate) fn source_of(repo: &str) -> String {
     match RepoLocation::parse(repo) {
         Ok(RepoLocation::Local { path }) => path.display().to_string(),
@@ -134,8 +136,10 @@ pub(crate) async fn execute(
     let _ = tokio::fs::remove_dir_all(&workspace).await;
     tokio::fs::create_dir_all(&inner.workspaces).await?;
 
+    let git = crate::github::git_for(inner, &project, &record.source).await;
     let mut run = Attempt {
         inner,
+        git,
         statuses: record.steps.iter().map(|s| (s.name, s.status)).collect(),
         record,
         workspace: workspace.clone(),
@@ -317,10 +321,9 @@ impl Attempt<'_> {
     /// `None` when the pipeline cannot go on.
     async fn checkout(&mut self) -> anyhow::Result<Option<PipelineConfig>> {
         self.begin(StepName::Checkout).await?;
-        let checkout =
-            self.inner
-                .git
-                .checkout(&self.record.source, &self.record.sha, &self.workspace);
+        let checkout = self
+            .git
+            .checkout(&self.record.source, &self.record.sha, &self.workspace);
         let lines = match checkout.await {
             Ok(lines) => lines,
             Err(error) => {

@@ -569,9 +569,10 @@ async fn turn(
                         .map_err(|e| AgentError::Unavailable(format!("GitHub: {e}")))?,
                     _ => pipeline::source_of(&project.repo),
                 };
+                let git = crate::github::git_for(&engine.inner, &project, &source).await;
                 let agent = CommandAgent {
                     sandbox: &engine.inner.sandbox,
-                    git: &engine.inner.git,
+                    git: &git,
                     command: command.clone(),
                     source,
                     start_branch,

@@ -1,6 +1,6 @@
 //! What the merge controller needs of a forge, whichever it is: read a pull request and a file
-//! of its base, merge it at an exact commit, delete its branch, and tell it how its validation
-//! went.
+//! of its base, mark its head with the verdict, merge it at an exact commit, delete its branch,
+//! and tell it what became of it.
 
 use slipway_core::pipeline::MergeMethod;
 use std::future::Future;
@@ -48,7 +48,7 @@ pub struct Report {
     pub verdict: Verdict,
     /// One line (a commit status description).
     pub summary: String,
-    /// The step table and what became of the pull request, in Markdown.
+    /// The step table in Markdown (and, when told, what became of the pull request).
     pub details: String,
     pub link: Option<String>,
 }
@@ -78,10 +78,12 @@ pub trait Forge: Sync {
         path: &str,
     ) -> impl Future<Output = anyhow::Result<Option<String>>> + Send;
 
-    /// Tells the pull request how its validation went (a status, a comment updated in place).
-    fn report(
-        &self,
-        number: i64,
-        report: &Report,
-    ) -> impl Future<Output = anyhow::Result<()>> + Send;
+    /// Marks the head with the verdict (a commit status, a check run). Done before any
+    /// merge, so a branch protection that requires Slipway's check sees it.
+    fn mark(&self, report: &Report) -> impl Future<Output = anyhow::Result<()>> + Send;
+
+    /// Tells the pull request how its validation went and what became of it (a comment
+    /// edited in place, or the local forge's note); `report.details` ends with the outcome.
+    fn tell(&self, number: i64, report: &Report)
+        -> impl Future<Output = anyhow::Result<()>> + Send;
 }

@@ -51,6 +51,20 @@ impl Git {
         }
     }
 
+    /// Git that presents `token` to the host of `url` (`scheme://host/`); `None` when `url`
+    /// is not HTTP(S) and needs no token.
+    pub fn with_token_for(url: &str, token: &str) -> Option<Self> {
+        let (scheme, rest) = url.split_once("://")?;
+        if !matches!(scheme, "http" | "https") {
+            return None;
+        }
+        let host = rest.split('/').next().filter(|host| !host.is_empty())?;
+        Some(Self::with_credentials(
+            &format!("{scheme}://{host}/"),
+            token,
+        ))
+    }
+
     /// Runs `git ARGS` in `cwd` (hooks off, no prompts), returning its trimmed stdout.
     pub async fn run(&self, cwd: Option<&Path>, args: &[&str]) -> Result<String, GitError> {
         git(cwd, args, &self.env).await

@@ -464,6 +464,12 @@ impl GitHub {
             })
     }
 
+    /// The token git presents for `repo` (basic auth, `x-access-token` as user): the token,
+    /// or as an App the repository's installation token.
+    pub async fn git_token(&self, repo: &str) -> Result<String, GitHubError> {
+        self.bearer(&format!("/repos/{repo}")).await
+    }
+
     /// The text of `path` at `git_ref` (contents API); `None` when it is not there.
     pub async fn file(
         &self,
@@ -796,7 +802,7 @@ impl crate::Forge for GitHubRepo<'_> {
         Ok(self.client.file(&self.repo, branch, path).await?)
     }
 
-    async fn report(&self, number: i64, report: &crate::Report) -> anyhow::Result<()> {
+    async fn mark(&self, report: &crate::Report) -> anyhow::Result<()> {
         let (state, conclusion) = match report.verdict {
             crate::Verdict::Success => (StatusState::Success, "success"),
             crate::Verdict::Failure => (StatusState::Failure, "failure"),
@@ -818,6 +824,10 @@ impl crate::Forge for GitHubRepo<'_> {
                 )
                 .await?;
         }
+        Ok(())
+    }
+
+    async fn tell(&self, number: i64, report: &crate::Report) -> anyhow::Result<()> {
         self.client
             .upsert_comment(&self.repo, number, REPORT_MARKER, &report.details)
             .await?;

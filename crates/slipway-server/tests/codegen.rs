@@ -45,6 +45,9 @@ async fn world(settings: Value) -> World {
     .await;
     let (work, origin) =
         slipway_testkit::forge_fixture(app.data_dir.path(), "grep -qx fixed value.txt", &[]);
+    // A private repository: Slipway's git (checkout, a command agent's clone and push) must
+    // present the GitHub token.
+    github.serve_git_over_http();
     github.add_repo(REPO, &origin);
     let gh = github.clone();
     codegen.set_repository(Repository {
@@ -318,6 +321,7 @@ async fn a_command_agent_on_a_github_project_opens_its_pull_request_through_the_
     );
     assert!(w.github.pull(REPO, number).merged);
     assert_eq!(git(&w.origin, &["show", "main:value.txt"]), "fixed");
+    assert_eq!(w.github.git_refusals(), 0);
 }
 
 /// Twenty reads of one run through a client that allows `limit`, against a fake that

@@ -49,6 +49,8 @@ async fn world_on(
     .await;
     let (work, origin) = slipway_testkit::forge_fixture(app.data_dir.path(), test, files);
     github.add_repo(REPO, &origin);
+    // main is protected: no merge without Slipway's success status on the head.
+    github.require_status(REPO, "slipway/validation");
     let project = app.project("app").await;
     app.api.put_settings(project, &settings).await;
     World {
@@ -72,8 +74,7 @@ impl World {
         payload["pull_request"]["draft"] = json!(false);
         payload["pull_request"]["head"]["sha"] = json!(self.head());
         payload["pull_request"]["head"]["ref"] = json!("feature");
-        payload["pull_request"]["head"]["repo"]["clone_url"] =
-            json!(format!("file://{}", self.origin.display()));
+        payload["pull_request"]["head"]["repo"]["clone_url"] = json!(self.github.clone_url(REPO));
         let body = serde_json::to_vec(&payload).unwrap();
         let reply = self
             .app
@@ -358,48 +359,13 @@ async fn without_webhooks_the_poller_finds_the_pull_request_and_uses_etags() {
         .all(|v| v["pr"] != second));
 }
 
-/// An RSA key pair (private, public) in PEM, made with openssl.
-fn key_pair(dir: &std::path::Path) -> (Vec<u8>, Vec<u8>) {
-    let (private, public) = (dir.join("app.pem"), dir.join("app.pub.pem"));
-    let run = |args: &[&str]| {
-        let status = std::process::Command::new("openssl")
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(
-            status.status.success(),
-            "openssl {args:?}: {}",
-            String::from_utf8_lossy(&status.stderr)
-        );
-    };
-    run(&[
-        "genpkey",
-        "-algorithm",
-        "RSA",
-        "-pkeyopt",
-        "rsa_keygen_bits:2048",
-        "-out",
-        private.to_str().unwrap(),
-    ]);
-    run(&[
-        "rsa",
-        "-in",
-        private.to_str().unwrap(),
-        "-pubout",
-        "-out",
-        public.to_str().unwrap(),
-    ]);
-    (
-        std::fs::read(private).unwrap(),
-        std::fs::read(public).unwrap(),
-    )
-}
-
 #[tokio::test]
 async fn as_a_github_app_it_uses_one_cached_installation_token_and_reports_a_check_run() {
     let keys = tempfile::tempdir().unwrap();
-    let (private, public) = key_pair(keys.path());
+    let (private, public) = slipway_testkit::rsa_key_pair(keys.path());
     let github = FakeGitHub::start_app("12345", &public).await;
+    // The repository is private: git must present the installation token too.
+    github.serve_git_over_http();
     let client = Arc::new(GitHub::app(&github.url, "12345", &private).unwrap());
     let w = world_on(
         github,
@@ -420,8 +386,18 @@ async fn as_a_github_app_it_uses_one_cached_installation_token_and_reports_a_che
     assert_eq!(
         w.github.installation_tokens_issued(),
         1,
-        "one token, cached across every call"
+        "one token, cached across every call and the checkout"
     );
+    assert_eq!(w.github.git_refusals(), 0);
+    // Without the token, the repository cannot be read.
+    let anonymous = tokio::process::Command::new("git")
+        .args(["ls-remote", &w.github.clone_url(REPO)])
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .output()
+        .await
+        .unwrap();
+    assert!(!anonymous.status.success());
+    assert!(w.github.git_refusals() > 0);
     let runs = w.github.check_runs();
     assert_eq!(runs.len(), 1);
     assert_eq!(

@@ -47,6 +47,11 @@ pub struct FakeComment {
 #[derive(Default)]
 struct Repo {
     dir: PathBuf,
+    /// `file://` of `dir`, or this fake's smart-HTTP URL when it serves git.
+    clone_url: String,
+    /// A commit status context a merge requires to be `success` on the head (branch
+    /// protection's required status check).
+    required_status: Option<String>,
     pulls: Vec<FakePull>,
     statuses: Vec<FakeStatus>,
     comments: Vec<FakeComment>,
@@ -76,6 +81,10 @@ struct World {
     not_modified: u32,
     /// Merge calls still to be answered 409 whatever their SHA (a push racing the merge).
     merge_conflicts: u32,
+    /// Where repositories are served over smart HTTP (with the API's credentials), if they are.
+    git_base: Option<String>,
+    /// Git requests refused for want of credentials.
+    git_refusals: usize,
 }
 
 type Shared = Arc<Mutex<World>>;
@@ -136,7 +145,7 @@ impl Repo {
             "merged": pull.merged,
             "mergeable": if pull.state == "open" { Some(self.mergeable(pull)) } else { None },
             "head": {"ref": pull.head_ref, "sha": self.head_sha(pull),
-                     "repo": {"clone_url": format!("file://{}", self.dir.display())}},
+                     "repo": {"clone_url": self.clone_url}},
             "base": {"ref": pull.base_ref},
         })
     }
@@ -217,6 +226,7 @@ impl FakeGitHub {
             .route("/repos/{owner}/{name}/installation", get(installation))
             .route("/app/installations/{id}/access_tokens", post(access_token))
             .route("/repos/{owner}/{name}/check-runs", post(create_check_run))
+            .route("/git/{owner}/{name}/{*rest}", axum::routing::any(git_http))
             .with_state(world.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
@@ -237,13 +247,46 @@ impl FakeGitHub {
 
     /// Adds `owner/name`, backed by the bare repository at `dir`.
     pub fn add_repo(&self, full_name: &str, dir: &std::path::Path) {
-        self.world.lock().unwrap().repos.insert(
+        let mut world = self.world.lock().unwrap();
+        let clone_url = match &world.git_base {
+            Some(base) => format!("{base}/{full_name}.git"),
+            None => format!("file://{}", dir.display()),
+        };
+        world.repos.insert(
             full_name.to_owned(),
             Repo {
                 dir: dir.to_owned(),
+                clone_url,
                 ..Repo::default()
             },
         );
+    }
+
+    /// From now on, repositories added are cloned over smart HTTP from this fake, which asks
+    /// for the API's credentials as a private repository does (basic auth, the token as
+    /// password).
+    pub fn serve_git_over_http(&self) {
+        self.world.lock().unwrap().git_base = Some(format!("{}/git", self.url));
+    }
+
+    /// Protects the repository's branches as GitHub's required status checks do: a merge is
+    /// refused unless the head's latest `context` status is `success`.
+    pub fn require_status(&self, full_name: &str, context: &str) {
+        let mut world = self.world.lock().unwrap();
+        let repo = world.repos.get_mut(full_name).expect("repo added");
+        repo.required_status = Some(context.to_owned());
+    }
+
+    /// The URL `owner/name` is cloned from.
+    pub fn clone_url(&self, full_name: &str) -> String {
+        self.world.lock().unwrap().repos[full_name]
+            .clone_url
+            .clone()
+    }
+
+    /// Git requests answered 401 for want of valid credentials.
+    pub fn git_refusals(&self) -> usize {
+        self.world.lock().unwrap().git_refusals
     }
 
     /// Opens a pull request from `head` into `base`; returns its number.
@@ -426,7 +469,7 @@ async fn show_repo(
     let repo = repo!(world, owner, name);
     Json(
         json!({"full_name": format!("{owner}/{name}"), "default_branch": "main",
-                "clone_url": format!("file://{}", repo.dir.display())}),
+                "clone_url": repo.clone_url}),
     )
     .into_response()
 }
@@ -587,6 +630,19 @@ async fn merge_pull(
                 StatusCode::METHOD_NOT_ALLOWED,
                 "Pull Request is not mergeable",
             );
+        }
+        if let Some(context) = &repo.required_status {
+            let latest = repo
+                .statuses
+                .iter()
+                .rev()
+                .find(|s| s.sha == head && &s.context == context);
+            if latest.is_none_or(|s| s.state != "success") {
+                return error(
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    &format!("Required status check \"{context}\" is expected."),
+                );
+            }
         }
         let method = match body["merge_method"].as_str() {
             Some("squash") => MergeMethod::Squash,
@@ -865,4 +921,116 @@ async fn permission(
         }
         None => error(StatusCode::NOT_FOUND, "Not Found"),
     }
+}
+
+/// Git's smart HTTP protocol through `git http-backend` (CGI), for the credentials GitHub
+/// takes: basic auth whose password is the token (or an installation token).
+async fn git_http(
+    State(world): State<Shared>,
+    Path((owner, name, rest)): Path<(String, String, String)>,
+    method: axum::http::Method,
+    axum::extract::RawQuery(query): axum::extract::RawQuery,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    use base64::Engine;
+    use tokio::io::AsyncWriteExt;
+    let full_name = format!("{owner}/{}", name.trim_end_matches(".git"));
+    let password = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Basic ")
+                .or_else(|| v.strip_prefix("basic "))
+        })
+        .and_then(|v| base64::engine::general_purpose::STANDARD.decode(v).ok())
+        .and_then(|v| String::from_utf8(v).ok())
+        .and_then(|v| v.split_once(':').map(|(_, password)| password.to_owned()))
+        .unwrap_or_default();
+    let dir = {
+        let mut w = world.lock().unwrap();
+        let known = if w.app.is_some() {
+            w.installation_tokens.contains(&password)
+        } else {
+            !password.is_empty() && password == w.token
+        };
+        if !known {
+            w.git_refusals += 1;
+            return (
+                StatusCode::UNAUTHORIZED,
+                [("www-authenticate", "Basic realm=\"GitHub\"")],
+            )
+                .into_response();
+        }
+        match w.repos.get(&full_name) {
+            Some(repo) => repo.dir.clone(),
+            None => return error(StatusCode::NOT_FOUND, "Repository not found."),
+        }
+    };
+    let root = dir.parent().expect("a repository inside a folder");
+    let repo_dir = dir
+        .file_name()
+        .expect("a named repository")
+        .to_string_lossy();
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_owned()
+    };
+    let mut child = tokio::process::Command::new("git")
+        .arg("http-backend")
+        .env("GIT_PROJECT_ROOT", root)
+        .env("GIT_HTTP_EXPORT_ALL", "1")
+        .env("REMOTE_USER", "x-access-token")
+        .env("PATH_INFO", format!("/{repo_dir}/{rest}"))
+        .env("REQUEST_METHOD", method.as_str())
+        .env("QUERY_STRING", query.unwrap_or_default())
+        .env("CONTENT_TYPE", header("content-type"))
+        .env("CONTENT_LENGTH", body.len().to_string())
+        .env("HTTP_CONTENT_ENCODING", header("content-encoding"))
+        .env("GIT_PROTOCOL", header("git-protocol"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("git http-backend runs");
+    let mut stdin = child.stdin.take().expect("piped");
+    let feed = async move {
+        let _ = stdin.write_all(&body).await;
+    };
+    let (_, output) = tokio::join!(feed, child.wait_with_output());
+    let output = output.expect("git http-backend ends");
+    // CGI: header lines, a blank line, the body.
+    let split = output
+        .stdout
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map(|at| (at, at + 4))
+        .or_else(|| {
+            output
+                .stdout
+                .windows(2)
+                .position(|w| w == b"\n\n")
+                .map(|at| (at, at + 2))
+        });
+    let Some((end, start)) = split else {
+        return error(StatusCode::INTERNAL_SERVER_ERROR, "git http-backend failed");
+    };
+    let mut response = Response::builder().status(StatusCode::OK);
+    for line in String::from_utf8_lossy(&output.stdout[..end]).lines() {
+        let Some((name, value)) = line.split_once(':') else {
+            continue;
+        };
+        let value = value.trim();
+        if name.eq_ignore_ascii_case("status") {
+            let code = value.split(' ').next().and_then(|c| c.parse().ok());
+            response = response.status(code.unwrap_or(500));
+        } else {
+            response = response.header(name, value);
+        }
+    }
+    response
+        .body(axum::body::Body::from(output.stdout[start..].to_vec()))
+        .expect("a response")
 }

@@ -586,3 +586,40 @@ pub fn webhook_fixture(path: &str) -> Value {
     });
     serde_json::from_str(&text).expect("fixtures are JSON")
 }
+
+/// An RSA key pair (private, public) in PEM, made with openssl (for GitHub App tests).
+pub fn rsa_key_pair(dir: &std::path::Path) -> (Vec<u8>, Vec<u8>) {
+    let (private, public) = (dir.join("app.pem"), dir.join("app.pub.pem"));
+    let run = |args: &[&str]| {
+        let status = std::process::Command::new("openssl")
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            status.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&status.stderr)
+        );
+    };
+    run(&[
+        "genpkey",
+        "-algorithm",
+        "RSA",
+        "-pkeyopt",
+        "rsa_keygen_bits:2048",
+        "-out",
+        private.to_str().unwrap(),
+    ]);
+    run(&[
+        "rsa",
+        "-in",
+        private.to_str().unwrap(),
+        "-pubout",
+        "-out",
+        public.to_str().unwrap(),
+    ]);
+    (
+        std::fs::read(private).unwrap(),
+        std::fs::read(public).unwrap(),
+    )
+}
