@@ -224,9 +224,8 @@ impl Engine {
                 (Some(head_ref), sha.to_ascii_lowercase())
             }
             Target::Branch(branch) => {
-                let sha = self
-                    .inner
-                    .git
+                let git = github::git_for(&self.inner, project, &source).await;
+                let sha = git
                     .branch_head(&source, &branch)
                     .await
                     .map_err(|e| SubmitError::Invalid(e.to_string()))?;

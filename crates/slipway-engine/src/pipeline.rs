@@ -47,14 +47,21 @@ struct Attempt<'a> {
     restored: Option<snapshot::Restored>,
 }
 
-/// Whether two fetch locations name the same repository (`file://` and trailing `.git`/`/`
-/// spelled either way).
-fn same_repository(a: &str, b: &str) -> bool {
+/// Whether a head fetched from `source` comes from the project's own repository rather than
+/// a fork. On GitHub the clone URL's host varies (github.com, an Enterprise host), so the
+/// `owner/name` at the end of its path decides; elsewhere the locations are compared whole
+/// (`file://` and trailing `.git`/`/` spelled either way).
+fn from_project_repository(source: &str, repo: &str) -> bool {
     let normal = |s: &str| {
         let s = s.strip_prefix("file://").unwrap_or(s).trim_end_matches('/');
         s.strip_suffix(".git").unwrap_or(s).to_ascii_lowercase()
     };
-    normal(a) == normal(b)
+    match RepoLocation::parse(repo) {
+        Ok(RepoLocation::GitHub { owner, name }) => {
+            normal(source).ends_with(&format!("/{owner}/{name}").to_ascii_lowercase())
+        }
+        _ => normal(source) == normal(&source_of(repo)),
+    }
 }
 
 /// The project's secrets as environment variables for sandboxed commands: all but the
@@ -113,7 +120,7 @@ pub(crate) async fn execute(
     // A head fetched from elsewhere than the project's repository (a fork) is someone else's
     // code: it gets no secrets, as on GitHub Actions.
     let project = store.project(record.project_id).await?;
-    let from_fork = !same_repository(&record.source, &source_of(&project.repo));
+    let from_fork = !from_project_repository(&record.source, &project.repo);
     if from_fork {
         logs.line(
             StepName::Checkout,
@@ -636,4 +643,38 @@ fn free_port() -> std::io::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::from_project_repository;
+
+    #[test]
+    fn a_github_head_is_the_projects_own_whatever_the_host_and_a_fork_is_not() {
+        let own = [
+            "https://github.com/acme/app.git",
+            "https://GitHub.com/Acme/App",
+            "https://ghe.example.com/acme/app.git",
+        ];
+        for source in own {
+            assert!(from_project_repository(source, "acme/app"), "{source}");
+        }
+        let forks = [
+            "https://github.com/mallory/app.git",
+            "https://github.com/xacme/app.git",
+            "https://github.com/acme/app-fork.git",
+        ];
+        for source in forks {
+            assert!(!from_project_repository(source, "acme/app"), "{source}");
+        }
+    }
+
+    #[test]
+    fn a_local_head_is_compared_by_its_whole_location() {
+        assert!(from_project_repository(
+            "file:///srv/app.git/",
+            "/srv/app.git"
+        ));
+        assert!(!from_project_repository("/srv/fork", "/srv/app.git"));
+    }
 }
