@@ -11,6 +11,10 @@ pub struct PullRequestPolicy {
     pub auto_merge: bool,
     pub merge_method: MergeMethod,
     pub max_fix_attempts: u32,
+    /// From the settings only.
+    pub required_approvals: u32,
+    /// From the settings only.
+    pub delete_branch_after_merge: bool,
 }
 
 impl PullRequestPolicy {
@@ -26,6 +30,8 @@ impl PullRequestPolicy {
             max_fix_attempts: fix
                 .and_then(|f| f.max_attempts)
                 .unwrap_or(settings.max_fix_attempts),
+            required_approvals: settings.required_approvals,
+            delete_branch_after_merge: settings.delete_branch_after_merge,
         }
     }
 }
@@ -51,7 +57,9 @@ mod tests {
             PullRequestPolicy {
                 auto_merge: false,
                 merge_method: MergeMethod::Merge,
-                max_fix_attempts: 3
+                max_fix_attempts: 3,
+                required_approvals: 0,
+                delete_branch_after_merge: false,
             }
         );
     }

@@ -131,7 +131,6 @@ async fn merge_if_allowed<F: Forge>(
     pull: PullState,
     policy: &PullRequestPolicy,
 ) -> anyhow::Result<String> {
-    let settings = engine.inner.store.settings(project.id).await?;
     if !policy.auto_merge {
         return Ok("Not merged: auto-merge is off for this project, so a person merges it.".into());
     }
@@ -156,10 +155,10 @@ async fn merge_if_allowed<F: Forge>(
         ));
     }
     if let Some(approvals) = pull.approvals {
-        if approvals < settings.required_approvals as usize {
+        if approvals < policy.required_approvals as usize {
             return Ok(format!(
                 "Not merged: {approvals} of the {} required approvals.",
-                settings.required_approvals
+                policy.required_approvals
             ));
         }
     }
@@ -173,7 +172,7 @@ async fn merge_if_allowed<F: Forge>(
             engine
                 .notify_pull_request(project, &forge.url(number), "merged")
                 .await;
-            if settings.delete_branch_after_merge {
+            if policy.delete_branch_after_merge {
                 if let Err(error) = forge.delete_branch(&pull.head_ref).await {
                     tracing::warn!(%error, "merged, but the branch was not deleted");
                 }

@@ -195,19 +195,27 @@ impl FakeCodegen {
     }
 }
 
+/// Counts a request into a sliding window of `limit` per `per`; `false` when it is full.
+fn admitted(window: &mut VecDeque<Instant>, limit: usize, per: Duration) -> bool {
+    let now = Instant::now();
+    while window
+        .front()
+        .is_some_and(|t| now.duration_since(*t) >= per)
+    {
+        window.pop_front();
+    }
+    let room = window.len() < limit;
+    if room {
+        window.push_back(now);
+    }
+    room
+}
+
 /// The read limit: a 429 with `Retry-After` once the window is full.
 fn read_refusal(world: &Shared) -> Option<Response> {
     let mut w = world.lock().unwrap();
     let (limit, per) = w.read_limit;
-    let now = Instant::now();
-    while w
-        .read_at
-        .front()
-        .is_some_and(|t| now.duration_since(*t) >= per)
-    {
-        w.read_at.pop_front();
-    }
-    if w.read_at.len() >= limit {
+    if !admitted(&mut w.read_at, limit, per) {
         w.reads_refused += 1;
         let mut response = error(429, "Rate limit exceeded. Please try again later.");
         response
@@ -215,7 +223,6 @@ fn read_refusal(world: &Shared) -> Option<Response> {
             .insert("retry-after", per.as_secs().max(1).into());
         return Some(response);
     }
-    w.read_at.push_back(now);
     None
 }
 
@@ -296,18 +303,13 @@ async fn create(
         return (StatusCode::UNPROCESSABLE_ENTITY, Json(json!({"detail": [{"loc": ["body", "prompt"], "msg": "Field required", "type": "missing"}]}))).into_response();
     };
     let mut w = world.lock().unwrap();
-    let now = Instant::now();
-    while w
-        .created_at
-        .front()
-        .is_some_and(|t| now.duration_since(*t) > Duration::from_secs(60))
-    {
-        w.created_at.pop_front();
-    }
-    if w.created_at.len() >= CREATES_PER_MINUTE {
+    if !admitted(
+        &mut w.created_at,
+        CREATES_PER_MINUTE,
+        Duration::from_secs(60),
+    ) {
         return error(429, "Rate limit exceeded. Please try again later.");
     }
-    w.created_at.push_back(now);
     let id = 1000 + w.runs.len() as i64;
     let script = w.script.pop_front();
     let run = Run {

@@ -89,6 +89,17 @@ struct World {
 
 type Shared = Arc<Mutex<World>>;
 
+impl World {
+    /// Whether `token` authenticates: the token, or as an App one of its installation tokens.
+    fn accepts(&self, token: &str) -> bool {
+        if self.app.is_some() {
+            self.installation_tokens.iter().any(|t| t == token)
+        } else {
+            !token.is_empty() && token == self.token
+        }
+    }
+}
+
 /// The fake; stops when dropped.
 pub struct FakeGitHub {
     pub url: String,
@@ -379,12 +390,7 @@ fn refusal(world: &mut World, headers: &HeaderMap) -> Option<Response> {
         .strip_prefix("Bearer ")
         .or_else(|| auth.strip_prefix("token "))
         .unwrap_or("");
-    let known = if world.app.is_some() {
-        world.installation_tokens.iter().any(|t| t == token)
-    } else {
-        !token.is_empty() && token == world.token
-    };
-    if !known {
+    if !world.accepts(token) {
         return Some(error(StatusCode::UNAUTHORIZED, "Bad credentials"));
     }
     if world.rate_limited > 0 {
@@ -949,12 +955,7 @@ async fn git_http(
         .unwrap_or_default();
     let dir = {
         let mut w = world.lock().unwrap();
-        let known = if w.app.is_some() {
-            w.installation_tokens.contains(&password)
-        } else {
-            !password.is_empty() && password == w.token
-        };
-        if !known {
+        if !w.accepts(&password) {
             w.git_refusals += 1;
             return (
                 StatusCode::UNAUTHORIZED,
