@@ -8,7 +8,7 @@
 
 use crate::{Agent, AgentError, Answer, Progress, Turn};
 use slipway_forge::git::Git;
-use slipway_sandbox::{CommandSpec, Outcome, Sandbox};
+use slipway_sandbox::{CellSpec, CommandSpec, Network, Outcome, Quotas, Sandbox};
 use std::collections::VecDeque;
 use std::path::PathBuf;
 use tokio::sync::mpsc::UnboundedSender;
@@ -38,6 +38,8 @@ pub struct CommandAgent<'a> {
     pub env: Vec<(String, String)>,
     /// The commit message's first line.
     pub title: String,
+    /// Paths the agent must not see (the project's repository on disk).
+    pub hidden: Vec<PathBuf>,
 }
 
 impl CommandAgent<'_> {
@@ -56,7 +58,14 @@ impl CommandAgent<'_> {
         self.git
             .run(
                 None,
-                &["clone", "--quiet", "--bare", &self.source, &trusted_text],
+                &[
+                    "clone",
+                    "--quiet",
+                    "--no-local",
+                    "--bare",
+                    &self.source,
+                    &trusted_text,
+                ],
             )
             .await
             .map_err(unavailable)?;
@@ -83,6 +92,7 @@ impl CommandAgent<'_> {
                 &[
                     "clone",
                     "--quiet",
+                    "--no-local",
                     "--branch",
                     &self.start_branch,
                     &trusted_text,
@@ -198,19 +208,39 @@ impl Agent for CommandAgent<'_> {
         ));
         // The prompt on stdin too: most coding CLIs read it there.
         let command = format!("exec < \"$SLIPWAY_PROMPT_FILE\"\n{}", self.command);
-        let (lines_tx, mut lines) = tokio::sync::mpsc::unbounded_channel();
-        let process = self
+        let unavailable = |what: &str, e: &dyn std::fmt::Display| {
+            AgentError::Unavailable(format!("{what}: {e}"))
+        };
+        slipway_sandbox::give_to_sandbox(self.sandbox, &workspace)
+            .map_err(|e| unavailable("the workspace could not be prepared", &e))?;
+        let scratch = self.workdir.join("scratch");
+        let cell = self
             .sandbox
+            .cell(&CellSpec {
+                workspace: &workspace,
+                scratch: &scratch,
+                network: Network::Outbound,
+                quotas: Quotas::default(),
+                hidden: &self.hidden,
+                name: &format!("agent-run-{}-{}", turn.run_id, std::process::id()),
+            })
+            .await
+            .map_err(|e| unavailable("the agent's sandbox could not be made", &e))?;
+        let prompt_inside = cell.inside(&prompt_file);
+        if let Some(entry) = env.iter_mut().find(|(k, _)| k == "SLIPWAY_PROMPT_FILE") {
+            entry.1 = path_text(&prompt_inside);
+        }
+        let (lines_tx, mut lines) = tokio::sync::mpsc::unbounded_channel();
+        let process = cell
             .spawn(
                 &CommandSpec {
                     command: &command,
-                    workspace: &workspace,
                     cwd: &repo,
                     env: &env,
                 },
                 lines_tx,
             )
-            .map_err(|e| AgentError::Unavailable(format!("the agent could not start: {e}")))?;
+            .map_err(|e| unavailable("the agent could not start", &e))?;
         let collect = async {
             let mut kept = VecDeque::new();
             while let Some(line) = lines.recv().await {
@@ -223,7 +253,13 @@ impl Agent for CommandAgent<'_> {
             kept
         };
         let (outcome, kept) = tokio::join!(process.wait(turn.timeout, turn.cancel), collect);
+        let exceeded = cell.exceeded();
+        // Nothing of the agent's runs past here, so its files hold still while read.
+        cell.close().await;
         let output = tail_text(&kept);
+        if let (Some(reason), false) = (exceeded, outcome == Outcome::Cancelled) {
+            return Ok(Answer::Failed(format!("the agent was stopped: {reason}")));
+        }
         match outcome {
             Outcome::Exited(0) => {}
             Outcome::Cancelled => return Ok(Answer::Cancelled),
@@ -247,6 +283,12 @@ impl Agent for CommandAgent<'_> {
         }
         if turn.plan_mode {
             return Ok(Answer::Plan(output));
+        }
+        // The agent could have replaced its checkout by a link to anywhere on the host.
+        if !std::fs::symlink_metadata(&repo).is_ok_and(|m| m.is_dir()) {
+            return Ok(Answer::Failed(
+                "the agent replaced its checkout with something other than a directory".into(),
+            ));
         }
         match self.commit_and_push(&trusted, &repo, &start).await? {
             Some(sha) => Ok(Answer::Pushed {

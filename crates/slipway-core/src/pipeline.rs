@@ -33,7 +33,48 @@ pub struct PipelineConfig {
     /// The auto-fix loop's budget.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fix: Option<FixSection>,
+    /// Network access and quotas of the validation's sandbox.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sandbox: Option<SandboxSection>,
 }
+
+/// `[sandbox]`: what the validation's code may use. Absent keys take the defaults.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct SandboxSection {
+    /// `outbound` (default: connections out, for installs) or `none`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network: Option<NetworkAccess>,
+    /// Memory of all the validation's processes together (default 2048).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_mb: Option<u64>,
+    /// Processes at once (default 512).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_processes: Option<u64>,
+    /// Disk used by the workspace and /tmp together, and the largest file (default 2048).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disk_mb: Option<u64>,
+    /// CPU seconds of all the validation's processes together (default 3600).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_secs: Option<u64>,
+}
+
+/// Outbound network access of sandboxed code; the host's loopback is never reachable.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum NetworkAccess {
+    #[default]
+    Outbound,
+    None,
+}
+
+/// Accepted ranges of the `[sandbox]` quotas.
+pub const MAX_MEMORY_MB: u64 = 256 * 1024;
+pub const MAX_PROCESSES: u64 = 65_536;
+pub const MAX_DISK_MB: u64 = 1024 * 1024;
+pub const MAX_CPU_SECS: u64 = 7 * 24 * 3_600;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -231,6 +272,23 @@ impl PipelineConfig {
                         "ui.checks",
                         "every check needs a name and a path starting with '/'",
                     ));
+                }
+            }
+        }
+        if let Some(sandbox) = &self.sandbox {
+            for (name, value, min, max) in [
+                ("memory_mb", sandbox.memory_mb, 16, MAX_MEMORY_MB),
+                ("max_processes", sandbox.max_processes, 8, MAX_PROCESSES),
+                ("disk_mb", sandbox.disk_mb, 1, MAX_DISK_MB),
+                ("cpu_secs", sandbox.cpu_secs, 1, MAX_CPU_SECS),
+            ] {
+                if let Some(value) = value {
+                    if !(min..=max).contains(&value) {
+                        return Err(Invalid::new(
+                            format!("sandbox.{name}"),
+                            format!("{value} is out of range; accepted: {min} to {max}"),
+                        ));
+                    }
                 }
             }
         }

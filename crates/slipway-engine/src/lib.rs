@@ -4,6 +4,7 @@
 
 pub use slipway_forge::git;
 mod github;
+mod health;
 mod logs;
 mod merging;
 mod pipeline;
@@ -111,8 +112,9 @@ pub(crate) struct Inner {
     pub(crate) sandbox: Sandbox,
     pub(crate) snapshots: Snapshots,
     pub(crate) workspaces: PathBuf,
+    /// Where agent turns get their working directories.
+    pub(crate) agents: PathBuf,
     pub(crate) config: EngineConfig,
-    pub(crate) http: reqwest::Client,
     /// The Codegen API client, built once when Codegen is configured.
     pub(crate) codegen: Option<slipway_agent::codegen::Codegen>,
     pub(crate) git: git::Git,
@@ -133,19 +135,21 @@ pub struct Engine {
 
 impl Engine {
     pub fn new(store: Store, config: EngineConfig) -> Self {
-        let hidden = vec![config.data_dir.clone()];
+        let mut sandbox = Sandbox::new(config.isolation.clone(), vec![config.data_dir.clone()]);
+        let work_root = sandbox.work_root(&config.data_dir).unwrap_or_else(|error| {
+            tracing::error!(%error, "no work directory outside the data directory; using it");
+            config.data_dir.clone()
+        });
+        sandbox.hidden.push(work_root.clone());
         let inner = Inner {
-            sandbox: Sandbox::new(config.isolation.clone(), hidden),
+            sandbox,
             snapshots: Snapshots::new(config.data_dir.join("snapshots"), config.snapshot_cap_bytes),
-            workspaces: config.data_dir.join("workspaces"),
+            workspaces: work_root.join("workspaces"),
+            agents: work_root.join("agents"),
             codegen: config
                 .codegen
                 .clone()
                 .map(slipway_agent::codegen::Codegen::new),
-            http: reqwest::Client::builder()
-                .no_proxy()
-                .build()
-                .expect("an HTTP client without TLS builds"),
             git: git::Git::new(config.github_token.as_deref()),
             running: Mutex::new(HashMap::new()),
             running_runs: Mutex::new(HashMap::new()),

@@ -6,7 +6,7 @@ use crate::Inner;
 use slipway_core::pipeline::{PipelineConfig, DEFAULT_STEP_TIMEOUT_SECS};
 use slipway_core::validation::{self, StepName, StepPlan, StepStatus, ValidationStatus};
 use slipway_core::{Masker, RepoLocation, ValidationId};
-use slipway_sandbox::{snapshot, CommandSpec, Outcome, Process};
+use slipway_sandbox::{snapshot, Cell, CellSpec, CommandSpec, Network, Outcome, Process, Quotas};
 use slipway_store::{StepUpdate, ValidationRecord};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -45,6 +45,10 @@ struct Attempt<'a> {
     service: Option<Process>,
     /// A snapshot mounted into the workspace, released when the attempt ends.
     restored: Option<snapshot::Restored>,
+    /// Where the commands run; made after the checkout.
+    cell: Option<Cell>,
+    /// The checkout's files before any of the pull request's code ran.
+    manifest: Option<snapshot::Manifest>,
 }
 
 /// Whether a head fetched from `source` comes from the project's own repository rather than
@@ -156,11 +160,19 @@ pub(crate) async fn execute(
         env,
         service: None,
         restored: None,
+        cell: None,
+        manifest: None,
     };
     let result = run.steps().await;
     if let Some(mut service) = run.service.take() {
         service.kill().await;
         let _ = store.forget_process_group(id, service.pgid()).await;
+    }
+    if let Some(cell) = run.cell.take() {
+        for pgid in cell.helper_groups() {
+            let _ = store.forget_process_group(id, pgid).await;
+        }
+        cell.close().await;
     }
     if let Some(restored) = run.restored.take() {
         inner.snapshots.release(restored);
@@ -169,6 +181,7 @@ pub(crate) async fn execute(
     writer.finish(logs).await;
     let _ = tokio::fs::remove_dir_all(&workspace).await;
     let _ = tokio::fs::remove_dir_all(layers_of(&workspace)).await;
+    let _ = tokio::fs::remove_dir_all(scratch_of(&workspace)).await;
 
     if interrupted() {
         return Ok(Ended::Interrupted);
@@ -196,6 +209,7 @@ impl Attempt<'_> {
         };
         let plan = validation::plan(&config);
         self.inner.store.set_plan(self.id(), &plan).await?;
+        self.enter_cell(&config).await?;
         for (name, step) in plan.iter().skip(1) {
             let status = match step {
                 StepPlan::Run => StepStatus::Queued,
@@ -238,6 +252,58 @@ impl Attempt<'_> {
             }
         }
         Ok(self.statuses.iter().map(|s| s.1).collect())
+    }
+
+    /// Records the checkout's files, hands the workspace to the sandbox's user and makes the
+    /// cell every later command runs in. A failure here is the machine's, not the code's.
+    async fn enter_cell(&mut self, config: &PipelineConfig) -> anyhow::Result<()> {
+        let workspace = self.workspace.clone();
+        let sandbox = self.inner.sandbox.clone();
+        let manifest = tokio::task::spawn_blocking(move || {
+            slipway_sandbox::give_to_sandbox(&sandbox, &workspace)?;
+            snapshot::Manifest::scan(&workspace).map_err(anyhow::Error::from)
+        })
+        .await??;
+        self.manifest = Some(manifest);
+        let section = config.sandbox.clone().unwrap_or_default();
+        let defaults = Quotas::default();
+        let quotas = Quotas {
+            memory_mb: section.memory_mb.unwrap_or(defaults.memory_mb),
+            max_processes: section.max_processes.unwrap_or(defaults.max_processes),
+            disk_mb: section.disk_mb.unwrap_or(defaults.disk_mb),
+            cpu_secs: section.cpu_secs.unwrap_or(defaults.cpu_secs),
+        };
+        let network = match section.network.unwrap_or_default() {
+            slipway_core::pipeline::NetworkAccess::Outbound => Network::Outbound,
+            slipway_core::pipeline::NetworkAccess::None => Network::None,
+        };
+        let project = self.inner.store.project(self.record.project_id).await?;
+        let hidden: Vec<PathBuf> = match RepoLocation::parse(&project.repo) {
+            Ok(RepoLocation::Local { path }) => vec![path],
+            _ => Vec::new(),
+        };
+        let scratch = scratch_of(&self.workspace);
+        let name = format!("validation-{}-{}", self.id(), std::process::id());
+        let cell = self
+            .inner
+            .sandbox
+            .cell(&CellSpec {
+                workspace: &self.workspace,
+                scratch: &scratch,
+                network,
+                quotas,
+                hidden: &hidden,
+                name: &name,
+            })
+            .await?;
+        for pgid in cell.helper_groups() {
+            self.inner.store.record_process_group(self.id(), pgid).await?;
+        }
+        for note in &cell.notes {
+            self.logs.line(StepName::Checkout, &format!("sandbox: {note}"));
+        }
+        self.cell = Some(cell);
+        Ok(())
     }
 
     fn index(&self, name: StepName) -> u32 {
@@ -343,6 +409,17 @@ impl Attempt<'_> {
             self.logs.line(StepName::Checkout, &line);
         }
         let file = self.workspace.join(".slipway.toml");
+        if tokio::fs::symlink_metadata(&file)
+            .await
+            .is_ok_and(|m| !m.is_file())
+        {
+            let end = StepEnd::Failed {
+                exit_code: None,
+                detail: "invalid pipeline file: .slipway.toml must be a regular file, not a link or a directory".into(),
+            };
+            self.end(StepName::Checkout, end).await?;
+            return Ok(None);
+        }
         let config = match tokio::fs::read_to_string(&file).await {
             Ok(text) => match PipelineConfig::from_toml(".slipway.toml", &text) {
                 Ok(config) => {
@@ -381,9 +458,11 @@ impl Attempt<'_> {
         let key = snapshot::key(&self.workspace, &setup.cache_key, &setup.commands);
         let snapshots = self.inner.snapshots.clone();
         let (k, ws) = (key.clone(), self.workspace.clone());
-        let restored =
-            tokio::task::spawn_blocking(move || snapshots.restore(&k, &ws, &layers_of(&ws)))
-                .await?;
+        let owner = self.inner.sandbox.outside_owner();
+        let restored = tokio::task::spawn_blocking(move || {
+            snapshots.restore(&k, &ws, &layers_of(&ws), owner)
+        })
+        .await?;
         match restored {
             Ok(Some(restored)) => {
                 let detail = format!(
@@ -404,10 +483,10 @@ impl Attempt<'_> {
         let end = self
             .commands(StepName::Setup, &setup.commands, setup.timeout_secs)
             .await?;
-        if let StepEnd::Passed(_) = end {
+        if let (StepEnd::Passed(_), Some(before)) = (&end, self.manifest.take()) {
             let snapshots = self.inner.snapshots.clone();
             let (k, ws) = (key.clone(), self.workspace.clone());
-            match tokio::task::spawn_blocking(move || snapshots.save(&k, &ws)).await? {
+            match tokio::task::spawn_blocking(move || snapshots.save(&k, &ws, &before)).await? {
                 Ok(()) => self
                     .logs
                     .line(StepName::Setup, &format!("snapshot {} saved", &key[..12])),
@@ -438,10 +517,10 @@ impl Attempt<'_> {
         env: &[(String, String)],
     ) -> std::io::Result<(Process, tokio::task::JoinHandle<()>)> {
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-        let process = self.inner.sandbox.spawn(
+        let cell = self.cell.as_ref().expect("the cell is made before any command");
+        let process = cell.spawn(
             &CommandSpec {
                 command,
-                workspace: &self.workspace,
                 cwd: &self.workspace,
                 env,
             },
@@ -490,6 +569,14 @@ impl Attempt<'_> {
                 .forget_process_group(self.id(), pgid)
                 .await?;
             let _ = tokio::time::timeout(Duration::from_secs(2), follow).await;
+            if let Some(reason) = self.cell.as_ref().and_then(Cell::exceeded) {
+                if outcome != Outcome::Cancelled {
+                    return Ok(StepEnd::Failed {
+                        exit_code: None,
+                        detail: format!("`{command}` stopped: {reason}"),
+                    });
+                }
+            }
             match outcome {
                 Outcome::Exited(0) => continue,
                 Outcome::Exited(code) => {
@@ -560,7 +647,6 @@ impl Attempt<'_> {
         let started = Instant::now();
         let limit = Duration::from_secs(ready_secs.into())
             .min(self.deadline.saturating_duration_since(started));
-        let client = &self.inner.http;
         let mut last = String::from("no answer yet");
         let end = loop {
             if let Some(outcome) = process.exited() {
@@ -588,23 +674,20 @@ impl Attempt<'_> {
                     ),
                 };
             }
-            match client
-                .get(&url)
-                .timeout(Duration::from_secs(2))
-                .send()
-                .await
-            {
-                Ok(response) if (200..400).contains(&response.status().as_u16()) => {
+            let cell = self.cell.as_ref().expect("made before deploy");
+            match crate::health::status(cell, port, health_path).await {
+                Ok(status) if (200..400).contains(&status) => {
                     let detail = format!(
-                        "healthy: {url} answered {} after {} ms",
-                        response.status().as_u16(),
+                        "healthy: {url} answered {status} after {} ms",
                         started.elapsed().as_millis()
                     );
                     self.logs.line(StepName::Deploy, &detail);
                     break StepEnd::Passed(Some(detail));
                 }
-                Ok(response) => last = format!("HTTP {}", response.status().as_u16()),
-                Err(error) if error.is_connect() => last = "connection refused".to_owned(),
+                Ok(status) => last = format!("HTTP {status}"),
+                Err(error) if error.kind() == std::io::ErrorKind::ConnectionRefused => {
+                    last = "connection refused".to_owned()
+                }
                 Err(error) => last = error.to_string(),
             }
             tokio::select! {
@@ -635,6 +718,13 @@ impl Attempt<'_> {
 pub(crate) fn layers_of(workspace: &std::path::Path) -> PathBuf {
     let mut name = workspace.as_os_str().to_owned();
     name.push(".layers");
+    PathBuf::from(name)
+}
+
+/// Where a workspace's cell keeps its `/tmp`.
+pub(crate) fn scratch_of(workspace: &std::path::Path) -> PathBuf {
+    let mut name = workspace.as_os_str().to_owned();
+    name.push(".scratch");
     PathBuf::from(name)
 }
 

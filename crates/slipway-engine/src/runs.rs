@@ -545,9 +545,7 @@ async fn turn(
             AgentConfig::Command { command, .. } => {
                 let workdir = engine
                     .inner
-                    .config
-                    .data_dir
-                    .join("agents")
+                    .agents
                     .join(format!("run-{}-{}", run.id, job.attempt));
                 let _ = tokio::fs::remove_dir_all(&workdir).await;
                 let mut env = pipeline::secrets_env(&secrets);
@@ -581,6 +579,10 @@ async fn turn(
                     workdir: workdir.clone(),
                     env,
                     title: commit_title(&run.goal, kind),
+                    hidden: match RepoLocation::parse(&project.repo) {
+                        Ok(RepoLocation::Local { path }) => vec![path],
+                        _ => Vec::new(),
+                    },
                 };
                 let answer = agent.work(turn, progress_tx).await;
                 slipway_sandbox::snapshot::unmount_all_below(&workdir);

@@ -125,7 +125,9 @@ impl Git {
         let dest_text = dest.display().to_string();
         self.run(
             None,
-            &["clone", "--quiet", "--no-checkout", source, &dest_text],
+            // --no-local: never hard-link the source's objects into a workspace that
+            // untrusted code will own.
+            &["clone", "--quiet", "--no-local", "--no-checkout", source, &dest_text],
         )
         .await?;
         if self
@@ -176,6 +178,8 @@ pub(crate) async fn git(
             "advice.detachedHead=false",
             "-c",
             "core.hooksPath=/dev/null",
+            "-c",
+            "core.fsmonitor=false",
         ])
         .args(args)
         .env("GIT_TERMINAL_PROMPT", "0")

@@ -1,12 +1,18 @@
-//! Runs untrusted commands (a pull request's build, tests and app) on this machine:
-//! each in its own process group with a cleared environment and resource limits, inside
-//! bubblewrap when it is available (only the workspace writable, Slipway's data directory
-//! invisible, a private PID namespace so nothing outlives the command), with timeouts and
-//! cancellation that kill the whole process tree.
+//! Runs untrusted commands (a pull request's build, tests and app; a coding agent) on this
+//! machine. Each validation or agent turn gets a [`Cell`]: its own user and network
+//! namespaces (outbound access through pasta, never the host's loopback), its own cgroup
+//! (memory and process quotas), a disk and CPU watcher, and an unprivileged user. Every
+//! command runs in the cell inside bubblewrap: no capabilities, its own PID/IPC/UTS/cgroup
+//! namespaces, a read-only view of the system with Slipway's data hidden, only the workspace
+//! and a private `/tmp` writable. Timeouts and cancellation kill the whole process tree.
 
+mod cell;
+mod cgroup;
+mod enter;
 mod process;
 pub mod snapshot;
 
+pub use cell::{Cell, CellSpec, Network, Quotas};
 pub use libc::SIGKILL;
 pub use process::{kill_group, Outcome, Process};
 
@@ -16,32 +22,49 @@ use std::time::Duration;
 /// How commands are isolated from the host.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Isolation {
-    /// Inside bubblewrap at this path.
-    Bubblewrap(PathBuf),
+    /// Inside bubblewrap at this path (pasta at the second path gives outbound network).
+    Bubblewrap {
+        bwrap: PathBuf,
+        pasta: Option<PathBuf>,
+    },
     /// As plain child processes: PR code can read what Slipway's user can read.
     None,
 }
 
 impl Isolation {
-    /// Bubblewrap if `bwrap` is on the PATH and actually works here, else none.
+    /// Bubblewrap if `bwrap` is on the PATH and user namespaces work here, else none.
     pub fn detect() -> Self {
-        let Some(path) = find_on_path("bwrap") else {
-            return Isolation::None;
+        Self::probe().unwrap_or(Isolation::None)
+    }
+
+    /// Like [`Isolation::detect`], saying what is missing when bubblewrap cannot be used.
+    pub fn probe() -> Result<Self, String> {
+        let Some(bwrap) = find_on_path("bwrap") else {
+            return Err(
+                "bubblewrap is not installed (Debian/Ubuntu: apt-get install bubblewrap passt)"
+                    .into(),
+            );
         };
-        let works = std::process::Command::new(&path)
+        let output = std::process::Command::new(&bwrap)
+            .args(["--unshare-user", "--unshare-pid", "--unshare-net"])
             .args(["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"])
-            .args(["--unshare-pid", "--die-with-parent", "true"])
+            .args(["--die-with-parent", "--disable-userns", "--", "true"])
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .status()
-            .map(|s| s.success())
-            .unwrap_or(false);
-        if works {
-            Isolation::Bubblewrap(path)
-        } else {
-            Isolation::None
+            .output()
+            .map_err(|e| format!("{} could not be run: {e}", bwrap.display()))?;
+        if !output.status.success() {
+            return Err(format!(
+                "bubblewrap cannot make user namespaces here ({}); enable them \
+                 (sysctl kernel.unprivileged_userns_clone=1, user.max_user_namespaces > 0) \
+                 or install bubblewrap 0.8 or later",
+                String::from_utf8_lossy(&output.stderr).trim()
+            ));
         }
+        Ok(Isolation::Bubblewrap {
+            bwrap,
+            pasta: find_on_path("pasta"),
+        })
     }
 }
 
@@ -53,44 +76,20 @@ fn find_on_path(program: &str) -> Option<PathBuf> {
     })
 }
 
-/// Resource limits applied to every command (per process, as rlimits).
-#[derive(Debug, Clone, Copy)]
-pub struct Limits {
-    /// RLIMIT_NPROC (not enforced by the kernel for root).
-    pub max_processes: u64,
-    /// RLIMIT_FSIZE: the largest file a command may write.
-    pub max_file_size_bytes: u64,
-    /// RLIMIT_CPU: CPU seconds per process.
-    pub cpu_seconds: u64,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Self {
-            max_processes: 4_096,
-            max_file_size_bytes: 4 * 1024 * 1024 * 1024,
-            cpu_seconds: 3_600,
-        }
-    }
-}
-
-/// The local sandbox driver.
+/// The local sandbox driver: makes cells.
 #[derive(Debug, Clone)]
 pub struct Sandbox {
     pub isolation: Isolation,
-    pub limits: Limits,
     /// Paths PR code must not see (Slipway's data directory, its key file).
     pub hidden: Vec<PathBuf>,
 }
 
-/// One command to run.
+/// One command to run in a cell.
 #[derive(Debug, Clone)]
 pub struct CommandSpec<'a> {
     /// Run with `sh -c`.
     pub command: &'a str,
-    /// The only writable place; also `HOME`.
-    pub workspace: &'a Path,
-    /// The working directory (inside the workspace).
+    /// The working directory: the cell's workspace or a directory below it.
     pub cwd: &'a Path,
     /// Added to the allowlisted environment.
     pub env: &'a [(String, String)],
@@ -98,67 +97,83 @@ pub struct CommandSpec<'a> {
 
 /// The environment every command starts from; nothing else of Slipway's is passed on.
 pub const ENV_ALLOWLIST_DOC: &str =
-    "PATH (Slipway's), HOME (the workspace), LANG=C.UTF-8, CI=true, plus PORT and SLIPWAY_* facts and the project's secrets";
+    "PATH (Slipway's), HOME (the workspace), TMPDIR, LANG=C.UTF-8, CI=true, plus PORT and SLIPWAY_* facts and the project's secrets";
 
 /// How long a killed tree gets between SIGTERM and SIGKILL.
 pub const KILL_GRACE: Duration = Duration::from_millis(500);
 
+/// The user (uid and gid) sandboxed code runs as when Slipway runs as root.
+pub const SANDBOX_UID: u32 = 100_000;
+
 impl Sandbox {
     pub fn new(isolation: Isolation, hidden: Vec<PathBuf>) -> Self {
-        Self {
-            isolation,
-            limits: Limits::default(),
-            hidden,
-        }
+        Self { isolation, hidden }
     }
 
-    /// Starts a command; its output lines go to `lines` (stdout and stderr interleaved).
-    pub fn spawn(
-        &self,
-        spec: &CommandSpec<'_>,
-        lines: tokio::sync::mpsc::UnboundedSender<String>,
-    ) -> std::io::Result<Process> {
-        let mut command = match &self.isolation {
-            Isolation::Bubblewrap(bwrap) => {
-                let mut c = tokio::process::Command::new(bwrap);
-                c.args([
-                    "--die-with-parent",
-                    "--unshare-pid",
-                    "--unshare-ipc",
-                    "--unshare-uts",
-                ])
-                .args(["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"])
-                .args(["--tmpfs", "/tmp"]);
-                for hidden in &self.hidden {
-                    if hidden.is_dir() {
-                        c.arg("--tmpfs").arg(hidden);
-                    } else if hidden.exists() {
-                        c.arg("--ro-bind").arg("/dev/null").arg(hidden);
-                    }
-                }
-                c.arg("--bind").arg(spec.workspace).arg(spec.workspace);
-                c.arg("--chdir").arg(spec.cwd);
-                c.args(["--", "/bin/sh", "-c", spec.command]);
-                c
-            }
-            Isolation::None => {
-                let mut c = tokio::process::Command::new("/bin/sh");
-                c.args(["-c", spec.command]).current_dir(spec.cwd);
-                c
-            }
-        };
-        command.env_clear();
-        command
-            .env(
-                "PATH",
-                std::env::var("PATH").unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".into()),
-            )
-            .env("HOME", spec.workspace)
-            .env("LANG", "C.UTF-8")
-            .env("CI", "true");
-        for (key, value) in spec.env {
-            command.env(key, value);
-        }
-        process::spawn(command, self.limits, lines)
+    /// Whether commands are confined.
+    pub fn is_isolated(&self) -> bool {
+        matches!(self.isolation, Isolation::Bubblewrap { .. })
     }
+
+    /// The owner sandboxed code runs as, outside its namespaces: the sandbox user when
+    /// Slipway is root, else Slipway's own user.
+    pub fn outside_owner(&self) -> Option<(u32, u32)> {
+        // SAFETY: geteuid has no preconditions.
+        (self.is_isolated() && unsafe { libc::geteuid() } == 0).then_some((SANDBOX_UID, SANDBOX_UID))
+    }
+}
+
+impl Sandbox {
+    /// Where cells' workspaces are made. bubblewrap reaches a workspace by its path as the
+    /// sandbox's user, so when Slipway runs as root that path must be traversable by that
+    /// user: a directory of Slipway's own in `/var/tmp` (mode 0711, one per data directory),
+    /// hidden inside every sandbox. Otherwise the data directory itself.
+    pub fn work_root(&self, data_dir: &Path) -> std::io::Result<PathBuf> {
+        use sha2::Digest;
+        use std::os::unix::fs::PermissionsExt;
+        if self.outside_owner().is_none() {
+            return Ok(data_dir.to_path_buf());
+        }
+        let absolute = std::path::absolute(data_dir)?;
+        let digest = sha2::Sha256::digest(absolute.as_os_str().as_encoded_bytes());
+        let tag: String = digest[..6].iter().map(|b| format!("{b:02x}")).collect();
+        let base = Path::new("/var/tmp");
+        let base = if base.is_dir() { base.to_path_buf() } else { std::env::temp_dir() };
+        let root = base.join(format!("slipway-{tag}"));
+        std::fs::create_dir_all(&root)?;
+        let meta = std::fs::symlink_metadata(&root)?;
+        // SAFETY: geteuid has no preconditions.
+        if !meta.is_dir() || std::os::unix::fs::MetadataExt::uid(&meta) != unsafe { libc::geteuid() } {
+            return Err(std::io::Error::other(format!(
+                "{} is not a directory of Slipway's own; remove it",
+                root.display()
+            )));
+        }
+        std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o711))?;
+        Ok(root)
+    }
+}
+
+/// Hands a tree (not following symbolic links) to the sandbox's user, so that code running
+/// as that user may write it. Does nothing when Slipway is not root.
+pub fn give_to_sandbox(sandbox: &Sandbox, root: &Path) -> std::io::Result<()> {
+    let Some((uid, gid)) = sandbox.outside_owner() else {
+        return Ok(());
+    };
+    {
+        use std::os::unix::fs::PermissionsExt;
+        // Private to the sandbox's user: other users may traverse the parent, not this.
+        std::fs::set_permissions(root, std::fs::Permissions::from_mode(0o700))?;
+    }
+    let mut pending = vec![root.to_path_buf()];
+    while let Some(path) = pending.pop() {
+        std::os::unix::fs::lchown(&path, Some(uid), Some(gid))?;
+        let meta = std::fs::symlink_metadata(&path)?;
+        if meta.is_dir() {
+            for entry in std::fs::read_dir(&path)? {
+                pending.push(entry?.path());
+            }
+        }
+    }
+    Ok(())
 }

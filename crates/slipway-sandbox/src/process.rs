@@ -1,6 +1,7 @@
 //! A running command: its process group, its output, its end.
 
-use crate::{Limits, KILL_GRACE};
+use crate::enter::Entry;
+use crate::KILL_GRACE;
 use std::process::Stdio;
 use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
@@ -23,9 +24,30 @@ pub struct Process {
     pgid: i32,
 }
 
+/// Per-process limits; `None` leaves the inherited one.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Rlimits {
+    pub file_size: Option<u64>,
+    pub cpu_seconds: Option<u64>,
+    pub processes: Option<u64>,
+}
+
+impl Rlimits {
+    pub fn none() -> Self {
+        Self {
+            file_size: None,
+            cpu_seconds: None,
+            processes: None,
+        }
+    }
+}
+
+/// Starts `command` as the leader of a new process group, after `entry` (joining a cell)
+/// and the rlimits are applied in the child.
 pub(crate) fn spawn(
     mut command: tokio::process::Command,
-    limits: Limits,
+    entry: Option<Entry>,
+    limits: Rlimits,
     lines: UnboundedSender<String>,
 ) -> std::io::Result<Process> {
     command
@@ -34,13 +56,22 @@ pub(crate) fn spawn(
         .stderr(Stdio::piped())
         .process_group(0)
         .kill_on_drop(true);
-    // SAFETY: only async-signal-safe calls (setrlimit) between fork and exec.
+    // SAFETY: only async-signal-safe calls (see Entry::apply; setrlimit) between fork and exec.
     unsafe {
         command.pre_exec(move || {
-            set_limit(libc::RLIMIT_NPROC, limits.max_processes)?;
-            set_limit(libc::RLIMIT_FSIZE, limits.max_file_size_bytes)?;
-            set_limit(libc::RLIMIT_CPU, limits.cpu_seconds)?;
-            set_limit(libc::RLIMIT_CORE, 0)?;
+            if let Some(entry) = &entry {
+                entry.apply()?;
+            }
+            for (resource, value) in [
+                (libc::RLIMIT_FSIZE, limits.file_size),
+                (libc::RLIMIT_CPU, limits.cpu_seconds),
+                (libc::RLIMIT_NPROC, limits.processes),
+                (libc::RLIMIT_CORE, Some(0)),
+            ] {
+                if let Some(value) = value {
+                    set_limit(resource, value)?;
+                }
+            }
             Ok(())
         });
     }
@@ -134,6 +165,12 @@ impl Process {
             let _ = self.child.wait().await;
         }
     }
+}
+
+/// Whether any process of the group is still there.
+pub(crate) fn group_alive(pgid: i32) -> bool {
+    // SAFETY: signal 0 only checks for existence.
+    pgid > 1 && unsafe { libc::killpg(pgid, 0) } == 0
 }
 
 /// Sends `signal` to every process of the group; a group already gone is fine.

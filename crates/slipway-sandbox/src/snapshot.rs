@@ -1,22 +1,29 @@
-//! Snapshots of prepared workspaces. After `setup`, what setup added to the checkout (the
-//! files git does not track: `node_modules/`, `.venv/`, build caches) is saved under a key
-//! made from the `cache_key` files' contents, the setup commands and the platform. A later
-//! validation with the same key gets them back instead of running setup:
-//! - each saved directory is mounted as the read-only lower layer of an overlay whose upper
-//!   layer belongs to the validation (copy-on-write, constant time), when this process may
-//!   mount (root) and the kernel has overlayfs;
-//! - otherwise it is copied with `cp --reflink=auto` (a reflink where the filesystem has
-//!   them, else a real copy).
+//! Snapshots of prepared workspaces. Before setup runs, a [`Manifest`] records the checkout's
+//! files; after it, what setup changed is saved: files it added (`node_modules/`, `.venv/`,
+//! build caches), tracked files it rewrote (a lockfile) and files it deleted. The key is made
+//! from the `cache_key` files' contents, the setup commands and the platform. A later
+//! validation with the same key gets the same changes applied to its checkout instead of
+//! running setup, so a restored workspace equals a cold one:
+//! - each new top-level directory is mounted as the read-only lower layer of an overlay whose
+//!   upper layer belongs to the validation (copy-on-write, constant time), when this process
+//!   may mount (root) and the kernel has overlayfs;
+//! - everything else is copied with `cp --reflink=auto`.
 //!
-//! Either way a validation can never change a saved snapshot. Total size is capped; the least
-//! recently used snapshots go first, never one that a running validation has mounted.
+//! Nothing here runs git: after setup the workspace holds whatever the pull request's code
+//! wrote, including its own `.git` configuration and hooks, so it is read as plain files,
+//! never following symbolic links. A validation can never change a saved snapshot. Total
+//! size is capped; the least recently used snapshots go first, never one in use.
 
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Arc, Mutex, OnceLock};
+use std::os::unix::ffi::OsStrExt;
 use std::time::SystemTime;
+
+/// Tells concurrent saves of one process apart.
+static STAGING: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 #[derive(Debug, thiserror::Error)]
 pub enum SnapshotError {
@@ -49,7 +56,7 @@ pub fn key(workspace: &Path, cache_key_files: &[String], setup_commands: &[Strin
     for file in cache_key_files {
         hash.update(b"\0file\0");
         hash.update(file.as_bytes());
-        match std::fs::read(workspace.join(file)) {
+        match read_no_follow(&workspace.join(file)) {
             Ok(bytes) => {
                 hash.update(b"\0present\0");
                 hash.update(&bytes);
@@ -58,6 +65,91 @@ pub fn key(workspace: &Path, cache_key_files: &[String], setup_commands: &[Strin
         }
     }
     hash.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A file's contents, or a symbolic link's target (never what it points at).
+fn read_no_follow(path: &Path) -> std::io::Result<Vec<u8>> {
+    use std::os::unix::ffi::OsStrExt;
+    let meta = std::fs::symlink_metadata(path)?;
+    if meta.file_type().is_symlink() {
+        return Ok(std::fs::read_link(path)?.as_os_str().as_bytes().to_vec());
+    }
+    std::fs::read(path)
+}
+
+/// What identifies a file's version cheaply: change of any of these means it was written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Stamp {
+    len: u64,
+    modified_ns: i128,
+    inode: u64,
+    mode: u32,
+}
+
+impl Stamp {
+    fn of(meta: &std::fs::Metadata) -> Self {
+        use std::os::unix::fs::MetadataExt;
+        Self {
+            len: meta.len(),
+            modified_ns: i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec()),
+            inode: meta.ino(),
+            mode: meta.mode(),
+        }
+    }
+}
+
+/// The checkout's files (everything but `.git`), recorded before any code runs in it.
+#[derive(Debug, Default)]
+pub struct Manifest {
+    files: HashMap<PathBuf, Stamp>,
+    /// Directories holding at least one recorded file.
+    dirs: std::collections::HashSet<PathBuf>,
+}
+
+impl Manifest {
+    pub fn scan(workspace: &Path) -> Result<Self, SnapshotError> {
+        let mut manifest = Manifest::default();
+        walk(workspace, &mut |relative, meta| {
+            if meta.is_dir() {
+                manifest.dirs.insert(relative.to_path_buf());
+                Walk::Enter
+            } else {
+                manifest.files.insert(relative.to_path_buf(), Stamp::of(meta));
+                Walk::Next
+            }
+        })?;
+        Ok(manifest)
+    }
+}
+
+enum Walk {
+    Enter,
+    Next,
+}
+
+/// Visits everything below `root` but its top-level `.git`, without following links.
+fn walk(
+    root: &Path,
+    visit: &mut dyn FnMut(&Path, &std::fs::Metadata) -> Walk,
+) -> Result<(), SnapshotError> {
+    let mut pending = vec![PathBuf::new()];
+    while let Some(relative) = pending.pop() {
+        let dir = root.join(&relative);
+        for entry in std::fs::read_dir(&dir).map_err(io(&dir))? {
+            let entry = entry.map_err(io(&dir))?;
+            let child = relative.join(entry.file_name());
+            if child.as_os_str() == ".git" {
+                continue;
+            }
+            let meta = entry.metadata().map_err(io(&entry.path()))?;
+            if let Walk::Enter = visit(&child, &meta) {
+                if meta.is_dir() {
+                    pending.push(child);
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The snapshot store of one data directory.
@@ -92,16 +184,18 @@ impl Snapshots {
         self.root.join(key)
     }
 
-    /// Puts the snapshot's contents into `workspace` (overlays get their writable layers in
-    /// `scratch`); `None` when there is no snapshot for `key`.
+    /// Applies the snapshot's changes to `workspace`, a fresh checkout (overlays get their
+    /// writable layers in `scratch`, owned by `owner`); `None` when there is no snapshot.
     pub fn restore(
         &self,
         key: &str,
         workspace: &Path,
         scratch: &Path,
+        owner: Option<(u32, u32)>,
     ) -> Result<Option<Restored>, SnapshotError> {
         let dir = self.dir(key);
-        if !dir.is_dir() {
+        let files = dir.join("files");
+        if !files.is_dir() {
             return Ok(None);
         }
         // Mark as recently used.
@@ -111,24 +205,22 @@ impl Snapshots {
             mounts: Vec::new(),
             mechanism: "copy",
         };
-        if !overlay_supported(&self.root) || !mountable_path(workspace) || !mountable_path(scratch)
-        {
-            copy_tree_contents(&dir, workspace)?;
-            return Ok(Some(restored));
+        let overlays = overlay_supported(&self.root) && mountable_path(workspace) && mountable_path(scratch);
+        if overlays {
+            *self
+                .in_use
+                .lock()
+                .expect("in-use lock")
+                .entry(key.to_owned())
+                .or_default() += 1;
         }
-        *self
-            .in_use
-            .lock()
-            .expect("in-use lock")
-            .entry(key.to_owned())
-            .or_default() += 1;
-        for entry in std::fs::read_dir(&dir).map_err(io(&dir))? {
-            let entry = entry.map_err(io(&dir))?;
+        for entry in std::fs::read_dir(&files).map_err(io(&files))? {
+            let entry = entry.map_err(io(&files))?;
             let (from, to) = (entry.path(), workspace.join(entry.file_name()));
             let is_dir = entry.file_type().map(|t| t.is_dir()).unwrap_or(false);
-            if is_dir && !to.exists() {
+            if is_dir && overlays && std::fs::symlink_metadata(&to).is_err() {
                 let layer = scratch.join(restored.mounts.len().to_string());
-                match mount_overlay(&from, &layer, &to) {
+                match mount_overlay(&from, &layer, &to, owner) {
                     Ok(()) => {
                         restored.mounts.push(to);
                         restored.mechanism = "overlay";
@@ -140,10 +232,18 @@ impl Snapshots {
                     }
                 }
             }
-            run(Command::new("cp")
-                .args(["-a", "--reflink=auto"])
-                .arg(from.as_os_str())
-                .arg(to.as_os_str()))?;
+            if is_dir && std::fs::symlink_metadata(&to).is_ok_and(|m| m.is_dir()) {
+                copy_tree_contents(&from, &to)?;
+            } else {
+                copy(&from, &to)?;
+            }
+        }
+        let deleted = std::fs::read(dir.join("deleted")).unwrap_or_default();
+        for path in deleted.split(|b| *b == 0).filter(|p| !p.is_empty()) {
+            let relative = Path::new(std::ffi::OsStr::from_bytes(path));
+            if relative.components().all(|c| matches!(c, std::path::Component::Normal(_))) {
+                let _ = std::fs::remove_file(workspace.join(relative));
+            }
         }
         Ok(Some(restored))
     }
@@ -162,29 +262,52 @@ impl Snapshots {
         }
     }
 
-    /// Saves what setup left untracked in `workspace`; then evicts down to the cap.
-    pub fn save(&self, key: &str, workspace: &Path) -> Result<(), SnapshotError> {
+    /// Saves what setup changed in `workspace` since `before`; then evicts down to the cap.
+    pub fn save(&self, key: &str, workspace: &Path, before: &Manifest) -> Result<(), SnapshotError> {
         std::fs::create_dir_all(&self.root).map_err(io(&self.root))?;
         let target = self.dir(key);
         if target.exists() {
             return Ok(());
         }
-        let staging = self
-            .root
-            .join(format!(".staging-{key}-{}", std::process::id()));
+        let staging = self.root.join(format!(
+            ".staging-{key}-{}-{}",
+            std::process::id(),
+            STAGING.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        ));
         let _ = std::fs::remove_dir_all(&staging);
-        std::fs::create_dir_all(&staging).map_err(io(&staging))?;
-        for entry in untracked_entries(workspace)? {
-            let from = workspace.join(&entry);
-            let to = staging.join(&entry);
+        let files = staging.join("files");
+        std::fs::create_dir_all(&files).map_err(io(&files))?;
+        let mut changed = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        walk(workspace, &mut |relative, meta| {
+            if meta.is_dir() {
+                if before.dirs.contains(relative) {
+                    return Walk::Enter;
+                }
+                // A directory setup made: kept whole.
+                changed.push(relative.to_path_buf());
+                return Walk::Next;
+            }
+            seen.insert(relative.to_path_buf());
+            if before.files.get(relative) != Some(&Stamp::of(meta)) {
+                changed.push(relative.to_path_buf());
+            }
+            Walk::Next
+        })?;
+        for relative in &changed {
+            let to = files.join(relative);
             if let Some(parent) = to.parent() {
                 std::fs::create_dir_all(parent).map_err(io(parent))?;
             }
-            run(Command::new("cp")
-                .args(["-a", "--reflink=auto"])
-                .arg(from.as_os_str())
-                .arg(to.as_os_str()))?;
+            copy(&workspace.join(relative), &to)?;
         }
+        let mut deleted = Vec::new();
+        for path in before.files.keys().filter(|p| !seen.contains(*p)) {
+            deleted.extend_from_slice(path.as_os_str().as_bytes());
+            deleted.push(0);
+        }
+        let list = staging.join("deleted");
+        std::fs::write(&list, deleted).map_err(io(&list))?;
         // Atomic publish: a reader sees a whole snapshot or none.
         if std::fs::rename(&staging, &target).is_err() {
             let _ = std::fs::remove_dir_all(&staging);
@@ -230,32 +353,19 @@ impl Snapshots {
     }
 }
 
-/// Top-level untracked paths (directories collapsed), ignored ones included.
-fn untracked_entries(workspace: &Path) -> Result<Vec<PathBuf>, SnapshotError> {
-    let output = Command::new("git")
-        .args(["ls-files", "--others", "--directory", "-z"])
-        .current_dir(workspace)
-        .output()
-        .map_err(io(workspace))?;
-    if !output.status.success() {
-        return Err(SnapshotError::Command(format!(
-            "git ls-files failed: {}",
-            String::from_utf8_lossy(&output.stderr)
-        )));
-    }
-    Ok(output
-        .stdout
-        .split(|b| *b == 0)
-        .filter(|p| !p.is_empty())
-        .map(|p| PathBuf::from(String::from_utf8_lossy(p).trim_end_matches('/')))
-        .collect())
+/// Copies one file, link or directory as it is (a link stays a link), replacing `to`.
+fn copy(from: &Path, to: &Path) -> Result<(), SnapshotError> {
+    run(Command::new("cp")
+        .args(["-a", "--reflink=auto", "--remove-destination"])
+        .arg(from.as_os_str())
+        .arg(to.as_os_str()))
 }
 
 fn copy_tree_contents(from: &Path, to: &Path) -> Result<(), SnapshotError> {
     let mut source = from.as_os_str().to_owned();
     source.push("/.");
     run(Command::new("cp")
-        .args(["-a", "--reflink=auto"])
+        .args(["-a", "--reflink=auto", "--remove-destination"])
         .arg(source)
         .arg(to.as_os_str()))
 }
@@ -299,7 +409,7 @@ fn overlay_supported(root: &Path) -> bool {
         let probe = root.join(format!(".overlay-probe-{}", std::process::id()));
         let (lower, target) = (probe.join("lower"), probe.join("target"));
         let works = std::fs::create_dir_all(&lower).is_ok()
-            && mount_overlay(&lower, &probe.join("layer"), &target).is_ok();
+            && mount_overlay(&lower, &probe.join("layer"), &target, None).is_ok();
         if works {
             unmount(&target);
         }
@@ -315,10 +425,19 @@ fn mountable_path(path: &Path) -> bool {
 }
 
 /// Mounts `lower` (read-only) under a fresh writable layer in `layer`, at `target`.
-fn mount_overlay(lower: &Path, layer: &Path, target: &Path) -> Result<(), SnapshotError> {
+/// The writable layer (and so the mounted directory) belongs to `owner`.
+fn mount_overlay(
+    lower: &Path,
+    layer: &Path,
+    target: &Path,
+    owner: Option<(u32, u32)>,
+) -> Result<(), SnapshotError> {
     let (upper, work) = (layer.join("upper"), layer.join("work"));
     for dir in [&upper, &work, &target.to_path_buf()] {
         std::fs::create_dir_all(dir).map_err(io(dir))?;
+    }
+    if let Some((uid, gid)) = owner {
+        std::os::unix::fs::lchown(&upper, Some(uid), Some(gid)).map_err(io(&upper))?;
     }
     if ![lower, &upper, &work, target]
         .iter()

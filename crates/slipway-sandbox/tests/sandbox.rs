@@ -1,8 +1,8 @@
 //! The local sandbox driver with real processes. Isolation tests need bubblewrap
 //! (`apt-get install bubblewrap`; `scripts/test.sh` installs it).
 
-use slipway_sandbox::snapshot::{key, Snapshots};
-use slipway_sandbox::{CommandSpec, Isolation, Outcome, Sandbox};
+use slipway_sandbox::snapshot::{key, Manifest, Snapshots};
+use slipway_sandbox::{CellSpec, CommandSpec, Isolation, Network, Outcome, Quotas, Sandbox};
 use std::path::Path;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
@@ -31,14 +31,38 @@ async fn run_with(
     timeout: Duration,
     cancel: &CancellationToken,
 ) -> Ran {
+    run_quota(sandbox, workspace, command, timeout, cancel, Quotas::default()).await
+}
+
+async fn run_quota(
+    sandbox: &Sandbox,
+    workspace: &Path,
+    command: &str,
+    timeout: Duration,
+    cancel: &CancellationToken,
+    quotas: Quotas,
+) -> Ran {
+    slipway_sandbox::give_to_sandbox(sandbox, workspace).unwrap();
+    let scratch = tempfile::tempdir().unwrap();
+    let name = format!("test-{}", scratch.path().file_name().unwrap().to_string_lossy());
+    let cell = sandbox
+        .cell(&CellSpec {
+            workspace,
+            scratch: scratch.path(),
+            network: Network::None,
+            quotas,
+            hidden: &[],
+            name: &name,
+        })
+        .await
+        .unwrap();
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let env = vec![("PORT".to_owned(), "4000".to_owned())];
     let started = Instant::now();
-    let process = sandbox
+    let process = cell
         .spawn(
             &CommandSpec {
                 command,
-                workspace,
                 cwd: workspace,
                 env: &env,
             },
@@ -46,6 +70,7 @@ async fn run_with(
         )
         .unwrap();
     let outcome = process.wait(timeout, cancel).await;
+    cell.close().await;
     let elapsed = started.elapsed();
     let mut lines = Vec::new();
     while let Ok(Some(line)) = tokio::time::timeout(Duration::from_millis(200), rx.recv()).await {
@@ -61,7 +86,7 @@ async fn run_with(
 fn bwrap() -> Sandbox {
     let isolation = Isolation::detect();
     assert!(
-        matches!(isolation, Isolation::Bubblewrap(_)),
+        matches!(isolation, Isolation::Bubblewrap { .. }),
         "bubblewrap is required for isolation tests: apt-get install bubblewrap"
     );
     Sandbox::new(isolation, Vec::new())
@@ -119,7 +144,12 @@ async fn the_environment_is_cleared_to_the_allowlist() {
         for expected in ["PATH", "HOME", "LANG", "CI", "PORT"] {
             assert!(names.contains(&expected), "{expected} missing: {names:?}");
         }
-        assert!(ran.lines.contains(&format!("HOME={}", ws.path().display())));
+        let home = if sandbox.is_isolated() {
+            "/workspace".to_owned()
+        } else {
+            ws.path().display().to_string()
+        };
+        assert!(ran.lines.contains(&format!("HOME={home}")), "{:?}", ran.lines);
     }
 }
 
@@ -270,13 +300,18 @@ async fn inside_bubblewrap_the_data_directory_is_invisible_and_only_the_workspac
 #[tokio::test]
 async fn a_file_larger_than_the_limit_cannot_be_written() {
     let ws = tempfile::tempdir().unwrap();
-    let mut sandbox = Sandbox::new(Isolation::None, Vec::new());
-    sandbox.limits.max_file_size_bytes = 1024 * 1024;
-    let ran = run_in(
+    let sandbox = Sandbox::new(Isolation::None, Vec::new());
+    let quotas = Quotas {
+        disk_mb: 1,
+        ..Quotas::default()
+    };
+    let ran = run_quota(
         &sandbox,
         ws.path(),
         "head -c 3000000 /dev/zero > big",
         Duration::from_secs(10),
+        &CancellationToken::new(),
+        quotas,
     )
     .await;
     assert_ne!(ran.outcome, Outcome::Exited(0));
@@ -293,18 +328,60 @@ fn git(dir: &Path, args: &[&str]) {
     assert!(status.success());
 }
 
-#[test]
-fn snapshots_restore_what_setup_left_untracked_and_keys_follow_the_lockfile() {
+/// Every file below `root` but `.git`, with its contents (a link's target for links).
+fn tree(root: &Path) -> std::collections::BTreeMap<String, String> {
+    let mut files = std::collections::BTreeMap::new();
+    let mut pending = vec![root.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap().flatten() {
+            let path = entry.path();
+            let relative = path.strip_prefix(root).unwrap().display().to_string();
+            if relative == ".git" {
+                continue;
+            }
+            let kind = entry.file_type().unwrap();
+            if kind.is_dir() {
+                pending.push(path);
+            } else if kind.is_symlink() {
+                files.insert(relative, format!("-> {}", std::fs::read_link(&path).unwrap().display()));
+            } else {
+                files.insert(relative, std::fs::read_to_string(&path).unwrap());
+            }
+        }
+    }
+    files
+}
+
+/// A checkout of a small repository with a lockfile, a tracked file setup rewrites and one
+/// it deletes.
+fn checkout() -> tempfile::TempDir {
     let ws = tempfile::tempdir().unwrap();
     git(ws.path(), &["init", "-q"]);
     std::fs::write(ws.path().join("lock.json"), "v1").unwrap();
     std::fs::write(ws.path().join(".gitignore"), "deps/\n").unwrap();
+    std::fs::create_dir(ws.path().join("src")).unwrap();
+    std::fs::write(ws.path().join("src/schema.rs"), "old").unwrap();
+    std::fs::write(ws.path().join("src/main.rs"), "fn main() {}").unwrap();
+    std::fs::write(ws.path().join("obsolete.txt"), "bye").unwrap();
     git(ws.path(), &["add", "."]);
     git(ws.path(), &["commit", "-qm", "x"]);
-    std::fs::create_dir_all(ws.path().join("deps/pkg")).unwrap();
-    std::fs::write(ws.path().join("deps/pkg/index.js"), "module").unwrap();
-    std::fs::write(ws.path().join("generated.txt"), "gen").unwrap();
+    ws
+}
 
+/// What the setup of these tests does, as plain file operations.
+fn cold_setup(ws: &Path) {
+    std::fs::create_dir_all(ws.join("deps/pkg")).unwrap();
+    std::fs::write(ws.join("deps/pkg/index.js"), "module").unwrap();
+    std::fs::write(ws.join("generated.txt"), "gen").unwrap();
+    std::fs::write(ws.join("src/schema.rs"), "regenerated").unwrap();
+    std::fs::write(ws.join("src/new.rs"), "new").unwrap();
+    std::fs::remove_file(ws.join("obsolete.txt")).unwrap();
+    std::os::unix::fs::symlink("deps/pkg/index.js", ws.join("entry.js")).unwrap();
+}
+
+#[test]
+fn a_restored_snapshot_equals_a_cold_setup_file_by_file() {
+    let ws = checkout();
     let commands = vec!["install".to_owned()];
     let files = vec!["lock.json".to_owned()];
     let k1 = key(ws.path(), &files, &commands);
@@ -315,43 +392,41 @@ fn snapshots_restore_what_setup_left_untracked_and_keys_follow_the_lockfile() {
     let snapshots = Snapshots::new(store.path().to_owned(), u64::MAX);
     let layers = tempfile::tempdir().unwrap();
     assert!(snapshots
-        .restore(&k1, ws.path(), layers.path())
+        .restore(&k1, ws.path(), layers.path(), None)
         .unwrap()
         .is_none());
-    snapshots.save(&k1, ws.path()).unwrap();
+    let before = Manifest::scan(ws.path()).unwrap();
+    cold_setup(ws.path());
+    snapshots.save(&k1, ws.path(), &before).unwrap();
     assert!(snapshots.contains(&k1));
+    let cold = tree(ws.path());
+    assert!(cold.contains_key("deps/pkg/index.js") && !cold.contains_key("obsolete.txt"));
 
-    let read = |p: &Path| std::fs::read_to_string(p).unwrap();
-    let fresh = tempfile::tempdir().unwrap();
+    let fresh = checkout();
     let fresh_layers = tempfile::tempdir().unwrap();
     let restored = snapshots
-        .restore(&k1, fresh.path(), fresh_layers.path())
+        .restore(&k1, fresh.path(), fresh_layers.path(), None)
         .unwrap()
         .unwrap();
-    assert_eq!(read(&fresh.path().join("deps/pkg/index.js")), "module");
-    assert_eq!(read(&fresh.path().join("generated.txt")), "gen");
-    assert!(
-        !fresh.path().join("lock.json").exists(),
-        "tracked files are not in the snapshot"
-    );
+    assert_eq!(tree(fresh.path()), cold, "restored differs from cold");
     // SAFETY: geteuid has no preconditions.
     let root = unsafe { libc::geteuid() } == 0;
     assert_eq!(restored.mechanism, if root { "overlay" } else { "copy" });
 
     // A restored workspace is independent: changing, adding and deleting files in it
     // leave the snapshot as it was.
+    let read = |p: &Path| std::fs::read_to_string(p).unwrap();
     std::fs::write(fresh.path().join("deps/pkg/index.js"), "tampered").unwrap();
     std::fs::write(fresh.path().join("deps/new.js"), "added").unwrap();
     std::fs::remove_file(fresh.path().join("generated.txt")).unwrap();
-    let again = tempfile::tempdir().unwrap();
+    let again = checkout();
     let again_layers = tempfile::tempdir().unwrap();
     let second = snapshots
-        .restore(&k1, again.path(), again_layers.path())
+        .restore(&k1, again.path(), again_layers.path(), None)
         .unwrap()
         .unwrap();
+    assert_eq!(tree(again.path()), cold);
     assert_eq!(read(&again.path().join("deps/pkg/index.js")), "module");
-    assert!(!again.path().join("deps/new.js").exists());
-    assert_eq!(read(&again.path().join("generated.txt")), "gen");
     snapshots.release(restored);
     snapshots.release(second);
     assert!(
@@ -364,21 +439,33 @@ fn snapshots_restore_what_setup_left_untracked_and_keys_follow_the_lockfile() {
 }
 
 #[test]
+fn a_symlinked_cache_key_file_is_hashed_as_a_link_not_followed() {
+    let ws = tempfile::tempdir().unwrap();
+    let secret = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(secret.path(), "one").unwrap();
+    std::os::unix::fs::symlink(secret.path(), ws.path().join("lock.json")).unwrap();
+    let files = vec!["lock.json".to_owned()];
+    let first = key(ws.path(), &files, &[]);
+    std::fs::write(secret.path(), "two").unwrap();
+    assert_eq!(key(ws.path(), &files, &[]), first, "the target's contents were read");
+}
+
+#[test]
 fn the_least_recently_used_snapshots_are_evicted_beyond_the_cap() {
     let store = tempfile::tempdir().unwrap();
     let snapshots = Snapshots::new(store.path().to_owned(), 2_500);
     let save = |name: &str| {
         let ws = tempfile::tempdir().unwrap();
-        git(ws.path(), &["init", "-q"]);
+        let before = Manifest::scan(ws.path()).unwrap();
         std::fs::write(ws.path().join("blob"), vec![b'x'; 1_000]).unwrap();
-        snapshots.save(name, ws.path()).unwrap();
+        snapshots.save(name, ws.path(), &before).unwrap();
         std::thread::sleep(Duration::from_millis(30));
     };
     save("a");
     save("b");
     let (scratch, layers) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let restored = snapshots
-        .restore("a", scratch.path(), layers.path())
+        .restore("a", scratch.path(), layers.path(), None)
         .unwrap()
         .unwrap();
     snapshots.release(restored);
@@ -395,16 +482,16 @@ fn a_mounted_snapshot_is_not_evicted_while_in_use() {
     let snapshots = Snapshots::new(store.path().to_owned(), 1_500);
     let save = |name: &str| {
         let ws = tempfile::tempdir().unwrap();
-        git(ws.path(), &["init", "-q"]);
+        let before = Manifest::scan(ws.path()).unwrap();
         std::fs::create_dir(ws.path().join("deps")).unwrap();
         std::fs::write(ws.path().join("deps/blob"), vec![b'x'; 1_000]).unwrap();
-        snapshots.save(name, ws.path()).unwrap();
+        snapshots.save(name, ws.path(), &before).unwrap();
         std::thread::sleep(Duration::from_millis(30));
     };
     save("old");
     let (ws, layers) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let restored = snapshots
-        .restore("old", ws.path(), layers.path())
+        .restore("old", ws.path(), layers.path(), None)
         .unwrap()
         .unwrap();
     std::thread::sleep(Duration::from_millis(30));
@@ -420,3 +507,4 @@ fn a_mounted_snapshot_is_not_evicted_while_in_use() {
     save("newer");
     assert!(!snapshots.contains("old"), "released: evicted");
 }
+

@@ -133,6 +133,9 @@ impl Config {
             ),
             Some(s) => PathBuf::from(s.value),
         };
+        // Relative paths are resolved once, at start (the sandbox needs absolute ones).
+        let data_dir = std::path::absolute(&data_dir)
+            .with_context(|| format!("cannot resolve the data directory {}", data_dir.display()))?;
 
         let database_url = match pick(
             store.database_url,

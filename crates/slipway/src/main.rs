@@ -158,6 +158,11 @@ async fn run(cli: Cli) -> Result<(), Failure> {
     }
 }
 
+/// `SLIPWAY_ALLOW_UNSANDBOXED=1`: the operator accepts running PR code without bubblewrap.
+fn allow_unsandboxed() -> bool {
+    std::env::var("SLIPWAY_ALLOW_UNSANDBOXED").is_ok_and(|v| v == "1" || v == "true")
+}
+
 async fn serve(config: Config) -> Result<(), Failure> {
     let admin_token = config::admin_token_from_env().map_err(refused)?;
     let store = open_store(&config).await?;
@@ -174,13 +179,31 @@ async fn serve(config: Config) -> Result<(), Failure> {
         .filter(|u| !u.is_empty());
     engine_config.github = github_client().map_err(refused)?.map(std::sync::Arc::new);
     engine_config.codegen = codegen_config().map_err(refused)?;
-    let engine = Engine::new(store.clone(), engine_config);
-    if *engine.isolation() == Isolation::None {
+    engine_config.isolation = match Isolation::probe() {
+        Ok(isolation) => isolation,
+        Err(missing) if allow_unsandboxed() => {
+            tracing::warn!(
+                "{missing}; SLIPWAY_ALLOW_UNSANDBOXED=1 is set, so pull-request code runs \
+                 UNISOLATED and can read and change what this user can"
+            );
+            Isolation::None
+        }
+        Err(missing) => {
+            return Err(refused(anyhow::anyhow!(
+                "refusing to run pull-request code without a sandbox: {missing}. \
+                 Install it (as root: apt-get install -y bubblewrap passt, or run \
+                 ./scripts/serve.sh, which does), or set SLIPWAY_ALLOW_UNSANDBOXED=1 to run \
+                 it unisolated on a machine you are prepared to lose"
+            )))
+        }
+    };
+    if let Isolation::Bubblewrap { pasta: None, .. } = &engine_config.isolation {
         tracing::warn!(
-            "bubblewrap (bwrap) is not available: pull-request code runs unisolated and can read \
-             what this user can read; install it (apt-get install bubblewrap)"
+            "pasta is not installed: validations get no outbound network (installs fail); \
+             apt-get install passt"
         );
     }
+    let engine = Engine::new(store.clone(), engine_config);
     engine
         .reconcile()
         .await

@@ -109,6 +109,12 @@ pub async fn run(args: ValidateArgs) -> Result<(), Failure> {
     }
 
     let mut config = EngineConfig::new(data);
+    if let Err(missing) = slipway_sandbox::Isolation::probe() {
+        eprintln!(
+            "warning: {missing}; the pipeline runs UNSANDBOXED, as your own user, with access \
+             to what you can access"
+        );
+    }
     config.max_concurrent = 1;
     config.github_token = github_token;
     let engine = Engine::new(store.clone(), config);

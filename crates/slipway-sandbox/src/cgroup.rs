@@ -1,0 +1,216 @@
+//! A cell's control group: its memory and process-count limits, and the counters that tell
+//! whether a limit was hit. cgroup v2 when the machine has it (under Slipway's own cgroup, or
+//! the root when Slipway is there), else the v1 `memory`, `pids` and `cpuacct` hierarchies.
+//! Needs write access to the hierarchy (root, or a delegated subtree); without it a cell has
+//! no cgroup and only the per-process rlimits apply.
+
+use std::ffi::CString;
+use std::path::{Path, PathBuf};
+
+const ROOT: &str = "/sys/fs/cgroup";
+
+#[derive(Debug)]
+pub(crate) struct Cgroup {
+    v2: bool,
+    /// One directory on v2; memory, pids and cpuacct directories on v1.
+    dirs: Vec<PathBuf>,
+}
+
+/// What the limits of a cell's cgroup are.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct CgroupLimits {
+    pub memory_bytes: u64,
+    pub max_processes: u64,
+}
+
+/// Which limit a cell's processes ran into.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Hit {
+    Memory,
+    Processes,
+}
+
+impl Cgroup {
+    /// A new cgroup named `name` with `limits`; `Err` says why there is none.
+    pub fn create(name: &str, limits: CgroupLimits) -> Result<Self, String> {
+        let own = std::fs::read_to_string("/proc/self/cgroup")
+            .map_err(|e| format!("cannot read /proc/self/cgroup: {e}"))?;
+        if Path::new(ROOT).join("cgroup.controllers").exists() {
+            let path = own
+                .lines()
+                .find_map(|l| l.strip_prefix("0::"))
+                .ok_or("no cgroup v2 path for this process")?;
+            let base = v2_base(path)?;
+            let dir = base.join(name);
+            mkdir(&dir)?;
+            let group = Cgroup {
+                v2: true,
+                dirs: vec![dir.clone()],
+            };
+            write(&dir.join("memory.max"), &limits.memory_bytes.to_string())?;
+            write(&dir.join("memory.swap.max"), "0").ok();
+            write(&dir.join("pids.max"), &limits.max_processes.to_string())?;
+            Ok(group)
+        } else {
+            let mut group = Cgroup {
+                v2: false,
+                dirs: Vec::new(),
+            };
+            for controller in ["memory", "pids", "cpuacct"] {
+                let path = own
+                    .lines()
+                    .find_map(|l| {
+                        let mut parts = l.splitn(3, ':');
+                        let (_, names, path) = (parts.next()?, parts.next()?, parts.next()?);
+                        names.split(',').any(|n| n == controller).then_some(path)
+                    })
+                    .ok_or(format!("no cgroup v1 {controller} controller"))?;
+                let dir = Path::new(ROOT)
+                    .join(controller)
+                    .join(path.trim_start_matches('/'))
+                    .join("slipway")
+                    .join(name);
+                mkdir(&dir)?;
+                group.dirs.push(dir);
+            }
+            write(
+                &group.dirs[0].join("memory.limit_in_bytes"),
+                &limits.memory_bytes.to_string(),
+            )?;
+            write(
+                &group.dirs[0].join("memory.memsw.limit_in_bytes"),
+                &limits.memory_bytes.to_string(),
+            )
+            .ok();
+            write(
+                &group.dirs[1].join("pids.max"),
+                &limits.max_processes.to_string(),
+            )?;
+            Ok(group)
+        }
+    }
+
+    /// The `cgroup.procs` files a child writes itself into.
+    pub fn procs_files(&self) -> Vec<CString> {
+        self.dirs
+            .iter()
+            .map(|d| CString::new(d.join("cgroup.procs").display().to_string()).expect("no NUL"))
+            .collect()
+    }
+
+    /// Which limit was hit, if one was.
+    pub fn hit(&self) -> Option<Hit> {
+        let (memory, pids) = if self.v2 {
+            (
+                counter(&self.dirs[0].join("memory.events"), "oom_kill"),
+                counter(&self.dirs[0].join("pids.events"), "max"),
+            )
+        } else {
+            (
+                counter(&self.dirs[0].join("memory.oom_control"), "oom_kill"),
+                counter(&self.dirs[1].join("pids.events"), "max"),
+            )
+        };
+        if memory > 0 {
+            Some(Hit::Memory)
+        } else if pids > 0 {
+            Some(Hit::Processes)
+        } else {
+            None
+        }
+    }
+
+    /// CPU time used by every process of the cell so far.
+    pub fn cpu_seconds(&self) -> u64 {
+        if self.v2 {
+            counter(&self.dirs[0].join("cpu.stat"), "usage_usec") / 1_000_000
+        } else {
+            std::fs::read_to_string(self.dirs[2].join("cpuacct.usage"))
+                .ok()
+                .and_then(|t| t.trim().parse::<u64>().ok())
+                .unwrap_or(0)
+                / 1_000_000_000
+        }
+    }
+
+    /// Kills every process in the cgroup.
+    pub fn kill_all(&self) {
+        if self.v2 && write(&self.dirs[0].join("cgroup.kill"), "1").is_ok() {
+            return;
+        }
+        // v1 (or an old v2 kernel): signal each member until none is left.
+        for _ in 0..50 {
+            let procs = std::fs::read_to_string(self.dirs[0].join("cgroup.procs")).unwrap_or_default();
+            let pids: Vec<i32> = procs.lines().filter_map(|l| l.parse().ok()).collect();
+            if pids.is_empty() {
+                return;
+            }
+            for pid in pids {
+                // SAFETY: kill has no memory-safety preconditions.
+                unsafe {
+                    libc::kill(pid, libc::SIGKILL);
+                }
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    }
+
+    /// Kills what is left and removes the cgroup.
+    pub fn remove(&self) {
+        self.kill_all();
+        for dir in &self.dirs {
+            for _ in 0..100 {
+                if std::fs::remove_dir(dir).is_ok() || !dir.exists() {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+        }
+    }
+}
+
+/// The v2 directory cells go under, with the memory and pids controllers enabled for it.
+/// A cgroup with processes cannot hand controllers to children, so unless Slipway is in
+/// the root cgroup it first moves itself into a leaf of its own cgroup.
+fn v2_base(own: &str) -> Result<PathBuf, String> {
+    let own_dir = Path::new(ROOT).join(own.trim().trim_start_matches('/'));
+    let base = own_dir.join("slipway-cells");
+    if base.join("cgroup.subtree_control").exists()
+        && std::fs::read_to_string(base.join("cgroup.subtree_control"))
+            .is_ok_and(|c| c.contains("memory") && c.contains("pids"))
+    {
+        return Ok(base);
+    }
+    if own.trim() != "/" {
+        let leaf = own_dir.join("slipway-server");
+        mkdir(&leaf)?;
+        write(&leaf.join("cgroup.procs"), &std::process::id().to_string())?;
+        write(&own_dir.join("cgroup.subtree_control"), "+memory +pids")?;
+    } else {
+        write(&own_dir.join("cgroup.subtree_control"), "+memory +pids")?;
+    }
+    mkdir(&base)?;
+    write(&base.join("cgroup.subtree_control"), "+memory +pids")?;
+    Ok(base)
+}
+
+fn mkdir(dir: &Path) -> Result<(), String> {
+    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))
+}
+
+fn write(file: &Path, value: &str) -> Result<(), String> {
+    std::fs::write(file, value).map_err(|e| format!("cannot write {}: {e}", file.display()))
+}
+
+/// The value of `key` in a flat-keyed cgroup file (`key value` lines).
+fn counter(file: &Path, key: &str) -> u64 {
+    std::fs::read_to_string(file)
+        .ok()
+        .and_then(|text| {
+            text.lines().find_map(|line| {
+                let (k, v) = line.split_once(' ')?;
+                (k == key).then(|| v.trim().parse().ok()).flatten()
+            })
+        })
+        .unwrap_or(0)
+}

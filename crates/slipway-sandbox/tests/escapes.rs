@@ -1,0 +1,320 @@
+//! The escape suite: what pull-request code tried against earlier sandboxes, each with real
+//! bubblewrap, real namespaces and real processes. Every test asserts that the attack failed
+//! and that this process (standing in for Slipway) and a validation running beside it were
+//! unaffected. Run as root (as CI does) the quotas are enforced by cgroups.
+
+use slipway_sandbox::{CellSpec, CommandSpec, Isolation, Network, Outcome, Quotas, Sandbox};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+struct Ran {
+    outcome: Outcome,
+    lines: Vec<String>,
+    exceeded: Option<String>,
+    notes: Vec<String>,
+}
+
+fn sandbox(hidden: Vec<PathBuf>) -> Sandbox {
+    let isolation = Isolation::detect();
+    assert!(
+        matches!(isolation, Isolation::Bubblewrap { .. }),
+        "bubblewrap is required: apt-get install bubblewrap passt"
+    );
+    Sandbox::new(isolation, hidden)
+}
+
+fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+async fn attack(
+    sandbox: &Sandbox,
+    workspace: &Path,
+    network: Network,
+    quotas: Quotas,
+    command: &str,
+    timeout: Duration,
+) -> Ran {
+    slipway_sandbox::give_to_sandbox(sandbox, workspace).unwrap();
+    let scratch = tempfile::tempdir().unwrap();
+    let name = format!("escape-{}", scratch.path().file_name().unwrap().to_string_lossy());
+    let cell = sandbox
+        .cell(&CellSpec {
+            workspace,
+            scratch: scratch.path(),
+            network,
+            quotas,
+            hidden: &[],
+            name: &name,
+        })
+        .await
+        .unwrap();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let process = cell
+        .spawn(
+            &CommandSpec {
+                command,
+                cwd: workspace,
+                env: &[],
+            },
+            tx,
+        )
+        .unwrap();
+    let outcome = process.wait(timeout, &CancellationToken::new()).await;
+    let exceeded = cell.exceeded();
+    let notes = cell.notes.clone();
+    cell.close().await;
+    let mut lines = Vec::new();
+    while let Ok(Some(line)) = tokio::time::timeout(Duration::from_millis(200), rx.recv()).await {
+        lines.push(line);
+    }
+    Ran {
+        outcome,
+        lines,
+        exceeded,
+        notes,
+    }
+}
+
+/// Runs `command` as an attack while a second validation runs beside it; asserts that the
+/// neighbour finished normally and that this process is alive and its files intact.
+async fn attack_beside_a_neighbour(
+    sandbox: &Sandbox,
+    command: &str,
+    quotas: Quotas,
+    timeout: Duration,
+) -> Ran {
+    let (ws, neighbour_ws) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let neighbour = attack(
+        sandbox,
+        neighbour_ws.path(),
+        Network::None,
+        Quotas::default(),
+        "sleep 1; echo neighbour-ok > done.txt; echo neighbour-ok",
+        Duration::from_secs(60),
+    );
+    let attacker = attack(sandbox, ws.path(), Network::None, quotas, command, timeout);
+    let (neighbour, ran) = tokio::join!(neighbour, attacker);
+    assert_eq!(neighbour.outcome, Outcome::Exited(0), "{:?}", neighbour.lines);
+    assert_eq!(
+        std::fs::read_to_string(neighbour_ws.path().join("done.txt")).unwrap(),
+        "neighbour-ok\n"
+    );
+    ran
+}
+
+#[tokio::test]
+async fn code_runs_unprivileged_with_no_capabilities_and_cannot_mount() {
+    let data = tempfile::tempdir().unwrap();
+    std::fs::write(data.path().join("master.key"), "KEY-MATERIAL").unwrap();
+    let sandbox = sandbox(vec![data.path().to_owned()]);
+    let key = data.path().join("master.key").display().to_string();
+    let command = format!(
+        "grep -E '^Cap(Eff|Prm|Bnd)' /proc/self/status; echo uid=$(id -u)
+         umount -l {dir} && echo UNMOUNTED
+         mkdir -p /tmp/v && mount --bind /var /tmp/v && echo BOUND
+         mount -o remount,bind,rw / && echo REMOUNTED
+         umount -l /proc && echo PROC-UNMOUNTED
+         unshare -Ur true && echo NEW-USERNS
+         cat {key}; echo end",
+        dir = data.path().display()
+    );
+    let ran = attack_beside_a_neighbour(&sandbox, &command, Quotas::default(), Duration::from_secs(20)).await;
+    let text = ran.lines.join("\n");
+    for cap in ["CapEff", "CapPrm", "CapBnd"] {
+        assert!(text.contains(&format!("{cap}:\t0000000000000000")), "{text}");
+    }
+    assert!(!text.contains("uid=0"), "{text}");
+    for success in ["UNMOUNTED", "BOUND", "REMOUNTED", "PROC-UNMOUNTED", "NEW-USERNS", "KEY-MATERIAL"] {
+        assert!(!text.contains(success), "{success}: {text}");
+    }
+    assert!(text.ends_with("end"), "{text}");
+}
+
+#[tokio::test]
+async fn slipways_process_cannot_be_read_or_signalled() {
+    std::env::set_var("SLIPWAY_ADMIN_TOKEN", "admin-token-that-must-not-leak");
+    let sandbox = sandbox(Vec::new());
+    let me = std::process::id();
+    let command = format!(
+        "cat /proc/{me}/environ; kill -9 {me} && echo KILLED; kill -9 -1; \
+         ls /proc | grep -E '^[0-9]+$' | wc -l; echo end"
+    );
+    let ran = attack_beside_a_neighbour(&sandbox, &command, Quotas::default(), Duration::from_secs(20)).await;
+    let text = ran.lines.join("\n");
+    assert!(!text.contains("admin-token-that-must-not-leak"), "{text}");
+    assert!(!text.contains("KILLED"), "{text}");
+    // Still here, and the sandbox saw only its own few processes.
+    assert!(std::fs::metadata(format!("/proc/{me}")).is_ok());
+}
+
+#[tokio::test]
+async fn the_hosts_loopback_is_unreachable_even_with_outbound_network() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    listener.set_nonblocking(true).unwrap();
+    let sandbox = sandbox(Vec::new());
+    let ws = tempfile::tempdir().unwrap();
+    let probe = format!(
+        "import socket,subprocess\n\
+         out=subprocess.run(['ip','route'],capture_output=True,text=True).stdout.split()\n\
+         gw=out[out.index('via')+1] if 'via' in out else None\n\
+         for host in ['127.0.0.1','localhost',gw,'192.0.2.2','10.0.2.2']:\n\
+         \x20 if not host: continue\n\
+         \x20 try:\n\
+         \x20   socket.create_connection((host,{port}),timeout=2); print('REACHED',host)\n\
+         \x20 except Exception as e: print('refused',host,type(e).__name__)\n"
+    );
+    std::fs::write(ws.path().join("probe.py"), probe).unwrap();
+    for network in [Network::Outbound, Network::None] {
+        let ran = attack(
+            &sandbox,
+            ws.path(),
+            network,
+            Quotas::default(),
+            "python3 probe.py; echo end",
+            Duration::from_secs(30),
+        )
+        .await;
+        let text = ran.lines.join("\n");
+        assert!(!text.contains("REACHED"), "{network:?}: {text}");
+        assert!(text.contains("refused 127.0.0.1"), "{network:?}: {text}");
+        assert!(listener.accept().is_err(), "a connection arrived");
+        if network == Network::Outbound {
+            assert!(ran.notes.is_empty() || !is_root(), "{:?}", ran.notes);
+        }
+    }
+}
+
+#[tokio::test]
+async fn another_validations_workspace_is_not_reachable() {
+    let data = tempfile::tempdir().unwrap();
+    let other = data.path().join("workspaces/1");
+    std::fs::create_dir_all(&other).unwrap();
+    std::fs::write(other.join("secret.txt"), "OTHER-WORKSPACE").unwrap();
+    let sandbox = sandbox(vec![data.path().to_owned()]);
+    let command = format!(
+        "cat {p}/secret.txt; ls -la {p}; find / -name secret.txt 2>/dev/null | sed 's/^/FOUND /'; echo end",
+        p = other.display()
+    );
+    let ran = attack_beside_a_neighbour(&sandbox, &command, Quotas::default(), Duration::from_secs(60)).await;
+    let text = ran.lines.join("\n");
+    assert!(!text.contains("OTHER-WORKSPACE"), "{text}");
+    assert!(!text.contains("FOUND"), "{text}");
+}
+
+#[tokio::test]
+async fn a_setsid_daemon_does_not_outlive_its_command() {
+    let sandbox = sandbox(Vec::new());
+    let ran = attack_beside_a_neighbour(
+        &sandbox,
+        "setsid sh -c 'sleep 7341.5' >/dev/null 2>&1 < /dev/null & nohup sleep 7341.5 >/dev/null 2>&1 & echo started",
+        Quotas::default(),
+        Duration::from_secs(20),
+    )
+    .await;
+    assert_eq!(ran.outcome, Outcome::Exited(0));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let left: Vec<String> = std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+        .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+        .filter(|c| c.contains("7341.5"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+}
+
+#[tokio::test]
+async fn a_fork_bomb_is_bounded_and_ends_only_its_own_validation() {
+    if !is_root() {
+        eprintln!("process quotas need root or a delegated cgroup; not run");
+        return;
+    }
+    let sandbox = sandbox(Vec::new());
+    let quotas = Quotas {
+        max_processes: 64,
+        ..Quotas::default()
+    };
+    let ran = attack_beside_a_neighbour(
+        &sandbox,
+        "bomb() { bomb | bomb & }; bomb; sleep 3; echo end",
+        quotas,
+        Duration::from_secs(5),
+    )
+    .await;
+    assert_ne!(ran.outcome, Outcome::Exited(0));
+    let exceeded = ran.exceeded.expect("the process quota was hit");
+    assert!(exceeded.contains("more than 64 processes"), "{exceeded}");
+}
+
+#[tokio::test]
+async fn memory_beyond_the_quota_ends_the_step_with_the_reason() {
+    if !is_root() {
+        eprintln!("memory quotas need root or a delegated cgroup; not run");
+        return;
+    }
+    let sandbox = sandbox(Vec::new());
+    let quotas = Quotas {
+        memory_mb: 128,
+        ..Quotas::default()
+    };
+    let ran = attack_beside_a_neighbour(
+        &sandbox,
+        "python3 -c \"x = b'x' * (600 * 1024 * 1024); print('ALLOCATED')\"",
+        quotas,
+        Duration::from_secs(30),
+    )
+    .await;
+    assert!(!ran.lines.iter().any(|l| l.contains("ALLOCATED")));
+    assert_ne!(ran.outcome, Outcome::Exited(0));
+    let exceeded = ran.exceeded.expect("the memory quota was hit");
+    assert!(exceeded.contains("more than 128 MiB of memory"), "{exceeded}");
+}
+
+#[tokio::test]
+async fn a_3_gb_file_is_refused_in_the_workspace_and_in_tmp() {
+    let sandbox = sandbox(Vec::new());
+    for target in ["big", "/tmp/big"] {
+        let ws = tempfile::tempdir().unwrap();
+        let ran = attack(
+            &sandbox,
+            ws.path(),
+            Network::None,
+            Quotas::default(),
+            &format!("head -c 3G /dev/zero > {target} && echo WROTE; ls -l {target}"),
+            Duration::from_secs(120),
+        )
+        .await;
+        let text = ran.lines.join("\n");
+        assert!(!text.contains("WROTE"), "{target}: {text}");
+        if target == "big" {
+            let size = std::fs::metadata(ws.path().join("big")).map(|m| m.len()).unwrap_or(0);
+            assert!(size <= 2_048 * 1024 * 1024, "{size}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn disk_use_past_the_quota_across_many_files_ends_the_step() {
+    let sandbox = sandbox(Vec::new());
+    let quotas = Quotas {
+        disk_mb: 64,
+        ..Quotas::default()
+    };
+    let ws = tempfile::tempdir().unwrap();
+    let ran = attack(
+        &sandbox,
+        ws.path(),
+        Network::None,
+        quotas,
+        "i=0; while [ $i -lt 200 ]; do head -c 1M /dev/zero > f$i; i=$((i+1)); done; sleep 5; echo FINISHED",
+        Duration::from_secs(60),
+    )
+    .await;
+    assert!(!ran.lines.iter().any(|l| l.contains("FINISHED")), "{:?}", ran.lines);
+    let exceeded = ran.exceeded.expect("the disk quota was hit");
+    assert!(exceeded.contains("more than 64 MiB of disk"), "{exceeded}");
+}
