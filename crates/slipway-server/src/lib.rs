@@ -63,6 +63,7 @@ impl App {
             env_admin_hash: config.admin_token.as_deref().map(hash_token),
             secure_cookies,
             webhook_secret: config.webhook_secret.map(Arc::from),
+            auth_epoch: Arc::new(tokio::sync::watch::channel(0).0),
         };
         Ok(Self {
             listener,

@@ -16,4 +16,14 @@ pub struct AppState {
     pub env_admin_hash: Option<[u8; 32]>,
     /// Session cookies are `Secure` when Slipway is served over HTTPS (`SLIPWAY_PUBLIC_URL`).
     pub secure_cookies: bool,
+    /// Bumped when a token is revoked or a session ends: open event streams check again
+    /// that what they were opened with is still valid.
+    pub auth_epoch: Arc<tokio::sync::watch::Sender<u64>>,
+}
+
+impl AppState {
+    /// Tells open event streams that some credential stopped being valid.
+    pub fn credentials_changed(&self) {
+        self.auth_epoch.send_modify(|epoch| *epoch += 1);
+    }
 }

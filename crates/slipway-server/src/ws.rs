@@ -28,17 +28,40 @@ enum ClientMessage {
 }
 
 /// Who may open the stream: a bearer token, or a session from this very origin.
-pub struct WsCaller(Caller);
+pub struct WsCaller(Caller, Credential);
+
+/// What a stream was opened with, checked again whenever a credential is revoked.
+enum Credential {
+    Token([u8; 32]),
+    Session(String),
+}
+
+impl Credential {
+    async fn still_valid(&self, state: &AppState) -> bool {
+        let token_hash = match self {
+            Credential::Token(hash) => *hash,
+            Credential::Session(id) => match state.store.session(id).await {
+                Ok(Some(session)) => session.token_hash,
+                _ => return false,
+            },
+        };
+        crate::auth::caller_for(state, &token_hash).await.is_ok()
+    }
+}
 
 impl FromRequestParts<AppState> for WsCaller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        if parts
-            .headers
-            .contains_key(axum::http::header::AUTHORIZATION)
-        {
-            return Caller::from_request_parts(parts, state).await.map(WsCaller);
+        if let Some(header) = parts.headers.get(axum::http::header::AUTHORIZATION) {
+            let hash = header
+                .to_str()
+                .ok()
+                .and_then(|h| h.strip_prefix("Bearer "))
+                .map(|t| slipway_store::hash_token(t.trim()))
+                .unwrap_or_default();
+            let caller = Caller::from_request_parts(parts, state).await?;
+            return Ok(WsCaller(caller, Credential::Token(hash)));
         }
         let Some(session) = SessionCaller::from_parts(parts, state).await? else {
             return Err(ApiError::unauthorized(
@@ -59,28 +82,39 @@ impl FromRequestParts<AppState> for WsCaller {
                 "a session may open the event stream only from the dashboard's own origin",
             ));
         }
-        Ok(WsCaller(session.caller))
+        Ok(WsCaller(session.caller, Credential::Session(session.session_id)))
     }
 }
 
 pub async fn ws(
-    WsCaller(caller): WsCaller,
+    WsCaller(caller, credential): WsCaller,
     State(state): State<AppState>,
     upgrade: WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
     caller.require(Role::Viewer)?;
     Ok(upgrade
         .max_message_size(MAX_MESSAGE_BYTES)
-        .on_upgrade(move |socket| stream(socket, state)))
+        .on_upgrade(move |socket| stream(socket, state, credential)))
 }
 
 /// One connection: its subscriptions and the last event sent of each project.
-async fn stream(mut socket: WebSocket, state: AppState) {
+async fn stream(mut socket: WebSocket, state: AppState, credential: Credential) {
     let mut live = state.store.subscribe_events();
+    let mut auth = state.auth_epoch.subscribe();
     let mut subscribed: HashMap<ProjectId, i64> = HashMap::new();
     let mut last_sent = 0i64;
     loop {
         tokio::select! {
+            Ok(()) = auth.changed() => {
+                if !credential.still_valid(&state).await {
+                    let close = axum::extract::ws::CloseFrame {
+                        code: 4401,
+                        reason: "the token or session was revoked; sign in again".into(),
+                    };
+                    let _ = socket.send(Message::Close(Some(close))).await;
+                    return;
+                }
+            }
             incoming = socket.recv() => {
                 let Some(Ok(message)) = incoming else { return };
                 let text = match message {

@@ -210,3 +210,30 @@ async fn the_stream_needs_a_valid_token_or_a_same_origin_session() {
         Some(401)
     );
 }
+
+#[tokio::test]
+async fn revoking_a_token_closes_the_streams_opened_with_it_within_a_second() {
+    let app = TestApp::spawn().await;
+    let created = app.api.create_token("watcher", "viewer").await;
+    let (token, id) = (
+        created.body["token"].as_str().unwrap().to_owned(),
+        created.body["id"].as_i64().unwrap(),
+    );
+    let mut revoked = EventStream::connect(&app.base_url, Some(&token), &[])
+        .await
+        .unwrap();
+    let mut other = EventStream::connect(&app.base_url, Some(ADMIN_TOKEN), &[])
+        .await
+        .unwrap();
+    revoked.send(json!({"type": "ping"})).await;
+    assert_eq!(revoked.next().await["type"], "pong");
+    assert_eq!(app.api.revoke_token(id).await.status, 204);
+    assert_eq!(
+        revoked.closed_within(Duration::from_secs(1)).await,
+        Some(4401),
+        "closed with the revocation code"
+    );
+    assert_eq!(other.closed_within(Duration::from_millis(300)).await, None);
+    other.send(json!({"type": "ping"})).await;
+    assert_eq!(other.next().await["type"], "pong", "other streams stay open");
+}

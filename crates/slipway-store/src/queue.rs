@@ -127,6 +127,19 @@ impl Store {
                 // Its holders kept dying: give up on it rather than loop forever.
                 self.finish_job(&job, "failed", Some("lease expired on every attempt"))
                     .await?;
+                // Its validation ends now, not at the next start.
+                for id in self.orphaned_validations().await? {
+                    self.finish_validation(
+                        id,
+                        slipway_core::validation::ValidationStatus::Error,
+                        Some(&format!(
+                            "its job was interrupted on all {} attempts (the worker running it \
+                             crashed or lost its lease each time); retry it",
+                            job.max_attempts
+                        )),
+                    )
+                    .await?;
+                }
                 continue;
             }
             return Ok(Some(job));

@@ -142,3 +142,45 @@ async fn after_a_restart_running_jobs_are_leased_again_at_once() {
     let again = store.lease("new", &["work"], LEASE).await.unwrap().unwrap();
     assert_eq!(again.attempt, 2);
 }
+
+#[tokio::test]
+async fn a_validation_whose_job_crashed_on_every_attempt_ends_as_error_at_once() {
+    use slipway_core::validation::{StepName, StepPlan, ValidationStatus};
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(&dir).await;
+    let project = store
+        .create_project(&slipway_core::ProjectDraft {
+            name: "p".into(),
+            description: String::new(),
+            repo: "/srv/p.git".into(),
+            default_branch: "main".into(),
+        })
+        .await
+        .unwrap();
+    let created = store
+        .create_validation(&slipway_store::NewValidation {
+            project: project.id,
+            source: "/srv/p.git".into(),
+            branch: Some("main".into()),
+            pr: None,
+            sha: "a".repeat(40),
+            plan: vec![(StepName::Checkout, StepPlan::Run)],
+        })
+        .await
+        .unwrap();
+    // Each holder dies (its lease runs out) until the queue gives up.
+    let mut attempts = 0;
+    while let Some(job) = store
+        .lease("crashy", &[slipway_store::VALIDATION_JOB], Duration::from_millis(1))
+        .await
+        .unwrap()
+    {
+        attempts = job.attempt;
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert!(attempts >= 1);
+    let record = store.validation(created.validation.id).await.unwrap();
+    assert_eq!(record.status, ValidationStatus::Error);
+    let error = record.error.unwrap_or_default();
+    assert!(error.contains("interrupted on all"), "{error}");
+}

@@ -90,6 +90,22 @@ impl EventStream {
         }
     }
 
+    /// The close code the server ended the stream with within `wait`; `None` if it stayed
+    /// open (text messages meanwhile are skipped).
+    pub async fn closed_within(&mut self, wait: Duration) -> Option<u16> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let message = tokio::time::timeout_at(deadline, self.socket.next()).await.ok()?;
+            match message {
+                None | Some(Err(_)) => return Some(1006),
+                Some(Ok(Message::Close(frame))) => {
+                    return Some(frame.map(|f| u16::from(f.code)).unwrap_or(1005))
+                }
+                Some(Ok(_)) => continue,
+            }
+        }
+    }
+
     pub async fn close(mut self) {
         let _ = self.socket.close(None).await;
     }

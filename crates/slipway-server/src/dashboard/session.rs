@@ -96,6 +96,7 @@ pub async fn logout(
         return refused.into_response();
     }
     let _ = state.store.delete_session(&signed.0.session_id).await;
+    state.credentials_changed();
     let cookie = format!("{SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0");
     ([(SET_COOKIE, cookie)], Redirect::to("/login")).into_response()
 }

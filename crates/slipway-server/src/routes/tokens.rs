@@ -94,6 +94,7 @@ pub async fn revoke(
 ) -> ApiResult<StatusCode> {
     caller.require(Role::Admin)?;
     state.store.revoke_token(id).await?;
+    state.credentials_changed();
     tracing::info!(token_id = %id, by = ?caller.token, "token revoked");
     Ok(StatusCode::NO_CONTENT)
 }
