@@ -39,6 +39,8 @@ pub struct ServerConfig {
     pub admin_token: Option<String>,
     /// `GITHUB_WEBHOOK_SECRET`, if set; without it every delivery is refused.
     pub webhook_secret: Option<String>,
+    /// `SLIPWAY_METRICS_TOKEN`, if set: `/metrics` then needs it as a bearer token.
+    pub metrics_token: Option<String>,
 }
 
 pub struct App {
@@ -64,6 +66,7 @@ impl App {
             secure_cookies,
             webhook_secret: config.webhook_secret.map(Arc::from),
             auth_epoch: Arc::new(tokio::sync::watch::channel(0).0),
+            metrics_hash: config.metrics_token.as_deref().map(hash_token),
         };
         Ok(Self {
             listener,

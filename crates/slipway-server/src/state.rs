@@ -19,6 +19,8 @@ pub struct AppState {
     /// Bumped when a token is revoked or a session ends: open event streams check again
     /// that what they were opened with is still valid.
     pub auth_epoch: Arc<tokio::sync::watch::Sender<u64>>,
+    /// SHA-256 of `SLIPWAY_METRICS_TOKEN`, when `/metrics` needs a token.
+    pub metrics_hash: Option<[u8; 32]>,
 }
 
 impl AppState {

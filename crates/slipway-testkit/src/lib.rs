@@ -54,6 +54,7 @@ impl TestApp {
             engine: engine.clone(),
             admin_token: Some(ADMIN_TOKEN.to_owned()),
             webhook_secret: Some(WEBHOOK_SECRET.to_owned()),
+            metrics_token: None,
         })
         .await
         .expect("the app binds");

@@ -216,6 +216,9 @@ async fn serve(config: Config) -> Result<(), Failure> {
         webhook_secret: std::env::var("GITHUB_WEBHOOK_SECRET")
             .ok()
             .filter(|s| !s.is_empty()),
+        metrics_token: std::env::var("SLIPWAY_METRICS_TOKEN")
+            .ok()
+            .filter(|s| !s.is_empty()),
     })
     .await
     .map_err(refused)?;

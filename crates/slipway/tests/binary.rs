@@ -571,3 +571,42 @@ fn github_app_settings_must_be_complete_and_the_key_readable() {
         );
     }
 }
+
+#[tokio::test]
+async fn metrics_need_the_metrics_token_when_one_is_set() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = command(dir.path());
+    cmd.env("SLIPWAY_METRICS_TOKEN", "metrics-token-0123456789");
+    let server = Server::start(cmd);
+    assert_eq!(server.api("wrong-token").metrics().await.status, 401);
+    let reply = Api::new(&format!("http://{}", server.addr), None).metrics().await;
+    assert_eq!(reply.status, 401);
+    assert!(reply.text.contains("SLIPWAY_METRICS_TOKEN"), "{}", reply.text);
+    let reply = server.api("metrics-token-0123456789").metrics().await;
+    assert_eq!(reply.status, 200);
+    assert!(reply.text.contains("# EOF"), "{}", reply.text);
+}
+
+#[test]
+fn serve_refuses_to_run_pull_request_code_without_bubblewrap_unless_allowed() {
+    let dir = tempfile::tempdir().unwrap();
+    let empty_path = tempfile::tempdir().unwrap();
+    let mut refused = command(dir.path());
+    refused
+        .env("PATH", empty_path.path())
+        .args(["serve", "--bind", "127.0.0.1:0"]);
+    let out = run(&mut refused);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("apt-get install -y bubblewrap passt"), "{stderr}");
+    assert!(stderr.contains("SLIPWAY_ALLOW_UNSANDBOXED=1"), "{stderr}");
+
+    let mut allowed = command(dir.path());
+    allowed
+        .env("PATH", empty_path.path())
+        .env("SLIPWAY_ALLOW_UNSANDBOXED", "1");
+    let server = Server::start(allowed);
+    let (status, _, err) = server.stop();
+    assert!(status.success(), "{err}");
+    assert!(err.contains("UNISOLATED"), "{err}");
+}

@@ -32,14 +32,33 @@ pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
     }
 }
 
-pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
-    (
+/// Prometheus text; with `SLIPWAY_METRICS_TOKEN` set, only for that bearer token.
+pub async fn metrics(
+    State(state): State<AppState>,
+    headers: axum::http::HeaderMap,
+) -> Result<impl IntoResponse, crate::error::ApiError> {
+    if let Some(expected) = &state.metrics_hash {
+        let given = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(|t| slipway_store::hash_token(t.trim()));
+        let matches = given.is_some_and(|g| {
+            bool::from(subtle::ConstantTimeEq::ct_eq(&g[..], &expected[..]))
+        });
+        if !matches {
+            return Err(crate::error::ApiError::unauthorized(
+                "/metrics needs 'Authorization: Bearer <SLIPWAY_METRICS_TOKEN>'",
+            ));
+        }
+    }
+    Ok((
         [(
             header::CONTENT_TYPE,
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
         )],
         state.metrics.render(),
-    )
+    ))
 }
 
 pub async fn openapi(caller: Caller) -> ApiResult<Json<utoipa::openapi::OpenApi>> {
