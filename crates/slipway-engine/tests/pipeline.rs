@@ -58,6 +58,10 @@ async fn harness_with(files: &[(&str, &str)], tweak: impl FnOnce(&mut EngineConf
 }
 
 impl Harness {
+    fn store_dir(&self) -> std::path::PathBuf {
+        self._dir.path().join("data")
+    }
+
     async fn validate_main(&self) -> ValidationRecord {
         let queued = self
             .engine
@@ -590,4 +594,66 @@ async fn a_pull_request_from_a_fork_gets_no_secrets() {
     assert!(fork_log.contains("[test] key=none"), "{fork_log}");
     assert!(fork_log.contains("secrets are withheld"), "{fork_log}");
     assert!(h.log(from_origin.id).await.contains("[test] key=***"));
+}
+
+/// Attacks through the pipeline itself: git configuration planted by setup, the source
+/// repository's objects, a pipeline file that is a link.
+#[tokio::test]
+async fn a_git_hook_planted_by_setup_never_runs_outside_the_sandbox() {
+    let marker = tempfile::tempdir().unwrap();
+    let pwned = marker.path().join("pwned");
+    let setup = format!(
+        "[setup]\ncommands = [\"git config core.fsmonitor 'touch {p}'; git config core.hooksPath .h; mkdir -p .h; printf '#!/bin/sh\\ntouch {p}\\n' > .h/post-checkout; chmod +x .h/post-checkout; echo dep > dep.txt\"]\ncache_key = [\"app.py\"]\n[test]\ncommands = [\"test -f dep.txt\"]\n",
+        p = pwned.display()
+    );
+    let h = harness(&[("app.py", PYTHON_APP), (".slipway.toml", &setup)]).await;
+    let first = h.validate_main().await;
+    let log = h.log(first.id).await;
+    assert_eq!(first.status, ValidationStatus::Passed, "{log}");
+    assert!(log.contains("snapshot") && log.contains("saved"), "{log}");
+    let second = h.validate_main().await;
+    let log = h.log(second.id).await;
+    assert_eq!(second.status, ValidationStatus::Passed, "{log}");
+    assert!(log.contains("restored from snapshot"), "{log}");
+    assert!(!pwned.exists(), "a hook ran outside the sandbox");
+}
+
+#[tokio::test]
+async fn code_that_corrupts_every_object_it_reaches_leaves_the_source_repository_intact() {
+    let attack = "[test]\ncommands = [\"find / -path /proc -prune -o -path '*/objects/*' -type f -print 2>/dev/null > /tmp/objects; n=0; while read f; do chmod u+w \\\"$f\\\" 2>/dev/null; echo garbage >> \\\"$f\\\" 2>/dev/null && n=$((n+1)); done < /tmp/objects; echo corrupted $n objects\"]\n";
+    let h = harness(&[("app.py", PYTHON_APP), (".slipway.toml", attack)]).await;
+    let record = h.validate_main().await;
+    let log = h.log(record.id).await;
+    assert_eq!(record.status, ValidationStatus::Passed, "{log}");
+    // It did corrupt what it could reach: the workspace's own clone.
+    assert!(log.contains("corrupted") && !log.contains("corrupted 0 objects"), "{log}");
+    let fsck = std::process::Command::new("git")
+        .args(["fsck", "--full", "--strict"])
+        .current_dir(&h.repo)
+        .output()
+        .unwrap();
+    assert!(
+        fsck.status.success(),
+        "{}",
+        String::from_utf8_lossy(&fsck.stderr)
+    );
+    // The workspace's own objects were fair game; the next validation is unaffected.
+    assert_eq!(h.validate_main().await.status, ValidationStatus::Passed);
+}
+
+#[tokio::test]
+async fn a_pipeline_file_that_is_a_link_to_the_master_key_is_refused() {
+    let h = harness(&[("app.py", PYTHON_APP)]).await;
+    let key = h.store_dir().join("master.key");
+    let link = h.repo.join(".slipway.toml");
+    std::os::unix::fs::symlink(&key, &link).unwrap();
+    commit_files(&h.repo, &[], "link the pipeline to the key");
+    let record = h.validate_main().await;
+    let checkout = step(&record, StepName::Checkout);
+    assert_eq!(checkout.status, StepStatus::Failed);
+    let detail = checkout.detail.clone().unwrap_or_default();
+    assert!(detail.contains("must be a regular file"), "{detail}");
+    let log = h.log(record.id).await;
+    let key_text = std::fs::read_to_string(&key).unwrap();
+    assert!(!log.contains(key_text.trim()), "the key reached the log");
 }
