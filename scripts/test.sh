@@ -8,6 +8,8 @@ need_apt=()
 command -v git >/dev/null 2>&1 || need_apt+=(git)
 command -v python3 >/dev/null 2>&1 || need_apt+=(python3)
 command -v bwrap >/dev/null 2>&1 || need_apt+=(bubblewrap)
+# pasta gives sandboxes outbound network without the host's loopback.
+command -v pasta >/dev/null 2>&1 || need_apt+=(passt)
 # The dashboard's end-to-end tests drive headless Chromium.
 command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 \
   || [ -n "${SLIPWAY_CHROMIUM:-}" ] || need_apt+=(chromium)

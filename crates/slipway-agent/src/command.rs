@@ -208,9 +208,8 @@ impl Agent for CommandAgent<'_> {
         ));
         // The prompt on stdin too: most coding CLIs read it there.
         let command = format!("exec < \"$SLIPWAY_PROMPT_FILE\"\n{}", self.command);
-        let unavailable = |what: &str, e: &dyn std::fmt::Display| {
-            AgentError::Unavailable(format!("{what}: {e}"))
-        };
+        let unavailable =
+            |what: &str, e: &dyn std::fmt::Display| AgentError::Unavailable(format!("{what}: {e}"));
         slipway_sandbox::give_to_sandbox(self.sandbox, &workspace)
             .map_err(|e| unavailable("the workspace could not be prepared", &e))?;
         let scratch = self.workdir.join("scratch");

@@ -36,7 +36,10 @@ fn parse_status(line: &str) -> Option<u16> {
 mod tests {
     #[test]
     fn the_status_is_read_from_the_status_line_only() {
-        assert_eq!(super::parse_status("HTTP/1.1 204 No Content\r\n"), Some(204));
+        assert_eq!(
+            super::parse_status("HTTP/1.1 204 No Content\r\n"),
+            Some(204)
+        );
         assert_eq!(super::parse_status("HTTP/1.0 500\r\n"), Some(500));
         assert_eq!(super::parse_status("SSH-2.0-OpenSSH\r\n"), None);
         assert_eq!(super::parse_status(""), None);

@@ -297,10 +297,14 @@ impl Attempt<'_> {
             })
             .await?;
         for pgid in cell.helper_groups() {
-            self.inner.store.record_process_group(self.id(), pgid).await?;
+            self.inner
+                .store
+                .record_process_group(self.id(), pgid)
+                .await?;
         }
         for note in &cell.notes {
-            self.logs.line(StepName::Checkout, &format!("sandbox: {note}"));
+            self.logs
+                .line(StepName::Checkout, &format!("sandbox: {note}"));
         }
         self.cell = Some(cell);
         Ok(())
@@ -459,10 +463,9 @@ impl Attempt<'_> {
         let snapshots = self.inner.snapshots.clone();
         let (k, ws) = (key.clone(), self.workspace.clone());
         let owner = self.inner.sandbox.outside_owner();
-        let restored = tokio::task::spawn_blocking(move || {
-            snapshots.restore(&k, &ws, &layers_of(&ws), owner)
-        })
-        .await?;
+        let restored =
+            tokio::task::spawn_blocking(move || snapshots.restore(&k, &ws, &layers_of(&ws), owner))
+                .await?;
         match restored {
             Ok(Some(restored)) => {
                 let detail = format!(
@@ -517,7 +520,10 @@ impl Attempt<'_> {
         env: &[(String, String)],
     ) -> std::io::Result<(Process, tokio::task::JoinHandle<()>)> {
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-        let cell = self.cell.as_ref().expect("the cell is made before any command");
+        let cell = self
+            .cell
+            .as_ref()
+            .expect("the cell is made before any command");
         let process = cell.spawn(
             &CommandSpec {
                 command,

@@ -626,7 +626,10 @@ async fn code_that_corrupts_every_object_it_reaches_leaves_the_source_repository
     let log = h.log(record.id).await;
     assert_eq!(record.status, ValidationStatus::Passed, "{log}");
     // It did corrupt what it could reach: the workspace's own clone.
-    assert!(log.contains("corrupted") && !log.contains("corrupted 0 objects"), "{log}");
+    assert!(
+        log.contains("corrupted") && !log.contains("corrupted 0 objects"),
+        "{log}"
+    );
     let fsck = std::process::Command::new("git")
         .args(["fsck", "--full", "--strict"])
         .current_dir(&h.repo)

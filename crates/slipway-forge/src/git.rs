@@ -127,7 +127,14 @@ impl Git {
             None,
             // --no-local: never hard-link the source's objects into a workspace that
             // untrusted code will own.
-            &["clone", "--quiet", "--no-local", "--no-checkout", source, &dest_text],
+            &[
+                "clone",
+                "--quiet",
+                "--no-local",
+                "--no-checkout",
+                source,
+                &dest_text,
+            ],
         )
         .await?;
         if self

@@ -150,7 +150,9 @@ impl Sandbox {
             }
             cell.namespaces = Some(cell.new_namespaces().await?);
             match (spec.network, pasta) {
-                (Network::Outbound, Some(pasta)) => cell.pasta = Some(cell.start_pasta(pasta).await?),
+                (Network::Outbound, Some(pasta)) => {
+                    cell.pasta = Some(cell.start_pasta(pasta).await?)
+                }
                 (Network::Outbound, None) => cell.notes.push(
                     "no outbound network: pasta is not installed (apt-get install passt)".into(),
                 ),
@@ -222,9 +224,9 @@ impl Cell {
                 fresh.apply()
             });
         }
-        let mut child = holder
-            .spawn()
-            .map_err(setup("cannot make the cell's namespaces (are user namespaces enabled?)"))?;
+        let mut child = holder.spawn().map_err(setup(
+            "cannot make the cell's namespaces (are user namespaces enabled?)",
+        ))?;
         let pid = child.id().expect("a running child has a pid");
         let open = |kind: &str| {
             std::fs::File::open(format!("/proc/{pid}/ns/{kind}"))
@@ -277,7 +279,9 @@ impl Cell {
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
         process.kill().await;
-        Err(CellError::Setup("pasta did not become ready within a second".into()))
+        Err(CellError::Setup(
+            "pasta did not become ready within a second".into(),
+        ))
     }
 
     /// The disk watcher (and the CPU one where there is a cgroup): past a quota, every
@@ -304,7 +308,10 @@ impl Cell {
                         "the step used more than {} MiB of disk (workspace and /tmp; [sandbox] disk_mb)",
                         quotas.disk_mb
                     ))
-                } else if cgroup.as_ref().is_some_and(|c| c.cpu_seconds() > quotas.cpu_secs) {
+                } else if cgroup
+                    .as_ref()
+                    .is_some_and(|c| c.cpu_seconds() > quotas.cpu_secs)
+                {
                     Some(format!(
                         "the validation used more than {} s of CPU time ([sandbox] cpu_secs)",
                         quotas.cpu_secs
@@ -361,8 +368,14 @@ impl Cell {
                 command.args(self.bwrap_args(spec)?);
                 let mut entry = self.entry(true);
                 entry.fds = vec![
-                    (self.workspace_fd.as_ref().expect("bubblewrap").as_raw_fd(), WORKSPACE_FD),
-                    (self.tmp_fd.as_ref().expect("bubblewrap").as_raw_fd(), TMP_FD),
+                    (
+                        self.workspace_fd.as_ref().expect("bubblewrap").as_raw_fd(),
+                        WORKSPACE_FD,
+                    ),
+                    (
+                        self.tmp_fd.as_ref().expect("bubblewrap").as_raw_fd(),
+                        TMP_FD,
+                    ),
                 ];
                 (command, Some(entry))
             }
@@ -408,18 +421,35 @@ impl Cell {
 
     fn bwrap_args(&self, spec: &CommandSpec<'_>) -> std::io::Result<Vec<OsString>> {
         let mut args: Vec<OsString> = [
-            "--unshare-user", "--uid", "1000", "--gid", "1000", "--disable-userns",
-            "--cap-drop", "ALL", "--unshare-pid", "--unshare-ipc", "--unshare-uts",
-            "--unshare-cgroup-try", "--die-with-parent", "--new-session", "--tmpfs", "/",
+            "--unshare-user",
+            "--uid",
+            "1000",
+            "--gid",
+            "1000",
+            "--disable-userns",
+            "--cap-drop",
+            "ALL",
+            "--unshare-pid",
+            "--unshare-ipc",
+            "--unshare-uts",
+            "--unshare-cgroup-try",
+            "--die-with-parent",
+            "--new-session",
+            "--tmpfs",
+            "/",
         ]
         .iter()
         .map(OsString::from)
         .collect();
-        let mut push = |items: &[&std::ffi::OsStr]| args.extend(items.iter().map(|s| s.to_os_string()));
+        let mut push =
+            |items: &[&std::ffi::OsStr]| args.extend(items.iter().map(|s| s.to_os_string()));
         for entry in std::fs::read_dir("/")?.flatten() {
             let name = entry.file_name();
             let from = entry.path();
-            if matches!(name.as_bytes(), b"proc" | b"dev" | b"tmp" | b"run" | b"workspace") {
+            if matches!(
+                name.as_bytes(),
+                b"proc" | b"dev" | b"tmp" | b"run" | b"workspace"
+            ) {
                 continue;
             }
             let kind = entry.file_type()?;
@@ -430,11 +460,20 @@ impl Cell {
                 push(&["--ro-bind".as_ref(), from.as_os_str(), from.as_os_str()]);
             }
         }
-        push(&["--dev".as_ref(), "/dev".as_ref(), "--proc".as_ref(), "/proc".as_ref()]);
+        push(&[
+            "--dev".as_ref(),
+            "/dev".as_ref(),
+            "--proc".as_ref(),
+            "/proc".as_ref(),
+        ]);
         push(&["--tmpfs".as_ref(), "/run".as_ref()]);
         let resolver = Path::new("/run/systemd/resolve");
         if resolver.is_dir() {
-            push(&["--ro-bind".as_ref(), resolver.as_os_str(), resolver.as_os_str()]);
+            push(&[
+                "--ro-bind".as_ref(),
+                resolver.as_os_str(),
+                resolver.as_os_str(),
+            ]);
         }
         let ids = self.drop_to;
         for hidden in &self.hidden {
@@ -444,17 +483,30 @@ impl Cell {
             }
             match std::fs::symlink_metadata(hidden) {
                 Ok(meta) if meta.is_dir() => push(&["--tmpfs".as_ref(), hidden.as_os_str()]),
-                Ok(_) => push(&["--ro-bind".as_ref(), "/dev/null".as_ref(), hidden.as_os_str()]),
+                Ok(_) => push(&[
+                    "--ro-bind".as_ref(),
+                    "/dev/null".as_ref(),
+                    hidden.as_os_str(),
+                ]),
                 Err(_) => {}
             }
         }
         let (ws_fd, tmp_fd) = (WORKSPACE_FD.to_string(), TMP_FD.to_string());
-        push(&["--bind-fd".as_ref(), ws_fd.as_ref(), WORKSPACE_INSIDE.as_ref()]);
+        push(&[
+            "--bind-fd".as_ref(),
+            ws_fd.as_ref(),
+            WORKSPACE_INSIDE.as_ref(),
+        ]);
         push(&["--bind-fd".as_ref(), tmp_fd.as_ref(), "/tmp".as_ref()]);
         push(&["--remount-ro".as_ref(), "/".as_ref()]);
         let cwd = self.inside(spec.cwd);
         push(&["--chdir".as_ref(), cwd.as_os_str()]);
-        push(&["--".as_ref(), "/bin/sh".as_ref(), "-c".as_ref(), spec.command.as_ref()]);
+        push(&[
+            "--".as_ref(),
+            "/bin/sh".as_ref(),
+            "-c".as_ref(),
+            spec.command.as_ref(),
+        ]);
         Ok(args)
     }
 
@@ -495,7 +547,10 @@ impl Cell {
     pub async fn close(mut self) {
         self.stop_watch.cancel();
         if let Some(mut pasta) = self.pasta.take() {
-            pasta.kill().await;
+            // Nothing of pasta's is worth a graceful end, nor waiting for its namespace's
+            // teardown: it is reaped in the background.
+            crate::kill_group(pasta.pgid(), libc::SIGKILL);
+            tokio::spawn(async move { pasta.kill().await });
         }
         if let Some(cgroup) = self.cgroup.take() {
             let _ = tokio::task::spawn_blocking(move || cgroup.remove()).await;
@@ -532,19 +587,21 @@ fn hit_reason(hit: Hit, quotas: &Quotas) -> String {
 fn reachable(path: &Path, ids: Option<Ids>) -> bool {
     use std::os::unix::fs::MetadataExt;
     let Some(ids) = ids else { return true };
-    path.ancestors().skip(1).all(|dir| match std::fs::metadata(dir) {
-        Ok(meta) => {
-            let mode = meta.mode();
-            if meta.uid() == ids.uid {
-                mode & 0o100 != 0
-            } else if meta.gid() == ids.gid {
-                mode & 0o010 != 0
-            } else {
-                mode & 0o001 != 0
+    path.ancestors()
+        .skip(1)
+        .all(|dir| match std::fs::metadata(dir) {
+            Ok(meta) => {
+                let mode = meta.mode();
+                if meta.uid() == ids.uid {
+                    mode & 0o100 != 0
+                } else if meta.gid() == ids.gid {
+                    mode & 0o010 != 0
+                } else {
+                    mode & 0o001 != 0
+                }
             }
-        }
-        Err(_) => false,
-    })
+            Err(_) => false,
+        })
 }
 
 /// Bytes used on disk below `root` (symbolic links not followed).

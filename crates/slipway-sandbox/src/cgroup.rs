@@ -140,7 +140,8 @@ impl Cgroup {
         }
         // v1 (or an old v2 kernel): signal each member until none is left.
         for _ in 0..50 {
-            let procs = std::fs::read_to_string(self.dirs[0].join("cgroup.procs")).unwrap_or_default();
+            let procs =
+                std::fs::read_to_string(self.dirs[0].join("cgroup.procs")).unwrap_or_default();
             let pids: Vec<i32> = procs.lines().filter_map(|l| l.parse().ok()).collect();
             if pids.is_empty() {
                 return;

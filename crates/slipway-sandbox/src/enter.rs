@@ -229,7 +229,9 @@ pub(crate) fn receive_fd(channel: RawFd) -> io::Result<std::os::fd::OwnedFd> {
             return Err(io::Error::last_os_error());
         }
         if received == 0 {
-            return Err(io::Error::other("the connecting helper ended without an answer"));
+            return Err(io::Error::other(
+                "the connecting helper ended without an answer",
+            ));
         }
         if data[0] != 0 {
             return Err(io::Error::from_raw_os_error(data[0].into()));

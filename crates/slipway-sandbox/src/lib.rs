@@ -38,7 +38,13 @@ impl Isolation {
     }
 
     /// Like [`Isolation::detect`], saying what is missing when bubblewrap cannot be used.
+    /// Probed once per process.
     pub fn probe() -> Result<Self, String> {
+        static PROBED: std::sync::OnceLock<Result<Isolation, String>> = std::sync::OnceLock::new();
+        PROBED.get_or_init(Self::probe_now).clone()
+    }
+
+    fn probe_now() -> Result<Self, String> {
         let Some(bwrap) = find_on_path("bwrap") else {
             return Err(
                 "bubblewrap is not installed (Debian/Ubuntu: apt-get install bubblewrap passt)"
@@ -119,7 +125,8 @@ impl Sandbox {
     /// Slipway is root, else Slipway's own user.
     pub fn outside_owner(&self) -> Option<(u32, u32)> {
         // SAFETY: geteuid has no preconditions.
-        (self.is_isolated() && unsafe { libc::geteuid() } == 0).then_some((SANDBOX_UID, SANDBOX_UID))
+        (self.is_isolated() && unsafe { libc::geteuid() } == 0)
+            .then_some((SANDBOX_UID, SANDBOX_UID))
     }
 }
 
@@ -138,12 +145,18 @@ impl Sandbox {
         let digest = sha2::Sha256::digest(absolute.as_os_str().as_encoded_bytes());
         let tag: String = digest[..6].iter().map(|b| format!("{b:02x}")).collect();
         let base = Path::new("/var/tmp");
-        let base = if base.is_dir() { base.to_path_buf() } else { std::env::temp_dir() };
+        let base = if base.is_dir() {
+            base.to_path_buf()
+        } else {
+            std::env::temp_dir()
+        };
         let root = base.join(format!("slipway-{tag}"));
         std::fs::create_dir_all(&root)?;
         let meta = std::fs::symlink_metadata(&root)?;
         // SAFETY: geteuid has no preconditions.
-        if !meta.is_dir() || std::os::unix::fs::MetadataExt::uid(&meta) != unsafe { libc::geteuid() } {
+        if !meta.is_dir()
+            || std::os::unix::fs::MetadataExt::uid(&meta) != unsafe { libc::geteuid() }
+        {
             return Err(std::io::Error::other(format!(
                 "{} is not a directory of Slipway's own; remove it",
                 root.display()

@@ -16,10 +16,10 @@
 
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Arc, Mutex, OnceLock};
-use std::os::unix::ffi::OsStrExt;
 use std::time::SystemTime;
 
 /// Tells concurrent saves of one process apart.
@@ -114,7 +114,9 @@ impl Manifest {
                 manifest.dirs.insert(relative.to_path_buf());
                 Walk::Enter
             } else {
-                manifest.files.insert(relative.to_path_buf(), Stamp::of(meta));
+                manifest
+                    .files
+                    .insert(relative.to_path_buf(), Stamp::of(meta));
                 Walk::Next
             }
         })?;
@@ -205,7 +207,8 @@ impl Snapshots {
             mounts: Vec::new(),
             mechanism: "copy",
         };
-        let overlays = overlay_supported(&self.root) && mountable_path(workspace) && mountable_path(scratch);
+        let overlays =
+            overlay_supported(&self.root) && mountable_path(workspace) && mountable_path(scratch);
         if overlays {
             *self
                 .in_use
@@ -241,7 +244,10 @@ impl Snapshots {
         let deleted = std::fs::read(dir.join("deleted")).unwrap_or_default();
         for path in deleted.split(|b| *b == 0).filter(|p| !p.is_empty()) {
             let relative = Path::new(std::ffi::OsStr::from_bytes(path));
-            if relative.components().all(|c| matches!(c, std::path::Component::Normal(_))) {
+            if relative
+                .components()
+                .all(|c| matches!(c, std::path::Component::Normal(_)))
+            {
                 let _ = std::fs::remove_file(workspace.join(relative));
             }
         }
@@ -263,7 +269,12 @@ impl Snapshots {
     }
 
     /// Saves what setup changed in `workspace` since `before`; then evicts down to the cap.
-    pub fn save(&self, key: &str, workspace: &Path, before: &Manifest) -> Result<(), SnapshotError> {
+    pub fn save(
+        &self,
+        key: &str,
+        workspace: &Path,
+        before: &Manifest,
+    ) -> Result<(), SnapshotError> {
         std::fs::create_dir_all(&self.root).map_err(io(&self.root))?;
         let target = self.dir(key);
         if target.exists() {

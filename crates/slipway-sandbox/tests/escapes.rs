@@ -39,7 +39,10 @@ async fn attack(
 ) -> Ran {
     slipway_sandbox::give_to_sandbox(sandbox, workspace).unwrap();
     let scratch = tempfile::tempdir().unwrap();
-    let name = format!("escape-{}", scratch.path().file_name().unwrap().to_string_lossy());
+    let name = format!(
+        "escape-{}",
+        scratch.path().file_name().unwrap().to_string_lossy()
+    );
     let cell = sandbox
         .cell(&CellSpec {
             workspace,
@@ -97,7 +100,12 @@ async fn attack_beside_a_neighbour(
     );
     let attacker = attack(sandbox, ws.path(), Network::None, quotas, command, timeout);
     let (neighbour, ran) = tokio::join!(neighbour, attacker);
-    assert_eq!(neighbour.outcome, Outcome::Exited(0), "{:?}", neighbour.lines);
+    assert_eq!(
+        neighbour.outcome,
+        Outcome::Exited(0),
+        "{:?}",
+        neighbour.lines
+    );
     assert_eq!(
         std::fs::read_to_string(neighbour_ws.path().join("done.txt")).unwrap(),
         "neighbour-ok\n"
@@ -121,13 +129,29 @@ async fn code_runs_unprivileged_with_no_capabilities_and_cannot_mount() {
          cat {key}; echo end",
         dir = data.path().display()
     );
-    let ran = attack_beside_a_neighbour(&sandbox, &command, Quotas::default(), Duration::from_secs(20)).await;
+    let ran = attack_beside_a_neighbour(
+        &sandbox,
+        &command,
+        Quotas::default(),
+        Duration::from_secs(20),
+    )
+    .await;
     let text = ran.lines.join("\n");
     for cap in ["CapEff", "CapPrm", "CapBnd"] {
-        assert!(text.contains(&format!("{cap}:\t0000000000000000")), "{text}");
+        assert!(
+            text.contains(&format!("{cap}:\t0000000000000000")),
+            "{text}"
+        );
     }
     assert!(!text.contains("uid=0"), "{text}");
-    for success in ["UNMOUNTED", "BOUND", "REMOUNTED", "PROC-UNMOUNTED", "NEW-USERNS", "KEY-MATERIAL"] {
+    for success in [
+        "UNMOUNTED",
+        "BOUND",
+        "REMOUNTED",
+        "PROC-UNMOUNTED",
+        "NEW-USERNS",
+        "KEY-MATERIAL",
+    ] {
         assert!(!text.contains(success), "{success}: {text}");
     }
     assert!(text.ends_with("end"), "{text}");
@@ -142,7 +166,13 @@ async fn slipways_process_cannot_be_read_or_signalled() {
         "cat /proc/{me}/environ; kill -9 {me} && echo KILLED; kill -9 -1; \
          ls /proc | grep -E '^[0-9]+$' | wc -l; echo end"
     );
-    let ran = attack_beside_a_neighbour(&sandbox, &command, Quotas::default(), Duration::from_secs(20)).await;
+    let ran = attack_beside_a_neighbour(
+        &sandbox,
+        &command,
+        Quotas::default(),
+        Duration::from_secs(20),
+    )
+    .await;
     let text = ran.lines.join("\n");
     assert!(!text.contains("admin-token-that-must-not-leak"), "{text}");
     assert!(!text.contains("KILLED"), "{text}");
@@ -199,7 +229,13 @@ async fn another_validations_workspace_is_not_reachable() {
         "cat {p}/secret.txt; ls -la {p}; find / -name secret.txt 2>/dev/null | sed 's/^/FOUND /'; echo end",
         p = other.display()
     );
-    let ran = attack_beside_a_neighbour(&sandbox, &command, Quotas::default(), Duration::from_secs(60)).await;
+    let ran = attack_beside_a_neighbour(
+        &sandbox,
+        &command,
+        Quotas::default(),
+        Duration::from_secs(60),
+    )
+    .await;
     let text = ran.lines.join("\n");
     assert!(!text.contains("OTHER-WORKSPACE"), "{text}");
     assert!(!text.contains("FOUND"), "{text}");
@@ -271,7 +307,10 @@ async fn memory_beyond_the_quota_ends_the_step_with_the_reason() {
     assert!(!ran.lines.iter().any(|l| l.contains("ALLOCATED")));
     assert_ne!(ran.outcome, Outcome::Exited(0));
     let exceeded = ran.exceeded.expect("the memory quota was hit");
-    assert!(exceeded.contains("more than 128 MiB of memory"), "{exceeded}");
+    assert!(
+        exceeded.contains("more than 128 MiB of memory"),
+        "{exceeded}"
+    );
 }
 
 #[tokio::test]
@@ -291,7 +330,9 @@ async fn a_3_gb_file_is_refused_in_the_workspace_and_in_tmp() {
         let text = ran.lines.join("\n");
         assert!(!text.contains("WROTE"), "{target}: {text}");
         if target == "big" {
-            let size = std::fs::metadata(ws.path().join("big")).map(|m| m.len()).unwrap_or(0);
+            let size = std::fs::metadata(ws.path().join("big"))
+                .map(|m| m.len())
+                .unwrap_or(0);
             assert!(size <= 2_048 * 1024 * 1024, "{size}");
         }
     }
@@ -314,7 +355,11 @@ async fn disk_use_past_the_quota_across_many_files_ends_the_step() {
         Duration::from_secs(60),
     )
     .await;
-    assert!(!ran.lines.iter().any(|l| l.contains("FINISHED")), "{:?}", ran.lines);
+    assert!(
+        !ran.lines.iter().any(|l| l.contains("FINISHED")),
+        "{:?}",
+        ran.lines
+    );
     let exceeded = ran.exceeded.expect("the disk quota was hit");
     assert!(exceeded.contains("more than 64 MiB of disk"), "{exceeded}");
 }

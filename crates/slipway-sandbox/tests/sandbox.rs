@@ -31,7 +31,15 @@ async fn run_with(
     timeout: Duration,
     cancel: &CancellationToken,
 ) -> Ran {
-    run_quota(sandbox, workspace, command, timeout, cancel, Quotas::default()).await
+    run_quota(
+        sandbox,
+        workspace,
+        command,
+        timeout,
+        cancel,
+        Quotas::default(),
+    )
+    .await
 }
 
 async fn run_quota(
@@ -44,7 +52,10 @@ async fn run_quota(
 ) -> Ran {
     slipway_sandbox::give_to_sandbox(sandbox, workspace).unwrap();
     let scratch = tempfile::tempdir().unwrap();
-    let name = format!("test-{}", scratch.path().file_name().unwrap().to_string_lossy());
+    let name = format!(
+        "test-{}",
+        scratch.path().file_name().unwrap().to_string_lossy()
+    );
     let cell = sandbox
         .cell(&CellSpec {
             workspace,
@@ -149,7 +160,11 @@ async fn the_environment_is_cleared_to_the_allowlist() {
         } else {
             ws.path().display().to_string()
         };
-        assert!(ran.lines.contains(&format!("HOME={home}")), "{:?}", ran.lines);
+        assert!(
+            ran.lines.contains(&format!("HOME={home}")),
+            "{:?}",
+            ran.lines
+        );
     }
 }
 
@@ -343,7 +358,10 @@ fn tree(root: &Path) -> std::collections::BTreeMap<String, String> {
             if kind.is_dir() {
                 pending.push(path);
             } else if kind.is_symlink() {
-                files.insert(relative, format!("-> {}", std::fs::read_link(&path).unwrap().display()));
+                files.insert(
+                    relative,
+                    format!("-> {}", std::fs::read_link(&path).unwrap().display()),
+                );
             } else {
                 files.insert(relative, std::fs::read_to_string(&path).unwrap());
             }
@@ -447,7 +465,11 @@ fn a_symlinked_cache_key_file_is_hashed_as_a_link_not_followed() {
     let files = vec!["lock.json".to_owned()];
     let first = key(ws.path(), &files, &[]);
     std::fs::write(secret.path(), "two").unwrap();
-    assert_eq!(key(ws.path(), &files, &[]), first, "the target's contents were read");
+    assert_eq!(
+        key(ws.path(), &files, &[]),
+        first,
+        "the target's contents were read"
+    );
 }
 
 #[test]
@@ -507,4 +529,3 @@ fn a_mounted_snapshot_is_not_evicted_while_in_use() {
     save("newer");
     assert!(!snapshots.contains("old"), "released: evicted");
 }
-

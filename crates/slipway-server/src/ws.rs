@@ -82,7 +82,10 @@ impl FromRequestParts<AppState> for WsCaller {
                 "a session may open the event stream only from the dashboard's own origin",
             ));
         }
-        Ok(WsCaller(session.caller, Credential::Session(session.session_id)))
+        Ok(WsCaller(
+            session.caller,
+            Credential::Session(session.session_id),
+        ))
     }
 }
 

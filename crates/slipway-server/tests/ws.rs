@@ -235,5 +235,9 @@ async fn revoking_a_token_closes_the_streams_opened_with_it_within_a_second() {
     );
     assert_eq!(other.closed_within(Duration::from_millis(300)).await, None);
     other.send(json!({"type": "ping"})).await;
-    assert_eq!(other.next().await["type"], "pong", "other streams stay open");
+    assert_eq!(
+        other.next().await["type"],
+        "pong",
+        "other streams stay open"
+    );
 }

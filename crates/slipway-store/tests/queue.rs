@@ -171,7 +171,11 @@ async fn a_validation_whose_job_crashed_on_every_attempt_ends_as_error_at_once()
     // Each holder dies (its lease runs out) until the queue gives up.
     let mut attempts = 0;
     while let Some(job) = store
-        .lease("crashy", &[slipway_store::VALIDATION_JOB], Duration::from_millis(1))
+        .lease(
+            "crashy",
+            &[slipway_store::VALIDATION_JOB],
+            Duration::from_millis(1),
+        )
         .await
         .unwrap()
     {

@@ -95,7 +95,9 @@ impl EventStream {
     pub async fn closed_within(&mut self, wait: Duration) -> Option<u16> {
         let deadline = tokio::time::Instant::now() + wait;
         loop {
-            let message = tokio::time::timeout_at(deadline, self.socket.next()).await.ok()?;
+            let message = tokio::time::timeout_at(deadline, self.socket.next())
+                .await
+                .ok()?;
             match message {
                 None | Some(Err(_)) => return Some(1006),
                 Some(Ok(Message::Close(frame))) => {

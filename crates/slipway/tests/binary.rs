@@ -579,9 +579,15 @@ async fn metrics_need_the_metrics_token_when_one_is_set() {
     cmd.env("SLIPWAY_METRICS_TOKEN", "metrics-token-0123456789");
     let server = Server::start(cmd);
     assert_eq!(server.api("wrong-token").metrics().await.status, 401);
-    let reply = Api::new(&format!("http://{}", server.addr), None).metrics().await;
+    let reply = Api::new(&format!("http://{}", server.addr), None)
+        .metrics()
+        .await;
     assert_eq!(reply.status, 401);
-    assert!(reply.text.contains("SLIPWAY_METRICS_TOKEN"), "{}", reply.text);
+    assert!(
+        reply.text.contains("SLIPWAY_METRICS_TOKEN"),
+        "{}",
+        reply.text
+    );
     let reply = server.api("metrics-token-0123456789").metrics().await;
     assert_eq!(reply.status, 200);
     assert!(reply.text.contains("# EOF"), "{}", reply.text);
@@ -598,7 +604,10 @@ fn serve_refuses_to_run_pull_request_code_without_bubblewrap_unless_allowed() {
     let out = run(&mut refused);
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("apt-get install -y bubblewrap passt"), "{stderr}");
+    assert!(
+        stderr.contains("apt-get install -y bubblewrap passt"),
+        "{stderr}"
+    );
     assert!(stderr.contains("SLIPWAY_ALLOW_UNSANDBOXED=1"), "{stderr}");
 
     let mut allowed = command(dir.path());

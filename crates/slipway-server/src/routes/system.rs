@@ -43,9 +43,8 @@ pub async fn metrics(
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
             .map(|t| slipway_store::hash_token(t.trim()));
-        let matches = given.is_some_and(|g| {
-            bool::from(subtle::ConstantTimeEq::ct_eq(&g[..], &expected[..]))
-        });
+        let matches =
+            given.is_some_and(|g| bool::from(subtle::ConstantTimeEq::ct_eq(&g[..], &expected[..])));
         if !matches {
             return Err(crate::error::ApiError::unauthorized(
                 "/metrics needs 'Authorization: Bearer <SLIPWAY_METRICS_TOKEN>'",
