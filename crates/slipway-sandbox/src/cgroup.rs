@@ -170,29 +170,46 @@ impl Cgroup {
     }
 }
 
-/// The v2 directory cells go under, with the memory and pids controllers enabled for it.
-/// A cgroup with processes cannot hand controllers to children, so unless Slipway is in
-/// the root cgroup it first moves itself into a leaf of its own cgroup.
+/// The v2 directory cells go under, with the memory and pids controllers enabled for it:
+/// `slipway-cells` at the top of the hierarchy when Slipway may write there (root), else in
+/// Slipway's own (delegated) cgroup. A cgroup with processes cannot hand controllers to
+/// children, so in its own cgroup Slipway first moves itself into a leaf.
 fn v2_base(own: &str) -> Result<PathBuf, String> {
+    let enabled = |dir: &Path| {
+        std::fs::read_to_string(dir.join("cgroup.subtree_control"))
+            .is_ok_and(|c| c.contains("memory") && c.contains("pids"))
+    };
+    let top = Path::new(ROOT).join("slipway-cells");
+    let at_top = || -> Result<PathBuf, String> {
+        write(
+            &Path::new(ROOT).join("cgroup.subtree_control"),
+            "+memory +pids",
+        )?;
+        mkdir(&top)?;
+        if !enabled(&top) {
+            write(&top.join("cgroup.subtree_control"), "+memory +pids")?;
+        }
+        Ok(top.clone())
+    };
+    let top_error = match at_top() {
+        Ok(base) => return Ok(base),
+        Err(error) => error,
+    };
     let own_dir = Path::new(ROOT).join(own.trim().trim_start_matches('/'));
     let base = own_dir.join("slipway-cells");
-    if base.join("cgroup.subtree_control").exists()
-        && std::fs::read_to_string(base.join("cgroup.subtree_control"))
-            .is_ok_and(|c| c.contains("memory") && c.contains("pids"))
-    {
+    if enabled(&base) {
         return Ok(base);
     }
-    if own.trim() != "/" {
+    let delegated = || -> Result<PathBuf, String> {
         let leaf = own_dir.join("slipway-server");
         mkdir(&leaf)?;
         write(&leaf.join("cgroup.procs"), &std::process::id().to_string())?;
         write(&own_dir.join("cgroup.subtree_control"), "+memory +pids")?;
-    } else {
-        write(&own_dir.join("cgroup.subtree_control"), "+memory +pids")?;
-    }
-    mkdir(&base)?;
-    write(&base.join("cgroup.subtree_control"), "+memory +pids")?;
-    Ok(base)
+        mkdir(&base)?;
+        write(&base.join("cgroup.subtree_control"), "+memory +pids")?;
+        Ok(base.clone())
+    };
+    delegated().map_err(|error| format!("{top_error}; {error}"))
 }
 
 fn mkdir(dir: &Path) -> Result<(), String> {
