@@ -2,15 +2,18 @@
 //! a network namespace (the service listens there; tests, the health check and the browser
 //! reach it there), a cgroup, a workspace and a `/tmp`, and nothing else.
 
-use crate::cgroup::{Cgroup, CgroupLimits, Hit};
+mod bwrap;
+mod watch;
+
+pub use watch::Quotas;
+
+use crate::cgroup::{Cgroup, CgroupLimits};
 use crate::enter::{self, Entry, Ids, NewNamespaces};
 use crate::process::{self, Process, Rlimits};
 use crate::{CommandSpec, Isolation, Sandbox};
-use std::ffi::OsString;
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
@@ -19,7 +22,6 @@ pub const WORKSPACE_INSIDE: &str = "/workspace";
 /// Descriptor numbers the workspace and `/tmp` are handed to bubblewrap as.
 const WORKSPACE_FD: i32 = 10;
 const TMP_FD: i32 = 11;
-const DISK_CHECK_EVERY: Duration = Duration::from_secs(1);
 
 /// Network access of a cell.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -29,28 +31,6 @@ pub enum Network {
     Outbound,
     /// Only the cell's own loopback.
     None,
-}
-
-/// Limits per cell (one validation, or one agent turn).
-#[derive(Debug, Clone, Copy)]
-pub struct Quotas {
-    pub memory_mb: u64,
-    pub max_processes: u64,
-    /// The workspace and `/tmp` together; also the largest file.
-    pub disk_mb: u64,
-    /// CPU time of all the cell's processes together.
-    pub cpu_secs: u64,
-}
-
-impl Default for Quotas {
-    fn default() -> Self {
-        Self {
-            memory_mb: 2_048,
-            max_processes: 512,
-            disk_mb: 2_048,
-            cpu_secs: 3_600,
-        }
-    }
 }
 
 /// What a cell is made for.
@@ -78,13 +58,6 @@ fn setup(what: &str) -> impl FnOnce(std::io::Error) -> CellError + '_ {
     move |e| CellError::Setup(format!("{what}: {e}"))
 }
 
-/// Shared with the disk and CPU watcher.
-#[derive(Debug, Default)]
-struct Watch {
-    exceeded: Mutex<Option<String>>,
-    groups: Mutex<Vec<i32>>,
-}
-
 /// A running cell. [`Cell::close`] (or dropping it) kills whatever still runs in it.
 pub struct Cell {
     isolation: Isolation,
@@ -99,7 +72,7 @@ pub struct Cell {
     tmp_fd: Option<OwnedFd>,
     cgroup: Option<Arc<Cgroup>>,
     pasta: Option<Process>,
-    watch: Arc<Watch>,
+    watch: Arc<watch::Watch>,
     stop_watch: CancellationToken,
     /// What the cell could not enforce or provide here, for the log.
     pub notes: Vec<String>,
@@ -175,21 +148,20 @@ fn open_path(path: &Path) -> Result<OwnedFd, CellError> {
 }
 
 impl Cell {
-    fn entry(&self, join_namespaces: bool) -> Entry {
+    /// How a child enters the cell: always as the sandbox user; into the cgroup (what counts
+    /// against the quotas) and the namespaces as asked.
+    fn entry(&self, into_cgroup: bool, into_namespaces: bool) -> Entry {
         Entry {
-            cgroup_procs: self
-                .cgroup
-                .as_ref()
-                .map(|c| c.procs_files())
-                .unwrap_or_default(),
-            drop_to: self.drop_to,
-            namespaces: if join_namespaces {
-                self.namespaces
-                    .as_ref()
-                    .map(|(user, net)| (user.as_raw_fd(), net.as_raw_fd()))
-            } else {
-                None
+            cgroup_procs: match &self.cgroup {
+                Some(cgroup) if into_cgroup => cgroup.procs_files(),
+                _ => Vec::new(),
             },
+            drop_to: self.drop_to,
+            namespaces: self
+                .namespaces
+                .as_ref()
+                .filter(|_| into_namespaces)
+                .map(|(user, net)| (user.as_raw_fd(), net.as_raw_fd())),
             fds: Vec::new(),
         }
     }
@@ -209,8 +181,7 @@ impl Cell {
     /// A short-lived process makes the user and network namespaces; their descriptors keep
     /// them alive after it is gone.
     async fn new_namespaces(&self) -> Result<(OwnedFd, OwnedFd), CellError> {
-        let mut entry = self.entry(false);
-        entry.cgroup_procs.clear();
+        let entry = self.entry(false, false);
         let fresh = NewNamespaces::new(self.outside_ids());
         let mut holder = tokio::process::Command::new("sleep");
         holder
@@ -246,8 +217,7 @@ impl Cell {
         let ready = self.tmp.join(".pasta.pid");
         let _ = std::fs::remove_file(&ready);
         let (user, net) = self.namespaces.as_ref().expect("made first");
-        let mut entry = self.entry(false);
-        entry.cgroup_procs.clear();
+        let mut entry = self.entry(false, false);
         let tmp = self.tmp_fd.as_ref().expect("bubblewrap").as_raw_fd();
         entry.fds = vec![(user.as_raw_fd(), 3), (net.as_raw_fd(), 4), (tmp, 5)];
         let mut command = tokio::process::Command::new(pasta);
@@ -284,54 +254,6 @@ impl Cell {
         ))
     }
 
-    /// The disk watcher (and the CPU one where there is a cgroup): past a quota, every
-    /// process of the cell is killed and the reason kept for the step's report.
-    fn start_watch(&self) {
-        let watch = self.watch.clone();
-        let stop = self.stop_watch.clone();
-        let (workspace, tmp, quotas) = (self.workspace.clone(), self.tmp.clone(), self.quotas);
-        let cgroup = self.cgroup.clone();
-        tokio::spawn(async move {
-            loop {
-                tokio::select! {
-                    _ = stop.cancelled() => return,
-                    _ = tokio::time::sleep(DISK_CHECK_EVERY) => {}
-                }
-                let (ws, tmp) = (workspace.clone(), tmp.clone());
-                let used = tokio::task::spawn_blocking(move || disk_usage(&ws) + disk_usage(&tmp))
-                    .await
-                    .unwrap_or(0);
-                let reason = if let Some(hit) = cgroup.as_ref().and_then(|c| c.hit()) {
-                    Some(hit_reason(hit, &quotas))
-                } else if used > quotas.disk_mb * 1024 * 1024 {
-                    Some(format!(
-                        "the step used more than {} MiB of disk (workspace and /tmp; [sandbox] disk_mb)",
-                        quotas.disk_mb
-                    ))
-                } else if cgroup
-                    .as_ref()
-                    .is_some_and(|c| c.cpu_seconds() > quotas.cpu_secs)
-                {
-                    Some(format!(
-                        "the validation used more than {} s of CPU time ([sandbox] cpu_secs)",
-                        quotas.cpu_secs
-                    ))
-                } else {
-                    None
-                };
-                if let Some(reason) = reason {
-                    *watch.exceeded.lock().expect("watch lock") = Some(reason);
-                    for pgid in watch.groups.lock().expect("watch lock").iter() {
-                        crate::kill_group(*pgid, libc::SIGKILL);
-                    }
-                    if let Some(cgroup) = &cgroup {
-                        cgroup.kill_all();
-                    }
-                }
-            }
-        });
-    }
-
     /// Where a path of the workspace is inside the sandbox.
     pub fn inside(&self, path: &Path) -> PathBuf {
         match (&self.isolation, path.strip_prefix(&self.workspace)) {
@@ -341,14 +263,6 @@ impl Cell {
             (Isolation::Bubblewrap { .. }, Ok(rest)) => Path::new(WORKSPACE_INSIDE).join(rest),
             _ => path.to_path_buf(),
         }
-    }
-
-    /// The quota the cell's processes ran into, in words, if any.
-    pub fn exceeded(&self) -> Option<String> {
-        if let Some(reason) = self.watch.exceeded.lock().expect("watch lock").clone() {
-            return Some(reason);
-        }
-        Some(hit_reason(self.cgroup.as_ref()?.hit()?, &self.quotas))
     }
 
     /// Process groups of the cell's helpers (pasta), for crash clean-up.
@@ -366,7 +280,7 @@ impl Cell {
             Isolation::Bubblewrap { bwrap, .. } => {
                 let mut command = tokio::process::Command::new(bwrap);
                 command.args(self.bwrap_args(spec)?);
-                let mut entry = self.entry(true);
+                let mut entry = self.entry(true, true);
                 entry.fds = vec![
                     (
                         self.workspace_fd.as_ref().expect("bubblewrap").as_raw_fd(),
@@ -419,97 +333,6 @@ impl Cell {
         }
     }
 
-    fn bwrap_args(&self, spec: &CommandSpec<'_>) -> std::io::Result<Vec<OsString>> {
-        let mut args: Vec<OsString> = [
-            "--unshare-user",
-            "--uid",
-            "1000",
-            "--gid",
-            "1000",
-            "--disable-userns",
-            "--cap-drop",
-            "ALL",
-            "--unshare-pid",
-            "--unshare-ipc",
-            "--unshare-uts",
-            "--unshare-cgroup-try",
-            "--die-with-parent",
-            "--new-session",
-            "--tmpfs",
-            "/",
-        ]
-        .iter()
-        .map(OsString::from)
-        .collect();
-        let mut push =
-            |items: &[&std::ffi::OsStr]| args.extend(items.iter().map(|s| s.to_os_string()));
-        for entry in std::fs::read_dir("/")?.flatten() {
-            let name = entry.file_name();
-            let from = entry.path();
-            if matches!(
-                name.as_bytes(),
-                b"proc" | b"dev" | b"tmp" | b"run" | b"workspace"
-            ) {
-                continue;
-            }
-            let kind = entry.file_type()?;
-            if kind.is_symlink() {
-                let target = std::fs::read_link(&from)?;
-                push(&["--symlink".as_ref(), target.as_os_str(), from.as_os_str()]);
-            } else if kind.is_dir() || kind.is_file() {
-                push(&["--ro-bind".as_ref(), from.as_os_str(), from.as_os_str()]);
-            }
-        }
-        push(&[
-            "--dev".as_ref(),
-            "/dev".as_ref(),
-            "--proc".as_ref(),
-            "/proc".as_ref(),
-        ]);
-        push(&["--tmpfs".as_ref(), "/run".as_ref()]);
-        let resolver = Path::new("/run/systemd/resolve");
-        if resolver.is_dir() {
-            push(&[
-                "--ro-bind".as_ref(),
-                resolver.as_os_str(),
-                resolver.as_os_str(),
-            ]);
-        }
-        let ids = self.drop_to;
-        for hidden in &self.hidden {
-            // A path the sandbox user cannot even reach needs no cover (and cannot get one).
-            if !reachable(hidden, ids) {
-                continue;
-            }
-            match std::fs::symlink_metadata(hidden) {
-                Ok(meta) if meta.is_dir() => push(&["--tmpfs".as_ref(), hidden.as_os_str()]),
-                Ok(_) => push(&[
-                    "--ro-bind".as_ref(),
-                    "/dev/null".as_ref(),
-                    hidden.as_os_str(),
-                ]),
-                Err(_) => {}
-            }
-        }
-        let (ws_fd, tmp_fd) = (WORKSPACE_FD.to_string(), TMP_FD.to_string());
-        push(&[
-            "--bind-fd".as_ref(),
-            ws_fd.as_ref(),
-            WORKSPACE_INSIDE.as_ref(),
-        ]);
-        push(&["--bind-fd".as_ref(), tmp_fd.as_ref(), "/tmp".as_ref()]);
-        push(&["--remount-ro".as_ref(), "/".as_ref()]);
-        let cwd = self.inside(spec.cwd);
-        push(&["--chdir".as_ref(), cwd.as_os_str()]);
-        push(&[
-            "--".as_ref(),
-            "/bin/sh".as_ref(),
-            "-c".as_ref(),
-            spec.command.as_ref(),
-        ]);
-        Ok(args)
-    }
-
     /// A TCP connection to `127.0.0.1:port` inside the cell (the service's health check, the
     /// browser). Made by a short-lived child that enters the cell and hands the socket back.
     pub async fn connect(&self, port: u16) -> std::io::Result<tokio::net::TcpStream> {
@@ -518,8 +341,7 @@ impl Cell {
         }
         let (ours, theirs) = std::os::unix::net::UnixStream::pair()?;
         let channel = theirs.as_raw_fd();
-        let mut entry = self.entry(true);
-        entry.cgroup_procs.clear();
+        let entry = self.entry(false, true);
         let mut helper = std::process::Command::new("/bin/true");
         helper.stdin(std::process::Stdio::null());
         // SAFETY: Entry and connect_and_send use only async-signal-safe calls.
@@ -568,58 +390,4 @@ impl Drop for Cell {
             std::thread::spawn(move || cgroup.remove());
         }
     }
-}
-
-fn hit_reason(hit: Hit, quotas: &Quotas) -> String {
-    match hit {
-        Hit::Memory => format!(
-            "the step used more than {} MiB of memory ([sandbox] memory_mb)",
-            quotas.memory_mb
-        ),
-        Hit::Processes => format!(
-            "the step tried to run more than {} processes at once ([sandbox] max_processes)",
-            quotas.max_processes
-        ),
-    }
-}
-
-/// Whether a process with `ids` (or Slipway's own user) could reach `path` by name.
-fn reachable(path: &Path, ids: Option<Ids>) -> bool {
-    use std::os::unix::fs::MetadataExt;
-    let Some(ids) = ids else { return true };
-    path.ancestors()
-        .skip(1)
-        .all(|dir| match std::fs::metadata(dir) {
-            Ok(meta) => {
-                let mode = meta.mode();
-                if meta.uid() == ids.uid {
-                    mode & 0o100 != 0
-                } else if meta.gid() == ids.gid {
-                    mode & 0o010 != 0
-                } else {
-                    mode & 0o001 != 0
-                }
-            }
-            Err(_) => false,
-        })
-}
-
-/// Bytes used on disk below `root` (symbolic links not followed).
-fn disk_usage(root: &Path) -> u64 {
-    use std::os::unix::fs::MetadataExt;
-    let mut total = 0;
-    let mut pending = vec![root.to_path_buf()];
-    while let Some(dir) = pending.pop() {
-        let Ok(entries) = std::fs::read_dir(&dir) else {
-            continue;
-        };
-        for entry in entries.flatten() {
-            let Ok(meta) = entry.metadata() else { continue };
-            total += meta.blocks() * 512;
-            if meta.is_dir() {
-                pending.push(entry.path());
-            }
-        }
-    }
-    total
 }

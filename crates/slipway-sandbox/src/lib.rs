@@ -11,6 +11,7 @@ mod cgroup;
 mod enter;
 mod process;
 pub mod snapshot;
+mod tree;
 
 pub use cell::{Cell, CellSpec, Network, Quotas};
 pub use libc::SIGKILL;
@@ -128,9 +129,7 @@ impl Sandbox {
         (self.is_isolated() && unsafe { libc::geteuid() } == 0)
             .then_some((SANDBOX_UID, SANDBOX_UID))
     }
-}
 
-impl Sandbox {
     /// Where cells' workspaces are made. bubblewrap reaches a workspace by its path as the
     /// sandbox's user, so when Slipway runs as root that path must be traversable by that
     /// user: a directory of Slipway's own in `/var/tmp` (mode 0711, one per data directory),
@@ -173,20 +172,16 @@ pub fn give_to_sandbox(sandbox: &Sandbox, root: &Path) -> std::io::Result<()> {
     let Some((uid, gid)) = sandbox.outside_owner() else {
         return Ok(());
     };
-    {
-        use std::os::unix::fs::PermissionsExt;
-        // Private to the sandbox's user: other users may traverse the parent, not this.
-        std::fs::set_permissions(root, std::fs::Permissions::from_mode(0o700))?;
-    }
-    let mut pending = vec![root.to_path_buf()];
-    while let Some(path) = pending.pop() {
-        std::os::unix::fs::lchown(&path, Some(uid), Some(gid))?;
-        let meta = std::fs::symlink_metadata(&path)?;
-        if meta.is_dir() {
-            for entry in std::fs::read_dir(&path)? {
-                pending.push(entry?.path());
-            }
+    use std::os::unix::fs::{lchown, PermissionsExt};
+    // Private to the sandbox's user: other users may traverse the parent, not this.
+    std::fs::set_permissions(root, std::fs::Permissions::from_mode(0o700))?;
+    lchown(root, Some(uid), Some(gid))?;
+    let mut failed = Ok(());
+    tree::walk(root, &mut |relative, _| {
+        if failed.is_ok() {
+            failed = lchown(root.join(relative), Some(uid), Some(gid));
         }
-    }
-    Ok(())
+        failed.is_ok()
+    })?;
+    failed
 }

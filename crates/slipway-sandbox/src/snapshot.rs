@@ -109,49 +109,30 @@ pub struct Manifest {
 impl Manifest {
     pub fn scan(workspace: &Path) -> Result<Self, SnapshotError> {
         let mut manifest = Manifest::default();
-        walk(workspace, &mut |relative, meta| {
+        walk_checkout(workspace, &mut |relative, meta| {
             if meta.is_dir() {
                 manifest.dirs.insert(relative.to_path_buf());
-                Walk::Enter
+                true
             } else {
                 manifest
                     .files
                     .insert(relative.to_path_buf(), Stamp::of(meta));
-                Walk::Next
+                false
             }
         })?;
         Ok(manifest)
     }
 }
 
-enum Walk {
-    Enter,
-    Next,
-}
-
-/// Visits everything below `root` but its top-level `.git`, without following links.
-fn walk(
+/// Visits the checkout's files: everything below `root` but its top-level `.git`.
+fn walk_checkout(
     root: &Path,
-    visit: &mut dyn FnMut(&Path, &std::fs::Metadata) -> Walk,
+    visit: &mut dyn FnMut(&Path, &std::fs::Metadata) -> bool,
 ) -> Result<(), SnapshotError> {
-    let mut pending = vec![PathBuf::new()];
-    while let Some(relative) = pending.pop() {
-        let dir = root.join(&relative);
-        for entry in std::fs::read_dir(&dir).map_err(io(&dir))? {
-            let entry = entry.map_err(io(&dir))?;
-            let child = relative.join(entry.file_name());
-            if child.as_os_str() == ".git" {
-                continue;
-            }
-            let meta = entry.metadata().map_err(io(&entry.path()))?;
-            if let Walk::Enter = visit(&child, &meta) {
-                if meta.is_dir() {
-                    pending.push(child);
-                }
-            }
-        }
-    }
-    Ok(())
+    crate::tree::walk(root, &mut |relative, meta| {
+        relative.as_os_str() != ".git" && visit(relative, meta)
+    })
+    .map_err(io(root))
 }
 
 /// The snapshot store of one data directory.
@@ -290,20 +271,20 @@ impl Snapshots {
         std::fs::create_dir_all(&files).map_err(io(&files))?;
         let mut changed = Vec::new();
         let mut seen = std::collections::HashSet::new();
-        walk(workspace, &mut |relative, meta| {
+        walk_checkout(workspace, &mut |relative, meta| {
             if meta.is_dir() {
                 if before.dirs.contains(relative) {
-                    return Walk::Enter;
+                    return true;
                 }
                 // A directory setup made: kept whole.
                 changed.push(relative.to_path_buf());
-                return Walk::Next;
+                return false;
             }
             seen.insert(relative.to_path_buf());
             if before.files.get(relative) != Some(&Stamp::of(meta)) {
                 changed.push(relative.to_path_buf());
             }
-            Walk::Next
+            false
         })?;
         for relative in &changed {
             let to = files.join(relative);
@@ -395,22 +376,9 @@ fn run(command: &mut Command) -> Result<(), SnapshotError> {
     }
 }
 
+/// Bytes of the files below a snapshot's directory.
 fn size_of(path: &Path) -> u64 {
-    let Ok(meta) = std::fs::symlink_metadata(path) else {
-        return 0;
-    };
-    if meta.is_dir() {
-        std::fs::read_dir(path)
-            .map(|entries| {
-                entries
-                    .filter_map(Result::ok)
-                    .map(|e| size_of(&e.path()))
-                    .sum()
-            })
-            .unwrap_or(0)
-    } else {
-        meta.len()
-    }
+    crate::tree::total(path, |meta| if meta.is_dir() { 0 } else { meta.len() })
 }
 
 /// Whether overlay mounts work here (root, overlayfs in the kernel); probed once.

@@ -3,25 +3,16 @@
 //! and that this process (standing in for Slipway) and a validation running beside it were
 //! unaffected. Run as root (as CI does) the quotas are enforced by cgroups.
 
-use slipway_sandbox::{CellSpec, CommandSpec, Isolation, Network, Outcome, Quotas, Sandbox};
+use slipway_sandbox::{Network, Outcome, Quotas, Sandbox};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-use tokio_util::sync::CancellationToken;
 
-struct Ran {
-    outcome: Outcome,
-    lines: Vec<String>,
-    exceeded: Option<String>,
-    notes: Vec<String>,
-}
+mod common;
+
+use common::{processes_with, run_in_cell, Options, Ran};
 
 fn sandbox(hidden: Vec<PathBuf>) -> Sandbox {
-    let isolation = Isolation::detect();
-    assert!(
-        matches!(isolation, Isolation::Bubblewrap { .. }),
-        "bubblewrap is required: apt-get install bubblewrap passt"
-    );
-    Sandbox::new(isolation, hidden)
+    common::bwrap(hidden)
 }
 
 /// Memory and process quotas need a cgroup (root, or a delegated one); the cell says when it
@@ -55,48 +46,13 @@ async fn attack(
     command: &str,
     timeout: Duration,
 ) -> Ran {
-    slipway_sandbox::give_to_sandbox(sandbox, workspace).unwrap();
-    let scratch = tempfile::tempdir().unwrap();
-    let name = format!(
-        "escape-{}",
-        scratch.path().file_name().unwrap().to_string_lossy()
-    );
-    let cell = sandbox
-        .cell(&CellSpec {
-            workspace,
-            scratch: scratch.path(),
-            network,
-            quotas,
-            hidden: &[],
-            name: &name,
-        })
-        .await
-        .unwrap();
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    let process = cell
-        .spawn(
-            &CommandSpec {
-                command,
-                cwd: workspace,
-                env: &[],
-            },
-            tx,
-        )
-        .unwrap();
-    let outcome = process.wait(timeout, &CancellationToken::new()).await;
-    let exceeded = cell.exceeded();
-    let notes = cell.notes.clone();
-    cell.close().await;
-    let mut lines = Vec::new();
-    while let Ok(Some(line)) = tokio::time::timeout(Duration::from_millis(200), rx.recv()).await {
-        lines.push(line);
-    }
-    Ran {
-        outcome,
-        lines,
-        exceeded,
-        notes,
-    }
+    let options = Options {
+        timeout,
+        network,
+        quotas,
+        ..Options::default()
+    };
+    run_in_cell(sandbox, workspace, command, options).await
 }
 
 /// Runs `command` as an attack while a second validation runs beside it; asserts that the
@@ -271,62 +227,59 @@ async fn a_setsid_daemon_does_not_outlive_its_command() {
     .await;
     assert_eq!(ran.outcome, Outcome::Exited(0));
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let left: Vec<String> = std::fs::read_dir("/proc")
-        .unwrap()
-        .flatten()
-        .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
-        .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
-        .filter(|c| c.contains("7341.5"))
-        .collect();
+    let left = processes_with("7341.5");
     assert!(left.is_empty(), "{left:?}");
+}
+
+/// Runs `command` under `quotas` beside a neighbour; asserts it was stopped with a reason
+/// that says `expected`. `None` where there is no cgroup to enforce the quota.
+async fn stopped_by_a_quota(
+    quotas: Quotas,
+    command: &str,
+    timeout: Duration,
+    expected: &str,
+) -> Option<Ran> {
+    let ran = attack_beside_a_neighbour(&sandbox(Vec::new()), command, quotas, timeout).await;
+    if without_cgroups(&ran) {
+        return None;
+    }
+    assert_ne!(ran.outcome, Outcome::Exited(0));
+    let exceeded = ran.exceeded.clone().expect("a quota was hit");
+    assert!(exceeded.contains(expected), "{exceeded}");
+    Some(ran)
 }
 
 #[tokio::test]
 async fn a_fork_bomb_is_bounded_and_ends_only_its_own_validation() {
-    let sandbox = sandbox(Vec::new());
     let quotas = Quotas {
         max_processes: 64,
         ..Quotas::default()
     };
-    let ran = attack_beside_a_neighbour(
-        &sandbox,
-        "bomb() { bomb | bomb & }; bomb; sleep 3; echo end",
+    stopped_by_a_quota(
         quotas,
+        "bomb() { bomb | bomb & }; bomb; sleep 3; echo end",
         Duration::from_secs(5),
+        "more than 64 processes",
     )
     .await;
-    if without_cgroups(&ran) {
-        return;
-    }
-    assert_ne!(ran.outcome, Outcome::Exited(0));
-    let exceeded = ran.exceeded.expect("the process quota was hit");
-    assert!(exceeded.contains("more than 64 processes"), "{exceeded}");
 }
 
 #[tokio::test]
 async fn memory_beyond_the_quota_ends_the_step_with_the_reason() {
-    let sandbox = sandbox(Vec::new());
     let quotas = Quotas {
         memory_mb: 128,
         ..Quotas::default()
     };
-    let ran = attack_beside_a_neighbour(
-        &sandbox,
-        "python3 -c \"x = b'x' * (600 * 1024 * 1024); print('ALLOCATED')\"",
+    let ran = stopped_by_a_quota(
         quotas,
+        "python3 -c \"x = b'x' * (600 * 1024 * 1024); print('ALLOCATED')\"",
         Duration::from_secs(30),
+        "more than 128 MiB of memory",
     )
     .await;
-    if without_cgroups(&ran) {
-        return;
+    if let Some(ran) = ran {
+        assert!(!ran.lines.iter().any(|l| l.contains("ALLOCATED")));
     }
-    assert!(!ran.lines.iter().any(|l| l.contains("ALLOCATED")));
-    assert_ne!(ran.outcome, Outcome::Exited(0));
-    let exceeded = ran.exceeded.expect("the memory quota was hit");
-    assert!(
-        exceeded.contains("more than 128 MiB of memory"),
-        "{exceeded}"
-    );
 }
 
 #[tokio::test]

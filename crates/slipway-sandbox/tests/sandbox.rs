@@ -2,119 +2,25 @@
 //! (`apt-get install bubblewrap`; `scripts/test.sh` installs it).
 
 use slipway_sandbox::snapshot::{key, Manifest, Snapshots};
-use slipway_sandbox::{CellSpec, CommandSpec, Isolation, Network, Outcome, Quotas, Sandbox};
+use slipway_sandbox::{Isolation, Outcome, Quotas, Sandbox};
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
-struct Ran {
-    outcome: Outcome,
-    lines: Vec<String>,
-    elapsed: Duration,
-}
+mod common;
+
+use common::{processes_with, run_in_cell, Options, Ran};
 
 async fn run_in(sandbox: &Sandbox, workspace: &Path, command: &str, timeout: Duration) -> Ran {
-    run_with(
-        sandbox,
-        workspace,
-        command,
+    let options = Options {
         timeout,
-        &CancellationToken::new(),
-    )
-    .await
-}
-
-async fn run_with(
-    sandbox: &Sandbox,
-    workspace: &Path,
-    command: &str,
-    timeout: Duration,
-    cancel: &CancellationToken,
-) -> Ran {
-    run_quota(
-        sandbox,
-        workspace,
-        command,
-        timeout,
-        cancel,
-        Quotas::default(),
-    )
-    .await
-}
-
-async fn run_quota(
-    sandbox: &Sandbox,
-    workspace: &Path,
-    command: &str,
-    timeout: Duration,
-    cancel: &CancellationToken,
-    quotas: Quotas,
-) -> Ran {
-    slipway_sandbox::give_to_sandbox(sandbox, workspace).unwrap();
-    let scratch = tempfile::tempdir().unwrap();
-    let name = format!(
-        "test-{}",
-        scratch.path().file_name().unwrap().to_string_lossy()
-    );
-    let cell = sandbox
-        .cell(&CellSpec {
-            workspace,
-            scratch: scratch.path(),
-            network: Network::None,
-            quotas,
-            hidden: &[],
-            name: &name,
-        })
-        .await
-        .unwrap();
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    let env = vec![("PORT".to_owned(), "4000".to_owned())];
-    let started = Instant::now();
-    let process = cell
-        .spawn(
-            &CommandSpec {
-                command,
-                cwd: workspace,
-                env: &env,
-            },
-            tx,
-        )
-        .unwrap();
-    let outcome = process.wait(timeout, cancel).await;
-    cell.close().await;
-    let elapsed = started.elapsed();
-    let mut lines = Vec::new();
-    while let Ok(Some(line)) = tokio::time::timeout(Duration::from_millis(200), rx.recv()).await {
-        lines.push(line);
-    }
-    Ran {
-        outcome,
-        lines,
-        elapsed,
-    }
+        ..Options::default()
+    };
+    run_in_cell(sandbox, workspace, command, options).await
 }
 
 fn bwrap() -> Sandbox {
-    let isolation = Isolation::detect();
-    assert!(
-        matches!(isolation, Isolation::Bubblewrap { .. }),
-        "bubblewrap is required for isolation tests: apt-get install bubblewrap"
-    );
-    Sandbox::new(isolation, Vec::new())
-}
-
-/// Processes whose command line contains `marker`.
-fn processes_with(marker: &str) -> Vec<String> {
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        if let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) {
-            let text = String::from_utf8_lossy(&cmdline).replace('\0', " ");
-            if text.contains(marker) {
-                found.push(format!("{}: {text}", entry.file_name().to_string_lossy()));
-            }
-        }
-    }
-    found
+    common::bwrap(Vec::new())
 }
 
 fn sandboxes() -> Vec<Sandbox> {
@@ -198,14 +104,12 @@ async fn cancel_kills_the_whole_tree() {
             trigger.cancel();
         });
         let command = format!("sleep {marker} & sleep {marker}");
-        let ran = run_with(
-            &sandbox,
-            ws.path(),
-            &command,
-            Duration::from_secs(60),
-            &cancel,
-        )
-        .await;
+        let options = Options {
+            timeout: Duration::from_secs(60),
+            cancel,
+            ..Options::default()
+        };
+        let ran = run_in_cell(&sandbox, ws.path(), &command, options).await;
         assert_eq!(ran.outcome, Outcome::Cancelled);
         assert!(ran.elapsed < Duration::from_secs(2), "{:?}", ran.elapsed);
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -320,13 +224,15 @@ async fn a_file_larger_than_the_limit_cannot_be_written() {
         disk_mb: 1,
         ..Quotas::default()
     };
-    let ran = run_quota(
+    let options = Options {
+        quotas,
+        ..Options::default()
+    };
+    let ran = run_in_cell(
         &sandbox,
         ws.path(),
         "head -c 3000000 /dev/zero > big",
-        Duration::from_secs(10),
-        &CancellationToken::new(),
-        quotas,
+        options,
     )
     .await;
     assert_ne!(ran.outcome, Outcome::Exited(0));
