@@ -478,11 +478,7 @@ impl Engine {
 /// and notices cancellation requested elsewhere.
 async fn run_job(engine: &Engine, job: Job, shutdown: &CancellationToken) {
     let inner = &*engine.inner;
-    let Some(id) = serde_json::from_str::<serde_json::Value>(&job.payload)
-        .ok()
-        .and_then(|v| v["validation_id"].as_i64())
-        .map(ValidationId)
-    else {
+    let Some(id) = job.validation() else {
         let _ = inner
             .store
             .fail(&job, &JobFailure::Fatal("malformed payload".into()))

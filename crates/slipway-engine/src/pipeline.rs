@@ -3,7 +3,9 @@
 
 use crate::logs::LogSink;
 use crate::Inner;
-use slipway_core::pipeline::{PipelineConfig, DEFAULT_STEP_TIMEOUT_SECS};
+use slipway_core::pipeline::{
+    NetworkAccess, PipelineConfig, SandboxSection, DEFAULT_STEP_TIMEOUT_SECS,
+};
 use slipway_core::validation::{self, StepName, StepPlan, StepStatus, ValidationStatus};
 use slipway_core::{Masker, RepoLocation, ValidationId};
 use slipway_sandbox::{snapshot, Cell, CellSpec, CommandSpec, Network, Outcome, Process, Quotas};
@@ -49,6 +51,8 @@ struct Attempt<'a> {
     cell: Option<Cell>,
     /// The checkout's files before any of the pull request's code ran.
     manifest: Option<snapshot::Manifest>,
+    /// The project's repository on disk, hidden from the commands.
+    hidden: Vec<PathBuf>,
 }
 
 /// Whether a head fetched from `source` comes from the project's own repository rather than
@@ -162,6 +166,7 @@ pub(crate) async fn execute(
         restored: None,
         cell: None,
         manifest: None,
+        hidden: repository_on_disk(&project.repo),
     };
     let result = run.steps().await;
     if let Some(mut service) = run.service.take() {
@@ -180,8 +185,9 @@ pub(crate) async fn execute(
     drop(run);
     writer.finish(logs).await;
     let _ = tokio::fs::remove_dir_all(&workspace).await;
-    let _ = tokio::fs::remove_dir_all(layers_of(&workspace)).await;
-    let _ = tokio::fs::remove_dir_all(scratch_of(&workspace)).await;
+    for suffix in [LAYERS, SCRATCH] {
+        let _ = tokio::fs::remove_dir_all(beside(&workspace, suffix)).await;
+    }
 
     if interrupted() {
         return Ok(Ended::Interrupted);
@@ -265,24 +271,8 @@ impl Attempt<'_> {
         })
         .await??;
         self.manifest = Some(manifest);
-        let section = config.sandbox.clone().unwrap_or_default();
-        let defaults = Quotas::default();
-        let quotas = Quotas {
-            memory_mb: section.memory_mb.unwrap_or(defaults.memory_mb),
-            max_processes: section.max_processes.unwrap_or(defaults.max_processes),
-            disk_mb: section.disk_mb.unwrap_or(defaults.disk_mb),
-            cpu_secs: section.cpu_secs.unwrap_or(defaults.cpu_secs),
-        };
-        let network = match section.network.unwrap_or_default() {
-            slipway_core::pipeline::NetworkAccess::Outbound => Network::Outbound,
-            slipway_core::pipeline::NetworkAccess::None => Network::None,
-        };
-        let project = self.inner.store.project(self.record.project_id).await?;
-        let hidden: Vec<PathBuf> = match RepoLocation::parse(&project.repo) {
-            Ok(RepoLocation::Local { path }) => vec![path],
-            _ => Vec::new(),
-        };
-        let scratch = scratch_of(&self.workspace);
+        let (network, quotas) = cell_limits(config.sandbox.as_ref());
+        let scratch = beside(&self.workspace, SCRATCH);
         let name = format!("validation-{}-{}", self.id(), std::process::id());
         let cell = self
             .inner
@@ -292,7 +282,7 @@ impl Attempt<'_> {
                 scratch: &scratch,
                 network,
                 quotas,
-                hidden: &hidden,
+                hidden: &self.hidden,
                 name: &name,
             })
             .await?;
@@ -463,9 +453,10 @@ impl Attempt<'_> {
         let snapshots = self.inner.snapshots.clone();
         let (k, ws) = (key.clone(), self.workspace.clone());
         let owner = self.inner.sandbox.outside_owner();
-        let restored =
-            tokio::task::spawn_blocking(move || snapshots.restore(&k, &ws, &layers_of(&ws), owner))
-                .await?;
+        let restored = tokio::task::spawn_blocking(move || {
+            snapshots.restore(&k, &ws, &beside(&ws, LAYERS), owner)
+        })
+        .await?;
         match restored {
             Ok(Some(restored)) => {
                 let detail = format!(
@@ -720,18 +711,42 @@ impl Attempt<'_> {
     }
 }
 
-/// Where the writable overlay layers of a workspace's restored snapshot live.
-pub(crate) fn layers_of(workspace: &std::path::Path) -> PathBuf {
+/// Beside a workspace: the writable overlay layers of its restored snapshot, and its cell's
+/// `/tmp`.
+const LAYERS: &str = "layers";
+const SCRATCH: &str = "scratch";
+
+pub(crate) fn beside(workspace: &std::path::Path, suffix: &str) -> PathBuf {
     let mut name = workspace.as_os_str().to_owned();
-    name.push(".layers");
+    name.push(".");
+    name.push(suffix);
     PathBuf::from(name)
 }
 
-/// Where a workspace's cell keeps its `/tmp`.
-pub(crate) fn scratch_of(workspace: &std::path::Path) -> PathBuf {
-    let mut name = workspace.as_os_str().to_owned();
-    name.push(".scratch");
-    PathBuf::from(name)
+/// The project's repository when it is on this machine (the local forge): sandboxed code
+/// must not see it.
+pub(crate) fn repository_on_disk(repo: &str) -> Vec<PathBuf> {
+    match RepoLocation::parse(repo) {
+        Ok(RepoLocation::Local { path }) => vec![path],
+        _ => Vec::new(),
+    }
+}
+
+/// The cell's network and quotas: `[sandbox]` of the pipeline over the defaults.
+fn cell_limits(section: Option<&SandboxSection>) -> (Network, Quotas) {
+    let section = section.cloned().unwrap_or_default();
+    let defaults = Quotas::default();
+    let network = match section.network.unwrap_or_default() {
+        NetworkAccess::Outbound => Network::Outbound,
+        NetworkAccess::None => Network::None,
+    };
+    let quotas = Quotas {
+        memory_mb: section.memory_mb.unwrap_or(defaults.memory_mb),
+        max_processes: section.max_processes.unwrap_or(defaults.max_processes),
+        disk_mb: section.disk_mb.unwrap_or(defaults.disk_mb),
+        cpu_secs: section.cpu_secs.unwrap_or(defaults.cpu_secs),
+    };
+    (network, quotas)
 }
 
 /// A port that was free a moment ago (the service binds it next).

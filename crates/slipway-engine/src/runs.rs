@@ -579,10 +579,7 @@ async fn turn(
                     workdir: workdir.clone(),
                     env,
                     title: commit_title(&run.goal, kind),
-                    hidden: match RepoLocation::parse(&project.repo) {
-                        Ok(RepoLocation::Local { path }) => vec![path],
-                        _ => Vec::new(),
-                    },
+                    hidden: pipeline::repository_on_disk(&project.repo),
                 };
                 let answer = agent.work(turn, progress_tx).await;
                 slipway_sandbox::snapshot::unmount_all_below(&workdir);

@@ -35,26 +35,30 @@ impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let header = parts
-            .headers
-            .get(AUTHORIZATION)
-            .ok_or_else(|| {
-                ApiError::unauthorized(
-                    "missing token: send 'Authorization: Bearer <token>' \
-                     (create one with 'slipway token create --role viewer')",
-                )
-            })?
-            .to_str()
-            .map_err(|_| ApiError::unauthorized("the Authorization header is not ASCII"))?;
-        let token = header
-            .strip_prefix("Bearer ")
-            .map(str::trim)
-            .filter(|t| !t.is_empty())
-            .ok_or_else(|| {
-                ApiError::unauthorized("the Authorization header must be 'Bearer <token>'")
-            })?;
-        caller_for(state, &hash_token(token)).await
+        caller_for(state, &bearer_hash(&parts.headers)?).await
     }
+}
+
+/// The SHA-256 of the request's bearer token; 401 saying what to send when there is none.
+pub(crate) fn bearer_hash(headers: &axum::http::HeaderMap) -> Result<[u8; 32], ApiError> {
+    let header = headers
+        .get(AUTHORIZATION)
+        .ok_or_else(|| {
+            ApiError::unauthorized(
+                "missing token: send 'Authorization: Bearer <token>' \
+                 (create one with 'slipway token create --role viewer')",
+            )
+        })?
+        .to_str()
+        .map_err(|_| ApiError::unauthorized("the Authorization header is not ASCII"))?;
+    let token = header
+        .strip_prefix("Bearer ")
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| {
+            ApiError::unauthorized("the Authorization header must be 'Bearer <token>'")
+        })?;
+    Ok(hash_token(token))
 }
 
 /// The caller a token (given by its hash) stands for; 401 when it is unknown or revoked.

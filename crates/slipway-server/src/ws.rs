@@ -53,14 +53,12 @@ impl FromRequestParts<AppState> for WsCaller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        if let Some(header) = parts.headers.get(axum::http::header::AUTHORIZATION) {
-            let hash = header
-                .to_str()
-                .ok()
-                .and_then(|h| h.strip_prefix("Bearer "))
-                .map(|t| slipway_store::hash_token(t.trim()))
-                .unwrap_or_default();
-            let caller = Caller::from_request_parts(parts, state).await?;
+        if parts
+            .headers
+            .contains_key(axum::http::header::AUTHORIZATION)
+        {
+            let hash = crate::auth::bearer_hash(&parts.headers)?;
+            let caller = crate::auth::caller_for(state, &hash).await?;
             return Ok(WsCaller(caller, Credential::Token(hash)));
         }
         let Some(session) = SessionCaller::from_parts(parts, state).await? else {

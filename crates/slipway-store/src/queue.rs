@@ -3,6 +3,7 @@
 //! Every call is one short statement or transaction; no transaction spans a job's work.
 
 use crate::{now_millis, Store, StoreError};
+use slipway_core::validation::ValidationStatus;
 use std::time::Duration;
 
 /// A job to add.
@@ -127,18 +128,15 @@ impl Store {
                 // Its holders kept dying: give up on it rather than loop forever.
                 self.finish_job(&job, "failed", Some("lease expired on every attempt"))
                     .await?;
-                // Its validation ends now, not at the next start.
-                for id in self.orphaned_validations().await? {
-                    self.finish_validation(
-                        id,
-                        slipway_core::validation::ValidationStatus::Error,
-                        Some(&format!(
-                            "its job was interrupted on all {} attempts (the worker running it \
-                             crashed or lost its lease each time); retry it",
-                            job.max_attempts
-                        )),
-                    )
-                    .await?;
+                // A validation's job: the validation ends now, not at the next start.
+                if let Some(id) = job.validation() {
+                    let why = format!(
+                        "its job was interrupted on all {} attempts (the worker running it \
+                         crashed or lost its lease each time); retry it",
+                        job.max_attempts
+                    );
+                    self.finish_validation(id, ValidationStatus::Error, Some(&why))
+                        .await?;
                 }
                 continue;
             }

@@ -138,6 +138,22 @@ fn corrupt(e: String) -> StoreError {
     StoreError::Corrupt(e)
 }
 
+/// The payload of a validation's job.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct ValidationJob {
+    validation_id: i64,
+}
+
+impl crate::Job {
+    /// The validation a validation job runs; `None` for other jobs or a malformed payload.
+    pub fn validation(&self) -> Option<ValidationId> {
+        (self.kind == VALIDATION_JOB)
+            .then(|| serde_json::from_str::<ValidationJob>(&self.payload).ok())
+            .flatten()
+            .map(|job| ValidationId(job.validation_id))
+    }
+}
+
 fn dedupe_key(id: ValidationId) -> String {
     format!("validation:{id}")
 }
@@ -244,7 +260,8 @@ impl Store {
         };
         let job = NewJob {
             kind: VALIDATION_JOB.into(),
-            payload: serde_json::json!({ "validation_id": id }).to_string(),
+            payload: serde_json::to_string(&ValidationJob { validation_id: id })
+                .expect("a number serializes"),
             dedupe_key: Some(dedupe_key(ValidationId(id))),
             max_attempts: 3,
         };

@@ -38,11 +38,7 @@ pub async fn metrics(
     headers: axum::http::HeaderMap,
 ) -> Result<impl IntoResponse, crate::error::ApiError> {
     if let Some(expected) = &state.metrics_hash {
-        let given = headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(|t| slipway_store::hash_token(t.trim()));
+        let given = crate::auth::bearer_hash(&headers).ok();
         let matches =
             given.is_some_and(|g| bool::from(subtle::ConstantTimeEq::ct_eq(&g[..], &expected[..])));
         if !matches {
