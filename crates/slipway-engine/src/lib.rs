@@ -114,6 +114,9 @@ pub(crate) struct Inner {
     pub(crate) workspaces: PathBuf,
     /// Where agent turns get their working directories.
     pub(crate) agents: PathBuf,
+    /// The directory holding both, when it is not the data directory (see
+    /// `Sandbox::work_root`): removed, if nothing is left in it, when the engine goes.
+    work_root: Option<PathBuf>,
     pub(crate) config: EngineConfig,
     /// The Codegen API client, built once when Codegen is configured.
     pub(crate) codegen: Option<slipway_agent::codegen::Codegen>,
@@ -125,6 +128,17 @@ pub(crate) struct Inner {
     pub(crate) agent_wake: Notify,
     webhook_wake: Notify,
     owner: String,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        if let Some(root) = &self.work_root {
+            // Only what is empty: another engine on the same data directory may still run.
+            for dir in [&self.workspaces, &self.agents, root] {
+                let _ = std::fs::remove_dir(dir);
+            }
+        }
+    }
 }
 
 /// The engine. Cheap to clone.
@@ -146,6 +160,7 @@ impl Engine {
             snapshots: Snapshots::new(config.data_dir.join("snapshots"), config.snapshot_cap_bytes),
             workspaces: work_root.join("workspaces"),
             agents: work_root.join("agents"),
+            work_root: (work_root != config.data_dir).then(|| work_root.clone()),
             codegen: config
                 .codegen
                 .clone()
