@@ -262,6 +262,12 @@ impl Agent for CommandAgent<'_> {
         match outcome {
             Outcome::Exited(0) => {}
             Outcome::Cancelled => return Ok(Answer::Cancelled),
+            Outcome::Unstarted => {
+                return Err(AgentError::Unavailable(format!(
+                    "the sandbox could not start the agent: {}",
+                    last_lines(&kept, 3)
+                )))
+            }
             Outcome::TimedOut => {
                 return Ok(Answer::Failed(format!(
                     "the agent did not finish within {} s (agent_timeout_secs) and was stopped",

@@ -603,6 +603,7 @@ impl Attempt<'_> {
                     });
                 }
                 Outcome::Cancelled => return Ok(StepEnd::Cancelled),
+                Outcome::Unstarted => return Ok(StepEnd::Error(unstarted(command))),
             }
         }
         Ok(StepEnd::Passed(None))
@@ -647,17 +648,19 @@ impl Attempt<'_> {
         let mut last = String::from("no answer yet");
         let end = loop {
             if let Some(outcome) = process.exited() {
-                let detail = match outcome {
-                    Outcome::Exited(code) => {
-                        format!("the service exited with code {code} before it became healthy")
-                    }
-                    _ => "the service was killed before it became healthy".to_owned(),
+                break match outcome {
+                    Outcome::Unstarted => StepEnd::Error(unstarted(start)),
+                    Outcome::Exited(code) => StepEnd::Failed {
+                        exit_code: Some(code),
+                        detail: format!(
+                            "the service exited with code {code} before it became healthy"
+                        ),
+                    },
+                    _ => StepEnd::Failed {
+                        exit_code: None,
+                        detail: "the service was killed before it became healthy".to_owned(),
+                    },
                 };
-                let exit_code = match outcome {
-                    Outcome::Exited(code) => Some(code),
-                    _ => None,
-                };
-                break StepEnd::Failed { exit_code, detail };
             }
             if self.cancel.is_cancelled() {
                 break StepEnd::Cancelled;
@@ -709,6 +712,14 @@ impl Attempt<'_> {
         }
         Ok(end)
     }
+}
+
+/// Why a step is `error`: the sandbox, not the code, failed.
+fn unstarted(command: &str) -> String {
+    format!(
+        "the sandbox could not start `{command}` (Slipway's or the machine's fault, not the \
+         code's; bubblewrap's message is in the log)"
+    )
 }
 
 /// Beside a workspace: the writable overlay layers of its restored snapshot, and its cell's

@@ -660,3 +660,36 @@ async fn a_pipeline_file_that_is_a_link_to_the_master_key_is_refused() {
     let key_text = std::fs::read_to_string(&key).unwrap();
     assert!(!log.contains(key_text.trim()), "the key reached the log");
 }
+
+#[tokio::test]
+async fn a_sandbox_that_cannot_start_a_command_is_an_error_not_the_codes_failure() {
+    let tools = tempfile::tempdir().unwrap();
+    let broken = tools.path().join("bwrap");
+    std::fs::write(
+        &broken,
+        "#!/bin/sh\necho \"bwrap: Can't mkdir .slipway: Read-only file system\" >&2\nexit 1\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&broken, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let h = harness_with(
+        &[("app.py", PYTHON_APP), (".slipway.toml", &good_pipeline())],
+        |config| {
+            config.isolation = slipway_sandbox::Isolation::Bubblewrap {
+                bwrap: broken.clone(),
+                pasta: None,
+            }
+        },
+    )
+    .await;
+    let record = h.validate_main().await;
+    let log = h.log(record.id).await;
+    assert_eq!(record.status, ValidationStatus::Error, "{log}");
+    let build = step(&record, StepName::Build);
+    assert_eq!(build.status, StepStatus::Error, "{log}");
+    let detail = build.detail.clone().unwrap_or_default();
+    assert!(detail.contains("the sandbox could not start"), "{detail}");
+    assert!(
+        log.contains("Read-only file system"),
+        "bubblewrap's words are kept: {log}"
+    );
+}

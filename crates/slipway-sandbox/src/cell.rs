@@ -22,6 +22,8 @@ pub const WORKSPACE_INSIDE: &str = "/workspace";
 /// Descriptor numbers the workspace and `/tmp` are handed to bubblewrap as.
 const WORKSPACE_FD: i32 = 10;
 const TMP_FD: i32 = 11;
+/// Where bubblewrap writes its status (whether it started the command, its exit code).
+const STATUS_FD: i32 = 12;
 
 /// Network access of a cell.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -276,10 +278,11 @@ impl Cell {
         spec: &CommandSpec<'_>,
         lines: tokio::sync::mpsc::UnboundedSender<String>,
     ) -> std::io::Result<Process> {
-        let (mut command, entry) = match &self.isolation {
+        let (mut command, entry, status) = match &self.isolation {
             Isolation::Bubblewrap { bwrap, .. } => {
                 let mut command = tokio::process::Command::new(bwrap);
                 command.args(self.bwrap_args(spec)?);
+                let (status_reader, status_writer) = std::io::pipe()?;
                 let mut entry = self.entry(true, true);
                 entry.fds = vec![
                     (
@@ -290,13 +293,14 @@ impl Cell {
                         self.tmp_fd.as_ref().expect("bubblewrap").as_raw_fd(),
                         TMP_FD,
                     ),
+                    (status_writer.as_raw_fd(), STATUS_FD),
                 ];
-                (command, Some(entry))
+                (command, Some(entry), Some((status_reader, status_writer)))
             }
             Isolation::None => {
                 let mut command = tokio::process::Command::new("/bin/sh");
                 command.args(["-c", spec.command]).current_dir(spec.cwd);
-                (command, None)
+                (command, None, None)
             }
         };
         command.env_clear();
@@ -319,7 +323,12 @@ impl Cell {
             processes: (self.cgroup.is_none() && self.drop_to.is_some())
                 .then_some(self.quotas.max_processes),
         };
-        let process = process::spawn(command, entry, rlimits, lines)?;
+        let mut process = process::spawn(command, entry, rlimits, lines)?;
+        if let Some((reader, writer)) = status {
+            // Only bubblewrap holds the writing end now: its exit is the end of the status.
+            drop(writer);
+            process.report_sandbox_status(std::fs::File::from(std::os::fd::OwnedFd::from(reader)));
+        }
         let mut groups = self.watch.groups.lock().expect("watch lock");
         groups.retain(|g| process::group_alive(*g));
         groups.push(process.pgid());

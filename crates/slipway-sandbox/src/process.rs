@@ -16,12 +16,18 @@ pub enum Outcome {
     Signalled(i32),
     TimedOut,
     Cancelled,
+    /// The sandbox could not start the command (bubblewrap's own error, in the output): a
+    /// fault of Slipway's or the machine's, never the code's.
+    Unstarted,
 }
 
 /// A started command, leader of its own process group.
 pub struct Process {
     child: tokio::process::Child,
     pgid: i32,
+    /// bubblewrap's `--json-status-fd` reader: it reports an exit code only for a command
+    /// it managed to start.
+    sandbox_status: Option<std::fs::File>,
 }
 
 /// Per-process limits; `None` leaves the inherited one.
@@ -79,7 +85,11 @@ pub(crate) fn spawn(
     let pgid = child.id().expect("a just-spawned child has a pid") as i32;
     forward(child.stdout.take().expect("piped"), lines.clone());
     forward(child.stderr.take().expect("piped"), lines);
-    Ok(Process { child, pgid })
+    Ok(Process {
+        child,
+        pgid,
+        sandbox_status: None,
+    })
 }
 
 fn set_limit(resource: libc::__rlimit_resource_t, value: u64) -> std::io::Result<()> {
@@ -126,11 +136,7 @@ impl Process {
     pub async fn wait(mut self, timeout: Duration, cancel: &CancellationToken) -> Outcome {
         let outcome = tokio::select! {
             status = self.child.wait() => match status {
-                Ok(status) => match (status.code(), std::os::unix::process::ExitStatusExt::signal(&status)) {
-                    (Some(code), _) => Outcome::Exited(code),
-                    (None, Some(signal)) => Outcome::Signalled(signal),
-                    (None, None) => Outcome::Signalled(0),
-                },
+                Ok(status) => self.outcome_of(status),
                 Err(_) => Outcome::Signalled(0),
             },
             _ = tokio::time::sleep(timeout) => Outcome::TimedOut,
@@ -143,14 +149,44 @@ impl Process {
     /// Whether the leader has exited (a service that died).
     pub fn exited(&mut self) -> Option<Outcome> {
         match self.child.try_wait() {
-            Ok(Some(status)) => Some(match status.code() {
-                Some(code) => Outcome::Exited(code),
-                None => Outcome::Signalled(
-                    std::os::unix::process::ExitStatusExt::signal(&status).unwrap_or(0),
-                ),
-            }),
+            Ok(Some(status)) => Some(self.outcome_of(status)),
             _ => None,
         }
+    }
+
+    /// Reads bubblewrap's status from `reader` to tell its own failures from the command's.
+    pub(crate) fn report_sandbox_status(&mut self, reader: std::fs::File) {
+        self.sandbox_status = Some(reader);
+    }
+
+    fn outcome_of(&mut self, status: std::process::ExitStatus) -> Outcome {
+        use std::os::unix::process::ExitStatusExt;
+        match (status.code(), status.signal()) {
+            (Some(_), _) if !self.sandbox_ran_command() => Outcome::Unstarted,
+            (Some(code), _) => Outcome::Exited(code),
+            (None, signal) => Outcome::Signalled(signal.unwrap_or(0)),
+        }
+    }
+
+    /// Whether bubblewrap reported the command's exit code (true without bubblewrap).
+    fn sandbox_ran_command(&mut self) -> bool {
+        use std::io::Read;
+        let Some(reader) = &mut self.sandbox_status else {
+            return true;
+        };
+        // Everything was written before bubblewrap exited; read what is there, never wait.
+        // SAFETY: fcntl on a descriptor this File owns.
+        unsafe {
+            let fd = std::os::fd::AsRawFd::as_raw_fd(reader);
+            libc::fcntl(
+                fd,
+                libc::F_SETFL,
+                libc::fcntl(fd, libc::F_GETFL) | libc::O_NONBLOCK,
+            );
+        }
+        let mut status = Vec::new();
+        let _ = reader.read_to_end(&mut status);
+        String::from_utf8_lossy(&status).contains("\"exit-code\"")
     }
 
     /// SIGTERM to the group, SIGKILL after a short grace; reaps the leader.

@@ -435,3 +435,22 @@ fn a_mounted_snapshot_is_not_evicted_while_in_use() {
     save("newer");
     assert!(!snapshots.contains("old"), "released: evicted");
 }
+
+#[tokio::test]
+async fn a_command_the_sandbox_cannot_start_is_unstarted_not_failed() {
+    let ws = tempfile::tempdir().unwrap();
+    let options = Options {
+        cwd: Some("no-such-directory".into()),
+        ..Options::default()
+    };
+    let ran = run_in_cell(&bwrap(), ws.path(), "true", options).await;
+    assert_eq!(ran.outcome, Outcome::Unstarted, "{:?}", ran.lines);
+    assert!(
+        ran.lines.iter().any(|l| l.starts_with("bwrap:")),
+        "{:?}",
+        ran.lines
+    );
+    // The command's own failures stay its own.
+    let ran = run_in(&bwrap(), ws.path(), "exit 1", Duration::from_secs(10)).await;
+    assert_eq!(ran.outcome, Outcome::Exited(1));
+}

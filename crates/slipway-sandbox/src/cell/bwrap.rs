@@ -2,7 +2,7 @@
 //! capabilities, its own PID/IPC/UTS/cgroup namespaces, a tmpfs root with the system bound
 //! read-only, Slipway's paths covered, the workspace and `/tmp` bound by descriptor.
 
-use super::{Cell, Ids, TMP_FD, WORKSPACE_FD, WORKSPACE_INSIDE};
+use super::{Cell, Ids, STATUS_FD, TMP_FD, WORKSPACE_FD, WORKSPACE_INSIDE};
 use crate::CommandSpec;
 use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::OsStrExt;
@@ -38,6 +38,7 @@ fn os(text: &str) -> &OsStr {
 impl Cell {
     pub(super) fn bwrap_args(&self, spec: &CommandSpec<'_>) -> std::io::Result<Vec<OsString>> {
         let mut args: Vec<OsString> = ISOLATION.iter().map(OsString::from).collect();
+        args.extend(["--json-status-fd".into(), STATUS_FD.to_string().into()]);
         let mut push = |items: &[&OsStr]| args.extend(items.iter().map(|s| s.to_os_string()));
         for entry in std::fs::read_dir("/")?.flatten() {
             if NOT_FROM_HOST.contains(&entry.file_name().as_bytes()) {

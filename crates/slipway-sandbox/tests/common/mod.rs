@@ -22,6 +22,8 @@ pub struct Options {
     pub cancel: CancellationToken,
     pub network: Network,
     pub quotas: Quotas,
+    /// Where the command starts, below the workspace (default: the workspace).
+    pub cwd: Option<PathBuf>,
 }
 
 impl Default for Options {
@@ -31,6 +33,7 @@ impl Default for Options {
             cancel: CancellationToken::new(),
             network: Network::None,
             quotas: Quotas::default(),
+            cwd: None,
         }
     }
 }
@@ -62,11 +65,12 @@ pub async fn run_in_cell(
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let env = vec![("PORT".to_owned(), "4000".to_owned())];
     let started = Instant::now();
+    let cwd = workspace.join(options.cwd.unwrap_or_default());
     let process = cell
         .spawn(
             &CommandSpec {
                 command,
-                cwd: workspace,
+                cwd: &cwd,
                 env: &env,
             },
             tx,
