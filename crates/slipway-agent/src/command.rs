@@ -221,7 +221,7 @@ impl Agent for CommandAgent<'_> {
                 network: Network::Outbound,
                 quotas: Quotas::default(),
                 hidden: &self.hidden,
-                name: &format!("agent-run-{}-{}", turn.run_id, std::process::id()),
+                name: &format!("agent-run-{}", turn.run_id),
             })
             .await
             .map_err(|e| unavailable("the agent's sandbox could not be made", &e))?;

@@ -202,6 +202,7 @@ impl Engine {
             );
         }
         slipway_sandbox::snapshot::unmount_all_below(&self.inner.workspaces);
+        let _ = tokio::task::spawn_blocking(slipway_sandbox::remove_stale_cells).await;
         let _ = tokio::fs::remove_dir_all(&self.inner.workspaces).await;
         for id in store.orphaned_validations().await? {
             store

@@ -273,7 +273,7 @@ impl Attempt<'_> {
         self.manifest = Some(manifest);
         let (network, quotas) = cell_limits(config.sandbox.as_ref());
         let scratch = beside(&self.workspace, SCRATCH);
-        let name = format!("validation-{}-{}", self.id(), std::process::id());
+        let name = format!("validation-{}", self.id());
         let cell = self
             .inner
             .sandbox

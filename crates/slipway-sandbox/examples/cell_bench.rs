@@ -40,7 +40,7 @@ async fn main() {
                     network,
                     quotas: Quotas::default(),
                     hidden: &[],
-                    name: &format!("bench-{i}-{}", std::process::id()),
+                    name: &format!("bench-{i}"),
                 })
                 .await
                 .unwrap();

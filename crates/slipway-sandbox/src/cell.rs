@@ -46,7 +46,7 @@ pub struct CellSpec<'a> {
     pub quotas: Quotas,
     /// Paths hidden in addition to the sandbox's own (the project's source repository).
     pub hidden: &'a [PathBuf],
-    /// Names the cell's cgroup.
+    /// Names the cell's cgroup (the process id is added).
     pub name: &'a str,
 }
 

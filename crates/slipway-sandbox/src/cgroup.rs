@@ -31,62 +31,65 @@ pub(crate) enum Hit {
 }
 
 impl Cgroup {
-    /// A new cgroup named `name` with `limits`; `Err` says why there is none.
+    /// A new cgroup for `name` with `limits`; `Err` says why there is none. Its directory
+    /// ends in `.<pid>` of this process, so that what a crash left can be told apart.
     pub fn create(name: &str, limits: CgroupLimits) -> Result<Self, String> {
-        let own = std::fs::read_to_string("/proc/self/cgroup")
-            .map_err(|e| format!("cannot read /proc/self/cgroup: {e}"))?;
-        if Path::new(ROOT).join("cgroup.controllers").exists() {
-            let path = own
-                .lines()
-                .find_map(|l| l.strip_prefix("0::"))
-                .ok_or("no cgroup v2 path for this process")?;
-            let base = v2_base(path)?;
-            let dir = base.join(name);
-            mkdir(&dir)?;
-            let group = Cgroup {
-                v2: true,
-                dirs: vec![dir.clone()],
-            };
-            write(&dir.join("memory.max"), &limits.memory_bytes.to_string())?;
-            write(&dir.join("memory.swap.max"), "0").ok();
-            write(&dir.join("pids.max"), &limits.max_processes.to_string())?;
-            Ok(group)
-        } else {
-            let mut group = Cgroup {
-                v2: false,
-                dirs: Vec::new(),
-            };
-            for controller in ["memory", "pids", "cpuacct"] {
-                let path = own
-                    .lines()
-                    .find_map(|l| {
-                        let mut parts = l.splitn(3, ':');
-                        let (_, names, path) = (parts.next()?, parts.next()?, parts.next()?);
-                        names.split(',').any(|n| n == controller).then_some(path)
-                    })
-                    .ok_or(format!("no cgroup v1 {controller} controller"))?;
-                let dir = Path::new(ROOT)
-                    .join(controller)
-                    .join(path.trim_start_matches('/'))
-                    .join("slipway")
-                    .join(name);
+        let (v2, parents) = parents()?;
+        let mut group = Cgroup {
+            v2,
+            dirs: Vec::new(),
+        };
+        let made = (|| {
+            for parent in parents {
+                let dir = parent.join(format!("{name}.{}", std::process::id()));
                 mkdir(&dir)?;
                 group.dirs.push(dir);
             }
-            write(
-                &group.dirs[0].join("memory.limit_in_bytes"),
-                &limits.memory_bytes.to_string(),
-            )?;
-            write(
-                &group.dirs[0].join("memory.memsw.limit_in_bytes"),
-                &limits.memory_bytes.to_string(),
-            )
-            .ok();
-            write(
-                &group.dirs[1].join("pids.max"),
-                &limits.max_processes.to_string(),
-            )?;
-            Ok(group)
+            group.limit(limits)
+        })();
+        match made {
+            Ok(()) => Ok(group),
+            Err(error) => {
+                group.remove();
+                Err(error)
+            }
+        }
+    }
+
+    fn limit(&self, limits: CgroupLimits) -> Result<(), String> {
+        let (memory, processes) = (
+            limits.memory_bytes.to_string(),
+            limits.max_processes.to_string(),
+        );
+        if self.v2 {
+            write(&self.dirs[0].join("memory.max"), &memory)?;
+            write(&self.dirs[0].join("memory.swap.max"), "0").ok();
+            write(&self.dirs[0].join("pids.max"), &processes)
+        } else {
+            write(&self.dirs[0].join("memory.limit_in_bytes"), &memory)?;
+            write(&self.dirs[0].join("memory.memsw.limit_in_bytes"), &memory).ok();
+            write(&self.dirs[1].join("pids.max"), &processes)
+        }
+    }
+
+    /// Removes the cgroups of cells whose Slipway process is gone (killed, crashed). Their
+    /// processes died with it; one whose last members are not reaped yet is left for the
+    /// next start rather than waited for.
+    pub fn remove_stale() {
+        let Ok((_, parents)) = parents() else { return };
+        for parent in parents {
+            let Ok(entries) = std::fs::read_dir(&parent) else {
+                continue;
+            };
+            for entry in entries.flatten() {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                let owner = name
+                    .rsplit_once('.')
+                    .and_then(|(_, pid)| pid.parse::<u32>().ok());
+                if owner.is_some_and(|pid| !Path::new("/proc").join(pid.to_string()).exists()) {
+                    let _ = std::fs::remove_dir(entry.path());
+                }
+            }
         }
     }
 
@@ -168,6 +171,38 @@ impl Cgroup {
             }
         }
     }
+}
+
+/// The directories cells' cgroups go in: one on v2; the memory, pids and cpuacct ones on
+/// v1, under this process's own cgroups. `true` for v2.
+fn parents() -> Result<(bool, Vec<PathBuf>), String> {
+    let own = std::fs::read_to_string("/proc/self/cgroup")
+        .map_err(|e| format!("cannot read /proc/self/cgroup: {e}"))?;
+    if Path::new(ROOT).join("cgroup.controllers").exists() {
+        let path = own
+            .lines()
+            .find_map(|l| l.strip_prefix("0::"))
+            .ok_or("no cgroup v2 path for this process")?;
+        return Ok((true, vec![v2_base(path)?]));
+    }
+    let parents = ["memory", "pids", "cpuacct"]
+        .into_iter()
+        .map(|controller| {
+            let path = own
+                .lines()
+                .find_map(|l| {
+                    let mut parts = l.splitn(3, ':');
+                    let (_, names, path) = (parts.next()?, parts.next()?, parts.next()?);
+                    names.split(',').any(|n| n == controller).then_some(path)
+                })
+                .ok_or(format!("no cgroup v1 {controller} controller"))?;
+            Ok(Path::new(ROOT)
+                .join(controller)
+                .join(path.trim_start_matches('/'))
+                .join("slipway"))
+        })
+        .collect::<Result<_, String>>()?;
+    Ok((false, parents))
 }
 
 /// The v2 directory cells go under, with the memory and pids controllers enabled for it:

@@ -166,6 +166,11 @@ impl Sandbox {
     }
 }
 
+/// Removes what cells of crashed Slipway processes left (their cgroups); at start.
+pub fn remove_stale_cells() {
+    cgroup::Cgroup::remove_stale();
+}
+
 /// Hands a tree (not following symbolic links) to the sandbox's user, so that code running
 /// as that user may write it. Does nothing when Slipway is not root.
 pub fn give_to_sandbox(sandbox: &Sandbox, root: &Path) -> std::io::Result<()> {
