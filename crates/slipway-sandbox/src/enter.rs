@@ -53,10 +53,12 @@ impl Entry {
                 return Err(io::Error::last_os_error());
             }
         }
-        // Via copies above every target, so that no target overwrites a later source.
+        // Via copies above every target, so that no target overwrites a later source. (The
+        // lowest free numbers above them: a fixed high number may pass RLIMIT_NOFILE.)
+        let above = self.fds.iter().map(|&(_, to)| to + 1).max().unwrap_or(0);
         let mut copies = [0; 8];
         for (copy, &(from, _)) in copies.iter_mut().zip(&self.fds) {
-            *copy = libc::fcntl(from, libc::F_DUPFD_CLOEXEC, 4096);
+            *copy = libc::fcntl(from, libc::F_DUPFD_CLOEXEC, above);
             check(*copy)?;
         }
         for (copy, &(_, to)) in copies.iter().zip(&self.fds) {

@@ -109,8 +109,53 @@ pub const ENV_ALLOWLIST_DOC: &str =
 /// How long a killed tree gets between SIGTERM and SIGKILL.
 pub const KILL_GRACE: Duration = Duration::from_millis(500);
 
-/// The user (uid and gid) sandboxed code runs as when Slipway runs as root.
-pub const SANDBOX_UID: u32 = 100_000;
+/// The user (uid and gid) sandboxed code runs as when Slipway runs as root: 100000, outside
+/// the range distributions give to accounts, when this user namespace maps it; otherwise (a
+/// container mapping only 0–65535) the highest mapped id that no account or group uses.
+pub fn sandbox_id() -> u32 {
+    static ID: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    *ID.get_or_init(|| {
+        let read = |path| std::fs::read_to_string(path).unwrap_or_default();
+        let (uid_map, gid_map) = (read("/proc/self/uid_map"), read("/proc/self/gid_map"));
+        let taken = format!("{}{}", read("/etc/passwd"), read("/etc/group"));
+        choose_sandbox_id(&uid_map, &gid_map, &taken)
+    })
+}
+
+const PREFERRED_SANDBOX_ID: u32 = 100_000;
+
+fn choose_sandbox_id(uid_map: &str, gid_map: &str, accounts: &str) -> u32 {
+    let ranges = |map: &str| -> Vec<(u32, u32)> {
+        map.lines()
+            .filter_map(|line| {
+                let mut fields = line.split_whitespace().map(|f| f.parse::<u64>().ok());
+                let (inside, _, count) = (fields.next()??, fields.next()??, fields.next()??);
+                let end = (inside + count).min(u64::from(u32::MAX)) as u32;
+                Some((inside as u32, end))
+            })
+            .collect()
+    };
+    let (uids, gids) = (ranges(uid_map), ranges(gid_map));
+    let mapped = |id: u32| {
+        [&uids, &gids].iter().all(|ranges| {
+            ranges
+                .iter()
+                .any(|&(start, end)| (start..end).contains(&id))
+        })
+    };
+    if mapped(PREFERRED_SANDBOX_ID) || uids.is_empty() {
+        return PREFERRED_SANDBOX_ID;
+    }
+    let used: std::collections::HashSet<u32> = accounts
+        .lines()
+        .filter_map(|line| line.split(':').nth(2)?.parse().ok())
+        .collect();
+    // Below 65534 (nobody) and 65535 (the kernel's overflow id).
+    (1000..65534)
+        .rev()
+        .find(|&id| mapped(id) && !used.contains(&id))
+        .unwrap_or(PREFERRED_SANDBOX_ID)
+}
 
 impl Sandbox {
     pub fn new(isolation: Isolation, hidden: Vec<PathBuf>) -> Self {
@@ -127,7 +172,7 @@ impl Sandbox {
     pub fn outside_owner(&self) -> Option<(u32, u32)> {
         // SAFETY: geteuid has no preconditions.
         (self.is_isolated() && unsafe { libc::geteuid() } == 0)
-            .then_some((SANDBOX_UID, SANDBOX_UID))
+            .then(|| (sandbox_id(), sandbox_id()))
     }
 
     /// Where cells' workspaces are made. bubblewrap reaches a workspace by its path as the
@@ -189,4 +234,21 @@ pub fn give_to_sandbox(sandbox: &Sandbox, root: &Path) -> std::io::Result<()> {
         failed.is_ok()
     })?;
     failed
+}
+
+#[cfg(test)]
+mod tests {
+    use super::choose_sandbox_id;
+
+    #[test]
+    fn the_sandbox_id_is_one_this_namespace_maps_and_no_account_uses() {
+        let full = "         0          0 4294967295\n";
+        assert_eq!(choose_sandbox_id(full, full, ""), 100_000);
+        let container = "0 0 65536\n";
+        let accounts = "root:x:0:0::/root:/bin/sh\nnobody:x:65534:65534::/:/bin/false\n\
+                        odd:x:65533:65533::/:/bin/false\n";
+        assert_eq!(choose_sandbox_id(container, container, accounts), 65_532);
+        let narrow_groups = "0 0 2000\n";
+        assert_eq!(choose_sandbox_id(container, narrow_groups, ""), 1999);
+    }
 }
