@@ -7,6 +7,7 @@ pub mod ids;
 pub mod invalid;
 pub mod masker;
 pub mod pipeline;
+pub mod pipeline_source;
 pub mod policy;
 pub mod project;
 pub mod prompt;

@@ -20,7 +20,7 @@ pub struct PipelineConfig {
     pub service: Option<ServiceSection>,
     /// Runs the tests.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub test: Option<CommandsSection>,
+    pub test: Option<TestSection>,
     /// Browser checks against the running service.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ui: Option<UiSection>,
@@ -100,6 +100,27 @@ pub struct CommandsSection {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout_secs: Option<u32>,
 }
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct TestSection {
+    /// Shell commands, run with `sh -c` in the workspace root, in order.
+    pub commands: Vec<String>,
+    /// How long the commands may take together (default 600).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_secs: Option<u32>,
+    /// Reruns of a failed command (default 0); a pass after a failure marks the step flaky.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub retries: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+/// Accepted `[test] retries`.
+pub const MAX_TEST_RETRIES: u32 = 10;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -197,17 +218,33 @@ pub struct PipelineFileError {
 impl PipelineConfig {
     /// Parses and checks a `.slipway.toml`; errors name the file, the line and the key.
     pub fn from_toml(file: &str, text: &str) -> Result<Self, PipelineFileError> {
+        let refuse = |invalid: Invalid| PipelineFileError {
+            file: file.to_owned(),
+            line: line_of_section(text, &invalid.field),
+            message: invalid.to_string(),
+        };
+        // Sections this version cannot parse at all get their own reason, not "unknown field".
+        if let Ok(table) = toml::from_str::<toml::Table>(text) {
+            if table.contains_key("judge") {
+                return Err(refuse(not_runnable("judge", "the AI judgement")));
+            }
+        }
         let config: PipelineConfig = toml::from_str(text).map_err(|e| PipelineFileError {
             file: file.to_owned(),
             line: e.span().map(|span| line_of(text, span.start)),
             message: e.message().trim().to_owned(),
         })?;
-        config.validate().map_err(|invalid| PipelineFileError {
-            file: file.to_owned(),
-            line: None,
-            message: invalid.to_string(),
-        })?;
+        config.validate().map_err(refuse)?;
         Ok(config)
+    }
+
+    /// Whether any section checks the code (setup only prepares it).
+    pub fn checks_anything(&self) -> bool {
+        self.build.is_some()
+            || self.service.is_some()
+            || self.test.is_some()
+            || self.ui.is_some()
+            || self.analysis.is_some()
     }
 
     /// Checks the values that the types alone do not.
@@ -237,9 +274,19 @@ impl PipelineConfig {
                 }
             }
         }
-        for (name, section) in [("build", &self.build), ("test", &self.test)] {
-            if let Some(section) = section {
-                validate_commands(&section.commands).map_err(|e| e.within(name))?;
+        if let Some(build) = &self.build {
+            validate_commands(&build.commands).map_err(|e| e.within("build"))?;
+        }
+        if let Some(test) = &self.test {
+            validate_commands(&test.commands).map_err(|e| e.within("test"))?;
+            if test.retries > MAX_TEST_RETRIES {
+                return Err(Invalid::new(
+                    "test.retries",
+                    format!(
+                        "{} is out of range; accepted: 0 to {MAX_TEST_RETRIES}",
+                        test.retries
+                    ),
+                ));
             }
         }
         if let Some(service) = &self.service {
@@ -264,6 +311,20 @@ impl PipelineConfig {
                     ),
                 ));
             }
+        }
+        // Configured but unrunnable: refused, never skipped, so nothing configured goes
+        // unchecked while the validation passes.
+        if self.ui.is_some() && self.service.is_none() {
+            return Err(Invalid::new(
+                "ui",
+                "browser checks visit the running app; add a [service] section that starts it",
+            ));
+        }
+        if self.ui.is_some() {
+            return Err(not_runnable("ui", "browser checks"));
+        }
+        if self.analysis.is_some() {
+            return Err(not_runnable("analysis", "static analysis"));
         }
         if let Some(ui) = &self.ui {
             for check in &ui.checks {
@@ -325,6 +386,38 @@ fn validate_commands(commands: &[String]) -> Result<(), Invalid> {
     Ok(())
 }
 
+fn not_runnable(section: &str, what: &str) -> Invalid {
+    Invalid::new(
+        section,
+        format!(
+            "{what} cannot run in this version of Slipway; remove the [{section}] section (a \
+             configured check is never skipped)"
+        ),
+    )
+}
+
+/// The line of the section (or top-level key) a field belongs to: `service.start` → the
+/// line of `[service]`.
+fn line_of_section(text: &str, field: &str) -> Option<usize> {
+    let section = field.split('.').next()?;
+    let follows = |rest: &str, marks: &[char]| rest.trim_start().starts_with(marks);
+    text.lines()
+        .position(|line| {
+            let line = line.trim_start();
+            match line.strip_prefix('[') {
+                Some(header) => header
+                    .trim_start_matches('[')
+                    .trim_start()
+                    .strip_prefix(section)
+                    .is_some_and(|rest| follows(rest, &[']', '.'])),
+                None => line
+                    .strip_prefix(section)
+                    .is_some_and(|rest| follows(rest, &['=', '.'])),
+            }
+        })
+        .map(|index| index + 1)
+}
+
 fn line_of(text: &str, offset: usize) -> usize {
     text[..offset.min(text.len())].matches('\n').count() + 1
 }
@@ -358,17 +451,50 @@ method = "squash"
 max_attempts = 3
 "#;
 
+    /// The design example without the sections this version cannot run.
+    fn runnable_example() -> String {
+        let start = DESIGN_EXAMPLE.find("[[ui.checks]]").unwrap();
+        let end = DESIGN_EXAMPLE.find("[merge]").unwrap();
+        format!("{}{}", &DESIGN_EXAMPLE[..start], &DESIGN_EXAMPLE[end..])
+    }
+
     #[test]
     fn the_design_example_parses_completely() {
-        let config = PipelineConfig::from_toml(".slipway.toml", DESIGN_EXAMPLE).unwrap();
+        let config = PipelineConfig::from_toml(".slipway.toml", &runnable_example()).unwrap();
         assert_eq!(config.setup.unwrap().cache_key, ["package-lock.json"]);
         assert_eq!(config.service.unwrap().health_path, "/health");
-        assert_eq!(
-            config.ui.unwrap().checks[0].expect_text.as_deref(),
-            Some("Todos")
-        );
         assert_eq!(config.merge.unwrap().method, Some(MergeMethod::Squash));
         assert_eq!(config.fix.unwrap().max_attempts, Some(3));
+    }
+
+    #[test]
+    fn sections_this_version_cannot_run_are_refused_with_their_line() {
+        let err = PipelineConfig::from_toml(".slipway.toml", DESIGN_EXAMPLE).unwrap_err();
+        assert_eq!(err.line, Some(13), "{err}");
+        assert!(err.message.contains("browser checks cannot run"), "{err}");
+
+        let no_service = "[test]\ncommands = [\"true\"]\n[[ui.checks]]\nname = \"a\"\npath = \"/\"\n";
+        let err = PipelineConfig::from_toml(".slipway.toml", no_service).unwrap_err();
+        assert_eq!(err.line, Some(3));
+        assert!(err.message.contains("add a [service]"), "{err}");
+
+        let analysis = "[test]\ncommands = [\"true\"]\n\n[analysis]\nmax_function_complexity = 3\n";
+        let err = PipelineConfig::from_toml(".slipway.toml", analysis).unwrap_err();
+        assert_eq!(err.to_string().split(": ").next(), Some(".slipway.toml:4"));
+
+        let judge = "[test]\ncommands = [\"true\"]\n[judge]\nmode = \"blocking\"\n";
+        let err = PipelineConfig::from_toml(".slipway.toml", judge).unwrap_err();
+        assert_eq!(err.line, Some(3));
+        assert!(err.message.contains("AI judgement cannot run"), "{err}");
+    }
+
+    #[test]
+    fn only_sections_that_check_the_code_count_as_checks() {
+        let setup_only = PipelineConfig::from_toml("f", "[setup]\ncommands = [\"x\"]\n").unwrap();
+        assert!(!setup_only.checks_anything());
+        assert!(!PipelineConfig::default().checks_anything());
+        let test = PipelineConfig::from_toml("f", "[test]\ncommands = [\"x\"]\n").unwrap();
+        assert!(test.checks_anything());
     }
 
     #[test]
@@ -413,6 +539,7 @@ max_attempts = 3
                 "service.ready_timeout_secs",
             ),
             ("[fix]\nmax_attempts = 99\n", "fix.max_attempts"),
+            ("[test]\ncommands = [\"x\"]\nretries = 11\n", "test.retries"),
             (
                 "[setup]\ncommands = [\"x\"]\ncache_key = [\"../etc/passwd\"]\n",
                 "setup.cache_key",
@@ -421,6 +548,7 @@ max_attempts = 3
         for (text, field) in cases {
             let err = PipelineConfig::from_toml("f", text).unwrap_err();
             assert!(err.message.starts_with(field), "{text}: {err}");
+            assert_eq!(err.line, Some(1), "{text}: {err}");
         }
     }
 }

@@ -32,6 +32,8 @@ pub struct Evidence {
     pub log: Vec<String>,
     /// Files the pull request changed.
     pub changed_files: Vec<String>,
+    /// The base branch and its head that the pull request was merged onto to validate it.
+    pub merged_onto: Option<(String, String)>,
     /// This fix's number, from 1, and how many are allowed.
     pub attempt: u32,
     pub max_attempts: u32,
@@ -112,6 +114,12 @@ pub fn for_fix(settings: &Settings, goal: &Goal, evidence: &Evidence) -> String 
     }
     if let Some(detail) = &evidence.detail {
         failure.push_str(&format!("Detail: {detail}\n"));
+    }
+    if let Some((branch, sha)) = &evidence.merged_onto {
+        failure.push_str(&format!(
+            "Validated merged onto {branch} at {sha}, as it would be merged: if {branch} \
+             changed since you branched, adapt to it.\n"
+        ));
     }
     section(&mut out, "Failure", failure.trim_end());
     let log = trim_log(&evidence.log);
@@ -309,6 +317,7 @@ mod tests {
                 "AssertionError: 404 != 200".into(),
             ],
             changed_files: vec!["app.py".into()],
+            merged_onto: Some(("main".into(), "4b825dc642cb6eb9a060e54bf8d69288fbee4904".into())),
             attempt: 1,
             max_attempts: 3,
         };
@@ -337,6 +346,7 @@ mod tests {
             detail: None,
             log: vec![huge_line.clone(); 50],
             changed_files: (0..10_000).map(|i| format!("f{i}.rs")).collect(),
+            merged_onto: None,
             attempt: 2,
             max_attempts: 3,
         };

@@ -85,6 +85,21 @@ string_enum!(ValidationStatus {
     Cancelled => "cancelled", Error => "error",
 });
 
+impl StepName {
+    /// Whether the step checks the code; setup only prepares it and checkout only fetches it.
+    pub fn is_check(self) -> bool {
+        matches!(
+            self,
+            StepName::Build
+                | StepName::Deploy
+                | StepName::Test
+                | StepName::Ui
+                | StepName::Analysis
+                | StepName::Judge
+        )
+    }
+}
+
 impl StepStatus {
     pub fn is_final(self) -> bool {
         !matches!(self, StepStatus::Queued | StepStatus::Running)
@@ -122,6 +137,24 @@ impl ValidationStatus {
     }
 }
 
+/// The verdict of a validation's finished steps: as [`ValidationStatus::from_steps`], but
+/// a pass needs at least one step that counts as a check to have passed (nothing checked is
+/// never green: it is an error, the configuration's, not the code's).
+pub fn verdict(
+    steps: &[(StepName, StepStatus)],
+    counts_as_check: impl Fn(StepName) -> bool,
+) -> ValidationStatus {
+    let status = ValidationStatus::from_steps(steps.iter().map(|s| s.1));
+    let checked = steps
+        .iter()
+        .any(|&(name, status)| counts_as_check(name) && status == StepStatus::Passed);
+    if status == ValidationStatus::Passed && !checked {
+        ValidationStatus::Error
+    } else {
+        status
+    }
+}
+
 /// What the pipeline will do for one step.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StepPlan {
@@ -140,13 +173,6 @@ pub fn plan(config: &PipelineConfig) -> Vec<(StepName, StepPlan)> {
             StepPlan::Skip(format!("no [{what}] section in the pipeline"))
         }
     };
-    let later = |present: bool, what: &str| {
-        StepPlan::Skip(if present {
-            format!("[{what}] is configured, but this step is not available in this version of Slipway yet")
-        } else {
-            format!("no [{what}] section in the pipeline")
-        })
-    };
     vec![
         (StepName::Checkout, StepPlan::Run),
         (StepName::Setup, configured(config.setup.is_some(), "setup")),
@@ -156,15 +182,10 @@ pub fn plan(config: &PipelineConfig) -> Vec<(StepName, StepPlan)> {
             configured(config.service.is_some(), "service"),
         ),
         (StepName::Test, configured(config.test.is_some(), "test")),
-        (StepName::Ui, later(config.ui.is_some(), "ui")),
-        (
-            StepName::Analysis,
-            later(config.analysis.is_some(), "analysis"),
-        ),
-        (
-            StepName::Judge,
-            StepPlan::Skip("AI judgement is not available in this version of Slipway yet".into()),
-        ),
+        // A configured [ui] or [analysis] is refused when the pipeline is loaded.
+        (StepName::Ui, configured(false, "ui")),
+        (StepName::Analysis, configured(false, "analysis")),
+        (StepName::Judge, configured(false, "judge")),
         (
             StepName::Merge,
             StepPlan::Skip(
@@ -177,7 +198,7 @@ pub fn plan(config: &PipelineConfig) -> Vec<(StepName, StepPlan)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pipeline::CommandsSection;
+    use crate::pipeline::TestSection;
     use StepStatus::*;
 
     #[test]
@@ -212,9 +233,9 @@ mod tests {
     #[test]
     fn a_step_never_passes_for_a_section_that_is_absent() {
         let config = PipelineConfig {
-            test: Some(CommandsSection {
+            test: Some(TestSection {
                 commands: vec!["true".into()],
-                timeout_secs: None,
+                ..Default::default()
             }),
             ..Default::default()
         };
@@ -226,6 +247,22 @@ mod tests {
         assert!(plan[5..]
             .iter()
             .all(|(_, p)| matches!(p, StepPlan::Skip(_))));
+    }
+
+    #[test]
+    fn nothing_checked_is_never_a_pass() {
+        use StepName::*;
+        let checks = StepName::is_check;
+        let setup_only = [(Checkout, Passed), (Setup, Passed), (Test, Skipped)];
+        assert_eq!(verdict(&setup_only, checks), ValidationStatus::Error);
+        assert_eq!(
+            verdict(&setup_only, |s| s == Setup || s.is_check()),
+            ValidationStatus::Passed
+        );
+        let tested = [(Checkout, Passed), (Setup, Skipped), (Test, Passed)];
+        assert_eq!(verdict(&tested, checks), ValidationStatus::Passed);
+        let failed = [(Checkout, Passed), (Build, Failed), (Test, Skipped)];
+        assert_eq!(verdict(&failed, checks), ValidationStatus::Failed);
     }
 
     #[test]

@@ -92,6 +92,8 @@ pub(crate) async fn poll(engine: &Engine, github: &Arc<GitHub>) -> anyhow::Resul
                     sha: pull.head_sha,
                     head_ref: pull.head_ref,
                     source: pull.head_clone_url,
+                    base_ref: pull.base_ref,
+                    base_source: pull.base_clone_url,
                 };
                 engine.submit(project, target).await?;
                 queued += 1;

@@ -17,11 +17,11 @@ pub use slipway_agent::codegen::{CodegenConfig, RateLimit};
 
 use pipeline::Ended;
 use slipway_core::validation::{self, ValidationStatus};
-use slipway_core::{Project, ValidationId};
+use slipway_core::{PipelineConfig, Project, ProjectId, ValidationId};
 use slipway_sandbox::snapshot::Snapshots;
 use slipway_sandbox::{Isolation, Sandbox};
 use slipway_store::{
-    Job, JobFailure, NewValidation, Store, StoreError, ValidationRecord, VALIDATION_JOB,
+    Base, Job, JobFailure, NewValidation, Store, StoreError, ValidationRecord, VALIDATION_JOB,
 };
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -95,7 +95,22 @@ pub enum Target {
         sha: String,
         head_ref: String,
         source: String,
+        /// The branch it merges into; the head is validated merged onto its head.
+        base_ref: String,
+        /// Where that branch is fetched from (empty: the project's repository).
+        base_source: String,
     },
+}
+
+/// How to validate, beyond which commit.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Validate merged onto the head of this branch (set by a pull request's base).
+    pub base: Option<String>,
+    /// "Save and run setup": run exactly the settings' setup commands.
+    pub setup_trial: bool,
+    /// `slipway validate --config`: the pipeline used when the repository has none.
+    pub config_file: Option<PipelineConfig>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -106,6 +121,9 @@ pub enum SubmitError {
     #[error(transparent)]
     Store(#[from] StoreError),
 }
+
+/// Whose turn it is to merge into one base branch of one project.
+type MergeTurns = Mutex<HashMap<(ProjectId, String), Arc<tokio::sync::Mutex<()>>>>;
 
 pub(crate) struct Inner {
     pub(crate) store: Store,
@@ -124,10 +142,19 @@ pub(crate) struct Inner {
     running: Mutex<HashMap<ValidationId, CancellationToken>>,
     pub(crate) running_runs: Mutex<HashMap<i64, CancellationToken>>,
     branches: Mutex<HashMap<slipway_core::ProjectId, (std::time::Instant, Vec<String>)>>,
+    merge_turns: MergeTurns,
     wake: Notify,
     pub(crate) agent_wake: Notify,
     webhook_wake: Notify,
     owner: String,
+}
+
+impl Inner {
+    /// The lock that merges into `base` of `project` take turns on.
+    pub(crate) fn merge_turn(&self, project: ProjectId, base: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut turns = self.merge_turns.lock().expect("merge turns lock");
+        turns.entry((project, base.to_owned())).or_default().clone()
+    }
 }
 
 impl Drop for Inner {
@@ -169,6 +196,7 @@ impl Engine {
             running: Mutex::new(HashMap::new()),
             running_runs: Mutex::new(HashMap::new()),
             branches: Mutex::new(HashMap::new()),
+            merge_turns: Mutex::new(HashMap::new()),
             wake: Notify::new(),
             agent_wake: Notify::new(),
             webhook_wake: Notify::new(),
@@ -223,15 +251,29 @@ impl Engine {
         project: &Project,
         target: Target,
     ) -> Result<ValidationRecord, SubmitError> {
+        self.submit_with(project, target, Options::default()).await
+    }
+
+    /// [`Engine::submit`] with options.
+    pub async fn submit_with(
+        &self,
+        project: &Project,
+        target: Target,
+        options: Options,
+    ) -> Result<ValidationRecord, SubmitError> {
         let mut source = pipeline::source_of(&project.repo);
         let mut pr = None;
+        let mut base = options.base.map(|branch| (branch, None));
         let (branch, sha) = match target {
             Target::PullRequest {
                 number,
                 sha,
                 head_ref,
                 source: from,
+                base_ref,
+                base_source,
             } => {
+                base = Some((base_ref, Some(base_source).filter(|s| !s.is_empty())));
                 if !git::is_full_sha(&sha) {
                     return Err(SubmitError::Invalid(format!(
                         "'{sha}' is not a full commit id"
@@ -265,7 +307,27 @@ impl Engine {
                 (None, sha)
             }
         };
-        self.record(project, source, branch, pr, sha).await
+        let base = match base {
+            Some((branch, source)) => {
+                slipway_core::project::validate_branch("base", &branch)
+                    .map_err(|e| SubmitError::Invalid(e.to_string()))?;
+                let source = source.unwrap_or_else(|| pipeline::source_of(&project.repo));
+                Some(Base { branch, source })
+            }
+            None => None,
+        };
+        let new = NewValidation {
+            project: project.id,
+            source,
+            branch,
+            pr,
+            sha,
+            base,
+            setup_trial: options.setup_trial,
+            config_file: options.config_file,
+            plan: Vec::new(),
+        };
+        self.record(project, new).await
     }
 
     /// `SLIPWAY_PUBLIC_URL`, when set.
@@ -323,8 +385,18 @@ impl Engine {
     pub async fn retry(&self, id: ValidationId) -> Result<ValidationRecord, SubmitError> {
         let old = self.inner.store.validation(id).await?;
         let project = self.inner.store.project(old.project_id).await?;
-        self.record(&project, old.source, old.branch, old.pr, old.sha)
-            .await
+        let new = NewValidation {
+            project: project.id,
+            source: old.source,
+            branch: old.branch,
+            pr: old.pr,
+            sha: old.sha,
+            base: old.base_ref.zip(old.base_source).map(|(branch, source)| Base { branch, source }),
+            setup_trial: old.setup_trial,
+            config_file: old.config_file,
+            plan: Vec::new(),
+        };
+        self.record(&project, new).await
     }
 
     /// Records and queues a validation with its planned steps, stops the validations of
@@ -333,24 +405,14 @@ impl Engine {
     async fn record(
         &self,
         project: &Project,
-        source: String,
-        branch: Option<String>,
-        pr: Option<i64>,
-        sha: String,
+        mut new: NewValidation,
     ) -> Result<ValidationRecord, SubmitError> {
-        let defaults = self.inner.store.settings(project.id).await?.pipeline;
-        let created = self
-            .inner
-            .store
-            .create_validation(&NewValidation {
-                project: project.id,
-                source,
-                branch,
-                pr,
-                sha,
-                plan: validation::plan(&defaults),
-            })
-            .await?;
+        // Until checkout reads the repository's pipeline, the settings' plan stands in.
+        let settings = self.inner.store.settings(project.id).await?;
+        let defaults =
+            slipway_core::pipeline_source::from_settings(&settings).unwrap_or_default();
+        new.plan = validation::plan(&defaults);
+        let created = self.inner.store.create_validation(&new).await?;
         for older in created.superseded {
             tracing::info!(validation = %older, by = %created.validation.id, "superseded by a newer commit");
             self.cancel(older).await?;

@@ -1,8 +1,10 @@
 //! The merge controller, one for every forge: after a verdict on a pull request's head it
 //! reports to the pull request and merges it only when all hold — the project allows
 //! auto-merge, the pull request is open and not a draft, the validation passed on exactly its
-//! current head, it can merge, and enough approvals are present. The merge names that head,
-//! so a head that moved is never merged; the new head is validated instead.
+//! current head merged onto exactly its base's current head, it can merge, and enough
+//! approvals are present. The merge names that pair, so a head or a base that moved is never
+//! merged; the pair as it is now is validated instead. Merges into one base branch take
+//! turns, and after each the other ready pull requests into it are validated again.
 
 use crate::{Engine, Inner, Target};
 use slipway_core::policy::PullRequestPolicy;
@@ -12,8 +14,6 @@ use slipway_forge::local::{self, MergeOutcome};
 use slipway_forge::{Forge, MergeResult, PullState, Report, Verdict};
 use slipway_store::ValidationRecord;
 use std::path::PathBuf;
-
-const MERGE_TRIES: usize = 3;
 
 /// Reports the verdict and merges when allowed. Returns the policy that applied, which the
 /// fix loop follows too; `None` when the validation is not of a pull request on a forge.
@@ -162,9 +162,27 @@ async fn merge_if_allowed<F: Forge>(
             ));
         }
     }
+    let Some(base_sha) = validation.base_sha.clone() else {
+        // Validated alone, not merged onto its base: validate the pair first.
+        validate_head(engine, project, number, pull).await;
+        return Ok(
+            "Not merged: it was validated without its base; validating it merged onto the base."
+                .into(),
+        );
+    };
+    // One merge into a base branch at a time: the next one sees the base this one made.
+    let turn = engine.inner.merge_turn(project.id, &pull.base_ref);
+    let _turn = turn.lock().await;
     let title = format!("{} (#{number})", pull.title);
+    let base_ref = pull.base_ref.clone();
     match forge
-        .merge(number, &validation.sha, policy.merge_method, &title)
+        .merge(
+            number,
+            &validation.sha,
+            &base_sha,
+            policy.merge_method,
+            &title,
+        )
         .await?
     {
         MergeResult::Merged { sha } => {
@@ -177,10 +195,21 @@ async fn merge_if_allowed<F: Forge>(
                     tracing::warn!(%error, "merged, but the branch was not deleted");
                 }
             }
+            revalidate_others(engine, forge, project, &base_ref, &sha, number).await;
             Ok(format!(
-                "Merged as {} (exactly the validated head {}).",
+                "Merged as {} (exactly the validated head {} onto {base_ref} at {}).",
                 short(&sha),
-                short(&validation.sha)
+                short(&validation.sha),
+                short(&base_sha)
+            ))
+        }
+        MergeResult::BaseMoved { to } => {
+            validate_head(engine, project, number, pull).await;
+            Ok(format!(
+                "Not merged: {base_ref} moved to {} since the validation (on {}); validating \
+                 the pull request merged onto it.",
+                short(&to),
+                short(&base_sha)
             ))
         }
         MergeResult::HeadMoved => {
@@ -197,12 +226,44 @@ async fn merge_if_allowed<F: Forge>(
     }
 }
 
+/// After a merge into `base_ref` (now at `base_sha`), the other pull requests into it that
+/// passed on the old base are validated again, on top of what was merged.
+async fn revalidate_others<F: Forge>(
+    engine: &Engine,
+    forge: &F,
+    project: &Project,
+    base_ref: &str,
+    base_sha: &str,
+    merged: i64,
+) {
+    let store = &engine.inner.store;
+    let ready = match store
+        .passed_on_another_base(project.id, base_ref, base_sha)
+        .await
+    {
+        Ok(ready) => ready,
+        Err(error) => {
+            tracing::warn!(%error, "the other ready pull requests could not be listed");
+            return;
+        }
+    };
+    for number in ready.into_iter().filter(|n| *n != merged) {
+        match forge.pull(number).await {
+            Ok(pull) if pull.open => validate_head(engine, project, number, pull).await,
+            Ok(_) => {}
+            Err(error) => tracing::warn!(%error, pr = number, "not validated again"),
+        }
+    }
+}
+
 async fn validate_head(engine: &Engine, project: &Project, number: i64, pull: PullState) {
     let target = Target::PullRequest {
         number,
         sha: pull.head_sha,
         head_ref: pull.head_ref,
         source: pull.head_clone_url,
+        base_ref: pull.base_ref,
+        base_source: pull.base_clone_url,
     };
     if let Err(error) = engine.submit(project, target).await {
         tracing::warn!(%error, pr = number, "the new head was not queued");
@@ -287,6 +348,7 @@ impl Forge for LocalRepo<'_> {
             head_ref: record.head,
             head_clone_url: self.source(),
             base_ref: record.base,
+            base_clone_url: self.source(),
             mergeable: None,
             approvals: None,
         })
@@ -296,54 +358,44 @@ impl Forge for LocalRepo<'_> {
         &self,
         number: i64,
         sha: &str,
+        base_sha: &str,
         method: slipway_core::pipeline::MergeMethod,
         title: &str,
     ) -> anyhow::Result<MergeResult> {
         let store = &self.inner.store;
         let record = store.pull_request(self.project.id, number).await?;
-        for attempt in 1..=MERGE_TRIES {
-            let head = self
-                .inner
-                .git
-                .branch_head(&self.source(), &record.head)
-                .await?;
-            if head != sha {
-                return Ok(MergeResult::HeadMoved);
-            }
-            let scratch = self.inner.config.data_dir.join("merges").join(format!(
-                "{}-{number}-{attempt}-{}",
-                self.project.id,
-                &sha[..12.min(sha.len())]
-            ));
-            let _ = tokio::fs::remove_dir_all(&scratch).await;
-            let outcome =
-                local::merge(&self.source(), &record.base, sha, method, title, &scratch).await;
-            let _ = tokio::fs::remove_dir_all(&scratch).await;
-            match outcome? {
-                MergeOutcome::Merged { sha: merged } => {
-                    store
-                        .mark_merged(self.project.id, number, sha, &merged)
-                        .await?;
-                    return Ok(MergeResult::Merged { sha: merged });
-                }
-                MergeOutcome::Conflict { paths } => {
-                    return Ok(MergeResult::NotMergeable {
-                        reason: format!(
-                            "{} conflicts with {} in {}",
-                            record.head,
-                            record.base,
-                            paths.join(", ")
-                        ),
-                    })
-                }
-                MergeOutcome::BaseMoved => continue,
-            }
+        let git = &self.inner.git;
+        if git.branch_head(&self.source(), &record.head).await? != sha {
+            return Ok(MergeResult::HeadMoved);
         }
-        Ok(MergeResult::NotMergeable {
-            reason: format!(
-                "{} kept moving during {MERGE_TRIES} merge attempts",
-                record.base
-            ),
+        let scratch = self.inner.config.data_dir.join("merges").join(format!(
+            "{}-{number}-{}",
+            self.project.id,
+            &sha[..12.min(sha.len())]
+        ));
+        let _ = tokio::fs::remove_dir_all(&scratch).await;
+        let (source, base) = (self.source(), &record.base);
+        let outcome = local::merge(&source, base, Some(base_sha), sha, method, title, &scratch).await;
+        let _ = tokio::fs::remove_dir_all(&scratch).await;
+        Ok(match outcome? {
+            MergeOutcome::Merged { sha: merged } => {
+                store
+                    .mark_merged(self.project.id, number, sha, &merged)
+                    .await?;
+                MergeResult::Merged { sha: merged }
+            }
+            MergeOutcome::Conflict { paths } => MergeResult::NotMergeable {
+                reason: format!(
+                    "{} conflicts with {} in {}",
+                    record.head,
+                    record.base,
+                    paths.join(", ")
+                ),
+            },
+            // Checked, or the push found it moved: the new pair is validated instead.
+            MergeOutcome::BaseMoved => MergeResult::BaseMoved {
+                to: git.branch_head(&source, base).await.unwrap_or_default(),
+            },
         })
     }
 

@@ -7,7 +7,9 @@ use slipway_core::pipeline::{
     NetworkAccess, PipelineConfig, SandboxSection, DEFAULT_STEP_TIMEOUT_SECS,
 };
 use slipway_core::validation::{self, StepName, StepPlan, StepStatus, ValidationStatus};
-use slipway_core::{Masker, RepoLocation, ValidationId};
+use slipway_core::pipeline_source::{self, ChosenPipeline, PipelineSource};
+use slipway_core::{Masker, Project, RepoLocation, ValidationId};
+use slipway_forge::git::MergedCheckout;
 use slipway_sandbox::{snapshot, Cell, CellSpec, CommandSpec, Network, Outcome, Process, Quotas};
 use slipway_store::{StepUpdate, ValidationRecord};
 use std::path::PathBuf;
@@ -28,6 +30,8 @@ enum StepEnd {
     Failed {
         exit_code: Option<i32>,
         detail: String,
+        /// Whether running it again could pass (not a timeout or a quota).
+        retryable: bool,
     },
     Cancelled,
     Error(String),
@@ -50,9 +54,12 @@ struct Attempt<'a> {
     /// Where the commands run; made after the checkout.
     cell: Option<Cell>,
     /// The checkout's files before any of the pull request's code ran.
-    manifest: Option<snapshot::Manifest>,
+    manifest: Option<std::sync::Arc<snapshot::Manifest>>,
     /// The project's repository on disk, hidden from the commands.
     hidden: Vec<PathBuf>,
+    project: Project,
+    /// What the first step that ended in `error` said: the validation's error.
+    first_error: Option<String>,
 }
 
 /// Whether a head fetched from `source` comes from the project's own repository rather than
@@ -167,8 +174,11 @@ pub(crate) async fn execute(
         cell: None,
         manifest: None,
         hidden: repository_on_disk(&project.repo),
+        project,
+        first_error: None,
     };
     let result = run.steps().await;
+    let first_error = run.first_error.take();
     if let Some(mut service) = run.service.take() {
         service.kill().await;
         let _ = store.forget_process_group(id, service.pgid()).await;
@@ -193,7 +203,16 @@ pub(crate) async fn execute(
         return Ok(Ended::Interrupted);
     }
     let (status, error) = match result {
-        Ok(statuses) => (ValidationStatus::from_steps(statuses), None),
+        Ok((statuses, source)) => {
+            let status = validation::verdict(&statuses, |step| match source {
+                Some(source) => source.counts_as_check(step),
+                None => step.is_check(),
+            });
+            let error = (status == ValidationStatus::Error).then(|| {
+                first_error.unwrap_or_else(|| pipeline_source::NOTHING_CHECKED.to_owned())
+            });
+            (status, error)
+        }
         Err(error) => (ValidationStatus::Error, Some(error.to_string())),
     };
     store
@@ -207,14 +226,15 @@ impl Attempt<'_> {
         self.record.id
     }
 
-    /// Runs every step; returns the final statuses.
-    async fn steps(&mut self) -> anyhow::Result<Vec<StepStatus>> {
-        let config = match self.checkout().await? {
-            Some(config) => config,
-            None => return Ok(self.statuses.iter().map(|s| s.1).collect()),
+    /// Runs every step; returns the final statuses and where the pipeline came from.
+    async fn steps(
+        &mut self,
+    ) -> anyhow::Result<(Vec<(StepName, StepStatus)>, Option<PipelineSource>)> {
+        let Some(ChosenPipeline { config, source, .. }) = self.checkout().await? else {
+            return Ok((self.statuses.clone(), None));
         };
         let plan = validation::plan(&config);
-        self.inner.store.set_plan(self.id(), &plan).await?;
+        self.inner.store.set_plan(self.id(), source, &plan).await?;
         self.enter_cell(&config).await?;
         for (name, step) in plan.iter().skip(1) {
             let status = match step {
@@ -232,7 +252,7 @@ impl Attempt<'_> {
                 StepName::Build => {
                     let section = config.build.as_ref().expect("planned");
                     self.begin(name).await?;
-                    self.commands(name, &section.commands, section.timeout_secs)
+                    self.commands(name, &section.commands, section.timeout_secs, 0)
                         .await?
                 }
                 StepName::Deploy => {
@@ -248,7 +268,8 @@ impl Attempt<'_> {
                 StepName::Test => {
                     let section = config.test.as_ref().expect("planned");
                     self.begin(name).await?;
-                    self.commands(name, &section.commands, section.timeout_secs)
+                    let (commands, timeout) = (&section.commands, section.timeout_secs);
+                    self.commands(name, commands, timeout, section.retries)
                         .await?
                 }
                 other => StepEnd::Error(format!("step {other} has no runner")),
@@ -257,7 +278,7 @@ impl Attempt<'_> {
                 break;
             }
         }
-        Ok(self.statuses.iter().map(|s| s.1).collect())
+        Ok((self.statuses.clone(), Some(source)))
     }
 
     /// Records the checkout's files, hands the workspace to the sandbox's user and makes the
@@ -265,12 +286,14 @@ impl Attempt<'_> {
     async fn enter_cell(&mut self, config: &PipelineConfig) -> anyhow::Result<()> {
         let workspace = self.workspace.clone();
         let sandbox = self.inner.sandbox.clone();
+        // Before any of the pull request's code runs: the checkout is still git's own.
+        let versions = self.git.tracked_versions(&workspace).await?;
         let manifest = tokio::task::spawn_blocking(move || {
             slipway_sandbox::give_to_sandbox(&sandbox, &workspace)?;
-            snapshot::Manifest::scan(&workspace).map_err(anyhow::Error::from)
+            snapshot::Manifest::scan(&workspace, versions).map_err(anyhow::Error::from)
         })
         .await??;
-        self.manifest = Some(manifest);
+        self.manifest = Some(std::sync::Arc::new(manifest));
         let (network, quotas) = cell_limits(config.sandbox.as_ref());
         let scratch = beside(&self.workspace, SCRATCH);
         let name = format!("validation-{}", self.id());
@@ -332,13 +355,16 @@ impl Attempt<'_> {
     async fn end(&mut self, name: StepName, end: StepEnd) -> anyhow::Result<bool> {
         let (status, exit_code, detail) = match end {
             StepEnd::Passed(detail) => (StepStatus::Passed, None, detail),
-            StepEnd::Failed { exit_code, detail } => (StepStatus::Failed, exit_code, Some(detail)),
+            StepEnd::Failed { exit_code, detail, .. } => (StepStatus::Failed, exit_code, Some(detail)),
             StepEnd::Cancelled => (StepStatus::Cancelled, None, Some("cancelled".to_owned())),
             StepEnd::Error(detail) => (StepStatus::Error, None, Some(detail)),
         };
         if let Some(detail) = &detail {
             if status != StepStatus::Passed {
                 self.logs.line(name, &format!("{name}: {detail}"));
+            }
+            if status == StepStatus::Error && self.first_error.is_none() {
+                self.first_error = Some(self.logs.mask(&format!("{name}: {detail}")));
             }
         }
         self.set_status(name, status);
@@ -384,9 +410,9 @@ impl Attempt<'_> {
         Ok(false)
     }
 
-    /// Clones the exact commit and reads its `.slipway.toml` (else the project's defaults).
-    /// `None` when the pipeline cannot go on.
-    async fn checkout(&mut self) -> anyhow::Result<Option<PipelineConfig>> {
+    /// Clones the exact commit (for a pull request, merged onto its base's head) and
+    /// chooses the pipeline. `None` when the pipeline cannot go on.
+    async fn checkout(&mut self) -> anyhow::Result<Option<ChosenPipeline>> {
         self.begin(StepName::Checkout).await?;
         let checkout = self
             .git
@@ -402,48 +428,111 @@ impl Attempt<'_> {
         for line in lines {
             self.logs.line(StepName::Checkout, &line);
         }
-        let file = self.workspace.join(".slipway.toml");
-        if tokio::fs::symlink_metadata(&file)
-            .await
-            .is_ok_and(|m| !m.is_file())
-        {
-            let end = StepEnd::Failed {
-                exit_code: None,
-                detail: "invalid pipeline file: .slipway.toml must be a regular file, not a link or a directory".into(),
-            };
-            self.end(StepName::Checkout, end).await?;
-            return Ok(None);
+        if let Some(base_ref) = self.record.base_ref.clone() {
+            if let Some(end) = self.merge_onto_base(&base_ref).await? {
+                self.end(StepName::Checkout, end).await?;
+                return Ok(None);
+            }
         }
-        let config = match tokio::fs::read_to_string(&file).await {
-            Ok(text) => match PipelineConfig::from_toml(".slipway.toml", &text) {
-                Ok(config) => {
-                    self.logs
-                        .line(StepName::Checkout, "pipeline: .slipway.toml");
-                    config
-                }
-                Err(error) => {
-                    let end = StepEnd::Failed {
-                        exit_code: None,
-                        detail: format!("invalid pipeline file: {error}"),
-                    };
-                    self.end(StepName::Checkout, end).await?;
-                    return Ok(None);
-                }
-            },
-            Err(_) => {
-                self.logs.line(
-                    StepName::Checkout,
-                    "pipeline: the project's defaults (no .slipway.toml)",
-                );
-                self.inner
-                    .store
-                    .settings(self.record.project_id)
-                    .await?
-                    .pipeline
+        let repository = match self.repository_pipeline().await {
+            Ok(repository) => repository,
+            Err(detail) => {
+                let end = StepEnd::Failed {
+                    exit_code: None,
+                    detail,
+                    retryable: false,
+                };
+                self.end(StepName::Checkout, end).await?;
+                return Ok(None);
             }
         };
-        self.end(StepName::Checkout, StepEnd::Passed(None)).await?;
-        Ok(Some(config))
+        let settings = self.inner.store.settings(self.record.project_id).await?;
+        let chosen = pipeline_source::choose(
+            repository,
+            &settings,
+            self.record.config_file.clone(),
+            self.record.setup_trial,
+        );
+        match chosen {
+            Ok(chosen) => {
+                self.logs.line(StepName::Checkout, &chosen.why);
+                self.end(StepName::Checkout, StepEnd::Passed(None)).await?;
+                Ok(Some(chosen))
+            }
+            Err(nothing) => {
+                self.end(StepName::Checkout, StepEnd::Error(nothing.to_owned()))
+                    .await?;
+                Ok(None)
+            }
+        }
+    }
+
+    /// Merges the checked-out head onto the current head of `base_ref`, as merging the pull
+    /// request would. `Some(end)` when the checkout must end here: a conflict is the code's
+    /// failure (it names the files), a base that cannot be read is an error.
+    async fn merge_onto_base(&mut self, base_ref: &str) -> anyhow::Result<Option<StepEnd>> {
+        let base_source = (self.record.base_source.clone())
+            .unwrap_or_else(|| source_of(&self.project.repo));
+        let git = crate::github::git_for(self.inner, &self.project, &base_source).await;
+        let base_sha = match git.branch_head(&base_source, base_ref).await {
+            Ok(sha) => sha,
+            Err(error) => {
+                return Ok(Some(StepEnd::Error(format!(
+                    "the base branch's head could not be read: {error}"
+                ))))
+            }
+        };
+        self.inner
+            .store
+            .set_base_sha(self.id(), &base_sha)
+            .await?;
+        self.record.base_sha = Some(base_sha.clone());
+        self.env.push(("SLIPWAY_BASE_SHA".into(), base_sha.clone()));
+        let head = self.record.sha.clone();
+        let merged = git
+            .merge_onto(&self.workspace, &base_source, &base_sha, &head)
+            .await;
+        Ok(match merged {
+            Ok(MergedCheckout::Merged { sha }) => {
+                self.logs.line(
+                    StepName::Checkout,
+                    &format!("merged onto {base_ref} at {base_sha}: validating {sha}"),
+                );
+                None
+            }
+            Ok(MergedCheckout::Conflict { paths }) => Some(StepEnd::Failed {
+                exit_code: None,
+                detail: format!(
+                    "the pull request conflicts with {base_ref} at {} in: {}; merge {base_ref} \
+                     into the branch (or rebase it) and resolve them",
+                    &base_sha[..12],
+                    paths.join(", ")
+                ),
+                retryable: false,
+            }),
+            Err(error) => Some(StepEnd::Error(format!(
+                "merging onto {base_ref} at {base_sha} failed: {error}"
+            ))),
+        })
+    }
+
+    /// The repository's `.slipway.toml`, if it has one; `Err` says why it is refused (the
+    /// code's failure: the pull request may have broken it).
+    async fn repository_pipeline(&self) -> Result<Option<PipelineConfig>, String> {
+        let file = self.workspace.join(".slipway.toml");
+        match tokio::fs::symlink_metadata(&file).await {
+            Err(_) => return Ok(None),
+            Ok(meta) if !meta.is_file() => {
+                return Err("invalid pipeline file: .slipway.toml must be a regular file, not a link or a directory".into())
+            }
+            Ok(_) => {}
+        }
+        let text = tokio::fs::read_to_string(&file)
+            .await
+            .map_err(|e| format!("invalid pipeline file: .slipway.toml cannot be read: {e}"))?;
+        PipelineConfig::from_toml(".slipway.toml", &text)
+            .map(Some)
+            .map_err(|error| format!("invalid pipeline file: {error}"))
     }
 
     async fn setup(&mut self, config: &PipelineConfig) -> anyhow::Result<StepEnd> {
@@ -453,8 +542,9 @@ impl Attempt<'_> {
         let snapshots = self.inner.snapshots.clone();
         let (k, ws) = (key.clone(), self.workspace.clone());
         let owner = self.inner.sandbox.outside_owner();
+        let checkout = self.manifest.clone().expect("scanned before setup");
         let restored = tokio::task::spawn_blocking(move || {
-            snapshots.restore(&k, &ws, &beside(&ws, LAYERS), owner)
+            snapshots.restore(&k, &ws, &beside(&ws, LAYERS), owner, &checkout)
         })
         .await?;
         match restored {
@@ -475,7 +565,7 @@ impl Attempt<'_> {
             ),
         }
         let end = self
-            .commands(StepName::Setup, &setup.commands, setup.timeout_secs)
+            .commands(StepName::Setup, &setup.commands, setup.timeout_secs, 0)
             .await?;
         if let (StepEnd::Passed(_), Some(before)) = (&end, self.manifest.take()) {
             let snapshots = self.inner.snapshots.clone();
@@ -527,14 +617,18 @@ impl Attempt<'_> {
     }
 
     /// Runs commands in order until one does not succeed.
+    /// Runs the commands in order; each failed one is run again up to `retries` times, and
+    /// a pass after a failure marks the step flaky (it passes, and says so).
     async fn commands(
         &mut self,
         step: StepName,
         commands: &[String],
         timeout_secs: Option<u32>,
+        retries: u32,
     ) -> anyhow::Result<StepEnd> {
         let started = Instant::now();
-        let (budget, is_overall) = self.step_timeout(timeout_secs);
+        let budget = self.step_timeout(timeout_secs);
+        let mut flaky = Vec::new();
         for command in commands {
             let update = StepUpdate {
                 command: Some(command.clone()),
@@ -544,69 +638,110 @@ impl Attempt<'_> {
                 .store
                 .update_step(self.id(), self.index(step), &update)
                 .await?;
-            self.logs.line(step, &format!("$ {command}"));
-            let (process, follow) = match self.spawn(step, command, &self.env) {
-                Ok(spawned) => spawned,
-                Err(error) => {
-                    return Ok(StepEnd::Error(format!(
-                        "could not start `{command}`: {error}"
-                    )))
+            let mut tries = 0;
+            loop {
+                tries += 1;
+                self.logs.line(step, &format!("$ {command}"));
+                let end = self.command(step, command, budget, started).await?;
+                let retryable = matches!(&end, Some(StepEnd::Failed { retryable: true, .. }));
+                match end {
+                    None if tries > 1 => {
+                        flaky.push(format!("`{command}` passed on try {tries}"));
+                        break;
+                    }
+                    None => break,
+                    Some(_) if retryable && tries <= retries => self.logs.line(
+                        step,
+                        &format!("try {tries} of {} failed; running it again", retries + 1),
+                    ),
+                    Some(end) => return Ok(end),
                 }
-            };
-            let pgid = process.pgid();
-            self.inner
-                .store
-                .record_process_group(self.id(), pgid)
-                .await?;
-            let outcome = process
-                .wait(budget.saturating_sub(started.elapsed()), self.cancel)
-                .await;
-            self.inner
-                .store
-                .forget_process_group(self.id(), pgid)
-                .await?;
-            let _ = tokio::time::timeout(Duration::from_secs(2), follow).await;
-            if let Some(reason) = self.cell.as_ref().and_then(Cell::exceeded) {
-                if outcome != Outcome::Cancelled {
-                    return Ok(StepEnd::Failed {
-                        exit_code: None,
-                        detail: format!("`{command}` stopped: {reason}"),
-                    });
-                }
-            }
-            match outcome {
-                Outcome::Exited(0) => continue,
-                Outcome::Exited(code) => {
-                    return Ok(StepEnd::Failed {
-                        exit_code: Some(code),
-                        detail: format!("`{command}` exited with code {code}"),
-                    })
-                }
-                Outcome::Signalled(signal) => {
-                    return Ok(StepEnd::Failed {
-                        exit_code: None,
-                        detail: format!("`{command}` was killed by signal {signal}"),
-                    })
-                }
-                Outcome::TimedOut => {
-                    let why = if is_overall {
-                        format!(
-                            "the validation's time limit of {} s was reached",
-                            self.inner.config.validation_timeout.as_secs()
-                        )
-                    } else {
-                        format!("timed out after {} s", budget.as_secs())
-                    };
-                    return Ok(StepEnd::Failed {
-                        exit_code: None,
-                        detail: format!("`{command}` {why}"),
-                    });
-                }
-                Outcome::Cancelled => return Ok(StepEnd::Cancelled),
-                Outcome::Unstarted => return Ok(StepEnd::Error(unstarted(command))),
             }
         }
-        Ok(StepEnd::Passed(None))
+        if flaky.is_empty() {
+            return Ok(StepEnd::Passed(None));
+        }
+        let update = StepUpdate {
+            flaky: true,
+            ..Default::default()
+        };
+        self.inner
+            .store
+            .update_step(self.id(), self.index(step), &update)
+            .await?;
+        Ok(StepEnd::Passed(Some(format!(
+            "flaky: {}",
+            flaky.join("; ")
+        ))))
+    }
+
+    /// Runs one command within what is left of the step's budget; `None` when it passed.
+    async fn command(
+        &mut self,
+        step: StepName,
+        command: &str,
+        (budget, is_overall): (Duration, bool),
+        started: Instant,
+    ) -> anyhow::Result<Option<StepEnd>> {
+        let (process, follow) = match self.spawn(step, command, &self.env) {
+            Ok(spawned) => spawned,
+            Err(error) => {
+                return Ok(Some(StepEnd::Error(format!(
+                    "could not start `{command}`: {error}"
+                ))))
+            }
+        };
+        let pgid = process.pgid();
+        self.inner
+            .store
+            .record_process_group(self.id(), pgid)
+            .await?;
+        let outcome = process
+            .wait(budget.saturating_sub(started.elapsed()), self.cancel)
+            .await;
+        self.inner
+            .store
+            .forget_process_group(self.id(), pgid)
+            .await?;
+        let _ = tokio::time::timeout(Duration::from_secs(2), follow).await;
+        let failed = |detail: String, exit_code: Option<i32>, retryable: bool| {
+            Some(StepEnd::Failed {
+                exit_code,
+                detail,
+                retryable,
+            })
+        };
+        if let Some(reason) = self.cell.as_ref().and_then(Cell::exceeded) {
+            if outcome != Outcome::Cancelled {
+                return Ok(failed(format!("`{command}` stopped: {reason}"), None, false));
+            }
+        }
+        Ok(match outcome {
+            Outcome::Exited(0) => None,
+            Outcome::Exited(code) => failed(
+                format!("`{command}` exited with code {code}"),
+                Some(code),
+                true,
+            ),
+            Outcome::Signalled(signal) => failed(
+                format!("`{command}` was killed by signal {signal}"),
+                None,
+                true,
+            ),
+            Outcome::TimedOut => {
+                let why = if is_overall {
+                    format!(
+                        "the validation's time limit of {} s was reached",
+                        self.inner.config.validation_timeout.as_secs()
+                    )
+                } else {
+                    format!("timed out after {} s", budget.as_secs())
+                };
+                failed(format!("`{command}` {why}"), None, false)
+            }
+            Outcome::Cancelled => Some(StepEnd::Cancelled),
+            Outcome::Unstarted => Some(StepEnd::Error(unstarted(command))),
+        })
     }
 
     /// Starts the service with `PORT` set and waits for its health check.
@@ -655,10 +790,12 @@ impl Attempt<'_> {
                         detail: format!(
                             "the service exited with code {code} before it became healthy"
                         ),
+                        retryable: false,
                     },
                     _ => StepEnd::Failed {
                         exit_code: None,
                         detail: "the service was killed before it became healthy".to_owned(),
+                        retryable: false,
                     },
                 };
             }
@@ -672,6 +809,7 @@ impl Attempt<'_> {
                         "{url} was not healthy within {} s (last: {last})",
                         limit.as_secs()
                     ),
+                    retryable: false,
                 };
             }
             let cell = self.cell.as_ref().expect("made before deploy");

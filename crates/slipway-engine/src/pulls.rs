@@ -72,6 +72,8 @@ impl Engine {
             sha: pr.head_sha.clone(),
             head_ref: pr.head.clone(),
             source: pipeline::source_of(&project.repo),
+            base_ref: pr.base.clone(),
+            base_source: String::new(),
         };
         let record = self.submit(project, target).await?;
         tracing::info!(project = %project.id, pr = pr.number, validation = %record.id, "pull request head queued");
@@ -108,6 +110,8 @@ impl Engine {
                     sha,
                     head_ref: pr.head,
                     source,
+                    base_ref: pr.base,
+                    base_source: String::new(),
                 }
             }
             Ok(RepoLocation::GitHub { owner, name }) => {
@@ -126,6 +130,8 @@ impl Engine {
                     sha: pull.head_sha,
                     head_ref: pull.head_ref,
                     source: pull.head_clone_url,
+                    base_ref: pull.base_ref,
+                    base_source: pull.base_clone_url,
                 }
             }
             Err(e) => return Err(SubmitError::Invalid(e.to_string())),

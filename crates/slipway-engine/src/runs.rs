@@ -1098,6 +1098,7 @@ async fn evidence_of(
             detail: failing.and_then(|s| s.detail.clone()),
             log,
             changed_files,
+            merged_onto: validation.base_ref.clone().zip(validation.base_sha.clone()),
             attempt,
             max_attempts,
         },

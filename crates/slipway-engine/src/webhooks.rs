@@ -162,6 +162,8 @@ async fn pull_request(
                 sha: pr.head_sha.clone(),
                 head_ref: pr.head_ref.clone(),
                 source: pr.head_clone_url.clone(),
+                base_ref: pr.base_ref.clone(),
+                base_source: pr.base_clone_url.clone(),
             };
             if pr.action == "opened" {
                 let url = crate::github::pull_url(&pr.repository, pr.number);

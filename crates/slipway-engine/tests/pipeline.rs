@@ -291,9 +291,9 @@ async fn a_malformed_pipeline_file_fails_checkout_with_its_line() {
 async fn without_a_pipeline_file_the_project_defaults_apply() {
     let h = harness(&[("README.md", "no pipeline here")]).await;
     let mut settings = h.store.settings(h.project.id).await.unwrap();
-    settings.pipeline.test = Some(slipway_core::pipeline::CommandsSection {
+    settings.pipeline.test = Some(slipway_core::pipeline::TestSection {
         commands: vec!["echo from the dashboard defaults".into()],
-        timeout_secs: None,
+        ..Default::default()
     });
     h.store.put_settings(h.project.id, &settings).await.unwrap();
     let record = h.validate_main().await;
@@ -580,6 +580,8 @@ async fn a_pull_request_from_a_fork_gets_no_secrets() {
         sha: sha.clone(),
         head_ref: "main".into(),
         source: format!("file://{}", fork.display()),
+        base_ref: "main".into(),
+        base_source: String::new(),
     };
     let from_fork = h.engine.submit(&h.project, target).await.unwrap();
     let same_repo = Target::PullRequest {
@@ -587,6 +589,8 @@ async fn a_pull_request_from_a_fork_gets_no_secrets() {
         sha,
         head_ref: "main".into(),
         source: format!("file://{}/", h.repo.display()),
+        base_ref: "main".into(),
+        base_source: String::new(),
     };
     let from_origin = h.engine.submit(&h.project, same_repo).await.unwrap();
     h.engine.run_pending_jobs().await.unwrap();

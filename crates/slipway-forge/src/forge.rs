@@ -16,6 +16,8 @@ pub struct PullState {
     /// Where the head commit can be fetched from.
     pub head_clone_url: String,
     pub base_ref: String,
+    /// Where the base branch can be fetched from.
+    pub base_clone_url: String,
     /// `Some(false)` when the forge already knows it will not merge cleanly.
     pub mergeable: Option<bool>,
     /// Approving reviews; `None` where the forge has no reviews.
@@ -29,6 +31,8 @@ pub enum MergeResult {
     Merged { sha: String },
     /// The head is no longer the commit named in the call: nothing was merged.
     HeadMoved,
+    /// The base branch is no longer the commit validated with the head: nothing was merged.
+    BaseMoved { to: String },
     /// The forge will not merge it, and says why (conflicting paths, protection rules).
     NotMergeable { reason: String },
 }
@@ -60,11 +64,13 @@ pub trait Forge: Sync {
 
     fn pull(&self, number: i64) -> impl Future<Output = anyhow::Result<PullState>> + Send;
 
-    /// Merges only if the head is still `sha`.
+    /// Merges only if the head is still `sha` and its base branch still `base_sha`: the
+    /// pair that was validated.
     fn merge(
         &self,
         number: i64,
         sha: &str,
+        base_sha: &str,
         method: MergeMethod,
         title: &str,
     ) -> impl Future<Output = anyhow::Result<MergeResult>> + Send;

@@ -164,6 +164,95 @@ impl Git {
     }
 }
 
+/// How merging a head onto its base in a checkout went.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MergedCheckout {
+    /// The checkout is at this merge commit (or at the head, when it already contains the
+    /// base).
+    Merged { sha: String },
+    /// These paths conflict; the checkout is left as it was.
+    Conflict { paths: Vec<String> },
+}
+
+impl Git {
+    /// In a checkout of `head` (see [`Git::checkout`]), fetches `base` from `base_source`
+    /// when it is missing and makes the merge of `head` onto it: the tree that merging the
+    /// pull request would give. The merge commit is Slipway's, local, never pushed.
+    pub async fn merge_onto(
+        &self,
+        dest: &Path,
+        base_source: &str,
+        base: &str,
+        head: &str,
+    ) -> Result<MergedCheckout, GitError> {
+        let object = format!("{base}^{{commit}}");
+        if self
+            .run(Some(dest), &["cat-file", "-e", &object])
+            .await
+            .is_err()
+        {
+            self.run(Some(dest), &["fetch", "--quiet", base_source, base])
+                .await?;
+        }
+        self.run(Some(dest), &["checkout", "--quiet", "--detach", base])
+            .await?;
+        let message = format!("Merge {head} onto {base} (Slipway's validation; never pushed)");
+        let merged = self
+            .run(
+                Some(dest),
+                &[
+                    "-c",
+                    "user.name=Slipway",
+                    "-c",
+                    "user.email=slipway@localhost",
+                    "-c",
+                    "commit.gpgSign=false",
+                    "merge",
+                    "--quiet",
+                    "--no-ff",
+                    "--no-edit",
+                    "-m",
+                    &message,
+                    head,
+                ],
+            )
+            .await;
+        if merged.is_err() {
+            let unmerged = self
+                .run(Some(dest), &["diff", "--name-only", "--diff-filter=U"])
+                .await
+                .unwrap_or_default();
+            let paths: Vec<String> = unmerged.lines().map(str::to_owned).collect();
+            let _ = self.run(Some(dest), &["merge", "--abort"]).await;
+            if paths.is_empty() {
+                merged?;
+            }
+            return Ok(MergedCheckout::Conflict { paths });
+        }
+        let sha = self.run(Some(dest), &["rev-parse", "HEAD"]).await?;
+        Ok(MergedCheckout::Merged { sha })
+    }
+}
+
+impl Git {
+    /// Each tracked file of a checkout with its blob id (`git ls-files -s`). Only for a
+    /// checkout no code has run in yet: git reads the checkout's own `.git`.
+    pub async fn tracked_versions(
+        &self,
+        dest: &Path,
+    ) -> Result<std::collections::HashMap<std::path::PathBuf, String>, GitError> {
+        let out = self.run(Some(dest), &["ls-files", "--stage", "-z"]).await?;
+        Ok(out
+            .split('\0')
+            .filter_map(|record| {
+                let (meta, path) = record.split_once('\t')?;
+                let blob = meta.split_whitespace().nth(1)?;
+                Some((path.into(), blob.to_owned()))
+            })
+            .collect())
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum GitError {
     #[error("git could not be run: {0}; install git")]

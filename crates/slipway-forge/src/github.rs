@@ -44,6 +44,7 @@ pub struct Pull {
     pub head_ref: String,
     pub head_clone_url: String,
     pub base_ref: String,
+    pub base_clone_url: String,
 }
 
 /// How a merge call ended.
@@ -153,6 +154,7 @@ impl From<PullBody> for Pull {
             head_ref: p.head.reference,
             head_clone_url: p.head.repo.map(|r| r.clone_url).unwrap_or_default(),
             base_ref: p.base.reference,
+            base_clone_url: p.base.repo.map(|r| r.clone_url).unwrap_or_default(),
         }
     }
 }
@@ -637,6 +639,23 @@ impl GitHub {
         Ok(latest.values().filter(|s| *s == "APPROVED").count())
     }
 
+    /// The commit a branch points at now.
+    pub async fn branch_head(&self, repo: &str, branch: &str) -> Result<String, GitHubError> {
+        let path = format!("/repos/{repo}/branches/{branch}");
+        let value = self
+            .expect(reqwest::Method::GET, &path, None, &[200])
+            .await?;
+        value["commit"]["sha"]
+            .as_str()
+            .filter(|sha| crate::git::is_full_sha(sha))
+            .map(str::to_owned)
+            .ok_or_else(|| GitHubError::Status {
+                status: 200,
+                what: format!("GET {path}"),
+                message: "the answer has no commit.sha".into(),
+            })
+    }
+
     /// Merges only if the head is still `sha` (GitHub answers 409 otherwise).
     pub async fn merge(
         &self,
@@ -767,6 +786,7 @@ impl crate::Forge for GitHubRepo<'_> {
             head_ref: pull.head_ref,
             head_clone_url: pull.head_clone_url,
             base_ref: pull.base_ref,
+            base_clone_url: pull.base_clone_url,
             mergeable: pull.mergeable,
             approvals: Some(approvals),
         })
@@ -776,9 +796,18 @@ impl crate::Forge for GitHubRepo<'_> {
         &self,
         number: i64,
         sha: &str,
+        base_sha: &str,
         method: MergeMethod,
         title: &str,
     ) -> anyhow::Result<crate::MergeResult> {
+        // GitHub's merge names only the head: the base is read right before, so that a pair
+        // other than the validated one is never merged (a move in between is the
+        // remaining window; branch protection's "up to date" rule closes it).
+        let pull = self.client.pull(&self.repo, number).await?;
+        let base_now = self.client.branch_head(&self.repo, &pull.base_ref).await?;
+        if base_now != base_sha {
+            return Ok(crate::MergeResult::BaseMoved { to: base_now });
+        }
         Ok(
             match self
                 .client

@@ -39,10 +39,12 @@ async fn conflicting_paths(dir: &Path) -> Vec<String> {
 }
 
 /// Merges `head_sha` into `base` of the repository at `repo`, working in `scratch`
-/// (an empty directory that the caller removes afterwards).
+/// (an empty directory that the caller removes afterwards). With `base_sha`, only while
+/// `base` is still that commit (the pair that was validated).
 pub async fn merge(
     repo: &str,
     base: &str,
+    base_sha: Option<&str>,
     head_sha: &str,
     method: MergeMethod,
     message: &str,
@@ -60,6 +62,13 @@ pub async fn merge(
         &["checkout", "--quiet", "-B", base, &format!("origin/{base}")],
     )
     .await?;
+    if let Some(expected) = base_sha {
+        // Only the validated pair is merged.
+        let now = run(scratch, &["rev-parse", "HEAD"]).await?;
+        if !expected.eq_ignore_ascii_case(&now) {
+            return Ok(MergeOutcome::BaseMoved);
+        }
+    }
     if run(
         scratch,
         &["cat-file", "-e", &format!("{head_sha}^{{commit}}")],
@@ -176,7 +185,7 @@ mod tests {
         for method in [MergeMethod::Merge, MergeMethod::Squash, MergeMethod::Rebase] {
             let (dir, origin, head) = repo(false);
             let scratch = dir.path().join("scratch");
-            let outcome = merge(&origin, "main", &head, method, "Merge #1", &scratch)
+            let outcome = merge(&origin, "main", None, &head, method, "Merge #1", &scratch)
                 .await
                 .unwrap();
             let MergeOutcome::Merged { sha } = outcome else {
@@ -204,6 +213,7 @@ mod tests {
         let outcome = merge(
             &origin,
             "main",
+            None,
             &head,
             MergeMethod::Merge,
             "m",

@@ -69,6 +69,9 @@ pub struct PullRequest {
     pub head_ref: String,
     /// Where the head commit can be fetched from (a fork's URL for a PR from a fork).
     pub head_clone_url: String,
+    /// The branch it would merge into, and where that branch is fetched from.
+    pub base_ref: String,
+    pub base_clone_url: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -127,6 +130,14 @@ struct PullRequestBody {
     #[serde(default)]
     draft: bool,
     head: HeadBody,
+    base: BaseBody,
+}
+
+#[derive(Deserialize)]
+struct BaseBody {
+    #[serde(rename = "ref")]
+    reference: String,
+    repo: Option<CloneBody>,
 }
 
 #[derive(Deserialize)]
@@ -205,6 +216,13 @@ pub fn parse(event: &str, body: &[u8]) -> Result<Event, PayloadError> {
                 head_sha: p.pull_request.head.sha,
                 head_ref: p.pull_request.head.reference,
                 head_clone_url,
+                base_ref: p.pull_request.base.reference,
+                base_clone_url: p
+                    .pull_request
+                    .base
+                    .repo
+                    .map(|r| r.clone_url)
+                    .unwrap_or_default(),
             })
         }
         "issue_comment" => {
@@ -304,6 +322,11 @@ mod tests {
             "https://github.com/Codertocat/Hello-World.git"
         );
         assert!(!pr.draft);
+        assert_eq!(pr.base_ref, "master");
+        assert_eq!(
+            pr.base_clone_url,
+            "https://github.com/Codertocat/Hello-World.git"
+        );
     }
 
     #[test]

@@ -34,6 +34,10 @@ pub enum SnapshotError {
     },
     #[error("{0}")]
     Command(String),
+    /// Setup rewrote or deleted a tracked file that this checkout has in another version:
+    /// the snapshot would put back the other version's result.
+    #[error("setup changed {0}, which differs in this commit")]
+    Stale(String),
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> SnapshotError + '_ {
@@ -104,11 +108,20 @@ pub struct Manifest {
     files: HashMap<PathBuf, Stamp>,
     /// Directories holding at least one recorded file.
     dirs: std::collections::HashSet<PathBuf>,
+    /// The version of each tracked file (git's blob ids), read before any code ran.
+    versions: HashMap<PathBuf, String>,
 }
 
 impl Manifest {
-    pub fn scan(workspace: &Path) -> Result<Self, SnapshotError> {
-        let mut manifest = Manifest::default();
+    /// Records the checkout; `versions` names each tracked file's content (its blob id).
+    pub fn scan(
+        workspace: &Path,
+        versions: HashMap<PathBuf, String>,
+    ) -> Result<Self, SnapshotError> {
+        let mut manifest = Manifest {
+            versions,
+            ..Manifest::default()
+        };
         walk_checkout(workspace, &mut |relative, meta| {
             if meta.is_dir() {
                 manifest.dirs.insert(relative.to_path_buf());
@@ -152,6 +165,8 @@ pub struct Restored {
     mounts: Vec<PathBuf>,
     /// `Overlay` or `Copy`, for the log.
     pub mechanism: &'static str,
+    /// A shared lock on the snapshot's directory while the workspace uses it.
+    _hold: Option<std::fs::File>,
 }
 
 impl Snapshots {
@@ -167,19 +182,32 @@ impl Snapshots {
         self.root.join(key)
     }
 
-    /// Applies the snapshot's changes to `workspace`, a fresh checkout (overlays get their
-    /// writable layers in `scratch`, owned by `owner`); `None` when there is no snapshot.
+    /// Applies the snapshot's changes to `workspace`, a fresh checkout described by
+    /// `checkout` (overlays get their writable layers in `scratch`, owned by `owner`);
+    /// `None` when there is no snapshot. Refused ([`SnapshotError::Stale`]) when setup
+    /// changed a tracked file that this checkout has in another version.
     pub fn restore(
         &self,
         key: &str,
         workspace: &Path,
         scratch: &Path,
         owner: Option<(u32, u32)>,
+        checkout: &Manifest,
     ) -> Result<Option<Restored>, SnapshotError> {
         let dir = self.dir(key);
         let files = dir.join("files");
-        if !files.is_dir() {
+        // Held until release: another process's eviction skips a snapshot in use.
+        let hold = lock(&dir, false);
+        if !files.is_dir() || hold.is_none() {
             return Ok(None);
+        }
+        let based_on = std::fs::read(dir.join("based-on")).unwrap_or_default();
+        let mut fields = based_on.split(|b| *b == 0);
+        while let (Some(path), Some(version)) = (fields.next(), fields.next()) {
+            let path = Path::new(std::ffi::OsStr::from_bytes(path));
+            if checkout.versions.get(path).map(String::as_bytes) != Some(version) {
+                return Err(SnapshotError::Stale(path.display().to_string()));
+            }
         }
         // Mark as recently used.
         let _ = std::fs::File::open(&dir).and_then(|f| f.set_modified(SystemTime::now()));
@@ -187,6 +215,7 @@ impl Snapshots {
             key: key.to_owned(),
             mounts: Vec::new(),
             mechanism: "copy",
+            _hold: hold,
         };
         let overlays =
             overlay_supported(&self.root) && mountable_path(workspace) && mountable_path(scratch);
@@ -300,6 +329,21 @@ impl Snapshots {
         }
         let list = staging.join("deleted");
         std::fs::write(&list, deleted).map_err(io(&list))?;
+        // The versions of the checkout's files that setup rewrote or deleted: the snapshot
+        // holds their result, valid only for those versions.
+        let mut based_on = Vec::new();
+        let touched = changed.iter().filter(|p| before.files.contains_key(*p));
+        let gone = before.files.keys().filter(|p| !seen.contains(*p));
+        for path in touched.chain(gone) {
+            based_on.extend_from_slice(path.as_os_str().as_bytes());
+            based_on.push(0);
+            // Unknown (untracked) content never matches: such a snapshot is not reused.
+            let version = before.versions.get(path).map_or("unknown", String::as_str);
+            based_on.extend_from_slice(version.as_bytes());
+            based_on.push(0);
+        }
+        let list = staging.join("based-on");
+        std::fs::write(&list, based_on).map_err(io(&list))?;
         // Atomic publish: a reader sees a whole snapshot or none.
         if std::fs::rename(&staging, &target).is_err() {
             let _ = std::fs::remove_dir_all(&staging);
@@ -332,6 +376,10 @@ impl Snapshots {
                 continue;
             }
             let path = self.root.join(&name);
+            // In use by another process (slipway validate runs share a cache): kept.
+            let Some(_exclusive) = lock(&path, true) else {
+                continue;
+            };
             std::fs::remove_dir_all(&path).map_err(io(&path))?;
             total -= size;
             tracing::info!(snapshot = %name, bytes = size, "snapshot evicted");
@@ -343,6 +391,20 @@ impl Snapshots {
     pub fn contains(&self, key: &str) -> bool {
         self.dir(key).is_dir()
     }
+}
+
+/// A lock on a snapshot's directory without waiting: shared while a workspace uses it,
+/// exclusive to remove it. `None` when it is gone or (exclusive) in use.
+fn lock(dir: &Path, exclusive: bool) -> Option<std::fs::File> {
+    use std::os::fd::AsRawFd;
+    let file = std::fs::File::open(dir).ok()?;
+    let mode = if exclusive {
+        libc::LOCK_EX | libc::LOCK_NB
+    } else {
+        libc::LOCK_SH
+    };
+    // SAFETY: flock on a descriptor this function owns.
+    (unsafe { libc::flock(file.as_raw_fd(), mode) } == 0).then_some(file)
 }
 
 /// Copies one file, link or directory as it is (a link stays a link), replacing `to`.

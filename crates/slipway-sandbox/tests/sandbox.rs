@@ -1,7 +1,7 @@
 //! The local sandbox driver with real processes. Isolation tests need bubblewrap
 //! (`apt-get install bubblewrap`; `scripts/test.sh` installs it).
 
-use slipway_sandbox::snapshot::{key, Manifest, Snapshots};
+use slipway_sandbox::snapshot::{key, Manifest, SnapshotError, Snapshots};
 use slipway_sandbox::{Isolation, Outcome, Quotas, Sandbox};
 use std::path::Path;
 use std::time::Duration;
@@ -292,6 +292,28 @@ fn checkout() -> tempfile::TempDir {
     ws
 }
 
+/// Each tracked file's blob id, as the engine reads them before any code runs.
+fn versions(ws: &Path) -> std::collections::HashMap<std::path::PathBuf, String> {
+    let out = std::process::Command::new("git")
+        .args(["ls-files", "-s"])
+        .current_dir(ws)
+        .output()
+        .unwrap();
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|line| {
+            let (meta, path) = line.split_once('\t').unwrap();
+            let blob = meta.split_whitespace().nth(1).unwrap();
+            (path.into(), blob.to_owned())
+        })
+        .collect()
+}
+
+fn scan(ws: &Path) -> Manifest {
+    Manifest::scan(ws, versions(ws)).unwrap()
+}
+
 /// What the setup of these tests does, as plain file operations.
 fn cold_setup(ws: &Path) {
     std::fs::create_dir_all(ws.join("deps/pkg")).unwrap();
@@ -316,10 +338,10 @@ fn a_restored_snapshot_equals_a_cold_setup_file_by_file() {
     let snapshots = Snapshots::new(store.path().to_owned(), u64::MAX);
     let layers = tempfile::tempdir().unwrap();
     assert!(snapshots
-        .restore(&k1, ws.path(), layers.path(), None)
+        .restore(&k1, ws.path(), layers.path(), None, &scan(ws.path()))
         .unwrap()
         .is_none());
-    let before = Manifest::scan(ws.path()).unwrap();
+    let before = scan(ws.path());
     cold_setup(ws.path());
     snapshots.save(&k1, ws.path(), &before).unwrap();
     assert!(snapshots.contains(&k1));
@@ -329,7 +351,7 @@ fn a_restored_snapshot_equals_a_cold_setup_file_by_file() {
     let fresh = checkout();
     let fresh_layers = tempfile::tempdir().unwrap();
     let restored = snapshots
-        .restore(&k1, fresh.path(), fresh_layers.path(), None)
+        .restore(&k1, fresh.path(), fresh_layers.path(), None, &scan(fresh.path()))
         .unwrap()
         .unwrap();
     assert_eq!(tree(fresh.path()), cold, "restored differs from cold");
@@ -348,7 +370,7 @@ fn a_restored_snapshot_equals_a_cold_setup_file_by_file() {
     let again = checkout();
     let again_layers = tempfile::tempdir().unwrap();
     let second = snapshots
-        .restore(&k1, again.path(), again_layers.path(), None)
+        .restore(&k1, again.path(), again_layers.path(), None, &scan(again.path()))
         .unwrap()
         .unwrap();
     assert_eq!(tree(again.path()), cold);
@@ -362,6 +384,20 @@ fn a_restored_snapshot_equals_a_cold_setup_file_by_file() {
 
     std::fs::write(ws.path().join("lock.json"), "v2").unwrap();
     assert_ne!(key(ws.path(), &files, &commands), k1);
+
+    // A commit with another version of a file setup rewrites gets a cold setup, never the
+    // snapshot's result of the old version.
+    let changed = checkout();
+    std::fs::write(changed.path().join("src/schema.rs"), "new schema").unwrap();
+    git(changed.path(), &["commit", "-qam", "schema"]);
+    assert_eq!(key(changed.path(), &files, &commands), k1, "same key");
+    let changed_layers = tempfile::tempdir().unwrap();
+    let refused = snapshots.restore(&k1, changed.path(), changed_layers.path(), None, &scan(changed.path()));
+    assert!(
+        matches!(&refused, Err(SnapshotError::Stale(path)) if path == "src/schema.rs"),
+        "{refused:?}"
+    );
+    assert_eq!(read(&changed.path().join("src/schema.rs")), "new schema");
 }
 
 #[test]
@@ -386,7 +422,7 @@ fn the_least_recently_used_snapshots_are_evicted_beyond_the_cap() {
     let snapshots = Snapshots::new(store.path().to_owned(), 2_500);
     let save = |name: &str| {
         let ws = tempfile::tempdir().unwrap();
-        let before = Manifest::scan(ws.path()).unwrap();
+        let before = scan(ws.path());
         std::fs::write(ws.path().join("blob"), vec![b'x'; 1_000]).unwrap();
         snapshots.save(name, ws.path(), &before).unwrap();
         std::thread::sleep(Duration::from_millis(30));
@@ -395,7 +431,7 @@ fn the_least_recently_used_snapshots_are_evicted_beyond_the_cap() {
     save("b");
     let (scratch, layers) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let restored = snapshots
-        .restore("a", scratch.path(), layers.path(), None)
+        .restore("a", scratch.path(), layers.path(), None, &scan(scratch.path()))
         .unwrap()
         .unwrap();
     snapshots.release(restored);
@@ -412,7 +448,7 @@ fn a_mounted_snapshot_is_not_evicted_while_in_use() {
     let snapshots = Snapshots::new(store.path().to_owned(), 1_500);
     let save = |name: &str| {
         let ws = tempfile::tempdir().unwrap();
-        let before = Manifest::scan(ws.path()).unwrap();
+        let before = scan(ws.path());
         std::fs::create_dir(ws.path().join("deps")).unwrap();
         std::fs::write(ws.path().join("deps/blob"), vec![b'x'; 1_000]).unwrap();
         snapshots.save(name, ws.path(), &before).unwrap();
@@ -421,7 +457,7 @@ fn a_mounted_snapshot_is_not_evicted_while_in_use() {
     save("old");
     let (ws, layers) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let restored = snapshots
-        .restore("old", ws.path(), layers.path(), None)
+        .restore("old", ws.path(), layers.path(), None, &scan(ws.path()))
         .unwrap()
         .unwrap();
     std::thread::sleep(Duration::from_millis(30));

@@ -43,6 +43,9 @@ async fn main() {
         let created = app
             .store
             .create_validation(&NewValidation {
+                base: None,
+                setup_trial: false,
+                config_file: None,
                 project,
                 source: repo.display().to_string(),
                 branch: Some("main".into()),
@@ -107,6 +110,9 @@ async fn main() {
     let long = app
         .store
         .create_validation(&NewValidation {
+            base: None,
+            setup_trial: false,
+            config_file: None,
             project: ProjectId(1),
             source: repo.display().to_string(),
             branch: None,

@@ -25,6 +25,8 @@ pub struct Metrics {
     registry: Registry,
     pub requests: Family<RequestLabels, Counter>,
     pub latency: LatencyFamily,
+    /// Steps that passed only on a retry (`[test] retries`), as the store counts them.
+    flaky_steps: Counter,
 }
 
 fn latency_histogram() -> Histogram {
@@ -49,10 +51,25 @@ impl Metrics {
             "HTTP request latency by method and route",
             latency.clone(),
         );
+        let flaky_steps = Counter::default();
+        registry.register(
+            "flaky_steps",
+            "Validation steps that passed only after a failed try",
+            flaky_steps.clone(),
+        );
         Self {
             registry,
             requests,
             latency,
+            flaky_steps,
+        }
+    }
+
+    /// Brings the flaky-step counter up to the store's count.
+    pub fn observe_flaky_steps(&self, stored: u64) {
+        let counted = self.flaky_steps.get();
+        if stored > counted {
+            self.flaky_steps.inc_by(stored - counted);
         }
     }
 

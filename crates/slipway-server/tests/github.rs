@@ -75,6 +75,8 @@ impl World {
         payload["pull_request"]["head"]["sha"] = json!(self.head());
         payload["pull_request"]["head"]["ref"] = json!("feature");
         payload["pull_request"]["head"]["repo"]["clone_url"] = json!(self.github.clone_url(REPO));
+        payload["pull_request"]["base"]["ref"] = json!("main");
+        payload["pull_request"]["base"]["repo"]["clone_url"] = json!(self.github.clone_url(REPO));
         let body = serde_json::to_vec(&payload).unwrap();
         let reply = self
             .app
@@ -227,7 +229,11 @@ async fn a_conflicting_pull_request_is_not_merged_and_the_comment_says_why() {
     w.deliver_pull_request("opened", number, "d-open").await;
     w.until("a comment", |g| !g.comments(REPO).is_empty()).await;
     let comment = &w.github.comments(REPO)[0].body;
-    assert!(comment.contains("not mergeable"), "{comment}");
+    assert!(
+        comment.contains("conflicts with main") && comment.contains("a.txt"),
+        "{comment}"
+    );
+    assert!(w.github.statuses(REPO).iter().any(|s| s.state == "failure"));
     assert!(w.github.merge_calls(REPO).is_empty());
     assert!(!w.github.pull(REPO, number).merged);
 }

@@ -190,11 +190,14 @@ async fn a_conflict_is_not_merged_and_names_the_conflicting_paths() {
     f.open().await;
     let pr = f.settled().await;
     assert_eq!(pr["state"], "open");
+    // Merged onto the moved base at checkout, it conflicts: the validation fails there,
+    // naming the file, and nothing is merged.
     let note = pr["note"].as_str().unwrap();
     assert!(
-        note.contains("not mergeable") && note.contains("a.txt"),
+        note.contains("checkout failed") && note.contains("conflicts with main") && note.contains("a.txt"),
         "{note}"
     );
+    assert!(note.contains("Not merged"), "{note}");
     assert_eq!(f.origin_git(&["rev-parse", "main"]), before);
 }
 

@@ -51,6 +51,9 @@ fn pull_request(
     payload["pull_request"]["head"]["ref"] = json!("feature");
     payload["pull_request"]["head"]["repo"]["clone_url"] =
         json!(format!("file://{}", repo.display()));
+    payload["pull_request"]["base"]["ref"] = json!("main");
+    payload["pull_request"]["base"]["repo"]["clone_url"] =
+        json!(format!("file://{}", repo.display()));
     serde_json::to_vec(&payload).unwrap()
 }
 

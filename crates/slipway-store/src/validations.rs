@@ -11,7 +11,9 @@ fn planned(step: &StepPlan) -> (StepStatus, Option<&str>) {
 }
 use crate::{from_millis, now_millis, Store, StoreError};
 use serde::Serialize;
+use slipway_core::pipeline_source::PipelineSource;
 use slipway_core::validation::{StepName, StepPlan, StepStatus, ValidationStatus};
+use slipway_core::PipelineConfig;
 use slipway_core::{ProjectId, ValidationId};
 use time::OffsetDateTime;
 
@@ -27,8 +29,16 @@ pub struct NewValidation {
     pub branch: Option<String>,
     pub pr: Option<i64>,
     pub sha: String,
+    /// For a pull request: its base, whose head at checkout the head is merged onto in the
+    /// workspace.
+    pub base: Option<Base>,
+    /// "Save and run setup": exactly the settings' setup commands.
+    pub setup_trial: bool,
+    /// `slipway validate --config`: used when the repository has no `.slipway.toml`.
+    pub config_file: Option<PipelineConfig>,
     pub plan: Vec<(StepName, StepPlan)>,
 }
+
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -51,6 +61,8 @@ pub struct StepRecord {
     pub finished_at: Option<OffsetDateTime>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub duration_ms: Option<i64>,
+    /// Passed only after a failed try (`[test] retries`).
+    pub flaky: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -61,7 +73,20 @@ pub struct ValidationRecord {
     pub source: String,
     pub branch: Option<String>,
     pub pr: Option<i64>,
+    /// The head commit validated.
     pub sha: String,
+    /// A pull request's base branch, and its head that `sha` was merged onto.
+    pub base_ref: Option<String>,
+    pub base_sha: Option<String>,
+    #[serde(skip)]
+    pub base_source: Option<String>,
+    /// Where the pipeline came from, once checkout chose it.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
+    pub pipeline_source: Option<PipelineSource>,
+    #[serde(skip)]
+    pub setup_trial: bool,
+    #[serde(skip)]
+    pub config_file: Option<PipelineConfig>,
     pub status: ValidationStatus,
     pub attempt: u32,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -95,6 +120,14 @@ pub struct StepUpdate {
     pub detail: Option<String>,
     pub started: bool,
     pub finished: bool,
+    pub flaky: bool,
+}
+
+/// The branch a pull request merges into, and where it is fetched from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Base {
+    pub branch: String,
+    pub source: String,
 }
 
 /// A validation was made; these older ones of the same branch or PR must be cancelled.
@@ -112,6 +145,12 @@ struct ValidationRow {
     branch: Option<String>,
     pr_number: Option<i64>,
     sha: String,
+    base_ref: Option<String>,
+    base_sha: Option<String>,
+    base_source: Option<String>,
+    pipeline_source: Option<String>,
+    setup_trial: bool,
+    config_file: Option<String>,
     status: String,
     attempt: i64,
     error: Option<String>,
@@ -130,9 +169,12 @@ struct StepRow {
     detail: Option<String>,
     started_at: Option<i64>,
     finished_at: Option<i64>,
+    flaky: bool,
 }
 
-const VALIDATION_COLUMNS: &str = "id, project_id, source, branch, pr_number, sha, status, attempt, error, created_at, started_at, finished_at";
+const VALIDATION_COLUMNS: &str = "id, project_id, source, branch, pr_number, sha, base_ref, base_sha, base_source, pipeline_source, setup_trial, config_file, status, attempt, error, created_at, started_at, finished_at";
+const STEP_COLUMNS: &str =
+    "idx, name, status, command, exit_code, detail, started_at, finished_at, flaky";
 
 fn corrupt(e: String) -> StoreError {
     StoreError::Corrupt(e)
@@ -175,6 +217,20 @@ impl ValidationRow {
             branch: self.branch,
             pr: self.pr_number,
             sha: self.sha,
+            base_ref: self.base_ref,
+            base_sha: self.base_sha,
+            base_source: self.base_source,
+            pipeline_source: self
+                .pipeline_source
+                .map(|s| s.parse())
+                .transpose()
+                .map_err(corrupt)?,
+            setup_trial: self.setup_trial,
+            config_file: self
+                .config_file
+                .map(|json| serde_json::from_str(&json))
+                .transpose()
+                .map_err(|e| corrupt(e.to_string()))?,
             status: self.status.parse().map_err(corrupt)?,
             attempt: self.attempt as u32,
             error: self.error,
@@ -201,6 +257,7 @@ impl StepRow {
             duration_ms: self.started_at.zip(self.finished_at).map(|(s, f)| f - s),
             started_at: self.started_at.map(from_millis),
             finished_at: self.finished_at.map(from_millis),
+            flaky: self.flaky,
         })
     }
 }
@@ -213,14 +270,23 @@ impl Store {
         let now = now_millis();
         let mut tx = self.writer.begin().await?;
         let id: i64 = sqlx::query_scalar(
-            "INSERT INTO validations (project_id, source, branch, pr_number, sha, status, created_at)
-             VALUES (?, ?, ?, ?, ?, 'queued', ?) RETURNING id",
+            "INSERT INTO validations (project_id, source, branch, pr_number, sha, base_ref,
+                                      base_source, setup_trial, config_file, status, created_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'queued', ?) RETURNING id",
         )
         .bind(new.project.0)
         .bind(&new.source)
         .bind(&new.branch)
         .bind(new.pr)
         .bind(&new.sha)
+        .bind(new.base.as_ref().map(|b| &b.branch))
+        .bind(new.base.as_ref().map(|b| &b.source))
+        .bind(new.setup_trial)
+        .bind(
+            new.config_file
+                .as_ref()
+                .map(|c| serde_json::to_string(c).expect("a pipeline serializes")),
+        )
         .bind(now)
         .fetch_one(&mut *tx)
         .await?;
@@ -282,10 +348,9 @@ impl Store {
         .fetch_optional(&self.pool)
         .await?
         .ok_or(StoreError::NotFound)?;
-        let steps: Vec<StepRow> = sqlx::query_as(
-            "SELECT idx, name, status, command, exit_code, detail, started_at, finished_at
-             FROM validation_steps WHERE validation_id = ? ORDER BY idx",
-        )
+        let steps: Vec<StepRow> = sqlx::query_as(&format!(
+            "SELECT {STEP_COLUMNS} FROM validation_steps WHERE validation_id = ? ORDER BY idx"
+        ))
         .bind(id.0)
         .fetch_all(&self.pool)
         .await?;
@@ -332,7 +397,7 @@ impl Store {
                 .fetch_all(&self.pool)
                 .await?;
         let steps: Vec<OwnedStepRow> = sqlx::query_as(&format!(
-            "SELECT validation_id, idx, name, status, command, exit_code, detail, started_at, finished_at
+            "SELECT validation_id, {STEP_COLUMNS}
              FROM validation_steps WHERE validation_id IN (SELECT id {NEWEST})
              ORDER BY validation_id, idx"
         ))
@@ -373,7 +438,7 @@ impl Store {
         .await?;
         sqlx::query(
             "UPDATE validation_steps SET status = 'queued', command = NULL, exit_code = NULL,
-                    started_at = NULL, finished_at = NULL
+                    started_at = NULL, finished_at = NULL, flaky = 0
              WHERE validation_id = ? AND status <> 'skipped'",
         )
         .bind(id.0)
@@ -396,6 +461,7 @@ impl Store {
                 command = COALESCE(?, command),
                 exit_code = COALESCE(?, exit_code),
                 detail = COALESCE(?, detail),
+                flaky = flaky OR ?,
                 started_at = CASE WHEN ? THEN ? ELSE started_at END,
                 finished_at = CASE WHEN ? THEN ? ELSE finished_at END
              WHERE validation_id = ? AND idx = ?",
@@ -404,6 +470,7 @@ impl Store {
         .bind(&update.command)
         .bind(update.exit_code)
         .bind(&update.detail)
+        .bind(update.flaky)
         .bind(update.started)
         .bind(now)
         .bind(update.finished)
@@ -487,13 +554,20 @@ impl Store {
         Ok(flag.unwrap_or(1) != 0)
     }
 
-    /// Replaces the step plan once the pipeline is known (after checkout read `.slipway.toml`).
+    /// Replaces the step plan once the pipeline is known (after checkout chose it), and
+    /// records its source.
     pub async fn set_plan(
         &self,
         id: ValidationId,
+        source: PipelineSource,
         plan: &[(StepName, StepPlan)],
     ) -> Result<(), StoreError> {
         let mut tx = self.writer.begin().await?;
+        sqlx::query("UPDATE validations SET pipeline_source = ? WHERE id = ?")
+            .bind(source.as_str())
+            .bind(id.0)
+            .execute(&mut *tx)
+            .await?;
         for (index, (name, step)) in plan.iter().enumerate() {
             let (status, detail) = planned(step);
             sqlx::query(
@@ -544,6 +618,48 @@ impl Store {
             .map(|(id, _)| ValidationId(*id))
             .collect();
         Ok((unfinished, rows.first().map(|(id, _)| ValidationId(*id))))
+    }
+
+    /// Steps ever marked flaky (passed only on a retry), for `/metrics`.
+    pub async fn flaky_step_count(&self) -> Result<u64, StoreError> {
+        let count: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM validation_steps WHERE flaky = 1")
+                .fetch_one(&self.pool)
+                .await?;
+        Ok(count as u64)
+    }
+
+    /// Records the base head a validation's checkout merged the head onto.
+    pub async fn set_base_sha(&self, id: ValidationId, base_sha: &str) -> Result<(), StoreError> {
+        sqlx::query("UPDATE validations SET base_sha = ? WHERE id = ?")
+            .bind(base_sha)
+            .bind(id.0)
+            .execute(&self.writer)
+            .await?;
+        self.emit_validation_update(id, None).await
+    }
+
+    /// Pull requests into `base_ref` whose newest validation passed on a base head other
+    /// than `base_sha`: ready to merge before the base moved, so to validate again.
+    pub async fn passed_on_another_base(
+        &self,
+        project: ProjectId,
+        base_ref: &str,
+        base_sha: &str,
+    ) -> Result<Vec<i64>, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT v.pr_number FROM validations v
+             WHERE v.project_id = ? AND v.base_ref = ? AND v.status = 'passed'
+               AND COALESCE(v.base_sha, '') <> ?
+               AND v.id = (SELECT MAX(w.id) FROM validations w
+                           WHERE w.project_id = v.project_id AND w.pr_number = v.pr_number)
+             ORDER BY v.pr_number",
+        )
+        .bind(project.0)
+        .bind(base_ref)
+        .bind(base_sha)
+        .fetch_all(&self.pool)
+        .await?)
     }
 
     /// Puts a running validation back in the queue's hands (shutdown, lost lease).

@@ -159,6 +159,9 @@ async fn a_validation_whose_job_crashed_on_every_attempt_ends_as_error_at_once()
         .unwrap();
     let created = store
         .create_validation(&slipway_store::NewValidation {
+            base: None,
+            setup_trial: false,
+            config_file: None,
             project: project.id,
             source: "/srv/p.git".into(),
             branch: Some("main".into()),

@@ -133,6 +133,10 @@ impl Repo {
         .unwrap_or_else(|| pull.last_head_sha.clone())
     }
 
+    fn branch_sha(&self, branch: &str) -> Option<String> {
+        git(&self.dir, &["rev-parse", &format!("refs/heads/{branch}")])
+    }
+
     fn mergeable(&self, pull: &FakePull) -> bool {
         std::process::Command::new("git")
             .args([
@@ -157,7 +161,8 @@ impl Repo {
             "mergeable": if pull.state == "open" { Some(self.mergeable(pull)) } else { None },
             "head": {"ref": pull.head_ref, "sha": self.head_sha(pull),
                      "repo": {"clone_url": self.clone_url}},
-            "base": {"ref": pull.base_ref},
+            "base": {"ref": pull.base_ref, "sha": self.branch_sha(&pull.base_ref),
+                     "repo": {"clone_url": self.clone_url}},
         })
     }
 }
@@ -208,6 +213,7 @@ impl FakeGitHub {
                 get(pull_files),
             )
             .route("/repos/{owner}/{name}/pulls/{number}", get(show_pull))
+            .route("/repos/{owner}/{name}/branches/{*branch}", get(show_branch))
             .route("/repos/{owner}/{name}/contents/{*path}", get(file_contents))
             .route(
                 "/repos/{owner}/{name}/pulls/{number}/merge",
@@ -597,6 +603,22 @@ async fn show_pull(
     }
 }
 
+async fn show_branch(
+    State(world): State<Shared>,
+    headers: HeaderMap,
+    Path((owner, name, branch)): Path<(String, String, String)>,
+) -> Response {
+    let mut world = world.lock().unwrap();
+    if let Some(r) = refusal(&mut world, &headers) {
+        return r;
+    }
+    let repo = repo!(world, owner, name);
+    match repo.branch_sha(&branch) {
+        Some(sha) => Json(json!({"name": branch, "commit": {"sha": sha}})).into_response(),
+        None => error(StatusCode::NOT_FOUND, "Branch not found"),
+    }
+}
+
 async fn merge_pull(
     State(world): State<Shared>,
     headers: HeaderMap,
@@ -669,6 +691,7 @@ async fn merge_pull(
     let outcome = slipway_forge::local::merge(
         &dir.display().to_string(),
         &base,
+        None,
         &sha,
         method,
         &title,

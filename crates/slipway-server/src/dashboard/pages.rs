@@ -15,7 +15,7 @@ use slipway_core::run::{Response as Answer, RunStatus};
 use slipway_core::secret::{validate_name, SecretValue};
 use slipway_core::validation::ValidationStatus;
 use slipway_core::{Project, ProjectDraft, ProjectId, Role, ValidationId};
-use slipway_engine::{RunAnswer, Target};
+use slipway_engine::{Options, RunAnswer, Target};
 use slipway_store::{FixAttempt, RunRecord, ValidationRecord};
 
 /// Lines of a validation's log rendered with its page; earlier ones load on demand.
@@ -376,7 +376,17 @@ pub async fn start_validation(
 }
 
 async fn validate_branch(state: &AppState, project: &Project, branch: String) -> PageResult {
-    match state.engine.submit(project, Target::Branch(branch)).await {
+    submit_branch(state, project, branch, Options::default()).await
+}
+
+async fn submit_branch(
+    state: &AppState,
+    project: &Project,
+    branch: String,
+    options: Options,
+) -> PageResult {
+    let target = Target::Branch(branch);
+    match state.engine.submit_with(project, target, options).await {
         Ok(record) => Ok(Redirect::to(&format!("/validations/{}", record.id)).into_response()),
         Err(error) => Ok(back_with_error(
             &format!("/projects/{}", project.id),
@@ -435,7 +445,18 @@ pub async fn save_settings(
             .branch
             .clone()
             .unwrap_or_else(|| project.default_branch.clone());
-        return validate_branch(&state, &project, branch).await;
+        if settings.setup_commands.commands.is_empty() {
+            return Ok(back_with_error(
+                &here,
+                "setup_commands: type at least one command to run, then save and run setup",
+            ));
+        }
+        // Exactly the typed commands, whatever the branch's .slipway.toml says.
+        let trial = Options {
+            setup_trial: true,
+            ..Options::default()
+        };
+        return submit_branch(&state, &project, branch, trial).await;
     }
     Ok(Redirect::to(&here).into_response())
 }

@@ -47,6 +47,10 @@ pub async fn metrics(
             ));
         }
     }
+    match state.store.flaky_step_count().await {
+        Ok(count) => state.metrics.observe_flaky_steps(count),
+        Err(error) => tracing::warn!(%error, "the flaky-step count could not be read"),
+    }
     Ok((
         [(
             header::CONTENT_TYPE,
