@@ -563,3 +563,41 @@ async fn a_head_that_moved_is_never_merged_and_the_new_head_is_validated() {
         2
     );
 }
+
+#[tokio::test]
+async fn a_base_that_moved_since_the_verdict_is_never_merged_until_validated_again() {
+    let w = world(
+        "sleep 0.5",
+        &[("b.txt", "b\n")],
+        json!({"auto_merge": true}),
+        NO_POLL,
+    )
+    .await;
+    let number = w.github.open_pull(REPO, "feature", "main", false);
+    w.deliver_pull_request("opened", number, "d-open").await;
+    w.until("pending", |g| !g.statuses(REPO).is_empty()).await;
+    // Once the checkout has merged onto it, main moves (another merge, a direct push).
+    for _ in 0..200 {
+        let list = w.app.api.validations(w.project).await.body;
+        if !list[0]["base_sha"].is_null() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    git(&w.work, &["checkout", "-q", "main"]);
+    let moved = commit_files(&w.work, &[("c.txt", "c\n")], "main moves on");
+    git(&w.work, &["push", "-q", "origin", "main"]);
+    w.until("merged", |g| g.pull(REPO, number).merged).await;
+    // One merge call only: the stale pair was refused before GitHub was asked.
+    assert_eq!(w.github.merge_calls(REPO).len(), 1);
+    let list = w.app.api.validations(w.project).await.body;
+    let bases: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["base_sha"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(bases.len(), 2, "{list}");
+    assert_eq!(bases[0], moved, "the newest validation is on the moved base");
+    assert_ne!(bases[1], moved);
+}

@@ -294,3 +294,173 @@ async fn a_validation_can_be_started_for_a_pull_request_by_number() {
     assert_eq!(started.body["sha"], opened["head_sha"]);
     assert_eq!(started.body["branch"], "feature");
 }
+
+impl Forge {
+    /// Waits until pull request `number` is merged.
+    async fn merged(&self, number: usize) -> Value {
+        for _ in 0..600 {
+            let pulls = self.app.api.pulls(self.project).await.body;
+            let pr = pulls
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|p| p["number"] == number)
+                .cloned();
+            if let Some(pr) = pr.filter(|pr| pr["state"] == "merged") {
+                return pr;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!(
+            "pull request {number} never merged: {}",
+            self.app.api.pulls(self.project).await.body
+        );
+    }
+
+    /// Every validation of pull request `number`, oldest first, once finished.
+    async fn finished_validations(&self, number: i64) -> Vec<Value> {
+        let list = self.app.api.validations(self.project).await.body;
+        let mut finished = Vec::new();
+        for v in list.as_array().unwrap().iter().rev() {
+            if v["pr"] == number {
+                let id = v["id"].as_i64().unwrap();
+                finished.push(self.app.api.finished_validation(id).await);
+            }
+        }
+        finished
+    }
+
+    /// Pushes `files` to `main` as one commit.
+    fn move_main(&self, files: &[(&str, &str)]) -> String {
+        git(&self.work, &["checkout", "-q", "main"]);
+        let sha = commit_files(&self.work, files, "main moves on");
+        git(&self.work, &["push", "-q", "origin", "main"]);
+        sha
+    }
+}
+
+#[tokio::test]
+async fn a_pull_request_that_passes_alone_but_fails_on_the_moved_base_is_not_merged() {
+    // The test compares b.txt (the pull request's) with a.txt (the base's).
+    let f = forge(
+        "test \"$(cat a.txt)\" = \"$(cat b.txt)\"",
+        &[("b.txt", "base\n")],
+        json!({"auto_merge": true}),
+    )
+    .await;
+    let moved = f.move_main(&[("a.txt", "renamed\n")]);
+    f.open().await;
+    let pr = f.settled().await;
+    assert_eq!(pr["state"], "open", "{pr}");
+    assert!(!exists_in(&f.origin, "main:b.txt"));
+    let validations = f.finished_validations(1).await;
+    let last = validations.last().unwrap();
+    assert_eq!(last["status"], "failed", "{last}");
+    assert_eq!(last["base_ref"], "main");
+    assert_eq!(last["base_sha"], moved.as_str());
+    assert_eq!(last["steps"][4]["name"], "test");
+    assert_eq!(last["steps"][4]["status"], "failed");
+    let log = f
+        .app
+        .api
+        .validation_logs(last["id"].as_i64().unwrap(), "step=checkout")
+        .await
+        .text;
+    assert!(log.contains(&format!("merged onto main at {moved}")), "{log}");
+
+    // Alone, the head passes: exactly what a head-only gate would have merged.
+    let alone = f
+        .app
+        .api
+        .start_validation(f.project, &json!({"branch": "feature"}))
+        .await;
+    let alone = f
+        .app
+        .api
+        .finished_validation(alone.body["id"].as_i64().unwrap())
+        .await;
+    assert_eq!(alone["status"], "passed", "{alone}");
+    assert!(alone["base_sha"].is_null());
+}
+
+#[tokio::test]
+async fn a_base_that_moves_between_verdict_and_merge_is_validated_again_first() {
+    let f = forge(
+        "sleep 1; test -f b.txt",
+        &[("b.txt", "x\n")],
+        json!({"auto_merge": true, "merge_method": "merge"}),
+    )
+    .await;
+    let old_base = f.origin_git(&["rev-parse", "main"]);
+    f.open().await;
+    // Once the checkout has merged onto the old base, main moves.
+    for _ in 0..400 {
+        let list = f.app.api.validations(f.project).await.body;
+        if list[0]["steps"][4]["status"] == "running" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let new_base = f.move_main(&[("c.txt", "c\n")]);
+    let pr = f.merged(1).await;
+    let validations = f.finished_validations(1).await;
+    assert_eq!(validations.len(), 2, "{validations:?}");
+    assert_eq!(validations[0]["base_sha"], old_base.as_str());
+    assert_eq!(validations[0]["status"], "passed");
+    assert_eq!(validations[1]["base_sha"], new_base.as_str());
+    assert_eq!(validations[1]["status"], "passed");
+    let merge = pr["merge_sha"].as_str().unwrap();
+    let parents = f.origin_git(&["log", "-1", "--format=%P", merge]);
+    assert!(parents.starts_with(&new_base), "merged onto {parents}");
+    assert!(exists_in(&f.origin, "main:c.txt") && exists_in(&f.origin, "main:b.txt"));
+}
+
+#[tokio::test]
+async fn two_ready_pull_requests_merge_one_after_the_other_the_second_on_top_of_the_first() {
+    let f = forge(
+        "test -f a.txt",
+        &[("b.txt", "b\n")],
+        json!({"auto_merge": true, "merge_method": "merge"}),
+    )
+    .await;
+    git(&f.work, &["checkout", "-q", "-b", "second", "main"]);
+    commit_files(&f.work, &[("c.txt", "c\n")], "second work");
+    git(&f.work, &["push", "-q", "origin", "feature", "second"]);
+    f.open().await;
+    let opened = f
+        .app
+        .api
+        .open_pull(f.project, &json!({"head": "second", "title": "Add c"}))
+        .await;
+    assert_eq!(opened.status, StatusCode::CREATED, "{}", opened.text);
+    let (one, two) = (f.merged(1).await, f.merged(2).await);
+    let (one_sha, two_sha) = (
+        one["merge_sha"].as_str().unwrap(),
+        two["merge_sha"].as_str().unwrap(),
+    );
+    // Whichever merged second was validated merged onto the first one's merge.
+    let is_ancestor = |a: &str, b: &str| {
+        std::process::Command::new("git")
+            .args(["merge-base", "--is-ancestor", a, b])
+            .current_dir(&f.origin)
+            .status()
+            .unwrap()
+            .success()
+    };
+    let (first, second, second_number) = if is_ancestor(one_sha, two_sha) {
+        (one_sha, two_sha, 2)
+    } else {
+        assert!(is_ancestor(two_sha, one_sha), "the merges are not in a line");
+        (two_sha, one_sha, 1)
+    };
+    let parents = f.origin_git(&["log", "-1", "--format=%P", second]);
+    assert!(parents.starts_with(first), "{second} has parents {parents}");
+    let validations = f.finished_validations(second_number).await;
+    assert!(
+        validations
+            .iter()
+            .any(|v| v["status"] == "passed" && v["base_sha"] == first),
+        "{validations:?}"
+    );
+    assert!(exists_in(&f.origin, "main:b.txt") && exists_in(&f.origin, "main:c.txt"));
+}
