@@ -5,4 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/install-missing.sh git:git bwrap:bubblewrap pasta:passt
+# SLIPWAY_BIN: an already built slipway binary to run instead of building one.
+if [ -n "${SLIPWAY_BIN:-}" ]; then
+  exec "$SLIPWAY_BIN" serve "$@"
+fi
 exec cargo run --release -p slipway -- serve "$@"

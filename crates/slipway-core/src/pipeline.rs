@@ -473,7 +473,8 @@ max_attempts = 3
         assert_eq!(err.line, Some(13), "{err}");
         assert!(err.message.contains("browser checks cannot run"), "{err}");
 
-        let no_service = "[test]\ncommands = [\"true\"]\n[[ui.checks]]\nname = \"a\"\npath = \"/\"\n";
+        let no_service =
+            "[test]\ncommands = [\"true\"]\n[[ui.checks]]\nname = \"a\"\npath = \"/\"\n";
         let err = PipelineConfig::from_toml(".slipway.toml", no_service).unwrap_err();
         assert_eq!(err.line, Some(3));
         assert!(err.message.contains("add a [service]"), "{err}");

@@ -125,7 +125,10 @@ pub fn choose(
             unused.push("the repository's .slipway.toml");
         }
         let config = from_settings.filter(|c| c.setup.is_some());
-        (config.ok_or(NOTHING_TO_VALIDATE)?, PipelineSource::SetupTrial)
+        (
+            config.ok_or(NOTHING_TO_VALIDATE)?,
+            PipelineSource::SetupTrial,
+        )
     } else if let Some(config) = repository {
         unused.extend(from_settings.is_some().then_some("the project's settings"));
         unused.extend(config_file.is_some().then_some("the --config file"));
@@ -183,10 +186,18 @@ mod tests {
         let settings = with_setup_commands(&["npm ci"]);
         let mut repository = tests_only();
         repository.build = Some(Default::default());
-        let chosen = choose(Some(repository.clone()), &settings, Some(tests_only()), false).unwrap();
+        let chosen = choose(
+            Some(repository.clone()),
+            &settings,
+            Some(tests_only()),
+            false,
+        )
+        .unwrap();
         assert_eq!(chosen.source, PipelineSource::Repository);
         assert_eq!(chosen.config, repository);
-        assert!(chosen.why.contains("not used: the project's settings, the --config file"));
+        assert!(chosen
+            .why
+            .contains("not used: the project's settings, the --config file"));
 
         let mut settings = with_setup_commands(&["npm ci"]);
         settings.pipeline = tests_only();
@@ -203,7 +214,10 @@ mod tests {
     #[test]
     fn nothing_to_validate_says_how_to_add_a_pipeline() {
         let err = choose(None, &Settings::default(), None, false).unwrap_err();
-        assert!(err.contains(".slipway.toml") && err.contains("[test]"), "{err}");
+        assert!(
+            err.contains(".slipway.toml") && err.contains("[test]"),
+            "{err}"
+        );
         let setup_only = with_setup_commands(&["npm ci"]);
         assert_eq!(choose(None, &setup_only, None, false), Err(NOTHING_CHECKED));
     }
@@ -218,7 +232,9 @@ mod tests {
             ["pip install -r requirements.txt"]
         );
         assert!(chosen.config.test.is_none());
-        assert!(chosen.why.contains("not used: the repository's .slipway.toml"));
+        assert!(chosen
+            .why
+            .contains("not used: the repository's .slipway.toml"));
         assert!(choose(None, &Settings::default(), None, true).is_err());
         assert!(PipelineSource::SetupTrial.counts_as_check(StepName::Setup));
         assert!(!PipelineSource::Repository.counts_as_check(StepName::Setup));
@@ -226,7 +242,12 @@ mod tests {
 
     #[test]
     fn sources_round_trip_through_text() {
-        for source in ["repository", "project_settings", "config_file", "setup_trial"] {
+        for source in [
+            "repository",
+            "project_settings",
+            "config_file",
+            "setup_trial",
+        ] {
             assert_eq!(source.parse::<PipelineSource>().unwrap().as_str(), source);
         }
     }

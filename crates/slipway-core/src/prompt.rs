@@ -317,7 +317,10 @@ mod tests {
                 "AssertionError: 404 != 200".into(),
             ],
             changed_files: vec!["app.py".into()],
-            merged_onto: Some(("main".into(), "4b825dc642cb6eb9a060e54bf8d69288fbee4904".into())),
+            merged_onto: Some((
+                "main".into(),
+                "4b825dc642cb6eb9a060e54bf8d69288fbee4904".into(),
+            )),
             attempt: 1,
             max_attempts: 3,
         };

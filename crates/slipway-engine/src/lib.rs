@@ -47,6 +47,8 @@ pub struct EngineConfig {
     pub max_concurrent: usize,
     /// The whole-validation time limit.
     pub validation_timeout: Duration,
+    /// Where setup snapshots are kept (default: `snapshots` in the data directory).
+    pub snapshot_dir: PathBuf,
     pub snapshot_cap_bytes: u64,
     pub isolation: Isolation,
     /// `GITHUB_TOKEN`, for checking out GitHub repositories.
@@ -68,6 +70,7 @@ pub struct EngineConfig {
 impl EngineConfig {
     pub fn new(data_dir: PathBuf) -> Self {
         Self {
+            snapshot_dir: data_dir.join("snapshots"),
             data_dir,
             max_concurrent: 2,
             validation_timeout: Duration::from_secs(3_600),
@@ -182,9 +185,14 @@ impl Engine {
             config.data_dir.clone()
         });
         sandbox.hidden.push(work_root.clone());
+        if !config.snapshot_dir.starts_with(&config.data_dir) {
+            // A cache of its own (slipway validate's): as hidden as the data directory.
+            let _ = std::fs::create_dir_all(&config.snapshot_dir);
+            sandbox.hidden.push(config.snapshot_dir.clone());
+        }
         let inner = Inner {
             sandbox,
-            snapshots: Snapshots::new(config.data_dir.join("snapshots"), config.snapshot_cap_bytes),
+            snapshots: Snapshots::new(config.snapshot_dir.clone(), config.snapshot_cap_bytes),
             workspaces: work_root.join("workspaces"),
             agents: work_root.join("agents"),
             work_root: (work_root != config.data_dir).then(|| work_root.clone()),
@@ -391,7 +399,10 @@ impl Engine {
             branch: old.branch,
             pr: old.pr,
             sha: old.sha,
-            base: old.base_ref.zip(old.base_source).map(|(branch, source)| Base { branch, source }),
+            base: old
+                .base_ref
+                .zip(old.base_source)
+                .map(|(branch, source)| Base { branch, source }),
             setup_trial: old.setup_trial,
             config_file: old.config_file,
             plan: Vec::new(),
@@ -409,8 +420,7 @@ impl Engine {
     ) -> Result<ValidationRecord, SubmitError> {
         // Until checkout reads the repository's pipeline, the settings' plan stands in.
         let settings = self.inner.store.settings(project.id).await?;
-        let defaults =
-            slipway_core::pipeline_source::from_settings(&settings).unwrap_or_default();
+        let defaults = slipway_core::pipeline_source::from_settings(&settings).unwrap_or_default();
         new.plan = validation::plan(&defaults);
         let created = self.inner.store.create_validation(&new).await?;
         for older in created.superseded {

@@ -375,7 +375,8 @@ impl Forge for LocalRepo<'_> {
         ));
         let _ = tokio::fs::remove_dir_all(&scratch).await;
         let (source, base) = (self.source(), &record.base);
-        let outcome = local::merge(&source, base, Some(base_sha), sha, method, title, &scratch).await;
+        let outcome =
+            local::merge(&source, base, Some(base_sha), sha, method, title, &scratch).await;
         let _ = tokio::fs::remove_dir_all(&scratch).await;
         Ok(match outcome? {
             MergeOutcome::Merged { sha: merged } => {

@@ -6,8 +6,8 @@ use crate::Inner;
 use slipway_core::pipeline::{
     NetworkAccess, PipelineConfig, SandboxSection, DEFAULT_STEP_TIMEOUT_SECS,
 };
-use slipway_core::validation::{self, StepName, StepPlan, StepStatus, ValidationStatus};
 use slipway_core::pipeline_source::{self, ChosenPipeline, PipelineSource};
+use slipway_core::validation::{self, StepName, StepPlan, StepStatus, ValidationStatus};
 use slipway_core::{Masker, Project, RepoLocation, ValidationId};
 use slipway_forge::git::MergedCheckout;
 use slipway_sandbox::{snapshot, Cell, CellSpec, CommandSpec, Network, Outcome, Process, Quotas};
@@ -355,7 +355,9 @@ impl Attempt<'_> {
     async fn end(&mut self, name: StepName, end: StepEnd) -> anyhow::Result<bool> {
         let (status, exit_code, detail) = match end {
             StepEnd::Passed(detail) => (StepStatus::Passed, None, detail),
-            StepEnd::Failed { exit_code, detail, .. } => (StepStatus::Failed, exit_code, Some(detail)),
+            StepEnd::Failed {
+                exit_code, detail, ..
+            } => (StepStatus::Failed, exit_code, Some(detail)),
             StepEnd::Cancelled => (StepStatus::Cancelled, None, Some("cancelled".to_owned())),
             StepEnd::Error(detail) => (StepStatus::Error, None, Some(detail)),
         };
@@ -471,8 +473,8 @@ impl Attempt<'_> {
     /// request would. `Some(end)` when the checkout must end here: a conflict is the code's
     /// failure (it names the files), a base that cannot be read is an error.
     async fn merge_onto_base(&mut self, base_ref: &str) -> anyhow::Result<Option<StepEnd>> {
-        let base_source = (self.record.base_source.clone())
-            .unwrap_or_else(|| source_of(&self.project.repo));
+        let base_source =
+            (self.record.base_source.clone()).unwrap_or_else(|| source_of(&self.project.repo));
         let git = crate::github::git_for(self.inner, &self.project, &base_source).await;
         let base_sha = match git.branch_head(&base_source, base_ref).await {
             Ok(sha) => sha,
@@ -482,10 +484,7 @@ impl Attempt<'_> {
                 ))))
             }
         };
-        self.inner
-            .store
-            .set_base_sha(self.id(), &base_sha)
-            .await?;
+        self.inner.store.set_base_sha(self.id(), &base_sha).await?;
         self.record.base_sha = Some(base_sha.clone());
         self.env.push(("SLIPWAY_BASE_SHA".into(), base_sha.clone()));
         let head = self.record.sha.clone();
@@ -643,7 +642,13 @@ impl Attempt<'_> {
                 tries += 1;
                 self.logs.line(step, &format!("$ {command}"));
                 let end = self.command(step, command, budget, started).await?;
-                let retryable = matches!(&end, Some(StepEnd::Failed { retryable: true, .. }));
+                let retryable = matches!(
+                    &end,
+                    Some(StepEnd::Failed {
+                        retryable: true,
+                        ..
+                    })
+                );
                 match end {
                     None if tries > 1 => {
                         flaky.push(format!("`{command}` passed on try {tries}"));
@@ -713,7 +718,11 @@ impl Attempt<'_> {
         };
         if let Some(reason) = self.cell.as_ref().and_then(Cell::exceeded) {
             if outcome != Outcome::Cancelled {
-                return Ok(failed(format!("`{command}` stopped: {reason}"), None, false));
+                return Ok(failed(
+                    format!("`{command}` stopped: {reason}"),
+                    None,
+                    false,
+                ));
             }
         }
         Ok(match outcome {

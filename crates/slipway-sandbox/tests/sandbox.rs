@@ -351,7 +351,13 @@ fn a_restored_snapshot_equals_a_cold_setup_file_by_file() {
     let fresh = checkout();
     let fresh_layers = tempfile::tempdir().unwrap();
     let restored = snapshots
-        .restore(&k1, fresh.path(), fresh_layers.path(), None, &scan(fresh.path()))
+        .restore(
+            &k1,
+            fresh.path(),
+            fresh_layers.path(),
+            None,
+            &scan(fresh.path()),
+        )
         .unwrap()
         .unwrap();
     assert_eq!(tree(fresh.path()), cold, "restored differs from cold");
@@ -370,7 +376,13 @@ fn a_restored_snapshot_equals_a_cold_setup_file_by_file() {
     let again = checkout();
     let again_layers = tempfile::tempdir().unwrap();
     let second = snapshots
-        .restore(&k1, again.path(), again_layers.path(), None, &scan(again.path()))
+        .restore(
+            &k1,
+            again.path(),
+            again_layers.path(),
+            None,
+            &scan(again.path()),
+        )
         .unwrap()
         .unwrap();
     assert_eq!(tree(again.path()), cold);
@@ -392,7 +404,13 @@ fn a_restored_snapshot_equals_a_cold_setup_file_by_file() {
     git(changed.path(), &["commit", "-qam", "schema"]);
     assert_eq!(key(changed.path(), &files, &commands), k1, "same key");
     let changed_layers = tempfile::tempdir().unwrap();
-    let refused = snapshots.restore(&k1, changed.path(), changed_layers.path(), None, &scan(changed.path()));
+    let refused = snapshots.restore(
+        &k1,
+        changed.path(),
+        changed_layers.path(),
+        None,
+        &scan(changed.path()),
+    );
     assert!(
         matches!(&refused, Err(SnapshotError::Stale(path)) if path == "src/schema.rs"),
         "{refused:?}"
@@ -431,7 +449,13 @@ fn the_least_recently_used_snapshots_are_evicted_beyond_the_cap() {
     save("b");
     let (scratch, layers) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let restored = snapshots
-        .restore("a", scratch.path(), layers.path(), None, &scan(scratch.path()))
+        .restore(
+            "a",
+            scratch.path(),
+            layers.path(),
+            None,
+            &scan(scratch.path()),
+        )
         .unwrap()
         .unwrap();
     snapshots.release(restored);

@@ -292,3 +292,70 @@ async fn the_run_view_offers_what_each_answer_allows_and_confirming_a_plan_carri
     assert_eq!(status, 303);
     assert!(location.starts_with("/runs/1?error="), "{location}");
 }
+
+#[tokio::test]
+async fn save_and_run_setup_runs_exactly_the_typed_commands_and_they_serve_a_repository_without_a_pipeline(
+) {
+    let app = TestApp::spawn().await;
+    let repo = app.data_dir.path().join("plain");
+    // The repository's own pipeline would fail: the trial must not run it.
+    fixture_repo(
+        &repo,
+        &[(
+            ".slipway.toml",
+            "[setup]\ncommands = [\"exit 9\"]\n[test]\ncommands = [\"exit 9\"]\n",
+        )],
+    );
+    app.api
+        .create_project(&json!({"name": "shop", "repo": repo.display().to_string()}))
+        .await;
+    let visitor = Visitor::sign_in(&app, ADMIN_TOKEN).await.unwrap();
+    let csrf = visitor.csrf("/projects/1").await;
+    let form = [
+        ("csrf", csrf.as_str()),
+        ("repository_rules", ""),
+        ("setup_branch", "main"),
+        (
+            "setup_commands",
+            "echo typed one > one.txt\r\ntest -f one.txt && echo typed two",
+        ),
+        ("planning_statement", ""),
+        ("then", "run"),
+    ];
+    let (status, location) = visitor.post("/projects/1/settings", &form).await;
+    assert_eq!(status, 303, "{location}");
+    let id: i64 = location
+        .trim_start_matches("/validations/")
+        .parse()
+        .unwrap();
+    let trial = app.api.finished_validation(id).await;
+    assert_eq!(trial["status"], "passed", "{trial}");
+    assert_eq!(trial["pipeline_source"], "setup_trial");
+    assert_eq!(trial["steps"][1]["status"], "passed");
+    assert_eq!(trial["steps"][4]["status"], "skipped");
+    let log = app.api.validation_logs(id, "").await.text;
+    assert!(log.contains("typed two"), "{log}");
+    assert!(
+        log.contains("not used: the repository's .slipway.toml"),
+        "{log}"
+    );
+
+    // Without a .slipway.toml, a validation takes the settings' setup commands.
+    git(&repo, &["rm", "-q", ".slipway.toml"]);
+    git(&repo, &["commit", "-qm", "no pipeline file"]);
+    let mut settings = app.api.settings(1).await.body;
+    settings["pipeline"] = json!({"test": {"commands": ["grep -q typed one.txt"]}});
+    settings.as_object_mut().unwrap().remove("id");
+    let saved = app.api.put_settings(1, &settings).await;
+    assert_eq!(saved.status, 200, "{}", saved.text);
+    let started = app
+        .api
+        .start_validation(1, &json!({"branch": "main"}))
+        .await;
+    let done = app
+        .api
+        .finished_validation(started.body["id"].as_i64().unwrap())
+        .await;
+    assert_eq!(done["status"], "passed", "{done}");
+    assert_eq!(done["pipeline_source"], "project_settings");
+}

@@ -598,6 +598,9 @@ async fn a_base_that_moved_since_the_verdict_is_never_merged_until_validated_aga
         .map(|v| v["base_sha"].as_str().unwrap_or(""))
         .collect();
     assert_eq!(bases.len(), 2, "{list}");
-    assert_eq!(bases[0], moved, "the newest validation is on the moved base");
+    assert_eq!(
+        bases[0], moved,
+        "the newest validation is on the moved base"
+    );
     assert_ne!(bases[1], moved);
 }

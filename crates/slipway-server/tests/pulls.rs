@@ -194,7 +194,9 @@ async fn a_conflict_is_not_merged_and_names_the_conflicting_paths() {
     // naming the file, and nothing is merged.
     let note = pr["note"].as_str().unwrap();
     assert!(
-        note.contains("checkout failed") && note.contains("conflicts with main") && note.contains("a.txt"),
+        note.contains("checkout failed")
+            && note.contains("conflicts with main")
+            && note.contains("a.txt"),
         "{note}"
     );
     assert!(note.contains("Not merged"), "{note}");
@@ -366,7 +368,10 @@ async fn a_pull_request_that_passes_alone_but_fails_on_the_moved_base_is_not_mer
         .validation_logs(last["id"].as_i64().unwrap(), "step=checkout")
         .await
         .text;
-    assert!(log.contains(&format!("merged onto main at {moved}")), "{log}");
+    assert!(
+        log.contains(&format!("merged onto main at {moved}")),
+        "{log}"
+    );
 
     // Alone, the head passes: exactly what a head-only gate would have merged.
     let alone = f
@@ -450,7 +455,10 @@ async fn two_ready_pull_requests_merge_one_after_the_other_the_second_on_top_of_
     let (first, second, second_number) = if is_ancestor(one_sha, two_sha) {
         (one_sha, two_sha, 2)
     } else {
-        assert!(is_ancestor(two_sha, one_sha), "the merges are not in a line");
+        assert!(
+            is_ancestor(two_sha, one_sha),
+            "the merges are not in a line"
+        );
         (two_sha, one_sha, 1)
     };
     let parents = f.origin_git(&["log", "-1", "--format=%P", second]);

@@ -26,7 +26,7 @@ pub use secrets::{ImportOutcome, SecretMeta, SecretWrite};
 pub use sessions::Session;
 pub use tokens::{hash_token, NewToken, TokenRecord};
 pub use validations::{
-    LogLine, NewValidation, StepRecord, StepUpdate, ValidationRecord, Base, VALIDATION_JOB,
+    Base, LogLine, NewValidation, StepRecord, StepUpdate, ValidationRecord, VALIDATION_JOB,
 };
 pub use vault::{KeyError, MasterKey};
 

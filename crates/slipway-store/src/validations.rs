@@ -39,7 +39,6 @@ pub struct NewValidation {
     pub plan: Vec<(StepName, StepPlan)>,
 }
 
-
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct StepRecord {

@@ -1,12 +1,13 @@
 //! `slipway validate`: one validation of one commit, without a server, on a temporary
-//! store; progress on stderr, an optional JSON report on stdout.
+//! store (setup snapshots are kept in a cache); progress on stderr, an optional JSON report
+//! on stdout.
 
 use crate::{refused, Failure};
 use anyhow::{anyhow, Context};
 use serde_json::json;
 use slipway_core::validation::{StepName, StepStatus, ValidationStatus};
 use slipway_core::{PipelineConfig, ProjectDraft, ValidationId};
-use slipway_engine::{git, Engine, EngineConfig, Target};
+use slipway_engine::{git, Engine, EngineConfig, Options, Target};
 use slipway_store::{MasterKey, Store, ValidationRecord};
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
@@ -24,9 +25,15 @@ pub struct ValidateArgs {
     /// Validate this commit (a full id; for a local path any revision git understands)
     #[arg(long, value_name = "SHA")]
     rev: Option<String>,
+    /// Validate it merged onto the head of this branch, as a pull request into it would be
+    #[arg(long, value_name = "B")]
+    base: Option<String>,
     /// Pipeline file (.slipway.toml format) used when the repository has none
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
+    /// Do not keep or reuse setup snapshots
+    #[arg(long)]
+    no_cache: bool,
     /// Print the report as JSON on stdout
     #[arg(long)]
     json: bool,
@@ -92,23 +99,21 @@ pub async fn run(args: ValidateArgs) -> Result<(), Failure> {
         })
         .await
         .map_err(|e| Failure::Failed(e.into()))?;
-    if let Some(file) = &args.config {
-        let text = std::fs::read_to_string(file)
-            .map_err(|e| refused(anyhow!("cannot read {}: {e}", file.display())))?;
-        let pipeline = PipelineConfig::from_toml(&file.display().to_string(), &text)
-            .map_err(|e| refused(e.into()))?;
-        let mut settings = store
-            .settings(project.id)
-            .await
-            .map_err(|e| Failure::Failed(e.into()))?;
-        settings.pipeline = pipeline;
-        store
-            .put_settings(project.id, &settings)
-            .await
-            .map_err(|e| Failure::Failed(e.into()))?;
-    }
+    let config_file = match &args.config {
+        Some(file) => {
+            let text = std::fs::read_to_string(file)
+                .map_err(|e| refused(anyhow!("cannot read {}: {e}", file.display())))?;
+            let pipeline = PipelineConfig::from_toml(&file.display().to_string(), &text)
+                .map_err(|e| refused(e.into()))?;
+            Some(pipeline)
+        }
+        None => None,
+    };
 
     let mut config = EngineConfig::new(data);
+    if !args.no_cache {
+        config.snapshot_dir = cache_dir()?.join("snapshots");
+    }
     if let Err(missing) = slipway_sandbox::Isolation::probe() {
         eprintln!(
             "warning: {missing}; the pipeline runs UNSANDBOXED, as your own user, with access \
@@ -118,8 +123,13 @@ pub async fn run(args: ValidateArgs) -> Result<(), Failure> {
     config.max_concurrent = 1;
     config.github_token = github_token;
     let engine = Engine::new(store.clone(), config);
+    let options = Options {
+        base: args.base.clone(),
+        setup_trial: false,
+        config_file,
+    };
     let record = engine
-        .submit(&project, target)
+        .submit_with(&project, target, options)
         .await
         .map_err(|e| refused(anyhow!("{e}")))?;
     let shutdown = CancellationToken::new();
@@ -136,6 +146,29 @@ pub async fn run(args: ValidateArgs) -> Result<(), Failure> {
         ValidationStatus::Failed => Err(Failure::Exit(1)),
         _ => Err(Failure::Exit(2)),
     }
+}
+
+/// Where snapshots are kept between runs: `$SLIPWAY_DATA_DIR`, else
+/// `$XDG_CACHE_HOME/slipway`, else `~/.cache/slipway` (made absolute).
+fn cache_dir() -> Result<PathBuf, Failure> {
+    let set = |name: &str| {
+        std::env::var_os(name)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
+    let dir = set("SLIPWAY_DATA_DIR")
+        .or_else(|| set("XDG_CACHE_HOME").map(|d| d.join("slipway")))
+        .or_else(|| set("HOME").map(|h| h.join(".cache").join("slipway")))
+        .ok_or_else(|| {
+            refused(anyhow!(
+                "no cache directory: set SLIPWAY_DATA_DIR or XDG_CACHE_HOME, or pass --no-cache"
+            ))
+        })?;
+    let dir = std::path::absolute(&dir)
+        .with_context(|| format!("cannot make {} absolute", dir.display()))?;
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| refused(anyhow!("cannot create the cache {}: {e}", dir.display())))?;
+    Ok(dir)
 }
 
 /// Shows progress until the validation is final; Ctrl-C cancels it.
@@ -175,6 +208,7 @@ async fn follow(
                 let detail = step
                     .detail
                     .as_deref()
+                    .and_then(|d| d.lines().next())
                     .map(|d| format!("  {d}"))
                     .unwrap_or_default();
                 let _ = writeln!(
@@ -220,6 +254,44 @@ async fn follow(
     }
 }
 
+/// Every step in order, skipped ones with why.
+fn summary(record: &ValidationRecord) {
+    let mut err = std::io::stderr().lock();
+    let _ = writeln!(err, "steps:");
+    for step in &record.steps {
+        let mark = match step.status {
+            StepStatus::Passed => "✓",
+            StepStatus::Failed | StepStatus::Error => "✗",
+            _ => "–",
+        };
+        let took = step
+            .duration_ms
+            .map(|ms| format!("{:.1}s", ms as f64 / 1000.0))
+            .unwrap_or_default();
+        let flaky = if step.flaky { " (flaky)" } else { "" };
+        // The first line: the full text is in the report below.
+        let detail = step
+            .detail
+            .as_deref()
+            .unwrap_or("")
+            .lines()
+            .next()
+            .unwrap_or("");
+        let _ = writeln!(
+            err,
+            "  {mark} {:<9} {:<9}{flaky} {took:>6}  {detail}",
+            step.name.as_str(),
+            step.status.as_str()
+        );
+    }
+    if let Some(source) = record.pipeline_source {
+        let _ = writeln!(err, "pipeline: {}", source.describe());
+    }
+    if let (Some(base), Some(sha)) = (&record.base_ref, &record.base_sha) {
+        let _ = writeln!(err, "validated merged onto {base} at {sha}");
+    }
+}
+
 async fn tail(store: &Store, id: ValidationId, step: StepName, lines: usize) -> Vec<String> {
     let all = store
         .logs(id, Some(step), 0, 1_000_000)
@@ -243,6 +315,8 @@ async fn report(
                 "status": step.status,
                 "duration_ms": step.duration_ms,
                 "exit_code": step.exit_code,
+                "detail": step.detail,
+                "flaky": step.flaky,
                 "log_tail": tail(store, record.id, step.name, 20).await.join("\n"),
             }));
         }
@@ -250,6 +324,10 @@ async fn report(
             "id": record.id,
             "status": record.status,
             "sha": record.sha,
+            "base_ref": record.base_ref,
+            "base_sha": record.base_sha,
+            "pipeline_source": record.pipeline_source,
+            "error": record.error,
             "steps": steps,
         });
         println!(
@@ -257,6 +335,7 @@ async fn report(
             serde_json::to_string_pretty(&report).expect("JSON values serialize")
         );
     }
+    summary(record);
     let short = &record.sha[..record.sha.len().min(12)];
     match record.status {
         ValidationStatus::Passed => {

@@ -6,13 +6,26 @@ use std::process::{Command, Output};
 
 const BIN: &str = env!("CARGO_BIN_EXE_slipway");
 
+/// One run with a cache of its own (nothing shared between tests or with the user's).
 fn validate(args: &[&str]) -> Output {
+    let cache = tempfile::tempdir().unwrap();
+    validate_with_cache(args, cache.path())
+}
+
+fn validate_with_cache(args: &[&str], cache: &std::path::Path) -> Output {
     Command::new(BIN)
         .arg("validate")
         .args(args)
         .env_remove("SLIPWAY_DATA_DIR")
+        .env("XDG_CACHE_HOME", cache)
         .output()
         .expect("slipway runs")
+}
+
+fn report(out: &Output) -> Value {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!("{e}: {}", String::from_utf8_lossy(&out.stderr));
+    })
 }
 
 fn good_repo(dir: &std::path::Path) -> String {
@@ -132,4 +145,216 @@ fn a_pipeline_file_given_on_the_command_line_serves_a_repository_without_one() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+#[test]
+fn nothing_to_validate_exits_2_and_says_how_to_add_a_pipeline() {
+    let dir = tempfile::tempdir().unwrap();
+    fixture_repo(dir.path(), &[("README.md", "no pipeline")]);
+    let out = validate(&[dir.path().to_str().unwrap(), "--json"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("nothing to validate"), "{stderr}");
+    assert!(
+        stderr.contains(".slipway.toml") && stderr.contains("[test]"),
+        "{stderr}"
+    );
+    assert_eq!(report(&out)["status"], "error");
+
+    // A pipeline that only prepares the workspace checks nothing either.
+    commit_files(
+        dir.path(),
+        &[(".slipway.toml", "[setup]\ncommands = [\"true\"]\n")],
+        "setup only",
+    );
+    let out = validate(&[dir.path().to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("no step would check the code"), "{stderr}");
+}
+
+#[test]
+fn a_section_this_version_cannot_run_is_refused_with_its_line_and_every_step_is_listed() {
+    let dir = tempfile::tempdir().unwrap();
+    let pipeline = "[test]\ncommands = [\"true\"]\n\n[analysis]\nmax_function_complexity = 10\n";
+    fixture_repo(dir.path(), &[(".slipway.toml", pipeline)]);
+    let out = validate(&[dir.path().to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains(".slipway.toml:4"), "{stderr}");
+    assert!(stderr.contains("static analysis cannot run"), "{stderr}");
+
+    commit_files(
+        dir.path(),
+        &[(".slipway.toml", "[test]\ncommands = [\"true\"]\n")],
+        "fix",
+    );
+    let out = validate(&[dir.path().to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    for (step, why) in [
+        ("build", "no [build] section"),
+        ("ui", "no [ui] section"),
+        ("judge", "no [judge] section"),
+    ] {
+        let line = stderr
+            .lines()
+            .find(|l| l.contains(&format!("– {step} ")))
+            .unwrap_or_else(|| panic!("{step} not listed: {stderr}"));
+        assert!(line.contains("skipped") && line.contains(why), "{line}");
+    }
+    assert!(
+        stderr.contains("pipeline: the repository's .slipway.toml"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn with_base_the_branch_is_validated_merged_onto_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = fixture_repo(
+        dir.path(),
+        &[
+            (
+                ".slipway.toml",
+                "[test]\ncommands = [\"test \\\"$(cat a.txt)\\\" = \\\"$(cat b.txt)\\\"\"]\n",
+            ),
+            ("a.txt", "one\n"),
+        ],
+    );
+    let git = |args: &[&str]| slipway_testkit::git(dir.path(), args);
+    git(&["checkout", "-q", "-b", "feature"]);
+    let head = commit_files(dir.path(), &[("b.txt", "one\n")], "feature");
+    let path = dir.path().to_str().unwrap();
+    let alone = validate(&[path, "--branch", "feature", "--json"]);
+    assert_eq!(
+        alone.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&alone.stderr)
+    );
+    assert!(report(&alone)["base_sha"].is_null());
+
+    git(&["checkout", "-q", "main"]);
+    let moved = commit_files(dir.path(), &[("a.txt", "two\n")], "main moves on");
+    let merged = validate(&[path, "--branch", "feature", "--base", "main", "--json"]);
+    let stderr = String::from_utf8_lossy(&merged.stderr);
+    assert_eq!(merged.status.code(), Some(1), "{stderr}");
+    let merged = report(&merged);
+    assert_eq!(merged["sha"], head);
+    assert_eq!(merged["base_sha"], moved);
+    assert_ne!(merged["base_sha"], base);
+    assert!(
+        stderr.contains(&format!("validated merged onto main at {moved}")),
+        "{stderr}"
+    );
+
+    // A conflict fails at checkout and names the file.
+    commit_files(dir.path(), &[("b.txt", "main's own\n")], "main adds b");
+    let conflict = validate(&[path, "--branch", "feature", "--base", "main"]);
+    let stderr = String::from_utf8_lossy(&conflict.stderr);
+    assert_eq!(conflict.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("conflicts with main") && stderr.contains("b.txt"),
+        "{stderr}"
+    );
+
+    let missing = validate(&[path, "--branch", "feature", "--base", "nope"]);
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("'nope' does not exist"));
+}
+
+#[test]
+fn setup_snapshots_are_kept_between_runs_unless_no_cache() {
+    let dir = tempfile::tempdir().unwrap();
+    let pipeline = "[setup]\ncommands = [\"mkdir -p deps && echo built > deps/lib.txt\"]\ncache_key = [\"lock.txt\"]\n[test]\ncommands = [\"grep -q built deps/lib.txt\"]\n";
+    fixture_repo(
+        dir.path(),
+        &[
+            (".slipway.toml", pipeline),
+            ("lock.txt", "v1\n"),
+            (".gitignore", "deps/\n"),
+        ],
+    );
+    let cache = tempfile::tempdir().unwrap();
+    let path = dir.path().to_str().unwrap();
+    let setup_detail = |out: &Output| {
+        let report = report(out);
+        assert_eq!(report["status"], "passed", "{report}");
+        report["steps"][1]["detail"]
+            .as_str()
+            .unwrap_or("")
+            .to_owned()
+    };
+    let first = validate_with_cache(&[path, "--json"], cache.path());
+    assert!(!setup_detail(&first).contains("restored"));
+    let second = validate_with_cache(&[path, "--json"], cache.path());
+    assert!(
+        setup_detail(&second).contains("restored from snapshot"),
+        "the second run reuses the first's setup"
+    );
+    let uncached = validate_with_cache(&[path, "--json", "--no-cache"], cache.path());
+    assert!(!setup_detail(&uncached).contains("restored"));
+    assert!(cache.path().join("slipway/snapshots").is_dir());
+
+    // Two runs at once share the cache without harm.
+    let runs: Vec<_> = (0..2)
+        .map(|_| {
+            let (path, cache) = (path.to_owned(), cache.path().to_owned());
+            std::thread::spawn(move || validate_with_cache(&[&path], &cache))
+        })
+        .collect();
+    for run in runs {
+        let out = run.join().unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+#[test]
+fn a_test_that_passes_on_a_retry_passes_and_is_marked_flaky() {
+    let dir = tempfile::tempdir().unwrap();
+    let flaky = "if [ -f .tried ]; then echo second try passes; else touch .tried; echo first try fails; exit 1; fi";
+    let pipeline = format!("[test]\ncommands = [{flaky:?}]\nretries = 1\n");
+    fixture_repo(dir.path(), &[(".slipway.toml", &pipeline)]);
+    let out = validate(&[dir.path().to_str().unwrap(), "--json"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let test = report(&out)["steps"][4].clone();
+    assert_eq!(test["status"], "passed");
+    assert_eq!(test["flaky"], true);
+    assert!(
+        test["detail"].as_str().unwrap().contains("passed on try 2"),
+        "{test}"
+    );
+    assert!(stderr.contains("(flaky)"), "{stderr}");
+
+    // Without retries the same command fails; a consistent failure fails with them.
+    commit_files(
+        dir.path(),
+        &[(
+            ".slipway.toml",
+            &format!("[test]\ncommands = [{flaky:?}]\n"),
+        )],
+        "no retries",
+    );
+    assert_eq!(
+        validate(&[dir.path().to_str().unwrap()]).status.code(),
+        Some(1)
+    );
+    commit_files(
+        dir.path(),
+        &[(
+            ".slipway.toml",
+            "[test]\ncommands = [\"exit 3\"]\nretries = 2\n",
+        )],
+        "broken",
+    );
+    let out = validate(&[dir.path().to_str().unwrap(), "--json"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(report(&out)["steps"][4]["flaky"], false);
 }
