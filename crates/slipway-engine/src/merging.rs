@@ -272,10 +272,20 @@ async fn validate_head(engine: &Engine, project: &Project, number: i64, pull: Pu
 
 fn table(validation: &ValidationRecord, summary: &str, link: Option<&str>) -> String {
     let mut text = format!(
-        "### Slipway: {} for `{}`\n\n{summary}\n\n| step | status | time | detail |\n|---|---|---|---|\n",
+        "### Slipway: {} for `{}`\n\n{summary}\n\n",
         validation.status,
         short(&validation.sha)
     );
+    if let (Some(base), Some(sha)) = (&validation.base_ref, &validation.base_sha) {
+        text.push_str(&format!(
+            "Validated merged onto `{base}` at `{}`, as merging would make it.\n\n",
+            short(sha)
+        ));
+    }
+    if let Some(source) = validation.pipeline_source {
+        text.push_str(&format!("Pipeline: {}.\n\n", source.describe()));
+    }
+    text.push_str("| step | status | time | detail |\n|---|---|---|---|\n");
     for step in &validation.steps {
         let time = step
             .duration_ms
@@ -287,8 +297,9 @@ fn table(validation: &ValidationRecord, summary: &str, link: Option<&str>) -> St
             .unwrap_or("")
             .replace('|', "\\|")
             .replace('\n', " ");
+        let flaky = if step.flaky { " (flaky)" } else { "" };
         text.push_str(&format!(
-            "| {} | {} | {time} | {detail} |\n",
+            "| {} | {}{flaky} | {time} | {detail} |\n",
             step.name, step.status
         ));
     }

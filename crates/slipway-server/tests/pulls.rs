@@ -372,6 +372,18 @@ async fn a_pull_request_that_passes_alone_but_fails_on_the_moved_base_is_not_mer
         log.contains(&format!("merged onto main at {moved}")),
         "{log}"
     );
+    let events = f
+        .app
+        .store
+        .events_after(slipway_core::ProjectId(f.project), 0, 1000)
+        .await
+        .unwrap();
+    assert!(
+        events.iter().any(
+            |e| e.payload["base_sha"] == moved.as_str() && e.payload["head_sha"] == last["sha"]
+        ),
+        "the live events carry both commits"
+    );
 
     // Alone, the head passes: exactly what a head-only gate would have merged.
     let alone = f

@@ -176,11 +176,13 @@ impl Store {
         id: slipway_core::ValidationId,
         step: Option<u32>,
     ) -> Result<(), StoreError> {
-        let (project, status): (i64, String) =
-            sqlx::query_as("SELECT project_id, status FROM validations WHERE id = ?")
-                .bind(id.0)
-                .fetch_one(&self.pool)
-                .await?;
+        let (project, status, sha, base_sha): (i64, String, String, Option<String>) =
+            sqlx::query_as(
+                "SELECT project_id, status, sha, base_sha FROM validations WHERE id = ?",
+            )
+            .bind(id.0)
+            .fetch_one(&self.pool)
+            .await?;
         let step_row: Option<(i64, String, String)> = match step {
             Some(index) => sqlx::query_as(
                 "SELECT idx, name, status FROM validation_steps WHERE validation_id = ? AND idx = ?",
@@ -199,6 +201,8 @@ impl Store {
             "step": step_row.as_ref().map(|s| s.1.clone()),
             "step_status": step_row.as_ref().map(|s| s.2.clone()),
             "overall_status": status,
+            "head_sha": sha,
+            "base_sha": base_sha,
         });
         self.emit_event(ProjectId(project), "validation_update", &payload)
             .await

@@ -646,6 +646,7 @@ struct StepView {
     status: String,
     duration: String,
     detail: Option<String>,
+    flaky: bool,
 }
 
 struct LineView {
@@ -699,6 +700,7 @@ pub async fn validation(
                     .map(|ms| format!("{:.1} s", ms as f64 / 1000.0))
                     .unwrap_or_default(),
                 detail: s.detail.clone(),
+                flaky: s.flaky,
             })
             .collect(),
         first_seq: lines.first().map(|l| l.seq).unwrap_or(0),
