@@ -2,7 +2,9 @@
 # Validation pipeline benchmarks (release build, real git, real processes):
 #  1. orchestration overhead: `slipway validate` of a commit whose commands are all `true`;
 #  2. 50 validations of a trivial project submitted at once to `slipway serve`;
-#  3. snapshot restore vs a cold `npm ci` of a real lockfile (express: ~65 packages).
+#  3. snapshot restore vs a cold `npm ci` of a real lockfile (express: ~65 packages);
+#  4. a second `slipway validate` of that project with the persistent cache vs the first;
+#  5. the cost of merging onto the base at checkout, on a repository of 10,000 files.
 # Usage: bench/pipeline.sh   (needs git, python3, node/npm and the npm registry)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -90,3 +92,31 @@ warm_record=$(wait_final "$warm")
 c=$(setup_ms <<<"$cold_record"); w=$(setup_ms <<<"$warm_record")
 echo "3. setup of $packages npm packages: cold 'npm ci' $c ms; restored from snapshot $w ms; $(python3 -c "print(f'{$c/max($w,1):.1f}')")x faster"
 echo "   $(json '[s for s in d["steps"] if s["name"]=="setup"][0]["detail"]' <<<"$warm_record")"
+
+# 4. The CLI's persistent snapshot cache: a second `slipway validate` against the first.
+cache=$work/cache
+cli_setup_ms() { XDG_CACHE_HOME=$cache "$bin" validate "$npm_repo" --json 2>/dev/null | setup_ms; }
+first=$(cli_setup_ms); second=$(cli_setup_ms)
+echo "4. 'slipway validate' of the npm project: setup $first ms the first time, $second ms the second (persistent cache); $(python3 -c "print(f'{$first/max($second,1):.1f}')")x faster"
+
+# 5. Merging onto the base at checkout, 10,000 files: checkout of the head alone vs merged.
+big=$work/big
+mkdir "$big" && git -C "$big" init -q -b main
+python3 - "$big" <<'PY'
+import os, sys
+root = sys.argv[1]
+for i in range(10_000):
+    d = os.path.join(root, f"src/m{i // 100:03d}")
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, f"f{i:05d}.txt"), "w") as f:
+        f.write(f"file {i}\n" * 20)
+PY
+printf '[test]\ncommands = ["true"]\n' > "$big/.slipway.toml"
+git -C "$big" add -A && git -C "$big" commit -qm "10k files"
+git -C "$big" checkout -q -b feature && echo changed >> "$big/src/m000/f00000.txt" && git -C "$big" commit -qam feature
+git -C "$big" checkout -q main && echo moved >> "$big/src/m099/f09999.txt" && git -C "$big" commit -qam "main moves on"
+checkout_ms() { "$bin" validate "$big" --no-cache --json "$@" 2>/dev/null | json 'd["steps"][0]["duration_ms"]'; }
+median() { sort -n | sed -n "$(( ($1 + 1) / 2 ))p"; }
+alone=$(for _ in $(seq 9); do checkout_ms --branch feature; done | median 9)
+merged=$(for _ in $(seq 9); do checkout_ms --branch feature --base main; done | median 9)
+echo "5. checkout of a 10,000-file repository, median of 9: head alone $alone ms, merged onto the base $merged ms (+$((merged - alone)) ms)"

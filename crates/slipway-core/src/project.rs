@@ -15,8 +15,12 @@ pub struct Project {
     pub id: ProjectId,
     pub name: String,
     pub description: String,
-    /// `owner/name` on GitHub, or an absolute path / `file://` URL of a local git repository.
+    /// `owner/name` on GitHub, or an absolute path / `file://` URL of a local git repository,
+    /// as it was given.
     pub repo: String,
+    /// `repo`, read once.
+    #[serde(skip)]
+    pub location: RepoLocation,
     pub default_branch: String,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
@@ -71,11 +75,54 @@ impl ProjectPatch {
 /// Where a project's repository lives, as far as its spelling tells.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RepoLocation {
-    GitHub { owner: String, name: String },
-    Local { path: PathBuf },
+    GitHub {
+        owner: String,
+        name: String,
+    },
+    Local {
+        path: PathBuf,
+    },
+    /// Any other URL git can fetch: `slipway validate`'s, never accepted by the API.
+    Url {
+        url: String,
+    },
 }
 
 impl RepoLocation {
+    /// A stored project's `repo`: what [`RepoLocation::parse`] accepts, else a URL.
+    pub fn from_stored(repo: &str) -> Self {
+        Self::parse(repo).unwrap_or_else(|_| RepoLocation::Url {
+            url: repo.to_owned(),
+        })
+    }
+
+    /// Where git fetches the repository from.
+    pub fn source(&self) -> String {
+        match self {
+            RepoLocation::GitHub { owner, name } => {
+                format!("https://github.com/{owner}/{name}.git")
+            }
+            RepoLocation::Local { path } => path.display().to_string(),
+            RepoLocation::Url { url } => url.clone(),
+        }
+    }
+
+    /// `owner/name` of a GitHub repository.
+    pub fn github(&self) -> Option<String> {
+        match self {
+            RepoLocation::GitHub { owner, name } => Some(format!("{owner}/{name}")),
+            _ => None,
+        }
+    }
+
+    /// The repository on disk, for the local forge.
+    pub fn local_path(&self) -> Option<&std::path::Path> {
+        match self {
+            RepoLocation::Local { path } => Some(path),
+            _ => None,
+        }
+    }
+
     /// Reads a `repo` field: `owner/name`, an absolute path, or a `file://` URL.
     pub fn parse(repo: &str) -> Result<Self, Invalid> {
         let invalid = |why: &str| {
@@ -278,6 +325,7 @@ mod tests {
             name: "old".into(),
             description: "d".into(),
             repo: "a/b".into(),
+            location: RepoLocation::from_stored("a/b"),
             default_branch: "main".into(),
             created_at: now,
             updated_at: now,

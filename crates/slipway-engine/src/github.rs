@@ -2,25 +2,17 @@
 //! finds heads no webhook announced. (The verdict, report and merge are `merging.rs`'s.)
 
 use crate::{Engine, Inner, Target};
-use slipway_core::{Project, RepoLocation, ValidationId};
+use slipway_core::{Project, ValidationId};
 use slipway_forge::git::Git;
 use slipway_forge::github::{GitHub, StatusState};
 use slipway_store::ValidationRecord;
 use std::sync::Arc;
 
-/// `owner/name` when the project is on GitHub.
-pub(crate) fn repo_of(project: &Project) -> Option<String> {
-    match RepoLocation::parse(&project.repo) {
-        Ok(RepoLocation::GitHub { owner, name }) => Some(format!("{owner}/{name}")),
-        _ => None,
-    }
-}
-
 /// Git with the credentials `source` needs for a GitHub project: the token, or as an App
 /// the installation token of the project's repository (cached by the client). Other projects,
 /// and a GitHub that cannot be asked, get the engine's default git.
 pub(crate) async fn git_for(inner: &Inner, project: &Project, source: &str) -> Git {
-    let (Some(repo), Some(github)) = (repo_of(project), &inner.config.github) else {
+    let (Some(repo), Some(github)) = (project.location.github(), &inner.config.github) else {
         return inner.git.clone();
     };
     match github.git_token(&repo).await {
@@ -43,7 +35,8 @@ pub(crate) fn link(inner: &Inner, id: ValidationId) -> Option<String> {
 
 /// Reports a queued head as pending (best effort: GitHub being down never blocks a validation).
 pub(crate) async fn report_queued(inner: &Inner, project: &Project, record: &ValidationRecord) {
-    let (Some(github), Some(repo), Some(_)) = (&inner.config.github, repo_of(project), record.pr)
+    let (Some(github), Some(repo), Some(_)) =
+        (&inner.config.github, project.location.github(), record.pr)
     else {
         return;
     };
@@ -71,7 +64,7 @@ pub(crate) async fn poll(engine: &Engine, github: &Arc<GitHub>) -> anyhow::Resul
     let store = &engine.inner.store;
     let mut queued = 0;
     for project in store.list_projects().await?.iter() {
-        let Some(repo) = repo_of(project) else {
+        let Some(repo) = project.location.github() else {
             continue;
         };
         let settings = store.settings(project.id).await?;

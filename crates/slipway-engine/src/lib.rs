@@ -3,6 +3,7 @@
 //! the store, the sandbox and git.
 
 pub use slipway_forge::git;
+mod forges;
 mod github;
 mod health;
 mod logs;
@@ -269,7 +270,7 @@ impl Engine {
         target: Target,
         options: Options,
     ) -> Result<ValidationRecord, SubmitError> {
-        let mut source = pipeline::source_of(&project.repo);
+        let mut source = project.location.source();
         let mut pr = None;
         let mut base = options.base.map(|branch| (branch, None));
         let (branch, sha) = match target {
@@ -319,11 +320,26 @@ impl Engine {
             Some((branch, source)) => {
                 slipway_core::project::validate_branch("base", &branch)
                     .map_err(|e| SubmitError::Invalid(e.to_string()))?;
-                let source = source.unwrap_or_else(|| pipeline::source_of(&project.repo));
+                let source = source.unwrap_or_else(|| project.location.source());
                 Some(Base { branch, source })
             }
             None => None,
         };
+        if let Some(number) = pr {
+            // The same head already waiting or running (a webhook, the poller and the agent
+            // run can each notice one push): that validation serves all of them.
+            let (unfinished, _) = self
+                .inner
+                .store
+                .validations_of_pull_request(project.id, number)
+                .await?;
+            for id in unfinished {
+                let record = self.inner.store.validation(id).await?;
+                if record.sha == sha {
+                    return Ok(record);
+                }
+            }
+        }
         let new = NewValidation {
             project: project.id,
             source,
@@ -369,7 +385,7 @@ impl Engine {
                 return names.clone();
             }
         }
-        let source = pipeline::source_of(&project.repo);
+        let source = project.location.source();
         let git = github::git_for(&self.inner, project, &source).await;
         let names = git.branches(&source).await.unwrap_or_default();
         self.inner

@@ -6,14 +6,12 @@
 //! merged; the pair as it is now is validated instead. Merges into one base branch take
 //! turns, and after each the other ready pull requests into it are validated again.
 
-use crate::{Engine, Inner, Target};
+use crate::{Engine, Target};
 use slipway_core::policy::PullRequestPolicy;
 use slipway_core::validation::{StepStatus, ValidationStatus};
-use slipway_core::{PipelineConfig, Project, RepoLocation, Settings, ValidationId};
-use slipway_forge::local::{self, MergeOutcome};
+use slipway_core::{PipelineConfig, Project, Settings, ValidationId};
 use slipway_forge::{Forge, MergeResult, PullState, Report, Verdict};
 use slipway_store::ValidationRecord;
-use std::path::PathBuf;
 
 /// Reports the verdict and merges when allowed. Returns the policy that applied, which the
 /// fix loop follows too; `None` when the validation is not of a pull request on a forge.
@@ -27,23 +25,9 @@ pub(crate) async fn after_verdict(
         return Ok(None);
     };
     let project = store.project(validation.project_id).await?;
-    match RepoLocation::parse(&project.repo) {
-        Ok(RepoLocation::Local { path }) => {
-            let forge = LocalRepo {
-                inner: &engine.inner,
-                project: &project,
-                path,
-            };
-            decide(engine, &forge, &project, &validation, number).await
-        }
-        Ok(RepoLocation::GitHub { owner, name }) => match &engine.inner.config.github {
-            Some(github) => {
-                let forge = github.repo(&format!("{owner}/{name}"));
-                decide(engine, &forge, &project, &validation, number).await
-            }
-            None => Ok(None),
-        },
-        Err(_) => Ok(None),
+    match engine.forge(&project) {
+        Some(forge) => decide(engine, &forge, &project, &validation, number).await,
+        None => Ok(None),
     }
 }
 
@@ -311,139 +295,4 @@ fn table(validation: &ValidationRecord, summary: &str, link: Option<&str>) -> St
 
 fn short(sha: &str) -> &str {
     &sha[..sha.len().min(12)]
-}
-
-/// The local forge of one project: pull requests kept in the store, merged with real git.
-struct LocalRepo<'a> {
-    inner: &'a Inner,
-    project: &'a Project,
-    path: PathBuf,
-}
-
-impl LocalRepo<'_> {
-    fn source(&self) -> String {
-        self.path.display().to_string()
-    }
-}
-
-/// Where a local pull request is listed.
-pub(crate) fn local_url(project: &Project, number: i64) -> String {
-    format!("/api/v1/projects/{}/pulls#{number}", project.id)
-}
-
-impl Forge for LocalRepo<'_> {
-    fn url(&self, number: i64) -> String {
-        local_url(self.project, number)
-    }
-
-    async fn pull(&self, number: i64) -> anyhow::Result<PullState> {
-        let store = &self.inner.store;
-        let record = store.pull_request(self.project.id, number).await?;
-        let head = self
-            .inner
-            .git
-            .branch_head(&self.source(), &record.head)
-            .await
-            .unwrap_or_else(|_| record.head_sha.clone());
-        if head != record.head_sha {
-            // Keep the record current, so the poller does not queue this head a second time.
-            store
-                .set_pull_request_head(self.project.id, number, &head)
-                .await?;
-        }
-        Ok(PullState {
-            open: record.state == "open",
-            draft: false,
-            title: record.title,
-            head_sha: head,
-            head_ref: record.head,
-            head_clone_url: self.source(),
-            base_ref: record.base,
-            base_clone_url: self.source(),
-            mergeable: None,
-            approvals: None,
-        })
-    }
-
-    async fn merge(
-        &self,
-        number: i64,
-        sha: &str,
-        base_sha: &str,
-        method: slipway_core::pipeline::MergeMethod,
-        title: &str,
-    ) -> anyhow::Result<MergeResult> {
-        let store = &self.inner.store;
-        let record = store.pull_request(self.project.id, number).await?;
-        let git = &self.inner.git;
-        if git.branch_head(&self.source(), &record.head).await? != sha {
-            return Ok(MergeResult::HeadMoved);
-        }
-        let scratch = self.inner.config.data_dir.join("merges").join(format!(
-            "{}-{number}-{}",
-            self.project.id,
-            &sha[..12.min(sha.len())]
-        ));
-        let _ = tokio::fs::remove_dir_all(&scratch).await;
-        let (source, base) = (self.source(), &record.base);
-        let outcome =
-            local::merge(&source, base, Some(base_sha), sha, method, title, &scratch).await;
-        let _ = tokio::fs::remove_dir_all(&scratch).await;
-        Ok(match outcome? {
-            MergeOutcome::Merged { sha: merged } => {
-                store
-                    .mark_merged(self.project.id, number, sha, &merged)
-                    .await?;
-                MergeResult::Merged { sha: merged }
-            }
-            MergeOutcome::Conflict { paths } => MergeResult::NotMergeable {
-                reason: format!(
-                    "{} conflicts with {} in {}",
-                    record.head,
-                    record.base,
-                    paths.join(", ")
-                ),
-            },
-            // Checked, or the push found it moved: the new pair is validated instead.
-            MergeOutcome::BaseMoved => MergeResult::BaseMoved {
-                to: git.branch_head(&source, base).await.unwrap_or_default(),
-            },
-        })
-    }
-
-    async fn delete_branch(&self, branch: &str) -> anyhow::Result<()> {
-        Ok(local::delete_branch(&self.path, branch).await?)
-    }
-
-    async fn file(&self, branch: &str, path: &str) -> anyhow::Result<Option<String>> {
-        let object = format!("refs/heads/{branch}:{path}");
-        let git = &self.inner.git;
-        if git
-            .run(Some(&self.path), &["cat-file", "-e", &object])
-            .await
-            .is_err()
-        {
-            return Ok(None);
-        }
-        Ok(Some(
-            git.run(Some(&self.path), &["cat-file", "blob", &object])
-                .await?,
-        ))
-    }
-
-    async fn mark(&self, _report: &Report) -> anyhow::Result<()> {
-        Ok(()) // the local forge has no checks; its note says it all
-    }
-
-    async fn tell(&self, number: i64, report: &Report) -> anyhow::Result<()> {
-        // The local forge shows its report as the pull request's note: the last line says
-        // what became of it.
-        let outcome = report.details.trim_end().lines().last().unwrap_or_default();
-        let note = format!("{}. {outcome}", report.summary);
-        self.inner
-            .store
-            .note_pull_request(self.project.id, number, &note)
-            .await?;
-        Ok(())
-    }
 }

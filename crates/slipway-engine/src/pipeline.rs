@@ -66,16 +66,16 @@ struct Attempt<'a> {
 /// a fork. On GitHub the clone URL's host varies (github.com, an Enterprise host), so the
 /// `owner/name` at the end of its path decides; elsewhere the locations are compared whole
 /// (`file://` and trailing `.git`/`/` spelled either way).
-fn from_project_repository(source: &str, repo: &str) -> bool {
+fn from_project_repository(source: &str, repo: &RepoLocation) -> bool {
     let normal = |s: &str| {
         let s = s.strip_prefix("file://").unwrap_or(s).trim_end_matches('/');
         s.strip_suffix(".git").unwrap_or(s).to_ascii_lowercase()
     };
-    match RepoLocation::parse(repo) {
-        Ok(RepoLocation::GitHub { owner, name }) => {
+    match repo {
+        RepoLocation::GitHub { owner, name } => {
             normal(source).ends_with(&format!("/{owner}/{name}").to_ascii_lowercase())
         }
-        _ => normal(source) == normal(&source_of(repo)),
+        _ => normal(source) == normal(&repo.source()),
     }
 }
 
@@ -89,17 +89,6 @@ pub(crate) fn secrets_env(
         .filter(|(name, _)| name != slipway_core::secret::WEBHOOK_SECRET_NAME)
         .map(|(name, value)| (name.clone(), value.expose().to_owned()))
         .collect()
-}
-
-/// Where a project's commits are fetched from.
-pub(crate) fn source_of(repo: &str) -> String {
-    match RepoLocation::parse(repo) {
-        Ok(RepoLocation::Local { path }) => path.display().to_string(),
-        Ok(RepoLocation::GitHub { owner, name }) => {
-            format!("https://github.com/{owner}/{name}.git")
-        }
-        Err(_) => repo.to_owned(),
-    }
 }
 
 pub(crate) async fn execute(
@@ -135,7 +124,7 @@ pub(crate) async fn execute(
     // A head fetched from elsewhere than the project's repository (a fork) is someone else's
     // code: it gets no secrets, as on GitHub Actions.
     let project = store.project(record.project_id).await?;
-    let from_fork = !from_project_repository(&record.source, &project.repo);
+    let from_fork = !from_project_repository(&record.source, &project.location);
     if from_fork {
         logs.line(
             StepName::Checkout,
@@ -173,7 +162,7 @@ pub(crate) async fn execute(
         restored: None,
         cell: None,
         manifest: None,
-        hidden: repository_on_disk(&project.repo),
+        hidden: repository_on_disk(&project.location),
         project,
         first_error: None,
     };
@@ -474,7 +463,7 @@ impl Attempt<'_> {
     /// failure (it names the files), a base that cannot be read is an error.
     async fn merge_onto_base(&mut self, base_ref: &str) -> anyhow::Result<Option<StepEnd>> {
         let base_source =
-            (self.record.base_source.clone()).unwrap_or_else(|| source_of(&self.project.repo));
+            (self.record.base_source.clone()).unwrap_or_else(|| self.project.location.source());
         let git = crate::github::git_for(self.inner, &self.project, &base_source).await;
         let base_sha = match git.branch_head(&base_source, base_ref).await {
             Ok(sha) => sha,
@@ -883,11 +872,8 @@ pub(crate) fn beside(workspace: &std::path::Path, suffix: &str) -> PathBuf {
 
 /// The project's repository when it is on this machine (the local forge): sandboxed code
 /// must not see it.
-pub(crate) fn repository_on_disk(repo: &str) -> Vec<PathBuf> {
-    match RepoLocation::parse(repo) {
-        Ok(RepoLocation::Local { path }) => vec![path],
-        _ => Vec::new(),
-    }
+pub(crate) fn repository_on_disk(repo: &RepoLocation) -> Vec<PathBuf> {
+    repo.local_path().map(PathBuf::from).into_iter().collect()
 }
 
 /// The cell's network and quotas: `[sandbox]` of the pipeline over the defaults.
@@ -916,7 +902,11 @@ fn free_port() -> std::io::Result<u16> {
 
 #[cfg(test)]
 mod tests {
-    use super::from_project_repository;
+    use slipway_core::RepoLocation;
+
+    fn from_project_repository(source: &str, repo: &str) -> bool {
+        super::from_project_repository(source, &RepoLocation::from_stored(repo))
+    }
 
     #[test]
     fn a_github_head_is_the_projects_own_whatever_the_host_and_a_fork_is_not() {

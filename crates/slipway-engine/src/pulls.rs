@@ -1,10 +1,11 @@
 //! The local forge's pull requests: opening one validates its head; a poller notices pushes
 //! to open ones (the local forge has no webhooks). Merging is `merging.rs`'s, for every forge.
 
-use crate::merging::local_url;
-use crate::{pipeline, Engine, SubmitError, Target};
+use crate::forges::local_url;
+use crate::{Engine, SubmitError, Target};
 use slipway_core::project::validate_branch;
-use slipway_core::{Project, RepoLocation};
+use slipway_core::Project;
+use slipway_forge::Forge;
 use slipway_store::PullRequest;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -20,10 +21,20 @@ impl Engine {
         head: &str,
         base: &str,
     ) -> Result<PullRequest, SubmitError> {
-        if !matches!(
-            RepoLocation::parse(&project.repo),
-            Ok(RepoLocation::Local { .. })
-        ) {
+        let pr = self.open_local_pull(project, title, head, base).await?;
+        self.validate_pull_request(project, &pr).await?;
+        Ok(pr)
+    }
+
+    /// Opens a pull request of the local forge (not validated yet).
+    pub(crate) async fn open_local_pull(
+        &self,
+        project: &Project,
+        title: &str,
+        head: &str,
+        base: &str,
+    ) -> Result<PullRequest, SubmitError> {
+        if project.location.local_path().is_none() {
             return Err(SubmitError::Invalid(
                 "pull requests of GitHub projects are opened on GitHub; this API is the local forge's".into(),
             ));
@@ -42,7 +53,7 @@ impl Engine {
                 "title: give 1 to 256 characters".into(),
             ));
         }
-        let source = pipeline::source_of(&project.repo);
+        let source = project.location.source();
         let git = &self.inner.git;
         let sha = git
             .branch_head(&source, head)
@@ -58,7 +69,6 @@ impl Engine {
             .await?;
         self.notify_pull_request(project, &local_url(project, pr.number), "opened")
             .await;
-        self.validate_pull_request(project, &pr).await?;
         Ok(pr)
     }
 
@@ -71,7 +81,7 @@ impl Engine {
             number: pr.number,
             sha: pr.head_sha.clone(),
             head_ref: pr.head.clone(),
-            source: pipeline::source_of(&project.repo),
+            source: project.location.source(),
             base_ref: pr.base.clone(),
             base_source: String::new(),
         };
@@ -86,55 +96,23 @@ impl Engine {
         project: &Project,
         number: i64,
     ) -> Result<slipway_store::ValidationRecord, SubmitError> {
-        let target = match RepoLocation::parse(&project.repo) {
-            Ok(RepoLocation::Local { .. }) => {
-                let pr = self
-                    .inner
-                    .store
-                    .pull_request(project.id, number)
-                    .await
-                    .map_err(|_| {
-                        SubmitError::Invalid(format!(
-                            "pr: there is no pull request #{number} in this project"
-                        ))
-                    })?;
-                let source = pipeline::source_of(&project.repo);
-                let sha = self
-                    .inner
-                    .git
-                    .branch_head(&source, &pr.head)
-                    .await
-                    .map_err(|e| SubmitError::Invalid(format!("pr: {e}")))?;
-                Target::PullRequest {
-                    number,
-                    sha,
-                    head_ref: pr.head,
-                    source,
-                    base_ref: pr.base,
-                    base_source: String::new(),
-                }
-            }
-            Ok(RepoLocation::GitHub { owner, name }) => {
-                let Some(github) = &self.inner.config.github else {
-                    return Err(SubmitError::Invalid(
-                        "pr: reading a GitHub pull request needs GITHUB_TOKEN or a GitHub App"
-                            .into(),
-                    ));
-                };
-                let pull = github
-                    .pull(&format!("{owner}/{name}"), number)
-                    .await
-                    .map_err(|e| SubmitError::Invalid(format!("pr: {e}")))?;
-                Target::PullRequest {
-                    number,
-                    sha: pull.head_sha,
-                    head_ref: pull.head_ref,
-                    source: pull.head_clone_url,
-                    base_ref: pull.base_ref,
-                    base_source: pull.base_clone_url,
-                }
-            }
-            Err(e) => return Err(SubmitError::Invalid(e.to_string())),
+        let Some(forge) = self.forge(project) else {
+            return Err(SubmitError::Invalid(
+                "pr: reading a GitHub pull request needs GITHUB_TOKEN or a GitHub App".into(),
+            ));
+        };
+        let pull = forge.pull(number).await.map_err(|e| {
+            SubmitError::Invalid(format!(
+                "pr: there is no pull request #{number} in this project, or it cannot be read: {e}"
+            ))
+        })?;
+        let target = Target::PullRequest {
+            number,
+            sha: pull.head_sha,
+            head_ref: pull.head_ref,
+            source: pull.head_clone_url,
+            base_ref: pull.base_ref,
+            base_source: pull.base_clone_url,
         };
         self.submit(project, target).await
     }
@@ -145,7 +123,7 @@ impl Engine {
         let mut moved = 0;
         for pr in store.open_pull_requests().await? {
             let project = store.project(pr.project_id).await?;
-            let source = pipeline::source_of(&project.repo);
+            let source = project.location.source();
             let Ok(head) = self.inner.git.branch_head(&source, &pr.head).await else {
                 continue; // the branch is gone; nothing to validate
             };

@@ -2,7 +2,7 @@
 //! request; a pull request is validated; a failed validation goes back to the agent with its
 //! evidence, at most `max_fix_attempts` times. Each turn of the agent is a durable job.
 
-use crate::{pipeline, Engine, SubmitError};
+use crate::{pipeline, Engine};
 use serde::{Deserialize, Serialize};
 use slipway_agent::codegen::CodegenAgent;
 use slipway_agent::command::CommandAgent;
@@ -12,7 +12,8 @@ use slipway_core::prompt::{self, Evidence, Goal};
 use slipway_core::run::{Response, RunStatus};
 use slipway_core::settings::AgentConfig;
 use slipway_core::validation::{StepStatus, ValidationStatus};
-use slipway_core::{Masker, Project, RepoLocation, ValidationId};
+use slipway_core::{Masker, Project, ValidationId};
+use slipway_forge::Forge;
 use slipway_store::{
     Job, JobFailure, NewJob, NewRun, RunChange, RunRecord, RunRefused, StoreError,
 };
@@ -81,7 +82,7 @@ impl Engine {
                 ("codegen", *plan_mode)
             }
             AgentConfig::Command { plan_mode, .. } => {
-                if crate::github::repo_of(project).is_some() && self.inner.config.github.is_none() {
+                if project.location.github().is_some() && self.inner.config.github.is_none() {
                     return Err(RunError::Invalid(
                         "a command agent's pull request on GitHub is opened through the GitHub API: set GITHUB_TOKEN (or a GitHub App)".into(),
                     ));
@@ -266,26 +267,10 @@ impl Engine {
         number: i64,
         text: &str,
     ) {
-        let result = match RepoLocation::parse(&project.repo) {
-            Ok(RepoLocation::Local { .. }) => self
-                .inner
-                .store
-                .note_pull_request(project.id, number, text)
-                .await
-                .map_err(anyhow::Error::from),
-            Ok(RepoLocation::GitHub { owner, name }) => match &self.inner.config.github {
-                Some(github) => github
-                    .upsert_comment(
-                        &format!("{owner}/{name}"),
-                        number,
-                        &format!("<!-- slipway-run-{} -->", run.id),
-                        text,
-                    )
-                    .await
-                    .map_err(anyhow::Error::from),
-                None => Ok(()),
-            },
-            Err(e) => Err(anyhow::Error::from(e)),
+        let marker = format!("<!-- slipway-run-{} -->", run.id);
+        let result = match self.forge(project) {
+            Some(forge) => forge.comment(number, &marker, text).await,
+            None => Ok(()),
         };
         if let Err(error) = result {
             tracing::warn!(run = run.id, pr = number, %error, "could not tell the pull request");
@@ -557,15 +542,12 @@ async fn turn(
                     }
                     _ => (project.default_branch.clone(), true),
                 };
-                let source = match (
-                    crate::github::repo_of(&project),
-                    &engine.inner.config.github,
-                ) {
+                let source = match (project.location.github(), &engine.inner.config.github) {
                     (Some(repo), Some(github)) => github
                         .clone_url(&repo)
                         .await
                         .map_err(|e| AgentError::Unavailable(format!("GitHub: {e}")))?,
-                    _ => pipeline::source_of(&project.repo),
+                    _ => project.location.source(),
                 };
                 let git = crate::github::git_for(&engine.inner, &project, &source).await;
                 let agent = CommandAgent {
@@ -579,7 +561,7 @@ async fn turn(
                     workdir: workdir.clone(),
                     env,
                     title: commit_title(&run.goal, kind),
-                    hidden: pipeline::repository_on_disk(&project.repo),
+                    hidden: pipeline::repository_on_disk(&project.location),
                 };
                 let answer = agent.work(turn, progress_tx).await;
                 slipway_sandbox::snapshot::unmount_all_below(&workdir);
@@ -713,85 +695,35 @@ async fn handle_answer(
             engine.change_run(run_id, None, &change).await?;
         }
         Answer::Pushed { branch, sha } => {
-            if let Some(repo) = crate::github::repo_of(project) {
-                return pushed_to_github(engine, project, &run, &repo, branch, sha, change).await;
-            }
+            let forge = engine.forge(project).ok_or_else(|| {
+                anyhow::anyhow!(
+                    "the project's forge cannot be reached (GITHUB_TOKEN is no longer set)"
+                )
+            })?;
             let number = match run.pr_number {
-                Some(number) => {
-                    // The agent's fix: validate the new head, unless the poller saw it first.
-                    if store
-                        .set_pull_request_head(project.id, number, &sha)
-                        .await?
-                    {
-                        let pr = store.pull_request(project.id, number).await?;
-                        engine
-                            .validate_pull_request(project, &pr)
-                            .await
-                            .map_err(anyhow::Error::from)?;
-                    }
-                    number
-                }
+                Some(number) => number,
                 None => {
-                    let pr = engine
-                        .open_pull_request(
-                            project,
-                            &headline(&run.goal, 120),
-                            &branch,
-                            &project.default_branch,
-                        )
+                    let title = headline(&run.goal, 120);
+                    let body = format!(
+                        "Opened by Slipway for agent run {}.\n\n{}",
+                        run.id, run.goal
+                    );
+                    forge
+                        .open_pull(&branch, &project.default_branch, &title, &body)
                         .await
-                        .map_err(|e: SubmitError| {
-                            anyhow::anyhow!("the pull request could not be opened: {e}")
-                        })?;
-                    pr.number
+                        .map_err(|e| anyhow::anyhow!("the pull request could not be opened: {e}"))?
+                        .number
                 }
             };
-            let url = crate::merging::local_url(project, number);
-            let change = validating(change, number, url, Some(branch), sha);
+            // The agent's head (or a later one, which the poller or a webhook also queues).
+            engine
+                .validate_pull_request_number(project, number)
+                .await
+                .map_err(anyhow::Error::from)?;
+            let change = validating(change, number, forge.url(number), Some(branch), sha);
             engine.change_run(run_id, None, &change).await?;
         }
     }
-    Ok(None)
-}
-
-/// A command agent pushed to a GitHub project's branch: open its pull request (the first
-/// time) and validate the head.
-async fn pushed_to_github(
-    engine: &Engine,
-    project: &Project,
-    run: &RunRecord,
-    repo: &str,
-    branch: String,
-    sha: String,
-    change: RunChange,
-) -> anyhow::Result<Option<Task>> {
-    let github = engine
-        .inner
-        .config
-        .github
-        .as_ref()
-        .ok_or_else(|| anyhow::anyhow!("GITHUB_TOKEN is no longer set"))?;
-    let number = match run.pr_number {
-        Some(number) => number,
-        None => {
-            let title = headline(&run.goal, 120);
-            let body = format!(
-                "Opened by Slipway for agent run {}.\n\n{}",
-                run.id, run.goal
-            );
-            github
-                .create_pull(repo, &branch, &project.default_branch, &title, &body)
-                .await?
-                .number
-        }
-    };
-    engine
-        .validate_pull_request_number(project, number)
-        .await
-        .map_err(anyhow::Error::from)?;
-    let url = crate::github::pull_url(repo, number);
-    let change = validating(change, number, url, Some(branch), sha);
-    engine.change_run(run.id, None, &change).await?;
     Ok(None)
 }
 
@@ -1060,30 +992,8 @@ async fn evidence_of(
             .collect(),
         None => Vec::new(),
     };
-    let changed_files = match RepoLocation::parse(&project.repo) {
-        Ok(RepoLocation::GitHub { owner, name }) => {
-            match (&engine.inner.config.github, validation.pr) {
-                (Some(github), Some(number)) => github
-                    .pull_files(&format!("{owner}/{name}"), number)
-                    .await
-                    .unwrap_or_default(),
-                _ => Vec::new(),
-            }
-        }
-        Ok(RepoLocation::Local { path }) => engine
-            .inner
-            .git
-            .run(
-                Some(&path),
-                &[
-                    "diff",
-                    "--name-only",
-                    &format!("{}...{}", project.default_branch, validation.sha),
-                ],
-            )
-            .await
-            .map(|out| out.lines().map(str::to_owned).collect())
-            .unwrap_or_default(),
+    let changed_files = match (engine.forge(project), validation.pr) {
+        (Some(forge), Some(number)) => forge.changed_files(number).await.unwrap_or_default(),
         _ => Vec::new(),
     };
     let step = step_name

@@ -1,6 +1,6 @@
-//! What the merge controller needs of a forge, whichever it is: read a pull request and a file
-//! of its base, mark its head with the verdict, merge it at an exact commit, delete its branch,
-//! and tell it what became of it.
+//! What Slipway needs of a forge, whichever it is: open a pull request, read one, its changed
+//! files and a file of its base, mark its head with the verdict, merge it at an exact pair of
+//! commits, delete its branch, and tell it what became of it.
 
 use slipway_core::pipeline::MergeMethod;
 use std::future::Future;
@@ -57,10 +57,40 @@ pub struct Report {
     pub link: Option<String>,
 }
 
+/// A pull request a forge opened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Opened {
+    pub number: i64,
+    pub url: String,
+}
+
 /// A forge: GitHub over its REST API, or the local forge on disk.
 pub trait Forge: Sync {
     /// Where people see the pull request.
     fn url(&self, number: i64) -> String;
+
+    /// Opens a pull request from `head` into `base`.
+    fn open_pull(
+        &self,
+        head: &str,
+        base: &str,
+        title: &str,
+        body: &str,
+    ) -> impl Future<Output = anyhow::Result<Opened>> + Send;
+
+    /// The paths the pull request changes.
+    fn changed_files(
+        &self,
+        number: i64,
+    ) -> impl Future<Output = anyhow::Result<Vec<String>>> + Send;
+
+    /// Comments on the pull request; a later comment with the same `marker` replaces it.
+    fn comment(
+        &self,
+        number: i64,
+        marker: &str,
+        text: &str,
+    ) -> impl Future<Output = anyhow::Result<()>> + Send;
 
     fn pull(&self, number: i64) -> impl Future<Output = anyhow::Result<PullState>> + Send;
 

@@ -775,6 +775,34 @@ impl crate::Forge for GitHubRepo<'_> {
         format!("https://github.com/{}/pull/{number}", self.repo)
     }
 
+    async fn open_pull(
+        &self,
+        head: &str,
+        base: &str,
+        title: &str,
+        body: &str,
+    ) -> anyhow::Result<crate::Opened> {
+        let pull = self
+            .client
+            .create_pull(&self.repo, head, base, title, body)
+            .await?;
+        Ok(crate::Opened {
+            number: pull.number,
+            url: self.url(pull.number),
+        })
+    }
+
+    async fn changed_files(&self, number: i64) -> anyhow::Result<Vec<String>> {
+        Ok(self.client.pull_files(&self.repo, number).await?)
+    }
+
+    async fn comment(&self, number: i64, marker: &str, text: &str) -> anyhow::Result<()> {
+        Ok(self
+            .client
+            .upsert_comment(&self.repo, number, marker, text)
+            .await?)
+    }
+
     async fn pull(&self, number: i64) -> anyhow::Result<crate::PullState> {
         let pull = self.client.pull(&self.repo, number).await?;
         let approvals = self.client.approvals(&self.repo, number).await?;

@@ -1,7 +1,7 @@
 //! Projects and their one-transaction deletion.
 
 use crate::{from_millis, now_millis, Store, StoreError};
-use slipway_core::{Project, ProjectDraft, ProjectId};
+use slipway_core::{Project, ProjectDraft, ProjectId, RepoLocation};
 use std::sync::Arc;
 
 #[derive(sqlx::FromRow)]
@@ -21,6 +21,7 @@ impl From<ProjectRow> for Project {
             id: ProjectId(row.id),
             name: row.name,
             description: row.description,
+            location: RepoLocation::from_stored(&row.repo),
             repo: row.repo,
             default_branch: row.default_branch,
             created_at: from_millis(row.created_at),
