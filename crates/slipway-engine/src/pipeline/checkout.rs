@@ -1,0 +1,132 @@
+//! The checkout step: the exact commit, merged onto its base for a pull request, and the
+//! choice of the pipeline.
+
+use super::{Attempt, StepEnd};
+use slipway_core::pipeline::PipelineConfig;
+use slipway_core::pipeline_source::{self, ChosenPipeline};
+use slipway_core::validation::StepName;
+use slipway_forge::git::MergedCheckout;
+
+impl Attempt<'_> {
+    /// Clones the exact commit (for a pull request, merged onto its base's head) and
+    /// chooses the pipeline. `None` when the pipeline cannot go on.
+    pub(super) async fn checkout(&mut self) -> anyhow::Result<Option<ChosenPipeline>> {
+        self.begin(StepName::Checkout).await?;
+        let checkout = self
+            .git
+            .checkout(&self.record.source, &self.record.sha, &self.workspace);
+        let lines = match checkout.await {
+            Ok(lines) => lines,
+            Err(error) => {
+                self.end(StepName::Checkout, StepEnd::Error(error.to_string()))
+                    .await?;
+                return Ok(None);
+            }
+        };
+        for line in lines {
+            self.logs.line(StepName::Checkout, &line);
+        }
+        if let Some(base_ref) = self.record.base_ref.clone() {
+            if let Some(end) = self.merge_onto_base(&base_ref).await? {
+                self.end(StepName::Checkout, end).await?;
+                return Ok(None);
+            }
+        }
+        let repository = match self.repository_pipeline().await {
+            Ok(repository) => repository,
+            Err(detail) => {
+                let end = StepEnd::Failed {
+                    exit_code: None,
+                    detail,
+                    retryable: false,
+                };
+                self.end(StepName::Checkout, end).await?;
+                return Ok(None);
+            }
+        };
+        let settings = self.inner.store.settings(self.record.project_id).await?;
+        let chosen = pipeline_source::choose(
+            repository,
+            &settings,
+            self.record.config_file.clone(),
+            self.record.setup_trial,
+        );
+        match chosen {
+            Ok(chosen) => {
+                self.logs.line(StepName::Checkout, &chosen.why);
+                self.end(StepName::Checkout, StepEnd::Passed(None)).await?;
+                Ok(Some(chosen))
+            }
+            Err(nothing) => {
+                self.end(StepName::Checkout, StepEnd::Error(nothing.to_owned()))
+                    .await?;
+                Ok(None)
+            }
+        }
+    }
+
+    /// Merges the checked-out head onto the current head of `base_ref`, as merging the pull
+    /// request would. `Some(end)` when the checkout must end here: a conflict is the code's
+    /// failure (it names the files), a base that cannot be read is an error.
+    async fn merge_onto_base(&mut self, base_ref: &str) -> anyhow::Result<Option<StepEnd>> {
+        let base_source =
+            (self.record.base_source.clone()).unwrap_or_else(|| self.project.location.source());
+        let git = crate::github::git_for(self.inner, &self.project, &base_source).await;
+        let base_sha = match git.branch_head(&base_source, base_ref).await {
+            Ok(sha) => sha,
+            Err(error) => {
+                return Ok(Some(StepEnd::Error(format!(
+                    "the base branch's head could not be read: {error}"
+                ))))
+            }
+        };
+        self.inner.store.set_base_sha(self.id(), &base_sha).await?;
+        self.record.base_sha = Some(base_sha.clone());
+        self.env.push(("SLIPWAY_BASE_SHA".into(), base_sha.clone()));
+        let head = self.record.sha.clone();
+        let merged = git
+            .merge_onto(&self.workspace, &base_source, &base_sha, &head)
+            .await;
+        Ok(match merged {
+            Ok(MergedCheckout::Merged { sha }) => {
+                self.logs.line(
+                    StepName::Checkout,
+                    &format!("merged onto {base_ref} at {base_sha}: validating {sha}"),
+                );
+                None
+            }
+            Ok(MergedCheckout::Conflict { paths }) => Some(StepEnd::Failed {
+                exit_code: None,
+                detail: format!(
+                    "the pull request conflicts with {base_ref} at {} in: {}; merge {base_ref} \
+                     into the branch (or rebase it) and resolve them",
+                    &base_sha[..12],
+                    paths.join(", ")
+                ),
+                retryable: false,
+            }),
+            Err(error) => Some(StepEnd::Error(format!(
+                "merging onto {base_ref} at {base_sha} failed: {error}"
+            ))),
+        })
+    }
+
+    /// The repository's `.slipway.toml`, if it has one; `Err` says why it is refused (the
+    /// code's failure: the pull request may have broken it).
+    async fn repository_pipeline(&self) -> Result<Option<PipelineConfig>, String> {
+        let file = self.workspace.join(".slipway.toml");
+        match tokio::fs::symlink_metadata(&file).await {
+            Err(_) => return Ok(None),
+            Ok(meta) if !meta.is_file() => {
+                return Err("invalid pipeline file: .slipway.toml must be a regular file, not a link or a directory".into())
+            }
+            Ok(_) => {}
+        }
+        let text = tokio::fs::read_to_string(&file)
+            .await
+            .map_err(|e| format!("invalid pipeline file: .slipway.toml cannot be read: {e}"))?;
+        PipelineConfig::from_toml(".slipway.toml", &text)
+            .map(Some)
+            .map_err(|error| format!("invalid pipeline file: {error}"))
+    }
+}
