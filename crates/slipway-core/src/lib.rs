@@ -15,6 +15,7 @@ pub mod role;
 pub mod run;
 pub mod secret;
 pub mod settings;
+pub mod turn;
 pub mod validation;
 
 pub use ids::{ProjectId, TokenId, ValidationId};
