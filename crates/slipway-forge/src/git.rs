@@ -114,9 +114,8 @@ impl Git {
             .ok_or_else(|| GitError::Failed(format!("{source} has no HEAD commit")))
     }
 
-    /// Clones `source` into `dest` and checks out exactly `sha` (detached).
-    /// Returns lines worth logging.
-    pub async fn checkout(
+    /// Clones `source` into `dest` without checking out files, making sure it holds `sha`.
+    pub async fn clone_commit(
         &self,
         source: &str,
         sha: &str,
@@ -137,18 +136,27 @@ impl Git {
             ],
         )
         .await?;
+        // Not reachable from a branch: fetch the commit itself.
+        self.ensure_commit(dest, "origin", sha).await?;
+        Ok(vec![format!("fetched {sha} from {source}")])
+    }
+
+    /// Fetches `sha` from `source` into the repository at `dest` unless it has it.
+    async fn ensure_commit(&self, dest: &Path, source: &str, sha: &str) -> Result<(), GitError> {
+        let object = format!("{sha}^{{commit}}");
         if self
-            .run(
-                Some(dest),
-                &["cat-file", "-e", &format!("{sha}^{{commit}}")],
-            )
+            .run(Some(dest), &["cat-file", "-e", &object])
             .await
             .is_err()
         {
-            // Not reachable from a branch: fetch the commit itself.
-            self.run(Some(dest), &["fetch", "--quiet", "origin", sha])
+            self.run(Some(dest), &["fetch", "--quiet", source, sha])
                 .await?;
         }
+        Ok(())
+    }
+
+    /// Checks out exactly `sha` (detached) in a clone made by [`Git::clone_commit`].
+    pub async fn switch_to(&self, dest: &Path, sha: &str) -> Result<Vec<String>, GitError> {
         self.run(Some(dest), &["checkout", "--quiet", "--detach", sha])
             .await?;
         let head = self.run(Some(dest), &["rev-parse", "HEAD"]).await?;
@@ -160,24 +168,36 @@ impl Git {
         let subject = self
             .run(Some(dest), &["log", "-1", "--format=%h %s"])
             .await?;
-        Ok(vec![format!("checked out {sha} from {source}"), subject])
+        Ok(vec![format!("checked out {sha}"), subject])
+    }
+
+    /// Clones `source` into `dest` and checks out exactly `sha` (detached).
+    /// Returns lines worth logging.
+    pub async fn checkout(
+        &self,
+        source: &str,
+        sha: &str,
+        dest: &Path,
+    ) -> Result<Vec<String>, GitError> {
+        let mut lines = self.clone_commit(source, sha, dest).await?;
+        lines.extend(self.switch_to(dest, sha).await?);
+        Ok(lines)
     }
 }
 
-/// How merging a head onto its base in a checkout went.
+/// How merging a head onto its base went.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MergedCheckout {
-    /// The checkout is at this merge commit (or at the head, when it already contains the
-    /// base).
+    /// This merge commit holds the result.
     Merged { sha: String },
-    /// These paths conflict; the checkout is left as it was.
+    /// These paths conflict.
     Conflict { paths: Vec<String> },
 }
 
 impl Git {
-    /// In a checkout of `head` (see [`Git::checkout`]), fetches `base` from `base_source`
-    /// when it is missing and makes the merge of `head` onto it: the tree that merging the
-    /// pull request would give. The merge commit is Slipway's, local, never pushed.
+    /// In a clone holding `head` (see [`Git::clone_commit`]), fetches `base` from
+    /// `base_source` when it is missing and makes the commit that merging `head` onto it
+    /// would: Slipway's, local, never pushed. No file is checked out (`git merge-tree`).
     pub async fn merge_onto(
         &self,
         dest: &Path,
@@ -185,19 +205,39 @@ impl Git {
         base: &str,
         head: &str,
     ) -> Result<MergedCheckout, GitError> {
-        let object = format!("{base}^{{commit}}");
-        if self
-            .run(Some(dest), &["cat-file", "-e", &object])
-            .await
-            .is_err()
-        {
-            self.run(Some(dest), &["fetch", "--quiet", base_source, base])
-                .await?;
+        self.ensure_commit(dest, base_source, base).await?;
+        let merged = output(
+            Some(dest),
+            &[
+                "merge-tree",
+                "--write-tree",
+                "--name-only",
+                "--no-messages",
+                base,
+                head,
+            ],
+            &self.env,
+        )
+        .await?;
+        let mut lines = merged.stdout.lines();
+        let tree = lines.next().unwrap_or_default().to_owned();
+        match merged.code {
+            Some(0) => {}
+            // 1: conflicts; the lines after the tree name the conflicting paths.
+            Some(1) => {
+                let mut paths: Vec<String> = lines.map(str::to_owned).collect();
+                paths.dedup();
+                return Ok(MergedCheckout::Conflict { paths });
+            }
+            _ => {
+                return Err(GitError::Failed(format!(
+                    "git merge-tree failed: {}",
+                    merged.stderr.trim()
+                )))
+            }
         }
-        self.run(Some(dest), &["checkout", "--quiet", "--detach", base])
-            .await?;
         let message = format!("Merge {head} onto {base} (Slipway's validation; never pushed)");
-        let merged = self
+        let sha = self
             .run(
                 Some(dest),
                 &[
@@ -205,31 +245,17 @@ impl Git {
                     "user.name=Slipway",
                     "-c",
                     "user.email=slipway@localhost",
-                    "-c",
-                    "commit.gpgSign=false",
-                    "merge",
-                    "--quiet",
-                    "--no-ff",
-                    "--no-edit",
+                    "commit-tree",
+                    &tree,
+                    "-p",
+                    base,
+                    "-p",
+                    head,
                     "-m",
                     &message,
-                    head,
                 ],
             )
-            .await;
-        if merged.is_err() {
-            let unmerged = self
-                .run(Some(dest), &["diff", "--name-only", "--diff-filter=U"])
-                .await
-                .unwrap_or_default();
-            let paths: Vec<String> = unmerged.lines().map(str::to_owned).collect();
-            let _ = self.run(Some(dest), &["merge", "--abort"]).await;
-            if paths.is_empty() {
-                merged?;
-            }
-            return Ok(MergedCheckout::Conflict { paths });
-        }
-        let sha = self.run(Some(dest), &["rev-parse", "HEAD"]).await?;
+            .await?;
         Ok(MergedCheckout::Merged { sha })
     }
 }
@@ -266,6 +292,30 @@ pub(crate) async fn git(
     args: &[&str],
     env: &[(String, String)],
 ) -> Result<String, GitError> {
+    let out = output(cwd, args, env).await?;
+    if out.code == Some(0) {
+        Ok(out.stdout.trim().to_owned())
+    } else {
+        Err(GitError::Failed(format!(
+            "git {} failed: {}",
+            args.join(" "),
+            out.stderr.trim()
+        )))
+    }
+}
+
+/// What a git command printed, and how it exited.
+struct Output {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+async fn output(
+    cwd: Option<&Path>,
+    args: &[&str],
+    env: &[(String, String)],
+) -> Result<Output, GitError> {
     let mut command = Command::new("git");
     command.envs(env.iter().map(|(k, v)| (k, v)));
     command
@@ -285,15 +335,11 @@ pub(crate) async fn git(
         command.current_dir(cwd);
     }
     let output = command.output().await.map_err(GitError::Missing)?;
-    if output.status.success() {
-        Ok(String::from_utf8_lossy(&output.stdout).trim().to_owned())
-    } else {
-        Err(GitError::Failed(format!(
-            "git {} failed: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&output.stderr).trim()
-        )))
-    }
+    Ok(Output {
+        code: output.status.code(),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    })
 }
 
 /// Whether `text` is a full hexadecimal commit id.

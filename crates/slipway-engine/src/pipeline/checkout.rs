@@ -12,23 +12,34 @@ impl Attempt<'_> {
     /// chooses the pipeline. `None` when the pipeline cannot go on.
     pub(super) async fn checkout(&mut self) -> anyhow::Result<Option<ChosenPipeline>> {
         self.begin(StepName::Checkout).await?;
-        let checkout = self
-            .git
-            .checkout(&self.record.source, &self.record.sha, &self.workspace);
-        let lines = match checkout.await {
-            Ok(lines) => lines,
+        let (source, head) = (self.record.source.clone(), self.record.sha.clone());
+        let cloned = self.git.clone_commit(&source, &head, &self.workspace).await;
+        if let Err(error) = cloned {
+            self.end(StepName::Checkout, StepEnd::Error(error.to_string()))
+                .await?;
+            return Ok(None);
+        }
+        self.logs
+            .line(StepName::Checkout, &format!("fetched {head} from {source}"));
+        // A pull request's files are those of its merge onto the base: made before any file
+        // is written, so the workspace is checked out once.
+        let target = match self.record.base_ref.clone() {
+            Some(base_ref) => match self.merge_onto_base(&base_ref).await? {
+                Ok(merged) => merged,
+                Err(end) => {
+                    self.end(StepName::Checkout, end).await?;
+                    return Ok(None);
+                }
+            },
+            None => head,
+        };
+        match self.git.switch_to(&self.workspace, &target).await {
+            Ok(lines) => lines
+                .iter()
+                .for_each(|line| self.logs.line(StepName::Checkout, line)),
             Err(error) => {
                 self.end(StepName::Checkout, StepEnd::Error(error.to_string()))
                     .await?;
-                return Ok(None);
-            }
-        };
-        for line in lines {
-            self.logs.line(StepName::Checkout, &line);
-        }
-        if let Some(base_ref) = self.record.base_ref.clone() {
-            if let Some(end) = self.merge_onto_base(&base_ref).await? {
-                self.end(StepName::Checkout, end).await?;
                 return Ok(None);
             }
         }
@@ -65,17 +76,18 @@ impl Attempt<'_> {
         }
     }
 
-    /// Merges the checked-out head onto the current head of `base_ref`, as merging the pull
-    /// request would. `Some(end)` when the checkout must end here: a conflict is the code's
-    /// failure (it names the files), a base that cannot be read is an error.
-    async fn merge_onto_base(&mut self, base_ref: &str) -> anyhow::Result<Option<StepEnd>> {
+    /// Merges the head onto the current head of `base_ref`, as merging the pull request
+    /// would; the merge commit to check out. `Err(end)` when the checkout must end here: a
+    /// conflict is the code's failure (it names the files), a base that cannot be read is
+    /// an error.
+    async fn merge_onto_base(&mut self, base_ref: &str) -> anyhow::Result<Result<String, StepEnd>> {
         let base_source =
             (self.record.base_source.clone()).unwrap_or_else(|| self.project.location.source());
         let git = crate::github::git_for(self.inner, &self.project, &base_source).await;
         let base_sha = match git.branch_head(&base_source, base_ref).await {
             Ok(sha) => sha,
             Err(error) => {
-                return Ok(Some(StepEnd::Error(format!(
+                return Ok(Err(StepEnd::Error(format!(
                     "the base branch's head could not be read: {error}"
                 ))))
             }
@@ -93,9 +105,9 @@ impl Attempt<'_> {
                     StepName::Checkout,
                     &format!("merged onto {base_ref} at {base_sha}: validating {sha}"),
                 );
-                None
+                Ok(sha)
             }
-            Ok(MergedCheckout::Conflict { paths }) => Some(StepEnd::Failed {
+            Ok(MergedCheckout::Conflict { paths }) => Err(StepEnd::Failed {
                 exit_code: None,
                 detail: format!(
                     "the pull request conflicts with {base_ref} at {} in: {}; merge {base_ref} \
@@ -105,7 +117,7 @@ impl Attempt<'_> {
                 ),
                 retryable: false,
             }),
-            Err(error) => Some(StepEnd::Error(format!(
+            Err(error) => Err(StepEnd::Error(format!(
                 "merging onto {base_ref} at {base_sha} failed: {error}"
             ))),
         })
