@@ -653,3 +653,36 @@ mod validations {
         assert_eq!(app.api.validations(project).await.body, json!([]));
     }
 }
+
+#[tokio::test]
+async fn a_test_passing_only_on_a_retry_is_flaky_in_the_api_and_the_metrics() {
+    let app = TestApp::spawn().await;
+    let repo = app.data_dir.path().join("flaky");
+    let flaky = "if [ -f .tried ]; then true; else touch .tried; false; fi";
+    slipway_testkit::fixture_repo(
+        &repo,
+        &[(
+            ".slipway.toml",
+            &format!("[test]\ncommands = [{flaky:?}]\nretries = 1\n"),
+        )],
+    );
+    let project = app
+        .api
+        .create_project(&json!({"name": "flaky", "repo": repo.display().to_string()}))
+        .await
+        .body["id"]
+        .as_i64()
+        .unwrap();
+    let started = app
+        .api
+        .start_validation(project, &json!({"branch": "main"}))
+        .await;
+    let done = app
+        .api
+        .finished_validation(started.body["id"].as_i64().unwrap())
+        .await;
+    assert_eq!(done["status"], "passed", "{done}");
+    assert_eq!(done["steps"][4]["flaky"], true, "{done}");
+    let metrics = app.api.metrics().await.text;
+    assert!(metrics.contains("slipway_flaky_steps_total 1"), "{metrics}");
+}
