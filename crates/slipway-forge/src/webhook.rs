@@ -22,6 +22,28 @@ pub fn signature_is_valid(secret: &[u8], body: &[u8], signature: &str) -> bool {
 }
 
 /// The `X-Hub-Signature-256` value GitHub would send for `body` (for tests and tools).
+/// The JSON of a delivery: the body itself, or for GitHub's default content type
+/// (`application/x-www-form-urlencoded`) its `payload` field. The signature is always checked
+/// over the raw body, not this.
+pub fn json_payload<'a>(
+    content_type: Option<&str>,
+    raw: &'a [u8],
+) -> Result<std::borrow::Cow<'a, [u8]>, String> {
+    let form = content_type.is_some_and(|t| {
+        t.split(';').next().is_some_and(|t| {
+            t.trim()
+                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+        })
+    });
+    if !form {
+        return Ok(std::borrow::Cow::Borrowed(raw));
+    }
+    form_urlencoded::parse(raw)
+        .find(|(name, _)| name == "payload")
+        .map(|(_, json)| std::borrow::Cow::Owned(json.into_owned().into_bytes()))
+        .ok_or_else(|| "a form-encoded delivery without a 'payload' field".to_owned())
+}
+
 pub fn sign(secret: &[u8], body: &[u8]) -> String {
     let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes keys of any length");
     mac.update(body);
@@ -171,7 +193,8 @@ struct IssueBody {
 struct CommentBody {
     #[serde(default)]
     body: Option<String>,
-    user: UserBody,
+    /// Null for a deleted ("ghost") account.
+    user: Option<UserBody>,
     author_association: String,
 }
 
@@ -233,7 +256,11 @@ pub fn parse(event: &str, body: &[u8]) -> Result<Event, PayloadError> {
                 number: p.issue.number,
                 on_pull_request: p.issue.pull_request.is_some(),
                 body: p.comment.body.unwrap_or_default(),
-                author: p.comment.user.login,
+                author: p
+                    .comment
+                    .user
+                    .map(|u| u.login)
+                    .unwrap_or_else(|| "ghost".into()),
                 author_association: p.comment.author_association,
             })
         }
@@ -327,6 +354,40 @@ mod tests {
             pr.base_clone_url,
             "https://github.com/Codertocat/Hello-World.git"
         );
+    }
+
+    #[test]
+    fn a_form_encoded_delivery_carries_its_json_in_payload() {
+        let json = br#"{"zen":"Keep it logically awesome. & = +"}"#;
+        let form: String = form_urlencoded::Serializer::new(String::new())
+            .append_pair("payload", std::str::from_utf8(json).unwrap())
+            .finish();
+        let body = json_payload(
+            Some("application/x-www-form-urlencoded; charset=utf-8"),
+            form.as_bytes(),
+        )
+        .unwrap();
+        assert_eq!(&*body, json);
+        assert_eq!(
+            &*json_payload(Some("application/json"), json).unwrap(),
+            json
+        );
+        assert_eq!(&*json_payload(None, json).unwrap(), json);
+        let err = json_payload(Some("application/x-www-form-urlencoded"), b"other=1");
+        assert!(err.unwrap_err().contains("payload"));
+    }
+
+    #[test]
+    fn a_comment_by_a_deleted_account_parses() {
+        let mut payload: serde_json::Value =
+            serde_json::from_slice(&fixture("issue_comment/created.payload.json")).unwrap();
+        payload["comment"]["user"] = serde_json::Value::Null;
+        let Event::Comment(comment) =
+            parse("issue_comment", &serde_json::to_vec(&payload).unwrap()).unwrap()
+        else {
+            panic!("not a comment");
+        };
+        assert_eq!(comment.author, "ghost");
     }
 
     #[test]

@@ -430,3 +430,36 @@ async fn a_projects_own_webhook_secret_admits_deliveries_for_its_repository_only
     assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
     assert!(s.app.store.delivery("d-other").await.is_err());
 }
+
+#[tokio::test]
+async fn a_form_encoded_delivery_github_s_default_starts_a_validation() {
+    let s = setup("true").await;
+    let body = pull_request("opened", 8, &s.sha, &s.repo, false);
+    let reply = s
+        .app
+        .api
+        .send_form_webhook("pull_request", "d-form", &body)
+        .await;
+    assert_eq!(reply.status, StatusCode::ACCEPTED, "{}", reply.text);
+    let (state, note) = processed(&s.app, "d-form").await;
+    assert_eq!(state, "processed", "{note}");
+    let list = validations(&s.app, s.project).await;
+    assert_eq!(list.len(), 1);
+    assert_eq!(list[0]["pr"], 8);
+}
+
+#[tokio::test]
+async fn a_comment_by_a_deleted_account_is_processed_not_failed() {
+    let s = setup("true").await;
+    let mut payload: Value = serde_json::from_slice(&comment(7, "/slipway retry", "NONE")).unwrap();
+    payload["comment"]["user"] = Value::Null;
+    let body = serde_json::to_vec(&payload).unwrap();
+    let reply = s
+        .app
+        .api
+        .send_webhook("issue_comment", "d-ghost", &body, None)
+        .await;
+    assert_eq!(reply.status, StatusCode::ACCEPTED, "{}", reply.text);
+    let (state, note) = processed(&s.app, "d-ghost").await;
+    assert_ne!(state, "failed", "{note}");
+}

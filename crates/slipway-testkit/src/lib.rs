@@ -373,13 +373,37 @@ impl Api {
         body: &[u8],
         signature: Option<&str>,
     ) -> Reply {
+        self.send_webhook_as("application/json", event, delivery, body, signature)
+            .await
+    }
+
+    /// A delivery as GitHub sends it with its default content type: a form whose `payload`
+    /// field is the JSON, signed over the form.
+    pub async fn send_form_webhook(&self, event: &str, delivery: &str, json: &[u8]) -> Reply {
+        let form = format!(
+            "payload={}",
+            percent_encode(std::str::from_utf8(json).expect("UTF-8 JSON"))
+        );
+        let content_type = "application/x-www-form-urlencoded";
+        self.send_webhook_as(content_type, event, delivery, form.as_bytes(), None)
+            .await
+    }
+
+    async fn send_webhook_as(
+        &self,
+        content_type: &str,
+        event: &str,
+        delivery: &str,
+        body: &[u8],
+        signature: Option<&str>,
+    ) -> Reply {
         let signature = signature
             .map(str::to_owned)
             .unwrap_or_else(|| slipway_forge::webhook::sign(WEBHOOK_SECRET.as_bytes(), body));
         let response = self
             .client
             .post(format!("{}/webhooks/github", self.base_url))
-            .header("content-type", "application/json")
+            .header("content-type", content_type)
             .header("x-github-event", event)
             .header("x-github-delivery", delivery)
             .header("x-hub-signature-256", signature)
@@ -623,4 +647,19 @@ pub fn rsa_key_pair(dir: &std::path::Path) -> (Vec<u8>, Vec<u8>) {
         std::fs::read(private).unwrap(),
         std::fs::read(public).unwrap(),
     )
+}
+
+/// `application/x-www-form-urlencoded` encoding of a value, as browsers and GitHub do it.
+fn percent_encode(text: &str) -> String {
+    let mut out = String::new();
+    for byte in text.bytes() {
+        match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'*' => {
+                out.push(byte as char)
+            }
+            b' ' => out.push('+'),
+            _ => out.push_str(&format!("%{byte:02X}")),
+        }
+    }
+    out
 }

@@ -20,6 +20,7 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 async fn signed_by_a_configured_secret(
     state: &AppState,
     body: &[u8],
+    payload: &[u8],
     signature: &str,
 ) -> Result<bool, ApiError> {
     if let Some(secret) = &state.webhook_secret {
@@ -27,7 +28,7 @@ async fn signed_by_a_configured_secret(
             return Ok(true);
         }
     }
-    let Some(repository) = webhook::repository_of(body) else {
+    let Some(repository) = webhook::repository_of(payload) else {
         return Ok(false);
     };
     for project in state.store.projects_on_github_repo(&repository).await? {
@@ -52,13 +53,23 @@ pub async fn github(
     let signature = header(&headers, "x-hub-signature-256").ok_or_else(|| {
         ApiError::unauthorized("missing X-Hub-Signature-256: configure the webhook with a secret")
     })?;
-    if !signed_by_a_configured_secret(&state, &body, signature).await? {
+    // GitHub sends JSON, or by default a form whose `payload` field is the JSON; the
+    // signature covers the raw body either way.
+    let payload = webhook::json_payload(header(&headers, "content-type"), &body);
+    let routing = payload.as_deref().unwrap_or(&body);
+    if !signed_by_a_configured_secret(&state, &body, routing, signature).await? {
         tracing::warn!("webhook delivery with a wrong signature refused");
         return Err(ApiError::unauthorized(
             "X-Hub-Signature-256 does not match the body under any configured secret: set the webhook's secret \
              as GITHUB_WEBHOOK_SECRET (for every repository) or as the project secret GITHUB_WEBHOOK_SECRET",
         ));
     }
+    let payload = payload.map_err(|why| {
+        ApiError::bad_request(
+            "bad_payload",
+            format!("{why}; GitHub sends a delivery as application/json, or as a form whose payload field is the JSON"),
+        )
+    })?;
     let event = header(&headers, "x-github-event")
         .filter(|e| !e.is_empty() && e.len() <= 64)
         .ok_or_else(|| ApiError::bad_request("missing_event", "missing X-GitHub-Event header"))?;
@@ -75,10 +86,10 @@ pub async fn github(
             )
         })?;
     let is_ping = event == "ping";
-    let repository = webhook::repository_of(&body);
+    let repository = webhook::repository_of(&payload);
     let recorded = state
         .store
-        .record_delivery(delivery, event, repository.as_deref(), &body, !is_ping)
+        .record_delivery(delivery, event, repository.as_deref(), &payload, !is_ping)
         .await?;
     tracing::info!(delivery, event, repository = ?repository, duplicate = recorded == Recorded::Duplicate, "webhook delivery");
     if is_ping {
