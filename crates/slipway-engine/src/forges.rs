@@ -183,6 +183,7 @@ impl Forge for LocalRepo<'_> {
             head_sha: head,
             head_ref: record.head,
             head_clone_url: self.source(),
+            head_in_base: true,
             base_ref: record.base,
             base_clone_url: self.source(),
             mergeable: None,

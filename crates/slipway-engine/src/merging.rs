@@ -91,21 +91,110 @@ async fn decide<F: Forge>(
         summary,
         link,
     };
-    forge.mark(&report).await?;
+    // Marking, merging and telling are separate: a refusal of one is said, not fatal.
+    let mut refusals = Vec::new();
+    if let Err(error) = forge.mark(&report).await {
+        refusals.push(format!(
+            "The commit status (or check run) could not be set: {error}. {PERMISSIONS}"
+        ));
+    }
     let settings = engine.inner.store.settings(project.id).await?;
     let pull = forge.pull(number).await?;
     let policy = policy(forge, &settings, &pull.base_ref).await;
     let outcome = if verdict == Verdict::Success {
         merge_if_allowed(engine, forge, project, validation, number, pull, &policy).await?
     } else {
-        "Not merged: the validation did not pass.".to_owned()
+        Outcome::not_merged("the validation did not pass")
     };
-    report.details.push_str(&format!("\n{outcome}\n"));
-    forge.tell(number, &report).await?;
+    refusals.extend(outcome.refusal.clone());
+    let mut said = outcome.sentence.clone();
+    for refusal in &refusals {
+        said.push_str(&format!("\n\n**Refused:** {refusal}"));
+    }
+    report.details.push_str(&format!("\n{said}\n"));
+    if let Err(error) = forge.tell(number, &report).await {
+        refusals.push(format!(
+            "The report could not be posted: {error}. {PERMISSIONS}"
+        ));
+    }
+    record_outcome(engine, validation, &outcome, &refusals).await;
     Ok(Some(policy))
 }
 
-/// Merges when every condition holds; returns the sentence saying what happened.
+/// What the token or App needs, said with every refusal.
+const PERMISSIONS: &str = "Give Slipway's token (or GitHub App) what the README lists: \
+contents, pull requests, commit statuses (and checks, for an App) with write access.";
+
+/// What became of a pull request after its verdict.
+#[derive(Debug, Clone)]
+struct Outcome {
+    merged: bool,
+    /// The sentence for the report.
+    sentence: String,
+    /// What the forge refused, with its message.
+    refusal: Option<String>,
+}
+
+impl Outcome {
+    fn not_merged(why: &str) -> Self {
+        Self {
+            merged: false,
+            sentence: format!("Not merged: {why}."),
+            refusal: None,
+        }
+    }
+
+    fn said(sentence: String) -> Self {
+        Self {
+            merged: false,
+            sentence,
+            refusal: None,
+        }
+    }
+}
+
+/// The merge step of the validation shows the outcome (the dashboard reads it there).
+async fn record_outcome(
+    engine: &Engine,
+    validation: &ValidationRecord,
+    outcome: &Outcome,
+    refusals: &[String],
+) {
+    let Some(index) = validation
+        .steps
+        .iter()
+        .find(|s| s.name == slipway_core::validation::StepName::Merge)
+        .map(|s| s.index)
+    else {
+        return;
+    };
+    let status = if !refusals.is_empty() {
+        StepStatus::Error
+    } else if outcome.merged {
+        StepStatus::Passed
+    } else {
+        StepStatus::Skipped
+    };
+    let mut detail = outcome.sentence.clone();
+    for refusal in refusals {
+        detail.push_str(&format!(" Refused: {refusal}"));
+    }
+    let update = slipway_store::StepUpdate {
+        status: Some(status),
+        detail: Some(detail),
+        ..Default::default()
+    };
+    if let Err(error) = engine
+        .inner
+        .store
+        .update_step(validation.id, index, &update)
+        .await
+    {
+        tracing::warn!(%error, "the merge outcome was not recorded");
+    }
+}
+
+/// Merges when every condition holds; says what happened.
 async fn merge_if_allowed<F: Forge>(
     engine: &Engine,
     forge: &F,
@@ -114,82 +203,101 @@ async fn merge_if_allowed<F: Forge>(
     number: i64,
     pull: PullState,
     policy: &PullRequestPolicy,
-) -> anyhow::Result<String> {
+) -> anyhow::Result<Outcome> {
     if !policy.auto_merge {
-        return Ok("Not merged: auto-merge is off for this project, so a person merges it.".into());
+        return Ok(Outcome::not_merged(
+            "auto-merge is off for this project, so a person merges it",
+        ));
     }
     if !pull.open {
-        return Ok("Not merged: the pull request is not open.".into());
+        return Ok(Outcome::not_merged("the pull request is not open"));
     }
     if pull.draft {
-        return Ok("Not merged: the pull request is a draft.".into());
+        return Ok(Outcome::not_merged("the pull request is a draft"));
     }
     if pull.head_sha != validation.sha {
         // A push that no event announced: validate the new head now.
         let moved_to = short(&pull.head_sha).to_owned();
         validate_head(engine, project, number, pull).await;
-        return Ok(format!(
-            "Not merged: the head moved to {moved_to}; that commit is validated next."
-        ));
+        return Ok(Outcome::not_merged(&format!(
+            "the head moved to {moved_to}; that commit is validated next"
+        )));
     }
     if pull.mergeable == Some(false) {
-        return Ok(format!(
-            "Not merged: not mergeable ({} into {}).",
+        return Ok(Outcome::not_merged(&format!(
+            "not mergeable ({} into {})",
             pull.head_ref, pull.base_ref
-        ));
+        )));
     }
     if let Some(approvals) = pull.approvals {
         if approvals < policy.required_approvals as usize {
-            return Ok(format!(
-                "Not merged: {approvals} of the {} required approvals.",
+            return Ok(Outcome::not_merged(&format!(
+                "{approvals} of the {} required approvals (from people who can write to the repository)",
                 policy.required_approvals
-            ));
+            )));
         }
     }
     let Some(base_sha) = validation.base_sha.clone() else {
         // Validated alone, not merged onto its base: validate the pair first.
         validate_head(engine, project, number, pull).await;
-        return Ok(
-            "Not merged: it was validated without its base; validating it merged onto the base."
-                .into(),
-        );
+        return Ok(Outcome::not_merged(
+            "it was validated without its base; validating it merged onto the base",
+        ));
     };
     // One merge into a base branch at a time: the next one sees the base this one made.
     let turn = engine.inner.merge_turn(project.id, &pull.base_ref);
     let _turn = turn.lock().await;
     let title = format!("{} (#{number})", pull.title);
     let base_ref = pull.base_ref.clone();
-    match forge
-        .merge(
-            number,
-            &validation.sha,
-            &base_sha,
-            policy.merge_method,
-            &title,
-        )
-        .await?
+    let method = policy.merge_method;
+    let merged = match forge
+        .merge(number, &validation.sha, &base_sha, method, &title)
+        .await
     {
+        Ok(merged) => merged,
+        Err(error) if is_refusal(&error) => {
+            return Ok(Outcome {
+                merged: false,
+                sentence: "Not merged: the forge refused the merge.".into(),
+                refusal: Some(format!("The merge was refused: {error}. {PERMISSIONS}")),
+            })
+        }
+        Err(error) => return Err(error),
+    };
+    Ok(match merged {
         MergeResult::Merged { sha } => {
             tracing::info!(project = %project.id, pr = number, merge = %sha, "pull request merged");
             engine
                 .notify_pull_request(project, &forge.url(number), "merged")
                 .await;
+            let mut outcome = Outcome {
+                merged: true,
+                sentence: format!(
+                    "Merged as {} (exactly the validated head {} onto {base_ref} at {}).",
+                    short(&sha),
+                    short(&validation.sha),
+                    short(&base_sha)
+                ),
+                refusal: None,
+            };
             if policy.delete_branch_after_merge {
-                if let Err(error) = forge.delete_branch(&pull.head_ref).await {
-                    tracing::warn!(%error, "merged, but the branch was not deleted");
+                if !pull.head_in_base {
+                    outcome
+                        .sentence
+                        .push_str(" The branch is in a fork: it is left to its owner.");
+                } else if let Err(error) = forge.delete_branch(&pull.head_ref).await {
+                    outcome.refusal = Some(format!(
+                        "Merged, but the branch {} was not deleted: {error}",
+                        pull.head_ref
+                    ));
                 }
             }
             revalidate_others(engine, forge, project, &base_ref, &sha, number).await;
-            Ok(format!(
-                "Merged as {} (exactly the validated head {} onto {base_ref} at {}).",
-                short(&sha),
-                short(&validation.sha),
-                short(&base_sha)
-            ))
+            outcome
         }
         MergeResult::BaseMoved { to } => {
             validate_head(engine, project, number, pull).await;
-            Ok(format!(
+            Outcome::said(format!(
                 "Not merged: {base_ref} moved to {} since the validation (on {}); validating \
                  the pull request merged onto it.",
                 short(&to),
@@ -200,14 +308,25 @@ async fn merge_if_allowed<F: Forge>(
             let pull = forge.pull(number).await?;
             let moved_to = short(&pull.head_sha).to_owned();
             validate_head(engine, project, number, pull).await;
-            Ok(format!(
-                "Not merged: the head moved to {moved_to} during the merge; validating it."
+            Outcome::not_merged(&format!(
+                "the head moved to {moved_to} during the merge; validating it"
             ))
         }
         MergeResult::NotMergeable { reason } => {
-            Ok(format!("Not merged: not mergeable ({reason})."))
+            Outcome::not_merged(&format!("not mergeable ({reason})"))
         }
-    }
+    })
+}
+
+/// Whether the forge said no (a permission, a rule), rather than could not be reached.
+fn is_refusal(error: &anyhow::Error) -> bool {
+    matches!(
+        error.downcast_ref::<slipway_forge::github::GitHubError>(),
+        Some(slipway_forge::github::GitHubError::Status {
+            status: 403 | 404 | 422,
+            ..
+        })
+    )
 }
 
 /// After a merge into `base_ref` (now at `base_sha`), the other pull requests into it that

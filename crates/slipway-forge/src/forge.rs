@@ -18,6 +18,8 @@ pub struct PullState {
     pub base_ref: String,
     /// Where the base branch can be fetched from.
     pub base_clone_url: String,
+    /// Whether the head branch lives in the base repository; a fork's is never deleted.
+    pub head_in_base: bool,
     /// `Some(false)` when the forge already knows it will not merge cleanly.
     pub mergeable: Option<bool>,
     /// Approving reviews; `None` where the forge has no reviews.

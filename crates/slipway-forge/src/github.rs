@@ -45,6 +45,8 @@ pub struct Pull {
     pub head_clone_url: String,
     pub base_ref: String,
     pub base_clone_url: String,
+    /// Whether the head branch is in the base repository (not a fork).
+    pub head_in_base: bool,
 }
 
 /// How a merge call ended.
@@ -102,9 +104,40 @@ pub struct GitHub {
     http: reqwest::Client,
     api: String,
     credentials: Credentials,
-    /// ETag and body of GET responses, for conditional requests.
-    etags: Mutex<HashMap<String, (String, Value)>>,
+    /// ETag, body and next page of GET responses, for conditional requests.
+    etags: Mutex<HashMap<String, (String, Value, Option<String>)>>,
+    /// The login Slipway's own comments are written by, once known.
+    own_login: Mutex<Option<String>>,
 }
+
+/// One answer: its status, its JSON and, for a list, the next page's URL.
+struct Reply {
+    status: u16,
+    value: Value,
+    next: Option<String>,
+}
+
+/// The `rel="next"` URL of a `Link` header.
+fn next_link(link: &str) -> Option<String> {
+    link.split(',').find_map(|part| {
+        let (url, params) = part.split_once(';')?;
+        params
+            .split(';')
+            .any(|p| p.trim() == "rel=\"next\"")
+            .then(|| {
+                url.trim()
+                    .trim_start_matches('<')
+                    .trim_end_matches('>')
+                    .to_owned()
+            })
+    })
+}
+
+/// Pages of a list read at most: beyond them a list is taken as it is (3,000 items).
+const MAX_PAGES: usize = 30;
+
+/// `author_association` values of people who can write to the repository.
+const WRITERS: [&str; 3] = ["OWNER", "MEMBER", "COLLABORATOR"];
 
 impl std::fmt::Debug for GitHub {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -139,6 +172,8 @@ struct RefBody {
 #[derive(Deserialize)]
 struct RepoBody {
     clone_url: String,
+    #[serde(default)]
+    full_name: String,
 }
 
 impl From<PullBody> for Pull {
@@ -152,8 +187,18 @@ impl From<PullBody> for Pull {
             mergeable: p.mergeable,
             head_sha: p.head.sha,
             head_ref: p.head.reference,
-            head_clone_url: p.head.repo.map(|r| r.clone_url).unwrap_or_default(),
+            head_clone_url: p
+                .head
+                .repo
+                .as_ref()
+                .map(|r| r.clone_url.clone())
+                .unwrap_or_default(),
             base_ref: p.base.reference,
+            head_in_base: match (&p.head.repo, &p.base.repo) {
+                (Some(head), Some(base)) => head.full_name.eq_ignore_ascii_case(&base.full_name),
+                // A deleted fork: certainly not the base repository.
+                _ => false,
+            },
             base_clone_url: p.base.repo.map(|r| r.clone_url).unwrap_or_default(),
         }
     }
@@ -189,6 +234,7 @@ impl GitHub {
             api: api.trim_end_matches('/').to_owned(),
             credentials,
             etags: Mutex::new(HashMap::new()),
+            own_login: Mutex::new(None),
         }
     }
 
@@ -307,6 +353,16 @@ impl GitHub {
         path: &str,
         body: Option<&Value>,
     ) -> Result<(u16, Value), GitHubError> {
+        let reply = self.request(method, path, body).await?;
+        Ok((reply.status, reply.value))
+    }
+
+    async fn request(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<Reply, GitHubError> {
         let url = format!("{}{path}", self.api);
         let bearer = self.bearer(path).await?;
         for _ in 0..3 {
@@ -318,7 +374,7 @@ impl GitHub {
                 .header("x-github-api-version", "2022-11-28");
             let conditional = method == reqwest::Method::GET;
             if conditional {
-                if let Some((etag, _)) = self.etags.lock().expect("etag lock").get(&url) {
+                if let Some((etag, ..)) = self.etags.lock().expect("etag lock").get(&url) {
                     request = request.header("if-none-match", etag);
                 }
             }
@@ -336,15 +392,23 @@ impl GitHub {
                 continue;
             }
             if status == 304 {
-                if let Some((_, cached)) = self.etags.lock().expect("etag lock").get(&url) {
-                    return Ok((200, cached.clone()));
+                if let Some((_, value, next)) = self.etags.lock().expect("etag lock").get(&url) {
+                    let (value, next) = (value.clone(), next.clone());
+                    return Ok(Reply {
+                        status: 200,
+                        value,
+                        next,
+                    });
                 }
             }
-            let etag = response
-                .headers()
-                .get("etag")
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned);
+            let header = |name: &str| {
+                response
+                    .headers()
+                    .get(name)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned)
+            };
+            let (etag, next) = (header("etag"), header("link").and_then(|l| next_link(&l)));
             let text = response.text().await?;
             let value: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
             if conditional && status == 200 {
@@ -352,14 +416,67 @@ impl GitHub {
                     self.etags
                         .lock()
                         .expect("etag lock")
-                        .insert(url.clone(), (etag, value.clone()));
+                        .insert(url.clone(), (etag, value.clone(), next.clone()));
                 }
             }
-            return Ok((status, value));
+            return Ok(Reply {
+                status,
+                value,
+                next,
+            });
         }
         Err(GitHubError::RateLimited {
             reset_in: MAX_RATE_LIMIT_WAIT,
         })
+    }
+
+    /// Every item of a list, following `Link: rel="next"` (at most `MAX_PAGES` pages). A
+    /// next page elsewhere than this API is not followed: the token goes nowhere else.
+    async fn list(&self, path: &str) -> Result<Vec<Value>, GitHubError> {
+        let mut items = Vec::new();
+        let mut path = path.to_owned();
+        for _ in 0..MAX_PAGES {
+            let reply = self.request(reqwest::Method::GET, &path, None).await?;
+            if reply.status != 200 {
+                return Err(GitHubError::Status {
+                    status: reply.status,
+                    what: format!("GET {path}"),
+                    message: reply.value["message"].as_str().unwrap_or("").to_owned(),
+                });
+            }
+            items.extend(reply.value.as_array().cloned().unwrap_or_default());
+            match reply
+                .next
+                .as_deref()
+                .and_then(|next| next.strip_prefix(&self.api))
+            {
+                Some(next) => path = next.to_owned(),
+                None => break,
+            }
+        }
+        Ok(items)
+    }
+
+    /// The login Slipway's own comments carry: the token's user, or the App's bot.
+    async fn own_login(&self) -> Result<String, GitHubError> {
+        if let Some(login) = self.own_login.lock().expect("login lock").clone() {
+            return Ok(login);
+        }
+        let login = match &self.credentials {
+            Credentials::App(app) => {
+                let jwt = Self::app_jwt(app)?;
+                let value = self.raw(reqwest::Method::GET, "/app", &jwt, 200).await?;
+                format!("{}[bot]", value["slug"].as_str().unwrap_or_default())
+            }
+            _ => {
+                let value = self
+                    .expect(reqwest::Method::GET, "/user", None, &[200])
+                    .await?;
+                value["login"].as_str().unwrap_or_default().to_owned()
+            }
+        };
+        *self.own_login.lock().expect("login lock") = Some(login.clone());
+        Ok(login)
     }
 
     async fn expect(
@@ -507,25 +624,20 @@ impl GitHub {
         }
     }
 
-    /// The paths a pull request changes (the first 100).
+    /// The paths a pull request changes (GitHub lists at most 3,000).
     pub async fn pull_files(&self, repo: &str, number: i64) -> Result<Vec<String>, GitHubError> {
         let path = format!("/repos/{repo}/pulls/{number}/files?per_page=100");
-        let value = self
-            .expect(reqwest::Method::GET, &path, None, &[200])
-            .await?;
-        Ok(value
-            .as_array()
-            .into_iter()
-            .flatten()
+        Ok(self
+            .list(&path)
+            .await?
+            .iter()
             .filter_map(|file| file["filename"].as_str().map(str::to_owned))
             .collect())
     }
 
     pub async fn open_pulls(&self, repo: &str) -> Result<Vec<Pull>, GitHubError> {
         let path = format!("/repos/{repo}/pulls?state=open&per_page=100");
-        let value = self
-            .expect(reqwest::Method::GET, &path, None, &[200])
-            .await?;
+        let value = Value::Array(self.list(&path).await?);
         let pulls: Vec<PullBody> =
             serde_json::from_value(value).map_err(|e| GitHubError::Status {
                 status: 200,
@@ -571,14 +683,16 @@ impl GitHub {
     ) -> Result<(), GitHubError> {
         let text = format!("{marker}\n{body}");
         let path = format!("/repos/{repo}/issues/{number}/comments?per_page=100");
-        let comments = self
-            .expect(reqwest::Method::GET, &path, None, &[200])
-            .await?;
-        let existing = comments
-            .as_array()
-            .into_iter()
-            .flatten()
-            .find(|c| c["body"].as_str().is_some_and(|b| b.starts_with(marker)))
+        let own = self.own_login().await?;
+        // Slipway's own comment: the marker alone could be anyone's decoy.
+        let existing = self
+            .list(&path)
+            .await?
+            .iter()
+            .find(|c| {
+                c["user"]["login"].as_str() == Some(own.as_str())
+                    && c["body"].as_str().is_some_and(|b| b.starts_with(marker))
+            })
             .and_then(|c| c["id"].as_i64());
         match existing {
             Some(id) => self
@@ -620,28 +734,33 @@ impl GitHub {
         }
     }
 
-    /// Reviewers whose latest review approves.
+    /// Reviewers who can write to the repository and whose latest review approves (a later
+    /// change request or a dismissal takes an approval back; comments do not count).
     pub async fn approvals(&self, repo: &str, number: i64) -> Result<usize, GitHubError> {
         let path = format!("/repos/{repo}/pulls/{number}/reviews?per_page=100");
-        let reviews = self
-            .expect(reqwest::Method::GET, &path, None, &[200])
-            .await?;
-        let mut latest: HashMap<String, String> = HashMap::new();
-        for review in reviews.as_array().into_iter().flatten() {
-            if let (Some(user), Some(state)) =
+        let mut latest: HashMap<String, (String, String)> = HashMap::new();
+        for review in self.list(&path).await? {
+            let (Some(user), Some(state)) =
                 (review["user"]["login"].as_str(), review["state"].as_str())
-            {
-                if state != "COMMENTED" {
-                    latest.insert(user.to_owned(), state.to_owned());
-                }
+            else {
+                continue;
+            };
+            if matches!(state, "APPROVED" | "CHANGES_REQUESTED" | "DISMISSED") {
+                let association = review["author_association"].as_str().unwrap_or("NONE");
+                latest.insert(user.to_owned(), (state.to_owned(), association.to_owned()));
             }
         }
-        Ok(latest.values().filter(|s| *s == "APPROVED").count())
+        Ok(latest
+            .values()
+            .filter(|(state, association)| {
+                state == "APPROVED" && WRITERS.contains(&association.as_str())
+            })
+            .count())
     }
 
     /// The commit a branch points at now.
     pub async fn branch_head(&self, repo: &str, branch: &str) -> Result<String, GitHubError> {
-        let path = format!("/repos/{repo}/branches/{branch}");
+        let path = format!("/repos/{repo}/branches/{}", ref_path(branch));
         let value = self
             .expect(reqwest::Method::GET, &path, None, &[200])
             .await?;
@@ -718,16 +837,37 @@ impl GitHub {
         .map(|_| ())
     }
 
+    /// Deletes a branch; GitHub's refusal (422: protected, the default branch, gone) is an
+    /// error with its message.
     pub async fn delete_branch(&self, repo: &str, branch: &str) -> Result<(), GitHubError> {
         self.expect(
             reqwest::Method::DELETE,
-            &format!("/repos/{repo}/git/refs/heads/{branch}"),
+            &format!("/repos/{repo}/git/refs/heads/{}", ref_path(branch)),
             None,
-            &[204, 422],
+            &[204],
         )
         .await
         .map(|_| ())
     }
+}
+
+/// A branch name as a URL path: each segment percent-encoded, the slashes kept.
+fn ref_path(branch: &str) -> String {
+    branch
+        .split('/')
+        .map(|segment| {
+            segment
+                .bytes()
+                .map(|b| match b {
+                    b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                        (b as char).to_string()
+                    }
+                    _ => format!("%{b:02X}"),
+                })
+                .collect::<String>()
+        })
+        .collect::<Vec<_>>()
+        .join("/")
 }
 
 /// How long to wait before retrying, when the response says a rate limit was hit.
@@ -815,6 +955,7 @@ impl crate::Forge for GitHubRepo<'_> {
             head_clone_url: pull.head_clone_url,
             base_ref: pull.base_ref,
             base_clone_url: pull.base_clone_url,
+            head_in_base: pull.head_in_base,
             mergeable: pull.mergeable,
             approvals: Some(approvals),
         })

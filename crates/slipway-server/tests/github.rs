@@ -67,6 +67,27 @@ impl World {
         git(&self.origin, &["rev-parse", "feature"])
     }
 
+    /// An `opened` delivery of a fork's pull request from branch `head` at `sha`.
+    async fn deliver_pull_request_of(&self, number: i64, head: &str, sha: &str, delivery: &str) {
+        let mut payload = webhook_fixture("pull_request/opened.payload.json");
+        payload["repository"]["full_name"] = json!(REPO);
+        payload["number"] = json!(number);
+        payload["pull_request"]["draft"] = json!(false);
+        payload["pull_request"]["head"]["sha"] = json!(sha);
+        payload["pull_request"]["head"]["ref"] = json!(head);
+        payload["pull_request"]["head"]["repo"]["full_name"] = json!("mallory/app");
+        payload["pull_request"]["head"]["repo"]["clone_url"] = json!(self.github.clone_url(REPO));
+        payload["pull_request"]["base"]["ref"] = json!("main");
+        payload["pull_request"]["base"]["repo"]["clone_url"] = json!(self.github.clone_url(REPO));
+        let body = serde_json::to_vec(&payload).unwrap();
+        let reply = self
+            .app
+            .api
+            .send_webhook("pull_request", delivery, &body, None)
+            .await;
+        assert_eq!(reply.status, 202, "{}", reply.text);
+    }
+
     async fn deliver_pull_request(&self, action: &str, number: i64, delivery: &str) {
         let mut payload = webhook_fixture(&format!("pull_request/{action}.payload.json"));
         payload["repository"]["full_name"] = json!(REPO);
@@ -603,4 +624,174 @@ async fn a_base_that_moved_since_the_verdict_is_never_merged_until_validated_aga
         "the newest validation is on the moved base"
     );
     assert_ne!(bases[1], moved);
+}
+
+#[tokio::test]
+async fn only_the_latest_approval_of_someone_who_can_write_counts() {
+    let w = world(
+        "true",
+        &[("b.txt", "b\n")],
+        json!({"auto_merge": true, "required_approvals": 1}),
+        NO_POLL,
+    )
+    .await;
+    let number = w.github.open_pull(REPO, "feature", "main", false);
+    // An outsider's approval, and a collaborator who approved then asked for changes.
+    w.github
+        .review(REPO, number, "passer-by", "APPROVED", "NONE");
+    w.github
+        .review(REPO, number, "contributor", "APPROVED", "CONTRIBUTOR");
+    w.github
+        .review(REPO, number, "maintainer", "APPROVED", "MEMBER");
+    w.github
+        .review(REPO, number, "maintainer", "CHANGES_REQUESTED", "MEMBER");
+    w.github
+        .review(REPO, number, "maintainer", "COMMENTED", "MEMBER");
+    w.deliver_pull_request("opened", number, "d-open").await;
+    w.until("a comment", |g| !g.comments(REPO).is_empty()).await;
+    let comment = &w.github.comments(REPO)[0].body;
+    assert!(
+        comment.contains("0 of the 1 required approvals"),
+        "{comment}"
+    );
+    assert!(!w.github.pull(REPO, number).merged);
+
+    w.github
+        .review(REPO, number, "maintainer", "APPROVED", "MEMBER");
+    let validation = w.app.api.validations(w.project).await.body[0]["id"]
+        .as_i64()
+        .unwrap();
+    w.app.api.retry_validation(validation).await;
+    w.until("merged", |g| g.pull(REPO, number).merged).await;
+}
+
+#[tokio::test]
+async fn merging_a_fork_pull_request_leaves_the_bases_branch_of_the_same_name() {
+    let w = world(
+        "true",
+        &[("b.txt", "b\n")],
+        json!({"auto_merge": true, "delete_branch_after_merge": true}),
+        NO_POLL,
+    )
+    .await;
+    // The base has its own `release-x`; the fork's pull request comes from its `release-x`.
+    git(&w.work, &["branch", "release-x", "main"]);
+    git(&w.work, &["push", "-q", "origin", "release-x"]);
+    let own_release = git(&w.origin, &["rev-parse", "release-x"]);
+    let fork_head = w.head();
+    let number = w
+        .github
+        .open_fork_pull(REPO, "mallory/app", "release-x", &fork_head, "main");
+    w.deliver_pull_request_of(number, "release-x", &fork_head, "d-fork")
+        .await;
+    w.until("merged", |g| g.pull(REPO, number).merged).await;
+    assert_eq!(git(&w.origin, &["rev-parse", "release-x"]), own_release);
+    w.until("the report", |g| {
+        g.comments(REPO)
+            .iter()
+            .any(|c| c.body.contains("in a fork"))
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn an_app_without_checks_permission_still_merges_and_says_what_to_fix() {
+    let keys = tempfile::tempdir().unwrap();
+    let (private, public) = slipway_testkit::rsa_key_pair(keys.path());
+    let github = FakeGitHub::start_app("12345", &public).await;
+    github.refuse_check_runs();
+    let client = Arc::new(GitHub::app(&github.url, "12345", &private).unwrap());
+    let w = world_on(
+        github,
+        client,
+        "true",
+        &[("b.txt", "b\n")],
+        json!({"auto_merge": true}),
+        NO_POLL,
+    )
+    .await;
+    let number = w.github.open_pull(REPO, "feature", "main", false);
+    w.deliver_pull_request("opened", number, "d-app").await;
+    w.until("merged", |g| g.pull(REPO, number).merged).await;
+    w.until("the report", |g| !g.comments(REPO).is_empty())
+        .await;
+    let comment = &w.github.comments(REPO)[0].body;
+    assert!(
+        comment.contains("Refused") && comment.contains("Resource not accessible by integration"),
+        "{comment}"
+    );
+    assert!(comment.contains("checks"), "{comment}");
+}
+
+#[tokio::test]
+async fn a_refused_merge_is_reported_on_the_pull_request_and_the_merge_step() {
+    let w = world(
+        "true",
+        &[("b.txt", "b\n")],
+        json!({"auto_merge": true}),
+        NO_POLL,
+    )
+    .await;
+    w.github
+        .refuse_next_merge(403, "Resource not accessible by personal access token");
+    let number = w.github.open_pull(REPO, "feature", "main", false);
+    w.deliver_pull_request("opened", number, "d-open").await;
+    w.until("a comment", |g| !g.comments(REPO).is_empty()).await;
+    let comment = &w.github.comments(REPO)[0].body;
+    assert!(
+        comment.contains("The merge was refused") && comment.contains("personal access token"),
+        "{comment}"
+    );
+    assert!(!w.github.pull(REPO, number).merged);
+    let validation = &w.app.api.validations(w.project).await.body[0];
+    let merge = &validation["steps"][8];
+    assert_eq!(merge["status"], "error", "{validation}");
+    assert!(merge["detail"].as_str().unwrap().contains("refused"));
+}
+
+#[tokio::test]
+async fn with_150_comments_and_a_decoy_the_report_stays_one_comment_of_slipways_own() {
+    let w = world(
+        "test -f fixed.txt",
+        &[("b.txt", "b\n")],
+        json!({"auto_merge": false}),
+        NO_POLL,
+    )
+    .await;
+    let number = w.github.open_pull(REPO, "feature", "main", false);
+    // Someone else's comment that starts with Slipway's marker, before a long discussion.
+    w.github.add_comment(
+        REPO,
+        number,
+        Some("mallory"),
+        "<!-- slipway:validation-report -->\nall green, merge it",
+    );
+    for i in 0..150 {
+        let user = if i % 10 == 0 { None } else { Some("dev") };
+        w.github
+            .add_comment(REPO, number, user, &format!("comment {i}"));
+    }
+    w.deliver_pull_request("opened", number, "d-open").await;
+    let ours = |g: &FakeGitHub| {
+        g.comments(REPO)
+            .into_iter()
+            .filter(|c| c.user.as_deref() == Some(slipway_testkit::fake_github::TOKEN_USER))
+            .collect::<Vec<_>>()
+    };
+    w.until("the report", |g| !ours(g).is_empty()).await;
+    let validation = w.app.api.validations(w.project).await.body[0]["id"]
+        .as_i64()
+        .unwrap();
+    w.app.api.finished_validation(validation).await;
+    w.app.api.retry_validation(validation).await;
+    w.until("the report edited", |g| ours(g).iter().any(|c| c.edits > 0))
+        .await;
+    assert_eq!(
+        ours(&w.github).len(),
+        1,
+        "one report, found beyond the first page"
+    );
+    let decoy = &w.github.comments(REPO)[0];
+    assert_eq!(decoy.user.as_deref(), Some("mallory"));
+    assert_eq!(decoy.edits, 0, "someone else's comment is never edited");
 }

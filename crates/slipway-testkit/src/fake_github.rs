@@ -25,6 +25,8 @@ pub struct FakePull {
     pub merge_sha: Option<String>,
     /// The head commit when it was merged or its branch deleted.
     pub last_head_sha: String,
+    /// `owner/name` of the fork the head lives in; its commit is `refs/pull/N/head` here.
+    pub fork: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,12 +42,30 @@ pub struct FakeStatus {
 pub struct FakeComment {
     pub id: i64,
     pub issue: i64,
+    /// `None` for a deleted account (GitHub sends `"user": null`).
+    pub user: Option<String>,
     pub body: String,
     pub edits: u32,
 }
 
+/// A pull request review as GitHub lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FakeReview {
+    pub number: i64,
+    pub user: String,
+    /// APPROVED, CHANGES_REQUESTED, COMMENTED, DISMISSED.
+    pub state: String,
+    /// OWNER, MEMBER, COLLABORATOR, CONTRIBUTOR, NONE, …
+    pub association: String,
+}
+
+/// The login the API's own comments are written by: the token's user, or an App's bot.
+pub const TOKEN_USER: &str = "slipway-bot";
+pub const APP_SLUG: &str = "slipway-app";
+
 #[derive(Default)]
 struct Repo {
+    full_name: String,
     dir: PathBuf,
     /// `file://` of `dir`, or this fake's smart-HTTP URL when it serves git.
     clone_url: String,
@@ -55,7 +75,7 @@ struct Repo {
     pulls: Vec<FakePull>,
     statuses: Vec<FakeStatus>,
     comments: Vec<FakeComment>,
-    reviews: Vec<(i64, String, String)>,
+    reviews: Vec<FakeReview>,
     permissions: HashMap<String, String>,
     merge_calls: Vec<(i64, String)>,
 }
@@ -85,6 +105,10 @@ struct World {
     git_base: Option<String>,
     /// Git requests refused for want of credentials.
     git_refusals: usize,
+    /// The API's own URL, for `Link` headers.
+    api_url: String,
+    refuse_checks: bool,
+    merge_refusal: Option<(u16, String)>,
 }
 
 type Shared = Arc<Mutex<World>>;
@@ -126,11 +150,11 @@ fn git(dir: &std::path::Path, args: &[&str]) -> Option<String> {
 
 impl Repo {
     fn head_sha(&self, pull: &FakePull) -> String {
-        git(
-            &self.dir,
-            &["rev-parse", &format!("refs/heads/{}", pull.head_ref)],
-        )
-        .unwrap_or_else(|| pull.last_head_sha.clone())
+        let reference = match &pull.fork {
+            Some(_) => format!("refs/pull/{}/head", pull.number),
+            None => format!("refs/heads/{}", pull.head_ref),
+        };
+        git(&self.dir, &["rev-parse", &reference]).unwrap_or_else(|| pull.last_head_sha.clone())
     }
 
     fn branch_sha(&self, branch: &str) -> Option<String> {
@@ -159,10 +183,12 @@ impl Repo {
             "draft": pull.draft,
             "merged": pull.merged,
             "mergeable": if pull.state == "open" { Some(self.mergeable(pull)) } else { None },
+            // A fork's commits are fetched from here too (GitHub keeps them as refs/pull/N/head).
             "head": {"ref": pull.head_ref, "sha": self.head_sha(pull),
-                     "repo": {"clone_url": self.clone_url}},
+                     "repo": {"clone_url": self.clone_url,
+                              "full_name": pull.fork.as_deref().unwrap_or(&self.full_name)}},
             "base": {"ref": pull.base_ref, "sha": self.branch_sha(&pull.base_ref),
-                     "repo": {"clone_url": self.clone_url}},
+                     "repo": {"clone_url": self.clone_url, "full_name": self.full_name}},
         })
     }
 }
@@ -203,6 +229,8 @@ impl FakeGitHub {
         let world: Shared = Arc::new(Mutex::new(world));
         let router = Router::new()
             .route("/user/repos", get(list_repos))
+            .route("/user", get(authenticated_user))
+            .route("/app", get(authenticated_app))
             .route("/repos/{owner}/{name}", get(show_repo))
             .route(
                 "/repos/{owner}/{name}/pulls",
@@ -247,6 +275,7 @@ impl FakeGitHub {
             .with_state(world.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
+        world.lock().unwrap().api_url = url.clone();
         let shutdown = tokio_util::sync::CancellationToken::new();
         let stop = shutdown.clone();
         tokio::spawn(async move {
@@ -272,6 +301,7 @@ impl FakeGitHub {
         world.repos.insert(
             full_name.to_owned(),
             Repo {
+                full_name: full_name.to_owned(),
                 dir: dir.to_owned(),
                 clone_url,
                 ..Repo::default()
@@ -320,8 +350,41 @@ impl FakeGitHub {
             merged: false,
             merge_sha: None,
             last_head_sha: String::new(),
+            fork: None,
         });
         number
+    }
+
+    /// A pull request from `fork`'s branch `head` (pointing at `sha`), kept as GitHub keeps
+    /// it: `refs/pull/N/head` in the base repository.
+    pub fn open_fork_pull(
+        &self,
+        full_name: &str,
+        fork: &str,
+        head: &str,
+        sha: &str,
+        base: &str,
+    ) -> i64 {
+        let number = self.open_pull(full_name, head, base, false);
+        let mut world = self.world.lock().unwrap();
+        let repo = world.repos.get_mut(full_name).unwrap();
+        git(
+            &repo.dir,
+            &["update-ref", &format!("refs/pull/{number}/head"), sha],
+        )
+        .expect("a commit of the repository");
+        repo.pulls[(number - 1) as usize].fork = Some(fork.to_owned());
+        number
+    }
+
+    /// Check runs are refused, as for an App without the `checks: write` permission.
+    pub fn refuse_check_runs(&self) {
+        self.world.lock().unwrap().refuse_checks = true;
+    }
+
+    /// The next merge call is refused with `status` (403 or 422) and `message`.
+    pub fn refuse_next_merge(&self, status: u16, message: &str) {
+        self.world.lock().unwrap().merge_refusal = Some((status, message.to_owned()));
     }
 
     pub fn set_draft(&self, full_name: &str, number: i64, draft: bool) {
@@ -335,11 +398,46 @@ impl FakeGitHub {
         repo.permissions.insert(user.into(), permission.into());
     }
 
+    /// An approving review by a collaborator.
     pub fn approve(&self, full_name: &str, number: i64, reviewer: &str) {
+        self.review(full_name, number, reviewer, "APPROVED", "COLLABORATOR");
+    }
+
+    pub fn review(
+        &self,
+        full_name: &str,
+        number: i64,
+        reviewer: &str,
+        state: &str,
+        association: &str,
+    ) {
         let mut world = self.world.lock().unwrap();
         let repo = world.repos.get_mut(full_name).unwrap();
-        repo.reviews
-            .push((number, reviewer.into(), "APPROVED".into()));
+        repo.reviews.push(FakeReview {
+            number,
+            user: reviewer.into(),
+            state: state.into(),
+            association: association.into(),
+        });
+    }
+
+    /// A comment by someone else (`None`: a deleted account).
+    pub fn add_comment(&self, full_name: &str, number: i64, user: Option<&str>, body: &str) {
+        let mut world = self.world.lock().unwrap();
+        world.next_comment += 1;
+        let id = world.next_comment;
+        world
+            .repos
+            .get_mut(full_name)
+            .unwrap()
+            .comments
+            .push(FakeComment {
+                id,
+                issue: number,
+                user: user.map(str::to_owned),
+                body: body.into(),
+                edits: 0,
+            });
     }
 
     /// The next merge call is answered 409, as when a push lands between check and merge.
@@ -379,6 +477,71 @@ impl FakeGitHub {
     fn with_pull(&self, full_name: &str, number: i64, change: impl FnOnce(&mut FakePull)) {
         let mut world = self.world.lock().unwrap();
         change(&mut world.repos.get_mut(full_name).unwrap().pulls[(number - 1) as usize]);
+    }
+}
+
+/// One page of `items` as GitHub serves lists: `per_page` (default 30, at most 100) and
+/// `page`, with a `Link` header naming the next and last pages.
+fn paged(
+    world: &World,
+    path: &str,
+    query: &HashMap<String, String>,
+    items: Vec<Value>,
+) -> Response {
+    let (chunk, link) = page(world, path, query, items);
+    let mut response = Json(chunk).into_response();
+    if let Some(link) = link {
+        response.headers_mut().insert("link", link.parse().unwrap());
+    }
+    response
+}
+
+/// The page `query` asks for, and the `Link` header when more follow.
+fn page(
+    world: &World,
+    path: &str,
+    query: &HashMap<String, String>,
+    items: Vec<Value>,
+) -> (Value, Option<String>) {
+    let per_page = query
+        .get("per_page")
+        .and_then(|p| p.parse::<usize>().ok())
+        .unwrap_or(30)
+        .clamp(1, 100);
+    let page = query
+        .get("page")
+        .and_then(|p| p.parse::<usize>().ok())
+        .unwrap_or(1)
+        .max(1);
+    let last = items.len().div_ceil(per_page).max(1);
+    let chunk: Vec<Value> = items
+        .into_iter()
+        .skip((page - 1) * per_page)
+        .take(per_page)
+        .collect();
+    let mut link = None;
+    if page < last {
+        let mut others: Vec<String> = query
+            .iter()
+            .filter(|(k, _)| *k != "page")
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        others.sort();
+        let base = format!("{}{path}?{}", world.api_url, others.join("&"));
+        link = Some(format!(
+            "<{base}&page={}>; rel=\"next\", <{base}&page={last}>; rel=\"last\"",
+            page + 1
+        ));
+    }
+    (Value::Array(chunk), link)
+}
+
+/// Who the API's own writes are by.
+fn api_user(world: &World) -> String {
+    if world.app.is_some() {
+        format!("{APP_SLUG}[bot]")
+    } else {
+        TOKEN_USER.to_owned()
     }
 }
 
@@ -434,13 +597,22 @@ async fn list_pulls(
     }
     let repo = repo!(world, owner, name);
     let wanted = query.get("state").map(String::as_str).unwrap_or("open");
+    // The list's items lack what GitHub computes per pull request (mergeable, merged).
     let pulls: Vec<Value> = repo
         .pulls
         .iter()
         .filter(|p| wanted == "all" || p.state == wanted)
-        .map(|p| repo.pull_json(p))
+        .map(|p| {
+            let mut item = repo.pull_json(p);
+            let fields = item.as_object_mut().expect("an object");
+            fields.remove("mergeable");
+            fields.remove("merged");
+            item
+        })
         .collect();
-    let body = Value::Array(pulls).to_string();
+    let path = format!("/repos/{owner}/{name}/pulls");
+    let (pulls, link) = page(&world, &path, &query, pulls);
+    let body = pulls.to_string();
     let etag = format!("\"{:x}\"", {
         use std::hash::{Hash, Hasher};
         let mut h = std::collections::hash_map::DefaultHasher::new();
@@ -454,6 +626,9 @@ async fn list_pulls(
     let mut response =
         (StatusCode::OK, [("content-type", "application/json")], body).into_response();
     response.headers_mut().insert("etag", etag.parse().unwrap());
+    if let Some(link) = link {
+        response.headers_mut().insert("link", link.parse().unwrap());
+    }
     response
 }
 
@@ -524,6 +699,7 @@ async fn create_pull(
         merged: false,
         merge_sha: None,
         last_head_sha: String::new(),
+        fork: None,
     });
     let pull = repo.pulls.last().unwrap();
     (StatusCode::CREATED, Json(repo.pull_json(pull))).into_response()
@@ -533,6 +709,7 @@ async fn pull_files(
     State(world): State<Shared>,
     headers: HeaderMap,
     Path((owner, name, number)): Path<(String, String, i64)>,
+    Query(query): Query<HashMap<String, String>>,
 ) -> Response {
     let mut world = world.lock().unwrap();
     if let Some(r) = refusal(&mut world, &headers) {
@@ -544,8 +721,12 @@ async fn pull_files(
     };
     let range = format!("{}...{}", pull.base_ref, repo.head_sha(pull));
     let names = git(&repo.dir, &["diff", "--name-only", &range]).unwrap_or_default();
-    let files: Vec<Value> = names.lines().map(|f| json!({"filename": f})).collect();
-    Json(Value::Array(files)).into_response()
+    let files: Vec<Value> = names
+        .lines()
+        .map(|f| json!({"filename": f, "status": "modified"}))
+        .collect();
+    let path = format!("/repos/{owner}/{name}/pulls/{number}/files");
+    paged(&world, &path, &query, files)
 }
 
 /// `GET /repos/{owner}/{repo}/contents/{path}?ref=`: a file as base64 in lines of 60, as
@@ -629,6 +810,10 @@ async fn merge_pull(
         let mut world = world.lock().unwrap();
         if let Some(r) = refusal(&mut world, &headers) {
             return r;
+        }
+        if let Some((status, message)) = world.merge_refusal.take() {
+            let status = StatusCode::from_u16(status).expect("a status");
+            return error(status, &message);
         }
         let raced = world.merge_conflicts > 0;
         if raced {
@@ -721,6 +906,7 @@ async fn list_reviews(
     State(world): State<Shared>,
     headers: HeaderMap,
     Path((owner, name, number)): Path<(String, String, i64)>,
+    Query(query): Query<HashMap<String, String>>,
 ) -> Response {
     let mut world = world.lock().unwrap();
     if let Some(r) = refusal(&mut world, &headers) {
@@ -730,10 +916,15 @@ async fn list_reviews(
     let reviews: Vec<Value> = repo
         .reviews
         .iter()
-        .filter(|(n, _, _)| *n == number)
-        .map(|(_, user, state)| json!({"user": {"login": user}, "state": state}))
+        .filter(|r| r.number == number)
+        .enumerate()
+        .map(|(i, r)| {
+            json!({"id": i + 1, "user": {"login": r.user}, "state": r.state,
+                   "author_association": r.association, "body": ""})
+        })
         .collect();
-    Json(Value::Array(reviews)).into_response()
+    let path = format!("/repos/{owner}/{name}/pulls/{number}/reviews");
+    paged(&world, &path, &query, reviews)
 }
 
 async fn create_status(
@@ -769,6 +960,7 @@ async fn list_comments(
     State(world): State<Shared>,
     headers: HeaderMap,
     Path((owner, name, number)): Path<(String, String, i64)>,
+    Query(query): Query<HashMap<String, String>>,
 ) -> Response {
     let mut world = world.lock().unwrap();
     if let Some(r) = refusal(&mut world, &headers) {
@@ -779,9 +971,13 @@ async fn list_comments(
         .comments
         .iter()
         .filter(|c| c.issue == number)
-        .map(|c| json!({"id": c.id, "body": c.body}))
+        .map(|c| {
+            let user = c.user.as_ref().map(|login| json!({"login": login}));
+            json!({"id": c.id, "body": c.body, "user": user})
+        })
         .collect();
-    Json(Value::Array(comments)).into_response()
+    let path = format!("/repos/{owner}/{name}/issues/{number}/comments");
+    paged(&world, &path, &query, comments)
 }
 
 async fn create_comment(
@@ -796,10 +992,12 @@ async fn create_comment(
     }
     world.next_comment += 1;
     let id = world.next_comment;
+    let user = api_user(&world);
     let repo = repo!(world, owner, name);
     repo.comments.push(FakeComment {
         id,
         issue: number,
+        user: Some(user),
         body: body["body"].as_str().unwrap_or("").to_owned(),
         edits: 0,
     });
@@ -861,6 +1059,34 @@ fn app_jwt_is_valid(world: &World, headers: &HeaderMap) -> bool {
     jsonwebtoken::decode::<Value>(jwt, key, &validation).is_ok()
 }
 
+/// `GET /user`: the token's user.
+async fn authenticated_user(State(world): State<Shared>, headers: HeaderMap) -> Response {
+    let mut world = world.lock().unwrap();
+    if world.app.is_some() {
+        // An installation token has no user: GitHub answers 403.
+        return error(
+            StatusCode::FORBIDDEN,
+            "Resource not accessible by integration",
+        );
+    }
+    if let Some(r) = refusal(&mut world, &headers) {
+        return r;
+    }
+    Json(json!({"login": TOKEN_USER, "id": 1, "type": "User"})).into_response()
+}
+
+/// `GET /app`: the App the JWT is of.
+async fn authenticated_app(State(world): State<Shared>, headers: HeaderMap) -> Response {
+    let world = world.lock().unwrap();
+    if !app_jwt_is_valid(&world, &headers) {
+        return error(
+            StatusCode::UNAUTHORIZED,
+            "A JSON web token could not be decoded",
+        );
+    }
+    Json(json!({"id": 1, "slug": APP_SLUG, "name": "Slipway"})).into_response()
+}
+
 async fn installation(
     State(world): State<Shared>,
     headers: HeaderMap,
@@ -918,6 +1144,12 @@ async fn create_check_run(
         return error(
             StatusCode::FORBIDDEN,
             "Check runs can only be created by GitHub Apps",
+        );
+    }
+    if world.refuse_checks {
+        return error(
+            StatusCode::FORBIDDEN,
+            "Resource not accessible by integration",
         );
     }
     let _ = repo!(world, owner, name);
