@@ -105,10 +105,13 @@ pub struct GitHub {
     api: String,
     credentials: Credentials,
     /// ETag, body and next page of GET responses, for conditional requests.
-    etags: Mutex<HashMap<String, (String, Value, Option<String>)>>,
+    etags: Mutex<HashMap<String, Cached>>,
     /// The login Slipway's own comments are written by, once known.
     own_login: Mutex<Option<String>>,
 }
+
+/// A GET answer kept for conditional requests: its ETag, body and next page.
+type Cached = (String, Value, Option<String>);
 
 /// One answer: its status, its JSON and, for a list, the next page's URL.
 struct Reply {
