@@ -191,13 +191,12 @@ impl Codegen {
         )
     }
 
+    /// One create request, never repeated here: a lost answer may still have created a run
+    /// (see [`CodegenAgent`], which looks before it tries again).
     pub async fn create_run(&self, run: &CreateRun<'_>) -> Result<CodegenRun, CodegenError> {
-        self.send(
-            reqwest::Method::POST,
-            "agent/run",
-            Some(serde_json::to_value(run).expect("serializes")),
-        )
-        .await
+        let body = serde_json::to_value(run).expect("serializes");
+        self.send_once(reqwest::Method::POST, "agent/run", Some(&body))
+            .await
     }
 
     pub async fn run(&self, id: i64) -> Result<CodegenRun, CodegenError> {
@@ -206,10 +205,10 @@ impl Codegen {
             .await
     }
 
-    /// Resumes a run with a new prompt (continue, confirm, modify, fix).
+    /// Resumes a run with a new prompt (continue, confirm, modify, fix), once.
     pub async fn resume(&self, id: i64, prompt: &str) -> Result<CodegenRun, CodegenError> {
         let body = serde_json::json!({"agent_run_id": id, "prompt": prompt});
-        self.send(reqwest::Method::POST, "agent/run/resume", Some(body))
+        self.send_once(reqwest::Method::POST, "agent/run/resume", Some(&body))
             .await
     }
 
@@ -227,6 +226,14 @@ impl Codegen {
     pub async fn ban(&self, id: i64) -> Result<(), CodegenError> {
         let body = serde_json::json!({"agent_run_id": id});
         self.send::<serde_json::Value>(reqwest::Method::POST, "agent/run/ban", Some(body))
+            .await
+            .map(drop)
+    }
+
+    /// Lets check-suite events reach the run's pull request again (undoes [`Codegen::ban`]).
+    pub async fn unban(&self, id: i64) -> Result<(), CodegenError> {
+        let body = serde_json::json!({"agent_run_id": id});
+        self.send::<serde_json::Value>(reqwest::Method::POST, "agent/run/unban", Some(body))
             .await
             .map(drop)
     }
@@ -369,7 +376,9 @@ pub struct CodegenAgent {
 const MAX_POLL_EVERY: Duration = Duration::from_secs(30);
 
 impl CodegenAgent {
-    /// Creates the run, or finds the one an earlier attempt created.
+    /// Creates the run at most once: an earlier attempt's run (found by Slipway's run id in
+    /// its metadata) is taken, and after a create whose answer was lost (a timeout, a 5xx)
+    /// Codegen is asked again before another create is sent.
     async fn start(&self, turn: &Turn<'_>) -> Result<CodegenRun, CodegenError> {
         if turn.attempt > 1 {
             if let Some(run) = self.client.find_by_slipway_run(turn.run_id).await? {
@@ -380,14 +389,59 @@ impl CodegenAgent {
             "slipway_project_id": turn.project_id,
             "slipway_run_id": turn.run_id,
         });
-        self.client
-            .create_run(&CreateRun {
-                prompt: turn.prompt,
-                metadata,
-                repo_id: self.repo_id,
-                model: self.model.as_deref(),
-            })
-            .await
+        let create = CreateRun {
+            prompt: turn.prompt,
+            metadata,
+            repo_id: self.repo_id,
+            model: self.model.as_deref(),
+        };
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            match self.client.create_run(&create).await {
+                Err(CodegenError::Unavailable {
+                    message,
+                    retry_after,
+                }) if tries < MAX_TRIES => {
+                    let wait = retry_after
+                        .unwrap_or_else(|| crate::backoff(RETRY_BASE, tries))
+                        .min(MAX_WAIT);
+                    tracing::warn!(%message, ?wait, tries, "Codegen create unanswered; looking before trying again");
+                    tokio::time::sleep(wait).await;
+                    if let Some(run) = self.client.find_by_slipway_run(turn.run_id).await? {
+                        return Ok(run);
+                    }
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Resumes the run at most once: after a resume whose answer was lost, the run is read,
+    /// and one that is working again took it.
+    async fn resume(&self, id: i64, prompt: &str) -> Result<(), CodegenError> {
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            match self.client.resume(id, prompt).await {
+                Err(CodegenError::Unavailable {
+                    message,
+                    retry_after,
+                }) if tries < MAX_TRIES => {
+                    let wait = retry_after
+                        .unwrap_or_else(|| crate::backoff(RETRY_BASE, tries))
+                        .min(MAX_WAIT);
+                    tracing::warn!(%message, ?wait, tries, "Codegen resume unanswered; looking before trying again");
+                    tokio::time::sleep(wait).await;
+                    let run = self.client.run(id).await?;
+                    let status = run.status.unwrap_or_default();
+                    if matches!(external_state(&status), ExternalState::Working) {
+                        return Ok(());
+                    }
+                }
+                other => return other.map(drop),
+            }
+        }
     }
 
     /// Polls the run until Codegen says it ended, with a growing, jittered interval.
@@ -489,8 +543,7 @@ impl Agent for CodegenAgent {
                 run.id
             }
             (_, Some(id)) => {
-                self.client
-                    .resume(id, turn.prompt)
+                self.resume(id, turn.prompt)
                     .await
                     .map_err(into_agent_error)?;
                 id
@@ -505,6 +558,16 @@ impl Agent for CodegenAgent {
     }
 
     async fn stop(&self, external_id: i64) -> Result<(), AgentError> {
+        // Codegen has no cancel: `ban` stops a pull request's agents (and flags the pull
+        // request until `unban`), so it is used only when the run has one.
+        let run = self
+            .client
+            .run(external_id)
+            .await
+            .map_err(into_agent_error)?;
+        if run.github_pull_requests.unwrap_or_default().is_empty() {
+            return Ok(());
+        }
         self.client.ban(external_id).await.map_err(into_agent_error)
     }
 }

@@ -409,6 +409,7 @@ impl Engine {
     pub async fn retry(&self, id: ValidationId) -> Result<ValidationRecord, SubmitError> {
         let old = self.inner.store.validation(id).await?;
         let project = self.inner.store.project(old.project_id).await?;
+        self.unban_cancelled_run(&project, old.pr).await;
         let new = NewValidation {
             project: project.id,
             source: old.source,

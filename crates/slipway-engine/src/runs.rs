@@ -184,7 +184,11 @@ impl Engine {
         if let Some(token) = self.inner.running_runs.lock().expect("runs lock").get(&id) {
             token.cancel();
         }
-        if let (Some(external), Some(codegen)) = (run.external_id, &self.inner.codegen) {
+        // Codegen has no cancel: its polling stops here; `ban` stops the agents of the run's
+        // pull request (and flags it until `unban`, done when its validation is retried).
+        if let (Some(external), Some(codegen), Some(_)) =
+            (run.external_id, &self.inner.codegen, run.pr_number)
+        {
             if let Err(error) = codegen.ban(external).await {
                 tracing::warn!(run = id, %error, "Codegen's agents could not be stopped");
             }
@@ -194,6 +198,29 @@ impl Engine {
             self.say_on_pull_request(&project, &run, number, "Slipway: the agent run was cancelled; the agent will not push to this pull request again.").await;
         }
         Ok(cancelled)
+    }
+
+    /// A pull request whose Codegen run was cancelled (and so banned) is validated again:
+    /// check-suite events may reach it again.
+    pub(crate) async fn unban_cancelled_run(&self, project: &Project, pr: Option<i64>) {
+        let (Some(number), Some(codegen)) = (pr, &self.inner.codegen) else {
+            return;
+        };
+        let run = match self
+            .inner
+            .store
+            .newest_run_of_pull_request(project.id, number)
+            .await
+        {
+            Ok(Some(run)) => run,
+            Ok(None) => return,
+            Err(error) => return tracing::warn!(%error, "the pull request's run was not read"),
+        };
+        if let (RunStatus::Cancelled, Some(external)) = (run.status, run.external_id) {
+            if let Err(error) = codegen.unban(external).await {
+                tracing::warn!(run = run.id, %error, "Codegen's ban was not lifted");
+            }
+        }
     }
 
     async fn enqueue_turn(&self, run: i64, task: &Task) -> Result<(), StoreError> {

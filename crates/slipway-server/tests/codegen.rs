@@ -238,7 +238,7 @@ async fn refusals_fail_the_run_with_codegens_reason() {
 }
 
 #[tokio::test]
-async fn cancel_bans_the_codegen_run_and_nothing_revives_it() {
+async fn cancel_without_a_pull_request_stops_polling_and_bans_nothing() {
     let w = world(json!({})).await;
     w.codegen.script([Script::Hang]);
     let id = w.start("Hang").await;
@@ -254,9 +254,70 @@ async fn cancel_bans_the_codegen_run_and_nothing_revives_it() {
     let external = external.expect("the Codegen run was recorded");
     let reply = w.app.api.run_action(id, "cancel", None).await;
     assert_eq!(reply.status, 200, "{}", reply.text);
-    assert!(w.codegen.banned(external));
+    // `ban` flags a pull request against future checks: without one there is nothing to ban.
+    assert!(!w.codegen.banned(external));
+    let requests = w.codegen.requests();
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(w.app.api.run(id).await.body["status"], "cancelled");
+    assert_eq!(w.codegen.requests(), requests, "no more polling");
+}
+
+#[tokio::test]
+async fn cancel_with_a_pull_request_bans_it_and_a_retried_validation_unbans_it() {
+    let w = world(json!({"auto_merge": false, "max_fix_attempts": 2})).await;
+    w.codegen.script([pull_request("broken"), Script::Hang]);
+    let id = w.start("Make the value right").await;
+    let run = w.app.api.run_reaching(id, &["fixing"]).await;
+    let external = run["external_id"].as_i64().unwrap();
+    let reply = w.app.api.run_action(id, "cancel", None).await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    assert!(
+        w.codegen.banned(external),
+        "the pull request's agents are stopped"
+    );
+    let validation = w.app.api.validations(w.project).await.body[0]["id"]
+        .as_i64()
+        .unwrap();
+    w.app.api.retry_validation(validation).await;
+    assert!(
+        !w.codegen.banned(external),
+        "validated again: checks may reach it again"
+    );
+}
+
+#[tokio::test]
+async fn a_create_or_resume_whose_answer_is_lost_happens_once() {
+    let w = world(json!({})).await;
+    w.codegen.script([
+        Script::Answer("first".into()),
+        Script::Answer("second".into()),
+    ]);
+    // Codegen creates the run, but the answer is lost (a gateway timeout).
+    w.codegen.fault([Fault::LoseAnswer(504)]);
+    let id = w.start("Say something").await;
+    let run = w
+        .app
+        .api
+        .run_reaching(id, &["awaiting_input", "failed"])
+        .await;
+    assert_eq!(run["response"]["text"], "first", "{run}");
+    assert_eq!(w.codegen.runs_created(), 1, "one Codegen run, not two");
+    let external = run["external_id"].as_i64().unwrap();
+
+    w.codegen.fault([Fault::LoseAnswer(502)]);
+    let reply = w.app.api.run_action(id, "continue", Some("go on")).await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    let run = w
+        .app
+        .api
+        .run_reaching(id, &["awaiting_input", "failed"])
+        .await;
+    assert_eq!(run["response"]["text"], "second", "{run}");
+    assert_eq!(
+        w.codegen.prompts(external).len(),
+        2,
+        "the resume was sent once"
+    );
 }
 
 #[tokio::test]

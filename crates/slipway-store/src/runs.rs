@@ -279,6 +279,23 @@ impl Store {
         row.map(TryInto::try_into).transpose()
     }
 
+    /// The newest run of a pull request, finished or not.
+    pub async fn newest_run_of_pull_request(
+        &self,
+        project: ProjectId,
+        number: i64,
+    ) -> Result<Option<RunRecord>, StoreError> {
+        let row: Option<Row> = sqlx::query_as(&format!(
+            "SELECT {COLUMNS} FROM agent_runs WHERE project_id = ? AND pr_number = ?
+             ORDER BY id DESC LIMIT 1"
+        ))
+        .bind(project.0)
+        .bind(number)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(TryInto::try_into).transpose()
+    }
+
     /// Applies `change` unless the run is final (or, with `only_from`, in another status).
     /// Returns the run after the change, or `None` when it was not applied.
     pub async fn update_run(

@@ -34,6 +34,8 @@ pub enum Fault {
     Status(u16, Option<u64>),
     /// Answer after this delay.
     Slow(Duration),
+    /// Do the work (create or resume), then answer this status: the answer is lost.
+    LoseAnswer(u16),
 }
 
 /// Where the fake agent pushes its pull requests.
@@ -71,6 +73,8 @@ struct World {
     read_limit: (usize, Duration),
     read_at: VecDeque<Instant>,
     reads_refused: usize,
+    /// Set by `Fault::LoseAnswer` for the request being handled.
+    lose_answer: Option<u16>,
 }
 
 type Shared = Arc<Mutex<World>>;
@@ -106,6 +110,7 @@ impl FakeCodegen {
             read_limit: (60, Duration::from_secs(30)),
             read_at: VecDeque::new(),
             reads_refused: 0,
+            lose_answer: None,
         }));
         let router = Router::new()
             .route("/v1/organizations/{org}/agent/run", post(create))
@@ -113,6 +118,7 @@ impl FakeCodegen {
             .route("/v1/organizations/{org}/agent/runs", get(list))
             .route("/v1/organizations/{org}/agent/run/resume", post(resume))
             .route("/v1/organizations/{org}/agent/run/ban", post(ban))
+            .route("/v1/organizations/{org}/agent/run/unban", post(unban))
             .with_state(world.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
@@ -251,6 +257,7 @@ async fn admit(world: &Shared, headers: &HeaderMap, org: i64) -> Result<(), Resp
             return Err(response);
         }
         Some(Fault::Slow(delay)) => tokio::time::sleep(delay).await,
+        Some(Fault::LoseAnswer(status)) => world.lock().unwrap().lose_answer = Some(status),
         None => {}
     }
     let w = world.lock().unwrap();
@@ -325,6 +332,9 @@ async fn create(
     };
     let answer = run_json(&run, org);
     w.runs.push(run);
+    if let Some(status) = w.lose_answer.take() {
+        return error(status, "upstream timed out");
+    }
     Json(answer).into_response()
 }
 
@@ -487,7 +497,32 @@ async fn resume(
     run.script = next;
     run.status = "ACTIVE".into();
     run.polls_left = POLLS_PER_TURN;
-    Json(run_json(run, org)).into_response()
+    let answer = run_json(run, org);
+    if let Some(status) = w.lose_answer.take() {
+        return error(status, "upstream timed out");
+    }
+    Json(answer).into_response()
+}
+
+async fn unban(
+    State(world): State<Shared>,
+    Path(org): Path<i64>,
+    headers: HeaderMap,
+    Json(body): Json<Value>,
+) -> Response {
+    if let Err(response) = admit(&world, &headers, org).await {
+        return response;
+    }
+    let mut w = world.lock().unwrap();
+    let Some(run) = w
+        .runs
+        .iter_mut()
+        .find(|r| Some(r.id) == body["agent_run_id"].as_i64())
+    else {
+        return error(404, "Agent run not found");
+    };
+    run.banned = false;
+    Json(json!({"message": "All checks unbanned"})).into_response()
 }
 
 async fn ban(
