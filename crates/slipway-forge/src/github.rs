@@ -366,13 +366,25 @@ impl GitHub {
         path: &str,
         body: Option<&Value>,
     ) -> Result<Reply, GitHubError> {
-        let url = format!("{}{path}", self.api);
         let bearer = self.bearer(path).await?;
+        self.send(method, &format!("{}{path}", self.api), &bearer, body)
+            .await
+    }
+
+    async fn send(
+        &self,
+        method: reqwest::Method,
+        url: &str,
+        bearer: &str,
+        body: Option<&Value>,
+    ) -> Result<Reply, GitHubError> {
+        let path = url.strip_prefix(&self.api).unwrap_or(url);
+        let url = url.to_owned();
         for _ in 0..3 {
             let mut request = self
                 .http
                 .request(method.clone(), &url)
-                .bearer_auth(&bearer)
+                .bearer_auth(bearer)
                 .header("accept", "application/vnd.github+json")
                 .header("x-github-api-version", "2022-11-28");
             let conditional = method == reqwest::Method::GET;
@@ -436,25 +448,24 @@ impl GitHub {
     /// Every item of a list, following `Link: rel="next"` (at most `MAX_PAGES` pages). A
     /// next page elsewhere than this API is not followed: the token goes nowhere else.
     async fn list(&self, path: &str) -> Result<Vec<Value>, GitHubError> {
+        // The next pages' URLs may name the repository by id: the first page's credentials
+        // serve them all.
+        let bearer = self.bearer(path).await?;
         let mut items = Vec::new();
-        let mut path = path.to_owned();
+        let mut url = format!("{}{path}", self.api);
         for _ in 0..MAX_PAGES {
-            let reply = self.request(reqwest::Method::GET, &path, None).await?;
+            let reply = self.send(reqwest::Method::GET, &url, &bearer, None).await?;
             if reply.status != 200 {
                 return Err(GitHubError::Status {
                     status: reply.status,
-                    what: format!("GET {path}"),
+                    what: format!("GET {url}"),
                     message: reply.value["message"].as_str().unwrap_or("").to_owned(),
                 });
             }
             items.extend(reply.value.as_array().cloned().unwrap_or_default());
-            match reply
-                .next
-                .as_deref()
-                .and_then(|next| next.strip_prefix(&self.api))
-            {
-                Some(next) => path = next.to_owned(),
-                None => break,
+            match reply.next {
+                Some(next) if next.starts_with(&format!("{}/", self.api)) => url = next,
+                _ => break,
             }
         }
         Ok(items)
@@ -825,7 +836,7 @@ impl GitHub {
             "head_sha": sha,
             "status": "completed",
             "conclusion": conclusion,
-            "output": {"title": title, "summary": summary},
+            "output": {"title": title, "summary": capped(summary, MAX_CHECK_SUMMARY)},
         });
         if let Some(url) = details_url {
             body["details_url"] = json!(url);
@@ -852,6 +863,19 @@ impl GitHub {
         .await
         .map(|_| ())
     }
+}
+
+/// GitHub's limit on a check run's `output.summary`, in characters.
+const MAX_CHECK_SUMMARY: usize = 65_535;
+
+/// `text`, cut to `max` characters with a note when it is longer.
+fn capped(text: &str, max: usize) -> String {
+    const CUT: &str = "\n\n… (cut: see the full log)";
+    if text.chars().count() <= max {
+        return text.to_owned();
+    }
+    let keep = max - CUT.chars().count();
+    text.chars().take(keep).chain(CUT.chars()).collect()
 }
 
 /// A branch name as a URL path: each segment percent-encoded, the slashes kept.
@@ -1048,4 +1072,34 @@ fn query_text(text: &str) -> String {
         }
     }
     encoded
+}
+
+#[cfg(test)]
+mod limits {
+    use super::{capped, next_link, ref_path};
+
+    #[test]
+    fn a_check_run_summary_stays_within_githubs_limit() {
+        let long = "é".repeat(70_000);
+        let cut = capped(&long, 65_535);
+        assert_eq!(cut.chars().count(), 65_535);
+        assert!(cut.ends_with("(cut: see the full log)"));
+        assert_eq!(capped("short", 65_535), "short");
+    }
+
+    #[test]
+    fn branch_names_are_percent_encoded_but_keep_their_slashes() {
+        assert_eq!(ref_path("feature/a#b c%"), "feature/a%23b%20c%25");
+        assert_eq!(ref_path("release-1.2_x"), "release-1.2_x");
+    }
+
+    #[test]
+    fn the_next_page_is_read_from_the_link_header() {
+        let link = r#"<https://api.github.com/repositories/1/issues/2/comments?page=2>; rel="next", <https://api.github.com/repositories/1/issues/2/comments?page=5>; rel="last""#;
+        assert_eq!(
+            next_link(link).as_deref(),
+            Some("https://api.github.com/repositories/1/issues/2/comments?page=2")
+        );
+        assert_eq!(next_link(r#"<https://x/?page=1>; rel="prev""#), None);
+    }
 }
