@@ -87,6 +87,8 @@ pub struct FakeCodegen {
     pub url: String,
     world: Shared,
     shutdown: tokio_util::sync::CancellationToken,
+    /// Every answer given, for checks against the published description.
+    exchanges: crate::exchanges::Exchanges,
 }
 
 impl Drop for FakeCodegen {
@@ -96,6 +98,11 @@ impl Drop for FakeCodegen {
 }
 
 impl FakeCodegen {
+    /// Every answer this fake gave so far.
+    pub fn exchanges(&self) -> Vec<crate::exchanges::Exchange> {
+        self.exchanges.lock().unwrap().clone()
+    }
+
     /// Starts the fake for organization `org_id`; it accepts only `token`.
     pub async fn start(token: &str, org_id: i64) -> Self {
         let world = Arc::new(Mutex::new(World {
@@ -112,6 +119,7 @@ impl FakeCodegen {
             reads_refused: 0,
             lose_answer: None,
         }));
+        let exchanges = crate::exchanges::Exchanges::default();
         let router = Router::new()
             .route("/v1/organizations/{org}/agent/run", post(create))
             .route("/v1/organizations/{org}/agent/run/{id}", get(show))
@@ -119,7 +127,11 @@ impl FakeCodegen {
             .route("/v1/organizations/{org}/agent/run/resume", post(resume))
             .route("/v1/organizations/{org}/agent/run/ban", post(ban))
             .route("/v1/organizations/{org}/agent/run/unban", post(unban))
-            .with_state(world.clone());
+            .with_state(world.clone())
+            .route_layer(axum::middleware::from_fn_with_state(
+                exchanges.clone(),
+                crate::exchanges::record,
+            ));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let shutdown = tokio_util::sync::CancellationToken::new();
@@ -134,6 +146,7 @@ impl FakeCodegen {
             url,
             world,
             shutdown,
+            exchanges,
         }
     }
 

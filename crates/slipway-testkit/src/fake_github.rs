@@ -98,6 +98,10 @@ struct World {
     repos: HashMap<String, Repo>,
     next_comment: i64,
     rate_limited: u32,
+    /// Requests still to be answered 429 (the primary rate limit spent).
+    primary_limited: u32,
+    /// Reads of a pull request still to show `mergeable: null` (GitHub still computing).
+    mergeable_unknown: u32,
     not_modified: u32,
     /// Merge calls still to be answered 409 whatever their SHA (a push racing the merge).
     merge_conflicts: u32,
@@ -129,6 +133,8 @@ pub struct FakeGitHub {
     pub url: String,
     world: Shared,
     shutdown: tokio_util::sync::CancellationToken,
+    /// Every answer given, for checks against the published description.
+    exchanges: crate::exchanges::Exchanges,
 }
 
 impl Drop for FakeGitHub {
@@ -194,6 +200,11 @@ impl Repo {
 }
 
 impl FakeGitHub {
+    /// Every answer this fake gave so far.
+    pub fn exchanges(&self) -> Vec<crate::exchanges::Exchange> {
+        self.exchanges.lock().unwrap().clone()
+    }
+
     /// Starts the fake; it accepts only `token`.
     pub async fn start(token: &str) -> Self {
         Self::serve(World {
@@ -227,6 +238,7 @@ impl FakeGitHub {
 
     async fn serve(world: World) -> Self {
         let world: Shared = Arc::new(Mutex::new(world));
+        let exchanges = crate::exchanges::Exchanges::default();
         let router = Router::new()
             .route("/user/repos", get(list_repos))
             .route("/user", get(authenticated_user))
@@ -272,7 +284,11 @@ impl FakeGitHub {
             .route("/app/installations/{id}/access_tokens", post(access_token))
             .route("/repos/{owner}/{name}/check-runs", post(create_check_run))
             .route("/git/{owner}/{name}/{*rest}", axum::routing::any(git_http))
-            .with_state(world.clone());
+            .with_state(world.clone())
+            .route_layer(axum::middleware::from_fn_with_state(
+                exchanges.clone(),
+                crate::exchanges::record,
+            ));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         world.lock().unwrap().api_url = url.clone();
@@ -288,6 +304,7 @@ impl FakeGitHub {
             url,
             world,
             shutdown,
+            exchanges,
         }
     }
 
@@ -450,6 +467,16 @@ impl FakeGitHub {
         self.world.lock().unwrap().rate_limited = n;
     }
 
+    /// The next `n` requests find the primary rate limit spent (429, `X-RateLimit-*`).
+    pub fn exhaust_rate_limit_next(&self, n: u32) {
+        self.world.lock().unwrap().primary_limited = n;
+    }
+
+    /// The next `n` reads of a pull request show `mergeable: null`, as while GitHub computes it.
+    pub fn mergeable_unknown_next(&self, n: u32) {
+        self.world.lock().unwrap().mergeable_unknown = n;
+    }
+
     pub fn not_modified_answers(&self) -> u32 {
         self.world.lock().unwrap().not_modified
     }
@@ -571,6 +598,21 @@ fn refusal(world: &mut World, headers: &HeaderMap) -> Option<Response> {
         response
             .headers_mut()
             .insert("retry-after", "1".parse().unwrap());
+        return Some(response);
+    }
+    if world.primary_limited > 0 {
+        // The primary limit spent: 429 with the limit's headers, reset in a second.
+        world.primary_limited -= 1;
+        let mut response = error(StatusCode::TOO_MANY_REQUESTS, "API rate limit exceeded");
+        let reset = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+            + 1;
+        let headers = response.headers_mut();
+        headers.insert("x-ratelimit-limit", "5000".parse().unwrap());
+        headers.insert("x-ratelimit-remaining", "0".parse().unwrap());
+        headers.insert("x-ratelimit-reset", reset.to_string().parse().unwrap());
         return Some(response);
     }
     None
@@ -777,9 +819,19 @@ async fn show_pull(
     if let Some(r) = refusal(&mut world, &headers) {
         return r;
     }
+    let unknown = world.mergeable_unknown > 0;
+    if unknown {
+        world.mergeable_unknown -= 1;
+    }
     let repo = repo!(world, owner, name);
     match repo.pulls.iter().find(|p| p.number == number) {
-        Some(pull) => Json(repo.pull_json(pull)).into_response(),
+        Some(pull) => {
+            let mut body = repo.pull_json(pull);
+            if unknown {
+                body["mergeable"] = Value::Null;
+            }
+            Json(body).into_response()
+        }
         None => error(StatusCode::NOT_FOUND, "Not Found"),
     }
 }

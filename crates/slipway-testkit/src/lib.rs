@@ -4,8 +4,10 @@
 //! GitHub and the Codegen API on localhost.
 
 pub mod events;
+pub mod exchanges;
 pub mod fake_codegen;
 pub mod fake_github;
+pub mod openapi;
 
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
