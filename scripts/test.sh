@@ -4,9 +4,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# bubblewrap and pasta (passt) make the sandbox; the dashboard's end-to-end tests drive
+# bubblewrap and pasta (passt) make the sandbox; npm fetches GitHub's OpenAPI description the
+# fakes are checked against; the dashboard's end-to-end tests drive
 # headless Chromium (or the one SLIPWAY_CHROMIUM names).
-tools=(git:git python3:python3 curl:curl bwrap:bubblewrap pasta:passt)
+tools=(git:git python3:python3 curl:curl npm:npm bwrap:bubblewrap pasta:passt)
 [ -n "${SLIPWAY_CHROMIUM:-}" ] || tools+=("chromium|chromium-browser:chromium")
 ./scripts/install-missing.sh "${tools[@]}"
 if ! cargo nextest --version >/dev/null 2>&1; then
