@@ -2,6 +2,10 @@
 //! a fresh profile and the flags a CI machine needs, with the few page operations the
 //! dashboard's end-to-end tests (and later the pipeline's browser checks) use.
 
+mod check;
+
+pub use check::{ConsoleMessage, Report, RequestProblem, StepTime, Target};
+
 use anyhow::{bail, Context};
 use chromiumoxide::browser::{Browser as Cdp, BrowserConfig};
 use chromiumoxide::page::ScreenshotParams;
@@ -12,11 +16,12 @@ use std::time::Duration;
 /// How long `wait_for` waits by default.
 pub const WAIT: Duration = Duration::from_secs(30);
 
-/// A running headless Chromium; it is closed when dropped.
+/// A headless Chromium, launched here or reached over its DevTools WebSocket; closed when
+/// dropped.
 pub struct Browser {
     cdp: Cdp,
     handler: tokio::task::JoinHandle<()>,
-    _profile: tempfile::TempDir,
+    _profile: Option<tempfile::TempDir>,
 }
 
 /// The Chromium to run: `SLIPWAY_CHROMIUM`, else the first of the usual names on `PATH`.
@@ -66,7 +71,20 @@ impl Browser {
         Ok(Self {
             cdp,
             handler,
-            _profile: profile,
+            _profile: Some(profile),
+        })
+    }
+
+    /// A Chromium started elsewhere (in a validation's sandbox), by its DevTools WebSocket.
+    pub async fn connect(ws_url: &str) -> anyhow::Result<Self> {
+        let (cdp, mut events) = Cdp::connect(ws_url)
+            .await
+            .with_context(|| format!("connecting to Chromium at {ws_url}"))?;
+        let handler = tokio::spawn(async move { while events.next().await.is_some() {} });
+        Ok(Self {
+            cdp,
+            handler,
+            _profile: None,
         })
     }
 

@@ -16,6 +16,7 @@ pub mod run;
 pub mod secret;
 pub mod settings;
 pub mod turn;
+pub mod ui;
 pub mod validation;
 
 pub use ids::{ProjectId, TokenId, ValidationId};

@@ -1,6 +1,7 @@
 //! The pipeline of `.slipway.toml` (DESIGN.md §6): what to run to validate a commit.
 //! The same shape serves as a project's dashboard defaults.
 
+pub use crate::ui::{UiCheck, UiSection, UiStep};
 use crate::Invalid;
 use serde::{Deserialize, Serialize};
 
@@ -142,24 +143,6 @@ fn default_health_path() -> String {
 
 fn default_ready_timeout() -> u32 {
     60
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[serde(deny_unknown_fields)]
-pub struct UiSection {
-    #[serde(default)]
-    pub checks: Vec<UiCheck>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[serde(deny_unknown_fields)]
-pub struct UiCheck {
-    pub name: String,
-    pub path: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub expect_text: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -320,21 +303,12 @@ impl PipelineConfig {
                 "browser checks visit the running app; add a [service] section that starts it",
             ));
         }
-        if self.ui.is_some() {
-            return Err(not_runnable("ui", "browser checks"));
-        }
+
         if self.analysis.is_some() {
             return Err(not_runnable("analysis", "static analysis"));
         }
         if let Some(ui) = &self.ui {
-            for check in &ui.checks {
-                if check.name.trim().is_empty() || !check.path.starts_with('/') {
-                    return Err(Invalid::new(
-                        "ui.checks",
-                        "every check needs a name and a path starting with '/'",
-                    ));
-                }
-            }
+            ui.validate()?;
         }
         if let Some(sandbox) = &self.sandbox {
             for (name, value, min, max) in [
@@ -453,7 +427,7 @@ max_attempts = 3
 
     /// The design example without the sections this version cannot run.
     fn runnable_example() -> String {
-        let start = DESIGN_EXAMPLE.find("[[ui.checks]]").unwrap();
+        let start = DESIGN_EXAMPLE.find("[analysis]").unwrap();
         let end = DESIGN_EXAMPLE.find("[merge]").unwrap();
         format!("{}{}", &DESIGN_EXAMPLE[..start], &DESIGN_EXAMPLE[end..])
     }
@@ -463,6 +437,10 @@ max_attempts = 3
         let config = PipelineConfig::from_toml(".slipway.toml", &runnable_example()).unwrap();
         assert_eq!(config.setup.unwrap().cache_key, ["package-lock.json"]);
         assert_eq!(config.service.unwrap().health_path, "/health");
+        assert_eq!(
+            config.ui.unwrap().checks[0].expect_text.as_deref(),
+            Some("Todos")
+        );
         assert_eq!(config.merge.unwrap().method, Some(MergeMethod::Squash));
         assert_eq!(config.fix.unwrap().max_attempts, Some(3));
     }
@@ -470,8 +448,8 @@ max_attempts = 3
     #[test]
     fn sections_this_version_cannot_run_are_refused_with_their_line() {
         let err = PipelineConfig::from_toml(".slipway.toml", DESIGN_EXAMPLE).unwrap_err();
-        assert_eq!(err.line, Some(13), "{err}");
-        assert!(err.message.contains("browser checks cannot run"), "{err}");
+        assert_eq!(err.line, Some(17), "{err}");
+        assert!(err.message.contains("static analysis cannot run"), "{err}");
 
         let no_service =
             "[test]\ncommands = [\"true\"]\n[[ui.checks]]\nname = \"a\"\npath = \"/\"\n";

@@ -182,8 +182,8 @@ pub fn plan(config: &PipelineConfig) -> Vec<(StepName, StepPlan)> {
             configured(config.service.is_some(), "service"),
         ),
         (StepName::Test, configured(config.test.is_some(), "test")),
-        // A configured [ui] or [analysis] is refused when the pipeline is loaded.
-        (StepName::Ui, configured(false, "ui")),
+        (StepName::Ui, configured(config.ui.is_some(), "ui")),
+        // A configured [analysis] or [judge] is refused when the pipeline is loaded.
         (StepName::Analysis, configured(false, "analysis")),
         (StepName::Judge, configured(false, "judge")),
         (

@@ -3,6 +3,7 @@
 
 mod checkout;
 mod commands;
+mod ui;
 
 use crate::logs::LogSink;
 use crate::Inner;
@@ -60,6 +61,8 @@ struct Attempt<'a> {
     project: Project,
     /// What the first step that ended in `error` said: the validation's error.
     first_error: Option<String>,
+    /// Where the deploy step's service listens, in the cell.
+    service_port: Option<u16>,
 }
 
 /// Whether a head fetched from `source` comes from the project's own repository rather than
@@ -165,6 +168,7 @@ pub(crate) async fn execute(
         hidden: repository_on_disk(&project.location),
         project,
         first_error: None,
+        service_port: None,
     };
     let result = run.steps().await;
     let first_error = run.first_error.take();
@@ -260,6 +264,11 @@ impl Attempt<'_> {
                     let (commands, timeout) = (&section.commands, section.timeout_secs);
                     self.commands(name, commands, timeout, section.retries)
                         .await?
+                }
+                StepName::Ui => {
+                    let section = config.ui.as_ref().expect("planned");
+                    self.begin(name).await?;
+                    self.ui(section).await?
                 }
                 other => StepEnd::Error(format!("step {other} has no runner")),
             };

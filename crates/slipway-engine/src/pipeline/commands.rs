@@ -19,7 +19,7 @@ impl Attempt<'_> {
         }
     }
 
-    fn spawn(
+    pub(super) fn spawn(
         &self,
         step: StepName,
         command: &str,
@@ -187,6 +187,7 @@ impl Attempt<'_> {
         ready_secs: u32,
     ) -> anyhow::Result<StepEnd> {
         let port = free_port()?;
+        self.service_port = Some(port);
         let mut env = self.env.clone();
         env.push(("PORT".into(), port.to_string()));
         let update = StepUpdate {
@@ -296,7 +297,7 @@ fn unstarted(command: &str) -> String {
 }
 
 /// A port that was free a moment ago (the service binds it next).
-fn free_port() -> std::io::Result<u16> {
+pub(super) fn free_port() -> std::io::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port())

@@ -1,0 +1,559 @@
+//! One `[[ui.checks]]` in one viewport: open the page on the service, take the steps, meet the
+//! expectations, and gather the evidence a person would look at — a timeline, console errors,
+//! failed and blocked requests, the visible text and a full-page screenshot.
+
+use crate::Browser;
+use chromiumoxide::cdp::browser_protocol::emulation::SetDeviceMetricsOverrideParams;
+use chromiumoxide::cdp::browser_protocol::fetch::{
+    self, ContinueRequestParams, EventRequestPaused, FailRequestParams, RequestPattern,
+};
+use chromiumoxide::cdp::browser_protocol::network::{
+    self, ErrorReason, EventLoadingFailed, EventRequestWillBeSent, EventResponseReceived,
+    ResourceType,
+};
+use chromiumoxide::cdp::js_protocol::runtime::{
+    self, ConsoleApiCalledType, EventConsoleApiCalled, EventExceptionThrown,
+};
+use chromiumoxide::page::ScreenshotParams;
+use futures_util::StreamExt;
+use serde::Serialize;
+use slipway_core::ui::{UiCheck, UiStep};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Where the checks go: the service, and the other hosts its pages may use.
+pub struct Target<'a> {
+    /// `http://127.0.0.1:PORT`, as the browser reaches the service.
+    pub base_url: &'a str,
+    pub allow_hosts: &'a [String],
+}
+
+/// What one check found.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub check: String,
+    pub viewport: String,
+    pub passed: bool,
+    /// The first expectation that failed, in words.
+    pub failure: Option<String>,
+    pub timeline: Vec<StepTime>,
+    /// Errors first.
+    pub console: Vec<ConsoleMessage>,
+    /// Answers of 400 and above, requests that failed, requests blocked.
+    pub requests: Vec<RequestProblem>,
+    /// The status of the page opened.
+    pub status: Option<i64>,
+    pub url: String,
+    pub title: String,
+    /// The page's visible text, trimmed.
+    pub text: String,
+    pub duration_ms: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct StepTime {
+    pub step: String,
+    pub ms: u64,
+    pub ok: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ConsoleMessage {
+    pub level: String,
+    pub text: String,
+    /// `url:line` when the browser says.
+    pub source: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RequestProblem {
+    pub method: String,
+    pub url: String,
+    pub status: Option<i64>,
+    /// Why it failed, or `blocked` (not the service, not an allowed host).
+    pub error: Option<String>,
+}
+
+const TEXT_KEPT: usize = 2_000;
+
+/// What the page's listeners gather while the check runs.
+#[derive(Default)]
+struct Seen {
+    console: Vec<ConsoleMessage>,
+    requests: Vec<RequestProblem>,
+    methods: HashMap<String, (String, String)>,
+    status: Option<i64>,
+}
+
+impl Browser {
+    /// Runs `check` in a new tab of `width`×`height`; the screenshot (PNG) is written to
+    /// `screenshot`. Never fails: what went wrong is in the report.
+    pub async fn check(
+        &self,
+        check: &UiCheck,
+        (width, height): (u32, u32),
+        target: &Target<'_>,
+        timeout: Duration,
+        screenshot: &std::path::Path,
+    ) -> Report {
+        let started = Instant::now();
+        let seen = Arc::new(Mutex::new(Seen::default()));
+        let mut report = Report {
+            check: check.name.clone(),
+            viewport: format!("{width}x{height}"),
+            passed: false,
+            failure: None,
+            timeline: Vec::new(),
+            console: Vec::new(),
+            requests: Vec::new(),
+            status: None,
+            url: String::new(),
+            title: String::new(),
+            text: String::new(),
+            duration_ms: 0,
+        };
+        let page = match self.cdp.new_page("about:blank").await {
+            Ok(page) => page,
+            Err(error) => {
+                report.failure = Some(format!("the browser could not open a tab: {error}"));
+                return report;
+            }
+        };
+        let listeners = listen(&page, target, &seen).await;
+        let run = run(&page, check, (width, height), target, &mut report.timeline);
+        let outcome = match tokio::time::timeout(timeout, run).await {
+            Ok(outcome) => outcome,
+            Err(_) => Err(format!(
+                "the check did not finish within {} s (ui.timeout_secs)",
+                timeout.as_secs()
+            )),
+        };
+        // The page as it is now, whatever happened.
+        report.url = eval::<String>(&page, "location.href")
+            .await
+            .unwrap_or_default();
+        report.title = eval::<String>(&page, "document.title")
+            .await
+            .unwrap_or_default();
+        let text: String = eval(&page, "document.body ? document.body.innerText : ''")
+            .await
+            .unwrap_or_default();
+        report.text = text.split_whitespace().collect::<Vec<_>>().join(" ");
+        report.text = report.text.chars().take(TEXT_KEPT).collect();
+        let selector_found = match &check.expect_selector {
+            Some(selector) => {
+                let test = format!("!!document.querySelector({})", js(selector));
+                eval::<bool>(&page, &test).await.unwrap_or(false)
+            }
+            None => true,
+        };
+        let shot = ScreenshotParams::builder().full_page(true).build();
+        let _ = page.save_screenshot(shot, screenshot).await;
+        for task in listeners {
+            task.abort();
+        }
+        let _ = page.close().await;
+        {
+            let seen = seen.lock().expect("seen lock");
+            report.status = seen.status;
+            report.requests = seen.requests.clone();
+            report.console = seen.console.clone();
+        }
+        report
+            .console
+            .sort_by_key(|m| if m.level == "error" { 0 } else { 1 });
+        report.failure = match outcome {
+            Err(failure) => Some(failure),
+            Ok(()) => expectations(check, &report, selector_found),
+        };
+        report.passed = report.failure.is_none();
+        report.duration_ms = started.elapsed().as_millis() as u64;
+        report
+    }
+}
+
+/// Opens the page and takes the steps; `Err` says the first that failed.
+async fn run(
+    page: &chromiumoxide::Page,
+    check: &UiCheck,
+    (width, height): (u32, u32),
+    target: &Target<'_>,
+    timeline: &mut Vec<StepTime>,
+) -> Result<(), String> {
+    let metrics = SetDeviceMetricsOverrideParams::new(width, height, 1.0, width < 700);
+    page.execute(metrics).await.map_err(|e| e.to_string())?;
+    let url = format!("{}{}", target.base_url, check.path);
+    let started = Instant::now();
+    let opened = page.goto(url.as_str()).await.map(drop);
+    let opened = match opened {
+        Ok(()) => settle(page).await,
+        Err(error) => Err(format!("{url} could not be opened: {error}")),
+    };
+    timeline.push(StepTime {
+        step: format!("open {}", check.path),
+        ms: started.elapsed().as_millis() as u64,
+        ok: opened.is_ok(),
+    });
+    opened?;
+    for step in &check.steps {
+        let started = Instant::now();
+        let done = take(page, step).await;
+        timeline.push(StepTime {
+            step: step.describe(),
+            ms: started.elapsed().as_millis() as u64,
+            ok: done.is_ok(),
+        });
+        done.map_err(|why| format!("step '{}' failed: {why}", step.describe()))?;
+    }
+    Ok(())
+}
+
+async fn take(page: &chromiumoxide::Page, step: &UiStep) -> Result<(), String> {
+    match step {
+        UiStep::Fill { fill, text } => {
+            wait_until(page, &format!("!!document.querySelector({})", js(fill))).await?;
+            let script = format!(
+                "(() => {{ const e = document.querySelector({}); e.focus(); e.value = {}; \
+                 e.dispatchEvent(new Event('input', {{bubbles: true}})); \
+                 e.dispatchEvent(new Event('change', {{bubbles: true}})); return true; }})()",
+                js(fill),
+                js(text)
+            );
+            eval::<bool>(page, &script).await.map(drop)
+        }
+        UiStep::Click { click } => {
+            wait_until(page, &format!("!!document.querySelector({})", js(click))).await?;
+            let element = page
+                .find_element(click.as_str())
+                .await
+                .map_err(|e| format!("no element matches {click}: {e}"))?;
+            element.click().await.map_err(|e| e.to_string())?;
+            // A click may navigate: let the next page load before the next step.
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            settle(page).await
+        }
+        UiStep::WaitFor { wait_for } => match wait_for.strip_prefix("text=") {
+            Some(text) => {
+                let test = format!(
+                    "document.body && document.body.innerText.includes({})",
+                    js(text)
+                );
+                wait_until(page, &test).await
+            }
+            None => wait_until(page, &format!("!!document.querySelector({})", js(wait_for))).await,
+        },
+    }
+}
+
+/// The first expectation the finished page does not meet, in words.
+fn expectations(check: &UiCheck, report: &Report, selector_found: bool) -> Option<String> {
+    let shows = |text: &str| {
+        let head: String = text.chars().take(200).collect();
+        if head.is_empty() {
+            "nothing".to_owned()
+        } else {
+            format!("'{head}'")
+        }
+    };
+    if let Some(expected) = check.expect_status {
+        if report.status != Some(i64::from(expected)) {
+            return Some(format!(
+                "expected status {expected}; the page answered {}",
+                report.status.map_or("nothing".into(), |s| s.to_string())
+            ));
+        }
+    }
+    if let Some(text) = &check.expect_text {
+        if !report.text.contains(text.as_str()) {
+            return Some(format!(
+                "expected text '{text}'; the page shows: {}",
+                shows(&report.text)
+            ));
+        }
+    }
+    if let (Some(selector), false) = (&check.expect_selector, selector_found) {
+        return Some(format!(
+            "expected an element matching {selector}; there is none"
+        ));
+    }
+    if let Some(title) = &check.expect_title {
+        if !report.title.contains(title.as_str()) {
+            return Some(format!(
+                "expected the title '{title}'; it is '{}'",
+                report.title
+            ));
+        }
+    }
+    if let Some(url) = &check.expect_url {
+        if !report.url.ends_with(url.as_str()) {
+            return Some(format!(
+                "expected the URL to end with '{url}'; it is {}",
+                report.url
+            ));
+        }
+    }
+    let errors = report.console.iter().filter(|m| m.level == "error").count();
+    if errors > check.max_console_errors as usize {
+        let first = &report.console[0];
+        return Some(format!(
+            "{errors} console error(s), {} allowed; the first: {}{}",
+            check.max_console_errors,
+            first.text,
+            first
+                .source
+                .as_deref()
+                .map(|s| format!(" ({s})"))
+                .unwrap_or_default()
+        ));
+    }
+    if check.fail_on_http_errors {
+        let bad = report
+            .requests
+            .iter()
+            .find(|r| r.status.is_some_and(|s| s >= 400));
+        if let Some(bad) = bad {
+            return Some(format!(
+                "{} {} answered {}",
+                bad.method,
+                bad.url,
+                bad.status.unwrap_or_default()
+            ));
+        }
+    }
+    None
+}
+
+/// Requests are let through only to the service and the allowed hosts; console messages,
+/// exceptions and failed requests are gathered in `seen`.
+async fn listen(
+    page: &chromiumoxide::Page,
+    target: &Target<'_>,
+    seen: &Arc<Mutex<Seen>>,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    let _ = page.execute(network::EnableParams::default()).await;
+    let _ = page.execute(runtime::EnableParams::default()).await;
+    let pattern = RequestPattern {
+        url_pattern: Some("*".into()),
+        ..Default::default()
+    };
+    let _ = page
+        .execute(fetch::EnableParams {
+            patterns: Some(vec![pattern]),
+            handle_auth_requests: None,
+        })
+        .await;
+    let mut tasks = Vec::new();
+    let service_host = host_of(target.base_url);
+    let allowed: Vec<String> = target.allow_hosts.to_vec();
+    if let Ok(mut paused) = page.event_listener::<EventRequestPaused>().await {
+        let (page, seen) = (page.clone(), seen.clone());
+        tasks.push(tokio::spawn(async move {
+            while let Some(event) = paused.next().await {
+                let host = host_of(&event.request.url);
+                let ok = event.request.url.starts_with("data:")
+                    || host == service_host
+                    || allowed
+                        .iter()
+                        .any(|a| host == *a || host.ends_with(&format!(".{a}")));
+                if ok {
+                    let _ = page
+                        .execute(ContinueRequestParams::new(event.request_id.clone()))
+                        .await;
+                } else {
+                    seen.lock()
+                        .expect("seen lock")
+                        .requests
+                        .push(RequestProblem {
+                            method: event.request.method.clone(),
+                            url: event.request.url.clone(),
+                            status: None,
+                            error: Some(
+                                "blocked: not the service nor an allowed host (ui.allow_hosts)"
+                                    .into(),
+                            ),
+                        });
+                    let fail = FailRequestParams::new(
+                        event.request_id.clone(),
+                        ErrorReason::BlockedByClient,
+                    );
+                    let _ = page.execute(fail).await;
+                }
+            }
+        }));
+    }
+    if let Ok(mut sent) = page.event_listener::<EventRequestWillBeSent>().await {
+        let seen = seen.clone();
+        tasks.push(tokio::spawn(async move {
+            while let Some(event) = sent.next().await {
+                let id = event.request_id.inner().clone();
+                let entry = (event.request.method.clone(), event.request.url.clone());
+                seen.lock().expect("seen lock").methods.insert(id, entry);
+            }
+        }));
+    }
+    if let Ok(mut answers) = page.event_listener::<EventResponseReceived>().await {
+        let seen = seen.clone();
+        tasks.push(tokio::spawn(async move {
+            while let Some(event) = answers.next().await {
+                let mut seen = seen.lock().expect("seen lock");
+                let status = event.response.status;
+                if event.r#type == ResourceType::Document && seen.status.is_none() {
+                    seen.status = Some(status);
+                }
+                if status >= 400 {
+                    let method = seen
+                        .methods
+                        .get(event.request_id.inner())
+                        .map_or("GET".to_owned(), |m| m.0.clone());
+                    seen.requests.push(RequestProblem {
+                        method,
+                        url: event.response.url.clone(),
+                        status: Some(status),
+                        error: None,
+                    });
+                }
+            }
+        }));
+    }
+    if let Ok(mut failures) = page.event_listener::<EventLoadingFailed>().await {
+        let seen = seen.clone();
+        tasks.push(tokio::spawn(async move {
+            while let Some(event) = failures.next().await {
+                if event.error_text.contains("ERR_BLOCKED_BY_CLIENT") {
+                    continue; // listed when it was blocked
+                }
+                let mut seen = seen.lock().expect("seen lock");
+                let (method, url) = seen
+                    .methods
+                    .get(event.request_id.inner())
+                    .cloned()
+                    .unwrap_or_default();
+                seen.requests.push(RequestProblem {
+                    method,
+                    url,
+                    status: None,
+                    error: Some(event.error_text.clone()),
+                });
+            }
+        }));
+    }
+    if let Ok(mut console) = page.event_listener::<EventConsoleApiCalled>().await {
+        let seen = seen.clone();
+        tasks.push(tokio::spawn(async move {
+            while let Some(event) = console.next().await {
+                let level = match event.r#type {
+                    ConsoleApiCalledType::Error | ConsoleApiCalledType::Assert => "error",
+                    ConsoleApiCalledType::Warning => "warning",
+                    _ => continue,
+                };
+                let text = event
+                    .args
+                    .iter()
+                    .map(|a| match (&a.value, &a.description) {
+                        (Some(serde_json::Value::String(s)), _) => s.clone(),
+                        (Some(v), _) => v.to_string(),
+                        (None, Some(d)) => d.clone(),
+                        _ => String::new(),
+                    })
+                    .collect::<Vec<_>>()
+                    .join(" ");
+                let source = event
+                    .stack_trace
+                    .as_ref()
+                    .and_then(|t| t.call_frames.first())
+                    .map(|f| format!("{}:{}", f.url, f.line_number + 1));
+                seen.lock()
+                    .expect("seen lock")
+                    .console
+                    .push(ConsoleMessage {
+                        level: level.into(),
+                        text,
+                        source,
+                    });
+            }
+        }));
+    }
+    if let Ok(mut thrown) = page.event_listener::<EventExceptionThrown>().await {
+        let seen = seen.clone();
+        tasks.push(tokio::spawn(async move {
+            while let Some(event) = thrown.next().await {
+                let details = &event.exception_details;
+                let text = details
+                    .exception
+                    .as_ref()
+                    .and_then(|e| e.description.clone())
+                    .unwrap_or_else(|| details.text.clone());
+                let source = details
+                    .url
+                    .as_ref()
+                    .map(|url| format!("{url}:{}", details.line_number + 1));
+                seen.lock()
+                    .expect("seen lock")
+                    .console
+                    .push(ConsoleMessage {
+                        level: "error".into(),
+                        text,
+                        source,
+                    });
+            }
+        }));
+    }
+    tasks
+}
+
+fn host_of(url: &str) -> String {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    host.rsplit_once(':')
+        .filter(|(_, port)| port.chars().all(|c| c.is_ascii_digit()))
+        .map_or(host, |(h, _)| h)
+        .to_ascii_lowercase()
+}
+
+/// A JavaScript string literal of `text`.
+fn js(text: &str) -> String {
+    serde_json::to_string(text).expect("a string serializes")
+}
+
+async fn eval<T: serde::de::DeserializeOwned>(
+    page: &chromiumoxide::Page,
+    expression: &str,
+) -> Result<T, String> {
+    page.evaluate(expression)
+        .await
+        .map_err(|e| e.to_string())?
+        .into_value()
+        .map_err(|e| e.to_string())
+}
+
+/// Waits (within the check's timeout) until the expression is truthy.
+async fn wait_until(page: &chromiumoxide::Page, expression: &str) -> Result<(), String> {
+    loop {
+        if eval::<bool>(page, &format!("!!({expression})"))
+            .await
+            .unwrap_or(false)
+        {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Waits until the document has loaded.
+async fn settle(page: &chromiumoxide::Page) -> Result<(), String> {
+    wait_until(page, "document.readyState === 'complete'").await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::host_of;
+
+    #[test]
+    fn hosts_are_read_from_urls() {
+        assert_eq!(host_of("http://127.0.0.1:4000/a?b"), "127.0.0.1");
+        assert_eq!(host_of("https://CDN.example.com/x.js"), "cdn.example.com");
+        assert_eq!(host_of("https://u:p@h.example:8443"), "h.example");
+    }
+}

@@ -1,0 +1,333 @@
+//! The ui step: headless Chromium started *in the validation's cell* (confined like the code
+//! it visits, on the cell's network, where the service listens), driven over DevTools through
+//! a one-connection bridge, running every `[[ui.checks]]` in every viewport. Each check's
+//! evidence (JSON) and screenshot are stored as the validation's artifacts.
+
+use super::commands::free_port;
+use super::{Attempt, StepEnd};
+use slipway_browser::{Browser, Report, Target};
+use slipway_core::ui::{viewport, UiSection, DEFAULT_UI_TIMEOUT_SECS};
+use slipway_core::validation::StepName;
+use slipway_sandbox::Process;
+use slipway_store::StepUpdate;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+/// How long Chromium may take to answer on its DevTools port.
+const BROWSER_READY: Duration = Duration::from_secs(20);
+/// Artifacts kept per validation; screenshots beyond are not stored (and the log says so).
+pub(crate) const MAX_ARTIFACT_BYTES: u64 = 50 * 1024 * 1024;
+
+impl Attempt<'_> {
+    pub(super) async fn ui(&mut self, section: &UiSection) -> anyhow::Result<StepEnd> {
+        let Some(port) = self.service_port else {
+            return Ok(StepEnd::Error(
+                "the ui step needs the service the deploy step starts".into(),
+            ));
+        };
+        let chromium =
+            match slipway_browser::chromium() {
+                Ok(path) => path,
+                Err(_) => return Ok(StepEnd::Error(
+                    "Chromium is not installed: apt-get install chromium, or set SLIPWAY_CHROMIUM"
+                        .into(),
+                )),
+            };
+        let started = Instant::now();
+        let (browser, mut process) = match self.start_browser(&chromium).await {
+            Ok(started) => started,
+            Err(error) => {
+                return Ok(StepEnd::Error(format!(
+                    "the browser did not start: {error}"
+                )))
+            }
+        };
+        self.logs.line(
+            StepName::Ui,
+            &format!("browser ready in {} ms", started.elapsed().as_millis()),
+        );
+        let end = self.run_checks(&browser, section, port).await;
+        browser.close().await;
+        process.kill().await;
+        let _ = self
+            .inner
+            .store
+            .forget_process_group(self.id(), process.pgid())
+            .await;
+        end
+    }
+
+    /// Chromium in the cell, and the host's end of its DevTools WebSocket.
+    async fn start_browser(
+        &mut self,
+        chromium: &std::path::Path,
+    ) -> anyhow::Result<(Browser, Process)> {
+        let devtools = free_port()?;
+        let command = format!(
+            "exec '{}' --headless=new --no-sandbox --disable-gpu --disable-dev-shm-usage \
+             --no-first-run --disable-sync --disable-background-networking \
+             --disable-component-update --disable-crash-reporter --disable-extensions \
+             --user-data-dir=/tmp/slipway-browser --remote-debugging-address=127.0.0.1 \
+             --remote-debugging-port={devtools} about:blank 2>/dev/null",
+            chromium.display()
+        );
+        let (process, _follow) = self.spawn(StepName::Ui, &command, &self.env)?;
+        self.inner
+            .store
+            .record_process_group(self.id(), process.pgid())
+            .await?;
+        let cell = self
+            .cell
+            .as_ref()
+            .expect("the cell is made before any command");
+        let deadline = Instant::now() + BROWSER_READY;
+        let ws_path = loop {
+            if let Ok(stream) = cell.connect(devtools).await {
+                if let Ok(path) = websocket_path(stream).await {
+                    break path;
+                }
+            }
+            if Instant::now() > deadline {
+                anyhow::bail!(
+                    "Chromium did not answer on its DevTools port within {BROWSER_READY:?}"
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        // One connection, bridged from the host's loopback into the cell, then closed.
+        let inside = cell.connect(devtools).await?;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let bridge = listener.local_addr()?;
+        tokio::spawn(async move {
+            if let Ok((mut outside, _)) = listener.accept().await {
+                let mut inside = inside;
+                let _ = tokio::io::copy_bidirectional(&mut outside, &mut inside).await;
+            }
+        });
+        let browser = Browser::connect(&format!("ws://{bridge}{ws_path}")).await?;
+        Ok((browser, process))
+    }
+
+    async fn run_checks(
+        &mut self,
+        browser: &Browser,
+        section: &UiSection,
+        port: u16,
+    ) -> anyhow::Result<StepEnd> {
+        let base_url = format!("http://127.0.0.1:{port}");
+        let target = Target {
+            base_url: &base_url,
+            allow_hosts: &section.allow_hosts,
+        };
+        let timeout = Duration::from_secs(
+            section
+                .timeout_secs
+                .unwrap_or(DEFAULT_UI_TIMEOUT_SECS)
+                .into(),
+        );
+        let artifacts = self.artifacts_dir();
+        tokio::fs::create_dir_all(&artifacts).await?;
+        let total = section.checks.len() * section.viewports.len();
+        let (mut done, mut failed) = (0, Vec::new());
+        for size in &section.viewports {
+            let dimensions = viewport(size).expect("validated at load");
+            for check in &section.checks {
+                if self.cancel.is_cancelled() {
+                    return Ok(StepEnd::Cancelled);
+                }
+                let name = artifact_name(&check.name, size);
+                let shot = artifacts.join(format!("{name}.png"));
+                let report = browser
+                    .check(check, dimensions, &target, timeout, &shot)
+                    .await;
+                self.keep_evidence(&artifacts, &name, &report).await;
+                done += 1;
+                for line in evidence_lines(&report) {
+                    self.logs.line(StepName::Ui, &line);
+                }
+                if let Some(failure) = &report.failure {
+                    failed.push(format!("'{}' ({size}): {failure}", check.name));
+                }
+                // Each check's result is live as soon as it is known.
+                let update = StepUpdate {
+                    status: Some(slipway_core::validation::StepStatus::Running),
+                    detail: Some(format!(
+                        "{done} of {total} checks run, {} failed",
+                        failed.len()
+                    )),
+                    ..Default::default()
+                };
+                self.inner
+                    .store
+                    .update_step(self.id(), self.index(StepName::Ui), &update)
+                    .await?;
+            }
+        }
+        Ok(match failed.first() {
+            None => StepEnd::Passed(Some(format!("{total} browser checks passed"))),
+            Some(first) => StepEnd::Failed {
+                exit_code: None,
+                detail: format!("{} of {total} browser checks failed; {first}", failed.len()),
+                retryable: false,
+            },
+        })
+    }
+
+    pub(super) fn artifacts_dir(&self) -> PathBuf {
+        self.inner
+            .config
+            .data_dir
+            .join("artifacts")
+            .join(self.id().to_string())
+    }
+
+    /// Stores the check's evidence next to its screenshot; beyond the cap, the screenshot
+    /// is dropped and the evidence says so.
+    async fn keep_evidence(&self, dir: &std::path::Path, name: &str, report: &Report) {
+        let shot = dir.join(format!("{name}.png"));
+        let used = dir_size(dir);
+        let mut evidence = serde_json::to_value(report).expect("a report serializes");
+        if used > MAX_ARTIFACT_BYTES {
+            let _ = tokio::fs::remove_file(&shot).await;
+            evidence["screenshot"] = serde_json::Value::Null;
+            self.logs.line(
+                StepName::Ui,
+                &format!(
+                    "screenshot of {name} not kept: the validation's artifacts passed {} MiB",
+                    MAX_ARTIFACT_BYTES >> 20
+                ),
+            );
+        } else if tokio::fs::metadata(&shot).await.is_ok() {
+            evidence["screenshot"] = format!("{name}.png").into();
+        }
+        let text = serde_json::to_vec_pretty(&evidence).expect("JSON serializes");
+        if let Err(error) = tokio::fs::write(dir.join(format!("{name}.json")), text).await {
+            tracing::warn!(%error, "ui evidence not stored");
+        }
+    }
+}
+
+/// The evidence as the log shows it (and the agent reads it when asked to fix).
+fn evidence_lines(report: &Report) -> Vec<String> {
+    let mark = if report.passed { "✓" } else { "✗" };
+    let mut lines = vec![format!(
+        "{mark} {} ({}) in {} ms{}",
+        report.check,
+        report.viewport,
+        report.duration_ms,
+        report
+            .failure
+            .as_deref()
+            .map(|f| format!(": {f}"))
+            .unwrap_or_default()
+    )];
+    for step in &report.timeline {
+        let ok = if step.ok { "ok" } else { "FAILED" };
+        lines.push(format!("    {} {} ms {ok}", step.step, step.ms));
+    }
+    for message in &report.console {
+        let source = message
+            .source
+            .as_deref()
+            .map(|s| format!(" ({s})"))
+            .unwrap_or_default();
+        lines.push(format!(
+            "    console {}: {}{source}",
+            message.level, message.text
+        ));
+    }
+    for request in &report.requests {
+        let what = match (request.status, &request.error) {
+            (Some(status), _) => status.to_string(),
+            (None, Some(error)) => error.clone(),
+            _ => String::new(),
+        };
+        lines.push(format!(
+            "    request {} {} → {what}",
+            request.method, request.url
+        ));
+    }
+    if !report.passed {
+        let text: String = report.text.chars().take(500).collect();
+        lines.push(format!("    page {} shows: {text}", report.url));
+    }
+    lines
+}
+
+/// The bytes of the files in `dir` (artifacts are a flat directory).
+fn dir_size(dir: &std::path::Path) -> u64 {
+    std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .flatten()
+                .filter_map(|e| e.metadata().ok())
+                .map(|m| m.len())
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+/// A file name for a check in a viewport: letters, digits and dashes.
+fn artifact_name(check: &str, viewport: &str) -> String {
+    let slug: String = check
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    let slug = slug
+        .split('-')
+        .filter(|s| !s.is_empty())
+        .collect::<Vec<_>>()
+        .join("-");
+    format!("{}-{viewport}", &slug[..slug.len().min(60)])
+}
+
+/// The path of Chromium's DevTools WebSocket, from `GET /json/version`.
+async fn websocket_path(mut stream: tokio::net::TcpStream) -> anyhow::Result<String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    stream
+        .write_all(b"GET /json/version HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+        .await?;
+    // Chromium may keep the connection open: read until the body is whole JSON.
+    let mut answer = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let version: serde_json::Value = loop {
+        let read = tokio::time::timeout(Duration::from_secs(2), stream.read(&mut chunk)).await??;
+        if read == 0 {
+            anyhow::bail!("DevTools closed the connection without an answer");
+        }
+        answer.extend_from_slice(&chunk[..read]);
+        let text = String::from_utf8_lossy(&answer);
+        let body = text
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b)
+            .unwrap_or_default();
+        if let Ok(version) = serde_json::from_str(body) {
+            break version;
+        }
+    };
+    let url = version["webSocketDebuggerUrl"]
+        .as_str()
+        .ok_or_else(|| anyhow::anyhow!("no webSocketDebuggerUrl"))?;
+    let path = url.split_once("://").map(|(_, rest)| rest).unwrap_or(url);
+    Ok(path[path.find('/').unwrap_or(path.len())..].to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::artifact_name;
+
+    #[test]
+    fn artifact_names_are_safe_file_names() {
+        assert_eq!(
+            artifact_name("Register & log in!", "390x844"),
+            "register-log-in-390x844"
+        );
+        assert_eq!(artifact_name("../../etc", "1x1"), "etc-1x1");
+    }
+}
