@@ -401,7 +401,9 @@ async fn listen(
                 if event.r#type == ResourceType::Document && seen.status.is_none() {
                     seen.status = Some(status);
                 }
-                if status >= 400 {
+                // The browser asks for /favicon.ico by itself; a site without one is fine.
+                let favicon = event.response.url.ends_with("/favicon.ico");
+                if status >= 400 && !favicon {
                     let method = seen
                         .methods
                         .get(event.request_id.inner())

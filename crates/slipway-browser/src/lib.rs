@@ -27,7 +27,14 @@ pub struct Browser {
 /// The Chromium to run: `SLIPWAY_CHROMIUM`, else the first of the usual names on `PATH`.
 pub fn chromium() -> anyhow::Result<PathBuf> {
     if let Some(path) = std::env::var_os("SLIPWAY_CHROMIUM") {
-        return Ok(PathBuf::from(path));
+        let path = PathBuf::from(path);
+        if !path.is_file() {
+            bail!(
+                "SLIPWAY_CHROMIUM names {}, which is not a file",
+                path.display()
+            );
+        }
+        return Ok(path);
     }
     let path = std::env::var_os("PATH").unwrap_or_default();
     for name in ["chromium", "chromium-browser", "google-chrome", "chrome"] {

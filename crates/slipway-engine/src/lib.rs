@@ -354,6 +354,15 @@ impl Engine {
         self.record(project, new).await
     }
 
+    /// Where a validation's artifacts (browser checks' evidence and screenshots) are kept.
+    pub fn artifacts_dir(&self, id: ValidationId) -> PathBuf {
+        self.inner
+            .config
+            .data_dir
+            .join("artifacts")
+            .join(id.to_string())
+    }
+
     /// `SLIPWAY_PUBLIC_URL`, when set.
     pub fn public_url(&self) -> Option<&str> {
         self.inner.config.public_url.as_deref()

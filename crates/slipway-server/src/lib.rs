@@ -125,6 +125,11 @@ fn router(state: AppState) -> Router {
         .route("/runs/{id}/cancel", post(runs::cancel))
         .route("/validations/{id}", get(validations::show))
         .route("/validations/{id}/logs", get(validations::logs))
+        .route("/validations/{id}/artifacts", get(validations::artifacts))
+        .route(
+            "/validations/{id}/artifacts/{name}",
+            get(validations::artifact),
+        )
         .route("/validations/{id}/retry", post(validations::retry))
         .route("/validations/{id}/cancel", post(validations::cancel))
         .route("/tokens", get(tokens::list).post(tokens::create))

@@ -13,7 +13,7 @@ use utoipa::{Modify, OpenApi};
         secrets::list, secrets::put, secrets::delete, secrets::import,
         tokens::list, tokens::create, tokens::revoke,
         validations::start, validations::list, validations::show, validations::logs,
-        validations::retry, validations::cancel,
+        validations::retry, validations::cancel, validations::artifacts, validations::artifact,
         pulls::open, pulls::list,
         runs::start, runs::list, runs::show, runs::continue_run, runs::confirm, runs::modify,
         runs::cancel,

@@ -4,6 +4,7 @@
 
 mod ansi;
 mod assets;
+mod checks;
 mod pages;
 mod session;
 
@@ -33,6 +34,7 @@ pub fn router() -> Router<AppState> {
         .route("/runs/{id}/{action}", post(pages::answer_run))
         .route("/validations/{id}", get(pages::validation))
         .route("/validations/{id}/lines", get(pages::earlier_lines))
+        .route("/validations/{id}/artifacts/{name}", get(checks::artifact))
         .route("/validations/{id}/{action}", post(pages::act_on_validation))
         .route("/assets/{file}", get(assets::serve))
 }

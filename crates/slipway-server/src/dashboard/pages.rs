@@ -665,6 +665,7 @@ struct ValidationPage {
     lines: Vec<LineView>,
     first_seq: i64,
     last_seq: i64,
+    checks: Vec<super::checks::CheckView>,
 }
 
 pub async fn validation(
@@ -685,7 +686,9 @@ pub async fn validation(
         .logs_before(v.id, i64::MAX, LOG_TAIL)
         .await
         .map_err(failed)?;
+    let checks = super::checks::checks_of(&state, v.id).await;
     let page = ValidationPage {
+        checks,
         layout,
         project_name: project.name,
         steps: v

@@ -154,6 +154,98 @@ pub async fn logs(
     Ok(Json(LogPage { lines, next_after }))
 }
 
+/// A file a validation kept: a browser check's evidence (JSON) or screenshot (PNG).
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Artifact {
+    pub name: String,
+    pub bytes: u64,
+    pub content_type: &'static str,
+    /// Where to read it (same authentication).
+    pub url: String,
+}
+
+fn content_type(name: &str) -> &'static str {
+    match name.rsplit_once('.').map(|(_, ext)| ext) {
+        Some("png") => "image/png",
+        Some("json") => "application/json",
+        _ => "application/octet-stream",
+    }
+}
+
+/// The validation's artifacts, by name.
+#[utoipa::path(get, path = "/api/v1/validations/{id}/artifacts", tag = "validations",
+    params(("id" = i64, Path)), responses((status = 200, body = Vec<Artifact>), (status = 404, body = ErrorBody)))]
+pub async fn artifacts(
+    caller: Caller,
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<ValidationId>,
+) -> ApiResult<Json<Vec<Artifact>>> {
+    caller.require(Role::Viewer)?;
+    state.store.validation(id).await?;
+    let mut list = Vec::new();
+    if let Ok(mut entries) = tokio::fs::read_dir(state.engine.artifacts_dir(id)).await {
+        while let Ok(Some(entry)) = entries.next_entry().await {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let Ok(meta) = entry.metadata().await else {
+                continue;
+            };
+            if !meta.is_file() {
+                continue;
+            }
+            list.push(Artifact {
+                url: format!("/api/v1/validations/{id}/artifacts/{name}"),
+                content_type: content_type(&name),
+                bytes: meta.len(),
+                name,
+            });
+        }
+    }
+    list.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(Json(list))
+}
+
+/// One artifact's bytes, with its content type.
+#[utoipa::path(get, path = "/api/v1/validations/{id}/artifacts/{name}", tag = "validations",
+    params(("id" = i64, Path), ("name" = String, Path)), responses((status = 200), (status = 404, body = ErrorBody)))]
+pub async fn artifact(
+    caller: Caller,
+    State(state): State<AppState>,
+    axum::extract::Path((id, name)): axum::extract::Path<(i64, String)>,
+) -> ApiResult<axum::response::Response> {
+    caller.require(Role::Viewer)?;
+    read_artifact(&state, ValidationId(id), &name).await
+}
+
+/// An artifact as an HTTP answer; a name that is not a plain file name is not found.
+pub(crate) async fn read_artifact(
+    state: &AppState,
+    id: ValidationId,
+    name: &str,
+) -> ApiResult<axum::response::Response> {
+    use axum::response::IntoResponse;
+    state.store.validation(id).await?;
+    let plain = !name.is_empty()
+        && !name.starts_with('.')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    let missing = || ApiError::not_found(format!("validation {id} has no artifact '{name}'"));
+    if !plain {
+        return Err(missing());
+    }
+    let bytes = tokio::fs::read(state.engine.artifacts_dir(id).join(name))
+        .await
+        .map_err(|_| missing())?;
+    Ok((
+        [
+            (axum::http::header::CONTENT_TYPE, content_type(name)),
+            (axum::http::header::CACHE_CONTROL, "private, max-age=3600"),
+        ],
+        bytes,
+    )
+        .into_response())
+}
+
 /// Validate the same commit again, as a new validation (operator).
 #[utoipa::path(post, path = "/api/v1/validations/{id}/retry", tag = "validations",
     params(("id" = i64, Path)), responses((status = 201, body = ValidationRecord), (status = 404, body = ErrorBody)))]

@@ -1,0 +1,284 @@
+//! The ui step with real Chromium, started in the validation's sandbox, against a fixture web
+//! app the pipeline's `[service]` starts: each check's verdict and its evidence.
+
+use reqwest::Method;
+use serde_json::{json, Value};
+use slipway_testkit::{fixture_repo, Body, TestApp};
+
+/// A small web app: a page with a login form, one with a JavaScript error, one whose API
+/// call answers 500, one that loads a script from another host, and one that never settles.
+const APP: &str = r#"import http.server, os, time
+PAGES = {
+    "/": "<title>Todos</title><h1>Todos</h1><a id='login' href='/login'>Log in</a>",
+    "/login": "<title>Log in</title><form action='/welcome' method='get'><input id='user' name='user'><input type='submit' id='go' value='Go'></form>",
+    "/jserror": "<title>Broken</title><p>Broken page</p><script>console.error('widget failed'); undefinedFunction();</script>",
+    "/apifail": "<title>Api</title><p id='p'>loading</p><script>fetch('/api/data').then(r => document.getElementById('p').textContent = 'status ' + r.status)</script>",
+    "/external": "<title>External</title><p>ads</p><script src='http://tracker.example.com/t.js'></script>",
+    "/slow": "<title>Slow</title><p>slow</p><img src='/never'>",
+}
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        path = self.path.split("?")[0]
+        if path == "/never":
+            time.sleep(600)
+        if path == "/welcome":
+            user = self.path.split("user=")[-1]
+            body, status = "<title>Welcome</title><h1>Welcome, %s</h1>" % user, 200
+        elif path == "/api/data":
+            body, status = "{}", 500
+        elif path in PAGES:
+            body, status = PAGES[path], 200
+        else:
+            body, status = "not found", 404
+        data = body.encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "text/html" if status != 500 else "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+    def log_message(self, *a): pass
+http.server.ThreadingHTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever()
+"#;
+
+const PIPELINE: &str = r##"[service]
+start = "python3 app.py"
+[ui]
+viewports = ["1280x800", "390x844"]
+timeout_secs = 5
+[[ui.checks]]
+name = "log in"
+path = "/"
+steps = [
+  { click = "#login" },
+  { wait_for = "#user" },
+  { fill = "#user", text = "ada" },
+  { click = "#go" },
+  { wait_for = "text=Welcome" },
+]
+expect_text = "Welcome, ada"
+expect_title = "Welcome"
+expect_url = "/welcome?user=ada"
+expect_status = 200
+[[ui.checks]]
+name = "js error"
+path = "/jserror"
+expect_text = "Broken page"
+[[ui.checks]]
+name = "api fails"
+path = "/apifail"
+steps = [{ wait_for = "text=status" }]
+[[ui.checks]]
+name = "external script"
+path = "/external"
+expect_text = "ads"
+[[ui.checks]]
+name = "never settles"
+path = "/slow"
+[[ui.checks]]
+name = "missing text"
+path = "/"
+expect_selector = "#cart"
+"##;
+
+async fn evidence(app: &TestApp, id: i64) -> Vec<Value> {
+    let list = app
+        .api
+        .send(
+            Method::GET,
+            &format!("/api/v1/validations/{id}/artifacts"),
+            Body::None,
+        )
+        .await;
+    assert_eq!(list.status, 200, "{}", list.text);
+    let mut reports = Vec::new();
+    for item in list.body.as_array().unwrap() {
+        let name = item["name"].as_str().unwrap();
+        if name.ends_with(".json") {
+            let file = app
+                .api
+                .send(Method::GET, item["url"].as_str().unwrap(), Body::None)
+                .await;
+            assert_eq!(file.headers["content-type"], "application/json");
+            reports.push(file.body);
+        }
+    }
+    reports
+}
+
+fn report<'a>(reports: &'a [Value], check: &str, viewport: &str) -> &'a Value {
+    reports
+        .iter()
+        .find(|r| r["check"] == check && r["viewport"] == viewport)
+        .unwrap_or_else(|| panic!("no report of {check} at {viewport}: {reports:#?}"))
+}
+
+#[tokio::test]
+async fn browser_checks_give_their_verdicts_with_the_evidence() {
+    let app = TestApp::spawn().await;
+    let repo = app.data_dir.path().join("web");
+    fixture_repo(&repo, &[("app.py", APP), (".slipway.toml", PIPELINE)]);
+    let project = app
+        .api
+        .create_project(&json!({"name": "web", "repo": repo.display().to_string()}))
+        .await
+        .body["id"]
+        .as_i64()
+        .unwrap();
+    let started = app
+        .api
+        .start_validation(project, &json!({"branch": "main"}))
+        .await;
+    let id = started.body["id"].as_i64().unwrap();
+    let done = app.api.finished_validation(id).await;
+    assert_eq!(done["status"], "failed", "{done}");
+    let ui = &done["steps"][5];
+    assert_eq!(ui["name"], "ui");
+    assert_eq!(ui["status"], "failed");
+    assert!(
+        ui["detail"]
+            .as_str()
+            .unwrap()
+            .contains("8 of 12 browser checks failed"),
+        "{ui}"
+    );
+
+    let reports = evidence(&app, id).await;
+    assert_eq!(reports.len(), 12, "6 checks in 2 viewports");
+    for viewport in ["1280x800", "390x844"] {
+        let login = report(&reports, "log in", viewport);
+        assert_eq!(login["passed"], true, "{login:#}");
+        assert_eq!(login["timeline"].as_array().unwrap().len(), 6);
+        assert!(login["screenshot"].as_str().unwrap().ends_with(".png"));
+    }
+    let js = report(&reports, "js error", "1280x800");
+    assert_eq!(js["passed"], false);
+    let failure = js["failure"].as_str().unwrap();
+    assert!(failure.contains("console error"), "{failure}");
+    let console = js["console"].as_array().unwrap();
+    assert!(console
+        .iter()
+        .any(|m| m["text"].as_str().unwrap().contains("widget failed")));
+    assert!(
+        console
+            .iter()
+            .any(|m| m["text"].as_str().unwrap().contains("undefinedFunction")),
+        "{console:#?}"
+    );
+
+    let api = report(&reports, "api fails", "1280x800");
+    assert_eq!(api["passed"], false);
+    assert!(
+        api["failure"]
+            .as_str()
+            .unwrap()
+            .contains("/api/data answered 500"),
+        "{api:#}"
+    );
+
+    let external = report(&reports, "external script", "1280x800");
+    assert_eq!(
+        external["passed"], true,
+        "a blocked script does not fail the check: {external:#}"
+    );
+    let blocked = &external["requests"][0];
+    assert_eq!(blocked["url"], "http://tracker.example.com/t.js");
+    assert!(blocked["error"].as_str().unwrap().starts_with("blocked"));
+
+    let slow = report(&reports, "never settles", "1280x800");
+    assert!(
+        slow["failure"].as_str().unwrap().contains("within 5 s"),
+        "{slow:#}"
+    );
+
+    let missing = report(&reports, "missing text", "390x844");
+    assert_eq!(
+        missing["failure"],
+        "expected an element matching #cart; there is none"
+    );
+
+    // The log carries the evidence the agent would be given.
+    let log = app.api.validation_logs(id, "step=ui").await.text;
+    assert!(log.contains("console error: widget failed"), "{log}");
+    assert!(
+        log.contains("request GET http://tracker.example.com/t.js"),
+        "{log}"
+    );
+
+    // Screenshots are real PNGs, behind the same authentication.
+    let shot = login_shot(&reports);
+    let png = app
+        .api
+        .send(
+            Method::GET,
+            &format!("/api/v1/validations/{id}/artifacts/{shot}"),
+            Body::None,
+        )
+        .await;
+    assert_eq!(png.headers["content-type"], "image/png");
+    let anonymous = app.api_with(None);
+    let refused = anonymous
+        .send(
+            Method::GET,
+            &format!("/api/v1/validations/{id}/artifacts/{shot}"),
+            Body::None,
+        )
+        .await;
+    assert_eq!(refused.status, 401);
+    let sneaky = app
+        .api
+        .send(
+            Method::GET,
+            &format!("/api/v1/validations/{id}/artifacts/..%2F..%2Fslipway.db"),
+            Body::None,
+        )
+        .await;
+    assert_eq!(sneaky.status, 404);
+    assert_eq!(
+        slipway_testkit::processes_with("--remote-debugging-port="),
+        0,
+        "no browser left"
+    );
+}
+
+fn login_shot(reports: &[Value]) -> String {
+    report(reports, "log in", "1280x800")["screenshot"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn without_chromium_a_configured_ui_step_is_an_error_never_a_pass() {
+    let app = TestApp::spawn_with(|_| {}).await;
+    let repo = app.data_dir.path().join("web");
+    let pipeline = "[service]\nstart = \"python3 app.py\"\n[test]\ncommands = [\"true\"]\n[[ui.checks]]\nname = \"home\"\npath = \"/\"\n";
+    fixture_repo(&repo, &[("app.py", APP), (".slipway.toml", pipeline)]);
+    let project = app
+        .api
+        .create_project(&json!({"name": "web", "repo": repo.display().to_string()}))
+        .await
+        .body["id"]
+        .as_i64()
+        .unwrap();
+    // SAFETY (test): the variable is read by this process's engine only when the step runs.
+    unsafe { std::env::set_var("SLIPWAY_CHROMIUM", "/nonexistent/chromium") };
+    let started = app
+        .api
+        .start_validation(project, &json!({"branch": "main"}))
+        .await;
+    let done = app
+        .api
+        .finished_validation(started.body["id"].as_i64().unwrap())
+        .await;
+    unsafe { std::env::remove_var("SLIPWAY_CHROMIUM") };
+    assert_eq!(done["status"], "error", "{done}");
+    let ui = &done["steps"][5];
+    assert_eq!(ui["status"], "error");
+    assert!(
+        ui["detail"]
+            .as_str()
+            .unwrap()
+            .contains("apt-get install chromium"),
+        "{ui}"
+    );
+}
