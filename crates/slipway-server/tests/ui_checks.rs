@@ -234,7 +234,7 @@ async fn browser_checks_give_their_verdicts_with_the_evidence() {
         .await;
     assert_eq!(sneaky.status, 404);
     assert_eq!(
-        slipway_testkit::processes_with("--remote-debugging-port="),
+        slipway_testkit::processes_with("--user-data-dir=/tmp/slipway-browser"),
         0,
         "no browser left"
     );
@@ -281,4 +281,36 @@ async fn without_chromium_a_configured_ui_step_is_an_error_never_a_pass() {
             .contains("apt-get install chromium"),
         "{ui}"
     );
+}
+
+#[tokio::test]
+async fn cancelling_mid_check_leaves_no_browser_behind() {
+    let app = TestApp::spawn().await;
+    let repo = app.data_dir.path().join("web");
+    let pipeline = "[service]\nstart = \"python3 app.py\"\n[ui]\ntimeout_secs = 120\n[[ui.checks]]\nname = \"slow\"\npath = \"/slow\"\n";
+    fixture_repo(&repo, &[("app.py", APP), (".slipway.toml", pipeline)]);
+    let project = app
+        .api
+        .create_project(&json!({"name": "web", "repo": repo.display().to_string()}))
+        .await
+        .body["id"]
+        .as_i64()
+        .unwrap();
+    let started = app.api.start_validation(project, &json!({"branch": "main"})).await;
+    let id = started.body["id"].as_i64().unwrap();
+    for _ in 0..400 {
+        let record = app.api.validation(id).await.body;
+        if record["steps"][5]["status"] == "running"
+            && slipway_testkit::processes_with("--user-data-dir=/tmp/slipway-browser") > 0
+        {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(slipway_testkit::processes_with("--user-data-dir=/tmp/slipway-browser") > 0, "the browser runs");
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    app.api.cancel_validation(id).await;
+    let done = app.api.finished_validation(id).await;
+    assert_eq!(done["status"], "cancelled", "{done}");
+    assert_eq!(slipway_testkit::processes_with("--user-data-dir=/tmp/slipway-browser"), 0, "no browser left");
 }

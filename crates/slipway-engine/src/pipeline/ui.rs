@@ -47,6 +47,7 @@ impl Attempt<'_> {
             &format!("browser ready in {} ms", started.elapsed().as_millis()),
         );
         let end = self.run_checks(&browser, section, port).await;
+        // Killed with its cell in any case (cancel, timeout, crash); here as soon as done.
         browser.close().await;
         process.kill().await;
         let _ = self
@@ -137,9 +138,10 @@ impl Attempt<'_> {
                 }
                 let name = artifact_name(&check.name, size);
                 let shot = artifacts.join(format!("{name}.png"));
-                let report = browser
-                    .check(check, dimensions, &target, timeout, &shot)
-                    .await;
+                let report = tokio::select! {
+                    report = browser.check(check, dimensions, &target, timeout, &shot) => report,
+                    _ = self.cancel.cancelled() => return Ok(StepEnd::Cancelled),
+                };
                 self.keep_evidence(&artifacts, &name, &report).await;
                 done += 1;
                 for line in evidence_lines(&report) {
