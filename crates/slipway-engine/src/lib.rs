@@ -50,6 +50,9 @@ pub struct EngineConfig {
     pub validation_timeout: Duration,
     /// Where setup snapshots are kept (default: `snapshots` in the data directory).
     pub snapshot_dir: PathBuf,
+    /// How long validations' artifacts (screenshots, browser evidence) are kept (default 14
+    /// days; `SLIPWAY_ARTIFACT_RETENTION_DAYS`).
+    pub artifact_retention: Duration,
     pub snapshot_cap_bytes: u64,
     pub isolation: Isolation,
     /// `GITHUB_TOKEN`, for checking out GitHub repositories.
@@ -72,6 +75,7 @@ impl EngineConfig {
     pub fn new(data_dir: PathBuf) -> Self {
         Self {
             snapshot_dir: data_dir.join("snapshots"),
+            artifact_retention: Duration::from_secs(14 * 24 * 3_600),
             data_dir,
             max_concurrent: 2,
             validation_timeout: Duration::from_secs(3_600),
@@ -250,7 +254,28 @@ impl Engine {
                 )
                 .await?;
         }
+        self.prune_artifacts().await;
         Ok(())
+    }
+
+    /// Removes the artifacts of validations older than the retention (at start).
+    pub async fn prune_artifacts(&self) {
+        let root = self.inner.config.data_dir.join("artifacts");
+        let Ok(mut entries) = tokio::fs::read_dir(&root).await else {
+            return;
+        };
+        let retention = self.inner.config.artifact_retention;
+        while let Ok(Some(entry)) = entries.next_entry().await {
+            let old = entry
+                .metadata()
+                .await
+                .and_then(|m| m.modified())
+                .map(|modified| modified.elapsed().unwrap_or_default() > retention)
+                .unwrap_or(false);
+            if old {
+                let _ = tokio::fs::remove_dir_all(entry.path()).await;
+            }
+        }
     }
 
     /// Records and queues a validation of `target` in `project`. A newer commit of the same

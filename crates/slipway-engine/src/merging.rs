@@ -408,6 +408,16 @@ fn table(validation: &ValidationRecord, summary: &str, link: Option<&str>) -> St
     }
     if let Some(link) = link {
         text.push_str(&format!("\n[Full log]({link})\n"));
+        let ui_ran = validation.steps.iter().any(|s| {
+            s.name == slipway_core::validation::StepName::Ui
+                && matches!(s.status, StepStatus::Passed | StepStatus::Failed)
+        });
+        if ui_ran {
+            let page = link.replacen("/api/v1/validations/", "/validations/", 1);
+            text.push_str(&format!(
+                "[Browser checks: screenshots, console and requests]({page})\n"
+            ));
+        }
     }
     text
 }

@@ -296,7 +296,10 @@ async fn cancelling_mid_check_leaves_no_browser_behind() {
         .body["id"]
         .as_i64()
         .unwrap();
-    let started = app.api.start_validation(project, &json!({"branch": "main"})).await;
+    let started = app
+        .api
+        .start_validation(project, &json!({"branch": "main"}))
+        .await;
     let id = started.body["id"].as_i64().unwrap();
     for _ in 0..400 {
         let record = app.api.validation(id).await.body;
@@ -307,10 +310,39 @@ async fn cancelling_mid_check_leaves_no_browser_behind() {
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
-    assert!(slipway_testkit::processes_with("--user-data-dir=/tmp/slipway-browser") > 0, "the browser runs");
+    assert!(
+        slipway_testkit::processes_with("--user-data-dir=/tmp/slipway-browser") > 0,
+        "the browser runs"
+    );
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     app.api.cancel_validation(id).await;
     let done = app.api.finished_validation(id).await;
     assert_eq!(done["status"], "cancelled", "{done}");
-    assert_eq!(slipway_testkit::processes_with("--user-data-dir=/tmp/slipway-browser"), 0, "no browser left");
+    assert_eq!(
+        slipway_testkit::processes_with("--user-data-dir=/tmp/slipway-browser"),
+        0,
+        "no browser left"
+    );
+}
+
+#[tokio::test]
+async fn artifacts_older_than_the_retention_are_pruned() {
+    let app = TestApp::spawn_with(|config| {
+        config.artifact_retention = std::time::Duration::from_secs(3_600);
+    })
+    .await;
+    let root = app.data_dir.path().join("artifacts");
+    let (old, new) = (root.join("7"), root.join("8"));
+    for dir in [&old, &new] {
+        std::fs::create_dir_all(dir).unwrap();
+        std::fs::write(dir.join("home-1280x800.png"), b"png").unwrap();
+    }
+    let two_hours_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(7_200);
+    std::fs::File::open(&old)
+        .unwrap()
+        .set_modified(two_hours_ago)
+        .unwrap();
+    app.engine.prune_artifacts().await;
+    assert!(!old.exists(), "older than the retention: removed");
+    assert!(new.exists(), "recent: kept");
 }

@@ -173,6 +173,17 @@ async fn serve(config: Config) -> Result<(), Failure> {
     }
     let mut engine_config = EngineConfig::new(config.data_dir.clone());
     engine_config.max_concurrent = config.max_concurrent_validations;
+    if let Some(days) = std::env::var("SLIPWAY_ARTIFACT_RETENTION_DAYS")
+        .ok()
+        .filter(|d| !d.is_empty())
+    {
+        let days: u64 = days.parse().ok().filter(|d| (1..=3_650).contains(d)).ok_or_else(|| {
+            refused(anyhow::anyhow!(
+                "invalid value '{days}' for SLIPWAY_ARTIFACT_RETENTION_DAYS: expected a whole number of days from 1 to 3650"
+            ))
+        })?;
+        engine_config.artifact_retention = std::time::Duration::from_secs(days * 24 * 3_600);
+    }
     engine_config.github_token = std::env::var("GITHUB_TOKEN").ok().filter(|t| !t.is_empty());
     engine_config.public_url = std::env::var("SLIPWAY_PUBLIC_URL")
         .ok()
