@@ -87,7 +87,7 @@ struct Seen {
 }
 
 impl Browser {
-    /// Runs `check` in a new tab of `width`×`height`; the screenshot (PNG) is written to
+    /// Runs `check` in a fresh tab of the viewport's size; the screenshot (PNG) is written to
     /// `screenshot`. Never fails: what went wrong is in the report.
     pub async fn check(
         &self,
@@ -97,7 +97,10 @@ impl Browser {
         timeout: Duration,
         screenshot: &std::path::Path,
     ) -> Report {
+        // A new tab per check. (Opening the next one during a check was tried: Chromium's
+        // concurrent target creation disturbed the running check's navigations.)
         let started = Instant::now();
+        let page = self.cdp.new_page("about:blank").await;
         let seen = Arc::new(Mutex::new(Seen::default()));
         let mut report = Report {
             check: check.name.clone(),
@@ -113,7 +116,7 @@ impl Browser {
             text: String::new(),
             duration_ms: 0,
         };
-        let page = match self.cdp.new_page("about:blank").await {
+        let page = match page {
             Ok(page) => page,
             Err(error) => {
                 report.failure = Some(format!("the browser could not open a tab: {error}"));
@@ -130,24 +133,23 @@ impl Browser {
             )),
         };
         // The page as it is now, whatever happened.
-        report.url = eval::<String>(&page, "location.href")
-            .await
-            .unwrap_or_default();
-        report.title = eval::<String>(&page, "document.title")
-            .await
-            .unwrap_or_default();
-        let text: String = eval(&page, "document.body ? document.body.innerText : ''")
-            .await
-            .unwrap_or_default();
-        report.text = text.split_whitespace().collect::<Vec<_>>().join(" ");
+        // One round trip for all of it.
+        let selector = check.expect_selector.as_deref().map_or("null".into(), js);
+        let state = format!(
+            "(() => {{ const s = {selector}; return {{ url: location.href, title: document.title, \
+             text: document.body ? document.body.innerText : '', \
+             found: s === null || !!document.querySelector(s) }}; }})()"
+        );
+        let state: serde_json::Value = eval(&page, &state).await.unwrap_or_default();
+        let field = |key: &str| state[key].as_str().unwrap_or_default().to_owned();
+        report.url = field("url");
+        report.title = field("title");
+        report.text = field("text")
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
         report.text = report.text.chars().take(TEXT_KEPT).collect();
-        let selector_found = match &check.expect_selector {
-            Some(selector) => {
-                let test = format!("!!document.querySelector({})", js(selector));
-                eval::<bool>(&page, &test).await.unwrap_or(false)
-            }
-            None => true,
-        };
+        let selector_found = state["found"] != false;
         let shot = ScreenshotParams::builder().full_page(true).build();
         let _ = page.save_screenshot(shot, screenshot).await;
         for task in listeners {
@@ -539,7 +541,7 @@ async fn wait_until(page: &chromiumoxide::Page, expression: &str) -> Result<(), 
         {
             return Ok(());
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
 

@@ -44,7 +44,7 @@ const PIPELINE: &str = r##"[service]
 start = "python3 app.py"
 [ui]
 viewports = ["1280x800", "390x844"]
-timeout_secs = 5
+timeout_secs = 60
 [[ui.checks]]
 name = "log in"
 path = "/"
@@ -71,9 +71,6 @@ steps = [{ wait_for = "text=status" }]
 name = "external script"
 path = "/external"
 expect_text = "ads"
-[[ui.checks]]
-name = "never settles"
-path = "/slow"
 [[ui.checks]]
 name = "missing text"
 path = "/"
@@ -138,12 +135,12 @@ async fn browser_checks_give_their_verdicts_with_the_evidence() {
         ui["detail"]
             .as_str()
             .unwrap()
-            .contains("8 of 12 browser checks failed"),
+            .contains("6 of 10 browser checks failed"),
         "{ui}"
     );
 
     let reports = evidence(&app, id).await;
-    assert_eq!(reports.len(), 12, "6 checks in 2 viewports");
+    assert_eq!(reports.len(), 10, "5 checks in 2 viewports");
     for viewport in ["1280x800", "390x844"] {
         let login = report(&reports, "log in", viewport);
         assert_eq!(login["passed"], true, "{login:#}");
@@ -183,12 +180,6 @@ async fn browser_checks_give_their_verdicts_with_the_evidence() {
     let blocked = &external["requests"][0];
     assert_eq!(blocked["url"], "http://tracker.example.com/t.js");
     assert!(blocked["error"].as_str().unwrap().starts_with("blocked"));
-
-    let slow = report(&reports, "never settles", "1280x800");
-    assert!(
-        slow["failure"].as_str().unwrap().contains("within 5 s"),
-        "{slow:#}"
-    );
 
     let missing = report(&reports, "missing text", "390x844");
     assert_eq!(
@@ -345,4 +336,36 @@ async fn artifacts_older_than_the_retention_are_pruned() {
     app.engine.prune_artifacts().await;
     assert!(!old.exists(), "older than the retention: removed");
     assert!(new.exists(), "recent: kept");
+}
+
+#[tokio::test]
+async fn a_page_that_never_settles_fails_at_the_check_timeout() {
+    let app = TestApp::spawn().await;
+    let repo = app.data_dir.path().join("web");
+    let pipeline = "[service]\nstart = \"python3 app.py\"\n[ui]\ntimeout_secs = 3\n[[ui.checks]]\nname = \"never settles\"\npath = \"/slow\"\n";
+    fixture_repo(&repo, &[("app.py", APP), (".slipway.toml", pipeline)]);
+    let project = app
+        .api
+        .create_project(&json!({"name": "web", "repo": repo.display().to_string()}))
+        .await
+        .body["id"]
+        .as_i64()
+        .unwrap();
+    let started = app
+        .api
+        .start_validation(project, &json!({"branch": "main"}))
+        .await;
+    let id = started.body["id"].as_i64().unwrap();
+    let done = app.api.finished_validation(id).await;
+    assert_eq!(done["status"], "failed", "{done}");
+    let reports = evidence(&app, id).await;
+    let slow = report(&reports, "never settles", "1280x800");
+    assert!(
+        slow["failure"].as_str().unwrap().contains("within 3 s"),
+        "{slow:#}"
+    );
+    assert!(
+        slow["screenshot"].as_str().is_some(),
+        "a screenshot at the failure"
+    );
 }

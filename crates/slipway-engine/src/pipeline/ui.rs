@@ -42,11 +42,14 @@ impl Attempt<'_> {
                 )))
             }
         };
-        self.logs.line(
-            StepName::Ui,
-            &format!("browser ready in {} ms", started.elapsed().as_millis()),
-        );
-        let end = self.run_checks(&browser, section, port).await;
+        let ready = format!("browser ready in {} ms", started.elapsed().as_millis());
+        self.logs.line(StepName::Ui, &ready);
+        let end = match self.run_checks(&browser, section, port).await {
+            Ok(StepEnd::Passed(Some(detail))) => {
+                Ok(StepEnd::Passed(Some(format!("{detail} ({ready})"))))
+            }
+            other => other,
+        };
         // Killed with its cell in any case (cancel, timeout, crash); here as soon as done.
         browser.close().await;
         process.kill().await;
@@ -149,6 +152,9 @@ impl Attempt<'_> {
                 }
                 if let Some(failure) = &report.failure {
                     failed.push(format!("'{}' ({size}): {failure}", check.name));
+                    let shot = format!("/api/v1/validations/{}/artifacts/{name}.png", self.id());
+                    self.logs
+                        .line(StepName::Ui, &format!("    screenshot: {shot}"));
                 }
                 // Each check's result is live as soon as it is known.
                 let update = StepUpdate {
