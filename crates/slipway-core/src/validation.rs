@@ -164,8 +164,9 @@ pub enum StepPlan {
     Skip(String),
 }
 
-/// The plan for every step of a pipeline, in order.
-pub fn plan(config: &PipelineConfig) -> Vec<(StepName, StepPlan)> {
+/// The plan for every step of a pipeline, in order; a pull request's merge is decided after
+/// its verdict.
+pub fn plan(config: &PipelineConfig, pull_request: bool) -> Vec<(StepName, StepPlan)> {
     let configured = |present: bool, what: &str| {
         if present {
             StepPlan::Run
@@ -188,9 +189,11 @@ pub fn plan(config: &PipelineConfig) -> Vec<(StepName, StepPlan)> {
         (StepName::Judge, configured(false, "judge")),
         (
             StepName::Merge,
-            StepPlan::Skip(
-                "merging needs a pull request on a forge; this validation has none".into(),
-            ),
+            StepPlan::Skip(if pull_request {
+                "decided after the verdict, by the merge controller".into()
+            } else {
+                "merging needs a pull request on a forge; this validation has none".into()
+            }),
         ),
     ]
 }
@@ -239,7 +242,7 @@ mod tests {
             }),
             ..Default::default()
         };
-        let plan = plan(&config);
+        let plan = plan(&config, false);
         assert_eq!(plan.len(), 9);
         assert_eq!(plan[0], (StepName::Checkout, StepPlan::Run));
         assert!(matches!(&plan[2], (StepName::Build, StepPlan::Skip(r)) if r.contains("[build]")));

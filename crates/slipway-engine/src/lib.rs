@@ -472,7 +472,7 @@ impl Engine {
         // Until checkout reads the repository's pipeline, the settings' plan stands in.
         let settings = self.inner.store.settings(project.id).await?;
         let defaults = slipway_core::pipeline_source::from_settings(&settings).unwrap_or_default();
-        new.plan = validation::plan(&defaults);
+        new.plan = validation::plan(&defaults, new.pr.is_some());
         let created = self.inner.store.create_validation(&new).await?;
         for older in created.superseded {
             tracing::info!(validation = %older, by = %created.validation.id, "superseded by a newer commit");

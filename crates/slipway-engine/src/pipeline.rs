@@ -226,7 +226,7 @@ impl Attempt<'_> {
         let Some(ChosenPipeline { config, source, .. }) = self.checkout().await? else {
             return Ok((self.statuses.clone(), None));
         };
-        let plan = validation::plan(&config);
+        let plan = validation::plan(&config, self.record.pr.is_some());
         self.inner.store.set_plan(self.id(), source, &plan).await?;
         self.enter_cell(&config).await?;
         for (name, step) in plan.iter().skip(1) {

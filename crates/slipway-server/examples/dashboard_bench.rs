@@ -37,7 +37,7 @@ async fn main() {
             .await;
         assert_eq!(reply.status, 201, "{}", reply.text);
     }
-    let steps = plan(&PipelineConfig::default());
+    let steps = plan(&PipelineConfig::default(), false);
     for n in 0..1000 {
         let project = ProjectId(1 + n % 100);
         let created = app

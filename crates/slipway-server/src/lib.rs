@@ -101,7 +101,9 @@ fn router(state: AppState) -> Router {
         )
         .route(
             "/projects/{id}/settings",
-            get(settings::show).put(settings::replace),
+            get(settings::show)
+                .put(settings::replace)
+                .patch(settings::patch),
         )
         .route("/projects/{id}/secrets", get(secrets::list))
         .route(

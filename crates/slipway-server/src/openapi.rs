@@ -9,7 +9,7 @@ use utoipa::{Modify, OpenApi};
     info(title = "Slipway API", description = "Goal in plain words to a validated, merged pull request."),
     paths(
         projects::list, projects::create, projects::show, projects::update, projects::delete,
-        settings::show, settings::replace,
+        settings::show, settings::replace, settings::patch,
         secrets::list, secrets::put, secrets::delete, secrets::import,
         tokens::list, tokens::create, tokens::revoke,
         validations::start, validations::list, validations::show, validations::logs,

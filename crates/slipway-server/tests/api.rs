@@ -686,3 +686,54 @@ async fn a_test_passing_only_on_a_retry_is_flaky_in_the_api_and_the_metrics() {
     let metrics = app.api.metrics().await.text;
     assert!(metrics.contains("slipway_flaky_steps_total 1"), "{metrics}");
 }
+
+#[tokio::test]
+async fn a_settings_patch_changes_only_the_fields_sent() {
+    let app = TestApp::spawn().await;
+    let project = app.project("patched").await;
+    let full = json!({"repository_rules": "Use tabs.", "planning_statement": "Plan first.",
+                      "auto_merge": true, "merge_method": "squash"});
+    assert_eq!(
+        app.api.put_settings(project, &full).await.status,
+        StatusCode::OK
+    );
+    let path = format!("/api/v1/projects/{project}/settings");
+    let agent = json!({"agent": {"kind": "command", "command": "sh agent.sh", "plan_mode": false}});
+    let patched = app.api.send(Method::PATCH, &path, Body::Json(&agent)).await;
+    assert_eq!(patched.status, StatusCode::OK, "{}", patched.text);
+    let settings = app.api.settings(project).await.body;
+    assert_eq!(settings["agent"]["command"], "sh agent.sh");
+    assert_eq!(settings["repository_rules"], "Use tabs.");
+    assert_eq!(settings["planning_statement"], "Plan first.");
+    assert_eq!(settings["auto_merge"], true);
+    assert_eq!(settings["merge_method"], "squash");
+    // null: back to the default; nested objects merge.
+    let reset = json!({"auto_merge": null, "setup_commands": {"commands": ["npm ci"]}});
+    let patched = app.api.send(Method::PATCH, &path, Body::Json(&reset)).await;
+    assert_eq!(patched.status, StatusCode::OK, "{}", patched.text);
+    assert_eq!(patched.body["auto_merge"], false);
+    assert_eq!(
+        patched.body["setup_commands"]["commands"],
+        json!(["npm ci"])
+    );
+    assert_eq!(patched.body["repository_rules"], "Use tabs.");
+    // Bad fields are refused and nothing changes.
+    let bad = json!({"auto_merge": "yes"});
+    let refused = app.api.send(Method::PATCH, &path, Body::Json(&bad)).await;
+    assert_eq!(
+        refused.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        refused.text
+    );
+    let unknown = json!({"colour": "blue"});
+    let refused = app
+        .api
+        .send(Method::PATCH, &path, Body::Json(&unknown))
+        .await;
+    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(
+        app.api.settings(project).await.body["setup_commands"]["commands"],
+        json!(["npm ci"])
+    );
+}

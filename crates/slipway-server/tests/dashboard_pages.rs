@@ -359,3 +359,66 @@ async fn save_and_run_setup_runs_exactly_the_typed_commands_and_they_serve_a_rep
     assert_eq!(done["status"], "passed", "{done}");
     assert_eq!(done["pipeline_source"], "project_settings");
 }
+
+#[tokio::test]
+async fn the_agent_is_chosen_in_the_settings_dialog_and_a_finished_validation_offers_no_cancel() {
+    let app = TestApp::spawn().await;
+    let repo = local_repo(&app);
+    app.api
+        .create_project(&json!({"name": "shop", "repo": repo}))
+        .await;
+    app.api
+        .put_settings(
+            1,
+            &json!({"repository_rules": "Keep it small.", "auto_merge": true}),
+        )
+        .await;
+    let visitor = Visitor::sign_in(&app, ADMIN_TOKEN).await.unwrap();
+    let (_, html) = visitor.get("/projects/1").await;
+    assert!(
+        html.contains("id=\"agent_kind\""),
+        "the dialog offers the agent"
+    );
+    let csrf = visitor.csrf("/projects/1").await;
+    let mut form = vec![
+        ("csrf", csrf.as_str()),
+        ("repository_rules", "Keep it small."),
+        ("setup_branch", "main"),
+        ("setup_commands", ""),
+        ("planning_statement", ""),
+        ("auto_merge", "on"),
+        ("agent_kind", "command"),
+        ("agent_command", "sh /var/tmp/agent.sh"),
+        ("agent_plan_mode", "on"),
+    ];
+    let (status, _) = visitor.post("/projects/1/settings", &form).await;
+    assert_eq!(status, 303);
+    let settings = app.api.settings(1).await.body;
+    assert_eq!(
+        settings["agent"],
+        json!({"kind": "command", "command": "sh /var/tmp/agent.sh", "plan_mode": true})
+    );
+    assert_eq!(settings["repository_rules"], "Keep it small.");
+    assert_eq!(settings["auto_merge"], true);
+    // A command agent without its command is refused, and nothing changes.
+    form[7] = ("agent_command", "  ");
+    let (status, location) = visitor.post("/projects/1/settings", &form).await;
+    assert_eq!(status, 303);
+    assert!(location.contains("error="), "{location}");
+    assert_eq!(
+        app.api.settings(1).await.body["agent"]["command"],
+        "sh /var/tmp/agent.sh"
+    );
+
+    let started = app
+        .api
+        .start_validation(1, &json!({"branch": "main"}))
+        .await;
+    let id = started.body["id"].as_i64().unwrap();
+    app.api.finished_validation(id).await;
+    let (_, page) = visitor.get(&format!("/validations/{id}")).await;
+    assert!(
+        !page.contains("id=\"cancel-validation\""),
+        "finished: no Cancel"
+    );
+}

@@ -13,6 +13,7 @@ use slipway_core::dotenv::{self, DotenvLine};
 use slipway_core::prompt::Goal;
 use slipway_core::run::{Response as Answer, RunStatus};
 use slipway_core::secret::{validate_name, SecretValue};
+use slipway_core::settings::AgentConfig;
 use slipway_core::validation::ValidationStatus;
 use slipway_core::{Project, ProjectDraft, ProjectId, Role, ValidationId};
 use slipway_engine::{Options, RunAnswer, Target};
@@ -253,6 +254,10 @@ struct ProjectPage {
     settings: slipway_core::Settings,
     setup_branch: String,
     setup_commands: String,
+    agent_kind: &'static str,
+    agent_command: String,
+    agent_model: String,
+    agent_plan_mode: bool,
     branches: Vec<String>,
     secrets: Vec<(String, String)>,
     runs: Vec<RunRow>,
@@ -288,7 +293,24 @@ pub async fn project(
             branches.push(wanted.clone());
         }
     }
+    let (agent_kind, agent_command, agent_model, agent_plan_mode) = match &settings.agent {
+        AgentConfig::Command { command, plan_mode } => {
+            ("command", command.clone(), String::new(), *plan_mode)
+        }
+        AgentConfig::Codegen {
+            model, plan_mode, ..
+        } => (
+            "codegen",
+            String::new(),
+            model.clone().unwrap_or_default(),
+            *plan_mode,
+        ),
+    };
     let page = ProjectPage {
+        agent_kind,
+        agent_command,
+        agent_model,
+        agent_plan_mode,
         layout,
         has_rules: !settings.repository_rules.trim().is_empty(),
         planning_statement: settings.planning_statement.clone(),
@@ -405,6 +427,39 @@ pub struct SettingsForm {
     auto_confirm_plan: Option<String>,
     auto_merge: Option<String>,
     then: Option<String>,
+    #[serde(default)]
+    agent_kind: Option<String>,
+    #[serde(default)]
+    agent_command: String,
+    #[serde(default)]
+    agent_model: String,
+    agent_plan_mode: Option<String>,
+}
+
+/// The agent the settings form describes; `None` when the form has no agent fields.
+fn agent_of(form: &SettingsForm) -> Result<Option<AgentConfig>, String> {
+    let plan_mode = form.agent_plan_mode.is_some();
+    match form.agent_kind.as_deref() {
+        None => Ok(None),
+        Some("command") => {
+            let command = form.agent_command.trim();
+            if command.is_empty() {
+                return Err("agent: give the command that runs the agent (e.g. claude -p), or choose Codegen".into());
+            }
+            Ok(Some(AgentConfig::Command {
+                command: command.to_owned(),
+                plan_mode,
+            }))
+        }
+        Some("codegen") => Ok(Some(AgentConfig::Codegen {
+            model: Some(form.agent_model.trim().to_owned()).filter(|m| !m.is_empty()),
+            repo_id: None,
+            plan_mode,
+        })),
+        Some(other) => Err(format!(
+            "agent: '{other}' is not an agent kind (command or codegen)"
+        )),
+    }
 }
 
 pub async fn save_settings(
@@ -431,6 +486,27 @@ pub async fn save_settings(
     settings.auto_confirm_plan = form.auto_confirm_plan.is_some();
     settings.auto_merge = form.auto_merge.is_some();
     let here = format!("/projects/{id}");
+    match agent_of(&form) {
+        Ok(Some(agent)) => {
+            // The Codegen run's repository id, if one was set through the API, stays.
+            let repo_id = match &settings.agent {
+                AgentConfig::Codegen { repo_id, .. } => *repo_id,
+                AgentConfig::Command { .. } => None,
+            };
+            settings.agent = match agent {
+                AgentConfig::Codegen {
+                    model, plan_mode, ..
+                } => AgentConfig::Codegen {
+                    model,
+                    repo_id,
+                    plan_mode,
+                },
+                command => command,
+            };
+        }
+        Ok(None) => {}
+        Err(why) => return Ok(back_with_error(&here, &why)),
+    }
     if let Err(invalid) = settings.validate() {
         return Ok(back_with_error(&here, &invalid.to_string()));
     }

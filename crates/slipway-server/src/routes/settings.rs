@@ -1,4 +1,5 @@
-//! `/api/v1/projects/{id}/settings`: the whole settings document, read and replaced.
+//! `/api/v1/projects/{id}/settings`: the settings document, read, replaced, or patched (only
+//! the fields sent change).
 
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, ErrorBody};
@@ -43,6 +44,68 @@ pub async fn replace(
     ApiJson(mut body): ApiJson<serde_json::Map<String, serde_json::Value>>,
 ) -> ApiResult<Json<SettingsView>> {
     caller.require(Role::Admin)?;
+    let settings = settings_from(id, &mut body)?;
+    save(&state, id, settings).await
+}
+
+/// Change only the fields sent (admin): a JSON merge patch (RFC 7386) — objects merge, a
+/// `null` puts a field back to its default.
+#[utoipa::path(patch, path = "/api/v1/projects/{id}/settings", tag = "settings", request_body = Settings,
+    params(("id" = i64, Path)),
+    responses((status = 200, body = SettingsView), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn patch(
+    caller: Caller,
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<ProjectId>,
+    ApiJson(patch): ApiJson<serde_json::Map<String, serde_json::Value>>,
+) -> ApiResult<Json<SettingsView>> {
+    caller.require(Role::Admin)?;
+    let current = state.store.settings(id).await?;
+    let mut document = serde_json::to_value(&current).expect("settings serialize");
+    merge(&mut document, serde_json::Value::Object(patch));
+    let serde_json::Value::Object(mut body) = document else {
+        unreachable!("settings are an object")
+    };
+    let settings = settings_from(id, &mut body)?;
+    save(&state, id, settings).await
+}
+
+/// RFC 7386: `patch` merged into `target`.
+fn merge(target: &mut serde_json::Value, patch: serde_json::Value) {
+    match patch {
+        serde_json::Value::Object(fields) => {
+            if !target.is_object() {
+                *target = serde_json::Value::Object(Default::default());
+            }
+            let object = target.as_object_mut().expect("an object");
+            for (key, value) in fields {
+                if value.is_null() {
+                    object.remove(&key);
+                } else {
+                    merge(object.entry(key).or_insert(serde_json::Value::Null), value);
+                }
+            }
+        }
+        other => *target = other,
+    }
+}
+
+async fn save(
+    state: &AppState,
+    id: ProjectId,
+    settings: Settings,
+) -> ApiResult<Json<SettingsView>> {
+    settings.validate()?;
+    state.store.put_settings(id, &settings).await?;
+    tracing::info!(project_id = %id, "settings saved");
+    Ok(Json(SettingsView { id, settings }))
+}
+
+/// The settings a body describes; an `id` in it must be this project's.
+fn settings_from(
+    id: ProjectId,
+    body: &mut serde_json::Map<String, serde_json::Value>,
+) -> ApiResult<Settings> {
     if let Some(sent) = body.remove("id") {
         if sent != serde_json::json!(id.0) {
             return Err(ApiError::new(
@@ -52,16 +115,11 @@ pub async fn replace(
             ));
         }
     }
-    let settings: Settings =
-        serde_json::from_value(serde_json::Value::Object(body)).map_err(|e| {
-            ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "invalid_body",
-                format!("{e}; see /api/v1/openapi.json for the accepted fields"),
-            )
-        })?;
-    settings.validate()?;
-    state.store.put_settings(id, &settings).await?;
-    tracing::info!(project_id = %id, "settings saved");
-    Ok(Json(SettingsView { id, settings }))
+    serde_json::from_value(serde_json::Value::Object(std::mem::take(body))).map_err(|e| {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_body",
+            format!("{e}; see /api/v1/openapi.json for the accepted fields"),
+        )
+    })
 }
