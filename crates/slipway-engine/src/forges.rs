@@ -110,9 +110,9 @@ impl LocalRepo<'_> {
     }
 }
 
-/// Where a local pull request is listed.
+/// A local pull request's page on the dashboard.
 pub(crate) fn local_url(project: &Project, number: i64) -> String {
-    format!("/api/v1/projects/{}/pulls#{number}", project.id)
+    format!("/projects/{}/pulls/{number}", project.id)
 }
 
 impl Forge for LocalRepo<'_> {

@@ -204,7 +204,73 @@ async fn merge_if_allowed<F: Forge>(
     pull: PullState,
     policy: &PullRequestPolicy,
 ) -> anyhow::Result<Outcome> {
-    if !policy.auto_merge {
+    merge_when_allowed(
+        engine, forge, project, validation, number, pull, policy, false,
+    )
+    .await
+}
+
+/// A person's merge of pull request `number`: every condition of the merge controller but
+/// auto-merge holds (a passed validation of exactly the current head on the current base).
+/// Returns what happened, in a sentence.
+pub(crate) async fn merge_by_hand(
+    engine: &Engine,
+    project: &Project,
+    number: i64,
+) -> anyhow::Result<String> {
+    let store = &engine.inner.store;
+    let Some(forge) = engine.forge(project) else {
+        anyhow::bail!("this project's forge cannot be reached");
+    };
+    let (_, newest) = store
+        .validations_of_pull_request(project.id, number)
+        .await?;
+    let Some(newest) = newest else {
+        return Ok(format!(
+            "Not merged: pull request #{number} has no validation yet."
+        ));
+    };
+    let validation = store.validation(newest).await?;
+    if validation.status != ValidationStatus::Passed {
+        return Ok(format!(
+            "Not merged: its newest validation ({}) is {}, not passed.",
+            validation.id, validation.status
+        ));
+    }
+    let settings = store.settings(project.id).await?;
+    let pull = forge.pull(number).await?;
+    let policy = policy(&forge, &settings, &pull.base_ref).await;
+    let outcome = merge_when_allowed(
+        engine,
+        &forge,
+        project,
+        &validation,
+        number,
+        pull,
+        &policy,
+        true,
+    )
+    .await?;
+    let mut said = outcome.sentence.clone();
+    if let Some(refusal) = &outcome.refusal {
+        said.push_str(&format!(" Refused: {refusal}"));
+    }
+    let _ = store.note_pull_request(project.id, number, &said).await;
+    Ok(said)
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn merge_when_allowed<F: Forge>(
+    engine: &Engine,
+    forge: &F,
+    project: &Project,
+    validation: &ValidationRecord,
+    number: i64,
+    pull: PullState,
+    policy: &PullRequestPolicy,
+    by_hand: bool,
+) -> anyhow::Result<Outcome> {
+    if !policy.auto_merge && !by_hand {
         return Ok(Outcome::not_merged(
             "auto-merge is off for this project, so a person merges it",
         ));

@@ -117,6 +117,34 @@ impl Engine {
         self.submit(project, target).await
     }
 
+    /// A person merges pull request `number` (the merge controller's conditions but
+    /// auto-merge); the sentence says what happened.
+    pub async fn merge_pull_request(
+        &self,
+        project: &Project,
+        number: i64,
+    ) -> anyhow::Result<String> {
+        crate::merging::merge_by_hand(self, project, number).await
+    }
+
+    /// A person closes a local pull request: its unfinished validations are cancelled.
+    pub async fn close_pull_request(&self, project: &Project, number: i64) -> anyhow::Result<bool> {
+        let closed = self
+            .inner
+            .store
+            .close_pull_request(project.id, number)
+            .await?;
+        let (unfinished, _) = self
+            .inner
+            .store
+            .validations_of_pull_request(project.id, number)
+            .await?;
+        for id in unfinished {
+            self.cancel(id).await?;
+        }
+        Ok(closed)
+    }
+
     /// Validates the new head of every open pull request whose branch moved; returns how many.
     pub async fn poll_pull_requests(&self) -> anyhow::Result<usize> {
         let store = &self.inner.store;

@@ -119,6 +119,8 @@ fn router(state: AppState) -> Router {
             get(validations::list).post(validations::start),
         )
         .route("/projects/{id}/pulls", get(pulls::list).post(pulls::open))
+        .route("/projects/{id}/pulls/{number}/merge", post(pulls::merge))
+        .route("/projects/{id}/pulls/{number}/close", post(pulls::close))
         .route("/projects/{id}/runs", get(runs::list).post(runs::start))
         .route("/runs/{id}", get(runs::show))
         .route("/runs/{id}/continue", post(runs::continue_run))

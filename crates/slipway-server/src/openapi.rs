@@ -14,7 +14,7 @@ use utoipa::{Modify, OpenApi};
         tokens::list, tokens::create, tokens::revoke,
         validations::start, validations::list, validations::show, validations::logs,
         validations::retry, validations::cancel, validations::artifacts, validations::artifact,
-        pulls::open, pulls::list,
+        pulls::open, pulls::list, pulls::merge, pulls::close,
         runs::start, runs::list, runs::show, runs::continue_run, runs::confirm, runs::modify,
         runs::cancel,
     ),

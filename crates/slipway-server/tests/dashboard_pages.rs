@@ -271,7 +271,7 @@ async fn the_run_view_offers_what_each_answer_allows_and_confirming_a_plan_carri
     app.api.run_reaching(1, &["succeeded"]).await;
     let (_, html) = visitor.get("/runs/1").await;
     assert!(
-        html.contains("id=\"pr-link\"") && html.contains("/api/v1/projects/1/pulls#1"),
+        html.contains("id=\"pr-link\"") && html.contains("/projects/1/pulls/1"),
         "{html}"
     );
     assert!(
@@ -421,4 +421,51 @@ async fn the_agent_is_chosen_in_the_settings_dialog_and_a_finished_validation_of
         !page.contains("id=\"cancel-validation\""),
         "finished: no Cancel"
     );
+}
+
+#[tokio::test]
+async fn a_local_pull_request_has_a_page_and_a_person_merges_it_there() {
+    let app = TestApp::spawn().await;
+    let (work, origin) =
+        slipway_testkit::forge_fixture(app.data_dir.path(), "true", &[("b.txt", "b\n")]);
+    git(&work, &["push", "-q", "origin", "feature"]);
+    app.api
+        .create_project(&json!({"name": "shop", "repo": origin.display().to_string()}))
+        .await;
+    app.api.put_settings(1, &json!({"auto_merge": false})).await;
+    let opened = app
+        .api
+        .open_pull(1, &json!({"head": "feature", "title": "Add b"}))
+        .await;
+    assert_eq!(opened.status, 201, "{}", opened.text);
+    let id = app.api.validations(1).await.body[0]["id"].as_i64().unwrap();
+    app.api.finished_validation(id).await;
+    let visitor = Visitor::sign_in(&app, ADMIN_TOKEN).await.unwrap();
+    // Wait for the merge controller's note (auto-merge is off: a person merges it).
+    let mut html = String::new();
+    for _ in 0..100 {
+        html = visitor.get("/projects/1/pulls/1").await.1;
+        if html.contains("id=\"pull-note\"") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(
+        html.contains("Add b") && html.contains("id=\"merge-pull\""),
+        "{html}"
+    );
+    assert!(html.contains("a person merges it"), "{html}");
+    let csrf = visitor.csrf("/projects/1/pulls/1").await;
+    let (status, location) = visitor
+        .post("/projects/1/pulls/1/merge", &[("csrf", csrf.as_str())])
+        .await;
+    assert_eq!((status, location.as_str()), (303, "/projects/1/pulls/1"));
+    let pulls = app.api.pulls(1).await.body;
+    assert_eq!(pulls[0]["state"], "merged", "{pulls}");
+    let (_, html) = visitor.get("/projects/1/pulls/1").await;
+    assert!(
+        !html.contains("id=\"merge-pull\""),
+        "merged: no Merge button"
+    );
+    assert_eq!(git(&origin, &["show", "main:b.txt"]), "b");
 }

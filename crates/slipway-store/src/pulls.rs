@@ -177,6 +177,25 @@ impl Store {
         Ok(updated == 1)
     }
 
+    /// Closes an open pull request without merging it; `false` when it was not open.
+    pub async fn close_pull_request(
+        &self,
+        project: ProjectId,
+        number: i64,
+    ) -> Result<bool, StoreError> {
+        let updated = sqlx::query(
+            "UPDATE pull_requests SET state = 'closed', note = 'closed by a person', updated_at = ?
+             WHERE project_id = ? AND number = ? AND state = 'open'",
+        )
+        .bind(now_millis())
+        .bind(project.0)
+        .bind(number)
+        .execute(&self.writer)
+        .await?
+        .rows_affected();
+        Ok(updated == 1)
+    }
+
     /// Says why an open pull request is not merged.
     pub async fn note_pull_request(
         &self,

@@ -6,6 +6,7 @@ mod ansi;
 mod assets;
 mod checks;
 mod pages;
+mod pulls;
 mod session;
 
 use crate::state::AppState;
@@ -30,6 +31,8 @@ pub fn router() -> Router<AppState> {
             "/projects/{id}/secrets/{name}/delete",
             post(pages::delete_secret),
         )
+        .route("/projects/{id}/pulls/{number}", get(pulls::pull))
+        .route("/projects/{id}/pulls/{number}/{action}", post(pulls::act))
         .route("/runs/{id}", get(pages::run))
         .route("/runs/{id}/{action}", post(pages::answer_run))
         .route("/validations/{id}", get(pages::validation))

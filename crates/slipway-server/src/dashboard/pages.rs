@@ -23,18 +23,18 @@ use slipway_store::{FixAttempt, RunRecord, ValidationRecord};
 const LOG_TAIL: u32 = 500;
 const HISTORY: u32 = 200;
 
-type PageResult = Result<Response, PageError>;
+pub(super) type PageResult = Result<Response, PageError>;
 
-fn failed(error: impl Into<crate::ApiError>) -> PageError {
+pub(super) fn failed(error: impl Into<crate::ApiError>) -> PageError {
     PageError::from(error.into())
 }
 
 #[derive(Deserialize, Default)]
 pub struct PageQuery {
-    error: Option<String>,
+    pub(super) error: Option<String>,
 }
 
-async fn layout(
+pub(super) async fn layout(
     state: &AppState,
     signed: &Signed,
     project_id: i64,
@@ -51,7 +51,7 @@ async fn layout(
     })
 }
 
-fn require(signed: &Signed, role: Role) -> Result<(), PageError> {
+pub(super) fn require(signed: &Signed, role: Role) -> Result<(), PageError> {
     signed.0.caller.require(role).map_err(failed)
 }
 
@@ -141,15 +141,15 @@ struct RunRow {
     pr_url: Option<String>,
 }
 
-struct ValidationRow {
-    id: i64,
-    short_sha: String,
-    of: String,
-    status: ValidationStatus,
-    duration: String,
+pub(super) struct ValidationRow {
+    pub(super) id: i64,
+    pub(super) short_sha: String,
+    pub(super) of: String,
+    pub(super) status: ValidationStatus,
+    pub(super) duration: String,
 }
 
-fn validation_row(v: &ValidationRecord) -> ValidationRow {
+pub(super) fn validation_row(v: &ValidationRecord) -> ValidationRow {
     ValidationRow {
         id: v.id.0,
         short_sha: v.sha.chars().take(10).collect(),

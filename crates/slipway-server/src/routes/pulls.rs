@@ -55,3 +55,77 @@ pub async fn list(
     state.store.project(id).await?;
     Ok(Json(state.store.list_pull_requests(id).await?))
 }
+
+/// What a person's merge or close of a pull request did.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct PullAction {
+    pub pull: PullRequest,
+    /// What happened, in a sentence.
+    pub outcome: String,
+}
+
+/// Merge a local pull request by hand (operator): only a head that passed validation merged
+/// onto the current base is merged, as the merge controller does.
+#[utoipa::path(post, path = "/api/v1/projects/{id}/pulls/{number}/merge", tag = "pulls",
+    params(("id" = i64, Path), ("number" = i64, Path)),
+    responses((status = 200, body = PullAction), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn merge(
+    caller: Caller,
+    State(state): State<AppState>,
+    axum::extract::Path((id, number)): axum::extract::Path<(i64, i64)>,
+) -> ApiResult<Json<PullAction>> {
+    caller.require(Role::Operator)?;
+    let project = state.store.project(ProjectId(id)).await?;
+    let pull = state.store.pull_request(project.id, number).await?;
+    if pull.state != "open" {
+        return Err(crate::error::ApiError::new(
+            StatusCode::CONFLICT,
+            "conflict",
+            format!(
+                "pull request #{number} is {}; only an open one can be merged",
+                pull.state
+            ),
+        ));
+    }
+    let outcome = state
+        .engine
+        .merge_pull_request(&project, number)
+        .await
+        .map_err(crate::error::ApiError::internal)?;
+    let pull = state.store.pull_request(project.id, number).await?;
+    Ok(Json(PullAction { pull, outcome }))
+}
+
+/// Close a local pull request without merging it (operator); its validations are cancelled.
+#[utoipa::path(post, path = "/api/v1/projects/{id}/pulls/{number}/close", tag = "pulls",
+    params(("id" = i64, Path), ("number" = i64, Path)),
+    responses((status = 200, body = PullAction), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn close(
+    caller: Caller,
+    State(state): State<AppState>,
+    axum::extract::Path((id, number)): axum::extract::Path<(i64, i64)>,
+) -> ApiResult<Json<PullAction>> {
+    caller.require(Role::Operator)?;
+    let project = state.store.project(ProjectId(id)).await?;
+    state.store.pull_request(project.id, number).await?;
+    let closed = state
+        .engine
+        .close_pull_request(&project, number)
+        .await
+        .map_err(crate::error::ApiError::internal)?;
+    let pull = state.store.pull_request(project.id, number).await?;
+    if !closed {
+        return Err(crate::error::ApiError::new(
+            StatusCode::CONFLICT,
+            "conflict",
+            format!(
+                "pull request #{number} is {}; only an open one can be closed",
+                pull.state
+            ),
+        ));
+    }
+    Ok(Json(PullAction {
+        pull,
+        outcome: "Closed without merging.".into(),
+    }))
+}
