@@ -228,3 +228,9 @@ setInterval(() => {
 
 if (log) log.scrollTop = log.scrollHeight;
 connect();
+
+// A link to `#some-dialog` (a card's Agent run) opens that dialog.
+if (location.hash.length > 1) {
+  const dialog = document.getElementById(location.hash.slice(1));
+  if (dialog && dialog.showModal) dialog.showModal();
+}

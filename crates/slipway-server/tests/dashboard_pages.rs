@@ -455,6 +455,15 @@ async fn a_local_pull_request_has_a_page_and_a_person_merges_it_there() {
         "{html}"
     );
     assert!(html.contains("a person merges it"), "{html}");
+    let (_, home) = visitor.get("/").await;
+    assert!(
+        home.contains("href=\"/projects/1/pulls/1\""),
+        "the card shows the open PR: {home}"
+    );
+    assert!(
+        home.contains("href=\"/projects/1#run-dialog\""),
+        "the card starts runs"
+    );
     let csrf = visitor.csrf("/projects/1/pulls/1").await;
     let (status, location) = visitor
         .post("/projects/1/pulls/1/merge", &[("csrf", csrf.as_str())])
@@ -468,4 +477,9 @@ async fn a_local_pull_request_has_a_page_and_a_person_merges_it_there() {
         "merged: no Merge button"
     );
     assert_eq!(git(&origin, &["show", "main:b.txt"]), "b");
+    let (_, home) = visitor.get("/").await;
+    assert!(
+        !home.contains("href=\"/projects/1/pulls/1\""),
+        "merged: no longer open"
+    );
 }

@@ -9,7 +9,8 @@ use std::collections::{HashMap, HashSet};
 pub struct ProjectSummary {
     pub last_run: Option<(i64, String)>,
     pub last_validation: Option<(i64, String)>,
-    /// The newest unfinished run's pull request.
+    /// An open pull request: the newest open one of the local forge, else the pull request
+    /// of the newest run still working on it.
     pub open_pr_url: Option<String>,
     pub has_rules: bool,
 }
@@ -27,9 +28,18 @@ impl Store {
         .await?;
         for (project, id, status, pr_url) in runs {
             let entry = out.entry(ProjectId(project)).or_default();
-            entry.open_pr_url =
-                pr_url.filter(|_| !matches!(status.as_str(), "failed" | "cancelled"));
+            let working = !matches!(status.as_str(), "failed" | "cancelled" | "succeeded");
+            entry.open_pr_url = pr_url.filter(|_| working);
             entry.last_run = Some((id, status));
+        }
+        let open_pulls: Vec<(i64, i64)> = sqlx::query_as(
+            "SELECT project_id, MAX(number) FROM pull_requests WHERE state = 'open' GROUP BY project_id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        for (project, number) in open_pulls {
+            out.entry(ProjectId(project)).or_default().open_pr_url =
+                Some(format!("/projects/{project}/pulls/{number}"));
         }
         let validations: Vec<(i64, i64, String)> = sqlx::query_as(
             "SELECT v.project_id, v.id, v.status FROM validations v
