@@ -158,6 +158,15 @@ impl Engine {
                 run.status
             )));
         };
+        let (kind, text) = match &task {
+            Task::Continue { text } => ("continue", text.clone()),
+            Task::Modify { text } => ("modify", text.clone()),
+            _ => ("confirm", String::new()),
+        };
+        self.inner
+            .store
+            .add_run_message(id, "person", kind, &text)
+            .await?;
         self.enqueue_turn(id, &task).await?;
         Ok(run)
     }
@@ -248,6 +257,18 @@ impl Engine {
     ) -> Result<Option<RunRecord>, StoreError> {
         let run = self.inner.store.update_run(id, only_from, change).await?;
         if let Some(run) = &run {
+            // Each answer of the agent joins the run's conversation.
+            if let Some(response) = &change.response {
+                let (kind, text) = match response {
+                    Response::Reply { text } => ("reply", text.clone()),
+                    Response::Plan { text } => ("plan", text.clone()),
+                    Response::PullRequest { url, .. } => ("pull_request", url.clone()),
+                };
+                self.inner
+                    .store
+                    .add_run_message(id, "agent", kind, &text)
+                    .await?;
+            }
             self.emit_run(run).await;
         }
         Ok(run)

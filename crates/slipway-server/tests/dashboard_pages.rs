@@ -274,6 +274,18 @@ async fn the_run_view_offers_what_each_answer_allows_and_confirming_a_plan_carri
         html.contains("id=\"pr-link\"") && html.contains("/projects/1/pulls/1"),
         "{html}"
     );
+    // The conversation stays after the confirmation: the plan, the person's confirm, the PR.
+    let conversation = &html[html.find("id=\"conversation\"").expect("a conversation")..];
+    let (plan, confirm, pr) = (
+        conversation.find("1. write fixed").expect("the plan"),
+        conversation
+            .find("You · confirm")
+            .expect("the confirmation"),
+        conversation
+            .find("Agent · pull request")
+            .expect("the pull request"),
+    );
+    assert!(plan < confirm && confirm < pr, "in order: {conversation}");
     assert!(
         html.contains("status-passed"),
         "its validation is listed: {html}"

@@ -21,7 +21,7 @@ pub use events::{Event, LiveEvent};
 pub use overview::ProjectSummary;
 pub use pulls::PullRequest;
 pub use queue::{Job, JobFailure, NewJob};
-pub use runs::{FixAttempt, NewRun, RunChange, RunRecord, RunRefused};
+pub use runs::{FixAttempt, NewRun, RunChange, RunMessage, RunRecord, RunRefused};
 pub use secrets::{ImportOutcome, SecretMeta, SecretWrite};
 pub use sessions::Session;
 pub use tokens::{hash_token, NewToken, TokenRecord};

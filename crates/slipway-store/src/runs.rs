@@ -454,3 +454,59 @@ impl Store {
             .collect())
     }
 }
+
+/// One turn of a run's conversation.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct RunMessage {
+    /// `agent` or `person`.
+    pub who: String,
+    /// reply, plan, pull_request; continue, confirm, modify.
+    pub kind: String,
+    pub text: String,
+    #[serde(with = "time::serde::rfc3339")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub at: time::OffsetDateTime,
+}
+
+impl Store {
+    /// Adds a turn to a run's conversation (texts already masked).
+    pub async fn add_run_message(
+        &self,
+        run: i64,
+        who: &str,
+        kind: &str,
+        text: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO run_messages (run_id, who, kind, text, created_at) VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(run)
+        .bind(who)
+        .bind(kind)
+        .bind(text)
+        .bind(crate::now_millis())
+        .execute(&self.writer)
+        .await?;
+        Ok(())
+    }
+
+    /// A run's conversation, oldest first.
+    pub async fn run_messages(&self, run: i64) -> Result<Vec<RunMessage>, StoreError> {
+        let rows: Vec<(String, String, String, i64)> = sqlx::query_as(
+            "SELECT who, kind, text, created_at FROM run_messages WHERE run_id = ? ORDER BY id",
+        )
+        .bind(run)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(who, kind, text, at)| RunMessage {
+                who,
+                kind,
+                text,
+                at: crate::from_millis(at),
+            })
+            .collect())
+    }
+}

@@ -632,6 +632,7 @@ struct RunPage {
     can_cancel: bool,
     validations: Vec<ValidationRow>,
     attempts: Vec<FixAttempt>,
+    conversation: Vec<slipway_store::RunMessage>,
 }
 
 pub async fn run(
@@ -644,6 +645,7 @@ pub async fn run(
     let project = state.store.project(run.project_id).await.map_err(failed)?;
     let layout = layout(&state, &signed, project.id.0, query.error).await?;
     let attempts = state.store.fix_attempts(id).await.map_err(failed)?;
+    let conversation = state.store.run_messages(id).await.map_err(failed)?;
     let validations = match run.pr_number {
         Some(pr) => state
             .store
@@ -669,6 +671,7 @@ pub async fn run(
         can_cancel: !run.status.is_final(),
         validations: validations.iter().map(validation_row).collect(),
         attempts,
+        conversation,
         run,
     };
     Ok(render(&page))
