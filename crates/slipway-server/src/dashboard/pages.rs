@@ -139,6 +139,29 @@ struct RunRow {
     goal_line: String,
     status: RunStatus,
     pr_url: Option<String>,
+    when: When,
+}
+
+/// A moment as lists show it: how long ago, and exactly (on hover).
+pub(super) struct When {
+    pub(super) ago: String,
+    pub(super) exact: String,
+}
+
+pub(super) fn when(at: time::OffsetDateTime) -> When {
+    let seconds = (time::OffsetDateTime::now_utc() - at)
+        .whole_seconds()
+        .max(0);
+    let ago = match seconds {
+        0..=59 => "just now".to_owned(),
+        60..=3_599 => format!("{} min ago", seconds / 60),
+        3_600..=86_399 => format!("{} h ago", seconds / 3_600),
+        _ => format!("{} days ago", seconds / 86_400),
+    };
+    let exact = at
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default();
+    When { ago, exact }
 }
 
 pub(super) struct ValidationRow {
@@ -147,6 +170,7 @@ pub(super) struct ValidationRow {
     pub(super) of: String,
     pub(super) status: ValidationStatus,
     pub(super) duration: String,
+    pub(super) when: When,
 }
 
 pub(super) fn validation_row(v: &ValidationRecord) -> ValidationRow {
@@ -160,6 +184,7 @@ pub(super) fn validation_row(v: &ValidationRecord) -> ValidationRow {
         },
         status: v.status,
         duration: seconds(v).map(|s| format!("{s:.1} s")).unwrap_or_default(),
+        when: when(v.created_at),
     }
 }
 
@@ -335,6 +360,7 @@ pub async fn project(
                     .collect(),
                 status: r.status,
                 pr_url: r.pr_url.clone(),
+                when: when(r.created_at),
             })
             .collect(),
         history: history(&validations),
