@@ -467,6 +467,11 @@ async fn a_local_pull_request_has_a_page_and_a_person_merges_it_there() {
         "{html}"
     );
     assert!(html.contains("a person merges it"), "{html}");
+    let (_, project_page) = visitor.get("/projects/1").await;
+    assert!(
+        project_page.contains("<time datetime=") && project_page.contains("just now"),
+        "lists say when: {project_page}"
+    );
     let (_, home) = visitor.get("/").await;
     assert!(
         home.contains("href=\"/projects/1/pulls/1\""),
