@@ -234,3 +234,8 @@ if (location.hash.length > 1) {
   const dialog = document.getElementById(location.hash.slice(1));
   if (dialog && dialog.showModal) dialog.showModal();
 }
+
+// A form the server refused comes back with its dialog open, holding what was typed.
+for (const dialog of document.querySelectorAll('dialog[data-open-on-load]')) {
+  if (!dialog.open) dialog.showModal();
+}

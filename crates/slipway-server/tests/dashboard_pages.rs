@@ -403,8 +403,10 @@ async fn the_agent_is_chosen_in_the_settings_dialog_and_a_finished_validation_of
         ("agent_command", "sh /var/tmp/agent.sh"),
         ("agent_plan_mode", "on"),
     ];
-    let (status, _) = visitor.post("/projects/1/settings", &form).await;
-    assert_eq!(status, 303);
+    let (status, location) = visitor.post("/projects/1/settings", &form).await;
+    assert_eq!((status, location.as_str()), (303, "/projects/1?saved=1"));
+    let (_, saved) = visitor.get(&location).await;
+    assert!(saved.contains("Settings saved."), "a save is confirmed");
     let settings = app.api.settings(1).await.body;
     assert_eq!(
         settings["agent"],
@@ -412,11 +414,26 @@ async fn the_agent_is_chosen_in_the_settings_dialog_and_a_finished_validation_of
     );
     assert_eq!(settings["repository_rules"], "Keep it small.");
     assert_eq!(settings["auto_merge"], true);
-    // A command agent without its command is refused, and nothing changes.
+    // A command agent without its command is refused: the dialog comes back open, with
+    // what was typed and why, and nothing is saved.
+    form[1] = ("repository_rules", "Typed but not saved.");
     form[7] = ("agent_command", "  ");
-    let (status, location) = visitor.post("/projects/1/settings", &form).await;
-    assert_eq!(status, 303);
-    assert!(location.contains("error="), "{location}");
+    let (status, page) = visitor.post("/projects/1/settings", &form).await;
+    assert_eq!(status, 422);
+    assert!(page.contains("id=\"settings-error\""), "{page}");
+    assert!(
+        page.contains("give the command that runs the agent"),
+        "{page}"
+    );
+    assert!(
+        page.contains("Typed but not saved."),
+        "the typed text is kept"
+    );
+    assert!(page.contains("data-open-on-load"), "the dialog opens again");
+    assert_eq!(
+        app.api.settings(1).await.body["repository_rules"],
+        "Keep it small."
+    );
     assert_eq!(
         app.api.settings(1).await.body["agent"]["command"],
         "sh /var/tmp/agent.sh"

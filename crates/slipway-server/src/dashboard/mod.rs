@@ -52,6 +52,8 @@ pub struct Layout {
     pub last_event: i64,
     pub projects: Vec<(i64, String)>,
     pub error: Option<String>,
+    /// A confirmation ("Settings saved.").
+    pub notice: Option<String>,
 }
 
 #[derive(Template)]

@@ -32,6 +32,8 @@ pub(super) fn failed(error: impl Into<crate::ApiError>) -> PageError {
 #[derive(Deserialize, Default)]
 pub struct PageQuery {
     pub(super) error: Option<String>,
+    /// Set after a save: the page says it was saved.
+    pub(super) saved: Option<String>,
 }
 
 pub(super) async fn layout(
@@ -48,6 +50,7 @@ pub(super) async fn layout(
         last_event: state.store.last_event_id().await.map_err(failed)?,
         projects: projects.iter().map(|p| (p.id.0, p.name.clone())).collect(),
         error,
+        notice: None,
     })
 }
 
@@ -279,6 +282,8 @@ struct ProjectPage {
     settings: slipway_core::Settings,
     setup_branch: String,
     setup_commands: String,
+    /// The settings dialog opens at once (a refused form, shown again).
+    reopen_settings: bool,
     agent_kind: &'static str,
     agent_command: String,
     agent_model: String,
@@ -296,10 +301,24 @@ pub async fn project(
     Path(id): Path<i64>,
     Query(query): Query<PageQuery>,
 ) -> PageResult {
-    let id = ProjectId(id);
+    let mut layout = layout(&state, &signed, id, query.error).await?;
+    layout.notice = query.saved.map(|_| "Settings saved.".to_owned());
+    project_page(&state, layout, ProjectId(id), None).await
+}
+
+/// The project page; with `typed`, the settings dialog opens again holding what was typed
+/// (a form that was refused keeps its text).
+async fn project_page(
+    state: &AppState,
+    layout: Layout,
+    id: ProjectId,
+    typed: Option<(slipway_core::Settings, &SettingsForm)>,
+) -> PageResult {
     let project = state.store.project(id).await.map_err(failed)?;
-    let layout = layout(&state, &signed, id.0, query.error).await?;
-    let settings = state.store.settings(id).await.map_err(failed)?;
+    let (settings, typed_form) = match typed {
+        Some((settings, form)) => (settings, Some(form)),
+        None => (state.store.settings(id).await.map_err(failed)?, None),
+    };
     let runs = state.store.runs_of_project(id, 50).await.map_err(failed)?;
     let validations = state
         .store
@@ -318,20 +337,35 @@ pub async fn project(
             branches.push(wanted.clone());
         }
     }
-    let (agent_kind, agent_command, agent_model, agent_plan_mode) = match &settings.agent {
-        AgentConfig::Command { command, plan_mode } => {
-            ("command", command.clone(), String::new(), *plan_mode)
-        }
-        AgentConfig::Codegen {
-            model, plan_mode, ..
-        } => (
-            "codegen",
-            String::new(),
-            model.clone().unwrap_or_default(),
-            *plan_mode,
-        ),
-    };
+    let (agent_kind, agent_command, agent_model, agent_plan_mode) =
+        match (&settings.agent, typed_form) {
+            (_, Some(form)) if form.agent_kind.is_some() => (
+                if form.agent_kind.as_deref() == Some("codegen") {
+                    "codegen"
+                } else {
+                    "command"
+                },
+                form.agent_command.clone(),
+                form.agent_model.clone(),
+                form.agent_plan_mode.is_some(),
+            ),
+            (AgentConfig::Command { command, plan_mode }, _) => {
+                ("command", command.clone(), String::new(), *plan_mode)
+            }
+            (
+                AgentConfig::Codegen {
+                    model, plan_mode, ..
+                },
+                _,
+            ) => (
+                "codegen",
+                String::new(),
+                model.clone().unwrap_or_default(),
+                *plan_mode,
+            ),
+        };
     let page = ProjectPage {
+        reopen_settings: typed_form.is_some(),
         agent_kind,
         agent_command,
         agent_model,
@@ -531,10 +565,18 @@ pub async fn save_settings(
             };
         }
         Ok(None) => {}
-        Err(why) => return Ok(back_with_error(&here, &why)),
+        Err(why) => return refused_form(&state, &signed, project.id, settings, &form, why).await,
     }
     if let Err(invalid) = settings.validate() {
-        return Ok(back_with_error(&here, &invalid.to_string()));
+        return refused_form(
+            &state,
+            &signed,
+            project.id,
+            settings,
+            &form,
+            invalid.to_string(),
+        )
+        .await;
     }
     state
         .store
@@ -560,7 +602,22 @@ pub async fn save_settings(
         };
         return submit_branch(&state, &project, branch, trial).await;
     }
-    Ok(Redirect::to(&here).into_response())
+    Ok(Redirect::to(&format!("{here}?saved=1")).into_response())
+}
+
+/// A refused settings form: the page again, the dialog open with what was typed and why.
+async fn refused_form(
+    state: &AppState,
+    signed: &Signed,
+    id: ProjectId,
+    typed: slipway_core::Settings,
+    form: &SettingsForm,
+    why: String,
+) -> PageResult {
+    let layout = layout(state, signed, id.0, Some(why)).await?;
+    let mut response = project_page(state, layout, id, Some((typed, form))).await?;
+    *response.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
+    Ok(response)
 }
 
 #[derive(Deserialize)]
