@@ -260,23 +260,12 @@ impl Codegen {
         path: &str,
         body: Option<serde_json::Value>,
     ) -> Result<T, CodegenError> {
-        let mut tries = 0;
-        loop {
-            tries += 1;
-            match self.send_once(method.clone(), path, body.as_ref()).await {
-                Err(CodegenError::Unavailable {
-                    message,
-                    retry_after,
-                }) if tries < MAX_TRIES => {
-                    let wait = retry_after
-                        .unwrap_or_else(|| crate::backoff(RETRY_BASE, tries))
-                        .min(MAX_WAIT);
-                    tracing::warn!(%message, ?wait, tries, "Codegen unavailable; retrying");
-                    tokio::time::sleep(wait).await;
-                }
-                other => return other,
-            }
-        }
+        retry(
+            "request",
+            || self.send_once(method.clone(), path, body.as_ref()),
+            || async { Ok(None) },
+        )
+        .await
     }
 
     async fn send_once<T: serde::de::DeserializeOwned>(
@@ -330,6 +319,42 @@ impl Codegen {
                     _ => message,
                 },
             })
+        }
+    }
+}
+
+/// Sends `call` until it is answered (at most `MAX_TRIES`, waiting as Codegen asks or with
+/// backoff). A call whose answer was lost may have taken effect: after each wait, `done` looks,
+/// and what it finds is the answer (a create or resume is never sent twice that way).
+async fn retry<T, Call, Sent, Done, Found>(
+    what: &str,
+    mut call: Call,
+    mut done: Done,
+) -> Result<T, CodegenError>
+where
+    Call: FnMut() -> Sent,
+    Sent: std::future::Future<Output = Result<T, CodegenError>>,
+    Done: FnMut() -> Found,
+    Found: std::future::Future<Output = Result<Option<T>, CodegenError>>,
+{
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        match call().await {
+            Err(CodegenError::Unavailable {
+                message,
+                retry_after,
+            }) if tries < MAX_TRIES => {
+                let wait = retry_after
+                    .unwrap_or_else(|| crate::backoff(RETRY_BASE, tries))
+                    .min(MAX_WAIT);
+                tracing::warn!(%message, ?wait, tries, what, "Codegen unanswered; trying again");
+                tokio::time::sleep(wait).await;
+                if let Some(answer) = done().await? {
+                    return Ok(answer);
+                }
+            }
+            other => return other,
         }
     }
 }
@@ -395,53 +420,25 @@ impl CodegenAgent {
             repo_id: self.repo_id,
             model: self.model.as_deref(),
         };
-        let mut tries = 0;
-        loop {
-            tries += 1;
-            match self.client.create_run(&create).await {
-                Err(CodegenError::Unavailable {
-                    message,
-                    retry_after,
-                }) if tries < MAX_TRIES => {
-                    let wait = retry_after
-                        .unwrap_or_else(|| crate::backoff(RETRY_BASE, tries))
-                        .min(MAX_WAIT);
-                    tracing::warn!(%message, ?wait, tries, "Codegen create unanswered; looking before trying again");
-                    tokio::time::sleep(wait).await;
-                    if let Some(run) = self.client.find_by_slipway_run(turn.run_id).await? {
-                        return Ok(run);
-                    }
-                }
-                other => return other,
-            }
-        }
+        retry(
+            "create",
+            || self.client.create_run(&create),
+            || self.client.find_by_slipway_run(turn.run_id),
+        )
+        .await
     }
 
     /// Resumes the run at most once: after a resume whose answer was lost, the run is read,
     /// and one that is working again took it.
     async fn resume(&self, id: i64, prompt: &str) -> Result<(), CodegenError> {
-        let mut tries = 0;
-        loop {
-            tries += 1;
-            match self.client.resume(id, prompt).await {
-                Err(CodegenError::Unavailable {
-                    message,
-                    retry_after,
-                }) if tries < MAX_TRIES => {
-                    let wait = retry_after
-                        .unwrap_or_else(|| crate::backoff(RETRY_BASE, tries))
-                        .min(MAX_WAIT);
-                    tracing::warn!(%message, ?wait, tries, "Codegen resume unanswered; looking before trying again");
-                    tokio::time::sleep(wait).await;
-                    let run = self.client.run(id).await?;
-                    let status = run.status.unwrap_or_default();
-                    if matches!(external_state(&status), ExternalState::Working) {
-                        return Ok(());
-                    }
-                }
-                other => return other.map(drop),
-            }
-        }
+        let resumed = || async {
+            let run = self.client.run(id).await?;
+            let status = run.status.clone().unwrap_or_default();
+            Ok(matches!(external_state(&status), ExternalState::Working).then_some(run))
+        };
+        retry("resume", || self.client.resume(id, prompt), resumed)
+            .await
+            .map(drop)
     }
 
     /// Polls the run until Codegen says it ended, with a growing, jittered interval.

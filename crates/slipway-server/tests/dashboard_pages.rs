@@ -511,6 +511,19 @@ async fn a_local_pull_request_has_a_page_and_a_person_merges_it_there() {
         "merged: no Merge button"
     );
     assert_eq!(git(&origin, &["show", "main:b.txt"]), "b");
+    let again = app
+        .api
+        .send(
+            reqwest::Method::POST,
+            "/api/v1/projects/1/pulls/1/close",
+            slipway_testkit::Body::None,
+        )
+        .await;
+    assert_eq!(
+        again.status, 409,
+        "merged: cannot be closed: {}",
+        again.text
+    );
     let (_, home) = visitor.get("/").await;
     assert!(
         !home.contains("href=\"/projects/1/pulls/1\""),

@@ -77,6 +77,18 @@ path = "/"
 expect_selector = "#cart"
 "##;
 
+/// A project on a repository holding the fixture app and `pipeline` as its .slipway.toml.
+async fn web_project(app: &TestApp, pipeline: &str) -> i64 {
+    let repo = app.data_dir.path().join("web");
+    fixture_repo(&repo, &[("app.py", APP), (".slipway.toml", pipeline)]);
+    app.api
+        .create_project(&json!({"name": "web", "repo": repo.display().to_string()}))
+        .await
+        .body["id"]
+        .as_i64()
+        .unwrap()
+}
+
 async fn evidence(app: &TestApp, id: i64) -> Vec<Value> {
     let list = app
         .api
@@ -112,15 +124,7 @@ fn report<'a>(reports: &'a [Value], check: &str, viewport: &str) -> &'a Value {
 #[tokio::test]
 async fn browser_checks_give_their_verdicts_with_the_evidence() {
     let app = TestApp::spawn().await;
-    let repo = app.data_dir.path().join("web");
-    fixture_repo(&repo, &[("app.py", APP), (".slipway.toml", PIPELINE)]);
-    let project = app
-        .api
-        .create_project(&json!({"name": "web", "repo": repo.display().to_string()}))
-        .await
-        .body["id"]
-        .as_i64()
-        .unwrap();
+    let project = web_project(&app, PIPELINE).await;
     let started = app
         .api
         .start_validation(project, &json!({"branch": "main"}))
@@ -241,16 +245,8 @@ fn login_shot(reports: &[Value]) -> String {
 #[tokio::test]
 async fn without_chromium_a_configured_ui_step_is_an_error_never_a_pass() {
     let app = TestApp::spawn_with(|_| {}).await;
-    let repo = app.data_dir.path().join("web");
     let pipeline = "[service]\nstart = \"python3 app.py\"\n[test]\ncommands = [\"true\"]\n[[ui.checks]]\nname = \"home\"\npath = \"/\"\n";
-    fixture_repo(&repo, &[("app.py", APP), (".slipway.toml", pipeline)]);
-    let project = app
-        .api
-        .create_project(&json!({"name": "web", "repo": repo.display().to_string()}))
-        .await
-        .body["id"]
-        .as_i64()
-        .unwrap();
+    let project = web_project(&app, pipeline).await;
     // SAFETY (test): the variable is read by this process's engine only when the step runs.
     unsafe { std::env::set_var("SLIPWAY_CHROMIUM", "/nonexistent/chromium") };
     let started = app
@@ -277,16 +273,8 @@ async fn without_chromium_a_configured_ui_step_is_an_error_never_a_pass() {
 #[tokio::test]
 async fn cancelling_mid_check_leaves_no_browser_behind() {
     let app = TestApp::spawn().await;
-    let repo = app.data_dir.path().join("web");
     let pipeline = "[service]\nstart = \"python3 app.py\"\n[ui]\ntimeout_secs = 120\n[[ui.checks]]\nname = \"slow\"\npath = \"/slow\"\n";
-    fixture_repo(&repo, &[("app.py", APP), (".slipway.toml", pipeline)]);
-    let project = app
-        .api
-        .create_project(&json!({"name": "web", "repo": repo.display().to_string()}))
-        .await
-        .body["id"]
-        .as_i64()
-        .unwrap();
+    let project = web_project(&app, pipeline).await;
     let started = app
         .api
         .start_validation(project, &json!({"branch": "main"}))
@@ -341,16 +329,8 @@ async fn artifacts_older_than_the_retention_are_pruned() {
 #[tokio::test]
 async fn a_page_that_never_settles_fails_at_the_check_timeout() {
     let app = TestApp::spawn().await;
-    let repo = app.data_dir.path().join("web");
     let pipeline = "[service]\nstart = \"python3 app.py\"\n[ui]\ntimeout_secs = 3\n[[ui.checks]]\nname = \"never settles\"\npath = \"/slow\"\n";
-    fixture_repo(&repo, &[("app.py", APP), (".slipway.toml", pipeline)]);
-    let project = app
-        .api
-        .create_project(&json!({"name": "web", "repo": repo.display().to_string()}))
-        .await
-        .body["id"]
-        .as_i64()
-        .unwrap();
+    let project = web_project(&app, pipeline).await;
     let started = app
         .api
         .start_validation(project, &json!({"branch": "main"}))

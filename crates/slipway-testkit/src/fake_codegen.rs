@@ -517,34 +517,33 @@ async fn resume(
     Json(answer).into_response()
 }
 
-async fn unban(
-    State(world): State<Shared>,
-    Path(org): Path<i64>,
-    headers: HeaderMap,
-    Json(body): Json<Value>,
-) -> Response {
-    if let Err(response) = admit(&world, &headers, org).await {
-        return response;
-    }
-    let mut w = world.lock().unwrap();
-    let Some(run) = w
-        .runs
-        .iter_mut()
-        .find(|r| Some(r.id) == body["agent_run_id"].as_i64())
-    else {
-        return error(404, "Agent run not found");
-    };
-    run.banned = false;
-    Json(json!({"message": "All checks unbanned"})).into_response()
-}
-
 async fn ban(
     State(world): State<Shared>,
     Path(org): Path<i64>,
     headers: HeaderMap,
     Json(body): Json<Value>,
 ) -> Response {
-    if let Err(response) = admit(&world, &headers, org).await {
+    set_ban(&world, org, &headers, &body, true).await
+}
+
+async fn unban(
+    State(world): State<Shared>,
+    Path(org): Path<i64>,
+    headers: HeaderMap,
+    Json(body): Json<Value>,
+) -> Response {
+    set_ban(&world, org, &headers, &body, false).await
+}
+
+/// `ban` flags the run's pull request and stops its agents; `unban` lifts the flag.
+async fn set_ban(
+    world: &Shared,
+    org: i64,
+    headers: &HeaderMap,
+    body: &Value,
+    banned: bool,
+) -> Response {
+    if let Err(response) = admit(world, headers, org).await {
         return response;
     }
     let mut w = world.lock().unwrap();
@@ -555,7 +554,11 @@ async fn ban(
     else {
         return error(404, "Agent run not found");
     };
-    run.banned = true;
-    run.status = "CANCELLED".into();
-    Json(json!({"message": "All checks banned and agents stopped"})).into_response()
+    run.banned = banned;
+    if banned {
+        run.status = "CANCELLED".into();
+        Json(json!({"message": "All checks banned and agents stopped"})).into_response()
+    } else {
+        Json(json!({"message": "All checks unbanned"})).into_response()
+    }
 }

@@ -64,6 +64,28 @@ pub struct PullAction {
     pub outcome: String,
 }
 
+/// The project, when its pull request `number` is open (409 saying so otherwise).
+async fn with_open_pull(
+    state: &AppState,
+    id: i64,
+    number: i64,
+    act: &str,
+) -> ApiResult<slipway_core::Project> {
+    let project = state.store.project(ProjectId(id)).await?;
+    let pull = state.store.pull_request(project.id, number).await?;
+    if pull.state != "open" {
+        return Err(crate::error::ApiError::new(
+            StatusCode::CONFLICT,
+            "conflict",
+            format!(
+                "pull request #{number} is {}; only an open one can be {act}",
+                pull.state
+            ),
+        ));
+    }
+    Ok(project)
+}
+
 /// Merge a local pull request by hand (operator): only a head that passed validation merged
 /// onto the current base is merged, as the merge controller does.
 #[utoipa::path(post, path = "/api/v1/projects/{id}/pulls/{number}/merge", tag = "pulls",
@@ -75,18 +97,7 @@ pub async fn merge(
     axum::extract::Path((id, number)): axum::extract::Path<(i64, i64)>,
 ) -> ApiResult<Json<PullAction>> {
     caller.require(Role::Operator)?;
-    let project = state.store.project(ProjectId(id)).await?;
-    let pull = state.store.pull_request(project.id, number).await?;
-    if pull.state != "open" {
-        return Err(crate::error::ApiError::new(
-            StatusCode::CONFLICT,
-            "conflict",
-            format!(
-                "pull request #{number} is {}; only an open one can be merged",
-                pull.state
-            ),
-        ));
-    }
+    let project = with_open_pull(&state, id, number, "merged").await?;
     let outcome = state
         .engine
         .merge_pull_request(&project, number)
@@ -106,26 +117,13 @@ pub async fn close(
     axum::extract::Path((id, number)): axum::extract::Path<(i64, i64)>,
 ) -> ApiResult<Json<PullAction>> {
     caller.require(Role::Operator)?;
-    let project = state.store.project(ProjectId(id)).await?;
-    state.store.pull_request(project.id, number).await?;
-    let closed = state
+    let project = with_open_pull(&state, id, number, "closed").await?;
+    state
         .engine
         .close_pull_request(&project, number)
         .await
         .map_err(crate::error::ApiError::internal)?;
     let pull = state.store.pull_request(project.id, number).await?;
-    if !closed {
-        return Err(crate::error::ApiError::new(
-            StatusCode::CONFLICT,
-            "conflict",
-            format!(
-                "pull request #{number} is {}; only an open one can be closed",
-                pull.state
-            ),
-        ));
-    }
-    Ok(Json(PullAction {
-        pull,
-        outcome: "Closed without merging.".into(),
-    }))
+    let outcome = "Closed without merging.".to_owned();
+    Ok(Json(PullAction { pull, outcome }))
 }
