@@ -316,21 +316,15 @@ async fn merge_when_allowed<F: Forge>(
     let title = format!("{} (#{number})", pull.title);
     let base_ref = pull.base_ref.clone();
     let method = policy.merge_method;
-    let merged = match forge
+    let merged = forge
         .merge(number, &validation.sha, &base_sha, method, &title)
-        .await
-    {
-        Ok(merged) => merged,
-        Err(error) if is_refusal(&error) => {
-            return Ok(Outcome {
-                merged: false,
-                sentence: "Not merged: the forge refused the merge.".into(),
-                refusal: Some(format!("The merge was refused: {error}. {PERMISSIONS}")),
-            })
-        }
-        Err(error) => return Err(error),
-    };
+        .await?;
     Ok(match merged {
+        MergeResult::Refused { reason } => Outcome {
+            merged: false,
+            sentence: "Not merged: the forge refused the merge.".into(),
+            refusal: Some(format!("The merge was refused: {reason}. {PERMISSIONS}")),
+        },
         MergeResult::Merged { sha } => {
             tracing::info!(project = %project.id, pr = number, merge = %sha, "pull request merged");
             engine
@@ -382,17 +376,6 @@ async fn merge_when_allowed<F: Forge>(
             Outcome::not_merged(&format!("not mergeable ({reason})"))
         }
     })
-}
-
-/// Whether the forge said no (a permission, a rule), rather than could not be reached.
-fn is_refusal(error: &anyhow::Error) -> bool {
-    matches!(
-        error.downcast_ref::<slipway_forge::github::GitHubError>(),
-        Some(slipway_forge::github::GitHubError::Status {
-            status: 403 | 404 | 422,
-            ..
-        })
-    )
 }
 
 /// After a merge into `base_ref` (now at `base_sha`), the other pull requests into it that

@@ -35,6 +35,8 @@ pub enum MergeResult {
     HeadMoved,
     /// The base branch is no longer the commit validated with the head: nothing was merged.
     BaseMoved { to: String },
+    /// The forge refuses this caller the merge (a permission, a rule), and says why.
+    Refused { reason: String },
     /// The forge will not merge it, and says why (conflicting paths, protection rules).
     NotMergeable { reason: String },
 }

@@ -61,6 +61,11 @@ pub enum Merge {
     NotMergeable {
         message: String,
     },
+    /// 403, 404, 422: GitHub refuses this caller the merge (a permission, a rule).
+    Refused {
+        status: u16,
+        message: String,
+    },
 }
 
 /// A commit status state.
@@ -813,6 +818,7 @@ impl GitHub {
             }),
             409 => Ok(Merge::HeadMoved),
             405 => Ok(Merge::NotMergeable { message }),
+            403 | 404 | 422 => Ok(Merge::Refused { status, message }),
             _ => Err(GitHubError::Status {
                 status,
                 what: format!("PUT {path}"),
@@ -1015,6 +1021,9 @@ impl crate::Forge for GitHubRepo<'_> {
                 Merge::NotMergeable { message } => {
                     crate::MergeResult::NotMergeable { reason: message }
                 }
+                Merge::Refused { status, message } => crate::MergeResult::Refused {
+                    reason: format!("GitHub answered {status}: {message}"),
+                },
             },
         )
     }

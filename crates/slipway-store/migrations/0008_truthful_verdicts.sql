@@ -11,3 +11,5 @@ ALTER TABLE validations ADD COLUMN setup_trial INTEGER NOT NULL DEFAULT 0;
 -- slipway validate --config: the pipeline (JSON) used when the repository has none.
 ALTER TABLE validations ADD COLUMN config_file TEXT;
 ALTER TABLE validation_steps ADD COLUMN flaky INTEGER NOT NULL DEFAULT 0;
+-- /metrics counts flaky steps on every scrape: only those rows are indexed.
+CREATE INDEX validation_steps_flaky ON validation_steps (validation_id) WHERE flaky = 1;
