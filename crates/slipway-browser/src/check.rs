@@ -49,6 +49,9 @@ pub struct Report {
     /// The page's visible text, trimmed.
     pub text: String,
     pub duration_ms: u64,
+    /// The browser itself failed (no tab could be opened): Slipway's fault, not the page's.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub browser_failed: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -76,6 +79,8 @@ pub struct RequestProblem {
 }
 
 const TEXT_KEPT: usize = 2_000;
+/// How long the browser may take to open a tab before it counts as broken.
+const TAB_OPENS: Duration = Duration::from_secs(15);
 
 /// What the page's listeners gather while the check runs.
 #[derive(Default)]
@@ -100,7 +105,10 @@ impl Browser {
         // A new tab per check. (Opening the next one during a check was tried: Chromium's
         // concurrent target creation disturbed the running check's navigations.)
         let started = Instant::now();
-        let page = self.cdp.new_page("about:blank").await;
+        let page = match tokio::time::timeout(TAB_OPENS, self.cdp.new_page("about:blank")).await {
+            Ok(page) => page.map_err(|e| e.to_string()),
+            Err(_) => Err(format!("no answer within {TAB_OPENS:?}")),
+        };
         let seen = Arc::new(Mutex::new(Seen::default()));
         let mut report = Report {
             check: check.name.clone(),
@@ -115,11 +123,13 @@ impl Browser {
             title: String::new(),
             text: String::new(),
             duration_ms: 0,
+            browser_failed: false,
         };
         let page = match page {
             Ok(page) => page,
             Err(error) => {
                 report.failure = Some(format!("the browser could not open a tab: {error}"));
+                report.browser_failed = true;
                 return report;
             }
         };

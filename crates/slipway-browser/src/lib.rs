@@ -106,9 +106,12 @@ impl Browser {
         Ok(Page { page })
     }
 
+    /// Closes the browser; one that no longer answers (it crashed) is given up on after a
+    /// few seconds rather than waited for.
     pub async fn close(mut self) {
-        let _ = self.cdp.close().await;
-        let _ = self.cdp.wait().await;
+        let bounded = Duration::from_secs(3);
+        let _ = tokio::time::timeout(bounded, self.cdp.close()).await;
+        let _ = tokio::time::timeout(bounded, self.cdp.wait()).await;
         self.handler.abort();
     }
 }

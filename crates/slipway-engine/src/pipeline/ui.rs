@@ -44,7 +44,7 @@ impl Attempt<'_> {
         };
         let ready = format!("browser ready in {} ms", started.elapsed().as_millis());
         self.logs.line(StepName::Ui, &ready);
-        let end = match self.run_checks(&browser, section, port).await {
+        let end = match self.run_checks(&browser, &mut process, section, port).await {
             Ok(StepEnd::Passed(Some(detail))) => {
                 Ok(StepEnd::Passed(Some(format!("{detail} ({ready})"))))
             }
@@ -115,6 +115,7 @@ impl Attempt<'_> {
     async fn run_checks(
         &mut self,
         browser: &Browser,
+        process: &mut Process,
         section: &UiSection,
         port: u16,
     ) -> anyhow::Result<StepEnd> {
@@ -144,7 +145,15 @@ impl Attempt<'_> {
                 let report = tokio::select! {
                     report = browser.check(check, dimensions, &target, timeout, &shot) => report,
                     _ = self.cancel.cancelled() => return Ok(StepEnd::Cancelled),
+                    // A browser that dies is Slipway's fault, never the page's failure.
+                    _ = ended(process) => {
+                        return Ok(StepEnd::Error("the browser exited during the checks".into()))
+                    }
                 };
+                if report.browser_failed {
+                    let why = report.failure.unwrap_or_default();
+                    return Ok(StepEnd::Error(format!("the browser failed: {why}")));
+                }
                 self.keep_evidence(&artifacts, &name, &report).await;
                 done += 1;
                 for line in evidence_lines(&report) {
@@ -260,6 +269,13 @@ fn evidence_lines(report: &Report) -> Vec<String> {
         lines.push(format!("    page {} shows: {text}", report.url));
     }
     lines
+}
+
+/// Resolves when the process has ended.
+async fn ended(process: &mut Process) {
+    while process.exited().is_none() {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 /// The bytes of the files in `dir` (artifacts are a flat directory).
