@@ -53,17 +53,6 @@ impl Entry {
                 return Err(io::Error::last_os_error());
             }
         }
-        // Via copies above every target, so that no target overwrites a later source. (The
-        // lowest free numbers above them: a fixed high number may pass RLIMIT_NOFILE.)
-        let above = self.fds.iter().map(|&(_, to)| to + 1).max().unwrap_or(0);
-        let mut copies = [0; 8];
-        for (copy, &(from, _)) in copies.iter_mut().zip(&self.fds) {
-            *copy = libc::fcntl(from, libc::F_DUPFD_CLOEXEC, above);
-            check(*copy)?;
-        }
-        for (copy, &(_, to)) in copies.iter().zip(&self.fds) {
-            check(libc::dup2(*copy, to))?;
-        }
         if let Some(ids) = self.drop_to {
             check(libc::setgroups(0, std::ptr::null()))?;
             check(libc::setresgid(ids.gid, ids.gid, ids.gid))?;
@@ -77,6 +66,18 @@ impl Entry {
         if let Some((user, net)) = self.namespaces {
             check(libc::setns(user, libc::CLONE_NEWUSER))?;
             check(libc::setns(net, libc::CLONE_NEWNET))?;
+        }
+        // Descriptors last: a target may have the number of a namespace's descriptor. Via
+        // copies above every target, so that no target overwrites a later source (the lowest
+        // free numbers above them: a fixed high number may pass RLIMIT_NOFILE).
+        let above = self.fds.iter().map(|&(_, to)| to + 1).max().unwrap_or(0);
+        let mut copies = [0; 8];
+        for (copy, &(from, _)) in copies.iter_mut().zip(&self.fds) {
+            *copy = libc::fcntl(from, libc::F_DUPFD_CLOEXEC, above);
+            check(*copy)?;
+        }
+        for (copy, &(_, to)) in copies.iter().zip(&self.fds) {
+            check(libc::dup2(*copy, to))?;
         }
         Ok(())
     }

@@ -516,3 +516,36 @@ async fn a_command_the_sandbox_cannot_start_is_unstarted_not_failed() {
     let ran = run_in(&bwrap(), ws.path(), "exit 1", Duration::from_secs(10)).await;
     assert_eq!(ran.outcome, Outcome::Exited(1));
 }
+
+/// Whatever descriptor numbers the cell's own files get, a command starts in it: handing the
+/// workspace to bubblewrap at a fixed number (10 to 12) must not overwrite one still needed.
+/// With 10 to 12 free and 0 to 15 placeholders open, the cell's files take each number in turn.
+#[test]
+fn commands_start_whatever_descriptor_numbers_the_cell_gets() {
+    for fd in 10..=12 {
+        // SAFETY: moves an inherited descriptor (none of this test's) out of the way.
+        unsafe {
+            if libc::fcntl(fd, libc::F_GETFD) != -1 {
+                assert!(libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 200) >= 200);
+                libc::close(fd);
+            }
+        }
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let sandbox = bwrap();
+        for held in 0..16 {
+            let placeholders: Vec<std::fs::File> = (0..held)
+                .map(|_| std::fs::File::open("/dev/null").unwrap())
+                .collect();
+            let ws = tempfile::tempdir().unwrap();
+            let ran = run_in(&sandbox, ws.path(), "echo started", Duration::from_secs(10)).await;
+            assert_eq!(ran.outcome, Outcome::Exited(0), "{held}: {:?}", ran.lines);
+            assert_eq!(ran.lines, ["started"], "{held}");
+            drop(placeholders);
+        }
+    });
+}
