@@ -233,12 +233,13 @@ async fn serve(config: Config) -> Result<(), Failure> {
     })
     .await
     .map_err(refused)?;
+    // Signals are handled before anyone is told the server is up.
+    let shutdown = CancellationToken::new();
+    tokio::spawn(stop_on_signal(shutdown.clone()));
     let addr = app.local_addr();
     println!("Slipway listening on http://{addr}");
     tracing::info!(%addr, data_dir = %config.data_dir.display(), "server started");
 
-    let shutdown = CancellationToken::new();
-    tokio::spawn(stop_on_signal(shutdown.clone()));
     let workers = engine.spawn_workers(shutdown.clone());
     app.run(shutdown).await.context("the server failed")?;
     let _ = workers.await;
@@ -295,16 +296,18 @@ fn codegen_config() -> anyhow::Result<Option<slipway_engine::CodegenConfig>> {
     }
 }
 
-/// Cancels `shutdown` on SIGINT or SIGTERM.
-async fn stop_on_signal(shutdown: CancellationToken) {
+/// Handles SIGINT and SIGTERM from now on; the future cancels `shutdown` on either.
+fn stop_on_signal(shutdown: CancellationToken) -> impl std::future::Future<Output = ()> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut term = signal(SignalKind::terminate()).expect("SIGTERM can be handled");
     let mut int = signal(SignalKind::interrupt()).expect("SIGINT can be handled");
-    tokio::select! {
-        _ = term.recv() => tracing::info!("SIGTERM received; finishing requests in flight"),
-        _ = int.recv() => tracing::info!("SIGINT received; finishing requests in flight"),
+    async move {
+        tokio::select! {
+            _ = term.recv() => tracing::info!("SIGTERM received; finishing requests in flight"),
+            _ = int.recv() => tracing::info!("SIGINT received; finishing requests in flight"),
+        }
+        shutdown.cancel();
     }
-    shutdown.cancel();
 }
 
 /// Creates the data directory, readable by its owner only.
