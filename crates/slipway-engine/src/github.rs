@@ -88,7 +88,9 @@ pub(crate) async fn poll(engine: &Engine, github: &Arc<GitHub>) -> anyhow::Resul
                     base_ref: pull.base_ref,
                     base_source: pull.base_clone_url,
                 };
-                engine.submit(project, target).await?;
+                engine
+                    .submit_by(project, target, "GitHub: an unseen head (poll)")
+                    .await?;
                 queued += 1;
             }
         }

@@ -119,6 +119,8 @@ pub struct Options {
     pub setup_trial: bool,
     /// `slipway validate --config`: the pipeline used when the repository has none.
     pub config_file: Option<PipelineConfig>,
+    /// Who or what asks (a token's name, "GitHub: synchronize"), shown in the lists.
+    pub started_by: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -288,6 +290,20 @@ impl Engine {
         self.submit_with(project, target, Options::default()).await
     }
 
+    /// [`Engine::submit`], saying who or what asks (shown in the lists).
+    pub async fn submit_by(
+        &self,
+        project: &Project,
+        target: Target,
+        started_by: impl Into<String>,
+    ) -> Result<ValidationRecord, SubmitError> {
+        let options = Options {
+            started_by: Some(started_by.into()),
+            ..Options::default()
+        };
+        self.submit_with(project, target, options).await
+    }
+
     /// [`Engine::submit`] with options.
     pub async fn submit_with(
         &self,
@@ -375,6 +391,7 @@ impl Engine {
             setup_trial: options.setup_trial,
             config_file: options.config_file,
             plan: Vec::new(),
+            started_by: options.started_by,
         };
         self.record(project, new).await
     }
@@ -457,6 +474,7 @@ impl Engine {
             setup_trial: old.setup_trial,
             config_file: old.config_file,
             plan: Vec::new(),
+            started_by: Some(format!("retry of #{}", old.id)),
         };
         self.record(&project, new).await
     }

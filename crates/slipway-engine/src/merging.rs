@@ -417,7 +417,10 @@ async fn validate_head(engine: &Engine, project: &Project, number: i64, pull: Pu
         base_ref: pull.base_ref,
         base_source: pull.base_clone_url,
     };
-    if let Err(error) = engine.submit(project, target).await {
+    if let Err(error) = engine
+        .submit_by(project, target, "the base moved: validated again")
+        .await
+    {
         tracing::warn!(%error, pr = number, "the new head was not queued");
     }
 }

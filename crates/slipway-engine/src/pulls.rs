@@ -85,7 +85,13 @@ impl Engine {
             base_ref: pr.base.clone(),
             base_source: String::new(),
         };
-        let record = self.submit(project, target).await?;
+        let record = self
+            .submit_by(
+                project,
+                target,
+                format!("pull request #{} updated", pr.number),
+            )
+            .await?;
         tracing::info!(project = %project.id, pr = pr.number, validation = %record.id, "pull request head queued");
         Ok(())
     }
@@ -95,6 +101,7 @@ impl Engine {
         &self,
         project: &Project,
         number: i64,
+        started_by: &str,
     ) -> Result<slipway_store::ValidationRecord, SubmitError> {
         let Some(forge) = self.forge(project) else {
             return Err(SubmitError::Invalid(
@@ -114,7 +121,7 @@ impl Engine {
             base_ref: pull.base_ref,
             base_source: pull.base_clone_url,
         };
-        self.submit(project, target).await
+        self.submit_by(project, target, started_by).await
     }
 
     /// A person merges pull request `number` (the merge controller's conditions but

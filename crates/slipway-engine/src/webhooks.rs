@@ -169,7 +169,8 @@ async fn pull_request(
                 let url = crate::github::pull_url(&pr.repository, pr.number);
                 engine.notify_pull_request(project, &url, "opened").await;
             }
-            match engine.submit(project, target).await {
+            let by = format!("GitHub: {}", pr.action);
+            match engine.submit_by(project, target, by).await {
                 Ok(record) => Ok(format!(
                     "{}: validation {} of PR #{} at {}",
                     project.name, record.id, pr.number, record.sha

@@ -155,6 +155,20 @@ impl Git {
         Ok(())
     }
 
+    /// The first line of commit `sha`'s message and its author's name, in a clone made by
+    /// [`Git::clone_commit`] (before any of its code ran).
+    pub async fn commit_summary(
+        &self,
+        dest: &Path,
+        sha: &str,
+    ) -> Result<(String, String), GitError> {
+        let text = self
+            .run(Some(dest), &["log", "-1", "--format=%an%x00%s", sha])
+            .await?;
+        let (author, title) = text.split_once('\0').unwrap_or(("", &text));
+        Ok((title.to_owned(), author.to_owned()))
+    }
+
     /// Checks out exactly `sha` (detached) in a clone made by [`Git::clone_commit`].
     pub async fn switch_to(&self, dest: &Path, sha: &str) -> Result<Vec<String>, GitError> {
         self.run(Some(dest), &["checkout", "--quiet", "--detach", sha])

@@ -10,11 +10,13 @@ use slipway_store::hash_token;
 use subtle::ConstantTimeEq;
 
 /// Who is calling: the role of a valid token. Extracting it is what authenticates a route.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Caller {
     pub role: Role,
     /// `None` for the token given in `SLIPWAY_ADMIN_TOKEN`.
     pub token: Option<TokenId>,
+    /// Who it is, as lists show who started something: "token ci-bot".
+    pub name: String,
 }
 
 impl Caller {
@@ -68,6 +70,7 @@ pub async fn caller_for(state: &AppState, hash: &[u8; 32]) -> Result<Caller, Api
             return Ok(Caller {
                 role: Role::Admin,
                 token: None,
+                name: "the admin token".into(),
             });
         }
     }
@@ -75,6 +78,7 @@ pub async fn caller_for(state: &AppState, hash: &[u8; 32]) -> Result<Caller, Api
         Some(record) => Ok(Caller {
             role: record.role,
             token: Some(record.id),
+            name: format!("token {}", record.name),
         }),
         None => Err(ApiError::unauthorized(
             "the token is unknown or revoked; ask an admin for a new one",

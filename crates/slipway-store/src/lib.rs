@@ -18,7 +18,7 @@ pub mod vault;
 
 pub use deliveries::{Delivery, Recorded};
 pub use events::{Event, LiveEvent};
-pub use overview::ProjectSummary;
+pub use overview::{Latest, ProjectSummary, Recent};
 pub use pulls::PullRequest;
 pub use queue::{Job, JobFailure, NewJob};
 pub use runs::{FixAttempt, NewRun, RunChange, RunMessage, RunRecord, RunRefused};
@@ -26,7 +26,8 @@ pub use secrets::{ImportOutcome, SecretMeta, SecretWrite};
 pub use sessions::Session;
 pub use tokens::{hash_token, NewToken, TokenRecord};
 pub use validations::{
-    Base, LogLine, NewValidation, StepRecord, StepUpdate, ValidationRecord, VALIDATION_JOB,
+    Base, LogLine, NewValidation, StepRecord, StepUpdate, ValidationFilter, ValidationRecord,
+    VALIDATION_JOB,
 };
 pub use vault::{KeyError, MasterKey};
 

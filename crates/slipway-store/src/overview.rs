@@ -1,36 +1,62 @@
 //! What the dashboard's project cards show, for every project in three queries.
 
-use crate::{Store, StoreError};
+use crate::{from_millis, Store, StoreError};
 use slipway_core::ProjectId;
 use std::collections::{HashMap, HashSet};
+use time::OffsetDateTime;
 
 /// A project's latest run, latest validation and open pull request link.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ProjectSummary {
-    pub last_run: Option<(i64, String)>,
-    pub last_validation: Option<(i64, String)>,
+    pub last_run: Option<Latest>,
+    pub last_validation: Option<Latest>,
+    /// The last 30 validations, newest first.
+    pub recent: Vec<Recent>,
     /// An open pull request: the newest open one of the local forge, else the pull request
     /// of the newest run still working on it.
     pub open_pr_url: Option<String>,
     pub has_rules: bool,
 }
 
+/// The newest run or validation of a project.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Latest {
+    pub id: i64,
+    pub status: String,
+    pub created_at: OffsetDateTime,
+}
+
+/// One of a project's recent validations, for its chart.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recent {
+    pub id: i64,
+    pub status: String,
+    pub duration_ms: Option<i64>,
+}
+
+/// How many validations a card's chart shows.
+pub const RECENT: i64 = 30;
+
 impl Store {
     pub async fn project_summaries(
         &self,
     ) -> Result<HashMap<ProjectId, ProjectSummary>, StoreError> {
         let mut out: HashMap<ProjectId, ProjectSummary> = HashMap::new();
-        let runs: Vec<(i64, i64, String, Option<String>)> = sqlx::query_as(
-            "SELECT r.project_id, r.id, r.status, r.pr_url FROM agent_runs r
+        let runs: Vec<(i64, i64, String, Option<String>, i64)> = sqlx::query_as(
+            "SELECT r.project_id, r.id, r.status, r.pr_url, r.created_at FROM agent_runs r
              JOIN (SELECT project_id, MAX(id) AS id FROM agent_runs GROUP BY project_id) m ON m.id = r.id",
         )
         .fetch_all(&self.pool)
         .await?;
-        for (project, id, status, pr_url) in runs {
+        for (project, id, status, pr_url, created_at) in runs {
             let entry = out.entry(ProjectId(project)).or_default();
             let working = !matches!(status.as_str(), "failed" | "cancelled" | "succeeded");
             entry.open_pr_url = pr_url.filter(|_| working);
-            entry.last_run = Some((id, status));
+            entry.last_run = Some(Latest {
+                id,
+                status,
+                created_at: from_millis(created_at),
+            });
         }
         let open_pulls: Vec<(i64, i64)> = sqlx::query_as(
             "SELECT project_id, MAX(number) FROM pull_requests WHERE state = 'open' GROUP BY project_id",
@@ -41,14 +67,28 @@ impl Store {
             out.entry(ProjectId(project)).or_default().open_pr_url =
                 Some(format!("/projects/{project}/pulls/{number}"));
         }
-        let validations: Vec<(i64, i64, String)> = sqlx::query_as(
-            "SELECT v.project_id, v.id, v.status FROM validations v
-             JOIN (SELECT project_id, MAX(id) AS id FROM validations GROUP BY project_id) m ON m.id = v.id",
+        let validations: Vec<(i64, i64, String, i64, Option<i64>)> = sqlx::query_as(
+            "SELECT project_id, id, status, created_at, finished_at - started_at FROM (
+               SELECT *, ROW_NUMBER() OVER (PARTITION BY project_id ORDER BY id DESC) AS n
+               FROM validations) WHERE n <= ? ORDER BY project_id, id DESC",
         )
+        .bind(RECENT)
         .fetch_all(&self.pool)
         .await?;
-        for (project, id, status) in validations {
-            out.entry(ProjectId(project)).or_default().last_validation = Some((id, status));
+        for (project, id, status, created_at, duration_ms) in validations {
+            let entry = out.entry(ProjectId(project)).or_default();
+            if entry.last_validation.is_none() {
+                entry.last_validation = Some(Latest {
+                    id,
+                    status: status.clone(),
+                    created_at: from_millis(created_at),
+                });
+            }
+            entry.recent.push(Recent {
+                id,
+                status,
+                duration_ms,
+            });
         }
         let with_rules: HashSet<i64> = sqlx::query_scalar(
             "SELECT project_id FROM project_settings

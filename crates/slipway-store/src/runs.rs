@@ -246,16 +246,20 @@ impl Store {
         row.try_into()
     }
 
-    /// A project's runs, newest first.
+    /// A project's runs, newest first; only those older than run `before`, if given (the
+    /// cursor of the previous page).
     pub async fn runs_of_project(
         &self,
         project: ProjectId,
+        before: Option<i64>,
         limit: u32,
     ) -> Result<Vec<RunRecord>, StoreError> {
         let rows: Vec<Row> = sqlx::query_as(&format!(
-            "SELECT {COLUMNS} FROM agent_runs WHERE project_id = ? ORDER BY id DESC LIMIT ?"
+            "SELECT {COLUMNS} FROM agent_runs WHERE project_id = ?1 AND (?2 IS NULL OR id < ?2)
+             ORDER BY id DESC LIMIT ?3"
         ))
         .bind(project.0)
+        .bind(before)
         .bind(limit)
         .fetch_all(&self.pool)
         .await?;

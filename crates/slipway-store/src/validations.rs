@@ -37,6 +37,8 @@ pub struct NewValidation {
     /// `slipway validate --config`: used when the repository has no `.slipway.toml`.
     pub config_file: Option<PipelineConfig>,
     pub plan: Vec<(StepName, StepPlan)>,
+    /// Who or what asked for it ("token ci", "GitHub: synchronize"), for the lists.
+    pub started_by: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -86,6 +88,11 @@ pub struct ValidationRecord {
     pub setup_trial: bool,
     #[serde(skip)]
     pub config_file: Option<PipelineConfig>,
+    /// The head commit's first line and author, once checkout read them.
+    pub commit_title: Option<String>,
+    pub commit_author: Option<String>,
+    /// Who or what asked for it.
+    pub started_by: Option<String>,
     pub status: ValidationStatus,
     pub attempt: u32,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -129,6 +136,16 @@ pub struct Base {
     pub source: String,
 }
 
+/// Which of a project's validations a list shows (all by default), newest first.
+#[derive(Debug, Clone, Default)]
+pub struct ValidationFilter {
+    pub pr: Option<i64>,
+    pub status: Option<ValidationStatus>,
+    pub branch: Option<String>,
+    /// Only those older than this one: the cursor of the previous page.
+    pub before: Option<ValidationId>,
+}
+
 /// A validation was made; these older ones of the same branch or PR must be cancelled.
 #[derive(Debug)]
 pub struct Created {
@@ -150,6 +167,9 @@ struct ValidationRow {
     pipeline_source: Option<String>,
     setup_trial: bool,
     config_file: Option<String>,
+    commit_title: Option<String>,
+    commit_author: Option<String>,
+    started_by: Option<String>,
     status: String,
     attempt: i64,
     error: Option<String>,
@@ -171,7 +191,7 @@ struct StepRow {
     flaky: bool,
 }
 
-const VALIDATION_COLUMNS: &str = "id, project_id, source, branch, pr_number, sha, base_ref, base_sha, base_source, pipeline_source, setup_trial, config_file, status, attempt, error, created_at, started_at, finished_at";
+const VALIDATION_COLUMNS: &str = "id, project_id, source, branch, pr_number, sha, base_ref, base_sha, base_source, pipeline_source, setup_trial, config_file, commit_title, commit_author, started_by, status, attempt, error, created_at, started_at, finished_at";
 const STEP_COLUMNS: &str =
     "idx, name, status, command, exit_code, detail, started_at, finished_at, flaky";
 
@@ -230,6 +250,9 @@ impl ValidationRow {
                 .map(|json| serde_json::from_str(&json))
                 .transpose()
                 .map_err(|e| corrupt(e.to_string()))?,
+            commit_title: self.commit_title,
+            commit_author: self.commit_author,
+            started_by: self.started_by,
             status: self.status.parse().map_err(corrupt)?,
             attempt: self.attempt as u32,
             error: self.error,
@@ -270,8 +293,9 @@ impl Store {
         let mut tx = self.writer.begin().await?;
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO validations (project_id, source, branch, pr_number, sha, base_ref,
-                                      base_source, setup_trial, config_file, status, created_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'queued', ?) RETURNING id",
+                                      base_source, setup_trial, config_file, started_by,
+                                      status, created_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'queued', ?) RETURNING id",
         )
         .bind(new.project.0)
         .bind(&new.source)
@@ -286,6 +310,7 @@ impl Store {
                 .as_ref()
                 .map(|c| serde_json::to_string(c).expect("a pipeline serializes")),
         )
+        .bind(&new.started_by)
         .bind(now)
         .fetch_one(&mut *tx)
         .await?;
@@ -356,14 +381,15 @@ impl Store {
         row.record(steps)
     }
 
-    /// The project's validations, newest first.
+    /// The project's validations that `filter` lets through, newest first.
     pub async fn list_validations(
         &self,
         project: ProjectId,
+        filter: &ValidationFilter,
         limit: u32,
     ) -> Result<Vec<ValidationRecord>, StoreError> {
         self.project(project).await?;
-        self.validations_where(project, None, limit).await
+        self.validations_where(project, filter, limit).await
     }
 
     /// A pull request's validations, newest first.
@@ -373,39 +399,44 @@ impl Store {
         pr: i64,
         limit: u32,
     ) -> Result<Vec<ValidationRecord>, StoreError> {
-        self.validations_where(project, Some(pr), limit).await
+        let filter = ValidationFilter {
+            pr: Some(pr),
+            ..ValidationFilter::default()
+        };
+        self.validations_where(project, &filter, limit).await
     }
 
-    /// A project's newest validations (of one pull request, if given) with their steps, in
-    /// two queries.
+    /// A project's newest validations that `filter` lets through, with their steps, in two
+    /// queries.
     async fn validations_where(
         &self,
         project: ProjectId,
-        pr: Option<i64>,
+        filter: &ValidationFilter,
         limit: u32,
     ) -> Result<Vec<ValidationRecord>, StoreError> {
-        const NEWEST: &str =
-            "FROM validations WHERE project_id = ? AND (? IS NULL OR pr_number = ?)
-                              ORDER BY id DESC LIMIT ?";
-        let rows: Vec<ValidationRow> =
-            sqlx::query_as(&format!("SELECT {VALIDATION_COLUMNS} {NEWEST}"))
-                .bind(project.0)
-                .bind(pr)
-                .bind(pr)
-                .bind(limit)
-                .fetch_all(&self.pool)
-                .await?;
-        let steps: Vec<OwnedStepRow> = sqlx::query_as(&format!(
+        const NEWEST: &str = "FROM validations WHERE project_id = ?1
+               AND (?2 IS NULL OR pr_number = ?2) AND (?3 IS NULL OR status = ?3)
+               AND (?4 IS NULL OR branch = ?4) AND (?5 IS NULL OR id < ?5)
+             ORDER BY id DESC LIMIT ?6";
+        macro_rules! newest {
+            ($sql:expr) => {
+                sqlx::query_as($sql)
+                    .bind(project.0)
+                    .bind(filter.pr)
+                    .bind(filter.status.map(|s| s.as_str()))
+                    .bind(filter.branch.as_deref())
+                    .bind(filter.before.map(|id| id.0))
+                    .bind(limit)
+                    .fetch_all(&self.pool)
+                    .await?
+            };
+        }
+        let rows: Vec<ValidationRow> = newest!(&format!("SELECT {VALIDATION_COLUMNS} {NEWEST}"));
+        let steps: Vec<OwnedStepRow> = newest!(&format!(
             "SELECT validation_id, {STEP_COLUMNS}
              FROM validation_steps WHERE validation_id IN (SELECT id {NEWEST})
              ORDER BY validation_id, idx"
-        ))
-        .bind(project.0)
-        .bind(pr)
-        .bind(pr)
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
+        ));
         let mut by_validation: std::collections::HashMap<i64, Vec<StepRow>> =
             std::collections::HashMap::new();
         for owned in steps {
@@ -626,6 +657,22 @@ impl Store {
                 .fetch_one(&self.pool)
                 .await?;
         Ok(count as u64)
+    }
+
+    /// Records the head commit's title and author, as checkout read them.
+    pub async fn set_commit(
+        &self,
+        id: ValidationId,
+        title: &str,
+        author: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query("UPDATE validations SET commit_title = ?, commit_author = ? WHERE id = ?")
+            .bind(title)
+            .bind(author)
+            .bind(id.0)
+            .execute(&self.writer)
+            .await?;
+        Ok(())
     }
 
     /// Records the base head a validation's checkout merged the head onto.

@@ -168,6 +168,7 @@ async fn a_validation_whose_job_crashed_on_every_attempt_ends_as_error_at_once()
             pr: None,
             sha: "a".repeat(40),
             plan: vec![(StepName::Checkout, StepPlan::Run)],
+            started_by: None,
         })
         .await
         .unwrap();

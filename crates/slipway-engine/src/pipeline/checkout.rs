@@ -21,6 +21,12 @@ impl Attempt<'_> {
         }
         self.logs
             .line(StepName::Checkout, &format!("fetched {head} from {source}"));
+        if let Ok((title, author)) = self.git.commit_summary(&self.workspace, &head).await {
+            self.inner
+                .store
+                .set_commit(self.id(), &title, &author)
+                .await?;
+        }
         // A pull request's files are those of its merge onto the base: made before any file
         // is written, so the workspace is checked out once.
         let target = match self.record.base_ref.clone() {

@@ -243,6 +243,11 @@ struct Answering<'a> {
 }
 
 impl Answering<'_> {
+    /// How the lists say who started a validation of this run's pull request.
+    fn started_by(&self) -> String {
+        format!("agent run #{}", self.run.id)
+    }
+
     /// Gathers what the decision needs (a pull request's validation is queued first, to
     /// know whether a fix changed its head), decides, and applies the decision.
     async fn apply(
@@ -266,7 +271,7 @@ impl Answering<'_> {
                 // Codegen opened (or updated) a pull request on GitHub: validate its head.
                 let record = self
                     .engine
-                    .validate_pull_request_number(self.project, number)
+                    .validate_pull_request_number(self.project, number, &self.started_by())
                     .await?;
                 let unchanged = self.run.agent_head_sha.as_deref() == Some(record.sha.as_str());
                 validation = Some((record, number, url, branch));
@@ -276,7 +281,7 @@ impl Answering<'_> {
                 let (number, url) = self.open_or_update(&branch).await?;
                 let record = self
                     .engine
-                    .validate_pull_request_number(self.project, number)
+                    .validate_pull_request_number(self.project, number, &self.started_by())
                     .await?;
                 // The run follows the agent's own head.
                 let record = slipway_store::ValidationRecord { sha, ..record };

@@ -5,9 +5,13 @@
 mod ansi;
 mod assets;
 mod checks;
+mod lists;
 mod pages;
 mod pulls;
+mod run;
 mod session;
+mod settings;
+mod validation;
 
 use crate::state::AppState;
 use askama::Template;
@@ -25,20 +29,23 @@ pub fn router() -> Router<AppState> {
         .route("/projects/{id}", get(pages::project))
         .route("/projects/{id}/runs", post(pages::start_run))
         .route("/projects/{id}/validations", post(pages::start_validation))
-        .route("/projects/{id}/settings", post(pages::save_settings))
-        .route("/projects/{id}/secrets", post(pages::save_secrets))
+        .route("/projects/{id}/settings", post(settings::save_settings))
+        .route("/projects/{id}/secrets", post(settings::save_secrets))
         .route(
             "/projects/{id}/secrets/{name}/delete",
-            post(pages::delete_secret),
+            post(settings::delete_secret),
         )
         .route("/projects/{id}/pulls/{number}", get(pulls::pull))
         .route("/projects/{id}/pulls/{number}/{action}", post(pulls::act))
-        .route("/runs/{id}", get(pages::run))
-        .route("/runs/{id}/{action}", post(pages::answer_run))
-        .route("/validations/{id}", get(pages::validation))
-        .route("/validations/{id}/lines", get(pages::earlier_lines))
+        .route("/runs/{id}", get(run::run))
+        .route("/runs/{id}/{action}", post(run::answer_run))
+        .route("/validations/{id}", get(validation::validation))
+        .route("/validations/{id}/lines", get(validation::earlier_lines))
         .route("/validations/{id}/artifacts/{name}", get(checks::artifact))
-        .route("/validations/{id}/{action}", post(pages::act_on_validation))
+        .route(
+            "/validations/{id}/{action}",
+            post(validation::act_on_validation),
+        )
         .route("/assets/{file}", get(assets::serve))
 }
 

@@ -1,27 +1,24 @@
 //! The dashboard's pages and the forms they post.
 
-use super::session::{CsrfForm, Signed};
-use super::{ansi, back_with_error, render, version, Layout, PageError};
+use super::session::Signed;
+use super::{back_with_error, render, version, Layout, PageError};
 use crate::state::AppState;
 use askama::Template;
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::{Form, Json};
+use axum::Form;
 use serde::Deserialize;
-use slipway_core::dotenv::{self, DotenvLine};
 use slipway_core::prompt::Goal;
-use slipway_core::run::{Response as Answer, RunStatus};
-use slipway_core::secret::{validate_name, SecretValue};
 use slipway_core::settings::AgentConfig;
-use slipway_core::validation::ValidationStatus;
-use slipway_core::{Project, ProjectDraft, ProjectId, Role, ValidationId};
-use slipway_engine::{Options, RunAnswer, Target};
-use slipway_store::{FixAttempt, RunRecord, ValidationRecord};
+use slipway_core::{Project, ProjectDraft, ProjectId, Role};
+use slipway_engine::{Options, Target};
+use slipway_store::ValidationRecord;
 
-/// Lines of a validation's log rendered with its page; earlier ones load on demand.
-const LOG_TAIL: u32 = 500;
-const HISTORY: u32 = 200;
+use super::lists::{self, validation_row, Chart, RunRow, ValidationRow};
+use super::settings::SettingsForm;
+
+/// A pull request's validations shown with its run or page.
+pub(super) const HISTORY: u32 = 200;
 
 pub(super) type PageResult = Result<Response, PageError>;
 
@@ -63,9 +60,29 @@ pub struct Card {
     name: String,
     repo: String,
     has_rules: bool,
-    last_run: Option<(i64, String)>,
-    last_validation: Option<(i64, String)>,
+    last_run: Option<Latest>,
+    last_validation: Option<Latest>,
     open_pr: Option<String>,
+    chart: Chart,
+}
+
+/// A card's newest run or validation: where it links, its state, when it started.
+struct Latest {
+    href: String,
+    id: i64,
+    status: String,
+    label: String,
+    when: lists::When,
+}
+
+fn latest(kind: &str, latest: Option<slipway_store::Latest>) -> Option<Latest> {
+    latest.map(|l| Latest {
+        href: format!("/{kind}/{}", l.id),
+        id: l.id,
+        label: lists::label(&l.status),
+        status: l.status,
+        when: lists::when(l.created_at),
+    })
 }
 
 #[derive(Template)]
@@ -88,13 +105,15 @@ pub async fn home(
         .iter()
         .map(|p| {
             let summary = summaries.remove(&p.id).unwrap_or_default();
+            let recent = summary.recent.iter();
             Card {
                 id: p.id.0,
                 name: p.name.clone(),
                 repo: p.repo.clone(),
                 has_rules: summary.has_rules,
-                last_run: summary.last_run,
-                last_validation: summary.last_validation,
+                chart: lists::chart(recent.map(|r| (r.id, r.status.as_str(), r.duration_ms))),
+                last_run: latest("runs", summary.last_run),
+                last_validation: latest("validations", summary.last_validation),
                 open_pr: summary.open_pr_url,
             }
         })
@@ -137,141 +156,6 @@ pub async fn create_project(
     }
 }
 
-struct RunRow {
-    id: i64,
-    goal_line: String,
-    status: RunStatus,
-    pr_url: Option<String>,
-    when: When,
-}
-
-/// A moment as lists show it: how long ago, and exactly (on hover).
-pub(super) struct When {
-    pub(super) ago: String,
-    pub(super) exact: String,
-}
-
-pub(super) fn when(at: time::OffsetDateTime) -> When {
-    let seconds = (time::OffsetDateTime::now_utc() - at)
-        .whole_seconds()
-        .max(0);
-    let ago = match seconds {
-        0..=59 => "just now".to_owned(),
-        60..=3_599 => format!("{} min ago", seconds / 60),
-        3_600..=86_399 => format!("{} h ago", seconds / 3_600),
-        _ => format!("{} days ago", seconds / 86_400),
-    };
-    let exact = at
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default();
-    When { ago, exact }
-}
-
-pub(super) struct ValidationRow {
-    pub(super) id: i64,
-    pub(super) short_sha: String,
-    pub(super) of: String,
-    pub(super) status: ValidationStatus,
-    pub(super) duration: String,
-    pub(super) when: When,
-}
-
-pub(super) fn validation_row(v: &ValidationRecord) -> ValidationRow {
-    ValidationRow {
-        id: v.id.0,
-        short_sha: v.sha.chars().take(10).collect(),
-        of: match (v.pr, &v.branch) {
-            (Some(pr), _) => format!("PR #{pr}"),
-            (None, Some(branch)) => branch.clone(),
-            (None, None) => "commit".into(),
-        },
-        status: v.status,
-        duration: seconds(v).map(|s| format!("{s:.1} s")).unwrap_or_default(),
-        when: when(v.created_at),
-    }
-}
-
-fn seconds(v: &ValidationRecord) -> Option<f64> {
-    let (start, end) = (v.started_at?, v.finished_at?);
-    Some((end - start).as_seconds_f64().max(0.0))
-}
-
-struct Bar {
-    id: i64,
-    x: f64,
-    y: f64,
-    width: f64,
-    height: f64,
-    status: ValidationStatus,
-    seconds: String,
-}
-
-/// Pass rate and durations of the last finished validations, as inline-SVG shapes.
-struct History {
-    total: usize,
-    pass_rate: u32,
-    width: usize,
-    bars: Vec<Bar>,
-    rate_line: String,
-}
-
-fn history(validations: &[ValidationRecord]) -> History {
-    let finished: Vec<&ValidationRecord> = validations
-        .iter()
-        .rev()
-        .filter(|v| {
-            matches!(
-                v.status,
-                ValidationStatus::Passed | ValidationStatus::Failed
-            )
-        })
-        .collect();
-    let longest = finished
-        .iter()
-        .filter_map(|v| seconds(v))
-        .fold(0.1f64, f64::max);
-    let step = 6.0;
-    let mut passed = 0;
-    let mut points = Vec::new();
-    let bars = finished
-        .iter()
-        .enumerate()
-        .map(|(i, v)| {
-            if v.status == ValidationStatus::Passed {
-                passed += 1;
-            }
-            let secs = seconds(v).unwrap_or(0.0);
-            let height = (secs / longest * 90.0).max(2.0);
-            let x = i as f64 * step;
-            points.push(format!(
-                "{:.1},{:.1}",
-                x + 2.5,
-                100.0 - passed as f64 / (i + 1) as f64 * 100.0
-            ));
-            Bar {
-                id: v.id.0,
-                x,
-                y: 100.0 - height,
-                width: step - 1.0,
-                height,
-                status: v.status,
-                seconds: format!("{secs:.1}"),
-            }
-        })
-        .collect();
-    History {
-        total: finished.len(),
-        pass_rate: if finished.is_empty() {
-            0
-        } else {
-            (passed * 100 / finished.len()) as u32
-        },
-        width: (finished.len().max(1) as f64 * step) as usize,
-        bars,
-        rate_line: points.join(" "),
-    }
-}
-
 #[derive(Template)]
 #[template(path = "project.html")]
 struct ProjectPage {
@@ -291,40 +175,95 @@ struct ProjectPage {
     branches: Vec<String>,
     secrets: Vec<(String, String)>,
     runs: Vec<RunRow>,
+    /// The runs' next page, if there is one.
+    older_runs: Option<String>,
     validations: Vec<ValidationRow>,
-    history: History,
+    /// The validations' filters as chosen, and their next page.
+    filters: Filters,
+    chart: Chart,
 }
+
+/// The project page's list filters and cursors (`?status=…&branch=…&cursor=…`).
+#[derive(Deserialize, Default)]
+pub struct ListQuery {
+    #[serde(default)]
+    status: String,
+    #[serde(default)]
+    branch: String,
+    #[serde(default)]
+    cursor: String,
+    #[serde(default)]
+    runs_cursor: String,
+}
+
+struct Filters {
+    status: String,
+    branch: String,
+    statuses: [&'static str; 6],
+    /// The first page's link, when this is a later one or filtered.
+    reset: Option<String>,
+    older: Option<String>,
+}
+
+/// A project page's list length.
+const PAGE: u32 = 50;
 
 pub async fn project(
     State(state): State<AppState>,
     signed: Signed,
     Path(id): Path<i64>,
     Query(query): Query<PageQuery>,
+    Query(lists): Query<ListQuery>,
 ) -> PageResult {
     let mut layout = layout(&state, &signed, id, query.error).await?;
     layout.notice = query.saved.map(|_| "Settings saved.".to_owned());
-    project_page(&state, layout, ProjectId(id), None).await
+    project_page(&state, layout, ProjectId(id), None, &lists).await
 }
 
 /// The project page; with `typed`, the settings dialog opens again holding what was typed
 /// (a form that was refused keeps its text).
-async fn project_page(
+pub(super) async fn project_page(
     state: &AppState,
     layout: Layout,
     id: ProjectId,
     typed: Option<(slipway_core::Settings, &SettingsForm)>,
+    lists: &ListQuery,
 ) -> PageResult {
     let project = state.store.project(id).await.map_err(failed)?;
     let (settings, typed_form) = match typed {
         Some((settings, form)) => (settings, Some(form)),
         None => (state.store.settings(id).await.map_err(failed)?, None),
     };
-    let runs = state.store.runs_of_project(id, 50).await.map_err(failed)?;
-    let validations = state
+    let runs_after = lists.runs_cursor.parse().ok();
+    let runs = state
         .store
-        .list_validations(id, HISTORY)
+        .runs_of_project(id, runs_after, PAGE)
         .await
         .map_err(failed)?;
+    let query = crate::routes::validations::ListQuery {
+        limit: None,
+        cursor: Some(lists.cursor.clone()).filter(|c| !c.is_empty()),
+        status: Some(lists.status.clone()),
+        branch: Some(lists.branch.clone()),
+    };
+    let filter = crate::routes::validations::filter(&query).map_err(PageError::from)?;
+    let validations = state
+        .store
+        .list_validations(id, &filter, PAGE)
+        .await
+        .map_err(failed)?;
+    let unfiltered = filter.status.is_none() && filter.branch.is_none() && filter.before.is_none();
+    let recent = if unfiltered {
+        validations.clone()
+    } else {
+        let all = slipway_store::ValidationFilter::default();
+        let limit = lists::CHART_SLOTS;
+        state
+            .store
+            .list_validations(id, &all, limit)
+            .await
+            .map_err(failed)?
+    };
     let secrets = state.store.list_secrets(id).await.map_err(failed)?;
     let mut branches = state.engine.branches(&project).await;
     let setup_branch = settings
@@ -380,29 +319,51 @@ async fn project_page(
             .into_iter()
             .map(|s| (s.name, s.updated_at.date().to_string()))
             .collect(),
-        runs: runs
-            .iter()
-            .map(|r| RunRow {
-                id: r.id,
-                goal_line: r
-                    .goal
-                    .lines()
-                    .next()
-                    .unwrap_or("")
-                    .chars()
-                    .take(100)
-                    .collect(),
-                status: r.status,
-                pr_url: r.pr_url.clone(),
-                when: when(r.created_at),
+        older_runs: (runs.len() == PAGE as usize)
+            .then(|| {
+                runs.last()
+                    .map(|r| format!("/projects/{id}?runs_cursor={}#runs-title", r.id))
             })
-            .collect(),
-        history: history(&validations),
-        validations: validations.iter().take(50).map(validation_row).collect(),
+            .flatten(),
+        runs: runs.iter().map(lists::run_row).collect(),
+        filters: filters(id, lists, &validations),
+        chart: lists::chart_of(&recent),
+        validations: validations.iter().map(validation_row).collect(),
         settings,
         project,
     };
     Ok(render(&page))
+}
+
+fn filters(id: ProjectId, lists: &ListQuery, page: &[ValidationRecord]) -> Filters {
+    let link = |cursor: Option<i64>| {
+        let mut params = vec![
+            ("status", lists.status.as_str()),
+            ("branch", lists.branch.as_str()),
+        ];
+        let cursor = cursor.map(|c| c.to_string()).unwrap_or_default();
+        params.push(("cursor", &cursor));
+        params.retain(|(_, v)| !v.is_empty());
+        let query = serde_urlencoded::to_string(&params).unwrap_or_default();
+        format!("/projects/{id}?{query}#validations-title")
+    };
+    let filtered = !(lists.status.is_empty() && lists.branch.is_empty() && lists.cursor.is_empty());
+    Filters {
+        status: lists.status.clone(),
+        branch: lists.branch.clone(),
+        statuses: [
+            "queued",
+            "running",
+            "passed",
+            "failed",
+            "error",
+            "cancelled",
+        ],
+        reset: filtered.then(|| format!("/projects/{id}#validations-title")),
+        older: (page.len() == PAGE as usize)
+            .then(|| page.last().map(|v| link(Some(v.id.0))))
+            .flatten(),
+    }
 }
 
 #[derive(Deserialize)]
@@ -461,7 +422,7 @@ async fn validate_branch(state: &AppState, project: &Project, branch: String) ->
     submit_branch(state, project, branch, Options::default()).await
 }
 
-async fn submit_branch(
+pub(super) async fn submit_branch(
     state: &AppState,
     project: &Project,
     branch: String,
@@ -474,460 +435,5 @@ async fn submit_branch(
             &format!("/projects/{}", project.id),
             &crate::ApiError::from(error).message,
         )),
-    }
-}
-
-#[derive(Deserialize)]
-pub struct SettingsForm {
-    csrf: String,
-    repository_rules: String,
-    setup_branch: String,
-    setup_commands: String,
-    planning_statement: String,
-    auto_confirm_plan: Option<String>,
-    auto_merge: Option<String>,
-    then: Option<String>,
-    #[serde(default)]
-    agent_kind: Option<String>,
-    #[serde(default)]
-    agent_command: String,
-    #[serde(default)]
-    agent_model: String,
-    agent_plan_mode: Option<String>,
-}
-
-/// The agent the settings form describes; `None` when the form has no agent fields.
-fn agent_of(form: &SettingsForm) -> Result<Option<AgentConfig>, String> {
-    let plan_mode = form.agent_plan_mode.is_some();
-    match form.agent_kind.as_deref() {
-        None => Ok(None),
-        Some("command") => {
-            let command = form.agent_command.trim();
-            if command.is_empty() {
-                return Err("agent: give the command that runs the agent (e.g. claude -p), or choose Codegen".into());
-            }
-            Ok(Some(AgentConfig::Command {
-                command: command.to_owned(),
-                plan_mode,
-            }))
-        }
-        Some("codegen") => Ok(Some(AgentConfig::Codegen {
-            model: Some(form.agent_model.trim().to_owned()).filter(|m| !m.is_empty()),
-            repo_id: None,
-            plan_mode,
-        })),
-        Some(other) => Err(format!(
-            "agent: '{other}' is not an agent kind (command or codegen)"
-        )),
-    }
-}
-
-pub async fn save_settings(
-    State(state): State<AppState>,
-    signed: Signed,
-    Path(id): Path<i64>,
-    Form(form): Form<SettingsForm>,
-) -> PageResult {
-    signed.check(&form.csrf)?;
-    require(&signed, Role::Admin)?;
-    let project = state.store.project(ProjectId(id)).await.map_err(failed)?;
-    let mut settings = state.store.settings(project.id).await.map_err(failed)?;
-    settings.repository_rules = form.repository_rules.replace("\r\n", "\n");
-    settings.planning_statement = form.planning_statement.replace("\r\n", "\n");
-    settings.setup_commands.branch =
-        Some(form.setup_branch.trim().to_owned()).filter(|b| !b.is_empty());
-    settings.setup_commands.commands = form
-        .setup_commands
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .map(str::to_owned)
-        .collect();
-    settings.auto_confirm_plan = form.auto_confirm_plan.is_some();
-    settings.auto_merge = form.auto_merge.is_some();
-    let here = format!("/projects/{id}");
-    match agent_of(&form) {
-        Ok(Some(agent)) => {
-            // The Codegen run's repository id, if one was set through the API, stays.
-            let repo_id = match &settings.agent {
-                AgentConfig::Codegen { repo_id, .. } => *repo_id,
-                AgentConfig::Command { .. } => None,
-            };
-            settings.agent = match agent {
-                AgentConfig::Codegen {
-                    model, plan_mode, ..
-                } => AgentConfig::Codegen {
-                    model,
-                    repo_id,
-                    plan_mode,
-                },
-                command => command,
-            };
-        }
-        Ok(None) => {}
-        Err(why) => return refused_form(&state, &signed, project.id, settings, &form, why).await,
-    }
-    if let Err(invalid) = settings.validate() {
-        return refused_form(
-            &state,
-            &signed,
-            project.id,
-            settings,
-            &form,
-            invalid.to_string(),
-        )
-        .await;
-    }
-    state
-        .store
-        .put_settings(project.id, &settings)
-        .await
-        .map_err(failed)?;
-    if form.then.as_deref() == Some("run") {
-        let branch = settings
-            .setup_commands
-            .branch
-            .clone()
-            .unwrap_or_else(|| project.default_branch.clone());
-        if settings.setup_commands.commands.is_empty() {
-            return Ok(back_with_error(
-                &here,
-                "setup_commands: type at least one command to run, then save and run setup",
-            ));
-        }
-        // Exactly the typed commands, whatever the branch's .slipway.toml says.
-        let trial = Options {
-            setup_trial: true,
-            ..Options::default()
-        };
-        return submit_branch(&state, &project, branch, trial).await;
-    }
-    Ok(Redirect::to(&format!("{here}?saved=1")).into_response())
-}
-
-/// A refused settings form: the page again, the dialog open with what was typed and why.
-async fn refused_form(
-    state: &AppState,
-    signed: &Signed,
-    id: ProjectId,
-    typed: slipway_core::Settings,
-    form: &SettingsForm,
-    why: String,
-) -> PageResult {
-    let layout = layout(state, signed, id.0, Some(why)).await?;
-    let mut response = project_page(state, layout, id, Some((typed, form))).await?;
-    *response.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
-    Ok(response)
-}
-
-#[derive(Deserialize)]
-pub struct SecretsForm {
-    csrf: String,
-    #[serde(default)]
-    name: String,
-    #[serde(default)]
-    value: String,
-    #[serde(default)]
-    dotenv: String,
-}
-
-pub async fn save_secrets(
-    State(state): State<AppState>,
-    signed: Signed,
-    Path(id): Path<i64>,
-    Form(form): Form<SecretsForm>,
-) -> PageResult {
-    signed.check(&form.csrf)?;
-    require(&signed, Role::Admin)?;
-    let project = ProjectId(id);
-    state.store.project(project).await.map_err(failed)?;
-    let here = format!("/projects/{id}");
-    let mut entries: Vec<(String, SecretValue)> = Vec::new();
-    let mut refused = Vec::new();
-    if !form.name.trim().is_empty() {
-        let name = form.name.trim().to_owned();
-        match (validate_name(&name), SecretValue::new(form.value)) {
-            (Ok(()), Ok(value)) => entries.push((name, value)),
-            (Err(e), _) | (_, Err(e)) => refused.push(e.to_string()),
-        }
-    }
-    if !form.dotenv.trim().is_empty() {
-        match dotenv::parse(&form.dotenv) {
-            Ok(lines) => {
-                for line in lines {
-                    match line {
-                        DotenvLine::Entry { name, value, .. } => entries.push((name, value)),
-                        DotenvLine::Refused { line, reason, .. } => {
-                            refused.push(format!("line {line}: {reason}"))
-                        }
-                    }
-                }
-            }
-            Err(error) => refused.push(error.to_string()),
-        }
-    }
-    if !entries.is_empty() {
-        let pairs: Vec<(&str, &SecretValue)> =
-            entries.iter().map(|(n, v)| (n.as_str(), v)).collect();
-        state
-            .store
-            .put_secrets(project, &pairs)
-            .await
-            .map_err(failed)?;
-    }
-    if refused.is_empty() {
-        Ok(Redirect::to(&here).into_response())
-    } else {
-        Ok(back_with_error(
-            &here,
-            &format!("{} saved; refused: {}", entries.len(), refused.join("; ")),
-        ))
-    }
-}
-
-pub async fn delete_secret(
-    State(state): State<AppState>,
-    signed: Signed,
-    Path((id, name)): Path<(i64, String)>,
-    Form(form): Form<CsrfForm>,
-) -> PageResult {
-    signed.check(&form.csrf)?;
-    require(&signed, Role::Admin)?;
-    state
-        .store
-        .delete_secret(ProjectId(id), &name)
-        .await
-        .map_err(failed)?;
-    Ok(Redirect::to(&format!("/projects/{id}")).into_response())
-}
-
-#[derive(Template)]
-#[template(path = "run.html")]
-struct RunPage {
-    layout: Layout,
-    project_name: String,
-    run: RunRecord,
-    note: Option<String>,
-    reply: Option<String>,
-    plan: Option<String>,
-    pr_url: Option<String>,
-    awaiting: bool,
-    can_cancel: bool,
-    validations: Vec<ValidationRow>,
-    attempts: Vec<FixAttempt>,
-    conversation: Vec<slipway_store::RunMessage>,
-}
-
-pub async fn run(
-    State(state): State<AppState>,
-    signed: Signed,
-    Path(id): Path<i64>,
-    Query(query): Query<PageQuery>,
-) -> PageResult {
-    let run = state.store.run(id).await.map_err(failed)?;
-    let project = state.store.project(run.project_id).await.map_err(failed)?;
-    let layout = layout(&state, &signed, project.id.0, query.error).await?;
-    let attempts = state.store.fix_attempts(id).await.map_err(failed)?;
-    let conversation = state.store.run_messages(id).await.map_err(failed)?;
-    let validations = match run.pr_number {
-        Some(pr) => state
-            .store
-            .pull_request_validations(project.id, pr, HISTORY)
-            .await
-            .map_err(failed)?,
-        None => Vec::new(),
-    };
-    let (reply, plan, pr_url) = match &run.response {
-        Some(Answer::Reply { text }) => (Some(text.clone()), None, None),
-        Some(Answer::Plan { text }) => (None, Some(text.clone()), None),
-        Some(Answer::PullRequest { url, .. }) => (None, None, Some(url.clone())),
-        None => (None, None, None),
-    };
-    let page = RunPage {
-        layout,
-        project_name: project.name,
-        note: run.note.clone().filter(|n| !n.is_empty()),
-        reply,
-        plan,
-        pr_url,
-        awaiting: run.status == RunStatus::AwaitingInput,
-        can_cancel: !run.status.is_final(),
-        validations: validations.iter().map(validation_row).collect(),
-        attempts,
-        conversation,
-        run,
-    };
-    Ok(render(&page))
-}
-
-#[derive(Deserialize)]
-pub struct AnswerForm {
-    csrf: String,
-    #[serde(default)]
-    text: String,
-}
-
-pub async fn answer_run(
-    State(state): State<AppState>,
-    signed: Signed,
-    Path((id, action)): Path<(i64, String)>,
-    Form(form): Form<AnswerForm>,
-) -> PageResult {
-    signed.check(&form.csrf)?;
-    require(&signed, Role::Operator)?;
-    let result = match action.as_str() {
-        "continue" => {
-            state
-                .engine
-                .answer_run(id, RunAnswer::Continue(form.text))
-                .await
-        }
-        "confirm" => state.engine.answer_run(id, RunAnswer::Confirm).await,
-        "modify" => {
-            state
-                .engine
-                .answer_run(id, RunAnswer::Modify(form.text))
-                .await
-        }
-        "cancel" => state.engine.cancel_run(id).await,
-        _ => return Err(PageError::new(StatusCode::NOT_FOUND, "no such action")),
-    };
-    let here = format!("/runs/{id}");
-    match result {
-        Ok(_) => Ok(Redirect::to(&here).into_response()),
-        Err(error) => Ok(back_with_error(
-            &here,
-            &crate::ApiError::from(error).message,
-        )),
-    }
-}
-
-struct StepView {
-    index: u32,
-    name: String,
-    status: String,
-    duration: String,
-    detail: Option<String>,
-    flaky: bool,
-}
-
-struct LineView {
-    seq: i64,
-    step: String,
-    html: String,
-}
-
-#[derive(Template)]
-#[template(path = "validation.html")]
-struct ValidationPage {
-    layout: Layout,
-    project_name: String,
-    v: ValidationRecord,
-    steps: Vec<StepView>,
-    lines: Vec<LineView>,
-    first_seq: i64,
-    last_seq: i64,
-    checks: Vec<super::checks::CheckView>,
-}
-
-pub async fn validation(
-    State(state): State<AppState>,
-    signed: Signed,
-    Path(id): Path<i64>,
-    Query(query): Query<PageQuery>,
-) -> PageResult {
-    let v = state
-        .store
-        .validation(ValidationId(id))
-        .await
-        .map_err(failed)?;
-    let project = state.store.project(v.project_id).await.map_err(failed)?;
-    let layout = layout(&state, &signed, project.id.0, query.error).await?;
-    let lines = state
-        .store
-        .logs_before(v.id, i64::MAX, LOG_TAIL)
-        .await
-        .map_err(failed)?;
-    let checks = super::checks::checks_of(&state, v.id).await;
-    let page = ValidationPage {
-        checks,
-        layout,
-        project_name: project.name,
-        steps: v
-            .steps
-            .iter()
-            .map(|s| StepView {
-                index: s.index,
-                name: s.name.to_string(),
-                status: s.status.to_string(),
-                duration: s
-                    .duration_ms
-                    .map(|ms| format!("{:.1} s", ms as f64 / 1000.0))
-                    .unwrap_or_default(),
-                detail: s.detail.clone(),
-                flaky: s.flaky,
-            })
-            .collect(),
-        first_seq: lines.first().map(|l| l.seq).unwrap_or(0),
-        last_seq: lines.last().map(|l| l.seq).unwrap_or(0),
-        lines: lines
-            .into_iter()
-            .map(|l| LineView {
-                seq: l.seq,
-                html: ansi::to_html(&l.line),
-                step: l.step,
-            })
-            .collect(),
-        v,
-    };
-    Ok(render(&page))
-}
-
-#[derive(Deserialize)]
-pub struct LinesQuery {
-    before: i64,
-}
-
-/// Earlier log lines as HTML fragments, for "Load earlier lines".
-pub async fn earlier_lines(
-    State(state): State<AppState>,
-    _signed: Signed,
-    Path(id): Path<i64>,
-    Query(query): Query<LinesQuery>,
-) -> PageResult {
-    let lines = state
-        .store
-        .logs_before(ValidationId(id), query.before, LOG_TAIL)
-        .await
-        .map_err(failed)?;
-    let lines: Vec<serde_json::Value> = lines
-        .into_iter()
-        .map(|l| serde_json::json!({"seq": l.seq, "step": l.step, "html": ansi::to_html(&l.line)}))
-        .collect();
-    Ok(Json(serde_json::json!({"lines": lines})).into_response())
-}
-
-pub async fn act_on_validation(
-    State(state): State<AppState>,
-    signed: Signed,
-    Path((id, action)): Path<(i64, String)>,
-    Form(form): Form<CsrfForm>,
-) -> PageResult {
-    signed.check(&form.csrf)?;
-    require(&signed, Role::Operator)?;
-    let id = ValidationId(id);
-    match action.as_str() {
-        "retry" => match state.engine.retry(id).await {
-            Ok(record) => Ok(Redirect::to(&format!("/validations/{}", record.id)).into_response()),
-            Err(error) => Ok(back_with_error(
-                &format!("/validations/{id}"),
-                &crate::ApiError::from(error).message,
-            )),
-        },
-        "cancel" => {
-            state.engine.cancel(id).await.map_err(failed)?;
-            Ok(Redirect::to(&format!("/validations/{id}")).into_response())
-        }
-        _ => Err(PageError::new(StatusCode::NOT_FOUND, "no such action")),
     }
 }

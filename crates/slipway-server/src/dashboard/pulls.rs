@@ -1,7 +1,8 @@
 //! A pull request's page: its state, head and base, its validations, the run that opened it,
 //! the merge decision and why — and, for the local forge, Merge and Close.
 
-use super::pages::{failed, layout, require, validation_row, PageQuery, PageResult, ValidationRow};
+use super::lists::{validation_row, ValidationRow};
+use super::pages::{failed, layout, require, PageQuery, PageResult};
 use super::session::{CsrfForm, Signed};
 use super::{back_with_error, render, Layout, PageError};
 use crate::state::AppState;

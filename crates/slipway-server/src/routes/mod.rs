@@ -1,5 +1,6 @@
 //! The HTTP routes, one module per resource.
 
+pub mod paging;
 pub mod projects;
 pub mod pulls;
 pub mod runs;

@@ -1,12 +1,13 @@
 //! `/api/v1/projects/{id}/runs` and `/api/v1/runs/{id}`: start agent runs, read them, and
 //! answer them (continue a reply, confirm or modify a plan), or cancel them.
 
+use super::paging;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::state::AppState;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use slipway_core::prompt::Goal;
@@ -94,22 +95,28 @@ pub async fn start(
 pub struct ListQuery {
     /// At most this many, newest first (default 50, at most 500).
     pub limit: Option<u32>,
+    /// The previous page's `X-Next-Cursor`: the page after it.
+    pub cursor: Option<String>,
 }
 
-/// A project's runs, newest first.
+/// A project's runs, newest first; the next page's cursor is in `X-Next-Cursor`.
 #[utoipa::path(get, path = "/api/v1/projects/{id}/runs", tag = "runs",
     params(("id" = i64, Path), ListQuery),
-    responses((status = 200, body = [RunRecord]), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = [RunRecord]), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn list(
     caller: Caller,
     State(state): State<AppState>,
     ApiPath(id): ApiPath<ProjectId>,
     ApiQuery(query): ApiQuery<ListQuery>,
-) -> ApiResult<Json<Vec<RunRecord>>> {
+) -> ApiResult<(HeaderMap, Json<Vec<RunRecord>>)> {
     caller.require(Role::Viewer)?;
     state.store.project(id).await?;
-    let limit = query.limit.unwrap_or(50).clamp(1, 500);
-    Ok(Json(state.store.runs_of_project(id, limit).await?))
+    let limit = paging::limit(query.limit);
+    let after = paging::after(query.cursor.as_deref())?;
+    let page = state.store.runs_of_project(id, after, limit).await?;
+    let ids: Vec<i64> = page.iter().map(|r| r.id).collect();
+    let path = format!("/api/v1/projects/{id}/runs");
+    Ok((paging::next_page(&path, &[], limit, &ids), Json(page)))
 }
 
 /// One run.

@@ -1,18 +1,20 @@
 //! `/api/v1/projects/{id}/validations` and `/api/v1/validations/{id}`: start, read, follow
 //! the log, retry and cancel validations.
 
+use super::paging;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::state::AppState;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use slipway_core::validation::StepName;
+use slipway_core::validation::ValidationStatus;
 use slipway_core::{ProjectId, Role, ValidationId};
 use slipway_engine::{SubmitError, Target};
-use slipway_store::{LogLine, ValidationRecord};
+use slipway_store::{LogLine, ValidationFilter, ValidationRecord};
 
 /// What to validate: exactly one of `branch`, `sha` or `pr`.
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -56,7 +58,7 @@ pub async fn start(
         (None, None, Some(number)) => {
             let record = state
                 .engine
-                .validate_pull_request_number(&project, number)
+                .validate_pull_request_number(&project, number, &caller.name)
                 .await?;
             tracing::info!(validation = %record.id, project_id = %id, pr = number, "validation queued");
             return Ok((StatusCode::CREATED, Json(record)));
@@ -69,7 +71,10 @@ pub async fn start(
             ))
         }
     };
-    let record = state.engine.submit(&project, target).await?;
+    let record = state
+        .engine
+        .submit_by(&project, target, caller.name.clone())
+        .await?;
     tracing::info!(validation = %record.id, project_id = %id, sha = %record.sha, "validation queued");
     Ok((StatusCode::CREATED, Json(record)))
 }
@@ -79,21 +84,65 @@ pub async fn start(
 pub struct ListQuery {
     /// At most this many, newest first (default 50, at most 500).
     pub limit: Option<u32>,
+    /// The previous page's `X-Next-Cursor`: the page after it.
+    pub cursor: Option<String>,
+    /// Only validations in this state (queued, running, passed, failed, error, cancelled).
+    pub status: Option<String>,
+    /// Only validations of this branch (a pull request's head branch included).
+    pub branch: Option<String>,
 }
 
-/// A project's validations, newest first.
+/// A project's validations, newest first; the next page's cursor is in `X-Next-Cursor`.
 #[utoipa::path(get, path = "/api/v1/projects/{id}/validations", tag = "validations",
     params(("id" = i64, Path), ListQuery),
-    responses((status = 200, body = [ValidationRecord]), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = [ValidationRecord]), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn list(
     caller: Caller,
     State(state): State<AppState>,
     ApiPath(id): ApiPath<ProjectId>,
     ApiQuery(query): ApiQuery<ListQuery>,
-) -> ApiResult<Json<Vec<ValidationRecord>>> {
+) -> ApiResult<(HeaderMap, Json<Vec<ValidationRecord>>)> {
     caller.require(Role::Viewer)?;
-    let limit = query.limit.unwrap_or(50).clamp(1, 500);
-    Ok(Json(state.store.list_validations(id, limit).await?))
+    let limit = paging::limit(query.limit);
+    let filter = filter(&query)?;
+    let page = state.store.list_validations(id, &filter, limit).await?;
+    let mut kept = Vec::new();
+    if let Some(status) = &query.status {
+        kept.push(("status", status.clone()));
+    }
+    if let Some(branch) = &query.branch {
+        kept.push(("branch", branch.clone()));
+    }
+    let ids: Vec<i64> = page.iter().map(|v| v.id.0).collect();
+    let path = format!("/api/v1/projects/{id}/validations");
+    Ok((paging::next_page(&path, &kept, limit, &ids), Json(page)))
+}
+
+/// The store's filter for a list query; 422 for a status that does not exist.
+pub fn filter(query: &ListQuery) -> Result<ValidationFilter, ApiError> {
+    let status = query
+        .status
+        .as_deref()
+        .filter(|s| !s.is_empty())
+        .map(|text| {
+            text.parse::<ValidationStatus>().map_err(|_| {
+                ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "invalid",
+                    format!(
+                        "status: '{text}' is not a validation state; \
+                         use queued, running, passed, failed, error or cancelled"
+                    ),
+                )
+            })
+        })
+        .transpose()?;
+    Ok(ValidationFilter {
+        pr: None,
+        status,
+        branch: query.branch.clone().filter(|b| !b.is_empty()),
+        before: paging::after(query.cursor.as_deref())?.map(ValidationId),
+    })
 }
 
 /// One validation with its steps.

@@ -1,0 +1,238 @@
+//! What the dashboard's lists show of runs and validations, as a CI page does: status, title,
+//! branch, commit, who started it, when (exactly on hover), how long (counting while it
+//! runs); and the chart of a project's last validations.
+
+use slipway_core::validation::ValidationStatus;
+use slipway_store::{RunRecord, ValidationRecord};
+use time::OffsetDateTime;
+
+/// A moment as lists show it: how long ago, and exactly (on hover).
+pub(super) struct When {
+    pub(super) ago: String,
+    pub(super) exact: String,
+}
+
+pub(super) fn when(at: OffsetDateTime) -> When {
+    let seconds = (OffsetDateTime::now_utc() - at).whole_seconds().max(0);
+    let ago = match seconds {
+        0..=59 => "just now".to_owned(),
+        60..=3_599 => format!("{} min ago", seconds / 60),
+        3_600..=86_399 => format!("{} h ago", seconds / 3_600),
+        _ => format!("{} days ago", seconds / 86_400),
+    };
+    When {
+        ago,
+        exact: rfc3339(at),
+    }
+}
+
+fn rfc3339(at: OffsetDateTime) -> String {
+    at.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+/// How long something took, or (with `since`) has taken so far: the page's clock counts on.
+pub(super) struct Took {
+    pub(super) text: String,
+    pub(super) since: Option<String>,
+}
+
+fn took(start: Option<OffsetDateTime>, end: Option<OffsetDateTime>) -> Took {
+    match (start, end) {
+        (Some(start), Some(end)) => Took {
+            text: duration((end - start).whole_milliseconds() as i64),
+            since: None,
+        },
+        (Some(start), None) => Took {
+            text: duration((OffsetDateTime::now_utc() - start).whole_milliseconds() as i64),
+            since: Some(rfc3339(start)),
+        },
+        _ => Took {
+            text: String::new(),
+            since: None,
+        },
+    }
+}
+
+/// "850 ms", "4.2 s", "3 min 05 s", "1 h 02 min".
+pub(super) fn duration(ms: i64) -> String {
+    let ms = ms.max(0);
+    match ms {
+        0..=999 => format!("{ms} ms"),
+        1_000..=59_999 => format!("{:.1} s", ms as f64 / 1000.0),
+        60_000..=3_599_999 => format!("{} min {:02} s", ms / 60_000, ms / 1000 % 60),
+        _ => format!("{} h {:02} min", ms / 3_600_000, ms / 60_000 % 60),
+    }
+}
+
+/// A state as people read it: "awaiting input", not `awaiting_input`.
+pub(super) fn label(state: &str) -> String {
+    state.replace('_', " ")
+}
+
+pub(super) struct ValidationRow {
+    pub(super) id: i64,
+    pub(super) status: ValidationStatus,
+    pub(super) label: String,
+    /// The head commit's title, once checkout read it.
+    pub(super) title: String,
+    pub(super) started_by: String,
+    pub(super) branch: String,
+    pub(super) pr: Option<i64>,
+    pub(super) short_sha: String,
+    pub(super) when: When,
+    pub(super) took: Took,
+}
+
+pub(super) fn validation_row(v: &ValidationRecord) -> ValidationRow {
+    let started_by = match (&v.started_by, v.pr) {
+        (Some(by), _) => by.clone(),
+        (None, Some(pr)) => format!("pull request #{pr}"),
+        (None, None) => "a person".into(),
+    };
+    let title = match (&v.commit_title, &v.commit_author) {
+        (Some(title), Some(author)) if !author.is_empty() => format!("{title} — {author}"),
+        (Some(title), _) => title.clone(),
+        _ => format!("Validation #{}", v.id),
+    };
+    ValidationRow {
+        id: v.id.0,
+        status: v.status,
+        label: label(v.status.as_str()),
+        title,
+        started_by,
+        branch: v.branch.clone().unwrap_or_default(),
+        pr: v.pr,
+        short_sha: v.sha.chars().take(7).collect(),
+        when: when(v.created_at),
+        took: took(v.started_at, v.finished_at),
+    }
+}
+
+pub(super) struct RunRow {
+    pub(super) id: i64,
+    pub(super) status: String,
+    pub(super) label: String,
+    pub(super) goal_line: String,
+    pub(super) agent: String,
+    pub(super) branch: String,
+    pub(super) pr: Option<i64>,
+    /// The pull request on GitHub, beside its page here.
+    pub(super) github_url: Option<String>,
+    pub(super) when: When,
+    pub(super) took: Took,
+}
+
+pub(super) fn run_row(r: &RunRecord) -> RunRow {
+    let finished = r.status.is_final().then_some(r.updated_at);
+    RunRow {
+        id: r.id,
+        status: r.status.as_str().to_owned(),
+        label: label(r.status.as_str()),
+        goal_line: r
+            .goal
+            .lines()
+            .next()
+            .unwrap_or("")
+            .chars()
+            .take(100)
+            .collect(),
+        agent: r.agent.clone(),
+        branch: r.branch.clone().unwrap_or_default(),
+        pr: r.pr_number,
+        github_url: r.pr_url.clone().filter(|u| u.starts_with("https://")),
+        when: when(r.created_at),
+        took: took(Some(r.created_at), finished),
+    }
+}
+
+pub(super) struct Bar {
+    pub(super) id: i64,
+    pub(super) x: u32,
+    pub(super) y: f64,
+    pub(super) height: f64,
+    pub(super) status: String,
+    pub(super) duration: String,
+}
+
+/// The last validations' durations as bars coloured by outcome (oldest left, in fixed slots
+/// so that a few validations are not stretched into hairlines), and the pass rate.
+pub(super) struct Chart {
+    pub(super) finished: usize,
+    pub(super) pass_rate: u32,
+    pub(super) bars: Vec<Bar>,
+}
+
+pub(super) const CHART_SLOTS: u32 = 30;
+
+/// `recent`: (id, status, duration in ms), newest first.
+pub(super) fn chart<'a>(recent: impl Iterator<Item = (i64, &'a str, Option<i64>)>) -> Chart {
+    let finished: Vec<(i64, &str, i64)> = recent
+        .filter(|(_, status, _)| matches!(*status, "passed" | "failed" | "error"))
+        .filter_map(|(id, status, ms)| Some((id, status, ms?)))
+        .take(CHART_SLOTS as usize)
+        .collect();
+    let longest = finished.iter().map(|v| v.2).max().unwrap_or(1).max(1) as f64;
+    let passed = finished.iter().filter(|v| v.1 == "passed").count();
+    let bars = finished
+        .iter()
+        .rev()
+        .enumerate()
+        .map(|(slot, &(id, status, ms))| {
+            let height = (ms as f64 / longest * 92.0).max(4.0);
+            Bar {
+                id,
+                x: slot as u32 * 10,
+                y: 100.0 - height,
+                height,
+                status: status.to_owned(),
+                duration: duration(ms),
+            }
+        })
+        .collect();
+    Chart {
+        finished: finished.len(),
+        pass_rate: (passed * 100).checked_div(finished.len()).unwrap_or(0) as u32,
+        bars,
+    }
+}
+
+pub(super) fn chart_of(validations: &[ValidationRecord]) -> Chart {
+    chart(validations.iter().map(|v| {
+        let ms = v
+            .started_at
+            .zip(v.finished_at)
+            .map(|(s, f)| (f - s).whole_milliseconds() as i64);
+        (v.id.0, v.status.as_str(), ms)
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{chart, duration, label};
+
+    #[test]
+    fn durations_read_as_people_say_them() {
+        assert_eq!(duration(850), "850 ms");
+        assert_eq!(duration(4_240), "4.2 s");
+        assert_eq!(duration(185_000), "3 min 05 s");
+        assert_eq!(duration(3_720_000), "1 h 02 min");
+        assert_eq!(label("awaiting_input"), "awaiting input");
+    }
+
+    #[test]
+    fn the_chart_keeps_finished_validations_in_fixed_slots_oldest_left() {
+        let recent = [
+            (4, "running", None),
+            (3, "failed", Some(2_000)),
+            (2, "passed", Some(1_000)),
+            (1, "cancelled", Some(10)),
+        ];
+        let chart = chart(recent.into_iter());
+        assert_eq!(chart.finished, 2);
+        assert_eq!(chart.pass_rate, 50);
+        let slots: Vec<(i64, u32)> = chart.bars.iter().map(|b| (b.id, b.x)).collect();
+        assert_eq!(slots, [(2, 0), (3, 10)]);
+        assert!(chart.bars[1].height > chart.bars[0].height);
+    }
+}
