@@ -33,6 +33,9 @@ function selectTab(tab) {
     other.tabIndex = selected ? 0 : -1;
     document.getElementById(other.getAttribute('aria-controls')).hidden = !selected;
   }
+  // The secrets tab is its own form: the settings' fields and buttons step aside.
+  const settingsForm = document.getElementById('settings-form');
+  if (settingsForm && list.contains(document.getElementById('tab-secrets'))) settingsForm.hidden = tab.id === 'tab-secrets';
   tab.focus();
 }
 
@@ -85,9 +88,40 @@ const log = document.getElementById('log');
 function lineElement(seq, step, html) {
   const div = document.createElement('div');
   div.className = 'line';
+  div.id = `L${seq}`;
   div.dataset.seq = seq;
-  div.innerHTML = `<span class="seq">${escapeHtml(step)}</span>${html}`;
+  div.innerHTML = `<a class="ln" href="#L${seq}" aria-label="Line ${seq}">${seq}</a><span class="seq">${escapeHtml(step)}</span>${html}`;
+  if (search.term && div.textContent.toLowerCase().includes(search.term)) div.classList.add('match');
   return div;
+}
+
+// Log search: matching lines are marked and counted; Enter goes to the next one.
+const search = { term: '', at: -1 };
+const searchBox = document.getElementById('log-search');
+function markMatches() {
+  const lines = log ? [...log.querySelectorAll('.line')] : [];
+  let count = 0;
+  for (const line of lines) {
+    const hit = search.term !== '' && line.textContent.toLowerCase().includes(search.term);
+    line.classList.toggle('match', hit);
+    if (hit) count += 1;
+  }
+  const said = document.getElementById('log-matches');
+  if (said) said.textContent = search.term ? `${count} line${count === 1 ? '' : 's'}` : '';
+  search.at = -1;
+}
+if (searchBox) {
+  searchBox.addEventListener('input', () => { search.term = searchBox.value.trim().toLowerCase(); markMatches(); });
+  searchBox.addEventListener('keydown', (event) => {
+    if (event.key !== 'Enter') return;
+    event.preventDefault();
+    const hits = [...log.querySelectorAll('.line.match')];
+    if (!hits.length) return;
+    search.at = (search.at + 1) % hits.length;
+    for (const hit of hits) hit.classList.remove('current');
+    hits[search.at].classList.add('current');
+    hits[search.at].scrollIntoView({ block: 'center' });
+  });
 }
 
 function appendLine(event) {
@@ -133,7 +167,7 @@ let refreshPending = false;
 async function refreshMain() {
   if (document.querySelector('dialog[open]')) { refreshPending = true; return; }
   refreshPending = false;
-  const response = await fetch(location.pathname, { headers: { accept: 'text/html' } });
+  const response = await fetch(location.pathname + location.search, { headers: { accept: 'text/html' } });
   if (!response.ok) return;
   const fresh = new DOMParser().parseFromString(await response.text(), 'text/html');
   // A validation's log is built from the stream itself; only its steps and header re-render.
@@ -143,6 +177,7 @@ async function refreshMain() {
     const next = fresh.getElementById(id);
     if (now && next) now.replaceWith(next);
   }
+  tick();
 }
 document.addEventListener('close', () => { if (refreshPending) refreshMain(); }, true);
 
@@ -157,6 +192,17 @@ function setStatus(element, status) {
   element.className = element.className.replace(/\bstatus-\S+/g, '').trim() + ` status-${status}`;
 }
 
+const label = (state) => String(state).replaceAll('_', ' ');
+
+// A status badge: its class and, when it has one, its label.
+function showStatus(badge, status) {
+  if (!badge) return;
+  setStatus(badge, status);
+  const text = badge.querySelector('.label');
+  if (text) text.textContent = label(status);
+  else badge.textContent = label(status);
+}
+
 function onValidationUpdate(event) {
   const here = document.getElementById('validation');
   if (page === 'validation' && here && Number(here.dataset.validationId) === event.validation_id) {
@@ -164,17 +210,15 @@ function onValidationUpdate(event) {
       const step = document.querySelector(`[data-step-index="${event.step_index}"]`);
       if (step) {
         setStatus(step, event.step_status);
-        step.querySelector('.step-status').textContent = event.step_status;
+        step.querySelector('.step-status').textContent = label(event.step_status);
       }
     }
-    const overall = document.getElementById('overall');
-    overall.textContent = event.overall_status;
-    setStatus(overall, event.overall_status);
+    showStatus(document.getElementById('overall-badge'), event.overall_status);
     if (event.step_index === null || ['passed', 'failed', 'error'].includes(event.step_status)) refreshSoon();
     return;
   }
   const row = document.querySelector(`[data-validation-id="${event.validation_id}"] [data-overall]`);
-  if (row) { row.textContent = event.overall_status; setStatus(row, event.overall_status); }
+  if (row) showStatus(row, event.overall_status);
   if (page === 'home') refreshSoon();
   else if (!row || event.step_index === null) refreshSoon();
 }
@@ -226,11 +270,26 @@ setInterval(() => {
   }
 }, 20000);
 
-if (log) log.scrollTop = log.scrollHeight;
+// Durations of what still runs count on, every second, from their start.
+function took(ms) {
+  const s = Math.max(0, Math.floor(ms / 1000));
+  if (s < 60) return `${s} s`;
+  if (s < 3600) return `${Math.floor(s / 60)} min ${String(s % 60).padStart(2, '0')} s`;
+  return `${Math.floor(s / 3600)} h ${String(Math.floor(s / 60) % 60).padStart(2, '0')} min`;
+}
+function tick() {
+  for (const cell of document.querySelectorAll('[data-since]')) cell.textContent = took(Date.now() - Date.parse(cell.dataset.since));
+}
+setInterval(tick, 1000);
+
+// A link to one line of the log (#L123) shows that line; otherwise the log's end.
+const linked = location.hash.startsWith('#L') ? document.getElementById(location.hash.slice(1)) : null;
+if (linked) linked.scrollIntoView({ block: 'center' });
+else if (log) log.scrollTop = log.scrollHeight;
 connect();
 
 // A link to `#some-dialog` (a card's Agent run) opens that dialog.
-if (location.hash.length > 1) {
+if (location.hash.length > 1 && !location.hash.startsWith('#L')) {
   const dialog = document.getElementById(location.hash.slice(1));
   if (dialog && dialog.showModal) dialog.showModal();
 }

@@ -52,6 +52,7 @@ async fn main() {
                 pr: None,
                 sha: sha.clone(),
                 plan: steps.clone(),
+                started_by: Some("bench".into()),
             })
             .await
             .unwrap();
@@ -119,6 +120,7 @@ async fn main() {
             pr: None,
             sha: sha.clone(),
             plan: steps.clone(),
+            started_by: Some("bench".into()),
         })
         .await
         .unwrap();

@@ -127,6 +127,7 @@ pub async fn run(args: ValidateArgs) -> Result<(), Failure> {
         base: args.base.clone(),
         setup_trial: false,
         config_file,
+        started_by: Some("slipway validate".into()),
     };
     let record = engine
         .submit_with(&project, target, options)

@@ -415,11 +415,11 @@ pub async fn start_validation(
     signed.check(&form.csrf)?;
     require(&signed, Role::Operator)?;
     let project = state.store.project(ProjectId(id)).await.map_err(failed)?;
-    validate_branch(&state, &project, form.branch).await
-}
-
-async fn validate_branch(state: &AppState, project: &Project, branch: String) -> PageResult {
-    submit_branch(state, project, branch, Options::default()).await
+    let options = Options {
+        started_by: Some(signed.0.caller.name.clone()),
+        ..Options::default()
+    };
+    submit_branch(&state, &project, form.branch, options).await
 }
 
 pub(super) async fn submit_branch(

@@ -137,6 +137,7 @@ pub async fn save_settings(
         // Exactly the typed commands, whatever the branch's .slipway.toml says.
         let trial = Options {
             setup_trial: true,
+            started_by: Some(format!("setup trial by {}", signed.0.caller.name)),
             ..Options::default()
         };
         return submit_branch(&state, &project, branch, trial).await;

@@ -22,6 +22,7 @@ struct StepView {
     index: u32,
     name: String,
     status: String,
+    label: String,
     duration: String,
     detail: Option<String>,
     flaky: bool,
@@ -76,10 +77,8 @@ pub async fn validation(
                 index: s.index,
                 name: s.name.to_string(),
                 status: s.status.to_string(),
-                duration: s
-                    .duration_ms
-                    .map(|ms| format!("{:.1} s", ms as f64 / 1000.0))
-                    .unwrap_or_default(),
+                label: super::lists::label(&s.status.to_string()),
+                duration: s.duration_ms.map(super::lists::duration).unwrap_or_default(),
                 detail: s.detail.clone(),
                 flaky: s.flaky,
             })
