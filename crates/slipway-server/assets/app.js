@@ -171,7 +171,7 @@ async function refreshMain() {
   if (!response.ok) return;
   const fresh = new DOMParser().parseFromString(await response.text(), 'text/html');
   // A validation's log is built from the stream itself; only its steps and header re-render.
-  const parts = page === 'validation' ? ['steps', 'validation'] : ['main'];
+  const parts = page === 'validation' ? ['steps', 'validation', 'facts'] : ['main'];
   for (const id of parts) {
     const now = document.getElementById(id);
     const next = fresh.getElementById(id);
@@ -214,6 +214,7 @@ function onValidationUpdate(event) {
       }
     }
     showStatus(document.getElementById('overall-badge'), event.overall_status);
+    if (['passed', 'failed', 'error', 'cancelled'].includes(event.overall_status)) document.getElementById('cancel-validation')?.remove();
     if (event.step_index === null || ['passed', 'failed', 'error'].includes(event.step_status)) refreshSoon();
     return;
   }

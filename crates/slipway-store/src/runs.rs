@@ -108,6 +108,10 @@ pub struct FixAttempt {
     pub evidence: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub outcome: Option<String>,
+    /// When the evidence was sent.
+    #[serde(with = "time::serde::rfc3339")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub created_at: OffsetDateTime,
 }
 
 const COLUMNS: &str =
@@ -437,8 +441,8 @@ impl Store {
     }
 
     pub async fn fix_attempts(&self, run: i64) -> Result<Vec<FixAttempt>, StoreError> {
-        let rows: Vec<(i64, i64, String, String, Option<String>)> = sqlx::query_as(
-            "SELECT number, validation_id, step, evidence, outcome FROM fix_attempts
+        let rows: Vec<(i64, i64, String, String, Option<String>, i64)> = sqlx::query_as(
+            "SELECT number, validation_id, step, evidence, outcome, created_at FROM fix_attempts
              WHERE run_id = ? ORDER BY number",
         )
         .bind(run)
@@ -447,12 +451,13 @@ impl Store {
         Ok(rows
             .into_iter()
             .map(
-                |(number, validation_id, step, evidence, outcome)| FixAttempt {
+                |(number, validation_id, step, evidence, outcome, created_at)| FixAttempt {
                     number: number as u32,
                     validation_id,
                     step,
                     evidence,
                     outcome,
+                    created_at: from_millis(created_at),
                 },
             )
             .collect())

@@ -72,10 +72,10 @@ pub(crate) async fn after_validation(
                 Some(pr) if pr.state == "merged" => {
                     format!("validation {id} passed; the pull request was merged")
                 }
-                Some(pr) => format!(
-                    "validation {id} passed; {}",
-                    pr.note.unwrap_or_else(|| "not merged".into())
-                ),
+                // The merge decision's note names the validation already.
+                Some(pr) => pr
+                    .note
+                    .unwrap_or_else(|| format!("validation {id} passed; not merged")),
                 None => format!("validation {id} passed"),
             };
             let change = RunChange {

@@ -90,10 +90,14 @@ pub(super) fn validation_row(v: &ValidationRecord) -> ValidationRow {
         (None, Some(pr)) => format!("pull request #{pr}"),
         (None, None) => "a person".into(),
     };
-    let title = match (&v.commit_title, &v.commit_author) {
-        (Some(title), Some(author)) if !author.is_empty() => format!("{title} — {author}"),
-        (Some(title), _) => title.clone(),
-        _ => format!("Validation #{}", v.id),
+    let title = v
+        .commit_title
+        .clone()
+        .filter(|t| !t.is_empty())
+        .unwrap_or_else(|| format!("Validation #{}", v.id));
+    let started_by = match v.commit_author.as_deref().filter(|a| !a.is_empty()) {
+        Some(author) => format!("{author} · started by {started_by}"),
+        None => format!("started by {started_by}"),
     };
     ValidationRow {
         id: v.id.0,

@@ -1,5 +1,6 @@
-//! A run's page: its conversation, its answer and what it allows, its pull request's
-//! validations and fix attempts.
+//! A run's page: its whole conversation as one timeline (the goal, each answer, each
+//! person's reply, each fix attempt with its evidence), what the answer allows, and its pull
+//! request's validations.
 
 use super::session::Signed;
 use super::{back_with_error, render, Layout, PageError};
@@ -13,7 +14,7 @@ use serde::Deserialize;
 use slipway_core::run::{Response as Answer, RunStatus};
 use slipway_core::Role;
 use slipway_engine::RunAnswer;
-use slipway_store::{FixAttempt, RunRecord};
+use slipway_store::{FixAttempt, RunMessage, RunRecord};
 
 use super::lists::{validation_row, ValidationRow};
 
@@ -32,8 +33,61 @@ struct RunPage {
     awaiting: bool,
     can_cancel: bool,
     validations: Vec<ValidationRow>,
-    attempts: Vec<FixAttempt>,
-    conversation: Vec<slipway_store::RunMessage>,
+    timeline: Vec<Entry>,
+}
+
+/// One moment of a run's conversation.
+struct Entry {
+    /// `person`, `agent` or `slipway` (a fix attempt).
+    who: &'static str,
+    title: String,
+    at: time::OffsetDateTime,
+    text: String,
+    /// The validation a fix attempt is about.
+    validation: Option<i64>,
+}
+
+/// The goal, the messages and the fix attempts, in the order they happened.
+fn timeline(run: &RunRecord, messages: Vec<RunMessage>, attempts: Vec<FixAttempt>) -> Vec<Entry> {
+    let mut goal = run.goal.clone();
+    for (heading, text) in [
+        ("Requirements", &run.requirements),
+        ("Acceptance criteria", &run.acceptance_criteria),
+    ] {
+        if let Some(text) = text.as_deref().filter(|t| !t.is_empty()) {
+            goal.push_str(&format!("\n\n{heading}:\n{text}"));
+        }
+    }
+    let mut entries = vec![Entry {
+        who: "person",
+        title: "You · goal".into(),
+        at: run.created_at,
+        text: goal,
+        validation: None,
+    }];
+    entries.extend(messages.into_iter().map(|m| Entry {
+        who: if m.who == "agent" { "agent" } else { "person" },
+        title: format!(
+            "{} · {}",
+            if m.who == "agent" { "Agent" } else { "You" },
+            m.kind.replace('_', " ")
+        ),
+        at: m.at,
+        text: m.text,
+        validation: None,
+    }));
+    entries.extend(attempts.into_iter().map(|a| Entry {
+        who: "slipway",
+        title: match &a.outcome {
+            Some(outcome) => format!("Slipway · fix {} ({outcome})", a.number),
+            None => format!("Slipway · fix {}", a.number),
+        },
+        at: a.created_at,
+        text: a.evidence,
+        validation: Some(a.validation_id),
+    }));
+    entries.sort_by_key(|e| e.at);
+    entries
 }
 
 pub async fn run(
@@ -46,7 +100,7 @@ pub async fn run(
     let project = state.store.project(run.project_id).await.map_err(failed)?;
     let layout = layout(&state, &signed, project.id.0, query.error).await?;
     let attempts = state.store.fix_attempts(id).await.map_err(failed)?;
-    let conversation = state.store.run_messages(id).await.map_err(failed)?;
+    let messages = state.store.run_messages(id).await.map_err(failed)?;
     let validations = match run.pr_number {
         Some(pr) => state
             .store
@@ -71,8 +125,7 @@ pub async fn run(
         awaiting: run.status == RunStatus::AwaitingInput,
         can_cancel: !run.status.is_final(),
         validations: validations.iter().map(validation_row).collect(),
-        attempts,
-        conversation,
+        timeline: timeline(&run, messages, attempts),
         run,
     };
     Ok(render(&page))

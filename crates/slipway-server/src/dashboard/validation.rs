@@ -78,7 +78,10 @@ pub async fn validation(
                 name: s.name.to_string(),
                 status: s.status.to_string(),
                 label: super::lists::label(&s.status.to_string()),
-                duration: s.duration_ms.map(super::lists::duration).unwrap_or_default(),
+                duration: s
+                    .duration_ms
+                    .map(super::lists::duration)
+                    .unwrap_or_default(),
                 detail: s.detail.clone(),
                 flaky: s.flaky,
             })
