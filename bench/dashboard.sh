@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Dashboard benchmarks: page server time (100 projects, 1,000 validations), DOMContentLoaded
+# Dashboard benchmarks: page server time (100 projects; a project with 1,000 validations), DOMContentLoaded
 # in headless Chromium, and one event fanned out to 1,000 WebSocket subscribers.
 # Usage: bench/dashboard.sh   (needs Chromium; figures go to BENCHMARKS.md by hand)
 set -euo pipefail

@@ -410,6 +410,11 @@ impl Engine {
         self.inner.config.public_url.as_deref()
     }
 
+    /// Whether the Codegen agent can be used (its credentials are configured).
+    pub fn has_codegen(&self) -> bool {
+        self.inner.codegen.is_some()
+    }
+
     /// The GitHub repositories the configured token can see (for picking a project's
     /// repository); empty without a token or when GitHub cannot be reached.
     pub async fn github_repositories(&self) -> Vec<String> {

@@ -1,6 +1,6 @@
-//! Dashboard benchmarks (run by `bench/dashboard.sh`): server time of the projects page and
-//! a project page with 100 projects and 1,000 validations; DOMContentLoaded in headless
-//! Chromium; one event fanned out to 1,000 WebSocket subscribers.
+//! Dashboard benchmarks (run by `bench/dashboard.sh`): server time of the projects page (100
+//! projects) and of a project page with 1,000 validations (also filtered, and a later page);
+//! DOMContentLoaded in headless Chromium; one event fanned out to 1,000 WebSocket subscribers.
 
 use serde_json::json;
 use slipway_core::validation::{plan, StepName, ValidationStatus};
@@ -38,8 +38,9 @@ async fn main() {
         assert_eq!(reply.status, 201, "{}", reply.text);
     }
     let steps = plan(&PipelineConfig::default(), false);
-    for n in 0..1000 {
-        let project = ProjectId(1 + n % 100);
+    // 1,000 validations in project 1, five in each of the 99 others.
+    for n in 0..1495 {
+        let project = ProjectId(if n < 1000 { 1 } else { 2 + (n - 1000) % 99 });
         let created = app
             .store
             .create_validation(&NewValidation {
@@ -88,6 +89,14 @@ async fn main() {
     for (what, path) in [
         ("GET / (100 project cards)", "/"),
         ("GET /projects/1 (its validations of 1,000)", "/projects/1"),
+        (
+            "GET /projects/1?status=failed&branch=main (filtered)",
+            "/projects/1?status=failed&branch=main",
+        ),
+        (
+            "GET /projects/1?cursor=500 (a later page)",
+            "/projects/1?cursor=500",
+        ),
     ] {
         let mut samples = Vec::new();
         for i in 0..220 {

@@ -505,6 +505,13 @@ mod validations {
 
         let done = app.api.finished_validation(id).await;
         assert_eq!(done["status"], "passed", "{done}");
+        // What the lists show: who started it, and the head commit's title and author.
+        assert!(
+            done["started_by"].as_str().unwrap().starts_with("token "),
+            "{done}"
+        );
+        assert_eq!(done["commit_title"], "fixture", "{done}");
+        assert_eq!(done["commit_author"], "Test", "{done}");
         let steps: Vec<(&str, &str)> = done["steps"]
             .as_array()
             .unwrap()
@@ -562,6 +569,125 @@ mod validations {
             .finished_validation(retried.body["id"].as_i64().unwrap())
             .await;
         assert_eq!(again["status"], "passed");
+    }
+
+    /// Five finished validations (1, 3 and 5 failed; 4 and 5 of branch `dev`), recorded
+    /// without running.
+    async fn five_finished(app: &TestApp, project: i64) {
+        use slipway_core::validation::ValidationStatus;
+        for n in 1..=5 {
+            let created = app
+                .store
+                .create_validation(&slipway_store::NewValidation {
+                    project: slipway_core::ProjectId(project),
+                    source: "/nowhere".into(),
+                    branch: Some(if n >= 4 { "dev" } else { "main" }.into()),
+                    pr: None,
+                    sha: format!("{n}").repeat(40),
+                    base: None,
+                    setup_trial: false,
+                    config_file: None,
+                    plan: Vec::new(),
+                    started_by: None,
+                })
+                .await
+                .unwrap();
+            app.engine.cancel(created.validation.id).await.unwrap();
+            let status = if n % 2 == 1 {
+                ValidationStatus::Failed
+            } else {
+                ValidationStatus::Passed
+            };
+            app.store
+                .finish_validation(created.validation.id, status, None)
+                .await
+                .unwrap();
+        }
+    }
+
+    fn ids(reply: &slipway_testkit::Reply) -> Vec<i64> {
+        reply
+            .body
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v["id"].as_i64().unwrap())
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn lists_come_in_pages_by_cursor_and_filter_by_status_and_branch() {
+        let app = TestApp::spawn().await;
+        let (project, _) = project_with_repo(
+            &app,
+            &[(
+                "README.md",
+                "x
+",
+            )],
+        )
+        .await;
+        five_finished(&app, project).await;
+        let path = format!("/api/v1/projects/{project}/validations");
+        let get = |query: String| {
+            let (api, path) = (app.api.clone(), path.clone());
+            async move {
+                api.send(Method::GET, &format!("{path}{query}"), Body::None)
+                    .await
+            }
+        };
+        let first = get("?limit=2".into()).await;
+        assert_eq!(ids(&first), [5, 4]);
+        let cursor = first.headers["x-next-cursor"].to_str().unwrap().to_owned();
+        let link = first.headers["link"].to_str().unwrap();
+        assert_eq!(
+            link,
+            format!("<{path}?limit=2&cursor={cursor}>; rel=\"next\"")
+        );
+        let second = get(format!("?limit=2&cursor={cursor}")).await;
+        assert_eq!(ids(&second), [3, 2]);
+        let cursor = second.headers["x-next-cursor"].to_str().unwrap().to_owned();
+        let last = get(format!("?limit=2&cursor={cursor}")).await;
+        assert_eq!(ids(&last), [1]);
+        assert!(
+            last.headers.get("x-next-cursor").is_none(),
+            "no page after the last"
+        );
+
+        assert_eq!(ids(&get("?status=failed".into()).await), [5, 3, 1]);
+        assert_eq!(ids(&get("?branch=dev".into()).await), [5, 4]);
+        let failed_main = get("?status=failed&branch=main&limit=1".into()).await;
+        assert_eq!(ids(&failed_main), [3]);
+        let link = failed_main.headers["link"].to_str().unwrap();
+        assert!(
+            link.contains("status=failed&branch=main&limit=1&cursor=3"),
+            "{link}"
+        );
+
+        let bad = get("?status=green".into()).await;
+        assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(
+            bad.message().contains("queued, running, passed"),
+            "{}",
+            bad.text
+        );
+        let bad = get("?cursor=abc".into()).await;
+        assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(bad.message().contains("X-Next-Cursor"), "{}", bad.text);
+        let runs = app
+            .api
+            .send(
+                Method::GET,
+                &format!("/api/v1/projects/{project}/runs?cursor=-1"),
+                Body::None,
+            )
+            .await;
+        assert_eq!(
+            runs.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{}",
+            runs.text
+        );
     }
 
     #[tokio::test]

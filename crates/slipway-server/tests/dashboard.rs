@@ -59,6 +59,15 @@ async fn sign_in_create_a_project_fill_every_settings_tab_and_a_secret_is_never_
     page.type_into("#np-repo", &repo.display().to_string())
         .await
         .unwrap();
+    // Without Codegen's credentials, the agent offered is a command.
+    let kind: String = page
+        .eval("document.getElementById('np-agent').value")
+        .await
+        .unwrap();
+    assert_eq!(kind, "command");
+    page.type_into("#np-agent-command", "claude -p")
+        .await
+        .unwrap();
     page.screenshot(&screenshot_path("new-project"))
         .await
         .unwrap();
@@ -69,6 +78,10 @@ async fn sign_in_create_a_project_fill_every_settings_tab_and_a_secret_is_never_
         page.url().await.unwrap().ends_with("/projects/1"),
         "{}",
         page.url().await.unwrap()
+    );
+    assert_eq!(
+        app.api.settings(1).await.body["agent"],
+        json!({"kind": "command", "command": "claude -p", "plan_mode": false})
     );
 
     // Fill all four settings tabs and the switches, then save.

@@ -91,6 +91,8 @@ struct HomePage {
     layout: Layout,
     cards: Vec<Card>,
     github_repos: Vec<String>,
+    /// Without Codegen's credentials, a new project's agent is a command.
+    has_codegen: bool,
 }
 
 pub async fn home(
@@ -123,6 +125,7 @@ pub async fn home(
         layout,
         cards,
         github_repos,
+        has_codegen: state.engine.has_codegen(),
     }))
 }
 
@@ -132,6 +135,10 @@ pub struct NewProjectForm {
     name: String,
     repo: String,
     default_branch: String,
+    #[serde(default)]
+    agent_kind: String,
+    #[serde(default)]
+    agent_command: String,
 }
 
 pub async fn create_project(
@@ -150,10 +157,37 @@ pub async fn create_project(
     if let Err(invalid) = crate::routes::projects::validate(&draft).await {
         return Ok(back_with_error("/", &invalid.to_string()));
     }
-    match state.store.create_project(&draft).await {
-        Ok(project) => Ok(Redirect::to(&format!("/projects/{}", project.id)).into_response()),
-        Err(error) => Ok(back_with_error("/", &crate::ApiError::from(error).message)),
+    let command = form.agent_command.trim();
+    let agent = match form.agent_kind.as_str() {
+        "command" if command.is_empty() => {
+            return Ok(back_with_error(
+                "/",
+                "agent_command: give the command that runs the agent (e.g. claude -p), \
+                 or choose Codegen",
+            ))
+        }
+        "command" => Some(AgentConfig::Command {
+            command: command.to_owned(),
+            plan_mode: false,
+        }),
+        _ => None,
+    };
+    let project = match state.store.create_project(&draft).await {
+        Ok(project) => project,
+        Err(error) => return Ok(back_with_error("/", &crate::ApiError::from(error).message)),
+    };
+    if let Some(agent) = agent {
+        let settings = slipway_core::Settings {
+            agent,
+            ..slipway_core::Settings::default()
+        };
+        state
+            .store
+            .put_settings(project.id, &settings)
+            .await
+            .map_err(failed)?;
     }
+    Ok(Redirect::to(&format!("/projects/{}", project.id)).into_response())
 }
 
 #[derive(Template)]
