@@ -62,7 +62,8 @@ pub struct Card {
     has_rules: bool,
     last_run: Option<Latest>,
     last_validation: Option<Latest>,
-    open_pr: Option<String>,
+    /// The open pull request's number and its address on GitHub, if it is there.
+    open_pr: Option<(i64, Option<String>)>,
     chart: Chart,
 }
 
@@ -116,7 +117,7 @@ pub async fn home(
                 chart: lists::chart(recent.map(|r| (r.id, r.status.as_str(), r.duration_ms))),
                 last_run: latest("runs", summary.last_run),
                 last_validation: latest("validations", summary.last_validation),
-                open_pr: summary.open_pr_url,
+                open_pr: summary.open_pr,
             }
         })
         .collect();

@@ -29,7 +29,8 @@ struct RunPage {
     note: Option<String>,
     reply: Option<String>,
     plan: Option<String>,
-    pr_url: Option<String>,
+    /// The pull request's page here, and its address on GitHub.
+    pr_url: Option<(i64, String, Option<String>)>,
     awaiting: bool,
     can_cancel: bool,
     validations: Vec<ValidationRow>,
@@ -112,7 +113,16 @@ pub async fn run(
     let (reply, plan, pr_url) = match &run.response {
         Some(Answer::Reply { text }) => (Some(text.clone()), None, None),
         Some(Answer::Plan { text }) => (None, Some(text.clone()), None),
-        Some(Answer::PullRequest { url, .. }) => (None, None, Some(url.clone())),
+        // Its page here, and GitHub's when it is there.
+        Some(Answer::PullRequest { url, number, .. }) => (
+            None,
+            None,
+            Some((
+                *number,
+                format!("/projects/{}/pulls/{number}", project.id),
+                Some(url.clone()).filter(|u| u.starts_with("https://")),
+            )),
+        ),
         None => (None, None, None),
     };
     let page = RunPage {
