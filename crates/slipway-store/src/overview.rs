@@ -34,6 +34,9 @@ pub struct Recent {
     pub duration_ms: Option<i64>,
 }
 
+/// A project's newest run: project, id, status, pull request number and address, creation.
+type NewestRun = (i64, i64, String, Option<i64>, Option<String>, i64);
+
 /// How many validations a card's chart shows.
 pub const RECENT: i64 = 30;
 
@@ -42,7 +45,7 @@ impl Store {
         &self,
     ) -> Result<HashMap<ProjectId, ProjectSummary>, StoreError> {
         let mut out: HashMap<ProjectId, ProjectSummary> = HashMap::new();
-        let runs: Vec<(i64, i64, String, Option<i64>, Option<String>, i64)> = sqlx::query_as(
+        let runs: Vec<NewestRun> = sqlx::query_as(
             "SELECT r.project_id, r.id, r.status, r.pr_number, r.pr_url, r.created_at FROM agent_runs r
              JOIN (SELECT project_id, MAX(id) AS id FROM agent_runs GROUP BY project_id) m ON m.id = r.id",
         )
