@@ -202,6 +202,18 @@ impl Page {
         Ok(())
     }
 
+    /// Emulates the system's colour scheme: `dark` or `light`.
+    pub async fn prefer_color_scheme(&self, scheme: &str) -> anyhow::Result<()> {
+        use chromiumoxide::cdp::browser_protocol::emulation::{
+            MediaFeature, SetEmulatedMediaParams,
+        };
+        let params = SetEmulatedMediaParams::builder()
+            .feature(MediaFeature::new("prefers-color-scheme", scheme))
+            .build();
+        self.page.execute(params).await?;
+        Ok(())
+    }
+
     /// The page's URL.
     pub async fn url(&self) -> anyhow::Result<String> {
         Ok(self.page.url().await?.unwrap_or_default())

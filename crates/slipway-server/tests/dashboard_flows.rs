@@ -173,6 +173,18 @@ async fn a_person_chooses_the_agent_confirms_its_plan_merges_its_pull_request_an
         .unwrap();
     assert!(!cancel, "a finished validation offers no Cancel");
 
+    // Dark when the system is: the page's background follows.
+    let background = "getComputedStyle(document.documentElement).backgroundColor";
+    let light: String = page.eval(background).await.unwrap();
+    page.prefer_color_scheme("dark").await.unwrap();
+    let dark: String = page.eval(background).await.unwrap();
+    assert_ne!(light, dark, "the dark scheme changes the page");
+    page.screenshot(&screenshot("validation-dark"))
+        .await
+        .unwrap();
+    page.goto(&project).await.unwrap();
+    page.screenshot(&screenshot("project-dark")).await.unwrap();
+
     tour(&app, &browser, validation).await;
     browser.close().await;
 }

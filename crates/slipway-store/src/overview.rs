@@ -109,3 +109,25 @@ impl Store {
         Ok(out)
     }
 }
+
+impl Store {
+    /// A project's last [`RECENT`] validations, newest first, for its chart: no steps.
+    pub async fn recent_validations(&self, project: ProjectId) -> Result<Vec<Recent>, StoreError> {
+        let rows: Vec<(i64, String, Option<i64>)> = sqlx::query_as(
+            "SELECT id, status, finished_at - started_at FROM validations
+             WHERE project_id = ? ORDER BY id DESC LIMIT ?",
+        )
+        .bind(project.0)
+        .bind(RECENT)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, status, duration_ms)| Recent {
+                id,
+                status,
+                duration_ms,
+            })
+            .collect())
+    }
+}

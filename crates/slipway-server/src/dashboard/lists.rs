@@ -201,16 +201,6 @@ pub(super) fn chart<'a>(recent: impl Iterator<Item = (i64, &'a str, Option<i64>)
     }
 }
 
-pub(super) fn chart_of(validations: &[ValidationRecord]) -> Chart {
-    chart(validations.iter().map(|v| {
-        let ms = v
-            .started_at
-            .zip(v.finished_at)
-            .map(|(s, f)| (f - s).whole_milliseconds() as i64);
-        (v.id.0, v.status.as_str(), ms)
-    }))
-}
-
 #[cfg(test)]
 mod tests {
     use super::{chart, duration, label};

@@ -287,18 +287,7 @@ pub(super) async fn project_page(
         .list_validations(id, &filter, PAGE)
         .await
         .map_err(failed)?;
-    let unfiltered = filter.status.is_none() && filter.branch.is_none() && filter.before.is_none();
-    let recent = if unfiltered {
-        validations.clone()
-    } else {
-        let all = slipway_store::ValidationFilter::default();
-        let limit = lists::CHART_SLOTS;
-        state
-            .store
-            .list_validations(id, &all, limit)
-            .await
-            .map_err(failed)?
-    };
+    let recent = state.store.recent_validations(id).await.map_err(failed)?;
     let secrets = state.store.list_secrets(id).await.map_err(failed)?;
     let mut branches = state.engine.branches(&project).await;
     let setup_branch = settings
@@ -362,7 +351,11 @@ pub(super) async fn project_page(
             .flatten(),
         runs: runs.iter().map(lists::run_row).collect(),
         filters: filters(id, lists, &validations),
-        chart: lists::chart_of(&recent),
+        chart: lists::chart(
+            recent
+                .iter()
+                .map(|r| (r.id, r.status.as_str(), r.duration_ms)),
+        ),
         validations: validations.iter().map(validation_row).collect(),
         settings,
         project,
