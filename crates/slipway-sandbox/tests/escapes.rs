@@ -36,7 +36,11 @@ fn without_cgroups(ran: &Ran) -> bool {
 /// Whether this machine lets root write its cgroups (a container may mount them read-only).
 fn cgroups_writable() -> bool {
     let v2 = Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
-    let dir = if v2 { "/sys/fs/cgroup" } else { "/sys/fs/cgroup/memory" };
+    let dir = if v2 {
+        "/sys/fs/cgroup"
+    } else {
+        "/sys/fs/cgroup/memory"
+    };
     let dir = std::ffi::CString::new(dir).unwrap();
     // SAFETY: access reads a valid NUL-terminated path.
     unsafe { libc::access(dir.as_ptr(), libc::W_OK) == 0 }

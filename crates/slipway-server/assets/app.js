@@ -49,6 +49,15 @@ document.addEventListener('keydown', (event) => {
   event.preventDefault();
 });
 
+// An agent choice shows only the fields of the chosen kind (a command's line, Codegen's model).
+function showAgentFields(choice) {
+  for (const part of choice.form.querySelectorAll('[data-agent]')) part.hidden = part.dataset.agent !== choice.value;
+}
+for (const choice of document.querySelectorAll('[data-agent-choice]')) {
+  showAgentFields(choice);
+  choice.addEventListener('change', () => showAgentFields(choice));
+}
+
 const selector = document.getElementById('project-selector');
 if (selector) selector.addEventListener('change', () => {
   location.href = selector.value ? `/projects/${selector.value}` : '/';

@@ -77,7 +77,7 @@ async fn a_person_chooses_the_agent_confirms_its_plan_merges_its_pull_request_an
     // The agent, chosen in the dialog; the merge is left to a person.
     page.goto(&project).await.unwrap();
     page.click("[data-open=settings-dialog]").await.unwrap();
-    page.eval::<bool>("document.getElementById('agent_kind').value = 'command', true")
+    page.eval::<bool>("(s => (s.value = 'command', s.dispatchEvent(new Event('change')), true))(document.getElementById('agent_kind'))")
         .await
         .unwrap();
     page.type_into("#agent_command", AGENT).await.unwrap();
