@@ -200,7 +200,14 @@ async fn tour(app: &TestApp, browser: &Browser, validation: i64) {
         click: selector.into(),
     };
     let screens: Vec<(&str, String, Vec<UiStep>, &str)> = vec![
+        ("sign-in", "/login".into(), vec![], "#token"),
         ("projects", "/".into(), vec![], ".project-card"),
+        (
+            "new-project",
+            "/".into(),
+            vec![click("[data-open=new-project]")],
+            "#new-project[open] #np-agent",
+        ),
         ("project", "/projects/1".into(), vec![], "#validations"),
         (
             "project-filtered",
