@@ -8,13 +8,11 @@ use chromiumoxide::cdp::browser_protocol::fetch::{
     self, ContinueRequestParams, EventRequestPaused, FailRequestParams, RequestPattern,
 };
 use chromiumoxide::cdp::browser_protocol::network::{
-    self, ErrorReason, EventLoadingFailed, EventRequestWillBeSent, EventResponseReceived,
-    ResourceType,
+    ErrorReason, EventLoadingFailed, EventRequestWillBeSent, EventResponseReceived, ResourceType,
 };
 use chromiumoxide::cdp::js_protocol::runtime::{
-    self, ConsoleApiCalledType, EventConsoleApiCalled, EventExceptionThrown,
+    ConsoleApiCalledType, EventConsoleApiCalled, EventExceptionThrown,
 };
-use chromiumoxide::page::ScreenshotParams;
 use futures_util::StreamExt;
 use serde::Serialize;
 use slipway_core::ui::{UiCheck, UiStep};
@@ -160,12 +158,14 @@ impl Browser {
             .join(" ");
         report.text = report.text.chars().take(TEXT_KEPT).collect();
         let selector_found = state["found"] != false;
-        let shot = ScreenshotParams::builder().full_page(true).build();
-        let _ = page.save_screenshot(shot, screenshot).await;
+        let _ = full_page_png(&page, screenshot).await;
         for task in listeners {
             task.abort();
         }
-        let _ = page.close().await;
+        // Nothing of the tab is needed any more: it closes while the report is made.
+        tokio::spawn(async move {
+            let _ = page.close().await;
+        });
         {
             let seen = seen.lock().expect("seen lock");
             report.status = seen.status;
@@ -343,8 +343,7 @@ async fn listen(
     target: &Target<'_>,
     seen: &Arc<Mutex<Seen>>,
 ) -> Vec<tokio::task::JoinHandle<()>> {
-    let _ = page.execute(network::EnableParams::default()).await;
-    let _ = page.execute(runtime::EnableParams::default()).await;
+    // (The tab's Network and Runtime domains are on from its creation.)
     let pattern = RequestPattern {
         url_pattern: Some("*".into()),
         ..Default::default()
@@ -556,6 +555,32 @@ async fn wait_until(page: &chromiumoxide::Page, expression: &str) -> Result<(), 
 }
 
 /// Waits until the document has loaded.
+/// The whole page as a PNG, in one capture beyond the viewport: the viewport the check
+/// emulates is not resized, and the image is encoded for speed.
+async fn full_page_png(page: &chromiumoxide::Page, path: &std::path::Path) -> anyhow::Result<()> {
+    use base64::Engine;
+    use chromiumoxide::cdp::browser_protocol::page::{
+        CaptureScreenshotFormat, CaptureScreenshotParams, Viewport,
+    };
+    let size = page.layout_metrics().await?.css_content_size;
+    let params = CaptureScreenshotParams::builder()
+        .format(CaptureScreenshotFormat::Png)
+        .capture_beyond_viewport(true)
+        .optimize_for_speed(true)
+        .clip(Viewport {
+            x: 0.0,
+            y: 0.0,
+            width: size.width.max(1.0),
+            height: size.height.max(1.0),
+            scale: 1.0,
+        })
+        .build();
+    let shot = page.execute(params).await?;
+    let png = base64::engine::general_purpose::STANDARD.decode(&shot.result.data)?;
+    tokio::fs::write(path, png).await?;
+    Ok(())
+}
+
 async fn settle(page: &chromiumoxide::Page) -> Result<(), String> {
     wait_until(page, "document.readyState === 'complete'").await
 }

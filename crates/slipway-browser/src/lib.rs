@@ -84,7 +84,12 @@ impl Browser {
 
     /// A Chromium started elsewhere (in a validation's sandbox), by its DevTools WebSocket.
     pub async fn connect(ws_url: &str) -> anyhow::Result<Self> {
-        let (cdp, mut events) = Cdp::connect(ws_url)
+        // No default viewport: each check sets its own, so a new tab skips that emulation.
+        let config = chromiumoxide::handler::HandlerConfig {
+            viewport: None,
+            ..Default::default()
+        };
+        let (cdp, mut events) = Cdp::connect_with_config(ws_url, config)
             .await
             .with_context(|| format!("connecting to Chromium at {ws_url}"))?;
         let handler = tokio::spawn(async move { while events.next().await.is_some() {} });

@@ -210,6 +210,13 @@ async fn browser_checks_give_their_verdicts_with_the_evidence() {
         )
         .await;
     assert_eq!(png.headers["content-type"], "image/png");
+    // The whole page at the check's width: the PNG's own header says so.
+    let stored = app.data_dir.path().join(format!("artifacts/{id}/{shot}"));
+    let bytes = std::fs::read(&stored).unwrap();
+    assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n", "{}", stored.display());
+    let dimension = |at: usize| u32::from_be_bytes(bytes[at..at + 4].try_into().unwrap());
+    assert_eq!(dimension(16), 1280, "the viewport's width");
+    assert!(dimension(20) >= 800, "at least the viewport's height");
     let anonymous = app.api_with(None);
     let refused = anonymous
         .send(
