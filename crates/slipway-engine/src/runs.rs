@@ -65,7 +65,12 @@ pub enum RunError {
 
 impl Engine {
     /// Starts an agent run for `goal`, within the project's budgets.
-    pub async fn start_run(&self, project: &Project, goal: Goal) -> Result<RunRecord, RunError> {
+    pub async fn start_run(
+        &self,
+        project: &Project,
+        goal: Goal,
+        started_by: &str,
+    ) -> Result<RunRecord, RunError> {
         let text = goal.text.trim();
         if text.is_empty() || goal.text.chars().count() > MAX_GOAL_CHARS {
             return Err(RunError::Invalid(format!(
@@ -97,6 +102,7 @@ impl Engine {
             .create_run(&NewRun {
                 project: project.id,
                 agent: agent.into(),
+                started_by: Some(started_by.to_owned()),
                 goal: goal.text.clone(),
                 requirements: goal.requirements.clone(),
                 acceptance_criteria: goal.acceptance_criteria.clone(),

@@ -24,6 +24,8 @@ pub struct RunRecord {
     pub acceptance_criteria: Option<String>,
     #[serde(skip)]
     pub prompt: String,
+    /// Who started it (a token's name).
+    pub started_by: Option<String>,
     pub status: RunStatus,
     /// The agent's last answer: a reply, a plan or a pull request.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -61,6 +63,8 @@ pub struct RunRecord {
 pub struct NewRun {
     pub project: ProjectId,
     pub agent: String,
+    /// Who starts it (a token's name).
+    pub started_by: Option<String>,
     pub goal: String,
     pub requirements: Option<String>,
     pub acceptance_criteria: Option<String>,
@@ -115,7 +119,7 @@ pub struct FixAttempt {
 }
 
 const COLUMNS: &str =
-    "id, project_id, agent, goal, requirements, acceptance_criteria, prompt, status,
+    "id, project_id, agent, goal, requirements, acceptance_criteria, prompt, started_by, status,
     response, output_tail, note, pr_number, pr_url, branch, agent_head_sha, external_id,
     external_status, external_url, created_at, updated_at,
     (SELECT COUNT(*) FROM fix_attempts f WHERE f.run_id = agent_runs.id) AS fixes";
@@ -129,6 +133,7 @@ struct Row {
     requirements: Option<String>,
     acceptance_criteria: Option<String>,
     prompt: String,
+    started_by: Option<String>,
     status: String,
     response: Option<String>,
     output_tail: Option<String>,
@@ -161,6 +166,7 @@ impl TryFrom<Row> for RunRecord {
             requirements: r.requirements,
             acceptance_criteria: r.acceptance_criteria,
             prompt: r.prompt,
+            started_by: r.started_by,
             status: r.status.parse().map_err(StoreError::Corrupt)?,
             response,
             output_tail: r.output_tail,
@@ -223,8 +229,8 @@ impl Store {
         }
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO agent_runs (project_id, agent, goal, requirements, acceptance_criteria,
-                prompt, status, created_at, updated_at)
-             VALUES (?, ?, ?, ?, ?, ?, 'queued', ?, ?) RETURNING id",
+                prompt, started_by, status, created_at, updated_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?) RETURNING id",
         )
         .bind(run.project.0)
         .bind(&run.agent)
@@ -232,6 +238,7 @@ impl Store {
         .bind(&run.requirements)
         .bind(&run.acceptance_criteria)
         .bind(&run.prompt)
+        .bind(&run.started_by)
         .bind(now)
         .bind(now)
         .fetch_one(&mut *tx)

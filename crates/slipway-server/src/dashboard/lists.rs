@@ -119,6 +119,7 @@ pub(super) struct RunRow {
     pub(super) label: String,
     pub(super) goal_line: String,
     pub(super) agent: String,
+    pub(super) started_by: String,
     pub(super) branch: String,
     pub(super) pr: Option<i64>,
     /// The pull request on GitHub, beside its page here.
@@ -142,6 +143,7 @@ pub(super) fn run_row(r: &RunRecord) -> RunRow {
             .take(100)
             .collect(),
         agent: r.agent.clone(),
+        started_by: r.started_by.clone().unwrap_or_else(|| "a person".into()),
         branch: r.branch.clone().unwrap_or_default(),
         pr: r.pr_number,
         github_url: r.pr_url.clone().filter(|u| u.starts_with("https://")),

@@ -419,7 +419,11 @@ pub async fn start_run(
         requirements: optional(form.requirements),
         acceptance_criteria: optional(form.acceptance_criteria),
     };
-    match state.engine.start_run(&project, goal).await {
+    match state
+        .engine
+        .start_run(&project, goal, &signed.0.caller.name)
+        .await
+    {
         Ok(run) => Ok(Redirect::to(&format!("/runs/{}", run.id)).into_response()),
         Err(error) => Ok(back_with_error(
             &format!("/projects/{id}"),

@@ -86,7 +86,7 @@ pub async fn start(
         requirements: request.requirements.filter(|t| !t.trim().is_empty()),
         acceptance_criteria: request.acceptance_criteria.filter(|t| !t.trim().is_empty()),
     };
-    let run = state.engine.start_run(&project, goal).await?;
+    let run = state.engine.start_run(&project, goal, &caller.name).await?;
     Ok((StatusCode::CREATED, Json(view(&state, run).await?)))
 }
 
