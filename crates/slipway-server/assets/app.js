@@ -180,7 +180,7 @@ async function refreshMain() {
   if (!response.ok) return;
   const fresh = new DOMParser().parseFromString(await response.text(), 'text/html');
   // A validation's log is built from the stream itself; only its steps and header re-render.
-  const parts = page === 'validation' ? ['steps', 'validation', 'facts'] : ['main'];
+  const parts = page === 'validation' ? ['steps', 'validation', 'facts', 'browser-checks'] : ['main'];
   for (const id of parts) {
     const now = document.getElementById(id);
     const next = fresh.getElementById(id);
