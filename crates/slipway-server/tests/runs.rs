@@ -68,7 +68,10 @@ async fn a_goal_becomes_a_pull_request_that_fails_is_fixed_by_the_agent_and_merg
 
     let run = app.api.run_reaching(id, &["succeeded", "failed"]).await;
     assert_eq!(run["status"], "succeeded", "{run}");
-    assert_eq!(run["started_by"], "the admin token", "who started it is kept");
+    assert_eq!(
+        run["started_by"], "the admin token",
+        "who started it is kept"
+    );
     assert_eq!(run["fix_attempts"], 1);
     assert_eq!(run["response"]["kind"], "pull_request");
     let number = run["pr_number"].as_i64().unwrap();

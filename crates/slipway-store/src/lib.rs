@@ -4,7 +4,9 @@
 mod cache;
 mod deliveries;
 mod events;
+mod logs;
 mod overview;
+mod process_groups;
 mod projects;
 mod pulls;
 pub mod queue;
@@ -18,6 +20,7 @@ pub mod vault;
 
 pub use deliveries::{Delivery, Recorded};
 pub use events::{Event, LiveEvent};
+pub use logs::LogLine;
 pub use overview::{Latest, ProjectSummary, Recent};
 pub use pulls::PullRequest;
 pub use queue::{Job, JobFailure, NewJob};
@@ -26,8 +29,7 @@ pub use secrets::{ImportOutcome, SecretMeta, SecretWrite};
 pub use sessions::Session;
 pub use tokens::{hash_token, NewToken, TokenRecord};
 pub use validations::{
-    Base, LogLine, NewValidation, StepRecord, StepUpdate, ValidationFilter, ValidationRecord,
-    VALIDATION_JOB,
+    Base, NewValidation, StepRecord, StepUpdate, ValidationFilter, ValidationRecord, VALIDATION_JOB,
 };
 pub use vault::{KeyError, MasterKey};
 

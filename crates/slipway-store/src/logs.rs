@@ -1,0 +1,118 @@
+//! A validation's log lines: appended masked and numbered, read by page or from a point.
+
+use crate::{Store, StoreError};
+use serde::Serialize;
+use slipway_core::validation::StepName;
+use slipway_core::ValidationId;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct LogLine {
+    pub seq: i64,
+    pub step: String,
+    pub line: String,
+}
+
+impl Store {
+    /// The sequence number of a validation's last log line (0 when none).
+    pub async fn last_log_seq(&self, id: ValidationId) -> Result<i64, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT COALESCE(MAX(seq), 0) FROM validation_logs WHERE validation_id = ?",
+        )
+        .bind(id.0)
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
+    /// Appends masked lines numbered from `after + 1`. The caller (one log writer per
+    /// validation) owns the numbering, so the transaction only writes: SQLite would refuse
+    /// a read-then-write transaction outright while another writer commits.
+    pub async fn append_logs(
+        &self,
+        id: ValidationId,
+        after: i64,
+        lines: &[(StepName, String)],
+    ) -> Result<i64, StoreError> {
+        let project: i64 = sqlx::query_scalar("SELECT project_id FROM validations WHERE id = ?")
+            .bind(id.0)
+            .fetch_one(&self.pool)
+            .await?;
+        // The lines and their `log` events are committed together.
+        let _order = self.lock_order().await;
+        let mut tx = self.writer.begin().await?;
+        let mut seq = after;
+        let mut events = Vec::with_capacity(lines.len());
+        for (step, line) in lines {
+            seq += 1;
+            sqlx::query(
+                "INSERT INTO validation_logs (validation_id, seq, step, line) VALUES (?, ?, ?, ?)",
+            )
+            .bind(id.0)
+            .bind(seq)
+            .bind(step.as_str())
+            .bind(line)
+            .execute(&mut *tx)
+            .await?;
+            events.push((
+                "log",
+                serde_json::json!({"type": "log", "validation_id": id.0, "step": step.as_str(),
+                                   "seq": seq, "line": line}),
+            ));
+        }
+        let stored =
+            Store::insert_events(&mut tx, slipway_core::ProjectId(project), events).await?;
+        tx.commit().await?;
+        self.broadcast(stored);
+        Ok(seq)
+    }
+
+    /// Up to `limit` lines before `before` (all steps), oldest first: the tail when
+    /// `before` is `i64::MAX`.
+    pub async fn logs_before(
+        &self,
+        id: ValidationId,
+        before: i64,
+        limit: u32,
+    ) -> Result<Vec<LogLine>, StoreError> {
+        let mut rows: Vec<(i64, String, String)> = sqlx::query_as(
+            "SELECT seq, step, line FROM validation_logs WHERE validation_id = ? AND seq < ?
+             ORDER BY seq DESC LIMIT ?",
+        )
+        .bind(id.0)
+        .bind(before)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.reverse();
+        Ok(rows
+            .into_iter()
+            .map(|(seq, step, line)| LogLine { seq, step, line })
+            .collect())
+    }
+
+    /// Log lines after `after`, optionally of one step, at most `limit`.
+    pub async fn logs(
+        &self,
+        id: ValidationId,
+        step: Option<StepName>,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<LogLine>, StoreError> {
+        let rows: Vec<(i64, String, String)> = sqlx::query_as(
+            "SELECT seq, step, line FROM validation_logs
+             WHERE validation_id = ? AND seq > ? AND (? IS NULL OR step = ?)
+             ORDER BY seq LIMIT ?",
+        )
+        .bind(id.0)
+        .bind(after)
+        .bind(step.map(StepName::as_str))
+        .bind(step.map(StepName::as_str))
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(seq, step, line)| LogLine { seq, step, line })
+            .collect())
+    }
+}
