@@ -33,67 +33,12 @@ pub(super) async fn turn(
     let secrets = store.secret_values(project.id).await.map_err(internal)?;
     let masker = Masker::new(secrets.iter().map(|(_, v)| v.expose()));
     let is_codegen = run.agent == "codegen";
-    let plan_mode_setting = match &settings.agent {
-        AgentConfig::Codegen { plan_mode, .. } | AgentConfig::Command { plan_mode, .. } => {
-            *plan_mode
-        }
-    };
-    let last_text = match &run.response {
-        Some(Response::Reply { text } | Response::Plan { text }) => text.clone(),
-        _ => String::new(),
-    };
-    let fix_prompt = match &task {
-        Task::Fix { validation_id } => store
-            .fix_attempts(run.id)
-            .await
-            .map_err(internal)?
-            .into_iter()
-            .find(|a| a.validation_id == *validation_id)
-            .map(|a| a.evidence)
-            .unwrap_or_default(),
-        _ => String::new(),
-    };
-    let ask = match &task {
-        Task::Start => Ask::Start,
-        Task::Continue { text } => Ask::Continue(text),
-        Task::Confirm => Ask::Confirm,
-        Task::Modify { text } => Ask::Modify(text),
-        Task::Fix { .. } => Ask::Fix(&fix_prompt),
-    };
-    let facts = RunFacts {
-        first_prompt: &run.prompt,
-        last_answer: &last_text,
-        codegen: is_codegen,
-        plan_mode: plan_mode_setting,
-    };
-    let Prompted {
-        prompt,
-        shape,
-        plan_mode,
-    } = turn::prompt(ask, &facts);
-    let kind = match shape {
-        Shape::Start => TurnKind::Start,
-        Shape::Resume => TurnKind::Resume,
-        Shape::Fix => TurnKind::Fix,
-    };
+    let (prompt, kind, plan_mode) = prompt_for(engine, &run, &settings, &task)
+        .await
+        .map_err(internal)?;
     if is_codegen && kind == TurnKind::Start && run.external_id.is_none() {
-        if let Err(wait) = store
-            .reserve_codegen_start(run.id, CODEGEN_STARTS_PER_MINUTE)
-            .await
-            .map_err(internal)?
-        {
-            let note = format!("queued: Codegen allows {CODEGEN_STARTS_PER_MINUTE} new runs a minute; this one starts in about {} s", wait.as_secs().max(1));
-            let _ = engine
-                .change_run(
-                    run.id,
-                    None,
-                    &RunChange {
-                        note: Some(note.clone()),
-                        ..RunChange::default()
-                    },
-                )
-                .await;
-            return Ok(TurnEnd::Postponed(wait, note));
+        if let Some(postponed) = codegen_slot(engine, run.id).await.map_err(internal)? {
+            return Ok(postponed);
         }
     }
     let status = if kind == TurnKind::Fix {
@@ -127,33 +72,7 @@ pub(super) async fn turn(
         cancel,
     };
     let (progress_tx, mut progress) = tokio::sync::mpsc::unbounded_channel();
-    let record_progress = async {
-        let mut tail = VecDeque::new();
-        while let Some(event) = progress.recv().await {
-            let change = match event {
-                Progress::Started { external_id, url } => RunChange {
-                    external_id: Some(external_id),
-                    external_url: url,
-                    ..RunChange::default()
-                },
-                Progress::Status(status) => RunChange {
-                    external_status: Some(status),
-                    ..RunChange::default()
-                },
-                Progress::Output(line) => {
-                    if tail.len() == OUTPUT_TAIL_LINES {
-                        tail.pop_front();
-                    }
-                    tail.push_back(masker.mask(&line).into_owned());
-                    continue;
-                }
-            };
-            if let Err(error) = engine.change_run(run.id, None, &change).await {
-                tracing::error!(%error, "agent progress not recorded");
-            }
-        }
-        tail
-    };
+    let record_progress = record_progress(engine, run.id, &masker, &mut progress);
     let answer = async {
         match &settings.agent {
             AgentConfig::Codegen { model, repo_id, .. } => {
@@ -165,45 +84,14 @@ pub(super) async fn turn(
                 agent.work(turn, progress_tx).await
             }
             AgentConfig::Command { command, .. } => {
-                let workdir = engine
-                    .inner
-                    .agents
-                    .join(format!("run-{}-{}", run.id, job.attempt));
-                let _ = tokio::fs::remove_dir_all(&workdir).await;
-                let mut env = pipeline::secrets_env(&secrets);
-                env.push(("SLIPWAY_PROJECT_ID".into(), project.id.to_string()));
-                let run_branch = format!("slipway/run-{}", run.id);
-                let (start_branch, replace) = match &run.branch {
-                    Some(branch) if kind == TurnKind::Fix || run.pr_number.is_some() => {
-                        (branch.clone(), false)
-                    }
-                    _ => (project.default_branch.clone(), true),
+                let on = Working {
+                    engine,
+                    project: &project,
+                    run: &run,
+                    attempt: job.attempt,
+                    secrets: &secrets,
                 };
-                let source = match (project.location.github(), &engine.inner.config.github) {
-                    (Some(repo), Some(github)) => github
-                        .clone_url(&repo)
-                        .await
-                        .map_err(|e| AgentError::Unavailable(format!("GitHub: {e}")))?,
-                    _ => project.location.source(),
-                };
-                let git = crate::github::git_for(&engine.inner, &project, &source).await;
-                let agent = CommandAgent {
-                    sandbox: &engine.inner.sandbox,
-                    git: &git,
-                    command: command.clone(),
-                    source,
-                    start_branch,
-                    push_branch: run.branch.clone().unwrap_or(run_branch),
-                    replace_branch: replace,
-                    workdir: workdir.clone(),
-                    env,
-                    title: commit_title(&run.goal, kind),
-                    hidden: pipeline::repository_on_disk(&project.location),
-                };
-                let answer = agent.work(turn, progress_tx).await;
-                slipway_sandbox::snapshot::unmount_all_below(&workdir);
-                let _ = tokio::fs::remove_dir_all(&workdir).await;
-                answer
+                on.command_agent(command, turn, progress_tx).await
             }
         }
     };
@@ -222,6 +110,179 @@ pub(super) async fn turn(
         .await
         .map_err(|e| AgentError::Unavailable(e.to_string()))?;
     Ok(TurnEnd::Done(next))
+}
+
+/// The prompt of this turn, its kind and whether the agent answers with a plan, as
+/// `slipway_core::turn` decides from the run and what was asked.
+async fn prompt_for(
+    engine: &Engine,
+    run: &RunRecord,
+    settings: &slipway_core::Settings,
+    task: &Task,
+) -> Result<(String, TurnKind, bool), StoreError> {
+    let plan_mode_setting = match &settings.agent {
+        AgentConfig::Codegen { plan_mode, .. } | AgentConfig::Command { plan_mode, .. } => {
+            *plan_mode
+        }
+    };
+    let last_text = match &run.response {
+        Some(Response::Reply { text } | Response::Plan { text }) => text.clone(),
+        _ => String::new(),
+    };
+    let fix_prompt = match task {
+        Task::Fix { validation_id } => engine
+            .inner
+            .store
+            .fix_attempts(run.id)
+            .await?
+            .into_iter()
+            .find(|a| a.validation_id == *validation_id)
+            .map(|a| a.evidence)
+            .unwrap_or_default(),
+        _ => String::new(),
+    };
+    let ask = match task {
+        Task::Start => Ask::Start,
+        Task::Continue { text } => Ask::Continue(text),
+        Task::Confirm => Ask::Confirm,
+        Task::Modify { text } => Ask::Modify(text),
+        Task::Fix { .. } => Ask::Fix(&fix_prompt),
+    };
+    let facts = RunFacts {
+        first_prompt: &run.prompt,
+        last_answer: &last_text,
+        codegen: run.agent == "codegen",
+        plan_mode: plan_mode_setting,
+    };
+    let Prompted {
+        prompt,
+        shape,
+        plan_mode,
+    } = turn::prompt(ask, &facts);
+    let kind = match shape {
+        Shape::Start => TurnKind::Start,
+        Shape::Resume => TurnKind::Resume,
+        Shape::Fix => TurnKind::Fix,
+    };
+    Ok((prompt, kind, plan_mode))
+}
+
+/// Codegen allows a few new runs a minute: the turn waits its slot (and says so) or goes.
+async fn codegen_slot(engine: &Engine, run_id: i64) -> Result<Option<TurnEnd>, StoreError> {
+    let Err(wait) = engine
+        .inner
+        .store
+        .reserve_codegen_start(run_id, CODEGEN_STARTS_PER_MINUTE)
+        .await?
+    else {
+        return Ok(None);
+    };
+    let note = format!(
+        "queued: Codegen allows {CODEGEN_STARTS_PER_MINUTE} new runs a minute; this one starts in about {} s",
+        wait.as_secs().max(1)
+    );
+    let change = RunChange {
+        note: Some(note.clone()),
+        ..RunChange::default()
+    };
+    let _ = engine.change_run(run_id, None, &change).await;
+    Ok(Some(TurnEnd::Postponed(wait, note)))
+}
+
+/// Records the agent's progress on the run as it comes; returns the last output lines,
+/// masked.
+async fn record_progress(
+    engine: &Engine,
+    run_id: i64,
+    masker: &Masker,
+    progress: &mut tokio::sync::mpsc::UnboundedReceiver<Progress>,
+) -> VecDeque<String> {
+    let mut tail = VecDeque::new();
+    while let Some(event) = progress.recv().await {
+        let change = match event {
+            Progress::Started { external_id, url } => RunChange {
+                external_id: Some(external_id),
+                external_url: url,
+                ..RunChange::default()
+            },
+            Progress::Status(status) => RunChange {
+                external_status: Some(status),
+                ..RunChange::default()
+            },
+            Progress::Output(line) => {
+                if tail.len() == OUTPUT_TAIL_LINES {
+                    tail.pop_front();
+                }
+                tail.push_back(masker.mask(&line).into_owned());
+                continue;
+            }
+        };
+        if let Err(error) = engine.change_run(run_id, None, &change).await {
+            tracing::error!(%error, "agent progress not recorded");
+        }
+    }
+    tail
+}
+
+/// What a command agent's turn works on.
+struct Working<'a> {
+    engine: &'a Engine,
+    project: &'a Project,
+    run: &'a RunRecord,
+    attempt: u32,
+    secrets: &'a [(String, slipway_core::secret::SecretValue)],
+}
+
+impl Working<'_> {
+    /// A command agent's turn: a fresh clone of the run's branch (or the default branch),
+    /// the command in the sandbox, its changes pushed to the run's branch.
+    async fn command_agent(
+        &self,
+        command: &str,
+        turn: Turn<'_>,
+        progress: tokio::sync::mpsc::UnboundedSender<Progress>,
+    ) -> Result<Answer, AgentError> {
+        let (engine, project, run) = (self.engine, self.project, self.run);
+        let workdir = engine
+            .inner
+            .agents
+            .join(format!("run-{}-{}", run.id, self.attempt));
+        let _ = tokio::fs::remove_dir_all(&workdir).await;
+        let mut env = pipeline::secrets_env(self.secrets);
+        env.push(("SLIPWAY_PROJECT_ID".into(), project.id.to_string()));
+        let run_branch = format!("slipway/run-{}", run.id);
+        let (start_branch, replace) = match &run.branch {
+            Some(branch) if turn.kind == TurnKind::Fix || run.pr_number.is_some() => {
+                (branch.clone(), false)
+            }
+            _ => (project.default_branch.clone(), true),
+        };
+        let source = match (project.location.github(), &engine.inner.config.github) {
+            (Some(repo), Some(github)) => github
+                .clone_url(&repo)
+                .await
+                .map_err(|e| AgentError::Unavailable(format!("GitHub: {e}")))?,
+            _ => project.location.source(),
+        };
+        let git = crate::github::git_for(&engine.inner, project, &source).await;
+        let agent = CommandAgent {
+            sandbox: &engine.inner.sandbox,
+            git: &git,
+            command: command.to_owned(),
+            source,
+            start_branch,
+            push_branch: run.branch.clone().unwrap_or(run_branch),
+            replace_branch: replace,
+            workdir: workdir.clone(),
+            env,
+            title: commit_title(&run.goal, turn.kind),
+            hidden: pipeline::repository_on_disk(&project.location),
+        };
+        let answer = agent.work(turn, progress).await;
+        slipway_sandbox::snapshot::unmount_all_below(&workdir);
+        let _ = tokio::fs::remove_dir_all(&workdir).await;
+        answer
+    }
 }
 
 fn commit_title(goal: &str, kind: TurnKind) -> String {
