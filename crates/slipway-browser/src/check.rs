@@ -336,8 +336,9 @@ fn expectations(check: &UiCheck, report: &Report, selector_found: bool) -> Optio
     None
 }
 
-/// Requests are let through only to the service and the allowed hosts; console messages,
-/// exceptions and failed requests are gathered in `seen`.
+/// Listens to the tab: requests outside the service and the allowed hosts are blocked, and
+/// what a person would look at (failed answers and requests, console errors, uncaught
+/// exceptions) is gathered into `seen`.
 async fn listen(
     page: &chromiumoxide::Page,
     target: &Target<'_>,
@@ -354,165 +355,168 @@ async fn listen(
             handle_auth_requests: None,
         })
         .await;
-    let mut tasks = Vec::new();
+    vec![
+        block_outside(page, target, seen).await,
+        gather(page, seen, |e: &EventRequestWillBeSent, seen| {
+            let entry = (e.request.method.clone(), e.request.url.clone());
+            seen.methods.insert(e.request_id.inner().clone(), entry);
+        })
+        .await,
+        gather(page, seen, answered).await,
+        gather(page, seen, loading_failed).await,
+        gather(page, seen, console_called).await,
+        gather(page, seen, |e: &EventExceptionThrown, seen| {
+            let details = &e.exception_details;
+            let text = details
+                .exception
+                .as_ref()
+                .and_then(|e| e.description.clone())
+                .unwrap_or_else(|| details.text.clone());
+            let source = details
+                .url
+                .as_ref()
+                .map(|url| format!("{url}:{}", details.line_number + 1));
+            seen.console.push(ConsoleMessage {
+                level: "error".into(),
+                text,
+                source,
+            });
+        })
+        .await,
+    ]
+    .into_iter()
+    .flatten()
+    .collect()
+}
+
+/// Notes every event of kind `E` of the tab into `seen`, until aborted.
+async fn gather<E>(
+    page: &chromiumoxide::Page,
+    seen: &Arc<Mutex<Seen>>,
+    note: fn(&E, &mut Seen),
+) -> Option<tokio::task::JoinHandle<()>>
+where
+    E: chromiumoxide::cdp::IntoEventKind + Unpin + Send + Sync + 'static,
+{
+    let mut events = page.event_listener::<E>().await.ok()?;
+    let seen = seen.clone();
+    Some(tokio::spawn(async move {
+        while let Some(event) = events.next().await {
+            note(&event, &mut seen.lock().expect("seen lock"));
+        }
+    }))
+}
+
+/// Lets through what goes to the service (or an allowed host), blocks the rest and lists it.
+async fn block_outside(
+    page: &chromiumoxide::Page,
+    target: &Target<'_>,
+    seen: &Arc<Mutex<Seen>>,
+) -> Option<tokio::task::JoinHandle<()>> {
+    let mut paused = page.event_listener::<EventRequestPaused>().await.ok()?;
     let service_host = host_of(target.base_url);
     let allowed: Vec<String> = target.allow_hosts.to_vec();
-    if let Ok(mut paused) = page.event_listener::<EventRequestPaused>().await {
-        let (page, seen) = (page.clone(), seen.clone());
-        tasks.push(tokio::spawn(async move {
-            while let Some(event) = paused.next().await {
-                let host = host_of(&event.request.url);
-                let ok = event.request.url.starts_with("data:")
-                    || host == service_host
-                    || allowed
-                        .iter()
-                        .any(|a| host == *a || host.ends_with(&format!(".{a}")));
-                if ok {
-                    let _ = page
-                        .execute(ContinueRequestParams::new(event.request_id.clone()))
-                        .await;
-                } else {
-                    seen.lock()
-                        .expect("seen lock")
-                        .requests
-                        .push(RequestProblem {
-                            method: event.request.method.clone(),
-                            url: event.request.url.clone(),
-                            status: None,
-                            error: Some(
-                                "blocked: not the service nor an allowed host (ui.allow_hosts)"
-                                    .into(),
-                            ),
-                        });
-                    let fail = FailRequestParams::new(
-                        event.request_id.clone(),
-                        ErrorReason::BlockedByClient,
-                    );
-                    let _ = page.execute(fail).await;
-                }
-            }
-        }));
-    }
-    if let Ok(mut sent) = page.event_listener::<EventRequestWillBeSent>().await {
-        let seen = seen.clone();
-        tasks.push(tokio::spawn(async move {
-            while let Some(event) = sent.next().await {
-                let id = event.request_id.inner().clone();
-                let entry = (event.request.method.clone(), event.request.url.clone());
-                seen.lock().expect("seen lock").methods.insert(id, entry);
-            }
-        }));
-    }
-    if let Ok(mut answers) = page.event_listener::<EventResponseReceived>().await {
-        let seen = seen.clone();
-        tasks.push(tokio::spawn(async move {
-            while let Some(event) = answers.next().await {
-                let mut seen = seen.lock().expect("seen lock");
-                let status = event.response.status;
-                if event.r#type == ResourceType::Document && seen.status.is_none() {
-                    seen.status = Some(status);
-                }
-                // The browser asks for /favicon.ico by itself; a site without one is fine.
-                let favicon = event.response.url.ends_with("/favicon.ico");
-                if status >= 400 && !favicon {
-                    let method = seen
-                        .methods
-                        .get(event.request_id.inner())
-                        .map_or("GET".to_owned(), |m| m.0.clone());
-                    seen.requests.push(RequestProblem {
-                        method,
-                        url: event.response.url.clone(),
-                        status: Some(status),
-                        error: None,
-                    });
-                }
-            }
-        }));
-    }
-    if let Ok(mut failures) = page.event_listener::<EventLoadingFailed>().await {
-        let seen = seen.clone();
-        tasks.push(tokio::spawn(async move {
-            while let Some(event) = failures.next().await {
-                if event.error_text.contains("ERR_BLOCKED_BY_CLIENT") {
-                    continue; // listed when it was blocked
-                }
-                let mut seen = seen.lock().expect("seen lock");
-                let (method, url) = seen
-                    .methods
-                    .get(event.request_id.inner())
-                    .cloned()
-                    .unwrap_or_default();
-                seen.requests.push(RequestProblem {
-                    method,
-                    url,
-                    status: None,
-                    error: Some(event.error_text.clone()),
-                });
-            }
-        }));
-    }
-    if let Ok(mut console) = page.event_listener::<EventConsoleApiCalled>().await {
-        let seen = seen.clone();
-        tasks.push(tokio::spawn(async move {
-            while let Some(event) = console.next().await {
-                let level = match event.r#type {
-                    ConsoleApiCalledType::Error | ConsoleApiCalledType::Assert => "error",
-                    ConsoleApiCalledType::Warning => "warning",
-                    _ => continue,
-                };
-                let text = event
-                    .args
+    let (page, seen) = (page.clone(), seen.clone());
+    Some(tokio::spawn(async move {
+        while let Some(event) = paused.next().await {
+            let host = host_of(&event.request.url);
+            let ok = event.request.url.starts_with("data:")
+                || host == service_host
+                || allowed
                     .iter()
-                    .map(|a| match (&a.value, &a.description) {
-                        (Some(serde_json::Value::String(s)), _) => s.clone(),
-                        (Some(v), _) => v.to_string(),
-                        (None, Some(d)) => d.clone(),
-                        _ => String::new(),
-                    })
-                    .collect::<Vec<_>>()
-                    .join(" ");
-                let source = event
-                    .stack_trace
-                    .as_ref()
-                    .and_then(|t| t.call_frames.first())
-                    .map(|f| format!("{}:{}", f.url, f.line_number + 1));
-                seen.lock()
-                    .expect("seen lock")
-                    .console
-                    .push(ConsoleMessage {
-                        level: level.into(),
-                        text,
-                        source,
-                    });
+                    .any(|a| host == *a || host.ends_with(&format!(".{a}")));
+            if ok {
+                let _ = page
+                    .execute(ContinueRequestParams::new(event.request_id.clone()))
+                    .await;
+                continue;
             }
-        }));
+            seen.lock()
+                .expect("seen lock")
+                .requests
+                .push(RequestProblem {
+                    method: event.request.method.clone(),
+                    url: event.request.url.clone(),
+                    status: None,
+                    error: Some(
+                        "blocked: not the service nor an allowed host (ui.allow_hosts)".into(),
+                    ),
+                });
+            let fail =
+                FailRequestParams::new(event.request_id.clone(), ErrorReason::BlockedByClient);
+            let _ = page.execute(fail).await;
+        }
+    }))
+}
+
+/// The document's status, and answers of 400 and above.
+fn answered(event: &EventResponseReceived, seen: &mut Seen) {
+    let status = event.response.status;
+    if event.r#type == ResourceType::Document && seen.status.is_none() {
+        seen.status = Some(status);
     }
-    if let Ok(mut thrown) = page.event_listener::<EventExceptionThrown>().await {
-        let seen = seen.clone();
-        tasks.push(tokio::spawn(async move {
-            while let Some(event) = thrown.next().await {
-                let details = &event.exception_details;
-                let text = details
-                    .exception
-                    .as_ref()
-                    .and_then(|e| e.description.clone())
-                    .unwrap_or_else(|| details.text.clone());
-                let source = details
-                    .url
-                    .as_ref()
-                    .map(|url| format!("{url}:{}", details.line_number + 1));
-                seen.lock()
-                    .expect("seen lock")
-                    .console
-                    .push(ConsoleMessage {
-                        level: "error".into(),
-                        text,
-                        source,
-                    });
-            }
-        }));
+    // The browser asks for /favicon.ico by itself; a site without one is fine.
+    let favicon = event.response.url.ends_with("/favicon.ico");
+    if status >= 400 && !favicon {
+        let method = seen
+            .methods
+            .get(event.request_id.inner())
+            .map_or("GET".to_owned(), |m| m.0.clone());
+        seen.requests.push(RequestProblem {
+            method,
+            url: event.response.url.clone(),
+            status: Some(status),
+            error: None,
+        });
     }
-    tasks
+}
+
+/// Requests that failed (blocked ones are listed when blocked).
+fn loading_failed(event: &EventLoadingFailed, seen: &mut Seen) {
+    if event.error_text.contains("ERR_BLOCKED_BY_CLIENT") {
+        return;
+    }
+    let (method, url) = seen
+        .methods
+        .get(event.request_id.inner())
+        .cloned()
+        .unwrap_or_default();
+    seen.requests.push(RequestProblem {
+        method,
+        url,
+        status: None,
+        error: Some(event.error_text.clone()),
+    });
+}
+
+/// Console errors and warnings, with where they were written.
+fn console_called(event: &EventConsoleApiCalled, seen: &mut Seen) {
+    let level = match event.r#type {
+        ConsoleApiCalledType::Error | ConsoleApiCalledType::Assert => "error",
+        ConsoleApiCalledType::Warning => "warning",
+        _ => return,
+    };
+    let text = event
+        .args
+        .iter()
+        .map(|a| match (&a.value, &a.description) {
+            (Some(serde_json::Value::String(s)), _) => s.clone(),
+            (Some(v), _) => v.to_string(),
+            (None, Some(d)) => d.clone(),
+            _ => String::new(),
+        })
+        .collect::<Vec<_>>()
+        .join(" ");
+    let source = event
+        .stack_trace
+        .as_ref()
+        .and_then(|t| t.call_frames.first())
+        .map(|f| format!("{}:{}", f.url, f.line_number + 1));
+    seen.console.push(ConsoleMessage {
+        level: level.into(),
+        text,
+        source,
+    });
 }
 
 fn host_of(url: &str) -> String {
