@@ -95,7 +95,9 @@ pub struct ListQuery {
 /// A project's validations, newest first; the next page's cursor is in `X-Next-Cursor`.
 #[utoipa::path(get, path = "/api/v1/projects/{id}/validations", tag = "validations",
     params(("id" = i64, Path), ListQuery),
-    responses((status = 200, body = [ValidationRecord]), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 200, body = [ValidationRecord], headers(
+        ("x-next-cursor" = String, description = "The cursor of the next page, when this one is full"),
+        ("link" = String, description = "The next page's URL, rel=\"next\""))), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn list(
     caller: Caller,
     State(state): State<AppState>,
