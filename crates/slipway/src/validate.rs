@@ -10,7 +10,7 @@ use slipway_core::{PipelineConfig, ProjectDraft, ValidationId};
 use slipway_engine::{git, Engine, EngineConfig, Options, Target};
 use slipway_store::{MasterKey, Store, ValidationRecord};
 use std::io::{IsTerminal, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
@@ -110,9 +110,14 @@ pub async fn run(args: ValidateArgs) -> Result<(), Failure> {
         None => None,
     };
 
-    let mut config = EngineConfig::new(data);
-    if !args.no_cache {
-        config.snapshot_dir = cache_dir()?.join("snapshots");
+    let cache = if args.no_cache {
+        None
+    } else {
+        Some(cache_dir()?)
+    };
+    let mut config = EngineConfig::new(data.clone());
+    if let Some(cache) = &cache {
+        config.snapshot_dir = cache.join("snapshots");
     }
     if let Err(missing) = slipway_sandbox::Isolation::probe() {
         eprintln!(
@@ -141,12 +146,57 @@ pub async fn run(args: ValidateArgs) -> Result<(), Failure> {
     shutdown.cancel();
     let _ = workers.await;
 
-    report(&store, &done, started.elapsed(), args.json).await?;
+    let artifacts = cache
+        .as_deref()
+        .and_then(|cache| keep_artifacts(&data, &done, cache));
+    report(
+        &store,
+        &done,
+        started.elapsed(),
+        args.json,
+        artifacts.as_deref(),
+    )
+    .await?;
     match done.status {
         ValidationStatus::Passed => Ok(()),
         ValidationStatus::Failed => Err(Failure::Exit(1)),
         _ => Err(Failure::Exit(2)),
     }
+}
+
+/// How long kept artifacts stay in the cache.
+const ARTIFACTS_KEPT: Duration = Duration::from_secs(14 * 24 * 3_600);
+
+/// Keeps the browser checks' screenshots and evidence, which the temporary data directory
+/// would take with it, in `<cache>/artifacts/<sha>-<time>`; drops those older than two weeks.
+/// `None` when the validation made none.
+fn keep_artifacts(data: &Path, record: &ValidationRecord, cache: &Path) -> Option<PathBuf> {
+    let kept = cache.join("artifacts");
+    for old in std::fs::read_dir(&kept).into_iter().flatten().flatten() {
+        let age = old.metadata().and_then(|m| m.modified()).ok()?.elapsed();
+        if age.is_ok_and(|age| age > ARTIFACTS_KEPT) {
+            let _ = std::fs::remove_dir_all(old.path());
+        }
+    }
+    let made = data.join("artifacts").join(record.id.to_string());
+    let files: Vec<_> = std::fs::read_dir(&made).ok()?.flatten().collect();
+    if files.is_empty() {
+        return None;
+    }
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let to = kept.join(format!(
+        "{}-{stamp}",
+        &record.sha[..12.min(record.sha.len())]
+    ));
+    std::fs::create_dir_all(&to).ok()?;
+    for file in files {
+        if file.file_type().is_ok_and(|t| t.is_file()) {
+            std::fs::copy(file.path(), to.join(file.file_name())).ok()?;
+        }
+    }
+    Some(to)
 }
 
 /// Where snapshots are kept between runs: `$SLIPWAY_DATA_DIR`, else
@@ -307,6 +357,7 @@ async fn report(
     record: &ValidationRecord,
     elapsed: Duration,
     as_json: bool,
+    artifacts: Option<&Path>,
 ) -> Result<(), Failure> {
     if as_json {
         let mut steps = Vec::new();
@@ -330,6 +381,7 @@ async fn report(
             "pipeline_source": record.pipeline_source,
             "error": record.error,
             "steps": steps,
+            "artifacts": artifacts,
         });
         println!(
             "{}",
@@ -337,6 +389,12 @@ async fn report(
         );
     }
     summary(record);
+    if let Some(dir) = artifacts {
+        eprintln!(
+            "browser checks' screenshots and evidence: {}",
+            dir.display()
+        );
+    }
     let short = &record.sha[..record.sha.len().min(12)];
     match record.status {
         ValidationStatus::Passed => {

@@ -358,3 +358,45 @@ fn a_test_that_passes_on_a_retry_passes_and_is_marked_flaky() {
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(report(&out)["steps"][4]["flaky"], false);
 }
+
+/// Browser checks' screenshots outlive the command: they are kept in the cache, and the
+/// report says where.
+#[test]
+fn browser_checks_screenshots_are_kept_in_the_cache_and_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let pipeline = "[service]\nstart = \"python3 app.py\"\nhealth_path = \"/health\"\n\
+                    [ui]\nviewports = [\"1280x800\"]\n\
+                    [[ui.checks]]\nname = \"home\"\npath = \"/\"\nexpect_text = \"hello from the app\"\n";
+    fixture_repo(
+        dir.path(),
+        &[("app.py", PYTHON_APP), (".slipway.toml", pipeline)],
+    );
+    let cache = tempfile::tempdir().unwrap();
+    let out = validate_with_cache(
+        &[dir.path().to_str().unwrap(), "--json", "--no-cache"],
+        cache.path(),
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        report(&out)["artifacts"].is_null(),
+        "without a cache nothing is kept"
+    );
+
+    let out = validate_with_cache(&[dir.path().to_str().unwrap(), "--json"], cache.path());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let kept = std::path::PathBuf::from(report(&out)["artifacts"].as_str().unwrap());
+    assert!(
+        kept.starts_with(cache.path().join("slipway/artifacts")),
+        "{}",
+        kept.display()
+    );
+    assert!(stderr.contains(&kept.display().to_string()), "{stderr}");
+    let png = std::fs::read(kept.join("home-1280x800.png")).unwrap();
+    assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+}
