@@ -103,6 +103,7 @@ pub(crate) fn refused(error: anyhow::Error) -> Failure {
 }
 
 fn main() -> ExitCode {
+    standard_streams_open();
     let cli = Cli::parse();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -293,6 +294,26 @@ fn codegen_config() -> anyhow::Result<Option<slipway_engine::CodegenConfig>> {
             anyhow::bail!("set both CODEGEN_API_TOKEN and CODEGEN_ORG_ID to use the Codegen agent, or neither")
         }
         (None, None) => Ok(None),
+    }
+}
+
+/// Descriptors 0–2 are open (on /dev/null when whoever started Slipway closed them), so that
+/// none of Slipway's own files gets their numbers: a child's standard streams are put there,
+/// which would overwrite such a file in the child (the sandbox's namespaces, say).
+fn standard_streams_open() {
+    for fd in 0..=2 {
+        // SAFETY: fcntl only asks whether the descriptor is open.
+        let open = unsafe { libc::fcntl(fd, libc::F_GETFD) } != -1;
+        if !open {
+            // The lowest free number: this one. Kept open for the process's life.
+            if let Ok(null) = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open("/dev/null")
+            {
+                std::mem::forget(null);
+            }
+        }
     }
 }
 

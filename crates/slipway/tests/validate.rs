@@ -400,3 +400,30 @@ fn browser_checks_screenshots_are_kept_in_the_cache_and_reported() {
     let png = std::fs::read(kept.join("home-1280x800.png")).unwrap();
     assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
 }
+
+/// Started with its standard streams closed (as some supervisors do), Slipway still runs
+/// the sandboxed pipeline: none of its own files takes their numbers.
+#[test]
+fn closed_standard_streams_do_not_break_the_sandbox() {
+    let dir = tempfile::tempdir().unwrap();
+    good_repo(dir.path());
+    let cache = tempfile::tempdir().unwrap();
+    let out = Command::new("sh")
+        .args([
+            "-c",
+            "exec 0<&- 2>&-; exec \"$0\" validate \"$1\" --json",
+            BIN,
+        ])
+        .arg(dir.path())
+        .env_remove("SLIPWAY_DATA_DIR")
+        .env("XDG_CACHE_HOME", cache.path())
+        .output()
+        .expect("slipway runs");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert_eq!(report(&out)["status"], "passed");
+}
