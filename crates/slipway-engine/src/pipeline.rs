@@ -63,6 +63,9 @@ struct Attempt<'a> {
     first_error: Option<String>,
     /// Where the deploy step's service listens, in the cell.
     service_port: Option<u16>,
+    /// Chromium, launched in the cell before the deploy step when a ui step follows, so that
+    /// it starts while the service and the tests run: its process and DevTools port.
+    early_browser: Option<(Process, u16)>,
 }
 
 /// Whether a head fetched from `source` comes from the project's own repository rather than
@@ -169,12 +172,14 @@ pub(crate) async fn execute(
         project,
         first_error: None,
         service_port: None,
+        early_browser: None,
     };
     let result = run.steps().await;
     let first_error = run.first_error.take();
-    if let Some(mut service) = run.service.take() {
-        service.kill().await;
-        let _ = store.forget_process_group(id, service.pgid()).await;
+    let unused_browser = run.early_browser.take().map(|(browser, _)| browser);
+    for mut process in run.service.take().into_iter().chain(unused_browser) {
+        process.kill().await;
+        let _ = store.forget_process_group(id, process.pgid()).await;
     }
     if let Some(cell) = run.cell.take() {
         for pgid in cell.helper_groups() {
@@ -250,6 +255,9 @@ impl Attempt<'_> {
                 }
                 StepName::Deploy => {
                     let service = config.service.as_ref().expect("planned");
+                    if config.ui.is_some() {
+                        self.launch_browser_early().await;
+                    }
                     self.begin(name).await?;
                     self.deploy(
                         &service.start,

@@ -356,3 +356,45 @@ async fn a_page_that_never_settles_fails_at_the_check_timeout() {
         "a screenshot at the failure"
     );
 }
+
+/// The browser starts with the deploy step, so it boots while the service starts and the
+/// tests run; when a step before the ui step fails, it is stopped with the rest.
+#[tokio::test]
+async fn the_browser_starts_while_the_tests_run_and_stops_when_an_earlier_step_fails() {
+    let app = TestApp::spawn().await;
+    // The test step waits until something besides the service listens in the cell (the
+    // browser's DevTools; each command has its own PID namespace, so it cannot see the
+    // process), at most 20 s, then passes or fails.
+    let test = "python3 -c 'import os,sys,time\nfor _ in range(200):\n    for l in open(\"/proc/net/tcp\").readlines()[1:]:\n        f = l.split()\n        if f[3] == \"0A\" and int(f[1].split(\":\")[1], 16) != int(os.environ[\"PORT\"]): sys.exit($FAIL)\n    time.sleep(0.1)\nsys.exit(7)'";
+    for (fail, expected) in [("0", "passed"), ("1", "failed")] {
+        let pipeline = format!(
+            "[service]\nstart = \"python3 app.py\"\n[test]\ncommands = [{:?}]\n\
+             [[ui.checks]]\nname = \"home\"\npath = \"/\"\nexpect_text = \"Todos\"\n",
+            test.replace("$FAIL", fail)
+        );
+        let project = web_project(&app, &pipeline).await;
+        let started = app
+            .api
+            .start_validation(project, &json!({"branch": "main"}))
+            .await;
+        let done = app
+            .api
+            .finished_validation(started.body["id"].as_i64().unwrap())
+            .await;
+        assert_eq!(done["status"], expected, "{done}");
+        // Exit 7 would mean the test step never saw the browser.
+        let test_step = &done["steps"][4];
+        assert_eq!(test_step["name"], "test");
+        assert_eq!(test_step["status"], expected, "{done}");
+        assert_ne!(
+            test_step["exit_code"], 7,
+            "the browser ran during the tests: {done}"
+        );
+        assert_eq!(
+            slipway_testkit::processes_with("--user-data-dir=/tmp/slipway-browser"),
+            0,
+            "no browser left"
+        );
+        app.api.delete_project(project).await;
+    }
+}

@@ -34,12 +34,31 @@ impl Attempt<'_> {
                 )),
             };
         let started = Instant::now();
-        let (browser, mut process) = match self.start_browser(&chromium).await {
-            Ok(started) => started,
-            Err(error) => {
+        let launched = match self.early_browser.take() {
+            Some(early) => Ok(early),
+            None => self.launch_browser(&chromium).await,
+        };
+        let connected = match launched {
+            Ok((process, devtools)) => match self.connect_browser(devtools).await {
+                Ok(browser) => Ok((browser, process)),
+                Err(error) => Err((error, Some(process))),
+            },
+            Err(error) => Err((error, None)),
+        };
+        let (browser, mut process) = match connected {
+            Ok(both) => both,
+            Err((error, process)) => {
+                if let Some(mut process) = process {
+                    process.kill().await;
+                    let _ = self
+                        .inner
+                        .store
+                        .forget_process_group(self.id(), process.pgid())
+                        .await;
+                }
                 return Ok(StepEnd::Error(format!(
                     "the browser did not start: {error}"
-                )))
+                )));
             }
         };
         let ready = format!("browser ready in {} ms", started.elapsed().as_millis());
@@ -61,11 +80,19 @@ impl Attempt<'_> {
         end
     }
 
-    /// Chromium in the cell, and the host's end of its DevTools WebSocket.
-    async fn start_browser(
+    /// Launches Chromium now (before the deploy step), if it is installed: it boots while the
+    /// service starts and the tests run. A launch that fails is tried again by the ui step.
+    pub(super) async fn launch_browser_early(&mut self) {
+        if let Ok(chromium) = slipway_browser::chromium() {
+            self.early_browser = self.launch_browser(&chromium).await.ok();
+        }
+    }
+
+    /// Chromium in the cell, on a DevTools port of the cell's own.
+    async fn launch_browser(
         &mut self,
         chromium: &std::path::Path,
-    ) -> anyhow::Result<(Browser, Process)> {
+    ) -> anyhow::Result<(Process, u16)> {
         let devtools = free_port()?;
         let command = format!(
             "exec '{}' --headless=new --no-sandbox --disable-gpu --disable-dev-shm-usage \
@@ -80,6 +107,11 @@ impl Attempt<'_> {
             .store
             .record_process_group(self.id(), process.pgid())
             .await?;
+        Ok((process, devtools))
+    }
+
+    /// Waits for Chromium's DevTools to answer in the cell; the host's end of its WebSocket.
+    async fn connect_browser(&self, devtools: u16) -> anyhow::Result<Browser> {
         let cell = self
             .cell
             .as_ref()
@@ -108,8 +140,7 @@ impl Attempt<'_> {
                 let _ = tokio::io::copy_bidirectional(&mut outside, &mut inside).await;
             }
         });
-        let browser = Browser::connect(&format!("ws://{bridge}{ws_path}")).await?;
-        Ok((browser, process))
+        Browser::connect(&format!("ws://{bridge}{ws_path}")).await
     }
 
     async fn run_checks(
