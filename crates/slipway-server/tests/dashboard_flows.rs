@@ -70,6 +70,10 @@ async fn a_person_chooses_the_agent_confirms_its_plan_merges_its_pull_request_an
         .create_project(&json!({"name": "shop", "repo": origin(&app)}))
         .await;
     assert_eq!(reply.status, 201, "{}", reply.text);
+    let main_before_merge = git(
+        std::path::Path::new(&origin_path(&app)),
+        &["rev-parse", "main"],
+    );
     let browser = Browser::launch().await.unwrap();
     let page = sign_in(&app, &browser).await;
     let project = format!("{}/projects/1", app.base_url);
@@ -185,7 +189,19 @@ async fn a_person_chooses_the_agent_confirms_its_plan_merges_its_pull_request_an
     page.goto(&project).await.unwrap();
     page.screenshot(&screenshot("project-dark")).await.unwrap();
 
-    tour(&app, &browser, validation).await;
+    // A validation that fails (main as it was, with the old value), for its screen.
+    let main = app
+        .api
+        .start_validation(1, &json!({"sha": main_before_merge}))
+        .await;
+    assert_eq!(main.status, 201, "{}", main.text);
+    let failed = app
+        .api
+        .finished_validation(main.body["id"].as_i64().unwrap())
+        .await;
+    assert_eq!(failed["status"], "failed", "{failed}");
+
+    tour(&app, &browser, validation, failed["id"].as_i64().unwrap()).await;
     browser.close().await;
 }
 
@@ -195,7 +211,7 @@ fn origin_path(app: &TestApp) -> String {
 
 /// Every main screen in both widths, opened as a browser check: no console error, no failed
 /// request, the screen's own element present.
-async fn tour(app: &TestApp, browser: &Browser, validation: i64) {
+async fn tour(app: &TestApp, browser: &Browser, validation: i64, failed: i64) {
     let click = |selector: &str| UiStep::Click {
         click: selector.into(),
     };
@@ -240,6 +256,12 @@ async fn tour(app: &TestApp, browser: &Browser, validation: i64) {
             format!("/validations/{validation}"),
             vec![],
             "#steps .step",
+        ),
+        (
+            "validation-failed",
+            format!("/validations/{failed}"),
+            vec![],
+            "#steps .step.status-failed",
         ),
         (
             "validation-line",
