@@ -409,14 +409,7 @@ async fn revalidate_others<F: Forge>(
 }
 
 async fn validate_head(engine: &Engine, project: &Project, number: i64, pull: PullState) {
-    let target = Target::PullRequest {
-        number,
-        sha: pull.head_sha,
-        head_ref: pull.head_ref,
-        source: pull.head_clone_url,
-        base_ref: pull.base_ref,
-        base_source: pull.base_clone_url,
-    };
+    let target = Target::of_pull(number, pull);
     if let Err(error) = engine
         .submit_by(project, target, "the base moved: validated again")
         .await

@@ -177,9 +177,8 @@ pub(crate) async fn execute(
     let result = run.steps().await;
     let first_error = run.first_error.take();
     let unused_browser = run.early_browser.take().map(|(browser, _)| browser);
-    for mut process in run.service.take().into_iter().chain(unused_browser) {
-        process.kill().await;
-        let _ = store.forget_process_group(id, process.pgid()).await;
+    for process in run.service.take().into_iter().chain(unused_browser) {
+        stop(store, id, process).await;
     }
     if let Some(cell) = run.cell.take() {
         for pgid in cell.helper_groups() {
@@ -219,9 +218,20 @@ pub(crate) async fn execute(
     Ok(Ended::Verdict(status))
 }
 
+/// Kills a process of the validation and forgets its group (recorded for crash clean-up).
+async fn stop(store: &slipway_store::Store, id: ValidationId, mut process: Process) {
+    process.kill().await;
+    let _ = store.forget_process_group(id, process.pgid()).await;
+}
+
 impl Attempt<'_> {
     fn id(&self) -> ValidationId {
         self.record.id
+    }
+
+    /// [`stop`], for this validation.
+    async fn stop(&self, process: Process) {
+        stop(&self.inner.store, self.id(), process).await;
     }
 
     /// Runs every step; returns the final statuses and where the pipeline came from.

@@ -113,14 +113,7 @@ impl Engine {
                 "pr: there is no pull request #{number} in this project, or it cannot be read: {e}"
             ))
         })?;
-        let target = Target::PullRequest {
-            number,
-            sha: pull.head_sha,
-            head_ref: pull.head_ref,
-            source: pull.head_clone_url,
-            base_ref: pull.base_ref,
-            base_source: pull.base_clone_url,
-        };
+        let target = Target::of_pull(number, pull);
         self.submit_by(project, target, started_by).await
     }
 

@@ -4,6 +4,7 @@
 use crate::{git, github, Engine};
 use slipway_core::validation::{self, ValidationStatus};
 use slipway_core::{PipelineConfig, Project, ValidationId};
+use slipway_forge::PullState;
 use slipway_store::{Base, NewValidation, StoreError, ValidationRecord};
 
 /// What to validate in a project.
@@ -22,6 +23,20 @@ pub enum Target {
         /// Where that branch is fetched from (empty: the project's repository).
         base_source: String,
     },
+}
+
+impl Target {
+    /// The head of pull request `number` as its forge says it is now.
+    pub fn of_pull(number: i64, pull: PullState) -> Self {
+        Target::PullRequest {
+            number,
+            sha: pull.head_sha,
+            head_ref: pull.head_ref,
+            source: pull.head_clone_url,
+            base_ref: pull.base_ref,
+            base_source: pull.base_clone_url,
+        }
+    }
 }
 
 /// How to validate, beyond which commit.

@@ -8,7 +8,7 @@ use serde_json::json;
 use slipway_core::validation::{StepName, StepStatus, ValidationStatus};
 use slipway_core::{PipelineConfig, ProjectDraft, ValidationId};
 use slipway_engine::{git, Engine, EngineConfig, Options, Target};
-use slipway_store::{MasterKey, Store, ValidationRecord};
+use slipway_store::{MasterKey, StepRecord, Store, ValidationRecord};
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -244,15 +244,7 @@ async fn follow(
                 .iter()
                 .any(|(n, s)| *n == step.name && *s == step.status);
             if step.status.is_final() && !already && step.status != StepStatus::Skipped {
-                let mark = match step.status {
-                    StepStatus::Passed => "✓",
-                    StepStatus::Failed | StepStatus::Error => "✗",
-                    _ => "–",
-                };
-                let took = step
-                    .duration_ms
-                    .map(|ms| format!("{:.1}s", ms as f64 / 1000.0))
-                    .unwrap_or_default();
+                let (mark, took) = (mark(step), took(step));
                 if tty {
                     let _ = write!(err, "\r\x1b[2K");
                 }
@@ -305,20 +297,28 @@ async fn follow(
     }
 }
 
+/// A step's outcome as one character.
+fn mark(step: &StepRecord) -> &'static str {
+    match step.status {
+        StepStatus::Passed => "✓",
+        StepStatus::Failed | StepStatus::Error => "✗",
+        _ => "–",
+    }
+}
+
+/// How long a step took, once it ended.
+fn took(step: &StepRecord) -> String {
+    step.duration_ms
+        .map(|ms| format!("{:.1}s", ms as f64 / 1000.0))
+        .unwrap_or_default()
+}
+
 /// Every step in order, skipped ones with why.
 fn summary(record: &ValidationRecord) {
     let mut err = std::io::stderr().lock();
     let _ = writeln!(err, "steps:");
     for step in &record.steps {
-        let mark = match step.status {
-            StepStatus::Passed => "✓",
-            StepStatus::Failed | StepStatus::Error => "✗",
-            _ => "–",
-        };
-        let took = step
-            .duration_ms
-            .map(|ms| format!("{:.1}s", ms as f64 / 1000.0))
-            .unwrap_or_default();
+        let (mark, took) = (mark(step), took(step));
         let flaky = if step.flaky { " (flaky)" } else { "" };
         // The first line: the full text is in the report below.
         let detail = step

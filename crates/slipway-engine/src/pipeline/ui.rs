@@ -48,13 +48,8 @@ impl Attempt<'_> {
         let (browser, mut process) = match connected {
             Ok(both) => both,
             Err((error, process)) => {
-                if let Some(mut process) = process {
-                    process.kill().await;
-                    let _ = self
-                        .inner
-                        .store
-                        .forget_process_group(self.id(), process.pgid())
-                        .await;
+                if let Some(process) = process {
+                    self.stop(process).await;
                 }
                 return Ok(StepEnd::Error(format!(
                     "the browser did not start: {error}"
@@ -71,12 +66,7 @@ impl Attempt<'_> {
         };
         // Killed with its cell in any case (cancel, timeout, crash); here as soon as done.
         browser.close().await;
-        process.kill().await;
-        let _ = self
-            .inner
-            .store
-            .forget_process_group(self.id(), process.pgid())
-            .await;
+        self.stop(process).await;
         end
     }
 
