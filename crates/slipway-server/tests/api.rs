@@ -576,32 +576,24 @@ mod validations {
     async fn five_finished(app: &TestApp, project: i64) {
         use slipway_core::validation::ValidationStatus;
         for n in 1..=5 {
-            let created = app
-                .store
-                .create_validation(&slipway_store::NewValidation {
-                    project: slipway_core::ProjectId(project),
-                    source: "/nowhere".into(),
-                    branch: Some(if n >= 4 { "dev" } else { "main" }.into()),
-                    pr: None,
-                    sha: format!("{n}").repeat(40),
-                    base: None,
-                    setup_trial: false,
-                    config_file: None,
-                    plan: Vec::new(),
-                    started_by: None,
-                })
-                .await
-                .unwrap();
-            app.engine.cancel(created.validation.id).await.unwrap();
+            let new = slipway_store::NewValidation {
+                project: slipway_core::ProjectId(project),
+                source: "/nowhere".into(),
+                branch: Some(if n >= 4 { "dev" } else { "main" }.into()),
+                pr: None,
+                sha: format!("{n}").repeat(40),
+                base: None,
+                setup_trial: false,
+                config_file: None,
+                plan: Vec::new(),
+                started_by: None,
+            };
             let status = if n % 2 == 1 {
                 ValidationStatus::Failed
             } else {
                 ValidationStatus::Passed
             };
-            app.store
-                .finish_validation(created.validation.id, status, None)
-                .await
-                .unwrap();
+            app.recorded_finished(&new, status).await;
         }
     }
 
@@ -799,14 +791,7 @@ async fn a_test_passing_only_on_a_retry_is_flaky_in_the_api_and_the_metrics() {
         .body["id"]
         .as_i64()
         .unwrap();
-    let started = app
-        .api
-        .start_validation(project, &json!({"branch": "main"}))
-        .await;
-    let done = app
-        .api
-        .finished_validation(started.body["id"].as_i64().unwrap())
-        .await;
+    let done = app.api.validated(project, &json!({"branch": "main"})).await;
     assert_eq!(done["status"], "passed", "{done}");
     assert_eq!(done["steps"][4]["flaky"], true, "{done}");
     let metrics = app.api.metrics().await.text;

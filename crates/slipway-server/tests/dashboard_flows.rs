@@ -190,14 +190,9 @@ async fn a_person_chooses_the_agent_confirms_its_plan_merges_its_pull_request_an
     page.screenshot(&screenshot("project-dark")).await.unwrap();
 
     // A validation that fails (main as it was, with the old value), for its screen.
-    let main = app
-        .api
-        .start_validation(1, &json!({"sha": main_before_merge}))
-        .await;
-    assert_eq!(main.status, 201, "{}", main.text);
     let failed = app
         .api
-        .finished_validation(main.body["id"].as_i64().unwrap())
+        .validated(1, &json!({"sha": main_before_merge}))
         .await;
     assert_eq!(failed["status"], "failed", "{failed}");
 

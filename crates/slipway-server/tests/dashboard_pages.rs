@@ -360,14 +360,7 @@ async fn save_and_run_setup_runs_exactly_the_typed_commands_and_they_serve_a_rep
     settings.as_object_mut().unwrap().remove("id");
     let saved = app.api.put_settings(1, &settings).await;
     assert_eq!(saved.status, 200, "{}", saved.text);
-    let started = app
-        .api
-        .start_validation(1, &json!({"branch": "main"}))
-        .await;
-    let done = app
-        .api
-        .finished_validation(started.body["id"].as_i64().unwrap())
-        .await;
+    let done = app.api.validated(1, &json!({"branch": "main"})).await;
     assert_eq!(done["status"], "passed", "{done}");
     assert_eq!(done["pipeline_source"], "project_settings");
 }

@@ -33,6 +33,25 @@ async fn world(
 }
 
 /// The same world on a given fake and client (e.g. a GitHub App).
+/// Slipway as GitHub App `12345` (installation tokens) on a repository that auto-merges;
+/// `prepare` sets up the fake GitHub first.
+async fn auto_merging_app(prepare: impl FnOnce(&FakeGitHub)) -> World {
+    let keys = tempfile::tempdir().unwrap();
+    let (private, public) = slipway_testkit::rsa_key_pair(keys.path());
+    let github = FakeGitHub::start_app("12345", &public).await;
+    prepare(&github);
+    let client = Arc::new(GitHub::app(&github.url, "12345", &private).unwrap());
+    world_on(
+        github,
+        client,
+        "true",
+        &[("b.txt", "b\n")],
+        json!({"auto_merge": true}),
+        NO_POLL,
+    )
+    .await
+}
+
 async fn world_on(
     github: FakeGitHub,
     client: Arc<GitHub>,
@@ -388,21 +407,8 @@ async fn without_webhooks_the_poller_finds_the_pull_request_and_uses_etags() {
 
 #[tokio::test]
 async fn as_a_github_app_it_uses_one_cached_installation_token_and_reports_a_check_run() {
-    let keys = tempfile::tempdir().unwrap();
-    let (private, public) = slipway_testkit::rsa_key_pair(keys.path());
-    let github = FakeGitHub::start_app("12345", &public).await;
     // The repository is private: git must present the installation token too.
-    github.serve_git_over_http();
-    let client = Arc::new(GitHub::app(&github.url, "12345", &private).unwrap());
-    let w = world_on(
-        github,
-        client,
-        "true",
-        &[("b.txt", "b\n")],
-        json!({"auto_merge": true}),
-        NO_POLL,
-    )
-    .await;
+    let w = auto_merging_app(|github| github.serve_git_over_http()).await;
     let number = w.github.open_pull(REPO, "feature", "main", false);
     let head = w.head();
     w.deliver_pull_request("opened", number, "d-app").await;
@@ -696,20 +702,7 @@ async fn merging_a_fork_pull_request_leaves_the_bases_branch_of_the_same_name() 
 
 #[tokio::test]
 async fn an_app_without_checks_permission_still_merges_and_says_what_to_fix() {
-    let keys = tempfile::tempdir().unwrap();
-    let (private, public) = slipway_testkit::rsa_key_pair(keys.path());
-    let github = FakeGitHub::start_app("12345", &public).await;
-    github.refuse_check_runs();
-    let client = Arc::new(GitHub::app(&github.url, "12345", &private).unwrap());
-    let w = world_on(
-        github,
-        client,
-        "true",
-        &[("b.txt", "b\n")],
-        json!({"auto_merge": true}),
-        NO_POLL,
-    )
-    .await;
+    let w = auto_merging_app(|github| github.refuse_check_runs()).await;
     let number = w.github.open_pull(REPO, "feature", "main", false);
     w.deliver_pull_request("opened", number, "d-app").await;
     w.until("merged", |g| g.pull(REPO, number).merged).await;

@@ -389,12 +389,7 @@ async fn a_pull_request_that_passes_alone_but_fails_on_the_moved_base_is_not_mer
     let alone = f
         .app
         .api
-        .start_validation(f.project, &json!({"branch": "feature"}))
-        .await;
-    let alone = f
-        .app
-        .api
-        .finished_validation(alone.body["id"].as_i64().unwrap())
+        .validated(f.project, &json!({"branch": "feature"}))
         .await;
     assert_eq!(alone["status"], "passed", "{alone}");
     assert!(alone["base_sha"].is_null());

@@ -256,14 +256,7 @@ async fn without_chromium_a_configured_ui_step_is_an_error_never_a_pass() {
     let project = web_project(&app, pipeline).await;
     // SAFETY (test): the variable is read by this process's engine only when the step runs.
     unsafe { std::env::set_var("SLIPWAY_CHROMIUM", "/nonexistent/chromium") };
-    let started = app
-        .api
-        .start_validation(project, &json!({"branch": "main"}))
-        .await;
-    let done = app
-        .api
-        .finished_validation(started.body["id"].as_i64().unwrap())
-        .await;
+    let done = app.api.validated(project, &json!({"branch": "main"})).await;
     unsafe { std::env::remove_var("SLIPWAY_CHROMIUM") };
     assert_eq!(done["status"], "error", "{done}");
     let ui = &done["steps"][5];
@@ -373,14 +366,7 @@ async fn the_browser_starts_while_the_tests_run_and_stops_when_an_earlier_step_f
             test.replace("$FAIL", fail)
         );
         let project = web_project(&app, &pipeline).await;
-        let started = app
-            .api
-            .start_validation(project, &json!({"branch": "main"}))
-            .await;
-        let done = app
-            .api
-            .finished_validation(started.body["id"].as_i64().unwrap())
-            .await;
+        let done = app.api.validated(project, &json!({"branch": "main"})).await;
         assert_eq!(done["status"], expected, "{done}");
         // Exit 7 would mean the test step never saw the browser.
         let test_step = &done["steps"][4];

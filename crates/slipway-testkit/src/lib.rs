@@ -36,6 +36,23 @@ pub struct TestApp {
 }
 
 impl TestApp {
+    /// Records a validation as finished with `status` without running it (its job is
+    /// cancelled first): lists, pages and charts to look at.
+    pub async fn recorded_finished(
+        &self,
+        new: &slipway_store::NewValidation,
+        status: slipway_core::validation::ValidationStatus,
+    ) -> slipway_core::ValidationId {
+        let created = self.store.create_validation(new).await.unwrap();
+        let id = created.validation.id;
+        self.engine.cancel(id).await.unwrap();
+        self.store
+            .finish_validation(id, status, None)
+            .await
+            .unwrap();
+        id
+    }
+
     pub async fn spawn() -> Self {
         Self::spawn_with(|_| {}).await
     }
@@ -426,6 +443,14 @@ impl Api {
     }
 
     /// Polls until the validation is finished (or 30 s pass).
+    /// Starts a validation (`{"branch": …}`, `{"sha": …}` or `{"pr": …}`) and waits for its end.
+    pub async fn validated(&self, project: i64, request: &Value) -> Value {
+        let started = self.start_validation(project, request).await;
+        assert_eq!(started.status, StatusCode::CREATED, "{}", started.text);
+        self.finished_validation(started.body["id"].as_i64().unwrap())
+            .await
+    }
+
     pub async fn finished_validation(&self, id: i64) -> Value {
         for _ in 0..600 {
             let reply = self.validation(id).await;
