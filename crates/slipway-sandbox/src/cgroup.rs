@@ -138,13 +138,15 @@ impl Cgroup {
 
     /// Kills every process in the cgroup.
     pub fn kill_all(&self) {
-        if self.v2 && write(&self.dirs[0].join("cgroup.kill"), "1").is_ok() {
+        let Some(first) = self.dirs.first() else {
+            return;
+        };
+        if self.v2 && write(&first.join("cgroup.kill"), "1").is_ok() {
             return;
         }
         // v1 (or an old v2 kernel): signal each member until none is left.
         for _ in 0..50 {
-            let procs =
-                std::fs::read_to_string(self.dirs[0].join("cgroup.procs")).unwrap_or_default();
+            let procs = std::fs::read_to_string(first.join("cgroup.procs")).unwrap_or_default();
             let pids: Vec<i32> = procs.lines().filter_map(|l| l.parse().ok()).collect();
             if pids.is_empty() {
                 return;
