@@ -229,7 +229,7 @@ impl Agent for CommandAgent<'_> {
         if let Some(entry) = env.iter_mut().find(|(k, _)| k == "SLIPWAY_PROMPT_FILE") {
             entry.1 = path_text(&prompt_inside);
         }
-        let (lines_tx, mut lines) = tokio::sync::mpsc::unbounded_channel();
+        let (lines_tx, mut lines) = tokio::sync::mpsc::channel(slipway_sandbox::LINES_IN_FLIGHT);
         let process = cell
             .spawn(
                 &CommandSpec {

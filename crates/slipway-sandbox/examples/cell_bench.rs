@@ -46,7 +46,7 @@ async fn main() {
                 .unwrap();
             make.push(started.elapsed());
             for _ in 0..5 {
-                let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
+                let (tx, _rx) = tokio::sync::mpsc::channel(slipway_sandbox::LINES_IN_FLIGHT);
                 let started = Instant::now();
                 let process = cell
                     .spawn(

@@ -230,7 +230,7 @@ impl Cell {
             .args(["--pid", "/proc/self/fd/5/.pasta.pid"])
             .env_clear()
             .env("PATH", "/usr/local/bin:/usr/bin:/bin");
-        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let (tx, mut rx) = tokio::sync::mpsc::channel(process::LINES_IN_FLIGHT);
         let mut process = process::spawn(command, Some(entry), Rlimits::none(), tx)
             .map_err(setup(&format!("cannot start {}", pasta.display())))?;
         for _ in 0..500 {
@@ -276,7 +276,7 @@ impl Cell {
     pub fn spawn(
         &self,
         spec: &CommandSpec<'_>,
-        lines: tokio::sync::mpsc::UnboundedSender<String>,
+        lines: tokio::sync::mpsc::Sender<String>,
     ) -> std::io::Result<Process> {
         let (mut command, entry, status) = match &self.isolation {
             Isolation::Bubblewrap { bwrap, .. } => {

@@ -15,7 +15,7 @@ mod tree;
 
 pub use cell::{Cell, CellSpec, Network, Quotas};
 pub use libc::SIGKILL;
-pub use process::{kill_group, Outcome, Process};
+pub use process::{kill_group, Outcome, Process, LINES_IN_FLIGHT, MAX_LINE_BYTES};
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

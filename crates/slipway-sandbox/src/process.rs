@@ -4,8 +4,8 @@ use crate::enter::Entry;
 use crate::KILL_GRACE;
 use std::process::Stdio;
 use std::time::Duration;
-use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
-use tokio::sync::mpsc::UnboundedSender;
+use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::sync::mpsc::Sender;
 use tokio_util::sync::CancellationToken;
 
 /// How a command ended.
@@ -54,7 +54,7 @@ pub(crate) fn spawn(
     mut command: tokio::process::Command,
     entry: Option<Entry>,
     limits: Rlimits,
-    lines: UnboundedSender<String>,
+    lines: Sender<String>,
 ) -> std::io::Result<Process> {
     command
         .stdin(Stdio::null())
@@ -105,24 +105,80 @@ fn set_limit(resource: libc::__rlimit_resource_t, value: u64) -> std::io::Result
     }
 }
 
-fn forward(stream: impl AsyncRead + Unpin + Send + 'static, lines: UnboundedSender<String>) {
+/// Longest line kept whole; the rest of a longer one is dropped and the cut marked.
+pub const MAX_LINE_BYTES: usize = 64 * 1024;
+/// Lines a command may have in flight before its output waits (back-pressure).
+pub const LINES_IN_FLIGHT: usize = 256;
+const LINE_CUT_MARK: &str = " … [line cut at 64 KiB]";
+
+/// Reads `stream` in chunks and sends it as lines, each at most [`MAX_LINE_BYTES`]: a
+/// command that prints without newlines costs Slipway one bounded buffer, never its memory.
+fn forward(mut stream: impl AsyncRead + Unpin + Send + 'static, lines: Sender<String>) {
     tokio::spawn(async move {
-        let mut reader = BufReader::new(stream);
-        let mut buffer = Vec::new();
+        let mut chunk = vec![0u8; 64 * 1024];
+        let mut splitter = LineSplitter::default();
         loop {
-            buffer.clear();
-            match reader.read_until(b'\n', &mut buffer).await {
+            let read = match stream.read(&mut chunk).await {
                 Ok(0) | Err(_) => break,
-                Ok(_) => {
-                    let text = String::from_utf8_lossy(&buffer);
-                    let line = text.trim_end_matches(['\n', '\r']).to_owned();
-                    if lines.send(line).is_err() {
-                        break;
-                    }
+                Ok(read) => read,
+            };
+            for line in splitter.push(&chunk[..read]) {
+                if lines.send(line).await.is_err() {
+                    return;
                 }
             }
         }
+        if let Some(line) = splitter.finish() {
+            let _ = lines.send(line).await;
+        }
     });
+}
+
+/// Cuts a byte stream into lines of at most [`MAX_LINE_BYTES`].
+#[derive(Default)]
+pub(crate) struct LineSplitter {
+    line: Vec<u8>,
+    cut: bool,
+}
+
+impl LineSplitter {
+    /// The lines that `bytes` completes.
+    pub(crate) fn push(&mut self, mut bytes: &[u8]) -> Vec<String> {
+        let mut done = Vec::new();
+        while !bytes.is_empty() {
+            let (segment, ends) = match bytes.iter().position(|b| *b == b'\n') {
+                Some(at) => (&bytes[..at], true),
+                None => (bytes, false),
+            };
+            let room = MAX_LINE_BYTES.saturating_sub(self.line.len());
+            if segment.len() > room {
+                self.cut = true;
+            }
+            self.line
+                .extend_from_slice(&segment[..segment.len().min(room)]);
+            bytes = &bytes[(segment.len() + usize::from(ends)).min(bytes.len())..];
+            if ends {
+                done.push(self.take());
+            }
+        }
+        done
+    }
+
+    /// What is left when the stream ends without a newline.
+    pub(crate) fn finish(&mut self) -> Option<String> {
+        (!self.line.is_empty() || self.cut).then(|| self.take())
+    }
+
+    fn take(&mut self) -> String {
+        let mut text = String::from_utf8_lossy(&self.line)
+            .trim_end_matches('\r')
+            .to_owned();
+        if std::mem::take(&mut self.cut) {
+            text.push_str(LINE_CUT_MARK);
+        }
+        self.line.clear();
+        text
+    }
 }
 
 impl Process {
@@ -216,5 +272,37 @@ pub fn kill_group(pgid: i32, signal: i32) {
         unsafe {
             libc::killpg(pgid, signal);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{LineSplitter, MAX_LINE_BYTES};
+
+    #[test]
+    fn lines_are_cut_at_the_limit_and_marked_whatever_the_chunks() {
+        let mut splitter = LineSplitter::default();
+        let mut lines = splitter.push(b"one\r\ntw");
+        lines.extend(splitter.push(b"o\n"));
+        let long = vec![b'x'; MAX_LINE_BYTES * 3];
+        for part in long.chunks(10_000) {
+            lines.extend(splitter.push(part));
+        }
+        lines.extend(splitter.push(b"\nend"));
+        lines.extend(splitter.finish());
+        assert_eq!(
+            lines.len(),
+            4,
+            "{:?}",
+            lines.iter().map(String::len).collect::<Vec<_>>()
+        );
+        assert_eq!((lines[0].as_str(), lines[1].as_str()), ("one", "two"));
+        assert!(lines[2].starts_with(&"x".repeat(MAX_LINE_BYTES)));
+        assert!(
+            lines[2].ends_with("[line cut at 64 KiB]"),
+            "{}",
+            &lines[2][MAX_LINE_BYTES..]
+        );
+        assert_eq!(lines[3], "end");
     }
 }

@@ -25,7 +25,7 @@ impl Attempt<'_> {
         command: &str,
         env: &[(String, String)],
     ) -> std::io::Result<(Process, tokio::task::JoinHandle<()>)> {
-        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let (tx, rx) = tokio::sync::mpsc::channel(slipway_sandbox::LINES_IN_FLIGHT);
         let cell = self
             .cell
             .as_ref()

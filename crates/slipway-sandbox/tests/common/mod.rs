@@ -62,7 +62,7 @@ pub async fn run_in_cell(
         })
         .await
         .unwrap();
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let (tx, mut rx) = tokio::sync::mpsc::channel(slipway_sandbox::LINES_IN_FLIGHT);
     let env = vec![("PORT".to_owned(), "4000".to_owned())];
     let started = Instant::now();
     let cwd = workspace.join(options.cwd.unwrap_or_default());
@@ -76,14 +76,25 @@ pub async fn run_in_cell(
             tx,
         )
         .unwrap();
-    let outcome = process.wait(options.timeout, &options.cancel).await;
-    let (exceeded, notes) = (cell.exceeded(), cell.notes.clone());
-    cell.close().await;
+    // Read while it runs: output waits for a reader once a bounded number of lines is unread.
+    let collect = async {
+        let mut lines = Vec::new();
+        while let Some(line) = rx.recv().await {
+            lines.push(line);
+        }
+        lines
+    };
+    let (outcome, lines) = tokio::join!(
+        async {
+            let outcome = process.wait(options.timeout, &options.cancel).await;
+            let (exceeded, notes) = (cell.exceeded(), cell.notes.clone());
+            cell.close().await;
+            (outcome, exceeded, notes)
+        },
+        collect
+    );
+    let (outcome, exceeded, notes) = outcome;
     let elapsed = started.elapsed();
-    let mut lines = Vec::new();
-    while let Ok(Some(line)) = tokio::time::timeout(Duration::from_millis(200), rx.recv()).await {
-        lines.push(line);
-    }
     Ran {
         outcome,
         lines,
