@@ -1,7 +1,10 @@
 //! Replaces secret values in any text, including their encoded forms: base64 and base64url
 //! (padded, unpadded, and as they appear inside a longer encoded text at each of the three
 //! byte alignments), hexadecimal and percent-encoding in both cases, and JSON string escapes.
-//! Values reversed or split into pieces are not recognised.
+//! A value with line breaks is also masked line by line (each line long enough to mask), as
+//! output prints it over several log lines; a text cut short (the sandbox's `… [line cut`
+//! mark) has a secret's beginning right before its cut masked too.
+//! Values reversed or split into other pieces are not recognised.
 
 use aho_corasick::{AhoCorasick, MatchKind};
 use base64::Engine;
@@ -15,7 +18,12 @@ pub const MASK: &str = "***";
 #[derive(Clone, Debug)]
 pub struct Masker {
     matcher: Option<AhoCorasick>,
+    /// Every form, for the beginnings of secrets at the end of a cut text.
+    patterns: std::sync::Arc<[String]>,
 }
+
+/// How the sandbox marks a line it cut short (`" … [line cut at 64 KiB]"`).
+pub const CUT_MARK_START: &str = " … [line cut";
 
 impl Masker {
     /// A masker for these values. Longer forms win over shorter ones that they contain.
@@ -30,7 +38,9 @@ impl Masker {
             if value.is_empty() {
                 continue;
             }
-            patterns.extend(encoded_forms(value));
+            for part in parts(value) {
+                patterns.extend(encoded_forms(part));
+            }
         }
         patterns.sort();
         patterns.dedup();
@@ -40,16 +50,46 @@ impl Masker {
                 .build(&patterns)
                 .expect("literal patterns always build")
         });
-        Self { matcher }
+        Self {
+            matcher,
+            patterns: patterns.into(),
+        }
     }
 
     /// A masker that masks nothing (a project without secrets).
     pub fn empty() -> Self {
-        Self { matcher: None }
+        Self::new(std::iter::empty::<&str>())
     }
 
-    /// The text with every occurrence of a secret replaced by `***`.
+    /// The text with every occurrence of a secret replaced by `***`. A text that ends with
+    /// the sandbox's cut mark is also masked as [`Masker::mask_truncated`] masks (before it).
     pub fn mask<'a>(&self, text: &'a str) -> Cow<'a, str> {
+        if let Some(at) = text.rfind(CUT_MARK_START) {
+            let (kept, mark) = text.split_at(at);
+            if mark.ends_with(']') && !mark.contains('\n') {
+                return match self.mask_truncated(kept) {
+                    Cow::Borrowed(_) => Cow::Borrowed(text),
+                    Cow::Owned(masked) => Cow::Owned(masked + mark),
+                };
+            }
+        }
+        self.mask_whole(text)
+    }
+
+    /// A text that was cut short: masked, and a secret's beginning (at least
+    /// [`MIN_PART`] bytes of any of its forms) at its very end masked as well.
+    pub fn mask_truncated<'a>(&self, text: &'a str) -> Cow<'a, str> {
+        let masked = self.mask_whole(text);
+        let Some(at) = self.partial_at_end(&masked) else {
+            return masked;
+        };
+        let mut out = masked.into_owned();
+        out.truncate(at);
+        out.push_str(MASK);
+        Cow::Owned(out)
+    }
+
+    fn mask_whole<'a>(&self, text: &'a str) -> Cow<'a, str> {
         match &self.matcher {
             Some(matcher) if matcher.is_match(text) => {
                 let replacements = vec![MASK; matcher.patterns_len()];
@@ -58,10 +98,45 @@ impl Masker {
             _ => Cow::Borrowed(text),
         }
     }
+
+    /// Where the longest beginning of a form (cut before its end) that ends `text` starts.
+    fn partial_at_end(&self, text: &str) -> Option<usize> {
+        let mut longest = 0;
+        for form in self.patterns.iter() {
+            let most = (form.len() - 1).min(text.len());
+            for len in (MIN_PART.max(longest + 1)..=most).rev() {
+                if form.is_char_boundary(len) && text.ends_with(&form[..len]) {
+                    longest = len;
+                    break;
+                }
+            }
+        }
+        (longest > 0).then(|| text.len() - longest)
+    }
 }
 
-/// Shortest embedded base64 fragment worth masking: shorter ones match innocent text.
-const MIN_FRAGMENT: usize = 8;
+/// What of `value` is masked: the value, and when it has line breaks, each of its lines
+/// (trimmed) long enough to mask; a value that is one line and a line break, that line.
+fn parts(value: &str) -> Vec<&str> {
+    let mut parts = vec![value];
+    if !value.contains(['\n', '\r']) {
+        return parts;
+    }
+    let lines: Vec<&str> = value
+        .split(['\n', '\r'])
+        .map(str::trim)
+        .filter(|line| !line.is_empty())
+        .collect();
+    match lines.as_slice() {
+        [only] => parts.push(only),
+        _ => parts.extend(lines.into_iter().filter(|line| line.len() >= MIN_PART)),
+    }
+    parts
+}
+
+/// Shortest piece of a secret worth masking on its own (a line of a multi-line value, an
+/// embedded base64 fragment, a beginning cut short): shorter ones match innocent text.
+pub const MIN_PART: usize = 8;
 
 /// Every spelling of `value` that masking recognises.
 fn encoded_forms(value: &str) -> Vec<String> {
@@ -107,7 +182,7 @@ fn embedded_base64(engine: &impl Engine, bytes: &[u8]) -> Vec<String> {
             let skip = (offset * 8).div_ceil(6);
             let end = padded.len() * 8 / 6;
             let fragment = encoded.get(skip..end)?;
-            (fragment.len() >= MIN_FRAGMENT).then(|| fragment.to_owned())
+            (fragment.len() >= MIN_PART).then(|| fragment.to_owned())
         })
         .collect()
 }
@@ -232,5 +307,61 @@ mod tests {
         assert!(matches!(masker.mask("nothing here"), Cow::Borrowed(_)));
         assert!(matches!(Masker::empty().mask("x"), Cow::Borrowed("x")));
         assert!(matches!(Masker::new([""]).mask("x"), Cow::Borrowed("x")));
+    }
+
+    /// A secret of several lines printed as it is: every line of output is masked alone.
+    const KEY: &str = "-----BEGIN KEY-----\nMIIEvQIBADANBgkqhkiG9w0B\r\nAQEFAASCBKcwggSjAgEAAoIB\n}\n-----END KEY-----\n";
+
+    #[test]
+    fn a_multi_line_secret_is_masked_line_by_line() {
+        let masker = Masker::new([KEY]);
+        // As a command prints it: one log line per line, with \r\n or \n, indented or not.
+        for printed in [
+            KEY.to_owned(),
+            KEY.replace('\n', "\r\n"),
+            KEY.replace('\n', "\n    "),
+        ] {
+            for line in printed.lines() {
+                let masked = masker.mask(line);
+                assert!(!masked.contains("MIIEvQIBADANBgkqhkiG9w0B"), "{masked}");
+                assert!(!masked.contains("AQEFAASCBKcwggSjAgEAAoIB"), "{masked}");
+                assert!(!masked.contains("BEGIN KEY"), "{masked}");
+            }
+        }
+        // Whole, inside one text (a JSON value, a page's text).
+        assert_eq!(masker.mask(&format!("k={KEY}!")), "k=***!");
+        // Encoded line by line too.
+        let b64 = base64::engine::general_purpose::STANDARD.encode("AQEFAASCBKcwggSjAgEAAoIB");
+        assert_eq!(masker.mask(&format!("x {b64} y")), "x *** y");
+        // Lines too short to mask on their own mask nothing else.
+        assert_eq!(masker.mask("fn main() {}"), "fn main() {}");
+    }
+
+    #[test]
+    fn a_secret_with_a_trailing_line_break_is_masked_without_it() {
+        for secret in ["t0k-9\n", "t0k-9\r\n", "\nt0k-9\n"] {
+            let masker = Masker::new([secret]);
+            assert_eq!(masker.mask("it is t0k-9"), "it is ***", "{secret:?}");
+        }
+    }
+
+    #[test]
+    fn a_secret_cut_with_its_line_is_masked_before_the_cut() {
+        let secret = "sk-live-0123456789abcdef";
+        let masker = Masker::new([secret]);
+        let cut = format!("xxxx{} … [line cut at 64 KiB]", &secret[..12]);
+        assert_eq!(masker.mask(&cut), "xxxx*** … [line cut at 64 KiB]");
+        // Its base64 cut short too.
+        let b64 = base64::engine::general_purpose::STANDARD.encode(secret);
+        let cut = format!("a {} … [line cut at 64 KiB]", &b64[..10]);
+        assert_eq!(masker.mask(&cut), "a *** … [line cut at 64 KiB]");
+        // A beginning shorter than MIN_PART, or not at the cut, is left alone.
+        let short = format!("{} … [line cut at 64 KiB]", &secret[..MIN_PART - 1]);
+        assert_eq!(masker.mask(&short), short);
+        assert_eq!(masker.mask(&secret[..12]), &secret[..12]);
+        assert_eq!(
+            masker.mask_truncated(&format!("page: {}", &secret[..9])),
+            "page: ***"
+        );
     }
 }
