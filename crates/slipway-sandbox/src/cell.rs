@@ -2,6 +2,7 @@
 //! a network namespace (the service listens there; tests, the health check and the browser
 //! reach it there), a cgroup, a workspace and a `/tmp`, and nothing else.
 
+mod browser;
 mod bwrap;
 mod watch;
 
@@ -118,10 +119,7 @@ impl Sandbox {
             };
             match Cgroup::create(spec.name, limits) {
                 Ok(cgroup) => cell.cgroup = Some(Arc::new(cgroup)),
-                Err(why) => cell.notes.push(format!(
-                    "memory and process quotas are not enforced here ({why}); \
-                     run Slipway as root or give it a delegated cgroup"
-                )),
+                Err(why) => cell.notes.push(crate::cgroup::unenforced(&why)),
             }
             cell.namespaces = Some(cell.new_namespaces().await?);
             match (spec.network, pasta) {
@@ -330,8 +328,8 @@ impl Cell {
             process.report_sandbox_status(std::fs::File::from(std::os::fd::OwnedFd::from(reader)));
         }
         let mut groups = self.watch.groups.lock().expect("watch lock");
-        groups.retain(|g| process::group_alive(*g));
-        groups.push(process.pgid());
+        groups.retain(|g| g.strong_count() > 0);
+        groups.push(Arc::downgrade(process.group()));
         Ok(process)
     }
 
@@ -380,7 +378,7 @@ impl Cell {
         if let Some(mut pasta) = self.pasta.take() {
             // Nothing of pasta's is worth a graceful end, nor waiting for its namespace's
             // teardown: it is reaped in the background.
-            crate::kill_group(pasta.pgid(), libc::SIGKILL);
+            pasta.group().signal(libc::SIGKILL);
             tokio::spawn(async move { pasta.kill().await });
         }
         if let Some(cgroup) = self.cgroup.take() {
@@ -393,7 +391,7 @@ impl Drop for Cell {
     fn drop(&mut self) {
         self.stop_watch.cancel();
         if let Some(pasta) = &self.pasta {
-            crate::kill_group(pasta.pgid(), libc::SIGKILL);
+            pasta.group().signal(libc::SIGKILL);
         }
         if let Some(cgroup) = self.cgroup.take() {
             std::thread::spawn(move || cgroup.remove());

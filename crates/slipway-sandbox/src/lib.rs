@@ -226,14 +226,28 @@ pub fn give_to_sandbox(sandbox: &Sandbox, root: &Path) -> std::io::Result<()> {
     // Private to the sandbox's user: other users may traverse the parent, not this.
     std::fs::set_permissions(root, std::fs::Permissions::from_mode(0o700))?;
     lchown(root, Some(uid), Some(gid))?;
-    let mut failed = Ok(());
-    tree::walk(root, &mut |relative, _| {
-        if failed.is_ok() {
-            failed = lchown(root.join(relative), Some(uid), Some(gid));
-        }
-        failed.is_ok()
-    })?;
-    failed
+    let (uid, gid) = (
+        rustix::fs::Uid::from_raw(uid),
+        rustix::fs::Gid::from_raw(gid),
+    );
+    tree::walk(root, &mut |node| {
+        let flags = rustix::fs::AtFlags::SYMLINK_NOFOLLOW;
+        rustix::fs::chownat(node.parent, node.name, Some(uid), Some(gid), flags)?;
+        Ok(true)
+    })
+}
+
+/// Removes a tree that sandboxed code may have written (a workspace, a cell's `/tmp`):
+/// never following links, at any depth or path length, never crossing a mount. Blocking.
+pub fn remove_tree(path: &Path) -> std::io::Result<()> {
+    tree::remove(path)
+}
+
+/// [`remove_tree`] off the async runtime's threads.
+pub async fn remove_tree_async(path: PathBuf) -> std::io::Result<()> {
+    tokio::task::spawn_blocking(move || tree::remove(&path))
+        .await
+        .map_err(std::io::Error::other)?
 }
 
 #[cfg(test)]

@@ -2,8 +2,12 @@
 
 use crate::enter::Entry;
 use crate::KILL_GRACE;
+use std::os::fd::{FromRawFd, OwnedFd};
 use std::process::Stdio;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tokio::io::unix::AsyncFd;
+use tokio::io::Interest;
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::sync::mpsc::Sender;
 use tokio_util::sync::CancellationToken;
@@ -24,7 +28,9 @@ pub enum Outcome {
 /// A started command, leader of its own process group.
 pub struct Process {
     child: tokio::process::Child,
-    pgid: i32,
+    group: Arc<Group>,
+    /// Readable once the leader has exited (before it is reaped).
+    exit: AsyncFd<OwnedFd>,
     /// bubblewrap's `--json-status-fd` reader: it reports an exit code only for a command
     /// it managed to start.
     sandbox_status: Option<std::fs::File>,
@@ -82,14 +88,76 @@ pub(crate) fn spawn(
         });
     }
     let mut child = command.spawn()?;
-    let pgid = child.id().expect("a just-spawned child has a pid") as i32;
+    let pid = child.id().expect("a just-spawned child has a pid") as i32;
+    // SAFETY: an OwnedFd keeps its one descriptor open until the AsyncFd drops it.
+    let exit = unsafe { AsyncFd::register_with_interest(pidfd_open(pid)?, Interest::READABLE)? };
     forward(child.stdout.take().expect("piped"), lines.clone());
     forward(child.stderr.take().expect("piped"), lines);
     Ok(Process {
         child,
-        pgid,
+        group: Arc::new(Group {
+            pgid: pid,
+            reaped: Mutex::new(false),
+        }),
+        exit,
         sandbox_status: None,
     })
+}
+
+/// A process group, signalled only while its leader is not reaped: until then the kernel
+/// cannot give its number to another process, afterwards it may have (a bare number is
+/// never signalled).
+#[derive(Debug)]
+pub(crate) struct Group {
+    pgid: i32,
+    reaped: Mutex<bool>,
+}
+
+impl Group {
+    /// Sends `signal` to every process of the group, if its leader is not reaped yet.
+    pub(crate) fn signal(&self, signal: i32) {
+        let reaped = self.reaped.lock().expect("group lock");
+        if !*reaped {
+            // SAFETY: killpg has no memory-safety preconditions.
+            unsafe {
+                libc::killpg(self.pgid, signal);
+            }
+        }
+    }
+
+    /// From now on the group is not signalled: its leader is about to be reaped.
+    fn retire(&self) {
+        *self.reaped.lock().expect("group lock") = true;
+    }
+}
+
+fn pidfd_open(pid: i32) -> std::io::Result<OwnedFd> {
+    // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: a descriptor just returned to us, owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+}
+
+/// How the process `pid` ended, if it has, without reaping it.
+fn peek_exit(pid: i32) -> Option<std::process::ExitStatus> {
+    use std::os::unix::process::ExitStatusExt;
+    // SAFETY: waitid writes a siginfo_t that we own; WNOWAIT leaves the child unreaped.
+    unsafe {
+        let mut info: libc::siginfo_t = std::mem::zeroed();
+        let flags = libc::WEXITED | libc::WNOHANG | libc::WNOWAIT;
+        if libc::waitid(libc::P_PID, pid as libc::id_t, &mut info, flags) != 0 || info.si_pid() == 0
+        {
+            return None;
+        }
+        let status = info.si_status();
+        Some(match info.si_code {
+            libc::CLD_EXITED => std::process::ExitStatus::from_raw((status & 0xff) << 8),
+            _ => std::process::ExitStatus::from_raw(status & 0x7f),
+        })
+    }
 }
 
 fn set_limit(resource: libc::__rlimit_resource_t, value: u64) -> std::io::Result<()> {
@@ -184,30 +252,34 @@ impl LineSplitter {
 impl Process {
     /// The process group id (the leader's pid).
     pub fn pgid(&self) -> i32 {
-        self.pgid
+        self.group.pgid
+    }
+
+    pub(crate) fn group(&self) -> &Arc<Group> {
+        &self.group
     }
 
     /// Waits for the command to end, at most `timeout`, or until `cancel`. Whatever the end,
     /// the whole process group is killed afterwards, so no background process survives.
     pub async fn wait(mut self, timeout: Duration, cancel: &CancellationToken) -> Outcome {
-        let outcome = tokio::select! {
-            status = self.child.wait() => match status {
-                Ok(status) => self.outcome_of(status),
-                Err(_) => Outcome::Signalled(0),
-            },
-            _ = tokio::time::sleep(timeout) => Outcome::TimedOut,
-            _ = cancel.cancelled() => Outcome::Cancelled,
+        let ended = tokio::select! {
+            _ = self.exit.readable() => None,
+            _ = tokio::time::sleep(timeout) => Some(Outcome::TimedOut),
+            _ = cancel.cancelled() => Some(Outcome::Cancelled),
         };
-        self.kill().await;
-        outcome
+        let status = self.kill().await;
+        match (ended, status) {
+            (Some(outcome), _) => outcome,
+            (None, Some(status)) => self.outcome_of(status),
+            (None, None) => Outcome::Signalled(0),
+        }
     }
 
-    /// Whether the leader has exited (a service that died).
+    /// Whether the leader has exited (a service that died); it is not reaped, so its group
+    /// can still be killed.
     pub fn exited(&mut self) -> Option<Outcome> {
-        match self.child.try_wait() {
-            Ok(Some(status)) => Some(self.outcome_of(status)),
-            _ => None,
-        }
+        let status = peek_exit(self.group.pgid)?;
+        Some(self.outcome_of(status))
     }
 
     /// Reads bubblewrap's status from `reader` to tell its own failures from the command's.
@@ -245,24 +317,16 @@ impl Process {
         String::from_utf8_lossy(&status).contains("\"exit-code\"")
     }
 
-    /// SIGTERM to the group, SIGKILL after a short grace; reaps the leader.
-    pub async fn kill(&mut self) {
-        kill_group(self.pgid, libc::SIGTERM);
-        let exited = tokio::time::timeout(KILL_GRACE, self.child.wait())
-            .await
-            .is_ok();
+    /// SIGTERM to the group, SIGKILL after a short grace; then reaps the leader and says how
+    /// it ended. The group is signalled only before the leader is reaped.
+    pub async fn kill(&mut self) -> Option<std::process::ExitStatus> {
+        self.group.signal(libc::SIGTERM);
+        let _ = tokio::time::timeout(KILL_GRACE, self.exit.readable()).await;
         // Even when the leader left, others of its group may linger: always SIGKILL.
-        kill_group(self.pgid, libc::SIGKILL);
-        if !exited {
-            let _ = self.child.wait().await;
-        }
+        self.group.signal(libc::SIGKILL);
+        self.group.retire();
+        self.child.wait().await.ok()
     }
-}
-
-/// Whether any process of the group is still there.
-pub(crate) fn group_alive(pgid: i32) -> bool {
-    // SAFETY: signal 0 only checks for existence.
-    pgid > 1 && unsafe { libc::killpg(pgid, 0) } == 0
 }
 
 /// Sends `signal` to every process of the group; a group already gone is fine.

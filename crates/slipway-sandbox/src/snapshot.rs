@@ -14,11 +14,14 @@
 //! never following symbolic links. A validation can never change a saved snapshot. Total
 //! size is capped; the least recently used snapshots go first, never one in use.
 
+use crate::tree::{copy_entry, CopyOptions};
+use rustix::fs::AtFlags;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
+use std::ffi::CStr;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::SystemTime;
 
@@ -47,38 +50,69 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> SnapshotError + '_ {
     }
 }
 
-/// The key of a prepared workspace.
-pub fn key(workspace: &Path, cache_key_files: &[String], setup_commands: &[String]) -> String {
+/// Largest `cache_key` file read; a larger one keys as "too large", never read whole.
+const MAX_KEY_FILE_BYTES: u64 = 64 * 1024 * 1024;
+
+/// The key of a prepared workspace in `scope` (see [`Scope`]): the setup commands, the
+/// `cache_key` files' contents and the platform. The files are read below `workspace` only,
+/// never through a link, never a FIFO or a device. Blocking.
+pub fn key(
+    workspace: &Path,
+    scope: &Scope,
+    cache_key_files: &[String],
+    setup_commands: &[String],
+) -> String {
     let mut hash = Sha256::new();
-    hash.update(b"slipway-snapshot-v1\0");
+    hash.update(b"slipway-snapshot-v2\0");
     hash.update(std::env::consts::OS.as_bytes());
     hash.update(std::env::consts::ARCH.as_bytes());
+    hash.update(b"\0scope\0");
+    hash.update(scope.0.as_bytes());
     for command in setup_commands {
         hash.update(b"\0command\0");
         hash.update(command.as_bytes());
     }
+    let root = crate::tree::open_dir(workspace);
     for file in cache_key_files {
         hash.update(b"\0file\0");
         hash.update(file.as_bytes());
-        match read_no_follow(&workspace.join(file)) {
+        let read = root
+            .as_ref()
+            .map_err(|e| std::io::Error::new(e.kind(), e.to_string()));
+        match read.and_then(|root| {
+            crate::tree::read_file_beneath(root, Path::new(file), MAX_KEY_FILE_BYTES)
+        }) {
             Ok(bytes) => {
                 hash.update(b"\0present\0");
                 hash.update(&bytes);
             }
-            Err(_) => hash.update(b"\0missing\0"),
+            // Missing, a link, not a regular file, too large: all key alike and differ from
+            // any content.
+            Err(_) => hash.update(b"\0unreadable\0"),
         }
     }
     hash.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// A file's contents, or a symbolic link's target (never what it points at).
-fn read_no_follow(path: &Path) -> std::io::Result<Vec<u8>> {
-    use std::os::unix::ffi::OsStrExt;
-    let meta = std::fs::symlink_metadata(path)?;
-    if meta.file_type().is_symlink() {
-        return Ok(std::fs::read_link(path)?.as_os_str().as_bytes().to_vec());
+/// Whose snapshots a validation may use, as GitHub Actions scopes caches: a project's
+/// branch, or one pull request of it. A pull request's validation saves into its own scope
+/// and restores from it or, failing that, from its base branch's; a branch's validation saves
+/// and restores only its own. So no pull request, and no other branch, can plant what a
+/// branch's validations restore.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Scope(String);
+
+impl Scope {
+    /// The branch `branch` of `project` (a project id, or a repository's location for the
+    /// CLI).
+    pub fn branch(project: &str, branch: &str) -> Self {
+        Self(format!("{project}\0branch\0{branch}"))
     }
-    std::fs::read(path)
+
+    /// The pull request `number` of `project`.
+    pub fn pull_request(project: &str, number: u64) -> Self {
+        Self(format!("{project}\0pull\0{number}"))
+    }
 }
 
 /// What identifies a file's version cheaply: change of any of these means it was written.
@@ -91,13 +125,12 @@ struct Stamp {
 }
 
 impl Stamp {
-    fn of(meta: &std::fs::Metadata) -> Self {
-        use std::os::unix::fs::MetadataExt;
+    fn of(stat: &rustix::fs::Stat) -> Self {
         Self {
-            len: meta.len(),
-            modified_ns: i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec()),
-            inode: meta.ino(),
-            mode: meta.mode(),
+            len: stat.st_size as u64,
+            modified_ns: i128::from(stat.st_mtime) * 1_000_000_000 + i128::from(stat.st_mtime_nsec),
+            inode: stat.st_ino,
+            mode: stat.st_mode,
         }
     }
 }
@@ -122,14 +155,14 @@ impl Manifest {
             versions,
             ..Manifest::default()
         };
-        walk_checkout(workspace, &mut |relative, meta| {
-            if meta.is_dir() {
-                manifest.dirs.insert(relative.to_path_buf());
+        walk_checkout(workspace, &mut |node| {
+            if node.is_dir() {
+                manifest.dirs.insert(node.relative.to_path_buf());
                 true
             } else {
                 manifest
                     .files
-                    .insert(relative.to_path_buf(), Stamp::of(meta));
+                    .insert(node.relative.to_path_buf(), Stamp::of(node.stat));
                 false
             }
         })?;
@@ -140,10 +173,10 @@ impl Manifest {
 /// Visits the checkout's files: everything below `root` but its top-level `.git`.
 fn walk_checkout(
     root: &Path,
-    visit: &mut dyn FnMut(&Path, &std::fs::Metadata) -> bool,
+    visit: &mut dyn FnMut(&crate::tree::Node<'_>) -> bool,
 ) -> Result<(), SnapshotError> {
-    crate::tree::walk(root, &mut |relative, meta| {
-        relative.as_os_str() != ".git" && visit(relative, meta)
+    crate::tree::walk(root, &mut |node| {
+        Ok(node.relative.as_os_str() != ".git" && visit(node))
     })
     .map_err(io(root))
 }
@@ -227,13 +260,21 @@ impl Snapshots {
                 .entry(key.to_owned())
                 .or_default() += 1;
         }
+        let into = crate::tree::open_dir(workspace).map_err(io(workspace))?;
+        let from = crate::tree::open_dir(&files).map_err(io(&files))?;
+        let everything = CopyOptions { accept: &|_| true };
         for entry in std::fs::read_dir(&files).map_err(io(&files))? {
             let entry = entry.map_err(io(&files))?;
-            let (from, to) = (entry.path(), workspace.join(entry.file_name()));
+            let name = crate::tree::cstring(&entry.file_name());
             let is_dir = entry.file_type().map(|t| t.is_dir()).unwrap_or(false);
-            if is_dir && overlays && std::fs::symlink_metadata(&to).is_err() {
+            let absent = matches!(
+                rustix::fs::statat(&into, &name, AtFlags::SYMLINK_NOFOLLOW),
+                Err(rustix::io::Errno::NOENT)
+            );
+            if is_dir && overlays && absent {
                 let layer = scratch.join(restored.mounts.len().to_string());
-                match mount_overlay(&from, &layer, &to, owner) {
+                let to = workspace.join(entry.file_name());
+                match mount_overlay_at(&entry.path(), &layer, &into, &name, owner) {
                     Ok(()) => {
                         restored.mounts.push(to);
                         restored.mechanism = "overlay";
@@ -241,24 +282,19 @@ impl Snapshots {
                     }
                     Err(error) => {
                         tracing::warn!(%error, "overlay mount failed; copying instead");
-                        let _ = std::fs::remove_dir(&to);
+                        let _ = rustix::fs::unlinkat(&into, &name, AtFlags::REMOVEDIR);
                     }
                 }
             }
-            if is_dir && std::fs::symlink_metadata(&to).is_ok_and(|m| m.is_dir()) {
-                copy_tree_contents(&from, &to)?;
-            } else {
-                copy(&from, &to)?;
-            }
+            copy_entry(&from, &into, &name, &everything).map_err(io(&entry.path()))?;
         }
         let deleted = std::fs::read(dir.join("deleted")).unwrap_or_default();
         for path in deleted.split(|b| *b == 0).filter(|p| !p.is_empty()) {
             let relative = Path::new(std::ffi::OsStr::from_bytes(path));
-            if relative
-                .components()
-                .all(|c| matches!(c, std::path::Component::Normal(_)))
-            {
-                let _ = std::fs::remove_file(workspace.join(relative));
+            // Below the workspace, through no link: a deletion that cannot be made so is
+            // not made.
+            if let Ok((parent, name)) = crate::tree::open_parent_beneath(&into, relative) {
+                let _ = rustix::fs::unlinkat(&parent, &name, AtFlags::empty());
             }
         }
         Ok(Some(restored))
@@ -279,11 +315,14 @@ impl Snapshots {
     }
 
     /// Saves what setup changed in `workspace` since `before`; then evicts down to the cap.
+    /// With `owner` (Slipway is root), only what that user owns is kept: anything else in a
+    /// workspace (a hard link to a file of root's, say) is not setup's to cache.
     pub fn save(
         &self,
         key: &str,
         workspace: &Path,
         before: &Manifest,
+        owner: Option<(u32, u32)>,
     ) -> Result<(), SnapshotError> {
         std::fs::create_dir_all(&self.root).map_err(io(&self.root))?;
         let target = self.dir(key);
@@ -295,32 +334,68 @@ impl Snapshots {
             std::process::id(),
             STAGING.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
         ));
-        let _ = std::fs::remove_dir_all(&staging);
+        crate::tree::remove(&staging).map_err(io(&staging))?;
         let files = staging.join("files");
         std::fs::create_dir_all(&files).map_err(io(&files))?;
+        let saved = self.save_into(&staging, workspace, before, owner);
+        if saved.is_err() {
+            let _ = crate::tree::remove(&staging);
+        }
+        saved?;
+        // Atomic publish: a reader sees a whole snapshot or none.
+        if std::fs::rename(&staging, &target).is_err() {
+            let _ = crate::tree::remove(&staging);
+        }
+        self.evict(key)
+    }
+
+    fn save_into(
+        &self,
+        staging: &Path,
+        workspace: &Path,
+        before: &Manifest,
+        owner: Option<(u32, u32)>,
+    ) -> Result<(), SnapshotError> {
+        let files = staging.join("files");
         let mut changed = Vec::new();
         let mut seen = std::collections::HashSet::new();
-        walk_checkout(workspace, &mut |relative, meta| {
-            if meta.is_dir() {
-                if before.dirs.contains(relative) {
+        walk_checkout(workspace, &mut |node| {
+            if node.is_dir() {
+                if before.dirs.contains(node.relative) {
                     return true;
                 }
                 // A directory setup made: kept whole.
-                changed.push(relative.to_path_buf());
+                changed.push(node.relative.to_path_buf());
                 return false;
             }
-            seen.insert(relative.to_path_buf());
-            if before.files.get(relative) != Some(&Stamp::of(meta)) {
-                changed.push(relative.to_path_buf());
+            seen.insert(node.relative.to_path_buf());
+            if before.files.get(node.relative) != Some(&Stamp::of(node.stat)) {
+                changed.push(node.relative.to_path_buf());
             }
             false
         })?;
+        let accept = |stat: &rustix::fs::Stat| owner.is_none_or(|(uid, _)| stat.st_uid == uid);
+        let options = CopyOptions { accept: &accept };
+        let (from_root, to_root) = (
+            crate::tree::open_dir(workspace).map_err(io(workspace))?,
+            crate::tree::open_dir(&files).map_err(io(&files))?,
+        );
+        let mut skipped = 0;
         for relative in &changed {
-            let to = files.join(relative);
-            if let Some(parent) = to.parent() {
-                std::fs::create_dir_all(parent).map_err(io(parent))?;
-            }
-            copy(&workspace.join(relative), &to)?;
+            let shown = workspace.join(relative);
+            let (from, name) =
+                crate::tree::open_parent_beneath(&from_root, relative).map_err(io(&shown))?;
+            let parent = relative.parent().unwrap_or(Path::new(""));
+            let to = crate::tree::make_dirs_beneath(&to_root, parent).map_err(io(&shown))?;
+            skipped += copy_entry(&from, &to, &name, &options)
+                .map_err(io(&shown))?
+                .entries;
+        }
+        if skipped > 0 {
+            tracing::info!(
+                skipped,
+                "snapshot: entries setup did not make were left out"
+            );
         }
         let mut deleted = Vec::new();
         for path in before.files.keys().filter(|p| !seen.contains(*p)) {
@@ -344,11 +419,7 @@ impl Snapshots {
         }
         let list = staging.join("based-on");
         std::fs::write(&list, based_on).map_err(io(&list))?;
-        // Atomic publish: a reader sees a whole snapshot or none.
-        if std::fs::rename(&staging, &target).is_err() {
-            let _ = std::fs::remove_dir_all(&staging);
-        }
-        self.evict(key)
+        Ok(())
     }
 
     /// Removes least recently used snapshots until the total is under the cap.
@@ -380,7 +451,7 @@ impl Snapshots {
             let Some(_exclusive) = lock(&path, true) else {
                 continue;
             };
-            std::fs::remove_dir_all(&path).map_err(io(&path))?;
+            crate::tree::remove(&path).map_err(io(&path))?;
             total -= size;
             tracing::info!(snapshot = %name, bytes = size, "snapshot evicted");
         }
@@ -407,40 +478,17 @@ fn lock(dir: &Path, exclusive: bool) -> Option<std::fs::File> {
     (unsafe { libc::flock(file.as_raw_fd(), mode) } == 0).then_some(file)
 }
 
-/// Copies one file, link or directory as it is (a link stays a link), replacing `to`.
-fn copy(from: &Path, to: &Path) -> Result<(), SnapshotError> {
-    run(Command::new("cp")
-        .args(["-a", "--reflink=auto", "--remove-destination"])
-        .arg(from.as_os_str())
-        .arg(to.as_os_str()))
-}
-
-fn copy_tree_contents(from: &Path, to: &Path) -> Result<(), SnapshotError> {
-    let mut source = from.as_os_str().to_owned();
-    source.push("/.");
-    run(Command::new("cp")
-        .args(["-a", "--reflink=auto", "--remove-destination"])
-        .arg(source)
-        .arg(to.as_os_str()))
-}
-
-fn run(command: &mut Command) -> Result<(), SnapshotError> {
-    let output = command
-        .output()
-        .map_err(|e| SnapshotError::Command(format!("{command:?}: {e}")))?;
-    if output.status.success() {
-        Ok(())
-    } else {
-        Err(SnapshotError::Command(format!(
-            "{command:?} failed: {}",
-            String::from_utf8_lossy(&output.stderr).trim()
-        )))
-    }
-}
-
-/// Bytes of the files below a snapshot's directory.
+/// Bytes of the files below a snapshot's directory (unmeasurable: counted as huge, so it
+/// is evicted first).
 fn size_of(path: &Path) -> u64 {
-    crate::tree::total(path, |meta| if meta.is_dir() { 0 } else { meta.len() })
+    crate::tree::total(path, |stat| {
+        if crate::tree::kind(stat) == rustix::fs::FileType::Directory {
+            0
+        } else {
+            stat.st_size as u64
+        }
+    })
+    .unwrap_or(u64::MAX / 4)
 }
 
 /// Whether overlay mounts work here (root, overlayfs in the kernel); probed once.
@@ -450,11 +498,14 @@ fn overlay_supported(root: &Path) -> bool {
         let probe = root.join(format!(".overlay-probe-{}", std::process::id()));
         let (lower, target) = (probe.join("lower"), probe.join("target"));
         let works = std::fs::create_dir_all(&lower).is_ok()
-            && mount_overlay(&lower, &probe.join("layer"), &target, None).is_ok();
+            && std::fs::create_dir_all(&target).is_ok()
+            && crate::tree::open_dir(&target).is_ok_and(|fd| {
+                mount_overlay(&lower, &probe.join("layer"), fd.as_fd(), None).is_ok()
+            });
         if works {
             unmount(&target);
         }
-        let _ = std::fs::remove_dir_all(&probe);
+        let _ = crate::tree::remove(&probe);
         tracing::info!(overlay = works, "snapshot restore mechanism probed");
         works
     })
@@ -465,25 +516,46 @@ fn mountable_path(path: &Path) -> bool {
     path.to_str().is_some_and(|p| !p.contains([',', ':', '\\']))
 }
 
-/// Mounts `lower` (read-only) under a fresh writable layer in `layer`, at `target`.
-/// The writable layer (and so the mounted directory) belongs to `owner`.
+/// Makes the directory `name` of `into` (never through a link) and mounts the overlay of
+/// `lower` there (see [`mount_overlay`]).
+fn mount_overlay_at(
+    lower: &Path,
+    layer: &Path,
+    into: impl AsFd,
+    name: &CStr,
+    owner: Option<(u32, u32)>,
+) -> Result<(), SnapshotError> {
+    let shown = || name.to_string_lossy().into_owned();
+    rustix::fs::mkdirat(&into, name, rustix::fs::Mode::from_raw_mode(0o755)).map_err(|e| {
+        SnapshotError::Io {
+            path: shown(),
+            source: e.into(),
+        }
+    })?;
+    let target = crate::tree::open_dir_at(&into, name).map_err(|source| SnapshotError::Io {
+        path: shown(),
+        source,
+    })?;
+    mount_overlay(lower, layer, target.as_fd(), owner)
+}
+
+/// Mounts `lower` (read-only) under a fresh writable layer in `layer` (Slipway's own paths),
+/// on the directory `target` (by descriptor, so no link on its path is followed). The
+/// writable layer (and so the mounted directory) belongs to `owner`.
 fn mount_overlay(
     lower: &Path,
     layer: &Path,
-    target: &Path,
+    target: BorrowedFd<'_>,
     owner: Option<(u32, u32)>,
 ) -> Result<(), SnapshotError> {
     let (upper, work) = (layer.join("upper"), layer.join("work"));
-    for dir in [&upper, &work, &target.to_path_buf()] {
+    for dir in [&upper, &work] {
         std::fs::create_dir_all(dir).map_err(io(dir))?;
     }
     if let Some((uid, gid)) = owner {
         std::os::unix::fs::lchown(&upper, Some(uid), Some(gid)).map_err(io(&upper))?;
     }
-    if ![lower, &upper, &work, target]
-        .iter()
-        .all(|p| mountable_path(p))
-    {
+    if ![lower, &upper, &work].iter().all(|p| mountable_path(p)) {
         return Err(SnapshotError::Command("path not mountable".into()));
     }
     let options = format!(
@@ -494,7 +566,7 @@ fn mount_overlay(
     );
     let c = |text: &str| std::ffi::CString::new(text).expect("no NUL in paths");
     let (source, fstype, data) = (c("overlay"), c("overlay"), c(&options));
-    let target_c = c(&target.display().to_string());
+    let target_c = c(&format!("/proc/self/fd/{}", target.as_raw_fd()));
     // SAFETY: every pointer is a valid NUL-terminated string for the duration of the call.
     let result = unsafe {
         libc::mount(
@@ -509,7 +581,7 @@ fn mount_overlay(
         Ok(())
     } else {
         Err(SnapshotError::Io {
-            path: target.display().to_string(),
+            path: lower.display().to_string(),
             source: std::io::Error::last_os_error(),
         })
     }
@@ -520,7 +592,7 @@ pub fn unmount(target: &Path) {
     if let Ok(path) = std::ffi::CString::new(target.display().to_string()) {
         // SAFETY: a valid NUL-terminated path.
         unsafe {
-            libc::umount2(path.as_ptr(), libc::MNT_DETACH);
+            libc::umount2(path.as_ptr(), libc::MNT_DETACH | libc::UMOUNT_NOFOLLOW);
         }
     }
 }

@@ -1,7 +1,9 @@
 //! The escape suite: what pull-request code tried against earlier sandboxes, each with real
 //! bubblewrap, real namespaces and real processes. Every test asserts that the attack failed
 //! and that this process (standing in for Slipway) and a validation running beside it were
-//! unaffected. Run as root (as CI does) the quotas are enforced by cgroups.
+//! unaffected. Every attack also proves that it ran. Where a cgroup can be made (root, or a
+//! delegated one) the quotas must be enforced; where none can (checked apart from Slipway),
+//! the cell must say that they are not, and the test says so loudly.
 
 use slipway_sandbox::{Network, Outcome, Quotas, Sandbox};
 use std::path::{Path, PathBuf};
@@ -15,40 +17,11 @@ fn sandbox(hidden: Vec<PathBuf>) -> Sandbox {
     common::bwrap(hidden)
 }
 
-/// Memory and process quotas need a cgroup (root, or a delegated one); the cell says when it
-/// has none. Running as root where the cgroup filesystem is writable, it must have one.
-fn without_cgroups(ran: &Ran) -> bool {
-    let missing = ran.notes.iter().any(|n| n.contains("not enforced"));
-    assert!(
-        !(missing && is_root() && cgroups_writable()),
-        "as root, quotas must be enforced: {:?}",
-        ran.notes
-    );
-    if missing {
-        eprintln!(
-            "no cgroup here ({:?}); the quota is not enforced",
-            ran.notes
-        );
-    }
-    missing
-}
+/// What a cell says when it cannot enforce memory and process quotas, with how to get them.
+const UNENFORCED: &str = "memory and process quotas are not enforced";
 
-/// Whether this machine lets root write its cgroups (a container may mount them read-only).
-fn cgroups_writable() -> bool {
-    let v2 = Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
-    let dir = if v2 {
-        "/sys/fs/cgroup"
-    } else {
-        "/sys/fs/cgroup/memory"
-    };
-    let dir = std::ffi::CString::new(dir).unwrap();
-    // SAFETY: access reads a valid NUL-terminated path.
-    unsafe { libc::access(dir.as_ptr(), libc::W_OK) == 0 }
-}
-
-fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
+fn unenforced_note(ran: &Ran) -> Option<&String> {
+    ran.notes.iter().find(|n| n.contains(UNENFORCED))
 }
 
 async fn attack(
@@ -144,14 +117,44 @@ async fn code_runs_unprivileged_with_no_capabilities_and_cannot_mount() {
     assert!(text.ends_with("end"), "{text}");
 }
 
+/// A secret in the real environment of the process standing in for Slipway (`set_var`
+/// changes no `/proc/PID/environ`, so the test runs again in a child started with it).
+const SECRET: &str = "admin-token-that-must-not-leak-5b1c9e";
+const CHILD: &str = "SLIPWAY_ESCAPES_CHILD";
+
 #[tokio::test]
-async fn slipways_process_cannot_be_read_or_signalled() {
-    std::env::set_var("SLIPWAY_ADMIN_TOKEN", "admin-token-that-must-not-leak");
-    let sandbox = sandbox(Vec::new());
+async fn slipways_environment_cannot_be_read_nor_its_process_signalled() {
+    let name = "slipways_environment_cannot_be_read_nor_its_process_signalled";
+    if std::env::var_os(CHILD).is_none() {
+        let child = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", name, "--nocapture", "--test-threads=1"])
+            .env(CHILD, "1")
+            .env("SLIPWAY_ADMIN_TOKEN", SECRET)
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&child.stdout),
+            String::from_utf8_lossy(&child.stderr)
+        );
+        assert!(child.status.success(), "{text}");
+        // It ran there (a filter matching nothing would pass too).
+        assert!(text.contains("1 passed"), "{text}");
+        return;
+    }
     let me = std::process::id();
+    let environ = std::fs::read(format!("/proc/{me}/environ")).unwrap();
+    assert!(
+        environ
+            .windows(SECRET.len())
+            .any(|w| w == SECRET.as_bytes()),
+        "the secret is in this process's environment, where the attack looks"
+    );
+    let sandbox = sandbox(Vec::new());
     let command = format!(
-        "cat /proc/{me}/environ; kill -9 {me} && echo KILLED; kill -9 -1; \
-         ls /proc | grep -E '^[0-9]+$' | wc -l; echo end"
+        "echo ran; env; cat /proc/{me}/environ; \
+         for f in /proc/[0-9]*/environ; do tr '\\0' '\\n' < $f; done; \
+         kill -9 {me} && echo KILLED; kill -9 -1; echo end"
     );
     let ran = attack_beside_a_neighbour(
         &sandbox,
@@ -161,9 +164,16 @@ async fn slipways_process_cannot_be_read_or_signalled() {
     )
     .await;
     let text = ran.lines.join("\n");
-    assert!(!text.contains("admin-token-that-must-not-leak"), "{text}");
+    // It ran and printed the environment it has: the allowlist.
+    assert!(text.starts_with("ran"), "{text}");
+    assert!(
+        text.contains("CI=true") && text.contains("PORT=4000"),
+        "{text}"
+    );
+    assert!(!text.contains(SECRET), "{text}");
+    assert!(!text.contains("SLIPWAY_ADMIN_TOKEN"), "{text}");
     assert!(!text.contains("KILLED"), "{text}");
-    // Still here, and the sandbox saw only its own few processes.
+    assert!(text.ends_with("end"), "{text}");
     assert!(std::fs::metadata(format!("/proc/{me}")).is_ok());
 }
 
@@ -200,7 +210,12 @@ async fn the_hosts_loopback_is_unreachable_even_with_outbound_network() {
         assert!(text.contains("refused 127.0.0.1"), "{network:?}: {text}");
         assert!(listener.accept().is_err(), "a connection arrived");
         if network == Network::Outbound {
-            assert!(ran.notes.is_empty() || !is_root(), "{:?}", ran.notes);
+            // Outbound really was on (pasta ran), or this proves nothing about it.
+            assert!(
+                !ran.notes.iter().any(|n| n.contains("pasta")),
+                "{:?}",
+                ran.notes
+            );
         }
     }
 }
@@ -212,8 +227,10 @@ async fn another_validations_workspace_is_not_reachable() {
     std::fs::create_dir_all(&other).unwrap();
     std::fs::write(other.join("secret.txt"), "OTHER-WORKSPACE").unwrap();
     let sandbox = sandbox(vec![data.path().to_owned()]);
+    // Its own secret.txt proves the search ran and finds what is there.
     let command = format!(
-        "cat {p}/secret.txt; ls -la {p}; find / -name secret.txt 2>/dev/null | sed 's/^/FOUND /'; echo end",
+        "echo mine > secret.txt; cat {p}/secret.txt; ls -la {p}; \
+         find / -name secret.txt 2>/dev/null | sed 's/^/FOUND /'; echo end",
         p = other.display()
     );
     let ran = attack_beside_a_neighbour(
@@ -225,7 +242,14 @@ async fn another_validations_workspace_is_not_reachable() {
     .await;
     let text = ran.lines.join("\n");
     assert!(!text.contains("OTHER-WORKSPACE"), "{text}");
-    assert!(!text.contains("FOUND"), "{text}");
+    let found: Vec<&str> = ran
+        .lines
+        .iter()
+        .filter(|l| l.starts_with("FOUND"))
+        .map(String::as_str)
+        .collect();
+    assert_eq!(found, ["FOUND /workspace/secret.txt"], "{text}");
+    assert!(text.ends_with("end"), "{text}");
 }
 
 #[tokio::test]
@@ -239,27 +263,65 @@ async fn a_setsid_daemon_does_not_outlive_its_command() {
     )
     .await;
     assert_eq!(ran.outcome, Outcome::Exited(0));
+    assert_eq!(ran.lines, ["started"]);
     tokio::time::sleep(Duration::from_millis(300)).await;
     let left = processes_with("7341.5");
     assert!(left.is_empty(), "{left:?}");
 }
 
 /// Runs `command` under `quotas` beside a neighbour; asserts it was stopped with a reason
-/// that says `expected`. `None` where there is no cgroup to enforce the quota.
+/// that says `expected`. Where this machine gives no cgroup (checked apart from Slipway), the
+/// attack would only load the machine: the cell must say instead that the quotas are not
+/// enforced and how to get them, and the test says so loudly (`None`).
 async fn stopped_by_a_quota(
     quotas: Quotas,
     command: &str,
     timeout: Duration,
     expected: &str,
 ) -> Option<Ran> {
-    let ran = attack_beside_a_neighbour(&sandbox(Vec::new()), command, quotas, timeout).await;
-    if without_cgroups(&ran) {
-        return None;
+    let sandbox = sandbox(Vec::new());
+    match common::writable_cgroup() {
+        Ok(place) => {
+            let ran = attack_beside_a_neighbour(&sandbox, command, quotas, timeout).await;
+            assert_eq!(
+                unenforced_note(&ran),
+                None,
+                "cgroups can be made at {place:?}, so the quotas must be enforced"
+            );
+            assert_ne!(ran.outcome, Outcome::Exited(0), "{:?}", ran.lines);
+            let exceeded = ran.exceeded.clone().expect("a quota was hit");
+            assert!(exceeded.contains(expected), "{exceeded}");
+            Some(ran)
+        }
+        Err(why) => {
+            let ws = tempfile::tempdir().unwrap();
+            let ran = attack(
+                &sandbox,
+                ws.path(),
+                Network::None,
+                quotas,
+                "echo ran",
+                timeout,
+            )
+            .await;
+            assert_eq!(ran.lines, ["ran"]);
+            let note = unenforced_note(&ran).unwrap_or_else(|| {
+                panic!(
+                    "no cgroup can be made here ({why}), yet the cell does not say so: {:?}",
+                    ran.notes
+                )
+            });
+            assert!(
+                note.contains("Delegate=yes") && note.contains("root"),
+                "{note}"
+            );
+            eprintln!(
+                "\n!!! NOT ENFORCED on this machine: no cgroup can be made ({why}).\n\
+                 !!! The cell says so: {note}\n"
+            );
+            None
+        }
     }
-    assert_ne!(ran.outcome, Outcome::Exited(0));
-    let exceeded = ran.exceeded.clone().expect("a quota was hit");
-    assert!(exceeded.contains(expected), "{exceeded}");
-    Some(ran)
 }
 
 #[tokio::test]
@@ -305,12 +367,20 @@ async fn a_3_gb_file_is_refused_in_the_workspace_and_in_tmp() {
             ws.path(),
             Network::None,
             Quotas::default(),
-            &format!("head -c 3G /dev/zero > {target} && echo WROTE; ls -l {target}"),
+            &format!("echo ran; head -c 3G /dev/zero > {target} && echo WROTE; ls -l {target}"),
             Duration::from_secs(120),
         )
         .await;
         let text = ran.lines.join("\n");
+        assert!(text.starts_with("ran"), "{target}: {text}");
         assert!(!text.contains("WROTE"), "{target}: {text}");
+        // The writing ran up to the cap (ls found the file, at most 2 GiB long).
+        assert!(
+            ran.lines
+                .iter()
+                .any(|l| l.ends_with(target) && !l.contains("No such")),
+            "{target}: {text}"
+        );
         if target == "big" {
             let size = std::fs::metadata(ws.path().join("big"))
                 .map(|m| m.len())

@@ -1,7 +1,7 @@
 //! The local sandbox driver with real processes. Isolation tests need bubblewrap
 //! (`apt-get install bubblewrap`; `scripts/test.sh` installs it).
 
-use slipway_sandbox::snapshot::{key, Manifest, SnapshotError, Snapshots};
+use slipway_sandbox::snapshot::{key, Manifest, Scope, SnapshotError, Snapshots};
 use slipway_sandbox::{Isolation, Outcome, Quotas, Sandbox};
 use std::path::Path;
 use std::time::Duration;
@@ -310,6 +310,10 @@ fn versions(ws: &Path) -> std::collections::HashMap<std::path::PathBuf, String> 
         .collect()
 }
 
+fn scope() -> Scope {
+    Scope::branch("1:/srv/app.git", "main")
+}
+
 fn scan(ws: &Path) -> Manifest {
     Manifest::scan(ws, versions(ws)).unwrap()
 }
@@ -330,9 +334,9 @@ fn a_restored_snapshot_equals_a_cold_setup_file_by_file() {
     let ws = checkout();
     let commands = vec!["install".to_owned()];
     let files = vec!["lock.json".to_owned()];
-    let k1 = key(ws.path(), &files, &commands);
-    assert_eq!(k1, key(ws.path(), &files, &commands));
-    assert_ne!(k1, key(ws.path(), &files, &["other".to_owned()]));
+    let k1 = key(ws.path(), &scope(), &files, &commands);
+    assert_eq!(k1, key(ws.path(), &scope(), &files, &commands));
+    assert_ne!(k1, key(ws.path(), &scope(), &files, &["other".to_owned()]));
 
     let store = tempfile::tempdir().unwrap();
     let snapshots = Snapshots::new(store.path().to_owned(), u64::MAX);
@@ -343,7 +347,7 @@ fn a_restored_snapshot_equals_a_cold_setup_file_by_file() {
         .is_none());
     let before = scan(ws.path());
     cold_setup(ws.path());
-    snapshots.save(&k1, ws.path(), &before).unwrap();
+    snapshots.save(&k1, ws.path(), &before, None).unwrap();
     assert!(snapshots.contains(&k1));
     let cold = tree(ws.path());
     assert!(cold.contains_key("deps/pkg/index.js") && !cold.contains_key("obsolete.txt"));
@@ -395,14 +399,18 @@ fn a_restored_snapshot_equals_a_cold_setup_file_by_file() {
     );
 
     std::fs::write(ws.path().join("lock.json"), "v2").unwrap();
-    assert_ne!(key(ws.path(), &files, &commands), k1);
+    assert_ne!(key(ws.path(), &scope(), &files, &commands), k1);
 
     // A commit with another version of a file setup rewrites gets a cold setup, never the
     // snapshot's result of the old version.
     let changed = checkout();
     std::fs::write(changed.path().join("src/schema.rs"), "new schema").unwrap();
     git(changed.path(), &["commit", "-qam", "schema"]);
-    assert_eq!(key(changed.path(), &files, &commands), k1, "same key");
+    assert_eq!(
+        key(changed.path(), &scope(), &files, &commands),
+        k1,
+        "same key"
+    );
     let changed_layers = tempfile::tempdir().unwrap();
     let refused = snapshots.restore(
         &k1,
@@ -425,10 +433,10 @@ fn a_symlinked_cache_key_file_is_hashed_as_a_link_not_followed() {
     std::fs::write(secret.path(), "one").unwrap();
     std::os::unix::fs::symlink(secret.path(), ws.path().join("lock.json")).unwrap();
     let files = vec!["lock.json".to_owned()];
-    let first = key(ws.path(), &files, &[]);
+    let first = key(ws.path(), &scope(), &files, &[]);
     std::fs::write(secret.path(), "two").unwrap();
     assert_eq!(
-        key(ws.path(), &files, &[]),
+        key(ws.path(), &scope(), &files, &[]),
         first,
         "the target's contents were read"
     );
@@ -442,7 +450,7 @@ fn the_least_recently_used_snapshots_are_evicted_beyond_the_cap() {
         let ws = tempfile::tempdir().unwrap();
         let before = scan(ws.path());
         std::fs::write(ws.path().join("blob"), vec![b'x'; 1_000]).unwrap();
-        snapshots.save(name, ws.path(), &before).unwrap();
+        snapshots.save(name, ws.path(), &before, None).unwrap();
         std::thread::sleep(Duration::from_millis(30));
     };
     save("a");
@@ -475,7 +483,7 @@ fn a_mounted_snapshot_is_not_evicted_while_in_use() {
         let before = scan(ws.path());
         std::fs::create_dir(ws.path().join("deps")).unwrap();
         std::fs::write(ws.path().join("deps/blob"), vec![b'x'; 1_000]).unwrap();
-        snapshots.save(name, ws.path(), &before).unwrap();
+        snapshots.save(name, ws.path(), &before, None).unwrap();
         std::thread::sleep(Duration::from_millis(30));
     };
     save("old");

@@ -3,12 +3,15 @@
 //! is kept for the step's report.
 
 use super::Cell;
-use crate::cgroup::Hit;
+use crate::cgroup::{Cgroup, Hit};
+use crate::process::Group;
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Mutex, Weak};
 use std::time::Duration;
 
 const DISK_CHECK_EVERY: Duration = Duration::from_secs(1);
+/// Measurements in a row that may fail before the disk quota counts as exceeded.
+const UNMEASURED_TIMES: u32 = 3;
 
 /// Limits per cell (one validation, or one agent turn).
 #[derive(Debug, Clone, Copy)]
@@ -36,7 +39,22 @@ impl Default for Quotas {
 #[derive(Debug, Default)]
 pub(super) struct Watch {
     pub(super) exceeded: Mutex<Option<String>>,
-    pub(super) groups: Mutex<Vec<i32>>,
+    /// The process groups of the cell's commands (signalled only while their leaders live).
+    pub(super) groups: Mutex<Vec<Weak<Group>>>,
+}
+
+impl Watch {
+    /// Kills every process of the cell: through its cgroup, and each command's group.
+    fn kill_all(&self, cgroup: Option<&Cgroup>) {
+        for group in self.groups.lock().expect("watch lock").iter() {
+            if let Some(group) = group.upgrade() {
+                group.signal(libc::SIGKILL);
+            }
+        }
+        if let Some(cgroup) = cgroup {
+            cgroup.kill_all();
+        }
+    }
 }
 
 impl Cell {
@@ -48,18 +66,33 @@ impl Cell {
         let (workspace, tmp, quotas) = (self.workspace.clone(), self.tmp.clone(), self.quotas);
         let cgroup = self.cgroup.clone();
         tokio::spawn(async move {
+            let mut unmeasured = 0;
             loop {
                 tokio::select! {
                     _ = stop.cancelled() => return,
                     _ = tokio::time::sleep(DISK_CHECK_EVERY) => {}
                 }
                 let (ws, tmp) = (workspace.clone(), tmp.clone());
-                let used = tokio::task::spawn_blocking(move || disk_usage(&ws) + disk_usage(&tmp))
-                    .await
-                    .unwrap_or(0);
+                let used = tokio::task::spawn_blocking(move || {
+                    Ok::<_, std::io::Error>(disk_usage(&ws)? + disk_usage(&tmp)?)
+                })
+                .await
+                .unwrap_or_else(|e| Err(std::io::Error::other(e)));
+                // A tree that cannot be measured (moved while read, say) gets another look;
+                // one that stays unmeasurable counts as over the quota, never as empty.
+                unmeasured = if used.is_ok() { 0 } else { unmeasured + 1 };
                 let reason = if let Some(hit) = cgroup.as_ref().and_then(|c| c.hit()) {
                     Some(hit_reason(hit, &quotas))
-                } else if used > quotas.disk_mb * 1024 * 1024 {
+                } else if unmeasured >= UNMEASURED_TIMES {
+                    Some(format!(
+                        "the step's disk use could not be measured ({}); counted as over the {} MiB quota ([sandbox] disk_mb)",
+                        used.as_ref().err().map(ToString::to_string).unwrap_or_default(),
+                        quotas.disk_mb
+                    ))
+                } else if used
+                    .as_ref()
+                    .is_ok_and(|used| *used > quotas.disk_mb * 1024 * 1024)
+                {
                     Some(format!(
                         "the step used more than {} MiB of disk (workspace and /tmp; [sandbox] disk_mb)",
                         quotas.disk_mb
@@ -77,12 +110,9 @@ impl Cell {
                 };
                 if let Some(reason) = reason {
                     *watch.exceeded.lock().expect("watch lock") = Some(reason);
-                    for pgid in watch.groups.lock().expect("watch lock").iter() {
-                        crate::kill_group(*pgid, libc::SIGKILL);
-                    }
-                    if let Some(cgroup) = &cgroup {
-                        cgroup.kill_all();
-                    }
+                    watch.kill_all(cgroup.as_deref());
+                    // Once: the step fails and the cell is closed; nothing is killed again.
+                    return;
                 }
             }
         });
@@ -111,7 +141,6 @@ fn hit_reason(hit: Hit, quotas: &Quotas) -> String {
 }
 
 /// Bytes used on disk below `root`.
-fn disk_usage(root: &Path) -> u64 {
-    use std::os::unix::fs::MetadataExt;
-    crate::tree::total(root, |meta| meta.blocks() * 512)
+fn disk_usage(root: &Path) -> std::io::Result<u64> {
+    crate::tree::total(root, |stat| stat.st_blocks as u64 * 512)
 }

@@ -127,3 +127,75 @@ pub fn processes_with(marker: &str) -> Vec<String> {
     }
     found
 }
+
+/// Where this process could make a cgroup with memory and process limits, found without
+/// Slipway's code: `Ok(the place)`, or `Err(why not)` (not root and nothing delegated, or a
+/// hierarchy mounted read-only).
+pub fn writable_cgroup() -> Result<PathBuf, String> {
+    let root = Path::new("/sys/fs/cgroup");
+    let own = std::fs::read_to_string("/proc/self/cgroup").map_err(|e| e.to_string())?;
+    let probe = |dir: &Path| -> Result<(), String> {
+        let child = dir.join(format!("slipway-probe-{}", std::process::id()));
+        std::fs::create_dir(&child).map_err(|e| format!("cannot create {child:?}: {e}"))?;
+        let _ = std::fs::remove_dir(&child);
+        Ok(())
+    };
+    if root.join("cgroup.controllers").exists() {
+        // v2: the top (root), or this process's own cgroup when it is delegated to it.
+        let own = own
+            .lines()
+            .find_map(|l| l.strip_prefix("0::"))
+            .ok_or("no v2 line in /proc/self/cgroup")?;
+        let mut why = Vec::new();
+        for dir in [
+            root.to_path_buf(),
+            root.join(own.trim().trim_start_matches('/')),
+        ] {
+            let controllers =
+                std::fs::read_to_string(dir.join("cgroup.controllers")).unwrap_or_default();
+            let usable = controllers.contains("memory") && controllers.contains("pids");
+            let writable = writable(&dir.join("cgroup.subtree_control"))
+                && writable(&dir.join("cgroup.procs"));
+            match (usable, writable) {
+                (true, true) => match probe(&dir) {
+                    Ok(()) => return Ok(dir),
+                    Err(e) => why.push(e),
+                },
+                _ => why.push(format!(
+                    "{dir:?}: controllers {:?}, writable {writable}",
+                    controllers.trim()
+                )),
+            }
+        }
+        return Err(why.join("; "));
+    }
+    // v1: children of this process's memory and pids cgroups, with their limits writable.
+    let mut found = root.to_path_buf();
+    for (controller, limit) in [("memory", "memory.limit_in_bytes"), ("pids", "pids.max")] {
+        let path = own
+            .lines()
+            .find_map(|l| {
+                let mut parts = l.splitn(3, ':');
+                let (_, names, path) = (parts.next()?, parts.next()?, parts.next()?);
+                names.split(',').any(|n| n == controller).then_some(path)
+            })
+            .ok_or(format!("no v1 {controller} hierarchy"))?;
+        let dir = root.join(controller).join(path.trim_start_matches('/'));
+        let child = dir.join(format!("slipway-probe-{}", std::process::id()));
+        std::fs::create_dir(&child).map_err(|e| format!("cannot create {child:?}: {e}"))?;
+        let limited = std::fs::write(child.join(limit), "67108864");
+        let _ = std::fs::remove_dir(&child);
+        limited.map_err(|e| format!("cannot write {limit} in {child:?}: {e}"))?;
+        found = dir;
+    }
+    Ok(found)
+}
+
+fn writable(path: &Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(path) = std::ffi::CString::new(path.as_os_str().as_bytes()) else {
+        return false;
+    };
+    // SAFETY: access reads a valid NUL-terminated path.
+    unsafe { libc::access(path.as_ptr(), libc::W_OK) == 0 }
+}
