@@ -5,6 +5,7 @@ pub mod backoff;
 pub mod dotenv;
 pub mod ids;
 pub mod invalid;
+pub mod limits;
 pub mod masker;
 pub mod pipeline;
 pub mod pipeline_source;

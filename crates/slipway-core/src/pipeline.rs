@@ -59,6 +59,13 @@ pub struct SandboxSection {
     /// CPU seconds of all the validation's processes together (default 3600).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cpu_secs: Option<u64>,
+    /// Log lines kept per step (default 20000): the first half, a marker saying how much
+    /// was dropped, the last half.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_lines: Option<u64>,
+    /// Log megabytes kept per step (default 16), split the same way.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_mb: Option<u64>,
 }
 
 /// Outbound network access of sandboxed code; the host's loopback is never reachable.
@@ -71,11 +78,23 @@ pub enum NetworkAccess {
     None,
 }
 
-/// Accepted ranges of the `[sandbox]` quotas.
+/// Accepted ranges of the `[sandbox]` quotas (and of the administrator's ceilings); what a
+/// validation gets is also held under the ceilings (`limits.rs`).
 pub const MAX_MEMORY_MB: u64 = 256 * 1024;
 pub const MAX_PROCESSES: u64 = 65_536;
 pub const MAX_DISK_MB: u64 = 1024 * 1024;
 pub const MAX_CPU_SECS: u64 = 7 * 24 * 3_600;
+pub const MAX_LOG_LINES: u64 = 10_000_000;
+pub const MAX_LOG_MB: u64 = 4_096;
+/// The accepted range of each `[sandbox]` limit, by its key.
+pub const LIMIT_RANGES: [(&str, u64, u64); 6] = [
+    ("memory_mb", 16, MAX_MEMORY_MB),
+    ("max_processes", 8, MAX_PROCESSES),
+    ("disk_mb", 1, MAX_DISK_MB),
+    ("cpu_secs", 1, MAX_CPU_SECS),
+    ("log_lines", 100, MAX_LOG_LINES),
+    ("log_mb", 1, MAX_LOG_MB),
+];
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -311,12 +330,15 @@ impl PipelineConfig {
             ui.validate()?;
         }
         if let Some(sandbox) = &self.sandbox {
-            for (name, value, min, max) in [
-                ("memory_mb", sandbox.memory_mb, 16, MAX_MEMORY_MB),
-                ("max_processes", sandbox.max_processes, 8, MAX_PROCESSES),
-                ("disk_mb", sandbox.disk_mb, 1, MAX_DISK_MB),
-                ("cpu_secs", sandbox.cpu_secs, 1, MAX_CPU_SECS),
-            ] {
+            let values = [
+                sandbox.memory_mb,
+                sandbox.max_processes,
+                sandbox.disk_mb,
+                sandbox.cpu_secs,
+                sandbox.log_lines,
+                sandbox.log_mb,
+            ];
+            for ((name, min, max), value) in LIMIT_RANGES.into_iter().zip(values) {
                 if let Some(value) = value {
                     if !(min..=max).contains(&value) {
                         return Err(Invalid::new(

@@ -210,11 +210,11 @@ impl Forge for LocalRepo<'_> {
             self.project.id,
             &sha[..12.min(sha.len())]
         ));
-        let _ = tokio::fs::remove_dir_all(&scratch).await;
+        crate::remove_tree(&scratch, "a merge's scratch clone").await;
         let (source, base) = (self.source(), &record.base);
         let outcome =
             local::merge(&source, base, Some(base_sha), sha, method, title, &scratch).await;
-        let _ = tokio::fs::remove_dir_all(&scratch).await;
+        crate::remove_tree(&scratch, "a merge's scratch clone").await;
         Ok(match outcome? {
             MergeOutcome::Merged { sha: merged } => {
                 store

@@ -6,6 +6,7 @@ pub use slipway_forge::git;
 mod forges;
 mod github;
 mod health;
+mod jobs;
 mod logs;
 mod merging;
 mod pipeline;
@@ -18,15 +19,15 @@ pub use runs::{RunAnswer, RunError};
 pub use slipway_agent::codegen::{CodegenConfig, RateLimit};
 pub use submit::{Options, SubmitError, Target};
 
-use pipeline::Ended;
+use jobs::run_job;
+use slipway_core::limits::SandboxLimits;
 use slipway_core::validation::ValidationStatus;
 use slipway_core::{Project, ProjectId, ValidationId};
 use slipway_sandbox::snapshot::Snapshots;
 use slipway_sandbox::{Isolation, Sandbox};
-use slipway_store::{Job, JobFailure, Store, VALIDATION_JOB};
-use std::collections::HashMap;
+use slipway_store::{Job, Store, VALIDATION_JOB};
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{Notify, Semaphore};
@@ -55,6 +56,13 @@ pub struct EngineConfig {
     pub artifact_retention: Duration,
     pub snapshot_cap_bytes: u64,
     pub isolation: Isolation,
+    /// Whether commands may run without a sandbox when `isolation` is none
+    /// (`SLIPWAY_ALLOW_UNSANDBOXED=1`); otherwise such validations and agent turns end in
+    /// `error`, saying what to install.
+    pub allow_unsandboxed: bool,
+    /// The administrator's ceilings (`SLIPWAY_SANDBOX_MAX_*`): a pipeline's `[sandbox]` may
+    /// lower its quotas and log limits, never raise them past these.
+    pub sandbox_ceilings: SandboxLimits,
     /// `GITHUB_TOKEN`, for checking out GitHub repositories.
     pub github_token: Option<String>,
     /// The GitHub API client (statuses, comments, merges, polling), when a token is set.
@@ -81,6 +89,8 @@ impl EngineConfig {
             validation_timeout: Duration::from_secs(3_600),
             snapshot_cap_bytes: 10 * 1024 * 1024 * 1024,
             isolation: Isolation::detect(),
+            allow_unsandboxed: unsandboxed_allowed(),
+            sandbox_ceilings: SandboxLimits::default(),
             github_token: None,
             github: None,
             github_poll_every: Duration::from_secs(60),
@@ -88,6 +98,39 @@ impl EngineConfig {
             codegen: None,
             agent_poll_every: Duration::from_secs(5),
             max_concurrent_agents: 16,
+        }
+    }
+}
+
+/// `SLIPWAY_ALLOW_UNSANDBOXED=1`: the operator accepts running PR code without bubblewrap.
+pub fn unsandboxed_allowed() -> bool {
+    std::env::var("SLIPWAY_ALLOW_UNSANDBOXED").is_ok_and(|v| v == "1" || v == "true")
+}
+
+/// Why commands cannot run here, when there is no sandbox and running without one was not
+/// allowed.
+pub(crate) fn no_sandbox(config: &EngineConfig) -> Option<String> {
+    (config.isolation == Isolation::None && !config.allow_unsandboxed).then(|| {
+        let missing = Isolation::probe()
+            .err()
+            .unwrap_or_else(|| "no sandbox was configured".to_owned());
+        format!(
+            "refusing to run the code without a sandbox: {missing}. Install it (as root: \
+             apt-get install bubblewrap passt), or set SLIPWAY_ALLOW_UNSANDBOXED=1 to run it \
+             unisolated on a machine you are prepared to lose"
+        )
+    })
+}
+
+/// Removes a tree that sandboxed code may have written, never following its links, at any
+/// depth; a failure is logged (and never fatal: what is left is per attempt or retried at the
+/// next start).
+pub(crate) async fn remove_tree(path: &std::path::Path, what: &str) {
+    match slipway_sandbox::remove_tree_async(path.to_path_buf()).await {
+        Ok(()) => {}
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+        Err(error) => {
+            tracing::warn!(%error, path = %path.display(), "{what} could not be removed")
         }
     }
 }
@@ -110,6 +153,8 @@ pub(crate) struct Inner {
     pub(crate) codegen: Option<slipway_agent::codegen::Codegen>,
     pub(crate) git: git::Git,
     running: Mutex<HashMap<ValidationId, CancellationToken>>,
+    /// Jobs this process is running (any attempt): never leased again until they end.
+    leased: Mutex<HashSet<i64>>,
     pub(crate) running_runs: Mutex<HashMap<i64, CancellationToken>>,
     branches: Mutex<HashMap<slipway_core::ProjectId, (std::time::Instant, Vec<String>)>>,
     merge_turns: MergeTurns,
@@ -134,6 +179,30 @@ impl Drop for Inner {
             for dir in [&self.workspaces, &self.agents, root] {
                 let _ = std::fs::remove_dir(dir);
             }
+        }
+    }
+}
+
+/// A job this process runs, in `Inner::leased` until dropped (even by a panic).
+struct Held {
+    inner: Arc<Inner>,
+    job: i64,
+}
+
+impl Held {
+    fn new(inner: &Arc<Inner>, job: i64) -> Self {
+        inner.leased.lock().expect("leased lock").insert(job);
+        Self {
+            inner: inner.clone(),
+            job,
+        }
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        if let Ok(mut leased) = self.inner.leased.lock() {
+            leased.remove(&self.job);
         }
     }
 }
@@ -169,6 +238,7 @@ impl Engine {
                 .map(slipway_agent::codegen::Codegen::new),
             git: git::Git::new(config.github_token.as_deref()),
             running: Mutex::new(HashMap::new()),
+            leased: Mutex::new(HashSet::new()),
             running_runs: Mutex::new(HashMap::new()),
             branches: Mutex::new(HashMap::new()),
             merge_turns: Mutex::new(HashMap::new()),
@@ -189,13 +259,18 @@ impl Engine {
     }
 
     /// Start-up reconciliation after whatever stopped the last process (even SIGKILL):
-    /// kills process groups it left, hands its leases back, clears its workspaces, and
-    /// ends validations whose job gave up. This process must be the database's only one.
+    /// hands its leases back, removes its stale cells and workspaces, and ends validations
+    /// whose job gave up. This process must be the database's only one. Recorded process
+    /// groups are forgotten, never killed: after a restart their numbers may be anyone's
+    /// (the cells died with the last process; stale cgroups are killed as cgroups).
     pub async fn reconcile(&self) -> anyhow::Result<()> {
         let store = &self.inner.store;
-        for pgid in store.take_process_groups().await? {
-            slipway_sandbox::kill_group(pgid, slipway_sandbox::SIGKILL);
-            tracing::warn!(pgid, "killed a process group left by an earlier run");
+        let stale = store.take_process_groups().await?;
+        if !stale.is_empty() {
+            tracing::debug!(
+                count = stale.len(),
+                "forgot process groups of an earlier run"
+            );
         }
         let released = store.expire_all_leases().await?;
         if released > 0 {
@@ -206,7 +281,7 @@ impl Engine {
         }
         slipway_sandbox::snapshot::unmount_all_below(&self.inner.workspaces);
         let _ = tokio::task::spawn_blocking(slipway_sandbox::remove_stale_cells).await;
-        let _ = tokio::fs::remove_dir_all(&self.inner.workspaces).await;
+        remove_tree(&self.inner.workspaces, "old workspaces").await;
         for id in store.orphaned_validations().await? {
             store
                 .finish_validation(
@@ -235,7 +310,7 @@ impl Engine {
                 .map(|modified| modified.elapsed().unwrap_or_default() > retention)
                 .unwrap_or(false);
             if old {
-                let _ = tokio::fs::remove_dir_all(entry.path()).await;
+                remove_tree(&entry.path(), "old artifacts").await;
             }
         }
     }
@@ -374,14 +449,27 @@ impl Engine {
                     permit = permits.clone().acquire_owned() => permit.expect("never closed"),
                     _ = shutdown.cancelled() => break,
                 };
-                match inner.store.lease(&inner.owner, &[kind], LEASE).await {
+                let running: Vec<i64> = inner
+                    .leased
+                    .lock()
+                    .expect("leased lock")
+                    .iter()
+                    .copied()
+                    .collect();
+                match inner
+                    .store
+                    .lease_excluding(&inner.owner, &[kind], LEASE, &running)
+                    .await
+                {
                     Ok(Some(job)) => {
                         let engine = Engine {
                             inner: inner.clone(),
                         };
                         let shutdown = shutdown.clone();
+                        let held = Held::new(&inner, job.id);
                         tokio::spawn(async move {
                             handler(engine, job, shutdown).await;
+                            drop(held);
                             drop(permit);
                         });
                     }
@@ -423,111 +511,5 @@ impl Engine {
             ran += 1;
         }
         Ok(ran)
-    }
-}
-
-/// Runs one leased job: the validation it names, with a watcher that heartbeats the lease
-/// and notices cancellation requested elsewhere.
-async fn run_job(engine: &Engine, job: Job, shutdown: &CancellationToken) {
-    let inner = &*engine.inner;
-    let Some(id) = job.validation() else {
-        let _ = inner
-            .store
-            .fail(&job, &JobFailure::Fatal("malformed payload".into()))
-            .await;
-        return;
-    };
-    let cancel = shutdown.child_token();
-    let fenced = Arc::new(AtomicBool::new(false));
-    inner
-        .running
-        .lock()
-        .expect("running lock")
-        .insert(id, cancel.clone());
-    let watcher = tokio::spawn(watch(
-        inner.store.clone(),
-        job.clone(),
-        id,
-        cancel.clone(),
-        fenced.clone(),
-    ));
-    let span = tracing::info_span!("validation", validation = %id, attempt = job.attempt);
-    let interrupted = || shutdown.is_cancelled() || fenced.load(Ordering::SeqCst);
-    let result = tracing::Instrument::instrument(
-        pipeline::execute(inner, id, job.attempt, &cancel, &interrupted),
-        span,
-    )
-    .await;
-    watcher.abort();
-    inner.running.lock().expect("running lock").remove(&id);
-    let store = &inner.store;
-    let outcome = match result {
-        Ok(Ended::Verdict(status)) => {
-            tracing::info!(validation = %id, %status, "validation finished");
-            let policy = match merging::after_verdict(engine, id).await {
-                Ok(policy) => policy,
-                Err(error) => {
-                    tracing::error!(validation = %id, %error, "the merge controller failed");
-                    None
-                }
-            };
-            if let Err(error) = runs::after_validation(engine, id, policy).await {
-                tracing::error!(validation = %id, %error, "the fix loop failed");
-            }
-            store.complete(&job).await
-        }
-        Ok(Ended::Interrupted) if fenced.load(Ordering::SeqCst) => Ok(false),
-        Ok(Ended::Interrupted) => {
-            let _ = store
-                .requeue_validation(id, "interrupted by a shutdown; it will run again")
-                .await;
-            store
-                .fail(
-                    &job,
-                    &JobFailure::Retryable("interrupted by a shutdown".into()),
-                )
-                .await
-        }
-        Err(error) => {
-            tracing::error!(validation = %id, error = %error, "validation could not run");
-            let _ = store
-                .finish_validation(
-                    id,
-                    ValidationStatus::Error,
-                    Some(&format!("infrastructure error: {error}")),
-                )
-                .await;
-            store
-                .fail(&job, &JobFailure::Fatal(error.to_string()))
-                .await
-        }
-    };
-    if let Err(error) = outcome {
-        tracing::error!(validation = %id, %error, "could not record the job's end");
-    }
-}
-
-async fn watch(
-    store: Store,
-    job: Job,
-    id: ValidationId,
-    cancel: CancellationToken,
-    fenced: Arc<AtomicBool>,
-) {
-    let mut since_heartbeat = Duration::ZERO;
-    loop {
-        tokio::time::sleep(CANCEL_CHECK_EVERY).await;
-        since_heartbeat += CANCEL_CHECK_EVERY;
-        if store.cancel_requested(id).await.unwrap_or(false) {
-            cancel.cancel();
-        }
-        if since_heartbeat >= HEARTBEAT_EVERY {
-            since_heartbeat = Duration::ZERO;
-            if let Ok(false) = store.heartbeat(&job, LEASE).await {
-                tracing::warn!(validation = %id, "lost the lease; stopping this attempt");
-                fenced.store(true, Ordering::SeqCst);
-                cancel.cancel();
-            }
-        }
     }
 }

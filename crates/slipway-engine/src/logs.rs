@@ -164,7 +164,9 @@ impl LogSink {
 
 impl Shared {
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Queues `line` when it is in its step's head; `false` when it went to the tail.
@@ -218,7 +220,9 @@ impl Shared {
             lines.push(marker(dropped, dropped_bytes, tail.len(), limits));
         }
         lines.extend(tail.iter().map(|line| self.masker.mask(line).into_owned()));
-        state.queue.extend(lines.into_iter().map(|line| (step, line)));
+        state
+            .queue
+            .extend(lines.into_iter().map(|line| (step, line)));
     }
 
     /// Every step's tail, at the log's end.
@@ -232,11 +236,15 @@ impl Shared {
 
 /// What a reader of a capped log is told where lines are missing.
 fn marker(lines: u64, bytes: u64, tail: usize, limits: LogLimits) -> String {
+    let size = if bytes < 1_048_576 {
+        format!("{} KB", bytes.div_ceil(1_024))
+    } else {
+        format!("{:.1} MB", bytes as f64 / 1_048_576.0)
+    };
     format!(
-        "[slipway] {lines} lines ({:.1} MB) of this step's output were dropped here; its last \
+        "[slipway] {lines} lines ({size}) of this step's output were dropped here; its last \
          {tail} lines follow (the log keeps {} lines and {} MB per step: [sandbox] log_lines \
          and log_mb)",
-        bytes as f64 / 1_048_576.0,
         limits.lines,
         limits.bytes / 1_048_576,
     )

@@ -5,8 +5,9 @@ mod checkout;
 mod commands;
 mod ui;
 
-use crate::logs::LogSink;
+use crate::logs::{LogLimits, LogSink};
 use crate::Inner;
+use slipway_core::limits::SandboxLimits;
 use slipway_core::pipeline::{NetworkAccess, PipelineConfig, SandboxSection};
 use slipway_core::pipeline_source::{self, ChosenPipeline, PipelineSource};
 use slipway_core::validation::{self, StepName, StepPlan, StepStatus, ValidationStatus};
@@ -43,6 +44,8 @@ struct Attempt<'a> {
     /// Git with the credentials the head's repository needs.
     git: slipway_forge::git::Git,
     record: ValidationRecord,
+    /// The job's attempt: part of the workspace's and the cell's names.
+    attempt: u32,
     workspace: PathBuf,
     logs: LogSink,
     cancel: &'a CancellationToken,
@@ -116,10 +119,18 @@ pub(crate) async fn execute(
             .await?;
         return Ok(Ended::Verdict(ValidationStatus::Cancelled));
     }
+    if let Some(why) = crate::no_sandbox(&inner.config) {
+        store
+            .finish_validation(id, ValidationStatus::Error, Some(&why))
+            .await?;
+        return Ok(Ended::Verdict(ValidationStatus::Error));
+    }
     store.start_validation(id, attempt).await?;
     let secrets = store.secret_values(record.project_id).await?;
     let masker = Masker::new(secrets.iter().map(|(_, v)| v.expose()));
-    let (logs, writer) = LogSink::start(store.clone(), id, masker);
+    // Until the pipeline's `[sandbox]` is read: the defaults under the ceilings.
+    let limits = LogLimits::of(&inner.config.sandbox_ceilings.within(None).0);
+    let (logs, writer) = LogSink::start(store.clone(), id, masker, limits);
     if attempt > 1 {
         logs.line(
             StepName::Checkout,
@@ -149,8 +160,9 @@ pub(crate) async fn execute(
         env.push(("SLIPWAY_BRANCH".into(), branch.clone()));
     }
 
-    let workspace = inner.workspaces.join(id.to_string());
-    let _ = tokio::fs::remove_dir_all(&workspace).await;
+    // Per attempt: an older attempt still cleaning up never shares (or loses) its files.
+    let workspace = inner.workspaces.join(format!("{id}-{attempt}"));
+    remove_attempt_dirs(&workspace).await;
     tokio::fs::create_dir_all(&inner.workspaces).await?;
 
     let git = crate::github::git_for(inner, &project, &record.source).await;
@@ -159,6 +171,7 @@ pub(crate) async fn execute(
         git,
         statuses: record.steps.iter().map(|s| (s.name, s.status)).collect(),
         record,
+        attempt,
         workspace: workspace.clone(),
         logs: logs.clone(),
         cancel,
@@ -191,10 +204,7 @@ pub(crate) async fn execute(
     }
     drop(run);
     writer.finish(logs).await;
-    let _ = tokio::fs::remove_dir_all(&workspace).await;
-    for suffix in [LAYERS, SCRATCH] {
-        let _ = tokio::fs::remove_dir_all(beside(&workspace, suffix)).await;
-    }
+    remove_attempt_dirs(&workspace).await;
 
     if interrupted() {
         return Ok(Ended::Interrupted);
@@ -310,9 +320,15 @@ impl Attempt<'_> {
         })
         .await??;
         self.manifest = Some(std::sync::Arc::new(manifest));
-        let (network, quotas) = cell_limits(config.sandbox.as_ref());
+        let (network, quotas, limits, notes) =
+            cell_limits(config.sandbox.as_ref(), &self.inner.config.sandbox_ceilings);
+        self.logs.set_limits(LogLimits::of(&limits));
+        for note in notes {
+            tracing::info!(validation = %self.id(), "{note}");
+            self.logs.line(StepName::Checkout, &note);
+        }
         let scratch = beside(&self.workspace, SCRATCH);
-        let name = format!("validation-{}", self.id());
+        let name = format!("validation-{}-{}", self.id(), self.attempt);
         let cell = self
             .inner
             .sandbox
@@ -381,6 +397,9 @@ impl Attempt<'_> {
             if status != StepStatus::Passed {
                 self.logs.line(name, &format!("{name}: {detail}"));
             }
+        }
+        self.logs.end_step(name);
+        if let Some(detail) = &detail {
             if status == StepStatus::Error && self.first_error.is_none() {
                 self.first_error = Some(self.logs.mask(&format!("{name}: {detail}")));
             }
@@ -496,21 +515,37 @@ pub(crate) fn repository_on_disk(repo: &RepoLocation) -> Vec<PathBuf> {
     repo.local_path().map(PathBuf::from).into_iter().collect()
 }
 
-/// The cell's network and quotas: `[sandbox]` of the pipeline over the defaults.
-fn cell_limits(section: Option<&SandboxSection>) -> (Network, Quotas) {
-    let section = section.cloned().unwrap_or_default();
-    let defaults = Quotas::default();
-    let network = match section.network.unwrap_or_default() {
+/// Removes an attempt's workspace and what lies beside it; a failure is only logged (the
+/// directories are per attempt, so what is left never meets another attempt).
+async fn remove_attempt_dirs(workspace: &std::path::Path) {
+    let paths = [
+        workspace.to_path_buf(),
+        beside(workspace, LAYERS),
+        beside(workspace, SCRATCH),
+    ];
+    for path in paths {
+        crate::remove_tree(&path, "a work directory").await;
+    }
+}
+
+/// The cell's network, quotas and log limits: `[sandbox]` of the pipeline over the defaults,
+/// never above the administrator's ceilings (with a note for each value clamped).
+fn cell_limits(
+    section: Option<&SandboxSection>,
+    ceilings: &SandboxLimits,
+) -> (Network, Quotas, SandboxLimits, Vec<String>) {
+    let network = match section.and_then(|s| s.network).unwrap_or_default() {
         NetworkAccess::Outbound => Network::Outbound,
         NetworkAccess::None => Network::None,
     };
+    let (limits, notes) = ceilings.within(section);
     let quotas = Quotas {
-        memory_mb: section.memory_mb.unwrap_or(defaults.memory_mb),
-        max_processes: section.max_processes.unwrap_or(defaults.max_processes),
-        disk_mb: section.disk_mb.unwrap_or(defaults.disk_mb),
-        cpu_secs: section.cpu_secs.unwrap_or(defaults.cpu_secs),
+        memory_mb: limits.memory_mb,
+        max_processes: limits.max_processes,
+        disk_mb: limits.disk_mb,
+        cpu_secs: limits.cpu_secs,
     };
-    (network, quotas)
+    (network, quotas, limits, notes)
 }
 
 #[cfg(test)]

@@ -19,6 +19,8 @@ use slipway_forge::Forge;
 use slipway_store::{
     Job, JobFailure, NewJob, NewRun, RunChange, RunRecord, RunRefused, StoreError,
 };
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
@@ -370,16 +372,27 @@ pub(crate) async fn run_agent_job(engine: &Engine, job: Job, shutdown: &Cancella
         .lock()
         .expect("runs lock")
         .insert(run_id, cancel.clone());
+    let fenced = Arc::new(AtomicBool::new(false));
     let watcher = tokio::spawn(watch_run(
         engine.clone(),
         job.clone(),
         run_id,
         cancel.clone(),
+        fenced.clone(),
     ));
     let span = tracing::info_span!("agent_run", run = run_id, attempt = job.attempt);
-    let result =
-        tracing::Instrument::instrument(turn::turn(engine, &job, run_id, task, &cancel), span)
-            .await;
+    // In a task of its own: a panic ends the run as failed, never leaves it working.
+    let body = {
+        let (engine, job) = (engine.clone(), job.clone());
+        tokio::spawn(tracing::Instrument::instrument(
+            async move { turn::turn(&engine, &job, run_id, task, &cancel).await },
+            span,
+        ))
+    };
+    let result = match body.await {
+        Ok(result) => result,
+        Err(error) => Err(AgentError::Refused(crate::jobs::panic_message(error))),
+    };
     watcher.abort();
     engine
         .inner
@@ -387,6 +400,15 @@ pub(crate) async fn run_agent_job(engine: &Engine, job: Job, shutdown: &Cancella
         .lock()
         .expect("runs lock")
         .remove(&run_id);
+    if fenced.load(Ordering::SeqCst) {
+        // Another attempt may hold the job now: it reports, this one does not.
+        tracing::warn!(
+            run = run_id,
+            attempt = job.attempt,
+            "the turn was fenced out"
+        );
+        return;
+    }
     let outcome = match result {
         Ok(TurnEnd::Done(next)) => {
             let completed = store.complete(&job).await;
@@ -479,27 +501,25 @@ async fn fail_run(engine: &Engine, run_id: i64, message: &str, tell: &str) {
     }
 }
 
-/// Heartbeats the agent job's lease and notices a cancel made elsewhere.
-async fn watch_run(engine: Engine, job: Job, run_id: i64, cancel: CancellationToken) {
-    let store = &engine.inner.store;
-    let mut since_heartbeat = Duration::ZERO;
-    loop {
-        tokio::time::sleep(crate::CANCEL_CHECK_EVERY).await;
-        since_heartbeat += crate::CANCEL_CHECK_EVERY;
-        if let Ok(run) = store.run(run_id).await {
-            if run.status == RunStatus::Cancelled {
-                cancel.cancel();
-            }
+/// Heartbeats the agent job's lease (losing it fences the turn) and notices a cancel made
+/// elsewhere.
+async fn watch_run(
+    engine: Engine,
+    job: Job,
+    run_id: i64,
+    cancel: CancellationToken,
+    fenced: Arc<AtomicBool>,
+) {
+    let store = engine.inner.store.clone();
+    let cancelled = move || {
+        let store = store.clone();
+        async move {
+            store
+                .run(run_id)
+                .await
+                .is_ok_and(|run| run.status == RunStatus::Cancelled)
         }
-        if since_heartbeat >= crate::HEARTBEAT_EVERY {
-            since_heartbeat = Duration::ZERO;
-            if let Ok(false) = store.heartbeat(&job, crate::LEASE).await {
-                tracing::warn!(
-                    run = run_id,
-                    "lost the agent job's lease; stopping this turn"
-                );
-                cancel.cancel();
-            }
-        }
-    }
+    };
+    let store = engine.inner.store.clone();
+    crate::jobs::watch(store, job, cancel, fenced, crate::jobs::TIMING, cancelled).await;
 }

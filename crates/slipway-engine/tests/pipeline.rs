@@ -2,90 +2,15 @@
 
 use slipway_core::secret::SecretValue;
 use slipway_core::validation::{StepName, StepStatus, ValidationStatus};
-use slipway_core::{Project, ProjectDraft, ValidationId};
-use slipway_engine::{Engine, EngineConfig, Target};
-use slipway_store::{MasterKey, Store, ValidationRecord};
-use slipway_testkit::{commit_files, fixture_repo, processes_with, PYTHON_APP, PYTHON_APP_TEST};
+use slipway_core::ValidationId;
+use slipway_engine::Target;
+use slipway_store::{Store, ValidationRecord};
+use slipway_testkit::{commit_files, processes_with, PYTHON_APP, PYTHON_APP_TEST};
 
 use std::time::Duration;
-use tempfile::TempDir;
 
-struct Harness {
-    _dir: TempDir,
-    store: Store,
-    engine: Engine,
-    repo: std::path::PathBuf,
-    project: Project,
-}
-
-async fn harness(files: &[(&str, &str)]) -> Harness {
-    harness_with(files, |_| {}).await
-}
-
-async fn harness_with(files: &[(&str, &str)], tweak: impl FnOnce(&mut EngineConfig)) -> Harness {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    std::fs::create_dir_all(&data).unwrap();
-    let key = MasterKey::load_or_create(&data.join("master.key")).unwrap();
-    let store = Store::open(
-        &format!("sqlite://{}", data.join("slipway.db").display()),
-        &key,
-    )
-    .await
-    .unwrap();
-    let repo = dir.path().join("repo");
-    fixture_repo(&repo, files);
-    let project = store
-        .create_project(&ProjectDraft {
-            name: "app".into(),
-            description: String::new(),
-            repo: repo.display().to_string(),
-            default_branch: "main".into(),
-        })
-        .await
-        .unwrap();
-    let mut config = EngineConfig::new(data);
-    tweak(&mut config);
-    let engine = Engine::new(store.clone(), config);
-    engine.reconcile().await.unwrap();
-    Harness {
-        _dir: dir,
-        store,
-        engine,
-        repo,
-        project,
-    }
-}
-
-impl Harness {
-    fn store_dir(&self) -> std::path::PathBuf {
-        self._dir.path().join("data")
-    }
-
-    async fn validate_main(&self) -> ValidationRecord {
-        let queued = self
-            .engine
-            .submit(&self.project, Target::Branch("main".into()))
-            .await
-            .unwrap();
-        self.engine.run_pending_jobs().await.unwrap();
-        self.store.validation(queued.id).await.unwrap()
-    }
-
-    async fn log(&self, id: ValidationId) -> String {
-        self.store
-            .logs(id, None, 0, 100_000)
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|l| format!("[{}] {}\n", l.step, l.line))
-            .collect()
-    }
-}
-
-fn step(record: &ValidationRecord, name: StepName) -> &slipway_store::StepRecord {
-    record.steps.iter().find(|s| s.name == name).unwrap()
-}
+mod common;
+use common::{harness, harness_with, step};
 
 fn pipeline(build: &str, start: &str, ready: u32, test: &str) -> String {
     format!(

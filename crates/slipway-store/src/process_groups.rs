@@ -1,12 +1,12 @@
-//! The process groups of running commands, remembered so that a restart after a crash can
-//! kill what was left behind.
+//! The process groups of running commands: a record only. Nothing is ever killed by these
+//! numbers (after a restart or a reboot they may be anyone's); cells die with Slipway
+//! (`--die-with-parent`, PID namespaces) and stale cgroups are killed by cgroup.
 
 use crate::{Store, StoreError};
 use slipway_core::ValidationId;
 
 impl Store {
-    /// Remembers a process group started for a validation (killed at start-up if a crash
-    /// left it behind).
+    /// Remembers a process group started for a validation (for diagnosis only).
     pub async fn record_process_group(
         &self,
         id: ValidationId,
@@ -33,7 +33,7 @@ impl Store {
         Ok(())
     }
 
-    /// Every recorded process group, removing the records.
+    /// Every recorded process group, removing the records (at start-up: they are stale).
     pub async fn take_process_groups(&self) -> Result<Vec<i32>, StoreError> {
         let pgids: Vec<i64> = sqlx::query_scalar("DELETE FROM sandbox_processes RETURNING pgid")
             .fetch_all(&self.writer)

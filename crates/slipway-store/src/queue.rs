@@ -93,7 +93,20 @@ impl Store {
         kinds: &[&str],
         lease: Duration,
     ) -> Result<Option<Job>, StoreError> {
+        self.lease_excluding(owner, kinds, lease, &[]).await
+    }
+
+    /// [`Store::lease`], never one of the jobs `running` (a process still running an older
+    /// attempt of a job must not start another beside it).
+    pub async fn lease_excluding(
+        &self,
+        owner: &str,
+        kinds: &[&str],
+        lease: Duration,
+        running: &[i64],
+    ) -> Result<Option<Job>, StoreError> {
         let kinds_json = serde_json::to_string(kinds).expect("strings serialize");
+        let running_json = serde_json::to_string(running).expect("numbers serialize");
         loop {
             let now = now_millis();
             let row: Option<(i64, String, String, i64, i64)> = sqlx::query_as(
@@ -101,6 +114,7 @@ impl Store {
                         lease_expires_at = ?, updated_at = ?
                  WHERE id = (SELECT id FROM jobs
                              WHERE kind IN (SELECT value FROM json_each(?))
+                               AND id NOT IN (SELECT value FROM json_each(?))
                                AND ((state = 'queued' AND run_at <= ?)
                                     OR (state = 'running' AND lease_expires_at < ?))
                              ORDER BY run_at, id LIMIT 1)
@@ -110,6 +124,7 @@ impl Store {
             .bind(now + lease.as_millis() as i64)
             .bind(now)
             .bind(&kinds_json)
+            .bind(&running_json)
             .bind(now)
             .bind(now)
             .fetch_optional(&self.writer)

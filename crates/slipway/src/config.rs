@@ -196,6 +196,14 @@ impl Config {
     }
 }
 
+/// The administrator's ceilings on what a pipeline's `[sandbox]` may ask for
+/// (`SLIPWAY_SANDBOX_MAX_MEMORY_MB`, `_PROCESSES`, `_DISK_MB`, `_CPU_SECS`, `_LOG_LINES`,
+/// `_LOG_MB`); the built-in defaults where unset. Read by `serve` and `validate` alike.
+pub fn sandbox_ceilings() -> anyhow::Result<slipway_core::limits::SandboxLimits> {
+    slipway_core::limits::SandboxLimits::ceilings_from(|name| std::env::var(name).ok())
+        .map_err(anyhow::Error::msg)
+}
+
 /// `SLIPWAY_ADMIN_TOKEN`, if set, checked for strength.
 pub fn admin_token_from_env() -> anyhow::Result<Option<String>> {
     match std::env::var("SLIPWAY_ADMIN_TOKEN") {

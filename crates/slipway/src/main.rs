@@ -159,11 +159,6 @@ async fn run(cli: Cli) -> Result<(), Failure> {
     }
 }
 
-/// `SLIPWAY_ALLOW_UNSANDBOXED=1`: the operator accepts running PR code without bubblewrap.
-fn allow_unsandboxed() -> bool {
-    std::env::var("SLIPWAY_ALLOW_UNSANDBOXED").is_ok_and(|v| v == "1" || v == "true")
-}
-
 async fn serve(config: Config) -> Result<(), Failure> {
     let admin_token = config::admin_token_from_env().map_err(refused)?;
     let store = open_store(&config).await?;
@@ -174,6 +169,7 @@ async fn serve(config: Config) -> Result<(), Failure> {
     }
     let mut engine_config = EngineConfig::new(config.data_dir.clone());
     engine_config.max_concurrent = config.max_concurrent_validations;
+    engine_config.sandbox_ceilings = config::sandbox_ceilings().map_err(refused)?;
     if let Some(days) = std::env::var("SLIPWAY_ARTIFACT_RETENTION_DAYS")
         .ok()
         .filter(|d| !d.is_empty())
@@ -193,7 +189,7 @@ async fn serve(config: Config) -> Result<(), Failure> {
     engine_config.codegen = codegen_config().map_err(refused)?;
     engine_config.isolation = match Isolation::probe() {
         Ok(isolation) => isolation,
-        Err(missing) if allow_unsandboxed() => {
+        Err(missing) if slipway_engine::unsandboxed_allowed() => {
             tracing::warn!(
                 "{missing}; SLIPWAY_ALLOW_UNSANDBOXED=1 is set, so pull-request code runs \
                  UNISOLATED and can read and change what this user can"
@@ -203,7 +199,7 @@ async fn serve(config: Config) -> Result<(), Failure> {
         Err(missing) => {
             return Err(refused(anyhow::anyhow!(
                 "refusing to run pull-request code without a sandbox: {missing}. \
-                 Install it (as root: apt-get install -y bubblewrap passt, or run \
+                 Install it (as root: apt-get install bubblewrap passt, or run \
                  ./scripts/serve.sh, which does), or set SLIPWAY_ALLOW_UNSANDBOXED=1 to run \
                  it unisolated on a machine you are prepared to lose"
             )))

@@ -8,10 +8,12 @@ use serde_json::json;
 use slipway_core::validation::{StepName, StepStatus, ValidationStatus};
 use slipway_core::{PipelineConfig, ProjectDraft, ValidationId};
 use slipway_engine::{git, Engine, EngineConfig, Options, Target};
+use slipway_sandbox::Isolation;
 use slipway_store::{MasterKey, StepRecord, Store, ValidationRecord};
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
+use tokio::signal::unix::{signal, Signal, SignalKind};
 use tokio_util::sync::CancellationToken;
 
 #[derive(clap::Args)]
@@ -42,7 +44,13 @@ pub struct ValidateArgs {
 const SPINNER: [char; 10] = ['⠋', '⠙', '⠹', '⠸', '⠼', '⠴', '⠦', '⠧', '⠇', '⠏'];
 
 pub async fn run(args: ValidateArgs) -> Result<(), Failure> {
-    let work = tempfile::tempdir().context("cannot create a temporary directory")?;
+    // From the start: SIGTERM, like SIGINT, cancels and cleans up (never the default death).
+    let mut signals = Signals::new().context("cannot handle SIGINT and SIGTERM")?;
+    let isolation = isolation()?;
+    let sandbox_ceilings = crate::config::sandbox_ceilings().map_err(refused)?;
+    let work = WorkDir(Some(
+        tempfile::tempdir().context("cannot create a temporary directory")?,
+    ));
     let data = work.path().join("data");
     crate::ensure_data_dir(&data)?;
     let key = MasterKey::load_or_create(&data.join("master.key")).map_err(anyhow::Error::from)?;
@@ -119,12 +127,9 @@ pub async fn run(args: ValidateArgs) -> Result<(), Failure> {
     if let Some(cache) = &cache {
         config.snapshot_dir = cache.join("snapshots");
     }
-    if let Err(missing) = slipway_sandbox::Isolation::probe() {
-        eprintln!(
-            "warning: {missing}; the pipeline runs UNSANDBOXED, as your own user, with access \
-             to what you can access"
-        );
-    }
+    config.allow_unsandboxed = isolation == Isolation::None;
+    config.isolation = isolation;
+    config.sandbox_ceilings = sandbox_ceilings;
     config.max_concurrent = 1;
     config.github_token = github_token;
     let engine = Engine::new(store.clone(), config);
@@ -142,7 +147,7 @@ pub async fn run(args: ValidateArgs) -> Result<(), Failure> {
     let workers = engine.spawn_workers(shutdown.clone());
 
     let started = Instant::now();
-    let done = follow(&store, &engine, record.id, started).await?;
+    let done = follow(&store, &engine, record.id, started, &mut signals).await?;
     shutdown.cancel();
     let _ = workers.await;
 
@@ -164,6 +169,27 @@ pub async fn run(args: ValidateArgs) -> Result<(), Failure> {
     }
 }
 
+/// The run's temporary directory, removed as a workspace is (the pipeline's files may be in
+/// it): never following links, at any depth.
+struct WorkDir(Option<tempfile::TempDir>);
+
+impl WorkDir {
+    fn path(&self) -> &Path {
+        self.0.as_ref().expect("until dropped").path()
+    }
+}
+
+impl Drop for WorkDir {
+    fn drop(&mut self) {
+        if let Some(dir) = self.0.take() {
+            let path = dir.keep();
+            if let Err(error) = slipway_sandbox::remove_tree(&path) {
+                eprintln!("note: {} could not be removed: {error}", path.display());
+            }
+        }
+    }
+}
+
 /// How long kept artifacts stay in the cache.
 const ARTIFACTS_KEPT: Duration = Duration::from_secs(14 * 24 * 3_600);
 
@@ -175,7 +201,12 @@ fn keep_artifacts(data: &Path, record: &ValidationRecord, cache: &Path) -> Optio
     for old in std::fs::read_dir(&kept).into_iter().flatten().flatten() {
         let age = old.metadata().and_then(|m| m.modified()).ok()?.elapsed();
         if age.is_ok_and(|age| age > ARTIFACTS_KEPT) {
-            let _ = std::fs::remove_dir_all(old.path());
+            if let Err(error) = slipway_sandbox::remove_tree(&old.path()) {
+                eprintln!(
+                    "note: {} could not be removed: {error}",
+                    old.path().display()
+                );
+            }
         }
     }
     let made = data.join("artifacts").join(record.id.to_string());
@@ -222,17 +253,60 @@ fn cache_dir() -> Result<PathBuf, Failure> {
     Ok(dir)
 }
 
-/// Shows progress until the validation is final; Ctrl-C cancels it.
+/// The sandbox, or the refusal to run without one unless `SLIPWAY_ALLOW_UNSANDBOXED=1`.
+fn isolation() -> Result<Isolation, Failure> {
+    match Isolation::probe() {
+        Ok(isolation) => Ok(isolation),
+        Err(missing) if slipway_engine::unsandboxed_allowed() => {
+            eprintln!(
+                "warning: {missing}; SLIPWAY_ALLOW_UNSANDBOXED=1 is set, so the pipeline runs \
+                 UNSANDBOXED, as your own user, with access to what you can access"
+            );
+            Ok(Isolation::None)
+        }
+        Err(missing) => Err(refused(anyhow!(
+            "refusing to run the repository's code without a sandbox: {missing}. Install it \
+             (as root: apt-get install bubblewrap passt), or set SLIPWAY_ALLOW_UNSANDBOXED=1 \
+             to run it unsandboxed, as your own user"
+        ))),
+    }
+}
+
+/// SIGINT and SIGTERM, handled from when this is made.
+struct Signals {
+    int: Signal,
+    term: Signal,
+}
+
+impl Signals {
+    fn new() -> std::io::Result<Self> {
+        Ok(Self {
+            int: signal(SignalKind::interrupt())?,
+            term: signal(SignalKind::terminate())?,
+        })
+    }
+
+    /// The next SIGINT or SIGTERM, by name.
+    async fn next(&mut self) -> &'static str {
+        tokio::select! {
+            _ = self.int.recv() => "SIGINT",
+            _ = self.term.recv() => "SIGTERM",
+        }
+    }
+}
+
+/// Shows progress until the validation is final; SIGINT (Ctrl-C) or SIGTERM cancels it, and
+/// it ends as any cancelled validation does (processes, cgroups, mounts, work directories).
 async fn follow(
     store: &Store,
     engine: &Engine,
     id: ValidationId,
     started: Instant,
+    signals: &mut Signals,
 ) -> Result<ValidationRecord, Failure> {
     let tty = std::io::stderr().is_terminal();
     let mut shown: Vec<(StepName, StepStatus)> = Vec::new();
     let mut frame = 0;
-    let mut interrupt = Box::pin(tokio::signal::ctrl_c());
     loop {
         let record = store
             .validation(id)
@@ -288,10 +362,9 @@ async fn follow(
         drop(err);
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_millis(100)) => {}
-            _ = &mut interrupt => {
-                eprintln!("\ninterrupted: cancelling the validation");
+            name = signals.next() => {
+                eprintln!("\n{name}: cancelling the validation");
                 engine.cancel(id).await.map_err(|e| Failure::Failed(e.into()))?;
-                interrupt = Box::pin(tokio::signal::ctrl_c());
             }
         }
     }

@@ -427,3 +427,145 @@ fn closed_standard_streams_do_not_break_the_sandbox() {
     );
     assert_eq!(report(&out)["status"], "passed");
 }
+
+/// A directory with only `git` and `sh` in it: a PATH without bubblewrap.
+fn path_without_bubblewrap() -> tempfile::TempDir {
+    let tools = tempfile::tempdir().unwrap();
+    for tool in ["git", "sh"] {
+        let found = std::env::split_paths(&std::env::var_os("PATH").unwrap())
+            .map(|dir| dir.join(tool))
+            .find(|path| path.is_file())
+            .unwrap_or_else(|| panic!("{tool} is installed"));
+        std::os::unix::fs::symlink(found, tools.path().join(tool)).unwrap();
+    }
+    tools
+}
+
+#[test]
+fn without_bubblewrap_validate_refuses_saying_what_to_install_unless_allowed() {
+    let dir = tempfile::tempdir().unwrap();
+    let pipeline = "[test]\ncommands = [\"echo ran-here-unsandboxed\"]\n";
+    fixture_repo(dir.path(), &[(".slipway.toml", pipeline)]);
+    let tools = path_without_bubblewrap();
+    let cache = tempfile::tempdir().unwrap();
+    let run = |allowed: bool| {
+        let mut command = Command::new(BIN);
+        command
+            .arg("validate")
+            .arg(dir.path())
+            .env("PATH", tools.path())
+            .env_remove("SLIPWAY_DATA_DIR")
+            .env_remove("SLIPWAY_ALLOW_UNSANDBOXED")
+            .env("XDG_CACHE_HOME", cache.path());
+        if allowed {
+            command.env("SLIPWAY_ALLOW_UNSANDBOXED", "1");
+        }
+        command.output().expect("slipway runs")
+    };
+    let refused = run(false);
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("apt-get install bubblewrap passt"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("SLIPWAY_ALLOW_UNSANDBOXED=1"), "{stderr}");
+    assert!(!stderr.contains("ran-here-unsandboxed"), "{stderr}");
+
+    // Deliberately unsandboxed: it runs, and says so.
+    let allowed = run(true);
+    let stderr = String::from_utf8_lossy(&allowed.stderr);
+    assert_eq!(allowed.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("UNSANDBOXED"), "{stderr}");
+}
+
+/// Paths of the process's open files (the cell keeps its workspace open).
+fn open_paths(pid: u32) -> Vec<std::path::PathBuf> {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|fds| {
+            fds.flatten()
+                .filter_map(|fd| std::fs::read_link(fd.path()).ok())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The cgroup directories of processes whose command line holds `marker`.
+fn cgroups_of(marker: &str) -> Vec<std::path::PathBuf> {
+    let mut dirs = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+        if !String::from_utf8_lossy(&cmdline).contains(marker) {
+            continue;
+        }
+        let groups = std::fs::read_to_string(entry.path().join("cgroup")).unwrap_or_default();
+        for line in groups.lines().filter(|l| l.contains("slipway")) {
+            let mut parts = line.splitn(3, ':');
+            let (controllers, path) = (parts.nth(1).unwrap_or(""), parts.next().unwrap_or(""));
+            let root = match controllers {
+                "" => "/sys/fs/cgroup".to_owned(),
+                c => format!("/sys/fs/cgroup/{}", c.trim_start_matches("name=")),
+            };
+            dirs.push(std::path::PathBuf::from(format!("{root}{path}")));
+        }
+    }
+    dirs
+}
+
+/// SIGTERM (as from a supervisor or `timeout`) ends `validate` as Ctrl-C does: the
+/// validation is cancelled and its processes, cgroup, workspace and work root are gone.
+#[test]
+fn sigterm_and_sigint_cancel_and_clean_up_alike() {
+    for (signal, marker) in [(libc::SIGTERM, "9876501"), (libc::SIGINT, "9876502")] {
+        let dir = tempfile::tempdir().unwrap();
+        let pipeline = format!("[test]\ncommands = [\"sleep {marker}\"]\n");
+        fixture_repo(dir.path(), &[(".slipway.toml", &pipeline)]);
+        let cache = tempfile::tempdir().unwrap();
+        let child = Command::new(BIN)
+            .arg("validate")
+            .arg(dir.path())
+            .env_remove("SLIPWAY_DATA_DIR")
+            .env("XDG_CACHE_HOME", cache.path())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut waited = 0;
+        while slipway_testkit::processes_with(&format!("sleep {marker}")) == 0 {
+            waited += 1;
+            assert!(waited < 1_200, "the step's command never started");
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        let workspaces: Vec<_> = open_paths(child.id())
+            .into_iter()
+            .filter(|p| p.to_string_lossy().contains("/workspaces/"))
+            .collect();
+        assert!(!workspaces.is_empty(), "the cell's workspace is open");
+        let work_root = workspaces[0].parent().unwrap().parent().unwrap().to_owned();
+        let cgroups = cgroups_of(&format!("sleep {marker}"));
+        // SAFETY: kill only sends a signal to the child started above.
+        assert_eq!(unsafe { libc::kill(child.id() as i32, signal) }, 0);
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.code().is_some(),
+            "killed by signal {signal}: {stderr}"
+        );
+        assert!(stderr.contains("cancelling the validation"), "{stderr}");
+        assert_eq!(
+            slipway_testkit::processes_with(&format!("sleep {marker}")),
+            0,
+            "the step's process outlived Slipway"
+        );
+        for path in workspaces.iter().chain(&cgroups).chain([&work_root]) {
+            assert!(
+                !path.exists(),
+                "{} was left behind: {stderr}",
+                path.display()
+            );
+        }
+        let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+        let root = work_root.to_string_lossy();
+        assert!(!mounts.contains(&*root), "a mount below {root} was left");
+    }
+}

@@ -243,11 +243,14 @@ impl Working<'_> {
         progress: tokio::sync::mpsc::UnboundedSender<Progress>,
     ) -> Result<Answer, AgentError> {
         let (engine, project, run) = (self.engine, self.project, self.run);
+        if let Some(why) = crate::no_sandbox(&engine.inner.config) {
+            return Err(AgentError::Refused(why));
+        }
         let workdir = engine
             .inner
             .agents
             .join(format!("run-{}-{}", run.id, self.attempt));
-        let _ = tokio::fs::remove_dir_all(&workdir).await;
+        crate::remove_tree(&workdir, "an agent's work directory").await;
         let mut env = pipeline::secrets_env(self.secrets);
         env.push(("SLIPWAY_PROJECT_ID".into(), project.id.to_string()));
         let run_branch = format!("slipway/run-{}", run.id);
@@ -280,7 +283,7 @@ impl Working<'_> {
         };
         let answer = agent.work(turn, progress).await;
         slipway_sandbox::snapshot::unmount_all_below(&workdir);
-        let _ = tokio::fs::remove_dir_all(&workdir).await;
+        crate::remove_tree(&workdir, "an agent's work directory").await;
         answer
     }
 }
