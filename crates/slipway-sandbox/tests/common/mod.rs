@@ -53,6 +53,7 @@ pub async fn run_in_cell(
     );
     let cell = sandbox
         .cell(&CellSpec {
+            visible: &[],
             workspace,
             scratch: scratch.path(),
             network: options.network,
@@ -171,7 +172,10 @@ pub fn writable_cgroup() -> Result<PathBuf, String> {
     }
     // v1: children of this process's memory and pids cgroups, with their limits writable.
     let mut found = root.to_path_buf();
-    for (controller, limit) in [("memory", "memory.limit_in_bytes"), ("pids", "pids.max")] {
+    for (controller, limit, value) in [
+        ("memory", "memory.limit_in_bytes", "67108864"),
+        ("pids", "pids.max", "64"),
+    ] {
         let path = own
             .lines()
             .find_map(|l| {
@@ -183,7 +187,7 @@ pub fn writable_cgroup() -> Result<PathBuf, String> {
         let dir = root.join(controller).join(path.trim_start_matches('/'));
         let child = dir.join(format!("slipway-probe-{}", std::process::id()));
         std::fs::create_dir(&child).map_err(|e| format!("cannot create {child:?}: {e}"))?;
-        let limited = std::fs::write(child.join(limit), "67108864");
+        let limited = std::fs::write(child.join(limit), value);
         let _ = std::fs::remove_dir(&child);
         limited.map_err(|e| format!("cannot write {limit} in {child:?}: {e}"))?;
         found = dir;
