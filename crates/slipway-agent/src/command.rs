@@ -3,8 +3,12 @@
 //! in the file `SLIPWAY_PROMPT_FILE` names. Its changes become a commit that Slipway makes
 //! and pushes; without changes its output is a reply; in plan mode its output is the plan.
 //!
-//! The agent's clone is untrusted (it can rewrite its `.git`), so Slipway commits from its
-//! own bare clone, outside the sandbox's reach, reading the agent's files as a work tree.
+//! The agent's clone is untrusted (it can rewrite its `.git`, or plant a `.git` file that
+//! points at another repository), so Slipway commits from its own bare clone, outside the
+//! sandbox's reach, with a plain copy of the agent's files (every `.git` dropped, links
+//! never followed) as the work tree.
+
+mod copy;
 
 use crate::{Agent, AgentError, Answer, Progress, Turn};
 use slipway_forge::git::Git;
@@ -117,8 +121,8 @@ impl CommandAgent<'_> {
         Ok((trusted, repo, prompt_file, start))
     }
 
-    /// Commits the agent's files (as they are in `repo`) on top of `start` from the trusted
-    /// clone, and pushes; `None` when nothing changed.
+    /// Commits the agent's files (as they are in `repo`, Slipway's plain copy of them) on top
+    /// of `start` from the trusted clone, and pushes; `None` when nothing changed.
     async fn commit_and_push(
         &self,
         trusted: &std::path::Path,
@@ -216,6 +220,8 @@ impl Agent for CommandAgent<'_> {
         let cell = self
             .sandbox
             .cell(&CellSpec {
+                // The operator's command may name its script: the agent sees it, read-only.
+                visible: &slipway_sandbox::paths_named_in(&command),
                 workspace: &workspace,
                 scratch: &scratch,
                 network: Network::Outbound,
@@ -295,7 +301,26 @@ impl Agent for CommandAgent<'_> {
                 "the agent replaced its checkout with something other than a directory".into(),
             ));
         }
-        match self.commit_and_push(&trusted, &repo, &start).await? {
+        // Git reads a copy of Slipway's own, never the agent's tree itself.
+        let plain = self.workdir.join("commit");
+        let copied = {
+            let (repo, plain) = (repo.clone(), plain.clone());
+            tokio::task::spawn_blocking(move || copy::plain_copy(&repo, &plain)).await
+        };
+        match copied {
+            Ok(Ok(notes)) => {
+                for note in notes {
+                    let _ = progress.send(Progress::Output(format!("slipway: {note}")));
+                }
+            }
+            Ok(Err(error)) => {
+                return Ok(Answer::Failed(format!(
+                    "the agent's files could not be copied for the commit: {error}"
+                )))
+            }
+            Err(error) => return Err(AgentError::Unavailable(error.to_string())),
+        }
+        match self.commit_and_push(&trusted, &plain, &start).await? {
             Some(sha) => Ok(Answer::Pushed {
                 branch: self.push_branch.clone(),
                 sha,

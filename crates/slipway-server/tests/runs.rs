@@ -498,3 +498,51 @@ async fn bad_run_requests_are_refused_clearly() {
     assert_eq!(app.api.run(999).await.status, 404);
     assert_eq!(app.api.run_action(999, "cancel", None).await.status, 404);
 }
+
+/// A `.git` file the agent plants in its tree, pointing at a repository it cannot read, is
+/// never resolved by Slipway's git: the pushed branch holds the files as plain files, and no
+/// object of that repository.
+#[tokio::test]
+async fn a_git_file_planted_by_the_agent_never_reaches_the_pushed_branch() {
+    let app = TestApp::spawn().await;
+    let origin = repository(&app, "true");
+    // Another repository on the host, out of the agent's reach.
+    let private = app.data_dir.path().join("private");
+    let other = private.join("other");
+    fixture_repo(&other, &[("secret.txt", "not the agent's\n")]);
+    let other_head = git(&other, &["rev-parse", "HEAD"]);
+    let agent = format!(
+        "mkdir -p vendor && printf 'gitdir: {}/.git\\n' > vendor/.git && \
+         echo plain > vendor/kept.txt && echo changed > value.txt && echo done",
+        other.display()
+    );
+    let project = project(&app, &origin, &agent, json!({})).await;
+    let id = start(&app, project, "Vendor something").await;
+    let run = app
+        .api
+        .run_reaching(id, &["succeeded", "failed", "awaiting_input"])
+        .await;
+    assert_eq!(run["response"]["kind"], "pull_request", "{run}");
+    let branches = git(
+        &origin,
+        &["for-each-ref", "--format=%(refname)", "refs/heads"],
+    );
+    let branch = branches
+        .lines()
+        .find(|b| *b != "refs/heads/main")
+        .unwrap_or_else(|| panic!("the agent's branch: {branches}"));
+    let tree = git(&origin, &["ls-tree", "-r", branch]);
+    assert!(!tree.contains("160000"), "no gitlink: {tree}");
+    assert!(!tree.contains(&other_head), "{tree}");
+    assert!(tree.contains("vendor/kept.txt"), "{tree}");
+    assert!(!tree.contains("vendor/.git"), "{tree}");
+    let reached = std::process::Command::new("git")
+        .args(["cat-file", "-e", &other_head])
+        .current_dir(&origin)
+        .status()
+        .unwrap();
+    assert!(
+        !reached.success(),
+        "the other repository's objects are not in origin"
+    );
+}
