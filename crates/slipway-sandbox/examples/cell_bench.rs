@@ -35,6 +35,7 @@ async fn main() {
             let started = Instant::now();
             let cell = sandbox
                 .cell(&CellSpec {
+                    visible: &[],
                     workspace: ws.path(),
                     scratch: scratch.path(),
                     network,

@@ -4,6 +4,7 @@
 
 mod browser;
 mod bwrap;
+mod network;
 mod watch;
 
 pub use watch::Quotas;
@@ -47,6 +48,9 @@ pub struct CellSpec<'a> {
     pub quotas: Quotas,
     /// Paths hidden in addition to the sandbox's own (the project's source repository).
     pub hidden: &'a [PathBuf],
+    /// Host paths the cell sees read-only besides the system's (a command agent's own
+    /// script); see [`paths_named_in`].
+    pub visible: &'a [PathBuf],
     /// Names the cell's cgroup (the process id is added).
     pub name: &'a str,
 }
@@ -68,9 +72,10 @@ pub struct Cell {
     tmp: PathBuf,
     quotas: Quotas,
     hidden: Vec<PathBuf>,
+    visible: Vec<PathBuf>,
     drop_to: Option<Ids>,
     /// The cell's user and network namespaces (bubblewrap only).
-    namespaces: Option<(OwnedFd, OwnedFd)>,
+    namespaces: Option<Arc<(OwnedFd, OwnedFd)>>,
     workspace_fd: Option<OwnedFd>,
     tmp_fd: Option<OwnedFd>,
     cgroup: Option<Arc<Cgroup>>,
@@ -100,6 +105,7 @@ impl Sandbox {
             tmp,
             quotas: spec.quotas,
             hidden,
+            visible: spec.visible.to_vec(),
             drop_to: self.outside_owner().map(|(uid, gid)| Ids { uid, gid }),
             namespaces: None,
             workspace_fd: None,
@@ -121,10 +127,11 @@ impl Sandbox {
                 Ok(cgroup) => cell.cgroup = Some(Arc::new(cgroup)),
                 Err(why) => cell.notes.push(crate::cgroup::unenforced(&why)),
             }
-            cell.namespaces = Some(cell.new_namespaces().await?);
+            cell.namespaces = Some(Arc::new(cell.new_namespaces().await?));
             match (spec.network, pasta) {
                 (Network::Outbound, Some(pasta)) => {
-                    cell.pasta = Some(cell.start_pasta(pasta).await?)
+                    cell.pasta = Some(cell.start_pasta(pasta).await?);
+                    cell.close_host_network().await?;
                 }
                 (Network::Outbound, None) => cell.notes.push(
                     "no outbound network: pasta is not installed (apt-get install passt)".into(),
@@ -135,6 +142,23 @@ impl Sandbox {
         cell.start_watch();
         Ok(cell)
     }
+}
+
+/// The absolute paths that `command` names and that exist (a command agent's script), for
+/// [`CellSpec::visible`]: only for commands an operator configured, never a pull request's.
+pub fn paths_named_in(command: &str) -> Vec<PathBuf> {
+    command
+        .split_whitespace()
+        .map(|word| word.trim_matches(|c| matches!(c, '"' | '\'' | ';' | '(' | ')')))
+        .filter(|word| word.starts_with('/'))
+        .map(PathBuf::from)
+        .filter(|path| path.exists())
+        .fold(Vec::new(), |mut paths, path| {
+            if !paths.contains(&path) {
+                paths.push(path);
+            }
+            paths
+        })
 }
 
 fn open_path(path: &Path) -> Result<OwnedFd, CellError> {
@@ -161,7 +185,7 @@ impl Cell {
                 .namespaces
                 .as_ref()
                 .filter(|_| into_namespaces)
-                .map(|(user, net)| (user.as_raw_fd(), net.as_raw_fd())),
+                .map(|ns| (ns.0.as_raw_fd(), ns.1.as_raw_fd())),
             fds: Vec::new(),
         }
     }
@@ -216,7 +240,8 @@ impl Cell {
         // may be closed to that user), and removed before any command runs.
         let ready = self.tmp.join(".pasta.pid");
         let _ = std::fs::remove_file(&ready);
-        let (user, net) = self.namespaces.as_ref().expect("made first");
+        let namespaces = self.namespaces.as_ref().expect("made first");
+        let (user, net) = (&namespaces.0, &namespaces.1);
         let mut entry = self.entry(false, false);
         let tmp = self.tmp_fd.as_ref().expect("bubblewrap").as_raw_fd();
         entry.fds = vec![(user.as_raw_fd(), 3), (net.as_raw_fd(), 4), (tmp, 5)];

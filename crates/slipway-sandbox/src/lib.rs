@@ -13,7 +13,7 @@ mod process;
 pub mod snapshot;
 mod tree;
 
-pub use cell::{Cell, CellSpec, Network, Quotas};
+pub use cell::{paths_named_in, Cell, CellSpec, Network, Quotas};
 pub use libc::SIGKILL;
 pub use process::{kill_group, Outcome, Process, LINES_IN_FLIGHT, MAX_LINE_BYTES};
 

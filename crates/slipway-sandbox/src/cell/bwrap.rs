@@ -5,8 +5,7 @@
 use super::{Cell, Ids, STATUS_FD, TMP_FD, WORKSPACE_FD, WORKSPACE_INSIDE};
 use crate::CommandSpec;
 use std::ffi::{OsStr, OsString};
-use std::os::unix::ffi::OsStrExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// Isolation flags, then the root: a tmpfs that the system is bound into read-only.
 const ISOLATION: [&str; 16] = [
@@ -28,8 +27,55 @@ const ISOLATION: [&str; 16] = [
     "/",
 ];
 
-/// Top-level directories not taken from the host (made fresh, or the sandbox's own).
-const NOT_FROM_HOST: [&[u8]; 5] = [b"proc", b"dev", b"tmp", b"run", b"workspace"];
+/// The host's top-level directories a cell sees, read-only: the system, never homes, data,
+/// or other repositories. More comes only from [`visible_paths`].
+const SYSTEM: [&str; 8] = [
+    "usr", "bin", "sbin", "lib", "lib32", "lib64", "libx32", "etc",
+];
+
+/// What of `/etc` is covered: credentials and keys (most are unreadable to the sandbox's
+/// user anyway; a Slipway not run as root may read some).
+const ETC_COVERED: [&str; 10] = [
+    "/etc/shadow",
+    "/etc/shadow-",
+    "/etc/gshadow",
+    "/etc/gshadow-",
+    "/etc/sudoers",
+    "/etc/sudoers.d",
+    "/etc/ssh",
+    "/etc/ssl/private",
+    "/etc/krb5.keytab",
+    "/etc/slipway",
+];
+
+/// Read-only paths an administrator adds to every cell (colon-separated absolute paths).
+pub const SANDBOX_PATHS_ENV: &str = "SLIPWAY_SANDBOX_PATHS";
+
+/// Besides the system: the directories of Slipway's `PATH` (commands find the same tools),
+/// what the administrator adds, and what the cell was made to see.
+fn visible_paths(extra: &[PathBuf]) -> Vec<PathBuf> {
+    let listed = |name: &str| {
+        std::env::var_os(name)
+            .map(|value| std::env::split_paths(&value).collect::<Vec<_>>())
+            .unwrap_or_default()
+    };
+    let system = |path: &Path| {
+        SYSTEM
+            .iter()
+            .any(|top| path.starts_with(Path::new("/").join(top)))
+    };
+    let mut paths: Vec<PathBuf> = listed("PATH")
+        .into_iter()
+        .filter(|dir| !system(dir))
+        .chain(listed(SANDBOX_PATHS_ENV))
+        .chain(extra.iter().cloned())
+        // Never `/` itself (the whole host) or a relative path.
+        .filter(|path| path.is_absolute() && path.parent().is_some())
+        .collect();
+    paths.sort();
+    paths.dedup();
+    paths
+}
 
 fn os(text: &str) -> &OsStr {
     OsStr::new(text)
@@ -40,16 +86,22 @@ impl Cell {
         let mut args: Vec<OsString> = ISOLATION.iter().map(OsString::from).collect();
         args.extend(["--json-status-fd".into(), STATUS_FD.to_string().into()]);
         let mut push = |items: &[&OsStr]| args.extend(items.iter().map(|s| s.to_os_string()));
-        for entry in std::fs::read_dir("/")?.flatten() {
-            if NOT_FROM_HOST.contains(&entry.file_name().as_bytes()) {
-                continue;
+        for top in SYSTEM {
+            let from = Path::new("/").join(top);
+            match std::fs::symlink_metadata(&from) {
+                Ok(meta) if meta.is_symlink() => {
+                    let target = std::fs::read_link(&from)?;
+                    push(&[os("--symlink"), target.as_os_str(), from.as_os_str()]);
+                }
+                Ok(meta) if meta.is_dir() => {
+                    push(&[os("--ro-bind"), from.as_os_str(), from.as_os_str()])
+                }
+                _ => {}
             }
-            let (kind, from) = (entry.file_type()?, entry.path());
-            if kind.is_symlink() {
-                let target = std::fs::read_link(&from)?;
-                push(&[os("--symlink"), target.as_os_str(), from.as_os_str()]);
-            } else if kind.is_dir() || kind.is_file() {
-                push(&[os("--ro-bind"), from.as_os_str(), from.as_os_str()]);
+        }
+        for path in visible_paths(&self.visible) {
+            if path.exists() && reachable(&path, self.drop_to) {
+                push(&[os("--ro-bind-try"), path.as_os_str(), path.as_os_str()]);
             }
         }
         push(&[
@@ -64,7 +116,9 @@ impl Cell {
         if resolver.is_dir() {
             push(&[os("--ro-bind"), resolver.as_os_str(), resolver.as_os_str()]);
         }
-        for hidden in &self.hidden {
+        let covered = ETC_COVERED.iter().map(PathBuf::from);
+        for hidden in self.hidden.iter().cloned().chain(covered) {
+            let hidden = &hidden;
             // A path the sandbox user cannot even reach needs no cover (and cannot get one).
             if !reachable(hidden, self.drop_to) {
                 continue;

@@ -5,6 +5,8 @@
 use super::Cell;
 use crate::cgroup::{Cgroup, Hit};
 use crate::process::Group;
+use std::collections::BTreeSet;
+use std::net::IpAddr;
 use std::path::Path;
 use std::sync::{Mutex, Weak};
 use std::time::Duration;
@@ -41,6 +43,8 @@ pub(super) struct Watch {
     pub(super) exceeded: Mutex<Option<String>>,
     /// The process groups of the cell's commands (signalled only while their leaders live).
     pub(super) groups: Mutex<Vec<Weak<Group>>>,
+    /// The host's addresses closed to the cell so far (see `network.rs`).
+    pub(super) closed_addresses: Mutex<BTreeSet<IpAddr>>,
 }
 
 impl Watch {
@@ -65,6 +69,9 @@ impl Cell {
         let stop = self.stop_watch.clone();
         let (workspace, tmp, quotas) = (self.workspace.clone(), self.tmp.clone(), self.quotas);
         let cgroup = self.cgroup.clone();
+        // Only a cell with outbound access can reach the host's addresses.
+        let outbound = self.pasta.as_ref().and(self.namespaces.clone());
+        let drop_to = self.drop_to;
         tokio::spawn(async move {
             let mut unmeasured = 0;
             loop {
@@ -81,7 +88,22 @@ impl Cell {
                 // A tree that cannot be measured (moved while read, say) gets another look;
                 // one that stays unmeasurable counts as over the quota, never as empty.
                 unmeasured = if used.is_ok() { 0 } else { unmeasured + 1 };
-                let reason = if let Some(hit) = cgroup.as_ref().and_then(|c| c.hit()) {
+                let walled = match &outbound {
+                    Some(namespaces) => {
+                        super::network::close_new_addresses(
+                            namespaces,
+                            drop_to,
+                            &watch.closed_addresses,
+                        )
+                        .await
+                    }
+                    None => Ok(()),
+                };
+                let reason = if let Err(error) = walled {
+                    Some(format!(
+                        "the host gained an address that could not be closed to the cell: {error}"
+                    ))
+                } else if let Some(hit) = cgroup.as_ref().and_then(|c| c.hit()) {
                     Some(hit_reason(hit, &quotas))
                 } else if unmeasured >= UNMEASURED_TIMES {
                     Some(format!(
