@@ -415,3 +415,123 @@ async fn disk_use_past_the_quota_across_many_files_ends_the_step() {
     let exceeded = ran.exceeded.expect("the disk quota was hit");
     assert!(exceeded.contains("more than 64 MiB of disk"), "{exceeded}");
 }
+
+/// After a crash, the next start kills what a cell left through its cgroup and removes it;
+/// a cgroup not named as Slipway's cells are is left alone.
+#[tokio::test]
+async fn what_a_crashed_slipways_cells_left_is_killed_through_their_cgroups() {
+    if let Err(why) = common::writable_cgroup() {
+        eprintln!("\n!!! NOT RUN on this machine: no cgroup can be made ({why}).\n");
+        return;
+    }
+    // A cell first, so that the directories cells go in exist.
+    let ws = tempfile::tempdir().unwrap();
+    let ran = run_in_cell(
+        &sandbox(Vec::new()),
+        ws.path(),
+        "echo ran",
+        Options::default(),
+    )
+    .await;
+    assert_eq!(ran.lines, ["ran"]);
+    let parents = cell_parents();
+    assert!(!parents.is_empty(), "no directory for cells' cgroups");
+    // Named as a cell of this process id but another start time: a crashed Slipway's.
+    let me = std::process::id();
+    let stale: Vec<PathBuf> = parents
+        .iter()
+        .map(|p| p.join(format!("cell-crashed.0.{me}.1")))
+        .collect();
+    let foreign: Vec<PathBuf> = parents
+        .iter()
+        .map(|p| p.join(format!("not-a-cell-{me}")))
+        .collect();
+    let mut left = std::process::Command::new("sleep")
+        .arg("3600")
+        .spawn()
+        .unwrap();
+    let mut other = std::process::Command::new("sleep")
+        .arg("3600")
+        .spawn()
+        .unwrap();
+    for (dirs, pid) in [(&stale, left.id()), (&foreign, other.id())] {
+        for dir in dirs {
+            std::fs::create_dir(dir).unwrap();
+            std::fs::write(dir.join("cgroup.procs"), pid.to_string()).unwrap();
+        }
+    }
+
+    slipway_sandbox::remove_stale_cells();
+
+    // Reaped within a bound, so that a process never killed fails the test, not hangs it.
+    let mut status = None;
+    for _ in 0..500 {
+        status = left.try_wait().unwrap();
+        if status.is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    if status.is_none() {
+        let _ = left.kill();
+        let _ = left.wait();
+    }
+    let still = other.try_wait().unwrap();
+    let _ = other.kill();
+    let _ = other.wait();
+    // Clean up before judging, so that a failure leaves nothing behind.
+    let foreign_removed: Vec<_> = foreign.iter().map(std::fs::remove_dir).collect();
+    let stale_left: Vec<&PathBuf> = stale.iter().filter(|d| d.exists()).collect();
+    for dir in &stale_left {
+        let _ = std::fs::remove_dir(dir);
+    }
+    let signal = status.and_then(|s| std::os::unix::process::ExitStatusExt::signal(&s));
+    assert_eq!(
+        signal,
+        Some(libc::SIGKILL),
+        "what the cell left was not killed"
+    );
+    assert!(stale_left.is_empty(), "{stale_left:?} left");
+    assert!(
+        foreign_removed.iter().all(Result::is_ok),
+        "{foreign_removed:?}"
+    );
+    assert!(
+        still.is_none(),
+        "a process in a cgroup not Slipway's was killed"
+    );
+}
+
+/// The directories this process's cells' cgroups go in (as `cgroup.rs` places them).
+fn cell_parents() -> Vec<PathBuf> {
+    let root = Path::new("/sys/fs/cgroup");
+    let own = std::fs::read_to_string("/proc/self/cgroup").unwrap();
+    if root.join("cgroup.controllers").exists() {
+        let path = own.lines().find_map(|l| l.strip_prefix("0::")).unwrap();
+        let path = path.trim().trim_start_matches('/');
+        let path = path.strip_suffix("slipway-server").unwrap_or(path);
+        return [
+            root.join("slipway-cells"),
+            root.join(path).join("slipway-cells"),
+        ]
+        .into_iter()
+        .filter(|p| p.is_dir())
+        .take(1)
+        .collect();
+    }
+    ["memory", "pids", "cpuacct"]
+        .iter()
+        .filter_map(|controller| {
+            let path = own.lines().find_map(|l| {
+                let mut parts = l.splitn(3, ':');
+                let (_, names, path) = (parts.next()?, parts.next()?, parts.next()?);
+                names.split(',').any(|n| n == *controller).then_some(path)
+            })?;
+            let dir = root
+                .join(controller)
+                .join(path.trim_start_matches('/'))
+                .join("slipway");
+            dir.is_dir().then_some(dir)
+        })
+        .collect()
+}
