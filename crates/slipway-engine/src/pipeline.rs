@@ -333,6 +333,7 @@ impl Attempt<'_> {
             .inner
             .sandbox
             .cell(&CellSpec {
+                visible: &[],
                 workspace: &self.workspace,
                 scratch: &scratch,
                 network,
@@ -450,9 +451,73 @@ impl Attempt<'_> {
     async fn setup(&mut self, config: &PipelineConfig) -> anyhow::Result<StepEnd> {
         let setup = config.setup.as_ref().expect("planned");
         self.begin(StepName::Setup).await?;
-        let key = snapshot::key(&self.workspace, &setup.cache_key, &setup.commands);
+        let scopes = self.snapshot_scopes();
+        let (ws, files, commands) = (
+            self.workspace.clone(),
+            setup.cache_key.clone(),
+            setup.commands.clone(),
+        );
+        // Read before any of the pull request's code ran, but what it tracks is its own:
+        // read off the runtime's threads, below the workspace only.
+        let keys: Vec<String> = tokio::task::spawn_blocking(move || {
+            scopes
+                .iter()
+                .map(|scope| snapshot::key(&ws, scope, &files, &commands))
+                .collect()
+        })
+        .await?;
+        for key in &keys {
+            if let Some(detail) = self.restore_snapshot(key).await? {
+                return Ok(StepEnd::Passed(Some(detail)));
+            }
+        }
+        let end = self
+            .commands(StepName::Setup, &setup.commands, setup.timeout_secs, 0)
+            .await?;
+        if let (StepEnd::Passed(_), Some(before)) = (&end, self.manifest.take()) {
+            let snapshots = self.inner.snapshots.clone();
+            let key = keys[0].clone();
+            let (k, ws) = (key.clone(), self.workspace.clone());
+            let owner = self.inner.sandbox.outside_owner();
+            let saved =
+                tokio::task::spawn_blocking(move || snapshots.save(&k, &ws, &before, owner));
+            match saved.await? {
+                Ok(()) => self
+                    .logs
+                    .line(StepName::Setup, &format!("snapshot {} saved", &key[..12])),
+                Err(error) => {
+                    tracing::warn!(%error, "snapshot not saved");
+                    self.logs
+                        .line(StepName::Setup, "snapshot not saved (see the server log)");
+                }
+            }
+        }
+        Ok(end)
+    }
+
+    /// Where this validation's snapshots come from, its own scope first (see
+    /// [`snapshot::Scope`]): a pull request's, then its base branch's; a branch's own only.
+    fn snapshot_scopes(&self) -> Vec<snapshot::Scope> {
+        let project = format!("{}:{}", self.project.id, self.project.location.source());
+        let record = &self.record;
+        let base = record
+            .base_ref
+            .as_deref()
+            .map(|base| snapshot::Scope::branch(&project, base));
+        let own = match (record.pr, record.branch.as_deref()) {
+            (Some(number), _) => snapshot::Scope::pull_request(&project, number as u64),
+            (None, Some(branch)) => snapshot::Scope::branch(&project, branch),
+            (None, None) => snapshot::Scope::branch(&project, &format!("commit {}", record.sha)),
+        };
+        let mut scopes = vec![own];
+        scopes.extend(base.filter(|base| *base != scopes[0]));
+        scopes
+    }
+
+    /// Restores the snapshot `key` when there is one; what to report when it was.
+    async fn restore_snapshot(&mut self, key: &str) -> anyhow::Result<Option<String>> {
         let snapshots = self.inner.snapshots.clone();
-        let (k, ws) = (key.clone(), self.workspace.clone());
+        let (k, ws) = (key.to_owned(), self.workspace.clone());
         let owner = self.inner.sandbox.outside_owner();
         let checkout = self.manifest.clone().expect("scanned before setup");
         let restored = tokio::task::spawn_blocking(move || {
@@ -468,32 +533,17 @@ impl Attempt<'_> {
                 );
                 self.restored = Some(restored);
                 self.logs.line(StepName::Setup, &detail);
-                return Ok(StepEnd::Passed(Some(detail)));
+                Ok(Some(detail))
             }
-            Ok(None) => {}
-            Err(error) => self.logs.line(
-                StepName::Setup,
-                &format!("snapshot {} unusable ({error}); running setup", &key[..12]),
-            ),
-        }
-        let end = self
-            .commands(StepName::Setup, &setup.commands, setup.timeout_secs, 0)
-            .await?;
-        if let (StepEnd::Passed(_), Some(before)) = (&end, self.manifest.take()) {
-            let snapshots = self.inner.snapshots.clone();
-            let (k, ws) = (key.clone(), self.workspace.clone());
-            match tokio::task::spawn_blocking(move || snapshots.save(&k, &ws, &before)).await? {
-                Ok(()) => self
-                    .logs
-                    .line(StepName::Setup, &format!("snapshot {} saved", &key[..12])),
-                Err(error) => {
-                    tracing::warn!(%error, "snapshot not saved");
-                    self.logs
-                        .line(StepName::Setup, "snapshot not saved (see the server log)");
-                }
+            Ok(None) => Ok(None),
+            Err(error) => {
+                self.logs.line(
+                    StepName::Setup,
+                    &format!("snapshot {} unusable ({error}); running setup", &key[..12]),
+                );
+                Ok(None)
             }
         }
-        Ok(end)
     }
 }
 
