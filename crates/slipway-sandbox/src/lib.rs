@@ -243,6 +243,12 @@ pub fn remove_tree(path: &Path) -> std::io::Result<()> {
     tree::remove(path)
 }
 
+/// The regular file `relative` below `root` (a workspace), at most `limit` bytes: no link
+/// followed on the way, no FIFO or device opened. Blocking.
+pub fn read_file_below(root: &Path, relative: &Path, limit: u64) -> std::io::Result<Vec<u8>> {
+    tree::read_file_beneath(tree::open_dir(root)?, relative, limit)
+}
+
 /// [`remove_tree`] off the async runtime's threads.
 pub async fn remove_tree_async(path: PathBuf) -> std::io::Result<()> {
     tokio::task::spawn_blocking(move || tree::remove(&path))

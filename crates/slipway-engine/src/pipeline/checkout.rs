@@ -6,6 +6,10 @@ use slipway_core::pipeline::PipelineConfig;
 use slipway_core::pipeline_source::{self, ChosenPipeline};
 use slipway_core::validation::StepName;
 use slipway_forge::git::MergedCheckout;
+use std::path::Path;
+
+/// The largest `.slipway.toml` read: a pipeline is a page, never a tracked gigabyte.
+const MAX_PIPELINE_BYTES: u64 = 1024 * 1024;
 
 impl Attempt<'_> {
     /// Clones the exact commit (for a pull request, merged onto its base's head) and
@@ -129,7 +133,7 @@ impl Attempt<'_> {
         })
     }
 
-    /// The repository's `.slipway.toml`, if it has one; `Err` says why it is refused (the
+    /// The repository's `.slipway.toml`, if it has one (at most [`MAX_PIPELINE_BYTES`]); `Err` says why it is refused (the
     /// code's failure: the pull request may have broken it).
     async fn repository_pipeline(&self) -> Result<Option<PipelineConfig>, String> {
         let file = self.workspace.join(".slipway.toml");
@@ -140,9 +144,19 @@ impl Attempt<'_> {
             }
             Ok(_) => {}
         }
-        let text = tokio::fs::read_to_string(&file)
-            .await
-            .map_err(|e| format!("invalid pipeline file: .slipway.toml cannot be read: {e}"))?;
+        let workspace = self.workspace.clone();
+        let bytes = tokio::task::spawn_blocking(move || {
+            slipway_sandbox::read_file_below(
+                &workspace,
+                Path::new(".slipway.toml"),
+                MAX_PIPELINE_BYTES,
+            )
+        })
+        .await
+        .map_err(|e| format!("invalid pipeline file: .slipway.toml cannot be read: {e}"))?
+        .map_err(|e| format!("invalid pipeline file: .slipway.toml cannot be read: {e}"))?;
+        let text = String::from_utf8(bytes)
+            .map_err(|_| "invalid pipeline file: .slipway.toml is not UTF-8".to_owned())?;
         PipelineConfig::from_toml(".slipway.toml", &text)
             .map(Some)
             .map_err(|error| format!("invalid pipeline file: {error}"))
