@@ -14,7 +14,7 @@ use chromiumoxide::cdp::js_protocol::runtime::{
     ConsoleApiCalledType, EventConsoleApiCalled, EventExceptionThrown,
 };
 use futures_util::StreamExt;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use slipway_core::ui::{UiCheck, UiStep};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -28,7 +28,7 @@ pub struct Target<'a> {
 }
 
 /// What one check found.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Report {
     pub check: String,
     pub viewport: String,
@@ -48,18 +48,18 @@ pub struct Report {
     pub text: String,
     pub duration_ms: u64,
     /// The browser itself failed (no tab could be opened): Slipway's fault, not the page's.
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub browser_failed: bool,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct StepTime {
     pub step: String,
     pub ms: u64,
     pub ok: bool,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ConsoleMessage {
     pub level: String,
     pub text: String,
@@ -67,7 +67,7 @@ pub struct ConsoleMessage {
     pub source: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RequestProblem {
     pub method: String,
     pub url: String,
@@ -95,10 +95,27 @@ impl Browser {
     pub async fn check(
         &self,
         check: &UiCheck,
+        viewport: (u32, u32),
+        target: &Target<'_>,
+        timeout: Duration,
+        screenshot: &std::path::Path,
+    ) -> Report {
+        let keep = |text: &str| text.to_owned();
+        self.check_masked(check, viewport, target, timeout, screenshot, &keep)
+            .await
+    }
+
+    /// [`Browser::check`], with every string of the report passed through `mask` (the page's
+    /// text before it is cut short, so no secret's beginning is left at the cut). The
+    /// screenshot cannot be masked.
+    pub async fn check_masked(
+        &self,
+        check: &UiCheck,
         (width, height): (u32, u32),
         target: &Target<'_>,
         timeout: Duration,
         screenshot: &std::path::Path,
+        mask: &(dyn Fn(&str) -> String + Sync),
     ) -> Report {
         // A new tab per check. (Opening the next one during a check was tried: Chromium's
         // concurrent target creation disturbed the running check's navigations.)
@@ -152,7 +169,7 @@ impl Browser {
         let field = |key: &str| state[key].as_str().unwrap_or_default().to_owned();
         report.url = field("url");
         report.title = field("title");
-        report.text = field("text")
+        report.text = mask(&field("text"))
             .split_whitespace()
             .collect::<Vec<_>>()
             .join(" ");
@@ -181,7 +198,7 @@ impl Browser {
         };
         report.passed = report.failure.is_none();
         report.duration_ms = started.elapsed().as_millis() as u64;
-        report
+        report.masked(mask)
     }
 }
 

