@@ -14,8 +14,7 @@ pub mod snapshot;
 mod tree;
 
 pub use cell::{paths_named_in, Cell, CellSpec, Network, Quotas};
-pub use libc::SIGKILL;
-pub use process::{kill_group, Outcome, Process, LINES_IN_FLIGHT, MAX_LINE_BYTES};
+pub use process::{Outcome, Process, LINES_IN_FLIGHT, MAX_LINE_BYTES};
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

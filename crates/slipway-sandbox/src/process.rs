@@ -329,16 +329,6 @@ impl Process {
     }
 }
 
-/// Sends `signal` to every process of the group; a group already gone is fine.
-pub fn kill_group(pgid: i32, signal: i32) {
-    if pgid > 1 {
-        // SAFETY: killpg has no memory-safety preconditions.
-        unsafe {
-            libc::killpg(pgid, signal);
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::{LineSplitter, MAX_LINE_BYTES};
