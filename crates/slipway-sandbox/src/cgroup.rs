@@ -409,7 +409,8 @@ fn parents() -> Result<(bool, Vec<PathBuf>), CgroupError> {
 /// The v2 directory cells go under, with the memory and pids controllers enabled for it:
 /// `slipway-cells` at the top of the hierarchy when Slipway may write there (root), else in
 /// Slipway's own (delegated) cgroup. A cgroup with processes cannot hand controllers to
-/// children, so in its own cgroup Slipway first moves itself into a leaf.
+/// children, so in its own cgroup Slipway first moves itself (and what else is there) into a
+/// leaf.
 fn v2_base(own: &str) -> Result<PathBuf, CgroupError> {
     let enabled = |dir: &Path| {
         std::fs::read_to_string(dir.join("cgroup.subtree_control"))
@@ -445,6 +446,12 @@ fn v2_base(own: &str) -> Result<PathBuf, CgroupError> {
         let leaf = own_dir.join(SERVER_LEAF);
         mkdir_all(&leaf)?;
         write(&leaf.join("cgroup.procs"), &std::process::id().to_string())?;
+        // Whatever else runs there (cargo run's cargo, a test runner) moves along: all of
+        // it is inside the delegated cgroup, and one left behind blocks the controllers.
+        let others = std::fs::read_to_string(own_dir.join("cgroup.procs")).unwrap_or_default();
+        for pid in others.lines() {
+            let _ = write(&leaf.join("cgroup.procs"), pid);
+        }
         write(&own_dir.join("cgroup.subtree_control"), "+memory +pids")?;
         mkdir_all(&base)?;
         write(&base.join("cgroup.subtree_control"), "+memory +pids")?;
