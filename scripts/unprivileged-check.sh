@@ -57,3 +57,6 @@ if [ -e "$demo" ] && [ "$(stat -c %U "$demo")" != "$user" ]; then
 fi
 as_user bash -c "cd '$work/src' && QUICKSTART_CLEAN=1 SLIPWAY_BIN='$work/bin/slipway' \
   timeout 600 ./scripts/quickstart-check.sh"
+
+echo "--- slipway validate as $user (the demo's repository, its fix merged)"
+as_user bash -c "cd '$home' && timeout 300 '$work/bin/slipway' validate '$demo/repo.git'"
