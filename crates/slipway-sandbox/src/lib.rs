@@ -15,6 +15,8 @@ mod tree;
 
 pub use cell::{paths_named_in, Cell, CellSpec, Network, Quotas};
 pub use process::{Outcome, Process, LINES_IN_FLIGHT, MAX_LINE_BYTES};
+pub use rustix::fs::Stat;
+pub use tree::MAX_COPY_DEPTH;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -246,6 +248,27 @@ pub fn remove_tree(path: &Path) -> std::io::Result<()> {
 /// followed on the way, no FIFO or device opened. Blocking.
 pub fn read_file_below(root: &Path, relative: &Path, limit: u64) -> std::io::Result<Vec<u8>> {
     tree::read_file_beneath(tree::open_dir(root)?, relative, limit)
+}
+
+/// Copies the directory `from` (not a link) to a new directory `to` by descriptor: links as
+/// links, never followed on either side; regular files opened without blocking; FIFOs,
+/// sockets and devices skipped; setuid and setgid bits dropped. `accept` sees each entry's
+/// path below `from` and its status; what it refuses is left out with all below it. Trees
+/// deeper than [`MAX_COPY_DEPTH`] are refused. Blocking.
+pub fn copy_tree(
+    from: &Path,
+    to: &Path,
+    accept: &dyn Fn(&Path, &rustix::fs::Stat) -> bool,
+) -> std::io::Result<()> {
+    let source = tree::open_dir(from)?;
+    std::fs::create_dir(to)?;
+    let target = tree::open_dir(to)?;
+    let options = tree::CopyOptions { accept };
+    for entry in std::fs::read_dir(from)? {
+        let name = tree::cstring(&entry?.file_name());
+        tree::copy_entry(&source, &target, &name, &options)?;
+    }
+    Ok(())
 }
 
 /// [`remove_tree`] off the async runtime's threads.

@@ -262,7 +262,9 @@ impl Snapshots {
         }
         let into = crate::tree::open_dir(workspace).map_err(io(workspace))?;
         let from = crate::tree::open_dir(&files).map_err(io(&files))?;
-        let everything = CopyOptions { accept: &|_| true };
+        let everything = CopyOptions {
+            accept: &|_, _| true,
+        };
         for entry in std::fs::read_dir(&files).map_err(io(&files))? {
             let entry = entry.map_err(io(&files))?;
             let name = crate::tree::cstring(&entry.file_name());
@@ -374,7 +376,8 @@ impl Snapshots {
             }
             false
         })?;
-        let accept = |stat: &rustix::fs::Stat| owner.is_none_or(|(uid, _)| stat.st_uid == uid);
+        let accept =
+            |_: &Path, stat: &rustix::fs::Stat| owner.is_none_or(|(uid, _)| stat.st_uid == uid);
         let options = CopyOptions { accept: &accept };
         let (from_root, to_root) = (
             crate::tree::open_dir(workspace).map_err(io(workspace))?,

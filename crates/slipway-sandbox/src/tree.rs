@@ -7,6 +7,7 @@
 
 mod copy;
 
+pub use copy::MAX_COPY_DEPTH;
 pub(crate) use copy::{copy_entry, CopyOptions};
 
 use rustix::fs::{AtFlags, FileType, Mode, OFlags, Stat};

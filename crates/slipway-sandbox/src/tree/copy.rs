@@ -5,18 +5,22 @@
 use super::{kind, open_dir_at, open_regular_at};
 use rustix::fs::{AtFlags, FileType, Gid, Mode, OFlags, Stat, Timespec, Timestamps, Uid};
 use rustix::io::Errno;
-use std::ffi::{CStr, CString};
+use std::ffi::{CStr, CString, OsStr};
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
 
-/// How deep a copied directory may go: a snapshot is a cache, and a tree deeper than this
-/// is not one worth keeping (copying it would hold two descriptors a level).
-pub(crate) const MAX_COPY_DEPTH: usize = 128;
+/// How deep a copied directory may go: a snapshot is a cache and an agent's change a
+/// commit, and a tree deeper than this is neither worth keeping (copying it would hold two
+/// descriptors a level).
+pub const MAX_COPY_DEPTH: usize = 128;
 
 /// What a copy keeps.
 pub(crate) struct CopyOptions<'a> {
-    /// Entries this refuses are skipped (a file that some other user owns, say).
-    pub accept: &'a dyn Fn(&Stat) -> bool,
+    /// Entries this refuses (given their path below the copy's start) are skipped, with all
+    /// below them: a file that some other user owns, a `.git`.
+    pub accept: &'a dyn Fn(&Path, &Stat) -> bool,
 }
 
 /// What a copy left out.
@@ -30,6 +34,8 @@ struct Level {
     to: OwnedFd,
     stat: Stat,
     entries: Vec<(CString, Stat)>,
+    /// Below the copy's start.
+    path: PathBuf,
 }
 
 /// Copies `name` of `from` to `name` of `to`. Modes lose their setuid and setgid bits;
@@ -42,7 +48,8 @@ pub(crate) fn copy_entry(
 ) -> io::Result<Skipped> {
     let mut skipped = Skipped::default();
     let stat = rustix::fs::statat(&from, name, AtFlags::SYMLINK_NOFOLLOW)?;
-    if !(options.accept)(&stat) {
+    let path = PathBuf::from(OsStr::from_bytes(name.to_bytes()));
+    if !(options.accept)(&path, &stat) {
         skipped.entries += 1;
         return Ok(skipped);
     }
@@ -55,6 +62,7 @@ pub(crate) fn copy_entry(
         from: open_dir_at(&from, name)?,
         stat,
         entries: Vec::new(),
+        path,
     };
     let mut stack = vec![first];
     stack[0].entries = entries(&stack[0].from)?;
@@ -65,13 +73,15 @@ pub(crate) fn copy_entry(
             set_metadata(&done.to, &done.stat)?;
             continue;
         };
-        if !(options.accept)(&stat) {
+        let path = level.path.join(OsStr::from_bytes(name.to_bytes()));
+        if !(options.accept)(&path, &stat) {
             skipped.entries += 1;
         } else if kind(&stat) != FileType::Directory {
             copy_leaf(&level.from, &level.to, &name, &stat, &mut skipped)?;
         } else if depth + 1 >= MAX_COPY_DEPTH {
             return Err(io::Error::other(format!(
-                "a directory more than {MAX_COPY_DEPTH} levels deep"
+                "{}: directories nest deeper than {MAX_COPY_DEPTH} levels",
+                path.display()
             )));
         } else {
             let from = open_dir_at(&level.from, &name)?;
@@ -85,6 +95,7 @@ pub(crate) fn copy_entry(
                 to,
                 stat,
                 entries,
+                path,
             });
         }
     }
