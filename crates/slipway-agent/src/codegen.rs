@@ -7,7 +7,7 @@ use crate::{Agent, AgentError, Answer, Progress, Turn, TurnKind};
 use serde::{Deserialize, Serialize};
 use slipway_core::run::{external_state, pull_number_from_url, ExternalState};
 use std::time::Duration;
-use tokio::sync::mpsc::UnboundedSender;
+use tokio::sync::mpsc::Sender;
 
 const MAX_TRIES: u32 = 6;
 const RETRY_BASE: Duration = Duration::from_millis(500);
@@ -446,7 +446,7 @@ impl CodegenAgent {
         &self,
         id: i64,
         turn: &Turn<'_>,
-        progress: &UnboundedSender<Progress>,
+        progress: &Sender<Progress>,
     ) -> Result<Answer, AgentError> {
         let deadline = tokio::time::Instant::now() + turn.timeout;
         let mut every = self.poll_every;
@@ -467,7 +467,7 @@ impl CodegenAgent {
             let run = self.client.run(id).await.map_err(into_agent_error)?;
             let status = run.status.clone().unwrap_or_default();
             if last_status.as_ref() != Some(&status) {
-                let _ = progress.send(Progress::Status(status.clone()));
+                let _ = progress.send(Progress::Status(status.clone())).await;
                 last_status = Some(status.clone());
             }
             match external_state(&status) {
@@ -523,20 +523,18 @@ fn into_agent_error(error: CodegenError) -> AgentError {
 }
 
 impl Agent for CodegenAgent {
-    async fn work(
-        &self,
-        turn: Turn<'_>,
-        progress: UnboundedSender<Progress>,
-    ) -> Result<Answer, AgentError> {
+    async fn work(&self, turn: Turn<'_>, progress: Sender<Progress>) -> Result<Answer, AgentError> {
         let id = match (turn.kind, turn.external_id) {
             // A re-leased start whose run was recorded: only wait for it.
             (TurnKind::Start, Some(id)) => id,
             (TurnKind::Start, None) => {
                 let run = self.start(&turn).await.map_err(into_agent_error)?;
-                let _ = progress.send(Progress::Started {
-                    external_id: run.id,
-                    url: run.web_url.clone(),
-                });
+                let _ = progress
+                    .send(Progress::Started {
+                        external_id: run.id,
+                        url: run.web_url.clone(),
+                    })
+                    .await;
                 run.id
             }
             (_, Some(id)) => {

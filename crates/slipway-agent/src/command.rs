@@ -15,7 +15,7 @@ use slipway_forge::git::Git;
 use slipway_sandbox::{CellSpec, CommandSpec, Network, Outcome, Quotas, Sandbox};
 use std::collections::VecDeque;
 use std::path::PathBuf;
-use tokio::sync::mpsc::UnboundedSender;
+use tokio::sync::mpsc::Sender;
 
 /// The most characters of output kept as a reply or a plan.
 pub const MAX_ANSWER_CHARS: usize = 20_000;
@@ -196,11 +196,7 @@ impl CommandAgent<'_> {
 }
 
 impl Agent for CommandAgent<'_> {
-    async fn work(
-        &self,
-        turn: Turn<'_>,
-        progress: UnboundedSender<Progress>,
-    ) -> Result<Answer, AgentError> {
+    async fn work(&self, turn: Turn<'_>, progress: Sender<Progress>) -> Result<Answer, AgentError> {
         let (trusted, repo, prompt_file, start) = self.prepare(turn.prompt).await?;
         let workspace = self.workdir.join("work");
         let mut env = self.env.clone();
@@ -249,7 +245,8 @@ impl Agent for CommandAgent<'_> {
         let collect = async {
             let mut kept = VecDeque::new();
             while let Some(line) = lines.recv().await {
-                let _ = progress.send(Progress::Output(line.clone()));
+                // Only a tail of the output is kept: a line the reader has no room for is dropped.
+                let _ = progress.try_send(Progress::Output(line.clone()));
                 if kept.len() == MAX_KEPT_LINES {
                     kept.pop_front();
                 }
@@ -310,7 +307,9 @@ impl Agent for CommandAgent<'_> {
         match copied {
             Ok(Ok(notes)) => {
                 for note in notes {
-                    let _ = progress.send(Progress::Output(format!("slipway: {note}")));
+                    let _ = progress
+                        .send(Progress::Output(format!("slipway: {note}")))
+                        .await;
                 }
             }
             Ok(Err(error)) => {

@@ -7,7 +7,7 @@ pub mod command;
 
 use std::future::Future;
 use std::time::Duration;
-use tokio::sync::mpsc::UnboundedSender;
+use tokio::sync::mpsc::Sender;
 use tokio_util::sync::CancellationToken;
 
 /// One turn of an agent's work.
@@ -89,7 +89,7 @@ pub trait Agent: Send + Sync {
     fn work(
         &self,
         turn: Turn<'_>,
-        progress: UnboundedSender<Progress>,
+        progress: Sender<Progress>,
     ) -> impl Future<Output = Result<Answer, AgentError>> + Send;
 
     /// Stops the agent's work on run `external_id` where the agent lives elsewhere

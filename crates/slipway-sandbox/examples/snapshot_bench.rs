@@ -22,7 +22,12 @@ fn make_tree(root: &Path, files: usize) {
 }
 
 fn cp(args: &[&str], from: &str, to: &Path) {
-    let status = Command::new("cp").args(args).arg(from).arg(to).status().unwrap();
+    let status = Command::new("cp")
+        .args(args)
+        .arg(from)
+        .arg(to)
+        .status()
+        .unwrap();
     assert!(status.success());
 }
 

@@ -71,7 +71,7 @@ pub(super) async fn turn(
         timeout,
         cancel,
     };
-    let (progress_tx, mut progress) = tokio::sync::mpsc::unbounded_channel();
+    let (progress_tx, mut progress) = tokio::sync::mpsc::channel(slipway_sandbox::LINES_IN_FLIGHT);
     let record_progress = record_progress(engine, run.id, &masker, &mut progress);
     let answer = async {
         match &settings.agent {
@@ -195,7 +195,7 @@ async fn record_progress(
     engine: &Engine,
     run_id: i64,
     masker: &Masker,
-    progress: &mut tokio::sync::mpsc::UnboundedReceiver<Progress>,
+    progress: &mut tokio::sync::mpsc::Receiver<Progress>,
 ) -> VecDeque<String> {
     let mut tail = VecDeque::new();
     while let Some(event) = progress.recv().await {
@@ -240,7 +240,7 @@ impl Working<'_> {
         &self,
         command: &str,
         turn: Turn<'_>,
-        progress: tokio::sync::mpsc::UnboundedSender<Progress>,
+        progress: tokio::sync::mpsc::Sender<Progress>,
     ) -> Result<Answer, AgentError> {
         let (engine, project, run) = (self.engine, self.project, self.run);
         if let Some(why) = crate::no_sandbox(&engine.inner.config) {
