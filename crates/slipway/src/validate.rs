@@ -461,6 +461,12 @@ async fn report(
             serde_json::to_string_pretty(&report).expect("JSON values serialize")
         );
     }
+    // What the sandbox could not enforce here (quotas without a cgroup), said once.
+    for line in tail(store, record.id, StepName::Checkout, 1_000).await {
+        if let Some(note) = line.strip_prefix("sandbox: ") {
+            eprintln!("note: {note}");
+        }
+    }
     summary(record);
     if let Some(dir) = artifacts {
         eprintln!(

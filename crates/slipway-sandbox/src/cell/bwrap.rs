@@ -64,9 +64,17 @@ fn visible_paths(extra: &[PathBuf]) -> Vec<PathBuf> {
             .iter()
             .any(|top| path.starts_with(Path::new("/").join(top)))
     };
+    // Homes are never shown for a PATH entry (a user's `~/.cargo/bin` would show the home's
+    // name and lead to more of it); an administrator adds such paths by name.
+    let home = |path: &Path| {
+        ["/home", "/root"].iter().any(|top| path.starts_with(top))
+            || std::env::var_os("HOME")
+                .filter(|home| Path::new(home) != Path::new("/"))
+                .is_some_and(|home| path.starts_with(home))
+    };
     let mut paths: Vec<PathBuf> = listed("PATH")
         .into_iter()
-        .filter(|dir| !system(dir))
+        .filter(|dir| !system(dir) && !home(dir))
         .chain(listed(SANDBOX_PATHS_ENV))
         .chain(extra.iter().cloned())
         // Never `/` itself (the whole host) or a relative path.
