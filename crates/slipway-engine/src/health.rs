@@ -3,9 +3,10 @@
 
 use slipway_sandbox::Cell;
 use std::time::Duration;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 
 const TIMEOUT: Duration = Duration::from_secs(2);
+const MAX_STATUS_LINE: u64 = 4096;
 
 /// The status `GET path` answers with on `127.0.0.1:port` in the cell.
 pub(crate) async fn status(cell: &Cell, port: u16, path: &str) -> std::io::Result<u16> {
@@ -15,8 +16,11 @@ pub(crate) async fn status(cell: &Cell, port: u16, path: &str) -> std::io::Resul
             "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUser-Agent: slipway-health\r\nConnection: close\r\n\r\n"
         );
         stream.write_all(head.as_bytes()).await?;
+        // The status line only, and at most a few KiB of it: the service is the code's.
         let mut line = String::new();
-        BufReader::new(stream).read_line(&mut line).await?;
+        BufReader::new(stream.take(MAX_STATUS_LINE))
+            .read_line(&mut line)
+            .await?;
         parse_status(&line).ok_or_else(|| {
             std::io::Error::other(format!("not an HTTP answer: {:?}", line.trim_end()))
         })

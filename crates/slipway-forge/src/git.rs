@@ -162,11 +162,21 @@ impl Git {
         dest: &Path,
         sha: &str,
     ) -> Result<(String, String), GitError> {
+        // Cut by git itself: a commit's message is the code's, of any length.
         let text = self
-            .run(Some(dest), &["log", "-1", "--format=%an%x00%s", sha])
+            .run(
+                Some(dest),
+                &[
+                    "log",
+                    "-1",
+                    "--format=%<(100,trunc)%an%x00%<(300,trunc)%s",
+                    sha,
+                ],
+            )
             .await?;
-        let (author, title) = text.split_once('\0').unwrap_or(("", &text));
-        Ok((title.to_owned(), author.to_owned()))
+        let text = text.trim_end();
+        let (author, title) = text.split_once('\0').unwrap_or(("", text));
+        Ok((title.trim_end().to_owned(), author.trim_end().to_owned()))
     }
 
     /// Checks out exactly `sha` (detached) in a clone made by [`Git::clone_commit`].
@@ -180,7 +190,7 @@ impl Git {
             )));
         }
         let subject = self
-            .run(Some(dest), &["log", "-1", "--format=%h %s"])
+            .run(Some(dest), &["log", "-1", "--format=%h %<(300,trunc)%s"])
             .await?;
         Ok(vec![format!("checked out {sha}"), subject])
     }

@@ -600,6 +600,31 @@ pub fn unmount(target: &Path) {
     }
 }
 
+/// A mount point as `/proc/self/mountinfo` spells it: space, tab, newline and backslash are
+/// octal escapes (`\040`), which a directory the code named may hold.
+fn unescape_mount_point(field: &str) -> PathBuf {
+    let bytes = field.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let octal = bytes
+            .get(i + 1..i + 4)
+            .filter(|d| d.iter().all(|b| (b'0'..=b'7').contains(b)));
+        match (bytes[i], octal) {
+            (b'\\', Some(digits)) => {
+                let value = digits.iter().fold(0u32, |v, d| v * 8 + u32::from(d - b'0'));
+                out.push(value as u8);
+                i += 4;
+            }
+            (byte, _) => {
+                out.push(byte);
+                i += 1;
+            }
+        }
+    }
+    PathBuf::from(std::ffi::OsStr::from_bytes(&out))
+}
+
 /// Detaches every mount below `dir` (what a crash left in old workspaces).
 pub fn unmount_all_below(dir: &Path) {
     let Ok(mounts) = std::fs::read_to_string("/proc/self/mountinfo") else {
@@ -608,12 +633,27 @@ pub fn unmount_all_below(dir: &Path) {
     let mut points: Vec<PathBuf> = mounts
         .lines()
         .filter_map(|line| line.split(' ').nth(4))
-        .map(PathBuf::from)
+        .map(unescape_mount_point)
         .filter(|point| point.starts_with(dir))
         .collect();
     // Deepest first.
     points.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
     for point in points {
         unmount(&point);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn mount_points_are_read_with_their_escapes_decoded() {
+        assert_eq!(
+            super::unescape_mount_point("/ws/2-1/dir\\040with\\011tab\\134x"),
+            std::path::Path::new("/ws/2-1/dir with\ttab\\x")
+        );
+        assert_eq!(
+            super::unescape_mount_point("/plain\\0"),
+            std::path::Path::new("/plain\\0")
+        );
     }
 }
