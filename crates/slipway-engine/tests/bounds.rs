@@ -117,3 +117,33 @@ async fn a_pipeline_cannot_raise_its_quotas_or_log_cap_past_the_ceilings() {
         lines.len()
     );
 }
+
+#[tokio::test]
+async fn a_commit_message_of_a_megabyte_is_kept_as_a_short_title() {
+    let h = harness(&[(".slipway.toml", "[test]\ncommands = [\"true\"]\n")]).await;
+    let message = h.repo.with_extension("message");
+    std::fs::write(&message, "s".repeat(1_000_000)).unwrap();
+    let status = std::process::Command::new("git")
+        .arg("-C")
+        .arg(&h.repo)
+        .args(["-c", "user.name=a", "-c", "user.email=a@example.com"])
+        .args(["commit", "-q", "--allow-empty", "-F"])
+        .arg(&message)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let record = h.validate_main().await;
+    assert_eq!(record.status, ValidationStatus::Passed);
+    let title = record.commit_title.unwrap_or_default();
+    assert!(
+        title.starts_with("sss") && title.len() <= 310,
+        "a title of {} bytes was kept",
+        title.len()
+    );
+    let log: usize = test_step_log(&h, record.id)
+        .await
+        .iter()
+        .map(|l| l.line.len())
+        .sum();
+    assert!(log < 10_000, "the log holds {log} bytes");
+}
