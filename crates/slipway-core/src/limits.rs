@@ -11,6 +11,8 @@ pub struct SandboxLimits {
     pub max_processes: u64,
     pub disk_mb: u64,
     pub cpu_secs: u64,
+    /// Files and directories in the workspace and `/tmp` together.
+    pub max_files: u64,
     /// Log lines kept per step: the first half as they come, then only the last half.
     pub log_lines: u64,
     /// Log megabytes kept per step, split the same way.
@@ -25,6 +27,7 @@ impl Default for SandboxLimits {
             max_processes: 512,
             disk_mb: 2_048,
             cpu_secs: 3_600,
+            max_files: 500_000,
             log_lines: 20_000,
             log_mb: 16,
         }
@@ -32,11 +35,12 @@ impl Default for SandboxLimits {
 }
 
 /// The administrator's ceilings as environment variables, with what each limits.
-pub const CEILING_VARS: [(&str, &str); 6] = [
+pub const CEILING_VARS: [(&str, &str); 7] = [
     ("SLIPWAY_SANDBOX_MAX_MEMORY_MB", "memory_mb"),
     ("SLIPWAY_SANDBOX_MAX_PROCESSES", "max_processes"),
     ("SLIPWAY_SANDBOX_MAX_DISK_MB", "disk_mb"),
     ("SLIPWAY_SANDBOX_MAX_CPU_SECS", "cpu_secs"),
+    ("SLIPWAY_SANDBOX_MAX_FILES", "max_files"),
     ("SLIPWAY_SANDBOX_MAX_LOG_LINES", "log_lines"),
     ("SLIPWAY_SANDBOX_MAX_LOG_MB", "log_mb"),
 ];
@@ -49,6 +53,7 @@ impl SandboxLimits {
             "max_processes" => self.max_processes,
             "disk_mb" => self.disk_mb,
             "cpu_secs" => self.cpu_secs,
+            "max_files" => self.max_files,
             "log_lines" => self.log_lines,
             "log_mb" => self.log_mb,
             _ => return None,
@@ -61,6 +66,7 @@ impl SandboxLimits {
             "max_processes" => &mut self.max_processes,
             "disk_mb" => &mut self.disk_mb,
             "cpu_secs" => &mut self.cpu_secs,
+            "max_files" => &mut self.max_files,
             "log_lines" => &mut self.log_lines,
             "log_mb" => &mut self.log_mb,
             _ => return None,
@@ -84,6 +90,7 @@ impl SandboxLimits {
             ("max_processes", asked.max_processes),
             ("disk_mb", asked.disk_mb),
             ("cpu_secs", asked.cpu_secs),
+            ("max_files", asked.max_files),
             ("log_lines", asked.log_lines),
             ("log_mb", asked.log_mb),
         ] {

@@ -59,6 +59,9 @@ pub struct SandboxSection {
     /// CPU seconds of all the validation's processes together (default 3600).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cpu_secs: Option<u64>,
+    /// Files and directories in the workspace and /tmp together (default 500000).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_files: Option<u64>,
     /// Log lines kept per step (default 20000): the first half, a marker saying how much
     /// was dropped, the last half.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -84,14 +87,16 @@ pub const MAX_MEMORY_MB: u64 = 256 * 1024;
 pub const MAX_PROCESSES: u64 = 65_536;
 pub const MAX_DISK_MB: u64 = 1024 * 1024;
 pub const MAX_CPU_SECS: u64 = 7 * 24 * 3_600;
+pub const MAX_FILES: u64 = 100_000_000;
 pub const MAX_LOG_LINES: u64 = 10_000_000;
 pub const MAX_LOG_MB: u64 = 4_096;
 /// The accepted range of each `[sandbox]` limit, by its key.
-pub const LIMIT_RANGES: [(&str, u64, u64); 6] = [
+pub const LIMIT_RANGES: [(&str, u64, u64); 7] = [
     ("memory_mb", 16, MAX_MEMORY_MB),
     ("max_processes", 8, MAX_PROCESSES),
     ("disk_mb", 1, MAX_DISK_MB),
     ("cpu_secs", 1, MAX_CPU_SECS),
+    ("max_files", 100, MAX_FILES),
     ("log_lines", 100, MAX_LOG_LINES),
     ("log_mb", 1, MAX_LOG_MB),
 ];
@@ -335,6 +340,7 @@ impl PipelineConfig {
                 sandbox.max_processes,
                 sandbox.disk_mb,
                 sandbox.cpu_secs,
+                sandbox.max_files,
                 sandbox.log_lines,
                 sandbox.log_mb,
             ];

@@ -479,8 +479,10 @@ impl Attempt<'_> {
             let key = keys[0].clone();
             let (k, ws) = (key.clone(), self.workspace.clone());
             let owner = self.inner.sandbox.outside_owner();
-            let saved =
-                tokio::task::spawn_blocking(move || snapshots.save(&k, &ws, &before, owner));
+            let quotas = self.cell.as_ref().map(Cell::quotas).unwrap_or_default();
+            let saved = tokio::task::spawn_blocking(move || {
+                snapshots.save(&k, &ws, &before, owner, &quotas)
+            });
             match saved.await? {
                 Ok(()) => self
                     .logs
@@ -594,6 +596,7 @@ fn cell_limits(
         max_processes: limits.max_processes,
         disk_mb: limits.disk_mb,
         cpu_secs: limits.cpu_secs,
+        max_files: limits.max_files,
     };
     (network, quotas, limits, notes)
 }

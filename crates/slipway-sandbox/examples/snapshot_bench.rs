@@ -3,6 +3,7 @@
 //! Usage: cargo run --release -p slipway-sandbox --example snapshot_bench [FILES]
 
 use slipway_sandbox::snapshot::{key, Manifest, Scope, Snapshots};
+use slipway_sandbox::Quotas;
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -53,7 +54,9 @@ fn main() {
         let snapshots = Snapshots::new(store.clone(), u64::MAX);
         let k = key(&ws, &scope, &[], &[format!("run {run}")]);
         let t = Instant::now();
-        snapshots.save(&k, &ws, &before, None).unwrap();
+        snapshots
+            .save(&k, &ws, &before, None, &Quotas::default())
+            .unwrap();
         save.push(t.elapsed());
         let baseline = work.path().join(format!("cp-save{run}"));
         std::fs::create_dir(&baseline).unwrap();

@@ -279,6 +279,11 @@ impl Cell {
         ))
     }
 
+    /// The quotas the cell enforces.
+    pub fn quotas(&self) -> Quotas {
+        self.quotas
+    }
+
     /// Where a path of the workspace is inside the sandbox.
     pub fn inside(&self, path: &Path) -> PathBuf {
         match (&self.isolation, path.strip_prefix(&self.workspace)) {

@@ -263,7 +263,10 @@ pub fn copy_tree(
     let source = tree::open_dir(from)?;
     std::fs::create_dir(to)?;
     let target = tree::open_dir(to)?;
-    let options = tree::CopyOptions { accept };
+    let options = tree::CopyOptions {
+        accept,
+        budget: None,
+    };
     for entry in std::fs::read_dir(from)? {
         let name = tree::cstring(&entry?.file_name());
         tree::copy_entry(&source, &target, &name, &options)?;

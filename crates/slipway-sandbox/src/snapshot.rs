@@ -14,7 +14,7 @@
 //! never following symbolic links. A validation can never change a saved snapshot. Total
 //! size is capped; the least recently used snapshots go first, never one in use.
 
-use crate::tree::{copy_entry, CopyOptions};
+use crate::tree::{copy_entry, Budget, CopyOptions};
 use rustix::fs::AtFlags;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
@@ -264,6 +264,7 @@ impl Snapshots {
         let from = crate::tree::open_dir(&files).map_err(io(&files))?;
         let everything = CopyOptions {
             accept: &|_, _| true,
+            budget: None,
         };
         for entry in std::fs::read_dir(&files).map_err(io(&files))? {
             let entry = entry.map_err(io(&files))?;
@@ -318,13 +319,16 @@ impl Snapshots {
 
     /// Saves what setup changed in `workspace` since `before`; then evicts down to the cap.
     /// With `owner` (Slipway is root), only what that user owns is kept: anything else in a
-    /// workspace (a hard link to a file of root's, say) is not setup's to cache.
+    /// workspace (a hard link to a file of root's, say) is not setup's to cache. A snapshot
+    /// is never larger than `quotas` let the workspace be (`disk_mb` in files' full lengths,
+    /// sparse or hard-linked ones included; `max_files`): past them it is not saved.
     pub fn save(
         &self,
         key: &str,
         workspace: &Path,
         before: &Manifest,
         owner: Option<(u32, u32)>,
+        quotas: &crate::Quotas,
     ) -> Result<(), SnapshotError> {
         std::fs::create_dir_all(&self.root).map_err(io(&self.root))?;
         let target = self.dir(key);
@@ -339,7 +343,8 @@ impl Snapshots {
         crate::tree::remove(&staging).map_err(io(&staging))?;
         let files = staging.join("files");
         std::fs::create_dir_all(&files).map_err(io(&files))?;
-        let saved = self.save_into(&staging, workspace, before, owner);
+        let budget = Budget::new(quotas.disk_mb * 1024 * 1024, quotas.max_files);
+        let saved = self.save_into(&staging, workspace, before, owner, &budget);
         if saved.is_err() {
             let _ = crate::tree::remove(&staging);
         }
@@ -357,6 +362,7 @@ impl Snapshots {
         workspace: &Path,
         before: &Manifest,
         owner: Option<(u32, u32)>,
+        budget: &Budget,
     ) -> Result<(), SnapshotError> {
         let files = staging.join("files");
         let mut changed = Vec::new();
@@ -378,7 +384,10 @@ impl Snapshots {
         })?;
         let accept =
             |_: &Path, stat: &rustix::fs::Stat| owner.is_none_or(|(uid, _)| stat.st_uid == uid);
-        let options = CopyOptions { accept: &accept };
+        let options = CopyOptions {
+            accept: &accept,
+            budget: Some(budget),
+        };
         let (from_root, to_root) = (
             crate::tree::open_dir(workspace).map_err(io(workspace))?,
             crate::tree::open_dir(&files).map_err(io(&files))?,
@@ -481,17 +490,11 @@ fn lock(dir: &Path, exclusive: bool) -> Option<std::fs::File> {
     (unsafe { libc::flock(file.as_raw_fd(), mode) } == 0).then_some(file)
 }
 
-/// Bytes of the files below a snapshot's directory (unmeasurable: counted as huge, so it
-/// is evicted first).
+/// What a snapshot's directory takes on disk (unmeasurable: counted as huge, so it is
+/// evicted first).
 fn size_of(path: &Path) -> u64 {
-    crate::tree::total(path, |stat| {
-        if crate::tree::kind(stat) == rustix::fs::FileType::Directory {
-            0
-        } else {
-            stat.st_size as u64
-        }
-    })
-    .unwrap_or(u64::MAX / 4)
+    // Blocks, and an inode's worth for each entry: a million empty files are not free.
+    crate::tree::total(path, |stat| stat.st_blocks as u64 * 512 + 256).unwrap_or(u64::MAX / 4)
 }
 
 /// Whether overlay mounts work here (root, overlayfs in the kernel); probed once.

@@ -8,7 +8,7 @@
 mod copy;
 
 pub use copy::MAX_COPY_DEPTH;
-pub(crate) use copy::{copy_entry, CopyOptions};
+pub(crate) use copy::{copy_entry, Budget, CopyOptions};
 
 use rustix::fs::{AtFlags, FileType, Mode, OFlags, Stat};
 use rustix::io::Errno;

@@ -31,7 +31,9 @@ fn snapshot_with_conf(store: &Path) -> (Snapshots, String) {
     )
     .unwrap();
     let key = key(ws.path(), &main_scope(), &[], &["make conf".to_owned()]);
-    snapshots.save(&key, ws.path(), &before, None).unwrap();
+    snapshots
+        .save(&key, ws.path(), &before, None, &Quotas::default())
+        .unwrap();
     (snapshots, key)
 }
 
@@ -79,7 +81,9 @@ fn a_deleted_file_is_never_removed_through_a_link() {
     let before = Manifest::scan(ws.path(), no_versions()).unwrap();
     std::fs::remove_file(ws.path().join("conf/old")).unwrap();
     let key = key(ws.path(), &main_scope(), &[], &["clean".to_owned()]);
-    snapshots.save(&key, ws.path(), &before, None).unwrap();
+    snapshots
+        .save(&key, ws.path(), &before, None, &Quotas::default())
+        .unwrap();
     // The snapshot says "conf/old was deleted"; this checkout's conf is a link.
     let host = tempfile::tempdir().unwrap();
     std::fs::write(host.path().join("old"), "the host's own").unwrap();
@@ -242,4 +246,94 @@ async fn output_without_newlines_arrives_in_bounded_lines() {
     assert_eq!(ran.lines.len(), 2, "one cut line, then done");
     assert!(ran.lines[0].ends_with("[line cut at 64 KiB]"));
     assert_eq!(ran.lines[1], "done");
+}
+
+/// A workspace whose setup left `make` behind, saved under quotas of 16 MiB and 1,000 files.
+fn save_under_small_quotas(make: impl FnOnce(&Path)) -> (Result<(), String>, u64) {
+    let store = tempfile::tempdir().unwrap();
+    let snapshots = Snapshots::new(store.path().to_owned(), u64::MAX);
+    let ws = tempfile::tempdir().unwrap();
+    let before = Manifest::scan(ws.path(), no_versions()).unwrap();
+    make(ws.path());
+    let quotas = Quotas {
+        disk_mb: 16,
+        max_files: 1_000,
+        ..Quotas::default()
+    };
+    let key = key(ws.path(), &main_scope(), &[], &["setup".to_owned()]);
+    let saved = snapshots
+        .save(&key, ws.path(), &before, None, &quotas)
+        .map_err(|e| e.to_string());
+    let written = common::disk_use(store.path());
+    (saved, written)
+}
+
+#[test]
+fn a_snapshot_is_never_larger_than_the_quotas_let_the_workspace_be() {
+    // Sparse files: 4 KiB of disk in the workspace, 400 MiB once copied.
+    let (saved, written) = save_under_small_quotas(|ws| {
+        std::fs::create_dir(ws.join("cache")).unwrap();
+        for i in 0..4 {
+            let file = std::fs::File::create(ws.join(format!("cache/sparse{i}"))).unwrap();
+            file.set_len(100 << 20).unwrap();
+        }
+    });
+    assert!(saved.is_err(), "sparse files were saved whole");
+    assert!(written < 1 << 20, "{written} bytes written to the store");
+    // Hard links: 4 MiB in the workspace, 44 MiB once each link is copied.
+    let (saved, written) = save_under_small_quotas(|ws| {
+        std::fs::create_dir(ws.join("cache")).unwrap();
+        std::fs::write(ws.join("cache/big"), vec![7u8; 4 << 20]).unwrap();
+        for i in 0..10 {
+            std::fs::hard_link(ws.join("cache/big"), ws.join(format!("cache/l{i}"))).unwrap();
+        }
+    });
+    assert!(
+        saved.is_err(),
+        "hard links were saved as copies past the quota"
+    );
+    assert!(written < 20 << 20, "{written} bytes written to the store");
+    // Many empty files: no disk to speak of, an inode each.
+    let (saved, _) = save_under_small_quotas(|ws| {
+        std::fs::create_dir(ws.join("cache")).unwrap();
+        for i in 0..2_000 {
+            std::fs::File::create(ws.join(format!("cache/{i}"))).unwrap();
+        }
+    });
+    assert!(
+        saved.is_err(),
+        "2,000 files were saved under max_files = 1000"
+    );
+    // What fits is saved.
+    let (saved, _) = save_under_small_quotas(|ws| {
+        std::fs::create_dir(ws.join("cache")).unwrap();
+        std::fs::write(ws.join("cache/small"), "fits").unwrap();
+    });
+    assert_eq!(saved, Ok(()));
+}
+
+#[tokio::test]
+async fn files_past_max_files_end_the_step() {
+    let ws = tempfile::tempdir().unwrap();
+    let ran = run_in_cell(
+        &bwrap(Vec::new()),
+        ws.path(),
+        "mkdir many && cd many && seq 1 3000 | xargs touch && sleep 20",
+        Options {
+            timeout: Duration::from_secs(30),
+            quotas: Quotas {
+                max_files: 1_000,
+                ..Quotas::default()
+            },
+            ..Options::default()
+        },
+    )
+    .await;
+    let exceeded = ran.exceeded.unwrap_or_default();
+    assert!(
+        exceeded.contains("max_files"),
+        "not caught: {:?} {:?}",
+        ran.outcome,
+        ran.lines
+    );
 }

@@ -347,7 +347,9 @@ fn a_restored_snapshot_equals_a_cold_setup_file_by_file() {
         .is_none());
     let before = scan(ws.path());
     cold_setup(ws.path());
-    snapshots.save(&k1, ws.path(), &before, None).unwrap();
+    snapshots
+        .save(&k1, ws.path(), &before, None, &Quotas::default())
+        .unwrap();
     assert!(snapshots.contains(&k1));
     let cold = tree(ws.path());
     assert!(cold.contains_key("deps/pkg/index.js") && !cold.contains_key("obsolete.txt"));
@@ -445,12 +447,15 @@ fn a_symlinked_cache_key_file_is_hashed_as_a_link_not_followed() {
 #[test]
 fn the_least_recently_used_snapshots_are_evicted_beyond_the_cap() {
     let store = tempfile::tempdir().unwrap();
-    let snapshots = Snapshots::new(store.path().to_owned(), 2_500);
+    // Each snapshot takes ~100 KB of disk (its blob, and a few blocks and inodes more).
+    let snapshots = Snapshots::new(store.path().to_owned(), 250_000);
     let save = |name: &str| {
         let ws = tempfile::tempdir().unwrap();
         let before = scan(ws.path());
-        std::fs::write(ws.path().join("blob"), vec![b'x'; 1_000]).unwrap();
-        snapshots.save(name, ws.path(), &before, None).unwrap();
+        std::fs::write(ws.path().join("blob"), vec![b'x'; 100_000]).unwrap();
+        snapshots
+            .save(name, ws.path(), &before, None, &Quotas::default())
+            .unwrap();
         std::thread::sleep(Duration::from_millis(30));
     };
     save("a");
@@ -483,7 +488,9 @@ fn a_mounted_snapshot_is_not_evicted_while_in_use() {
         let before = scan(ws.path());
         std::fs::create_dir(ws.path().join("deps")).unwrap();
         std::fs::write(ws.path().join("deps/blob"), vec![b'x'; 1_000]).unwrap();
-        snapshots.save(name, ws.path(), &before, None).unwrap();
+        snapshots
+            .save(name, ws.path(), &before, None, &Quotas::default())
+            .unwrap();
         std::thread::sleep(Duration::from_millis(30));
     };
     save("old");

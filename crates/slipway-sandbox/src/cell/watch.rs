@@ -24,6 +24,9 @@ pub struct Quotas {
     pub disk_mb: u64,
     /// CPU time of all the cell's processes together.
     pub cpu_secs: u64,
+    /// Files and directories in the workspace and `/tmp` together (each costs the host an
+    /// inode, and a snapshot a copy, whatever its size).
+    pub max_files: u64,
 }
 
 impl Default for Quotas {
@@ -33,6 +36,7 @@ impl Default for Quotas {
             max_processes: 512,
             disk_mb: 2_048,
             cpu_secs: 3_600,
+            max_files: 500_000,
         }
     }
 }
@@ -74,28 +78,28 @@ impl Cell {
         let drop_to = self.drop_to;
         tokio::spawn(async move {
             let mut unmeasured = 0;
+            let mut pause = DISK_CHECK_EVERY;
             loop {
                 tokio::select! {
                     _ = stop.cancelled() => return,
-                    _ = tokio::time::sleep(DISK_CHECK_EVERY) => {}
+                    _ = tokio::time::sleep(pause) => {}
                 }
                 let (ws, tmp) = (workspace.clone(), tmp.clone());
+                let started = std::time::Instant::now();
                 let used = tokio::task::spawn_blocking(move || {
-                    Ok::<_, std::io::Error>(disk_usage(&ws)? + disk_usage(&tmp)?)
+                    Ok::<_, std::io::Error>(usage(&ws)? + usage(&tmp)?)
                 })
                 .await
                 .unwrap_or_else(|e| Err(std::io::Error::other(e)));
+                // A huge tree is measured less often, so that measuring never takes over.
+                pause = DISK_CHECK_EVERY.max(started.elapsed() * 4);
                 // A tree that cannot be measured (moved while read, say) gets another look;
                 // one that stays unmeasurable counts as over the quota, never as empty.
                 unmeasured = if used.is_ok() { 0 } else { unmeasured + 1 };
                 let walled = match &outbound {
                     Some(namespaces) => {
-                        super::network::close_new_addresses(
-                            namespaces,
-                            drop_to,
-                            &watch.closed_addresses,
-                        )
-                        .await
+                        let closed = &watch.closed_addresses;
+                        super::network::close_new_addresses(namespaces, drop_to, closed).await
                     }
                     None => Ok(()),
                 };
@@ -103,32 +107,8 @@ impl Cell {
                     Some(format!(
                         "the host gained an address that could not be closed to the cell: {error}"
                     ))
-                } else if let Some(hit) = cgroup.as_ref().and_then(|c| c.hit()) {
-                    Some(hit_reason(hit, &quotas))
-                } else if unmeasured >= UNMEASURED_TIMES {
-                    Some(format!(
-                        "the step's disk use could not be measured ({}); counted as over the {} MiB quota ([sandbox] disk_mb)",
-                        used.as_ref().err().map(ToString::to_string).unwrap_or_default(),
-                        quotas.disk_mb
-                    ))
-                } else if used
-                    .as_ref()
-                    .is_ok_and(|used| *used > quotas.disk_mb * 1024 * 1024)
-                {
-                    Some(format!(
-                        "the step used more than {} MiB of disk (workspace and /tmp; [sandbox] disk_mb)",
-                        quotas.disk_mb
-                    ))
-                } else if cgroup
-                    .as_ref()
-                    .is_some_and(|c| c.cpu_seconds() > quotas.cpu_secs)
-                {
-                    Some(format!(
-                        "the validation used more than {} s of CPU time ([sandbox] cpu_secs)",
-                        quotas.cpu_secs
-                    ))
                 } else {
-                    None
+                    over_quota(&quotas, cgroup.as_deref(), &used, unmeasured)
                 };
                 if let Some(reason) = reason {
                     *watch.exceeded.lock().expect("watch lock") = Some(reason);
@@ -162,7 +142,73 @@ fn hit_reason(hit: Hit, quotas: &Quotas) -> String {
     }
 }
 
-/// Bytes used on disk below `root`.
-fn disk_usage(root: &Path) -> std::io::Result<u64> {
-    crate::tree::total(root, |stat| stat.st_blocks as u64 * 512)
+/// What a cell's files take: disk, and entries (inodes).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Usage {
+    pub bytes: u64,
+    pub entries: u64,
+}
+
+impl std::ops::Add for Usage {
+    type Output = Usage;
+    fn add(self, other: Usage) -> Usage {
+        Usage {
+            bytes: self.bytes.saturating_add(other.bytes),
+            entries: self.entries.saturating_add(other.entries),
+        }
+    }
+}
+
+/// What the files below `root` take.
+fn usage(root: &Path) -> std::io::Result<Usage> {
+    let bytes = std::cell::Cell::new(0u64);
+    let entries = crate::tree::total(root, |stat| {
+        bytes.set(bytes.get().saturating_add(stat.st_blocks as u64 * 512));
+        1
+    })?;
+    Ok(Usage {
+        bytes: bytes.get(),
+        entries,
+    })
+}
+
+/// The quota the cell is past, in words: the cgroup's, then disk and files, then CPU.
+fn over_quota(
+    quotas: &Quotas,
+    cgroup: Option<&Cgroup>,
+    used: &std::io::Result<Usage>,
+    unmeasured: u32,
+) -> Option<String> {
+    if let Some(hit) = cgroup.and_then(|c| c.hit()) {
+        return Some(hit_reason(hit, quotas));
+    }
+    match used {
+        Err(error) if unmeasured >= UNMEASURED_TIMES => {
+            return Some(format!(
+                "the step's disk use could not be measured ({error}); counted as over the {} MiB quota ([sandbox] disk_mb)",
+                quotas.disk_mb
+            ))
+        }
+        Ok(used) if used.bytes > quotas.disk_mb * 1024 * 1024 => {
+            return Some(format!(
+                "the step used more than {} MiB of disk (workspace and /tmp; [sandbox] disk_mb)",
+                quotas.disk_mb
+            ))
+        }
+        Ok(used) if used.entries > quotas.max_files => {
+            return Some(format!(
+                "the step made more than {} files and directories (workspace and /tmp; [sandbox] max_files)",
+                quotas.max_files
+            ))
+        }
+        _ => {}
+    }
+    cgroup
+        .is_some_and(|c| c.cpu_seconds() > quotas.cpu_secs)
+        .then(|| {
+            format!(
+                "the validation used more than {} s of CPU time ([sandbox] cpu_secs)",
+                quotas.cpu_secs
+            )
+        })
 }

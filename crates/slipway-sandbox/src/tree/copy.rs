@@ -21,6 +21,38 @@ pub(crate) struct CopyOptions<'a> {
     /// Entries this refuses (given their path below the copy's start) are skipped, with all
     /// below them: a file that some other user owns, a `.git`.
     pub accept: &'a dyn Fn(&Path, &Stat) -> bool,
+    /// What the copy may write at most, shared by the copies of one save.
+    pub budget: Option<&'a Budget>,
+}
+
+/// What copies may still write: bytes (a file's full length: a sparse file or a hard link
+/// is copied whole) and entries.
+#[derive(Debug)]
+pub struct Budget {
+    bytes: std::cell::Cell<u64>,
+    entries: std::cell::Cell<u64>,
+}
+
+impl Budget {
+    pub fn new(bytes: u64, entries: u64) -> Self {
+        Self {
+            bytes: bytes.into(),
+            entries: entries.into(),
+        }
+    }
+
+    /// Takes one entry of `bytes` out of the budget, or says it is spent.
+    fn take(&self, bytes: u64) -> io::Result<()> {
+        let (left, entries) = (self.bytes.get(), self.entries.get());
+        if bytes > left || entries == 0 {
+            return Err(io::Error::other(
+                "more than the validation's disk_mb or max_files would be copied",
+            ));
+        }
+        self.bytes.set(left - bytes);
+        self.entries.set(entries - 1);
+        Ok(())
+    }
 }
 
 /// What a copy left out.
@@ -53,6 +85,7 @@ pub(crate) fn copy_entry(
         skipped.entries += 1;
         return Ok(skipped);
     }
+    charge(options, &stat)?;
     if kind(&stat) != FileType::Directory {
         copy_leaf(&from, &to, name, &stat, &mut skipped)?;
         return Ok(skipped);
@@ -76,7 +109,10 @@ pub(crate) fn copy_entry(
         let path = level.path.join(OsStr::from_bytes(name.to_bytes()));
         if !(options.accept)(&path, &stat) {
             skipped.entries += 1;
-        } else if kind(&stat) != FileType::Directory {
+            continue;
+        }
+        charge(options, &stat)?;
+        if kind(&stat) != FileType::Directory {
             copy_leaf(&level.from, &level.to, &name, &stat, &mut skipped)?;
         } else if depth + 1 >= MAX_COPY_DEPTH {
             return Err(io::Error::other(format!(
@@ -100,6 +136,18 @@ pub(crate) fn copy_entry(
         }
     }
     Ok(skipped)
+}
+
+/// Takes an entry (and a regular file's length) out of the copy's budget.
+fn charge(options: &CopyOptions<'_>, stat: &Stat) -> io::Result<()> {
+    let Some(budget) = options.budget else {
+        return Ok(());
+    };
+    let bytes = match kind(stat) {
+        FileType::RegularFile => stat.st_size as u64,
+        _ => 0,
+    };
+    budget.take(bytes)
 }
 
 fn entries(dir: &OwnedFd) -> io::Result<Vec<(CString, Stat)>> {

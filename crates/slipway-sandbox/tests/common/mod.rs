@@ -203,3 +203,17 @@ fn writable(path: &Path) -> bool {
     // SAFETY: access reads a valid NUL-terminated path.
     unsafe { libc::access(path.as_ptr(), libc::W_OK) == 0 }
 }
+
+/// Bytes on disk below `root` (as `du` counts them).
+pub fn disk_use(root: &Path) -> u64 {
+    let output = std::process::Command::new("du")
+        .args(["-s", "-B1"])
+        .arg(root)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&output.stdout)
+        .split_whitespace()
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(u64::MAX)
+}
