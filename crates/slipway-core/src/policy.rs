@@ -36,6 +36,15 @@ impl PullRequestPolicy {
     }
 }
 
+/// The repository's pipeline file, at its root.
+pub const PIPELINE_FILE: &str = ".slipway.toml";
+
+/// Whether a pull request changing `files` rewrites its own checks: the pipeline that judged
+/// it is its own `.slipway.toml`, so such a pull request is never merged automatically.
+pub fn changes_its_own_checks(files: &[String]) -> bool {
+    files.iter().any(|file| file == PIPELINE_FILE)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -87,5 +96,19 @@ mod tests {
         assert!(!policy.auto_merge, "the file can turn auto-merge off too");
         assert_eq!(policy.merge_method, MergeMethod::Squash);
         assert_eq!(policy.max_fix_attempts, 3);
+    }
+
+    #[test]
+    fn a_pull_request_that_rewrites_the_pipeline_file_changes_its_own_checks() {
+        let files = |names: &[&str]| names.iter().map(|n| n.to_string()).collect::<Vec<_>>();
+        assert!(changes_its_own_checks(&files(&[
+            "src/a.rs",
+            ".slipway.toml"
+        ])));
+        assert!(!changes_its_own_checks(&files(&[
+            "src/a.rs",
+            "docs/.slipway.toml"
+        ])));
+        assert!(!changes_its_own_checks(&files(&[])));
     }
 }

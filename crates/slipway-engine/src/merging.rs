@@ -7,7 +7,7 @@
 //! turns, and after each the other ready pull requests into it are validated again.
 
 use crate::{Engine, Target};
-use slipway_core::policy::PullRequestPolicy;
+use slipway_core::policy::{self, PullRequestPolicy};
 use slipway_core::validation::{StepStatus, ValidationStatus};
 use slipway_core::{PipelineConfig, Project, Settings, ValidationId};
 use slipway_forge::{Forge, MergeResult, PullState, Report, Verdict};
@@ -119,6 +119,21 @@ async fn decide<F: Forge>(
     }
     record_outcome(engine, validation, &outcome, &refusals).await;
     Ok(Some(policy))
+}
+
+/// Why pull request `number` may not merge itself, when it rewrites the checks that judged
+/// it (its own `.slipway.toml` ran): a person reads that change and merges it.
+async fn rewrites_its_checks<F: Forge>(forge: &F, number: i64) -> Option<String> {
+    match forge.changed_files(number).await {
+        Ok(files) if policy::changes_its_own_checks(&files) => Some(
+            "it changes its own checks (.slipway.toml), so a person reads that change and merges it"
+                .into(),
+        ),
+        Ok(_) => None,
+        Err(error) => Some(format!(
+            "its changed files could not be read ({error}), so whether it changes its own checks is unknown"
+        )),
+    }
 }
 
 /// What the token or App needs, said with every refusal.
@@ -288,6 +303,11 @@ async fn merge_when_allowed<F: Forge>(
         return Ok(Outcome::not_merged(&format!(
             "the head moved to {moved_to}; that commit is validated next"
         )));
+    }
+    if !by_hand {
+        if let Some(why) = rewrites_its_checks(forge, number).await {
+            return Ok(Outcome::not_merged(&why));
+        }
     }
     if pull.mergeable == Some(false) {
         return Ok(Outcome::not_merged(&format!(

@@ -22,7 +22,7 @@ const PREFIX: &str = "cell-";
 const SERVER_LEAF: &str = "slipway-server";
 /// How to get quotas enforced when Slipway cannot make cgroups.
 pub(crate) const HOW_TO_ENFORCE: &str = "to enforce them, run Slipway as root or in a delegated \
-     cgroup (systemd-run --user --scope -p Delegate=yes slipway serve)";
+     cgroup (systemd-run --user --scope -p Delegate=yes slipway serve, or validate)";
 
 /// Why a cell has no cgroup.
 #[derive(Debug, thiserror::Error)]

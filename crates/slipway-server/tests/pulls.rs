@@ -147,6 +147,36 @@ async fn a_pull_request_cannot_turn_on_its_own_auto_merge() {
 }
 
 #[tokio::test]
+async fn a_pull_request_that_rewrites_its_own_checks_is_never_merged_automatically() {
+    // main's check: a.txt says "base". The pull request breaks that and, in the same change,
+    // replaces the check with one that cannot fail.
+    let f = forge(
+        "grep -qx base a.txt",
+        &[
+            ("a.txt", "broken\n"),
+            (".slipway.toml", "[test]\ncommands = [\"true\"]\n"),
+        ],
+        json!({"auto_merge": true}),
+    )
+    .await;
+    f.open().await;
+    let pr = f.settled().await;
+    assert_eq!(pr["state"], "open", "{pr}");
+    assert!(
+        pr["note"]
+            .as_str()
+            .unwrap()
+            .contains("changes its own checks (.slipway.toml)"),
+        "{pr}"
+    );
+    assert_eq!(
+        f.origin_git(&["show", "main:a.txt"]),
+        "base",
+        "main keeps the checked content"
+    );
+}
+
+#[tokio::test]
 async fn the_base_branch_slipway_toml_wins_over_the_settings() {
     let f = forge("true", &[("b.txt", "x\n")], json!({"auto_merge": false})).await;
     let policy = "[test]\ncommands = [\"true\"]\n[merge]\nauto = true\nmethod = \"squash\"\n";
