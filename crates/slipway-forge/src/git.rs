@@ -387,6 +387,18 @@ pub async fn resolve_local(repo: &Path, rev: &str) -> Result<String, GitError> {
     .map_err(|_| GitError::Failed(format!("'{rev}' is not a commit in {}", repo.display())))
 }
 
+/// The branch a local repository's HEAD is on, if it is on one.
+pub async fn current_branch(repo: &Path) -> Option<String> {
+    git(
+        Some(repo),
+        &["symbolic-ref", "--quiet", "--short", "HEAD"],
+        &[],
+    )
+    .await
+    .ok()
+    .filter(|name| !name.is_empty())
+}
+
 /// Whether a local repository's work tree has uncommitted changes.
 pub async fn is_dirty(repo: &Path) -> bool {
     git(Some(repo), &["status", "--porcelain"], &[])

@@ -90,11 +90,18 @@ pub async fn run(args: ValidateArgs) -> Result<(), Failure> {
             if git::is_dirty(path).await {
                 eprintln!("note: uncommitted changes are not validated; HEAD is");
             }
-            Target::Sha(
-                git::resolve_local(path, "HEAD")
-                    .await
-                    .map_err(|e| refused(e.into()))?,
-            )
+            let head = git::resolve_local(path, "HEAD")
+                .await
+                .map_err(|e| refused(e.into()))?;
+            // On a branch, its head: the same commit, and that branch's setup snapshots.
+            match git::current_branch(path).await {
+                Some(branch)
+                    if git::resolve_local(path, &branch).await.ok() == Some(head.clone()) =>
+                {
+                    Target::Branch(branch)
+                }
+                _ => Target::Sha(head),
+            }
         }
     };
 

@@ -293,6 +293,13 @@ fn setup_snapshots_are_kept_between_runs_unless_no_cache() {
         setup_detail(&second).contains("restored from snapshot"),
         "the second run reuses the first's setup"
     );
+    // A new commit on the same branch, with the same lockfile, reuses it too.
+    commit_files(dir.path(), &[("README.md", "docs\n")], "docs");
+    let third = validate_with_cache(&[path, "--json"], cache.path());
+    assert!(
+        setup_detail(&third).contains("restored from snapshot"),
+        "a later commit of the branch reuses its setup"
+    );
     let uncached = validate_with_cache(&[path, "--json", "--no-cache"], cache.path());
     assert!(!setup_detail(&uncached).contains("restored"));
     assert!(cache.path().join("slipway/snapshots").is_dir());
