@@ -341,6 +341,9 @@ impl Cell {
             .env("TMPDIR", self.tmp_inside())
             .env("LANG", "C.UTF-8")
             .env("CI", "true");
+        for (key, value) in crate::passed_through_env() {
+            command.env(key, value);
+        }
         for (key, value) in spec.env {
             command.env(key, value);
         }

@@ -105,7 +105,38 @@ pub struct CommandSpec<'a> {
 
 /// The environment every command starts from; nothing else of Slipway's is passed on.
 pub const ENV_ALLOWLIST_DOC: &str =
-    "PATH (Slipway's), HOME (the workspace), TMPDIR, LANG=C.UTF-8, CI=true, plus PORT and SLIPWAY_* facts and the project's secrets";
+    "PATH (Slipway's), HOME (the workspace), TMPDIR, LANG=C.UTF-8, CI=true, the variables SLIPWAY_SANDBOX_ENV names, plus PORT and SLIPWAY_* facts and the project's secrets";
+
+/// Names of Slipway's own environment variables every command also gets (comma-separated),
+/// set by an administrator: a proxy's CA (`NODE_EXTRA_CA_CERTS`, `SSL_CERT_FILE`), a
+/// registry mirror. Slipway's own settings and secrets are never passed, whatever it names.
+pub const SANDBOX_ENV_VAR: &str = "SLIPWAY_SANDBOX_ENV";
+
+/// The variables [`SANDBOX_ENV_VAR`] names that are set, but Slipway's own.
+fn passed_through_env() -> Vec<(String, std::ffi::OsString)> {
+    let names = std::env::var(SANDBOX_ENV_VAR).unwrap_or_default();
+    names
+        .split(',')
+        .map(str::trim)
+        .filter(|name| !name.is_empty() && !name.starts_with("SLIPWAY_") && !is_credential(name))
+        .filter_map(|name| Some((name.to_owned(), std::env::var_os(name)?)))
+        .collect()
+}
+
+/// Variables that hold Slipway's credentials: never passed on.
+fn is_credential(name: &str) -> bool {
+    matches!(
+        name,
+        "GITHUB_TOKEN"
+            | "GITHUB_WEBHOOK_SECRET"
+            | "GITHUB_APP_PRIVATE_KEY"
+            | "CODEGEN_API_TOKEN"
+            | "GEMINI_API_KEY"
+    ) || name.ends_with("_TOKEN")
+        || name.ends_with("_SECRET")
+        || name.ends_with("_KEY")
+        || name.ends_with("_PASSWORD")
+}
 
 /// How long a killed tree gets between SIGTERM and SIGKILL.
 pub const KILL_GRACE: Duration = Duration::from_millis(500);
@@ -295,5 +326,30 @@ mod tests {
         assert_eq!(choose_sandbox_id(container, container, accounts), 65_532);
         let narrow_groups = "0 0 2000\n";
         assert_eq!(choose_sandbox_id(container, narrow_groups, ""), 1999);
+    }
+
+    #[test]
+    fn only_named_variables_reach_commands_and_never_slipways_credentials() {
+        for (name, value) in [
+            ("NODE_EXTRA_CA_CERTS", "/usr/local/share/ca.crt"),
+            ("GITHUB_TOKEN", "ghp_secret"),
+            ("SLIPWAY_ADMIN_TOKEN", "admin"),
+            ("NPM_CONFIG_REGISTRY_KEY", "k"),
+        ] {
+            std::env::set_var(name, value);
+        }
+        std::env::set_var(
+            super::SANDBOX_ENV_VAR,
+            "NODE_EXTRA_CA_CERTS, GITHUB_TOKEN,SLIPWAY_ADMIN_TOKEN,NPM_CONFIG_REGISTRY_KEY,UNSET_ONE",
+        );
+        let passed = super::passed_through_env();
+        assert_eq!(
+            passed,
+            vec![(
+                "NODE_EXTRA_CA_CERTS".to_owned(),
+                std::ffi::OsString::from("/usr/local/share/ca.crt")
+            )]
+        );
+        std::env::remove_var(super::SANDBOX_ENV_VAR);
     }
 }

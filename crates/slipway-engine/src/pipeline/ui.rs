@@ -21,6 +21,19 @@ const BROWSER_READY: Duration = Duration::from_secs(20);
 pub(crate) const MAX_ARTIFACT_BYTES: u64 = 50 * 1024 * 1024;
 
 impl Attempt<'_> {
+    /// How a check ends whose browser died: the page's failure when it drove the cell past
+    /// a quota (memory, processes), else Slipway's fault, never the page's.
+    fn browser_died(&self) -> StepEnd {
+        match self.cell.as_ref().and_then(|cell| cell.exceeded()) {
+            Some(reason) => StepEnd::Failed {
+                exit_code: None,
+                detail: format!("the browser was stopped: {reason}"),
+                retryable: false,
+            },
+            None => StepEnd::Error("the browser exited during the checks".into()),
+        }
+    }
+
     pub(super) async fn ui(&mut self, section: &UiSection) -> anyhow::Result<StepEnd> {
         let Some(port) = self.service_port else {
             return Ok(StepEnd::Error(
@@ -155,10 +168,7 @@ impl Attempt<'_> {
                 let report = tokio::select! {
                     report = browser.check_masked(check, dimensions, &target, timeout, &shot, &mask) => report,
                     _ = self.cancel.cancelled() => return Ok(StepEnd::Cancelled),
-                    // A browser that dies is Slipway's fault, never the page's failure.
-                    _ = ended(process) => {
-                        return Ok(StepEnd::Error("the browser exited during the checks".into()))
-                    }
+                    _ = ended(process) => return Ok(self.browser_died()),
                 };
                 if report.browser_failed {
                     let why = report.failure.unwrap_or_default();
