@@ -3,7 +3,6 @@
 //! script cannot plant code that `main`'s validations then run.
 
 use slipway_core::validation::ValidationStatus;
-use slipway_engine::Target;
 use slipway_testkit::commit_files;
 
 mod common;
@@ -42,13 +41,7 @@ async fn a_branchs_snapshot_is_never_restored_into_main() {
         "plant",
     );
     git(&h.repo, &["checkout", "-q", "main"]);
-    let queued = h
-        .engine
-        .submit(&h.project, Target::Branch("evil".into()))
-        .await
-        .unwrap();
-    h.engine.run_pending_jobs().await.unwrap();
-    let evil = h.store.validation(queued.id).await.unwrap();
+    let evil = h.validate_branch("evil").await;
     let log = h.log(evil.id).await;
     assert!(
         log.contains("[test] planted") && log.contains("saved"),

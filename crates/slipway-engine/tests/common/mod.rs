@@ -64,9 +64,13 @@ impl Harness {
     }
 
     pub async fn validate_main(&self) -> ValidationRecord {
+        self.validate_branch("main").await
+    }
+
+    pub async fn validate_branch(&self, branch: &str) -> ValidationRecord {
         let queued = self
             .engine
-            .submit(&self.project, Target::Branch("main".into()))
+            .submit(&self.project, Target::Branch(branch.into()))
             .await
             .unwrap();
         self.engine.run_pending_jobs().await.unwrap();
