@@ -2,7 +2,10 @@
 //! the app's private key, exchanged per repository for installation tokens that are cached
 //! until shortly before they expire). The base URL comes from `GITHUB_API_URL`, so GitHub
 //! Enterprise and the test fake work the same way. Rate limits are honoured (`Retry-After`,
-//! `X-RateLimit-Remaining`/`Reset`) and polling uses ETags.
+//! `X-RateLimit-Remaining`/`Reset`, and secondary limits that carry neither: a 429, or a 403
+//! that says so, waited out with a growing pause), polling uses ETags, a pull request whose
+//! mergeability GitHub is still computing is read again, and a merge GitHub answers "Base
+//! branch was modified" is tried again — all within bounds ([`Waits`]).
 
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -26,6 +29,16 @@ pub enum GitHubError {
     },
     #[error("GitHub's rate limit for this token is spent until {reset_in:?} from now")]
     RateLimited { reset_in: Duration },
+    /// A secondary rate limit (too many requests, or content created too fast) that still
+    /// held after the bounded waits: not a refusal, the call may be made again later.
+    #[error(
+        "GitHub's secondary rate limit still held after {attempts} attempts ({waited:?} of waiting) on {what}; try again later"
+    )]
+    SecondaryRateLimited {
+        what: String,
+        attempts: u32,
+        waited: Duration,
+    },
     #[error("the GitHub App's private key is unusable: {0}")]
     Key(String),
 }
@@ -101,6 +114,47 @@ struct App {
     tokens: tokio::sync::Mutex<HashMap<String, (String, SystemTime)>>,
 }
 
+/// How long the client waits before trying again, and how many times. GitHub asks for "at
+/// least one minute" after a secondary rate limit; tests make every wait short.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Waits {
+    /// The first wait after a secondary rate limit without `Retry-After`; it doubles after
+    /// each further one.
+    pub secondary_rate_limit: Duration,
+    /// Attempts of one call while a secondary rate limit holds (the first included).
+    pub secondary_attempts: u32,
+    /// The first pause before reading a pull request again whose `mergeable` is still null,
+    /// and before a merge again after "Base branch was modified"; it doubles each time.
+    pub backoff: Duration,
+    /// Reads of a pull request while its `mergeable` is null (the first included).
+    pub mergeable_reads: u32,
+    /// Merge calls while GitHub answers 405 "Base branch was modified" (the first included).
+    pub merge_attempts: u32,
+}
+
+impl Default for Waits {
+    fn default() -> Self {
+        Self {
+            secondary_rate_limit: Duration::from_secs(60),
+            secondary_attempts: 3,
+            backoff: Duration::from_millis(500),
+            mergeable_reads: 5,
+            merge_attempts: 3,
+        }
+    }
+}
+
+impl Waits {
+    /// The same bounds with every pause `pause` (tests: a few milliseconds).
+    pub fn short(pause: Duration) -> Self {
+        Self {
+            secondary_rate_limit: pause,
+            backoff: pause,
+            ..Self::default()
+        }
+    }
+}
+
 /// Installation tokens are renewed this long before they expire.
 const TOKEN_MARGIN: Duration = Duration::from_secs(300);
 
@@ -113,6 +167,7 @@ pub struct GitHub {
     etags: Mutex<HashMap<String, Cached>>,
     /// The login Slipway's own comments are written by, once known.
     own_login: Mutex<Option<String>>,
+    waits: Waits,
 }
 
 /// A GET answer kept for conditional requests: its ETag, body and next page.
@@ -243,7 +298,14 @@ impl GitHub {
             credentials,
             etags: Mutex::new(HashMap::new()),
             own_login: Mutex::new(None),
+            waits: Waits::default(),
         }
+    }
+
+    /// The same client with other waits and bounds (tests make them short).
+    pub fn with_waits(mut self, waits: Waits) -> Self {
+        self.waits = waits;
+        self
     }
 
     /// Whether this client is a GitHub App (which may create check runs).
@@ -385,7 +447,10 @@ impl GitHub {
     ) -> Result<Reply, GitHubError> {
         let path = url.strip_prefix(&self.api).unwrap_or(url);
         let url = url.to_owned();
-        for _ in 0..3 {
+        // Primary limits (their reset is known) and secondary ones (waited out with a
+        // doubling pause) are counted apart, each within its bound.
+        let (mut primary, mut secondary, mut waited) = (0u32, 0u32, Duration::ZERO);
+        loop {
             let mut request = self
                 .http
                 .request(method.clone(), &url)
@@ -403,13 +468,35 @@ impl GitHub {
             }
             let response = request.send().await?;
             let status = response.status().as_u16();
-            if let Some(wait) = rate_limit_wait(&response) {
-                if wait > MAX_RATE_LIMIT_WAIT {
-                    return Err(GitHubError::RateLimited { reset_in: wait });
+            let headers = response.headers().clone();
+            let text = response.text().await?;
+            let value: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+            match rate_limit(status, &headers, value["message"].as_str().unwrap_or("")) {
+                Some(Limit::Primary(wait)) => {
+                    primary += 1;
+                    if wait > MAX_RATE_LIMIT_WAIT || primary >= 3 {
+                        return Err(GitHubError::RateLimited { reset_in: wait });
+                    }
+                    tracing::warn!(?wait, path, "GitHub rate limit: waiting");
+                    tokio::time::sleep(wait).await;
+                    continue;
                 }
-                tracing::warn!(?wait, path, "GitHub rate limit: waiting");
-                tokio::time::sleep(wait).await;
-                continue;
+                Some(Limit::Secondary) => {
+                    secondary += 1;
+                    if secondary >= self.waits.secondary_attempts.max(1) {
+                        return Err(GitHubError::SecondaryRateLimited {
+                            what: format!("{method} {path}"),
+                            attempts: secondary,
+                            waited,
+                        });
+                    }
+                    let wait = self.waits.secondary_rate_limit * 2u32.pow(secondary - 1);
+                    tracing::warn!(?wait, path, status, "GitHub secondary rate limit: waiting");
+                    tokio::time::sleep(wait).await;
+                    waited += wait;
+                    continue;
+                }
+                None => {}
             }
             if status == 304 {
                 if let Some((_, value, next)) = self.etags.lock().expect("etag lock").get(&url) {
@@ -422,15 +509,12 @@ impl GitHub {
                 }
             }
             let header = |name: &str| {
-                response
-                    .headers()
+                headers
                     .get(name)
                     .and_then(|v| v.to_str().ok())
                     .map(str::to_owned)
             };
             let (etag, next) = (header("etag"), header("link").and_then(|l| next_link(&l)));
-            let text = response.text().await?;
-            let value: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
             if conditional && status == 200 {
                 if let Some(etag) = etag {
                     self.etags
@@ -445,9 +529,6 @@ impl GitHub {
                 next,
             });
         }
-        Err(GitHubError::RateLimited {
-            reset_in: MAX_RATE_LIMIT_WAIT,
-        })
     }
 
     /// Every item of a list, following `Link: rel="next"` (at most `MAX_PAGES` pages). A
@@ -536,7 +617,39 @@ impl GitHub {
             .into())
     }
 
-    /// Open pull requests (conditional: an unchanged list costs no rate limit).
+    /// A pull request whose mergeability is known when it is open: GitHub computes it in
+    /// the background and answers `null` meanwhile ("resubmit the request"), so it is read
+    /// again after a doubling pause, at most `Waits::mergeable_reads` times in all. Past
+    /// that it is returned with `mergeable: None`, and GitHub's answer to the merge call
+    /// (which names the exact head) decides.
+    pub async fn pull_with_mergeability(
+        &self,
+        repo: &str,
+        number: i64,
+    ) -> Result<Pull, GitHubError> {
+        let mut pause = self.waits.backoff;
+        let mut reads = 1;
+        loop {
+            let pull = self.pull(repo, number).await?;
+            if pull.mergeable.is_some()
+                || pull.state != "open"
+                || pull.merged
+                || reads >= self.waits.mergeable_reads
+            {
+                return Ok(pull);
+            }
+            tracing::debug!(
+                repo,
+                number,
+                ?pause,
+                "mergeable is still null: reading again"
+            );
+            tokio::time::sleep(pause).await;
+            pause *= 2;
+            reads += 1;
+        }
+    }
+
     /// `owner/name` of the repositories a personal token can see (the newest 100). A GitHub
     /// App lists none here: its repositories are those it is installed on.
     pub async fn repositories(&self) -> Result<Vec<String>, GitHubError> {
@@ -700,7 +813,21 @@ impl GitHub {
         marker: &str,
         body: &str,
     ) -> Result<(), GitHubError> {
-        let text = format!("{marker}\n{body}");
+        self.upsert_comment_linked(repo, number, marker, body, None)
+            .await
+    }
+
+    /// [`upsert_comment`](Self::upsert_comment), cut within GitHub's limit when too long,
+    /// ending with a line that links `page` (the full report).
+    pub async fn upsert_comment_linked(
+        &self,
+        repo: &str,
+        number: i64,
+        marker: &str,
+        body: &str,
+        page: Option<&str>,
+    ) -> Result<(), GitHubError> {
+        let text = capped(&format!("{marker}\n{body}"), MAX_COMMENT, page);
         let path = format!("/repos/{repo}/issues/{number}/comments?per_page=100");
         let own = self.own_login().await?;
         // Slipway's own comment: the marker alone could be anyone's decoy.
@@ -837,12 +964,13 @@ impl GitHub {
         summary: &str,
         details_url: Option<&str>,
     ) -> Result<(), GitHubError> {
+        let page = details_url.map(report_page);
         let mut body = json!({
             "name": "slipway/validation",
             "head_sha": sha,
             "status": "completed",
             "conclusion": conclusion,
-            "output": {"title": title, "summary": capped(summary, MAX_CHECK_SUMMARY)},
+            "output": {"title": title, "summary": capped(summary, MAX_CHECK_SUMMARY, page.as_deref())},
         });
         if let Some(url) = details_url {
             body["details_url"] = json!(url);
@@ -871,17 +999,45 @@ impl GitHub {
     }
 }
 
-/// GitHub's limit on a check run's `output.summary`, in characters.
+/// GitHub's limit on a check run's `output.summary` (and `text`), in bytes ("exceeds a
+/// maximum bytesize of 65535").
 const MAX_CHECK_SUMMARY: usize = 65_535;
 
-/// `text`, cut to `max` characters with a note when it is longer.
-fn capped(text: &str, max: usize) -> String {
-    const CUT: &str = "\n\n… (cut: see the full log)";
-    if text.chars().count() <= max {
+/// GitHub's limit on a comment's body: 65,536 characters. Kept in bytes, which is never
+/// more characters (nor UTF-16 units) than that, however GitHub counts.
+const MAX_COMMENT: usize = 65_536;
+
+/// `text`, within `max` bytes: when it is longer, cut at a UTF-8 boundary and ended with a
+/// line that links the full report (`page`) or says where it is.
+fn capped(text: &str, max: usize, page: Option<&str>) -> String {
+    if text.len() <= max {
         return text.to_owned();
     }
-    let keep = max - CUT.chars().count();
-    text.chars().take(keep).chain(CUT.chars()).collect()
+    let tail = match page {
+        Some(page) => format!("\n\n… cut at GitHub's size limit: [the full report]({page})\n"),
+        None => "\n\n… cut at GitHub's size limit: the full report is on the validation's page in Slipway\n".to_owned(),
+    };
+    let mut keep = max.saturating_sub(tail.len());
+    while !text.is_char_boundary(keep) {
+        keep -= 1;
+    }
+    let mut cut = String::with_capacity(keep + tail.len());
+    cut.push_str(&text[..keep]);
+    cut.push_str(&tail);
+    cut
+}
+
+/// The dashboard's page of a validation, from its API link (`…/api/v1/validations/N`).
+fn report_page(link: &str) -> String {
+    link.replacen("/api/v1/validations/", "/validations/", 1)
+}
+
+/// Whether a 405 to a merge is GitHub's transient "Base branch was modified. Review and try
+/// the merge again."
+fn base_was_modified(message: &str) -> bool {
+    message
+        .to_ascii_lowercase()
+        .contains("base branch was modified")
 }
 
 /// A branch name as a URL path: each segment percent-encoded, the slashes kept.
@@ -903,23 +1059,44 @@ fn ref_path(branch: &str) -> String {
         .join("/")
 }
 
-/// How long to wait before retrying, when the response says a rate limit was hit.
-fn rate_limit_wait(response: &reqwest::Response) -> Option<Duration> {
-    let status = response.status().as_u16();
+/// A rate limit an answer says was hit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Limit {
+    /// Wait this long (`Retry-After`, or until `X-RateLimit-Reset`), then try again.
+    Primary(Duration),
+    /// A secondary rate limit without `Retry-After`: GitHub asks for at least a minute.
+    Secondary,
+}
+
+/// Whether a 403 or 429 is a rate limit, and which: `Retry-After` or a spent
+/// `X-RateLimit-Remaining` say so, and so does a 429 without either, or a 403 whose message
+/// names a secondary rate limit. Any other 403 is a refusal (a permission, a rule).
+fn rate_limit(status: u16, headers: &reqwest::header::HeaderMap, message: &str) -> Option<Limit> {
     if status != 403 && status != 429 {
         return None;
     }
-    let header = |name: &str| response.headers().get(name).and_then(|v| v.to_str().ok());
-    if let Some(secs) = header("retry-after").and_then(|v| v.parse::<u64>().ok()) {
-        return Some(Duration::from_secs(secs));
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    if let Some(secs) = header("retry-after").and_then(|v| v.trim().parse::<u64>().ok()) {
+        return Some(Limit::Primary(Duration::from_secs(secs)));
     }
     if header("x-ratelimit-remaining") == Some("0") {
-        let reset = header("x-ratelimit-reset").and_then(|v| v.parse::<u64>().ok())?;
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
-        return Some(Duration::from_secs(reset.saturating_sub(now).max(1)));
+        if let Some(reset) = header("x-ratelimit-reset").and_then(|v| v.parse::<u64>().ok()) {
+            let now = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0);
+            return Some(Limit::Primary(Duration::from_secs(
+                reset.saturating_sub(now).max(1),
+            )));
+        }
+        return Some(Limit::Secondary);
+    }
+    let message = message.to_ascii_lowercase();
+    if status == 429
+        || message.contains("secondary rate limit")
+        || message.contains("abuse detection")
+    {
+        return Some(Limit::Secondary);
     }
     None
 }
@@ -977,7 +1154,10 @@ impl crate::Forge for GitHubRepo<'_> {
     }
 
     async fn pull(&self, number: i64) -> anyhow::Result<crate::PullState> {
-        let pull = self.client.pull(&self.repo, number).await?;
+        let pull = self
+            .client
+            .pull_with_mergeability(&self.repo, number)
+            .await?;
         let approvals = self.client.approvals(&self.repo, number).await?;
         Ok(crate::PullState {
             open: pull.state == "open" && !pull.merged,
@@ -1004,28 +1184,43 @@ impl crate::Forge for GitHubRepo<'_> {
     ) -> anyhow::Result<crate::MergeResult> {
         // GitHub's merge names only the head: the base is read right before, so that a pair
         // other than the validated one is never merged (a move in between is the
-        // remaining window; branch protection's "up to date" rule closes it).
-        let pull = self.client.pull(&self.repo, number).await?;
-        let base_now = self.client.branch_head(&self.repo, &pull.base_ref).await?;
-        if base_now != base_sha {
-            return Ok(crate::MergeResult::BaseMoved { to: base_now });
-        }
-        Ok(
-            match self
+        // remaining window; branch protection's "up to date" rule closes it). GitHub's 405
+        // "Base branch was modified" (most often right after another merge into the same
+        // base) is transient: the base is read again, and if it is still the validated one
+        // the merge is tried again after a pause, within `Waits::merge_attempts`.
+        let waits = self.client.waits;
+        let mut pause = waits.backoff;
+        let mut attempt = 1;
+        loop {
+            let pull = self.client.pull(&self.repo, number).await?;
+            let base_now = self.client.branch_head(&self.repo, &pull.base_ref).await?;
+            if base_now != base_sha {
+                return Ok(crate::MergeResult::BaseMoved { to: base_now });
+            }
+            let merged = self
                 .client
                 .merge(&self.repo, number, sha, method, title)
-                .await?
-            {
+                .await?;
+            return Ok(match merged {
                 Merge::Merged { sha } => crate::MergeResult::Merged { sha },
                 Merge::HeadMoved => crate::MergeResult::HeadMoved,
+                Merge::NotMergeable { message }
+                    if base_was_modified(&message) && attempt < waits.merge_attempts =>
+                {
+                    tracing::info!(repo = %self.repo, number, ?pause, "base branch was modified: merging again");
+                    tokio::time::sleep(pause).await;
+                    pause *= 2;
+                    attempt += 1;
+                    continue;
+                }
                 Merge::NotMergeable { message } => {
                     crate::MergeResult::NotMergeable { reason: message }
                 }
                 Merge::Refused { status, message } => crate::MergeResult::Refused {
                     reason: format!("GitHub answered {status}: {message}"),
                 },
-            },
-        )
+            });
+        }
     }
 
     async fn delete_branch(&self, branch: &str) -> anyhow::Result<()> {
@@ -1062,8 +1257,15 @@ impl crate::Forge for GitHubRepo<'_> {
     }
 
     async fn tell(&self, number: i64, report: &crate::Report) -> anyhow::Result<()> {
+        let page = report.link.as_deref().map(report_page);
         self.client
-            .upsert_comment(&self.repo, number, REPORT_MARKER, &report.details)
+            .upsert_comment_linked(
+                &self.repo,
+                number,
+                REPORT_MARKER,
+                &report.details,
+                page.as_deref(),
+            )
             .await?;
         Ok(())
     }
@@ -1088,12 +1290,41 @@ mod limits {
     use super::{capped, next_link, ref_path};
 
     #[test]
-    fn a_check_run_summary_stays_within_githubs_limit() {
-        let long = "é".repeat(70_000);
-        let cut = capped(&long, 65_535);
-        assert_eq!(cut.chars().count(), 65_535);
-        assert!(cut.ends_with("(cut: see the full log)"));
-        assert_eq!(capped("short", 65_535), "short");
+    fn a_long_text_is_cut_in_bytes_at_a_char_boundary_with_a_link() {
+        // Two-byte characters, then a four-byte one straddling the cut.
+        let long = "é".repeat(40_000) + "😀" + &"x".repeat(10);
+        let page = "https://slipway.example/validations/7";
+        let cut = capped(&long, 65_535, Some(page));
+        assert!(cut.len() <= 65_535, "{}", cut.len());
+        assert!(cut.len() > 65_400);
+        assert!(cut.ends_with(&format!("[the full report]({page})\n")));
+        let cut = capped(&long, 65_536, None);
+        assert!(cut.len() <= 65_536);
+        assert!(cut.trim_end().ends_with("validation's page in Slipway"));
+        assert_eq!(capped("short", 65_535, Some(page)), "short");
+        let exact = "a".repeat(65_535);
+        assert_eq!(capped(&exact, 65_535, None), exact);
+    }
+
+    #[test]
+    fn secondary_rate_limits_are_told_from_refusals() {
+        use super::{rate_limit, Limit};
+        use reqwest::header::HeaderMap;
+        let none = HeaderMap::new();
+        let secondary = "You have exceeded a secondary rate limit. Please wait a few minutes.";
+        assert_eq!(rate_limit(403, &none, secondary), Some(Limit::Secondary));
+        assert_eq!(rate_limit(429, &none, ""), Some(Limit::Secondary));
+        assert_eq!(
+            rate_limit(403, &none, "Resource not accessible by integration"),
+            None
+        );
+        assert_eq!(rate_limit(405, &none, secondary), None);
+        let mut retry = HeaderMap::new();
+        retry.insert("retry-after", "2".parse().unwrap());
+        assert_eq!(
+            rate_limit(403, &retry, ""),
+            Some(Limit::Primary(std::time::Duration::from_secs(2)))
+        );
     }
 
     #[test]

@@ -2,8 +2,8 @@
 //! → commit status → comment → merge with the validated SHA, asserting on the fake's state.
 
 use serde_json::json;
-use slipway_forge::github::GitHub;
-use slipway_testkit::fake_github::FakeGitHub;
+use slipway_forge::github::{GitHub, Waits};
+use slipway_testkit::fake_github::{FakeGitHub, Limited};
 use slipway_testkit::{commit_files, git, webhook_fixture, TestApp};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -28,8 +28,13 @@ async fn world(
     poll: Duration,
 ) -> World {
     let github = FakeGitHub::start(TOKEN).await;
-    let client = Arc::new(GitHub::new(&github.url, TOKEN));
+    let client = Arc::new(GitHub::new(&github.url, TOKEN).with_waits(short_waits()));
     world_on(github, client, test, files, settings, poll).await
+}
+
+/// GitHub's bounds with pauses of a few milliseconds: no test waits a minute.
+fn short_waits() -> Waits {
+    Waits::short(Duration::from_millis(20))
 }
 
 /// The same world on a given fake and client (e.g. a GitHub App).
@@ -40,7 +45,11 @@ async fn auto_merging_app(prepare: impl FnOnce(&FakeGitHub)) -> World {
     let (private, public) = slipway_testkit::rsa_key_pair(keys.path());
     let github = FakeGitHub::start_app("12345", &public).await;
     prepare(&github);
-    let client = Arc::new(GitHub::app(&github.url, "12345", &private).unwrap());
+    let client = Arc::new(
+        GitHub::app(&github.url, "12345", &private)
+            .unwrap()
+            .with_waits(short_waits()),
+    );
     world_on(
         github,
         client,
@@ -787,4 +796,240 @@ async fn with_150_comments_and_a_decoy_the_report_stays_one_comment_of_slipways_
     let decoy = &w.github.comments(REPO)[0];
     assert_eq!(decoy.user.as_deref(), Some("mallory"));
     assert_eq!(decoy.edits, 0, "someone else's comment is never edited");
+}
+
+/// A passing pull request into `main` on a world that auto-merges; `prepare` sets up the
+/// fake's faults first. Returns the world and the pull request's number once it merged.
+async fn merged_despite(prepare: impl FnOnce(&FakeGitHub)) -> (World, i64) {
+    let w = world(
+        "true",
+        &[("b.txt", "b\n")],
+        json!({"auto_merge": true}),
+        NO_POLL,
+    )
+    .await;
+    let number = w.github.open_pull(REPO, "feature", "main", false);
+    prepare(&w.github);
+    w.deliver_pull_request("opened", number, "d-open").await;
+    w.until("merged", |g| g.pull(REPO, number).merged).await;
+    w.until("the report", |g| {
+        g.comments(REPO)
+            .iter()
+            .any(|c| c.body.contains("Merged as"))
+    })
+    .await;
+    (w, number)
+}
+
+/// The report says merged, with no refusal and no word of permissions; one validation.
+async fn merged_cleanly(w: &World, number: i64) {
+    let comment = &w.github.comments(REPO)[0].body;
+    assert!(
+        !comment.contains("Refused") && !comment.contains("Give Slipway"),
+        "{comment}"
+    );
+    let validations = w.app.api.validations(w.project).await.body;
+    assert_eq!(validations.as_array().unwrap().len(), 1, "{validations}");
+    let merge = validations[0]["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "merge")
+        .unwrap()
+        .clone();
+    assert_eq!(merge["status"], "passed", "{merge}");
+    assert!(w.github.pull(REPO, number).merge_sha.is_some());
+}
+
+#[tokio::test]
+async fn a_secondary_rate_limit_403_without_headers_is_waited_out_and_never_a_refusal() {
+    let (w, number) = merged_despite(|github| {
+        github.secondary_rate_limit_next(Limited::Merge, &[403]);
+        github.secondary_rate_limit_next(Limited::Comment, &[403]);
+    })
+    .await;
+    // The limited call did not reach the merge: merged once, with the validated head.
+    assert_eq!(
+        w.github.merge_calls(REPO),
+        [(number, w.github.pull(REPO, number).last_head_sha)]
+    );
+    assert_eq!(w.github.comments(REPO).len(), 1);
+    merged_cleanly(&w, number).await;
+}
+
+#[tokio::test]
+async fn a_429_without_rate_limit_headers_is_waited_out_and_the_merge_made_once() {
+    let (w, number) = merged_despite(|github| {
+        github.secondary_rate_limit_next(Limited::Merge, &[429]);
+        github.secondary_rate_limit_next(Limited::Comment, &[429]);
+    })
+    .await;
+    assert_eq!(w.github.merge_calls(REPO).len(), 1);
+    merged_cleanly(&w, number).await;
+}
+
+#[tokio::test]
+async fn a_secondary_rate_limit_that_outlasts_the_bound_is_an_error_not_a_refusal() {
+    let dir = tempfile::tempdir().unwrap();
+    let (work, origin) = slipway_testkit::forge_fixture(dir.path(), "true", &[("b.txt", "b\n")]);
+    git(&work, &["push", "-q", "origin", "feature"]);
+    let github = FakeGitHub::start(TOKEN).await;
+    github.add_repo(REPO, &origin);
+    let number = github.open_pull(REPO, "feature", "main", false);
+    let client = GitHub::new(&github.url, TOKEN).with_waits(short_waits());
+    let head = git(&origin, &["rev-parse", "feature"]);
+    github.secondary_rate_limit_next(Limited::Merge, &[403, 429, 403]);
+    let answer = client
+        .merge(
+            REPO,
+            number,
+            &head,
+            slipway_core::pipeline::MergeMethod::Merge,
+            "t",
+        )
+        .await;
+    assert!(
+        matches!(
+            answer,
+            Err(slipway_forge::github::GitHubError::SecondaryRateLimited { attempts: 3, .. })
+        ),
+        "{answer:?}"
+    );
+    assert!(github.merge_calls(REPO).is_empty());
+    // A 403 that is a refusal stays one.
+    github.refuse_next_merge(403, "Resource not accessible by personal access token");
+    let answer = client
+        .merge(
+            REPO,
+            number,
+            &head,
+            slipway_core::pipeline::MergeMethod::Merge,
+            "t",
+        )
+        .await;
+    assert!(
+        matches!(
+            answer,
+            Ok(slipway_forge::github::Merge::Refused { status: 403, .. })
+        ),
+        "{answer:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_pull_request_whose_mergeability_is_still_computed_is_read_again_before_merging() {
+    let (w, number) = merged_despite(|github| github.mergeable_unknown_next(3)).await;
+    assert_eq!(
+        w.github.merges_while_mergeability_unknown(),
+        0,
+        "merged only once GitHub knew it could"
+    );
+    assert!(w.github.pull_reads() >= 4, "{}", w.github.pull_reads());
+    assert_eq!(w.github.merge_calls(REPO).len(), 1);
+    merged_cleanly(&w, number).await;
+}
+
+#[tokio::test]
+async fn base_branch_was_modified_is_transient_and_the_same_pair_is_merged_again() {
+    let (w, number) = merged_despite(|github| github.base_modified_next_merges(1)).await;
+    let head = w.github.pull(REPO, number).last_head_sha;
+    assert_eq!(
+        w.github.merge_calls(REPO),
+        [(number, head.clone()), (number, head)],
+        "the 405, then the merge"
+    );
+    merged_cleanly(&w, number).await;
+}
+
+#[tokio::test]
+async fn a_70000_byte_report_is_cut_within_githubs_limits_with_a_link_to_the_full_report() {
+    use slipway_forge::Forge;
+    let keys = tempfile::tempdir().unwrap();
+    let (private, public) = slipway_testkit::rsa_key_pair(keys.path());
+    let github = FakeGitHub::start_app("12345", &public).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (work, origin) = slipway_testkit::forge_fixture(dir.path(), "true", &[("b.txt", "b\n")]);
+    git(&work, &["push", "-q", "origin", "feature"]);
+    github.add_repo(REPO, &origin);
+    let number = github.open_pull(REPO, "feature", "main", false);
+    let head = git(&origin, &["rev-parse", "feature"]);
+
+    // The fake holds Slipway to GitHub's limits: 65,536 characters for a comment.
+    let too_long = "x".repeat(70_000);
+    let http = reqwest::Client::new();
+    let token_client = GitHub::app(&github.url, "12345", &private).unwrap();
+    let token = token_client.git_token(REPO).await.unwrap();
+    let refused = http
+        .post(format!(
+            "{}/repos/{REPO}/issues/{number}/comments",
+            github.url
+        ))
+        .bearer_auth(&token)
+        .json(&json!({"body": too_long}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status().as_u16(), 422);
+    let refused: serde_json::Value = refused.json().await.unwrap();
+    assert!(refused["errors"][0]["message"]
+        .as_str()
+        .unwrap()
+        .contains("maximum is 65536 characters"));
+
+    // 70,000 bytes of characters of one to four bytes: more than 65,535 bytes, fewer characters.
+    let mut details = String::from("### Slipway: failed\n\n| step | status |\n|---|---|\n");
+    while details.len() < 70_000 {
+        details.push_str("| test | failed: é ü — 😀 |\n");
+    }
+    let client = GitHub::app(&github.url, "12345", &private).unwrap();
+    let forge = client.repo(REPO);
+    let report = slipway_forge::Report {
+        sha: head.clone(),
+        verdict: slipway_forge::Verdict::Failure,
+        summary: "test failed".into(),
+        details,
+        link: Some("https://slipway.example/api/v1/validations/7".into()),
+    };
+    forge.mark(&report).await.unwrap();
+    forge.tell(number, &report).await.unwrap();
+    let page = "https://slipway.example/validations/7";
+
+    let runs = github.check_runs();
+    assert_eq!(runs.len(), 1);
+    let summary = &runs[0].summary;
+    assert!(summary.len() <= 65_535, "{}", summary.len());
+    assert!(summary.len() > 60_000, "cut near the limit, not far below");
+    let last = summary.trim_end().lines().last().unwrap();
+    assert!(
+        last.contains(&format!("[the full report]({page})")),
+        "{last}"
+    );
+    assert_eq!(runs[0].details_url.as_deref(), report.link.as_deref());
+
+    let comments = github.comments(REPO);
+    assert_eq!(comments.len(), 1);
+    let body = &comments[0].body;
+    assert!(body.chars().count() <= 65_536);
+    assert!(body.starts_with("<!-- slipway:validation-report -->\n### Slipway: failed"));
+    let last = body.trim_end().lines().last().unwrap();
+    assert!(
+        last.contains(&format!("[the full report]({page})")),
+        "{last}"
+    );
+    // Edited in place, still within the limit.
+    forge.tell(number, &report).await.unwrap();
+    assert_eq!(github.comments(REPO).len(), 1);
+    assert_eq!(github.comments(REPO)[0].edits, 1);
+
+    // Without a public URL there is no page to link: the last line says where it is.
+    let report = slipway_forge::Report {
+        link: None,
+        ..report
+    };
+    forge.tell(number, &report).await.unwrap();
+    let body = &github.comments(REPO)[0].body;
+    assert!(body.chars().count() <= 65_536);
+    assert!(body
+        .trim_end()
+        .ends_with("the full report is on the validation's page in Slipway"));
 }

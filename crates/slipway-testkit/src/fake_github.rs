@@ -86,7 +86,29 @@ pub struct FakeCheckRun {
     pub name: String,
     pub conclusion: String,
     pub title: String,
+    pub summary: String,
+    pub details_url: Option<String>,
 }
+
+/// Where GitHub's secondary rate limits trip: merges and content creation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Limited {
+    /// `PUT …/pulls/{n}/merge`.
+    Merge,
+    /// `POST …/issues/{n}/comments`.
+    Comment,
+}
+
+/// GitHub's message for a secondary rate limit (sent without `Retry-After`).
+pub const SECONDARY_RATE_LIMIT: &str = "You have exceeded a secondary rate limit. Please wait a few minutes before you try again. If you reach out to GitHub Support for help, please include the request ID.";
+
+/// GitHub's transient answer to a merge racing a change of the base branch (405).
+pub const BASE_MODIFIED: &str = "Base branch was modified. Review and try the merge again.";
+
+/// GitHub's limit on a check run's `output.summary` and `output.text`, in bytes.
+pub const MAX_CHECK_RUN_OUTPUT_BYTES: usize = 65_535;
+/// GitHub's limit on a comment's body, in characters.
+pub const MAX_COMMENT_CHARS: usize = 65_536;
 
 #[derive(Default)]
 struct World {
@@ -113,6 +135,15 @@ struct World {
     api_url: String,
     refuse_checks: bool,
     merge_refusal: Option<(u16, String)>,
+    /// Calls still to be answered as a secondary rate limit does: 403 (with GitHub's
+    /// message) or 429, without `Retry-After` or `X-RateLimit-Remaining: 0`.
+    secondary_limits: Vec<(Limited, u16)>,
+    /// Merge calls still to be answered 405 "Base branch was modified".
+    base_modified: u32,
+    /// Merge calls made while reads of a pull request still showed `mergeable: null`.
+    merges_while_mergeability_unknown: u32,
+    /// Reads of single pull requests.
+    pull_reads: u32,
 }
 
 type Shared = Arc<Mutex<World>>;
@@ -473,8 +504,36 @@ impl FakeGitHub {
     }
 
     /// The next `n` reads of a pull request show `mergeable: null`, as while GitHub computes it.
+    /// A merge call made before they are all read is counted
+    /// ([`merges_while_mergeability_unknown`](Self::merges_while_mergeability_unknown)).
     pub fn mergeable_unknown_next(&self, n: u32) {
         self.world.lock().unwrap().mergeable_unknown = n;
+    }
+
+    /// Merge calls made while the pull request's `mergeable` was still being computed.
+    pub fn merges_while_mergeability_unknown(&self) -> u32 {
+        self.world.lock().unwrap().merges_while_mergeability_unknown
+    }
+
+    /// How many times a single pull request was read (`GET …/pulls/{n}`).
+    pub fn pull_reads(&self) -> u32 {
+        self.world.lock().unwrap().pull_reads
+    }
+
+    /// The next call of kind `on` meets a secondary rate limit, answered `status` (403 with
+    /// GitHub's message, or 429) without `Retry-After` or `X-RateLimit-Remaining: 0`; one
+    /// call per status given, in order.
+    pub fn secondary_rate_limit_next(&self, on: Limited, statuses: &[u16]) {
+        let mut world = self.world.lock().unwrap();
+        world
+            .secondary_limits
+            .extend(statuses.iter().map(|status| (on, *status)));
+    }
+
+    /// The next `n` merge calls are answered 405 "Base branch was modified. Review and try
+    /// the merge again.", as right after another merge into the same base.
+    pub fn base_modified_next_merges(&self, n: u32) {
+        self.world.lock().unwrap().base_modified = n;
     }
 
     pub fn not_modified_answers(&self) -> u32 {
@@ -574,6 +633,43 @@ fn api_user(world: &World) -> String {
 
 fn error(status: StatusCode, message: &str) -> Response {
     (status, Json(json!({"message": message}))).into_response()
+}
+
+/// The answer to a call of kind `on` when a secondary rate limit is to trip on it.
+fn secondary_limit(world: &mut World, on: Limited) -> Option<Response> {
+    let at = world.secondary_limits.iter().position(|(l, _)| *l == on)?;
+    let (_, status) = world.secondary_limits.remove(at);
+    let status = StatusCode::from_u16(status).expect("a status");
+    Some(
+        (
+            status,
+            Json(json!({
+                "message": SECONDARY_RATE_LIMIT,
+                "documentation_url": "https://docs.github.com/rest/using-the-rest-api/rate-limits-for-the-rest-api#about-secondary-rate-limits",
+            })),
+        )
+            .into_response(),
+    )
+}
+
+/// GitHub's 422 for a comment body over its limit.
+fn comment_too_long(body: &str, documentation_url: &str) -> Option<Response> {
+    (body.chars().count() > MAX_COMMENT_CHARS).then(|| {
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Json(json!({
+                "message": "Validation Failed",
+                "errors": [{
+                    "resource": "IssueComment",
+                    "code": "custom",
+                    "field": "body",
+                    "message": format!("body is too long (maximum is {MAX_COMMENT_CHARS} characters)"),
+                }],
+                "documentation_url": documentation_url,
+            })),
+        )
+            .into_response()
+    })
 }
 
 /// Authentication and rate limiting, as GitHub does them: the answer to send instead, if any.
@@ -819,6 +915,7 @@ async fn show_pull(
     if let Some(r) = refusal(&mut world, &headers) {
         return r;
     }
+    world.pull_reads += 1;
     let unknown = world.mergeable_unknown > 0;
     if unknown {
         world.mergeable_unknown -= 1;
@@ -863,17 +960,30 @@ async fn merge_pull(
         if let Some(r) = refusal(&mut world, &headers) {
             return r;
         }
+        if let Some(limited) = secondary_limit(&mut world, Limited::Merge) {
+            return limited;
+        }
         if let Some((status, message)) = world.merge_refusal.take() {
             let status = StatusCode::from_u16(status).expect("a status");
             return error(status, &message);
+        }
+        if world.mergeable_unknown > 0 {
+            world.merges_while_mergeability_unknown += 1;
         }
         let raced = world.merge_conflicts > 0;
         if raced {
             world.merge_conflicts -= 1;
         }
+        let base_modified = world.base_modified > 0;
+        if base_modified {
+            world.base_modified -= 1;
+        }
         let repo = repo!(world, owner, name);
         let sha = body["sha"].as_str().unwrap_or("").to_owned();
         repo.merge_calls.push((number, sha.clone()));
+        if base_modified {
+            return error(StatusCode::METHOD_NOT_ALLOWED, BASE_MODIFIED);
+        }
         let Some(pull) = repo.pulls.iter().find(|p| p.number == number).cloned() else {
             return error(StatusCode::NOT_FOUND, "Not Found");
         };
@@ -1042,6 +1152,14 @@ async fn create_comment(
     if let Some(r) = refusal(&mut world, &headers) {
         return r;
     }
+    if let Some(limited) = secondary_limit(&mut world, Limited::Comment) {
+        return limited;
+    }
+    let text = body["body"].as_str().unwrap_or("");
+    let docs = "https://docs.github.com/rest/issues/comments#create-an-issue-comment";
+    if let Some(too_long) = comment_too_long(text, docs) {
+        return too_long;
+    }
     world.next_comment += 1;
     let id = world.next_comment;
     let user = api_user(&world);
@@ -1065,6 +1183,11 @@ async fn update_comment(
     let mut world = world.lock().unwrap();
     if let Some(r) = refusal(&mut world, &headers) {
         return r;
+    }
+    let text = body["body"].as_str().unwrap_or("");
+    let docs = "https://docs.github.com/rest/issues/comments#update-an-issue-comment";
+    if let Some(too_long) = comment_too_long(text, docs) {
+        return too_long;
     }
     let repo = repo!(world, owner, name);
     match repo.comments.iter_mut().find(|c| c.id == id) {
@@ -1205,11 +1328,29 @@ async fn create_check_run(
         );
     }
     let _ = repo!(world, owner, name);
+    // GitHub counts the output's summary and text in bytes.
+    for field in ["summary", "text"] {
+        let size = body["output"][field].as_str().map_or(0, str::len);
+        if size > MAX_CHECK_RUN_OUTPUT_BYTES {
+            return (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                Json(json!({
+                    "message": format!(
+                        "Invalid request.\n\n{field} exceeds a maximum bytesize of {MAX_CHECK_RUN_OUTPUT_BYTES}"
+                    ),
+                    "documentation_url": "https://docs.github.com/rest/checks/runs#create-a-check-run",
+                })),
+            )
+                .into_response();
+        }
+    }
     world.check_runs.push(FakeCheckRun {
         sha: body["head_sha"].as_str().unwrap_or("").to_owned(),
         name: body["name"].as_str().unwrap_or("").to_owned(),
         conclusion: body["conclusion"].as_str().unwrap_or("").to_owned(),
         title: body["output"]["title"].as_str().unwrap_or("").to_owned(),
+        summary: body["output"]["summary"].as_str().unwrap_or("").to_owned(),
+        details_url: body["details_url"].as_str().map(str::to_owned),
     });
     (
         StatusCode::CREATED,
