@@ -308,6 +308,10 @@ impl Cell {
     ) -> std::io::Result<Process> {
         let (mut command, entry, status) = match &self.isolation {
             Isolation::Bubblewrap { bwrap, .. } => {
+                // The code may have locked its workspace (`chmod 000`): bubblewrap could not
+                // enter it, and the code's failure would read as the sandbox's. Opened again.
+                use std::os::unix::fs::PermissionsExt;
+                std::fs::set_permissions(&self.workspace, std::fs::Permissions::from_mode(0o700))?;
                 let mut command = tokio::process::Command::new(bwrap);
                 command.args(self.bwrap_args(spec)?);
                 let (status_reader, status_writer) = std::io::pipe()?;

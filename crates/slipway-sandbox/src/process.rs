@@ -71,8 +71,9 @@ pub(crate) fn spawn(
     // SAFETY: only async-signal-safe calls (see Entry::apply; setrlimit) between fork and exec.
     unsafe {
         command.pre_exec(move || {
-            if let Some(entry) = &entry {
-                entry.apply()?;
+            match &entry {
+                Some(entry) => entry.apply()?,
+                None => crate::enter::close_inherited(),
             }
             for (resource, value) in [
                 (libc::RLIMIT_FSIZE, limits.file_size),

@@ -337,3 +337,81 @@ async fn files_past_max_files_end_the_step() {
         ran.lines
     );
 }
+
+#[tokio::test]
+async fn a_descriptor_slipway_inherited_never_reaches_the_code() {
+    // A host file open in Slipway without close-on-exec, as a shell or a service manager
+    // may leave one.
+    let host = tempfile::tempdir().unwrap();
+    let path = std::ffi::CString::new(host.path().join("host.txt").as_os_str().as_encoded_bytes())
+        .unwrap();
+    // SAFETY: a valid path; the descriptor is closed below.
+    let fd = unsafe { libc::open(path.as_ptr(), libc::O_CREAT | libc::O_WRONLY, 0o644) };
+    assert!(fd > 2);
+    let ws = tempfile::tempdir().unwrap();
+    let ran = run_in_cell(
+        &bwrap(Vec::new()),
+        ws.path(),
+        &format!("ls /proc/self/fd; echo written-by-the-code >&{fd} && echo reached"),
+        Options::default(),
+    )
+    .await;
+    // SAFETY: our own descriptor.
+    unsafe { libc::close(fd) };
+    let said = ran.lines.join("\n");
+    assert!(
+        said.contains('0') && said.contains('1'),
+        "the command ran: {said}"
+    );
+    assert!(!said.contains("reached"), "{said}");
+    assert_eq!(
+        std::fs::read_to_string(host.path().join("host.txt")).unwrap(),
+        "",
+        "the code wrote a host file through an inherited descriptor"
+    );
+}
+
+#[tokio::test]
+async fn a_workspace_the_code_locked_is_the_codes_failure_not_the_sandboxs() {
+    let sandbox = bwrap(Vec::new());
+    let ws = tempfile::tempdir().unwrap();
+    slipway_sandbox::give_to_sandbox(&sandbox, ws.path()).unwrap();
+    let scratch = tempfile::tempdir().unwrap();
+    let cell = sandbox
+        .cell(&slipway_sandbox::CellSpec {
+            visible: &[],
+            workspace: ws.path(),
+            scratch: scratch.path(),
+            network: slipway_sandbox::Network::None,
+            quotas: Quotas::default(),
+            hidden: &[],
+            name: "test-locked",
+        })
+        .await
+        .unwrap();
+    let mut outcomes = Vec::new();
+    for command in ["chmod 000 /workspace", "exit 3"] {
+        let (tx, mut rx) = tokio::sync::mpsc::channel(slipway_sandbox::LINES_IN_FLIGHT);
+        let process = cell
+            .spawn(
+                &slipway_sandbox::CommandSpec {
+                    command,
+                    cwd: ws.path(),
+                    env: &[],
+                },
+                tx,
+            )
+            .unwrap();
+        let cancel = tokio_util::sync::CancellationToken::new();
+        outcomes.push(process.wait(Duration::from_secs(10), &cancel).await);
+        while rx.recv().await.is_some() {}
+    }
+    cell.close().await;
+    assert_eq!(
+        outcomes,
+        [
+            slipway_sandbox::Outcome::Exited(0),
+            slipway_sandbox::Outcome::Exited(3)
+        ]
+    );
+}

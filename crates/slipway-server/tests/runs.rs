@@ -546,3 +546,27 @@ async fn a_git_file_planted_by_the_agent_never_reaches_the_pushed_branch() {
         "the other repository's objects are not in origin"
     );
 }
+
+#[tokio::test]
+async fn a_secret_in_a_changed_file_name_is_masked_in_the_fix_evidence() {
+    let app = TestApp::spawn().await;
+    let origin = repository(&app, "grep -qx fixed value.txt");
+    // The agent names a file after the secret it was given, and never fixes the value.
+    let agent = r#"cat > /dev/null; echo data > "file-$API_KEY.txt"; echo broken > value.txt"#;
+    let project = project(&app, &origin, agent, json!({"max_fix_attempts": 1})).await;
+    assert_eq!(
+        app.api
+            .put_secret(project, "API_KEY", "Sup3rS3cretValue-XyZ")
+            .await
+            .status,
+        201
+    );
+    let id = start(&app, project, "Make the value right").await;
+    let run = app.api.run_reaching(id, &["succeeded", "failed"]).await;
+    let evidence = run["attempts"][0]["evidence"].as_str().unwrap_or_default();
+    assert!(evidence.contains("- file-"), "the file is listed: {run}");
+    assert!(
+        !run.to_string().contains("Sup3rS3cretValue"),
+        "the secret shows in the run: {evidence}"
+    );
+}

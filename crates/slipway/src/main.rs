@@ -297,6 +297,13 @@ fn codegen_config() -> anyhow::Result<Option<slipway_engine::CodegenConfig>> {
 /// none of Slipway's own files gets their numbers: a child's standard streams are put there,
 /// which would overwrite such a file in the child (the sandbox's namespaces, say).
 fn standard_streams_open() {
+    // Whatever else Slipway inherited is no child's business (nor, through them, the
+    // sandbox's): close-on-exec from the start.
+    const CLOSE_RANGE_CLOEXEC: libc::c_uint = 1 << 2;
+    // SAFETY: marks descriptors close-on-exec; no memory is involved.
+    unsafe {
+        libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, CLOSE_RANGE_CLOEXEC);
+    }
     for fd in 0..=2 {
         // SAFETY: fcntl only asks whether the descriptor is open.
         let open = unsafe { libc::fcntl(fd, libc::F_GETFD) } != -1;

@@ -26,6 +26,8 @@ impl Attempt<'_> {
         self.logs
             .line(StepName::Checkout, &format!("fetched {head} from {source}"));
         if let Ok((title, author)) = self.git.commit_summary(&self.workspace, &head).await {
+            // The code's words: masked like everything else it says.
+            let (title, author) = (self.logs.mask(&title), self.logs.mask(&author));
             self.inner
                 .store
                 .set_commit(self.id(), &title, &author)

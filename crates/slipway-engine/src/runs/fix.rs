@@ -155,7 +155,13 @@ impl Verdict<'_> {
             requirements: run.requirements.clone(),
             acceptance_criteria: run.acceptance_criteria.clone(),
         };
-        let fix_prompt = prompt::for_fix(&settings, &goal, &evidence);
+        // Built from the pull request's words (file names, log lines): masked before it is
+        // stored, shown or sent.
+        let secrets = store.secret_values(self.project.id).await?;
+        let masker = slipway_core::Masker::new(secrets.iter().map(|(_, v)| v.expose()));
+        let fix_prompt = masker
+            .mask(&prompt::for_fix(&settings, &goal, &evidence))
+            .into_owned();
         if !store
             .add_fix_attempt(run.id, attempt, id.0, &step, &fix_prompt)
             .await?
