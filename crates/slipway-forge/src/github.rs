@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 use slipway_core::pipeline::MergeMethod;
 use std::collections::HashMap;
 use std::sync::Mutex;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// The longest a rate limit is waited out before the call fails.
 const MAX_RATE_LIMIT_WAIT: Duration = Duration::from_secs(60);
@@ -167,8 +167,15 @@ pub struct GitHub {
     etags: Mutex<HashMap<String, Cached>>,
     /// The login Slipway's own comments are written by, once known.
     own_login: Mutex<Option<String>>,
+    /// Whether a user may write to a repository, keyed by (repository, login), as GitHub
+    /// answered at the instant kept: answers are reused for [`PERMISSION_TTL`].
+    permissions: Mutex<HashMap<(String, String), (bool, Instant)>>,
     waits: Waits,
 }
+
+/// How long an answer about a user's permission is reused (reviews are counted at each
+/// verdict; a minute keeps a busy repository from asking for every reviewer every time).
+const PERMISSION_TTL: Duration = Duration::from_secs(60);
 
 /// A GET answer kept for conditional requests: its ETag, body and next page.
 type Cached = (String, Value, Option<String>);
@@ -199,7 +206,8 @@ fn next_link(link: &str) -> Option<String> {
 /// Pages of a list read at most: beyond them a list is taken as it is (3,000 items).
 const MAX_PAGES: usize = 30;
 
-/// `author_association` values of people who can write to the repository.
+/// `author_association` values of people who may write to the repository (their permission
+/// says whether they do).
 const WRITERS: [&str; 3] = ["OWNER", "MEMBER", "COLLABORATOR"];
 
 impl std::fmt::Debug for GitHub {
@@ -298,6 +306,7 @@ impl GitHub {
             credentials,
             etags: Mutex::new(HashMap::new()),
             own_login: Mutex::new(None),
+            permissions: Mutex::new(HashMap::new()),
             waits: Waits::default(),
         }
     }
@@ -862,26 +871,44 @@ impl GitHub {
         }
     }
 
-    /// Whether `user` may write to `repo` (admin, maintain or write permission).
+    /// Whether `user` may write to `repo` (admin, maintain or write permission), as GitHub
+    /// answers `GET /repos/{repo}/collaborators/{user}/permission`; an answer is reused for a
+    /// minute. `author_association` is no substitute: a read-only collaborator or a member
+    /// without a write team is still COLLABORATOR or MEMBER.
     pub async fn can_write(&self, repo: &str, user: &str) -> Result<bool, GitHubError> {
+        let key = (repo.to_ascii_lowercase(), user.to_ascii_lowercase());
+        if let Some((answer, at)) = self.permissions.lock().unwrap().get(&key) {
+            if at.elapsed() < PERMISSION_TTL {
+                return Ok(*answer);
+            }
+        }
         let path = format!("/repos/{repo}/collaborators/{user}/permission");
         let (status, value) = self.call(reqwest::Method::GET, &path, None).await?;
-        match status {
-            200 => Ok(matches!(
+        let answer = match status {
+            200 => matches!(
                 value["permission"].as_str(),
                 Some("admin" | "maintain" | "write")
-            )),
-            404 => Ok(false),
-            _ => Err(GitHubError::Status {
-                status,
-                what: format!("GET {path}"),
-                message: value["message"].as_str().unwrap_or("").to_owned(),
-            }),
-        }
+            ),
+            404 => false,
+            _ => {
+                return Err(GitHubError::Status {
+                    status,
+                    what: format!("GET {path}"),
+                    message: value["message"].as_str().unwrap_or("").to_owned(),
+                })
+            }
+        };
+        let mut cache = self.permissions.lock().unwrap();
+        cache.retain(|_, (_, at)| at.elapsed() < PERMISSION_TTL);
+        cache.insert(key, (answer, Instant::now()));
+        Ok(answer)
     }
 
-    /// Reviewers who can write to the repository and whose latest review approves (a later
-    /// change request or a dismissal takes an approval back; comments do not count).
+    /// Reviewers whose latest review approves (a later change request or a dismissal takes an
+    /// approval back; comments do not count) and who can write to the repository: an
+    /// association of OWNER, MEMBER or COLLABORATOR, confirmed by their permission
+    /// ([`GitHub::can_write`]: admin, maintain or write), since a read-only collaborator
+    /// or member has the same association.
     pub async fn approvals(&self, repo: &str, number: i64) -> Result<usize, GitHubError> {
         let path = format!("/repos/{repo}/pulls/{number}/reviews?per_page=100");
         let mut latest: HashMap<String, (String, String)> = HashMap::new();
@@ -896,12 +923,21 @@ impl GitHub {
                 latest.insert(user.to_owned(), (state.to_owned(), association.to_owned()));
             }
         }
-        Ok(latest
-            .values()
-            .filter(|(state, association)| {
+        let mut approvers: Vec<&String> = latest
+            .iter()
+            .filter(|(_, (state, association))| {
                 state == "APPROVED" && WRITERS.contains(&association.as_str())
             })
-            .count())
+            .map(|(user, _)| user)
+            .collect();
+        approvers.sort();
+        let mut count = 0;
+        for user in approvers {
+            if self.can_write(repo, user).await? {
+                count += 1;
+            }
+        }
+        Ok(count)
     }
 
     /// The commit a branch points at now.

@@ -652,6 +652,7 @@ async fn only_the_latest_approval_of_someone_who_can_write_counts() {
     .await;
     let number = w.github.open_pull(REPO, "feature", "main", false);
     // An outsider's approval, and a collaborator who approved then asked for changes.
+    w.github.grant(REPO, "maintainer", "write");
     w.github
         .review(REPO, number, "passer-by", "APPROVED", "NONE");
     w.github
@@ -678,6 +679,49 @@ async fn only_the_latest_approval_of_someone_who_can_write_counts() {
         .unwrap();
     w.app.api.retry_validation(validation).await;
     w.until("merged", |g| g.pull(REPO, number).merged).await;
+}
+
+#[tokio::test]
+async fn a_read_only_collaborators_approval_does_not_satisfy_required_approvals() {
+    let w = world(
+        "true",
+        &[("b.txt", "b\n")],
+        json!({"auto_merge": true, "required_approvals": 1}),
+        NO_POLL,
+    )
+    .await;
+    let number = w.github.open_pull(REPO, "feature", "main", false);
+    // COLLABORATOR and MEMBER, as GitHub lists them, yet only allowed to read.
+    w.github.grant(REPO, "reader", "read");
+    w.github
+        .review(REPO, number, "reader", "APPROVED", "COLLABORATOR");
+    w.github.grant(REPO, "org-reader", "read");
+    w.github
+        .review(REPO, number, "org-reader", "APPROVED", "MEMBER");
+    w.deliver_pull_request("opened", number, "d-open").await;
+    w.until("a comment", |g| !g.comments(REPO).is_empty()).await;
+    let comment = &w.github.comments(REPO)[0].body;
+    assert!(
+        comment.contains("0 of the 1 required approvals"),
+        "{comment}"
+    );
+    assert!(!w.github.pull(REPO, number).merged);
+    let asked = |g: &FakeGitHub| {
+        g.exchanges()
+            .iter()
+            .filter(|e| e.route.ends_with("/collaborators/{user}/permission"))
+            .count()
+    };
+    assert_eq!(asked(&w.github), 2, "each approver's permission is asked");
+
+    // A collaborator who may write approves: now it merges.
+    w.github.approve(REPO, number, "writer");
+    let validation = w.app.api.validations(w.project).await.body[0]["id"]
+        .as_i64()
+        .unwrap();
+    w.app.api.retry_validation(validation).await;
+    w.until("merged", |g| g.pull(REPO, number).merged).await;
+    assert_eq!(asked(&w.github), 3, "the readers' answers were reused");
 }
 
 #[tokio::test]

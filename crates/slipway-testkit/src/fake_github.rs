@@ -446,11 +446,22 @@ impl FakeGitHub {
         repo.permissions.insert(user.into(), permission.into());
     }
 
-    /// An approving review by a collaborator.
+    /// An approving review by a collaborator with write access (granted here unless the
+    /// test gave the reviewer a permission already).
     pub fn approve(&self, full_name: &str, number: i64, reviewer: &str) {
+        {
+            let mut world = self.world.lock().unwrap();
+            let repo = world.repos.get_mut(full_name).unwrap();
+            repo.permissions
+                .entry(reviewer.into())
+                .or_insert_with(|| "write".into());
+        }
         self.review(full_name, number, reviewer, "APPROVED", "COLLABORATOR");
     }
 
+    /// A review as GitHub lists it, with the `author_association` given; what the reviewer
+    /// may do is their permission ([`FakeGitHub::grant`]), as on GitHub: a read-only
+    /// collaborator is still COLLABORATOR.
     pub fn review(
         &self,
         full_name: &str,
