@@ -1,5 +1,6 @@
-//! Acting on stored webhook deliveries: pull requests are validated, closed ones cancelled,
-//! `/slipway retry` from someone with write access validates again. Everything else is
+//! Acting on stored webhook deliveries: pull requests are validated (again when their base
+//! branch is changed), closed ones cancelled, `/slipway retry` from someone with write access
+//! validates again. Everything else is
 //! recorded and ignored. Deliveries are processed one at a time, in the order they came.
 
 use crate::{Engine, Target};
@@ -149,7 +150,9 @@ async fn pull_request(
 ) -> Result<String, Failed> {
     let store = &engine.inner.store;
     match pr.action.as_str() {
-        "opened" | "reopened" | "synchronize" | "ready_for_review" => {
+        "opened" | "reopened" | "synchronize" | "ready_for_review" | "edited"
+            if pr.action != "edited" || pr.base_changed =>
+        {
             let settings = store.settings(project.id).await?;
             if pr.draft && !settings.validate_drafts {
                 return Ok(format!(
@@ -169,7 +172,22 @@ async fn pull_request(
                 let url = crate::github::pull_url(&pr.repository, pr.number);
                 engine.notify_pull_request(project, &url, "opened").await;
             }
-            let by = format!("GitHub: {}", pr.action);
+            if pr.base_changed {
+                // The same head on another base: what runs (and what passed) on the old base
+                // stands for nothing now. The new validation reports the head as pending,
+                // replacing the old verdict's status.
+                let (unfinished, _) = store
+                    .validations_of_pull_request(project.id, pr.number)
+                    .await?;
+                for id in &unfinished {
+                    engine.cancel(*id).await?;
+                }
+            }
+            let by = if pr.base_changed {
+                format!("GitHub: base changed to {}", pr.base_ref)
+            } else {
+                format!("GitHub: {}", pr.action)
+            };
             match engine.submit_by(project, target, by).await {
                 Ok(record) => Ok(format!(
                     "{}: validation {} of PR #{} at {}",

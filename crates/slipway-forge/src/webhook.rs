@@ -94,6 +94,9 @@ pub struct PullRequest {
     /// The branch it would merge into, and where that branch is fetched from.
     pub base_ref: String,
     pub base_clone_url: String,
+    /// An `edited` delivery whose `changes` name `base`: the pull request now targets
+    /// `base_ref`, and what was validated on the old base says nothing of it.
+    pub base_changed: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -145,6 +148,16 @@ struct PullRequestPayload {
     number: i64,
     repository: RepositoryPayload,
     pull_request: PullRequestBody,
+    /// `edited` only: the fields that changed (`title`, `body`, `base`), each with `from`.
+    #[serde(default)]
+    changes: Option<ChangesBody>,
+}
+
+#[derive(Deserialize)]
+struct ChangesBody {
+    /// `{"ref": {"from": …}, "sha": {"from": …}}` when the base branch was changed.
+    #[serde(default)]
+    base: Option<serde_json::Value>,
 }
 
 #[derive(Deserialize)]
@@ -246,6 +259,7 @@ pub fn parse(event: &str, body: &[u8]) -> Result<Event, PayloadError> {
                     .repo
                     .map(|r| r.clone_url)
                     .unwrap_or_default(),
+                base_changed: p.changes.is_some_and(|c| c.base.is_some()),
             })
         }
         "issue_comment" => {
@@ -354,6 +368,32 @@ mod tests {
             pr.base_clone_url,
             "https://github.com/Codertocat/Hello-World.git"
         );
+    }
+
+    #[test]
+    fn an_edit_that_changes_the_base_says_so_and_a_title_edit_does_not() {
+        let mut payload: serde_json::Value =
+            serde_json::from_slice(&fixture("pull_request/opened.payload.json")).unwrap();
+        payload["action"] = "edited".into();
+        payload["pull_request"]["base"]["ref"] = "release".into();
+        payload["changes"] = serde_json::json!({"base": {
+            "ref": {"from": "master"},
+            "sha": {"from": "f95f852bd8fca8fcc58a9a2d6c842781e32a215e"}
+        }});
+        let Event::PullRequest(pr) =
+            parse("pull_request", &serde_json::to_vec(&payload).unwrap()).unwrap()
+        else {
+            panic!("not a pull request");
+        };
+        assert!(pr.base_changed);
+        assert_eq!(pr.base_ref, "release");
+        payload["changes"] = serde_json::json!({"title": {"from": "Old title"}});
+        let Event::PullRequest(pr) =
+            parse("pull_request", &serde_json::to_vec(&payload).unwrap()).unwrap()
+        else {
+            panic!("not a pull request");
+        };
+        assert!(!pr.base_changed);
     }
 
     #[test]

@@ -725,6 +725,79 @@ async fn a_read_only_collaborators_approval_does_not_satisfy_required_approvals(
 }
 
 #[tokio::test]
+async fn a_changed_base_branch_is_validated_again_and_the_old_status_replaced() {
+    let w = world("true", &[("b.txt", "b\n")], json!({}), NO_POLL).await;
+    // `release` has a b.txt of its own: the pull request passes on main, conflicts on release.
+    git(&w.work, &["checkout", "-q", "-b", "release", "main"]);
+    commit_files(&w.work, &[("b.txt", "release\n")], "release's b");
+    git(&w.work, &["push", "-q", "origin", "release"]);
+    git(&w.work, &["checkout", "-q", "main"]);
+    let number = w.github.open_pull(REPO, "feature", "main", false);
+    w.deliver_pull_request("opened", number, "d-open").await;
+    let head = w.head();
+    let on_head = |g: &FakeGitHub| -> Vec<String> {
+        g.statuses(REPO)
+            .into_iter()
+            .filter(|s| s.sha == head)
+            .map(|s| s.state)
+            .collect()
+    };
+    w.until("success on main", |g| {
+        on_head(g).last().map(String::as_str) == Some("success")
+    })
+    .await;
+    let before = on_head(&w.github).len();
+
+    // The base is edited to `release`: GitHub's `edited` delivery names the old base in
+    // `changes.base` and the new one in `pull_request.base`.
+    w.github.set_base(REPO, number, "release");
+    let old_base = git(&w.origin, &["rev-parse", "main"]);
+    let mut payload = webhook_fixture("pull_request/opened.payload.json");
+    payload["action"] = json!("edited");
+    payload["changes"] = json!({"base": {"ref": {"from": "main"}, "sha": {"from": old_base}}});
+    payload["repository"]["full_name"] = json!(REPO);
+    payload["number"] = json!(number);
+    payload["pull_request"]["draft"] = json!(false);
+    payload["pull_request"]["head"]["sha"] = json!(head);
+    payload["pull_request"]["head"]["ref"] = json!("feature");
+    payload["pull_request"]["head"]["repo"]["clone_url"] = json!(w.github.clone_url(REPO));
+    payload["pull_request"]["base"]["ref"] = json!("release");
+    payload["pull_request"]["base"]["sha"] = json!(git(&w.origin, &["rev-parse", "release"]));
+    payload["pull_request"]["base"]["repo"]["clone_url"] = json!(w.github.clone_url(REPO));
+    let body = serde_json::to_vec(&payload).unwrap();
+    let reply = w
+        .app
+        .api
+        .send_webhook("pull_request", "d-edited", &body, None)
+        .await;
+    assert_eq!(reply.status, 202, "{}", reply.text);
+
+    w.until("a verdict on release", |g| {
+        on_head(g).len() >= before + 2 && on_head(g).last().map(String::as_str) == Some("failure")
+    })
+    .await;
+    assert_eq!(
+        on_head(&w.github)[before],
+        "pending",
+        "the old success was replaced at once"
+    );
+    let list = w.app.api.validations(w.project).await.body;
+    assert_eq!(list.as_array().unwrap().len(), 2, "{list}");
+    assert_eq!(list[0]["base_ref"], "release", "{list}");
+    // A title edit is not a reason to validate again.
+    payload["changes"] = json!({"title": {"from": "Old title"}});
+    let body = serde_json::to_vec(&payload).unwrap();
+    w.app
+        .api
+        .send_webhook("pull_request", "d-title", &body, None)
+        .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let list = w.app.api.validations(w.project).await.body;
+    assert_eq!(list.as_array().unwrap().len(), 2, "{list}");
+    assert!(!w.github.pull(REPO, number).merged);
+}
+
+#[tokio::test]
 async fn merging_a_fork_pull_request_leaves_the_bases_branch_of_the_same_name() {
     let w = world(
         "true",

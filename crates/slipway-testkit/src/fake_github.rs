@@ -435,6 +435,11 @@ impl FakeGitHub {
         self.world.lock().unwrap().merge_refusal = Some((status, message.to_owned()));
     }
 
+    /// The pull request now targets `base` (GitHub's "Edit" of the base branch).
+    pub fn set_base(&self, full_name: &str, number: i64, base: &str) {
+        self.with_pull(full_name, number, |p| p.base_ref = base.into());
+    }
+
     pub fn set_draft(&self, full_name: &str, number: i64, draft: bool) {
         self.with_pull(full_name, number, |p| p.draft = draft);
     }
