@@ -1,11 +1,12 @@
 //! Acting on stored webhook deliveries: pull requests are validated (again when their base
 //! branch is changed), closed ones cancelled, `/slipway retry` from someone with write access
-//! validates again. Everything else is
+//! validates again, and so does the "Re-run" button of Slipway's check (`check_run` or
+//! `check_suite` `rerequested`). Everything else is
 //! recorded and ignored. Deliveries are processed one at a time, in the order they came.
 
 use crate::{Engine, Target};
 use slipway_core::Project;
-use slipway_forge::webhook::{self, Comment, Event, PullRequest};
+use slipway_forge::webhook::{self, Comment, Event, PullRequest, Rerequested};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
@@ -93,6 +94,45 @@ async fn process(engine: &Engine, delivery_id: &str) -> Result<Processed, Failed
             let mut notes = Vec::new();
             for project in &projects {
                 notes.push(pull_request(engine, project, &pr).await?);
+            }
+            Ok(("processed", notes.join("; ")))
+        }
+        Event::Rerequested(check) => {
+            let projects = engine
+                .inner
+                .store
+                .projects_on_github_repo(&check.repository)
+                .await?;
+            if projects.is_empty() {
+                return Ok(("ignored", format!("no project is on {}", check.repository)));
+            }
+            let mut numbers = check.pull_requests.clone();
+            if numbers.is_empty() {
+                // GitHub names no pull request for a fork's head: find the open ones at it.
+                if let Some(github) = &engine.inner.config.github {
+                    numbers = github
+                        .open_pulls(&check.repository)
+                        .await?
+                        .into_iter()
+                        .filter(|pull| pull.head_sha == check.head_sha)
+                        .map(|pull| pull.number)
+                        .collect();
+                }
+            }
+            if numbers.is_empty() {
+                return Ok((
+                    "ignored",
+                    format!(
+                        "{}.rerequested: no open pull request is at {}",
+                        check.event, check.head_sha
+                    ),
+                ));
+            }
+            let mut notes = Vec::new();
+            for project in &projects {
+                for number in &numbers {
+                    notes.push(rerun(engine, project, *number, &check).await?);
+                }
             }
             Ok(("processed", notes.join("; ")))
         }
@@ -237,5 +277,40 @@ async fn retry(engine: &Engine, project: &Project, comment: &Comment) -> Result<
     Ok(format!(
         "{}: /slipway retry by {}: validation {} of PR #{}",
         project.name, comment.author, record.id, comment.number
+    ))
+}
+
+/// "Re-run" of the check on `check.head_sha`: its pull request's newest validation, when it is
+/// of that head, is validated again (on the base as it is now). A head that has moved on is
+/// left to the validation of the newer one.
+async fn rerun(
+    engine: &Engine,
+    project: &Project,
+    number: i64,
+    check: &Rerequested,
+) -> Result<String, Failed> {
+    let store = &engine.inner.store;
+    let (_, latest) = store
+        .validations_of_pull_request(project.id, number)
+        .await?;
+    let Some(latest) = latest else {
+        return Ok(format!(
+            "{}: PR #{number} has no validation to run again yet",
+            project.name
+        ));
+    };
+    if store.validation(latest).await?.sha != check.head_sha {
+        return Ok(format!(
+            "{}: PR #{number} has moved on from {}; its newer head's validation stands",
+            project.name, check.head_sha
+        ));
+    }
+    let record = engine.retry(latest).await.map_err(|e| match e {
+        crate::SubmitError::Invalid(why) => Failed::Payload(why),
+        crate::SubmitError::Store(error) => error.into(),
+    })?;
+    Ok(format!(
+        "{}: {}.rerequested: validation {} of PR #{number}",
+        project.name, check.event, record.id
     ))
 }

@@ -74,6 +74,9 @@ pub enum Event {
     PullRequest(PullRequest),
     /// A comment on an issue or a pull request.
     Comment(Comment),
+    /// `check_run` or `check_suite` `rerequested`: someone pressed "Re-run" on Slipway's
+    /// check. (Their other actions are `Other`.)
+    Rerequested(Rerequested),
     /// Recorded and ignored.
     Other {
         name: String,
@@ -127,6 +130,18 @@ impl Comment {
             .lines()
             .any(|line| line.trim() == "/slipway retry")
     }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rerequested {
+    /// `check_run` or `check_suite`.
+    pub event: String,
+    /// `owner/name` of the repository.
+    pub repository: String,
+    /// The commit the check is on.
+    pub head_sha: String,
+    /// The pull requests of this repository GitHub names for the check (empty for a fork's).
+    pub pull_requests: Vec<i64>,
 }
 
 /// A payload that does not have the shape GitHub documents for its event.
@@ -216,6 +231,70 @@ struct UserBody {
     login: String,
 }
 
+#[derive(Deserialize)]
+struct CheckRunPayload {
+    action: String,
+    repository: RepositoryPayload,
+    check_run: CheckBody,
+}
+
+#[derive(Deserialize)]
+struct CheckSuitePayload {
+    action: String,
+    repository: RepositoryPayload,
+    check_suite: CheckBody,
+}
+
+#[derive(Deserialize)]
+struct CheckBody {
+    head_sha: String,
+    #[serde(default)]
+    pull_requests: Vec<CheckPullBody>,
+}
+
+#[derive(Deserialize)]
+struct CheckPullBody {
+    number: i64,
+    base: Option<CheckBaseBody>,
+}
+
+#[derive(Deserialize)]
+struct CheckBaseBody {
+    repo: Option<CheckRepoBody>,
+}
+
+#[derive(Deserialize)]
+struct CheckRepoBody {
+    /// `https://api.github.com/repos/{owner}/{name}`
+    url: String,
+}
+
+/// `action` of a check run or suite, as `Rerequested` when it is one, else `Other`.
+fn rerequested(event: &str, action: String, repository: String, check: CheckBody) -> Event {
+    if action != "rerequested" {
+        return Event::Other {
+            name: event.to_owned(),
+        };
+    }
+    let ours = format!("/repos/{repository}").to_ascii_lowercase();
+    let pull_requests = check
+        .pull_requests
+        .into_iter()
+        // A pull request into another repository (a fork's base) is not this one's number.
+        .filter(|p| match p.base.as_ref().and_then(|b| b.repo.as_ref()) {
+            Some(repo) => repo.url.to_ascii_lowercase().ends_with(&ours),
+            None => true,
+        })
+        .map(|p| p.number)
+        .collect();
+    Event::Rerequested(Rerequested {
+        event: event.to_owned(),
+        repository,
+        head_sha: check.head_sha,
+        pull_requests,
+    })
+}
+
 /// The repository a payload is about (`owner/name`), for routing, if it names one.
 pub fn repository_of(body: &[u8]) -> Option<String> {
     #[derive(Deserialize)]
@@ -277,6 +356,14 @@ pub fn parse(event: &str, body: &[u8]) -> Result<Event, PayloadError> {
                     .unwrap_or_else(|| "ghost".into()),
                 author_association: p.comment.author_association,
             })
+        }
+        "check_run" => {
+            let p: CheckRunPayload = serde_json::from_slice(body).map_err(error)?;
+            rerequested(event, p.action, p.repository.full_name, p.check_run)
+        }
+        "check_suite" => {
+            let p: CheckSuitePayload = serde_json::from_slice(body).map_err(error)?;
+            rerequested(event, p.action, p.repository.full_name, p.check_suite)
         }
         other => Event::Other {
             name: other.to_owned(),
@@ -394,6 +481,49 @@ mod tests {
             panic!("not a pull request");
         };
         assert!(!pr.base_changed);
+    }
+
+    #[test]
+    fn re_run_requests_read_as_github_wrote_them_and_other_check_actions_do_not_count() {
+        let Event::Rerequested(suite) = parse(
+            "check_suite",
+            &fixture("check_suite/rerequested.payload.json"),
+        )
+        .unwrap() else {
+            panic!("not a re-run");
+        };
+        assert_eq!(suite.event, "check_suite");
+        assert_eq!(suite.repository, "Codertocat/Hello-World");
+        assert_eq!(suite.head_sha, "ec26c3e57ca3a959ca5aad62de7213c562f8c821");
+        assert_eq!(suite.pull_requests, vec![2]);
+        let Event::Rerequested(run) =
+            parse("check_run", &fixture("check_run/rerequested.payload.json")).unwrap()
+        else {
+            panic!("not a re-run");
+        };
+        assert_eq!(run.head_sha, "d6fde92930d4715a2b49857d24b940956b26d2d3");
+        assert!(run.pull_requests.is_empty());
+        // A pull request into another repository is not named.
+        let mut payload: serde_json::Value =
+            serde_json::from_slice(&fixture("check_suite/rerequested.payload.json")).unwrap();
+        payload["check_suite"]["pull_requests"][0]["base"]["repo"]["url"] =
+            "https://api.github.com/repos/someone/Hello-World".into();
+        let Event::Rerequested(suite) =
+            parse("check_suite", &serde_json::to_vec(&payload).unwrap()).unwrap()
+        else {
+            panic!("not a re-run");
+        };
+        assert!(suite.pull_requests.is_empty());
+        assert_eq!(
+            parse(
+                "check_suite",
+                &fixture("check_suite/completed.payload.json")
+            )
+            .unwrap(),
+            Event::Other {
+                name: "check_suite".into()
+            }
+        );
     }
 
     #[test]

@@ -798,6 +798,68 @@ async fn a_changed_base_branch_is_validated_again_and_the_old_status_replaced() 
 }
 
 #[tokio::test]
+async fn the_checks_re_run_button_validates_the_head_again() {
+    let w = world("true", &[("b.txt", "b\n")], json!({}), NO_POLL).await;
+    let number = w.github.open_pull(REPO, "feature", "main", false);
+    w.deliver_pull_request("opened", number, "d-open").await;
+    let head = w.head();
+    let verdicts = |g: &FakeGitHub| {
+        g.statuses(REPO)
+            .iter()
+            .filter(|s| s.sha == head && s.state == "success")
+            .count()
+    };
+    w.until("a verdict", |g| verdicts(g) == 1).await;
+    let validations = |body: serde_json::Value| body.as_array().unwrap().len();
+    assert_eq!(validations(w.app.api.validations(w.project).await.body), 1);
+
+    // "Re-run all checks": check_suite.rerequested naming the pull request.
+    let api_repo = format!("https://api.github.com/repos/{REPO}");
+    let mut suite = webhook_fixture("check_suite/rerequested.payload.json");
+    suite["repository"]["full_name"] = json!(REPO);
+    suite["check_suite"]["head_sha"] = json!(head);
+    suite["check_suite"]["after"] = json!(head);
+    suite["check_suite"]["head_branch"] = json!("feature");
+    let pull = &mut suite["check_suite"]["pull_requests"][0];
+    pull["number"] = json!(number);
+    pull["url"] = json!(format!("{api_repo}/pulls/{number}"));
+    pull["head"]["ref"] = json!("feature");
+    pull["head"]["sha"] = json!(head);
+    pull["head"]["repo"]["url"] = json!(api_repo);
+    pull["base"]["ref"] = json!("main");
+    pull["base"]["sha"] = json!(git(&w.origin, &["rev-parse", "main"]));
+    pull["base"]["repo"]["url"] = json!(api_repo);
+    let body = serde_json::to_vec(&suite).unwrap();
+    let reply = w
+        .app
+        .api
+        .send_webhook("check_suite", "d-suite", &body, None)
+        .await;
+    assert_eq!(reply.status, 202, "{}", reply.text);
+    w.until("validated again", |g| verdicts(g) == 2).await;
+    assert_eq!(validations(w.app.api.validations(w.project).await.body), 2);
+
+    // "Re-run" of the one check run: check_run.rerequested, whose pull_requests GitHub leaves
+    // empty for a fork's head (as in its sample): the open pull request at that head is found.
+    let mut run = webhook_fixture("check_run/rerequested.payload.json");
+    run["repository"]["full_name"] = json!(REPO);
+    run["check_run"]["head_sha"] = json!(head);
+    run["check_run"]["check_suite"]["head_sha"] = json!(head);
+    run["check_run"]["name"] = json!("slipway/validation");
+    assert_eq!(run["check_run"]["pull_requests"], json!([]));
+    let body = serde_json::to_vec(&run).unwrap();
+    let reply = w
+        .app
+        .api
+        .send_webhook("check_run", "d-run", &body, None)
+        .await;
+    assert_eq!(reply.status, 202, "{}", reply.text);
+    w.until("validated a third time", |g| verdicts(g) == 3)
+        .await;
+    assert_eq!(validations(w.app.api.validations(w.project).await.body), 3);
+}
+
+#[tokio::test]
 async fn merging_a_fork_pull_request_leaves_the_bases_branch_of_the_same_name() {
     let w = world(
         "true",
