@@ -924,7 +924,15 @@ async fn a_refused_merge_is_reported_on_the_pull_request_and_the_merge_step() {
         "{comment}"
     );
     assert!(!w.github.pull(REPO, number).merged);
-    let validation = &w.app.api.validations(w.project).await.body[0];
+    // The comment is posted before the merge step is recorded: wait for the record.
+    let mut validation = serde_json::Value::Null;
+    for _ in 0..200 {
+        validation = w.app.api.validations(w.project).await.body[0].clone();
+        if validation["steps"][8]["status"] == "error" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let merge = &validation["steps"][8];
     assert_eq!(merge["status"], "error", "{validation}");
     assert!(merge["detail"].as_str().unwrap().contains("refused"));
