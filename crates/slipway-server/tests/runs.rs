@@ -310,7 +310,7 @@ async fn a_hanging_agent_is_killed_by_cancel_and_nothing_revives_the_run() {
     .await;
     let id = start(&app, project, "Wait forever").await;
     app.api.run_reaching(id, &["working"]).await;
-    for _ in 0..100 {
+    for _ in 0..400 {
         if processes_with("slipway-hanging-agent") > 0 {
             break;
         }
@@ -321,7 +321,7 @@ async fn a_hanging_agent_is_killed_by_cancel_and_nothing_revives_the_run() {
     assert_eq!(reply.status, 200, "{}", reply.text);
     assert_eq!(reply.body["status"], "cancelled");
     assert!(reply.body["actions"].as_array().unwrap().is_empty());
-    for _ in 0..100 {
+    for _ in 0..400 {
         if processes_with("slipway-hanging-agent") == 0 {
             break;
         }
