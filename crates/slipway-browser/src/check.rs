@@ -89,6 +89,46 @@ struct Seen {
     status: Option<i64>,
 }
 
+/// The most console messages and failed requests a check keeps, and the longest text of
+/// each: the page is the code's, and may say gigabytes.
+const MAX_ENTRIES: usize = 200;
+const MAX_ENTRY_TEXT: usize = 4096;
+
+/// `text` cut at a character boundary to at most [`MAX_ENTRY_TEXT`] bytes, marked.
+fn capped(mut text: String) -> String {
+    if text.len() > MAX_ENTRY_TEXT {
+        let mut end = MAX_ENTRY_TEXT;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+        text.push_str(" … [cut]");
+    }
+    text
+}
+
+impl Seen {
+    fn note_console(&mut self, message: ConsoleMessage) {
+        if self.console.len() < MAX_ENTRIES {
+            self.console.push(ConsoleMessage {
+                text: capped(message.text),
+                source: message.source.map(capped),
+                ..message
+            });
+        }
+    }
+
+    fn note_request(&mut self, problem: RequestProblem) {
+        if self.requests.len() < MAX_ENTRIES {
+            self.requests.push(RequestProblem {
+                url: capped(problem.url),
+                error: problem.error.map(capped),
+                ..problem
+            });
+        }
+    }
+}
+
 impl Browser {
     /// Runs `check` in a fresh tab of the viewport's size; the screenshot (PNG) is written to
     /// `screenshot`. Never fails: what went wrong is in the report.
@@ -393,7 +433,7 @@ async fn listen(
                 .url
                 .as_ref()
                 .map(|url| format!("{url}:{}", details.line_number + 1));
-            seen.console.push(ConsoleMessage {
+            seen.note_console(ConsoleMessage {
                 level: "error".into(),
                 text,
                 source,
@@ -479,7 +519,7 @@ fn answered(event: &EventResponseReceived, seen: &mut Seen) {
             .methods
             .get(event.request_id.inner())
             .map_or("GET".to_owned(), |m| m.0.clone());
-        seen.requests.push(RequestProblem {
+        seen.note_request(RequestProblem {
             method,
             url: event.response.url.clone(),
             status: Some(status),
@@ -498,7 +538,7 @@ fn loading_failed(event: &EventLoadingFailed, seen: &mut Seen) {
         .get(event.request_id.inner())
         .cloned()
         .unwrap_or_default();
-    seen.requests.push(RequestProblem {
+    seen.note_request(RequestProblem {
         method,
         url,
         status: None,
@@ -529,7 +569,7 @@ fn console_called(event: &EventConsoleApiCalled, seen: &mut Seen) {
         .as_ref()
         .and_then(|t| t.call_frames.first())
         .map(|f| format!("{}:{}", f.url, f.line_number + 1));
-    seen.console.push(ConsoleMessage {
+    seen.note_console(ConsoleMessage {
         level: level.into(),
         text,
         source,

@@ -285,18 +285,22 @@ pub fn read_file_below(root: &Path, relative: &Path, limit: u64) -> std::io::Res
 /// links, never followed on either side; regular files opened without blocking; FIFOs,
 /// sockets and devices skipped; setuid and setgid bits dropped. `accept` sees each entry's
 /// path below `from` and its status; what it refuses is left out with all below it. Trees
-/// deeper than [`MAX_COPY_DEPTH`] are refused. Blocking.
+/// deeper than [`MAX_COPY_DEPTH`], or larger than `quotas` allow (`disk_mb` counting files at
+/// their full length, `max_files`), are refused. Blocking.
 pub fn copy_tree(
     from: &Path,
     to: &Path,
+    quotas: &Quotas,
     accept: &dyn Fn(&Path, &rustix::fs::Stat) -> bool,
 ) -> std::io::Result<()> {
     let source = tree::open_dir(from)?;
     std::fs::create_dir(to)?;
     let target = tree::open_dir(to)?;
+    // Never more than the quotas let the tree be: files at full length (sparse ones too).
+    let budget = tree::Budget::new(quotas.disk_mb * 1024 * 1024, quotas.max_files);
     let options = tree::CopyOptions {
         accept,
-        budget: None,
+        budget: Some(&budget),
     };
     for entry in std::fs::read_dir(from)? {
         let name = tree::cstring(&entry?.file_name());

@@ -16,21 +16,31 @@ pub(super) fn plain_copy(from: &Path, to: &Path) -> io::Result<Vec<String>> {
     // Files not the tree owner's (a hard link to someone else's file) are not read.
     let owner = std::fs::symlink_metadata(from)?.uid();
     let notes = RefCell::new(Vec::new());
-    slipway_sandbox::copy_tree(from, to, &|path, stat| {
-        let shown = path.display();
-        let note = if path.file_name().is_some_and(|name| name == ".git") {
-            format!("{shown} dropped: Slipway's git never reads a repository of the agent's")
-        } else {
-            match FileType::from_raw_mode(stat.st_mode) {
-                FileType::Directory | FileType::Symlink => return true,
-                FileType::RegularFile if stat.st_uid == owner => return true,
-                FileType::RegularFile => format!("{shown} skipped: a file of another user"),
-                _ => format!("{shown} skipped: not a file, a directory or a link"),
+    // The agent's cell ran under the default quotas: its copy is held to them.
+    slipway_sandbox::copy_tree(
+        from,
+        to,
+        &slipway_sandbox::Quotas::default(),
+        &|path, stat| {
+            let shown = path.display();
+            // The clone's own `.git` is dropped without a word; any other is the agent's doing.
+            if path == Path::new(".git") {
+                return false;
             }
-        };
-        notes.borrow_mut().push(note);
-        false
-    })?;
+            let note = if path.file_name().is_some_and(|name| name == ".git") {
+                format!("{shown} dropped: Slipway's git never reads a repository of the agent's")
+            } else {
+                match FileType::from_raw_mode(stat.st_mode) {
+                    FileType::Directory | FileType::Symlink => return true,
+                    FileType::RegularFile if stat.st_uid == owner => return true,
+                    FileType::RegularFile => format!("{shown} skipped: a file of another user"),
+                    _ => format!("{shown} skipped: not a file, a directory or a link"),
+                }
+            };
+            notes.borrow_mut().push(note);
+            false
+        },
+    )?;
     Ok(notes.into_inner())
 }
 
@@ -67,7 +77,11 @@ mod tests {
             assert!(std::fs::symlink_metadata(to.join(gone)).is_err(), "{gone}");
         }
         assert!(to.join("vendor").is_dir());
-        assert_eq!(notes.len(), 4, "{notes:?}");
+        assert_eq!(
+            notes.len(),
+            3,
+            "the top-level .git is dropped silently: {notes:?}"
+        );
     }
 
     #[test]
@@ -83,5 +97,30 @@ mod tests {
         std::fs::create_dir_all(real.join(deep)).unwrap();
         let error = plain_copy(&real, &dir.path().join("to2")).unwrap_err();
         assert!(error.to_string().contains("deeper"), "{error}");
+    }
+
+    #[test]
+    fn a_tree_larger_than_the_quotas_allow_is_refused_not_copied() {
+        let dir = tempfile::tempdir().unwrap();
+        let (from, to) = (dir.path().join("from"), dir.path().join("to"));
+        std::fs::create_dir(&from).unwrap();
+        // Sparse: no disk in the agent's tree, 3 GiB once copied.
+        let file = std::fs::File::create(from.join("sparse.bin")).unwrap();
+        file.set_len(3 << 30).unwrap();
+        assert!(plain_copy(&from, &to).is_err());
+        let used: u64 = walk_blocks(&to);
+        assert!(used < 1 << 20, "{used} bytes were written");
+    }
+
+    fn walk_blocks(dir: &Path) -> u64 {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::read_dir(dir)
+            .map(|entries| {
+                entries
+                    .flatten()
+                    .map(|e| e.metadata().map(|m| m.blocks() * 512).unwrap_or(0))
+                    .sum()
+            })
+            .unwrap_or(0)
     }
 }

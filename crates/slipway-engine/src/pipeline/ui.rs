@@ -20,6 +20,9 @@ const BROWSER_READY: Duration = Duration::from_secs(20);
 /// Artifacts kept per validation; screenshots beyond are not stored (and the log says so).
 pub(crate) const MAX_ARTIFACT_BYTES: u64 = 50 * 1024 * 1024;
 
+/// How long a check's evidence (page state, screenshot) may take after its steps' timeout.
+const EVIDENCE_GRACE: Duration = Duration::from_secs(30);
+
 impl Attempt<'_> {
     /// How a check ends whose browser died: the page's failure when it drove the cell past
     /// a quota (memory, processes), else Slipway's fault, never the page's.
@@ -169,6 +172,19 @@ impl Attempt<'_> {
                     report = browser.check_masked(check, dimensions, &target, timeout, &shot, &mask) => report,
                     _ = self.cancel.cancelled() => return Ok(StepEnd::Cancelled),
                     _ = ended(process) => return Ok(self.browser_died()),
+                    // The check's own timeout covers its steps; a page that hangs the reads
+                    // after them (a getter that never returns) fails the check, on its account.
+                    _ = tokio::time::sleep(timeout + EVIDENCE_GRACE) => {
+                        return Ok(StepEnd::Failed {
+                            exit_code: None,
+                            detail: format!(
+                                "{}: the page did not let the check finish within {} s",
+                                check.name,
+                                (timeout + EVIDENCE_GRACE).as_secs()
+                            ),
+                            retryable: false,
+                        })
+                    }
                 };
                 if report.browser_failed {
                     let why = report.failure.unwrap_or_default();
@@ -225,7 +241,18 @@ impl Attempt<'_> {
         let used = dir_size(dir);
         let mut evidence = serde_json::to_value(report).expect("a report serializes");
         // Masked already; again here, as everything stored is (every string, never the text).
-        slipway_browser::mask_strings(&mut evidence, &|text| self.logs.mask(text));
+        // And no string longer than 64 KiB: the page is the code's.
+        slipway_browser::mask_strings(&mut evidence, &|text| {
+            let mut text = self.logs.mask(text);
+            if text.len() > 64 * 1024 {
+                let mut end = 64 * 1024;
+                while !text.is_char_boundary(end) {
+                    end -= 1;
+                }
+                text.truncate(end);
+            }
+            text
+        });
         if used > MAX_ARTIFACT_BYTES {
             let _ = tokio::fs::remove_file(&shot).await;
             evidence["screenshot"] = serde_json::Value::Null;
