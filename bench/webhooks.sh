@@ -10,7 +10,7 @@ cargo build --release -q -p slipway
 work=$(mktemp -d); pid=
 trap '[ -n "$pid" ] && kill $pid 2>/dev/null; rm -rf "$work"' EXIT
 secret=bench-webhook-secret
-fixture=../shared/fixtures/github-webhooks/pull_request/opened.payload.json
+fixture=tests-data/fixtures/github-webhooks/pull_request/opened.payload.json
 cp "$fixture" "$work/body.json"
 signature=sha256=$(python3 -c "import hmac,hashlib,sys; print(hmac.new(b'$secret', open('$work/body.json','rb').read(), hashlib.sha256).hexdigest())")
 port=$((20000 + RANDOM % 20000))

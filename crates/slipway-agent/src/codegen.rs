@@ -1,4 +1,4 @@
-//! The Codegen Developer API client (../shared/reference/codegen-openapi3.json): create,
+//! The Codegen Developer API client (tests-data/reference/codegen-openapi3.json): create,
 //! get, resume and list agent runs, and ban a PR's agents (the API has no cancel). 429 and
 //! 5xx answers are retried with backoff (honouring `Retry-After`); 401/402/403/404/422 are
 //! final errors that say what Codegen said.

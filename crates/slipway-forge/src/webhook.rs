@@ -378,7 +378,7 @@ mod tests {
 
     fn fixture(path: &str) -> Vec<u8> {
         let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("../../../shared/fixtures/github-webhooks");
+            .join("../../tests-data/fixtures/github-webhooks");
         std::fs::read(root.join(path)).unwrap_or_else(|e| panic!("{path}: {e}"))
     }
 
@@ -416,7 +416,7 @@ mod tests {
     #[test]
     fn every_pull_request_fixture_parses() {
         let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("../../../shared/fixtures/github-webhooks/pull_request");
+            .join("../../tests-data/fixtures/github-webhooks/pull_request");
         let mut count = 0;
         for entry in std::fs::read_dir(dir).unwrap() {
             let path = entry.unwrap().path();

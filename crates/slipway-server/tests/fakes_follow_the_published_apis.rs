@@ -1,7 +1,7 @@
 //! The fakes the other tests trust are held to the services' published descriptions: every
 //! answer the fake GitHub and the fake Codegen give while Slipway's real clients use them is
 //! checked against GitHub's OpenAPI description (the `@octokit/openapi` npm package, fetched
-//! with npm on first use) and Codegen's (`../shared/reference/codegen-openapi3.json`).
+//! with npm on first use) and Codegen's (`tests-data/reference/codegen-openapi3.json`).
 
 use serde_json::json;
 use slipway_agent::codegen::{Codegen, CreateRun};
@@ -51,7 +51,7 @@ fn github_spec() -> Spec {
 fn codegen_spec() -> Spec {
     Spec::load(
         &PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("../../../shared/reference/codegen-openapi3.json"),
+            .join("../../tests-data/reference/codegen-openapi3.json"),
     )
 }
 

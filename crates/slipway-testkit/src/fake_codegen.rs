@@ -1,4 +1,4 @@
-//! A stateful fake of the Codegen Developer API (../shared/reference/codegen-openapi3.json)
+//! A stateful fake of the Codegen Developer API (tests-data/reference/codegen-openapi3.json)
 //! on localhost: agent runs that move through statuses as they are polled, scripted answers
 //! (a reply, a plan, a pull request pushed to a real repository and opened on the fake
 //! GitHub), resume, list, ban, the 10-per-minute creation limit, and injected faults.

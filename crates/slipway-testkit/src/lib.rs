@@ -625,17 +625,13 @@ pub fn processes_with(marker: &str) -> usize {
         .count()
 }
 
-/// A GitHub webhook fixture from `shared/fixtures/github-webhooks` (e.g. `pull_request/opened.payload.json`).
+/// A GitHub webhook fixture from `tests-data/fixtures/github-webhooks` (e.g. `pull_request/opened.payload.json`).
 pub fn webhook_fixture(path: &str) -> Value {
     let file = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/fixtures/github-webhooks")
+        .join("../../tests-data/fixtures/github-webhooks")
         .join(path);
-    let text = std::fs::read_to_string(&file).unwrap_or_else(|e| {
-        panic!(
-            "{}: {e} (shared/ must sit beside the checkout)",
-            file.display()
-        )
-    });
+    let text = std::fs::read_to_string(&file)
+        .unwrap_or_else(|e| panic!("{}: {e} (tests-data/ of this repository)", file.display()));
     serde_json::from_str(&text).expect("fixtures are JSON")
 }
 
