@@ -459,13 +459,9 @@ impl Attempt<'_> {
         );
         // Read before any of the pull request's code ran, but what it tracks is its own:
         // read off the runtime's threads, below the workspace only.
-        let keys: Vec<String> = tokio::task::spawn_blocking(move || {
-            scopes
-                .iter()
-                .map(|scope| snapshot::key(&ws, scope, &files, &commands))
-                .collect()
-        })
-        .await?;
+        let keys =
+            tokio::task::spawn_blocking(move || snapshot::keys(&ws, &scopes, &files, &commands))
+                .await?;
         for key in &keys {
             if let Some(detail) = self.restore_snapshot(key).await? {
                 return Ok(StepEnd::Passed(Some(detail)));

@@ -62,12 +62,46 @@ pub fn key(
     cache_key_files: &[String],
     setup_commands: &[String],
 ) -> String {
+    keys(
+        workspace,
+        std::slice::from_ref(scope),
+        cache_key_files,
+        setup_commands,
+    )
+    .pop()
+    .expect("one scope, one key")
+}
+
+/// [`key`] in each of `scopes`, the files read once.
+pub fn keys(
+    workspace: &Path,
+    scopes: &[Scope],
+    cache_key_files: &[String],
+    setup_commands: &[String],
+) -> Vec<String> {
+    let contents = contents_digest(workspace, cache_key_files, setup_commands);
+    scopes
+        .iter()
+        .map(|scope| {
+            let mut hash = Sha256::new();
+            hash.update(b"slipway-snapshot-v3\0scope\0");
+            hash.update(scope.0.as_bytes());
+            hash.update(b"\0contents\0");
+            hash.update(contents);
+            hash.finalize().iter().map(|b| format!("{b:02x}")).collect()
+        })
+        .collect()
+}
+
+/// What a workspace's setup depends on, whatever its scope.
+fn contents_digest(
+    workspace: &Path,
+    cache_key_files: &[String],
+    setup_commands: &[String],
+) -> [u8; 32] {
     let mut hash = Sha256::new();
-    hash.update(b"slipway-snapshot-v2\0");
     hash.update(std::env::consts::OS.as_bytes());
     hash.update(std::env::consts::ARCH.as_bytes());
-    hash.update(b"\0scope\0");
-    hash.update(scope.0.as_bytes());
     for command in setup_commands {
         hash.update(b"\0command\0");
         hash.update(command.as_bytes());
@@ -91,7 +125,7 @@ pub fn key(
             Err(_) => hash.update(b"\0unreadable\0"),
         }
     }
-    hash.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    hash.finalize().into()
 }
 
 /// Whose snapshots a validation may use, as GitHub Actions scopes caches: a project's

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{bwrap, run_in_cell, Options};
+use common::{bwrap, open_cell, run_command, run_in_cell, Options};
 
 #[tokio::test]
 async fn a_cell_sees_the_system_but_no_other_repository_or_home() {
@@ -62,42 +62,11 @@ async fn a_path_the_cell_is_made_to_see_is_read_only() {
     );
     let visible = slipway_sandbox::paths_named_in(&command);
     assert_eq!(visible, vec![script.clone()]);
-    let sandbox = bwrap(Vec::new());
     let ws = tempfile::tempdir().unwrap();
-    slipway_sandbox::give_to_sandbox(&sandbox, ws.path()).unwrap();
     let scratch = tempfile::tempdir().unwrap();
-    let cell = sandbox
-        .cell(&slipway_sandbox::CellSpec {
-            visible: &visible,
-            workspace: ws.path(),
-            scratch: scratch.path(),
-            network: slipway_sandbox::Network::None,
-            quotas: slipway_sandbox::Quotas::default(),
-            hidden: &[],
-            name: "test-visible",
-        })
-        .await
-        .unwrap();
-    let (tx, mut rx) = tokio::sync::mpsc::channel(slipway_sandbox::LINES_IN_FLIGHT);
-    let process = cell
-        .spawn(
-            &slipway_sandbox::CommandSpec {
-                command: &command,
-                cwd: ws.path(),
-                env: &[],
-            },
-            tx,
-        )
-        .unwrap();
-    let cancel = tokio_util::sync::CancellationToken::new();
-    let outcome = process
-        .wait(std::time::Duration::from_secs(10), &cancel)
-        .await;
+    let cell = open_cell(&bwrap(Vec::new()), ws.path(), scratch.path(), &visible).await;
+    let (outcome, lines) = run_command(&cell, ws.path(), &command).await;
     cell.close().await;
-    let mut lines = Vec::new();
-    while let Some(line) = rx.recv().await {
-        lines.push(line);
-    }
     assert_eq!(outcome, slipway_sandbox::Outcome::Exited(0), "{lines:?}");
     assert_eq!(lines, ["the agent ran", "read-only"]);
     assert_eq!(

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{bwrap, run_in_cell, Options};
+use common::{bwrap, open_cell, run_command, run_in_cell, Options};
 use slipway_sandbox::snapshot::{key, Manifest, Scope, Snapshots};
 use slipway_sandbox::Quotas;
 use std::collections::HashMap;
@@ -373,38 +373,12 @@ async fn a_descriptor_slipway_inherited_never_reaches_the_code() {
 
 #[tokio::test]
 async fn a_workspace_the_code_locked_is_the_codes_failure_not_the_sandboxs() {
-    let sandbox = bwrap(Vec::new());
     let ws = tempfile::tempdir().unwrap();
-    slipway_sandbox::give_to_sandbox(&sandbox, ws.path()).unwrap();
     let scratch = tempfile::tempdir().unwrap();
-    let cell = sandbox
-        .cell(&slipway_sandbox::CellSpec {
-            visible: &[],
-            workspace: ws.path(),
-            scratch: scratch.path(),
-            network: slipway_sandbox::Network::None,
-            quotas: Quotas::default(),
-            hidden: &[],
-            name: "test-locked",
-        })
-        .await
-        .unwrap();
+    let cell = open_cell(&bwrap(Vec::new()), ws.path(), scratch.path(), &[]).await;
     let mut outcomes = Vec::new();
     for command in ["chmod 000 /workspace", "exit 3"] {
-        let (tx, mut rx) = tokio::sync::mpsc::channel(slipway_sandbox::LINES_IN_FLIGHT);
-        let process = cell
-            .spawn(
-                &slipway_sandbox::CommandSpec {
-                    command,
-                    cwd: ws.path(),
-                    env: &[],
-                },
-                tx,
-            )
-            .unwrap();
-        let cancel = tokio_util::sync::CancellationToken::new();
-        outcomes.push(process.wait(Duration::from_secs(10), &cancel).await);
-        while rx.recv().await.is_some() {}
+        outcomes.push(run_command(&cell, ws.path(), command).await.0);
     }
     cell.close().await;
     assert_eq!(

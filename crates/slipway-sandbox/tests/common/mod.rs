@@ -217,3 +217,55 @@ pub fn disk_use(root: &Path) -> u64 {
         .and_then(|n| n.parse().ok())
         .unwrap_or(u64::MAX)
 }
+
+/// A cell over `workspace` (handed to the sandbox's user) that sees `visible` too; the caller
+/// runs commands with [`run_command`] and closes it.
+pub async fn open_cell(
+    sandbox: &Sandbox,
+    workspace: &Path,
+    scratch: &Path,
+    visible: &[PathBuf],
+) -> slipway_sandbox::Cell {
+    slipway_sandbox::give_to_sandbox(sandbox, workspace).unwrap();
+    let name = format!("test-{}", scratch.file_name().unwrap().to_string_lossy());
+    sandbox
+        .cell(&CellSpec {
+            visible,
+            workspace,
+            scratch,
+            network: Network::None,
+            quotas: Quotas::default(),
+            hidden: &[],
+            name: &name,
+        })
+        .await
+        .unwrap()
+}
+
+/// Runs `command` in `cell`'s workspace; how it ended and what it printed.
+pub async fn run_command(
+    cell: &slipway_sandbox::Cell,
+    workspace: &Path,
+    command: &str,
+) -> (Outcome, Vec<String>) {
+    let (tx, mut rx) = tokio::sync::mpsc::channel(slipway_sandbox::LINES_IN_FLIGHT);
+    let process = cell
+        .spawn(
+            &CommandSpec {
+                command,
+                cwd: workspace,
+                env: &[],
+            },
+            tx,
+        )
+        .unwrap();
+    let collect = async {
+        let mut lines = Vec::new();
+        while let Some(line) = rx.recv().await {
+            lines.push(line);
+        }
+        lines
+    };
+    let cancel = CancellationToken::new();
+    tokio::join!(process.wait(Duration::from_secs(10), &cancel), collect)
+}
