@@ -260,18 +260,11 @@ impl Engine {
 
     /// Start-up reconciliation after whatever stopped the last process (even SIGKILL):
     /// hands its leases back, removes its stale cells and workspaces, and ends validations
-    /// whose job gave up. This process must be the database's only one. Recorded process
-    /// groups are forgotten, never killed: after a restart their numbers may be anyone's
-    /// (the cells died with the last process; stale cgroups are killed as cgroups).
+    /// whose job gave up. This process must be the database's only one. Nothing is killed by
+    /// a process number (after a restart it may be anyone's): the cells died with the last
+    /// process, and stale cgroups are killed as cgroups.
     pub async fn reconcile(&self) -> anyhow::Result<()> {
         let store = &self.inner.store;
-        let stale = store.take_process_groups().await?;
-        if !stale.is_empty() {
-            tracing::debug!(
-                count = stale.len(),
-                "forgot process groups of an earlier run"
-            );
-        }
         let released = store.expire_all_leases().await?;
         if released > 0 {
             tracing::warn!(

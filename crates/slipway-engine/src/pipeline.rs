@@ -191,12 +191,9 @@ pub(crate) async fn execute(
     let first_error = run.first_error.take();
     let unused_browser = run.early_browser.take().map(|(browser, _)| browser);
     for process in run.service.take().into_iter().chain(unused_browser) {
-        stop(store, id, process).await;
+        stop(process).await;
     }
     if let Some(cell) = run.cell.take() {
-        for pgid in cell.helper_groups() {
-            let _ = store.forget_process_group(id, pgid).await;
-        }
         cell.close().await;
     }
     if let Some(restored) = run.restored.take() {
@@ -228,20 +225,14 @@ pub(crate) async fn execute(
     Ok(Ended::Verdict(status))
 }
 
-/// Kills a process of the validation and forgets its group (recorded for crash clean-up).
-async fn stop(store: &slipway_store::Store, id: ValidationId, mut process: Process) {
+/// Kills a process of the validation (its whole group).
+async fn stop(mut process: Process) {
     process.kill().await;
-    let _ = store.forget_process_group(id, process.pgid()).await;
 }
 
 impl Attempt<'_> {
     fn id(&self) -> ValidationId {
         self.record.id
-    }
-
-    /// [`stop`], for this validation.
-    async fn stop(&self, process: Process) {
-        stop(&self.inner.store, self.id(), process).await;
     }
 
     /// Runs every step; returns the final statuses and where the pipeline came from.
@@ -342,12 +333,6 @@ impl Attempt<'_> {
                 name: &name,
             })
             .await?;
-        for pgid in cell.helper_groups() {
-            self.inner
-                .store
-                .record_process_group(self.id(), pgid)
-                .await?;
-        }
         for note in &cell.notes {
             self.logs
                 .line(StepName::Checkout, &format!("sandbox: {note}"));

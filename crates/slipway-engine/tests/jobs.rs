@@ -5,9 +5,7 @@ mod common;
 
 use common::{harness, harness_with, Harness};
 use slipway_core::validation::ValidationStatus;
-use slipway_core::ValidationId;
 use slipway_engine::Target;
-use std::os::unix::process::CommandExt;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
@@ -88,33 +86,6 @@ async fn a_panic_in_a_validation_ends_it_as_error_with_a_message() {
     let error = record.error.unwrap_or_default();
     assert!(error.contains("Slipway failed while running it"), "{error}");
     assert!(error.contains("every step is planned"), "{error}");
-}
-
-#[tokio::test]
-async fn start_up_never_kills_a_recorded_process_group_by_its_number() {
-    let h = harness(&[(".slipway.toml", "[test]\ncommands = [\"true\"]\n")]).await;
-    // Stands for whatever reuses the number after a restart or a reboot.
-    let mut bystander = std::process::Command::new("sleep")
-        .arg("300")
-        .process_group(0)
-        .spawn()
-        .unwrap();
-    let pgid = bystander.id() as i32;
-    h.store
-        .record_process_group(ValidationId(1), pgid)
-        .await
-        .unwrap();
-    h.engine.reconcile().await.unwrap();
-    // Give a kill, had one been sent, the time to land.
-    for _ in 0..20 {
-        assert!(
-            bystander.try_wait().unwrap().is_none(),
-            "start-up killed process group {pgid}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    bystander.kill().unwrap();
-    bystander.wait().unwrap();
 }
 
 #[tokio::test]

@@ -295,11 +295,6 @@ impl Cell {
         }
     }
 
-    /// Process groups of the cell's helpers (pasta), for crash clean-up.
-    pub fn helper_groups(&self) -> Vec<i32> {
-        self.pasta.iter().map(Process::pgid).collect()
-    }
-
     /// Starts a command in the cell; its output lines go to `lines`.
     pub fn spawn(
         &self,

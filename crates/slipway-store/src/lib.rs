@@ -6,7 +6,6 @@ mod deliveries;
 mod events;
 mod logs;
 mod overview;
-mod process_groups;
 mod projects;
 mod pulls;
 pub mod queue;

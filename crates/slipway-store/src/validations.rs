@@ -536,10 +536,6 @@ impl Store {
             .bind(id.0)
             .execute(&mut *tx)
             .await?;
-        sqlx::query("DELETE FROM sandbox_processes WHERE validation_id = ?")
-            .bind(id.0)
-            .execute(&mut *tx)
-            .await?;
         tx.commit().await?;
         self.emit_validation_update(id, None).await
     }

@@ -122,18 +122,9 @@ impl Attempt<'_> {
                 ))))
             }
         };
-        let pgid = process.pgid();
-        self.inner
-            .store
-            .record_process_group(self.id(), pgid)
-            .await?;
         let outcome = process
             .wait(budget.saturating_sub(started.elapsed()), self.cancel)
             .await;
-        self.inner
-            .store
-            .forget_process_group(self.id(), pgid)
-            .await?;
         let _ = tokio::time::timeout(Duration::from_secs(2), follow).await;
         let failed = |detail: String, exit_code: Option<i32>, retryable: bool| {
             Some(StepEnd::Failed {
@@ -208,10 +199,6 @@ impl Attempt<'_> {
                 )))
             }
         };
-        self.inner
-            .store
-            .record_process_group(self.id(), process.pgid())
-            .await?;
         let url = format!("http://127.0.0.1:{port}{health_path}");
         let started = Instant::now();
         let limit = Duration::from_secs(ready_secs.into())
@@ -279,10 +266,6 @@ impl Attempt<'_> {
             self.service = Some(process);
         } else {
             process.kill().await;
-            self.inner
-                .store
-                .forget_process_group(self.id(), process.pgid())
-                .await?;
         }
         Ok(end)
     }

@@ -4,7 +4,7 @@
 //! reach), running every `[[ui.checks]]` in every viewport. Each check's evidence (JSON,
 //! masked like the log) and screenshot are stored as the validation's artifacts.
 
-use super::{Attempt, StepEnd};
+use super::{stop, Attempt, StepEnd};
 use slipway_browser::{Browser, Report, Target};
 use slipway_core::ui::{viewport, UiSection, DEFAULT_UI_TIMEOUT_SECS};
 use slipway_core::validation::StepName;
@@ -67,7 +67,7 @@ impl Attempt<'_> {
             Ok(both) => both,
             Err((error, process)) => {
                 if let Some(process) = process {
-                    self.stop(process).await;
+                    stop(process).await;
                 }
                 return Ok(StepEnd::Error(format!(
                     "the browser did not start: {error}"
@@ -84,7 +84,7 @@ impl Attempt<'_> {
         };
         // Killed with its cell in any case (cancel, timeout, crash); here as soon as done.
         browser.close().await;
-        self.stop(process).await;
+        stop(process).await;
         end
     }
 
@@ -118,10 +118,6 @@ impl Attempt<'_> {
         tokio::spawn(async move { while said.recv().await.is_some() {} });
         let browser = cell.spawn_browser(&command, lines)?;
         let process = browser.process;
-        self.inner
-            .store
-            .record_process_group(self.id(), process.pgid())
-            .await?;
         let relay = slipway_browser::pipe::relay(browser.commands, browser.answers).await?;
         Ok((process, relay))
     }
