@@ -12,6 +12,14 @@ use tokio::sync::mpsc::Sender;
 const MAX_TRIES: u32 = 6;
 const RETRY_BASE: Duration = Duration::from_millis(500);
 const MAX_WAIT: Duration = Duration::from_secs(60);
+/// The published maximum `limit` of `GET agent/runs`.
+const PAGE_SIZE: u32 = 100;
+/// How far back the duplicate-run look-up reads (a run is looked up within minutes of its
+/// creation, so 1,000 newer API runs in between are far past a busy organization).
+const LOOKUP_PAGES: u32 = 10;
+/// Polls after a resume that may still show the turn before (Codegen's status lags the
+/// resume); past them a terminal status is taken as it stands.
+const STALE_POLLS: u32 = 5;
 
 /// Where and as whom to reach Codegen (no `Debug`: it holds a token).
 #[derive(Clone)]
@@ -212,11 +220,20 @@ impl Codegen {
             .await
     }
 
-    pub async fn list_runs(&self, skip: u32, limit: u32) -> Result<CodegenPage, CodegenError> {
+    /// One page of the organization's runs, newest first, of `source` only when given.
+    pub async fn list_runs(
+        &self,
+        skip: u32,
+        limit: u32,
+        source: Option<&str>,
+    ) -> Result<CodegenPage, CodegenError> {
         let _admitted = self.reads.admit().await;
+        let source = source
+            .map(|s| format!("&source_type={s}"))
+            .unwrap_or_default();
         self.send(
             reqwest::Method::GET,
-            &format!("agent/runs?skip={skip}&limit={limit}"),
+            &format!("agent/runs?skip={skip}&limit={limit}{source}"),
             None,
         )
         .await
@@ -239,19 +256,36 @@ impl Codegen {
     }
 
     /// The run created for Slipway run `run_id`, found by its metadata (after a crash
-    /// between creating it and recording its id). Looks at the newest 100 runs.
+    /// between creating it and recording its id). Reads the organization's API-created runs
+    /// page by page (newest first; a busy organization may have many newer ones), at most
+    /// `LOOKUP_PAGES` pages.
     pub async fn find_by_slipway_run(
         &self,
         run_id: i64,
     ) -> Result<Option<CodegenRun>, CodegenError> {
-        let page = self.list_runs(0, 100).await?;
-        Ok(page.items.into_iter().find(|run| {
-            run.metadata
-                .as_ref()
-                .and_then(|m| m.get("slipway_run_id"))
-                .and_then(serde_json::Value::as_i64)
-                == Some(run_id)
-        }))
+        for page in 0..LOOKUP_PAGES {
+            let skip = page * PAGE_SIZE;
+            let runs = self.list_runs(skip, PAGE_SIZE, Some("API")).await?;
+            let read = runs.items.len() as u32;
+            if let Some(found) = runs.items.into_iter().find(|run| {
+                run.metadata
+                    .as_ref()
+                    .and_then(|m| m.get("slipway_run_id"))
+                    .and_then(serde_json::Value::as_i64)
+                    == Some(run_id)
+            }) {
+                return Ok(Some(found));
+            }
+            if read < PAGE_SIZE || i64::from(skip + read) >= runs.total {
+                return Ok(None);
+            }
+        }
+        tracing::warn!(
+            run_id,
+            pages = LOOKUP_PAGES,
+            "no Codegen run of this Slipway run among the newest; creating one"
+        );
+        Ok(None)
     }
 
     async fn send<T: serde::de::DeserializeOwned>(
@@ -429,28 +463,39 @@ impl CodegenAgent {
     }
 
     /// Resumes the run at most once: after a resume whose answer was lost, the run is read,
-    /// and one that is working again took it.
-    async fn resume(&self, id: i64, prompt: &str) -> Result<(), CodegenError> {
+    /// and one that is working again took it. A fix resumes work on the run's pull request,
+    /// so its ban (from a cancelled run) is lifted first. Returns the run as it was before,
+    /// to tell its new answer from the old one.
+    async fn resume(&self, id: i64, prompt: &str, fix: bool) -> Result<Seen, CodegenError> {
+        let before = Seen::of(&self.client.run(id).await?);
+        if fix {
+            self.client.unban(id).await?;
+        }
         let resumed = || async {
             let run = self.client.run(id).await?;
             let status = run.status.clone().unwrap_or_default();
             Ok(matches!(external_state(&status), ExternalState::Working).then_some(run))
         };
-        retry("resume", || self.client.resume(id, prompt), resumed)
-            .await
-            .map(drop)
+        retry("resume", || self.client.resume(id, prompt), resumed).await?;
+        Ok(before)
     }
 
-    /// Polls the run until Codegen says it ended, with a growing, jittered interval.
+    /// Polls the run until Codegen says it ended, with a growing, jittered interval. After a
+    /// resume (`before` given) a terminal status counts only once the run moved: it was seen
+    /// working, or its answer changed (Codegen may still show the old turn's end for a few
+    /// polls); after `STALE_POLLS` such polls it is taken as it stands.
     async fn wait(
         &self,
         id: i64,
         turn: &Turn<'_>,
         progress: &Sender<Progress>,
+        before: Option<Seen>,
     ) -> Result<Answer, AgentError> {
         let deadline = tokio::time::Instant::now() + turn.timeout;
         let mut every = self.poll_every;
         let mut last_status = None;
+        let mut stale_polls = 0;
+        let mut moved = before.is_none();
         loop {
             let wait = crate::backoff(every * 2, 1);
             tokio::select! {
@@ -466,11 +511,24 @@ impl CodegenAgent {
             every = (every.mul_f64(1.5)).min(MAX_POLL_EVERY);
             let run = self.client.run(id).await.map_err(into_agent_error)?;
             let status = run.status.clone().unwrap_or_default();
+            let state = external_state(&status);
+            if !moved {
+                let working = matches!(state, ExternalState::Working | ExternalState::Unknown);
+                stale_polls += 1;
+                moved = working || before.as_ref() != Some(&Seen::of(&run));
+                if !moved && stale_polls < STALE_POLLS {
+                    continue;
+                }
+                if !moved {
+                    tracing::warn!(id, %status, "Codegen run shows no change since the resume; taking its status");
+                }
+                moved = true;
+            }
             if last_status.as_ref() != Some(&status) {
                 let _ = progress.send(Progress::Status(status.clone())).await;
                 last_status = Some(status.clone());
             }
-            match external_state(&status) {
+            match state {
                 ExternalState::Working | ExternalState::Unknown => continue,
                 ExternalState::Failed => {
                     return Ok(Answer::Failed(format!(
@@ -485,6 +543,31 @@ impl CodegenAgent {
                 }
                 ExternalState::Done => return Ok(answer_of(run, turn.plan_mode)),
             }
+        }
+    }
+}
+
+/// What a poll shows of a run's turn: its status and its answer.
+#[derive(Debug, PartialEq)]
+struct Seen {
+    status: Option<String>,
+    result: Option<String>,
+    summary: Option<String>,
+    pulls: Vec<Option<String>>,
+}
+
+impl Seen {
+    fn of(run: &CodegenRun) -> Self {
+        Self {
+            status: run.status.clone(),
+            result: run.result.clone(),
+            summary: run.summary.clone(),
+            pulls: run
+                .github_pull_requests
+                .iter()
+                .flatten()
+                .map(|pr| pr.url.clone())
+                .collect(),
         }
     }
 }
@@ -524,9 +607,9 @@ fn into_agent_error(error: CodegenError) -> AgentError {
 
 impl Agent for CodegenAgent {
     async fn work(&self, turn: Turn<'_>, progress: Sender<Progress>) -> Result<Answer, AgentError> {
-        let id = match (turn.kind, turn.external_id) {
+        let (id, before) = match (turn.kind, turn.external_id) {
             // A re-leased start whose run was recorded: only wait for it.
-            (TurnKind::Start, Some(id)) => id,
+            (TurnKind::Start, Some(id)) => (id, None),
             (TurnKind::Start, None) => {
                 let run = self.start(&turn).await.map_err(into_agent_error)?;
                 let _ = progress
@@ -535,13 +618,14 @@ impl Agent for CodegenAgent {
                         url: run.web_url.clone(),
                     })
                     .await;
-                run.id
+                (run.id, None)
             }
-            (_, Some(id)) => {
-                self.resume(id, turn.prompt)
+            (kind, Some(id)) => {
+                let before = self
+                    .resume(id, turn.prompt, kind == TurnKind::Fix)
                     .await
                     .map_err(into_agent_error)?;
-                id
+                (id, Some(before))
             }
             (_, None) => {
                 return Err(AgentError::Refused(
@@ -549,7 +633,7 @@ impl Agent for CodegenAgent {
                 ))
             }
         };
-        self.wait(id, &turn, &progress).await
+        self.wait(id, &turn, &progress, before).await
     }
 
     async fn stop(&self, external_id: i64) -> Result<(), AgentError> {

@@ -202,7 +202,7 @@ impl Engine {
             token.cancel();
         }
         // Codegen has no cancel: its polling stops here; `ban` stops the agents of the run's
-        // pull request (and flags it until `unban`, done when its validation is retried).
+        // pull request (and flags it until `unban`, done when Slipway validates it again).
         if let (Some(external), Some(codegen), Some(_)) =
             (run.external_id, &self.inner.codegen, run.pr_number)
         {
@@ -217,8 +217,8 @@ impl Engine {
         Ok(cancelled)
     }
 
-    /// A pull request whose Codegen run was cancelled (and so banned) is validated again:
-    /// check-suite events may reach it again.
+    /// A pull request whose Codegen run was cancelled (and so banned) is validated again
+    /// (a push, a retry, a re-run): check-suite events may reach it again.
     pub(crate) async fn unban_cancelled_run(&self, project: &Project, pr: Option<i64>) {
         let (Some(number), Some(codegen)) = (pr, &self.inner.codegen) else {
             return;

@@ -191,7 +191,6 @@ impl Engine {
     pub async fn retry(&self, id: ValidationId) -> Result<ValidationRecord, SubmitError> {
         let old = self.inner.store.validation(id).await?;
         let project = self.inner.store.project(old.project_id).await?;
-        self.unban_cancelled_run(&project, old.pr).await;
         let new = NewValidation {
             project: project.id,
             source: old.source,
@@ -222,6 +221,9 @@ impl Engine {
         let settings = self.inner.store.settings(project.id).await?;
         let defaults = slipway_core::pipeline_source::from_settings(&settings).unwrap_or_default();
         new.plan = validation::plan(&defaults, new.pr.is_some());
+        // Slipway works on the pull request again (a push, a retry, a re-run): a ban left by
+        // a cancelled Codegen run would keep Codegen's checks away from it.
+        self.unban_cancelled_run(project, new.pr).await;
         let created = self.inner.store.create_validation(&new).await?;
         for older in created.superseded {
             tracing::info!(validation = %older, by = %created.validation.id, "superseded by a newer commit");

@@ -431,3 +431,107 @@ async fn concurrent_polls_share_the_read_limit_and_meet_no_429() {
     };
     assert!(reads_refused_with(beyond).await > 0);
 }
+
+#[tokio::test]
+async fn the_duplicate_run_look_up_pages_back_past_a_busy_organizations_newer_runs() {
+    let codegen = FakeCodegen::start(CODEGEN_TOKEN, ORG).await;
+    let client = Codegen::new(CodegenConfig {
+        base_url: codegen.url.clone(),
+        token: CODEGEN_TOKEN.into(),
+        org_id: ORG,
+        read_limit: RateLimit::CODEGEN_READS,
+    });
+    let ours = client
+        .create_run(&CreateRun {
+            prompt: "Add a greeting",
+            metadata: json!({"slipway_run_id": 7, "slipway_project_id": 1}),
+            repo_id: None,
+            model: None,
+        })
+        .await
+        .unwrap();
+    // 250 newer API runs of others (and Slack runs, which the source filter leaves out):
+    // Slipway's run is on page 3.
+    codegen.add_runs_of_others(120, "API");
+    codegen.add_runs_of_others(40, "SLACK");
+    codegen.add_runs_of_others(130, "API");
+    let found = client.find_by_slipway_run(7).await.unwrap();
+    assert_eq!(found.map(|r| r.id), Some(ours.id));
+    let api = Some("API".to_owned());
+    assert_eq!(
+        codegen.list_requests(),
+        vec![
+            (0, 100, api.clone()),
+            (100, 100, api.clone()),
+            (200, 100, api.clone())
+        ]
+    );
+    // A run never created: every page is read once, then the look-up stops.
+    assert_eq!(client.find_by_slipway_run(8).await.unwrap(), None);
+    assert_eq!(codegen.list_requests().len(), 6);
+}
+
+#[tokio::test]
+async fn a_resumed_run_whose_first_polls_show_the_old_answer_returns_the_new_one() {
+    let w = world(json!({})).await;
+    w.codegen.script([
+        Script::Answer("Which value?".into()),
+        Script::Answer("Set it to fixed.".into()),
+    ]);
+    let id = w.start("Set the value").await;
+    let run = w
+        .app
+        .api
+        .run_reaching(id, &["awaiting_input", "failed"])
+        .await;
+    assert_eq!(run["response"]["text"], "Which value?", "{run}");
+    // Codegen still shows the finished turn before for the first polls after the resume.
+    w.codegen.stale_after_resume(2);
+    let reply = w.app.api.run_action(id, "continue", Some("fixed")).await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    let run = w
+        .app
+        .api
+        .run_reaching(id, &["awaiting_input", "failed"])
+        .await;
+    assert_eq!(run["response"]["text"], "Set it to fixed.", "{run}");
+}
+
+#[tokio::test]
+async fn a_push_to_a_banned_pull_request_lifts_the_ban() {
+    let w = world(json!({"auto_merge": false, "max_fix_attempts": 2})).await;
+    w.codegen.script([pull_request("broken"), Script::Hang]);
+    let id = w.start("Make the value right").await;
+    let run = w.app.api.run_reaching(id, &["fixing"]).await;
+    let external = run["external_id"].as_i64().unwrap();
+    let number = run["pr_number"].as_i64().unwrap();
+    let branch = run["branch"].as_str().unwrap().to_owned();
+    assert_eq!(w.app.api.run_action(id, "cancel", None).await.status, 200);
+    assert!(w.codegen.banned(external));
+    // A person pushes to the pull request; GitHub tells Slipway, which validates it again.
+    let head = git(&w.origin, &["rev-parse", &branch]);
+    let mut payload = slipway_testkit::webhook_fixture("pull_request/synchronize.payload.json");
+    payload["repository"]["full_name"] = json!(REPO);
+    payload["number"] = json!(number);
+    payload["pull_request"]["number"] = json!(number);
+    payload["pull_request"]["draft"] = json!(false);
+    payload["pull_request"]["head"]["sha"] = json!(head);
+    payload["pull_request"]["head"]["ref"] = json!(branch);
+    payload["pull_request"]["head"]["repo"]["clone_url"] = json!(w.github.clone_url(REPO));
+    payload["pull_request"]["base"]["ref"] = json!("main");
+    payload["pull_request"]["base"]["repo"]["clone_url"] = json!(w.github.clone_url(REPO));
+    let body = serde_json::to_vec(&payload).unwrap();
+    let reply = w
+        .app
+        .api
+        .send_webhook("pull_request", "d-push", &body, None)
+        .await;
+    assert_eq!(reply.status, 202, "{}", reply.text);
+    for _ in 0..300 {
+        if !w.codegen.banned(external) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("the pull request stayed banned after Slipway validated its new push");
+}

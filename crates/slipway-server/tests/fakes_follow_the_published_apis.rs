@@ -290,7 +290,7 @@ async fn every_answer_of_the_fake_codegen_follows_codegens_description() {
     };
     let run = client.create_run(&create).await.unwrap();
     client.run(run.id).await.unwrap();
-    client.list_runs(0, 100).await.unwrap();
+    client.list_runs(0, 100, Some("API")).await.unwrap();
     client.find_by_slipway_run(1).await.unwrap();
     client.resume(run.id, "again").await.unwrap();
     client.ban(run.id).await.unwrap();

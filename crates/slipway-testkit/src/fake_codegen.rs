@@ -57,7 +57,11 @@ struct Run {
     pull: Option<(i64, String)>,
     metadata: Value,
     prompts: Vec<String>,
+    /// Stopped by a ban (its pull request's agents were stopped).
     banned: bool,
+    source_type: &'static str,
+    /// Polls left that still show the turn before the resume (as this JSON).
+    stale: Option<(u32, Value)>,
 }
 
 struct World {
@@ -75,6 +79,11 @@ struct World {
     reads_refused: usize,
     /// Set by `Fault::LoseAnswer` for the request being handled.
     lose_answer: Option<u16>,
+    /// Pull requests (by URL) flagged by `ban`: check suites no longer reach them.
+    banned_pulls: std::collections::HashSet<String>,
+    /// Polls after each resume that still show the turn before (0: none).
+    stale_polls: u32,
+    lists: Vec<(usize, usize, Option<String>)>,
 }
 
 type Shared = Arc<Mutex<World>>;
@@ -118,6 +127,9 @@ impl FakeCodegen {
             read_at: VecDeque::new(),
             reads_refused: 0,
             lose_answer: None,
+            banned_pulls: Default::default(),
+            stale_polls: 0,
+            lists: Vec::new(),
         }));
         let exchanges = crate::exchanges::Exchanges::default();
         let router = Router::new()
@@ -180,13 +192,49 @@ impl FakeCodegen {
         self.world.lock().unwrap().runs.len()
     }
 
+    /// Whether run `id`'s pull request is flagged by a ban (the run itself, without one).
     pub fn banned(&self, id: i64) -> bool {
-        self.world
-            .lock()
-            .unwrap()
-            .runs
-            .iter()
-            .any(|r| r.id == id && r.banned)
+        let w = self.world.lock().unwrap();
+        w.runs.iter().any(|r| {
+            r.id == id
+                && match &r.pull {
+                    Some((_, url)) => w.banned_pulls.contains(url),
+                    None => r.banned,
+                }
+        })
+    }
+
+    /// As Codegen does on a busy day: for `polls` polls after each resume, a run still shows
+    /// the status and answer of the turn before.
+    pub fn stale_after_resume(&self, polls: u32) {
+        self.world.lock().unwrap().stale_polls = polls;
+    }
+
+    /// Adds `count` finished runs of others (newer than every run so far), created from
+    /// `source_type` (e.g. `API`, `SLACK`).
+    pub fn add_runs_of_others(&self, count: usize, source_type: &'static str) {
+        let mut w = self.world.lock().unwrap();
+        for _ in 0..count {
+            let id = 1000 + w.runs.len() as i64;
+            w.runs.push(Run {
+                id,
+                status: "COMPLETE".into(),
+                polls_left: 0,
+                script: None,
+                result: Some("someone else's run".into()),
+                pull: None,
+                metadata: json!({"team": "others"}),
+                prompts: vec!["another task".into()],
+                banned: false,
+                source_type,
+                stale: None,
+            });
+        }
+    }
+
+    /// The `GET agent/runs` pages asked for: skip, limit and source type.
+    pub fn list_requests(&self) -> Vec<(usize, usize, Option<String>)> {
+        self.world.lock().unwrap().lists.clone()
     }
 
     pub fn metadata(&self, id: i64) -> Value {
@@ -301,7 +349,7 @@ fn run_json(run: &Run, org: i64) -> Value {
         "web_url": format!("https://codegen.example/agent/trace/{}", run.id),
         "result": run.result,
         "summary": null,
-        "source_type": "API",
+        "source_type": run.source_type,
         "github_pull_requests": if pulls.is_empty() { Value::Null } else { Value::Array(pulls) },
         "metadata": run.metadata,
     })
@@ -342,6 +390,8 @@ async fn create(
         metadata: body.get("metadata").cloned().unwrap_or(Value::Null),
         prompts: vec![prompt.to_owned()],
         banned: false,
+        source_type: "API",
+        stale: None,
     };
     let answer = run_json(&run, org);
     w.runs.push(run);
@@ -369,6 +419,14 @@ async fn show(
     let Some(run) = runs.iter_mut().find(|r| r.id == id) else {
         return error(404, "Agent run not found");
     };
+    if let Some((left, before)) = &mut run.stale {
+        *left -= 1;
+        let before = before.clone();
+        if *left == 0 {
+            run.stale = None;
+        }
+        return Json(before).into_response();
+    }
     advance(run, repository.as_ref());
     Json(run_json(run, org)).into_response()
 }
@@ -454,6 +512,7 @@ fn push_files(work: &std::path::Path, branch: &str, files: &[(String, String)]) 
 struct ListQuery {
     skip: Option<usize>,
     limit: Option<usize>,
+    source_type: Option<String>,
 }
 
 async fn list(
@@ -468,17 +527,30 @@ async fn list(
     if let Some(response) = read_refusal(&world) {
         return response;
     }
-    let w = world.lock().unwrap();
-    let (skip, limit) = (query.skip.unwrap_or(0), query.limit.unwrap_or(10).min(100));
-    let items: Vec<Value> = w
+    let mut w = world.lock().unwrap();
+    let (skip, limit) = (query.skip.unwrap_or(0), query.limit.unwrap_or(100));
+    if !(1..=100).contains(&limit) {
+        return (StatusCode::UNPROCESSABLE_ENTITY, Json(json!({"detail": [{"loc": ["query", "limit"], "msg": "Input should be between 1 and 100", "type": "less_than_equal"}]}))).into_response();
+    }
+    w.lists.push((skip, limit, query.source_type.clone()));
+    let matching: Vec<&Run> = w
         .runs
         .iter()
         .rev()
+        .filter(|r| {
+            query
+                .source_type
+                .as_deref()
+                .is_none_or(|s| s == r.source_type)
+        })
+        .collect();
+    let items: Vec<Value> = matching
+        .iter()
         .skip(skip)
         .take(limit)
         .map(|r| run_json(r, org))
         .collect();
-    let total = w.runs.len();
+    let total = matching.len();
     Json(
         json!({"items": items, "total": total, "page": skip / limit.max(1) + 1, "size": limit,
                 "pages": total.div_ceil(limit.max(1))}),
@@ -500,16 +572,19 @@ async fn resume(
     };
     let mut w = world.lock().unwrap();
     let next = w.script.pop_front();
+    let stale_polls = w.stale_polls;
     let Some(run) = w.runs.iter_mut().find(|r| r.id == id) else {
         return error(404, "Agent run not found");
     };
     if run.banned {
         return error(403, "This agent run was stopped");
     }
+    let before = run_json(run, org);
     run.prompts.push(prompt.to_owned());
     run.script = next;
     run.status = "ACTIVE".into();
     run.polls_left = POLLS_PER_TURN;
+    run.stale = (stale_polls > 0).then_some((stale_polls, before));
     let answer = run_json(run, org);
     if let Some(status) = w.lose_answer.take() {
         return error(status, "upstream timed out");
@@ -547,18 +622,34 @@ async fn set_ban(
         return response;
     }
     let mut w = world.lock().unwrap();
-    let Some(run) = w
-        .runs
-        .iter_mut()
+    let World {
+        runs, banned_pulls, ..
+    } = &mut *w;
+    let Some(run) = runs
+        .iter()
         .find(|r| Some(r.id) == body["agent_run_id"].as_i64())
     else {
         return error(404, "Agent run not found");
     };
-    run.banned = banned;
-    if banned {
-        run.status = "CANCELLED".into();
-        Json(json!({"message": "All checks banned and agents stopped"})).into_response()
-    } else {
-        Json(json!({"message": "All checks unbanned"})).into_response()
+    let (id, pull) = (run.id, run.pull.as_ref().map(|(_, url)| url.clone()));
+    if !banned {
+        if let Some(url) = &pull {
+            banned_pulls.remove(url);
+        }
+        if let Some(run) = runs.iter_mut().find(|r| r.id == id) {
+            run.banned = false;
+        }
+        return Json(json!({"message": "All checks unbanned"})).into_response();
     }
+    if let Some(url) = &pull {
+        banned_pulls.insert(url.clone());
+    }
+    // Every agent of the pull request stops (the run itself, without one).
+    for run in runs.iter_mut().filter(|r| {
+        r.id == id || (pull.is_some() && r.pull.as_ref().map(|(_, u)| u) == pull.as_ref())
+    }) {
+        run.banned = true;
+        run.status = "CANCELLED".into();
+    }
+    Json(json!({"message": "All checks banned and agents stopped"})).into_response()
 }
