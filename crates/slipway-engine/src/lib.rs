@@ -6,6 +6,7 @@ pub use slipway_forge::git;
 mod forges;
 mod github;
 mod health;
+pub mod hooks;
 mod jobs;
 mod logs;
 mod merging;

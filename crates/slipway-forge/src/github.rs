@@ -14,6 +14,9 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+mod setup;
+pub use setup::{Hook, HookConfig, HookDelivery, HookResponse, WantedHook};
+
 /// The longest a rate limit is waited out before the call fails.
 const MAX_RATE_LIMIT_WAIT: Duration = Duration::from_secs(60);
 
@@ -657,28 +660,6 @@ impl GitHub {
             pause *= 2;
             reads += 1;
         }
-    }
-
-    /// `owner/name` of the repositories a personal token can see (the newest 100). A GitHub
-    /// App lists none here: its repositories are those it is installed on.
-    pub async fn repositories(&self) -> Result<Vec<String>, GitHubError> {
-        if matches!(self.credentials, Credentials::App(_)) {
-            return Ok(Vec::new());
-        }
-        let value = self
-            .expect(
-                reqwest::Method::GET,
-                "/user/repos?per_page=100&sort=pushed",
-                None,
-                &[200],
-            )
-            .await?;
-        Ok(value
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|repo| repo["full_name"].as_str().map(str::to_owned))
-            .collect())
     }
 
     /// The URL git clones `repo` from.

@@ -58,6 +58,36 @@ for (const choice of document.querySelectorAll('[data-agent-choice]')) {
   choice.addEventListener('change', () => showAgentFields(choice));
 }
 
+// The new-project dialog's repositories: searched on the server as the user types (GitHub's
+// list is paged there); the datalist offers the matches, typing a name by hand still works.
+const repoList = document.querySelector('datalist[data-source]');
+const repoInput = repoList && document.querySelector(`input[list="${repoList.id}"]`);
+if (repoInput) {
+  let timer = null;
+  let asked = 0;
+  const search = async () => {
+    const query = repoInput.value.trim();
+    if (query.startsWith('/')) return; // a local path
+    const ask = ++asked;
+    try {
+      const response = await fetch(`${repoList.dataset.source}?q=${encodeURIComponent(query)}`, { headers: { accept: 'application/json' } });
+      if (!response.ok || ask !== asked) return;
+      const found = await response.json();
+      repoList.replaceChildren(...found.repositories.map((name) => Object.assign(document.createElement('option'), { value: name })));
+      const hint = document.getElementById('np-repo-hint');
+      if (hint && found.total > 0) {
+        hint.textContent = query
+          ? `${found.matching} of the ${found.total} GitHub repositories match${found.matching > found.repositories.length ? ` (the first ${found.repositories.length} shown)` : ''}; or give a local path.`
+          : `Pick one of the ${found.total} GitHub repositories Slipway can reach, or give a local path.`;
+      }
+    } catch (error) {
+      // The list is a convenience: typing owner/name by hand still works.
+    }
+  };
+  repoInput.addEventListener('input', () => { clearTimeout(timer); timer = setTimeout(search, 200); });
+  repoInput.addEventListener('focus', () => { if (!repoList.dataset.loaded) { repoList.dataset.loaded = '1'; search(); } });
+}
+
 const selector = document.getElementById('project-selector');
 if (selector) selector.addEventListener('change', () => {
   location.href = selector.value ? `/projects/${selector.value}` : '/';

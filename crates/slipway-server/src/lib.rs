@@ -91,6 +91,7 @@ impl App {
 fn router(state: AppState) -> Router {
     use axum::routing::post;
     use routes::{projects, pulls, runs, secrets, settings, system, tokens, validations, webhooks};
+    use routes::{deliveries, hooks};
     let api = Router::new()
         .route("/projects", get(projects::list).post(projects::create))
         .route(
@@ -105,6 +106,10 @@ fn router(state: AppState) -> Router {
                 .put(settings::replace)
                 .patch(settings::patch),
         )
+        .route("/projects/{id}/webhook", get(hooks::show))
+        .route("/projects/{id}/webhook/repair", post(hooks::repair))
+        .route("/deliveries/{id}", get(deliveries::show))
+        .route("/deliveries/{id}/replay", post(deliveries::replay))
         .route("/projects/{id}/secrets", get(secrets::list))
         .route(
             "/projects/{id}/secrets/import",

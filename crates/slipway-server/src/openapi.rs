@@ -1,6 +1,6 @@
 //! The OpenAPI document, generated from the handlers' annotations and the domain types.
 
-use crate::routes::{projects, pulls, runs, secrets, settings, tokens, validations};
+use crate::routes::{deliveries, hooks, projects, pulls, runs, secrets, settings, tokens, validations};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
@@ -17,6 +17,7 @@ use utoipa::{Modify, OpenApi};
         pulls::open, pulls::list, pulls::merge, pulls::close,
         runs::start, runs::list, runs::show, runs::continue_run, runs::confirm, runs::modify,
         runs::cancel,
+        hooks::show, hooks::repair, deliveries::show, deliveries::replay,
     ),
     modifiers(&BearerAuth),
     security(("bearer" = [])),

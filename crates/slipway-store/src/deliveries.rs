@@ -235,6 +235,28 @@ impl Store {
         Ok(())
     }
 
+    /// Puts a finished delivery (processed, ignored or failed) back in the queue, as new:
+    /// GitHub's own redelivery of a stored one is a duplicate, so an operator replays it
+    /// here. 404 when it is not stored; a conflict when it is still pending.
+    pub async fn replay_delivery(&self, delivery_id: &str, note: &str) -> Result<(), StoreError> {
+        let replayed = sqlx::query(
+            "UPDATE webhook_deliveries SET state = 'pending', note = ?, attempts = 0,
+             next_attempt_at = 0 WHERE delivery_id = ? AND state != 'pending'",
+        )
+        .bind(note)
+        .bind(delivery_id)
+        .execute(&self.writer)
+        .await?
+        .rows_affected();
+        if replayed == 1 {
+            return Ok(());
+        }
+        self.delivery(delivery_id).await?;
+        Err(StoreError::Conflict(format!(
+            "delivery {delivery_id} is still waiting to be processed; it needs no replay"
+        )))
+    }
+
     pub async fn count_deliveries(&self) -> Result<i64, StoreError> {
         Ok(
             sqlx::query_scalar("SELECT COUNT(*) FROM webhook_deliveries")

@@ -11,6 +11,7 @@ mod pulls;
 mod run;
 mod session;
 mod settings;
+mod setup;
 mod validation;
 
 use crate::state::AppState;
@@ -30,6 +31,8 @@ pub fn router() -> Router<AppState> {
         .route("/projects/{id}/runs", post(pages::start_run))
         .route("/projects/{id}/validations", post(pages::start_validation))
         .route("/projects/{id}/settings", post(settings::save_settings))
+        .route("/projects/{id}/webhook", post(setup::repair_webhook))
+        .route("/github/repositories", get(setup::repositories))
         .route("/projects/{id}/secrets", post(settings::save_secrets))
         .route(
             "/projects/{id}/secrets/{name}/delete",

@@ -177,6 +177,8 @@ pub async fn create_project(
         Ok(project) => project,
         Err(error) => return Ok(back_with_error("/", &crate::ApiError::from(error).message)),
     };
+    // The project page shows how the repository's webhook set-up went.
+    state.engine.set_up_webhook(&project).await;
     if let Some(agent) = agent {
         let settings = slipway_core::Settings {
             agent,
@@ -216,6 +218,8 @@ struct ProjectPage {
     /// The validations' filters as chosen, and their next page.
     filters: Filters,
     chart: Chart,
+    /// The repository's webhook, for a GitHub project.
+    webhook: Option<super::setup::WebhookView>,
 }
 
 /// The project page's list filters and cursors (`?status=…&branch=…&cursor=…`).
@@ -328,6 +332,7 @@ pub(super) async fn project_page(
             ),
         };
     let page = ProjectPage {
+        webhook: super::setup::webhook_view(state, &project).await,
         reopen_settings: typed_form.is_some(),
         agent_kind,
         agent_command,

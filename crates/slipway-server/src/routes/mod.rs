@@ -1,5 +1,7 @@
 //! The HTTP routes, one module per resource.
 
+pub mod deliveries;
+pub mod hooks;
 pub mod paging;
 pub mod projects;
 pub mod pulls;

@@ -55,7 +55,7 @@ pub async fn list(
     Ok(Json(state.store.list_projects().await?))
 }
 
-/// Create a project (admin).
+/// Create a project (admin); for a GitHub repository, its webhook too.
 #[utoipa::path(post, path = "/api/v1/projects", tag = "projects", request_body = ProjectDraft,
     responses((status = 201, body = Project), (status = 409, body = ErrorBody),
               (status = 422, body = ErrorBody)))]
@@ -68,6 +68,8 @@ pub async fn create(
     validate(&draft).await?;
     let project = state.store.create_project(&draft).await?;
     tracing::info!(project_id = %project.id, "project created");
+    // The repository's webhook (GET …/webhook shows how that went; the project stands).
+    state.engine.set_up_webhook(&project).await;
     Ok((StatusCode::CREATED, Json(project)))
 }
 
@@ -101,7 +103,7 @@ pub async fn update(
     Ok(Json(state.store.update_project(id, &draft).await?))
 }
 
-/// Delete a project with its settings and secrets (admin).
+/// Delete a project with its settings and secrets, and the webhook Slipway set up (admin).
 #[utoipa::path(delete, path = "/api/v1/projects/{id}", tag = "projects",
     params(("id" = i64, Path)), responses((status = 204), (status = 404, body = ErrorBody)))]
 pub async fn delete(
@@ -110,6 +112,8 @@ pub async fn delete(
     ApiPath(id): ApiPath<ProjectId>,
 ) -> ApiResult<StatusCode> {
     caller.require(Role::Admin)?;
+    let project = state.store.project(id).await?;
+    state.engine.remove_webhook(&project).await;
     state.store.delete_project(id).await?;
     tracing::info!(project_id = %id, "project deleted");
     Ok(StatusCode::NO_CONTENT)
