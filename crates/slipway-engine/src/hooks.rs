@@ -230,7 +230,10 @@ impl Engine {
     }
 
     async fn installed(&self, target: &Target, hook: Hook) -> HookState {
-        let last_delivery = match target.github.last_hook_delivery(&target.repo, hook.id).await
+        let last_delivery = match target
+            .github
+            .last_hook_delivery(&target.repo, hook.id)
+            .await
         {
             Ok(delivery) => delivery.map(|d| LastDelivery {
                 delivered_at: d.delivered_at,

@@ -90,8 +90,8 @@ impl App {
 
 fn router(state: AppState) -> Router {
     use axum::routing::post;
-    use routes::{projects, pulls, runs, secrets, settings, system, tokens, validations, webhooks};
     use routes::{deliveries, hooks};
+    use routes::{projects, pulls, runs, secrets, settings, system, tokens, validations, webhooks};
     let api = Router::new()
         .route("/projects", get(projects::list).post(projects::create))
         .route(

@@ -1,6 +1,8 @@
 //! The OpenAPI document, generated from the handlers' annotations and the domain types.
 
-use crate::routes::{deliveries, hooks, projects, pulls, runs, secrets, settings, tokens, validations};
+use crate::routes::{
+    deliveries, hooks, projects, pulls, runs, secrets, settings, tokens, validations,
+};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 

@@ -14,6 +14,9 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
+mod setup;
+pub use setup::FakeHook;
+
 #[derive(Debug, Clone)]
 pub struct FakePull {
     pub number: i64,
@@ -144,6 +147,8 @@ struct World {
     merges_while_mergeability_unknown: u32,
     /// Reads of single pull requests.
     pull_reads: u32,
+    /// Webhooks (see `setup.rs`).
+    setup: setup::Setup,
 }
 
 type Shared = Arc<Mutex<World>>;
@@ -315,6 +320,7 @@ impl FakeGitHub {
             .route("/app/installations/{id}/access_tokens", post(access_token))
             .route("/repos/{owner}/{name}/check-runs", post(create_check_run))
             .route("/git/{owner}/{name}/{*rest}", axum::routing::any(git_http))
+            .merge(setup::routes())
             .with_state(world.clone())
             .route_layer(axum::middleware::from_fn_with_state(
                 exchanges.clone(),
@@ -787,7 +793,11 @@ async fn list_pulls(
 }
 
 /// The repositories the token can see: every repository of the fake.
-async fn list_repos(State(world): State<Shared>, headers: HeaderMap) -> Response {
+async fn list_repos(
+    State(world): State<Shared>,
+    headers: HeaderMap,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
     let mut world = world.lock().unwrap();
     if let Some(r) = refusal(&mut world, &headers) {
         return r;
@@ -795,7 +805,7 @@ async fn list_repos(State(world): State<Shared>, headers: HeaderMap) -> Response
     let mut names: Vec<&String> = world.repos.keys().collect();
     names.sort();
     let repos: Vec<Value> = names.into_iter().map(|n| json!({"full_name": n})).collect();
-    Json(Value::Array(repos)).into_response()
+    paged(&world, "/user/repos", &query, repos)
 }
 
 async fn show_repo(

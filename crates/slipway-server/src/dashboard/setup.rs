@@ -66,7 +66,8 @@ fn view(state: HookState) -> WebhookView {
                 ),
             };
             detail.push_str(&format!("; {last}."));
-            let healthy = active && events_missing.is_empty() && last_code.is_none_or(|c| (200..300).contains(&c));
+            let answered = matches!(last_status.as_deref(), None | Some("unused" | "active"));
+            let healthy = active && events_missing.is_empty() && answered;
             WebhookView {
                 tone: if healthy { "ok" } else { "warn" },
                 headline: if healthy { "Webhook: active".into() } else { "Webhook: needs attention".into() },
@@ -104,11 +105,18 @@ pub async fn repair_webhook(
 ) -> Result<Response, PageError> {
     signed.check(&form.csrf)?;
     require(&signed, Role::Operator)?;
-    let project = state.store.project(ProjectId(id)).await.map_err(|e| PageError::from(crate::ApiError::from(e)))?;
+    let project = state
+        .store
+        .project(ProjectId(id))
+        .await
+        .map_err(|e| PageError::from(crate::ApiError::from(e)))?;
     let page = format!("/projects/{id}");
     Ok(match state.engine.set_up_webhook(&project).await {
         HookState::Installed { .. } | HookState::App => Redirect::to(&page).into_response(),
-        other => back_with_error(&page, &format!("The webhook was not repaired. {}", view(other).detail)),
+        other => back_with_error(
+            &page,
+            &format!("The webhook was not repaired. {}", view(other).detail),
+        ),
     })
 }
 
