@@ -319,3 +319,78 @@ async fn every_answer_of_the_fake_codegen_follows_codegens_description() {
         );
     }
 }
+
+/// The set-up endpoints: repository webhooks (list, create, refused twice, get, update,
+/// deliveries, delete, refused without the scope), the token's repositories page by page,
+/// and an App's installations and their repositories.
+#[tokio::test]
+async fn the_fake_githubs_set_up_endpoints_follow_githubs_description() {
+    use slipway_forge::github::WantedHook;
+    let spec = github_spec();
+    let dir = tempfile::tempdir().unwrap();
+    let (_, origin) = forge_fixture(dir.path(), "true", &[]);
+    let github = FakeGitHub::start("ghp_token").await;
+    for n in 0..120 {
+        github.add_repo(&format!("acme/r{n:03}"), &origin);
+    }
+    github.add_repo(REPO, &origin);
+    let client = GitHub::new(&github.url, "ghp_token");
+    assert_eq!(client.repositories().await.unwrap().len(), 121);
+    let hook = WantedHook {
+        url: "http://127.0.0.1:9/webhooks/github",
+        secret: "s3cret",
+        events: &["pull_request", "pull_request_review"],
+    };
+    let created = client.create_hook(REPO, hook).await.unwrap();
+    assert!(client.create_hook(REPO, hook).await.is_err()); // 422: already there
+    assert_eq!(client.hooks(REPO).await.unwrap().len(), 1);
+    client.hook(REPO, created.id).await.unwrap();
+    client.update_hook(REPO, created.id, hook).await.unwrap();
+    let payload = json!({"action": "opened", "repository": {"full_name": REPO}});
+    github.deliver(REPO, "pull_request", &payload).await;
+    let last = client.last_hook_delivery(REPO, created.id).await.unwrap();
+    assert_eq!(last.map(|d| d.event), Some("pull_request".into()));
+    client.delete_hook(REPO, created.id).await.unwrap();
+    client.delete_hook(REPO, created.id).await.unwrap(); // 404: gone already
+    github.deny_hooks();
+    assert!(client.hooks(REPO).await.is_err());
+    let (problems, seen) = check(&spec, &github.exchanges(), github_template, |s| s == 429);
+    assert!(problems.is_empty(), "{problems:#?}");
+    for expected in [
+        "GET /user/repos 200",
+        "POST /repos/{owner}/{repo}/hooks 201",
+        "POST /repos/{owner}/{repo}/hooks 422",
+        "GET /repos/{owner}/{repo}/hooks 200",
+        "GET /repos/{owner}/{repo}/hooks 404",
+        "GET /repos/{owner}/{repo}/hooks/{hook_id} 200",
+        "PATCH /repos/{owner}/{repo}/hooks/{hook_id} 200",
+        "GET /repos/{owner}/{repo}/hooks/{hook_id}/deliveries 200",
+        "DELETE /repos/{owner}/{repo}/hooks/{hook_id} 204",
+        "DELETE /repos/{owner}/{repo}/hooks/{hook_id} 404",
+    ] {
+        assert!(
+            seen.contains(expected),
+            "{expected} not exercised: {seen:#?}"
+        );
+    }
+
+    let keys = tempfile::tempdir().unwrap();
+    let (private, public) = slipway_testkit::rsa_key_pair(keys.path());
+    let app = FakeGitHub::start_app("12345", &public).await;
+    for n in 0..120 {
+        app.add_repo(&format!("acme/r{n:03}"), &origin);
+    }
+    let client = GitHub::app(&app.url, "12345", &private).unwrap();
+    assert_eq!(client.repositories().await.unwrap().len(), 120);
+    let (problems, seen) = check(&spec, &app.exchanges(), github_template, |s| s == 401);
+    assert!(problems.is_empty(), "{problems:#?}");
+    for expected in [
+        "GET /app/installations 200",
+        "GET /installation/repositories 200",
+    ] {
+        assert!(
+            seen.contains(expected),
+            "{expected} not exercised: {seen:#?}"
+        );
+    }
+}
