@@ -87,6 +87,26 @@ pub fn slipways_hook<'a>(hooks: &'a [Hook], url: &str) -> Option<&'a Hook> {
         .find(|h| h.config.url.as_deref().map(|u| u.trim_end_matches('/')) == Some(url))
 }
 
+/// Why Slipway manages no webhook for a project.
+#[derive(Debug, Clone, Copy)]
+enum NoTarget {
+    NotGitHub,
+    App,
+    NoCredentials,
+    NoPublicUrl,
+}
+
+impl From<NoTarget> for HookState {
+    fn from(why: NoTarget) -> Self {
+        match why {
+            NoTarget::NotGitHub => HookState::NotGitHub,
+            NoTarget::App => HookState::App,
+            NoTarget::NoCredentials => HookState::NoCredentials,
+            NoTarget::NoPublicUrl => HookState::NoPublicUrl,
+        }
+    }
+}
+
 struct Target {
     github: Arc<GitHub>,
     repo: String,
@@ -123,18 +143,18 @@ fn new_secret() -> String {
 
 impl Engine {
     /// Where the project's webhook goes, or why Slipway has none to manage.
-    fn hook_target(&self, project: &Project) -> Result<Target, HookState> {
+    fn hook_target(&self, project: &Project) -> Result<Target, NoTarget> {
         let Some(repo) = project.location.github() else {
-            return Err(HookState::NotGitHub);
+            return Err(NoTarget::NotGitHub);
         };
         let Some(github) = self.inner.config.github.clone() else {
-            return Err(HookState::NoCredentials);
+            return Err(NoTarget::NoCredentials);
         };
         if github.is_app() {
-            return Err(HookState::App);
+            return Err(NoTarget::App);
         }
         let Some(public) = self.public_url() else {
-            return Err(HookState::NoPublicUrl);
+            return Err(NoTarget::NoPublicUrl);
         };
         Ok(Target {
             github,
@@ -175,7 +195,7 @@ impl Engine {
     pub async fn set_up_webhook(&self, project: &Project) -> HookState {
         let target = match self.hook_target(project) {
             Ok(target) => target,
-            Err(state) => return state,
+            Err(why) => return why.into(),
         };
         let Target { github, repo, url } = &target;
         let secret = match self.hook_secret(project, repo).await {
@@ -216,7 +236,7 @@ impl Engine {
     pub async fn webhook_state(&self, project: &Project) -> HookState {
         let target = match self.hook_target(project) {
             Ok(target) => target,
-            Err(state) => return state,
+            Err(why) => return why.into(),
         };
         match target.github.hooks(&target.repo).await {
             Ok(hooks) => match slipways_hook(&hooks, &target.url) {
