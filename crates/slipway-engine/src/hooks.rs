@@ -65,18 +65,16 @@ pub struct LastDelivery {
 }
 
 impl HookState {
-    /// Whether an operator's repair could change something.
+    /// Whether an operator's repair may help: Slipway manages the hook (it may be missing,
+    /// refused, wrong, or delivering nowhere after a move of `SLIPWAY_PUBLIC_URL`).
     pub fn repairable(&self) -> bool {
-        match self {
-            HookState::Missing { .. } | HookState::NotPermitted { .. } => true,
-            HookState::Unreachable { .. } => true,
-            HookState::Installed {
-                active,
-                events_missing,
-                ..
-            } => !active || !events_missing.is_empty(),
-            _ => false,
-        }
+        matches!(
+            self,
+            HookState::Missing { .. }
+                | HookState::NotPermitted { .. }
+                | HookState::Unreachable { .. }
+                | HookState::Installed { .. }
+        )
     }
 }
 

@@ -72,7 +72,10 @@ fn view(state: HookState) -> WebhookView {
                 tone: if healthy { "ok" } else { "warn" },
                 headline: if healthy { "Webhook: active".into() } else { "Webhook: needs attention".into() },
                 detail,
-                last_delivery: last_delivery.map(|d| format!("{} ({}) at {}: {} {}", d.event, d.status, d.delivered_at, d.status_code, if (200..300).contains(&d.status_code) { "accepted" } else { "refused" })),
+                last_delivery: last_delivery.map(|d| match d.status_code {
+                    0 => format!("{} at {}: no answer ({})", d.event, d.delivered_at, d.status),
+                    code => format!("{} at {}: {code} {}", d.event, d.delivered_at, d.status),
+                }),
                 repairable,
             }
         }
