@@ -14,6 +14,9 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
+mod faults;
+pub use faults::Failing;
+
 #[derive(Debug, Clone)]
 pub struct FakePull {
     pub number: i64,
@@ -144,6 +147,8 @@ struct World {
     merges_while_mergeability_unknown: u32,
     /// Reads of single pull requests.
     pull_reads: u32,
+    /// Calls still to be answered with a server error (see [`Failing`]).
+    server_errors: Vec<(Failing, u16)>,
 }
 
 type Shared = Arc<Mutex<World>>;
@@ -979,6 +984,11 @@ async fn merge_pull(
         if let Some(limited) = secondary_limit(&mut world, Limited::Merge) {
             return limited;
         }
+        if let Some(status) = faults::take(&mut world, Failing::Merge) {
+            let sha = body["sha"].as_str().unwrap_or("").to_owned();
+            repo!(world, owner, name).merge_calls.push((number, sha));
+            return faults::answer(status);
+        }
         if let Some((status, message)) = world.merge_refusal.take() {
             let status = StatusCode::from_u16(status).expect("a status");
             return error(status, &message);
@@ -1071,6 +1081,9 @@ async fn merge_pull(
             pull.merge_sha = Some(merged.clone());
             pull.last_head_sha = sha;
             let _ = head_ref;
+            if let Some(status) = faults::take(&mut world, Failing::MergeAnswerLost) {
+                return faults::answer(status);
+            }
             Json(json!({"sha": merged, "merged": true, "message": "Pull Request successfully merged"})).into_response()
         }
         _ => error(
@@ -1114,6 +1127,9 @@ async fn create_status(
     let mut world = world.lock().unwrap();
     if let Some(r) = refusal(&mut world, &headers) {
         return r;
+    }
+    if let Some(status) = faults::take(&mut world, Failing::Status) {
+        return faults::answer(status);
     }
     let repo = repo!(world, owner, name);
     let state = body["state"].as_str().unwrap_or("").to_owned();
@@ -1170,6 +1186,9 @@ async fn create_comment(
     }
     if let Some(limited) = secondary_limit(&mut world, Limited::Comment) {
         return limited;
+    }
+    if let Some(status) = faults::take(&mut world, Failing::Comment) {
+        return faults::answer(status);
     }
     let text = body["body"].as_str().unwrap_or("");
     let docs = "https://docs.github.com/rest/issues/comments#create-an-issue-comment";
