@@ -5,7 +5,7 @@
 //! The rules, in order (the first that applies decides):
 //! 1. a validation that did not pass never merges;
 //! 2. without auto-merge, only a person's merge does;
-//! 3. a merged, closed or draft pull request does not;
+//! 3. a merged one is merged already; a closed or draft one does not merge;
 //! 4. a head that moved since the validation is validated again, never merged;
 //! 5. a pull request that changes its own checks (`.slipway.toml`) is merged by a person;
 //! 6. one the forge says will not merge cleanly does not;
@@ -79,6 +79,9 @@ pub struct Facts<'a> {
 pub enum Decision {
     /// Nothing to do: the report says why.
     NotMerged { why: String },
+    /// The pull request shows as merged (an earlier attempt whose answer was lost, or a
+    /// person): nothing to do, and nothing to undo.
+    AlreadyMerged,
     /// The pull request as it is now is validated; the report says why.
     Revalidate { why: String },
     /// The forge is still computing mergeability: ask again later.
@@ -111,7 +114,7 @@ pub fn decide(facts: &Facts) -> Decision {
         return not("auto-merge is off for this project, so a person merges it");
     }
     if pull.merged {
-        return not("it is merged already");
+        return Decision::AlreadyMerged;
     }
     if !pull.open {
         return not("the pull request is not open");
@@ -177,6 +180,10 @@ pub fn decide(facts: &Facts) -> Decision {
 pub fn not_merged(why: &str) -> String {
     format!("Not merged: {why}.")
 }
+
+/// The report's sentence for a pull request found merged.
+pub const ALREADY_MERGED: &str =
+    "The pull request is merged already (an earlier attempt whose answer was lost, or a person).";
 
 /// The report's sentence for a merge of exactly the validated pair.
 pub fn merged(merge_sha: &str, merge: &Merge, base_ref: &str) -> String {
@@ -300,7 +307,7 @@ mod tests {
                     f.pull.merged = true;
                     f.pull.open = false;
                 },
-                not("it is merged already"),
+                Decision::AlreadyMerged,
             ),
             (
                 "3: closed",

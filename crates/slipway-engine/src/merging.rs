@@ -162,8 +162,14 @@ pub(crate) async fn control(
             let policy = Some(gathered.policy);
             let decision = merge::decide(&gathered.facts(&validation, false));
             if occasion == Occasion::Approval {
-                if let Decision::NotMerged { why } | Decision::Revalidate { why } = &decision {
-                    return Ok(Ended::Nothing(why.clone()));
+                match &decision {
+                    Decision::NotMerged { why } | Decision::Revalidate { why } => {
+                        return Ok(Ended::Nothing(why.clone()))
+                    }
+                    Decision::AlreadyMerged => {
+                        return Ok(Ended::Nothing(merge::ALREADY_MERGED.into()))
+                    }
+                    Decision::WaitForMergeability | Decision::Merge(_) => {}
                 }
             }
             let mut outcome =
@@ -308,6 +314,11 @@ async fn apply<F: Forge>(
     let pull = gathered.pull;
     let merge = match decision {
         Decision::NotMerged { why } => return Ok(Applied::Outcome(Outcome::not_merged(&why))),
+        Decision::AlreadyMerged => {
+            return Ok(Applied::Outcome(Outcome::said(
+                merge::ALREADY_MERGED.into(),
+            )))
+        }
         Decision::Revalidate { why } => {
             validate_head(engine, project, number, pull).await;
             return Ok(Applied::Outcome(Outcome::not_merged(&why)));
