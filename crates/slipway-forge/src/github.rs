@@ -1395,7 +1395,8 @@ fn query_text(text: &str) -> String {
 
 #[cfg(test)]
 mod limits {
-    use super::{capped, next_link, ref_path};
+    use super::{capped, idempotent, is_transient, next_link, ref_path, GitHubError};
+    use std::time::Duration;
 
     #[test]
     fn a_long_text_is_cut_in_bytes_at_a_char_boundary_with_a_link() {
@@ -1433,6 +1434,43 @@ mod limits {
             rate_limit(403, &retry, ""),
             Some(Limit::Primary(std::time::Duration::from_secs(2)))
         );
+    }
+
+    #[test]
+    fn server_errors_timeouts_and_outlasting_limits_are_transient_refusals_are_not() {
+        let status = |status| {
+            anyhow::Error::from(GitHubError::Status {
+                status,
+                what: "PUT /repos/a/b/pulls/1/merge".into(),
+                message: String::new(),
+            })
+        };
+        assert!(is_transient(&status(502)));
+        assert!(is_transient(&status(500)));
+        assert!(!is_transient(&status(403)));
+        assert!(!is_transient(&status(422)));
+        let limited = anyhow::Error::from(GitHubError::SecondaryRateLimited {
+            what: "POST".into(),
+            attempts: 3,
+            waited: Duration::ZERO,
+        });
+        assert!(is_transient(
+            &limited.context("the report could not be posted")
+        ));
+        assert!(!is_transient(&anyhow::anyhow!("a local git failure")));
+        assert!(idempotent(&reqwest::Method::GET, "/repos/a/b/pulls/1"));
+        assert!(idempotent(
+            &reqwest::Method::POST,
+            "/repos/a/b/statuses/abc"
+        ));
+        assert!(!idempotent(
+            &reqwest::Method::POST,
+            "/repos/a/b/issues/1/comments"
+        ));
+        assert!(!idempotent(
+            &reqwest::Method::PUT,
+            "/repos/a/b/pulls/1/merge"
+        ));
     }
 
     #[test]
