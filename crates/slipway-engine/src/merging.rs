@@ -377,9 +377,11 @@ async fn apply<F: Forge>(
                 "the head moved to {moved_to} during the merge; validating it"
             ))
         }
-        MergeResult::NotMergeable { reason } => {
-            Outcome::not_merged(&format!("not mergeable ({reason})"))
-        }
+        MergeResult::NotMergeable { reason } => match forge.pull(number).await {
+            // Another run of the controller (a late approval beside a retry) merged it.
+            Ok(now) if now.merged => Outcome::said(merge::ALREADY_MERGED.into()),
+            _ => Outcome::not_merged(&format!("not mergeable ({reason})")),
+        },
     }))
 }
 

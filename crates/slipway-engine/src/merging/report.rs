@@ -175,6 +175,11 @@ fn table(validation: &ValidationRecord, summary: &str, link: Option<&str>) -> St
             .unwrap_or("")
             .replace('|', "\\|")
             .replace('\n', " ");
+        if step.name == StepName::Merge && step.status == StepStatus::Running {
+            // A retry in progress: the outcome follows the table.
+            text.push_str("| merge | below | | |\n");
+            continue;
+        }
         let flaky = if step.flaky { " (flaky)" } else { "" };
         text.push_str(&format!(
             "| {} | {}{flaky} | {time} | {detail} |\n",
