@@ -7,6 +7,7 @@ pub mod ids;
 pub mod invalid;
 pub mod limits;
 pub mod masker;
+pub mod merge;
 pub mod pipeline;
 pub mod pipeline_source;
 pub mod policy;

@@ -51,6 +51,9 @@ impl Forge for ProjectForge<'_> {
     fn url(&self, number: i64) -> String {
         each!(self, f => f.url(number))
     }
+    fn computes_mergeability(&self) -> bool {
+        each!(self, f => f.computes_mergeability())
+    }
     async fn open_pull(
         &self,
         head: &str,
@@ -178,6 +181,7 @@ impl Forge for LocalRepo<'_> {
         }
         Ok(PullState {
             open: record.state == "open",
+            merged: record.state == "merged",
             draft: false,
             title: record.title,
             head_sha: head,

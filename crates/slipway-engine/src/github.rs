@@ -1,7 +1,9 @@
 //! GitHub pull requests: a pending commit status when a head is queued, and a poller that
-//! finds heads no webhook announced. (The verdict, report and merge are `merging.rs`'s.)
+//! finds heads no webhook announced and passed heads whose merge is now allowed (a late
+//! approval). (The verdict, report and merge are `merging.rs`'s.)
 
 use crate::{Engine, Inner, Target};
+use slipway_core::validation::ValidationStatus;
 use slipway_core::{Project, ValidationId};
 use slipway_forge::git::Git;
 use slipway_forge::github::{GitHub, StatusState};
@@ -75,11 +77,31 @@ pub(crate) async fn poll(engine: &Engine, github: &Arc<GitHub>) -> anyhow::Resul
             let (_, latest) = store
                 .validations_of_pull_request(project.id, pull.number)
                 .await?;
-            let known = match latest {
-                Some(id) => store.validation(id).await?.sha == pull.head_sha,
-                None => false,
+            let newest = match latest {
+                Some(id) => Some(store.validation(id).await?),
+                None => None,
             };
-            if !known {
+            let known = newest.as_ref().is_some_and(|v| v.sha == pull.head_sha);
+            if known {
+                // A passed head held back (an approval that came without a webhook, say):
+                // the merge controller acts if it would merge now.
+                let held = newest.as_ref().is_some_and(|v| {
+                    v.status == ValidationStatus::Passed && !crate::merging::merged_step(v)
+                });
+                if held {
+                    let note = crate::merging::after_approval(
+                        engine,
+                        project,
+                        pull.number,
+                        Some(&pull.head_sha),
+                    )
+                    .await;
+                    match note {
+                        Ok(note) => tracing::debug!(%note, "poll: a passed pull request"),
+                        Err(error) => tracing::warn!(%error, pr = pull.number, "poll: not acted on"),
+                    }
+                }
+            } else {
                 let target = Target::PullRequest {
                     number: pull.number,
                     sha: pull.head_sha,

@@ -161,6 +161,8 @@ pub(crate) struct Inner {
     merge_turns: MergeTurns,
     wake: Notify,
     pub(crate) agent_wake: Notify,
+    /// A verdict job was queued (a report or merge to retry).
+    pub(crate) verdict_wake: Notify,
     webhook_wake: Notify,
     owner: String,
 }
@@ -245,6 +247,7 @@ impl Engine {
             merge_turns: Mutex::new(HashMap::new()),
             wake: Notify::new(),
             agent_wake: Notify::new(),
+            verdict_wake: Notify::new(),
             webhook_wake: Notify::new(),
             owner: format!("slipway-{}", std::process::id()),
             store,
@@ -394,11 +397,19 @@ impl Engine {
         let deliveries = tokio::spawn(webhooks::work(self.clone(), shutdown.clone()));
         let poller = self.spawn_poller(shutdown.clone());
         let agents = self.spawn_agent_workers(shutdown.clone());
+        let verdicts = self.spawn_job_workers(
+            merging::VERDICT_JOB,
+            1,
+            |inner| &inner.verdict_wake,
+            shutdown.clone(),
+            |engine, job, _| async move { merging::run_verdict_job(&engine, job).await },
+        );
         let validations = self.spawn_validation_workers(shutdown);
         tokio::spawn(async move {
             let _ = deliveries.await;
             let _ = poller.await;
             let _ = agents.await;
+            let _ = verdicts.await;
             let _ = validations.await;
         })
     }
@@ -494,11 +505,17 @@ impl Engine {
         while let Some(job) = self
             .inner
             .store
-            .lease(&self.inner.owner, &[VALIDATION_JOB, runs::AGENT_JOB], LEASE)
+            .lease(
+                &self.inner.owner,
+                &[VALIDATION_JOB, runs::AGENT_JOB, merging::VERDICT_JOB],
+                LEASE,
+            )
             .await?
         {
             if job.kind == runs::AGENT_JOB {
                 runs::run_agent_job(self, job, &never).await;
+            } else if job.kind == merging::VERDICT_JOB {
+                merging::run_verdict_job(self, job).await;
             } else {
                 run_job(self, job, &never).await;
             }

@@ -1,34 +1,278 @@
 //! The merge controller, one for every forge: after a verdict on a pull request's head it
-//! reports to the pull request and merges it only when all hold — the project allows
-//! auto-merge, the pull request is open and not a draft, the validation passed on exactly its
-//! current head merged onto exactly its base's current head, it can merge, and enough
-//! approvals are present. The merge names that pair, so a head or a base that moved is never
-//! merged; the pair as it is now is validated instead. Merges into one base branch take
-//! turns, and after each the other ready pull requests into it are validated again.
+//! marks the head, reads the pull request, asks `core::merge::decide` what to do, applies
+//! that decision here (validate again, merge the exact validated pair under the base
+//! branch's turn, delete the branch, validate the others into that base again), and tells
+//! the pull request. What could not be made for a transient reason (a 5xx, a timeout, a rate
+//! limit that outlasted the client's waits, mergeability still being computed) is tried
+//! again by a `verdict` job (`retry.rs`), and the merge step shows "retrying: …" meanwhile.
+//! A late approval runs the controller again without a new validation.
+
+mod report;
+mod retry;
+
+pub(crate) use report::{merged as merged_step, Outcome};
+pub(crate) use retry::{run_verdict_job, VERDICT_JOB};
 
 use crate::{Engine, Target};
+use report::{Shown, PERMISSIONS};
+use slipway_core::merge::{self, Decision, Facts, Mergeable, OwnChecks, PullFacts};
 use slipway_core::policy::{self, PullRequestPolicy};
-use slipway_core::validation::{StepStatus, ValidationStatus};
+use slipway_core::validation::ValidationStatus;
 use slipway_core::{PipelineConfig, Project, Settings, ValidationId};
-use slipway_forge::{Forge, MergeResult, PullState, Report, Verdict};
+use slipway_forge::github::is_transient;
+use slipway_forge::{Forge, MergeResult, PullState};
 use slipway_store::ValidationRecord;
 
+/// Why the controller runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Occasion {
+    /// A verdict: mark the head, decide, tell.
+    Verdict,
+    /// An approval after the verdict (a review delivered, or the poller): act only if the
+    /// decision is now to merge; the head is marked already.
+    Approval,
+}
+
+/// How a run of the controller ended.
+#[derive(Debug)]
+pub(crate) enum Ended {
+    /// Said and done. The policy that applied, when it was read.
+    Done(Option<PullRequestPolicy>),
+    /// Nothing to do now (an approval that does not make a merge): why.
+    Nothing(String),
+    /// Something could not be made for a transient reason: try `redo` later.
+    Pending {
+        redo: Redo,
+        why: String,
+        policy: Option<PullRequestPolicy>,
+    },
+}
+
+/// What a later attempt does.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "redo", rename_all = "snake_case")]
+pub(crate) enum Redo {
+    /// The whole controller: mark, read, decide, merge, tell.
+    All,
+    /// Only tell the pull request this outcome (what was to be merged was).
+    Tell { outcome: Outcome },
+}
+
 /// Reports the verdict and merges when allowed. Returns the policy that applied, which the
-/// fix loop follows too; `None` when the validation is not of a pull request on a forge.
+/// fix loop follows too; `None` when the validation is not of a pull request on a forge, or
+/// the policy could not be read yet (a job tries again).
 pub(crate) async fn after_verdict(
     engine: &Engine,
     id: ValidationId,
 ) -> anyhow::Result<Option<PullRequestPolicy>> {
+    match control(engine, id, Occasion::Verdict, &Redo::All).await? {
+        Ended::Done(policy) => Ok(policy),
+        Ended::Nothing(_) => Ok(None),
+        Ended::Pending { redo, why, policy } => {
+            retry::later(engine, id, &redo, &why).await?;
+            Ok(policy)
+        }
+    }
+}
+
+/// A late approval of pull request `number`: its newest validation, when it passed on
+/// exactly the current head and has not merged, is acted on again (no new validation).
+/// Returns what was done, in a sentence.
+pub(crate) async fn after_approval(
+    engine: &Engine,
+    project: &Project,
+    number: i64,
+    head_sha: Option<&str>,
+) -> anyhow::Result<String> {
+    let store = &engine.inner.store;
+    let (_, newest) = store
+        .validations_of_pull_request(project.id, number)
+        .await?;
+    let Some(newest) = newest else {
+        return Ok(format!("PR #{number} has no validation yet"));
+    };
+    let validation = store.validation(newest).await?;
+    if validation.status != ValidationStatus::Passed
+        || head_sha.is_some_and(|sha| sha != validation.sha)
+        || report::merged(&validation)
+    {
+        return Ok(format!(
+            "PR #{number}: its newest validation ({}, {}) is not a passed, unmerged one of this head",
+            validation.id, validation.status
+        ));
+    }
+    Ok(
+        match control(engine, newest, Occasion::Approval, &Redo::All).await? {
+            Ended::Done(_) => format!("PR #{number}: validation {newest} acted on again"),
+            Ended::Nothing(why) => format!("PR #{number}: not merged: {why}"),
+            Ended::Pending { redo, why, .. } => {
+                retry::later(engine, newest, &redo, &why).await?;
+                format!("PR #{number}: retrying: {why}")
+            }
+        },
+    )
+}
+
+/// The controller: mark (for a verdict), read, decide, apply, tell — or only tell.
+pub(crate) async fn control(
+    engine: &Engine,
+    id: ValidationId,
+    occasion: Occasion,
+    redo: &Redo,
+) -> anyhow::Result<Ended> {
     let store = &engine.inner.store;
     let validation = store.validation(id).await?;
     let Some(number) = validation.pr else {
-        return Ok(None);
+        return Ok(Ended::Done(None));
     };
     let project = store.project(validation.project_id).await?;
-    match engine.forge(&project) {
-        Some(forge) => decide(engine, &forge, &project, &validation, number).await,
-        None => Ok(None),
+    let Some(forge) = engine.forge(&project) else {
+        return Ok(Ended::Done(None));
+    };
+    let Some(report) = report::verdict_report(engine, &validation) else {
+        return Ok(Ended::Done(None));
+    };
+    let pending = |redo: Redo, why: String, policy| Ended::Pending { redo, why, policy };
+    let (outcome, policy) = match redo {
+        Redo::Tell { outcome } => (outcome.clone(), None),
+        Redo::All => {
+            let mut refusals = Vec::new();
+            if occasion == Occasion::Verdict {
+                // Marked before any merge: a branch protection that requires Slipway's
+                // check sees it.
+                if let Err(error) = forge.mark(&report).await {
+                    if is_transient(&error) {
+                        let why = format!("the commit status could not be set: {error}");
+                        return Ok(pending(Redo::All, why, None));
+                    }
+                    refusals.push(format!(
+                        "The commit status (or check run) could not be set: {error}. {PERMISSIONS}"
+                    ));
+                }
+            }
+            let gathered = match gather(engine, &forge, &project, &validation, number, false).await
+            {
+                Ok(gathered) => gathered,
+                Err(error) if is_transient(&error) => {
+                    let why = format!("the pull request could not be read: {error}");
+                    return Ok(pending(Redo::All, why, None));
+                }
+                Err(error) => return Err(error),
+            };
+            let policy = Some(gathered.policy);
+            let decision = merge::decide(&gathered.facts(&validation, false));
+            if occasion == Occasion::Approval {
+                match &decision {
+                    Decision::NotMerged { why } | Decision::Revalidate { why } => {
+                        return Ok(Ended::Nothing(why.clone()))
+                    }
+                    Decision::AlreadyMerged => {
+                        return Ok(Ended::Nothing(merge::ALREADY_MERGED.into()))
+                    }
+                    Decision::WaitForMergeability | Decision::Merge(_) => {}
+                }
+            }
+            let mut outcome =
+                match apply(engine, &forge, &project, number, gathered, decision).await {
+                    Ok(Applied::Outcome(outcome)) => outcome,
+                    Ok(Applied::Wait(why)) => return Ok(pending(Redo::All, why, policy)),
+                    Err(error) if is_transient(&error) => {
+                        let why = format!("the merge could not be made: {error}");
+                        return Ok(pending(Redo::All, why, policy));
+                    }
+                    Err(error) => return Err(error),
+                };
+            outcome.refusals.splice(0..0, refusals);
+            (outcome, policy)
+        }
+    };
+    let mut outcome = outcome;
+    if let Err(error) = forge
+        .tell(number, &report::with_outcome(&report, &outcome))
+        .await
+    {
+        if is_transient(&error) {
+            let why = format!("the report could not be posted: {error}");
+            return Ok(pending(Redo::Tell { outcome }, why, policy));
+        }
+        outcome.refusals.push(format!(
+            "The report could not be posted: {error}. {PERMISSIONS}"
+        ));
     }
+    report::show(engine, &validation, Shown::Final(&outcome)).await;
+    Ok(Ended::Done(policy))
+}
+
+/// What the decision needs, read from the forge.
+struct Gathered {
+    pull: PullState,
+    policy: PullRequestPolicy,
+    own_checks: OwnChecks,
+    computes_mergeability: bool,
+}
+
+impl Gathered {
+    fn facts<'a>(&'a self, validation: &'a ValidationRecord, by_hand: bool) -> Facts<'a> {
+        let pull = &self.pull;
+        Facts {
+            pull: PullFacts {
+                open: pull.open,
+                merged: pull.merged,
+                draft: pull.draft,
+                title: &pull.title,
+                head_sha: &pull.head_sha,
+                head_ref: &pull.head_ref,
+                base_ref: &pull.base_ref,
+                head_in_base: pull.head_in_base,
+                mergeable: match pull.mergeable {
+                    Some(true) => Mergeable::Yes,
+                    Some(false) => Mergeable::No,
+                    None if self.computes_mergeability => Mergeable::Computing,
+                    None => Mergeable::NotReported,
+                },
+                approvals: pull.approvals,
+            },
+            validation: merge::ValidationFacts {
+                passed: validation.status == ValidationStatus::Passed,
+                sha: &validation.sha,
+                base_sha: validation.base_sha.as_deref(),
+            },
+            policy: self.policy,
+            by_hand,
+            own_checks: self.own_checks.clone(),
+        }
+    }
+}
+
+async fn gather<F: Forge>(
+    engine: &Engine,
+    forge: &F,
+    project: &Project,
+    validation: &ValidationRecord,
+    number: i64,
+    by_hand: bool,
+) -> anyhow::Result<Gathered> {
+    let settings = engine.inner.store.settings(project.id).await?;
+    let pull = forge.pull(number).await?;
+    let policy = policy(forge, &settings, &pull.base_ref).await;
+    // Only asked when it can matter: an automatic merge of a passed validation.
+    let asked = !by_hand && policy.auto_merge && validation.status == ValidationStatus::Passed;
+    let own_checks = if asked {
+        match forge.changed_files(number).await {
+            Ok(files) if policy::changes_its_own_checks(&files) => OwnChecks::Changed,
+            Ok(_) => OwnChecks::Unchanged,
+            Err(error) if is_transient(&error) => return Err(error),
+            Err(error) => OwnChecks::Unknown(error.to_string()),
+        }
+    } else {
+        OwnChecks::Unchanged
+    };
+    Ok(Gathered {
+        pull,
+        policy,
+        own_checks,
+        computes_mergeability: forge.computes_mergeability(),
+    })
 }
 
 /// The policy for a pull request into `base`, read from the base's `.slipway.toml`. A file
@@ -51,183 +295,99 @@ async fn policy<F: Forge>(forge: &F, settings: &Settings, base: &str) -> PullReq
     PullRequestPolicy::new(settings, file.as_ref())
 }
 
-async fn decide<F: Forge>(
+/// What applying a decision came to.
+enum Applied {
+    Outcome(Outcome),
+    /// Not yet: why (asked again later).
+    Wait(String),
+}
+
+/// Applies a decision: the one place the controller's effects are made.
+async fn apply<F: Forge>(
     engine: &Engine,
     forge: &F,
     project: &Project,
-    validation: &ValidationRecord,
     number: i64,
-) -> anyhow::Result<Option<PullRequestPolicy>> {
-    let (verdict, summary) = match validation.status {
-        ValidationStatus::Passed => (
-            Verdict::Success,
-            format!("validation {} passed", validation.id),
-        ),
-        ValidationStatus::Failed => {
-            let failing = validation
-                .steps
-                .iter()
-                .find(|s| s.status == StepStatus::Failed);
-            let detail = failing
-                .map(|s| format!("{} failed: {}", s.name, s.detail.as_deref().unwrap_or("")))
-                .unwrap_or_else(|| "failed".into());
-            (Verdict::Failure, detail)
+    gathered: Gathered,
+    decision: Decision,
+) -> anyhow::Result<Applied> {
+    let pull = gathered.pull;
+    let merge = match decision {
+        Decision::NotMerged { why } => return Ok(Applied::Outcome(Outcome::not_merged(&why))),
+        Decision::AlreadyMerged => {
+            return Ok(Applied::Outcome(Outcome::said(
+                merge::ALREADY_MERGED.into(),
+            )))
         }
-        ValidationStatus::Error => (
-            Verdict::Error,
-            format!(
-                "infrastructure error: {}",
-                validation.error.as_deref().unwrap_or("see the log")
-            ),
-        ),
-        // Cancelled: a newer head or a closed pull request; nothing to say.
-        _ => return Ok(None),
+        Decision::Revalidate { why } => {
+            validate_head(engine, project, number, pull).await;
+            return Ok(Applied::Outcome(Outcome::not_merged(&why)));
+        }
+        Decision::WaitForMergeability => {
+            return Ok(Applied::Wait(
+                "the forge is still computing whether it can merge".into(),
+            ))
+        }
+        Decision::Merge(merge) => merge,
     };
-    let link = crate::github::link(&engine.inner, validation.id);
-    let mut report = Report {
-        sha: validation.sha.clone(),
-        verdict,
-        details: table(validation, &summary, link.as_deref()),
-        summary,
-        link,
-    };
-    // Marking, merging and telling are separate: a refusal of one is said, not fatal.
-    let mut refusals = Vec::new();
-    if let Err(error) = forge.mark(&report).await {
-        refusals.push(format!(
-            "The commit status (or check run) could not be set: {error}. {PERMISSIONS}"
-        ));
-    }
-    let settings = engine.inner.store.settings(project.id).await?;
-    let pull = forge.pull(number).await?;
-    let policy = policy(forge, &settings, &pull.base_ref).await;
-    let outcome = if verdict == Verdict::Success {
-        merge_if_allowed(engine, forge, project, validation, number, pull, &policy).await?
-    } else {
-        Outcome::not_merged("the validation did not pass")
-    };
-    refusals.extend(outcome.refusal.clone());
-    let mut said = outcome.sentence.clone();
-    for refusal in &refusals {
-        said.push_str(&format!("\n\n**Refused:** {refusal}"));
-    }
-    report.details.push_str(&format!("\n{said}\n"));
-    if let Err(error) = forge.tell(number, &report).await {
-        refusals.push(format!(
-            "The report could not be posted: {error}. {PERMISSIONS}"
-        ));
-    }
-    record_outcome(engine, validation, &outcome, &refusals).await;
-    Ok(Some(policy))
-}
-
-/// Why pull request `number` may not merge itself, when it rewrites the checks that judged
-/// it (its own `.slipway.toml` ran): a person reads that change and merges it.
-async fn rewrites_its_checks<F: Forge>(forge: &F, number: i64) -> Option<String> {
-    match forge.changed_files(number).await {
-        Ok(files) if policy::changes_its_own_checks(&files) => Some(
-            "it changes its own checks (.slipway.toml), so a person reads that change and merges it"
-                .into(),
-        ),
-        Ok(_) => None,
-        Err(error) => Some(format!(
-            "its changed files could not be read ({error}), so whether it changes its own checks is unknown"
-        )),
-    }
-}
-
-/// What the token or App needs, said with every refusal.
-const PERMISSIONS: &str = "Give Slipway's token (or GitHub App) what the README lists: \
-contents, pull requests, commit statuses (and checks, for an App) with write access.";
-
-/// What became of a pull request after its verdict.
-#[derive(Debug, Clone)]
-struct Outcome {
-    merged: bool,
-    /// The sentence for the report.
-    sentence: String,
-    /// What the forge refused, with its message.
-    refusal: Option<String>,
-}
-
-impl Outcome {
-    fn not_merged(why: &str) -> Self {
-        Self {
+    // One merge into a base branch at a time: the next one sees the base this one made.
+    let turn = engine.inner.merge_turn(project.id, &pull.base_ref);
+    let _turn = turn.lock().await;
+    let title = format!("{} (#{number})", merge.title);
+    let base_ref = pull.base_ref.clone();
+    let merged = forge
+        .merge(number, &merge.sha, &merge.base_sha, merge.method, &title)
+        .await?;
+    Ok(Applied::Outcome(match merged {
+        MergeResult::Refused { reason } => Outcome {
             merged: false,
-            sentence: format!("Not merged: {why}."),
-            refusal: None,
+            sentence: "Not merged: the forge refused the merge.".into(),
+            refusals: vec![format!("The merge was refused: {reason}. {PERMISSIONS}")],
+        },
+        MergeResult::Merged { sha } => {
+            tracing::info!(project = %project.id, pr = number, merge = %sha, "pull request merged");
+            engine
+                .notify_pull_request(project, &forge.url(number), "merged")
+                .await;
+            let mut outcome = Outcome {
+                merged: true,
+                sentence: merge::merged(&sha, &merge, &base_ref),
+                refusals: Vec::new(),
+            };
+            if merge.delete_branch {
+                if let Err(error) = forge.delete_branch(&pull.head_ref).await {
+                    outcome.refusals.push(format!(
+                        "Merged, but the branch {} was not deleted: {error}",
+                        pull.head_ref
+                    ));
+                }
+            }
+            revalidate_others(engine, forge, project, &base_ref, &sha, number).await;
+            outcome
         }
-    }
-
-    fn said(sentence: String) -> Self {
-        Self {
-            merged: false,
-            sentence,
-            refusal: None,
+        MergeResult::BaseMoved { to } => {
+            validate_head(engine, project, number, pull).await;
+            Outcome::said(merge::base_moved(&base_ref, &to, &merge.base_sha))
         }
-    }
-}
-
-/// The merge step of the validation shows the outcome (the dashboard reads it there).
-async fn record_outcome(
-    engine: &Engine,
-    validation: &ValidationRecord,
-    outcome: &Outcome,
-    refusals: &[String],
-) {
-    let Some(index) = validation
-        .steps
-        .iter()
-        .find(|s| s.name == slipway_core::validation::StepName::Merge)
-        .map(|s| s.index)
-    else {
-        return;
-    };
-    let status = if !refusals.is_empty() {
-        StepStatus::Error
-    } else if outcome.merged {
-        StepStatus::Passed
-    } else {
-        StepStatus::Skipped
-    };
-    let mut detail = outcome.sentence.clone();
-    for refusal in refusals {
-        detail.push_str(&format!(" Refused: {refusal}"));
-    }
-    let update = slipway_store::StepUpdate {
-        status: Some(status),
-        detail: Some(detail),
-        ..Default::default()
-    };
-    if let Err(error) = engine
-        .inner
-        .store
-        .update_step(validation.id, index, &update)
-        .await
-    {
-        tracing::warn!(%error, "the merge outcome was not recorded");
-    }
-}
-
-/// Merges when every condition holds; says what happened.
-async fn merge_if_allowed<F: Forge>(
-    engine: &Engine,
-    forge: &F,
-    project: &Project,
-    validation: &ValidationRecord,
-    number: i64,
-    pull: PullState,
-    policy: &PullRequestPolicy,
-) -> anyhow::Result<Outcome> {
-    merge_when_allowed(
-        engine, forge, project, validation, number, pull, policy, false,
-    )
-    .await
+        MergeResult::HeadMoved => {
+            let pull = forge.pull(number).await?;
+            let moved_to = merge::short(&pull.head_sha).to_owned();
+            validate_head(engine, project, number, pull).await;
+            Outcome::not_merged(&format!(
+                "the head moved to {moved_to} during the merge; validating it"
+            ))
+        }
+        MergeResult::NotMergeable { reason } => match forge.pull(number).await {
+            // Another run of the controller (a late approval beside a retry) merged it.
+            Ok(now) if now.merged => Outcome::said(merge::ALREADY_MERGED.into()),
+            _ => Outcome::not_merged(&format!("not mergeable ({reason})")),
+        },
+    }))
 }
 
 /// A person's merge of pull request `number`: every condition of the merge controller but
-/// auto-merge holds (a passed validation of exactly the current head on the current base).
-/// Returns what happened, in a sentence.
+/// auto-merge and the own-checks rule holds (a passed validation of exactly the current head
+/// on the current base). Returns what happened, in a sentence.
 pub(crate) async fn merge_by_hand(
     engine: &Engine,
     project: &Project,
@@ -252,150 +412,18 @@ pub(crate) async fn merge_by_hand(
             validation.id, validation.status
         ));
     }
-    let settings = store.settings(project.id).await?;
-    let pull = forge.pull(number).await?;
-    let policy = policy(&forge, &settings, &pull.base_ref).await;
-    let outcome = merge_when_allowed(
-        engine,
-        &forge,
-        project,
-        &validation,
-        number,
-        pull,
-        &policy,
-        true,
-    )
-    .await?;
+    let gathered = gather(engine, &forge, project, &validation, number, true).await?;
+    let decision = merge::decide(&gathered.facts(&validation, true));
+    let outcome = match apply(engine, &forge, project, number, gathered, decision).await? {
+        Applied::Outcome(outcome) => outcome,
+        Applied::Wait(why) => Outcome::said(format!("Not merged yet: {why}; try again shortly.")),
+    };
     let mut said = outcome.sentence.clone();
-    if let Some(refusal) = &outcome.refusal {
+    for refusal in &outcome.refusals {
         said.push_str(&format!(" Refused: {refusal}"));
     }
     let _ = store.note_pull_request(project.id, number, &said).await;
     Ok(said)
-}
-
-#[allow(clippy::too_many_arguments)]
-async fn merge_when_allowed<F: Forge>(
-    engine: &Engine,
-    forge: &F,
-    project: &Project,
-    validation: &ValidationRecord,
-    number: i64,
-    pull: PullState,
-    policy: &PullRequestPolicy,
-    by_hand: bool,
-) -> anyhow::Result<Outcome> {
-    if !policy.auto_merge && !by_hand {
-        return Ok(Outcome::not_merged(
-            "auto-merge is off for this project, so a person merges it",
-        ));
-    }
-    if !pull.open {
-        return Ok(Outcome::not_merged("the pull request is not open"));
-    }
-    if pull.draft {
-        return Ok(Outcome::not_merged("the pull request is a draft"));
-    }
-    if pull.head_sha != validation.sha {
-        // A push that no event announced: validate the new head now.
-        let moved_to = short(&pull.head_sha).to_owned();
-        validate_head(engine, project, number, pull).await;
-        return Ok(Outcome::not_merged(&format!(
-            "the head moved to {moved_to}; that commit is validated next"
-        )));
-    }
-    if !by_hand {
-        if let Some(why) = rewrites_its_checks(forge, number).await {
-            return Ok(Outcome::not_merged(&why));
-        }
-    }
-    if pull.mergeable == Some(false) {
-        return Ok(Outcome::not_merged(&format!(
-            "not mergeable ({} into {})",
-            pull.head_ref, pull.base_ref
-        )));
-    }
-    if let Some(approvals) = pull.approvals {
-        if approvals < policy.required_approvals as usize {
-            return Ok(Outcome::not_merged(&format!(
-                "{approvals} of the {} required approvals (from people who can write to the repository)",
-                policy.required_approvals
-            )));
-        }
-    }
-    let Some(base_sha) = validation.base_sha.clone() else {
-        // Validated alone, not merged onto its base: validate the pair first.
-        validate_head(engine, project, number, pull).await;
-        return Ok(Outcome::not_merged(
-            "it was validated without its base; validating it merged onto the base",
-        ));
-    };
-    // One merge into a base branch at a time: the next one sees the base this one made.
-    let turn = engine.inner.merge_turn(project.id, &pull.base_ref);
-    let _turn = turn.lock().await;
-    let title = format!("{} (#{number})", pull.title);
-    let base_ref = pull.base_ref.clone();
-    let method = policy.merge_method;
-    let merged = forge
-        .merge(number, &validation.sha, &base_sha, method, &title)
-        .await?;
-    Ok(match merged {
-        MergeResult::Refused { reason } => Outcome {
-            merged: false,
-            sentence: "Not merged: the forge refused the merge.".into(),
-            refusal: Some(format!("The merge was refused: {reason}. {PERMISSIONS}")),
-        },
-        MergeResult::Merged { sha } => {
-            tracing::info!(project = %project.id, pr = number, merge = %sha, "pull request merged");
-            engine
-                .notify_pull_request(project, &forge.url(number), "merged")
-                .await;
-            let mut outcome = Outcome {
-                merged: true,
-                sentence: format!(
-                    "Merged as {} (exactly the validated head {} onto {base_ref} at {}).",
-                    short(&sha),
-                    short(&validation.sha),
-                    short(&base_sha)
-                ),
-                refusal: None,
-            };
-            if policy.delete_branch_after_merge {
-                if !pull.head_in_base {
-                    outcome
-                        .sentence
-                        .push_str(" The branch is in a fork: it is left to its owner.");
-                } else if let Err(error) = forge.delete_branch(&pull.head_ref).await {
-                    outcome.refusal = Some(format!(
-                        "Merged, but the branch {} was not deleted: {error}",
-                        pull.head_ref
-                    ));
-                }
-            }
-            revalidate_others(engine, forge, project, &base_ref, &sha, number).await;
-            outcome
-        }
-        MergeResult::BaseMoved { to } => {
-            validate_head(engine, project, number, pull).await;
-            Outcome::said(format!(
-                "Not merged: {base_ref} moved to {} since the validation (on {}); validating \
-                 the pull request merged onto it.",
-                short(&to),
-                short(&base_sha)
-            ))
-        }
-        MergeResult::HeadMoved => {
-            let pull = forge.pull(number).await?;
-            let moved_to = short(&pull.head_sha).to_owned();
-            validate_head(engine, project, number, pull).await;
-            Outcome::not_merged(&format!(
-                "the head moved to {moved_to} during the merge; validating it"
-            ))
-        }
-        MergeResult::NotMergeable { reason } => {
-            Outcome::not_merged(&format!("not mergeable ({reason})"))
-        }
-    })
 }
 
 /// After a merge into `base_ref` (now at `base_sha`), the other pull requests into it that
@@ -436,57 +464,4 @@ async fn validate_head(engine: &Engine, project: &Project, number: i64, pull: Pu
     {
         tracing::warn!(%error, pr = number, "the new head was not queued");
     }
-}
-
-fn table(validation: &ValidationRecord, summary: &str, link: Option<&str>) -> String {
-    let mut text = format!(
-        "### Slipway: {} for `{}`\n\n{summary}\n\n",
-        validation.status,
-        short(&validation.sha)
-    );
-    if let (Some(base), Some(sha)) = (&validation.base_ref, &validation.base_sha) {
-        text.push_str(&format!(
-            "Validated merged onto `{base}` at `{}`, as merging would make it.\n\n",
-            short(sha)
-        ));
-    }
-    if let Some(source) = validation.pipeline_source {
-        text.push_str(&format!("Pipeline: {}.\n\n", source.describe()));
-    }
-    text.push_str("| step | status | time | detail |\n|---|---|---|---|\n");
-    for step in &validation.steps {
-        let time = step
-            .duration_ms
-            .map(|ms| format!("{:.1}s", ms as f64 / 1000.0))
-            .unwrap_or_default();
-        let detail = step
-            .detail
-            .as_deref()
-            .unwrap_or("")
-            .replace('|', "\\|")
-            .replace('\n', " ");
-        let flaky = if step.flaky { " (flaky)" } else { "" };
-        text.push_str(&format!(
-            "| {} | {}{flaky} | {time} | {detail} |\n",
-            step.name, step.status
-        ));
-    }
-    if let Some(link) = link {
-        text.push_str(&format!("\n[Full log]({link})\n"));
-        let ui_ran = validation.steps.iter().any(|s| {
-            s.name == slipway_core::validation::StepName::Ui
-                && matches!(s.status, StepStatus::Passed | StepStatus::Failed)
-        });
-        if ui_ran {
-            let page = link.replacen("/api/v1/validations/", "/validations/", 1);
-            text.push_str(&format!(
-                "[Browser checks: screenshots, console and requests]({page})\n"
-            ));
-        }
-    }
-    text
-}
-
-fn short(sha: &str) -> &str {
-    &sha[..sha.len().min(12)]
 }

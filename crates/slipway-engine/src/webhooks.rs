@@ -1,7 +1,9 @@
 //! Acting on stored webhook deliveries: pull requests are validated (again when their base
 //! branch is changed), closed ones cancelled, `/slipway retry` from someone with write access
 //! validates again, and so does the "Re-run" button of Slipway's check (`check_run` or
-//! `check_suite` `rerequested`). Everything else is
+//! `check_suite` `rerequested`); an approval (`pull_request_review` submitted) of a pull
+//! request whose newest validation passed on its head runs the merge controller again,
+//! without a new validation. Everything else is
 //! recorded and ignored. Deliveries are processed one at a time, in the order they came.
 
 use crate::{Engine, Target};
@@ -133,6 +135,42 @@ async fn process(engine: &Engine, delivery_id: &str) -> Result<Processed, Failed
                 for number in &numbers {
                     notes.push(rerun(engine, project, *number, &check).await?);
                 }
+            }
+            Ok(("processed", notes.join("; ")))
+        }
+        Event::Review(review) => {
+            if !review.approves() {
+                // A comment, a change request, a dismissal: nothing merges because of it,
+                // and what is merged stays merged.
+                return Ok((
+                    "ignored",
+                    format!(
+                        "pull_request_review.{} ({}) needs nothing",
+                        review.action, review.state
+                    ),
+                ));
+            }
+            let projects = engine
+                .inner
+                .store
+                .projects_on_github_repo(&review.repository)
+                .await?;
+            if projects.is_empty() {
+                return Ok(("ignored", format!("no project is on {}", review.repository)));
+            }
+            let mut notes = Vec::new();
+            for project in &projects {
+                let note = crate::merging::after_approval(
+                    engine,
+                    project,
+                    review.number,
+                    Some(&review.head_sha),
+                )
+                .await?;
+                notes.push(format!(
+                    "{}: approval by {}: {note}",
+                    project.name, review.reviewer
+                ));
             }
             Ok(("processed", notes.join("; ")))
         }

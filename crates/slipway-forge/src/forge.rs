@@ -8,7 +8,9 @@ use std::future::Future;
 /// A pull request as the forge sees it now.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PullState {
+    /// Open and not merged.
     pub open: bool,
+    pub merged: bool,
     pub draft: bool,
     pub title: String,
     pub head_sha: String,
@@ -20,7 +22,8 @@ pub struct PullState {
     pub base_clone_url: String,
     /// Whether the head branch lives in the base repository; a fork's is never deleted.
     pub head_in_base: bool,
-    /// `Some(false)` when the forge already knows it will not merge cleanly.
+    /// `Some(false)` when the forge already knows it will not merge cleanly; `None` when it
+    /// does not say (see [`Forge::computes_mergeability`]).
     pub mergeable: Option<bool>,
     /// Approving reviews; `None` where the forge has no reviews.
     pub approvals: Option<usize>,
@@ -72,6 +75,12 @@ pub struct Opened {
 pub trait Forge: Sync {
     /// Where people see the pull request.
     fn url(&self, number: i64) -> String;
+
+    /// Whether the forge computes mergeability lazily, so that `mergeable: None` means
+    /// "not yet known, ask again" (GitHub) rather than "not reported" (the local forge).
+    fn computes_mergeability(&self) -> bool {
+        false
+    }
 
     /// Opens a pull request from `head` into `base`.
     fn open_pull(

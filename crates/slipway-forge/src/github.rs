@@ -133,6 +133,9 @@ pub struct Waits {
     pub mergeable_reads: u32,
     /// Merge calls while GitHub answers 405 "Base branch was modified" (the first included).
     pub merge_attempts: u32,
+    /// Attempts of an idempotent call (reads, edits, deletions, commit statuses) that GitHub
+    /// answers 5xx or that times out (the first included); `backoff` with jitter between.
+    pub server_error_attempts: u32,
 }
 
 impl Default for Waits {
@@ -143,6 +146,7 @@ impl Default for Waits {
             backoff: Duration::from_millis(500),
             mergeable_reads: 5,
             merge_attempts: 3,
+            server_error_attempts: 3,
         }
     }
 }
@@ -462,6 +466,10 @@ impl GitHub {
         // Primary limits (their reset is known) and secondary ones (waited out with a
         // doubling pause) are counted apart, each within its bound.
         let (mut primary, mut secondary, mut waited) = (0u32, 0u32, Duration::ZERO);
+        // A 5xx or a timeout of an idempotent call is tried again; any other call may have
+        // taken effect, and its caller decides (the merge controller reads the pull again).
+        let retried = idempotent(&method, path);
+        let mut failed = 0u32;
         loop {
             let mut request = self
                 .http
@@ -478,7 +486,33 @@ impl GitHub {
             if let Some(body) = body {
                 request = request.json(body);
             }
-            let response = request.send().await?;
+            let response = match request.send().await {
+                Ok(response) if response.status().is_server_error() && retried => {
+                    Err(GitHubError::Status {
+                        status: response.status().as_u16(),
+                        what: format!("{method} {path}"),
+                        message: response
+                            .json::<Value>()
+                            .await
+                            .ok()
+                            .and_then(|v| v["message"].as_str().map(str::to_owned))
+                            .unwrap_or_default(),
+                    })
+                }
+                Ok(response) => Ok(response),
+                Err(error) => Err(GitHubError::Transport(error)),
+            };
+            let response = match response {
+                Ok(response) => response,
+                Err(error) if retried && failed + 1 < self.waits.server_error_attempts => {
+                    failed += 1;
+                    let wait = jittered(self.waits.backoff, failed);
+                    tracing::warn!(%error, ?wait, path, "GitHub failed an idempotent call: trying again");
+                    tokio::time::sleep(wait).await;
+                    continue;
+                }
+                Err(error) => return Err(error),
+            };
             let status = response.status().as_u16();
             let headers = response.headers().clone();
             let text = response.text().await?;
@@ -1049,6 +1083,39 @@ fn report_page(link: &str) -> String {
     link.replacen("/api/v1/validations/", "/validations/", 1)
 }
 
+/// Whether a call may be made again without changing its effect: reads, edits and deletions,
+/// and commit statuses (the latest of a context wins). Creations and the merge are not.
+fn idempotent(method: &reqwest::Method, path: &str) -> bool {
+    use reqwest::Method;
+    match *method {
+        Method::GET | Method::HEAD | Method::PATCH | Method::DELETE => true,
+        Method::POST => path.contains("/statuses/"),
+        _ => false,
+    }
+}
+
+/// `base` doubled per earlier failure, with jitter (so that many callers do not retry at once).
+fn jittered(base: Duration, failures: u32) -> Duration {
+    let mut bytes = [0u8; 2];
+    getrandom::getrandom(&mut bytes).expect("the OS random source is available");
+    let random = f64::from(u16::from_le_bytes(bytes)) / 65_536.0;
+    slipway_core::backoff::backoff(base, failures, random)
+}
+
+/// Whether an error of a forge call is worth trying again later (GitHub could not be reached,
+/// failed with a 5xx, or a rate limit still held) rather than a refusal to say.
+pub fn is_transient(error: &anyhow::Error) -> bool {
+    error
+        .chain()
+        .any(|cause| match cause.downcast_ref::<GitHubError>() {
+            Some(GitHubError::Transport(_))
+            | Some(GitHubError::RateLimited { .. })
+            | Some(GitHubError::SecondaryRateLimited { .. }) => true,
+            Some(GitHubError::Status { status, .. }) => *status >= 500,
+            _ => false,
+        })
+}
+
 /// Whether a 405 to a merge is GitHub's transient "Base branch was modified. Review and try
 /// the merge again."
 fn base_was_modified(message: &str) -> bool {
@@ -1142,6 +1209,10 @@ impl crate::Forge for GitHubRepo<'_> {
         format!("https://github.com/{}/pull/{number}", self.repo)
     }
 
+    fn computes_mergeability(&self) -> bool {
+        true
+    }
+
     async fn open_pull(
         &self,
         head: &str,
@@ -1178,6 +1249,7 @@ impl crate::Forge for GitHubRepo<'_> {
         let approvals = self.client.approvals(&self.repo, number).await?;
         Ok(crate::PullState {
             open: pull.state == "open" && !pull.merged,
+            merged: pull.merged,
             draft: pull.draft,
             title: pull.title,
             head_sha: pull.head_sha,
@@ -1304,7 +1376,8 @@ fn query_text(text: &str) -> String {
 
 #[cfg(test)]
 mod limits {
-    use super::{capped, next_link, ref_path};
+    use super::{capped, idempotent, is_transient, next_link, ref_path, GitHubError};
+    use std::time::Duration;
 
     #[test]
     fn a_long_text_is_cut_in_bytes_at_a_char_boundary_with_a_link() {
@@ -1342,6 +1415,43 @@ mod limits {
             rate_limit(403, &retry, ""),
             Some(Limit::Primary(std::time::Duration::from_secs(2)))
         );
+    }
+
+    #[test]
+    fn server_errors_timeouts_and_outlasting_limits_are_transient_refusals_are_not() {
+        let status = |status| {
+            anyhow::Error::from(GitHubError::Status {
+                status,
+                what: "PUT /repos/a/b/pulls/1/merge".into(),
+                message: String::new(),
+            })
+        };
+        assert!(is_transient(&status(502)));
+        assert!(is_transient(&status(500)));
+        assert!(!is_transient(&status(403)));
+        assert!(!is_transient(&status(422)));
+        let limited = anyhow::Error::from(GitHubError::SecondaryRateLimited {
+            what: "POST".into(),
+            attempts: 3,
+            waited: Duration::ZERO,
+        });
+        assert!(is_transient(
+            &limited.context("the report could not be posted")
+        ));
+        assert!(!is_transient(&anyhow::anyhow!("a local git failure")));
+        assert!(idempotent(&reqwest::Method::GET, "/repos/a/b/pulls/1"));
+        assert!(idempotent(
+            &reqwest::Method::POST,
+            "/repos/a/b/statuses/abc"
+        ));
+        assert!(!idempotent(
+            &reqwest::Method::POST,
+            "/repos/a/b/issues/1/comments"
+        ));
+        assert!(!idempotent(
+            &reqwest::Method::PUT,
+            "/repos/a/b/pulls/1/merge"
+        ));
     }
 
     #[test]

@@ -77,6 +77,8 @@ pub enum Event {
     /// `check_run` or `check_suite` `rerequested`: someone pressed "Re-run" on Slipway's
     /// check. (Their other actions are `Other`.)
     Rerequested(Rerequested),
+    /// `pull_request_review`: a review submitted, edited or dismissed.
+    Review(Review),
     /// Recorded and ignored.
     Other {
         name: String,
@@ -142,6 +144,28 @@ pub struct Rerequested {
     pub head_sha: String,
     /// The pull requests of this repository GitHub names for the check (empty for a fork's).
     pub pull_requests: Vec<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Review {
+    /// `submitted`, `edited` or `dismissed`.
+    pub action: String,
+    pub repository: String,
+    pub number: i64,
+    /// The review's state, lower-case: `approved`, `changes_requested`, `commented`,
+    /// `dismissed`.
+    pub state: String,
+    /// Null for a deleted account.
+    pub reviewer: String,
+    /// The pull request's head when the review was delivered.
+    pub head_sha: String,
+}
+
+impl Review {
+    /// A newly submitted approval (which may complete the approvals a merge waits for).
+    pub fn approves(&self) -> bool {
+        self.action == "submitted" && self.state == "approved"
+    }
 }
 
 /// A payload that does not have the shape GitHub documents for its event.
@@ -229,6 +253,31 @@ struct CommentBody {
 #[derive(Deserialize)]
 struct UserBody {
     login: String,
+}
+
+#[derive(Deserialize)]
+struct ReviewPayload {
+    action: String,
+    repository: RepositoryPayload,
+    review: ReviewBody,
+    pull_request: ReviewPullBody,
+}
+
+#[derive(Deserialize)]
+struct ReviewBody {
+    state: String,
+    user: Option<UserBody>,
+}
+
+#[derive(Deserialize)]
+struct ReviewPullBody {
+    number: i64,
+    head: ReviewHeadBody,
+}
+
+#[derive(Deserialize)]
+struct ReviewHeadBody {
+    sha: String,
 }
 
 #[derive(Deserialize)]
@@ -355,6 +404,21 @@ pub fn parse(event: &str, body: &[u8]) -> Result<Event, PayloadError> {
                     .map(|u| u.login)
                     .unwrap_or_else(|| "ghost".into()),
                 author_association: p.comment.author_association,
+            })
+        }
+        "pull_request_review" => {
+            let p: ReviewPayload = serde_json::from_slice(body).map_err(error)?;
+            Event::Review(Review {
+                action: p.action,
+                repository: p.repository.full_name,
+                number: p.pull_request.number,
+                state: p.review.state.to_ascii_lowercase(),
+                reviewer: p
+                    .review
+                    .user
+                    .map(|u| u.login)
+                    .unwrap_or_else(|| "ghost".into()),
+                head_sha: p.pull_request.head.sha,
             })
         }
         "check_run" => {
@@ -583,6 +647,47 @@ mod tests {
             ..comment
         };
         assert!(!outsider.author_may_write());
+    }
+
+    #[test]
+    fn reviews_read_as_github_wrote_them_and_only_a_submitted_approval_approves() {
+        let review = |path: &str| match parse("pull_request_review", &fixture(path)).unwrap() {
+            Event::Review(review) => review,
+            other => panic!("{path}: {other:?}"),
+        };
+        let submitted = review("pull_request_review/submitted.payload.json");
+        assert_eq!(
+            submitted,
+            Review {
+                action: "submitted".into(),
+                repository: "Codertocat/Hello-World".into(),
+                number: 2,
+                state: "commented".into(),
+                reviewer: "Codertocat".into(),
+                head_sha: "ec26c3e57ca3a959ca5aad62de7213c562f8c821".into(),
+            }
+        );
+        assert!(!submitted.approves(), "a comment is no approval");
+        let org = review("pull_request_review/submitted.with-organization.payload.json");
+        assert_eq!(org.number, 2);
+        let dismissed = review("pull_request_review/dismissed.payload.json");
+        assert_eq!(
+            (dismissed.action.as_str(), dismissed.state.as_str()),
+            ("dismissed", "dismissed")
+        );
+        assert!(!dismissed.approves());
+        // GitHub writes the state in lower case in deliveries (upper case in the REST API).
+        let mut payload: serde_json::Value =
+            serde_json::from_slice(&fixture("pull_request_review/submitted.payload.json")).unwrap();
+        payload["review"]["state"] = "APPROVED".into();
+        payload["review"]["user"] = serde_json::Value::Null;
+        let body = serde_json::to_vec(&payload).unwrap();
+        let Event::Review(approved) = parse("pull_request_review", &body).unwrap() else {
+            panic!("a review");
+        };
+        assert!(approved.approves());
+        assert_eq!(approved.reviewer, "ghost");
+        assert!(parse("pull_request_review", b"{\"action\": \"submitted\"}").is_err());
     }
 
     #[test]

@@ -9,7 +9,7 @@ use slipway_engine::{CodegenConfig, RateLimit};
 use slipway_forge::github::GitHub;
 use slipway_testkit::exchanges::Exchange;
 use slipway_testkit::fake_codegen::{FakeCodegen, Fault, Script};
-use slipway_testkit::fake_github::FakeGitHub;
+use slipway_testkit::fake_github::{Failing, FakeGitHub};
 use slipway_testkit::openapi::Spec;
 use slipway_testkit::{commit_files, forge_fixture, git};
 use std::path::{Path, PathBuf};
@@ -137,6 +137,30 @@ async fn use_github_with_a_token(github: &FakeGitHub, origin: &Path, work: &Path
         )
         .await
         .unwrap();
+    // Server errors: a status is tried again by the client; a creation is not (it may
+    // have been made), nor a merge (the merge controller reads the pull request again).
+    github.server_error_next(Failing::Status, &[502]);
+    client
+        .set_status(
+            REPO,
+            &head,
+            slipway_forge::github::StatusState::Success,
+            "ok",
+            None,
+        )
+        .await
+        .unwrap();
+    github.server_error_next(Failing::Comment, &[500]);
+    let lost = client
+        .upsert_comment(REPO, number, "<!-- m -->", "lost")
+        .await;
+    assert!(
+        matches!(
+            lost,
+            Err(slipway_forge::github::GitHubError::Status { status: 500, .. })
+        ),
+        "{lost:?}"
+    );
     github.add_comment(REPO, number, None, "by a deleted account");
     client
         .upsert_comment(REPO, number, "<!-- m -->", "one")
@@ -153,7 +177,12 @@ async fn use_github_with_a_token(github: &FakeGitHub, origin: &Path, work: &Path
     client.approvals(REPO, number).await.unwrap();
     let base = client.branch_head(REPO, "main").await.unwrap();
     let method = slipway_core::pipeline::MergeMethod::Merge;
-    // Refused, raced, then merged.
+    // A server error, refused, raced, then merged.
+    github.server_error_next(Failing::Merge, &[503]);
+    assert!(client
+        .merge(REPO, number, &head, method, "t")
+        .await
+        .is_err());
     github.refuse_next_merge(403, "Resource not accessible by personal access token");
     assert!(matches!(
         client.merge(REPO, number, &head, method, "t").await,
@@ -227,8 +256,11 @@ async fn every_answer_of_the_fake_github_follows_githubs_description() {
     let github = FakeGitHub::start("ghp_token").await;
     github.add_repo(REPO, &origin);
     use_github_with_a_token(&github, &origin, &work).await;
-    // 429 (the rate limit) may come from any route.
-    let (problems, seen) = check(&spec, &github.exchanges(), github_template, |s| s == 429);
+    // 429 (the rate limit) may come from any route, and so may a 5xx of a gateway's (not
+    // checked where the description does not list it).
+    let (problems, seen) = check(&spec, &github.exchanges(), github_template, |s| {
+        s == 429 || s >= 500
+    });
     assert!(problems.is_empty(), "{problems:#?}");
     for expected in [
         "PUT /repos/{owner}/{repo}/pulls/{pull_number}/merge 200",
@@ -239,6 +271,9 @@ async fn every_answer_of_the_fake_github_follows_githubs_description() {
         "GET /repos/{owner}/{repo}/issues/{issue_number}/comments 200",
         "GET /user 200",
         "GET /repos/{owner}/{repo}/pulls/{pull_number} 429",
+        "PUT /repos/{owner}/{repo}/pulls/{pull_number}/merge 503",
+        "POST /repos/{owner}/{repo}/statuses/{sha} 502",
+        "POST /repos/{owner}/{repo}/issues/{issue_number}/comments 500",
     ] {
         assert!(
             seen.contains(expected),

@@ -195,6 +195,23 @@ impl Store {
         }
     }
 
+    /// Replaces the held attempt's payload (what is left to do, for the next attempt).
+    /// `false` when the job is no longer this attempt's.
+    pub async fn set_payload(&self, job: &Job, payload: &str) -> Result<bool, StoreError> {
+        let updated = sqlx::query(
+            "UPDATE jobs SET payload = ?, updated_at = ?
+             WHERE id = ? AND attempt = ? AND state = 'running'",
+        )
+        .bind(payload)
+        .bind(now_millis())
+        .bind(job.id)
+        .bind(job.attempt)
+        .execute(&self.writer)
+        .await?
+        .rows_affected();
+        Ok(updated == 1)
+    }
+
     /// Puts a job back for later without spending an attempt (a rate limit, not a fault).
     pub async fn postpone(
         &self,

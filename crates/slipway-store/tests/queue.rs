@@ -192,3 +192,24 @@ async fn a_validation_whose_job_crashed_on_every_attempt_ends_as_error_at_once()
     let error = record.error.unwrap_or_default();
     assert!(error.contains("interrupted on all"), "{error}");
 }
+
+#[tokio::test]
+async fn the_holder_may_leave_the_next_attempt_a_new_payload_and_no_one_else_may() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(&dir).await;
+    store.enqueue(&job(None, 3)).await.unwrap();
+    let first = store
+        .lease("a", &["work"], Duration::from_millis(1))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(store.set_payload(&first, r#"{"n":2}"#).await.unwrap());
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let second = store.lease("b", &["work"], LEASE).await.unwrap().unwrap();
+    assert_eq!(second.payload, r#"{"n":2}"#);
+    assert!(
+        !store.set_payload(&first, r#"{"n":3}"#).await.unwrap(),
+        "a fenced-out attempt changes nothing"
+    );
+    assert!(store.complete(&second).await.unwrap());
+}

@@ -16,6 +16,8 @@ use std::sync::{Arc, Mutex};
 
 mod setup;
 pub use setup::FakeHook;
+mod faults;
+pub use faults::Failing;
 
 #[derive(Debug, Clone)]
 pub struct FakePull {
@@ -149,6 +151,8 @@ struct World {
     pull_reads: u32,
     /// Webhooks (see `setup.rs`).
     setup: setup::Setup,
+    /// Calls still to be answered with a server error (see [`Failing`]).
+    server_errors: Vec<(Failing, u16)>,
 }
 
 type Shared = Arc<Mutex<World>>;
@@ -989,6 +993,11 @@ async fn merge_pull(
         if let Some(limited) = secondary_limit(&mut world, Limited::Merge) {
             return limited;
         }
+        if let Some(status) = faults::take(&mut world, Failing::Merge) {
+            let sha = body["sha"].as_str().unwrap_or("").to_owned();
+            repo!(world, owner, name).merge_calls.push((number, sha));
+            return faults::answer(status);
+        }
         if let Some((status, message)) = world.merge_refusal.take() {
             let status = StatusCode::from_u16(status).expect("a status");
             return error(status, &message);
@@ -1081,6 +1090,9 @@ async fn merge_pull(
             pull.merge_sha = Some(merged.clone());
             pull.last_head_sha = sha;
             let _ = head_ref;
+            if let Some(status) = faults::take(&mut world, Failing::MergeAnswerLost) {
+                return faults::answer(status);
+            }
             Json(json!({"sha": merged, "merged": true, "message": "Pull Request successfully merged"})).into_response()
         }
         _ => error(
@@ -1124,6 +1136,9 @@ async fn create_status(
     let mut world = world.lock().unwrap();
     if let Some(r) = refusal(&mut world, &headers) {
         return r;
+    }
+    if let Some(status) = faults::take(&mut world, Failing::Status) {
+        return faults::answer(status);
     }
     let repo = repo!(world, owner, name);
     let state = body["state"].as_str().unwrap_or("").to_owned();
@@ -1180,6 +1195,9 @@ async fn create_comment(
     }
     if let Some(limited) = secondary_limit(&mut world, Limited::Comment) {
         return limited;
+    }
+    if let Some(status) = faults::take(&mut world, Failing::Comment) {
+        return faults::answer(status);
     }
     let text = body["body"].as_str().unwrap_or("");
     let docs = "https://docs.github.com/rest/issues/comments#create-an-issue-comment";
