@@ -17,6 +17,7 @@ mod webhooks;
 
 pub use runs::{RunAnswer, RunError};
 pub use slipway_agent::codegen::{CodegenConfig, RateLimit};
+pub use slipway_judge::{ModelConfig, Models};
 pub use submit::{Options, SubmitError, Target};
 
 use jobs::run_job;
@@ -77,6 +78,8 @@ pub struct EngineConfig {
     pub agent_poll_every: Duration,
     /// Agent turns that may run at once (local commands and Codegen runs being polled).
     pub max_concurrent_agents: usize,
+    /// The model APIs for `[judge]` (`GEMINI_*`, `SLIPWAY_LLM_*`); none by default.
+    pub models: slipway_judge::Models,
 }
 
 impl EngineConfig {
@@ -98,6 +101,7 @@ impl EngineConfig {
             codegen: None,
             agent_poll_every: Duration::from_secs(5),
             max_concurrent_agents: 16,
+            models: slipway_judge::Models::default(),
         }
     }
 }
