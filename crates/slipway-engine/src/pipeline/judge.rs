@@ -42,12 +42,14 @@ impl Attempt<'_> {
             .run(Some(&workspace), &["log", "-1", "--format=%B", &sha])
             .await
             .ok();
-        let (title, body) = match message.as_deref().map(str::trim) {
-            Some(message) => match message.split_once('\n') {
+        let message = message.as_deref().map(str::trim);
+        let (title, body) = match (self.pull_title().await, message) {
+            (Some(title), message) => (Some(title), message.map(str::to_owned)),
+            (None, Some(message)) => match message.split_once('\n') {
                 Some((title, body)) => (Some(title.to_owned()), Some(body.trim().to_owned())),
                 None => (Some(message.to_owned()), None),
             },
-            None => (None, None),
+            (None, None) => (None, None),
         };
         let diff = match self.diff_base().await {
             Some(base) => self
@@ -79,6 +81,25 @@ impl Attempt<'_> {
         };
         self.judge_source = Some(JudgeSource { title, body, diff });
         Ok(true)
+    }
+
+    /// The pull request's title as its forge has it (the head's message is the body).
+    async fn pull_title(&self) -> Option<String> {
+        use slipway_forge::Forge as _;
+        let number = self.record.pr?;
+        match &self.project.location {
+            slipway_core::RepoLocation::Local { .. } => {
+                let store = &self.inner.store;
+                let pull = store.pull_request(self.project.id, number).await.ok()?;
+                Some(pull.title)
+            }
+            slipway_core::RepoLocation::GitHub { .. } => {
+                let github = self.inner.config.github.as_ref()?;
+                let repo = github.repo(&self.project.location.github()?);
+                repo.pull(number).await.ok().map(|pull| pull.title)
+            }
+            slipway_core::RepoLocation::Url { .. } => None,
+        }
     }
 
     /// What the change is compared with: a pull request's base head, else where the branch
@@ -227,8 +248,9 @@ fn report_lines(judgement: &Judgement) -> Vec<String> {
     let mut lines = Vec::new();
     if let Some(answer) = &judgement.answer {
         lines.push(format!(
-            "verdict: {:?}, score {}/100",
-            answer.verdict, answer.score
+            "verdict: {}, score {}/100",
+            format!("{:?}", answer.verdict).to_lowercase(),
+            answer.score
         ));
         for c in &answer.criteria {
             let mark = if c.met { "met" } else { "NOT met" };

@@ -45,6 +45,7 @@ struct ValidationPage {
     first_seq: i64,
     last_seq: i64,
     checks: Vec<super::checks::CheckView>,
+    judge: Option<super::judge::JudgeView>,
 }
 
 pub async fn validation(
@@ -66,8 +67,10 @@ pub async fn validation(
         .await
         .map_err(failed)?;
     let checks = super::checks::checks_of(&state, v.id).await;
+    let judge = super::judge::judge_of(&state, v.id).await;
     let page = ValidationPage {
         checks,
+        judge,
         layout,
         project_name: project.name,
         steps: v
