@@ -198,3 +198,26 @@ async fn without_a_model_a_judge_is_refused_before_anything_runs() {
     assert_eq!(step(&record, StepName::Test).status, StepStatus::Skipped);
     assert!(record.error.as_deref().unwrap().contains("needs a model"));
 }
+
+#[tokio::test]
+async fn validating_the_same_change_again_reuses_the_judgement() {
+    let fake = FakeOpenAi::start(None).await;
+    let models = Models {
+        gemini: None,
+        openai: Some(model(Provider::Openai, &fake.url, None)),
+    };
+    let h = harness("blocking", models).await;
+    fake.script([answer("pass", 90)]);
+    let first = h.validate_branch("feature").await;
+    let second = h.validate_branch("feature").await;
+    let log = h.log(second.id).await;
+    assert_eq!(
+        first.status,
+        ValidationStatus::Passed,
+        "{}",
+        h.log(first.id).await
+    );
+    assert_eq!(second.status, ValidationStatus::Passed, "{log}");
+    assert_eq!(fake.requests().len(), 1, "{log}");
+    assert!(log.contains("no call made"), "{log}");
+}

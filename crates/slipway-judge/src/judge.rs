@@ -28,6 +28,8 @@ pub struct Judgement {
     pub answer: Option<Answer>,
     pub usage: Usage,
     pub calls: u32,
+    /// Reused from an earlier judgement of the same input by the same model: no call made.
+    pub cached: bool,
     /// Lockfiles and generated files the judge was not shown, and files summarised.
     pub left_out: Vec<String>,
     pub summarised: Vec<String>,
@@ -43,8 +45,74 @@ pub fn fit_diff(input: &mut JudgeInput, raw_diff: &str, section: &JudgeSection) 
     input.diff = Some(diff::trim(raw_diff, budget));
 }
 
-/// Judges `input` with `model` under `section`.
-pub async fn judge(model: &impl Model, section: &JudgeSection, input: &JudgeInput) -> Judgement {
+/// An answer kept for the same input: `<cache>/<key>.json`.
+#[derive(Serialize, serde::Deserialize)]
+struct Kept {
+    answer: Answer,
+    usage: Usage,
+}
+
+/// What makes two judgements the same: the model, the schema, the prompt (with its nonce
+/// left out) and the answer's budget.
+fn cache_key(model: &str, input: &JudgeInput, section: &JudgeSection) -> String {
+    use sha2::{Digest, Sha256};
+    let prompt = prompt::build(input, "nonce");
+    let mut hash = Sha256::new();
+    for part in [
+        model,
+        &answer::schema().to_string(),
+        &prompt.system,
+        &prompt.user,
+        &section.output_tokens().to_string(),
+    ] {
+        hash.update((part.len() as u64).to_le_bytes());
+        hash.update(part.as_bytes());
+    }
+    hash.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Judges `input` with `model` under `section`; with `cache`, an answer given earlier for
+/// the same input is reused (no paying twice for the same change), and a new one is kept.
+pub async fn judge(
+    model: &impl Model,
+    section: &JudgeSection,
+    input: &JudgeInput,
+    cache: Option<&std::path::Path>,
+) -> Judgement {
+    let file =
+        cache.map(|dir| dir.join(format!("{}.json", cache_key(&model.name(), input, section))));
+    let kept = match &file {
+        Some(file) => tokio::fs::read(file)
+            .await
+            .ok()
+            .and_then(|bytes| serde_json::from_slice::<Kept>(&bytes).ok()),
+        None => None,
+    };
+    let mut judgement = judge_once(model, section, input, kept.as_ref()).await;
+    if let (Some(file), Some(answer), None) = (&file, &judgement.answer, &kept) {
+        let kept = Kept {
+            answer: answer.clone(),
+            usage: judgement.usage,
+        };
+        let json = serde_json::to_vec(&kept).expect("an answer serializes");
+        let written = async {
+            tokio::fs::create_dir_all(file.parent().expect("in the cache")).await?;
+            tokio::fs::write(file, json).await
+        };
+        if let Err(error) = written.await {
+            tracing::warn!(%error, "a judgement was not cached");
+        }
+    }
+    judgement.cached = kept.is_some();
+    judgement
+}
+
+async fn judge_once(
+    model: &impl Model,
+    section: &JudgeSection,
+    input: &JudgeInput,
+    kept: Option<&Kept>,
+) -> Judgement {
     let prompt = prompt::build(input, &prompt::nonce());
     let schema = answer::schema();
     let request = Request {
@@ -60,6 +128,7 @@ pub async fn judge(model: &impl Model, section: &JudgeSection, input: &JudgeInpu
         answer: None,
         usage: Usage::default(),
         calls: 0,
+        cached: false,
         left_out: input
             .diff
             .as_ref()
@@ -71,6 +140,15 @@ pub async fn judge(model: &impl Model, section: &JudgeSection, input: &JudgeInpu
             .map(|d| d.summarised.clone())
             .unwrap_or_default(),
     };
+    if let Some(kept) = kept {
+        judgement.usage = kept.usage;
+        judgement.outcome = match decide(section, &kept.answer) {
+            Decision::Passed(why) => Outcome::Passed(why),
+            Decision::Failed(why) => Outcome::Failed(why),
+        };
+        judgement.answer = Some(kept.answer.clone());
+        return judgement;
+    }
     let completion = match model.complete(request).await {
         Ok(completion) => completion,
         Err(error) => {

@@ -204,7 +204,7 @@ async fn verdicts_pass_fail_and_uncertain_advisory_and_blocking() {
     ];
     for (script, section, expected) in cases {
         fake.script([script]);
-        let judgement = judge(&model, section, &input()).await;
+        let judgement = judge(&model, section, &input(), None).await;
         let status = match &judgement.outcome {
             Outcome::Passed(_) => "passed",
             Outcome::Failed(_) => "failed",
@@ -213,7 +213,7 @@ async fn verdicts_pass_fail_and_uncertain_advisory_and_blocking() {
         assert_eq!(status, expected, "{:?}", judgement.outcome);
         assert!(judgement.usage.input_tokens > 0);
     }
-    let last = judge(&model, &advisory, &input()).await;
+    let last = judge(&model, &advisory, &input(), None).await;
     assert!(
         matches!(last.outcome, Outcome::Error(_)),
         "no script left: a 500 each time"
@@ -235,7 +235,7 @@ async fn an_answer_outside_the_schema_or_citing_what_is_not_there_is_an_error() 
         invented,
     ] {
         fake.script([script]);
-        let judgement = judge(&model, &JudgeSection::default(), &input()).await;
+        let judgement = judge(&model, &JudgeSection::default(), &input(), None).await;
         assert!(
             matches!(&judgement.outcome, Outcome::Error(e) if e.contains("breaks its schema")),
             "{:?}",
@@ -244,6 +244,27 @@ async fn an_answer_outside_the_schema_or_citing_what_is_not_there_is_an_error() 
         assert!(judgement.answer.is_none());
     }
     fake.script([verdict("pass", 95, true)]);
-    let judgement = judge(&model, &JudgeSection::default(), &input()).await;
+    let judgement = judge(&model, &JudgeSection::default(), &input(), None).await;
     assert_eq!(judgement.answer.unwrap().verdict, Verdict::Pass);
+}
+
+#[tokio::test]
+async fn the_same_input_is_judged_once_and_the_answer_reused() {
+    let fake = FakeOpenAi::start(None).await;
+    let model = AnyModel::new(config(Provider::Openai, &fake.url, None));
+    let cache = tempfile::tempdir().unwrap();
+    fake.script([verdict("pass", 90, true), verdict("fail", 10, false)]);
+    let section = JudgeSection::default();
+    let first = judge(&model, &section, &input(), Some(cache.path())).await;
+    let again = judge(&model, &section, &input(), Some(cache.path())).await;
+    assert!(!first.cached && again.cached);
+    assert_eq!(again.answer, first.answer);
+    assert_eq!(again.usage, first.usage);
+    assert_eq!(fake.requests().len(), 1);
+    // Another input is another judgement.
+    let mut other = input();
+    other.title = Some("Add /health, again".into());
+    let third = judge(&model, &section, &other, Some(cache.path())).await;
+    assert!(!third.cached);
+    assert_eq!(third.answer.unwrap().verdict, Verdict::Fail);
 }

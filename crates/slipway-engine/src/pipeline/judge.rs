@@ -135,8 +135,9 @@ impl Attempt<'_> {
                 section.input_tokens()
             ),
         );
+        let cache = self.inner.config.data_dir.join("judgements");
         let judgement = tokio::select! {
-            judgement = judge(&model, section, &input) => judgement,
+            judgement = judge(&model, section, &input, Some(&cache)) => judgement,
             _ = self.cancel.cancelled() => return Ok(StepEnd::Cancelled),
         };
         for line in report_lines(&judgement) {
@@ -269,10 +270,12 @@ fn report_lines(judgement: &Judgement) -> Vec<String> {
     for line in &judgement.summarised {
         lines.push(format!("summarised for the judge: {line}"));
     }
-    lines.push(format!(
-        "{} ({} call(s))",
-        usage_text(judgement),
-        judgement.calls
-    ));
+    lines.push(match judgement.cached {
+        true => format!(
+            "{} (the answer given for this same input before: no call made)",
+            usage_text(judgement)
+        ),
+        false => format!("{} ({} call(s))", usage_text(judgement), judgement.calls),
+    });
     lines
 }
