@@ -6,6 +6,8 @@ mod commands;
 mod judge;
 mod ui;
 
+pub(crate) use judge::ANALYSIS_FILE;
+
 use crate::logs::{LogLimits, LogSink};
 use crate::Inner;
 use slipway_core::limits::SandboxLimits;
@@ -259,10 +261,8 @@ impl Attempt<'_> {
             };
             self.set_status(*name, status);
         }
-        if let Some(section) = &config.judge {
-            if !self.prepare_judge(section).await? {
-                return Ok((self.statuses.clone(), Some(source)));
-            }
+        if !self.prepare_judge(&config).await? {
+            return Ok((self.statuses.clone(), Some(source)));
         }
         self.enter_cell(&config).await?;
         for (name, step) in plan.into_iter().skip(1) {
@@ -313,6 +313,7 @@ impl Attempt<'_> {
                 break;
             }
         }
+        self.analyse_failure(&config).await;
         Ok((self.statuses.clone(), Some(source)))
     }
 

@@ -221,3 +221,65 @@ async fn validating_the_same_change_again_reuses_the_judgement() {
     assert_eq!(fake.requests().len(), 1, "{log}");
     assert!(log.contains("no call made"), "{log}");
 }
+
+#[tokio::test]
+async fn a_failed_step_gets_the_models_note_on_its_cause() {
+    let fake = FakeOpenAi::start(None).await;
+    let models = Models {
+        gemini: None,
+        openai: Some(model(Provider::Openai, &fake.url, None)),
+    };
+    let pipeline =
+        "[test]\ncommands = [\"echo 'AssertionError: 404 != 200 for /health'; exit 1\"]\n";
+    let h = harness_with(
+        &[(".slipway.toml", pipeline), ("app.py", "pass\n")],
+        |config| {
+            config.models = models;
+        },
+    )
+    .await;
+    fake.script([Script::Answer(json!({
+        "probable_cause": "the /health route is missing",
+        "files": ["app.py"],
+        "suggested_fix": "add a /health route that answers 200"
+    }))]);
+    let record = h.validate_main().await;
+    let log = h.log(record.id).await;
+    assert_eq!(record.status, ValidationStatus::Failed, "{log}");
+    assert!(
+        log.contains("[test] [the model's opinion] probable cause: the /health route is missing"),
+        "{log}"
+    );
+    assert!(
+        log.contains("[the model's opinion] files to look at: app.py"),
+        "{log}"
+    );
+    let sent = &fake.requests()[0];
+    let user = sent["messages"][1]["content"].as_str().unwrap();
+    let fence = user.find("<<<DATA ").unwrap();
+    assert!(
+        user[fence..].contains("AssertionError: 404 != 200 for /health"),
+        "{user}"
+    );
+    let kept = std::fs::read_to_string(
+        h.engine
+            .artifacts_dir(record.id)
+            .join("failure-analysis.json"),
+    )
+    .expect("the note is kept for the fix loop");
+    assert!(kept.contains("add a /health route"), "{kept}");
+}
+
+#[tokio::test]
+async fn without_a_model_a_failure_gets_no_note_and_nothing_is_called() {
+    let pipeline = "[test]\ncommands = [\"exit 1\"]\n";
+    let h = harness_with(&[(".slipway.toml", pipeline)], |_| {}).await;
+    let record = h.validate_main().await;
+    assert_eq!(record.status, ValidationStatus::Failed);
+    assert!(!h.log(record.id).await.contains("model"));
+    assert!(!h
+        .engine
+        .artifacts_dir(record.id)
+        .join("failure-analysis.json")
+        .exists());
+}

@@ -4,6 +4,7 @@
 //! budget ([`diff`]), the prompt with the PR's words fenced as data ([`prompt`]), and the
 //! answer held to its schema ([`answer`]).
 
+pub mod analysis;
 pub mod answer;
 pub mod config;
 pub mod diff;

@@ -6,6 +6,7 @@
 
 use super::{Attempt, StepEnd};
 use slipway_core::judge::{criteria_lines, JudgeSection};
+use slipway_core::pipeline::PipelineConfig;
 use slipway_core::validation::{StepName, StepStatus};
 use slipway_judge::judge::{fit_diff, judge, Judgement, Outcome};
 use slipway_judge::prompt::{JudgeInput, StepEvidence};
@@ -27,13 +28,18 @@ pub(super) struct JudgeSource {
 
 impl Attempt<'_> {
     /// Before any code runs: refuses a `[judge]` with no model (the validation ends in
-    /// `error`, naming what to set; `false`), else reads the diff and the head's message.
-    pub(super) async fn prepare_judge(&mut self, section: &JudgeSection) -> anyhow::Result<bool> {
+    /// `error`, naming what to set; `false`); when a model will read the change (the judge,
+    /// or the failure analysis), reads the diff and the head's message.
+    pub(super) async fn prepare_judge(&mut self, config: &PipelineConfig) -> anyhow::Result<bool> {
         let models = &self.inner.config.models;
-        if let Err(why) = models.pick(section.provider, section.model.as_deref()) {
-            self.end(StepName::Judge, StepEnd::Error(format!("refused: {why}")))
-                .await?;
-            return Ok(false);
+        if let Some(section) = &config.judge {
+            if let Err(why) = models.pick(section.provider, section.model.as_deref()) {
+                self.end(StepName::Judge, StepEnd::Error(format!("refused: {why}")))
+                    .await?;
+                return Ok(false);
+            }
+        } else if !models.any() {
+            return Ok(true);
         }
         self.logs.keep_recent(TAIL_LINES);
         let (workspace, sha) = (self.workspace.clone(), self.record.sha.clone());
@@ -157,7 +163,7 @@ impl Attempt<'_> {
     }
 
     /// The run's goal and criteria, the change's words, the earlier steps, the diff: masked.
-    async fn judge_input(&mut self, section: &JudgeSection) -> anyhow::Result<JudgeInput> {
+    async fn judge_input(&self, section: &JudgeSection) -> anyhow::Result<JudgeInput> {
         let mask = |text: &str| self.logs.mask(text);
         let store = &self.inner.store;
         let run = match self.record.pr {
@@ -168,11 +174,12 @@ impl Attempt<'_> {
             }
             None => None,
         };
-        let source = self.judge_source.take().unwrap_or(JudgeSource {
+        let unread = JudgeSource {
             title: None,
             body: None,
             diff: Err("not read".into()),
-        });
+        };
+        let source = self.judge_source.as_ref().unwrap_or(&unread);
         let record = store.validation(self.id()).await?;
         let steps = record
             .steps
@@ -208,12 +215,12 @@ impl Attempt<'_> {
             no_diff: None,
             steps,
         };
-        match source.diff {
+        match &source.diff {
             Ok(diff) => {
-                let diff = mask(&diff);
+                let diff = mask(diff);
                 fit_diff(&mut input, &diff, section);
             }
-            Err(why) => input.no_diff = Some(why),
+            Err(why) => input.no_diff = Some(why.clone()),
         }
         Ok(input)
     }
@@ -278,4 +285,75 @@ fn report_lines(judgement: &Judgement) -> Vec<String> {
         false => format!("{} ({} call(s))", usage_text(judgement), judgement.calls),
     });
     lines
+}
+
+/// The failure analysis's note among the validation's artifacts.
+pub(crate) const ANALYSIS_FILE: &str = "failure-analysis.json";
+/// The diff the failure analysis reads, in tokens.
+const ANALYSIS_DIFF_TOKENS: usize = 6_000;
+
+impl Attempt<'_> {
+    /// After a step failed (not the judge), when a model is configured: a short note on the
+    /// probable cause from its masked log tail and the diff, labelled as the model's opinion,
+    /// in its log and `failure-analysis.json` (which the fix loop sends to the agent). A
+    /// model that does not answer only costs the note.
+    pub(super) async fn analyse_failure(&self, config: &PipelineConfig) {
+        let failed = self
+            .statuses
+            .iter()
+            .find(|(name, status)| *status == StepStatus::Failed && *name != StepName::Judge);
+        let (Some(&(step, _)), Some(source)) = (failed, &self.judge_source) else {
+            return;
+        };
+        let judge = config.judge.as_ref();
+        let models = &self.inner.config.models;
+        let Ok(chosen) = models.pick(
+            judge.and_then(|j| j.provider),
+            judge.and_then(|j| j.model.as_deref()),
+        ) else {
+            return;
+        };
+        let model = AnyModel::new(chosen);
+        let detail = match self.inner.store.validation(self.id()).await {
+            Ok(record) => record
+                .steps
+                .into_iter()
+                .find(|s| s.name == step)
+                .and_then(|s| s.detail),
+            Err(_) => None,
+        };
+        let input =
+            slipway_judge::analysis::FailureInput {
+                step: step.to_string(),
+                detail: detail.map(|d| self.logs.mask(&d)),
+                log_tail: self.logs.recent(step),
+                diff: source.diff.as_ref().ok().map(|diff| {
+                    slipway_judge::diff::trim(&self.logs.mask(diff), ANALYSIS_DIFF_TOKENS)
+                }),
+            };
+        let analysis = tokio::select! {
+            analysis = slipway_judge::analysis::analyse(&model, &input) => analysis,
+            _ = self.cancel.cancelled() => return,
+        };
+        match analysis {
+            Ok(analysis) => {
+                for line in analysis.note.text().lines() {
+                    self.logs
+                        .line(step, &format!("[the model's opinion] {line}"));
+                }
+                let dir = self.artifacts_dir();
+                let json = serde_json::to_string_pretty(&analysis).expect("a note serializes");
+                let written = async {
+                    tokio::fs::create_dir_all(&dir).await?;
+                    tokio::fs::write(dir.join(ANALYSIS_FILE), self.logs.mask(&json)).await
+                };
+                if let Err(error) = written.await {
+                    tracing::warn!(%error, "the failure analysis was not stored");
+                }
+            }
+            Err(why) => self
+                .logs
+                .line(step, &format!("[no failure analysis: {why}]")),
+        }
+    }
 }

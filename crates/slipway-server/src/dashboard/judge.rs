@@ -6,6 +6,38 @@ use slipway_core::ValidationId;
 
 /// The judge's evidence file among a validation's artifacts.
 pub const FILE: &str = "judge.json";
+/// The failure analysis's note.
+pub const ANALYSIS: &str = "failure-analysis.json";
+
+/// A model's note on why a step failed.
+pub struct AnalysisView {
+    pub step: String,
+    pub model: String,
+    pub cause: String,
+    pub files: Vec<String>,
+    pub fix: String,
+}
+
+/// The validation's failure analysis, when a model made one.
+pub async fn analysis_of(state: &AppState, id: ValidationId) -> Option<AnalysisView> {
+    let text = tokio::fs::read(state.engine.artifacts_dir(id).join(ANALYSIS))
+        .await
+        .ok()?;
+    let a: serde_json::Value = serde_json::from_slice(&text).ok()?;
+    let text = |v: &serde_json::Value| v.as_str().unwrap_or_default().to_owned();
+    Some(AnalysisView {
+        step: text(&a["step"]),
+        model: text(&a["model"]),
+        cause: text(&a["note"]["probable_cause"]),
+        files: a["note"]["files"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(text)
+            .collect(),
+        fix: text(&a["note"]["suggested_fix"]),
+    })
+}
 
 pub struct CriterionView {
     pub criterion: String,

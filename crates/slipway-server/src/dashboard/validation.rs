@@ -46,6 +46,7 @@ struct ValidationPage {
     last_seq: i64,
     checks: Vec<super::checks::CheckView>,
     judge: Option<super::judge::JudgeView>,
+    analysis: Option<super::judge::AnalysisView>,
 }
 
 pub async fn validation(
@@ -68,9 +69,11 @@ pub async fn validation(
         .map_err(failed)?;
     let checks = super::checks::checks_of(&state, v.id).await;
     let judge = super::judge::judge_of(&state, v.id).await;
+    let analysis = super::judge::analysis_of(&state, v.id).await;
     let page = ValidationPage {
         checks,
         judge,
+        analysis,
         layout,
         project_name: project.name,
         steps: v
