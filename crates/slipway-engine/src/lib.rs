@@ -312,6 +312,12 @@ impl Engine {
         }
     }
 
+    /// The model `[judge]` and the failure analysis use by default (`provider:model`), if any.
+    pub fn model(&self) -> Option<String> {
+        let chosen = self.inner.config.models.pick(None, None).ok()?;
+        Some(format!("{}:{}", chosen.provider.as_str(), chosen.model))
+    }
+
     /// Where a validation's artifacts (browser checks' evidence and screenshots) are kept.
     pub fn artifacts_dir(&self, id: ValidationId) -> PathBuf {
         self.inner

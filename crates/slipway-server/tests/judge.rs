@@ -135,9 +135,23 @@ async fn a_pull_request_is_judged_against_its_runs_criteria_and_the_page_shows_i
         .unwrap();
     let cookie = login.headers()["set-cookie"].to_str().unwrap();
     let cookie = cookie.split(';').next().unwrap().to_owned();
+    let project_page = http
+        .get(format!("{}/projects/{project}", app.base_url))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let status = &project_page[project_page.find("id=\"model-status\"").expect("shown")..];
+    assert!(
+        status.contains("<code>openai:local-judge</code>"),
+        "{status}"
+    );
     let page = http
         .get(format!("{}/validations/{id}", app.base_url))
-        .header("cookie", cookie)
+        .header("cookie", &cookie)
         .send()
         .await
         .unwrap()

@@ -207,6 +207,8 @@ struct ProjectPage {
     agent_command: String,
     agent_model: String,
     agent_plan_mode: bool,
+    /// The model the judge and the failure analysis use, if one is configured.
+    model: Option<String>,
     branches: Vec<String>,
     secrets: Vec<(String, String)>,
     runs: Vec<RunRow>,
@@ -328,6 +330,7 @@ pub(super) async fn project_page(
             ),
         };
     let page = ProjectPage {
+        model: state.engine.model(),
         reopen_settings: typed_form.is_some(),
         agent_kind,
         agent_command,
