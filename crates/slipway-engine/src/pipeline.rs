@@ -3,10 +3,11 @@
 
 mod checkout;
 mod commands;
+mod failure_note;
 mod judge;
 mod ui;
 
-pub(crate) use judge::ANALYSIS_FILE;
+pub(crate) use failure_note::ANALYSIS_FILE;
 
 use crate::logs::{LogLimits, LogSink};
 use crate::Inner;
