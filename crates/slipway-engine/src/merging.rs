@@ -84,10 +84,15 @@ async fn decide<F: Forge>(
         _ => return Ok(None),
     };
     let link = crate::github::link(&engine.inner, validation.id);
+    let mut details = table(validation, &summary, link.as_deref());
+    if verdict == Verdict::Failure {
+        let note = crate::pipeline::failure_note(&engine.artifacts_dir(validation.id)).await;
+        details.extend(note.map(|note| crate::pipeline::for_report(&note)));
+    }
     let mut report = Report {
         sha: validation.sha.clone(),
         verdict,
-        details: table(validation, &summary, link.as_deref()),
+        details,
         summary,
         link,
     };

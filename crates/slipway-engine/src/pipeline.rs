@@ -7,7 +7,7 @@ mod failure_note;
 mod judge;
 mod ui;
 
-pub(crate) use failure_note::ANALYSIS_FILE;
+pub(crate) use failure_note::{failure_note, for_report};
 
 use crate::logs::{LogLimits, LogSink};
 use crate::Inner;

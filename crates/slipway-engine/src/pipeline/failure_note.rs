@@ -77,3 +77,29 @@ impl Attempt<'_> {
         }
     }
 }
+
+/// The note kept among a validation's artifacts (`dir`), as text, if a model made one.
+pub(crate) async fn failure_note(dir: &std::path::Path) -> Option<String> {
+    let bytes = tokio::fs::read(dir.join(ANALYSIS_FILE)).await.ok()?;
+    let analysis: slipway_judge::analysis::Analysis = serde_json::from_slice(&bytes).ok()?;
+    Some(analysis.note.text())
+}
+
+/// The note as the pull request's report shows it: quoted, and said to be an opinion.
+pub(crate) fn for_report(note: &str) -> String {
+    let quoted: Vec<String> = note.lines().map(|line| format!("> {line}")).collect();
+    format!(
+        "\n**A model's opinion of the failure** (it may be wrong: check it against the log):\n\n{}\n",
+        quoted.join("\n")
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_report_quotes_the_note_as_an_opinion() {
+        let text = super::for_report("probable cause: x\nsuggested fix: y");
+        assert!(text.contains("A model's opinion of the failure"));
+        assert!(text.contains("> probable cause: x\n> suggested fix: y"));
+    }
+}

@@ -245,17 +245,7 @@ async fn evidence_of(
             merged_onto: validation.base_ref.clone().zip(validation.base_sha.clone()),
             attempt,
             max_attempts,
-            analysis: analysis_of(engine, validation.id).await,
+            analysis: crate::pipeline::failure_note(&engine.artifacts_dir(validation.id)).await,
         },
     ))
-}
-
-/// The failure analysis the validation kept (the model's note), as text.
-async fn analysis_of(engine: &Engine, id: ValidationId) -> Option<String> {
-    let file = engine
-        .artifacts_dir(id)
-        .join(crate::pipeline::ANALYSIS_FILE);
-    let bytes = tokio::fs::read(file).await.ok()?;
-    let analysis: slipway_judge::analysis::Analysis = serde_json::from_slice(&bytes).ok()?;
-    Some(analysis.note.text())
 }
