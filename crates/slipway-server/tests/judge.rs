@@ -172,3 +172,88 @@ async fn a_pull_request_is_judged_against_its_runs_criteria_and_the_page_shows_i
     }
     assert!(!page.contains("llm-key-42"));
 }
+
+/// On GitHub: a failing pull request's report (the comment) carries the model's note on the
+/// failure, quoted and labelled as its opinion.
+#[tokio::test]
+async fn the_pull_requests_report_carries_the_models_note_on_a_failure() {
+    const TOKEN: &str = "ghp_fake_token_for_tests";
+    const REPO: &str = "acme/app";
+    let model = FakeOpenAi::start(None).await;
+    let github = slipway_testkit::fake_github::FakeGitHub::start(TOKEN).await;
+    let client = std::sync::Arc::new(
+        slipway_forge::github::GitHub::new(&github.url, TOKEN).with_waits(
+            slipway_forge::github::Waits::short(Duration::from_millis(20)),
+        ),
+    );
+    let url = model.url.clone();
+    let app = TestApp::spawn_with(move |config| {
+        config.github = Some(client);
+        config.github_poll_every = Duration::from_secs(3600);
+        config.models = Models {
+            gemini: None,
+            openai: Some(ModelConfig {
+                provider: Provider::Openai,
+                url,
+                api_key: None,
+                model: "local-analyst".into(),
+                timeout: Duration::from_secs(10),
+                price: None,
+                retry_base: Duration::from_millis(10),
+            }),
+        };
+    })
+    .await;
+    let (_work, origin) = slipway_testkit::forge_fixture(
+        app.data_dir.path(),
+        "test -f c.txt || (echo 'c.txt is missing'; exit 1)",
+        &[("b.txt", "b\n")],
+    );
+    github.add_repo(REPO, &origin);
+    app.project("app").await;
+    model.script([Script::Answer(json!({
+        "probable_cause": "the test wants c.txt, the pull request adds b.txt",
+        "files": ["b.txt"],
+        "suggested_fix": "add c.txt"
+    }))]);
+    let number = github.open_pull(REPO, "feature", "main", false);
+    let mut payload = slipway_testkit::webhook_fixture("pull_request/opened.payload.json");
+    payload["repository"]["full_name"] = json!(REPO);
+    payload["number"] = json!(number);
+    payload["pull_request"]["draft"] = json!(false);
+    payload["pull_request"]["head"]["sha"] =
+        json!(slipway_testkit::git(&origin, &["rev-parse", "feature"]));
+    payload["pull_request"]["head"]["ref"] = json!("feature");
+    payload["pull_request"]["head"]["repo"]["clone_url"] = json!(github.clone_url(REPO));
+    payload["pull_request"]["base"]["ref"] = json!("main");
+    payload["pull_request"]["base"]["repo"]["clone_url"] = json!(github.clone_url(REPO));
+    let body = serde_json::to_vec(&payload).unwrap();
+    let reply = app
+        .api
+        .send_webhook("pull_request", "d-1", &body, None)
+        .await;
+    assert_eq!(reply.status, 202, "{}", reply.text);
+    let mut comment = None;
+    for _ in 0..600 {
+        if let Some(first) = github.comments(REPO).first() {
+            comment = Some(first.body.clone());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let comment = comment.expect("a report comment");
+    assert!(
+        comment.contains("A model's opinion of the failure"),
+        "{comment}"
+    );
+    assert!(
+        comment.contains("> probable cause: the test wants c.txt, the pull request adds b.txt"),
+        "{comment}"
+    );
+    let sent = &model.requests()[0];
+    let user = sent["messages"][1]["content"].as_str().unwrap();
+    assert!(
+        user.contains("c.txt is missing") && user.contains("+b"),
+        "{user}"
+    );
+}
