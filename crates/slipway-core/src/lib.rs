@@ -5,6 +5,7 @@ pub mod backoff;
 pub mod dotenv;
 pub mod ids;
 pub mod invalid;
+pub mod judge;
 pub mod limits;
 pub mod masker;
 pub mod merge;

@@ -28,6 +28,9 @@ pub struct PipelineConfig {
     /// Static analysis limits.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub analysis: Option<AnalysisSection>,
+    /// The AI judgement of the pull request against its goal (needs a model).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub judge: Option<crate::judge::JudgeSection>,
     /// Whether and how a passing pull request is merged.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub merge: Option<MergeSection>,
@@ -230,12 +233,6 @@ impl PipelineConfig {
             line: line_of_section(text, &invalid.field),
             message: invalid.to_string(),
         };
-        // Sections this version cannot parse at all get their own reason, not "unknown field".
-        if let Ok(table) = toml::from_str::<toml::Table>(text) {
-            if table.contains_key("judge") {
-                return Err(refuse(not_runnable("judge", "the AI judgement")));
-            }
-        }
         let config: PipelineConfig = toml::from_str(text).map_err(|e| PipelineFileError {
             file: file.to_owned(),
             line: e.span().map(|span| line_of(text, span.start)),
@@ -252,6 +249,10 @@ impl PipelineConfig {
             || self.test.is_some()
             || self.ui.is_some()
             || self.analysis.is_some()
+            || self
+                .judge
+                .as_ref()
+                .is_some_and(|j| j.mode == crate::judge::JudgeMode::Blocking)
     }
 
     /// Checks the values that the types alone do not.
@@ -333,6 +334,9 @@ impl PipelineConfig {
         }
         if let Some(ui) = &self.ui {
             ui.validate()?;
+        }
+        if let Some(judge) = &self.judge {
+            judge.validate()?;
         }
         if let Some(sandbox) = &self.sandbox {
             let values = [
@@ -489,10 +493,22 @@ max_attempts = 3
         let err = PipelineConfig::from_toml(".slipway.toml", analysis).unwrap_err();
         assert_eq!(err.to_string().split(": ").next(), Some(".slipway.toml:4"));
 
-        let judge = "[test]\ncommands = [\"true\"]\n[judge]\nmode = \"blocking\"\n";
+        let judge =
+            "[test]\ncommands = [\"true\"]\n[judge]\nmode = \"blocking\"\nmin_score = 101\n";
         let err = PipelineConfig::from_toml(".slipway.toml", judge).unwrap_err();
         assert_eq!(err.line, Some(3));
-        assert!(err.message.contains("AI judgement cannot run"), "{err}");
+        assert!(err.message.contains("judge.min_score"), "{err}");
+    }
+
+    #[test]
+    fn a_judge_section_is_read() {
+        let text = "[test]\ncommands = [\"true\"]\n[judge]\nmode = \"blocking\"\nmin_score = 70\n";
+        let judge = PipelineConfig::from_toml(".slipway.toml", text)
+            .unwrap()
+            .judge
+            .unwrap();
+        assert_eq!(judge.mode, crate::judge::JudgeMode::Blocking);
+        assert_eq!(judge.min_score, Some(70));
     }
 
     #[test]

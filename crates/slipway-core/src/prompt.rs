@@ -37,6 +37,8 @@ pub struct Evidence {
     /// This fix's number, from 1, and how many are allowed.
     pub attempt: u32,
     pub max_attempts: u32,
+    /// A model's note on the failure (probable cause, files, fix), when one was made.
+    pub analysis: Option<String>,
 }
 
 /// The first prompt of a run. In plan mode the agent is asked for a plan only.
@@ -145,6 +147,13 @@ pub fn for_fix(settings: &Settings, goal: &Goal, evidence: &Evidence) -> String 
             &mut out,
             "Files your pull request changed",
             &files.join("\n"),
+        );
+    }
+    if let Some(analysis) = &evidence.analysis {
+        section(
+            &mut out,
+            "A model's opinion of the failure (it may be wrong: check it against the log)",
+            analysis,
         );
     }
     section(
@@ -323,8 +332,17 @@ mod tests {
             )),
             attempt: 1,
             max_attempts: 3,
+            analysis: None,
         };
         insta::assert_snapshot!(for_fix(&settings(), &goal(), &evidence));
+        let noted = Evidence {
+            analysis: Some("probable cause: the route is missing".into()),
+            ..evidence
+        };
+        let prompt = for_fix(&settings(), &goal(), &noted);
+        let opinion = prompt.find("A model's opinion of the failure").unwrap();
+        assert!(prompt[opinion..].contains("probable cause: the route is missing"));
+        assert!(opinion < prompt.find("What to answer").unwrap());
     }
 
     #[test]
@@ -352,6 +370,7 @@ mod tests {
             merged_onto: None,
             attempt: 2,
             max_attempts: 3,
+            analysis: None,
         };
         let long_goal = Goal {
             text: huge_line.clone(),

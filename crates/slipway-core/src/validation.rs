@@ -184,9 +184,9 @@ pub fn plan(config: &PipelineConfig, pull_request: bool) -> Vec<(StepName, StepP
         ),
         (StepName::Test, configured(config.test.is_some(), "test")),
         (StepName::Ui, configured(config.ui.is_some(), "ui")),
-        // A configured [analysis] or [judge] is refused when the pipeline is loaded.
+        // A configured [analysis] is refused when the pipeline is loaded.
         (StepName::Analysis, configured(false, "analysis")),
-        (StepName::Judge, configured(false, "judge")),
+        (StepName::Judge, configured(config.judge.is_some(), "judge")),
         (
             StepName::Merge,
             StepPlan::Skip(if pull_request {

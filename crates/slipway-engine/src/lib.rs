@@ -18,6 +18,7 @@ mod webhooks;
 
 pub use runs::{RunAnswer, RunError};
 pub use slipway_agent::codegen::{CodegenConfig, RateLimit};
+pub use slipway_judge::{ModelConfig, Models};
 pub use submit::{Options, SubmitError, Target};
 
 use jobs::run_job;
@@ -78,6 +79,8 @@ pub struct EngineConfig {
     pub agent_poll_every: Duration,
     /// Agent turns that may run at once (local commands and Codegen runs being polled).
     pub max_concurrent_agents: usize,
+    /// The model APIs for `[judge]` (`GEMINI_*`, `SLIPWAY_LLM_*`); none by default.
+    pub models: slipway_judge::Models,
 }
 
 impl EngineConfig {
@@ -99,6 +102,7 @@ impl EngineConfig {
             codegen: None,
             agent_poll_every: Duration::from_secs(5),
             max_concurrent_agents: 16,
+            models: slipway_judge::Models::default(),
         }
     }
 }
@@ -310,6 +314,12 @@ impl Engine {
                 remove_tree(&entry.path(), "old artifacts").await;
             }
         }
+    }
+
+    /// The model `[judge]` and the failure analysis use by default (`provider:model`), if any.
+    pub fn model(&self) -> Option<String> {
+        let chosen = self.inner.config.models.pick(None, None).ok()?;
+        Some(format!("{}:{}", chosen.provider.as_str(), chosen.model))
     }
 
     /// Where a validation's artifacts (browser checks' evidence and screenshots) are kept.

@@ -55,6 +55,9 @@ struct State {
     head_bytes: u64,
     /// Masked lines for the writer, in order.
     queue: VecDeque<(StepName, String)>,
+    /// The last lines of each step kept for the judge (none unless asked), unmasked.
+    recent: HashMap<StepName, VecDeque<String>>,
+    recent_lines: usize,
 }
 
 struct Shared {
@@ -93,6 +96,8 @@ impl LogSink {
                 head_lines: 0,
                 head_bytes: 0,
                 queue: VecDeque::new(),
+                recent: HashMap::new(),
+                recent_lines: 0,
             }),
             masker,
             queued: Notify::new(),
@@ -112,6 +117,18 @@ impl LogSink {
     /// The limits for lines from now on (once the pipeline's `[sandbox]` is known).
     pub fn set_limits(&self, limits: LogLimits) {
         self.shared.lock().limits = limits;
+    }
+
+    /// Keeps each step's last `lines` lines from now on, for [`LogSink::recent`].
+    pub fn keep_recent(&self, lines: usize) {
+        self.shared.lock().recent_lines = lines;
+    }
+
+    /// A step's last lines (as many as [`LogSink::keep_recent`] asked), masked.
+    pub fn recent(&self, step: StepName) -> Vec<String> {
+        let state = self.shared.lock();
+        let lines = state.recent.get(&step).into_iter().flatten();
+        lines.map(|line| self.mask(line)).collect()
     }
 
     /// Masks and records one line of a step (or keeps it for the tail, past the head).
@@ -172,6 +189,14 @@ impl Shared {
     /// Queues `line` when it is in its step's head; `false` when it went to the tail.
     fn offer(&self, step: StepName, line: &str) -> bool {
         let mut state = self.lock();
+        if state.recent_lines > 0 {
+            let keep = state.recent_lines;
+            let recent = state.recent.entry(step).or_default();
+            recent.push_back(line.to_owned());
+            if recent.len() > keep {
+                recent.pop_front();
+            }
+        }
         let limits = state.limits;
         let bytes = line.len() as u64;
         let room = state.head_lines < limits.lines * VALIDATION_HEADS

@@ -129,7 +129,7 @@ pub(crate) async fn control(
     let Some(forge) = engine.forge(&project) else {
         return Ok(Ended::Done(None));
     };
-    let Some(report) = report::verdict_report(engine, &validation) else {
+    let Some(report) = report::verdict_report(engine, &validation).await else {
         return Ok(Ended::Done(None));
     };
     let pending = |redo: Redo, why: String, policy| Ended::Pending { redo, why, policy };

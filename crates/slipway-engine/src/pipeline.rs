@@ -3,7 +3,11 @@
 
 mod checkout;
 mod commands;
+mod failure_note;
+mod judge;
 mod ui;
+
+pub(crate) use failure_note::{failure_note, for_report};
 
 use crate::logs::{LogLimits, LogSink};
 use crate::Inner;
@@ -69,6 +73,8 @@ struct Attempt<'a> {
     /// Chromium, launched in the cell before the deploy step when a ui step follows, so that
     /// it starts while the service and the tests run: its process and DevTools port.
     early_browser: Option<(Process, u16)>,
+    /// The diff and the head's message for the judge, read before any code ran.
+    judge_source: Option<judge::JudgeSource>,
 }
 
 /// Whether a head fetched from `source` comes from the project's own repository rather than
@@ -127,7 +133,11 @@ pub(crate) async fn execute(
     }
     store.start_validation(id, attempt).await?;
     let secrets = store.secret_values(record.project_id).await?;
-    let masker = Masker::new(secrets.iter().map(|(_, v)| v.expose()));
+    // The model APIs' keys are masked too: no step prints them, but nothing may.
+    let model_keys = inner.config.models.keys();
+    let masker = Masker::new(
+        (secrets.iter().map(|(_, v)| v.expose())).chain(model_keys.iter().map(String::as_str)),
+    );
     // Until the pipeline's `[sandbox]` is read: the defaults under the ceilings.
     let limits = LogLimits::of(&inner.config.sandbox_ceilings.within(None).0);
     let (logs, writer) = LogSink::start(store.clone(), id, masker, limits);
@@ -186,6 +196,7 @@ pub(crate) async fn execute(
         first_error: None,
         service_port: None,
         early_browser: None,
+        judge_source: None,
     };
     let result = run.steps().await;
     let first_error = run.first_error.take();
@@ -244,7 +255,6 @@ impl Attempt<'_> {
         };
         let plan = validation::plan(&config, self.record.pr.is_some());
         self.inner.store.set_plan(self.id(), source, &plan).await?;
-        self.enter_cell(&config).await?;
         for (name, step) in plan.iter().skip(1) {
             let status = match step {
                 StepPlan::Run => StepStatus::Queued,
@@ -252,6 +262,10 @@ impl Attempt<'_> {
             };
             self.set_status(*name, status);
         }
+        if !self.prepare_judge(&config).await? {
+            return Ok((self.statuses.clone(), Some(source)));
+        }
+        self.enter_cell(&config).await?;
         for (name, step) in plan.into_iter().skip(1) {
             if step != StepPlan::Run {
                 continue;
@@ -289,12 +303,18 @@ impl Attempt<'_> {
                     self.begin(name).await?;
                     self.ui(section).await?
                 }
+                StepName::Judge => {
+                    let section = config.judge.as_ref().expect("planned");
+                    self.begin(name).await?;
+                    self.judge(section).await?
+                }
                 other => StepEnd::Error(format!("step {other} has no runner")),
             };
             if !self.end(name, end).await? {
                 break;
             }
         }
+        self.analyse_failure(&config).await;
         Ok((self.statuses.clone(), Some(source)))
     }
 

@@ -6,7 +6,10 @@
 pub mod events;
 pub mod exchanges;
 pub mod fake_codegen;
+pub mod fake_gemini;
 pub mod fake_github;
+pub mod fake_model;
+pub mod fake_openai;
 pub mod openapi;
 
 use reqwest::{Method, StatusCode};

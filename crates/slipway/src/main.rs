@@ -187,6 +187,7 @@ async fn serve(config: Config) -> Result<(), Failure> {
         .filter(|u| !u.is_empty());
     engine_config.github = github_client().map_err(refused)?.map(std::sync::Arc::new);
     engine_config.codegen = codegen_config().map_err(refused)?;
+    engine_config.models = model_config().map_err(refused)?;
     engine_config.isolation = match Isolation::probe() {
         Ok(isolation) => isolation,
         Err(missing) if slipway_engine::unsandboxed_allowed() => {
@@ -291,6 +292,11 @@ fn codegen_config() -> anyhow::Result<Option<slipway_engine::CodegenConfig>> {
         }
         (None, None) => Ok(None),
     }
+}
+
+/// The model APIs of `[judge]`: `GEMINI_*` and `SLIPWAY_LLM_*` (see DESIGN.md §3).
+pub(crate) fn model_config() -> anyhow::Result<slipway_engine::Models> {
+    slipway_engine::Models::from_env(|name| std::env::var(name).ok()).map_err(anyhow::Error::msg)
 }
 
 /// Descriptors 0–2 are open (on /dev/null when whoever started Slipway closed them), so that

@@ -139,6 +139,7 @@ pub async fn run(args: ValidateArgs) -> Result<(), Failure> {
     config.sandbox_ceilings = sandbox_ceilings;
     config.max_concurrent = 1;
     config.github_token = github_token;
+    config.models = crate::model_config().map_err(refused)?;
     let engine = Engine::new(store.clone(), config);
     let options = Options {
         base: args.base.clone(),
@@ -432,6 +433,14 @@ async fn tail(store: &Store, id: ValidationId, step: StepName, lines: usize) -> 
     all.into_iter().skip(skip).map(|l| l.line).collect()
 }
 
+/// The judge's evidence (answer, tokens, cost), when it ran.
+fn judgement(artifacts: Option<&Path>) -> serde_json::Value {
+    artifacts
+        .and_then(|dir| std::fs::read_to_string(dir.join("judge.json")).ok())
+        .and_then(|text| serde_json::from_str(&text).ok())
+        .unwrap_or(serde_json::Value::Null)
+}
+
 async fn report(
     store: &Store,
     record: &ValidationRecord,
@@ -462,6 +471,7 @@ async fn report(
             "error": record.error,
             "steps": steps,
             "artifacts": artifacts,
+            "judge": judgement(artifacts),
         });
         println!(
             "{}",
@@ -475,9 +485,19 @@ async fn report(
         }
     }
     summary(record);
+    let judged = record
+        .steps
+        .iter()
+        .any(|s| s.name == StepName::Judge && s.started_at.is_some());
+    if judged && !as_json {
+        eprintln!("judge (the model's opinion):");
+        for line in tail(store, record.id, StepName::Judge, 60).await {
+            eprintln!("  {line}");
+        }
+    }
     if let Some(dir) = artifacts {
         eprintln!(
-            "browser checks' screenshots and evidence: {}",
+            "evidence (browser checks' screenshots, the judge's answer): {}",
             dir.display()
         );
     }

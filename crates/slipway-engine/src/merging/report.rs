@@ -47,7 +47,10 @@ impl Outcome {
 
 /// The report of a finished validation; `None` for one cancelled (a newer head, a closed pull
 /// request: nothing to say).
-pub(super) fn verdict_report(engine: &Engine, validation: &ValidationRecord) -> Option<Report> {
+pub(super) async fn verdict_report(
+    engine: &Engine,
+    validation: &ValidationRecord,
+) -> Option<Report> {
     let (verdict, summary) = match validation.status {
         ValidationStatus::Passed => (
             Verdict::Success,
@@ -73,10 +76,15 @@ pub(super) fn verdict_report(engine: &Engine, validation: &ValidationRecord) -> 
         _ => return None,
     };
     let link = crate::github::link(&engine.inner, validation.id);
+    let mut details = table(validation, &summary, link.as_deref());
+    if verdict == Verdict::Failure {
+        let note = crate::pipeline::failure_note(&engine.artifacts_dir(validation.id)).await;
+        details.extend(note.map(|note| crate::pipeline::for_report(&note)));
+    }
     Some(Report {
         sha: validation.sha.clone(),
         verdict,
-        details: table(validation, &summary, link.as_deref()),
+        details,
         summary,
         link,
     })

@@ -245,6 +245,7 @@ async fn evidence_of(
             merged_onto: validation.base_ref.clone().zip(validation.base_sha.clone()),
             attempt,
             max_attempts,
+            analysis: crate::pipeline::failure_note(&engine.artifacts_dir(validation.id)).await,
         },
     ))
 }

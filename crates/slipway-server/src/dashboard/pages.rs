@@ -209,6 +209,8 @@ struct ProjectPage {
     agent_command: String,
     agent_model: String,
     agent_plan_mode: bool,
+    /// The model the judge and the failure analysis use, if one is configured.
+    model: Option<String>,
     branches: Vec<String>,
     secrets: Vec<(String, String)>,
     runs: Vec<RunRow>,
@@ -333,6 +335,7 @@ pub(super) async fn project_page(
         };
     let page = ProjectPage {
         webhook: super::setup::webhook_view(state, &project).await,
+        model: state.engine.model(),
         reopen_settings: typed_form.is_some(),
         agent_kind,
         agent_command,

@@ -45,6 +45,8 @@ struct ValidationPage {
     first_seq: i64,
     last_seq: i64,
     checks: Vec<super::checks::CheckView>,
+    judge: Option<super::judge::JudgeView>,
+    analysis: Option<super::judge::AnalysisView>,
 }
 
 pub async fn validation(
@@ -66,8 +68,12 @@ pub async fn validation(
         .await
         .map_err(failed)?;
     let checks = super::checks::checks_of(&state, v.id).await;
+    let judge = super::judge::judge_of(&state, v.id).await;
+    let analysis = super::judge::analysis_of(&state, v.id).await;
     let page = ValidationPage {
         checks,
+        judge,
+        analysis,
         layout,
         project_name: project.name,
         steps: v

@@ -1,0 +1,288 @@
+//! The judge step: a model judges the change against the goal of the run that asked for it,
+//! on the evidence of the earlier steps and the diff. The diff and the head's message are
+//! read before any of the pull request's code runs (git never touches the workspace after);
+//! everything the model sees is masked first. Its answer, tokens and cost go to the step's
+//! log and detail and to the `judge.json` artifact.
+
+use super::{Attempt, StepEnd};
+use slipway_core::judge::{criteria_lines, JudgeSection};
+use slipway_core::pipeline::PipelineConfig;
+use slipway_core::validation::{StepName, StepStatus};
+use slipway_judge::judge::{fit_diff, judge, Judgement, Outcome};
+use slipway_judge::prompt::{JudgeInput, StepEvidence};
+use slipway_judge::AnyModel;
+
+/// Log lines of each earlier step the judge sees.
+const TAIL_LINES: usize = 40;
+/// Longest log line the judge sees.
+const MAX_LINE: usize = 400;
+/// What the judge may read of a diff before it is trimmed to the budget.
+const MAX_RAW_DIFF: usize = 16 * 1024 * 1024;
+
+/// What the judge reads from git while the checkout is still git's own.
+pub(super) struct JudgeSource {
+    pub title: Option<String>,
+    pub body: Option<String>,
+    pub diff: Result<String, String>,
+}
+
+impl Attempt<'_> {
+    /// Before any code runs: refuses a `[judge]` with no model (the validation ends in
+    /// `error`, naming what to set; `false`); when a model will read the change (the judge,
+    /// or the failure analysis), reads the diff and the head's message.
+    pub(super) async fn prepare_judge(&mut self, config: &PipelineConfig) -> anyhow::Result<bool> {
+        let models = &self.inner.config.models;
+        if let Some(section) = &config.judge {
+            if let Err(why) = models.pick(section.provider, section.model.as_deref()) {
+                self.end(StepName::Judge, StepEnd::Error(format!("refused: {why}")))
+                    .await?;
+                return Ok(false);
+            }
+        } else if !models.any() {
+            return Ok(true);
+        }
+        self.logs.keep_recent(TAIL_LINES);
+        let (workspace, sha) = (self.workspace.clone(), self.record.sha.clone());
+        let message = self
+            .git
+            .run(Some(&workspace), &["log", "-1", "--format=%B", &sha])
+            .await
+            .ok();
+        let message = message.as_deref().map(str::trim);
+        let (title, body) = match (self.pull_title().await, message) {
+            (Some(title), message) => (Some(title), message.map(str::to_owned)),
+            (None, Some(message)) => match message.split_once('\n') {
+                Some((title, body)) => (Some(title.to_owned()), Some(body.trim().to_owned())),
+                None => (Some(message.to_owned()), None),
+            },
+            (None, None) => (None, None),
+        };
+        let diff = match self.diff_base().await {
+            Some(base) => self
+                .git
+                .run(
+                    Some(&workspace),
+                    &[
+                        "diff",
+                        "--no-color",
+                        "--no-ext-diff",
+                        "--find-renames",
+                        &base,
+                        "HEAD",
+                    ],
+                )
+                .await
+                .map(|mut diff| {
+                    if diff.len() > MAX_RAW_DIFF {
+                        let mut end = MAX_RAW_DIFF;
+                        while !diff.is_char_boundary(end) {
+                            end -= 1;
+                        }
+                        diff.truncate(end);
+                    }
+                    diff
+                })
+                .map_err(|e| format!("the diff could not be read: {e}")),
+            None => Err("the head has no base or parent to compare with".into()),
+        };
+        self.judge_source = Some(JudgeSource { title, body, diff });
+        Ok(true)
+    }
+
+    /// The pull request's title as its forge has it (the head's message is the body).
+    async fn pull_title(&self) -> Option<String> {
+        use slipway_forge::Forge as _;
+        let number = self.record.pr?;
+        match &self.project.location {
+            slipway_core::RepoLocation::Local { .. } => {
+                let store = &self.inner.store;
+                let pull = store.pull_request(self.project.id, number).await.ok()?;
+                Some(pull.title)
+            }
+            slipway_core::RepoLocation::GitHub { .. } => {
+                let github = self.inner.config.github.as_ref()?;
+                let repo = github.repo(&self.project.location.github()?);
+                repo.pull(number).await.ok().map(|pull| pull.title)
+            }
+            slipway_core::RepoLocation::Url { .. } => None,
+        }
+    }
+
+    /// What the change is compared with: a pull request's base head, else where the branch
+    /// left the default branch, else the head's parent.
+    async fn diff_base(&self) -> Option<String> {
+        if let Some(base) = &self.record.base_sha {
+            return Some(base.clone());
+        }
+        let ws = Some(self.workspace.as_path());
+        let default = format!("origin/{}", self.project.default_branch);
+        let head = self.git.run(ws, &["rev-parse", "HEAD"]).await.ok()?;
+        if let Ok(fork) = self.git.run(ws, &["merge-base", &default, "HEAD"]).await {
+            if fork != head {
+                return Some(fork);
+            }
+        }
+        self.git.run(ws, &["rev-parse", "HEAD^"]).await.ok()
+    }
+
+    pub(super) async fn judge(&mut self, section: &JudgeSection) -> anyhow::Result<StepEnd> {
+        let config =
+            match (self.inner.config.models).pick(section.provider, section.model.as_deref()) {
+                Ok(config) => config,
+                Err(why) => return Ok(StepEnd::Error(why)),
+            };
+        let model = AnyModel::new(config);
+        let input = self.judge_input(section).await?;
+        self.logs.line(
+            StepName::Judge,
+            &format!(
+                "asking {} (input trimmed to {} tokens)",
+                slipway_judge::Model::name(&model),
+                section.input_tokens()
+            ),
+        );
+        let cache = self.inner.config.data_dir.join("judgements");
+        let judgement = tokio::select! {
+            judgement = judge(&model, section, &input, Some(&cache)) => judgement,
+            _ = self.cancel.cancelled() => return Ok(StepEnd::Cancelled),
+        };
+        for line in report_lines(&judgement) {
+            self.logs.line(StepName::Judge, &line);
+        }
+        self.keep_judgement(&judgement).await;
+        let usage = usage_text(&judgement);
+        Ok(match judgement.outcome {
+            Outcome::Passed(why) => StepEnd::Passed(Some(format!("{why}; {usage}"))),
+            Outcome::Failed(why) => StepEnd::Failed {
+                exit_code: None,
+                detail: format!("{why}; {usage}"),
+                retryable: false,
+            },
+            Outcome::Error(why) => StepEnd::Error(format!("{why}; {usage}")),
+        })
+    }
+
+    /// The run's goal and criteria, the change's words, the earlier steps, the diff: masked.
+    async fn judge_input(&self, section: &JudgeSection) -> anyhow::Result<JudgeInput> {
+        let mask = |text: &str| self.logs.mask(text);
+        let store = &self.inner.store;
+        let run = match self.record.pr {
+            Some(number) => {
+                store
+                    .newest_run_of_pull_request(self.record.project_id, number)
+                    .await?
+            }
+            None => None,
+        };
+        let unread = JudgeSource {
+            title: None,
+            body: None,
+            diff: Err("not read".into()),
+        };
+        let source = self.judge_source.as_ref().unwrap_or(&unread);
+        let record = store.validation(self.id()).await?;
+        let steps = record
+            .steps
+            .iter()
+            .filter(|s| !matches!(s.name, StepName::Judge | StepName::Merge))
+            .filter(|s| s.status != StepStatus::Skipped || s.name == StepName::Checkout)
+            .map(|s| StepEvidence {
+                name: s.name.to_string(),
+                status: s.status.to_string(),
+                detail: s.detail.as_deref().map(mask),
+                log_tail: self
+                    .logs
+                    .recent(s.name)
+                    .into_iter()
+                    .map(|line| line.chars().take(MAX_LINE).collect())
+                    .collect(),
+            })
+            .collect();
+        let mut input = JudgeInput {
+            goal: run.as_ref().map(|r| mask(&r.goal)),
+            requirements: run
+                .as_ref()
+                .and_then(|r| r.requirements.as_deref())
+                .map(mask),
+            criteria: run
+                .as_ref()
+                .and_then(|r| r.acceptance_criteria.as_deref())
+                .map(|c| criteria_lines(&mask(c)))
+                .unwrap_or_default(),
+            title: source.title.as_deref().map(mask),
+            body: source.body.as_deref().map(mask),
+            diff: None,
+            no_diff: None,
+            steps,
+        };
+        match &source.diff {
+            Ok(diff) => {
+                let diff = mask(diff);
+                fit_diff(&mut input, &diff, section);
+            }
+            Err(why) => input.no_diff = Some(why.clone()),
+        }
+        Ok(input)
+    }
+
+    /// `judge.json` among the validation's artifacts, masked.
+    async fn keep_judgement(&self, judgement: &Judgement) {
+        let dir = self.artifacts_dir();
+        let json = serde_json::to_string_pretty(judgement).expect("a judgement serializes");
+        let written = async {
+            tokio::fs::create_dir_all(&dir).await?;
+            tokio::fs::write(dir.join("judge.json"), self.logs.mask(&json)).await
+        };
+        if let Err(error) = written.await {
+            tracing::warn!(%error, "the judgement's evidence was not stored");
+        }
+    }
+}
+
+fn usage_text(judgement: &Judgement) -> String {
+    let usage = &judgement.usage;
+    let cost = usage
+        .cost_usd
+        .map(|c| format!(", ${c:.4}"))
+        .unwrap_or_default();
+    format!(
+        "{}: {} input + {} output tokens{cost}",
+        judgement.model, usage.input_tokens, usage.output_tokens
+    )
+}
+
+/// The judgement as the step's log shows it.
+fn report_lines(judgement: &Judgement) -> Vec<String> {
+    let mut lines = Vec::new();
+    if let Some(answer) = &judgement.answer {
+        lines.push(format!(
+            "verdict: {}, score {}/100",
+            format!("{:?}", answer.verdict).to_lowercase(),
+            answer.score
+        ));
+        for c in &answer.criteria {
+            let mark = if c.met { "met" } else { "NOT met" };
+            lines.push(format!("  [{mark}] {}: {}", c.criterion, c.evidence));
+        }
+        for concern in &answer.concerns {
+            lines.push(format!("  concern: {concern}"));
+        }
+    }
+    if !judgement.left_out.is_empty() {
+        lines.push(format!(
+            "not shown to the judge: {}",
+            judgement.left_out.join(", ")
+        ));
+    }
+    for line in &judgement.summarised {
+        lines.push(format!("summarised for the judge: {line}"));
+    }
+    lines.push(match judgement.cached {
+        true => format!(
+            "{} (the answer given for this same input before: no call made)",
+            usage_text(judgement)
+        ),
+        false => format!("{} ({} call(s))", usage_text(judgement), judgement.calls),
+    });
+    lines
+}
