@@ -84,6 +84,7 @@ impl Store {
         let now = now_millis();
         let mut outcomes = Vec::with_capacity(entries.len());
         for (name, value) in entries {
+            crate::variables::refuse_taken(&mut tx, project, name, "variable").await?;
             let (nonce, ciphertext) = self
                 .vault
                 .seal(value.expose().as_bytes(), &associated_data(project, name));
