@@ -1,7 +1,7 @@
 //! Variables: plain configuration beside secrets, stored and shown as they are.
 
 use crate::secrets::SecretWrite;
-use crate::{from_millis, now_millis, Store, StoreError};
+use crate::{from_millis, Store, StoreError};
 use serde::Serialize;
 use slipway_core::ProjectId;
 use time::OffsetDateTime;
@@ -43,6 +43,47 @@ pub(crate) async fn refuse_taken(
     }
 }
 
+/// A foreign-key violation on insert: the project does not exist.
+pub(crate) fn missing_project(e: sqlx::Error) -> StoreError {
+    match &e {
+        sqlx::Error::Database(db) if db.is_foreign_key_violation() => StoreError::NotFound,
+        _ => StoreError::Database(e),
+    }
+}
+
+pub(crate) async fn write_variable(
+    tx: &mut sqlx::SqliteConnection,
+    project: ProjectId,
+    name: &str,
+    value: &str,
+    now: i64,
+) -> Result<SecretWrite, StoreError> {
+    refuse_taken(&mut *tx, project, name, "secret").await?;
+    let inserted: Option<i64> = sqlx::query_scalar(
+        "INSERT INTO variables (project_id, name, value, created_at, updated_at)
+         VALUES (?, ?, ?, ?, ?) ON CONFLICT (project_id, name) DO NOTHING RETURNING 1",
+    )
+    .bind(project.0)
+    .bind(name)
+    .bind(value)
+    .bind(now)
+    .bind(now)
+    .fetch_optional(&mut *tx)
+    .await
+    .map_err(missing_project)?;
+    if inserted.is_some() {
+        return Ok(SecretWrite::Created);
+    }
+    sqlx::query("UPDATE variables SET value = ?, updated_at = ? WHERE project_id = ? AND name = ?")
+        .bind(value)
+        .bind(now)
+        .bind(project.0)
+        .bind(name)
+        .execute(&mut *tx)
+        .await?;
+    Ok(SecretWrite::Updated)
+}
+
 impl Store {
     pub async fn list_variables(&self, project: ProjectId) -> Result<Vec<Variable>, StoreError> {
         self.project(project).await?;
@@ -71,44 +112,10 @@ impl Store {
         project: ProjectId,
         entries: &[(&str, &str)],
     ) -> Result<Vec<SecretWrite>, StoreError> {
-        let mut tx = self.writer.begin().await?;
-        let now = now_millis();
-        let mut writes = Vec::with_capacity(entries.len());
-        for (name, value) in entries {
-            refuse_taken(&mut tx, project, name, "secret").await?;
-            let inserted: Option<i64> = sqlx::query_scalar(
-                "INSERT INTO variables (project_id, name, value, created_at, updated_at)
-                 VALUES (?, ?, ?, ?, ?) ON CONFLICT (project_id, name) DO NOTHING RETURNING 1",
-            )
-            .bind(project.0)
-            .bind(name)
-            .bind(value)
-            .bind(now)
-            .bind(now)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(|e| match &e {
-                sqlx::Error::Database(db) if db.is_foreign_key_violation() => StoreError::NotFound,
-                _ => StoreError::Database(e),
-            })?;
-            if inserted.is_none() {
-                sqlx::query(
-                    "UPDATE variables SET value = ?, updated_at = ? WHERE project_id = ? AND name = ?",
-                )
-                .bind(value)
-                .bind(now)
-                .bind(project.0)
-                .bind(name)
-                .execute(&mut *tx)
-                .await?;
-            }
-            writes.push(match inserted {
-                Some(_) => SecretWrite::Created,
-                None => SecretWrite::Updated,
-            });
-        }
-        tx.commit().await?;
-        Ok(writes)
+        let (_, variables) = self
+            .put_secrets_and_variables(project, &[], entries)
+            .await?;
+        Ok(variables.into_iter().map(|outcome| outcome.write).collect())
     }
 
     pub async fn delete_variable(&self, project: ProjectId, name: &str) -> Result<(), StoreError> {
