@@ -246,6 +246,11 @@ impl Working<'_> {
         if let Some(why) = crate::no_sandbox(&engine.inner.config) {
             return Err(AgentError::Refused(why));
         }
+        if let Err(why) = engine.check_agent_command(command) {
+            return Err(AgentError::Refused(format!(
+                "Slipway's configuration error, not the agent's failure: {why}"
+            )));
+        }
         let workdir = engine
             .inner
             .agents

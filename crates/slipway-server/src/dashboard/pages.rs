@@ -29,8 +29,6 @@ pub(super) fn failed(error: impl Into<crate::ApiError>) -> PageError {
 #[derive(Deserialize, Default)]
 pub struct PageQuery {
     pub(super) error: Option<String>,
-    /// Set after a save: the page says it was saved.
-    pub(super) saved: Option<String>,
 }
 
 pub(super) async fn layout(
@@ -48,6 +46,7 @@ pub(super) async fn layout(
         projects: projects.iter().map(|p| (p.id.0, p.name.clone())).collect(),
         error,
         notice: None,
+        role: signed.0.caller.role,
     })
 }
 
@@ -193,7 +192,7 @@ pub async fn create_project(
 
 #[derive(Template)]
 #[template(path = "project.html")]
-struct ProjectPage {
+struct ProjectPage<'a> {
     layout: Layout,
     project: Project,
     has_rules: bool,
@@ -209,6 +208,10 @@ struct ProjectPage {
     agent_plan_mode: bool,
     branches: Vec<String>,
     secrets: Vec<(String, String)>,
+    /// Names and values.
+    variables: Vec<(String, String)>,
+    /// The secrets and variables tabs' fields as typed (a refused form), else empty.
+    typed: &'a super::settings::Typed,
     runs: Vec<RunRow>,
     /// The runs' next page, if there is one.
     older_runs: Option<String>,
@@ -240,6 +243,9 @@ struct Filters {
     older: Option<String>,
 }
 
+static NOTHING_TYPED: std::sync::LazyLock<super::settings::Typed> =
+    std::sync::LazyLock::new(Default::default);
+
 /// A project page's list length.
 const PAGE: u32 = 50;
 
@@ -249,9 +255,10 @@ pub async fn project(
     Path(id): Path<i64>,
     Query(query): Query<PageQuery>,
     Query(lists): Query<ListQuery>,
+    Query(saved): Query<super::settings::Saved>,
 ) -> PageResult {
     let mut layout = layout(&state, &signed, id, query.error).await?;
-    layout.notice = query.saved.map(|_| "Settings saved.".to_owned());
+    layout.notice = saved.notice();
     project_page(&state, layout, ProjectId(id), None, &lists).await
 }
 
@@ -289,6 +296,7 @@ pub(super) async fn project_page(
         .map_err(failed)?;
     let recent = state.store.recent_validations(id).await.map_err(failed)?;
     let secrets = state.store.list_secrets(id).await.map_err(failed)?;
+    let variables = state.store.list_variables(id).await.map_err(failed)?;
     let mut branches = state.engine.branches(&project).await;
     let setup_branch = settings
         .setup_commands
@@ -343,6 +351,8 @@ pub(super) async fn project_page(
             .into_iter()
             .map(|s| (s.name, s.updated_at.date().to_string()))
             .collect(),
+        variables: variables.into_iter().map(|v| (v.name, v.value)).collect(),
+        typed: typed_form.map_or(&NOTHING_TYPED, |form| &form.typed),
         older_runs: (runs.len() == PAGE as usize)
             .then(|| {
                 runs.last()
