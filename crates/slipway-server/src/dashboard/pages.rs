@@ -5,12 +5,13 @@ use super::{back_with_error, render, version, Layout, PageError};
 use crate::state::AppState;
 use askama::Template;
 use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form;
 use serde::Deserialize;
 use slipway_core::prompt::Goal;
 use slipway_core::settings::AgentConfig;
-use slipway_core::{Project, ProjectDraft, ProjectId, Role};
+use slipway_core::{Invalid, Project, ProjectDraft, ProjectId, Role};
 use slipway_engine::{Options, Target};
 use slipway_store::ValidationRecord;
 
@@ -93,6 +94,48 @@ struct HomePage {
     github_repos: Vec<String>,
     /// Without Codegen's credentials, a new project's agent is a command.
     has_codegen: bool,
+    /// A refused new project: what was typed, and which field was wrong and why.
+    typed: Option<NewProjectForm>,
+    refused: Option<Invalid>,
+}
+
+impl HomePage {
+    /// The refusal's message when it is about `field`.
+    fn error_for(&self, field: &str) -> Option<&str> {
+        let refused = self.refused.as_ref()?;
+        (refused.field == field).then_some(refused.message.as_str())
+    }
+
+    /// A refusal about no single field (shown at the dialog's top).
+    fn general_error(&self) -> Option<String> {
+        let refused = self.refused.as_ref()?;
+        let fields = ["name", "repo", "default_branch", "agent_command"];
+        (!fields.contains(&refused.field.as_str())).then(|| refused.to_string())
+    }
+
+    /// The agent kind to preselect: as typed, else Codegen when its credentials are set.
+    fn agent_is_codegen(&self) -> bool {
+        match &self.typed {
+            Some(typed) => typed.agent_kind == "codegen",
+            None => self.has_codegen,
+        }
+    }
+
+    fn typed_field(&self, field: &str) -> &str {
+        let Some(typed) = &self.typed else {
+            return if field == "default_branch" {
+                "main"
+            } else {
+                ""
+            };
+        };
+        match field {
+            "name" => &typed.name,
+            "repo" => &typed.repo,
+            "default_branch" => &typed.default_branch,
+            _ => &typed.agent_command,
+        }
+    }
 }
 
 pub async fn home(
@@ -101,6 +144,14 @@ pub async fn home(
     Query(query): Query<PageQuery>,
 ) -> PageResult {
     let layout = layout(&state, &signed, 0, query.error).await?;
+    home_page(&state, layout, None).await
+}
+
+async fn home_page(
+    state: &AppState,
+    layout: Layout,
+    refused: Option<(NewProjectForm, Invalid)>,
+) -> PageResult {
     let projects = state.store.list_projects().await.map_err(failed)?;
     let mut summaries = state.store.project_summaries().await.map_err(failed)?;
     let cards = projects
@@ -121,16 +172,29 @@ pub async fn home(
         })
         .collect();
     let github_repos = state.engine.github_repositories().await;
-    Ok(render(&HomePage {
+    let (typed, refused) = match refused {
+        Some((typed, why)) => (Some(typed), Some(why)),
+        None => (None, None),
+    };
+    let status = if refused.is_some() {
+        StatusCode::UNPROCESSABLE_ENTITY
+    } else {
+        StatusCode::OK
+    };
+    let page = HomePage {
         layout,
         cards,
         github_repos,
         has_codegen: state.engine.has_codegen(),
-    }))
+        typed,
+        refused,
+    };
+    Ok((status, render(&page)).into_response())
 }
 
 #[derive(Deserialize)]
 pub struct NewProjectForm {
+    #[serde(default)]
     csrf: String,
     name: String,
     repo: String,
@@ -147,7 +211,13 @@ pub async fn create_project(
     Form(form): Form<NewProjectForm>,
 ) -> PageResult {
     signed.check(&form.csrf)?;
-    require(&signed, Role::Admin)?;
+    let refuse = |form: NewProjectForm, why: Invalid| async {
+        let layout = layout(&state, &signed, 0, None).await?;
+        home_page(&state, layout, Some((form, why))).await
+    };
+    if let Err(why) = require(&signed, Role::Admin) {
+        return refuse(form, Invalid::new("role", why.message)).await;
+    }
     let draft = ProjectDraft {
         name: form.name.trim().to_owned(),
         description: String::new(),
@@ -155,26 +225,31 @@ pub async fn create_project(
         default_branch: form.default_branch.trim().to_owned(),
     };
     if let Err(invalid) = crate::routes::projects::validate(&draft).await {
-        return Ok(back_with_error("/", &invalid.to_string()));
+        return refuse(form, invalid).await;
     }
-    let command = form.agent_command.trim();
+    let command = form.agent_command.trim().to_owned();
     let agent = match form.agent_kind.as_str() {
         "command" if command.is_empty() => {
-            return Ok(back_with_error(
-                "/",
-                "agent_command: give the command that runs the agent (e.g. claude -p), \
-                 or choose Codegen",
-            ))
+            let why = "give the command that runs the agent (e.g. claude -p), or choose Codegen";
+            return refuse(form, Invalid::new("agent_command", why)).await;
         }
-        "command" => Some(AgentConfig::Command {
-            command: command.to_owned(),
-            plan_mode: false,
-        }),
+        "command" => {
+            if let Err(why) = state.engine.check_agent_command(&command) {
+                return refuse(form, Invalid::new("agent_command", why)).await;
+            }
+            Some(AgentConfig::Command {
+                command,
+                plan_mode: false,
+            })
+        }
         _ => None,
     };
     let project = match state.store.create_project(&draft).await {
         Ok(project) => project,
-        Err(error) => return Ok(back_with_error("/", &crate::ApiError::from(error).message)),
+        Err(error) => {
+            let why = Invalid::new("project", crate::ApiError::from(error).message);
+            return refuse(form, why).await;
+        }
     };
     if let Some(agent) = agent {
         let settings = slipway_core::Settings {
