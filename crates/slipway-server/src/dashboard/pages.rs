@@ -216,7 +216,8 @@ pub async fn create_project(
         home_page(&state, layout, Some((form, why))).await
     };
     if let Err(why) = require(&signed, Role::Admin) {
-        return refuse(form, Invalid::new("role", why.message)).await;
+        let page = refuse(form, Invalid::new("role", why.message)).await?;
+        return Ok((why.status, page).into_response());
     }
     let draft = ProjectDraft {
         name: form.name.trim().to_owned(),
@@ -277,6 +278,8 @@ struct ProjectPage<'a> {
     setup_commands: String,
     /// The settings dialog opens at once (a refused form, shown again).
     reopen_settings: bool,
+    /// A refused agent run: its dialog opens at once, holding what was typed.
+    run_typed: Option<&'a RunForm>,
     agent_kind: &'static str,
     agent_command: String,
     agent_model: String,
@@ -334,7 +337,7 @@ pub async fn project(
 ) -> PageResult {
     let mut layout = layout(&state, &signed, id, query.error).await?;
     layout.notice = saved.notice();
-    project_page(&state, layout, ProjectId(id), None, &lists).await
+    project_page(&state, layout, ProjectId(id), None, None, &lists).await
 }
 
 /// The project page; with `typed`, the settings dialog opens again holding what was typed
@@ -344,6 +347,7 @@ pub(super) async fn project_page(
     layout: Layout,
     id: ProjectId,
     typed: Option<(slipway_core::Settings, &SettingsForm)>,
+    run: Option<&RunForm>,
     lists: &ListQuery,
 ) -> PageResult {
     let project = state.store.project(id).await.map_err(failed)?;
@@ -412,6 +416,7 @@ pub(super) async fn project_page(
         };
     let page = ProjectPage {
         reopen_settings: typed_form.is_some(),
+        run_typed: run,
         agent_kind,
         agent_command,
         agent_model,
@@ -489,6 +494,20 @@ pub struct RunForm {
     acceptance_criteria: String,
 }
 
+/// The project page again with the run dialog open, holding what was typed, and why not.
+async fn refused_run(
+    state: &AppState,
+    signed: &Signed,
+    id: i64,
+    form: &RunForm,
+    (status, why): (StatusCode, String),
+) -> PageResult {
+    let layout = layout(state, signed, id, Some(why)).await?;
+    let lists = ListQuery::default();
+    let page = project_page(state, layout, ProjectId(id), None, Some(form), &lists).await?;
+    Ok((status, page).into_response())
+}
+
 pub async fn start_run(
     State(state): State<AppState>,
     signed: Signed,
@@ -496,13 +515,15 @@ pub async fn start_run(
     Form(form): Form<RunForm>,
 ) -> PageResult {
     signed.check(&form.csrf)?;
-    require(&signed, Role::Operator)?;
+    if let Err(why) = require(&signed, Role::Operator) {
+        return refused_run(&state, &signed, id, &form, (why.status, why.message)).await;
+    }
     let project = state.store.project(ProjectId(id)).await.map_err(failed)?;
-    let optional = |text: String| Some(text).filter(|t| !t.trim().is_empty());
+    let optional = |text: &String| Some(text.clone()).filter(|t| !t.trim().is_empty());
     let goal = Goal {
-        text: form.goal,
-        requirements: optional(form.requirements),
-        acceptance_criteria: optional(form.acceptance_criteria),
+        text: form.goal.clone(),
+        requirements: optional(&form.requirements),
+        acceptance_criteria: optional(&form.acceptance_criteria),
     };
     match state
         .engine
@@ -510,10 +531,10 @@ pub async fn start_run(
         .await
     {
         Ok(run) => Ok(Redirect::to(&format!("/runs/{}", run.id)).into_response()),
-        Err(error) => Ok(back_with_error(
-            &format!("/projects/{id}"),
-            &crate::ApiError::from(error).message,
-        )),
+        Err(error) => {
+            let why = crate::ApiError::from(error);
+            refused_run(&state, &signed, id, &form, (why.status, why.message)).await
+        }
     }
 }
 

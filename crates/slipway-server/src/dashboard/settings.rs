@@ -207,8 +207,9 @@ pub async fn save_settings(
     settings.auto_confirm_plan = form.auto_confirm_plan.is_some();
     settings.auto_merge = form.auto_merge.is_some();
     let mut refused = Vec::new();
-    if let Err(why) = require(&signed, Role::Admin) {
-        refused.push(why.message);
+    let role_refused = require(&signed, Role::Admin).err();
+    if let Some(why) = &role_refused {
+        refused.push(why.message.clone());
     }
     match agent_of(&form) {
         Ok(Some(agent)) => {
@@ -247,7 +248,9 @@ pub async fn save_settings(
     let changes = changes_of(&form.typed);
     refused.extend(changes.refused.iter().cloned());
     if !refused.is_empty() {
-        return refused_form(&state, &signed, project.id, settings, &form, refused).await;
+        let status = role_refused.map_or(StatusCode::UNPROCESSABLE_ENTITY, |why| why.status);
+        let page = refused_form(&state, &signed, project.id, settings, &form, refused).await?;
+        return Ok((status, page).into_response());
     }
     let secrets: Vec<(&str, &SecretValue)> = changes
         .secrets
@@ -370,7 +373,7 @@ async fn refused_form(
     let why = format!("Nothing was saved: {}", refused.join("; "));
     let layout = layout(state, signed, id.0, Some(why)).await?;
     let lists = ListQuery::default();
-    let mut response = project_page(state, layout, id, Some((typed, form)), &lists).await?;
+    let mut response = project_page(state, layout, id, Some((typed, form)), None, &lists).await?;
     *response.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
     Ok(response)
 }
