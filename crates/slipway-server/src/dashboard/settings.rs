@@ -192,49 +192,13 @@ pub async fn save_settings(
 ) -> PageResult {
     signed.check(&form.csrf)?;
     let project = state.store.project(ProjectId(id)).await.map_err(failed)?;
-    let mut settings = state.store.settings(project.id).await.map_err(failed)?;
-    settings.repository_rules = form.repository_rules.replace("\r\n", "\n");
-    settings.planning_statement = form.planning_statement.replace("\r\n", "\n");
-    settings.setup_commands.branch =
-        Some(form.setup_branch.trim().to_owned()).filter(|b| !b.is_empty());
-    settings.setup_commands.commands = form
-        .setup_commands
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .map(str::to_owned)
-        .collect();
-    settings.auto_confirm_plan = form.auto_confirm_plan.is_some();
-    settings.auto_merge = form.auto_merge.is_some();
+    let current = state.store.settings(project.id).await.map_err(failed)?;
     let mut refused = Vec::new();
     let role_refused = require(&signed, Role::Admin).err();
     if let Some(why) = &role_refused {
         refused.push(why.message.clone());
     }
-    match agent_of(&form) {
-        Ok(Some(agent)) => {
-            // The Codegen run's repository id, if one was set through the API, stays.
-            let repo_id = match &settings.agent {
-                AgentConfig::Codegen { repo_id, .. } => *repo_id,
-                AgentConfig::Command { .. } => None,
-            };
-            settings.agent = match agent {
-                AgentConfig::Codegen {
-                    model, plan_mode, ..
-                } => AgentConfig::Codegen {
-                    model,
-                    repo_id,
-                    plan_mode,
-                },
-                command => command,
-            };
-        }
-        Ok(None) => {}
-        Err(why) => refused.push(why),
-    }
-    if let Err(invalid) = settings.validate() {
-        refused.push(invalid.to_string());
-    }
+    let settings = typed_settings(&form, current, &mut refused);
     if let AgentConfig::Command { command, .. } = &settings.agent {
         if let Err(why) = state.engine.check_agent_command(command) {
             refused.push(format!("agent_command: {why}"));
@@ -307,6 +271,52 @@ pub async fn save_settings(
     };
     let query = serde_urlencoded::to_string(&saved).unwrap_or_default();
     Ok(Redirect::to(&format!("/projects/{id}?{query}")).into_response())
+}
+
+/// The settings the form describes, on top of the stored ones; what is wrong goes to `refused`.
+fn typed_settings(
+    form: &SettingsForm,
+    mut settings: slipway_core::Settings,
+    refused: &mut Vec<String>,
+) -> slipway_core::Settings {
+    settings.repository_rules = form.repository_rules.replace("\r\n", "\n");
+    settings.planning_statement = form.planning_statement.replace("\r\n", "\n");
+    settings.setup_commands.branch =
+        Some(form.setup_branch.trim().to_owned()).filter(|b| !b.is_empty());
+    settings.setup_commands.commands = form
+        .setup_commands
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(str::to_owned)
+        .collect();
+    settings.auto_confirm_plan = form.auto_confirm_plan.is_some();
+    settings.auto_merge = form.auto_merge.is_some();
+    match agent_of(form) {
+        Ok(Some(agent)) => {
+            // The Codegen run's repository id, if one was set through the API, stays.
+            let repo_id = match &settings.agent {
+                AgentConfig::Codegen { repo_id, .. } => *repo_id,
+                AgentConfig::Command { .. } => None,
+            };
+            settings.agent = match agent {
+                AgentConfig::Codegen {
+                    model, plan_mode, ..
+                } => AgentConfig::Codegen {
+                    model,
+                    repo_id,
+                    plan_mode,
+                },
+                command => command,
+            };
+        }
+        Ok(None) => {}
+        Err(why) => refused.push(why),
+    }
+    if let Err(invalid) = settings.validate() {
+        refused.push(invalid.to_string());
+    }
+    settings
 }
 
 fn ignore_missing(result: Result<(), slipway_store::StoreError>) -> Result<(), PageError> {
