@@ -5,6 +5,12 @@
 //! output prints it over several log lines; a text cut short (the sandbox's `… [line cut`
 //! mark) has a secret's beginning right before its cut masked too.
 //! Values reversed or split into other pieces are not recognised.
+//! A value shorter than [`WHOLE_TOKEN_BELOW`] characters (new secrets have at least 4; older
+//! stored ones may be shorter) is masked, in every form, only where it stands as a whole
+//! token: not inside a longer word, so a secret `test` leaves "tests" and "testing" alone.
+
+use crate::secret::WHOLE_TOKEN_BELOW;
+use aho_corasick::Input;
 
 use aho_corasick::{AhoCorasick, MatchKind};
 use base64::Engine;
@@ -18,7 +24,9 @@ pub const MASK: &str = "***";
 #[derive(Clone, Debug)]
 pub struct Masker {
     matcher: Option<AhoCorasick>,
-    /// Every form, for the beginnings of secrets at the end of a cut text.
+    /// Per pattern: masked only as a whole token (a form of a short value).
+    whole_token: std::sync::Arc<[bool]>,
+    /// Every form masked anywhere, for the beginnings of secrets at the end of a cut text.
     patterns: std::sync::Arc<[String]>,
 }
 
@@ -32,27 +40,34 @@ impl Masker {
         I: IntoIterator<Item = S>,
         S: AsRef<str>,
     {
-        let mut patterns: Vec<String> = Vec::new();
+        // (form, whole token only); a form wanted both ways is masked anywhere.
+        let mut patterns: Vec<(String, bool)> = Vec::new();
         for value in values {
             let value = value.as_ref();
             if value.is_empty() {
                 continue;
             }
+            let short = value.chars().count() < WHOLE_TOKEN_BELOW;
             for part in parts(value) {
-                patterns.extend(encoded_forms(part));
+                patterns.extend(encoded_forms(part).into_iter().map(|f| (f, short)));
             }
         }
         patterns.sort();
-        patterns.dedup();
+        patterns.dedup_by(|later, earlier| later.0 == earlier.0);
         let matcher = (!patterns.is_empty()).then(|| {
             AhoCorasick::builder()
                 .match_kind(MatchKind::LeftmostLongest)
-                .build(&patterns)
+                .build(patterns.iter().map(|(form, _)| form))
                 .expect("literal patterns always build")
         });
         Self {
             matcher,
-            patterns: patterns.into(),
+            whole_token: patterns.iter().map(|(_, whole)| *whole).collect(),
+            patterns: patterns
+                .into_iter()
+                .filter(|(_, whole)| !whole)
+                .map(|(form, _)| form)
+                .collect(),
         }
     }
 
@@ -90,13 +105,27 @@ impl Masker {
     }
 
     fn mask_whole<'a>(&self, text: &'a str) -> Cow<'a, str> {
-        match &self.matcher {
-            Some(matcher) if matcher.is_match(text) => {
-                let replacements = vec![MASK; matcher.patterns_len()];
-                Cow::Owned(matcher.replace_all(text, &replacements))
+        let Some(matcher) = &self.matcher else {
+            return Cow::Borrowed(text);
+        };
+        let mut out = String::new();
+        let (mut copied, mut at) = (0, 0);
+        while let Some(found) = matcher.find(Input::new(text).span(at..text.len())) {
+            let (start, end) = (found.start(), found.end());
+            if self.whole_token[found.pattern().as_usize()] && !stands_alone(text, start, end) {
+                // Look again from the next character: a longer value may start inside.
+                at = start + text[start..].chars().next().map_or(1, char::len_utf8);
+                continue;
             }
-            _ => Cow::Borrowed(text),
+            out.push_str(&text[copied..start]);
+            out.push_str(MASK);
+            (copied, at) = (end, end);
         }
+        if copied == 0 {
+            return Cow::Borrowed(text);
+        }
+        out.push_str(&text[copied..]);
+        Cow::Owned(out)
     }
 
     /// Where the longest beginning of a form (cut before its end) that ends `text` starts.
@@ -113,6 +142,18 @@ impl Masker {
         }
         (longest > 0).then(|| text.len() - longest)
     }
+}
+
+/// Whether `text[start..end]` is a whole token: no word character (letter, digit, `_`)
+/// runs on into it from either side.
+fn stands_alone(text: &str, start: usize, end: usize) -> bool {
+    let word = |c: char| c.is_alphanumeric() || c == '_';
+    let found = &text[start..end];
+    let open = !found.chars().next().is_some_and(word)
+        || !text[..start].chars().next_back().is_some_and(word);
+    let close = !found.chars().next_back().is_some_and(word)
+        || !text[end..].chars().next().is_some_and(word);
+    open && close
 }
 
 /// What of `value` is masked: the value, and when it has line breaks, each of its lines
@@ -297,8 +338,37 @@ mod tests {
 
     #[test]
     fn the_longest_overlapping_value_wins() {
-        let masker = Masker::new(["abc", "abcdef"]);
-        assert_eq!(masker.mask("xabcdefx abc"), "x***x ***");
+        let masker = Masker::new(["abcdefgh", "abcdefghijk"]);
+        assert_eq!(masker.mask("xabcdefghijkx abcdefgh"), "x***x ***");
+    }
+
+    #[test]
+    fn short_values_are_masked_only_as_whole_tokens() {
+        // A stored secret from before the 4-character rule: `FEATURE=on`.
+        let masker = Masker::new(["on"]);
+        assert_eq!(
+            masker.mask("validation merged onto main: on"),
+            "validation merged onto main: ***"
+        );
+        let masker = Masker::new(["test"]);
+        assert_eq!(
+            masker.mask("cargo test; tests passed, testing done (test)"),
+            "cargo ***; tests passed, testing done (***)"
+        );
+        assert_eq!(masker.mask("x=test_1 retest"), "x=test_1 retest");
+        assert_eq!(masker.mask("PASS=test\n"), "PASS=***\n");
+        // Its encoded forms too: hex of "test" alone, not inside a longer hex string.
+        assert_eq!(masker.mask("hex 74657374 ok"), "hex *** ok");
+        assert_eq!(masker.mask("ab74657374cd"), "ab74657374cd");
+        // Values that begin or end with punctuation need no boundary on that side.
+        let masker = Masker::new(["-p4s"]);
+        assert_eq!(masker.mask("cmd-p4s"), "cmd***");
+        // A long value overlapping a short one's failed match is still found.
+        let masker = Masker::new(["abcd", "bcdefghijk"]);
+        assert_eq!(masker.mask("abcdefghijk"), "a***");
+        // Eight characters and longer: everywhere, as before.
+        let masker = Masker::new(["password"]);
+        assert_eq!(masker.mask("mypasswords"), "my***s");
     }
 
     #[test]

@@ -336,6 +336,15 @@ impl Engine {
         self.inner.config.public_url.as_deref()
     }
 
+    /// Whether the sandbox user can read what a command agent's command names (its
+    /// script); why not, and what to do, when it cannot. Slipway's configuration error.
+    pub fn check_agent_command(&self, command: &str) -> Result<(), String> {
+        match self.inner.sandbox.unreadable_in(command) {
+            Some(why) => Err(why),
+            None => Ok(()),
+        }
+    }
+
     /// Whether the Codegen agent can be used (its credentials are configured).
     pub fn has_codegen(&self) -> bool {
         self.inner.codegen.is_some()

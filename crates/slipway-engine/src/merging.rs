@@ -400,18 +400,20 @@ pub(crate) async fn merge_by_hand(
     let (_, newest) = store
         .validations_of_pull_request(project.id, number)
         .await?;
-    let Some(newest) = newest else {
-        return Ok(format!(
-            "Not merged: pull request #{number} has no validation yet."
-        ));
+    let newest = match newest {
+        Some(id) => Some(store.validation(id).await?),
+        None => None,
     };
-    let validation = store.validation(newest).await?;
-    if validation.status != ValidationStatus::Passed {
-        return Ok(format!(
-            "Not merged: its newest validation ({}) is {}, not passed.",
-            validation.id, validation.status
-        ));
-    }
+    let validation = match newest {
+        Some(validation) if validation.status == ValidationStatus::Passed => validation,
+        other => {
+            // Refused before any merge is tried: why, and what would allow it, noted on the
+            // pull request as every other outcome is.
+            let said = not_passed(number, other.as_ref());
+            let _ = store.note_pull_request(project.id, number, &said).await;
+            return Ok(said);
+        }
+    };
     let gathered = gather(engine, &forge, project, &validation, number, true).await?;
     let decision = merge::decide(&gathered.facts(&validation, true));
     let outcome = match apply(engine, &forge, project, number, gathered, decision).await? {
@@ -424,6 +426,31 @@ pub(crate) async fn merge_by_hand(
     }
     let _ = store.note_pull_request(project.id, number, &said).await;
     Ok(said)
+}
+
+/// Why a pull request without a passed newest validation is not merged, and what would allow it.
+fn not_passed(number: i64, newest: Option<&ValidationRecord>) -> String {
+    let Some(validation) = newest else {
+        return format!(
+            "Not merged: pull request #{number} has no validation yet. It can be merged once \
+             a validation of its head has passed."
+        );
+    };
+    let allows = match validation.status {
+        ValidationStatus::Queued | ValidationStatus::Running => "Wait for it to pass, then merge.",
+        ValidationStatus::Error | ValidationStatus::Cancelled => {
+            "Retry the validation from its page; once it passes, merge."
+        }
+        _ => {
+            "Push a fix to its branch (the new head is validated), or retry the validation \
+             from its page if the failure was not the code's; once the newest validation \
+             passes, merge."
+        }
+    };
+    format!(
+        "Not merged: its newest validation (#{}) is {}, not passed. {allows}",
+        validation.id, validation.status
+    )
 }
 
 /// After a merge into `base_ref` (now at `base_sha`), the other pull requests into it that

@@ -155,13 +155,16 @@ pub(crate) async fn execute(
     if from_fork {
         logs.line(
             StepName::Checkout,
-            "the head comes from a fork: the project's secrets are withheld from its commands",
+            "the head comes from a fork: the project's secrets are withheld from its commands, and its variables too",
         );
     }
     let mut env = if from_fork {
         Vec::new()
     } else {
-        secrets_env(&secrets)
+        // Variables as secrets are given (not to a fork), secrets last.
+        let mut env = store.variable_env(record.project_id).await?;
+        env.extend(secrets_env(&secrets));
+        env
     };
     env.push(("SLIPWAY_VALIDATION_ID".into(), id.to_string()));
     env.push(("SLIPWAY_PROJECT_ID".into(), record.project_id.to_string()));

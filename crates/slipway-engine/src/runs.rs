@@ -89,7 +89,12 @@ impl Engine {
                 }
                 ("codegen", *plan_mode)
             }
-            AgentConfig::Command { plan_mode, .. } => {
+            AgentConfig::Command { plan_mode, command } => {
+                if let Err(why) = self.check_agent_command(command) {
+                    return Err(RunError::Invalid(format!(
+                        "the agent's command cannot run (Slipway's configuration, not the agent): {why}"
+                    )));
+                }
                 if project.location.github().is_some() && self.inner.config.github.is_none() {
                     return Err(RunError::Invalid(
                         "a command agent's pull request on GitHub is opened through the GitHub API: set GITHUB_TOKEN (or a GitHub App)".into(),

@@ -255,6 +255,34 @@ async fn secrets_reach_commands_but_never_the_log() {
 }
 
 #[tokio::test]
+async fn variables_reach_commands_shown_and_old_short_secrets_mask_only_whole_words() {
+    let h = harness(&[(
+        ".slipway.toml",
+        "[test]\ncommands = [\"echo feature=$FEATURE mode=$MODE; echo validation merged onto main\"]\n",
+    )])
+    .await;
+    h.store
+        .put_variables(h.project.id, &[("FEATURE", "beta")])
+        .await
+        .unwrap();
+    // A secret stored before the 4-character rule keeps working.
+    h.store
+        .put_secret(
+            h.project.id,
+            "MODE",
+            &SecretValue::new("on".into()).unwrap(),
+        )
+        .await
+        .unwrap();
+    let record = h.validate_main().await;
+    let log = h.log(record.id).await;
+    assert_eq!(record.status, ValidationStatus::Passed, "{log}");
+    // The variable is shown as it is; the short secret is masked only as a whole word.
+    assert!(log.contains("[test] feature=beta mode=***"), "{log}");
+    assert!(log.contains("[test] validation merged onto main"), "{log}");
+}
+
+#[tokio::test]
 async fn the_exact_commit_is_checked_out() {
     let h = harness(&[
         (".slipway.toml", "[test]\ncommands = [\"cat version\"]\n"),
@@ -522,6 +550,7 @@ async fn a_pull_request_from_a_fork_gets_no_secrets() {
     let fork_log = h.log(from_fork.id).await;
     assert!(fork_log.contains("[test] key=none"), "{fork_log}");
     assert!(fork_log.contains("secrets are withheld"), "{fork_log}");
+    assert!(fork_log.contains("variables too"), "{fork_log}");
     assert!(h.log(from_origin.id).await.contains("[test] key=***"));
 }
 

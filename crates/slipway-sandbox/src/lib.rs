@@ -6,6 +6,7 @@
 //! namespaces, a read-only view of the system with Slipway's data hidden, only the workspace
 //! and a private `/tmp` writable. Timeouts and cancellation kill the whole process tree.
 
+mod access;
 mod cell;
 mod cgroup;
 mod enter;

@@ -33,9 +33,9 @@ function selectTab(tab) {
     other.tabIndex = selected ? 0 : -1;
     document.getElementById(other.getAttribute('aria-controls')).hidden = !selected;
   }
-  // The secrets tab is its own form: the settings' fields and buttons step aside.
-  const settingsForm = document.getElementById('settings-form');
-  if (settingsForm && list.contains(document.getElementById('tab-secrets'))) settingsForm.hidden = tab.id === 'tab-secrets';
+  // The agent and switches belong to no tab: they step aside on the secrets and variables tabs.
+  const apart = tab.id === 'tab-secrets' || tab.id === 'tab-variables';
+  for (const part of list.parentElement.querySelectorAll('[data-settings-only]')) part.hidden = apart;
   tab.focus();
 }
 

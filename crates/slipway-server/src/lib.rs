@@ -91,7 +91,9 @@ impl App {
 fn router(state: AppState) -> Router {
     use axum::routing::post;
     use routes::{deliveries, hooks};
-    use routes::{projects, pulls, runs, secrets, settings, system, tokens, validations, webhooks};
+    use routes::{
+        projects, pulls, runs, secrets, settings, system, tokens, validations, variables, webhooks,
+    };
     let api = Router::new()
         .route("/projects", get(projects::list).post(projects::create))
         .route(
@@ -118,6 +120,12 @@ fn router(state: AppState) -> Router {
         .route(
             "/projects/{id}/secrets/{name}",
             axum::routing::put(secrets::put).delete(secrets::delete),
+        )
+        .route("/projects/{id}/variables", get(variables::list))
+        .route("/projects/{id}/variables/import", post(variables::import))
+        .route(
+            "/projects/{id}/variables/{name}",
+            axum::routing::put(variables::put).delete(variables::delete),
         )
         .route(
             "/projects/{id}/validations",

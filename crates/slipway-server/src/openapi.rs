@@ -1,7 +1,7 @@
 //! The OpenAPI document, generated from the handlers' annotations and the domain types.
 
 use crate::routes::{
-    deliveries, hooks, projects, pulls, runs, secrets, settings, tokens, validations,
+    deliveries, hooks, projects, pulls, runs, secrets, settings, tokens, validations, variables,
 };
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
@@ -13,6 +13,7 @@ use utoipa::{Modify, OpenApi};
         projects::list, projects::create, projects::show, projects::update, projects::delete,
         settings::show, settings::replace, settings::patch,
         secrets::list, secrets::put, secrets::delete, secrets::import,
+        variables::list, variables::put, variables::delete, variables::import,
         tokens::list, tokens::create, tokens::revoke,
         validations::start, validations::list, validations::show, validations::logs,
         validations::retry, validations::cancel, validations::artifacts, validations::artifact,

@@ -306,7 +306,7 @@ async fn secret_values_are_write_only() {
     let empty = app.api.put_secret(id, "EMPTY", "").await;
     assert_eq!(empty.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(
-        app.api.put_secret(999, "X", "v").await.status,
+        app.api.put_secret(999, "X", "value-1234").await.status,
         StatusCode::NOT_FOUND
     );
 
@@ -324,15 +324,16 @@ async fn secret_values_are_write_only() {
 async fn dotenv_import_reports_every_line() {
     let app = TestApp::spawn().await;
     let id = app.project("p").await;
-    app.api.put_secret(id, "EXISTING", "old").await;
-    let text = "# comment\nNEW=one\nEXISTING=\"two\"\n9BAD=x\nEMPTY=\nNEW=again\nnonsense\n";
+    app.api.put_secret(id, "EXISTING", "old-value").await;
+    let text =
+        "# comment\nNEW=one-value\nEXISTING=\"two-value\"\n9BAD=x\nEMPTY=\nNEW=again\nnonsense\n";
     let report = app.api.import_secrets(id, text).await;
     assert_eq!(report.status, StatusCode::OK, "{}", report.text);
     assert_eq!(
         report.body["imported"],
         json!([
-            {"line": 2, "name": "NEW", "status": "created"},
-            {"line": 3, "name": "EXISTING", "status": "updated"}
+            {"line": 2, "name": "NEW", "kind": "secret", "status": "created"},
+            {"line": 3, "name": "EXISTING", "kind": "secret", "status": "updated"}
         ])
     );
     let refused: Vec<(i64, String)> = report.body["refused"]
@@ -354,7 +355,7 @@ async fn dotenv_import_reports_every_line() {
     assert!(refused[1].1.contains("empty"));
     assert!(refused[2].1.contains("duplicate"));
     assert!(refused[3].1.contains("KEY=value"));
-    assert!(!report.text.contains("again") && !report.text.contains("one"));
+    assert!(!report.text.contains("again") && !report.text.contains("one-value"));
 
     let values = app
         .store
@@ -365,7 +366,119 @@ async fn dotenv_import_reports_every_line() {
         .iter()
         .map(|(n, v)| (n.as_str(), v.expose()))
         .collect();
-    assert_eq!(values, [("EXISTING", "two"), ("NEW", "one")]);
+    assert_eq!(values, [("EXISTING", "two-value"), ("NEW", "one-value")]);
+}
+
+#[tokio::test]
+async fn short_values_are_refused_as_secrets_and_kept_as_variables() {
+    let app = TestApp::spawn().await;
+    let id = app.project("p").await;
+    let short = app.api.put_secret(id, "FEATURE", "on").await;
+    assert_eq!(short.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(short.message().contains("as a variable"), "{}", short.text);
+    assert!(short.message().contains("at least 4"), "{}", short.text);
+    let warned = app.api.put_secret(id, "PIN", "t3st").await;
+    assert_eq!(warned.status, StatusCode::CREATED, "{}", warned.text);
+    assert!(warned.body["warning"]
+        .as_str()
+        .unwrap()
+        .contains("whole word"));
+    let long = app.api.put_secret(id, "TOKEN", "long-enough-1").await;
+    assert!(long.body.get("warning").is_none(), "{}", long.text);
+
+    // The import's rule: a value under 4 characters becomes a variable, saying so.
+    let report = app
+        .api
+        .import_secrets(id, "FEATURE=on\nAPI_KEY=sk-0123456789\nCODE=1234\n")
+        .await;
+    assert_eq!(report.status, StatusCode::OK, "{}", report.text);
+    let imported = report.body["imported"].as_array().unwrap();
+    let kinds: Vec<(&str, &str)> = imported
+        .iter()
+        .map(|l| (l["name"].as_str().unwrap(), l["kind"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            ("FEATURE", "variable"),
+            ("API_KEY", "secret"),
+            ("CODE", "secret")
+        ]
+    );
+    assert!(imported[0]["note"].as_str().unwrap().contains("too short"));
+    assert!(imported[2]["note"].as_str().unwrap().contains("whole word"));
+    let variables = app.api.variables(id).await;
+    assert_eq!(variables.body[0]["name"], "FEATURE");
+    assert_eq!(variables.body[0]["value"], "on");
+}
+
+#[tokio::test]
+async fn variables_are_shown_managed_by_admins_and_distinct_from_secrets() {
+    let app = TestApp::spawn().await;
+    let id = app.project("p").await;
+    let created = app.api.put_variable(id, "MODE", "fast").await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
+    assert_eq!(created.body["value"], "fast");
+    let replaced = app.api.put_variable(id, "MODE", "slow").await;
+    assert_eq!(replaced.status, StatusCode::OK);
+    let viewer = app.api_as("viewer").await;
+    let operator = app.api_as("operator").await;
+    let listed = viewer.variables(id).await;
+    assert_eq!(listed.status, StatusCode::OK);
+    assert_eq!(listed.body[0]["name"], "MODE");
+    assert_eq!(listed.body[0]["value"], "slow");
+    for client in [&viewer, &operator] {
+        let refused = client.put_variable(id, "X", "y").await;
+        assert_eq!(refused.status, StatusCode::FORBIDDEN);
+        assert!(refused.message().contains("admin role"), "{}", refused.text);
+        assert_eq!(
+            client.delete_variable(id, "MODE").await.status,
+            StatusCode::FORBIDDEN
+        );
+        assert_eq!(
+            client.import_variables(id, "A=b").await.status,
+            StatusCode::FORBIDDEN
+        );
+    }
+    // Bad names, empty values, another kind's name.
+    let bad = app.api.put_variable(id, "BAD-NAME", "x").await;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        bad.message().contains("not a valid variable name"),
+        "{}",
+        bad.text
+    );
+    assert_eq!(
+        app.api.put_variable(id, "EMPTY", "").await.status,
+        StatusCode::UNPROCESSABLE_ENTITY
+    );
+    app.api.put_secret(id, "API_KEY", "sk-0123456789").await;
+    let taken = app.api.put_variable(id, "API_KEY", "plain").await;
+    assert_eq!(taken.status, StatusCode::CONFLICT);
+    assert!(
+        taken.message().contains("already a secret"),
+        "{}",
+        taken.text
+    );
+    let taken = app.api.put_secret(id, "MODE", "secret-mode").await;
+    assert_eq!(taken.status, StatusCode::CONFLICT);
+    // The variables import: every line a variable, short or long.
+    let report = app.api.import_variables(id, "A=1\nB=a-long-value\n").await;
+    assert_eq!(report.status, StatusCode::OK, "{}", report.text);
+    assert_eq!(report.body["imported"][1]["kind"], "variable");
+    assert_eq!(
+        app.api.variables(id).await.body.as_array().unwrap().len(),
+        3
+    );
+    assert_eq!(
+        app.api.delete_variable(id, "MODE").await.status,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        app.api.delete_variable(id, "MODE").await.status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(app.api.variables(404).await.status, StatusCode::NOT_FOUND);
 }
 
 #[tokio::test]

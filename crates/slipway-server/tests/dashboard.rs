@@ -138,9 +138,7 @@ async fn sign_in_create_a_project_fill_every_settings_tab_and_a_secret_is_never_
     page.type_into("#secret-value", "sk-shown-nowhere-4242")
         .await
         .unwrap();
-    page.click_and_wait("#panel-secrets form:last-of-type button[type=submit]")
-        .await
-        .unwrap();
+    page.click_and_wait("#settings-save").await.unwrap();
     let names = app.api.secrets(1).await.body;
     assert_eq!(names[0]["name"], "API_KEY", "{names}");
     page.click("[data-open=settings-dialog]").await.unwrap();

@@ -236,7 +236,16 @@ async fn tour(app: &TestApp, browser: &Browser, validation: i64, failed: i64) {
             "secrets",
             "/projects/1".into(),
             vec![click("[data-open=settings-dialog]"), click("#tab-secrets")],
-            "#settings-form[hidden]",
+            "#settings-form #panel-secrets:not([hidden]) ~ #agent-fields[hidden]",
+        ),
+        (
+            "variables",
+            "/projects/1".into(),
+            vec![
+                click("[data-open=settings-dialog]"),
+                click("#tab-variables"),
+            ],
+            "#panel-variables:not([hidden]) #variable-name",
         ),
         (
             "run-dialog",

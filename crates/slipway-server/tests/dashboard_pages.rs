@@ -197,13 +197,21 @@ async fn a_viewer_sees_the_pages_but_cannot_change_settings_or_start_runs() {
     ];
     let (status, body) = viewer.post("/projects/1/settings", &settings).await;
     assert_eq!(status, 403, "{body}");
-    let (status, _) = viewer
+    // Refused on the dashboard's own page, naming the role, with what was typed kept.
+    assert!(body.contains("needs a token with the admin role"), "{body}");
+    assert!(body.contains("data-open-on-load") && body.contains(">x</textarea>"));
+    let (status, body) = viewer
         .post(
             "/projects/1/runs",
-            &[("csrf", csrf.as_str()), ("goal", "x")],
+            &[("csrf", csrf.as_str()), ("goal", "Fix the login page")],
         )
         .await;
     assert_eq!(status, 403);
+    assert!(
+        body.contains("needs a token with the operator role"),
+        "{body}"
+    );
+    assert!(body.contains(">Fix the login page</textarea>"), "{body}");
     assert_eq!(app.api.settings(1).await.body["repository_rules"], "");
 }
 

@@ -570,3 +570,65 @@ async fn a_secret_in_a_changed_file_name_is_masked_in_the_fix_evidence() {
         "the secret shows in the run: {evidence}"
     );
 }
+
+#[tokio::test]
+async fn an_agent_script_the_sandbox_user_cannot_read_is_slipways_configuration_error() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let app = TestApp::spawn().await;
+    // Only as root do sandboxed commands run as another (unprivileged) user.
+    if std::fs::metadata(app.data_dir.path()).unwrap().uid() != 0 {
+        eprintln!("not root: the sandbox user is this user, who can read the script");
+        return;
+    }
+    let origin = repository(&app, "true");
+    let private = app.data_dir.path().join("private");
+    std::fs::create_dir(&private).unwrap();
+    std::fs::set_permissions(&private, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let script = private.join("agent.sh");
+    std::fs::write(&script, "echo fixed > value.txt\n").unwrap();
+    let reply = app
+        .api
+        .create_project(&json!({"name": "app", "repo": origin.display().to_string()}))
+        .await;
+    let id = reply.body["id"].as_i64().unwrap();
+    let command = format!("sh {}", script.display());
+
+    // Configured: refused, saying what to do.
+    let agent = json!({"agent": {"kind": "command", "command": command}});
+    let refused = app.api.put_settings(id, &agent).await;
+    assert_eq!(refused.status, 422, "{}", refused.text);
+    let message = refused.message();
+    assert!(message.contains("cannot enter"), "{message}");
+    assert!(
+        message.contains("chmod a+rx") && message.contains("/opt/agents"),
+        "{message}"
+    );
+
+    // Configured before this check (or the directory changed since): the run is refused
+    // before it starts, as Slipway's configuration, not the agent's failure.
+    let mut settings = slipway_core::Settings::default();
+    settings.agent = slipway_core::settings::AgentConfig::Command {
+        command,
+        plan_mode: false,
+    };
+    app.store
+        .put_settings(slipway_core::ProjectId(id), &settings)
+        .await
+        .unwrap();
+    let reply = app.api.start_run(id, &json!({"goal": "fix it"})).await;
+    assert_eq!(reply.status, 422, "{}", reply.text);
+    assert!(
+        reply
+            .message()
+            .contains("Slipway's configuration, not the agent"),
+        "{}",
+        reply.text
+    );
+    assert_eq!(app.api.runs(id).await.body, json!([]));
+
+    // Readable by everyone: accepted.
+    std::fs::set_permissions(&private, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(app.data_dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let accepted = app.api.put_settings(id, &agent).await;
+    assert_eq!(accepted.status, 200, "{}", accepted.text);
+}

@@ -15,6 +15,7 @@ mod sessions;
 mod settings;
 mod tokens;
 pub mod validations;
+mod variables;
 pub mod vault;
 
 pub use deliveries::{Delivery, Recorded};
@@ -30,6 +31,7 @@ pub use tokens::{hash_token, NewToken, TokenRecord};
 pub use validations::{
     Base, NewValidation, StepRecord, StepUpdate, ValidationFilter, ValidationRecord, VALIDATION_JOB,
 };
+pub use variables::Variable;
 pub use vault::{KeyError, MasterKey};
 
 use cache::Cached;

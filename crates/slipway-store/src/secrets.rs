@@ -78,55 +78,87 @@ impl Store {
         project: ProjectId,
         entries: &[(&str, &SecretValue)],
     ) -> Result<Vec<ImportOutcome>, StoreError> {
+        let (secrets, _) = self
+            .put_secrets_and_variables(project, entries, &[])
+            .await?;
+        Ok(secrets)
+    }
+
+    /// Creates or replaces secrets and variables in one transaction: all are written or
+    /// none. A name that is already the other kind is refused (`Conflict`).
+    pub async fn put_secrets_and_variables(
+        &self,
+        project: ProjectId,
+        secrets: &[(&str, &SecretValue)],
+        variables: &[(&str, &str)],
+    ) -> Result<(Vec<ImportOutcome>, Vec<ImportOutcome>), StoreError> {
         // Only writes in this transaction (see `append_logs`); a missing project shows as
         // a foreign-key violation.
         let mut tx = self.writer.begin().await?;
         let now = now_millis();
-        let mut outcomes = Vec::with_capacity(entries.len());
-        for (name, value) in entries {
-            let (nonce, ciphertext) = self
-                .vault
-                .seal(value.expose().as_bytes(), &associated_data(project, name));
-            let inserted: Option<i64> = sqlx::query_scalar(
-                "INSERT INTO secrets (project_id, name, nonce, ciphertext, created_at, updated_at)
-                 VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (project_id, name) DO NOTHING RETURNING 1",
-            )
-            .bind(project.0)
-            .bind(name)
-            .bind(&nonce)
-            .bind(&ciphertext)
-            .bind(now)
-            .bind(now)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(|e| match &e {
-                sqlx::Error::Database(db) if db.is_foreign_key_violation() => StoreError::NotFound,
-                _ => StoreError::Database(e),
-            })?;
-            if inserted.is_none() {
-                sqlx::query(
-                    "UPDATE secrets SET nonce = ?, ciphertext = ?, updated_at = ?
-                     WHERE project_id = ? AND name = ?",
-                )
-                .bind(&nonce)
-                .bind(&ciphertext)
-                .bind(now)
-                .bind(project.0)
-                .bind(name)
-                .execute(&mut *tx)
+        let mut written = Vec::with_capacity(secrets.len());
+        for (name, value) in secrets {
+            let write = self
+                .write_secret(&mut tx, project, name, value, now)
                 .await?;
-            }
-            outcomes.push(ImportOutcome {
+            written.push(ImportOutcome {
                 name: (*name).to_owned(),
-                write: if inserted.is_some() {
-                    SecretWrite::Created
-                } else {
-                    SecretWrite::Updated
-                },
+                write,
+            });
+        }
+        let mut variables_written = Vec::with_capacity(variables.len());
+        for (name, value) in variables {
+            let write =
+                crate::variables::write_variable(&mut tx, project, name, value, now).await?;
+            variables_written.push(ImportOutcome {
+                name: (*name).to_owned(),
+                write,
             });
         }
         tx.commit().await?;
-        Ok(outcomes)
+        Ok((written, variables_written))
+    }
+
+    async fn write_secret(
+        &self,
+        tx: &mut sqlx::SqliteConnection,
+        project: ProjectId,
+        name: &str,
+        value: &SecretValue,
+        now: i64,
+    ) -> Result<SecretWrite, StoreError> {
+        crate::variables::refuse_taken(&mut *tx, project, name, "variable").await?;
+        let (nonce, ciphertext) = self
+            .vault
+            .seal(value.expose().as_bytes(), &associated_data(project, name));
+        let inserted: Option<i64> = sqlx::query_scalar(
+            "INSERT INTO secrets (project_id, name, nonce, ciphertext, created_at, updated_at)
+             VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (project_id, name) DO NOTHING RETURNING 1",
+        )
+        .bind(project.0)
+        .bind(name)
+        .bind(&nonce)
+        .bind(&ciphertext)
+        .bind(now)
+        .bind(now)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(crate::variables::missing_project)?;
+        if inserted.is_some() {
+            return Ok(SecretWrite::Created);
+        }
+        sqlx::query(
+            "UPDATE secrets SET nonce = ?, ciphertext = ?, updated_at = ?
+             WHERE project_id = ? AND name = ?",
+        )
+        .bind(&nonce)
+        .bind(&ciphertext)
+        .bind(now)
+        .bind(project.0)
+        .bind(name)
+        .execute(&mut *tx)
+        .await?;
+        Ok(SecretWrite::Updated)
     }
 
     pub async fn delete_secret(&self, project: ProjectId, name: &str) -> Result<(), StoreError> {

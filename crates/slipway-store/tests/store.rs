@@ -181,6 +181,72 @@ async fn deleting_a_project_removes_its_secrets_and_settings() {
 }
 
 #[tokio::test]
+async fn variables_are_stored_plainly_and_a_name_is_a_secret_or_a_variable() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&url(dir.path()), &key(1)).await.unwrap();
+    let p = store.create_project(&draft("a")).await.unwrap();
+    let writes = store
+        .put_variables(p.id, &[("FEATURE", "on"), ("MODE", "fast")])
+        .await
+        .unwrap();
+    assert_eq!(writes, [SecretWrite::Created, SecretWrite::Created]);
+    let writes = store
+        .put_variables(p.id, &[("MODE", "slow")])
+        .await
+        .unwrap();
+    assert_eq!(writes, [SecretWrite::Updated]);
+    let listed = store.list_variables(p.id).await.unwrap();
+    let pairs: Vec<(&str, &str)> = listed
+        .iter()
+        .map(|v| (v.name.as_str(), v.value.as_str()))
+        .collect();
+    assert_eq!(pairs, [("FEATURE", "on"), ("MODE", "slow")]);
+    assert_eq!(
+        store.variable_env(p.id).await.unwrap(),
+        [
+            ("FEATURE".to_owned(), "on".to_owned()),
+            ("MODE".to_owned(), "slow".to_owned())
+        ]
+    );
+    // A secret's name cannot become a variable, nor the reverse; nothing is written.
+    store
+        .put_secret(p.id, "API_KEY", &value("sk-0123456789"))
+        .await
+        .unwrap();
+    let refused = store
+        .put_variables(p.id, &[("OTHER", "x"), ("API_KEY", "plain")])
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&refused, StoreError::Conflict(m) if m.contains("already a secret")),
+        "{refused:?}"
+    );
+    assert_eq!(store.list_variables(p.id).await.unwrap().len(), 2);
+    assert!(matches!(
+        store
+            .put_secret(p.id, "FEATURE", &value("secret-now"))
+            .await,
+        Err(StoreError::Conflict(_))
+    ));
+    store.delete_variable(p.id, "FEATURE").await.unwrap();
+    assert!(matches!(
+        store.delete_variable(p.id, "FEATURE").await,
+        Err(StoreError::NotFound)
+    ));
+    assert!(matches!(
+        store.put_variables(ProjectId(999), &[("A", "b")]).await,
+        Err(StoreError::NotFound)
+    ));
+    // Deleting the project takes its variables.
+    store.delete_project(p.id).await.unwrap();
+    let left: i64 = sqlx::query_scalar("SELECT count(*) FROM variables")
+        .fetch_one(&sqlx::SqlitePool::connect(&url(dir.path())).await.unwrap())
+        .await
+        .unwrap();
+    assert_eq!(left, 0);
+}
+
+#[tokio::test]
 async fn a_secret_moved_to_another_project_does_not_decrypt() {
     let dir = tempfile::tempdir().unwrap();
     let db = url(dir.path());

@@ -322,6 +322,23 @@ impl Api {
         )
         .await
     }
+    pub async fn variables(&self, id: i64) -> Reply {
+        let path = format!("/api/v1/projects/{id}/variables");
+        self.send(Method::GET, &path, Body::None).await
+    }
+    pub async fn put_variable(&self, id: i64, name: &str, value: &str) -> Reply {
+        let path = format!("/api/v1/projects/{id}/variables/{name}");
+        let body = json!({ "value": value });
+        self.send(Method::PUT, &path, Body::Json(&body)).await
+    }
+    pub async fn delete_variable(&self, id: i64, name: &str) -> Reply {
+        let path = format!("/api/v1/projects/{id}/variables/{name}");
+        self.send(Method::DELETE, &path, Body::None).await
+    }
+    pub async fn import_variables(&self, id: i64, dotenv: &str) -> Reply {
+        let path = format!("/api/v1/projects/{id}/variables/import");
+        self.send(Method::POST, &path, Body::Text(dotenv)).await
+    }
     pub async fn start_validation(&self, project: i64, request: &Value) -> Reply {
         self.send(
             Method::POST,

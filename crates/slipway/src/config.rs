@@ -96,6 +96,9 @@ pub struct StoreFlags {
 pub struct Config {
     pub bind: SocketAddr,
     pub data_dir: PathBuf,
+    /// Whether the data directory is the default `./.slipway` (no flag, variable or file
+    /// named one): a command that only reads or adds to a server's store refuses to make it.
+    pub data_dir_is_default: bool,
     pub database_url: String,
     pub log_format: LogFormat,
     pub max_concurrent_validations: usize,
@@ -120,12 +123,14 @@ impl Config {
             })?,
         };
 
-        let data_dir = match pick(
+        let chosen_dir = pick(
             store.data_dir,
             "SLIPWAY_DATA_DIR",
             file.data_dir.map(|p| p.display().to_string()),
             "data_dir",
-        ) {
+        );
+        let data_dir_is_default = chosen_dir.is_none();
+        let data_dir = match chosen_dir {
             None => PathBuf::from(".slipway"),
             Some(s) if s.value.trim().is_empty() => bail!(
                 "invalid value '' for {}: expected a directory path",
@@ -189,6 +194,7 @@ impl Config {
         Ok(Self {
             bind,
             data_dir,
+            data_dir_is_default,
             database_url,
             log_format,
             max_concurrent_validations,

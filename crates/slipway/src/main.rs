@@ -63,6 +63,11 @@ enum TokenCommand {
         /// A name to recognise it by.
         #[arg(long, default_value = "cli")]
         name: String,
+        /// Make a new data directory (and database) if there is none: without it, the
+        /// default ./.slipway must exist already, so that a token is never created in a
+        /// database no server uses.
+        #[arg(long)]
+        new_data_dir: bool,
         #[command(flatten)]
         store: StoreFlags,
     },
@@ -143,9 +148,29 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             Ok(())
         }
         Command::Token {
-            command: TokenCommand::Create { role, name, store },
+            command:
+                TokenCommand::Create {
+                    role,
+                    name,
+                    new_data_dir,
+                    store,
+                },
         } => {
             let config = Config::resolve(store, None, None).map_err(refused)?;
+            if config.data_dir_is_default && !config.data_dir.exists() && !new_data_dir {
+                return Err(refused(anyhow::anyhow!(
+                    "there is no Slipway data directory at {} (the default, ./.slipway in the \
+                     current directory), so no server uses it. Run this where `slipway serve` \
+                     runs, or name the server's data directory with --data-dir (or \
+                     SLIPWAY_DATA_DIR); to start a new one here, add --new-data-dir",
+                    config.data_dir.display()
+                )));
+            }
+            eprintln!(
+                "using the database {} (data directory {})",
+                config.database_url,
+                config.data_dir.display()
+            );
             let store = open_store(&config).await?;
             let new = store.create_token(&name, role).await?;
             store.close().await;

@@ -459,6 +459,65 @@ async fn token_create_makes_a_working_token_of_the_asked_role() {
 }
 
 #[test]
+fn token_create_elsewhere_never_makes_a_database_no_server_uses() {
+    let server_dir = tempfile::tempdir().unwrap();
+    let elsewhere = tempfile::tempdir().unwrap();
+    let bare = |dir: &Path| {
+        let mut command = Command::new(BIN);
+        command
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .current_dir(dir)
+            .stdin(Stdio::null());
+        command
+    };
+    // From another directory, with no data directory named: refused, nothing made.
+    let out = run(bare(elsewhere.path()).args(["token", "create", "--role", "admin"]));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("no Slipway data directory"), "{stderr}");
+    assert!(
+        stderr.contains("--data-dir") && stderr.contains("--new-data-dir"),
+        "{stderr}"
+    );
+    assert!(out.stdout.is_empty());
+    assert!(!elsewhere.path().join(".slipway").exists());
+
+    // Naming the server's data directory: it says which database it used.
+    let data_dir = server_dir.path().join("data");
+    let out = run(bare(elsewhere.path())
+        .args(["token", "create", "--role", "admin", "--data-dir"])
+        .arg(&data_dir));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "sqlite://{}",
+            data_dir.join("slipway.db").display()
+        )),
+        "{stderr}"
+    );
+    assert!(data_dir.join("slipway.db").exists());
+
+    // Asked for explicitly: a new ./.slipway here.
+    let out =
+        run(bare(elsewhere.path()).args(["token", "create", "--role", "viewer", "--new-data-dir"]));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(elsewhere.path().join(".slipway/slipway.db").exists());
+    // Once it exists, it is used without the flag.
+    let out = run(bare(elsewhere.path()).args(["token", "create", "--role", "viewer"]));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
 fn migrate_creates_the_schema_without_a_server() {
     let dir = tempfile::tempdir().unwrap();
     let out = run(command(dir.path()).arg("migrate"));

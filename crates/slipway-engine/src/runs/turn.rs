@@ -246,12 +246,19 @@ impl Working<'_> {
         if let Some(why) = crate::no_sandbox(&engine.inner.config) {
             return Err(AgentError::Refused(why));
         }
+        if let Err(why) = engine.check_agent_command(command) {
+            return Err(AgentError::Refused(format!(
+                "Slipway's configuration error, not the agent's failure: {why}"
+            )));
+        }
         let workdir = engine
             .inner
             .agents
             .join(format!("run-{}-{}", run.id, self.attempt));
         crate::remove_tree(&workdir, "an agent's work directory").await;
-        let mut env = pipeline::secrets_env(self.secrets);
+        let mut env = (engine.inner.store.variable_env(project.id).await)
+            .map_err(|e| AgentError::Unavailable(e.to_string()))?;
+        env.extend(pipeline::secrets_env(self.secrets));
         env.push(("SLIPWAY_PROJECT_ID".into(), project.id.to_string()));
         let run_branch = format!("slipway/run-{}", run.id);
         let (start_branch, replace) = match &run.branch {

@@ -34,11 +34,6 @@ pub fn router() -> Router<AppState> {
         .route("/projects/{id}/settings", post(settings::save_settings))
         .route("/projects/{id}/webhook", post(setup::repair_webhook))
         .route("/github/repositories", get(setup::repositories))
-        .route("/projects/{id}/secrets", post(settings::save_secrets))
-        .route(
-            "/projects/{id}/secrets/{name}/delete",
-            post(settings::delete_secret),
-        )
         .route("/projects/{id}/pulls/{number}", get(pulls::pull))
         .route("/projects/{id}/pulls/{number}/{action}", post(pulls::act))
         .route("/runs/{id}", get(run::run))
@@ -65,6 +60,20 @@ pub struct Layout {
     pub error: Option<String>,
     /// A confirmation ("Settings saved.").
     pub notice: Option<String>,
+    /// The signed-in token's role: buttons it cannot use are not shown.
+    pub role: slipway_core::Role,
+}
+
+impl Layout {
+    /// Whether the signed-in role may start and stop work (runs, validations, merges).
+    pub fn can_operate(&self) -> bool {
+        self.role.allows(slipway_core::Role::Operator)
+    }
+
+    /// Whether the signed-in role may manage projects, settings, secrets and variables.
+    pub fn can_admin(&self) -> bool {
+        self.role.allows(slipway_core::Role::Admin)
+    }
 }
 
 #[derive(Template)]

@@ -5,12 +5,13 @@ use super::{back_with_error, render, version, Layout, PageError};
 use crate::state::AppState;
 use askama::Template;
 use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form;
 use serde::Deserialize;
 use slipway_core::prompt::Goal;
 use slipway_core::settings::AgentConfig;
-use slipway_core::{Project, ProjectDraft, ProjectId, Role};
+use slipway_core::{Invalid, Project, ProjectDraft, ProjectId, Role};
 use slipway_engine::{Options, Target};
 use slipway_store::ValidationRecord;
 
@@ -29,8 +30,6 @@ pub(super) fn failed(error: impl Into<crate::ApiError>) -> PageError {
 #[derive(Deserialize, Default)]
 pub struct PageQuery {
     pub(super) error: Option<String>,
-    /// Set after a save: the page says it was saved.
-    pub(super) saved: Option<String>,
 }
 
 pub(super) async fn layout(
@@ -48,6 +47,7 @@ pub(super) async fn layout(
         projects: projects.iter().map(|p| (p.id.0, p.name.clone())).collect(),
         error,
         notice: None,
+        role: signed.0.caller.role,
     })
 }
 
@@ -94,6 +94,48 @@ struct HomePage {
     github_repos: Vec<String>,
     /// Without Codegen's credentials, a new project's agent is a command.
     has_codegen: bool,
+    /// A refused new project: what was typed, and which field was wrong and why.
+    typed: Option<NewProjectForm>,
+    refused: Option<Invalid>,
+}
+
+impl HomePage {
+    /// The refusal's message when it is about `field`.
+    fn error_for(&self, field: &str) -> Option<&str> {
+        let refused = self.refused.as_ref()?;
+        (refused.field == field).then_some(refused.message.as_str())
+    }
+
+    /// A refusal about no single field (shown at the dialog's top).
+    fn general_error(&self) -> Option<String> {
+        let refused = self.refused.as_ref()?;
+        let fields = ["name", "repo", "default_branch", "agent_command"];
+        (!fields.contains(&refused.field.as_str())).then(|| refused.to_string())
+    }
+
+    /// The agent kind to preselect: as typed, else Codegen when its credentials are set.
+    fn agent_is_codegen(&self) -> bool {
+        match &self.typed {
+            Some(typed) => typed.agent_kind == "codegen",
+            None => self.has_codegen,
+        }
+    }
+
+    fn typed_field(&self, field: &str) -> &str {
+        let Some(typed) = &self.typed else {
+            return if field == "default_branch" {
+                "main"
+            } else {
+                ""
+            };
+        };
+        match field {
+            "name" => &typed.name,
+            "repo" => &typed.repo,
+            "default_branch" => &typed.default_branch,
+            _ => &typed.agent_command,
+        }
+    }
 }
 
 pub async fn home(
@@ -102,6 +144,14 @@ pub async fn home(
     Query(query): Query<PageQuery>,
 ) -> PageResult {
     let layout = layout(&state, &signed, 0, query.error).await?;
+    home_page(&state, layout, None).await
+}
+
+async fn home_page(
+    state: &AppState,
+    layout: Layout,
+    refused: Option<(NewProjectForm, Invalid)>,
+) -> PageResult {
     let projects = state.store.list_projects().await.map_err(failed)?;
     let mut summaries = state.store.project_summaries().await.map_err(failed)?;
     let cards = projects
@@ -122,16 +172,29 @@ pub async fn home(
         })
         .collect();
     let github_repos = state.engine.github_repositories().await;
-    Ok(render(&HomePage {
+    let (typed, refused) = match refused {
+        Some((typed, why)) => (Some(typed), Some(why)),
+        None => (None, None),
+    };
+    let status = if refused.is_some() {
+        StatusCode::UNPROCESSABLE_ENTITY
+    } else {
+        StatusCode::OK
+    };
+    let page = HomePage {
         layout,
         cards,
         github_repos,
         has_codegen: state.engine.has_codegen(),
-    }))
+        typed,
+        refused,
+    };
+    Ok((status, render(&page)).into_response())
 }
 
 #[derive(Deserialize)]
 pub struct NewProjectForm {
+    #[serde(default)]
     csrf: String,
     name: String,
     repo: String,
@@ -148,7 +211,14 @@ pub async fn create_project(
     Form(form): Form<NewProjectForm>,
 ) -> PageResult {
     signed.check(&form.csrf)?;
-    require(&signed, Role::Admin)?;
+    let refuse = |form: NewProjectForm, why: Invalid| async {
+        let layout = layout(&state, &signed, 0, None).await?;
+        home_page(&state, layout, Some((form, why))).await
+    };
+    if let Err(why) = require(&signed, Role::Admin) {
+        let page = refuse(form, Invalid::new("role", why.message)).await?;
+        return Ok((why.status, page).into_response());
+    }
     let draft = ProjectDraft {
         name: form.name.trim().to_owned(),
         description: String::new(),
@@ -156,26 +226,31 @@ pub async fn create_project(
         default_branch: form.default_branch.trim().to_owned(),
     };
     if let Err(invalid) = crate::routes::projects::validate(&draft).await {
-        return Ok(back_with_error("/", &invalid.to_string()));
+        return refuse(form, invalid).await;
     }
-    let command = form.agent_command.trim();
+    let command = form.agent_command.trim().to_owned();
     let agent = match form.agent_kind.as_str() {
         "command" if command.is_empty() => {
-            return Ok(back_with_error(
-                "/",
-                "agent_command: give the command that runs the agent (e.g. claude -p), \
-                 or choose Codegen",
-            ))
+            let why = "give the command that runs the agent (e.g. claude -p), or choose Codegen";
+            return refuse(form, Invalid::new("agent_command", why)).await;
         }
-        "command" => Some(AgentConfig::Command {
-            command: command.to_owned(),
-            plan_mode: false,
-        }),
+        "command" => {
+            if let Err(why) = state.engine.check_agent_command(&command) {
+                return refuse(form, Invalid::new("agent_command", why)).await;
+            }
+            Some(AgentConfig::Command {
+                command,
+                plan_mode: false,
+            })
+        }
         _ => None,
     };
     let project = match state.store.create_project(&draft).await {
         Ok(project) => project,
-        Err(error) => return Ok(back_with_error("/", &crate::ApiError::from(error).message)),
+        Err(error) => {
+            let why = Invalid::new("project", crate::ApiError::from(error).message);
+            return refuse(form, why).await;
+        }
     };
     // The project page shows how the repository's webhook set-up went.
     state.engine.set_up_webhook(&project).await;
@@ -195,7 +270,7 @@ pub async fn create_project(
 
 #[derive(Template)]
 #[template(path = "project.html")]
-struct ProjectPage {
+struct ProjectPage<'a> {
     layout: Layout,
     project: Project,
     has_rules: bool,
@@ -205,6 +280,8 @@ struct ProjectPage {
     setup_commands: String,
     /// The settings dialog opens at once (a refused form, shown again).
     reopen_settings: bool,
+    /// A refused agent run: its dialog opens at once, holding what was typed.
+    run_typed: Option<&'a RunForm>,
     agent_kind: &'static str,
     agent_command: String,
     agent_model: String,
@@ -213,6 +290,10 @@ struct ProjectPage {
     model: Option<String>,
     branches: Vec<String>,
     secrets: Vec<(String, String)>,
+    /// Names and values.
+    variables: Vec<(String, String)>,
+    /// The secrets and variables tabs' fields as typed (a refused form), else empty.
+    typed: &'a super::settings::Typed,
     runs: Vec<RunRow>,
     /// The runs' next page, if there is one.
     older_runs: Option<String>,
@@ -246,6 +327,9 @@ struct Filters {
     older: Option<String>,
 }
 
+static NOTHING_TYPED: std::sync::LazyLock<super::settings::Typed> =
+    std::sync::LazyLock::new(Default::default);
+
 /// A project page's list length.
 const PAGE: u32 = 50;
 
@@ -255,10 +339,11 @@ pub async fn project(
     Path(id): Path<i64>,
     Query(query): Query<PageQuery>,
     Query(lists): Query<ListQuery>,
+    Query(saved): Query<super::settings::Saved>,
 ) -> PageResult {
     let mut layout = layout(&state, &signed, id, query.error).await?;
-    layout.notice = query.saved.map(|_| "Settings saved.".to_owned());
-    project_page(&state, layout, ProjectId(id), None, &lists).await
+    layout.notice = saved.notice();
+    project_page(&state, layout, ProjectId(id), None, None, &lists).await
 }
 
 /// The project page; with `typed`, the settings dialog opens again holding what was typed
@@ -268,6 +353,7 @@ pub(super) async fn project_page(
     layout: Layout,
     id: ProjectId,
     typed: Option<(slipway_core::Settings, &SettingsForm)>,
+    run: Option<&RunForm>,
     lists: &ListQuery,
 ) -> PageResult {
     let project = state.store.project(id).await.map_err(failed)?;
@@ -295,6 +381,7 @@ pub(super) async fn project_page(
         .map_err(failed)?;
     let recent = state.store.recent_validations(id).await.map_err(failed)?;
     let secrets = state.store.list_secrets(id).await.map_err(failed)?;
+    let variables = state.store.list_variables(id).await.map_err(failed)?;
     let mut branches = state.engine.branches(&project).await;
     let setup_branch = settings
         .setup_commands
@@ -337,6 +424,7 @@ pub(super) async fn project_page(
         webhook: super::setup::webhook_view(state, &project).await,
         model: state.engine.model(),
         reopen_settings: typed_form.is_some(),
+        run_typed: run,
         agent_kind,
         agent_command,
         agent_model,
@@ -351,6 +439,8 @@ pub(super) async fn project_page(
             .into_iter()
             .map(|s| (s.name, s.updated_at.date().to_string()))
             .collect(),
+        variables: variables.into_iter().map(|v| (v.name, v.value)).collect(),
+        typed: typed_form.map_or(&NOTHING_TYPED, |form| &form.typed),
         older_runs: (runs.len() == PAGE as usize)
             .then(|| {
                 runs.last()
@@ -412,6 +502,20 @@ pub struct RunForm {
     acceptance_criteria: String,
 }
 
+/// The project page again with the run dialog open, holding what was typed, and why not.
+async fn refused_run(
+    state: &AppState,
+    signed: &Signed,
+    id: i64,
+    form: &RunForm,
+    (status, why): (StatusCode, String),
+) -> PageResult {
+    let layout = layout(state, signed, id, Some(why)).await?;
+    let lists = ListQuery::default();
+    let page = project_page(state, layout, ProjectId(id), None, Some(form), &lists).await?;
+    Ok((status, page).into_response())
+}
+
 pub async fn start_run(
     State(state): State<AppState>,
     signed: Signed,
@@ -419,13 +523,15 @@ pub async fn start_run(
     Form(form): Form<RunForm>,
 ) -> PageResult {
     signed.check(&form.csrf)?;
-    require(&signed, Role::Operator)?;
+    if let Err(why) = require(&signed, Role::Operator) {
+        return refused_run(&state, &signed, id, &form, (why.status, why.message)).await;
+    }
     let project = state.store.project(ProjectId(id)).await.map_err(failed)?;
-    let optional = |text: String| Some(text).filter(|t| !t.trim().is_empty());
+    let optional = |text: &String| Some(text.clone()).filter(|t| !t.trim().is_empty());
     let goal = Goal {
-        text: form.goal,
-        requirements: optional(form.requirements),
-        acceptance_criteria: optional(form.acceptance_criteria),
+        text: form.goal.clone(),
+        requirements: optional(&form.requirements),
+        acceptance_criteria: optional(&form.acceptance_criteria),
     };
     match state
         .engine
@@ -433,10 +539,10 @@ pub async fn start_run(
         .await
     {
         Ok(run) => Ok(Redirect::to(&format!("/runs/{}", run.id)).into_response()),
-        Err(error) => Ok(back_with_error(
-            &format!("/projects/{id}"),
-            &crate::ApiError::from(error).message,
-        )),
+        Err(error) => {
+            let why = crate::ApiError::from(error);
+            refused_run(&state, &signed, id, &form, (why.status, why.message)).await
+        }
     }
 }
 

@@ -1,15 +1,18 @@
-//! The settings dialog's forms: settings (with the agent), secrets.
+//! The settings dialog's one form: settings (with the agent), secrets and variables, saved
+//! together so that nothing typed in one tab is lost by saving another. A refused form comes
+//! back with everything typed and every reason; nothing of it is saved.
 
-use super::back_with_error;
-use super::session::{CsrfForm, Signed};
+use super::session::Signed;
+use super::PageError;
+use crate::routes::secrets::{destination, ImportAs};
 use crate::state::AppState;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect};
 use axum::Form;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use slipway_core::dotenv::{self, DotenvLine};
-use slipway_core::secret::{validate_name, SecretValue};
+use slipway_core::secret::{validate_env_name, validate_name, SecretValue};
 use slipway_core::settings::AgentConfig;
 use slipway_core::{ProjectId, Role};
 use slipway_engine::Options;
@@ -19,6 +22,9 @@ use super::pages::{failed, layout, project_page, require, submit_branch, ListQue
 #[derive(Deserialize)]
 pub struct SettingsForm {
     csrf: String,
+    /// What the secrets and variables tabs hold, and the `delete_…:NAME` boxes.
+    #[serde(flatten)]
+    pub(super) typed: Typed,
     repository_rules: String,
     setup_branch: String,
     setup_commands: String,
@@ -33,6 +39,123 @@ pub struct SettingsForm {
     #[serde(default)]
     pub(super) agent_model: String,
     pub(super) agent_plan_mode: Option<String>,
+}
+
+/// The secrets and variables tabs' fields as typed.
+#[derive(Deserialize, Default)]
+pub struct Typed {
+    #[serde(default)]
+    pub secret_name: String,
+    #[serde(default)]
+    pub secret_value: String,
+    #[serde(default)]
+    pub dotenv: String,
+    /// `secrets` (a too-short value becomes a variable) or `variables`.
+    #[serde(default)]
+    pub dotenv_as: String,
+    #[serde(default)]
+    pub variable_name: String,
+    #[serde(default)]
+    pub variable_value: String,
+    /// `delete_secret:NAME` and `delete_variable:NAME` check boxes.
+    #[serde(flatten)]
+    pub boxes: std::collections::HashMap<String, String>,
+}
+
+/// What the secrets and variables tabs ask for, checked; refusals say what and why.
+#[derive(Default)]
+struct Changes {
+    secrets: Vec<(String, SecretValue)>,
+    variables: Vec<(String, String)>,
+    delete_secrets: Vec<String>,
+    delete_variables: Vec<String>,
+    /// Names of new secrets under 8 characters (masked only as whole words).
+    short: Vec<String>,
+    refused: Vec<String>,
+}
+
+fn changes_of(typed: &Typed) -> Changes {
+    let mut changes = Changes::default();
+    let name = typed.secret_name.trim();
+    if !name.is_empty() {
+        match (
+            validate_name(name),
+            SecretValue::new_secret(typed.secret_value.clone()),
+        ) {
+            (Ok(()), Ok((value, warning))) => {
+                if warning.is_some() {
+                    changes.short.push(name.to_owned());
+                }
+                changes.secrets.push((name.to_owned(), value));
+            }
+            (Err(e), _) | (_, Err(e)) => changes.refused.push(format!("secret {name}: {e}")),
+        }
+    } else if !typed.secret_value.is_empty() {
+        changes
+            .refused
+            .push("secret: give the value a name (e.g. API_KEY)".into());
+    }
+    if !typed.dotenv.trim().is_empty() {
+        changes_of_dotenv(typed, &mut changes);
+    }
+    let name = typed.variable_name.trim();
+    if !name.is_empty() {
+        match (
+            validate_env_name(name, "variable"),
+            SecretValue::new(typed.variable_value.clone()),
+        ) {
+            (Ok(()), Ok(value)) => changes
+                .variables
+                .push((name.to_owned(), value.expose().to_owned())),
+            (Err(e), _) | (_, Err(e)) => changes.refused.push(format!("variable {name}: {e}")),
+        }
+    } else if !typed.variable_value.is_empty() {
+        changes
+            .refused
+            .push("variable: give the value a name (e.g. FEATURE)".into());
+    }
+    for (key, value) in &typed.boxes {
+        match key.split_once(':') {
+            Some(("delete_secret", name)) if value == "on" => {
+                changes.delete_secrets.push(name.to_owned())
+            }
+            Some(("delete_variable", name)) if value == "on" => {
+                changes.delete_variables.push(name.to_owned())
+            }
+            _ => {}
+        }
+    }
+    changes.delete_secrets.sort();
+    changes.delete_variables.sort();
+    changes
+}
+
+fn changes_of_dotenv(typed: &Typed, changes: &mut Changes) {
+    let rule = if typed.dotenv_as == "variables" {
+        ImportAs::Variables
+    } else {
+        ImportAs::Secrets
+    };
+    let lines = match dotenv::parse(&typed.dotenv) {
+        Ok(lines) => lines,
+        Err(error) => return changes.refused.push(format!(".env: {error}")),
+    };
+    for line in lines {
+        match line {
+            DotenvLine::Entry { name, value, .. } => match destination(&value, rule) {
+                (true, _) => changes.variables.push((name, value.expose().to_owned())),
+                (false, warning) => {
+                    if warning.is_some() {
+                        changes.short.push(name.clone());
+                    }
+                    changes.secrets.push((name, value));
+                }
+            },
+            DotenvLine::Refused { line, reason, .. } => {
+                changes.refused.push(format!(".env line {line}: {reason}"))
+            }
+        }
+    }
 }
 
 /// The agent the settings form describes; `None` when the form has no agent fields.
@@ -68,9 +191,94 @@ pub async fn save_settings(
     Form(form): Form<SettingsForm>,
 ) -> PageResult {
     signed.check(&form.csrf)?;
-    require(&signed, Role::Admin)?;
     let project = state.store.project(ProjectId(id)).await.map_err(failed)?;
-    let mut settings = state.store.settings(project.id).await.map_err(failed)?;
+    let current = state.store.settings(project.id).await.map_err(failed)?;
+    let mut refused = Vec::new();
+    let role_refused = require(&signed, Role::Admin).err();
+    if let Some(why) = &role_refused {
+        refused.push(why.message.clone());
+    }
+    let settings = typed_settings(&form, current, &mut refused);
+    if let AgentConfig::Command { command, .. } = &settings.agent {
+        if let Err(why) = state.engine.check_agent_command(command) {
+            refused.push(format!("agent_command: {why}"));
+        }
+    }
+    if form.then.as_deref() == Some("run") && settings.setup_commands.commands.is_empty() {
+        refused.push(
+            "setup_commands: type at least one command to run, then save and run setup".into(),
+        );
+    }
+    let changes = changes_of(&form.typed);
+    refused.extend(changes.refused.iter().cloned());
+    if !refused.is_empty() {
+        let status = role_refused.map_or(StatusCode::UNPROCESSABLE_ENTITY, |why| why.status);
+        let page = refused_form(&state, &signed, project.id, settings, &form, refused).await?;
+        return Ok((status, page).into_response());
+    }
+    let secrets: Vec<(&str, &SecretValue)> = changes
+        .secrets
+        .iter()
+        .map(|(n, v)| (n.as_str(), v))
+        .collect();
+    let variables: Vec<(&str, &str)> = (changes.variables.iter())
+        .map(|(n, v)| (n.as_str(), v.as_str()))
+        .collect();
+    // Deletions first: a name may move from secret to variable in one save.
+    for name in &changes.delete_secrets {
+        ignore_missing(state.store.delete_secret(project.id, name).await)?;
+    }
+    for name in &changes.delete_variables {
+        ignore_missing(state.store.delete_variable(project.id, name).await)?;
+    }
+    if let Err(error) = (state.store)
+        .put_secrets_and_variables(project.id, &secrets, &variables)
+        .await
+    {
+        let why = crate::ApiError::from(error).message;
+        return refused_form(&state, &signed, project.id, settings, &form, vec![why]).await;
+    }
+    state
+        .store
+        .put_settings(project.id, &settings)
+        .await
+        .map_err(failed)?;
+    if form.then.as_deref() == Some("run") {
+        let branch = settings
+            .setup_commands
+            .branch
+            .clone()
+            .unwrap_or_else(|| project.default_branch.clone());
+        // Exactly the typed commands, whatever the branch's .slipway.toml says.
+        let trial = Options {
+            setup_trial: true,
+            started_by: Some(format!("setup trial by {}", signed.0.caller.name)),
+            ..Options::default()
+        };
+        return submit_branch(&state, &project, branch, trial).await;
+    }
+    let saved = Saved {
+        saved: Some("1".into()),
+        secrets: join(changes.secrets.iter().map(|(n, _)| n)),
+        variables: join(changes.variables.iter().map(|(n, _)| n)),
+        deleted: join(
+            changes
+                .delete_secrets
+                .iter()
+                .chain(&changes.delete_variables),
+        ),
+        short: join(changes.short.iter()),
+    };
+    let query = serde_urlencoded::to_string(&saved).unwrap_or_default();
+    Ok(Redirect::to(&format!("/projects/{id}?{query}")).into_response())
+}
+
+/// The settings the form describes, on top of the stored ones; what is wrong goes to `refused`.
+fn typed_settings(
+    form: &SettingsForm,
+    mut settings: slipway_core::Settings,
+    refused: &mut Vec<String>,
+) -> slipway_core::Settings {
     settings.repository_rules = form.repository_rules.replace("\r\n", "\n");
     settings.planning_statement = form.planning_statement.replace("\r\n", "\n");
     settings.setup_commands.branch =
@@ -84,8 +292,7 @@ pub async fn save_settings(
         .collect();
     settings.auto_confirm_plan = form.auto_confirm_plan.is_some();
     settings.auto_merge = form.auto_merge.is_some();
-    let here = format!("/projects/{id}");
-    match agent_of(&form) {
+    match agent_of(form) {
         Ok(Some(agent)) => {
             // The Codegen run's repository id, if one was set through the API, stays.
             let repo_id = match &settings.agent {
@@ -104,45 +311,64 @@ pub async fn save_settings(
             };
         }
         Ok(None) => {}
-        Err(why) => return refused_form(&state, &signed, project.id, settings, &form, why).await,
+        Err(why) => refused.push(why),
     }
     if let Err(invalid) = settings.validate() {
-        return refused_form(
-            &state,
-            &signed,
-            project.id,
-            settings,
-            &form,
-            invalid.to_string(),
-        )
-        .await;
+        refused.push(invalid.to_string());
     }
-    state
-        .store
-        .put_settings(project.id, &settings)
-        .await
-        .map_err(failed)?;
-    if form.then.as_deref() == Some("run") {
-        let branch = settings
-            .setup_commands
-            .branch
-            .clone()
-            .unwrap_or_else(|| project.default_branch.clone());
-        if settings.setup_commands.commands.is_empty() {
-            return Ok(back_with_error(
-                &here,
-                "setup_commands: type at least one command to run, then save and run setup",
+    settings
+}
+
+fn ignore_missing(result: Result<(), slipway_store::StoreError>) -> Result<(), PageError> {
+    match result {
+        Ok(()) | Err(slipway_store::StoreError::NotFound) => Ok(()),
+        Err(error) => Err(failed(error)),
+    }
+}
+
+fn join<'a>(names: impl Iterator<Item = &'a String>) -> Option<String> {
+    let names: Vec<&str> = names.map(String::as_str).collect();
+    (!names.is_empty()).then(|| names.join(","))
+}
+
+/// What a save did, named in the page's address (names only, never a value) so that the
+/// page after the redirect confirms it.
+#[derive(Serialize, Deserialize, Default)]
+pub struct Saved {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    saved: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    secrets: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    variables: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    deleted: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    short: Option<String>,
+}
+
+impl Saved {
+    /// The confirmation shown after a save.
+    pub fn notice(&self) -> Option<String> {
+        self.saved.as_ref()?;
+        let mut said = vec!["Settings saved.".to_owned()];
+        let list = |names: &Option<String>| names.as_deref().map(|n| n.replace(',', ", "));
+        if let Some(names) = list(&self.secrets) {
+            said.push(format!("Secrets saved: {names}."));
+        }
+        if let Some(names) = list(&self.variables) {
+            said.push(format!("Variables saved: {names}."));
+        }
+        if let Some(names) = list(&self.deleted) {
+            said.push(format!("Deleted: {names}."));
+        }
+        if let Some(names) = list(&self.short) {
+            said.push(format!(
+                "Warning: {names} under 8 characters, so masked only where it stands as a whole word; use a longer value to mask it everywhere."
             ));
         }
-        // Exactly the typed commands, whatever the branch's .slipway.toml says.
-        let trial = Options {
-            setup_trial: true,
-            started_by: Some(format!("setup trial by {}", signed.0.caller.name)),
-            ..Options::default()
-        };
-        return submit_branch(&state, &project, branch, trial).await;
+        Some(said.join(" "))
     }
-    Ok(Redirect::to(&format!("{here}?saved=1")).into_response())
 }
 
 /// A refused settings form: the page again, the dialog open with what was typed and why.
@@ -152,92 +378,12 @@ async fn refused_form(
     id: ProjectId,
     typed: slipway_core::Settings,
     form: &SettingsForm,
-    why: String,
+    refused: Vec<String>,
 ) -> PageResult {
+    let why = format!("Nothing was saved: {}", refused.join("; "));
     let layout = layout(state, signed, id.0, Some(why)).await?;
     let lists = ListQuery::default();
-    let mut response = project_page(state, layout, id, Some((typed, form)), &lists).await?;
+    let mut response = project_page(state, layout, id, Some((typed, form)), None, &lists).await?;
     *response.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
     Ok(response)
-}
-
-#[derive(Deserialize)]
-pub struct SecretsForm {
-    csrf: String,
-    #[serde(default)]
-    name: String,
-    #[serde(default)]
-    value: String,
-    #[serde(default)]
-    dotenv: String,
-}
-
-pub async fn save_secrets(
-    State(state): State<AppState>,
-    signed: Signed,
-    Path(id): Path<i64>,
-    Form(form): Form<SecretsForm>,
-) -> PageResult {
-    signed.check(&form.csrf)?;
-    require(&signed, Role::Admin)?;
-    let project = ProjectId(id);
-    state.store.project(project).await.map_err(failed)?;
-    let here = format!("/projects/{id}");
-    let mut entries: Vec<(String, SecretValue)> = Vec::new();
-    let mut refused = Vec::new();
-    if !form.name.trim().is_empty() {
-        let name = form.name.trim().to_owned();
-        match (validate_name(&name), SecretValue::new(form.value)) {
-            (Ok(()), Ok(value)) => entries.push((name, value)),
-            (Err(e), _) | (_, Err(e)) => refused.push(e.to_string()),
-        }
-    }
-    if !form.dotenv.trim().is_empty() {
-        match dotenv::parse(&form.dotenv) {
-            Ok(lines) => {
-                for line in lines {
-                    match line {
-                        DotenvLine::Entry { name, value, .. } => entries.push((name, value)),
-                        DotenvLine::Refused { line, reason, .. } => {
-                            refused.push(format!("line {line}: {reason}"))
-                        }
-                    }
-                }
-            }
-            Err(error) => refused.push(error.to_string()),
-        }
-    }
-    if !entries.is_empty() {
-        let pairs: Vec<(&str, &SecretValue)> =
-            entries.iter().map(|(n, v)| (n.as_str(), v)).collect();
-        state
-            .store
-            .put_secrets(project, &pairs)
-            .await
-            .map_err(failed)?;
-    }
-    if refused.is_empty() {
-        Ok(Redirect::to(&here).into_response())
-    } else {
-        Ok(back_with_error(
-            &here,
-            &format!("{} saved; refused: {}", entries.len(), refused.join("; ")),
-        ))
-    }
-}
-
-pub async fn delete_secret(
-    State(state): State<AppState>,
-    signed: Signed,
-    Path((id, name)): Path<(i64, String)>,
-    Form(form): Form<CsrfForm>,
-) -> PageResult {
-    signed.check(&form.csrf)?;
-    require(&signed, Role::Admin)?;
-    state
-        .store
-        .delete_secret(ProjectId(id), &name)
-        .await
-        .map_err(failed)?;
-    Ok(Redirect::to(&format!("/projects/{id}")).into_response())
 }

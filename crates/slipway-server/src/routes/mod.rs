@@ -11,4 +11,5 @@ pub mod settings;
 pub mod system;
 pub mod tokens;
 pub mod validations;
+pub mod variables;
 pub mod webhooks;

@@ -96,6 +96,15 @@ async fn save(
     settings: Settings,
 ) -> ApiResult<Json<SettingsView>> {
     settings.validate()?;
+    if let slipway_core::settings::AgentConfig::Command { command, .. } = &settings.agent {
+        if let Err(why) = state.engine.check_agent_command(command) {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid",
+                format!("agent.command: {why}"),
+            ));
+        }
+    }
     state.store.put_settings(id, &settings).await?;
     tracing::info!(project_id = %id, "settings saved");
     Ok(Json(SettingsView { id, settings }))
