@@ -16,7 +16,10 @@ fn formats() -> &'static [(&'static str, Regex)] {
     static FORMATS: OnceLock<Vec<(&'static str, Regex)>> = OnceLock::new();
     FORMATS.get_or_init(|| {
         [
-            ("AWS access key id", r"\b(?:AKIA|ASIA|ABIA|ACCA)[0-9A-Z]{16}\b"),
+            (
+                "AWS access key id",
+                r"\b(?:AKIA|ASIA|ABIA|ACCA)[0-9A-Z]{16}\b",
+            ),
             ("GitHub token", r"\bgh[pousr]_[A-Za-z0-9]{36,255}\b"),
             ("GitHub token", r"\bgithub_pat_[A-Za-z0-9_]{22,255}\b"),
             ("Slack token", r"\bxox[abposr]-[A-Za-z0-9-]{10,}"),
@@ -24,7 +27,10 @@ fn formats() -> &'static [(&'static str, Regex)] {
                 "Slack webhook",
                 r"https://hooks\.slack\.com/(?:services|workflows)/[A-Za-z0-9/_-]{20,}",
             ),
-            ("Stripe key", r"\b(?:sk|rk|pk)_(?:live|test)_[A-Za-z0-9]{16,}\b"),
+            (
+                "Stripe key",
+                r"\b(?:sk|rk|pk)_(?:live|test)_[A-Za-z0-9]{16,}\b",
+            ),
             ("Google API key", r"\bAIza[0-9A-Za-z_-]{35}\b"),
             (
                 "private key",
@@ -71,9 +77,20 @@ fn entropy(text: &str) -> f64 {
 /// Placeholders people write where a secret will go.
 fn is_placeholder(value: &str) -> bool {
     let lower = value.to_ascii_lowercase();
-    ["xxx", "changeme", "example", "placeholder", "your", "dummy", "<", "${", "{{", "***"]
-        .iter()
-        .any(|p| lower.contains(p))
+    [
+        "xxx",
+        "changeme",
+        "example",
+        "placeholder",
+        "your",
+        "dummy",
+        "<",
+        "${",
+        "{{",
+        "***",
+    ]
+    .iter()
+    .any(|p| lower.contains(p))
 }
 
 /// The credentials in `line`; `secrets` are the project's own values.
@@ -94,8 +111,7 @@ pub fn find(line: &str, secrets: &[String]) -> Vec<Leak> {
             .any(|p| name.to_ascii_lowercase().contains(p));
         let threshold = if password { 2.5 } else { 3.5 };
         let long_enough = password || value.as_str().len() >= 16;
-        if long_enough && !is_placeholder(value.as_str()) && entropy(value.as_str()) >= threshold
-        {
+        if long_enough && !is_placeholder(value.as_str()) && entropy(value.as_str()) >= threshold {
             leaks.push(Leak {
                 kind: "secret value assigned to a secret's name",
                 range: value.range(),

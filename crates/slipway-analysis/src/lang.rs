@@ -80,7 +80,10 @@ impl Language {
         match self {
             Self::Python => kind == "class_definition",
             Self::JavaScript | Self::TypeScript | Self::Tsx => {
-                matches!(kind, "class_declaration" | "class" | "abstract_class_declaration")
+                matches!(
+                    kind,
+                    "class_declaration" | "class" | "abstract_class_declaration"
+                )
             }
             Self::Rust => matches!(kind, "impl_item" | "trait_item" | "mod_item"),
             Self::Go => false,
@@ -132,10 +135,7 @@ impl Language {
         }
         if matches!(kind, "binary_expression" | "boolean_operator") {
             let operator = node.child_by_field_name("operator").map(|o| o.kind());
-            if matches!(
-                operator,
-                Some("&&" | "||" | "??" | "and" | "or")
-            ) {
+            if matches!(operator, Some("&&" | "||" | "??" | "and" | "or")) {
                 return 1;
             }
         }
@@ -277,10 +277,12 @@ fn walk(language: Language, path: &str, text: &str, tree: &Tree) -> Outline {
                 let is_test = is_test_function(language, node, &name, text, test_file, &open);
                 let body = &text[node.byte_range()];
                 if is_test {
+                    // The body without the name: a renamed test is found by it.
+                    let inner = node.child_by_field_name("body").unwrap_or(node);
                     outline.tests.push(TestCase {
                         name: key.clone(),
                         line: line_of(node),
-                        body: collapse(body),
+                        body: collapse(&text[inner.byte_range()]),
                     });
                 }
                 outline.functions.push(Function {
@@ -302,8 +304,10 @@ fn walk(language: Language, path: &str, text: &str, tree: &Tree) -> Outline {
             if let Some(index) = open.iter().rev().find_map(|o| o.function) {
                 outline.functions[index].complexity += language.decisions(node);
             }
-            if matches!(language, Language::JavaScript | Language::TypeScript | Language::Tsx)
-                && kind == "call_expression"
+            if matches!(
+                language,
+                Language::JavaScript | Language::TypeScript | Language::Tsx
+            ) && kind == "call_expression"
             {
                 if let Some(test) = js_test_case(node, text) {
                     outline.tests.push(test);
@@ -338,7 +342,10 @@ fn collapse(text: &str) -> String {
 }
 
 fn name_of(language: Language, node: Node, text: &str) -> String {
-    let field = |n: Node, f: &str| n.child_by_field_name(f).map(|c| text[c.byte_range()].to_owned());
+    let field = |n: Node, f: &str| {
+        n.child_by_field_name(f)
+            .map(|c| text[c.byte_range()].to_owned())
+    };
     if language == Language::Rust && node.kind() == "impl_item" {
         let of = field(node, "type").unwrap_or_default();
         return match field(node, "trait") {
@@ -364,7 +371,10 @@ fn name_of(language: Language, node: Node, text: &str) -> String {
     }
     // `const f = () => …`: the variable's name.
     if let Some(parent) = node.parent() {
-        if matches!(parent.kind(), "variable_declarator" | "assignment_expression" | "pair") {
+        if matches!(
+            parent.kind(),
+            "variable_declarator" | "assignment_expression" | "pair"
+        ) {
             let named = field(parent, "name")
                 .or_else(|| field(parent, "left"))
                 .or_else(|| field(parent, "key"));
@@ -409,7 +419,10 @@ fn is_test_function(
 
 /// `#[test]`, `#[tokio::test]`, `#[rstest]`, `#[test_case(…)]`.
 fn attribute_is_test(attribute: Node, text: &str) -> bool {
-    let Some(path) = attribute.named_child(0).and_then(|inner| inner.named_child(0)) else {
+    let Some(path) = attribute
+        .named_child(0)
+        .and_then(|inner| inner.named_child(0))
+    else {
         return false;
     };
     let last = match path.kind() {

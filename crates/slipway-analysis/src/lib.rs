@@ -125,7 +125,10 @@ impl Report {
     }
 
     pub fn count(&self, severity: Severity) -> usize {
-        self.findings.iter().filter(|f| f.severity == severity).count()
+        self.findings
+            .iter()
+            .filter(|f| f.severity == severity)
+            .count()
     }
 }
 
@@ -154,10 +157,7 @@ fn text_of(side: &Side, max: u64) -> Text<'_> {
         }
         Side::Content(bytes) => match std::str::from_utf8(bytes) {
             Ok(text) => Text::Text(text),
-            Err(e) => Text::NotRead(format!(
-                "not UTF-8 (at byte {})",
-                e.valid_up_to()
-            )),
+            Err(e) => Text::NotRead(format!("not UTF-8 (at byte {})", e.valid_up_to())),
         },
     }
 }
@@ -209,7 +209,9 @@ pub fn analyse(changes: &[Change], config: &Config) -> Report {
             findings.push(note(
                 path,
                 None,
-                format!("not parsed: minified or generated (a line over {MINIFIED_LINE} characters)"),
+                format!(
+                    "not parsed: minified or generated (a line over {MINIFIED_LINE} characters)"
+                ),
             ));
             continue;
         }
@@ -223,7 +225,14 @@ pub fn analyse(changes: &[Change], config: &Config) -> Report {
         let base_outline = base
             .filter(|b| !b.lines().any(|line| line.len() > MINIFIED_LINE))
             .and_then(|b| lang::outline(language, path, b, deadline).ok());
-        rules::functions(path, config, base, base_outline.as_ref(), &head_outline, &mut findings);
+        rules::functions(
+            path,
+            config,
+            base,
+            base_outline.as_ref(),
+            &head_outline,
+            &mut findings,
+        );
         tests.changed_file(path, base_outline, head_outline);
         let elapsed = started.elapsed().as_micros() as u64;
         match times.iter_mut().find(|t| t.language == language.name()) {
@@ -262,7 +271,10 @@ fn allowlist(globs: &[String]) -> Option<globset::GlobSet> {
     let mut set = globset::GlobSetBuilder::new();
     for glob in globs {
         // Checked when the pipeline is loaded (`valid_glob`).
-        if let Ok(glob) = globset::GlobBuilder::new(glob).literal_separator(true).build() {
+        if let Ok(glob) = globset::GlobBuilder::new(glob)
+            .literal_separator(true)
+            .build()
+        {
             set.add(glob);
         }
     }

@@ -154,7 +154,12 @@ fn debug_pattern(language: Language) -> &'static Regex {
 }
 
 /// Debugging output left in code that is not a test.
-pub(crate) fn debug_leftovers(path: &str, language: Language, lines: &Lines, out: &mut Vec<Finding>) {
+pub(crate) fn debug_leftovers(
+    path: &str,
+    language: Language,
+    lines: &Lines,
+    out: &mut Vec<Finding>,
+) {
     if crate::paths::is_test_file(path) {
         return;
     }
@@ -209,13 +214,22 @@ pub(crate) fn functions(
                 )),
             };
             if let Some(message) = message {
-                out.push(finding(crate::COMPLEXITY, Severity::Error, path, function.line, message, code));
+                out.push(finding(
+                    crate::COMPLEXITY,
+                    Severity::Error,
+                    path,
+                    function.line,
+                    message,
+                    code,
+                ));
             }
         }
         if let Some(limit) = config.max_function_lines {
             let grew = old.is_none_or(|old| function.lines > old.lines);
             if function.lines > limit && grew {
-                let was = old.map(|o| format!("was {}; ", o.lines)).unwrap_or_default();
+                let was = old
+                    .map(|o| format!("was {}; ", o.lines))
+                    .unwrap_or_default();
                 out.push(finding(
                     crate::FUNCTION_LENGTH,
                     Severity::Error,

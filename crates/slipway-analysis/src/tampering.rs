@@ -20,7 +20,8 @@ pub(crate) struct Tests {
 impl Tests {
     pub fn changed_file(&mut self, path: &str, base: Option<Outline>, head: Outline) {
         let own = |tests: Vec<TestCase>| tests.into_iter().map(|t| (path.to_owned(), t));
-        self.before.extend(own(base.map(|b| b.tests).unwrap_or_default()));
+        self.before
+            .extend(own(base.map(|b| b.tests).unwrap_or_default()));
         self.after.extend(own(head.tests));
     }
 
@@ -32,7 +33,9 @@ impl Tests {
         deadline: Instant,
     ) {
         let outline = match (language, base) {
-            (Some(language), Some(text)) => crate::lang::outline(language, path, text, deadline).ok(),
+            (Some(language), Some(text)) => {
+                crate::lang::outline(language, path, text, deadline).ok()
+            }
             _ => None,
         };
         match outline {
@@ -110,10 +113,30 @@ const ASSERTIONS: [&str; 9] = [
 
 /// What an assertion compares: a `assert x == 1` loosened to `assert x` loses one.
 const COMPARISONS: [&str; 24] = [
-    "==", "!=", "<=", ">=", " < ", " > ", " is ", " in ", "assert_eq!", "assert_ne!",
-    "assertEqual", "assertIn", "assertIs", "assertRaises", "toBe(", "toEqual(",
-    "toStrictEqual(", "toMatch", "toContain", "toHaveBeenCalledWith", "toThrow", ".Equal(",
-    "DeepEqual", "matches!",
+    "==",
+    "!=",
+    "<=",
+    ">=",
+    " < ",
+    " > ",
+    " is ",
+    " in ",
+    "assert_eq!",
+    "assert_ne!",
+    "assertEqual",
+    "assertIn",
+    "assertIs",
+    "assertRaises",
+    "toBe(",
+    "toEqual(",
+    "toStrictEqual(",
+    "toMatch",
+    "toContain",
+    "toHaveBeenCalledWith",
+    "toThrow",
+    ".Equal(",
+    "DeepEqual",
+    "matches!",
 ];
 
 fn count(body: &str, words: &[&str]) -> usize {
@@ -122,7 +145,10 @@ fn count(body: &str, words: &[&str]) -> usize {
 
 /// How a changed test was weakened, if it was.
 fn weakened(before: &TestCase, after: &TestCase) -> Option<String> {
-    let (was, now) = (count(&before.body, &ASSERTIONS), count(&after.body, &ASSERTIONS));
+    let (was, now) = (
+        count(&before.body, &ASSERTIONS),
+        count(&after.body, &ASSERTIONS),
+    );
     if now == 0 && was > 0 {
         return Some(format!(
             "test `{}` no longer asserts anything (it had {was} assertions); restore them and \
@@ -137,7 +163,10 @@ fn weakened(before: &TestCase, after: &TestCase) -> Option<String> {
             after.name
         ));
     }
-    let (was, now) = (count(&before.body, &COMPARISONS), count(&after.body, &COMPARISONS));
+    let (was, now) = (
+        count(&before.body, &COMPARISONS),
+        count(&after.body, &COMPARISONS),
+    );
     (now < was).then(|| {
         format!(
             "test `{}` checks less: its assertions compare {now} values where they compared \
