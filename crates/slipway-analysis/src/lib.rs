@@ -53,6 +53,8 @@ pub enum Side {
     Content(Vec<u8>),
     /// Larger than the caller reads: its size in bytes.
     TooLarge(u64),
+    /// Not read by the caller, for this reason.
+    NotRead(String),
 }
 
 /// A changed file: its contents at the base and at the head.
@@ -147,6 +149,7 @@ fn text_of(side: &Side, max: u64) -> Text<'_> {
             size >> 10,
             max >> 10
         )),
+        Side::NotRead(why) => Text::NotRead(why.clone()),
         Side::Content(bytes) if bytes.len() as u64 > max => Text::NotRead(format!(
             "{} KiB, over the {} KiB analysed",
             bytes.len() >> 10,

@@ -184,8 +184,11 @@ pub fn plan(config: &PipelineConfig, pull_request: bool) -> Vec<(StepName, StepP
         ),
         (StepName::Test, configured(config.test.is_some(), "test")),
         (StepName::Ui, configured(config.ui.is_some(), "ui")),
-        // A configured [analysis] or [judge] is refused when the pipeline is loaded.
-        (StepName::Analysis, configured(false, "analysis")),
+        (
+            StepName::Analysis,
+            configured(config.analysis.is_some(), "analysis"),
+        ),
+        // A configured [judge] is refused when the pipeline is loaded.
         (StepName::Judge, configured(false, "judge")),
         (
             StepName::Merge,

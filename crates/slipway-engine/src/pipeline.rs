@@ -1,6 +1,7 @@
 //! One attempt of one validation: checkout → setup (or its snapshot) → build → deploy → test,
 //! each step's status and output recorded as it happens.
 
+mod analysis;
 mod checkout;
 mod commands;
 mod ui;
@@ -69,6 +70,8 @@ struct Attempt<'a> {
     /// Chromium, launched in the cell before the deploy step when a ui step follows, so that
     /// it starts while the service and the tests run: its process and DevTools port.
     early_browser: Option<(Process, u16)>,
+    /// The analysis of the change, made before any of its code ran.
+    analysis: Option<Result<slipway_analysis::Report, String>>,
 }
 
 /// Whether a head fetched from `source` comes from the project's own repository rather than
@@ -186,6 +189,7 @@ pub(crate) async fn execute(
         first_error: None,
         service_port: None,
         early_browser: None,
+        analysis: None,
     };
     let result = run.steps().await;
     let first_error = run.first_error.take();
@@ -242,8 +246,12 @@ impl Attempt<'_> {
         let Some(ChosenPipeline { config, source, .. }) = self.checkout().await? else {
             return Ok((self.statuses.clone(), None));
         };
+        let config = self.with_base_analysis(config).await;
         let plan = validation::plan(&config, self.record.pr.is_some());
         self.inner.store.set_plan(self.id(), source, &plan).await?;
+        if let Some(section) = &config.analysis {
+            self.prepare_analysis(section).await;
+        }
         self.enter_cell(&config).await?;
         for (name, step) in plan.iter().skip(1) {
             let status = match step {
@@ -288,6 +296,10 @@ impl Attempt<'_> {
                     let section = config.ui.as_ref().expect("planned");
                     self.begin(name).await?;
                     self.ui(section).await?
+                }
+                StepName::Analysis => {
+                    self.begin(name).await?;
+                    self.analysis().await
                 }
                 other => StepEnd::Error(format!("step {other} has no runner")),
             };
