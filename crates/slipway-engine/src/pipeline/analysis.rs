@@ -272,3 +272,17 @@ fn mask_strings(value: &mut serde_json::Value, mask: &dyn Fn(&str) -> String) {
         _ => {}
     }
 }
+
+impl crate::Engine {
+    /// The analysis step's evidence of a validation (`analysis.json`: files, findings, time
+    /// per language), when it ran.
+    pub async fn analysis_evidence(
+        &self,
+        id: slipway_core::ValidationId,
+    ) -> Option<serde_json::Value> {
+        let bytes = tokio::fs::read(self.artifacts_dir(id).join(ARTIFACT))
+            .await
+            .ok()?;
+        serde_json::from_slice(&bytes).ok()
+    }
+}
