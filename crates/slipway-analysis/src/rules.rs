@@ -193,10 +193,12 @@ pub(crate) fn functions(
         .unwrap_or_default();
     for function in &head.functions {
         let old = before.get(function.key.as_str());
-        // Unchanged (also when the base could not be parsed: its text is still there).
-        if old.is_some_and(|o| o.text == function.text)
-            || base_text.is_some_and(|b| b.contains(&function.text))
-        {
+        // Unchanged; when the base could not be parsed, its text still holds the function.
+        let unchanged = match base {
+            Some(_) => old.is_some_and(|o| o.text == function.text),
+            None => base_text.is_some_and(|b| b.contains(&function.text)),
+        };
+        if unchanged {
             continue;
         }
         let code = function.text.lines().next().unwrap_or_default();

@@ -45,6 +45,7 @@ struct ValidationPage {
     first_seq: i64,
     last_seq: i64,
     checks: Vec<super::checks::CheckView>,
+    findings: Vec<super::findings::FileFindings>,
 }
 
 pub async fn validation(
@@ -66,8 +67,10 @@ pub async fn validation(
         .await
         .map_err(failed)?;
     let checks = super::checks::checks_of(&state, v.id).await;
+    let findings = super::findings::findings_of(&state, v.id).await;
     let page = ValidationPage {
         checks,
+        findings,
         layout,
         project_name: project.name,
         steps: v
