@@ -137,7 +137,7 @@ impl Report {
 /// A file's text on one side, when it can be read as text; otherwise why not.
 enum Text<'a> {
     Absent,
-    Text(&'a str),
+    Read(&'a str),
     NotRead(String),
 }
 
@@ -159,7 +159,7 @@ fn text_of(side: &Side, max: u64) -> Text<'_> {
             Text::NotRead("a binary file".into())
         }
         Side::Content(bytes) => match std::str::from_utf8(bytes) {
-            Ok(text) => Text::Text(text),
+            Ok(text) => Text::Read(text),
             Err(e) => Text::NotRead(format!("not UTF-8 (at byte {})", e.valid_up_to())),
         },
     }
@@ -181,11 +181,11 @@ pub fn analyse(changes: &[Change], config: &Config) -> Report {
         let path = change.path.as_str();
         let language = Language::of(path);
         let base = match text_of(&change.base, config.max_file_bytes) {
-            Text::Text(text) => Some(text),
+            Text::Read(text) => Some(text),
             _ => None,
         };
         let head = match text_of(&change.head, config.max_file_bytes) {
-            Text::Text(text) => text,
+            Text::Read(text) => text,
             Text::Absent => {
                 // Deleted: its tests may be gone, and with it a test configuration.
                 let lines = rules::Lines::new(base, "");

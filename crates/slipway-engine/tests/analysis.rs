@@ -48,16 +48,14 @@ async fn a_change_that_weakens_a_test_fails_at_analysis_and_says_why() {
         .replace("\n\ndef test_sub():\n    assert sub(2, 1) == 1\n", "\n");
     // Its tests put the original file back and commit it: the analysis read the change
     // before any of its code ran.
-    let restore = format!(
-        "[test]\ncommands = [\"git show main:tests/test_app.py > tests/test_app.py && git commit -qam x || true\"]\n[analysis]\nmax_function_complexity = 5\n"
-    );
+    let restore = "[test]\ncommands = [\"git show main:tests/test_app.py > tests/test_app.py && git commit -qam x || true\"]\n[analysis]\nmax_function_complexity = 5\n";
     let record = validate_change(
         &h,
         "weaken",
         &[
             ("tests/test_app.py", &weakened),
             ("app.py", &APP.replace("a - b", "a + b")),
-            (".slipway.toml", &restore),
+            (".slipway.toml", restore),
         ],
     )
     .await;
