@@ -91,6 +91,11 @@ async fn decide<F: Forge>(
         summary,
         link,
     };
+    if let Some(evidence) = engine.analysis_evidence(validation.id).await {
+        report
+            .details
+            .push_str(&crate::pipeline::findings_markdown(&evidence));
+    }
     // Marking, merging and telling are separate: a refusal of one is said, not fatal.
     let mut refusals = Vec::new();
     if let Err(error) = forge.mark(&report).await {

@@ -286,3 +286,54 @@ impl crate::Engine {
         serde_json::from_slice(&bytes).ok()
     }
 }
+
+/// Findings shown in a pull request's report.
+const FINDINGS_REPORTED: usize = 20;
+
+/// The analysis's findings for a pull request's report (Markdown): the first 20 and a count.
+pub(crate) fn findings_markdown(evidence: &serde_json::Value) -> String {
+    let Some(all) = evidence["findings"].as_array().filter(|a| !a.is_empty()) else {
+        return String::new();
+    };
+    let mut text = format!("\n**Analysis** ({} findings):\n", all.len());
+    for finding in all.iter().take(FINDINGS_REPORTED) {
+        let field = |key: &str| finding[key].as_str().unwrap_or_default().replace('`', "'");
+        let place = match finding["line"].as_u64() {
+            Some(line) => format!("{}:{line}", field("file")),
+            None => field("file"),
+        };
+        text.push_str(&format!(
+            "- `{place}` {} [{}] {}\n",
+            field("severity"),
+            field("rule"),
+            field("message")
+        ));
+    }
+    if all.len() > FINDINGS_REPORTED {
+        text.push_str(&format!("- … and {} more\n", all.len() - FINDINGS_REPORTED));
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    #[test]
+    fn a_report_lists_the_first_twenty_findings_and_counts_the_rest() {
+        let finding = |n: u64| {
+            json!({"rule": "complexity", "severity": "error", "file": "a.py", "line": n,
+                   "message": "`f` has cyclomatic complexity 20 (limit 15): split it"})
+        };
+        let evidence = json!({"findings": (1..=23).map(finding).collect::<Vec<_>>()});
+        let text = super::findings_markdown(&evidence);
+        assert!(text.contains("**Analysis** (23 findings):"), "{text}");
+        assert!(
+            text.contains("- `a.py:20` error [complexity] 'f' has cyclomatic"),
+            "{text}"
+        );
+        assert!(!text.contains("a.py:21"), "{text}");
+        assert!(text.ends_with("- … and 3 more\n"), "{text}");
+        assert_eq!(super::findings_markdown(&json!({"findings": []})), "");
+    }
+}
