@@ -90,11 +90,13 @@ async fn decide<F: Forge>(
         details: table(validation, &summary, link.as_deref()),
         summary,
         link,
+        annotations: Vec::new(),
     };
     if let Some(evidence) = engine.analysis_evidence(validation.id).await {
         report
             .details
             .push_str(&crate::pipeline::findings_markdown(&evidence));
+        report.annotations = crate::pipeline::annotations(&evidence);
     }
     // Marking, merging and telling are separate: a refusal of one is said, not fatal.
     let mut refusals = Vec::new();

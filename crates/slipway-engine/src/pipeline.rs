@@ -2,7 +2,7 @@
 //! each step's status and output recorded as it happens.
 
 mod analysis;
-pub(crate) use analysis::findings_markdown;
+pub(crate) use analysis::{annotations, findings_markdown};
 mod checkout;
 mod commands;
 mod ui;
