@@ -315,6 +315,28 @@ pub(crate) fn findings_markdown(evidence: &serde_json::Value) -> String {
     text
 }
 
+/// The findings at a line, as a forge's annotations (GitHub's check run: at most 1,000 here).
+pub(crate) fn annotations(evidence: &serde_json::Value) -> Vec<slipway_forge::Annotation> {
+    let all = evidence["findings"].as_array().into_iter().flatten();
+    all.filter_map(|finding| {
+        let line = u32::try_from(finding["line"].as_u64()?).ok()?;
+        let text = |key: &str| finding[key].as_str().unwrap_or_default().to_owned();
+        let level = match finding["severity"].as_str()? {
+            "error" => "failure",
+            "warning" => "warning",
+            _ => "notice",
+        };
+        Some(slipway_forge::Annotation {
+            path: text("file"),
+            line,
+            level,
+            title: text("rule"),
+            message: text("message"),
+        })
+    })
+    .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;
@@ -336,26 +358,4 @@ mod tests {
         assert!(text.ends_with("- … and 3 more\n"), "{text}");
         assert_eq!(super::findings_markdown(&json!({"findings": []})), "");
     }
-}
-
-/// The findings at a line, as a forge's annotations (GitHub's check run: at most 1,000 here).
-pub(crate) fn annotations(evidence: &serde_json::Value) -> Vec<slipway_forge::Annotation> {
-    let all = evidence["findings"].as_array().into_iter().flatten();
-    all.filter_map(|finding| {
-        let line = u32::try_from(finding["line"].as_u64()?).ok()?;
-        let text = |key: &str| finding[key].as_str().unwrap_or_default().to_owned();
-        let level = match finding["severity"].as_str()? {
-            "error" => "failure",
-            "warning" => "warning",
-            _ => "notice",
-        };
-        Some(slipway_forge::Annotation {
-            path: text("file"),
-            line,
-            level,
-            title: text("rule"),
-            message: text("message"),
-        })
-    })
-    .collect()
 }
