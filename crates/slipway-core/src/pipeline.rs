@@ -176,8 +176,63 @@ fn default_ready_timeout() -> u32 {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct AnalysisSection {
+    /// Cyclomatic complexity above which an added or changed function fails (default 15).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_function_complexity: Option<u32>,
+    /// Lines above which an added or grown function fails (default 0: off).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_function_lines: Option<u32>,
+    /// Whether weakened tests fail agents' pull requests (default true); people's only warn.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protect_tests: Option<bool>,
+    /// Path globs the credentials rule skips (test fixtures).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allow: Vec<String>,
+    /// Files larger than this are not analysed, only noted (default 1024).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_file_kb: Option<u32>,
+}
+
+/// Accepted `[analysis]` values.
+pub const MAX_FUNCTION_COMPLEXITY: u32 = 1_000;
+pub const MAX_FUNCTION_LINES: u32 = 100_000;
+pub const MAX_ANALYSED_FILE_KB: u32 = 16 * 1024;
+
+impl AnalysisSection {
+    fn validate(&self) -> Result<(), Invalid> {
+        for (key, value, min, max) in [
+            (
+                "max_function_complexity",
+                self.max_function_complexity,
+                1,
+                MAX_FUNCTION_COMPLEXITY,
+            ),
+            (
+                "max_function_lines",
+                self.max_function_lines,
+                0,
+                MAX_FUNCTION_LINES,
+            ),
+            ("max_file_kb", self.max_file_kb, 1, MAX_ANALYSED_FILE_KB),
+        ] {
+            if let Some(value) = value.filter(|v| !(min..=max).contains(v)) {
+                return Err(Invalid::new(
+                    format!("analysis.{key}"),
+                    format!("{value} is out of range; accepted: {min} to {max}"),
+                ));
+            }
+        }
+        for glob in &self.allow {
+            if glob.trim().is_empty() || glob.starts_with('/') || glob.split('/').any(|p| p == "..")
+            {
+                return Err(Invalid::new(
+                    "analysis.allow",
+                    format!("'{glob}' must be a path glob relative to the repository's root"),
+                ));
+            }
+        }
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -329,8 +384,8 @@ impl PipelineConfig {
             ));
         }
 
-        if self.analysis.is_some() {
-            return Err(not_runnable("analysis", "static analysis"));
+        if let Some(analysis) = &self.analysis {
+            analysis.validate()?;
         }
         if let Some(ui) = &self.ui {
             ui.validate()?;
@@ -390,16 +445,6 @@ fn validate_commands(commands: &[String]) -> Result<(), Invalid> {
         }
     }
     Ok(())
-}
-
-fn not_runnable(section: &str, what: &str) -> Invalid {
-    Invalid::new(
-        section,
-        format!(
-            "{what} cannot run in this version of Slipway; remove the [{section}] section (a \
-             configured check is never skipped)"
-        ),
-    )
 }
 
 /// The line of the section (or top-level key) a field belongs to: `service.start` → the
@@ -479,19 +524,11 @@ max_attempts = 3
 
     #[test]
     fn sections_this_version_cannot_run_are_refused_with_their_line() {
-        let err = PipelineConfig::from_toml(".slipway.toml", DESIGN_EXAMPLE).unwrap_err();
-        assert_eq!(err.line, Some(17), "{err}");
-        assert!(err.message.contains("static analysis cannot run"), "{err}");
-
         let no_service =
             "[test]\ncommands = [\"true\"]\n[[ui.checks]]\nname = \"a\"\npath = \"/\"\n";
         let err = PipelineConfig::from_toml(".slipway.toml", no_service).unwrap_err();
         assert_eq!(err.line, Some(3));
         assert!(err.message.contains("add a [service]"), "{err}");
-
-        let analysis = "[test]\ncommands = [\"true\"]\n\n[analysis]\nmax_function_complexity = 3\n";
-        let err = PipelineConfig::from_toml(".slipway.toml", analysis).unwrap_err();
-        assert_eq!(err.to_string().split(": ").next(), Some(".slipway.toml:4"));
 
         let judge =
             "[test]\ncommands = [\"true\"]\n[judge]\nmode = \"blocking\"\nmin_score = 101\n";
@@ -509,6 +546,32 @@ max_attempts = 3
             .unwrap();
         assert_eq!(judge.mode, crate::judge::JudgeMode::Blocking);
         assert_eq!(judge.min_score, Some(70));
+    }
+
+    #[test]
+    fn analysis_keys_are_read_and_their_values_checked() {
+        let config = PipelineConfig::from_toml(".slipway.toml", DESIGN_EXAMPLE).unwrap();
+        assert_eq!(config.analysis.unwrap().max_function_complexity, Some(15));
+        let text = "[analysis]\nmax_function_lines = 80\nprotect_tests = false\nallow = [\"tests/fixtures/**\"]\nmax_file_kb = 512\n";
+        let analysis = PipelineConfig::from_toml("f", text)
+            .unwrap()
+            .analysis
+            .unwrap();
+        assert_eq!(analysis.max_function_lines, Some(80));
+        assert_eq!(analysis.protect_tests, Some(false));
+        assert_eq!(analysis.allow, ["tests/fixtures/**"]);
+        for (text, field) in [
+            (
+                "[analysis]\nmax_function_complexity = 0\n",
+                "analysis.max_function_complexity",
+            ),
+            ("[analysis]\nmax_file_kb = 999999\n", "analysis.max_file_kb"),
+            ("[analysis]\nallow = [\"../x\"]\n", "analysis.allow"),
+        ] {
+            let err = PipelineConfig::from_toml("f", text).unwrap_err();
+            assert!(err.message.starts_with(field), "{text}: {err}");
+            assert_eq!(err.line, Some(1), "{err}");
+        }
     }
 
     #[test]

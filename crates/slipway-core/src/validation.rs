@@ -184,8 +184,10 @@ pub fn plan(config: &PipelineConfig, pull_request: bool) -> Vec<(StepName, StepP
         ),
         (StepName::Test, configured(config.test.is_some(), "test")),
         (StepName::Ui, configured(config.ui.is_some(), "ui")),
-        // A configured [analysis] is refused when the pipeline is loaded.
-        (StepName::Analysis, configured(false, "analysis")),
+        (
+            StepName::Analysis,
+            configured(config.analysis.is_some(), "analysis"),
+        ),
         (StepName::Judge, configured(config.judge.is_some(), "judge")),
         (
             StepName::Merge,

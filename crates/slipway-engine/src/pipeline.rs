@@ -1,6 +1,8 @@
 //! One attempt of one validation: checkout → setup (or its snapshot) → build → deploy → test,
 //! each step's status and output recorded as it happens.
 
+mod analysis;
+pub(crate) use analysis::{annotations, findings_markdown};
 mod checkout;
 mod commands;
 mod failure_note;
@@ -75,6 +77,8 @@ struct Attempt<'a> {
     early_browser: Option<(Process, u16)>,
     /// The diff and the head's message for the judge, read before any code ran.
     judge_source: Option<judge::JudgeSource>,
+    /// The analysis of the change, made before any of its code ran.
+    analysis: Option<Result<slipway_analysis::Report, String>>,
 }
 
 /// Whether a head fetched from `source` comes from the project's own repository rather than
@@ -200,6 +204,7 @@ pub(crate) async fn execute(
         service_port: None,
         early_browser: None,
         judge_source: None,
+        analysis: None,
     };
     let result = run.steps().await;
     let first_error = run.first_error.take();
@@ -256,6 +261,7 @@ impl Attempt<'_> {
         let Some(ChosenPipeline { config, source, .. }) = self.checkout().await? else {
             return Ok((self.statuses.clone(), None));
         };
+        let config = self.with_base_analysis(config).await;
         let plan = validation::plan(&config, self.record.pr.is_some());
         self.inner.store.set_plan(self.id(), source, &plan).await?;
         for (name, step) in plan.iter().skip(1) {
@@ -264,6 +270,9 @@ impl Attempt<'_> {
                 StepPlan::Skip(_) => StepStatus::Skipped,
             };
             self.set_status(*name, status);
+        }
+        if let Some(section) = &config.analysis {
+            self.prepare_analysis(section).await;
         }
         if !self.prepare_judge(&config).await? {
             return Ok((self.statuses.clone(), Some(source)));
@@ -310,6 +319,10 @@ impl Attempt<'_> {
                     let section = config.judge.as_ref().expect("planned");
                     self.begin(name).await?;
                     self.judge(section).await?
+                }
+                StepName::Analysis => {
+                    self.begin(name).await?;
+                    self.analysis().await
                 }
                 other => StepEnd::Error(format!("step {other} has no runner")),
             };

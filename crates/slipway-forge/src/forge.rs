@@ -62,6 +62,19 @@ pub struct Report {
     /// The step table in Markdown (and, when told, what became of the pull request).
     pub details: String,
     pub link: Option<String>,
+    /// Findings at a file's line (a check run's annotations on GitHub).
+    pub annotations: Vec<Annotation>,
+}
+
+/// A finding at a file's line, as a forge shows it beside the code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Annotation {
+    pub path: String,
+    pub line: u32,
+    /// `failure`, `warning` or `notice`.
+    pub level: &'static str,
+    pub title: String,
+    pub message: String,
 }
 
 /// A pull request a forge opened.

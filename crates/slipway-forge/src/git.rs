@@ -1,5 +1,9 @@
 //! The few git operations the engine needs, through the real `git` command.
 
+mod objects;
+
+pub use objects::{Blob, ChangedFile};
+
 use base64::Engine as _;
 use std::path::Path;
 use tokio::process::Command;
@@ -340,6 +344,18 @@ async fn output(
     args: &[&str],
     env: &[(String, String)],
 ) -> Result<Output, GitError> {
+    let mut command = command(cwd, args, env);
+    command.stdin(std::process::Stdio::null());
+    let output = command.output().await.map_err(GitError::Missing)?;
+    Ok(Output {
+        code: output.status.code(),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    })
+}
+
+/// `git ARGS` in `cwd`: hooks off, no prompts, killed when dropped.
+fn command(cwd: Option<&Path>, args: &[&str], env: &[(String, String)]) -> Command {
     let mut command = Command::new("git");
     command.envs(env.iter().map(|(k, v)| (k, v)));
     command
@@ -353,17 +369,11 @@ async fn output(
         ])
         .args(args)
         .env("GIT_TERMINAL_PROMPT", "0")
-        .stdin(std::process::Stdio::null())
         .kill_on_drop(true);
     if let Some(cwd) = cwd {
         command.current_dir(cwd);
     }
-    let output = command.output().await.map_err(GitError::Missing)?;
-    Ok(Output {
-        code: output.status.code(),
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-    })
+    command
 }
 
 /// Whether `text` is a full hexadecimal commit id.

@@ -1005,7 +1005,9 @@ impl GitHub {
         }
     }
 
-    /// A completed check run with the step summary (GitHub Apps only).
+    /// A completed check run with the step summary and `annotations` (GitHub Apps only):
+    /// the first 50 with it, the rest added 50 a request, as GitHub allows.
+    #[allow(clippy::too_many_arguments)]
     pub async fn complete_check_run(
         &self,
         repo: &str,
@@ -1014,26 +1016,53 @@ impl GitHub {
         title: &str,
         summary: &str,
         details_url: Option<&str>,
+        annotations: &[crate::Annotation],
     ) -> Result<(), GitHubError> {
         let page = details_url.map(report_page);
+        let summary = capped(summary, MAX_CHECK_SUMMARY, page.as_deref());
+        let mut batches = annotations.chunks(MAX_ANNOTATIONS).map(|batch| {
+            batch
+                .iter()
+                .map(|a| {
+                    json!({"path": a.path, "start_line": a.line, "end_line": a.line,
+                           "annotation_level": a.level, "title": a.title, "message": a.message})
+                })
+                .collect::<Vec<Value>>()
+        });
         let mut body = json!({
             "name": "slipway/validation",
             "head_sha": sha,
             "status": "completed",
             "conclusion": conclusion,
-            "output": {"title": title, "summary": capped(summary, MAX_CHECK_SUMMARY, page.as_deref())},
+            "output": {"title": title, "summary": summary},
         });
+        if let Some(first) = batches.next() {
+            body["output"]["annotations"] = json!(first);
+        }
         if let Some(url) = details_url {
             body["details_url"] = json!(url);
         }
-        self.expect(
-            reqwest::Method::POST,
-            &format!("/repos/{repo}/check-runs"),
-            Some(&body),
-            &[201],
-        )
-        .await
-        .map(|_| ())
+        let created = self
+            .expect(
+                reqwest::Method::POST,
+                &format!("/repos/{repo}/check-runs"),
+                Some(&body),
+                &[201],
+            )
+            .await?;
+        let id = created["id"].as_u64().unwrap_or_default();
+        for batch in batches {
+            let more =
+                json!({"output": {"title": title, "summary": summary, "annotations": batch}});
+            self.expect(
+                reqwest::Method::PATCH,
+                &format!("/repos/{repo}/check-runs/{id}"),
+                Some(&more),
+                &[200],
+            )
+            .await?;
+        }
+        Ok(())
     }
 
     /// Deletes a branch; GitHub's refusal (422: protected, the default branch, gone) is an
@@ -1053,6 +1082,8 @@ impl GitHub {
 /// GitHub's limit on a check run's `output.summary` (and `text`), in bytes ("exceeds a
 /// maximum bytesize of 65535").
 const MAX_CHECK_SUMMARY: usize = 65_535;
+/// Annotations GitHub takes in one request.
+const MAX_ANNOTATIONS: usize = 50;
 
 /// GitHub's limit on a comment's body: 65,536 characters. Kept in bytes, which is never
 /// more characters (nor UTF-16 units) than that, however GitHub counts.
@@ -1339,6 +1370,7 @@ impl crate::Forge for GitHubRepo<'_> {
                     &report.summary,
                     &report.details,
                     link,
+                    &report.annotations,
                 )
                 .await?;
         }

@@ -9,4 +9,4 @@ pub mod github;
 pub mod local;
 pub mod webhook;
 
-pub use forge::{Forge, MergeResult, Opened, PullState, Report, Verdict};
+pub use forge::{Annotation, Forge, MergeResult, Opened, PullState, Report, Verdict};

@@ -531,3 +531,48 @@ async fn a_local_pull_request_has_a_page_and_a_person_merges_it_there() {
         "merged: no longer open"
     );
 }
+
+#[tokio::test]
+async fn the_analysis_findings_are_in_the_api_and_on_the_validation_page_by_file() {
+    let app = TestApp::spawn().await;
+    let dir = app.data_dir.path().join("analysed");
+    fixture_repo(
+        &dir,
+        &[(
+            ".slipway.toml",
+            "[test]\ncommands = [\"true\"]\n[analysis]\nmax_function_complexity = 2\n",
+        )],
+    );
+    let complex = "def grade(n):\n    if n > 90:\n        return 'a'\n    elif n > 80:\n        return 'b'\n    print(n)\n    return 'c'\n";
+    slipway_testkit::commit_files(&dir, &[("grade.py", complex)], "grade");
+    app.api
+        .create_project(&json!({"name": "shop", "repo": dir.display().to_string()}))
+        .await;
+    let started = app
+        .api
+        .start_validation(1, &json!({"branch": "main"}))
+        .await;
+    let id = started.body["id"].as_i64().unwrap();
+    let done = app.api.finished_validation(id).await;
+    assert_eq!(done["status"], "failed", "{done}");
+    let shown = app.api.validation(id).await.body;
+    let findings = shown["analysis"]["findings"].as_array().unwrap();
+    let rules: Vec<(&str, &str)> = findings
+        .iter()
+        .map(|f| (f["rule"].as_str().unwrap(), f["severity"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        rules,
+        [("complexity", "error"), ("debug-leftovers", "warning")],
+        "{shown}"
+    );
+    assert_eq!(findings[0]["file"], "grade.py");
+    assert_eq!(findings[1]["line"], 6);
+
+    let visitor = Visitor::sign_in(&app, ADMIN_TOKEN).await.unwrap();
+    let (_, page) = visitor.get(&format!("/validations/{id}")).await;
+    let section = &page[page.find("id=\"analysis-findings\"").expect("the findings")..];
+    assert!(section.contains("<code>grade.py</code> (2)"), "{section}");
+    assert!(section.contains("<code>print(n)</code>"), "{section}");
+    assert!(section.contains("has cyclomatic complexity 3 (limit 2)"), "{section}");
+}

@@ -232,12 +232,12 @@ async fn use_github_as_an_app(github: &FakeGitHub, key: &[u8], origin: &Path) {
         .number;
     let head = git(origin, &["rev-parse", "feature"]);
     client
-        .complete_check_run(REPO, &head, "success", "passed", "summary", None)
+        .complete_check_run(REPO, &head, "success", "passed", "summary", None, &[])
         .await
         .unwrap();
     github.refuse_check_runs();
     assert!(client
-        .complete_check_run(REPO, &head, "success", "passed", "summary", None)
+        .complete_check_run(REPO, &head, "success", "passed", "summary", None, &[])
         .await
         .is_err());
     client

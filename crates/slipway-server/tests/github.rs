@@ -1176,6 +1176,16 @@ async fn a_70000_byte_report_is_cut_within_githubs_limits_with_a_link_to_the_ful
         summary: "test failed".into(),
         details,
         link: Some("https://slipway.example/api/v1/validations/7".into()),
+        // More than GitHub takes in one request (50): sent in three.
+        annotations: (1..=120)
+            .map(|line| slipway_forge::Annotation {
+                path: "src/app.py".into(),
+                line,
+                level: "failure",
+                title: "complexity".into(),
+                message: format!("finding {line}"),
+            })
+            .collect(),
     };
     forge.mark(&report).await.unwrap();
     forge.tell(number, &report).await.unwrap();
@@ -1192,6 +1202,11 @@ async fn a_70000_byte_report_is_cut_within_githubs_limits_with_a_link_to_the_ful
         "{last}"
     );
     assert_eq!(runs[0].details_url.as_deref(), report.link.as_deref());
+    let annotations = &runs[0].annotations;
+    assert_eq!(annotations.len(), 120);
+    assert_eq!(annotations[119]["message"], "finding 120");
+    assert_eq!(annotations[0]["start_line"], 1);
+    assert_eq!(annotations[0]["annotation_level"], "failure");
 
     let comments = github.comments(REPO);
     assert_eq!(comments.len(), 1);

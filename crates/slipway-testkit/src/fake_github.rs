@@ -93,6 +93,8 @@ pub struct FakeCheckRun {
     pub title: String,
     pub summary: String,
     pub details_url: Option<String>,
+    /// `output.annotations` of the creation and of later updates, in order.
+    pub annotations: Vec<Value>,
 }
 
 /// Where GitHub's secondary rate limits trip: merges and content creation.
@@ -323,6 +325,10 @@ impl FakeGitHub {
             .route("/repos/{owner}/{name}/installation", get(installation))
             .route("/app/installations/{id}/access_tokens", post(access_token))
             .route("/repos/{owner}/{name}/check-runs", post(create_check_run))
+            .route(
+                "/repos/{owner}/{name}/check-runs/{id}",
+                patch(update_check_run),
+            )
             .route("/git/{owner}/{name}/{*rest}", axum::routing::any(git_http))
             .merge(setup::routes())
             .with_state(world.clone())
@@ -1388,7 +1394,11 @@ async fn create_check_run(
                 .into_response();
         }
     }
+    if let Some(refused) = too_many_annotations(&body) {
+        return refused;
+    }
     world.check_runs.push(FakeCheckRun {
+        annotations: annotations_of(&body),
         sha: body["head_sha"].as_str().unwrap_or("").to_owned(),
         name: body["name"].as_str().unwrap_or("").to_owned(),
         conclusion: body["conclusion"].as_str().unwrap_or("").to_owned(),
@@ -1401,6 +1411,48 @@ async fn create_check_run(
         Json(json!({"id": world.check_runs.len()})),
     )
         .into_response()
+}
+
+/// GitHub takes at most 50 annotations a request ("Only 50 annotations are allowed per
+/// request"); more are added by updating the check run.
+const MAX_ANNOTATIONS: usize = 50;
+
+fn annotations_of(body: &Value) -> Vec<Value> {
+    body["output"]["annotations"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+fn too_many_annotations(body: &Value) -> Option<Response> {
+    (annotations_of(body).len() > MAX_ANNOTATIONS).then(|| {
+        error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "Only 50 annotations are allowed per request",
+        )
+    })
+}
+
+/// `PATCH …/check-runs/{id}`: its output's annotations are added to the run's.
+async fn update_check_run(
+    State(world): State<Shared>,
+    headers: HeaderMap,
+    Path((owner, name, id)): Path<(String, String, usize)>,
+    Json(body): Json<Value>,
+) -> Response {
+    let mut world = world.lock().unwrap();
+    if let Some(r) = refusal(&mut world, &headers) {
+        return r;
+    }
+    let _ = repo!(world, owner, name);
+    if let Some(refused) = too_many_annotations(&body) {
+        return refused;
+    }
+    let Some(run) = id.checked_sub(1).and_then(|i| world.check_runs.get_mut(i)) else {
+        return error(StatusCode::NOT_FOUND, "Not Found");
+    };
+    run.annotations.extend(annotations_of(&body));
+    (StatusCode::OK, Json(json!({"id": id}))).into_response()
 }
 
 async fn permission(

@@ -162,12 +162,14 @@ pub async fn run(args: ValidateArgs) -> Result<(), Failure> {
     let artifacts = cache
         .as_deref()
         .and_then(|cache| keep_artifacts(&data, &done, cache));
+    let analysis = engine.analysis_evidence(done.id).await;
     report(
         &store,
         &done,
         started.elapsed(),
         args.json,
         artifacts.as_deref(),
+        analysis.as_ref(),
     )
     .await?;
     match done.status {
@@ -424,6 +426,37 @@ fn summary(record: &ValidationRecord) {
     }
 }
 
+/// The analysis's findings shown: the first few, and how many there were.
+const FINDINGS_SHOWN: usize = 20;
+
+fn findings(analysis: &serde_json::Value) {
+    let Some(all) = analysis["findings"]
+        .as_array()
+        .filter(|all| !all.is_empty())
+    else {
+        return;
+    };
+    let mut err = std::io::stderr().lock();
+    let _ = writeln!(err, "analysis findings ({}):", all.len());
+    for finding in all.iter().take(FINDINGS_SHOWN) {
+        let text = |key: &str| finding[key].as_str().unwrap_or_default().to_owned();
+        let place = match finding["line"].as_u64() {
+            Some(line) => format!("{}:{line}", text("file")),
+            None => text("file"),
+        };
+        let _ = writeln!(
+            err,
+            "  {place}: {} [{}] {}",
+            text("severity"),
+            text("rule"),
+            text("message")
+        );
+    }
+    if all.len() > FINDINGS_SHOWN {
+        let _ = writeln!(err, "  … and {} more", all.len() - FINDINGS_SHOWN);
+    }
+}
+
 async fn tail(store: &Store, id: ValidationId, step: StepName, lines: usize) -> Vec<String> {
     let all = store
         .logs(id, Some(step), 0, 1_000_000)
@@ -447,6 +480,7 @@ async fn report(
     elapsed: Duration,
     as_json: bool,
     artifacts: Option<&Path>,
+    analysis: Option<&serde_json::Value>,
 ) -> Result<(), Failure> {
     if as_json {
         let mut steps = Vec::new();
@@ -472,6 +506,7 @@ async fn report(
             "steps": steps,
             "artifacts": artifacts,
             "judge": judgement(artifacts),
+            "analysis": analysis,
         });
         println!(
             "{}",
@@ -494,6 +529,9 @@ async fn report(
         for line in tail(store, record.id, StepName::Judge, 60).await {
             eprintln!("  {line}");
         }
+    }
+    if let Some(analysis) = analysis {
+        findings(analysis);
     }
     if let Some(dir) = artifacts {
         eprintln!(

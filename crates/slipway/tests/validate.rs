@@ -176,13 +176,13 @@ fn nothing_to_validate_exits_2_and_says_how_to_add_a_pipeline() {
 #[test]
 fn a_section_this_version_cannot_run_is_refused_with_its_line_and_every_step_is_listed() {
     let dir = tempfile::tempdir().unwrap();
-    let pipeline = "[test]\ncommands = [\"true\"]\n\n[analysis]\nmax_function_complexity = 10\n";
+    let pipeline = "[test]\ncommands = [\"true\"]\n\n[judge]\nmode = \"blocking\"\n";
     fixture_repo(dir.path(), &[(".slipway.toml", pipeline)]);
     let out = validate(&[dir.path().to_str().unwrap()]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains(".slipway.toml:4"), "{stderr}");
-    assert!(stderr.contains("static analysis cannot run"), "{stderr}");
+    assert!(stderr.contains("AI judgement cannot run"), "{stderr}");
 
     commit_files(
         dir.path(),
@@ -575,4 +575,59 @@ fn sigterm_and_sigint_cancel_and_clean_up_alike() {
         let root = work_root.to_string_lossy();
         assert!(!mounts.contains(&*root), "a mount below {root} was left");
     }
+}
+
+#[test]
+fn the_analysis_of_a_branch_against_its_base_is_reported_and_in_the_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let tests =
+        "def test_one():\n    assert 1 + 1 == 2\n\n\ndef test_two():\n    assert 2 + 2 == 4\n";
+    fixture_repo(
+        dir.path(),
+        &[
+            (
+                ".slipway.toml",
+                "[test]\ncommands = [\"true\"]\n[analysis]\nmax_function_complexity = 10\n",
+            ),
+            ("tests/test_math.py", tests),
+        ],
+    );
+    let git = |args: &[&str]| slipway_testkit::git(dir.path(), args);
+    git(&["checkout", "-q", "-b", "agent"]);
+    let token = format!("ghp_{}", "Zx9Qw8Er7Ty6Ui5Op4As3Df2Gh1Jk0LmNbVc");
+    let skipped = tests.replace("def test_two", "@pytest.mark.skip\ndef test_two");
+    commit_files(
+        dir.path(),
+        &[
+            ("tests/test_math.py", &skipped),
+            ("deploy.yml", &format!("token: {token}\n")),
+        ],
+        "skip a test, paste a token",
+    );
+    let path = dir.path().to_str().unwrap();
+    let out = validate(&[path, "--branch", "agent", "--base", "main", "--json"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("analysis findings (2):"), "{stderr}");
+    assert!(
+        stderr.contains("tests/test_math.py:5: error [test-tampering] adds `@pytest.mark.skip`"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("deploy.yml:1: error [credentials]"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains(&token[4..]) && !stdout.contains(&token[4..]));
+    let json = report(&out);
+    let findings = json["analysis"]["findings"].as_array().unwrap();
+    assert_eq!(findings.len(), 2, "{json}");
+    assert_eq!(findings[0]["code"], "token: [masked]");
+    let analysis = json["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "analysis")
+        .unwrap();
+    assert_eq!(analysis["status"], "failed");
 }

@@ -77,6 +77,11 @@ pub(super) async fn verdict_report(
     };
     let link = crate::github::link(&engine.inner, validation.id);
     let mut details = table(validation, &summary, link.as_deref());
+    let mut annotations = Vec::new();
+    if let Some(evidence) = engine.analysis_evidence(validation.id).await {
+        details.push_str(&crate::pipeline::findings_markdown(&evidence));
+        annotations = crate::pipeline::annotations(&evidence);
+    }
     if verdict == Verdict::Failure {
         let note = crate::pipeline::failure_note(&engine.artifacts_dir(validation.id)).await;
         details.extend(note.map(|note| crate::pipeline::for_report(&note)));
@@ -87,6 +92,7 @@ pub(super) async fn verdict_report(
         details,
         summary,
         link,
+        annotations,
     })
 }
 

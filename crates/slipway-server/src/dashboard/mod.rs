@@ -5,6 +5,7 @@
 mod ansi;
 mod assets;
 mod checks;
+mod findings;
 mod judge;
 mod lists;
 mod pages;

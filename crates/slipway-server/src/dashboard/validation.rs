@@ -47,6 +47,7 @@ struct ValidationPage {
     checks: Vec<super::checks::CheckView>,
     judge: Option<super::judge::JudgeView>,
     analysis: Option<super::judge::AnalysisView>,
+    findings: Vec<super::findings::FileFindings>,
 }
 
 pub async fn validation(
@@ -70,10 +71,12 @@ pub async fn validation(
     let checks = super::checks::checks_of(&state, v.id).await;
     let judge = super::judge::judge_of(&state, v.id).await;
     let analysis = super::judge::analysis_of(&state, v.id).await;
+    let findings = super::findings::findings_of(&state, v.id).await;
     let page = ValidationPage {
         checks,
         judge,
         analysis,
+        findings,
         layout,
         project_name: project.name,
         steps: v

@@ -149,14 +149,31 @@ pub fn filter(query: &ListQuery) -> Result<ValidationFilter, ApiError> {
 
 /// One validation with its steps.
 #[utoipa::path(get, path = "/api/v1/validations/{id}", tag = "validations",
-    params(("id" = i64, Path)), responses((status = 200, body = ValidationRecord), (status = 404, body = ErrorBody)))]
+    params(("id" = i64, Path)), responses((status = 200, body = ValidationView), (status = 404, body = ErrorBody)))]
 pub async fn show(
     caller: Caller,
     State(state): State<AppState>,
     ApiPath(id): ApiPath<ValidationId>,
-) -> ApiResult<Json<ValidationRecord>> {
+) -> ApiResult<Json<ValidationView>> {
     caller.require(Role::Viewer)?;
-    Ok(Json(state.store.validation(id).await?))
+    let validation = state.store.validation(id).await?;
+    let analysis = state.engine.analysis_evidence(id).await;
+    Ok(Json(ValidationView {
+        validation,
+        analysis,
+    }))
+}
+
+/// A validation, with its analysis's findings once that step ran.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ValidationView {
+    #[serde(flatten)]
+    pub validation: ValidationRecord,
+    /// `files`, `findings` (`rule`, `severity`, `file`, `line`, `message`, `code`) and
+    /// `languages` (time per language): DESIGN.md §6.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub analysis: Option<serde_json::Value>,
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
