@@ -6,10 +6,15 @@ use slipway_core::validation::ValidationStatus;
 use slipway_store::{RunRecord, ValidationRecord};
 use time::OffsetDateTime;
 
-/// A moment as lists show it: how long ago, and exactly (on hover).
+/// A moment as pages show it: how long ago, and exactly (on hover). Rendered as
+/// `<time datetime="{exact}" title="{title}">{ago}</time>`; the page's script keeps the
+/// relative text current and shows the date in the reader's own time zone on hover.
 pub(super) struct When {
     pub(super) ago: String,
+    /// ISO 8601 in UTC (`2026-12-06T04:33:17Z`), a valid `datetime` attribute.
     pub(super) exact: String,
+    /// The absolute date as people read it (`2026-12-06 04:33:17 UTC`).
+    pub(super) title: String,
 }
 
 pub(super) fn when(at: OffsetDateTime) -> When {
@@ -20,11 +25,19 @@ pub(super) fn when(at: OffsetDateTime) -> When {
         3_600..=86_399 => format!("{} h ago", seconds / 3_600),
         _ => format!("{} days ago", seconds / 86_400),
     };
+    let at = at.to_offset(time::UtcOffset::UTC);
+    let format = |description| at.format(description).unwrap_or_default();
     When {
         ago,
-        exact: rfc3339(at),
+        exact: format(ISO_UTC),
+        title: format(READABLE_UTC),
     }
 }
+
+const ISO_UTC: &[time::format_description::FormatItem<'static>] =
+    time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z");
+const READABLE_UTC: &[time::format_description::FormatItem<'static>] =
+    time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second] UTC");
 
 fn rfc3339(at: OffsetDateTime) -> String {
     at.format(&time::format_description::well_known::Rfc3339)
@@ -37,7 +50,7 @@ pub(super) struct Took {
     pub(super) since: Option<String>,
 }
 
-fn took(start: Option<OffsetDateTime>, end: Option<OffsetDateTime>) -> Took {
+pub(super) fn took(start: Option<OffsetDateTime>, end: Option<OffsetDateTime>) -> Took {
     match (start, end) {
         (Some(start), Some(end)) => Took {
             text: duration((end - start).whole_milliseconds() as i64),
@@ -205,7 +218,16 @@ pub(super) fn chart<'a>(recent: impl Iterator<Item = (i64, &'a str, Option<i64>)
 
 #[cfg(test)]
 mod tests {
-    use super::{chart, duration, label};
+    use super::{chart, duration, label, when};
+    use time::macros::datetime;
+
+    #[test]
+    fn moments_carry_an_iso_8601_attribute_and_a_readable_title() {
+        let at = when(datetime!(2026-03-04 05:06:07.891 +02:00));
+        assert_eq!(at.exact, "2026-03-04T03:06:07Z");
+        assert_eq!(at.title, "2026-03-04 03:06:07 UTC");
+        assert!(at.ago.ends_with("ago"), "{}", at.ago);
+    }
 
     #[test]
     fn durations_read_as_people_say_them() {
