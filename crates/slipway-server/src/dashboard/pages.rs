@@ -46,6 +46,7 @@ pub(super) async fn layout(
         project_id,
         last_event: state.store.last_event_id().await.map_err(failed)?,
         projects: projects.iter().map(|p| (p.id.0, p.name.clone())).collect(),
+        who: (signed.0.caller.name.clone(), signed.0.caller.role.as_str()),
         error,
         notice: None,
     })
