@@ -363,7 +363,7 @@ function relativeTimes() {
     element.textContent = ago(Date.now() - at);
     if (!element.dataset.exact) {
       element.dataset.exact = '1';
-      element.title = new Date(at).toLocaleString(undefined, { dateStyle: 'medium', timeStyle: 'medium', timeZoneName: 'short' });
+      element.title = new Date(at).toLocaleString(undefined, { dateStyle: 'medium', timeStyle: 'long' });
     }
   }
 }
