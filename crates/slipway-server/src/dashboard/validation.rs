@@ -129,7 +129,13 @@ pub async fn validation(
                 since: (s.status == StepStatus::Running)
                     .then(|| super::lists::took(s.started_at, None).since)
                     .flatten(),
-                detail: s.detail.clone(),
+                // A failed command is said in full below the steps; its card says how it ended.
+                detail: match (s.command.is_some(), s.exit_code) {
+                    (true, Some(code)) if s.status == StepStatus::Failed => {
+                        Some(format!("exited with code {code}"))
+                    }
+                    _ => s.detail.clone(),
+                },
                 flaky: s.flaky,
             })
             .collect(),
