@@ -9,4 +9,6 @@ pub mod github;
 pub mod local;
 pub mod webhook;
 
-pub use forge::{Forge, MergeResult, Opened, PullState, Report, Verdict};
+pub use forge::{
+    CommitInfo, FileChange, Forge, MergeResult, Opened, PullState, Report, Verdict, MAX_SHOWN,
+};

@@ -259,3 +259,75 @@ async fn unknown_and_unparsable_paths_are_pages_of_the_dashboard_and_the_api_kee
     assert_eq!(icon.status(), 200);
     assert_eq!(icon.headers()["content-type"], "image/svg+xml");
 }
+
+#[tokio::test]
+async fn a_pull_requests_page_shows_its_commits_and_diff() {
+    let app = TestApp::spawn().await;
+    let origin = origin(&app);
+    let reply = app
+        .api
+        .create_project(&json!({"name": "shop", "repo": origin}))
+        .await;
+    assert_eq!(reply.status, 201, "{}", reply.text);
+    // A branch with one commit that changes value.txt, pushed to the origin.
+    let work = app.data_dir.path().join("seed");
+    git(&work, &["checkout", "-q", "-b", "fix-value"]);
+    std::fs::write(work.join("value.txt"), "fixed\n").unwrap();
+    git(&work, &["commit", "-qam", "Say fixed in value.txt"]);
+    git(&work, &["push", "-q", &origin, "fix-value"]);
+    let opened = app
+        .api
+        .open_pull(
+            1,
+            &json!({"head": "fix-value", "base": "main", "title": "Fix the value"}),
+        )
+        .await;
+    assert_eq!(opened.status, 201, "{}", opened.text);
+    // Its validation ends first, so that the page is not re-rendered live while read.
+    let id = loop {
+        if let Some(id) = app.api.validations(1).await.body[0]["id"].as_i64() {
+            break id;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    app.api.finished_validation(id).await;
+
+    let browser = Browser::launch().await.unwrap();
+    let page = sign_in(&app, &browser).await;
+    page.goto(&format!("{}/projects/1/pulls/1", app.base_url))
+        .await
+        .unwrap();
+    assert_eq!(
+        text(&page, "#commits li").await.split_whitespace().nth(1),
+        Some("Say")
+    );
+    assert!(text(&page, "#commits")
+        .await
+        .contains("Say fixed in value.txt"));
+    let files: Vec<String> = page
+        .eval("[...document.querySelectorAll('#diff summary .path')].map(p => p.textContent)")
+        .await
+        .unwrap();
+    let diff: String = page
+        .eval("document.getElementById('diff').outerHTML")
+        .await
+        .unwrap();
+    assert_eq!(files, ["value.txt"], "{diff}");
+    let added: Vec<String> = page
+        .eval("[...document.querySelectorAll('#diff .pl.add')].map(p => p.textContent)")
+        .await
+        .unwrap();
+    let removed: Vec<String> = page
+        .eval("[...document.querySelectorAll('#diff .pl.del')].map(p => p.textContent)")
+        .await
+        .unwrap();
+    assert_eq!(
+        (added, removed),
+        (vec!["+fixed".to_owned()], vec!["-base".to_owned()])
+    );
+    for time in times(&page).await {
+        assert_eq!(time[1], true, "{time}");
+    }
+    page.screenshot(&screenshot("pull-diff")).await.unwrap();
+    browser.close().await;
+}
