@@ -329,5 +329,12 @@ async fn a_pull_requests_page_shows_its_commits_and_diff() {
         assert_eq!(time[1], true, "{time}");
     }
     page.screenshot(&screenshot("pull-diff")).await.unwrap();
+    // The project page lists it.
+    page.goto(&format!("{}/projects/1", app.base_url))
+        .await
+        .unwrap();
+    let row = text(&page, "#pulls [data-pull='1']").await;
+    assert!(row.contains("Fix the value") && row.contains("open"), "{row}");
+    page.screenshot(&screenshot("project-pulls")).await.unwrap();
     browser.close().await;
 }

@@ -92,6 +92,8 @@ pub(super) struct ValidationRow {
     pub(super) started_by: String,
     pub(super) branch: String,
     pub(super) pr: Option<i64>,
+    /// A setup trial ("Save and run setup"): not counted in the pass rate.
+    pub(super) trial: bool,
     pub(super) short_sha: String,
     pub(super) when: When,
     pub(super) took: Took,
@@ -120,6 +122,7 @@ pub(super) fn validation_row(v: &ValidationRecord) -> ValidationRow {
         started_by,
         branch: v.branch.clone().unwrap_or_default(),
         pr: v.pr,
+        trial: v.setup_trial,
         short_sha: v.sha.chars().take(7).collect(),
         when: when(v.created_at),
         took: took(v.started_at, v.finished_at),
@@ -174,7 +177,7 @@ pub(super) struct Bar {
     pub(super) duration: String,
 }
 
-/// The last validations' durations as bars coloured by outcome (oldest left, in fixed slots
+/// The last validations' durations (setup trials left out) as bars coloured by outcome (oldest left, in fixed slots
 /// so that a few validations are not stretched into hairlines), and the pass rate.
 pub(super) struct Chart {
     pub(super) finished: usize,
@@ -198,7 +201,9 @@ pub(super) fn chart<'a>(recent: impl Iterator<Item = (i64, &'a str, Option<i64>)
         .rev()
         .enumerate()
         .map(|(slot, &(id, status, ms))| {
-            let height = (ms as f64 / longest * 92.0).max(4.0);
+            // A square-root scale with a floor: one long validation does not flatten the
+            // others into hairlines.
+            let height = 14.0 + 78.0 * (ms as f64 / longest).sqrt();
             Bar {
                 id,
                 x: slot as u32 * 10,
