@@ -278,10 +278,13 @@ impl Agent for CommandAgent<'_> {
                 )))
             }
             Outcome::Exited(code) => {
-                return Ok(Answer::Failed(format!(
-                    "the agent exited with code {code}: {}",
-                    last_lines(&kept, 5)
-                )))
+                let said: Vec<&str> = kept.iter().map(String::as_str).collect();
+                let quoted = slipway_core::turn::telling_lines(&said, 5);
+                return Ok(Answer::Failed(if quoted.is_empty() {
+                    format!("the agent exited with code {code} and printed nothing")
+                } else {
+                    format!("the agent exited with code {code}:{quoted}")
+                }));
             }
             Outcome::Signalled(signal) => {
                 return Ok(Answer::Failed(format!(

@@ -86,6 +86,11 @@ pub const NOTHING_TO_VALIDATE: &str = "nothing to validate: the repository has n
 commands = [\"make test\"]\n(or fill in the project's settings, or pass --config FILE to \
 slipway validate)";
 
+/// [`NOTHING_TO_VALIDATE`] as `slipway validate` says it: no project, so no settings.
+pub const NOTHING_TO_VALIDATE_HERE: &str = "nothing to validate: the repository has no \
+.slipway.toml; add one at the repository's root that checks the code, for example\n  [test]\n  \
+commands = [\"make test\"]\n(or pass --config FILE with such a pipeline)";
+
 /// Said when a pipeline only prepares the workspace.
 pub const NOTHING_CHECKED: &str = "nothing to validate: the pipeline has no [build], [service] \
 or [test] section, so no step would check the code; add one, for example\n  [test]\n  \

@@ -170,6 +170,43 @@ pub fn decide(answered: Answered, is_fix: bool, auto_confirm: bool) -> Decision 
     }
 }
 
+/// The lines of a failed agent's output that say why, as a note quotes them (one per line,
+/// indented): the last `n` that name an error, or else the last `n` that are not empty. An
+/// agent's last words are often chatter ("got a prompt of 38 lines") after the error itself.
+pub fn telling_lines(lines: &[&str], n: usize) -> String {
+    const SIGNS: [&str; 10] = [
+        "error",
+        "fatal",
+        "fail",
+        "denied",
+        "not found",
+        "no such",
+        "panic",
+        "exception",
+        "traceback",
+        "cannot",
+    ];
+    let said: Vec<&str> = lines
+        .iter()
+        .map(|l| l.trim_end())
+        .filter(|l| !l.trim().is_empty())
+        .collect();
+    let telling: Vec<&str> = said
+        .iter()
+        .copied()
+        .filter(|l| {
+            let lower = l.to_lowercase();
+            SIGNS.iter().any(|sign| lower.contains(sign))
+        })
+        .collect();
+    let chosen = if telling.is_empty() { said } else { telling };
+    let skip = chosen.len().saturating_sub(n);
+    chosen[skip..]
+        .iter()
+        .map(|l| format!("\n    {l}"))
+        .collect()
+}
+
 /// The first non-empty line of `text`, at most `max` characters (titles, notes).
 pub fn headline(text: &str, max: usize) -> String {
     text.lines()
@@ -190,6 +227,25 @@ mod tests {
         codegen: false,
         plan_mode: true,
     };
+
+    #[test]
+    fn a_failure_note_quotes_the_lines_that_name_the_error_not_the_last_chatter() {
+        let output = [
+            "reading the repository",
+            "Error: ANTHROPIC_API_KEY is not set",
+            "",
+            "got a prompt of 38 lines",
+        ];
+        assert_eq!(
+            telling_lines(&output, 5),
+            "\n    Error: ANTHROPIC_API_KEY is not set"
+        );
+        assert_eq!(
+            telling_lines(&["one", "two", "", "three"], 2),
+            "\n    two\n    three"
+        );
+        assert_eq!(telling_lines(&[], 5), "");
+    }
 
     #[test]
     fn a_start_sends_the_first_prompt_in_the_projects_plan_mode() {

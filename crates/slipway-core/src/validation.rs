@@ -200,6 +200,12 @@ pub fn plan(config: &PipelineConfig, pull_request: bool) -> Vec<(StepName, StepP
     ]
 }
 
+/// Whether a skipped step's reason (from [`plan`]) is that its section is absent: pages fold
+/// such steps into one line.
+pub fn not_configured(reason: &str) -> bool {
+    reason.starts_with("no [") && reason.ends_with("] section in the pipeline")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

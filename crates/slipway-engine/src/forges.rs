@@ -7,7 +7,7 @@ use slipway_core::pipeline::MergeMethod;
 use slipway_core::{Project, RepoLocation};
 use slipway_forge::github::GitHubRepo;
 use slipway_forge::local::{self, MergeOutcome};
-use slipway_forge::{Forge, MergeResult, Opened, PullState, Report};
+use slipway_forge::{CommitInfo, FileChange, Forge, MergeResult, Opened, PullState, Report};
 use std::path::PathBuf;
 
 /// A project's forge.
@@ -66,6 +66,12 @@ impl Forge for ProjectForge<'_> {
     async fn changed_files(&self, number: i64) -> anyhow::Result<Vec<String>> {
         each!(self, f => f.changed_files(number).await)
     }
+    async fn diff(&self, number: i64) -> anyhow::Result<Vec<FileChange>> {
+        each!(self, f => f.diff(number).await)
+    }
+    async fn commits(&self, number: i64) -> anyhow::Result<Vec<CommitInfo>> {
+        each!(self, f => f.commits(number).await)
+    }
     async fn comment(&self, number: i64, marker: &str, text: &str) -> anyhow::Result<()> {
         each!(self, f => f.comment(number, marker, text).await)
     }
@@ -104,6 +110,21 @@ pub(crate) struct LocalRepo<'a> {
 }
 
 impl LocalRepo<'_> {
+    /// `BASE...HEAD` of a pull request: its base as its newest validation saw it (so that a
+    /// merged pull request still shows what it brought), else the base branch now.
+    async fn range(&self, number: i64) -> anyhow::Result<String> {
+        let store = &self.inner().store;
+        let record = store.pull_request(self.project.id, number).await?;
+        let validated = store
+            .pull_request_validations(self.project.id, number, 1)
+            .await?
+            .into_iter()
+            .next()
+            .and_then(|v| v.base_sha);
+        let base = validated.unwrap_or_else(|| format!("refs/heads/{}", record.base));
+        Ok(format!("{base}...{}", record.head_sha))
+    }
+
     fn source(&self) -> String {
         self.path.display().to_string()
     }
@@ -153,6 +174,61 @@ impl Forge for LocalRepo<'_> {
             .run(Some(&self.path), &["diff", "--name-only", &range])
             .await?;
         Ok(out.lines().map(str::to_owned).collect())
+    }
+
+    async fn diff(&self, number: i64) -> anyhow::Result<Vec<FileChange>> {
+        let range = self.range(number).await?;
+        let git = &self.inner().git;
+        let listed = git
+            .run(
+                Some(&self.path),
+                &["diff", "--name-status", "--no-renames", &range],
+            )
+            .await?;
+        let mut files = Vec::new();
+        for line in listed.lines().take(slipway_forge::MAX_SHOWN) {
+            let Some((status, path)) = line.split_once('\t') else {
+                continue;
+            };
+            let patch = git
+                .run(Some(&self.path), &["diff", &range, "--", path])
+                .await?;
+            files.push(FileChange {
+                path: path.to_owned(),
+                status: match status {
+                    "A" => "added",
+                    "D" => "removed",
+                    _ => "modified",
+                }
+                .to_owned(),
+                patch: local::hunks(&patch),
+            });
+        }
+        Ok(files)
+    }
+
+    async fn commits(&self, number: i64) -> anyhow::Result<Vec<CommitInfo>> {
+        let range = self.range(number).await?.replacen("...", "..", 1);
+        let max = format!("--max-count={}", slipway_forge::MAX_SHOWN);
+        let out = self
+            .inner()
+            .git
+            .run(
+                Some(&self.path),
+                &["log", "--reverse", &max, "--format=%H%x1f%an%x1f%s", &range],
+            )
+            .await?;
+        Ok(out
+            .lines()
+            .filter_map(|line| {
+                let mut parts = line.splitn(3, '\x1f');
+                Some(CommitInfo {
+                    sha: parts.next()?.to_owned(),
+                    author: parts.next()?.to_owned(),
+                    title: parts.next().unwrap_or("").to_owned(),
+                })
+            })
+            .collect())
     }
 
     async fn comment(&self, number: i64, _marker: &str, text: &str) -> anyhow::Result<()> {

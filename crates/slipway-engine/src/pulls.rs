@@ -127,6 +127,22 @@ impl Engine {
         crate::merging::merge_by_hand(self, project, number).await
     }
 
+    /// What a pull request changes and its commits, from its forge (GitHub or the local one);
+    /// `None` when the project has no forge Slipway can ask.
+    pub async fn pull_request_changes(
+        &self,
+        project: &Project,
+        number: i64,
+    ) -> Option<
+        anyhow::Result<(
+            Vec<slipway_forge::FileChange>,
+            Vec<slipway_forge::CommitInfo>,
+        )>,
+    > {
+        let forge = self.forge(project)?;
+        Some(tokio::try_join!(forge.diff(number), forge.commits(number)))
+    }
+
     /// A person closes a local pull request: its unfinished validations are cancelled.
     pub async fn close_pull_request(&self, project: &Project, number: i64) -> anyhow::Result<bool> {
         let closed = self

@@ -84,6 +84,28 @@ pub struct Opened {
     pub url: String,
 }
 
+/// A file a pull request changes, with its patch as GitHub shows it (the hunks, from the
+/// first `@@`); `None` for a binary file or one too large to show.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileChange {
+    pub path: String,
+    /// `added`, `removed`, `modified` or `renamed`.
+    pub status: String,
+    pub patch: Option<String>,
+}
+
+/// A commit of a pull request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommitInfo {
+    pub sha: String,
+    /// The message's first line.
+    pub title: String,
+    pub author: String,
+}
+
+/// At most this many files and commits are read for a pull request's page.
+pub const MAX_SHOWN: usize = 100;
+
 /// A forge: GitHub over its REST API, or the local forge on disk.
 pub trait Forge: Sync {
     /// Where people see the pull request.
@@ -109,6 +131,12 @@ pub trait Forge: Sync {
         &self,
         number: i64,
     ) -> impl Future<Output = anyhow::Result<Vec<String>>> + Send;
+
+    /// The files the pull request changes, with their patches (at most [`MAX_SHOWN`]).
+    fn diff(&self, number: i64) -> impl Future<Output = anyhow::Result<Vec<FileChange>>> + Send;
+
+    /// The pull request's commits, oldest first (at most [`MAX_SHOWN`]).
+    fn commits(&self, number: i64) -> impl Future<Output = anyhow::Result<Vec<CommitInfo>>> + Send;
 
     /// Comments on the pull request; a later comment with the same `marker` replaces it.
     fn comment(

@@ -791,6 +791,59 @@ impl GitHub {
             .collect())
     }
 
+    /// `GET /pulls/{n}/files`: each file's name, status and patch.
+    pub async fn pull_file_changes(
+        &self,
+        repo: &str,
+        number: i64,
+    ) -> Result<Vec<crate::FileChange>, GitHubError> {
+        let path = format!("/repos/{repo}/pulls/{number}/files?per_page=100");
+        Ok(self
+            .list(&path)
+            .await?
+            .iter()
+            .take(crate::MAX_SHOWN)
+            .filter_map(|file| {
+                Some(crate::FileChange {
+                    path: file["filename"].as_str()?.to_owned(),
+                    status: file["status"].as_str().unwrap_or("modified").to_owned(),
+                    patch: file["patch"].as_str().map(str::to_owned),
+                })
+            })
+            .collect())
+    }
+
+    /// `GET /pulls/{n}/commits`: oldest first.
+    pub async fn pull_commits(
+        &self,
+        repo: &str,
+        number: i64,
+    ) -> Result<Vec<crate::CommitInfo>, GitHubError> {
+        let path = format!("/repos/{repo}/pulls/{number}/commits?per_page=100");
+        Ok(self
+            .list(&path)
+            .await?
+            .iter()
+            .take(crate::MAX_SHOWN)
+            .filter_map(|commit| {
+                Some(crate::CommitInfo {
+                    sha: commit["sha"].as_str()?.to_owned(),
+                    title: commit["commit"]["message"]
+                        .as_str()
+                        .unwrap_or("")
+                        .lines()
+                        .next()
+                        .unwrap_or("")
+                        .to_owned(),
+                    author: commit["commit"]["author"]["name"]
+                        .as_str()
+                        .unwrap_or("")
+                        .to_owned(),
+                })
+            })
+            .collect())
+    }
+
     pub async fn open_pulls(&self, repo: &str) -> Result<Vec<Pull>, GitHubError> {
         let path = format!("/repos/{repo}/pulls?state=open&per_page=100");
         let value = Value::Array(self.list(&path).await?);
@@ -1263,6 +1316,14 @@ impl crate::Forge for GitHubRepo<'_> {
 
     async fn changed_files(&self, number: i64) -> anyhow::Result<Vec<String>> {
         Ok(self.client.pull_files(&self.repo, number).await?)
+    }
+
+    async fn diff(&self, number: i64) -> anyhow::Result<Vec<crate::FileChange>> {
+        Ok(self.client.pull_file_changes(&self.repo, number).await?)
+    }
+
+    async fn commits(&self, number: i64) -> anyhow::Result<Vec<crate::CommitInfo>> {
+        Ok(self.client.pull_commits(&self.repo, number).await?)
     }
 
     async fn comment(&self, number: i64, marker: &str, text: &str) -> anyhow::Result<()> {

@@ -9,4 +9,7 @@ pub mod github;
 pub mod local;
 pub mod webhook;
 
-pub use forge::{Annotation, Forge, MergeResult, Opened, PullState, Report, Verdict};
+pub use forge::{
+    Annotation, CommitInfo, FileChange, Forge, MergeResult, Opened, PullState, Report, Verdict,
+    MAX_SHOWN,
+};

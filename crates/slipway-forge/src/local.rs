@@ -127,6 +127,17 @@ pub async fn merge(
 }
 
 /// Deletes a branch of the repository at `repo`.
+/// A file's `git diff` as GitHub gives a patch: its hunks, from the first `@@`; `None` for
+/// a binary file (no hunks).
+pub fn hunks(diff: &str) -> Option<String> {
+    let start = if diff.starts_with("@@") {
+        0
+    } else {
+        diff.find("\n@@")? + 1
+    };
+    Some(diff[start..].trim_end_matches('\n').to_owned())
+}
+
 pub async fn delete_branch(repo: &Path, branch: &str) -> Result<(), GitError> {
     git(Some(repo), &["branch", "-D", branch], &[])
         .await

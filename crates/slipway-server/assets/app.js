@@ -129,10 +129,63 @@ function lineElement(seq, step, html) {
   div.className = 'line';
   div.id = `L${seq}`;
   div.dataset.seq = seq;
-  div.innerHTML = `<a class="ln" href="#L${seq}" aria-label="Line ${seq}">${seq}</a><span class="seq">${escapeHtml(step)}</span>${html}`;
+  div.dataset.step = step;
+  div.innerHTML = `<a class="ln" href="#L${seq}" aria-label="Line ${seq}">${seq}</a><span class="seq">${escapeHtml(step)}</span><span class="text">${html}</span>`;
   if (search.term && div.textContent.toLowerCase().includes(search.term)) div.classList.add('match');
+  hangIndent(div);
   return div;
 }
+
+// A wrapped line continues under its own indent, not at the gutter's edge.
+function hangIndent(line) {
+  const text = line.querySelector('.text');
+  if (!text) return;
+  const indent = /^[ \t]*/.exec(text.textContent)[0].replaceAll('\t', '    ').length;
+  if (indent) text.style.setProperty('--indent', `${Math.min(indent, 40)}ch`);
+}
+if (log) for (const line of log.querySelectorAll('.line')) hangIndent(line);
+
+// The errors of the failed steps' output: the lines that say error (or else each failed
+// step's last line). The page opens at the first; ↑ and ↓ step between them.
+const ERROR = /\b(error|errors|fail|failed|failure|failures|fatal|panicked|panic|exception|traceback|denied|not ok)\b/i;
+const NO_ERROR = /\b0 (failed|errors?|failures)\b/i;
+const errors = { lines: [], at: -1 };
+function markErrors() {
+  if (!log) return;
+  const failedSteps = new Set([...document.querySelectorAll('[data-failed-step]')].map((f) => f.dataset.failedStep));
+  errors.lines = [];
+  for (const step of failedSteps) {
+    const lines = [...log.querySelectorAll('.line')].filter((l) => l.querySelector('.seq')?.textContent === step);
+    let hits = lines.filter((l) => ERROR.test(l.textContent) && !NO_ERROR.test(l.textContent));
+    if (!hits.length && lines.length) hits = [lines[lines.length - 1]];
+    errors.lines.push(...hits);
+  }
+  errors.lines.sort((a, b) => Number(a.dataset.seq) - Number(b.dataset.seq));
+  for (const line of log.querySelectorAll('.line.error')) line.classList.remove('error');
+  for (const line of errors.lines) line.classList.add('error');
+  const nav = document.getElementById('error-nav');
+  if (nav) nav.hidden = !errors.lines.length;
+  showError(errors.at < 0 ? -1 : Math.min(errors.at, errors.lines.length - 1), false);
+}
+function showError(at, scroll = true) {
+  errors.at = at;
+  const count = document.getElementById('error-count');
+  if (count) count.textContent = errors.lines.length ? `${at < 0 ? '–' : at + 1} of ${errors.lines.length} error line${errors.lines.length === 1 ? '' : 's'}` : '';
+  for (const line of log.querySelectorAll('.line.current-error')) line.classList.remove('current-error');
+  const line = errors.lines[at];
+  if (!line) return;
+  line.classList.add('current-error');
+  if (scroll) {
+    // The log scrolls inside its box; the page shows the box.
+    log.scrollTop += line.getBoundingClientRect().top - log.getBoundingClientRect().top - log.clientHeight / 3;
+    log.scrollIntoView({ block: 'nearest' });
+  }
+}
+document.addEventListener('click', (event) => {
+  const step = { 'next-error': 1, 'prev-error': -1 }[event.target.id];
+  if (!step || !errors.lines.length) return;
+  showError((errors.at + step + errors.lines.length) % errors.lines.length);
+});
 
 // Log search: matching lines are marked and counted; Enter goes to the next one.
 const search = { term: '', at: -1 };
@@ -210,12 +263,13 @@ async function refreshMain() {
   if (!response.ok) return;
   const fresh = new DOMParser().parseFromString(await response.text(), 'text/html');
   // A validation's log is built from the stream itself; only its steps and header re-render.
-  const parts = page === 'validation' ? ['steps', 'validation', 'facts', 'browser-checks'] : ['main'];
+  const parts = page === 'validation' ? ['steps', 'validation', 'facts', 'outcome', 'browser-checks'] : ['main'];
   for (const id of parts) {
     const now = document.getElementById(id);
     const next = fresh.getElementById(id);
     if (now && next) now.replaceWith(next);
   }
+  if (page === 'validation') markErrors();
   tick();
 }
 document.addEventListener('close', () => { if (refreshPending) refreshMain(); }, true);
@@ -254,7 +308,7 @@ function onValidationUpdate(event) {
     }
     showStatus(document.getElementById('overall-badge'), event.overall_status);
     if (['passed', 'failed', 'error', 'cancelled'].includes(event.overall_status)) document.getElementById('cancel-validation')?.remove();
-    if (event.step_index === null || ['passed', 'failed', 'error'].includes(event.step_status)) refreshSoon();
+    if (event.step_index === null || ['running', 'passed', 'failed', 'error'].includes(event.step_status)) refreshSoon();
     return;
   }
   const row = document.querySelector(`[data-validation-id="${event.validation_id}"] [data-overall]`);
@@ -319,12 +373,39 @@ function took(ms) {
 }
 function tick() {
   for (const cell of document.querySelectorAll('[data-since]')) cell.textContent = took(Date.now() - Date.parse(cell.dataset.since));
+  relativeTimes();
 }
+
+// Every <time datetime> reads relative ("3 min ago"), the exact moment in the reader's own
+// time zone on hover.
+function ago(ms) {
+  const s = Math.max(0, Math.floor(ms / 1000));
+  if (s < 60) return 'just now';
+  if (s < 3600) return `${Math.floor(s / 60)} min ago`;
+  if (s < 86400) return `${Math.floor(s / 3600)} h ago`;
+  const days = Math.floor(s / 86400);
+  return days === 1 ? 'yesterday' : `${days} days ago`;
+}
+function relativeTimes() {
+  for (const element of document.querySelectorAll('time[datetime]')) {
+    const at = Date.parse(element.dateTime);
+    if (Number.isNaN(at)) continue;
+    element.textContent = ago(Date.now() - at);
+    if (!element.dataset.exact) {
+      element.dataset.exact = '1';
+      element.title = new Date(at).toLocaleString(undefined, { dateStyle: 'medium', timeStyle: 'long' });
+    }
+  }
+}
+relativeTimes();
 setInterval(tick, 1000);
 
-// A link to one line of the log (#L123) shows that line; otherwise the log's end.
+// A link to one line of the log (#L123) shows that line; otherwise the first error line, as
+// GitHub Actions opens a failed job; otherwise the log's end.
 const linked = location.hash.startsWith('#L') ? document.getElementById(location.hash.slice(1)) : null;
+markErrors();
 if (linked) linked.scrollIntoView({ block: 'center' });
+else if (errors.lines.length) showError(0);
 else if (log) log.scrollTop = log.scrollHeight;
 connect();
 

@@ -159,7 +159,12 @@ fn router(state: AppState) -> Router {
         .route("/metrics", get(system::metrics))
         .nest("/api/v1", api)
         .route("/ws", get(ws::ws))
-        .merge(dashboard::router())
+        .merge(
+            dashboard::router().layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                dashboard::in_frame,
+            )),
+        )
         .route(
             "/webhooks/github",
             post(webhooks::github).layer(DefaultBodyLimit::max(
@@ -177,11 +182,21 @@ fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-async fn not_found(uri: axum::http::Uri) -> ApiError {
+/// API paths: a JSON error; any other path: a page of the dashboard with a way back.
+async fn not_found(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    headers: axum::http::HeaderMap,
+    uri: axum::http::Uri,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    if !dashboard::is_api_path(uri.path()) {
+        return dashboard::not_found(&state, &headers, uri.path()).await;
+    }
     ApiError::not_found(format!(
         "no route for {}; the API is described at /api/v1/openapi.json",
         uri.path()
     ))
+    .into_response()
 }
 
 async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> ApiError {

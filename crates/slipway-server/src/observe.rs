@@ -51,7 +51,7 @@ pub async fn observe(State(state): State<AppState>, request: Request, next: Next
     span.in_scope(|| {
         tracing::info!(
             status,
-            latency_ms = elapsed.as_secs_f64() * 1000.0,
+            latency_ms = readable_ms(elapsed),
             "request finished"
         )
     });
@@ -73,4 +73,26 @@ pub async fn observe(State(state): State<AppState>, request: Request, next: Next
         response.headers_mut().insert(REQUEST_ID_HEADER, value);
     }
     response
+}
+
+/// Milliseconds to two decimals (0.1, 12.35), a number people read at a glance in a log line
+/// (`0.09962900000000001` is noise); the metrics keep the exact value.
+fn readable_ms(elapsed: std::time::Duration) -> f64 {
+    (elapsed.as_secs_f64() * 100_000.0).round() / 100.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::readable_ms;
+    use std::time::Duration;
+
+    #[test]
+    fn latencies_are_logged_to_two_decimals() {
+        assert_eq!(readable_ms(Duration::from_nanos(99_629)).to_string(), "0.1");
+        assert_eq!(
+            readable_ms(Duration::from_micros(12_345)).to_string(),
+            "12.35"
+        );
+        assert_eq!(readable_ms(Duration::from_secs(2)).to_string(), "2000");
+    }
 }

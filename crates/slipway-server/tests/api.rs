@@ -961,3 +961,24 @@ async fn a_settings_patch_changes_only_the_fields_sent() {
         json!(["npm ci"])
     );
 }
+
+#[tokio::test]
+async fn every_operation_of_the_openapi_document_is_in_the_http_api_guide() {
+    let guide = include_str!("../../../docs/http-api.md");
+    let app = TestApp::spawn().await;
+    let document = app.api.openapi().await.body;
+    let mut missing = Vec::new();
+    let paths = document["paths"].as_object().unwrap();
+    assert!(paths.len() > 20, "{document}");
+    for (path, item) in paths {
+        for method in ["get", "post", "put", "patch", "delete"] {
+            if item.get(method).is_some() {
+                let row = format!("| {} | `{path}` |", method.to_uppercase());
+                if !guide.contains(&row) {
+                    missing.push(row);
+                }
+            }
+        }
+    }
+    assert!(missing.is_empty(), "not in docs/http-api.md: {missing:?}");
+}

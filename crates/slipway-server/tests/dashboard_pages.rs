@@ -371,6 +371,14 @@ async fn save_and_run_setup_runs_exactly_the_typed_commands_and_they_serve_a_rep
     let done = app.api.validated(1, &json!({"branch": "main"})).await;
     assert_eq!(done["status"], "passed", "{done}");
     assert_eq!(done["pipeline_source"], "project_settings");
+
+    // The trial is marked as one, and the pass rate counts only the real validation.
+    let (_, html) = visitor.get("/projects/1").await;
+    assert_eq!(html.matches("class=\"mark trial\"").count(), 1, "{html}");
+    assert!(
+        html.contains("Pass rate 100% over the last 1 finished validations"),
+        "{html}"
+    );
 }
 
 #[tokio::test]

@@ -1235,3 +1235,43 @@ async fn a_70000_byte_report_is_cut_within_githubs_limits_with_a_link_to_the_ful
         .trim_end()
         .ends_with("the full report is on the validation's page in Slipway"));
 }
+
+#[tokio::test]
+async fn a_pull_requests_diff_and_commits_are_read_in_githubs_shapes() {
+    use slipway_forge::Forge;
+    let dir = tempfile::tempdir().unwrap();
+    let (work, origin) = slipway_testkit::forge_fixture(
+        dir.path(),
+        "true",
+        &[("b.txt", "one\ntwo\n"), ("a.txt", "changed\n")],
+    );
+    git(&work, &["push", "-q", "origin", "feature"]);
+    let github = FakeGitHub::start(TOKEN).await;
+    github.add_repo(REPO, &origin);
+    let number = github.open_pull(REPO, "feature", "main", false);
+    let client = GitHub::new(&github.url, TOKEN).with_waits(short_waits());
+    let repo = client.repo(REPO);
+
+    let mut files = repo.diff(number).await.unwrap();
+    files.sort_by(|a, b| a.path.cmp(&b.path));
+    let summary: Vec<(&str, &str)> = files
+        .iter()
+        .map(|f| (f.path.as_str(), f.status.as_str()))
+        .collect();
+    assert_eq!(summary, [("a.txt", "modified"), ("b.txt", "added")]);
+    assert_eq!(
+        files[1].patch.as_deref(),
+        Some("@@ -0,0 +1,2 @@\n+one\n+two")
+    );
+    assert!(files[0]
+        .patch
+        .as_deref()
+        .unwrap()
+        .contains("-base\n+changed"));
+
+    let commits = repo.commits(number).await.unwrap();
+    assert_eq!(commits.len(), 1);
+    assert_eq!(commits[0].title, "feature work");
+    assert_eq!(commits[0].sha, git(&origin, &["rev-parse", "feature"]));
+    assert!(!commits[0].author.is_empty());
+}

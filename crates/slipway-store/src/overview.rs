@@ -70,9 +70,10 @@ impl Store {
         for (project, number) in open_pulls {
             out.entry(ProjectId(project)).or_default().open_pr = Some((number, None));
         }
-        let validations: Vec<(i64, i64, String, i64, Option<i64>)> = sqlx::query_as(
+        let validations: Vec<(i64, i64, String, i64, Option<i64>, bool)> = sqlx::query_as(
             // Each project's newest, by its index: no scan of every validation.
-            "SELECT v.project_id, v.id, v.status, v.created_at, v.finished_at - v.started_at
+            "SELECT v.project_id, v.id, v.status, v.created_at, v.finished_at - v.started_at,
+                    v.setup_trial
              FROM projects p JOIN validations v ON v.id IN (
                SELECT id FROM validations WHERE project_id = p.id ORDER BY id DESC LIMIT ?)
              ORDER BY v.project_id, v.id DESC",
@@ -80,7 +81,7 @@ impl Store {
         .bind(RECENT)
         .fetch_all(&self.pool)
         .await?;
-        for (project, id, status, created_at, duration_ms) in validations {
+        for (project, id, status, created_at, duration_ms, trial) in validations {
             let entry = out.entry(ProjectId(project)).or_default();
             if entry.last_validation.is_none() {
                 entry.last_validation = Some(Latest {
@@ -89,11 +90,14 @@ impl Store {
                     created_at: from_millis(created_at),
                 });
             }
-            entry.recent.push(Recent {
-                id,
-                status,
-                duration_ms,
-            });
+            // Setup trials are not the code's pass rate.
+            if !trial {
+                entry.recent.push(Recent {
+                    id,
+                    status,
+                    duration_ms,
+                });
+            }
         }
         let with_rules: HashSet<i64> = sqlx::query_scalar(
             "SELECT project_id FROM project_settings
@@ -114,8 +118,9 @@ impl Store {
     /// A project's last [`RECENT`] validations, newest first, for its chart: no steps.
     pub async fn recent_validations(&self, project: ProjectId) -> Result<Vec<Recent>, StoreError> {
         let rows: Vec<(i64, String, Option<i64>)> = sqlx::query_as(
+            // Setup trials try the settings' commands: not the code's pass rate.
             "SELECT id, status, finished_at - started_at FROM validations
-             WHERE project_id = ? ORDER BY id DESC LIMIT ?",
+             WHERE project_id = ? AND setup_trial = 0 ORDER BY id DESC LIMIT ?",
         )
         .bind(project.0)
         .bind(RECENT)

@@ -294,6 +294,10 @@ impl FakeGitHub {
                 "/repos/{owner}/{name}/pulls/{number}/files",
                 get(pull_files),
             )
+            .route(
+                "/repos/{owner}/{name}/pulls/{number}/commits",
+                get(pull_commits),
+            )
             .route("/repos/{owner}/{name}/pulls/{number}", get(show_pull))
             .route("/repos/{owner}/{name}/branches/{*branch}", get(show_branch))
             .route("/repos/{owner}/{name}/contents/{*path}", get(file_contents))
@@ -894,13 +898,89 @@ async fn pull_files(
         return error(StatusCode::NOT_FOUND, "Not Found");
     };
     let range = format!("{}...{}", pull.base_ref, repo.head_sha(pull));
-    let names = git(&repo.dir, &["diff", "--name-only", &range]).unwrap_or_default();
+    let names = git(
+        &repo.dir,
+        &["diff", "--name-status", "--no-renames", &range],
+    )
+    .unwrap_or_default();
+    // GitHub's shape: the status in words, counts, and the patch's hunks (none for binaries).
     let files: Vec<Value> = names
         .lines()
-        .map(|f| json!({"filename": f, "status": "modified"}))
+        .filter_map(|line| line.split_once('\t'))
+        .map(|(status, f)| {
+            let diff = git(&repo.dir, &["diff", &range, "--", f]).unwrap_or_default();
+            let added = diff
+                .lines()
+                .filter(|l| l.starts_with('+') && !l.starts_with("+++"))
+                .count();
+            let removed = diff
+                .lines()
+                .filter(|l| l.starts_with('-') && !l.starts_with("---"))
+                .count();
+            let mut file = json!({
+                "sha": "",
+                "filename": f,
+                "status": match status { "A" => "added", "D" => "removed", _ => "modified" },
+                "additions": added,
+                "deletions": removed,
+                "changes": added + removed,
+            });
+            if let Some(at) = diff.find("\n@@") {
+                file["patch"] = json!(diff[at + 1..].trim_end_matches('\n'));
+            }
+            file
+        })
         .collect();
     let path = format!("/repos/{owner}/{name}/pulls/{number}/files");
     paged(&world, &path, &query, files)
+}
+
+/// `GET /repos/{owner}/{repo}/pulls/{number}/commits`: oldest first, in GitHub's shape.
+async fn pull_commits(
+    State(world): State<Shared>,
+    headers: HeaderMap,
+    Path((owner, name, number)): Path<(String, String, i64)>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
+    let mut world = world.lock().unwrap();
+    if let Some(r) = refusal(&mut world, &headers) {
+        return r;
+    }
+    let repo = repo!(world, owner, name);
+    let Some(pull) = repo.pulls.iter().find(|p| p.number == number) else {
+        return error(StatusCode::NOT_FOUND, "Not Found");
+    };
+    let range = format!("{}..{}", pull.base_ref, repo.head_sha(pull));
+    let log = git(
+        &repo.dir,
+        &[
+            "log",
+            "--reverse",
+            "--format=%H%x1f%P%x1f%an%x1f%ae%x1f%aI%x1f%B%x1e",
+            &range,
+        ],
+    )
+    .unwrap_or_default();
+    let commits: Vec<Value> = log
+        .split('\x1e')
+        .filter(|c| !c.trim().is_empty())
+        .filter_map(|c| {
+            let f: Vec<&str> = c.trim_start().splitn(6, '\x1f').collect();
+            let [sha, parents, author, email, date, message] = f[..] else {
+                return None;
+            };
+            let who = json!({"name": author, "email": email, "date": date});
+            Some(json!({
+                "sha": sha,
+                "commit": {"author": who, "committer": who, "message": message.trim_end()},
+                "author": null,
+                "committer": null,
+                "parents": parents.split(' ').filter(|p| !p.is_empty()).map(|p| json!({"sha": p})).collect::<Vec<_>>(),
+            }))
+        })
+        .collect();
+    let path = format!("/repos/{owner}/{name}/pulls/{number}/commits");
+    paged(&world, &path, &query, commits)
 }
 
 /// `GET /repos/{owner}/{repo}/contents/{path}?ref=`: a file as base64 in lines of 60, as

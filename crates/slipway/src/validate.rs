@@ -87,12 +87,15 @@ pub async fn run(args: ValidateArgs) -> Result<(), Failure> {
         ),
         (None, None) => {
             let path = std::path::Path::new(&repo);
-            if git::is_dirty(path).await {
-                eprintln!("note: uncommitted changes are not validated; HEAD is");
-            }
             let head = git::resolve_local(path, "HEAD")
                 .await
                 .map_err(|e| refused(e.into()))?;
+            if git::is_dirty(path).await {
+                eprintln!(
+                    "note: uncommitted changes are not validated; HEAD is {}, and that commit is what is validated",
+                    describe_commit(path, &head).await
+                );
+            }
             // On a branch, its head: the same commit, and that branch's setup snapshots.
             match git::current_branch(path).await {
                 Some(branch)
@@ -332,12 +335,12 @@ async fn follow(
                 if tty {
                     let _ = write!(err, "\r\x1b[2K");
                 }
-                let detail = step
-                    .detail
-                    .as_deref()
-                    .and_then(|d| d.lines().next())
-                    .map(|d| format!("  {d}"))
-                    .unwrap_or_default();
+                let detail = row_detail(step.detail.as_deref().map(for_cli).as_deref());
+                let detail = if detail.is_empty() {
+                    detail
+                } else {
+                    format!("  {detail}")
+                };
                 let _ = writeln!(
                     err,
                     "{mark} {:<9} {took:>6}  {}{detail}",
@@ -380,6 +383,52 @@ async fn follow(
     }
 }
 
+/// A commit as people name it: `1a2b3c4d5e6f "its subject"`.
+async fn describe_commit(repo: &Path, sha: &str) -> String {
+    let short = &sha[..sha.len().min(12)];
+    let subject = tokio::process::Command::new("git")
+        .arg("-C")
+        .arg(repo)
+        .args(["log", "-1", "--format=%s", sha])
+        .output()
+        .await
+        .ok()
+        .filter(|out| out.status.success())
+        .map(|out| String::from_utf8_lossy(&out.stdout).trim().to_owned())
+        .filter(|s| !s.is_empty());
+    match subject {
+        Some(subject) => format!("commit {short} \"{subject}\""),
+        None => format!("commit {short}"),
+    }
+}
+
+/// What a step's row says of its detail: its first line, cut to fit the table; the whole
+/// text is said once, below the table.
+fn row_detail(detail: Option<&str>) -> String {
+    const WIDTH: usize = 72;
+    let first = detail.unwrap_or("").lines().next().unwrap_or("").trim_end();
+    let mut row: String = first.chars().take(WIDTH).collect();
+    let more = first.chars().count() > WIDTH || detail.is_some_and(|d| d.lines().nth(1).is_some());
+    if more {
+        row.push_str(" …");
+    }
+    row
+}
+
+/// A message of several lines, each under `indent`.
+fn indented(text: &str, indent: &str) -> String {
+    text.lines()
+        .map(|line| format!("{indent}{line}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// An engine message as the CLI says it: advice about a project's settings does not apply here.
+fn for_cli(message: &str) -> String {
+    use slipway_core::pipeline_source::{NOTHING_TO_VALIDATE, NOTHING_TO_VALIDATE_HERE};
+    message.replace(NOTHING_TO_VALIDATE, NOTHING_TO_VALIDATE_HERE)
+}
+
 /// A step's outcome as one character.
 fn mark(step: &StepRecord) -> &'static str {
     match step.status {
@@ -403,14 +452,8 @@ fn summary(record: &ValidationRecord) {
     for step in &record.steps {
         let (mark, took) = (mark(step), took(step));
         let flaky = if step.flaky { " (flaky)" } else { "" };
-        // The first line: the full text is in the report below.
-        let detail = step
-            .detail
-            .as_deref()
-            .unwrap_or("")
-            .lines()
-            .next()
-            .unwrap_or("");
+        // The first line: the full text is said once, below.
+        let detail = row_detail(step.detail.as_deref().map(for_cli).as_deref());
         let _ = writeln!(
             err,
             "  {mark} {:<9} {:<9}{flaky} {took:>6}  {detail}",
@@ -546,13 +589,18 @@ async fn report(
         }
         status => {
             eprintln!("{status}: {short} after {:.1}s", elapsed.as_secs_f64());
-            if let Some(error) = &record.error {
-                eprintln!("  {error}");
-            }
             let failing = record
                 .steps
                 .iter()
                 .find(|s| matches!(s.status, StepStatus::Failed | StepStatus::Error));
+            // The reason, once: the validation's error, else the failing step's detail.
+            let reason = record
+                .error
+                .as_deref()
+                .or(failing.and_then(|s| s.detail.as_deref()));
+            if let Some(reason) = reason {
+                eprintln!("{}", indented(&for_cli(reason), "  "));
+            }
             if let Some(step) = failing {
                 eprintln!("  step:      {}", step.name);
                 if let Some(command) = &step.command {
@@ -561,9 +609,22 @@ async fn report(
                 if let Some(code) = step.exit_code {
                     eprintln!("  exit code: {code}");
                 }
-                eprintln!("  last lines of its log:");
-                for line in tail(store, record.id, step.name, 20).await {
-                    eprintln!("    {line}");
+                // Lines the reason above already says are not said again.
+                let said: Vec<&str> = reason.map(|r| r.lines().collect()).unwrap_or_default();
+                let lines: Vec<String> = tail(store, record.id, step.name, 20)
+                    .await
+                    .into_iter()
+                    .filter(|line| {
+                        !said
+                            .iter()
+                            .any(|s| line.contains(s.trim()) && !s.trim().is_empty())
+                    })
+                    .collect();
+                if !lines.is_empty() {
+                    eprintln!("  last lines of its log:");
+                    for line in lines {
+                        eprintln!("    {line}");
+                    }
                 }
             }
         }

@@ -631,3 +631,64 @@ fn the_analysis_of_a_branch_against_its_base_is_reported_and_in_the_json() {
         .unwrap();
     assert_eq!(analysis["status"], "failed");
 }
+
+#[test]
+fn nothing_to_validate_is_said_once_without_the_projects_settings_and_the_table_holds() {
+    let dir = tempfile::tempdir().unwrap();
+    fixture_repo(dir.path(), &[("README.md", "no pipeline")]);
+    let out = validate(&[dir.path().to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    // The advice (its example) once; the table's rows stay one line each.
+    assert_eq!(
+        stderr.matches("commands = [\"make test\"]").count(),
+        1,
+        "{stderr}"
+    );
+    assert!(!stderr.contains("project's settings"), "{stderr}");
+    assert!(stderr.contains("--config FILE"), "{stderr}");
+    let table: Vec<&str> = stderr
+        .lines()
+        .skip_while(|l| *l != "steps:")
+        .skip(1)
+        .take_while(|l| l.starts_with("  "))
+        .collect();
+    assert_eq!(table.len(), 9, "one row per step:\n{stderr}");
+    assert!(
+        table.iter().all(|row| row.chars().count() < 120),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn uncommitted_changes_are_named_with_the_commit_that_is_validated() {
+    let dir = tempfile::tempdir().unwrap();
+    let sha = fixture_repo(
+        dir.path(),
+        &[(".slipway.toml", "[test]\ncommands = [\"true\"]\n")],
+    );
+    std::fs::write(
+        dir.path().join(".slipway.toml"),
+        "[test]\ncommands = [\"false\"]\n",
+    )
+    .unwrap();
+    let out = validate(&[dir.path().to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "the commit, not the change: {stderr}"
+    );
+    let note = stderr
+        .lines()
+        .find(|l| l.starts_with("note: uncommitted changes"))
+        .unwrap_or_else(|| panic!("{stderr}"));
+    assert!(
+        note.contains(&format!("HEAD is commit {}", &sha[..12])),
+        "{note}"
+    );
+    assert!(
+        note.ends_with("and that commit is what is validated"),
+        "{note}"
+    );
+}

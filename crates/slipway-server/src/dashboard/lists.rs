@@ -6,10 +6,15 @@ use slipway_core::validation::ValidationStatus;
 use slipway_store::{RunRecord, ValidationRecord};
 use time::OffsetDateTime;
 
-/// A moment as lists show it: how long ago, and exactly (on hover).
+/// A moment as pages show it: how long ago, and exactly (on hover). Rendered as
+/// `<time datetime="{exact}" title="{title}">{ago}</time>`; the page's script keeps the
+/// relative text current and shows the date in the reader's own time zone on hover.
 pub(super) struct When {
     pub(super) ago: String,
+    /// ISO 8601 in UTC (`2026-12-06T04:33:17Z`), a valid `datetime` attribute.
     pub(super) exact: String,
+    /// The absolute date as people read it (`2026-12-06 04:33:17 UTC`).
+    pub(super) title: String,
 }
 
 pub(super) fn when(at: OffsetDateTime) -> When {
@@ -20,11 +25,19 @@ pub(super) fn when(at: OffsetDateTime) -> When {
         3_600..=86_399 => format!("{} h ago", seconds / 3_600),
         _ => format!("{} days ago", seconds / 86_400),
     };
+    let at = at.to_offset(time::UtcOffset::UTC);
+    let format = |description| at.format(description).unwrap_or_default();
     When {
         ago,
-        exact: rfc3339(at),
+        exact: format(ISO_UTC),
+        title: format(READABLE_UTC),
     }
 }
+
+const ISO_UTC: &[time::format_description::FormatItem<'static>] =
+    time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z");
+const READABLE_UTC: &[time::format_description::FormatItem<'static>] =
+    time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second] UTC");
 
 fn rfc3339(at: OffsetDateTime) -> String {
     at.format(&time::format_description::well_known::Rfc3339)
@@ -37,7 +50,7 @@ pub(super) struct Took {
     pub(super) since: Option<String>,
 }
 
-fn took(start: Option<OffsetDateTime>, end: Option<OffsetDateTime>) -> Took {
+pub(super) fn took(start: Option<OffsetDateTime>, end: Option<OffsetDateTime>) -> Took {
     match (start, end) {
         (Some(start), Some(end)) => Took {
             text: duration((end - start).whole_milliseconds() as i64),
@@ -79,6 +92,8 @@ pub(super) struct ValidationRow {
     pub(super) started_by: String,
     pub(super) branch: String,
     pub(super) pr: Option<i64>,
+    /// A setup trial ("Save and run setup"): not counted in the pass rate.
+    pub(super) trial: bool,
     pub(super) short_sha: String,
     pub(super) when: When,
     pub(super) took: Took,
@@ -107,6 +122,7 @@ pub(super) fn validation_row(v: &ValidationRecord) -> ValidationRow {
         started_by,
         branch: v.branch.clone().unwrap_or_default(),
         pr: v.pr,
+        trial: v.setup_trial,
         short_sha: v.sha.chars().take(7).collect(),
         when: when(v.created_at),
         took: took(v.started_at, v.finished_at),
@@ -161,7 +177,7 @@ pub(super) struct Bar {
     pub(super) duration: String,
 }
 
-/// The last validations' durations as bars coloured by outcome (oldest left, in fixed slots
+/// The last validations' durations (setup trials left out) as bars coloured by outcome (oldest left, in fixed slots
 /// so that a few validations are not stretched into hairlines), and the pass rate.
 pub(super) struct Chart {
     pub(super) finished: usize,
@@ -185,7 +201,9 @@ pub(super) fn chart<'a>(recent: impl Iterator<Item = (i64, &'a str, Option<i64>)
         .rev()
         .enumerate()
         .map(|(slot, &(id, status, ms))| {
-            let height = (ms as f64 / longest * 92.0).max(4.0);
+            // A square-root scale with a floor: one long validation does not flatten the
+            // others into hairlines.
+            let height = 14.0 + 78.0 * (ms as f64 / longest).sqrt();
             Bar {
                 id,
                 x: slot as u32 * 10,
@@ -205,7 +223,16 @@ pub(super) fn chart<'a>(recent: impl Iterator<Item = (i64, &'a str, Option<i64>)
 
 #[cfg(test)]
 mod tests {
-    use super::{chart, duration, label};
+    use super::{chart, duration, label, when};
+    use time::macros::datetime;
+
+    #[test]
+    fn moments_carry_an_iso_8601_attribute_and_a_readable_title() {
+        let at = when(datetime!(2026-03-04 05:06:07.891 +02:00));
+        assert_eq!(at.exact, "2026-03-04T03:06:07Z");
+        assert_eq!(at.title, "2026-03-04 03:06:07 UTC");
+        assert!(at.ago.ends_with("ago"), "{}", at.ago);
+    }
 
     #[test]
     fn durations_read_as_people_say_them() {

@@ -5,6 +5,7 @@
 mod ansi;
 mod assets;
 mod checks;
+mod errors;
 mod findings;
 mod judge;
 mod lists;
@@ -15,6 +16,8 @@ mod session;
 mod settings;
 mod setup;
 mod validation;
+
+pub use errors::{in_frame, is_api_path, not_found};
 
 use crate::state::AppState;
 use askama::Template;
@@ -47,6 +50,7 @@ pub fn router() -> Router<AppState> {
             post(validation::act_on_validation),
         )
         .route("/assets/{file}", get(assets::serve))
+        .route("/favicon.ico", get(assets::favicon))
 }
 
 /// What every signed-in page's frame shows.
@@ -58,6 +62,8 @@ pub struct Layout {
     /// The newest event when the page was rendered: the stream resumes after it.
     pub last_event: i64,
     pub projects: Vec<(i64, String)>,
+    /// Who is signed in, and with which role ("token ci-bot", "operator").
+    pub who: (String, &'static str),
     pub error: Option<String>,
     /// A confirmation ("Settings saved.").
     pub notice: Option<String>,
@@ -127,17 +133,23 @@ impl IntoResponse for PageError {
     }
 }
 
-/// A plain error page.
+/// A plain error page; the dashboard's layer shows it in the dashboard's frame
+/// ([`errors::in_frame`]) when someone is signed in.
 pub fn page_error(status: StatusCode, message: &str) -> Response {
     let body = format!(
         "<!doctype html><html lang=\"en\"><meta charset=\"utf-8\"><title>Error · Slipway</title>\
+         <link rel=\"icon\" href=\"/assets/favicon.svg\" type=\"image/svg+xml\">\
          <link rel=\"stylesheet\" href=\"/assets/app.css?v={}\"><main><h1>{}</h1><p role=\"alert\">{}</p>\
          <p><a href=\"/\">Back to the projects</a></p></main>",
         version(),
         status.canonical_reason().unwrap_or("Error"),
         ansi::to_html(message)
     );
-    (status, Html(body)).into_response()
+    let mut response = (status, Html(body)).into_response();
+    response
+        .extensions_mut()
+        .insert(errors::ShownError(message.to_owned()));
+    response
 }
 
 /// Back to `path`, showing `message` in the page's banner.

@@ -45,6 +45,7 @@ pub(super) async fn layout(
         project_id,
         last_event: state.store.last_event_id().await.map_err(failed)?,
         projects: projects.iter().map(|p| (p.id.0, p.name.clone())).collect(),
+        who: (signed.0.caller.name.clone(), signed.0.caller.role.as_str()),
         error,
         notice: None,
         role: signed.0.caller.role,
@@ -298,11 +299,71 @@ struct ProjectPage<'a> {
     /// The runs' next page, if there is one.
     older_runs: Option<String>,
     validations: Vec<ValidationRow>,
+    /// Its pull requests: the open ones, then the recent others.
+    pulls: Vec<PullRow>,
     /// The validations' filters as chosen, and their next page.
     filters: Filters,
     chart: Chart,
     /// The repository's webhook, for a GitHub project.
     webhook: Option<super::setup::WebhookView>,
+}
+
+/// A pull request as the project page lists it.
+pub struct PullRow {
+    number: i64,
+    title: String,
+    state: String,
+    head: String,
+    base: String,
+    when: lists::When,
+}
+
+/// How many closed or merged pull requests the project page lists after the open ones.
+const RECENT_PULLS: usize = 10;
+
+/// The local forge's pull requests from the store; GitHub's, as its validations name them.
+async fn pulls_of(
+    state: &AppState,
+    project: &Project,
+    validations: &[ValidationRecord],
+) -> Result<Vec<PullRow>, PageError> {
+    if project.location.local_path().is_none() {
+        let mut rows: Vec<PullRow> = Vec::new();
+        for v in validations {
+            let Some(number) = v.pr else { continue };
+            if rows.iter().any(|r| r.number == number) {
+                continue;
+            }
+            rows.push(PullRow {
+                number,
+                title: v.commit_title.clone().unwrap_or_default(),
+                state: format!("last validation {}", v.status.as_str()),
+                head: v.branch.clone().unwrap_or_default(),
+                base: v.base_ref.clone().unwrap_or_default(),
+                when: lists::when(v.created_at),
+            });
+        }
+        rows.truncate(RECENT_PULLS * 2);
+        return Ok(rows);
+    }
+    let all = state
+        .store
+        .list_pull_requests(project.id)
+        .await
+        .map_err(failed)?;
+    let (open, others): (Vec<_>, Vec<_>) = all.into_iter().partition(|p| p.state == "open");
+    Ok(open
+        .into_iter()
+        .chain(others.into_iter().take(RECENT_PULLS))
+        .map(|p| PullRow {
+            number: p.number,
+            title: p.title,
+            state: p.state,
+            head: p.head,
+            base: p.base,
+            when: lists::when(p.updated_at),
+        })
+        .collect())
 }
 
 /// The project page's list filters and cursors (`?status=…&branch=…&cursor=…`).
@@ -420,9 +481,11 @@ pub(super) async fn project_page(
                 *plan_mode,
             ),
         };
+    let pulls = pulls_of(state, &project, &validations).await?;
     let page = ProjectPage {
         webhook: super::setup::webhook_view(state, &project).await,
         model: state.engine.model(),
+        pulls,
         reopen_settings: typed_form.is_some(),
         run_typed: run,
         agent_kind,

@@ -32,6 +32,47 @@ struct PullPage {
     local: bool,
     run: Option<i64>,
     validations: Vec<ValidationRow>,
+    /// When it was opened and, once merged, when (the local forge's record).
+    opened: Option<super::lists::When>,
+    merged: Option<super::lists::When>,
+    files: Vec<FileView>,
+    commits: Vec<slipway_forge::CommitInfo>,
+    /// Why the changes could not be read from the forge.
+    changes_error: Option<String>,
+}
+
+/// A changed file and its patch, line by line, each marked as added, removed or a hunk.
+struct FileView {
+    path: String,
+    status: String,
+    additions: usize,
+    deletions: usize,
+    lines: Vec<(&'static str, String)>,
+}
+
+fn file_view(file: slipway_forge::FileChange) -> FileView {
+    let lines: Vec<(&'static str, String)> = file
+        .patch
+        .as_deref()
+        .unwrap_or("")
+        .lines()
+        .map(|line| {
+            let kind = match line.as_bytes().first() {
+                Some(b'+') => "add",
+                Some(b'-') => "del",
+                Some(b'@') => "hunk",
+                _ => "ctx",
+            };
+            (kind, line.to_owned())
+        })
+        .collect();
+    FileView {
+        additions: lines.iter().filter(|l| l.0 == "add").count(),
+        deletions: lines.iter().filter(|l| l.0 == "del").count(),
+        path: file.path,
+        status: file.status,
+        lines,
+    }
 }
 
 pub async fn pull(
@@ -72,7 +113,23 @@ pub async fn pull(
         local: project.location.local_path().is_some(),
         run,
         validations: validations.iter().map(validation_row).collect(),
+        opened: None,
+        merged: None,
+        files: Vec::new(),
+        commits: Vec::new(),
+        changes_error: None,
     };
+    match state.engine.pull_request_changes(&project, number).await {
+        Some(Ok((files, commits))) => {
+            page.files = files.into_iter().map(file_view).collect();
+            page.commits = commits;
+        }
+        Some(Err(error)) => page.changes_error = Some(format!("{error:#}")),
+        None => {
+            page.changes_error =
+                Some("this project's forge cannot be asked (no GitHub credentials)".into())
+        }
+    }
     if page.local {
         let pr = state
             .store
@@ -85,6 +142,8 @@ pub async fn pull(
         page.base = pr.base;
         page.head_sha = pr.head_sha;
         page.note = pr.note;
+        page.opened = Some(super::lists::when(pr.created_at));
+        page.merged = (page.state == "merged").then(|| super::lists::when(pr.updated_at));
     }
     Ok(render(&page))
 }

@@ -31,8 +31,14 @@ struct RunPage {
     plan: Option<String>,
     /// The pull request's page here, and its address on GitHub.
     pr_url: Option<(i64, String, Option<String>)>,
+    /// The goal's first line, the page's title.
+    title: String,
+    when: super::lists::When,
+    took: super::lists::Took,
     awaiting: bool,
     can_cancel: bool,
+    /// A failed or cancelled run can be started again with the same goal.
+    can_rerun: bool,
     validations: Vec<ValidationRow>,
     timeline: Vec<Entry>,
 }
@@ -43,6 +49,7 @@ struct Entry {
     who: &'static str,
     title: String,
     at: time::OffsetDateTime,
+    when: super::lists::When,
     text: String,
     /// The validation a fix attempt is about.
     validation: Option<i64>,
@@ -63,6 +70,7 @@ fn timeline(run: &RunRecord, messages: Vec<RunMessage>, attempts: Vec<FixAttempt
         who: "person",
         title: "You · goal".into(),
         at: run.created_at,
+        when: super::lists::when(run.created_at),
         text: goal,
         validation: None,
     }];
@@ -74,6 +82,7 @@ fn timeline(run: &RunRecord, messages: Vec<RunMessage>, attempts: Vec<FixAttempt
             m.kind.replace('_', " ")
         ),
         at: m.at,
+        when: super::lists::when(m.at),
         text: m.text,
         validation: None,
     }));
@@ -84,6 +93,7 @@ fn timeline(run: &RunRecord, messages: Vec<RunMessage>, attempts: Vec<FixAttempt
             None => format!("Slipway · fix {}", a.number),
         },
         at: a.created_at,
+        when: super::lists::when(a.created_at),
         text: a.evidence,
         validation: Some(a.validation_id),
     }));
@@ -132,8 +142,15 @@ pub async fn run(
         reply,
         plan,
         pr_url,
+        title: slipway_core::turn::headline(&run.goal, 120),
+        when: super::lists::when(run.created_at),
+        took: super::lists::took(
+            Some(run.created_at),
+            run.status.is_final().then_some(run.updated_at),
+        ),
         awaiting: run.status == RunStatus::AwaitingInput,
         can_cancel: !run.status.is_final(),
+        can_rerun: matches!(run.status, RunStatus::Failed | RunStatus::Cancelled),
         validations: validations.iter().map(validation_row).collect(),
         timeline: timeline(&run, messages, attempts),
         run,
@@ -171,11 +188,41 @@ pub async fn answer_run(
                 .await
         }
         "cancel" => state.engine.cancel_run(id).await,
+        "rerun" => return rerun(&state, &signed, id).await,
         _ => return Err(PageError::new(StatusCode::NOT_FOUND, "no such action")),
     };
     let here = format!("/runs/{id}");
     match result {
         Ok(_) => Ok(Redirect::to(&here).into_response()),
+        Err(error) => Ok(back_with_error(
+            &here,
+            &crate::ApiError::from(error).message,
+        )),
+    }
+}
+
+/// A new run with the same goal, requirements and acceptance criteria as a failed one.
+async fn rerun(state: &AppState, signed: &Signed, id: i64) -> PageResult {
+    let here = format!("/runs/{id}");
+    let run = state.store.run(id).await.map_err(failed)?;
+    if !matches!(run.status, RunStatus::Failed | RunStatus::Cancelled) {
+        return Ok(back_with_error(
+            &here,
+            "only a failed or cancelled run can be run again; this one has not ended that way",
+        ));
+    }
+    let project = state.store.project(run.project_id).await.map_err(failed)?;
+    let goal = slipway_core::prompt::Goal {
+        text: run.goal,
+        requirements: run.requirements,
+        acceptance_criteria: run.acceptance_criteria,
+    };
+    match state
+        .engine
+        .start_run(&project, goal, &signed.0.caller.name)
+        .await
+    {
+        Ok(new) => Ok(Redirect::to(&format!("/runs/{}", new.id)).into_response()),
         Err(error) => Ok(back_with_error(
             &here,
             &crate::ApiError::from(error).message,

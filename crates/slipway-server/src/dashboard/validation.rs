@@ -10,6 +10,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect};
 use axum::{Form, Json};
 use serde::Deserialize;
+use slipway_core::validation::{self, StepStatus};
 use slipway_core::{Role, ValidationId};
 use slipway_store::ValidationRecord;
 
@@ -24,8 +25,18 @@ struct StepView {
     status: String,
     label: String,
     duration: String,
+    /// A running step's start: the page counts its elapsed time on.
+    since: Option<String>,
     detail: Option<String>,
     flaky: bool,
+}
+
+/// A failed step's command, in full, and how it ended.
+struct Failure {
+    step: String,
+    command: String,
+    exit_code: Option<i32>,
+    detail: Option<String>,
 }
 
 struct LineView {
@@ -41,6 +52,13 @@ struct ValidationPage {
     project_name: String,
     v: ValidationRecord,
     steps: Vec<StepView>,
+    /// Steps whose section is absent, folded into one line.
+    unconfigured: Vec<String>,
+    failures: Vec<Failure>,
+    /// The agent run whose pull request this validates.
+    run: Option<i64>,
+    when: super::lists::When,
+    took: super::lists::Took,
     lines: Vec<LineView>,
     first_seq: i64,
     last_seq: i64,
@@ -72,6 +90,19 @@ pub async fn validation(
     let judge = super::judge::judge_of(&state, v.id).await;
     let analysis = super::judge::analysis_of(&state, v.id).await;
     let findings = super::findings::findings_of(&state, v.id).await;
+    let run = match v.pr {
+        Some(pr) => state
+            .store
+            .newest_run_of_pull_request(project.id, pr)
+            .await
+            .map_err(failed)?
+            .map(|r| r.id),
+        None => None,
+    };
+    let (folded, shown): (Vec<_>, Vec<_>) = v.steps.iter().partition(|s| {
+        s.status == StepStatus::Skipped
+            && s.detail.as_deref().is_some_and(validation::not_configured)
+    });
     let page = ValidationPage {
         checks,
         judge,
@@ -79,8 +110,21 @@ pub async fn validation(
         findings,
         layout,
         project_name: project.name,
-        steps: v
-            .steps
+        run,
+        when: super::lists::when(v.created_at),
+        took: super::lists::took(v.started_at, v.finished_at),
+        unconfigured: folded.iter().map(|s| s.name.to_string()).collect(),
+        failures: shown
+            .iter()
+            .filter(|s| matches!(s.status, StepStatus::Failed | StepStatus::Error))
+            .map(|s| Failure {
+                step: s.name.to_string(),
+                command: s.command.clone().unwrap_or_default(),
+                exit_code: s.exit_code,
+                detail: s.detail.clone(),
+            })
+            .collect(),
+        steps: shown
             .iter()
             .map(|s| StepView {
                 index: s.index,
@@ -91,7 +135,16 @@ pub async fn validation(
                     .duration_ms
                     .map(super::lists::duration)
                     .unwrap_or_default(),
-                detail: s.detail.clone(),
+                since: (s.status == StepStatus::Running)
+                    .then(|| super::lists::took(s.started_at, None).since)
+                    .flatten(),
+                // A failed command is said in full below the steps; its card says how it ended.
+                detail: match (s.command.is_some(), s.exit_code) {
+                    (true, Some(code)) if s.status == StepStatus::Failed => {
+                        Some(format!("exited with code {code}"))
+                    }
+                    _ => s.detail.clone(),
+                },
                 flaky: s.flaky,
             })
             .collect(),
