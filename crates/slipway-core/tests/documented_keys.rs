@@ -10,6 +10,7 @@ use slipway_core::pipeline::{
     AnalysisSection, CommandsSection, FixSection, MergeSection, SandboxSection, ServiceSection,
     SetupSection, TestSection,
 };
+use slipway_core::judge::JudgeSection;
 use slipway_core::ui::{UiCheck, UiSection, UiStep};
 use slipway_core::PipelineConfig;
 
@@ -73,6 +74,7 @@ fn sections() -> Vec<(&'static str, Vec<&'static str>)> {
         ("[[ui.checks]]", keys::<UiCheck>()),
         ("[[ui.checks]] steps", step_keys()),
         ("[analysis]", keys::<AnalysisSection>()),
+        ("[judge]", keys::<JudgeSection>()),
         ("[merge]", keys::<MergeSection>()),
         ("[fix]", keys::<FixSection>()),
         ("[sandbox]", keys::<SandboxSection>()),
