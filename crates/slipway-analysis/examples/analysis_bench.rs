@@ -82,11 +82,19 @@ fn main() {
     for i in 0..200 {
         let ext = exts[i % exts.len()];
         let n = if ext == "py" { 14 } else { 16 };
-        changes.push(change(format!("src/m{i}.{ext}"), source(ext, n, 0), source(ext, n, 1)));
+        changes.push(change(
+            format!("src/m{i}.{ext}"),
+            source(ext, n, 0),
+            source(ext, n, 1),
+        ));
     }
     time("200 changed files", &changes);
 
-    let big = change("src/big.py".into(), source("py", 1_500, 0), source("py", 1_500, 1));
+    let big = change(
+        "src/big.py".into(),
+        source("py", 1_500, 0),
+        source("py", 1_500, 1),
+    );
     time("one large changed file", &[big]);
 
     // 2 MiB, over the default size limit; 900 KiB, under it (read for credentials, not parsed).

@@ -6,11 +6,11 @@
 //! in backticks, to the reference.
 
 use serde::de::{self, Deserialize, Deserializer, Visitor};
+use slipway_core::judge::JudgeSection;
 use slipway_core::pipeline::{
     AnalysisSection, CommandsSection, FixSection, MergeSection, SandboxSection, ServiceSection,
     SetupSection, TestSection,
 };
-use slipway_core::judge::JudgeSection;
 use slipway_core::ui::{UiCheck, UiSection, UiStep};
 use slipway_core::PipelineConfig;
 

@@ -98,7 +98,9 @@ pub(crate) async fn poll(engine: &Engine, github: &Arc<GitHub>) -> anyhow::Resul
                     .await;
                     match note {
                         Ok(note) => tracing::debug!(%note, "poll: a passed pull request"),
-                        Err(error) => tracing::warn!(%error, pr = pull.number, "poll: not acted on"),
+                        Err(error) => {
+                            tracing::warn!(%error, pr = pull.number, "poll: not acted on")
+                        }
                     }
                 }
             } else {

@@ -18,7 +18,9 @@ fn diff(lines: usize) -> String {
         for h in 0..per_file / 20 {
             text.push_str(&format!("@@ -{0},10 +{0},20 @@ fn f{h}()\n", h * 30 + 1));
             for l in 0..20 {
-                text.push_str(&format!("+    let value_{h}_{l} = compute({l}, \"{f}\"); // line\n"));
+                text.push_str(&format!(
+                    "+    let value_{h}_{l} = compute({l}, \"{f}\"); // line\n"
+                ));
             }
         }
     }
@@ -34,7 +36,9 @@ fn main() {
             name: name.to_string(),
             status: "passed".into(),
             detail: Some("3 commands passed".into()),
-            log_tail: (0..40).map(|i| format!("line {i} of the {name} step's log: ok")).collect(),
+            log_tail: (0..40)
+                .map(|i| format!("line {i} of the {name} step's log: ok"))
+                .collect(),
         })
         .collect();
     let section = JudgeSection::default();

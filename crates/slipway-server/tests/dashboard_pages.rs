@@ -582,5 +582,8 @@ async fn the_analysis_findings_are_in_the_api_and_on_the_validation_page_by_file
     let section = &page[page.find("id=\"analysis-findings\"").expect("the findings")..];
     assert!(section.contains("<code>grade.py</code> (2)"), "{section}");
     assert!(section.contains("<code>print(n)</code>"), "{section}");
-    assert!(section.contains("has cyclomatic complexity 3 (limit 2)"), "{section}");
+    assert!(
+        section.contains("has cyclomatic complexity 3 (limit 2)"),
+        "{section}"
+    );
 }

@@ -334,7 +334,10 @@ async fn a_pull_requests_page_shows_its_commits_and_diff() {
         .await
         .unwrap();
     let row = text(&page, "#pulls [data-pull='1']").await;
-    assert!(row.contains("Fix the value") && row.contains("open"), "{row}");
+    assert!(
+        row.contains("Fix the value") && row.contains("open"),
+        "{row}"
+    );
     page.screenshot(&screenshot("project-pulls")).await.unwrap();
     browser.close().await;
 }
