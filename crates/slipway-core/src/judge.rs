@@ -71,11 +71,22 @@ impl JudgeSection {
                 ));
             }
         }
-        if self.model.as_deref().is_some_and(|m| m.trim().is_empty()) {
-            return Err(Invalid::new(
-                "judge.model",
-                "is empty; name a model or leave the key out",
-            ));
+        if let Some(model) = self.model.as_deref() {
+            // A model's name goes into the API's URL path: a name, nothing else.
+            let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '/');
+            if model.is_empty()
+                || model.len() > 100
+                || model.contains("..")
+                || !model.chars().all(allowed)
+            {
+                return Err(Invalid::new(
+                    "judge.model",
+                    format!(
+                        "{model:?} is not a model name; use letters, digits, '.', '_', '-' or '/' \
+                         (at most 100), or leave the key out"
+                    ),
+                ));
+            }
         }
         for (key, value, (min, max)) in [
             ("max_input_tokens", self.max_input_tokens, INPUT_TOKENS),

@@ -257,15 +257,22 @@ async fn gather<F: Forge>(
     let policy = policy(forge, &settings, &pull.base_ref).await;
     // Only asked when it can matter: an automatic merge of a passed validation.
     let asked = !by_hand && policy.auto_merge && validation.status == ValidationStatus::Passed;
-    let own_checks = if asked {
+    let own_checks = if !asked {
+        OwnChecks::Unchanged
+    } else if let Some(changes) = validation.changes_checks {
+        // Read from git at checkout: renames, deletions and long file lists included.
+        if changes {
+            OwnChecks::Changed
+        } else {
+            OwnChecks::Unchanged
+        }
+    } else {
         match forge.changed_files(number).await {
             Ok(files) if policy::changes_its_own_checks(&files) => OwnChecks::Changed,
             Ok(_) => OwnChecks::Unchanged,
             Err(error) if is_transient(&error) => return Err(error),
             Err(error) => OwnChecks::Unknown(error.to_string()),
         }
-    } else {
-        OwnChecks::Unchanged
     };
     Ok(Gathered {
         pull,

@@ -94,6 +94,13 @@ async fn a_passing_pull_request_is_merged_at_its_validated_head() {
         f.origin_git(&["log", "-1", "--format=%s", "main"]),
         "Add b (#1)"
     );
+    // The branch goes right after the merge is recorded: waited for, not raced.
+    for _ in 0..200 {
+        if f.origin_git(&["branch", "--list", "feature"]).is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
     assert_eq!(
         f.origin_git(&["branch", "--list", "feature"]),
         "",
@@ -174,6 +181,45 @@ async fn a_pull_request_that_rewrites_its_own_checks_is_never_merged_automatical
         "base",
         "main keeps the checked content"
     );
+}
+
+#[tokio::test]
+async fn a_pull_request_that_renames_its_checks_away_is_never_merged_automatically() {
+    // The pull request moves .slipway.toml aside (a rename, not a change of its text), so the
+    // settings' lenient pipeline judges it: read from git at checkout, it still counts as a
+    // change of its own checks.
+    let f = forge(
+        "grep -qx base a.txt",
+        &[("a.txt", "broken\n")],
+        json!({"auto_merge": true, "pipeline": {"test": {"commands": ["true"]}}}),
+    )
+    .await;
+    git(&f.work, &["checkout", "-q", "feature"]);
+    git(&f.work, &["mv", ".slipway.toml", "old-pipeline.toml"]);
+    git(
+        &f.work,
+        &[
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@e",
+            "commit",
+            "-qm",
+            "move the checks aside",
+        ],
+    );
+    git(&f.work, &["push", "-q", "origin", "feature"]);
+    f.open().await;
+    let pr = f.settled().await;
+    assert_eq!(pr["state"], "open", "{pr}");
+    assert!(
+        pr["note"]
+            .as_str()
+            .unwrap()
+            .contains("changes its own checks (.slipway.toml)"),
+        "{pr}"
+    );
+    assert_eq!(f.origin_git(&["show", "main:a.txt"]), "base");
 }
 
 #[tokio::test]

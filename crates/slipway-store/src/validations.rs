@@ -88,6 +88,10 @@ pub struct ValidationRecord {
     pub setup_trial: bool,
     #[serde(skip)]
     pub config_file: Option<PipelineConfig>,
+    /// For a pull request: whether its merge onto the base changes `.slipway.toml` (read
+    /// from git at checkout, so a rename, a deletion or a long file list cannot hide it).
+    #[serde(skip)]
+    pub changes_checks: Option<bool>,
     /// The head commit's first line and author, once checkout read them.
     pub commit_title: Option<String>,
     pub commit_author: Option<String>,
@@ -159,6 +163,7 @@ struct ValidationRow {
     pipeline_source: Option<String>,
     setup_trial: bool,
     config_file: Option<String>,
+    changes_checks: Option<bool>,
     commit_title: Option<String>,
     commit_author: Option<String>,
     started_by: Option<String>,
@@ -183,7 +188,7 @@ struct StepRow {
     flaky: bool,
 }
 
-const VALIDATION_COLUMNS: &str = "id, project_id, source, branch, pr_number, sha, base_ref, base_sha, base_source, pipeline_source, setup_trial, config_file, commit_title, commit_author, started_by, status, attempt, error, created_at, started_at, finished_at";
+const VALIDATION_COLUMNS: &str = "id, project_id, source, branch, pr_number, sha, base_ref, base_sha, base_source, pipeline_source, setup_trial, config_file, changes_checks, commit_title, commit_author, started_by, status, attempt, error, created_at, started_at, finished_at";
 const STEP_COLUMNS: &str =
     "idx, name, status, command, exit_code, detail, started_at, finished_at, flaky";
 
@@ -242,6 +247,7 @@ impl ValidationRow {
                 .map(|json| serde_json::from_str(&json))
                 .transpose()
                 .map_err(|e| corrupt(e.to_string()))?,
+            changes_checks: self.changes_checks,
             commit_title: self.commit_title,
             commit_author: self.commit_author,
             started_by: self.started_by,
@@ -657,6 +663,21 @@ impl Store {
         sqlx::query("UPDATE validations SET commit_title = ?, commit_author = ? WHERE id = ?")
             .bind(title)
             .bind(author)
+            .bind(id.0)
+            .execute(&self.writer)
+            .await?;
+        Ok(())
+    }
+
+    /// Records whether a pull request's merge changes the pipeline file (see
+    /// [`ValidationRecord::changes_checks`]).
+    pub async fn set_changes_checks(
+        &self,
+        id: ValidationId,
+        changes: bool,
+    ) -> Result<(), StoreError> {
+        sqlx::query("UPDATE validations SET changes_checks = ? WHERE id = ?")
+            .bind(changes)
             .bind(id.0)
             .execute(&self.writer)
             .await?;

@@ -174,15 +174,15 @@ fn nothing_to_validate_exits_2_and_says_how_to_add_a_pipeline() {
 }
 
 #[test]
-fn a_section_this_version_cannot_run_is_refused_with_its_line_and_every_step_is_listed() {
+fn a_refused_section_is_said_with_its_line_and_every_step_is_listed() {
     let dir = tempfile::tempdir().unwrap();
-    let pipeline = "[test]\ncommands = [\"true\"]\n\n[judge]\nmode = \"blocking\"\n";
+    let pipeline = "[test]\ncommands = [\"true\"]\n\n[judge]\nmin_score = 101\n";
     fixture_repo(dir.path(), &[(".slipway.toml", pipeline)]);
     let out = validate(&[dir.path().to_str().unwrap()]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains(".slipway.toml:4"), "{stderr}");
-    assert!(stderr.contains("AI judgement cannot run"), "{stderr}");
+    assert!(stderr.contains("judge.min_score"), "{stderr}");
 
     commit_files(
         dir.path(),

@@ -60,6 +60,15 @@ pub(crate) async fn run_verdict_job(engine: &Engine, job: Job) {
         return;
     };
     let id = ValidationId(payload.validation);
+    if let Some(newer) = superseded(engine, id).await {
+        // A newer validation of the pull request speaks for it now: this one's status, merge
+        // or report would contradict it.
+        tracing::info!(validation = %id, newer = %newer, "a superseded verdict is not retried");
+        if let Err(error) = store.complete(&job).await {
+            tracing::error!(validation = %id, %error, "could not record the verdict job's end");
+        }
+        return;
+    }
     let ended = control(engine, id, Occasion::Verdict, &payload.redo).await;
     let recorded = match ended {
         Ok(Ended::Done(_) | Ended::Nothing(_)) => store.complete(&job).await,
@@ -91,6 +100,18 @@ pub(crate) async fn run_verdict_job(engine: &Engine, job: Job) {
     if let Err(error) = recorded {
         tracing::error!(validation = %id, %error, "could not record the verdict job's end");
     }
+}
+
+/// The newest validation of `id`'s pull request, when it is another one.
+async fn superseded(engine: &Engine, id: ValidationId) -> Option<ValidationId> {
+    let store = &engine.inner.store;
+    let validation = store.validation(id).await.ok()?;
+    let number = validation.pr?;
+    let (_, newest) = store
+        .validations_of_pull_request(validation.project_id, number)
+        .await
+        .ok()?;
+    newest.filter(|newest| *newest != id)
 }
 
 /// The last attempt failed too: the merge step says so, for good.

@@ -117,6 +117,14 @@ impl Attempt<'_> {
                     StepName::Checkout,
                     &format!("merged onto {base_ref} at {base_sha}: validating {sha}"),
                 );
+                // Read from git before any of the change's code runs: whether the pipeline
+                // that judges it is still the base's (the merge controller asks).
+                let changes = self.changes_checks(&git, &base_sha, &sha).await;
+                self.inner
+                    .store
+                    .set_changes_checks(self.id(), changes)
+                    .await?;
+                self.record.changes_checks = Some(changes);
                 Ok(sha)
             }
             Ok(MergedCheckout::Conflict { paths }) => Err(StepEnd::Failed {
@@ -133,6 +141,32 @@ impl Attempt<'_> {
                 "merging onto {base_ref} at {base_sha} failed: {error}"
             ))),
         })
+    }
+
+    /// Whether `merged` holds another `.slipway.toml` than `base_sha` (changed, added,
+    /// deleted or renamed away); when git cannot tell, it counts as changed.
+    async fn changes_checks(
+        &self,
+        git: &slipway_forge::git::Git,
+        base: &str,
+        merged: &str,
+    ) -> bool {
+        use slipway_core::policy::PIPELINE_FILE;
+        let entry = |sha: &str| {
+            let args = ["ls-tree", "--full-tree", sha, "--", PIPELINE_FILE];
+            let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+            async move {
+                let args: Vec<&str> = args.iter().map(String::as_str).collect();
+                git.run(Some(&self.workspace), &args).await
+            }
+        };
+        match (entry(base).await, entry(merged).await) {
+            (Ok(base), Ok(merged)) => base != merged,
+            (Err(error), _) | (_, Err(error)) => {
+                tracing::warn!(%error, "whether the pipeline file changed could not be read");
+                true
+            }
+        }
     }
 
     /// The repository's `.slipway.toml`, if it has one (at most [`MAX_PIPELINE_BYTES`]); `Err` says why it is refused (the
