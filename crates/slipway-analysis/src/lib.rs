@@ -194,7 +194,7 @@ pub fn analyse(changes: &[Change], config: &Config) -> Report {
                 continue;
             }
             Text::NotRead(why) => {
-                findings.push(note(path, None, format!("not analysed: {why}")));
+                findings.push(unchecked(path, format!("not analysed: {why}"), config));
                 continue;
             }
         };
@@ -209,19 +209,17 @@ pub fn analyse(changes: &[Change], config: &Config) -> Report {
         rules::markers(path, language, &lines, config.tampering, &mut findings);
         rules::debug_leftovers(path, language, &lines, &mut findings);
         if head.lines().any(|line| line.len() > MINIFIED_LINE) {
-            findings.push(note(
-                path,
-                None,
-                format!(
-                    "not parsed: minified or generated (a line over {MINIFIED_LINE} characters)"
-                ),
-            ));
+            let why = format!(
+                "not parsed: minified or generated (a line over {MINIFIED_LINE} characters)"
+            );
+            findings.push(unchecked(path, why, config));
             continue;
         }
         let head_outline = match lang::outline(language, path, head, deadline) {
             Ok(outline) => outline,
             Err(why) => {
-                findings.push(unparsed(path, why));
+                let finding = unparsed(path, why);
+                findings.push(unchecked(path, finding.message, config));
                 continue;
             }
         };
@@ -302,6 +300,40 @@ fn note(path: &str, line: Option<u32>, message: String) -> Finding {
         message,
         code: None,
     }
+}
+
+/// A file that could not be analysed: a note, but for a test file a test-tampering finding
+/// (its tests cannot be checked, so padding, a huge or a minified test file cannot hide a
+/// weakened test).
+fn unchecked(path: &str, why: String, config: &Config) -> Finding {
+    if !paths::is_test_file(path) {
+        return note(path, None, why);
+    }
+    Finding {
+        rule: TEST_TAMPERING,
+        severity: config.tampering,
+        file: path.to_owned(),
+        line: None,
+        message: format!(
+            "a changed test file could not be checked ({why}); keep test files readable so \
+             that weakened tests can be found"
+        ),
+        code: None,
+    }
+}
+
+/// Changed files past the analysis's limit: a note, but any test file among them is a
+/// test-tampering finding (see [`unchecked`]).
+pub fn skipped_files<'a>(
+    paths: impl Iterator<Item = &'a str>,
+    why: &str,
+    config: &Config,
+) -> Vec<Finding> {
+    paths
+        .filter(|path| paths::is_test_file(path))
+        .take(MAX_FINDINGS)
+        .map(|path| unchecked(path, why.to_owned(), config))
+        .collect()
 }
 
 fn unparsed(path: &str, why: lang::Unparsed) -> Finding {

@@ -138,3 +138,46 @@ fn parsing_stops_at_the_time_limit_with_a_note() {
         ["not parsed: the analysis's time limit passed"]
     );
 }
+
+#[test]
+fn a_test_file_that_cannot_be_checked_is_tampering_not_a_note() {
+    // `assert x == 1` loosened to `assert x`, hidden behind one long comment line.
+    let base = "def test_one():\n    x = 1\n    assert x == 1\n";
+    let head = format!(
+        "def test_one():\n    x = 1\n    assert x\n# {}\n",
+        "pad ".repeat(2_000)
+    );
+    let change = Change {
+        path: "tests/test_one.py".into(),
+        base: Side::Content(base.as_bytes().to_vec()),
+        head: Side::Content(head.into_bytes()),
+    };
+    let report = analyse(std::slice::from_ref(&change), &Config::default());
+    let tampering: Vec<_> = report
+        .findings
+        .iter()
+        .filter(|f| f.rule == "test-tampering" && f.severity == Severity::Error)
+        .collect();
+    assert_eq!(tampering.len(), 1, "{:?}", report.findings);
+    assert!(tampering[0].message.contains("could not be checked"));
+
+    // The same padding in a file that is not a test stays a note.
+    let app = Change {
+        path: "src/app.py".into(),
+        ..change
+    };
+    let report = analyse(&[app], &Config::default());
+    assert_eq!(report.errors(), 0, "{:?}", report.findings);
+    assert_eq!(notes(&report).len(), 1, "{:?}", report.findings);
+
+    // Test files past the analysis's limit count as unchecked too.
+    let config = Config::default();
+    let past = slipway_analysis::skipped_files(
+        ["src/a.py", "tests/test_b.py"].into_iter(),
+        "past the limit",
+        &config,
+    );
+    assert_eq!(past.len(), 1);
+    assert_eq!(past[0].file, "tests/test_b.py");
+    assert_eq!(past[0].severity, Severity::Error);
+}

@@ -16,6 +16,9 @@ pub(crate) enum ProjectForge<'a> {
     GitHub(GitHubRepo<'a>),
 }
 
+/// The most of a listing (files, commits) a pull request's git makes Slipway read.
+const MAX_LISTING: usize = 16 << 20;
+
 impl Engine {
     /// The project's forge; `None` for a GitHub project without GitHub credentials, and for
     /// a repository that is only a URL (`slipway validate`'s).
@@ -168,21 +171,28 @@ impl Forge for LocalRepo<'_> {
             .pull_request(self.project.id, number)
             .await?;
         let range = format!("refs/heads/{}...{}", record.base, record.head_sha);
-        let out = self
+        let (out, _) = self
             .inner()
             .git
-            .run(Some(&self.path), &["diff", "--name-only", &range])
+            .run_capped(
+                Some(&self.path),
+                &["diff", "--name-only", &range],
+                MAX_LISTING,
+            )
             .await?;
         Ok(out.lines().map(str::to_owned).collect())
     }
 
     async fn diff(&self, number: i64) -> anyhow::Result<Vec<FileChange>> {
+        /// The most of one file's patch read for the page.
+        const MAX_PATCH: usize = 1 << 20;
         let range = self.range(number).await?;
         let git = &self.inner().git;
-        let listed = git
-            .run(
+        let (listed, _) = git
+            .run_capped(
                 Some(&self.path),
                 &["diff", "--name-status", "--no-renames", &range],
+                MAX_LISTING,
             )
             .await?;
         let mut files = Vec::new();
@@ -190,8 +200,13 @@ impl Forge for LocalRepo<'_> {
             let Some((status, path)) = line.split_once('\t') else {
                 continue;
             };
-            let patch = git
-                .run(Some(&self.path), &["diff", &range, "--", path])
+            // Literal: a file named `*` is that file, not every file; a patch is bounded.
+            let (patch, _) = git
+                .run_capped(
+                    Some(&self.path),
+                    &["--literal-pathspecs", "diff", &range, "--", path],
+                    MAX_PATCH,
+                )
                 .await?;
             files.push(FileChange {
                 path: path.to_owned(),
@@ -210,12 +225,13 @@ impl Forge for LocalRepo<'_> {
     async fn commits(&self, number: i64) -> anyhow::Result<Vec<CommitInfo>> {
         let range = self.range(number).await?.replacen("...", "..", 1);
         let max = format!("--max-count={}", slipway_forge::MAX_SHOWN);
-        let out = self
+        let (out, _) = self
             .inner()
             .git
-            .run(
+            .run_capped(
                 Some(&self.path),
                 &["log", "--reverse", &max, "--format=%H%x1f%an%x1f%s", &range],
+                MAX_LISTING,
             )
             .await?;
         Ok(out

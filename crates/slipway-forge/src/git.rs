@@ -74,6 +74,25 @@ impl Git {
         git(cwd, args, &self.env).await
     }
 
+    /// Runs `git ARGS` in `cwd`, keeping at most `max` bytes of what it prints (as text, cut
+    /// at a character boundary); `true` with it when there was more.
+    pub async fn run_capped(
+        &self,
+        cwd: Option<&Path>,
+        args: &[&str],
+        max: usize,
+    ) -> Result<(String, bool), GitError> {
+        let out = capped(cwd, args, &self.env, None, max).await?;
+        let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
+        if out.cut {
+            // A character the cut split shows as U+FFFD: dropped.
+            while text.ends_with('\u{FFFD}') {
+                text.pop();
+            }
+        }
+        Ok((text, out.cut))
+    }
+
     /// The commit a branch of `source` points at.
     pub async fn branch_head(&self, source: &str, branch: &str) -> Result<String, GitError> {
         let out = self
@@ -354,6 +373,97 @@ async fn output(
     })
 }
 
+/// What a git command printed, at most the bytes asked for.
+pub struct Capped {
+    pub stdout: Vec<u8>,
+    /// More was printed: git was stopped there and `stdout` holds the first bytes.
+    pub cut: bool,
+}
+
+/// The bytes of git's error output kept for its message.
+const MAX_STDERR: usize = 64 << 10;
+
+/// Runs `git ARGS` (with `input` on its standard input), keeping at most `max` bytes of what
+/// it prints: a repository a pull request shaped can make git print gigabytes, and this is
+/// Slipway's own memory. Past `max`, git is killed and the output marked cut.
+pub(crate) async fn capped(
+    cwd: Option<&Path>,
+    args: &[&str],
+    env: &[(String, String)],
+    input: Option<&str>,
+    max: usize,
+) -> Result<Capped, GitError> {
+    use std::process::Stdio;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut command = command(cwd, args, env);
+    let stdin = if input.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    };
+    command
+        .stdin(stdin)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = command.spawn().map_err(GitError::Missing)?;
+    if let (Some(mut stdin), Some(input)) = (child.stdin.take(), input) {
+        let input = input.to_owned();
+        // Written beside the read: a large answer must not block the question.
+        tokio::spawn(async move {
+            let _ = stdin.write_all(input.as_bytes()).await;
+        });
+    }
+    let (Some(stdout), Some(mut stderr)) = (child.stdout.take(), child.stderr.take()) else {
+        return Err(GitError::Failed("git's output could not be read".into()));
+    };
+    let read_out = async {
+        let mut bytes = Vec::new();
+        stdout
+            .take(max as u64 + 1)
+            .read_to_end(&mut bytes)
+            .await
+            .map(|_| bytes)
+    };
+    // Drained to the end (keeping its head) so git never blocks writing it.
+    let read_err = async {
+        let mut kept = Vec::new();
+        let mut chunk = [0u8; 8192];
+        loop {
+            match stderr.read(&mut chunk).await {
+                Ok(0) | Err(_) => break kept,
+                Ok(n) => {
+                    let room = MAX_STDERR.saturating_sub(kept.len());
+                    kept.extend_from_slice(&chunk[..n.min(room)]);
+                }
+            }
+        }
+    };
+    let out = async {
+        let out = read_out.await;
+        if out.as_ref().is_ok_and(|bytes| bytes.len() > max) {
+            // Stopped here; the error output ends with it.
+            let _ = child.start_kill();
+        }
+        out
+    };
+    let (stdout, stderr) = tokio::join!(out, read_err);
+    let mut stdout = stdout.map_err(GitError::Missing)?;
+    let status = child.wait().await.map_err(GitError::Missing)?;
+    if stdout.len() > max {
+        stdout.truncate(max);
+        return Ok(Capped { stdout, cut: true });
+    }
+    if status.success() {
+        Ok(Capped { stdout, cut: false })
+    } else {
+        Err(GitError::Failed(format!(
+            "git {} failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&stderr).trim()
+        )))
+    }
+}
+
 /// `git ARGS` in `cwd`: hooks off, no prompts, killed when dropped.
 fn command(cwd: Option<&Path>, args: &[&str], env: &[(String, String)]) -> Command {
     let mut command = Command::new("git");
@@ -448,6 +558,38 @@ mod tests {
                 .contains(&format!("authorization: basic {expected}").to_ascii_lowercase()),
             "{request}"
         );
+    }
+
+    #[tokio::test]
+    async fn what_git_prints_past_the_cap_is_never_held_and_git_is_stopped() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = dir.path();
+        let git = Git::new(None);
+        git.run(Some(repo), &["init", "-q"]).await.unwrap();
+        // 3 MiB of text, multi-byte characters across the cut.
+        std::fs::write(repo.join("big.txt"), "é".repeat(3 << 19)).unwrap();
+        let id = git
+            .run(Some(repo), &["hash-object", "-w", "big.txt"])
+            .await
+            .unwrap();
+        let (text, cut) = git
+            .run_capped(Some(repo), &["cat-file", "blob", &id], (1 << 20) + 1)
+            .await
+            .unwrap();
+        assert!(cut);
+        assert_eq!(text.len(), 1 << 20, "cut at a character boundary");
+        assert!(text.chars().all(|c| c == 'é'));
+        let (whole, cut) = git
+            .run_capped(Some(repo), &["cat-file", "blob", &id], 4 << 20)
+            .await
+            .unwrap();
+        assert!(!cut);
+        assert_eq!(whole.len(), 3 << 20);
+        let error = git
+            .run_capped(Some(repo), &["cat-file", "blob", "no-such-object"], 1 << 20)
+            .await
+            .unwrap_err();
+        assert!(error.to_string().contains("no-such-object"), "{error}");
     }
 
     #[test]

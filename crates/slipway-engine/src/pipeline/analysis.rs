@@ -72,8 +72,8 @@ impl Attempt<'_> {
             None => git.first_parent(dir, &head).await,
         };
         let mut files = git.changed_files(dir, base.as_deref(), &head).await?;
-        let skipped = files.len().saturating_sub(MAX_FILES);
-        files.truncate(MAX_FILES);
+        let rest = files.split_off(MAX_FILES.min(files.len()));
+        let skipped = rest.len();
         let max_file_bytes = u64::from(section.max_file_kb.unwrap_or(1024)) << 10;
         let mut ids: Vec<String> = files
             .iter()
@@ -119,11 +119,17 @@ impl Attempt<'_> {
                 anyhow::bail!("[analysis] allow: '{glob}' is not a glob: {why}");
             }
         }
+        let past_limit = slipway_analysis::skipped_files(
+            rest.iter().map(|f| f.path.as_str()),
+            &format!("past the first {MAX_FILES} changed files analysed"),
+            &config,
+        );
         let analysed =
             tokio::task::spawn_blocking(move || slipway_analysis::analyse(&changes, &config));
         let mut report = tokio::time::timeout(TIME_LIMIT + WATCHDOG_GRACE, analysed)
             .await
             .map_err(|_| anyhow::anyhow!("the analysis did not end within its time limit"))??;
+        report.findings.extend(past_limit);
         if skipped > 0 {
             report.findings.push(slipway_analysis::Finding {
                 rule: slipway_analysis::NOT_ANALYSED,

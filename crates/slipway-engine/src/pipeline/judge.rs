@@ -18,6 +18,8 @@ const TAIL_LINES: usize = 40;
 const MAX_LINE: usize = 400;
 /// What the judge may read of a diff before it is trimmed to the budget.
 const MAX_RAW_DIFF: usize = 16 * 1024 * 1024;
+/// The head commit's message read for the judge.
+const MAX_MESSAGE: usize = 64 * 1024;
 
 /// What the judge reads from git while the checkout is still git's own.
 pub(super) struct JudgeSource {
@@ -45,9 +47,14 @@ impl Attempt<'_> {
         let (workspace, sha) = (self.workspace.clone(), self.record.sha.clone());
         let message = self
             .git
-            .run(Some(&workspace), &["log", "-1", "--format=%B", &sha])
+            .run_capped(
+                Some(&workspace),
+                &["log", "-1", "--format=%B", &sha],
+                MAX_MESSAGE,
+            )
             .await
-            .ok();
+            .ok()
+            .map(|(message, _)| message);
         let message = message.as_deref().map(str::trim);
         let (title, body) = match (self.pull_title().await, message) {
             (Some(title), message) => (Some(title), message.map(str::to_owned)),
@@ -58,9 +65,10 @@ impl Attempt<'_> {
             (None, None) => (None, None),
         };
         let diff = match self.diff_base().await {
+            // Read at most MAX_RAW_DIFF bytes: git is stopped there, never held whole.
             Some(base) => self
                 .git
-                .run(
+                .run_capped(
                     Some(&workspace),
                     &[
                         "diff",
@@ -70,18 +78,10 @@ impl Attempt<'_> {
                         &base,
                         "HEAD",
                     ],
+                    MAX_RAW_DIFF,
                 )
                 .await
-                .map(|mut diff| {
-                    if diff.len() > MAX_RAW_DIFF {
-                        let mut end = MAX_RAW_DIFF;
-                        while !diff.is_char_boundary(end) {
-                            end -= 1;
-                        }
-                        diff.truncate(end);
-                    }
-                    diff
-                })
+                .map(|(diff, _)| diff)
                 .map_err(|e| format!("the diff could not be read: {e}")),
             None => Err("the head has no base or parent to compare with".into()),
         };

@@ -5,8 +5,6 @@
 use super::{Git, GitError};
 use std::collections::HashMap;
 use std::path::Path;
-use std::process::Stdio;
-use tokio::io::AsyncWriteExt;
 
 /// A file that differs: its blob at each side (`None`: absent there).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -151,6 +149,10 @@ impl Git {
     }
 }
 
+/// The most a git command of the analysis may print: past it, git is stopped and the read
+/// refused (the blobs themselves are budgeted below this).
+const MAX_RAW_OUTPUT: usize = 128 << 20;
+
 /// Runs git with `input` on its standard input; its standard output as bytes.
 async fn raw(
     git: &Git,
@@ -158,31 +160,13 @@ async fn raw(
     args: &[&str],
     input: Option<&str>,
 ) -> Result<Vec<u8>, GitError> {
-    let mut command = super::command(Some(dest), args, &git.env);
-    command
-        .stdin(if input.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = command.spawn().map_err(GitError::Missing)?;
-    if let (Some(mut stdin), Some(input)) = (child.stdin.take(), input) {
-        let input = input.to_owned();
-        // Written beside the read: a large answer must not block the question.
-        tokio::spawn(async move {
-            let _ = stdin.write_all(input.as_bytes()).await;
-        });
-    }
-    let output = child.wait_with_output().await.map_err(GitError::Missing)?;
-    if output.status.success() {
-        Ok(output.stdout)
-    } else {
-        Err(GitError::Failed(format!(
-            "git {} failed: {}",
+    let out = super::capped(Some(dest), args, &git.env, input, MAX_RAW_OUTPUT).await?;
+    if out.cut {
+        return Err(GitError::Failed(format!(
+            "git {} printed more than {} MiB",
             args.join(" "),
-            String::from_utf8_lossy(&output.stderr).trim()
-        )))
+            MAX_RAW_OUTPUT >> 20
+        )));
     }
+    Ok(out.stdout)
 }
