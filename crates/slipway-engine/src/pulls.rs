@@ -140,7 +140,26 @@ impl Engine {
         )>,
     > {
         let forge = self.forge(project)?;
-        Some(tokio::try_join!(forge.diff(number), forge.commits(number)))
+        let read = async {
+            let (mut files, mut commits) =
+                tokio::try_join!(forge.diff(number), forge.commits(number))?;
+            // The pull request's words, shown: masked as every other output is.
+            let secrets = self.inner.store.secret_values(project.id).await?;
+            let masker = slipway_core::Masker::new(secrets.iter().map(|(_, v)| v.expose()));
+            let mask = |text: &mut String| *text = masker.mask(text).into_owned();
+            for file in &mut files {
+                mask(&mut file.path);
+                if let Some(patch) = &mut file.patch {
+                    mask(patch);
+                }
+            }
+            for commit in &mut commits {
+                mask(&mut commit.title);
+                mask(&mut commit.author);
+            }
+            Ok((files, commits))
+        };
+        Some(read.await)
     }
 
     /// A person closes a local pull request: its unfinished validations are cancelled.

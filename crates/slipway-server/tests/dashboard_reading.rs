@@ -339,5 +339,19 @@ async fn a_pull_requests_page_shows_its_commits_and_diff() {
         "{row}"
     );
     page.screenshot(&screenshot("project-pulls")).await.unwrap();
+    // What the pull request says is masked like every other output.
+    let saved = app
+        .api
+        .put_secret(1, "RELEASE_NOTE", "Say fixed in value.txt")
+        .await;
+    assert!(saved.status.is_success(), "{}", saved.text);
+    page.goto(&format!("{}/projects/1/pulls/1", app.base_url))
+        .await
+        .unwrap();
+    let commits = text(&page, "#commits").await;
+    assert!(
+        !commits.contains("Say fixed in value.txt") && commits.contains("***"),
+        "{commits}"
+    );
     browser.close().await;
 }
