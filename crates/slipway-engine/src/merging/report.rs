@@ -79,12 +79,12 @@ pub(super) async fn verdict_report(
     let mut details = table(validation, &summary, link.as_deref());
     let mut annotations = Vec::new();
     if let Some(evidence) = engine.analysis_evidence(validation.id).await {
-        details.push_str(&crate::pipeline::findings_markdown(&evidence));
+        details.push_str(&inert(&crate::pipeline::findings_markdown(&evidence)));
         annotations = crate::pipeline::annotations(&evidence);
     }
     if verdict == Verdict::Failure {
         let note = crate::pipeline::failure_note(&engine.artifacts_dir(validation.id)).await;
-        details.extend(note.map(|note| crate::pipeline::for_report(&note)));
+        details.extend(note.map(|note| inert(&crate::pipeline::for_report(&note))));
     }
     Some(Report {
         sha: validation.sha.clone(),
@@ -94,6 +94,14 @@ pub(super) async fn verdict_report(
         link,
         annotations,
     })
+}
+
+/// Text the pull request shaped (file names, findings, a model's note), made inert before
+/// Slipway's account posts it: no @mention notifies anyone, no image or link is fetched.
+fn inert(markdown: &str) -> String {
+    markdown
+        .replace('@', "@\u{2060}")
+        .replace("](", "]\u{2060}(")
 }
 
 /// `report` ending with what became of the pull request.
@@ -213,4 +221,15 @@ fn table(validation: &ValidationRecord, summary: &str, link: Option<&str>) -> St
         }
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn what_the_pull_request_shaped_mentions_no_one_and_fetches_nothing() {
+        let said = super::inert("see @octocat ![x](https://evil.example/p.png) [y](https://e.x)");
+        assert!(!said.contains("@octocat"));
+        assert!(!said.contains("]("));
+        assert!(said.contains("octocat") && said.contains("https://evil.example/p.png"));
+    }
 }
