@@ -14,6 +14,8 @@ use std::time::Instant;
 pub struct Pull {
     pub number: i64,
     pub title: String,
+    /// The description (`body`; GitHub sends `null` for none): empty then.
+    pub body: String,
     pub state: String,
     pub draft: bool,
     pub merged: bool,
@@ -56,6 +58,8 @@ struct PullBody {
     number: i64,
     #[serde(default)]
     title: String,
+    #[serde(default)]
+    body: Option<String>,
     state: String,
     #[serde(default)]
     draft: bool,
@@ -87,6 +91,7 @@ impl From<PullBody> for Pull {
         Pull {
             number: p.number,
             title: p.title,
+            body: p.body.unwrap_or_default(),
             state: p.state,
             draft: p.draft,
             merged: p.merged,

@@ -80,6 +80,7 @@ impl crate::Forge for GitHubRepo<'_> {
             merged: pull.merged,
             draft: pull.draft,
             title: pull.title,
+            body: pull.body,
             head_sha: pull.head_sha,
             head_ref: pull.head_ref,
             head_clone_url: pull.head_clone_url,
