@@ -12,11 +12,13 @@ mod client;
 mod comments;
 mod pulls;
 mod repo;
+mod retry;
 mod setup;
 
 pub use checks::StatusState;
-pub use client::{is_transient, GitHub, GitHubError, Waits};
 use client::{App, Credentials, MAX_PAGES};
+pub use client::{GitHub, GitHubError, Waits};
 pub use pulls::{Merge, Pull};
 pub use repo::GitHubRepo;
+pub use retry::is_transient;
 pub use setup::{Hook, HookConfig, HookDelivery, HookResponse, WantedHook};
