@@ -118,12 +118,16 @@ pub fn find(line: &str, secrets: &[String]) -> Vec<Leak> {
             });
         }
     }
-    for secret in secrets.iter().filter(|s| s.len() >= 6) {
-        for (start, _) in line.match_indices(secret.as_str()) {
-            leaks.push(Leak {
-                kind: "a value of the project's secrets",
-                range: start..start + secret.len(),
-            });
+    for secret in secrets.iter().flat_map(|s| secret_parts(s)) {
+        let short = secret.chars().count() < WHOLE_TOKEN_BELOW;
+        for (start, _) in line.match_indices(secret) {
+            let end = start + secret.len();
+            if !short || stands_alone(line, start, end) {
+                leaks.push(Leak {
+                    kind: "a value of the project's secrets",
+                    range: start..end,
+                });
+            }
         }
     }
     // One finding per place: the first kind that found it.
@@ -138,6 +142,40 @@ pub fn find(line: &str, secrets: &[String]) -> Vec<Leak> {
         }
     }
     kept
+}
+
+/// A secret's shortest value, and below what length (in characters) it counts only as a
+/// whole token: the rules of the masker (`slipway_core::secret`), so that what is found is
+/// exactly what is masked.
+const MIN_SECRET_CHARS: usize = 4;
+const WHOLE_TOKEN_BELOW: usize = 8;
+
+/// What of a secret a line can hold: the value, or each line of a value of many lines.
+fn secret_parts(secret: &str) -> Vec<&str> {
+    let parts: Vec<&str> = if secret.contains(['\n', '\r']) {
+        secret
+            .lines()
+            .map(str::trim)
+            .filter(|l| l.chars().count() >= WHOLE_TOKEN_BELOW)
+            .collect()
+    } else {
+        vec![secret]
+    };
+    parts
+        .into_iter()
+        .filter(|p| p.chars().count() >= MIN_SECRET_CHARS)
+        .collect()
+}
+
+/// Whether `text[start..end]` is a whole token: no word character runs on into it.
+fn stands_alone(text: &str, start: usize, end: usize) -> bool {
+    let word = |c: char| c.is_alphanumeric() || c == '_';
+    let found = &text[start..end];
+    let open = !found.chars().next().is_some_and(word)
+        || !text[..start].chars().next_back().is_some_and(word);
+    let close = !found.chars().next_back().is_some_and(word)
+        || !text[end..].chars().next().is_some_and(word);
+    open && close
 }
 
 /// `line` with every leak replaced by a mark naming its kind.
@@ -221,5 +259,19 @@ mod tests {
         let leaks = find(line, &secrets);
         assert_eq!(leaks.len(), 1);
         assert_eq!(mask(line, &leaks), "db_url: postgres://app:[masked]@db/app");
+    }
+
+    #[test]
+    fn a_short_secret_counts_only_as_a_whole_token_as_the_masker_masks_it() {
+        let secrets = vec!["k9Pz".to_owned(), "abc".to_owned()];
+        assert_eq!(find("pin: k9Pz", &secrets).len(), 1);
+        assert!(find("id: xk9Pzq", &secrets).is_empty(), "inside a word");
+        assert!(
+            find("abc = 1", &secrets).is_empty(),
+            "no secret is that short"
+        );
+        let key = "line-one-of-it\nline-two-of-it".to_owned();
+        let leaks = find("  line-two-of-it", &[key]);
+        assert_eq!(mask("  line-two-of-it", &leaks), "  [masked]");
     }
 }

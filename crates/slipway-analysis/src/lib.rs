@@ -189,7 +189,8 @@ pub fn analyse(changes: &[Change], config: &Config) -> Report {
             Text::Absent => {
                 // Deleted: its tests may be gone, and with it a test configuration.
                 let lines = rules::Lines::new(base, "");
-                tampering::configuration(path, &lines, config.tampering, &mut findings);
+                let texts = (base, None);
+                tampering::configuration(path, texts, &lines, config.tampering, &mut findings);
                 tests.deleted_file(path, language, base, deadline);
                 continue;
             }
@@ -202,7 +203,8 @@ pub fn analyse(changes: &[Change], config: &Config) -> Report {
         if !allow.as_ref().is_some_and(|a| a.is_match(path)) {
             rules::credentials(path, &lines, &config.secrets, &mut findings);
         }
-        tampering::configuration(path, &lines, config.tampering, &mut findings);
+        let texts = (base, Some(head));
+        tampering::configuration(path, texts, &lines, config.tampering, &mut findings);
         let Some(language) = language else {
             continue;
         };

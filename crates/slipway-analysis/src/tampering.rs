@@ -177,7 +177,26 @@ fn weakened(before: &TestCase, after: &TestCase) -> Option<String> {
 }
 
 /// A change to the pipeline, CI, or the test runners' configuration.
-pub(crate) fn configuration(path: &str, lines: &Lines, severity: Severity, out: &mut Vec<Finding>) {
+pub(crate) fn configuration(
+    path: &str,
+    texts: (Option<&str>, Option<&str>),
+    lines: &Lines,
+    severity: Severity,
+    out: &mut Vec<Finding>,
+) {
+    if path == PIPELINE_FILE && analysis_section(texts.0) != analysis_section(texts.1) {
+        // The base branch's `[analysis]` decides anyway; trying to change it is said as such.
+        out.push(Finding {
+            rule: crate::TEST_TAMPERING,
+            severity,
+            file: path.to_owned(),
+            line: texts.1.and_then(analysis_header_line),
+            message: "changes `[analysis]` in .slipway.toml: a pull request may not relax its \
+                      own analysis (the base branch's section decides)"
+                .into(),
+            code: None,
+        });
+    }
     let touches_tests = |line: &&str| {
         paths::TEST_CONFIGURATION_WORDS
             .iter()
@@ -200,4 +219,31 @@ pub(crate) fn configuration(path: &str, lines: &Lines, severity: Severity, out: 
             code: first.map(|(_, l)| l.to_string()),
         });
     }
+}
+
+const PIPELINE_FILE: &str = ".slipway.toml";
+
+/// The `[analysis]` section's lines (trimmed, blank lines and comments left out), if any.
+fn analysis_section(text: Option<&str>) -> Option<Vec<&str>> {
+    let mut lines = text?.lines().map(str::trim);
+    lines.find(|line| is_analysis_header(line))?;
+    Some(
+        lines
+            .take_while(|line| !line.starts_with('['))
+            .filter(|line| !line.is_empty() && !line.starts_with('#'))
+            .collect(),
+    )
+}
+
+fn is_analysis_header(line: &str) -> bool {
+    let line = line.split('#').next().unwrap_or_default().trim();
+    line.strip_prefix('[')
+        .and_then(|l| l.strip_suffix(']'))
+        .is_some_and(|name| name.trim() == "analysis")
+}
+
+/// The 1-based line of the `[analysis]` header.
+fn analysis_header_line(text: &str) -> Option<u32> {
+    let index = text.lines().position(|l| is_analysis_header(l.trim()))?;
+    Some(index as u32 + 1)
 }

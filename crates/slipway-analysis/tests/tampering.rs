@@ -253,6 +253,41 @@ fn changes_to_test_and_ci_configuration_are_found() {
 }
 
 #[test]
+fn a_change_to_analysis_in_the_pull_requests_own_pipeline_is_tampering() {
+    let base = "[test]\ncommands = [\"pytest\"]\n\n[analysis]\nmax_function_complexity = 10\n";
+    let about_analysis = |found: &[Finding]| {
+        found
+            .iter()
+            .filter(|f| f.message.starts_with("changes `[analysis]`"))
+            .map(|f| (f.severity, f.line))
+            .collect::<Vec<_>>()
+    };
+    let relaxed = base.replace("= 10", "= 1000");
+    let removed = base.replace("[analysis]\nmax_function_complexity = 10\n", "");
+    let off = format!("{base}protect_tests = false\n");
+    for (what, head, line) in [
+        ("relaxed", relaxed.as_str(), Some(4)),
+        ("removed", removed.as_str(), None),
+        ("turned off", off.as_str(), Some(4)),
+    ] {
+        let found = tampering(&[change(".slipway.toml", Some(base), Some(head))]);
+        assert_eq!(
+            about_analysis(&found),
+            [(Severity::Error, line)],
+            "{what}: {found:?}"
+        );
+    }
+    // Added where the base had none: still the pull request writing its own analysis.
+    let found = tampering(&[change(".slipway.toml", Some(&removed), Some(base))]);
+    assert_eq!(about_analysis(&found), [(Severity::Error, Some(4))]);
+    // Another section changed: the pipeline changed, but not `[analysis]`.
+    let other = base.replace("pytest", "pytest -x");
+    let found = tampering(&[change(".slipway.toml", Some(base), Some(&other))]);
+    assert!(about_analysis(&found).is_empty(), "{found:?}");
+    assert_eq!(found.len(), 1, "the pipeline's change: {found:?}");
+}
+
+#[test]
 fn for_peoples_pull_requests_tampering_only_warns() {
     let config = Config {
         tampering: Severity::Warning,

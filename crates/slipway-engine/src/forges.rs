@@ -276,6 +276,8 @@ impl Forge for LocalRepo<'_> {
             merged: record.state == "merged",
             draft: false,
             title: record.title,
+            // A local pull request keeps no description.
+            body: String::new(),
             head_sha: head,
             head_ref: record.head,
             head_clone_url: self.source(),

@@ -13,6 +13,8 @@ pub struct PullState {
     pub merged: bool,
     pub draft: bool,
     pub title: String,
+    /// What its author wrote of it (empty when nothing): the author's words, data only.
+    pub body: String,
     pub head_sha: String,
     pub head_ref: String,
     /// Where the head commit can be fetched from.

@@ -1275,3 +1275,57 @@ async fn a_pull_requests_diff_and_commits_are_read_in_githubs_shapes() {
     assert_eq!(commits[0].sha, git(&origin, &["rev-parse", "feature"]));
     assert!(!commits[0].author.is_empty());
 }
+
+#[tokio::test]
+async fn a_token_pasted_into_yaml_is_masked_in_the_check_runs_annotations_and_the_comment() {
+    let keys = tempfile::tempdir().unwrap();
+    let (private, public) = slipway_testkit::rsa_key_pair(keys.path());
+    let github = FakeGitHub::start_app("12345", &public).await;
+    let client = Arc::new(
+        GitHub::app(&github.url, "12345", &private)
+            .unwrap()
+            .with_waits(short_waits()),
+    );
+    let token = format!(
+        "ghp_{}",
+        "Zq8Xw2Lm4Np6Rt1Vb3Hk".repeat(2).get(..36).unwrap()
+    );
+    let config = format!("deploy:\n  region: eu\n  token: {token}\n");
+    let files = [("config.yml", config.as_str())];
+    let w = world_on(github, client, "true", &files, json!({}), NO_POLL).await;
+    // main analyses every change (the base branch's `[analysis]` decides).
+    let pipeline = "[test]\ncommands = [\"true\"]\n[analysis]\n";
+    commit_files(&w.work, &[(".slipway.toml", pipeline)], "analyse changes");
+    git(&w.work, &["push", "-q", "origin", "main"]);
+
+    let number = w.github.open_pull(REPO, "feature", "main", false);
+    w.deliver_pull_request("opened", number, "d-token").await;
+    w.until("the report comment", |g| !g.comments(REPO).is_empty())
+        .await;
+    w.until("the check run", |g| !g.check_runs().is_empty())
+        .await;
+
+    let runs = w.github.check_runs();
+    assert_eq!(runs[0].conclusion, "failure", "{runs:?}");
+    let annotations = &runs[0].annotations;
+    assert!(
+        annotations.iter().any(|a| a["path"] == "config.yml"
+            && a["start_line"] == 3
+            && a["title"] == "credentials"
+            && a["annotation_level"] == "failure"),
+        "{annotations:?}"
+    );
+    let comment = &w.github.comments(REPO)[0].body;
+    assert!(comment.contains("[credentials]"), "{comment}");
+    assert!(!w.github.pull(REPO, number).merged);
+    for (what, text) in [
+        ("check run", format!("{runs:?}")),
+        ("comment", comment.clone()),
+        ("statuses", format!("{:?}", w.github.statuses(REPO))),
+    ] {
+        assert!(
+            !text.contains(&token),
+            "the token shows in the {what}: {text}"
+        );
+    }
+}

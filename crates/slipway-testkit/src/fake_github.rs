@@ -32,6 +32,8 @@ pub struct FakePull {
     pub last_head_sha: String,
     /// `owner/name` of the fork the head lives in; its commit is `refs/pull/N/head` here.
     pub fork: Option<String>,
+    /// The description; `None` is GitHub's `null`.
+    pub body: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -227,6 +229,7 @@ impl Repo {
         json!({
             "number": pull.number,
             "title": format!("Pull request {}", pull.number),
+            "body": pull.body,
             "state": pull.state,
             "draft": pull.draft,
             "merged": pull.merged,
@@ -419,8 +422,17 @@ impl FakeGitHub {
             merge_sha: None,
             last_head_sha: String::new(),
             fork: None,
+            body: None,
         });
         number
+    }
+
+    /// Sets a pull request's description, as its author's edit would.
+    pub fn set_pull_body(&self, full_name: &str, number: i64, body: &str) {
+        let mut world = self.world.lock().unwrap();
+        let repo = world.repos.get_mut(full_name).expect("repo added");
+        let pull = repo.pulls.iter_mut().find(|p| p.number == number);
+        pull.expect("the pull request").body = Some(body.to_owned());
     }
 
     /// A pull request from `fork`'s branch `head` (pointing at `sha`), kept as GitHub keeps
@@ -878,6 +890,7 @@ async fn create_pull(
         merge_sha: None,
         last_head_sha: String::new(),
         fork: None,
+        body: body["body"].as_str().map(str::to_owned),
     });
     let pull = repo.pulls.last().unwrap();
     (StatusCode::CREATED, Json(repo.pull_json(pull))).into_response()

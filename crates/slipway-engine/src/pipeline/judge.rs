@@ -31,7 +31,8 @@ pub(super) struct JudgeSource {
 impl Attempt<'_> {
     /// Before any code runs: refuses a `[judge]` with no model (the validation ends in
     /// `error`, naming what to set; `false`); when a model will read the change (the judge,
-    /// or the failure analysis), reads the diff and the head's message.
+    /// or the failure analysis), reads the diff and the pull request's description (else the
+    /// head's message).
     pub(super) async fn prepare_judge(&mut self, config: &PipelineConfig) -> anyhow::Result<bool> {
         let models = &self.inner.config.models;
         if let Some(section) = &config.judge {
@@ -56,8 +57,10 @@ impl Attempt<'_> {
             .ok()
             .map(|(message, _)| message);
         let message = message.as_deref().map(str::trim);
-        let (title, body) = match (self.pull_title().await, message) {
-            (Some(title), message) => (Some(title), message.map(str::to_owned)),
+        let (title, body) = match (self.pull_words().await, message) {
+            // A pull request's own description; without one, the head's message.
+            (Some((title, body)), _) if !body.trim().is_empty() => (Some(title), Some(body)),
+            (Some((title, _)), message) => (Some(title), message.map(str::to_owned)),
             (None, Some(message)) => match message.split_once('\n') {
                 Some((title, body)) => (Some(title.to_owned()), Some(body.trim().to_owned())),
                 None => (Some(message.to_owned()), None),
@@ -89,20 +92,22 @@ impl Attempt<'_> {
         Ok(true)
     }
 
-    /// The pull request's title as its forge has it (the head's message is the body).
-    async fn pull_title(&self) -> Option<String> {
+    /// The pull request's title and description as its forge has them (a local pull
+    /// request keeps no description: empty).
+    async fn pull_words(&self) -> Option<(String, String)> {
         use slipway_forge::Forge as _;
         let number = self.record.pr?;
         match &self.project.location {
             slipway_core::RepoLocation::Local { .. } => {
                 let store = &self.inner.store;
                 let pull = store.pull_request(self.project.id, number).await.ok()?;
-                Some(pull.title)
+                Some((pull.title, String::new()))
             }
             slipway_core::RepoLocation::GitHub { .. } => {
                 let github = self.inner.config.github.as_ref()?;
                 let repo = github.repo(&self.project.location.github()?);
-                repo.pull(number).await.ok().map(|pull| pull.title)
+                let pull = repo.pull(number).await.ok()?;
+                Some((pull.title, pull.body))
             }
             slipway_core::RepoLocation::Url { .. } => None,
         }
