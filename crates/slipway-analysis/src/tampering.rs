@@ -184,6 +184,11 @@ pub(crate) fn configuration(
     severity: Severity,
     out: &mut Vec<Finding>,
 ) {
+    if path == PIPELINE_FILE && texts.0.is_none() {
+        // A pipeline where there was none (the commit that adopts Slipway) adds checks:
+        // nothing it could weaken.
+        return;
+    }
     if path == PIPELINE_FILE && analysis_section(texts.0) != analysis_section(texts.1) {
         // The base branch's `[analysis]` decides anyway; trying to change it is said as such.
         out.push(Finding {
@@ -191,8 +196,8 @@ pub(crate) fn configuration(
             severity,
             file: path.to_owned(),
             line: texts.1.and_then(analysis_header_line),
-            message: "changes `[analysis]` in .slipway.toml: a pull request may not relax its \
-                      own analysis (the base branch's section decides)"
+            message: "changes `[analysis]` in .slipway.toml: a change may not relax its own \
+                      analysis (for a pull request, the base branch's section decides)"
                 .into(),
             code: None,
         });
@@ -214,7 +219,7 @@ pub(crate) fn configuration(
             file: path.to_owned(),
             line: first.map(|(n, _)| *n),
             message: "changes how tests or checks run (test, CI or pipeline configuration); a \
-                      pull request may not change its own checks"
+                      change may not change the checks that judge it"
                 .into(),
             code: first.map(|(_, l)| l.to_string()),
         });

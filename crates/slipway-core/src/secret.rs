@@ -77,13 +77,13 @@ impl SecretValue {
             return Err(Invalid::new(
                 "value",
                 format!(
-                    "is {chars} character(s): a secret needs at least {MIN_SECRET_CHARS}, as a                      shorter one would be masked inside ordinary words; store a value like this                      (a switch, a mode) as a variable instead: shown, never masked"
+                    "is {chars} character(s): a secret needs at least {MIN_SECRET_CHARS}, as a shorter one would be masked inside ordinary words; store a value like this (a switch, a mode) as a variable instead: shown, never masked"
                 ),
             ));
         }
         let warning = (chars < WHOLE_TOKEN_BELOW).then(|| {
             format!(
-                "a value of {chars} characters is masked only where it stands as a whole word                  (not inside longer words); a longer value is masked everywhere"
+                "a value of {chars} characters is masked only where it stands as a whole word (not inside longer words); a longer value is masked everywhere"
             )
         });
         Ok((value, warning))

@@ -330,6 +330,13 @@ impl Attempt<'_> {
                 break;
             }
         }
+        // The analysis was made before any code ran: it is reported even when an earlier
+        // step failed (its findings go to the agent with that failure).
+        if self.status_of(StepName::Analysis) == Some(StepStatus::Queued) {
+            self.begin(StepName::Analysis).await?;
+            let end = self.analysis().await;
+            self.end(StepName::Analysis, end).await?;
+        }
         self.analyse_failure(&config).await;
         Ok((self.statuses.clone(), Some(source)))
     }
@@ -382,6 +389,13 @@ impl Attempt<'_> {
             .iter()
             .position(|(n, _)| *n == name)
             .expect("every step is planned") as u32
+    }
+
+    fn status_of(&self, name: StepName) -> Option<StepStatus> {
+        self.statuses
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, s)| *s)
     }
 
     fn set_status(&mut self, name: StepName, status: StepStatus) {
@@ -448,10 +462,14 @@ impl Attempt<'_> {
                 format!("not run: the {name} step did not pass"),
             ),
         };
+        // The analysis, made before any code ran, is still reported after a failure.
         let waiting: Vec<StepName> = self
             .statuses
             .iter()
-            .filter(|(_, s)| *s == StepStatus::Queued)
+            .filter(|(n, s)| {
+                *s == StepStatus::Queued
+                    && (*n != StepName::Analysis || rest == StepStatus::Cancelled)
+            })
             .map(|(n, _)| *n)
             .collect();
         for later in waiting {

@@ -146,3 +146,37 @@ async fn a_pull_request_cannot_relax_the_analysis_of_its_base() {
         "{log}"
     );
 }
+
+#[tokio::test]
+async fn a_skipped_test_is_found_even_when_another_test_fails() {
+    let h = repository().await;
+    let skipped = TESTS.replace(
+        "def test_add",
+        "import pytest\n\n\n@pytest.mark.skip\ndef test_add",
+    );
+    let failing = "[test]\ncommands = [\"false\"]\n[analysis]\nmax_function_complexity = 5\n";
+    let record = validate_change(
+        &h,
+        "skip-and-fail",
+        &[("tests/test_app.py", &skipped), (".slipway.toml", failing)],
+    )
+    .await;
+    let log = h.log(record.id).await;
+    assert_eq!(record.status, ValidationStatus::Failed, "{log}");
+    assert_eq!(step(&record, StepName::Test).status, StepStatus::Failed);
+    // Made before any code ran, the analysis is still reported, and says what it found.
+    let analysis = step(&record, StepName::Analysis);
+    assert_eq!(analysis.status, StepStatus::Failed, "{log}");
+    assert!(log.contains("@pytest.mark.skip"), "{log}");
+}
+
+#[tokio::test]
+async fn the_commit_that_adopts_slipway_is_not_tampering() {
+    // A repository whose first commit adds .slipway.toml with [analysis]: nothing existed to
+    // weaken.
+    let h = repository().await;
+    let record = h.validate_main().await;
+    let log = h.log(record.id).await;
+    assert_eq!(record.status, ValidationStatus::Passed, "{log}");
+    assert!(!log.contains("[test-tampering]"), "{log}");
+}

@@ -31,7 +31,8 @@ pub async fn checks_of(state: &AppState, id: ValidationId) -> Vec<CheckView> {
     while let Ok(Some(entry)) = entries.next_entry().await {
         let name = entry.file_name().to_string_lossy().into_owned();
         if !name.ends_with(".json")
-            || [super::judge::FILE, super::judge::ANALYSIS].contains(&name.as_str())
+            // The other steps' evidence files, not browser checks.
+            || [super::judge::FILE, super::judge::ANALYSIS, "analysis.json"].contains(&name.as_str())
         {
             continue;
         }

@@ -231,10 +231,8 @@ pub async fn create_project(
     }
     let command = form.agent_command.trim().to_owned();
     let agent = match form.agent_kind.as_str() {
-        "command" if command.is_empty() => {
-            let why = "give the command that runs the agent (e.g. claude -p), or choose Codegen";
-            return refuse(form, Invalid::new("agent_command", why)).await;
-        }
+        // No agent yet: a project that only validates; one is set in its settings later.
+        "command" if command.is_empty() => None,
         "command" => {
             if let Err(why) = state.engine.check_agent_command(&command) {
                 return refuse(form, Invalid::new("agent_command", why)).await;
