@@ -107,6 +107,9 @@ pub async fn merge(
         &[
             "push",
             "--quiet",
+            // A repository with a working tree (not bare) takes the merge into its checked-out
+            // branch too when that tree is clean (git's updateInstead), rather than refusing.
+            "--receive-pack=git -c receive.denyCurrentBranch=updateInstead -c core.hooksPath=/dev/null receive-pack",
             "origin",
             &format!("HEAD:refs/heads/{base}"),
         ],
@@ -114,6 +117,15 @@ pub async fn merge(
     .await
     {
         Ok(_) => {}
+        Err(GitError::Failed(message))
+            if message.contains("updateInstead") || message.contains("Working directory") =>
+        {
+            return Err(GitError::Failed(format!(
+                "the repository's checkout of {base} has uncommitted changes, so the merge cannot \
+                 update it: commit or stash them there (or point the project at a bare clone: \
+                 git clone --bare), then merge again"
+            )))
+        }
         // A base that moved is no longer an ancestor: git rejects the push.
         Err(GitError::Failed(message))
             if message.contains("non-fast-forward") || message.contains("fetch first") =>
@@ -215,6 +227,53 @@ mod tests {
                 "{method:?}"
             );
         }
+    }
+
+    #[tokio::test]
+    async fn a_repository_with_a_working_tree_takes_the_merge_into_its_checkout() {
+        // The project points at an ordinary checkout on main, not a bare clone.
+        let (dir, _, head) = repo(false);
+        let work = dir.path().join("work");
+        let target = work.display().to_string();
+        let scratch = dir.path().join("scratch");
+        let outcome = merge(
+            &target,
+            "main",
+            None,
+            &head,
+            MergeMethod::Merge,
+            "m",
+            &scratch,
+        )
+        .await
+        .unwrap();
+        let MergeOutcome::Merged { sha } = outcome else {
+            panic!("{outcome:?}")
+        };
+        assert_eq!(sh(&work, "git rev-parse main"), sha);
+        assert_eq!(sh(&work, "cat b.txt"), "new", "the checkout follows");
+        // With uncommitted changes there, it says what to do instead.
+        std::fs::write(work.join("a.txt"), "typing\n").unwrap();
+        let head2 = sh(&work, "git rev-parse feature");
+        let error = merge(
+            &target,
+            "main",
+            None,
+            &head2,
+            MergeMethod::Squash,
+            "m2",
+            &dir.path().join("scratch2"),
+        )
+        .await;
+        match error {
+            Err(error) => assert!(error.to_string().contains("uncommitted changes"), "{error}"),
+            Ok(outcome) => assert!(
+                !matches!(outcome, MergeOutcome::Merged { .. })
+                    || sh(&work, "cat a.txt") == "typing",
+                "{outcome:?}"
+            ),
+        }
+        assert_eq!(sh(&work, "cat a.txt"), "typing", "nothing typed is lost");
     }
 
     #[tokio::test]
