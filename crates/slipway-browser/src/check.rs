@@ -2,6 +2,7 @@
 //! expectations, and gather the evidence a person would look at — a timeline, console errors,
 //! failed and blocked requests, the visible text and a full-page screenshot.
 
+use crate::goal::{GoalRun, GoalStep, Planner};
 use crate::Browser;
 use chromiumoxide::cdp::browser_protocol::emulation::SetDeviceMetricsOverrideParams;
 use chromiumoxide::cdp::browser_protocol::fetch::{
@@ -50,6 +51,12 @@ pub struct Report {
     /// The browser itself failed (no tab could be opened): Slipway's fault, not the page's.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub browser_failed: bool,
+    /// A goal check's steps: each action with the model's stated reason.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub goal_steps: Vec<GoalStep>,
+    /// The model gave no usable action: Slipway's (or the model's) fault, not the page's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model_error: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -157,6 +164,54 @@ impl Browser {
         screenshot: &std::path::Path,
         mask: &(dyn Fn(&str) -> String + Sync),
     ) -> Report {
+        self.check_with(
+            check,
+            (width, height),
+            target,
+            timeout,
+            screenshot,
+            mask,
+            None,
+        )
+        .await
+    }
+
+    /// [`Browser::check_masked`] for a check with a `goal`: `planner` chooses each action
+    /// from the page's state (masked with `mask` before it is shown).
+    #[allow(clippy::too_many_arguments)]
+    pub async fn check_goal(
+        &self,
+        check: &UiCheck,
+        viewport: (u32, u32),
+        target: &Target<'_>,
+        timeout: Duration,
+        screenshot: &std::path::Path,
+        mask: &(dyn Fn(&str) -> String + Sync),
+        planner: &mut dyn Planner,
+    ) -> Report {
+        self.check_with(
+            check,
+            viewport,
+            target,
+            timeout,
+            screenshot,
+            mask,
+            Some(planner),
+        )
+        .await
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn check_with(
+        &self,
+        check: &UiCheck,
+        (width, height): (u32, u32),
+        target: &Target<'_>,
+        timeout: Duration,
+        screenshot: &std::path::Path,
+        mask: &(dyn Fn(&str) -> String + Sync),
+        planner: Option<&mut dyn Planner>,
+    ) -> Report {
         // A new tab per check. (Opening the next one during a check was tried: Chromium's
         // concurrent target creation disturbed the running check's navigations.)
         let started = Instant::now();
@@ -179,6 +234,8 @@ impl Browser {
             text: String::new(),
             duration_ms: 0,
             browser_failed: false,
+            goal_steps: Vec::new(),
+            model_error: None,
         };
         let page = match page {
             Ok(page) => page,
@@ -189,7 +246,20 @@ impl Browser {
             }
         };
         let listeners = listen(&page, target, &seen).await;
-        let run = run(&page, check, (width, height), target, &mut report.timeline);
+        let mut goal = planner.map(|planner| GoalRun {
+            planner,
+            mask,
+            steps: Vec::new(),
+            model_error: None,
+        });
+        let run = run(
+            &page,
+            check,
+            (width, height),
+            target,
+            &mut report.timeline,
+            goal.as_mut(),
+        );
         let outcome = match tokio::time::timeout(timeout, run).await {
             Ok(outcome) => outcome,
             Err(_) => Err(format!(
@@ -197,6 +267,10 @@ impl Browser {
                 timeout.as_secs()
             )),
         };
+        if let Some(goal) = goal {
+            report.goal_steps = goal.steps;
+            report.model_error = goal.model_error;
+        }
         // The page as it is now, whatever happened.
         // One round trip for all of it.
         let selector = check.expect_selector.as_deref().map_or("null".into(), js);
@@ -249,6 +323,7 @@ async fn run(
     (width, height): (u32, u32),
     target: &Target<'_>,
     timeline: &mut Vec<StepTime>,
+    goal: Option<&mut GoalRun<'_>>,
 ) -> Result<(), String> {
     let metrics = SetDeviceMetricsOverrideParams::new(width, height, 1.0, width < 700);
     page.execute(metrics).await.map_err(|e| e.to_string())?;
@@ -265,6 +340,20 @@ async fn run(
         ok: opened.is_ok(),
     });
     opened?;
+    if let (Some(goal), Some(text)) = (goal, &check.goal) {
+        return crate::goal::pursue(
+            page,
+            text,
+            check.max_steps(),
+            target.base_url,
+            goal,
+            timeline,
+        )
+        .await;
+    }
+    if check.goal.is_some() {
+        return Err("a goal check needs a model; none was given".into());
+    }
     for step in &check.steps {
         let started = Instant::now();
         let done = take(page, step).await;
@@ -278,7 +367,7 @@ async fn run(
     Ok(())
 }
 
-async fn take(page: &chromiumoxide::Page, step: &UiStep) -> Result<(), String> {
+pub(crate) async fn take(page: &chromiumoxide::Page, step: &UiStep) -> Result<(), String> {
     match step {
         UiStep::Fill { fill, text } => {
             wait_until(page, &format!("!!document.querySelector({})", js(fill))).await?;
@@ -576,7 +665,7 @@ fn console_called(event: &EventConsoleApiCalled, seen: &mut Seen) {
     });
 }
 
-fn host_of(url: &str) -> String {
+pub(crate) fn host_of(url: &str) -> String {
     let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
     let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
     let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
@@ -587,11 +676,11 @@ fn host_of(url: &str) -> String {
 }
 
 /// A JavaScript string literal of `text`.
-fn js(text: &str) -> String {
+pub(crate) fn js(text: &str) -> String {
     serde_json::to_string(text).expect("a string serializes")
 }
 
-async fn eval<T: serde::de::DeserializeOwned>(
+pub(crate) async fn eval<T: serde::de::DeserializeOwned>(
     page: &chromiumoxide::Page,
     expression: &str,
 ) -> Result<T, String> {
@@ -642,7 +731,7 @@ async fn full_page_png(page: &chromiumoxide::Page, path: &std::path::Path) -> an
     Ok(())
 }
 
-async fn settle(page: &chromiumoxide::Page) -> Result<(), String> {
+pub(crate) async fn settle(page: &chromiumoxide::Page) -> Result<(), String> {
     wait_until(page, "document.readyState === 'complete'").await
 }
 
