@@ -5,23 +5,12 @@
 
 use crate::check::{eval, host_of, js, settle, take, StepTime};
 use crate::page_state::{page_state, INDEX_ATTRIBUTE};
-use serde::{Deserialize, Serialize};
 use slipway_core::ui::UiStep;
+pub use slipway_core::ui_goal::GoalStep;
 use slipway_core::ui_goal::{GoalAction, PageState, Planned};
 use std::future::Future;
 use std::pin::Pin;
 use std::time::{Duration, Instant};
-
-/// One step of a goal check as the evidence shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct GoalStep {
-    pub action: String,
-    /// The model's stated reason.
-    pub reason: String,
-    /// Why the action could not be taken (the model is told at the next step).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
-}
 
 /// Chooses the next action (a model, behind it). `Err` is the model's failure (no usable
 /// answer), never the page's.

@@ -96,6 +96,17 @@ pub struct Planned {
     pub reason: String,
 }
 
+/// One step of a goal check as the evidence shows it (and the model is told next time).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GoalStep {
+    pub action: String,
+    /// The model's stated reason.
+    pub reason: String,
+    /// Why the action could not be taken.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
 /// The answer's JSON Schema: flat (both APIs' strict modes take it), every field required;
 /// the fields an action does not use are ignored.
 pub fn action_schema() -> serde_json::Value {

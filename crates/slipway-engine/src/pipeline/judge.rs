@@ -27,11 +27,24 @@ pub(super) struct JudgeSource {
 }
 
 impl Attempt<'_> {
-    /// Before any code runs: refuses a `[judge]` with no model (the validation ends in
+    /// Before any code runs: refuses a `[judge]` or a goal check with no model (the validation ends in
     /// `error`, naming what to set; `false`); when a model will read the change (the judge,
     /// or the failure analysis), reads the diff and the head's message.
     pub(super) async fn prepare_judge(&mut self, config: &PipelineConfig) -> anyhow::Result<bool> {
         let models = &self.inner.config.models;
+        let goal_check = (config.ui.iter())
+            .flat_map(|ui| &ui.checks)
+            .find(|check| check.goal.is_some());
+        if let (Some(check), false) = (goal_check, models.any()) {
+            let why = format!(
+                "refused: the browser check '{}' has a goal, which needs a model: set \
+                 GEMINI_API_KEY (Gemini) or SLIPWAY_LLM_URL and SLIPWAY_LLM_MODEL (an \
+                 OpenAI-compatible server)",
+                check.name
+            );
+            self.end(StepName::Ui, StepEnd::Error(why)).await?;
+            return Ok(false);
+        }
         if let Some(section) = &config.judge {
             if let Err(why) = models.pick(section.provider, section.model.as_deref()) {
                 self.end(StepName::Judge, StepEnd::Error(format!("refused: {why}")))
