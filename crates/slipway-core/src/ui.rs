@@ -32,7 +32,8 @@ fn default_viewports() -> Vec<String> {
 #[serde(deny_unknown_fields)]
 pub struct UiCheck {
     pub name: String,
-    /// The page to open on the service, from `/`.
+    /// The page to open on the service, from `/` (default `/`).
+    #[serde(default = "root")]
     pub path: String,
     #[serde(default)]
     pub steps: Vec<UiStep>,
@@ -71,6 +72,10 @@ impl UiCheck {
     pub fn max_steps(&self) -> u32 {
         self.max_steps.unwrap_or(crate::ui_goal::DEFAULT_MAX_STEPS)
     }
+}
+
+fn root() -> String {
+    "/".to_owned()
 }
 
 fn yes() -> bool {
