@@ -5,8 +5,9 @@
 //! log and detail and to the `judge.json` artifact.
 
 use super::{Attempt, StepEnd};
-use slipway_core::judge::{criteria_lines, JudgeSection};
+use slipway_core::judge::{criteria_lines, JudgeMode, JudgeSection};
 use slipway_core::pipeline::PipelineConfig;
+use slipway_core::settings::ModelBudget;
 use slipway_core::validation::{StepName, StepStatus};
 use slipway_judge::judge::{fit_diff, judge, Judgement, Outcome};
 use slipway_judge::prompt::{JudgeInput, StepEvidence};
@@ -145,6 +146,12 @@ impl Attempt<'_> {
                 Err(why) => return Ok(StepEnd::Error(why)),
             };
         let model = AnyModel::new(config);
+        if let Err(note) = self.model_budget().await? {
+            return Ok(match section.mode {
+                JudgeMode::Blocking => StepEnd::Error(format!("no judgement: {note}")),
+                JudgeMode::Advisory => StepEnd::Skipped(format!("not judged: {note}")),
+            });
+        }
         let input = self.judge_input(section).await?;
         self.logs.line(
             StepName::Judge,
@@ -159,6 +166,9 @@ impl Attempt<'_> {
             judgement = judge(&model, section, &input, Some(&cache)) => judgement,
             _ = self.cancel.cancelled() => return Ok(StepEnd::Cancelled),
         };
+        if !judgement.cached {
+            self.spend_model_tokens(judgement.usage).await;
+        }
         for line in report_lines(&judgement) {
             self.logs.line(StepName::Judge, &line);
         }
@@ -173,6 +183,33 @@ impl Attempt<'_> {
             },
             Outcome::Error(why) => StepEnd::Error(format!("{why}; {usage}")),
         })
+    }
+
+    /// Whether the project's monthly model budget allows a call: `Err` is the note saying it
+    /// is spent.
+    pub(super) async fn model_budget(&self) -> anyhow::Result<Result<(), String>> {
+        let project = self.record.project_id;
+        let settings = self.inner.store.settings(project).await?;
+        let used = self.inner.store.model_usage(project).await?.total();
+        Ok(match settings.model_budget(used) {
+            ModelBudget::Open => Ok(()),
+            ModelBudget::Spent(note) => Err(note),
+        })
+    }
+
+    /// Adds a call's tokens to the project's month. A failed write is logged, not the step's.
+    pub(super) async fn spend_model_tokens(&self, usage: slipway_judge::Usage) {
+        let (input, output) = (usage.input_tokens, usage.output_tokens);
+        if input + output == 0 {
+            return;
+        }
+        let store = &self.inner.store;
+        if let Err(error) = store
+            .record_model_usage(self.record.project_id, input, output)
+            .await
+        {
+            tracing::warn!(%error, "the model's tokens were not recorded");
+        }
     }
 
     /// The run's goal and criteria, the change's words, the earlier steps, the diff: masked.

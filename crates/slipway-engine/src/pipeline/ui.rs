@@ -167,6 +167,13 @@ impl Attempt<'_> {
             )),
             false => None,
         };
+        if model.is_some() {
+            if let Err(note) = self.model_budget().await? {
+                return Ok(StepEnd::Error(format!(
+                    "the goal checks cannot run: {note}"
+                )));
+            }
+        }
         let total = section.checks.len() * section.viewports.len();
         let (mut done, mut failed) = (0, Vec::new());
         for size in &section.viewports {
@@ -220,6 +227,7 @@ impl Attempt<'_> {
                 }
                 let usage = planner.map(|p| p.usage);
                 if let Some(usage) = usage {
+                    self.spend_model_tokens(usage).await;
                     self.logs.line(
                         StepName::Ui,
                         &format!(
