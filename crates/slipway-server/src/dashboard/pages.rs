@@ -289,6 +289,8 @@ struct ProjectPage<'a> {
     agent_plan_mode: bool,
     /// The model the judge and the failure analysis use, if one is configured.
     model: Option<String>,
+    /// Tokens the project's models used this month (against `model_tokens_per_month`).
+    model_usage: slipway_store::ModelUsage,
     branches: Vec<String>,
     secrets: Vec<(String, String)>,
     /// Names and values.
@@ -485,6 +487,7 @@ pub(super) async fn project_page(
     let page = ProjectPage {
         webhook: super::setup::webhook_view(state, &project).await,
         model: state.engine.model(),
+        model_usage: state.store.model_usage(project.id).await.map_err(failed)?,
         pulls,
         reopen_settings: typed_form.is_some(),
         run_typed: run,
