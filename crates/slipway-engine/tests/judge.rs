@@ -340,3 +340,37 @@ async fn a_spent_monthly_budget_stops_the_model_a_blocking_judge_errs_an_advisor
         assert_eq!(fake.requests().len(), 2);
     }
 }
+
+#[tokio::test]
+async fn over_the_budget_a_failure_gets_no_note_and_nothing_is_called() {
+    let fake = FakeOpenAi::start(None).await;
+    let models = Models {
+        gemini: None,
+        openai: Some(model(Provider::Openai, &fake.url, None)),
+    };
+    let pipeline = "[test]\ncommands = [\"exit 1\"]\n";
+    let h = harness_with(&[(".slipway.toml", pipeline)], |config| {
+        config.models = models;
+    })
+    .await;
+    budget(&h, 500).await;
+    h.store
+        .record_model_usage(h.project.id, 400, 100)
+        .await
+        .unwrap();
+    let record = h.validate_main().await;
+    let log = h.log(record.id).await;
+    assert_eq!(record.status, ValidationStatus::Failed, "{log}");
+    assert!(fake.requests().is_empty(), "{log}");
+    assert!(
+        log.contains(
+            "[no failure analysis: the project's monthly model budget is spent (500 of 500 tokens"
+        ),
+        "{log}"
+    );
+    assert!(!h
+        .engine
+        .artifacts_dir(record.id)
+        .join("failure-analysis.json")
+        .exists());
+}
