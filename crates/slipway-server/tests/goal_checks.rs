@@ -297,3 +297,40 @@ async fn without_a_model_a_goal_check_is_refused_before_anything_runs() {
         .unwrap();
     assert_eq!(deploy["status"], "skipped", "nothing ran: {done}");
 }
+
+#[tokio::test]
+async fn over_the_monthly_budget_a_goal_check_calls_no_model_and_the_step_is_an_error() {
+    let fake = FakeOpenAi::start(None).await;
+    let app = model_app(&fake).await;
+    let project = web_project(&app).await;
+    let mut settings = app.api.settings(project).await.body;
+    settings.as_object_mut().unwrap().remove("id");
+    settings["model_tokens_per_month"] = json!(1_000);
+    assert_eq!(app.api.put_settings(project, &settings).await.status, 200);
+    app.store
+        .record_model_usage(slipway_core::ProjectId(project), 900, 100)
+        .await
+        .unwrap();
+    let started = app
+        .api
+        .start_validation(project, &json!({"branch": "main"}))
+        .await;
+    let done = app
+        .api
+        .finished_validation(started.body["id"].as_i64().unwrap())
+        .await;
+    assert_eq!(done["status"], "error", "{done}");
+    let ui = done["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "ui")
+        .unwrap();
+    assert_eq!(ui["status"], "error", "{ui}");
+    let detail = ui["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("'register and log in' cannot run: the project's monthly model budget is spent (1000 of 1000 tokens"),
+        "{detail}"
+    );
+    assert!(fake.requests().is_empty());
+}

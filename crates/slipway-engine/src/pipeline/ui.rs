@@ -167,13 +167,6 @@ impl Attempt<'_> {
             )),
             false => None,
         };
-        if model.is_some() {
-            if let Err(note) = self.model_budget().await? {
-                return Ok(StepEnd::Error(format!(
-                    "the goal checks cannot run: {note}"
-                )));
-            }
-        }
         let total = section.checks.len() * section.viewports.len();
         let (mut done, mut failed) = (0, Vec::new());
         for size in &section.viewports {
@@ -184,6 +177,15 @@ impl Attempt<'_> {
                 }
                 let name = artifact_name(&check.name, size);
                 let shot = artifacts.join(format!("{name}.png"));
+                // The budget, before each goal check (the tokens of the last are recorded).
+                if check.goal.is_some() {
+                    if let Err(note) = self.model_budget().await? {
+                        return Ok(StepEnd::Error(format!(
+                            "the goal check '{}' cannot run: {note}",
+                            check.name
+                        )));
+                    }
+                }
                 let mut planner = (model.clone())
                     .filter(|_| check.goal.is_some())
                     .map(ModelPlanner::new);
