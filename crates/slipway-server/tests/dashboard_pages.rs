@@ -617,6 +617,10 @@ async fn the_settings_dialog_saves_the_monthly_model_budget_and_shows_the_months
         body.contains("&#39;lots&#39; is not a number of tokens"),
         "{body}"
     );
+    assert!(
+        body.contains("name=\"model_tokens_per_month\" inputmode=\"numeric\" value=\"lots\""),
+        "what was typed is kept: {body}"
+    );
     assert_eq!(app.api.settings(1).await.body["model_tokens_per_month"], 0);
 
     let (status, location) = visitor.post("/projects/1/settings", &form("1,500")).await;

@@ -291,6 +291,8 @@ struct ProjectPage<'a> {
     model: Option<String>,
     /// Tokens the project's models used this month (against `model_tokens_per_month`).
     model_usage: slipway_store::ModelUsage,
+    /// The budget's field: as typed (a refused form), else the saved figure (empty: none).
+    model_budget_field: String,
     branches: Vec<String>,
     secrets: Vec<(String, String)>,
     /// Names and values.
@@ -489,6 +491,12 @@ pub(super) async fn project_page(
         model: state.engine.model(),
         model_usage: state.store.model_usage(project.id).await.map_err(failed)?,
         pulls,
+        model_budget_field: typed_form
+            .and_then(|form| form.model_tokens_per_month.clone())
+            .unwrap_or_else(|| match settings.model_tokens_per_month {
+                0 => String::new(),
+                tokens => tokens.to_string(),
+            }),
         reopen_settings: typed_form.is_some(),
         run_typed: run,
         agent_kind,

@@ -41,7 +41,7 @@ pub struct SettingsForm {
     pub(super) agent_plan_mode: Option<String>,
     /// The monthly model token budget; empty or 0 is no limit.
     #[serde(default)]
-    pub(super) model_tokens_per_month: Option<String>,
+    pub(crate) model_tokens_per_month: Option<String>,
 }
 
 /// The secrets and variables tabs' fields as typed.
