@@ -2,21 +2,14 @@
 //! expectations, and gather the evidence a person would look at — a timeline, console errors,
 //! failed and blocked requests, the visible text and a full-page screenshot.
 
+mod listen;
+
+use crate::goal::{GoalRun, GoalStep, Planner};
 use crate::Browser;
 use chromiumoxide::cdp::browser_protocol::emulation::SetDeviceMetricsOverrideParams;
-use chromiumoxide::cdp::browser_protocol::fetch::{
-    self, ContinueRequestParams, EventRequestPaused, FailRequestParams, RequestPattern,
-};
-use chromiumoxide::cdp::browser_protocol::network::{
-    ErrorReason, EventLoadingFailed, EventRequestWillBeSent, EventResponseReceived, ResourceType,
-};
-use chromiumoxide::cdp::js_protocol::runtime::{
-    ConsoleApiCalledType, EventConsoleApiCalled, EventExceptionThrown,
-};
-use futures_util::StreamExt;
+use listen::{listen, Seen};
 use serde::{Deserialize, Serialize};
 use slipway_core::ui::{UiCheck, UiStep};
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -50,6 +43,12 @@ pub struct Report {
     /// The browser itself failed (no tab could be opened): Slipway's fault, not the page's.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub browser_failed: bool,
+    /// A goal check's steps: each action with the model's stated reason.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub goal_steps: Vec<GoalStep>,
+    /// The model gave no usable action: Slipway's (or the model's) fault, not the page's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model_error: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -80,55 +79,6 @@ const TEXT_KEPT: usize = 2_000;
 /// How long the browser may take to open a tab before it counts as broken.
 const TAB_OPENS: Duration = Duration::from_secs(15);
 
-/// What the page's listeners gather while the check runs.
-#[derive(Default)]
-struct Seen {
-    console: Vec<ConsoleMessage>,
-    requests: Vec<RequestProblem>,
-    methods: HashMap<String, (String, String)>,
-    status: Option<i64>,
-}
-
-/// The most console messages and failed requests a check keeps, and the longest text of
-/// each: the page is the code's, and may say gigabytes.
-const MAX_ENTRIES: usize = 200;
-const MAX_ENTRY_TEXT: usize = 4096;
-
-/// `text` cut at a character boundary to at most [`MAX_ENTRY_TEXT`] bytes, marked.
-fn capped(mut text: String) -> String {
-    if text.len() > MAX_ENTRY_TEXT {
-        let mut end = MAX_ENTRY_TEXT;
-        while !text.is_char_boundary(end) {
-            end -= 1;
-        }
-        text.truncate(end);
-        text.push_str(" … [cut]");
-    }
-    text
-}
-
-impl Seen {
-    fn note_console(&mut self, message: ConsoleMessage) {
-        if self.console.len() < MAX_ENTRIES {
-            self.console.push(ConsoleMessage {
-                text: capped(message.text),
-                source: message.source.map(capped),
-                ..message
-            });
-        }
-    }
-
-    fn note_request(&mut self, problem: RequestProblem) {
-        if self.requests.len() < MAX_ENTRIES {
-            self.requests.push(RequestProblem {
-                url: capped(problem.url),
-                error: problem.error.map(capped),
-                ..problem
-            });
-        }
-    }
-}
-
 impl Browser {
     /// Runs `check` in a fresh tab of the viewport's size; the screenshot (PNG) is written to
     /// `screenshot`. Never fails: what went wrong is in the report.
@@ -157,6 +107,54 @@ impl Browser {
         screenshot: &std::path::Path,
         mask: &(dyn Fn(&str) -> String + Sync),
     ) -> Report {
+        self.check_with(
+            check,
+            (width, height),
+            target,
+            timeout,
+            screenshot,
+            mask,
+            None,
+        )
+        .await
+    }
+
+    /// [`Browser::check_masked`] for a check with a `goal`: `planner` chooses each action
+    /// from the page's state (masked with `mask` before it is shown).
+    #[allow(clippy::too_many_arguments)]
+    pub async fn check_goal(
+        &self,
+        check: &UiCheck,
+        viewport: (u32, u32),
+        target: &Target<'_>,
+        timeout: Duration,
+        screenshot: &std::path::Path,
+        mask: &(dyn Fn(&str) -> String + Sync),
+        planner: &mut dyn Planner,
+    ) -> Report {
+        self.check_with(
+            check,
+            viewport,
+            target,
+            timeout,
+            screenshot,
+            mask,
+            Some(planner),
+        )
+        .await
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn check_with(
+        &self,
+        check: &UiCheck,
+        (width, height): (u32, u32),
+        target: &Target<'_>,
+        timeout: Duration,
+        screenshot: &std::path::Path,
+        mask: &(dyn Fn(&str) -> String + Sync),
+        planner: Option<&mut dyn Planner>,
+    ) -> Report {
         // A new tab per check. (Opening the next one during a check was tried: Chromium's
         // concurrent target creation disturbed the running check's navigations.)
         let started = Instant::now();
@@ -179,6 +177,8 @@ impl Browser {
             text: String::new(),
             duration_ms: 0,
             browser_failed: false,
+            goal_steps: Vec::new(),
+            model_error: None,
         };
         let page = match page {
             Ok(page) => page,
@@ -189,7 +189,20 @@ impl Browser {
             }
         };
         let listeners = listen(&page, target, &seen).await;
-        let run = run(&page, check, (width, height), target, &mut report.timeline);
+        let mut goal = planner.map(|planner| GoalRun {
+            planner,
+            mask,
+            steps: Vec::new(),
+            model_error: None,
+        });
+        let run = run(
+            &page,
+            check,
+            (width, height),
+            target,
+            &mut report.timeline,
+            goal.as_mut(),
+        );
         let outcome = match tokio::time::timeout(timeout, run).await {
             Ok(outcome) => outcome,
             Err(_) => Err(format!(
@@ -197,6 +210,10 @@ impl Browser {
                 timeout.as_secs()
             )),
         };
+        if let Some(goal) = goal {
+            report.goal_steps = goal.steps;
+            report.model_error = goal.model_error;
+        }
         // The page as it is now, whatever happened.
         // One round trip for all of it.
         let selector = check.expect_selector.as_deref().map_or("null".into(), js);
@@ -249,6 +266,7 @@ async fn run(
     (width, height): (u32, u32),
     target: &Target<'_>,
     timeline: &mut Vec<StepTime>,
+    goal: Option<&mut GoalRun<'_>>,
 ) -> Result<(), String> {
     let metrics = SetDeviceMetricsOverrideParams::new(width, height, 1.0, width < 700);
     page.execute(metrics).await.map_err(|e| e.to_string())?;
@@ -265,6 +283,20 @@ async fn run(
         ok: opened.is_ok(),
     });
     opened?;
+    if let (Some(goal), Some(text)) = (goal, &check.goal) {
+        return crate::goal::pursue(
+            page,
+            text,
+            check.max_steps(),
+            target.base_url,
+            goal,
+            timeline,
+        )
+        .await;
+    }
+    if check.goal.is_some() {
+        return Err("a goal check needs a model; none was given".into());
+    }
     for step in &check.steps {
         let started = Instant::now();
         let done = take(page, step).await;
@@ -278,7 +310,7 @@ async fn run(
     Ok(())
 }
 
-async fn take(page: &chromiumoxide::Page, step: &UiStep) -> Result<(), String> {
+pub(crate) async fn take(page: &chromiumoxide::Page, step: &UiStep) -> Result<(), String> {
     match step {
         UiStep::Fill { fill, text } => {
             wait_until(page, &format!("!!document.querySelector({})", js(fill))).await?;
@@ -393,190 +425,7 @@ fn expectations(check: &UiCheck, report: &Report, selector_found: bool) -> Optio
     None
 }
 
-/// Listens to the tab: requests outside the service and the allowed hosts are blocked, and
-/// what a person would look at (failed answers and requests, console errors, uncaught
-/// exceptions) is gathered into `seen`.
-async fn listen(
-    page: &chromiumoxide::Page,
-    target: &Target<'_>,
-    seen: &Arc<Mutex<Seen>>,
-) -> Vec<tokio::task::JoinHandle<()>> {
-    // (The tab's Network and Runtime domains are on from its creation.)
-    let pattern = RequestPattern {
-        url_pattern: Some("*".into()),
-        ..Default::default()
-    };
-    let _ = page
-        .execute(fetch::EnableParams {
-            patterns: Some(vec![pattern]),
-            handle_auth_requests: None,
-        })
-        .await;
-    vec![
-        block_outside(page, target, seen).await,
-        gather(page, seen, |e: &EventRequestWillBeSent, seen| {
-            let entry = (e.request.method.clone(), e.request.url.clone());
-            seen.methods.insert(e.request_id.inner().clone(), entry);
-        })
-        .await,
-        gather(page, seen, answered).await,
-        gather(page, seen, loading_failed).await,
-        gather(page, seen, console_called).await,
-        gather(page, seen, |e: &EventExceptionThrown, seen| {
-            let details = &e.exception_details;
-            let text = details
-                .exception
-                .as_ref()
-                .and_then(|e| e.description.clone())
-                .unwrap_or_else(|| details.text.clone());
-            let source = details
-                .url
-                .as_ref()
-                .map(|url| format!("{url}:{}", details.line_number + 1));
-            seen.note_console(ConsoleMessage {
-                level: "error".into(),
-                text,
-                source,
-            });
-        })
-        .await,
-    ]
-    .into_iter()
-    .flatten()
-    .collect()
-}
-
-/// Notes every event of kind `E` of the tab into `seen`, until aborted.
-async fn gather<E>(
-    page: &chromiumoxide::Page,
-    seen: &Arc<Mutex<Seen>>,
-    note: fn(&E, &mut Seen),
-) -> Option<tokio::task::JoinHandle<()>>
-where
-    E: chromiumoxide::cdp::IntoEventKind + Unpin + Send + Sync + 'static,
-{
-    let mut events = page.event_listener::<E>().await.ok()?;
-    let seen = seen.clone();
-    Some(tokio::spawn(async move {
-        while let Some(event) = events.next().await {
-            note(&event, &mut seen.lock().expect("seen lock"));
-        }
-    }))
-}
-
-/// Lets through what goes to the service (or an allowed host), blocks the rest and lists it.
-async fn block_outside(
-    page: &chromiumoxide::Page,
-    target: &Target<'_>,
-    seen: &Arc<Mutex<Seen>>,
-) -> Option<tokio::task::JoinHandle<()>> {
-    let mut paused = page.event_listener::<EventRequestPaused>().await.ok()?;
-    let service_host = host_of(target.base_url);
-    let allowed: Vec<String> = target.allow_hosts.to_vec();
-    let (page, seen) = (page.clone(), seen.clone());
-    Some(tokio::spawn(async move {
-        while let Some(event) = paused.next().await {
-            let host = host_of(&event.request.url);
-            let ok = event.request.url.starts_with("data:")
-                || host == service_host
-                || allowed
-                    .iter()
-                    .any(|a| host == *a || host.ends_with(&format!(".{a}")));
-            if ok {
-                let _ = page
-                    .execute(ContinueRequestParams::new(event.request_id.clone()))
-                    .await;
-                continue;
-            }
-            seen.lock()
-                .expect("seen lock")
-                .requests
-                .push(RequestProblem {
-                    method: event.request.method.clone(),
-                    url: event.request.url.clone(),
-                    status: None,
-                    error: Some(
-                        "blocked: not the service nor an allowed host (ui.allow_hosts)".into(),
-                    ),
-                });
-            let fail =
-                FailRequestParams::new(event.request_id.clone(), ErrorReason::BlockedByClient);
-            let _ = page.execute(fail).await;
-        }
-    }))
-}
-
-/// The document's status, and answers of 400 and above.
-fn answered(event: &EventResponseReceived, seen: &mut Seen) {
-    let status = event.response.status;
-    if event.r#type == ResourceType::Document && seen.status.is_none() {
-        seen.status = Some(status);
-    }
-    // The browser asks for /favicon.ico by itself; a site without one is fine.
-    let favicon = event.response.url.ends_with("/favicon.ico");
-    if status >= 400 && !favicon {
-        let method = seen
-            .methods
-            .get(event.request_id.inner())
-            .map_or("GET".to_owned(), |m| m.0.clone());
-        seen.note_request(RequestProblem {
-            method,
-            url: event.response.url.clone(),
-            status: Some(status),
-            error: None,
-        });
-    }
-}
-
-/// Requests that failed (blocked ones are listed when blocked).
-fn loading_failed(event: &EventLoadingFailed, seen: &mut Seen) {
-    if event.error_text.contains("ERR_BLOCKED_BY_CLIENT") {
-        return;
-    }
-    let (method, url) = seen
-        .methods
-        .get(event.request_id.inner())
-        .cloned()
-        .unwrap_or_default();
-    seen.note_request(RequestProblem {
-        method,
-        url,
-        status: None,
-        error: Some(event.error_text.clone()),
-    });
-}
-
-/// Console errors and warnings, with where they were written.
-fn console_called(event: &EventConsoleApiCalled, seen: &mut Seen) {
-    let level = match event.r#type {
-        ConsoleApiCalledType::Error | ConsoleApiCalledType::Assert => "error",
-        ConsoleApiCalledType::Warning => "warning",
-        _ => return,
-    };
-    let text = event
-        .args
-        .iter()
-        .map(|a| match (&a.value, &a.description) {
-            (Some(serde_json::Value::String(s)), _) => s.clone(),
-            (Some(v), _) => v.to_string(),
-            (None, Some(d)) => d.clone(),
-            _ => String::new(),
-        })
-        .collect::<Vec<_>>()
-        .join(" ");
-    let source = event
-        .stack_trace
-        .as_ref()
-        .and_then(|t| t.call_frames.first())
-        .map(|f| format!("{}:{}", f.url, f.line_number + 1));
-    seen.note_console(ConsoleMessage {
-        level: level.into(),
-        text,
-        source,
-    });
-}
-
-fn host_of(url: &str) -> String {
+pub(crate) fn host_of(url: &str) -> String {
     let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
     let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
     let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
@@ -587,11 +436,11 @@ fn host_of(url: &str) -> String {
 }
 
 /// A JavaScript string literal of `text`.
-fn js(text: &str) -> String {
+pub(crate) fn js(text: &str) -> String {
     serde_json::to_string(text).expect("a string serializes")
 }
 
-async fn eval<T: serde::de::DeserializeOwned>(
+pub(crate) async fn eval<T: serde::de::DeserializeOwned>(
     page: &chromiumoxide::Page,
     expression: &str,
 ) -> Result<T, String> {
@@ -642,7 +491,7 @@ async fn full_page_png(page: &chromiumoxide::Page, path: &std::path::Path) -> an
     Ok(())
 }
 
-async fn settle(page: &chromiumoxide::Page) -> Result<(), String> {
+pub(crate) async fn settle(page: &chromiumoxide::Page) -> Result<(), String> {
     wait_until(page, "document.readyState === 'complete'").await
 }
 

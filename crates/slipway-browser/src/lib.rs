@@ -3,10 +3,13 @@
 //! dashboard's end-to-end tests (and later the pipeline's browser checks) use.
 
 mod check;
+mod goal;
 mod mask;
+pub mod page_state;
 pub mod pipe;
 
 pub use check::{ConsoleMessage, Report, RequestProblem, StepTime, Target};
+pub use goal::{GoalStep, Planner};
 pub use mask::mask_strings;
 
 use anyhow::{bail, Context};
@@ -223,6 +226,13 @@ impl Page {
     }
 
     /// The page's URL.
+    /// The compact state a goal check's model is shown (unmasked).
+    pub async fn state(&self) -> anyhow::Result<slipway_core::ui_goal::PageState> {
+        page_state::page_state(&self.page, &|text: &str| text.to_owned())
+            .await
+            .map_err(anyhow::Error::msg)
+    }
+
     pub async fn url(&self) -> anyhow::Result<String> {
         Ok(self.page.url().await?.unwrap_or_default())
     }

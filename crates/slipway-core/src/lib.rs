@@ -20,6 +20,7 @@ pub mod secret;
 pub mod settings;
 pub mod turn;
 pub mod ui;
+pub mod ui_goal;
 pub mod validation;
 
 pub use ids::{ProjectId, TokenId, ValidationId};

@@ -6,6 +6,31 @@ use crate::Invalid;
 use serde::{Deserialize, Serialize};
 
 const MAX_TEXT_LEN: usize = 20_000;
+/// The largest monthly token budget a project may set.
+pub const MAX_MODEL_TOKENS_PER_MONTH: u64 = 1_000_000_000_000;
+
+/// Whether a project's models may be called, given what they used this month.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ModelBudget {
+    Open,
+    /// Spent: the note says so and how to change it.
+    Spent(String),
+}
+
+impl Settings {
+    /// The budget's state after `used` tokens this month.
+    pub fn model_budget(&self, used: u64) -> ModelBudget {
+        match self.model_tokens_per_month {
+            0 => ModelBudget::Open,
+            budget if used < budget => ModelBudget::Open,
+            budget => ModelBudget::Spent(format!(
+                "the project's monthly model budget is spent ({used} of {budget} tokens used \
+                 this month); no model is called until next month, or raise \
+                 model_tokens_per_month in the project's settings"
+            )),
+        }
+    }
+}
 
 /// Every setting of a project. A `PUT` replaces the whole document; absent fields take defaults.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -41,6 +66,9 @@ pub struct Settings {
     pub max_runs_per_hour: u32,
     /// The pipeline used when the repository has no `.slipway.toml`.
     pub pipeline: PipelineConfig,
+    /// Tokens (input and output) the models may use for this project in a calendar month
+    /// (UTC); 0 is no limit. When spent, no model is called until the next month.
+    pub model_tokens_per_month: u64,
 }
 
 impl Default for Settings {
@@ -65,6 +93,7 @@ impl Default for Settings {
             max_concurrent_runs: 3,
             max_runs_per_hour: 30,
             pipeline: PipelineConfig::default(),
+            model_tokens_per_month: 0,
         }
     }
 }
@@ -158,6 +187,15 @@ impl Settings {
                 ));
             }
         }
+        if self.model_tokens_per_month > MAX_MODEL_TOKENS_PER_MONTH {
+            return Err(Invalid::new(
+                "model_tokens_per_month",
+                format!(
+                    "{} is out of range; accepted: 0 (no limit) to {MAX_MODEL_TOKENS_PER_MONTH}",
+                    self.model_tokens_per_month
+                ),
+            ));
+        }
         if self.required_approvals > 20 {
             return Err(Invalid::new(
                 "required_approvals",
@@ -183,6 +221,23 @@ impl Settings {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn the_model_budget_is_spent_at_its_figure_and_zero_is_no_limit() {
+        let mut settings = Settings::default();
+        assert_eq!(settings.model_budget(u64::MAX), ModelBudget::Open);
+        settings.model_tokens_per_month = 1_000;
+        assert_eq!(settings.model_budget(999), ModelBudget::Open);
+        let ModelBudget::Spent(note) = settings.model_budget(1_000) else {
+            panic!("spent at the budget");
+        };
+        assert!(note.contains("1000 of 1000 tokens"), "{note}");
+        settings.model_tokens_per_month = MAX_MODEL_TOKENS_PER_MONTH + 1;
+        assert_eq!(
+            settings.validate().unwrap_err().field,
+            "model_tokens_per_month"
+        );
+    }
 
     #[test]
     fn an_empty_document_is_the_defaults() {

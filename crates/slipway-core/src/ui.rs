@@ -32,7 +32,8 @@ fn default_viewports() -> Vec<String> {
 #[serde(deny_unknown_fields)]
 pub struct UiCheck {
     pub name: String,
-    /// The page to open on the service, from `/`.
+    /// The page to open on the service, from `/` (default `/`).
+    #[serde(default = "root")]
     pub path: String,
     #[serde(default)]
     pub steps: Vec<UiStep>,
@@ -57,6 +58,24 @@ pub struct UiCheck {
     /// A 4xx/5xx answer from the service fails the check (default true).
     #[serde(default = "yes")]
     pub fail_on_http_errors: bool,
+    /// Instead of `steps`: what a model should achieve on the page, one action a step
+    /// (needs a model, as `[judge]` does).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub goal: Option<String>,
+    /// The most actions a goal check takes (default 15); running out fails the check.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_steps: Option<u32>,
+}
+
+impl UiCheck {
+    /// The actions a goal check may take.
+    pub fn max_steps(&self) -> u32 {
+        self.max_steps.unwrap_or(crate::ui_goal::DEFAULT_MAX_STEPS)
+    }
+}
+
+fn root() -> String {
+    "/".to_owned()
 }
 
 fn yes() -> bool {
@@ -100,6 +119,11 @@ pub fn viewport(text: &str) -> Option<(u32, u32)> {
 }
 
 impl UiSection {
+    /// Whether a check is driven by a model (so the pipeline needs one).
+    pub fn has_goal_checks(&self) -> bool {
+        self.checks.iter().any(|c| c.goal.is_some())
+    }
+
     pub fn validate(&self) -> Result<(), Invalid> {
         if self.checks.is_empty() {
             return Err(Invalid::new(
@@ -157,6 +181,33 @@ impl UiCheck {
                     self.path
                 ),
             ));
+        }
+        match (&self.goal, self.max_steps) {
+            (Some(goal), _) if goal.trim().is_empty() => {
+                return Err(Invalid::new("goal", "is empty; say what to achieve"))
+            }
+            (Some(_), _) if !self.steps.is_empty() => {
+                return Err(Invalid::new(
+                    "goal",
+                    "and steps both given; a check follows its steps or a goal, not both",
+                ))
+            }
+            (None, Some(_)) => {
+                return Err(Invalid::new(
+                    "max_steps",
+                    "is only for a goal check; add goal = \"…\" or leave it out",
+                ))
+            }
+            (_, Some(n)) if !(1..=crate::ui_goal::MAX_MAX_STEPS).contains(&n) => {
+                return Err(Invalid::new(
+                    "max_steps",
+                    format!(
+                        "{n} is out of range; accepted: 1 to {}",
+                        crate::ui_goal::MAX_MAX_STEPS
+                    ),
+                ))
+            }
+            _ => {}
         }
         for step in &self.steps {
             let selector = match step {
@@ -268,13 +319,23 @@ fail_on_http_errors = true
             ("steps = [{ click = \"a[href\" }]\n", "unclosed"),
             ("expect_selector = \"div >\"\n", "combinator"),
             ("expect_status = 999\n", "not an HTTP status"),
-            ("goal = \"log in\"\n", "unknown field"),
+            ("goal = \"\"\n", "is empty"),
+            (
+                "goal = \"log in\"\nsteps = [{ click = \"a\" }]\n",
+                "not both",
+            ),
+            ("max_steps = 3\n", "only for a goal check"),
+            ("goal = \"log in\"\nmax_steps = 0\n", "out of range"),
+            ("goal = \"log in\"\nmax_step = 3\n", "unknown field"),
         ] {
             let err = section(&format!("{base}{extra}")).unwrap_err();
             assert!(err.contains(needle), "{extra}: {err}");
         }
         let err = section(&format!("viewports = [\"big\"]\n{base}")).unwrap_err();
         assert!(err.contains("WIDTHxHEIGHT"), "{err}");
+        let goal = section(&format!("{base}goal = \"log in\"\n")).unwrap();
+        assert!(goal.has_goal_checks());
+        assert_eq!(goal.checks[0].max_steps(), 15);
         assert!(section("viewports = [\"1280x800\"]\n")
             .unwrap_err()
             .contains("ui.checks"));

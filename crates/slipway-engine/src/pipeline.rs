@@ -43,6 +43,8 @@ enum StepEnd {
     },
     Cancelled,
     Error(String),
+    /// Not run, and the pipeline goes on (an advisory judge over the model budget).
+    Skipped(String),
 }
 
 struct Attempt<'a> {
@@ -428,6 +430,7 @@ impl Attempt<'_> {
             } => (StepStatus::Failed, exit_code, Some(detail)),
             StepEnd::Cancelled => (StepStatus::Cancelled, None, Some("cancelled".to_owned())),
             StepEnd::Error(detail) => (StepStatus::Error, None, Some(detail)),
+            StepEnd::Skipped(detail) => (StepStatus::Skipped, None, Some(detail)),
         };
         if let Some(detail) = &detail {
             if status != StepStatus::Passed {
@@ -452,7 +455,7 @@ impl Attempt<'_> {
             .store
             .update_step(self.id(), self.index(name), &update)
             .await?;
-        if status == StepStatus::Passed {
+        if matches!(status, StepStatus::Passed | StepStatus::Skipped) {
             return Ok(true);
         }
         let (rest, reason) = match status {

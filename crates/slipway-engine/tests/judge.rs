@@ -283,3 +283,94 @@ async fn without_a_model_a_failure_gets_no_note_and_nothing_is_called() {
         .join("failure-analysis.json")
         .exists());
 }
+
+/// Sets the project's monthly model budget.
+async fn budget(h: &Harness, tokens: u64) {
+    let settings = slipway_core::Settings {
+        model_tokens_per_month: tokens,
+        ..Default::default()
+    };
+    h.store.put_settings(h.project.id, &settings).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_spent_monthly_budget_stops_the_model_a_blocking_judge_errs_an_advisory_one_skips() {
+    for mode in ["blocking", "advisory"] {
+        let fake = FakeOpenAi::start(None).await;
+        let models = Models {
+            gemini: None,
+            openai: Some(model(Provider::Openai, &fake.url, None)),
+        };
+        let h = harness(mode, models).await;
+        budget(&h, 100).await;
+        fake.script([answer("pass", 90), answer("pass", 90)]);
+        // The first call is made (nothing used yet) and its tokens are recorded.
+        let first = h.validate_branch("feature").await;
+        assert_eq!(
+            first.status,
+            ValidationStatus::Passed,
+            "{}",
+            h.log(first.id).await
+        );
+        let used = h.store.model_usage(h.project.id).await.unwrap();
+        assert!(used.input_tokens > 100, "{used:?}");
+        assert!(used.output_tokens > 0, "{used:?}");
+
+        // Then the budget is spent: no call, and the note says so.
+        let second = h.validate_branch("main").await;
+        let log = h.log(second.id).await;
+        assert_eq!(fake.requests().len(), 1, "{mode}: {log}");
+        let judge = step(&second, StepName::Judge);
+        let detail = judge.detail.as_deref().unwrap();
+        assert!(detail.contains("monthly model budget is spent"), "{detail}");
+        assert!(detail.contains("model_tokens_per_month"), "{detail}");
+        if mode == "blocking" {
+            assert_eq!(judge.status, StepStatus::Error, "{log}");
+            assert_eq!(second.status, ValidationStatus::Error, "{log}");
+        } else {
+            assert_eq!(judge.status, StepStatus::Skipped, "{log}");
+            assert_eq!(second.status, ValidationStatus::Passed, "{log}");
+        }
+        assert_eq!(h.store.model_usage(h.project.id).await.unwrap(), used);
+
+        // A larger budget opens it again.
+        budget(&h, 1_000_000).await;
+        let third = h.validate_branch("main").await;
+        assert_eq!(step(&third, StepName::Judge).status, StepStatus::Passed);
+        assert_eq!(fake.requests().len(), 2);
+    }
+}
+
+#[tokio::test]
+async fn over_the_budget_a_failure_gets_no_note_and_nothing_is_called() {
+    let fake = FakeOpenAi::start(None).await;
+    let models = Models {
+        gemini: None,
+        openai: Some(model(Provider::Openai, &fake.url, None)),
+    };
+    let pipeline = "[test]\ncommands = [\"exit 1\"]\n";
+    let h = harness_with(&[(".slipway.toml", pipeline)], |config| {
+        config.models = models;
+    })
+    .await;
+    budget(&h, 500).await;
+    h.store
+        .record_model_usage(h.project.id, 400, 100)
+        .await
+        .unwrap();
+    let record = h.validate_main().await;
+    let log = h.log(record.id).await;
+    assert_eq!(record.status, ValidationStatus::Failed, "{log}");
+    assert!(fake.requests().is_empty(), "{log}");
+    assert!(
+        log.contains(
+            "[no failure analysis: the project's monthly model budget is spent (500 of 500 tokens"
+        ),
+        "{log}"
+    );
+    assert!(!h
+        .engine
+        .artifacts_dir(record.id)
+        .join("failure-analysis.json")
+        .exists());
+}

@@ -9,6 +9,7 @@ pub mod answer;
 pub mod config;
 pub mod diff;
 mod gemini;
+pub mod goal;
 mod http;
 pub mod judge;
 mod openai;

@@ -140,7 +140,7 @@ fn data_block(input: &JudgeInput) -> String {
 
 /// Nothing inside the data can spell a fence: the nonce is removed and every `<<<`/`>>>`
 /// becomes look-alike text.
-pub(crate) fn neutralise(data: &str, nonce: &str) -> String {
+pub fn neutralise(data: &str, nonce: &str) -> String {
     let mut text = data.replace("<<<", "‹‹‹").replace(">>>", "›››");
     if !nonce.is_empty() {
         text = text.replace(nonce, "[nonce removed]");

@@ -291,6 +291,8 @@ async fn tour(app: &TestApp, browser: &Browser, validation: i64, failed: i64) {
                 expect_url: None,
                 max_console_errors: 0,
                 fail_on_http_errors: true,
+                goal: None,
+                max_steps: None,
             };
             let shot = screenshot(&format!("{name}-{width}"));
             let report = browser

@@ -587,3 +587,52 @@ async fn the_analysis_findings_are_in_the_api_and_on_the_validation_page_by_file
         "{section}"
     );
 }
+
+#[tokio::test]
+async fn the_settings_dialog_saves_the_monthly_model_budget_and_shows_the_months_use() {
+    let app = TestApp::spawn().await;
+    let repo = local_repo(&app);
+    app.api
+        .create_project(&json!({"name": "shop", "repo": repo}))
+        .await;
+    app.store
+        .record_model_usage(slipway_core::ProjectId(1), 1_200, 300)
+        .await
+        .unwrap();
+    let visitor = Visitor::sign_in(&app, ADMIN_TOKEN).await.unwrap();
+    let csrf = visitor.csrf("/projects/1").await;
+    let form = |budget: &'static str| {
+        [
+            ("csrf", csrf.as_str()),
+            ("repository_rules", ""),
+            ("setup_branch", "main"),
+            ("setup_commands", ""),
+            ("planning_statement", ""),
+            ("model_tokens_per_month", budget),
+        ]
+    };
+    let (status, body) = visitor.post("/projects/1/settings", &form("lots")).await;
+    assert_eq!(status, 422, "{body}");
+    assert!(
+        body.contains("&#39;lots&#39; is not a number of tokens"),
+        "{body}"
+    );
+    assert!(
+        body.contains("name=\"model_tokens_per_month\" inputmode=\"numeric\" value=\"lots\""),
+        "what was typed is kept: {body}"
+    );
+    assert_eq!(app.api.settings(1).await.body["model_tokens_per_month"], 0);
+
+    let (status, location) = visitor.post("/projects/1/settings", &form("1,500")).await;
+    assert_eq!(status, 303, "{location}");
+    assert_eq!(
+        app.api.settings(1).await.body["model_tokens_per_month"],
+        1500
+    );
+    let (_, html) = visitor.get("/projects/1").await;
+    let usage = &html[html.find("id=\"model-usage\"").expect("shown")..];
+    assert!(
+        usage.contains("This month: 1500 tokens used (1200 in, 300 out) of 1500: spent"),
+        "{usage}"
+    );
+}

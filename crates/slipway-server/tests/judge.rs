@@ -149,6 +149,18 @@ async fn a_pull_request_is_judged_against_its_runs_criteria_and_the_page_shows_i
         status.contains("<code>openai:local-judge</code>"),
         "{status}"
     );
+    // The month's tokens are recorded and shown beside the budget.
+    let used = app
+        .store
+        .model_usage(slipway_core::ProjectId(project))
+        .await
+        .unwrap();
+    assert!(used.input_tokens > 0 && used.output_tokens > 0, "{used:?}");
+    let usage = &project_page[project_page.find("id=\"model-usage\"").expect("shown")..];
+    assert!(
+        usage.contains(&format!("This month: {} tokens used", used.total())),
+        "{usage}"
+    );
     let page = http
         .get(format!("{}/validations/{id}", app.base_url))
         .header("cookie", &cookie)

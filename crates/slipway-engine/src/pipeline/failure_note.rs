@@ -34,6 +34,19 @@ impl Attempt<'_> {
             return;
         };
         let model = AnyModel::new(chosen);
+        match self.model_budget().await {
+            Ok(Ok(())) => {}
+            // Over the budget (or it cannot be read): no note, and the log says why.
+            Ok(Err(note)) => {
+                self.logs
+                    .line(step, &format!("[no failure analysis: {note}]"));
+                return;
+            }
+            Err(error) => {
+                tracing::warn!(%error, "the model budget could not be read");
+                return;
+            }
+        }
         let detail = match self.inner.store.validation(self.id()).await {
             Ok(record) => record
                 .steps
@@ -57,6 +70,7 @@ impl Attempt<'_> {
         };
         match analysis {
             Ok(analysis) => {
+                self.spend_model_tokens(analysis.usage).await;
                 for line in analysis.note.text().lines() {
                     self.logs
                         .line(step, &format!("[the model's opinion] {line}"));

@@ -5,8 +5,9 @@
 //! log and detail and to the `judge.json` artifact.
 
 use super::{Attempt, StepEnd};
-use slipway_core::judge::{criteria_lines, JudgeSection};
+use slipway_core::judge::{criteria_lines, JudgeMode, JudgeSection};
 use slipway_core::pipeline::PipelineConfig;
+use slipway_core::settings::ModelBudget;
 use slipway_core::validation::{StepName, StepStatus};
 use slipway_judge::judge::{fit_diff, judge, Judgement, Outcome};
 use slipway_judge::prompt::{JudgeInput, StepEvidence};
@@ -29,12 +30,25 @@ pub(super) struct JudgeSource {
 }
 
 impl Attempt<'_> {
-    /// Before any code runs: refuses a `[judge]` with no model (the validation ends in
+    /// Before any code runs: refuses a `[judge]` or a goal check with no model (the validation ends in
     /// `error`, naming what to set; `false`); when a model will read the change (the judge,
     /// or the failure analysis), reads the diff and the pull request's description (else the
     /// head's message).
     pub(super) async fn prepare_judge(&mut self, config: &PipelineConfig) -> anyhow::Result<bool> {
         let models = &self.inner.config.models;
+        let goal_check = (config.ui.iter())
+            .flat_map(|ui| &ui.checks)
+            .find(|check| check.goal.is_some());
+        if let (Some(check), false) = (goal_check, models.any()) {
+            let why = format!(
+                "refused: the browser check '{}' has a goal, which needs a model: set \
+                 GEMINI_API_KEY (Gemini) or SLIPWAY_LLM_URL and SLIPWAY_LLM_MODEL (an \
+                 OpenAI-compatible server)",
+                check.name
+            );
+            self.end(StepName::Ui, StepEnd::Error(why)).await?;
+            return Ok(false);
+        }
         if let Some(section) = &config.judge {
             if let Err(why) = models.pick(section.provider, section.model.as_deref()) {
                 self.end(StepName::Judge, StepEnd::Error(format!("refused: {why}")))
@@ -137,6 +151,12 @@ impl Attempt<'_> {
                 Err(why) => return Ok(StepEnd::Error(why)),
             };
         let model = AnyModel::new(config);
+        if let Err(note) = self.model_budget().await? {
+            return Ok(match section.mode {
+                JudgeMode::Blocking => StepEnd::Error(format!("no judgement: {note}")),
+                JudgeMode::Advisory => StepEnd::Skipped(format!("not judged: {note}")),
+            });
+        }
         let input = self.judge_input(section).await?;
         self.logs.line(
             StepName::Judge,
@@ -151,6 +171,9 @@ impl Attempt<'_> {
             judgement = judge(&model, section, &input, Some(&cache)) => judgement,
             _ = self.cancel.cancelled() => return Ok(StepEnd::Cancelled),
         };
+        if !judgement.cached {
+            self.spend_model_tokens(judgement.usage).await;
+        }
         for line in report_lines(&judgement) {
             self.logs.line(StepName::Judge, &line);
         }
@@ -165,6 +188,33 @@ impl Attempt<'_> {
             },
             Outcome::Error(why) => StepEnd::Error(format!("{why}; {usage}")),
         })
+    }
+
+    /// Whether the project's monthly model budget allows a call: `Err` is the note saying it
+    /// is spent.
+    pub(super) async fn model_budget(&self) -> anyhow::Result<Result<(), String>> {
+        let project = self.record.project_id;
+        let settings = self.inner.store.settings(project).await?;
+        let used = self.inner.store.model_usage(project).await?.total();
+        Ok(match settings.model_budget(used) {
+            ModelBudget::Open => Ok(()),
+            ModelBudget::Spent(note) => Err(note),
+        })
+    }
+
+    /// Adds a call's tokens to the project's month. A failed write is logged, not the step's.
+    pub(super) async fn spend_model_tokens(&self, usage: slipway_judge::Usage) {
+        let (input, output) = (usage.input_tokens, usage.output_tokens);
+        if input + output == 0 {
+            return;
+        }
+        let store = &self.inner.store;
+        if let Err(error) = store
+            .record_model_usage(self.record.project_id, input, output)
+            .await
+        {
+            tracing::warn!(%error, "the model's tokens were not recorded");
+        }
     }
 
     /// The run's goal and criteria, the change's words, the earlier steps, the diff: masked.

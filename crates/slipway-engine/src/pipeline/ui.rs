@@ -5,9 +5,11 @@
 //! masked like the log) and screenshot are stored as the validation's artifacts.
 
 use super::{stop, Attempt, StepEnd};
-use slipway_browser::{Browser, Report, Target};
+use slipway_browser::{Browser, GoalStep, Planner, Report, Target};
 use slipway_core::ui::{viewport, UiSection, DEFAULT_UI_TIMEOUT_SECS};
+use slipway_core::ui_goal::{PageState, Planned};
 use slipway_core::validation::StepName;
+use slipway_judge::{AnyModel, Usage};
 use slipway_sandbox::Process;
 use slipway_store::StepUpdate;
 use std::path::PathBuf;
@@ -154,6 +156,17 @@ impl Attempt<'_> {
         // What the page showed is masked like the log before anything of it is kept.
         let logs = self.logs.clone();
         let mask = move |text: &str| logs.mask(text);
+        // Goal checks' model (refused at load when none is configured).
+        let model = match section.has_goal_checks() {
+            true => Some(AnyModel::new(
+                self.inner
+                    .config
+                    .models
+                    .pick(None, None)
+                    .map_err(anyhow::Error::msg)?,
+            )),
+            false => None,
+        };
         let total = section.checks.len() * section.viewports.len();
         let (mut done, mut failed) = (0, Vec::new());
         for size in &section.viewports {
@@ -164,8 +177,36 @@ impl Attempt<'_> {
                 }
                 let name = artifact_name(&check.name, size);
                 let shot = artifacts.join(format!("{name}.png"));
+                // The budget, before each goal check (the tokens of the last are recorded).
+                if check.goal.is_some() {
+                    if let Err(note) = self.model_budget().await? {
+                        return Ok(StepEnd::Error(format!(
+                            "the goal check '{}' cannot run: {note}",
+                            check.name
+                        )));
+                    }
+                }
+                let mut planner = (model.clone())
+                    .filter(|_| check.goal.is_some())
+                    .map(ModelPlanner::new);
+                let run = async {
+                    match (&mut planner, &check.goal) {
+                        (Some(planner), Some(_)) => {
+                            browser
+                                .check_goal(
+                                    check, dimensions, &target, timeout, &shot, &mask, planner,
+                                )
+                                .await
+                        }
+                        _ => {
+                            browser
+                                .check_masked(check, dimensions, &target, timeout, &shot, &mask)
+                                .await
+                        }
+                    }
+                };
                 let report = tokio::select! {
-                    report = browser.check_masked(check, dimensions, &target, timeout, &shot, &mask) => report,
+                    report = run => report,
                     _ = self.cancel.cancelled() => return Ok(StepEnd::Cancelled),
                     _ = ended(process) => return Ok(self.browser_died()),
                     // The check's own timeout covers its steps; a page that hangs the reads
@@ -186,7 +227,33 @@ impl Attempt<'_> {
                     let why = report.failure.unwrap_or_default();
                     return Ok(StepEnd::Error(format!("the browser failed: {why}")));
                 }
-                self.keep_evidence(&artifacts, &name, &report).await;
+                let usage = planner.map(|p| p.usage);
+                if let Some(usage) = usage {
+                    self.spend_model_tokens(usage).await;
+                    self.logs.line(
+                        StepName::Ui,
+                        &format!(
+                            "{}: the model used {} input and {} output tokens{}",
+                            check.name,
+                            usage.input_tokens,
+                            usage.output_tokens,
+                            usage
+                                .cost_usd
+                                .map(|c| format!(" (${c:.4})"))
+                                .unwrap_or_default()
+                        ),
+                    );
+                }
+                self.keep_evidence(&artifacts, &name, &report, usage).await;
+                if let Some(error) = &report.model_error {
+                    for line in evidence_lines(&report) {
+                        self.logs.line(StepName::Ui, &line);
+                    }
+                    return Ok(StepEnd::Error(format!(
+                        "{}: the model failed, not the page: {error}",
+                        check.name
+                    )));
+                }
                 done += 1;
                 for line in evidence_lines(&report) {
                     self.logs.line(StepName::Ui, &line);
@@ -232,10 +299,19 @@ impl Attempt<'_> {
 
     /// Stores the check's evidence next to its screenshot; beyond the cap, the screenshot
     /// is dropped and the evidence says so.
-    async fn keep_evidence(&self, dir: &std::path::Path, name: &str, report: &Report) {
+    async fn keep_evidence(
+        &self,
+        dir: &std::path::Path,
+        name: &str,
+        report: &Report,
+        model_usage: Option<Usage>,
+    ) {
         let shot = dir.join(format!("{name}.png"));
         let used = dir_size(dir);
         let mut evidence = serde_json::to_value(report).expect("a report serializes");
+        if let Some(usage) = model_usage {
+            evidence["model_usage"] = serde_json::to_value(usage).expect("usage serializes");
+        }
         // Masked already; again here, as everything stored is (every string, never the text).
         // And no string longer than 64 KiB: the page is the code's.
         slipway_browser::mask_strings(&mut evidence, &|text| {
@@ -287,6 +363,17 @@ fn evidence_lines(report: &Report) -> Vec<String> {
         let ok = if step.ok { "ok" } else { "FAILED" };
         lines.push(format!("    {} {} ms {ok}", step.step, step.ms));
     }
+    for (i, step) in report.goal_steps.iter().enumerate() {
+        let error = (step.error.as_deref())
+            .map(|e| format!(" (failed: {e})"))
+            .unwrap_or_default();
+        lines.push(format!(
+            "    goal step {}: {} (the model's reason: {}){error}",
+            i + 1,
+            step.action,
+            step.reason
+        ));
+    }
     for message in &report.console {
         let source = message
             .source
@@ -314,6 +401,42 @@ fn evidence_lines(report: &Report) -> Vec<String> {
         lines.push(format!("    page {} shows: {text}", report.url));
     }
     lines
+}
+
+/// A goal check's planner: the configured model, its tokens summed over the check's steps.
+struct ModelPlanner {
+    model: AnyModel,
+    usage: Usage,
+}
+
+impl ModelPlanner {
+    fn new(model: AnyModel) -> Self {
+        Self {
+            model,
+            usage: Usage::default(),
+        }
+    }
+}
+
+impl Planner for ModelPlanner {
+    fn next<'a>(
+        &'a mut self,
+        goal: &'a str,
+        state: &'a PageState,
+        history: &'a [GoalStep],
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Planned, String>> + Send + 'a>>
+    {
+        Box::pin(async move {
+            let (planned, usage) =
+                slipway_judge::goal::next_action(&self.model, goal, state, history).await;
+            self.usage.input_tokens += usage.input_tokens;
+            self.usage.output_tokens += usage.output_tokens;
+            if let Some(cost) = usage.cost_usd {
+                self.usage.cost_usd = Some(self.usage.cost_usd.unwrap_or(0.0) + cost);
+            }
+            planned
+        })
+    }
 }
 
 /// Resolves when the process has ended.

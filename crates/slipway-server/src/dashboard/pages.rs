@@ -287,6 +287,10 @@ struct ProjectPage<'a> {
     agent_plan_mode: bool,
     /// The model the judge and the failure analysis use, if one is configured.
     model: Option<String>,
+    /// Tokens the project's models used this month (against `model_tokens_per_month`).
+    model_usage: slipway_store::ModelUsage,
+    /// The budget's field: as typed (a refused form), else the saved figure (empty: none).
+    model_budget_field: String,
     branches: Vec<String>,
     secrets: Vec<(String, String)>,
     /// Names and values.
@@ -483,7 +487,14 @@ pub(super) async fn project_page(
     let page = ProjectPage {
         webhook: super::setup::webhook_view(state, &project).await,
         model: state.engine.model(),
+        model_usage: state.store.model_usage(project.id).await.map_err(failed)?,
         pulls,
+        model_budget_field: typed_form
+            .and_then(|form| form.model_tokens_per_month.clone())
+            .unwrap_or_else(|| match settings.model_tokens_per_month {
+                0 => String::new(),
+                tokens => tokens.to_string(),
+            }),
         reopen_settings: typed_form.is_some(),
         run_typed: run,
         agent_kind,

@@ -39,6 +39,9 @@ pub struct SettingsForm {
     #[serde(default)]
     pub(super) agent_model: String,
     pub(super) agent_plan_mode: Option<String>,
+    /// The monthly model token budget; empty or 0 is no limit.
+    #[serde(default)]
+    pub(crate) model_tokens_per_month: Option<String>,
 }
 
 /// The secrets and variables tabs' fields as typed.
@@ -292,6 +295,17 @@ fn typed_settings(
         .collect();
     settings.auto_confirm_plan = form.auto_confirm_plan.is_some();
     settings.auto_merge = form.auto_merge.is_some();
+    if let Some(budget) = &form.model_tokens_per_month {
+        match budget.trim().replace([',', '_'], "") {
+            text if text.is_empty() => settings.model_tokens_per_month = 0,
+            text => match text.parse::<u64>() {
+                Ok(tokens) => settings.model_tokens_per_month = tokens,
+                Err(_) => refused.push(format!(
+                    "model_tokens_per_month: '{budget}' is not a number of tokens (0 or empty: no limit)"
+                )),
+            },
+        }
+    }
     match agent_of(form) {
         Ok(Some(agent)) => {
             // The Codegen run's repository id, if one was set through the API, stays.
