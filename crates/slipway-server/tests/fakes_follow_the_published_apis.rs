@@ -174,7 +174,11 @@ async fn use_github_with_a_token(github: &FakeGitHub, origin: &Path, work: &Path
     client.can_write(REPO, "dev").await.unwrap();
     client.can_write(REPO, "stranger").await.unwrap();
     github.review(REPO, number, "dev", "APPROVED", "COLLABORATOR");
-    client.approvals(REPO, number).await.unwrap();
+    let head = client.pull(REPO, number).await.unwrap().head_sha;
+    assert_eq!(client.approvals(REPO, number, &head).await.unwrap(), 1);
+    // An approval is of the commit it was given on: for another head it does not count.
+    let other = git(origin, &["rev-parse", "main"]);
+    assert_eq!(client.approvals(REPO, number, &other).await.unwrap(), 0);
     let base = client.branch_head(REPO, "main").await.unwrap();
     let method = slipway_core::pipeline::MergeMethod::Merge;
     // A server error, refused, raced, then merged.

@@ -64,6 +64,8 @@ pub struct FakeReview {
     pub state: String,
     /// OWNER, MEMBER, COLLABORATOR, CONTRIBUTOR, NONE, …
     pub association: String,
+    /// The head the review was given on (GitHub's `commit_id`).
+    pub commit_id: String,
 }
 
 /// The login the API's own comments are written by: the token's user, or an App's bot.
@@ -509,11 +511,18 @@ impl FakeGitHub {
     ) {
         let mut world = self.world.lock().unwrap();
         let repo = world.repos.get_mut(full_name).unwrap();
+        let commit_id = repo
+            .pulls
+            .iter()
+            .find(|p| p.number == number)
+            .map(|pull| repo.head_sha(pull))
+            .unwrap_or_default();
         repo.reviews.push(FakeReview {
             number,
             user: reviewer.into(),
             state: state.into(),
             association: association.into(),
+            commit_id,
         });
     }
 
@@ -1219,7 +1228,8 @@ async fn list_reviews(
         .enumerate()
         .map(|(i, r)| {
             json!({"id": i + 1, "user": {"login": r.user}, "state": r.state,
-                   "author_association": r.association, "body": ""})
+                   "author_association": r.association, "body": "",
+                   "commit_id": r.commit_id})
         })
         .collect();
     let path = format!("/repos/{owner}/{name}/pulls/{number}/reviews");

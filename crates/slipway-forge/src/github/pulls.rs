@@ -358,8 +358,14 @@ impl GitHub {
     /// approval back; comments do not count) and who can write to the repository: an
     /// association of OWNER, MEMBER or COLLABORATOR, confirmed by their permission
     /// ([`GitHub::can_write`]: admin, maintain or write), since a read-only collaborator
-    /// or member has the same association.
-    pub async fn approvals(&self, repo: &str, number: i64) -> Result<usize, GitHubError> {
+    /// or member has the same association. An approval counts for the commit it was given
+    /// on (`commit_id`) only, as bors's approvals do: a push after it needs a new one.
+    pub async fn approvals(
+        &self,
+        repo: &str,
+        number: i64,
+        head: &str,
+    ) -> Result<usize, GitHubError> {
         let path = format!("/repos/{repo}/pulls/{number}/reviews?per_page=100");
         let mut latest: HashMap<String, (String, String)> = HashMap::new();
         for review in self.list(&path).await? {
@@ -368,6 +374,9 @@ impl GitHub {
             else {
                 continue;
             };
+            if state == "APPROVED" && review["commit_id"].as_str() != Some(head) {
+                continue; // an approval of an earlier head
+            }
             if matches!(state, "APPROVED" | "CHANGES_REQUESTED" | "DISMISSED") {
                 let association = review["author_association"].as_str().unwrap_or("NONE");
                 latest.insert(user.to_owned(), (state.to_owned(), association.to_owned()));

@@ -74,7 +74,10 @@ impl crate::Forge for GitHubRepo<'_> {
             .client
             .pull_with_mergeability(&self.repo, number)
             .await?;
-        let approvals = self.client.approvals(&self.repo, number).await?;
+        let approvals = self
+            .client
+            .approvals(&self.repo, number, &pull.head_sha)
+            .await?;
         Ok(crate::PullState {
             open: pull.state == "open" && !pull.merged,
             merged: pull.merged,
