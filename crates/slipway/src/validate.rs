@@ -77,6 +77,20 @@ pub async fn run(args: ValidateArgs) -> Result<(), Failure> {
         path.display().to_string()
     };
     let target = match (&args.branch, &args.rev) {
+        (Some(branch), _) if !is_url => {
+            let local = format!("refs/heads/{branch}");
+            if git::resolve_local(std::path::Path::new(&repo), &local)
+                .await
+                .is_err()
+            {
+                return Err(refused(anyhow!(
+                    "there is no local branch '{branch}' in {repo}: check it out first \
+                     (git switch {branch}), or validate a remote one's commit with \
+                     --rev origin/{branch}"
+                )));
+            }
+            Target::Branch(branch.clone())
+        }
         (Some(branch), _) => Target::Branch(branch.clone()),
         (None, Some(rev)) => Target::Sha(rev.clone()),
         (None, None) if is_url => Target::Sha(

@@ -692,3 +692,25 @@ fn uncommitted_changes_are_named_with_the_commit_that_is_validated() {
         "{note}"
     );
 }
+
+#[test]
+fn a_branch_that_is_only_remote_is_refused_with_what_to_type() {
+    let dir = tempfile::tempdir().unwrap();
+    fixture_repo(
+        dir.path(),
+        &[(".slipway.toml", "[test]\ncommands = [\"true\"]\n")],
+    );
+    let out = validate(&[dir.path().to_str().unwrap(), "--branch", "nowhere"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("no local branch 'nowhere'"), "{stderr}");
+    assert!(stderr.contains("--rev origin/nowhere"), "{stderr}");
+    // A local branch still validates.
+    let out = validate(&[dir.path().to_str().unwrap(), "--branch", "main"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
