@@ -2,6 +2,7 @@
 //! `max_concurrent` at a time, each in the sandbox. Talks to the other parts only through
 //! the store, the sandbox and git.
 
+pub mod evidence;
 pub use slipway_forge::git;
 mod forges;
 mod github;

@@ -526,7 +526,7 @@ async fn tail(store: &Store, id: ValidationId, step: StepName, lines: usize) -> 
 /// The judge's evidence (answer, tokens, cost), when it ran.
 fn judgement(artifacts: Option<&Path>) -> serde_json::Value {
     artifacts
-        .and_then(|dir| std::fs::read_to_string(dir.join("judge.json")).ok())
+        .and_then(|dir| std::fs::read_to_string(dir.join(slipway_engine::evidence::JUDGE)).ok())
         .and_then(|text| serde_json::from_str(&text).ok())
         .unwrap_or(serde_json::Value::Null)
 }

@@ -22,7 +22,7 @@ const WATCHDOG_GRACE: Duration = Duration::from_secs(30);
 /// The findings written to the step's log; all of them are in `analysis.json`.
 const MAX_LOGGED: usize = 200;
 /// The evidence file among the validation's artifacts.
-pub(crate) const ARTIFACT: &str = "analysis.json";
+pub(crate) use crate::evidence::ANALYSIS as ARTIFACT;
 
 impl Attempt<'_> {
     /// For a pull request (a base), `[analysis]` is the base branch's, when its

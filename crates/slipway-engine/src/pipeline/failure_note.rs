@@ -8,7 +8,7 @@ use slipway_core::validation::{StepName, StepStatus};
 use slipway_judge::AnyModel;
 
 /// The failure analysis's note among the validation's artifacts.
-pub(crate) const ANALYSIS_FILE: &str = "failure-analysis.json";
+use crate::evidence::FAILURE_NOTE as ANALYSIS_FILE;
 /// The diff the failure analysis reads, in tokens.
 const ANALYSIS_DIFF_TOKENS: usize = 6_000;
 

@@ -286,7 +286,7 @@ impl Attempt<'_> {
         let json = serde_json::to_string_pretty(judgement).expect("a judgement serializes");
         let written = async {
             tokio::fs::create_dir_all(&dir).await?;
-            tokio::fs::write(dir.join("judge.json"), self.logs.mask(&json)).await
+            tokio::fs::write(dir.join(crate::evidence::JUDGE), self.logs.mask(&json)).await
         };
         if let Err(error) = written.await {
             tracing::warn!(%error, "the judgement's evidence was not stored");

@@ -30,9 +30,7 @@ pub async fn checks_of(state: &AppState, id: ValidationId) -> Vec<CheckView> {
     };
     while let Ok(Some(entry)) = entries.next_entry().await {
         let name = entry.file_name().to_string_lossy().into_owned();
-        if !name.ends_with(".json")
-            // The other steps' evidence files, not browser checks.
-            || [super::judge::FILE, super::judge::ANALYSIS, "analysis.json"].contains(&name.as_str())
+        if !name.ends_with(".json") || slipway_engine::evidence::STEP_FILES.contains(&name.as_str())
         {
             continue;
         }

@@ -4,10 +4,7 @@
 use crate::state::AppState;
 use slipway_core::ValidationId;
 
-/// The judge's evidence file among a validation's artifacts.
-pub const FILE: &str = "judge.json";
-/// The failure analysis's note.
-pub const ANALYSIS: &str = "failure-analysis.json";
+use slipway_engine::evidence::{FAILURE_NOTE as ANALYSIS, JUDGE as FILE};
 
 /// A model's note on why a step failed.
 pub struct AnalysisView {
