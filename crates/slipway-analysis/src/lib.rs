@@ -195,7 +195,10 @@ pub fn analyse(changes: &[Change], config: &Config) -> Report {
                 continue;
             }
             Text::NotRead(why) => {
-                findings.push(unchecked(path, format!("not analysed: {why}"), config));
+                findings.push(unchecked(
+                    note(path, None, format!("not analysed: {why}")),
+                    config,
+                ));
                 continue;
             }
         };
@@ -214,14 +217,13 @@ pub fn analyse(changes: &[Change], config: &Config) -> Report {
             let why = format!(
                 "not parsed: minified or generated (a line over {MINIFIED_LINE} characters)"
             );
-            findings.push(unchecked(path, why, config));
+            findings.push(unchecked(note(path, None, why), config));
             continue;
         }
         let head_outline = match lang::outline(language, path, head, deadline) {
             Ok(outline) => outline,
             Err(why) => {
-                let finding = unparsed(path, why);
-                findings.push(unchecked(path, finding.message, config));
+                findings.push(unchecked(unparsed(path, why), config));
                 continue;
             }
         };
@@ -307,20 +309,19 @@ fn note(path: &str, line: Option<u32>, message: String) -> Finding {
 /// A file that could not be analysed: a note, but for a test file a test-tampering finding
 /// (its tests cannot be checked, so padding, a huge or a minified test file cannot hide a
 /// weakened test).
-fn unchecked(path: &str, why: String, config: &Config) -> Finding {
-    if !paths::is_test_file(path) {
-        return note(path, None, why);
+fn unchecked(note: Finding, config: &Config) -> Finding {
+    if !paths::is_test_file(&note.file) {
+        return note;
     }
     Finding {
         rule: TEST_TAMPERING,
         severity: config.tampering,
-        file: path.to_owned(),
-        line: None,
         message: format!(
-            "a changed test file could not be checked ({why}); keep test files readable so \
-             that weakened tests can be found"
+            "a changed test file could not be checked ({}); keep test files readable so that \
+             weakened tests can be found",
+            note.message
         ),
-        code: None,
+        ..note
     }
 }
 
@@ -334,7 +335,7 @@ pub fn skipped_files<'a>(
     paths
         .filter(|path| paths::is_test_file(path))
         .take(MAX_FINDINGS)
-        .map(|path| unchecked(path, why.to_owned(), config))
+        .map(|path| unchecked(note(path, None, why.to_owned()), config))
         .collect()
 }
 

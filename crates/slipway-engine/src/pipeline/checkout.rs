@@ -152,15 +152,11 @@ impl Attempt<'_> {
         merged: &str,
     ) -> bool {
         use slipway_core::policy::PIPELINE_FILE;
-        let entry = |sha: &str| {
-            let args = ["ls-tree", "--full-tree", sha, "--", PIPELINE_FILE];
-            let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
-            async move {
-                let args: Vec<&str> = args.iter().map(String::as_str).collect();
-                git.run(Some(&self.workspace), &args).await
-            }
-        };
-        match (entry(base).await, entry(merged).await) {
+        let ws = Some(self.workspace.as_path());
+        let entry = |sha| ["ls-tree", "--full-tree", sha, "--", PIPELINE_FILE];
+        let base = git.run(ws, &entry(base)).await;
+        let merged = git.run(ws, &entry(merged)).await;
+        match (base, merged) {
             (Ok(base), Ok(merged)) => base != merged,
             (Err(error), _) | (_, Err(error)) => {
                 tracing::warn!(%error, "whether the pipeline file changed could not be read");

@@ -39,10 +39,7 @@ const ISO_UTC: &[time::format_description::FormatItem<'static>] =
 const READABLE_UTC: &[time::format_description::FormatItem<'static>] =
     time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second] UTC");
 
-fn rfc3339(at: OffsetDateTime) -> String {
-    at.format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default()
-}
+use crate::routes::rfc3339;
 
 /// How long something took, or (with `since`) has taken so far: the page's clock counts on.
 pub(super) struct Took {

@@ -13,3 +13,9 @@ pub mod tokens;
 pub mod validations;
 pub mod variables;
 pub mod webhooks;
+
+/// A moment as the API writes it (RFC 3339).
+pub(crate) fn rfc3339(at: time::OffsetDateTime) -> String {
+    at.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}

@@ -26,14 +26,10 @@ pub struct SecretView {
 
 impl From<SecretMeta> for SecretView {
     fn from(meta: SecretMeta) -> Self {
-        let rfc3339 = |t: time::OffsetDateTime| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .unwrap_or_default()
-        };
         Self {
             name: meta.name,
-            created_at: rfc3339(meta.created_at),
-            updated_at: rfc3339(meta.updated_at),
+            created_at: super::rfc3339(meta.created_at),
+            updated_at: super::rfc3339(meta.updated_at),
             warning: None,
         }
     }

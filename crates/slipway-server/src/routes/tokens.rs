@@ -32,10 +32,7 @@ impl From<TokenRecord> for TokenView {
             id: record.id,
             name: record.name,
             role: record.role,
-            created_at: record
-                .created_at
-                .format(&time::format_description::well_known::Rfc3339)
-                .unwrap_or_default(),
+            created_at: super::rfc3339(record.created_at),
         }
     }
 }

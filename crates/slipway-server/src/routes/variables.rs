@@ -25,15 +25,11 @@ pub struct VariableView {
 
 impl From<Variable> for VariableView {
     fn from(variable: Variable) -> Self {
-        let rfc3339 = |t: time::OffsetDateTime| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .unwrap_or_default()
-        };
         Self {
             name: variable.name,
             value: variable.value,
-            created_at: rfc3339(variable.created_at),
-            updated_at: rfc3339(variable.updated_at),
+            created_at: super::rfc3339(variable.created_at),
+            updated_at: super::rfc3339(variable.updated_at),
         }
     }
 }
