@@ -165,6 +165,13 @@ pub enum CodegenError {
     Refused { status: u16, message: String },
 }
 
+impl CodegenError {
+    /// Whether asking again later may succeed.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, CodegenError::Unavailable { .. })
+    }
+}
+
 /// The Codegen API client. Cheap to clone.
 #[derive(Clone)]
 pub struct Codegen {
@@ -509,7 +516,7 @@ impl CodegenAgent {
                 )));
             }
             every = (every.mul_f64(1.5)).min(MAX_POLL_EVERY);
-            let run = self.client.run(id).await.map_err(into_agent_error)?;
+            let run = self.client.run(id).await.map_err(AgentError::from)?;
             let status = run.status.clone().unwrap_or_default();
             let state = external_state(&status);
             if !moved {
@@ -598,20 +605,13 @@ fn answer_of(run: CodegenRun, plan_mode: bool) -> Answer {
     }
 }
 
-fn into_agent_error(error: CodegenError) -> AgentError {
-    match error {
-        CodegenError::Unavailable { .. } => AgentError::Unavailable(error.to_string()),
-        CodegenError::Refused { .. } => AgentError::Refused(error.to_string()),
-    }
-}
-
 impl Agent for CodegenAgent {
     async fn work(&self, turn: Turn<'_>, progress: Sender<Progress>) -> Result<Answer, AgentError> {
         let (id, before) = match (turn.kind, turn.external_id) {
             // A re-leased start whose run was recorded: only wait for it.
             (TurnKind::Start, Some(id)) => (id, None),
             (TurnKind::Start, None) => {
-                let run = self.start(&turn).await.map_err(into_agent_error)?;
+                let run = self.start(&turn).await.map_err(AgentError::from)?;
                 let _ = progress
                     .send(Progress::Started {
                         external_id: run.id,
@@ -624,7 +624,7 @@ impl Agent for CodegenAgent {
                 let before = self
                     .resume(id, turn.prompt, kind == TurnKind::Fix)
                     .await
-                    .map_err(into_agent_error)?;
+                    .map_err(AgentError::from)?;
                 (id, Some(before))
             }
             (_, None) => {
@@ -643,10 +643,10 @@ impl Agent for CodegenAgent {
             .client
             .run(external_id)
             .await
-            .map_err(into_agent_error)?;
+            .map_err(AgentError::from)?;
         if run.github_pull_requests.unwrap_or_default().is_empty() {
             return Ok(());
         }
-        self.client.ban(external_id).await.map_err(into_agent_error)
+        self.client.ban(external_id).await.map_err(AgentError::from)
     }
 }

@@ -56,8 +56,14 @@ impl CommandAgent<'_> {
         let repo = workspace.join("repo");
         tokio::fs::create_dir_all(&workspace)
             .await
-            .map_err(|e| AgentError::Unavailable(format!("cannot create the workspace: {e}")))?;
-        let unavailable = |e: slipway_forge::git::GitError| AgentError::Unavailable(e.to_string());
+            .map_err(|source| AgentError::Io {
+                what: "cannot create the workspace",
+                source,
+            })?;
+        let unavailable = |source| AgentError::Git {
+            what: "cannot clone the repository",
+            source,
+        };
         let (trusted_text, repo_text) = (path_text(&trusted), path_text(&repo));
         self.git
             .run(
@@ -117,7 +123,10 @@ impl CommandAgent<'_> {
         let prompt_file = workspace.join("prompt.md");
         tokio::fs::write(&prompt_file, prompt)
             .await
-            .map_err(|e| AgentError::Unavailable(format!("cannot write the prompt: {e}")))?;
+            .map_err(|source| AgentError::Io {
+                what: "cannot write the prompt",
+                source,
+            })?;
         Ok((trusted, repo, prompt_file, start))
     }
 
@@ -191,7 +200,10 @@ impl CommandAgent<'_> {
         self.git
             .run(None, &all)
             .await
-            .map_err(|e| AgentError::Unavailable(e.to_string()))
+            .map_err(|source| AgentError::Git {
+                what: "git failed on the agent's commit",
+                source,
+            })
     }
 }
 
@@ -208,10 +220,12 @@ impl Agent for CommandAgent<'_> {
         ));
         // The prompt on stdin too: most coding CLIs read it there.
         let command = format!("exec < \"$SLIPWAY_PROMPT_FILE\"\n{}", self.command);
-        let unavailable =
-            |what: &str, e: &dyn std::fmt::Display| AgentError::Unavailable(format!("{what}: {e}"));
-        slipway_sandbox::give_to_sandbox(self.sandbox, &workspace)
-            .map_err(|e| unavailable("the workspace could not be prepared", &e))?;
+        slipway_sandbox::give_to_sandbox(self.sandbox, &workspace).map_err(|source| {
+            AgentError::Io {
+                what: "the workspace could not be prepared",
+                source,
+            }
+        })?;
         let scratch = self.workdir.join("scratch");
         let cell = self
             .sandbox
@@ -225,8 +239,7 @@ impl Agent for CommandAgent<'_> {
                 hidden: &self.hidden,
                 name: &format!("agent-run-{}", turn.run_id),
             })
-            .await
-            .map_err(|e| unavailable("the agent's sandbox could not be made", &e))?;
+            .await?;
         let prompt_inside = cell.inside(&prompt_file);
         if let Some(entry) = env.iter_mut().find(|(k, _)| k == "SLIPWAY_PROMPT_FILE") {
             entry.1 = path_text(&prompt_inside);
@@ -241,7 +254,10 @@ impl Agent for CommandAgent<'_> {
                 },
                 lines_tx,
             )
-            .map_err(|e| unavailable("the agent could not start", &e))?;
+            .map_err(|source| AgentError::Io {
+                what: "the agent could not start",
+                source,
+            })?;
         let collect = async {
             let mut kept = VecDeque::new();
             while let Some(line) = lines.recv().await {
@@ -265,12 +281,7 @@ impl Agent for CommandAgent<'_> {
         match outcome {
             Outcome::Exited(0) => {}
             Outcome::Cancelled => return Ok(Answer::Cancelled),
-            Outcome::Unstarted => {
-                return Err(AgentError::Unavailable(format!(
-                    "the sandbox could not start the agent: {}",
-                    last_lines(&kept, 3)
-                )))
-            }
+            Outcome::Unstarted => return Err(AgentError::Unstarted(last_lines(&kept, 3))),
             Outcome::TimedOut => {
                 return Ok(Answer::Failed(format!(
                     "the agent did not finish within {} s (agent_timeout_secs) and was stopped",
@@ -320,7 +331,12 @@ impl Agent for CommandAgent<'_> {
                     "the agent's files could not be copied for the commit: {error}"
                 )))
             }
-            Err(error) => return Err(AgentError::Unavailable(error.to_string())),
+            Err(source) => {
+                return Err(AgentError::Task {
+                    what: "copying the agent's files failed",
+                    source,
+                })
+            }
         }
         match self.commit_and_push(&trusted, &plain, &start).await? {
             Some(sha) => Ok(Answer::Pushed {

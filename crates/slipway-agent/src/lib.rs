@@ -73,14 +73,58 @@ pub enum Progress {
     Output(String),
 }
 
+/// Why a turn ended without an answer. Whether another attempt may help is the variant's to
+/// say ([`AgentError::is_transient`]), never the message's.
 #[derive(Debug, thiserror::Error)]
 pub enum AgentError {
-    /// Worth another try later.
-    #[error("{0}")]
-    Unavailable(String),
+    /// The agent's service (Codegen): unavailable for now, or a refusal.
+    #[error(transparent)]
+    Codegen(#[from] codegen::CodegenError),
+    /// Slipway's own work around the agent (its directories and files) failed.
+    #[error("{what}: {source}")]
+    Io {
+        what: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+    /// git on Slipway's own clone failed.
+    #[error("{what}: {source}")]
+    Git {
+        what: &'static str,
+        #[source]
+        source: slipway_forge::git::GitError,
+    },
+    /// The agent's sandbox could not be made.
+    #[error(transparent)]
+    Cell(#[from] slipway_sandbox::CellError),
+    /// The sandbox could not start the agent's command; what it printed.
+    #[error("the sandbox could not start the agent: {0}")]
+    Unstarted(String),
+    /// A task of Slipway's ended abnormally (a panic while copying the agent's files).
+    #[error("{what}: {source}")]
+    Task {
+        what: &'static str,
+        #[source]
+        source: tokio::task::JoinError,
+    },
     /// Trying again will not help; the run fails with this message.
     #[error("{0}")]
     Refused(String),
+}
+
+impl AgentError {
+    /// Whether another attempt of the turn may succeed.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            AgentError::Codegen(error) => error.is_transient(),
+            AgentError::Cell(error) => error.is_transient(),
+            AgentError::Io { .. }
+            | AgentError::Git { .. }
+            | AgentError::Unstarted(_)
+            | AgentError::Task { .. } => true,
+            AgentError::Refused(_) => false,
+        }
+    }
 }
 
 /// A coding agent.

@@ -1,16 +1,218 @@
-//! Running one leased validation job: its body in a task of its own (a panic ends the
-//! validation as `error`, never leaves it running), and a watcher that heartbeats the lease
-//! and fences the attempt out the moment the lease is lost or cannot be kept.
+//! The one job runner, for every kind of durable job. A kind ([`JobKind`]) names itself in
+//! the queue and carries a typed payload; the runner leases it, runs its body in a task of
+//! its own (a panic ends the job, never leaves it running), heartbeats the lease and fences
+//! the attempt out the moment the lease is lost, and records how the body ended
+//! ([`Outcome`]) the same way for every kind.
 
-use crate::pipeline::{self, Ended};
-use crate::{merging, runs, Engine};
-use slipway_core::validation::ValidationStatus;
-use slipway_core::ValidationId;
-use slipway_store::{Job, JobFailure, Store};
+mod validation;
+mod workers;
+
+pub(crate) use validation::ValidationJob;
+pub(crate) use workers::{spawn_kind, Stopping};
+
+use crate::{Engine, Inner};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use slipway_store::{Job, JobFailure, NewJob, Store, StoreError};
+use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
+
+/// A kind of durable job: its name in the queue (the stored `kind`) and the payload it
+/// carries (stored as JSON).
+pub(crate) trait JobKind: Send + Sync + 'static {
+    const KIND: &'static str;
+    type Payload: Serialize + DeserializeOwned + Clone + Send + Sync + 'static;
+
+    /// What wakes this kind's workers when a job is queued.
+    fn wake(inner: &Inner) -> &Notify;
+
+    /// The span the body runs in.
+    fn span(payload: &Self::Payload, attempt: u32) -> tracing::Span;
+
+    /// Whether the work was cancelled elsewhere (the watcher asks every
+    /// [`Timing::check_every`]).
+    fn cancelled(engine: &Engine, payload: &Self::Payload) -> impl Future<Output = bool> + Send {
+        let _ = (engine, payload);
+        async { false }
+    }
+
+    /// The job's work, one attempt of it.
+    fn run(
+        engine: Engine,
+        payload: Self::Payload,
+        attempt: Attempt,
+    ) -> impl Future<Output = Outcome> + Send;
+
+    /// Attempt `attempt`'s body panicked (a bug): record what that means for the work; the
+    /// job fails with `message`.
+    fn panicked(
+        engine: &Engine,
+        payload: &Self::Payload,
+        attempt: u32,
+        message: &str,
+    ) -> impl Future<Output = ()> + Send;
+}
+
+/// How an attempt's body ended, for the queue.
+#[derive(Debug, Clone)]
+pub(crate) enum Outcome {
+    Complete,
+    /// Complete; then `next` (of the same kind, usually holding the same dedupe key, which
+    /// is free only once this job is complete) is queued.
+    Then(NewJob),
+    /// Not now, and not a fault (a rate limit): again after the wait, no attempt spent.
+    Postpone(Duration, String),
+    /// Interrupted by this process's shutdown: back to the queue at once, for any worker,
+    /// no attempt spent.
+    HandBack(String),
+    /// A transient fault: again after a backoff while attempts remain.
+    Retry(String),
+    /// Never worth another attempt.
+    Fatal(String),
+}
+
+/// One attempt of a job, as its body sees it.
+#[derive(Clone)]
+pub(crate) struct Attempt {
+    pub(crate) job: Job,
+    /// Cancelled when the work must stop: cancelled elsewhere, fenced, or the process stops.
+    pub(crate) cancel: CancellationToken,
+    /// Cancelled when this process stops running jobs (after the shutdown's grace).
+    pub(crate) stopping: CancellationToken,
+    fenced: Arc<AtomicBool>,
+}
+
+impl Attempt {
+    pub(crate) fn number(&self) -> u32 {
+        self.job.attempt
+    }
+
+    /// Whether another attempt may hold the job: this one must stop and report nothing.
+    pub(crate) fn fenced(&self) -> bool {
+        self.fenced.load(Ordering::SeqCst)
+    }
+
+    /// Whether the attempt was stopped from outside its work (shutdown or fence).
+    pub(crate) fn interrupted(&self) -> bool {
+        self.stopping.is_cancelled() || self.fenced()
+    }
+
+    /// The last attempt the job is allowed.
+    pub(crate) fn is_last(&self) -> bool {
+        self.job.attempt >= self.job.max_attempts
+    }
+}
+
+/// A job of kind `K` to queue.
+pub(crate) fn new_job<K: JobKind>(
+    payload: &K::Payload,
+    dedupe_key: Option<String>,
+    max_attempts: u32,
+) -> Result<NewJob, StoreError> {
+    let payload = serde_json::to_string(payload).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    Ok(NewJob {
+        kind: K::KIND.into(),
+        payload,
+        dedupe_key,
+        max_attempts,
+    })
+}
+
+/// Queues a job of kind `K` (from [`new_job`]) and wakes its workers; the id of the
+/// unfinished job with the same dedupe key when there is one.
+pub(crate) async fn enqueue<K: JobKind>(inner: &Inner, job: NewJob) -> Result<i64, StoreError> {
+    debug_assert_eq!(job.kind, K::KIND);
+    let id = inner.store.enqueue(&job).await?;
+    K::wake(inner).notify_one();
+    Ok(id)
+}
+
+/// Runs one leased job of kind `K`: its body, the watcher beside it, then its end recorded.
+pub(crate) async fn run_one<K: JobKind>(engine: Engine, job: Job, stopping: CancellationToken) {
+    let store = engine.inner.store.clone();
+    let payload = match serde_json::from_str::<K::Payload>(&job.payload) {
+        Ok(payload) => payload,
+        Err(error) => {
+            let why = format!("its payload is not a {} job's: {error}", K::KIND);
+            tracing::error!(job = job.id, kind = K::KIND, "{why}");
+            return record(&store, &job, Outcome::Fatal(why), K::wake(&engine.inner)).await;
+        }
+    };
+    let attempt = Attempt {
+        job: job.clone(),
+        cancel: stopping.child_token(),
+        stopping,
+        fenced: Arc::new(AtomicBool::new(false)),
+    };
+    let cancelled = {
+        let (engine, payload) = (engine.clone(), payload.clone());
+        move || {
+            let (engine, payload) = (engine.clone(), payload.clone());
+            async move { K::cancelled(&engine, &payload).await }
+        }
+    };
+    let watcher = tokio::spawn(watch(
+        store.clone(),
+        job.clone(),
+        attempt.cancel.clone(),
+        attempt.fenced.clone(),
+        engine.inner.timing(),
+        cancelled,
+    ));
+    let span = K::span(&payload, job.attempt);
+    let body = tokio::spawn(tracing::Instrument::instrument(
+        K::run(engine.clone(), payload.clone(), attempt.clone()),
+        span,
+    ));
+    let ended = body.await;
+    watcher.abort();
+    if attempt.fenced() {
+        // Another attempt may hold the job now: it reports, this one does not.
+        tracing::warn!(
+            job = job.id,
+            kind = K::KIND,
+            attempt = job.attempt,
+            "fenced out"
+        );
+        return;
+    }
+    let outcome = match ended {
+        Ok(outcome) => outcome,
+        Err(error) => {
+            let message = panic_message(error);
+            tracing::error!(job = job.id, kind = K::KIND, %message, "the job's task failed");
+            K::panicked(&engine, &payload, job.attempt, &message).await;
+            Outcome::Fatal(message)
+        }
+    };
+    record(&store, &job, outcome, K::wake(&engine.inner)).await;
+}
+
+/// Records how the attempt ended (nothing when a newer attempt holds the job); `wake` is
+/// told of a job queued after it.
+async fn record(store: &Store, job: &Job, outcome: Outcome, wake: &Notify) {
+    let recorded = match outcome {
+        Outcome::Complete => store.complete(job).await,
+        Outcome::Then(next) => match store.complete(job).await {
+            Ok(true) => store.enqueue(&next).await.map(|_| {
+                wake.notify_one();
+                true
+            }),
+            other => other,
+        },
+        Outcome::Postpone(wait, why) => store.postpone(job, wait, &why).await,
+        Outcome::HandBack(why) => store.postpone(job, Duration::ZERO, &why).await,
+        Outcome::Retry(why) => store.fail(job, &JobFailure::Retryable(why)).await,
+        Outcome::Fatal(why) => store.fail(job, &JobFailure::Fatal(why)).await,
+    };
+    if let Err(error) = recorded {
+        tracing::error!(job = job.id, kind = %job.kind, %error, "could not record the job's end");
+    }
+}
 
 /// How often a watcher looks for a cancel and heartbeats, and how long a lease lasts.
 #[derive(Debug, Clone, Copy)]
@@ -20,11 +222,16 @@ pub(crate) struct Timing {
     pub(crate) lease: Duration,
 }
 
-pub(crate) const TIMING: Timing = Timing {
-    check_every: crate::CANCEL_CHECK_EVERY,
-    heartbeat_every: crate::HEARTBEAT_EVERY,
-    lease: crate::LEASE,
-};
+impl Timing {
+    /// A lease of `lease`, renewed three times within it.
+    pub(crate) fn for_lease(lease: Duration) -> Self {
+        Self {
+            check_every: crate::CANCEL_CHECK_EVERY.min(lease / 6),
+            heartbeat_every: lease / 3,
+            lease,
+        }
+    }
+}
 
 /// Heartbeats `job`'s lease and cancels `cancel` when `cancelled` says the work was cancelled
 /// elsewhere. When the lease is lost, the heartbeat fails, or it cannot be made before the
@@ -39,7 +246,7 @@ pub(crate) async fn watch<F, Fut>(
     cancelled: F,
 ) where
     F: Fn() -> Fut,
-    Fut: std::future::Future<Output = bool>,
+    Fut: Future<Output = bool>,
 {
     let mut last_beat = Instant::now();
     loop {
@@ -89,138 +296,10 @@ pub(crate) fn panic_message(error: tokio::task::JoinError) -> String {
     format!("Slipway failed while running it (a bug; the panic said: {text}); retry it, and report it if it happens again")
 }
 
-/// How a validation job's body ended, for the queue.
-enum Outcome {
-    Complete,
-    /// Interrupted by a shutdown: queued again.
-    Requeue,
-    /// Another attempt holds the job (or may): nothing is reported.
-    Fenced,
-    Fatal(String),
-}
-
-/// Runs one leased job: the validation it names, with a watcher that heartbeats the lease
-/// and notices cancellation requested elsewhere.
-pub(crate) async fn run_job(engine: &Engine, job: Job, shutdown: &CancellationToken) {
-    let inner = &*engine.inner;
-    let Some(id) = job.validation() else {
-        let _ = inner
-            .store
-            .fail(&job, &JobFailure::Fatal("malformed payload".into()))
-            .await;
-        return;
-    };
-    let cancel = shutdown.child_token();
-    let fenced = Arc::new(AtomicBool::new(false));
-    inner
-        .running
-        .lock()
-        .expect("running lock")
-        .insert(id, cancel.clone());
-    let store = inner.store.clone();
-    let watcher = tokio::spawn(watch(
-        store.clone(),
-        job.clone(),
-        cancel.clone(),
-        fenced.clone(),
-        TIMING,
-        move || {
-            let store = store.clone();
-            async move { store.cancel_requested(id).await.unwrap_or(false) }
-        },
-    ));
-    let span = tracing::info_span!("validation", validation = %id, attempt = job.attempt);
-    let body = tokio::spawn(tracing::Instrument::instrument(
-        body(
-            engine.clone(),
-            id,
-            job.attempt,
-            cancel,
-            shutdown.clone(),
-            fenced,
-        ),
-        span,
-    ));
-    let ended = body.await;
-    watcher.abort();
-    inner.running.lock().expect("running lock").remove(&id);
-    let store = &inner.store;
-    let outcome = match ended {
-        Ok(outcome) => outcome,
-        Err(error) => {
-            let message = panic_message(error);
-            tracing::error!(validation = %id, %message, "the validation's task failed");
-            let _ = store
-                .finish_validation(id, ValidationStatus::Error, Some(&message))
-                .await;
-            Outcome::Fatal(message)
-        }
-    };
-    let recorded = match outcome {
-        Outcome::Complete => store.complete(&job).await,
-        Outcome::Fenced => Ok(false),
-        Outcome::Requeue => {
-            let _ = store
-                .requeue_validation(id, "interrupted by a shutdown; it will run again")
-                .await;
-            let failure = JobFailure::Retryable("interrupted by a shutdown".into());
-            store.fail(&job, &failure).await
-        }
-        Outcome::Fatal(message) => store.fail(&job, &JobFailure::Fatal(message)).await,
-    };
-    if let Err(error) = recorded {
-        tracing::error!(validation = %id, %error, "could not record the job's end");
-    }
-}
-
-/// The pipeline, then what its verdict leads to (merging, the fix loop).
-async fn body(
-    engine: Engine,
-    id: ValidationId,
-    attempt: u32,
-    cancel: CancellationToken,
-    shutdown: CancellationToken,
-    fenced: Arc<AtomicBool>,
-) -> Outcome {
-    let interrupted = || shutdown.is_cancelled() || fenced.load(Ordering::SeqCst);
-    let result = pipeline::execute(&engine.inner, id, attempt, &cancel, &interrupted).await;
-    match result {
-        Ok(Ended::Verdict(status)) => {
-            tracing::info!(validation = %id, %status, "validation finished");
-            let policy = match merging::after_verdict(&engine, id).await {
-                Ok(policy) => policy,
-                Err(error) => {
-                    tracing::error!(validation = %id, %error, "the merge controller failed");
-                    None
-                }
-            };
-            if let Err(error) = runs::after_validation(&engine, id, policy).await {
-                tracing::error!(validation = %id, %error, "the fix loop failed");
-            }
-            Outcome::Complete
-        }
-        Ok(Ended::Interrupted) if fenced.load(Ordering::SeqCst) => Outcome::Fenced,
-        Ok(Ended::Interrupted) => Outcome::Requeue,
-        Err(error) => {
-            tracing::error!(validation = %id, error = %error, "validation could not run");
-            let _ = engine
-                .inner
-                .store
-                .finish_validation(
-                    id,
-                    ValidationStatus::Error,
-                    Some(&format!("infrastructure error: {error}")),
-                )
-                .await;
-            Outcome::Fatal(error.to_string())
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use slipway_store::{MasterKey, NewJob};
+    use slipway_store::MasterKey;
 
     async fn leased_job() -> (tempfile::TempDir, Store, Job) {
         let dir = tempfile::tempdir().unwrap();
@@ -287,6 +366,43 @@ mod tests {
         assert_eq!(newer.attempt, job.attempt + 1);
         let (stopped, fenced) = watched(store, job).await;
         assert!(stopped && fenced);
+    }
+
+    #[tokio::test]
+    async fn a_handed_back_job_is_leased_again_at_once_without_spending_an_attempt() {
+        let (_dir, store, job) = leased_job().await;
+        record(
+            &store,
+            &job,
+            Outcome::HandBack("shutting down".into()),
+            &Notify::new(),
+        )
+        .await;
+        let again = store
+            .lease("other", &["test"], Duration::from_secs(30))
+            .await
+            .unwrap()
+            .expect("the job is due at once");
+        assert_eq!(again.id, job.id);
+        assert_eq!(again.max_attempts, job.max_attempts + 1);
+    }
+
+    #[tokio::test]
+    async fn a_fatal_end_is_final_and_a_retry_waits_for_its_backoff() {
+        let (_dir, store, job) = leased_job().await;
+        record(&store, &job, Outcome::Retry("flaky".into()), &Notify::new()).await;
+        assert_eq!(store.job_state(job.id).await.unwrap().0, "queued");
+        let none = store.lease("other", &["test"], FAST.lease).await.unwrap();
+        assert!(none.is_none(), "a retried job ran before its backoff");
+        let (_dir, store, job) = leased_job().await;
+        record(
+            &store,
+            &job,
+            Outcome::Fatal("broken".into()),
+            &Notify::new(),
+        )
+        .await;
+        assert_eq!(store.job_state(job.id).await.unwrap().0, "failed");
     }
 
     #[tokio::test]

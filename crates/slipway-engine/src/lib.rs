@@ -22,24 +22,21 @@ pub use slipway_agent::codegen::{CodegenConfig, RateLimit};
 pub use slipway_judge::{ModelConfig, Models};
 pub use submit::{Options, SubmitError, Target};
 
-use jobs::run_job;
+use jobs::{spawn_kind, Stopping, ValidationJob};
 use slipway_core::limits::SandboxLimits;
 use slipway_core::validation::ValidationStatus;
 use slipway_core::{Project, ProjectId, ValidationId};
 use slipway_sandbox::snapshot::Snapshots;
 use slipway_sandbox::{Isolation, Sandbox};
-use slipway_store::{Job, Store, VALIDATION_JOB};
+use slipway_store::Store;
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::{Notify, Semaphore};
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-pub(crate) const LEASE: Duration = Duration::from_secs(30);
-pub(crate) const HEARTBEAT_EVERY: Duration = Duration::from_secs(10);
 pub(crate) const CANCEL_CHECK_EVERY: Duration = Duration::from_millis(500);
-const IDLE_POLL: Duration = Duration::from_secs(1);
 /// How long a project's branch list is reused.
 const BRANCHES_FRESH: Duration = Duration::from_secs(15);
 
@@ -82,6 +79,12 @@ pub struct EngineConfig {
     pub max_concurrent_agents: usize,
     /// The model APIs for `[judge]` (`GEMINI_*`, `SLIPWAY_LLM_*`); none by default.
     pub models: slipway_judge::Models,
+    /// How long a job's lease lasts without a heartbeat (`SLIPWAY_JOB_LEASE_SECS`, default
+    /// 30 s): how soon another worker takes over the jobs of one that died.
+    pub job_lease: Duration,
+    /// How long running jobs may go on after a shutdown began before they are interrupted
+    /// and handed back to the queue (`SLIPWAY_SHUTDOWN_GRACE_SECS`; zero here: at once).
+    pub shutdown_grace: Duration,
 }
 
 impl EngineConfig {
@@ -104,8 +107,26 @@ impl EngineConfig {
             agent_poll_every: Duration::from_secs(5),
             max_concurrent_agents: 16,
             models: slipway_judge::Models::default(),
+            job_lease: Duration::from_secs(30),
+            shutdown_grace: Duration::ZERO,
         }
     }
+}
+
+/// What a process's workers do: `jobs` runs queued validations, agent turns and verdict
+/// retries (`slipway worker`, `serve` unless `--workers 0`); `intake` acts on stored webhook
+/// deliveries and polls pull requests (`serve`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Roles {
+    pub jobs: bool,
+    pub intake: bool,
+}
+
+impl Roles {
+    pub const ALL: Roles = Roles {
+        jobs: true,
+        intake: true,
+    };
 }
 
 /// `SLIPWAY_ALLOW_UNSANDBOXED=1`: the operator accepts running PR code without bubblewrap.
@@ -173,6 +194,11 @@ pub(crate) struct Inner {
 }
 
 impl Inner {
+    /// The lease and how often it is renewed.
+    pub(crate) fn timing(&self) -> jobs::Timing {
+        jobs::Timing::for_lease(self.config.job_lease)
+    }
+
     /// The lock that merges into `base` of `project` take turns on.
     pub(crate) fn merge_turn(&self, project: ProjectId, base: &str) -> Arc<tokio::sync::Mutex<()>> {
         let mut turns = self.merge_turns.lock().expect("merge turns lock");
@@ -187,30 +213,6 @@ impl Drop for Inner {
             for dir in [&self.workspaces, &self.agents, root] {
                 let _ = std::fs::remove_dir(dir);
             }
-        }
-    }
-}
-
-/// A job this process runs, in `Inner::leased` until dropped (even by a panic).
-struct Held {
-    inner: Arc<Inner>,
-    job: i64,
-}
-
-impl Held {
-    fn new(inner: &Arc<Inner>, job: i64) -> Self {
-        inner.leased.lock().expect("leased lock").insert(job);
-        Self {
-            inner: inner.clone(),
-            job,
-        }
-    }
-}
-
-impl Drop for Held {
-    fn drop(&mut self) {
-        if let Ok(mut leased) = self.inner.leased.lock() {
-            leased.remove(&self.job);
         }
     }
 }
@@ -411,136 +413,38 @@ impl Engine {
         self.inner.webhook_wake.notify_one();
     }
 
-    /// Runs queued validations and webhook deliveries until `shutdown`; then interrupted
-    /// validations go back to the queue.
+    /// Runs queued jobs and webhook deliveries until `shutdown` (see [`Engine::spawn`]).
     pub fn spawn_workers(&self, shutdown: CancellationToken) -> tokio::task::JoinHandle<()> {
-        let deliveries = tokio::spawn(webhooks::work(self.clone(), shutdown.clone()));
-        let poller = self.spawn_poller(shutdown.clone());
-        let agents = self.spawn_agent_workers(shutdown.clone());
-        let verdicts = self.spawn_job_workers(
-            merging::VERDICT_JOB,
-            1,
-            |inner| &inner.verdict_wake,
-            shutdown.clone(),
-            |engine, job, _| async move { merging::run_verdict_job(&engine, job).await },
-        );
-        let validations = self.spawn_validation_workers(shutdown);
-        tokio::spawn(async move {
-            let _ = deliveries.await;
-            let _ = poller.await;
-            let _ = agents.await;
-            let _ = verdicts.await;
-            let _ = validations.await;
-        })
+        self.spawn(Roles::ALL, shutdown)
     }
 
-    fn spawn_validation_workers(&self, shutdown: CancellationToken) -> tokio::task::JoinHandle<()> {
-        let slots = self.inner.config.max_concurrent.max(1);
-        self.spawn_job_workers(
-            VALIDATION_JOB,
-            slots,
-            |inner| &inner.wake,
-            shutdown,
-            |engine, job, shutdown| async move { run_job(&engine, job, &shutdown).await },
-        )
-    }
-
-    fn spawn_agent_workers(&self, shutdown: CancellationToken) -> tokio::task::JoinHandle<()> {
-        let slots = self.inner.config.max_concurrent_agents.max(1);
-        self.spawn_job_workers(runs::AGENT_JOB, slots, |inner| &inner.agent_wake, shutdown, |engine, job, shutdown| async move {
-            runs::run_agent_job(&engine, job, &shutdown).await
-        })
-    }
-
-    /// Leases jobs of `kind` and runs up to `slots` of them at once with `handler`; at
-    /// shutdown, waits for the running ones to end.
-    fn spawn_job_workers<F, Fut>(
-        &self,
-        kind: &'static str,
-        slots: usize,
-        wake: fn(&Inner) -> &Notify,
-        shutdown: CancellationToken,
-        handler: F,
-    ) -> tokio::task::JoinHandle<()>
-    where
-        F: Fn(Engine, Job, CancellationToken) -> Fut + Copy + Send + 'static,
-        Fut: std::future::Future<Output = ()> + Send + 'static,
-    {
-        let inner = self.inner.clone();
-        let permits = Arc::new(Semaphore::new(slots));
-        tokio::spawn(async move {
-            loop {
-                let permit = tokio::select! {
-                    permit = permits.clone().acquire_owned() => permit.expect("never closed"),
-                    _ = shutdown.cancelled() => break,
-                };
-                let running: Vec<i64> = inner
-                    .leased
-                    .lock()
-                    .expect("leased lock")
-                    .iter()
-                    .copied()
-                    .collect();
-                match inner
-                    .store
-                    .lease_excluding(&inner.owner, &[kind], LEASE, &running)
-                    .await
-                {
-                    Ok(Some(job)) => {
-                        let engine = Engine {
-                            inner: inner.clone(),
-                        };
-                        let shutdown = shutdown.clone();
-                        let held = Held::new(&inner, job.id);
-                        tokio::spawn(async move {
-                            handler(engine, job, shutdown).await;
-                            drop(held);
-                            drop(permit);
-                        });
-                    }
-                    Ok(None) => {
-                        drop(permit);
-                        tokio::select! {
-                            _ = wake(&inner).notified() => {}
-                            _ = tokio::time::sleep(IDLE_POLL) => {}
-                            _ = shutdown.cancelled() => break,
-                        }
-                    }
-                    Err(error) => {
-                        drop(permit);
-                        tracing::error!(%error, kind, "could not lease a job");
-                        tokio::time::sleep(IDLE_POLL).await;
-                    }
-                }
-            }
-            let _ = permits.acquire_many(slots as u32).await;
-        })
-    }
-
-    /// Runs every job that is due now (deliveries, validations), one after another, then
-    /// returns (for tests and the CLI).
-    pub async fn run_pending_jobs(&self) -> anyhow::Result<usize> {
-        let never = CancellationToken::new();
-        let mut ran = webhooks::process_pending(self).await?;
-        while let Some(job) = self
-            .inner
-            .store
-            .lease(
-                &self.inner.owner,
-                &[VALIDATION_JOB, runs::AGENT_JOB, merging::VERDICT_JOB],
-                LEASE,
-            )
-            .await?
-        {
-            if job.kind == runs::AGENT_JOB {
-                runs::run_agent_job(self, job, &never).await;
-            } else if job.kind == merging::VERDICT_JOB {
-                merging::run_verdict_job(self, job).await;
-            } else {
-                run_job(self, job, &never).await;
-            }
-            ran += 1;
+    /// Runs what `roles` says until `shutdown`. Then no job is leased any more; running jobs
+    /// get `shutdown_grace` to end, after which they are interrupted and handed back to the
+    /// queue for another worker. The handle ends when they all have.
+    pub fn spawn(&self, roles: Roles, shutdown: CancellationToken) -> tokio::task::JoinHandle<()> {
+        let mut tasks = Vec::new();
+        if roles.intake {
+            tasks.push(tokio::spawn(webhooks::work(self.clone(), shutdown.clone())));
+            tasks.push(self.spawn_poller(shutdown.clone()));
         }
-        Ok(ran)
+        let stopping = Stopping::after(shutdown, self.inner.config.shutdown_grace);
+        if roles.jobs {
+            let config = &self.inner.config;
+            let validations = config.max_concurrent.max(1);
+            tasks.push(spawn_kind::<ValidationJob>(
+                self,
+                validations,
+                stopping.clone(),
+            ));
+            let agents = config.max_concurrent_agents.max(1);
+            tasks.push(spawn_kind::<runs::AgentJob>(self, agents, stopping.clone()));
+            tasks.push(spawn_kind::<merging::VerdictJob>(self, 1, stopping.clone()));
+        }
+        tokio::spawn(async move {
+            for task in tasks {
+                let _ = task.await;
+            }
+            stopping.jobs.cancel();
+        })
     }
 }

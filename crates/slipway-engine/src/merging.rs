@@ -11,7 +11,7 @@ mod report;
 mod retry;
 
 pub(crate) use report::{merged as merged_step, Outcome};
-pub(crate) use retry::{run_verdict_job, VERDICT_JOB};
+pub(crate) use retry::VerdictJob;
 
 use crate::{Engine, Target};
 use report::{Shown, PERMISSIONS};

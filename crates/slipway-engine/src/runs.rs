@@ -7,24 +7,22 @@ mod turn;
 
 pub(crate) use fix::after_validation;
 
-use crate::Engine;
+use crate::jobs::{self, Attempt, JobKind, Outcome};
+use crate::{Engine, Inner};
 use serde::{Deserialize, Serialize};
 use slipway_agent::codegen::CodegenAgent;
-use slipway_agent::AgentError;
 use slipway_core::prompt::{self, Goal};
 use slipway_core::run::{Response, RunStatus};
 use slipway_core::settings::AgentConfig;
 use slipway_core::Project;
 use slipway_forge::Forge;
-use slipway_store::{
-    Job, JobFailure, NewJob, NewRun, RunChange, RunRecord, RunRefused, StoreError,
-};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use slipway_store::{NewJob, NewRun, RunChange, RunRecord, RunRefused, StoreError};
 use std::time::Duration;
-use tokio_util::sync::CancellationToken;
+use tokio::sync::Notify;
+use turn::TurnError;
 
-pub const AGENT_JOB: &str = "agent";
+/// Attempts of one turn (transient faults: the agent's API, git, the store).
+const TURN_ATTEMPTS: u32 = 5;
 /// Codegen allows this many run creations a minute.
 const CODEGEN_STARTS_PER_MINUTE: u32 = 10;
 const OUTPUT_TAIL_LINES: usize = 40;
@@ -246,17 +244,7 @@ impl Engine {
     }
 
     async fn enqueue_turn(&self, run: i64, task: &Task) -> Result<(), StoreError> {
-        let payload = serde_json::json!({"run_id": run, "turn": task});
-        self.inner
-            .store
-            .enqueue(&NewJob {
-                kind: AGENT_JOB.into(),
-                payload: payload.to_string(),
-                dedupe_key: Some(dedupe_key(run)),
-                max_attempts: 5,
-            })
-            .await?;
-        self.inner.agent_wake.notify_one();
+        jobs::enqueue::<AgentJob>(&self.inner, next_turn(run, task.clone())?).await?;
         Ok(())
     }
 
@@ -340,6 +328,12 @@ impl Engine {
     }
 }
 
+/// The job of turn `turn` of run `run`.
+fn next_turn(run: i64, turn: Task) -> Result<NewJob, StoreError> {
+    let payload = TurnPayload { run_id: run, turn };
+    jobs::new_job::<AgentJob>(&payload, Some(dedupe_key(run)), TURN_ATTEMPTS)
+}
+
 fn dedupe_key(run: i64) -> String {
     format!("run:{run}")
 }
@@ -353,106 +347,113 @@ fn checked_text(text: String) -> Result<String, RunError> {
     Ok(text)
 }
 
-/// Runs one leased agent job: one turn of the run's agent, then what its answer means.
-pub(crate) async fn run_agent_job(engine: &Engine, job: Job, shutdown: &CancellationToken) {
-    let parsed = serde_json::from_str::<serde_json::Value>(&job.payload)
-        .ok()
-        .and_then(|v| {
-            Some((
-                v["run_id"].as_i64()?,
-                serde_json::from_value::<Task>(v["turn"].clone()).ok()?,
-            ))
-        });
-    let store = &engine.inner.store;
-    let Some((run_id, task)) = parsed else {
-        let _ = store
-            .fail(&job, &JobFailure::Fatal("malformed payload".into()))
-            .await;
-        return;
-    };
-    let cancel = shutdown.child_token();
-    engine
-        .inner
-        .running_runs
-        .lock()
-        .expect("runs lock")
-        .insert(run_id, cancel.clone());
-    let fenced = Arc::new(AtomicBool::new(false));
-    let watcher = tokio::spawn(watch_run(
-        engine.clone(),
-        job.clone(),
-        run_id,
-        cancel.clone(),
-        fenced.clone(),
-    ));
-    let span = tracing::info_span!("agent_run", run = run_id, attempt = job.attempt);
-    // In a task of its own: a panic ends the run as failed, never leaves it working.
-    let body = {
-        let (engine, job) = (engine.clone(), job.clone());
-        tokio::spawn(tracing::Instrument::instrument(
-            async move { turn::turn(&engine, &job, run_id, task, &cancel).await },
-            span,
-        ))
-    };
-    let result = match body.await {
-        Ok(result) => result,
-        Err(error) => Err(AgentError::Refused(crate::jobs::panic_message(error))),
-    };
-    watcher.abort();
-    engine
-        .inner
-        .running_runs
-        .lock()
-        .expect("runs lock")
-        .remove(&run_id);
-    if fenced.load(Ordering::SeqCst) {
-        // Another attempt may hold the job now: it reports, this one does not.
-        tracing::warn!(
-            run = run_id,
-            attempt = job.attempt,
-            "the turn was fenced out"
-        );
-        return;
+/// The `agent` job: one turn of a run's agent, then what its answer means.
+pub(crate) struct AgentJob;
+
+/// The agent job's payload: the run and the turn asked of its agent.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct TurnPayload {
+    run_id: i64,
+    turn: Task,
+}
+
+impl JobKind for AgentJob {
+    const KIND: &'static str = "agent";
+    type Payload = TurnPayload;
+
+    fn wake(inner: &Inner) -> &Notify {
+        &inner.agent_wake
     }
-    let outcome = match result {
-        Ok(TurnEnd::Done(next)) => {
-            let completed = store.complete(&job).await;
-            if let Some(next) = next {
-                if let Err(error) = engine.enqueue_turn(run_id, &next).await {
-                    tracing::error!(run = run_id, %error, "the next turn was not queued");
-                }
-            }
-            completed
+
+    fn span(payload: &TurnPayload, attempt: u32) -> tracing::Span {
+        tracing::info_span!("agent_run", run = payload.run_id, attempt)
+    }
+
+    async fn cancelled(engine: &Engine, payload: &TurnPayload) -> bool {
+        let run = engine.inner.store.run(payload.run_id).await;
+        run.is_ok_and(|run| run.status == RunStatus::Cancelled)
+    }
+
+    async fn run(engine: Engine, payload: TurnPayload, attempt: Attempt) -> Outcome {
+        let run_id = payload.run_id;
+        let registered = RunningRun::new(&engine, run_id, &attempt);
+        let result = turn::turn(&engine, &attempt, run_id, payload.turn, &attempt.cancel).await;
+        drop(registered);
+        if attempt.fenced() {
+            return Outcome::Fatal("fenced out".into()); // not recorded: see `run_one`
         }
-        Ok(TurnEnd::Postponed(wait, reason)) => store.postpone(&job, wait, &reason).await,
-        Err(AgentError::Unavailable(message))
-            if !shutdown.is_cancelled() && job.attempt < job.max_attempts =>
-        {
+        turn_ended(&engine, run_id, &attempt, result).await
+    }
+
+    async fn panicked(engine: &Engine, payload: &TurnPayload, _attempt: u32, message: &str) {
+        let tell = format!("Slipway: the agent run failed: {message}");
+        fail_run(engine, payload.run_id, message, &tell).await;
+    }
+}
+
+/// The run's cancel token in `Inner::running_runs` (for `Engine::cancel_run`) while a turn
+/// runs.
+struct RunningRun<'a> {
+    engine: &'a Engine,
+    run_id: i64,
+}
+
+impl<'a> RunningRun<'a> {
+    fn new(engine: &'a Engine, run_id: i64, attempt: &Attempt) -> Self {
+        let mut runs = engine.inner.running_runs.lock().expect("runs lock");
+        runs.insert(run_id, attempt.cancel.clone());
+        Self { engine, run_id }
+    }
+}
+
+impl Drop for RunningRun<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut runs) = self.engine.inner.running_runs.lock() {
+            runs.remove(&self.run_id);
+        }
+    }
+}
+
+/// What a turn's end means for its job, and for the run.
+async fn turn_ended(
+    engine: &Engine,
+    run_id: i64,
+    attempt: &Attempt,
+    result: Result<TurnEnd, TurnError>,
+) -> Outcome {
+    match result {
+        Ok(TurnEnd::Done(next)) => match next.map(|turn| next_turn(run_id, turn)) {
+            Some(Ok(next)) => Outcome::Then(next),
+            Some(Err(error)) => {
+                tracing::error!(run = run_id, %error, "the next turn was not queued");
+                Outcome::Complete
+            }
+            None => Outcome::Complete,
+        },
+        Ok(TurnEnd::Postponed(wait, reason)) => Outcome::Postpone(wait, reason),
+        Err(error) if error.is_transient() && attempt.stopping.is_cancelled() => {
+            Outcome::HandBack(error.to_string())
+        }
+        Err(error) if error.is_transient() && !attempt.is_last() => {
+            let message = error.to_string();
             let change = RunChange {
                 note: Some(format!("retrying: {message}")),
                 ..RunChange::default()
             };
             let _ = engine.change_run(run_id, None, &change).await;
-            store.fail(&job, &JobFailure::Retryable(message)).await
-        }
-        Err(AgentError::Unavailable(message)) if shutdown.is_cancelled() => {
-            store.fail(&job, &JobFailure::Retryable(message)).await
+            Outcome::Retry(message)
         }
         Err(error) => {
             let message = error.to_string();
-            tracing::warn!(run = run_id, %message, "agent run failed");
-            fail_run(
-                engine,
-                run_id,
-                &message,
-                &format!("Slipway: the agent run failed: {message}"),
-            )
-            .await;
-            store.fail(&job, &JobFailure::Fatal(message)).await
+            tracing::warn!(
+                run = run_id,
+                error = format!("{error:#}"),
+                "agent run failed"
+            );
+            let tell = format!("Slipway: the agent run failed: {message}");
+            fail_run(engine, run_id, &message, &tell).await;
+            Outcome::Fatal(message)
         }
-    };
-    if let Err(error) = outcome {
-        tracing::error!(run = run_id, %error, "could not record the agent job's end");
     }
 }
 
@@ -504,27 +505,4 @@ async fn fail_run(engine: &Engine, run_id: i64, message: &str, tell: &str) {
         Ok(None) => {}
         Err(error) => tracing::error!(run = run_id, %error, "the run's failure was not recorded"),
     }
-}
-
-/// Heartbeats the agent job's lease (losing it fences the turn) and notices a cancel made
-/// elsewhere.
-async fn watch_run(
-    engine: Engine,
-    job: Job,
-    run_id: i64,
-    cancel: CancellationToken,
-    fenced: Arc<AtomicBool>,
-) {
-    let store = engine.inner.store.clone();
-    let cancelled = move || {
-        let store = store.clone();
-        async move {
-            store
-                .run(run_id)
-                .await
-                .is_ok_and(|run| run.status == RunStatus::Cancelled)
-        }
-    };
-    let store = engine.inner.store.clone();
-    crate::jobs::watch(store, job, cancel, fenced, crate::jobs::TIMING, cancelled).await;
 }

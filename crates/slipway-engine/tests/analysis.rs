@@ -36,7 +36,7 @@ async fn validate_change(h: &Harness, branch: &str, files: &[(&str, &str)]) -> V
         .submit_with(&h.project, Target::Branch(branch.into()), options)
         .await
         .unwrap();
-    h.engine.run_pending_jobs().await.unwrap();
+    h.run_until_final(&[queued.id]).await;
     h.store.validation(queued.id).await.unwrap()
 }
 

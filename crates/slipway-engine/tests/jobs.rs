@@ -3,26 +3,10 @@
 
 mod common;
 
-use common::{harness, harness_with, Harness};
+use common::{harness, harness_with, until, Harness};
 use slipway_core::validation::ValidationStatus;
 use slipway_engine::Target;
-use std::time::Duration;
 use tokio_util::sync::CancellationToken;
-
-/// Polls `done` until it holds; panics with `what` if it never does (a guard, not a measure).
-async fn until<F, Fut>(what: &str, mut done: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    for _ in 0..1_200 {
-        if done().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("never happened: {what}");
-}
 
 async fn sql(h: &Harness, statement: &str) {
     let url = format!("sqlite://{}", h.store_dir().join("slipway.db").display());
@@ -80,7 +64,7 @@ async fn a_panic_in_a_validation_ends_it_as_error_with_a_message() {
         .unwrap();
     // A store the pipeline does not expect (its planned steps gone) makes it panic.
     sql(&h, "DELETE FROM validation_steps").await;
-    h.engine.run_pending_jobs().await.unwrap();
+    h.run_until_final(&[queued.id]).await;
     let record = h.store.validation(queued.id).await.unwrap();
     assert_eq!(record.status, ValidationStatus::Error);
     let error = record.error.unwrap_or_default();

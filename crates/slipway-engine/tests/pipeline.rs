@@ -295,7 +295,7 @@ async fn the_exact_commit_is_checked_out() {
         .await
         .unwrap();
     commit_files(&h.repo, &[("version", "two")], "second");
-    h.engine.run_pending_jobs().await.unwrap();
+    h.run_until_final(&[first.id]).await;
     let log = h.log(first.id).await;
     assert!(
         log.contains("[test] one") && !log.contains("[test] two"),
@@ -333,7 +333,7 @@ async fn a_newer_commit_on_the_branch_cancels_the_older_validation() {
         .await
         .unwrap();
     assert_ne!(old.sha, new.sha);
-    h.engine.run_pending_jobs().await.unwrap();
+    h.run_until_final(&[old.id, new.id]).await;
     assert_eq!(
         h.store.validation(old.id).await.unwrap().status,
         ValidationStatus::Cancelled
@@ -546,7 +546,7 @@ async fn a_pull_request_from_a_fork_gets_no_secrets() {
         base_source: String::new(),
     };
     let from_origin = h.engine.submit(&h.project, same_repo).await.unwrap();
-    h.engine.run_pending_jobs().await.unwrap();
+    h.run_until_final(&[from_fork.id, from_origin.id]).await;
     let fork_log = h.log(from_fork.id).await;
     assert!(fork_log.contains("[test] key=none"), "{fork_log}");
     assert!(fork_log.contains("secrets are withheld"), "{fork_log}");

@@ -57,12 +57,33 @@ pub struct CellSpec<'a> {
 
 #[derive(Debug, thiserror::Error)]
 pub enum CellError {
+    /// A call to the system failed (a directory, a namespace, a process).
+    #[error("the sandbox could not be made: {what}: {source}")]
+    Io {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A tool the cell needs (pasta, `ip`) is missing or ended badly; what it said.
     #[error("the sandbox could not be made: {0}")]
-    Setup(String),
+    Tool(String),
+    /// The administrator's configuration of the sandbox is invalid (it says which).
+    #[error("the sandbox could not be made: {0}")]
+    Config(String),
+}
+
+impl CellError {
+    /// Whether making the cell again later may succeed (not a configuration to fix first).
+    pub fn is_transient(&self) -> bool {
+        !matches!(self, CellError::Config(_))
+    }
 }
 
 fn setup(what: &str) -> impl FnOnce(std::io::Error) -> CellError + '_ {
-    move |e| CellError::Setup(format!("{what}: {e}"))
+    move |source| CellError::Io {
+        what: what.to_owned(),
+        source,
+    }
 }
 
 /// A running cell. [`Cell::close`] (or dropping it) kills whatever still runs in it.
@@ -266,7 +287,7 @@ impl Cell {
                 while let Ok(line) = rx.try_recv() {
                     said.push(line);
                 }
-                return Err(CellError::Setup(format!(
+                return Err(CellError::Tool(format!(
                     "pasta ended ({outcome:?}): {}",
                     said.join(" ")
                 )));
@@ -274,7 +295,7 @@ impl Cell {
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
         process.kill().await;
-        Err(CellError::Setup(
+        Err(CellError::Tool(
             "pasta did not become ready within a second".into(),
         ))
     }

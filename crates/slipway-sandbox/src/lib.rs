@@ -14,7 +14,7 @@ mod process;
 pub mod snapshot;
 mod tree;
 
-pub use cell::{paths_named_in, Cell, CellSpec, Network, Quotas};
+pub use cell::{paths_named_in, Cell, CellError, CellSpec, Network, Quotas};
 pub use process::{Outcome, Process, LINES_IN_FLIGHT, MAX_LINE_BYTES};
 pub use rustix::fs::Stat;
 pub use tree::MAX_COPY_DEPTH;

@@ -15,6 +15,7 @@ mod secrets;
 mod sessions;
 mod settings;
 mod tokens;
+mod transient;
 pub mod validations;
 mod variables;
 pub mod vault;

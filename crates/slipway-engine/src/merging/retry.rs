@@ -6,20 +6,43 @@
 
 use super::report::{self, Shown};
 use super::{control, Ended, Occasion, Redo};
-use crate::Engine;
+use crate::jobs::{self, Attempt, JobKind, Outcome};
+use crate::{Engine, Inner};
 use slipway_core::ValidationId;
-use slipway_store::{Job, JobFailure, NewJob};
-
-pub(crate) const VERDICT_JOB: &str = "verdict";
+use tokio::sync::Notify;
 
 /// Attempts of a verdict job (the queue's backoff doubles from 2 s: about four minutes).
 const ATTEMPTS: u32 = 8;
 
-#[derive(Debug, serde::Serialize, serde::Deserialize)]
-struct Payload {
-    validation: i64,
+/// The `verdict` job: what is left of a verdict's report or merge, tried again.
+pub(crate) struct VerdictJob;
+
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub(crate) struct Payload {
+    validation: ValidationId,
     #[serde(flatten)]
     redo: Redo,
+}
+
+impl JobKind for VerdictJob {
+    const KIND: &'static str = "verdict";
+    type Payload = Payload;
+
+    fn wake(inner: &Inner) -> &Notify {
+        &inner.verdict_wake
+    }
+
+    fn span(payload: &Payload, attempt: u32) -> tracing::Span {
+        tracing::info_span!("verdict", validation = %payload.validation, attempt)
+    }
+
+    async fn run(engine: Engine, payload: Payload, attempt: Attempt) -> Outcome {
+        attempt_verdict(&engine, payload, &attempt).await
+    }
+
+    async fn panicked(engine: &Engine, payload: &Payload, attempt: u32, message: &str) {
+        gave_up(engine, payload.validation, &payload.redo, message, attempt).await;
+    }
 }
 
 /// Queues a later attempt of what `redo` says for validation `id`, and shows why.
@@ -31,74 +54,53 @@ pub(super) async fn later(
 ) -> anyhow::Result<()> {
     tracing::warn!(validation = %id, why, "the verdict's report or merge is retried by a job");
     let payload = Payload {
-        validation: id.0,
+        validation: id,
         redo: redo.clone(),
     };
-    engine
-        .inner
-        .store
-        .enqueue(&NewJob {
-            kind: VERDICT_JOB.into(),
-            payload: serde_json::to_string(&payload)?,
-            dedupe_key: Some(format!("verdict:{id}")),
-            max_attempts: ATTEMPTS,
-        })
-        .await?;
-    engine.inner.verdict_wake.notify_one();
+    let job = jobs::new_job::<VerdictJob>(&payload, Some(format!("verdict:{id}")), ATTEMPTS)?;
+    jobs::enqueue::<VerdictJob>(&engine.inner, job).await?;
     let validation = engine.inner.store.validation(id).await?;
     report::show(engine, &validation, Shown::Retrying(why)).await;
     Ok(())
 }
 
 /// Runs one attempt of a verdict job.
-pub(crate) async fn run_verdict_job(engine: &Engine, job: Job) {
+async fn attempt_verdict(engine: &Engine, payload: Payload, attempt: &Attempt) -> Outcome {
     let store = &engine.inner.store;
-    let Ok(payload) = serde_json::from_str::<Payload>(&job.payload) else {
-        let _ = store
-            .fail(&job, &JobFailure::Fatal("malformed payload".into()))
-            .await;
-        return;
-    };
-    let id = ValidationId(payload.validation);
+    let id = payload.validation;
     if let Some(newer) = superseded(engine, id).await {
         // A newer validation of the pull request speaks for it now: this one's status, merge
         // or report would contradict it.
         tracing::info!(validation = %id, newer = %newer, "a superseded verdict is not retried");
-        if let Err(error) = store.complete(&job).await {
-            tracing::error!(validation = %id, %error, "could not record the verdict job's end");
-        }
-        return;
+        return Outcome::Complete;
     }
-    let ended = control(engine, id, Occasion::Verdict, &payload.redo).await;
-    let recorded = match ended {
-        Ok(Ended::Done(_) | Ended::Nothing(_)) => store.complete(&job).await,
+    let (number, max) = (attempt.number(), attempt.job.max_attempts);
+    match control(engine, id, Occasion::Verdict, &payload.redo).await {
+        Ok(Ended::Done(_) | Ended::Nothing(_)) => Outcome::Complete,
         Ok(Ended::Pending { redo, why, .. }) => {
             let next = Payload {
-                validation: id.0,
+                validation: id,
                 redo,
             };
-            let _ = store
-                .set_payload(&job, &serde_json::to_string(&next).unwrap_or_default())
-                .await;
-            if job.attempt < job.max_attempts {
-                let shown = format!("{why} (attempt {} of {})", job.attempt, job.max_attempts);
+            if let Ok(text) = serde_json::to_string(&next) {
+                let _ = store.set_payload(&attempt.job, &text).await;
+            }
+            if !attempt.is_last() {
+                let shown = format!("{why} (attempt {number} of {max})");
                 if let Ok(validation) = store.validation(id).await {
                     report::show(engine, &validation, Shown::Retrying(&shown)).await;
                 }
-                store.fail(&job, &JobFailure::Retryable(why)).await
+                Outcome::Retry(why)
             } else {
-                gave_up(engine, id, &next.redo, &why, job.attempt).await;
-                store.fail(&job, &JobFailure::Fatal(why)).await
+                gave_up(engine, id, &next.redo, &why, number).await;
+                Outcome::Fatal(why)
             }
         }
         Err(error) => {
             let why = error.to_string();
-            gave_up(engine, id, &payload.redo, &why, job.attempt).await;
-            store.fail(&job, &JobFailure::Fatal(why)).await
+            gave_up(engine, id, &payload.redo, &why, number).await;
+            Outcome::Fatal(why)
         }
-    };
-    if let Err(error) = recorded {
-        tracing::error!(validation = %id, %error, "could not record the verdict job's end");
     }
 }
 

@@ -2,6 +2,7 @@
 //! and its answer applied as the core decides.
 
 use super::{fail_run, validating, Task, TurnEnd, CODEGEN_STARTS_PER_MINUTE, OUTPUT_TAIL_LINES};
+use crate::jobs::Attempt;
 use crate::{pipeline, Engine};
 use slipway_agent::command::CommandAgent;
 use slipway_agent::{Agent, AgentError, Answer, Progress, Turn, TurnKind};
@@ -10,34 +11,69 @@ use slipway_core::settings::AgentConfig;
 use slipway_core::turn::{self, Answered, Ask, Decision, Prompted, RunFacts, Shape};
 use slipway_core::{Masker, Project};
 use slipway_forge::Forge;
-use slipway_store::{Job, RunChange, RunRecord, StoreError};
+use slipway_store::{RunChange, RunRecord, StoreError};
 use std::collections::VecDeque;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
+/// Why a turn ended without an answer applied; whether another attempt may help is its
+/// variant's to say.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum TurnError {
+    #[error(transparent)]
+    Agent(#[from] AgentError),
+    #[error("the run could not be read or recorded: {0}")]
+    Store(#[from] StoreError),
+    /// The forge could not be asked (GitHub: the repository's clone address).
+    #[error("{0:#}")]
+    Forge(#[source] anyhow::Error),
+    /// Applying the answer (the pull request opened or told, the run recorded) failed.
+    #[error("the agent's answer could not be applied: {0:#}")]
+    Apply(#[source] anyhow::Error),
+}
+
+impl TurnError {
+    /// Whether another attempt of the turn may succeed.
+    pub(crate) fn is_transient(&self) -> bool {
+        match self {
+            TurnError::Agent(error) => error.is_transient(),
+            TurnError::Store(error) => error.is_transient(),
+            TurnError::Forge(error) => slipway_forge::github::is_transient(error),
+            TurnError::Apply(error) => {
+                slipway_forge::github::is_transient(error)
+                    || error.chain().any(|cause| {
+                        cause
+                            .downcast_ref::<StoreError>()
+                            .is_some_and(StoreError::is_transient)
+                            || cause
+                                .downcast_ref::<slipway_forge::git::GitError>()
+                                .is_some()
+                    })
+            }
+        }
+    }
+}
+
 pub(super) async fn turn(
     engine: &Engine,
-    job: &Job,
+    attempt: &Attempt,
     run_id: i64,
     task: Task,
     cancel: &CancellationToken,
-) -> Result<TurnEnd, AgentError> {
+) -> Result<TurnEnd, TurnError> {
     let store = &engine.inner.store;
-    let internal = |e: StoreError| AgentError::Unavailable(e.to_string());
-    let run = store.run(run_id).await.map_err(internal)?;
+    let run = store.run(run_id).await?;
     if run.status.is_final() {
         return Ok(TurnEnd::Done(None));
     }
-    let project = store.project(run.project_id).await.map_err(internal)?;
-    let settings = store.settings(project.id).await.map_err(internal)?;
-    let secrets = store.secret_values(project.id).await.map_err(internal)?;
+    let project = store.project(run.project_id).await?;
+    let settings = store.settings(project.id).await?;
+    let secrets = store.secret_values(project.id).await?;
     let masker = Masker::new(secrets.iter().map(|(_, v)| v.expose()));
     let is_codegen = run.agent == "codegen";
-    let (prompt, kind, plan_mode) = prompt_for(engine, &run, &settings, &task)
-        .await
-        .map_err(internal)?;
+    let (prompt, kind, plan_mode) = prompt_for(engine, &run, &settings, &task).await?;
     if is_codegen && kind == TurnKind::Start && run.external_id.is_none() {
-        if let Some(postponed) = codegen_slot(engine, run.id).await.map_err(internal)? {
+        if let Some(postponed) = codegen_slot(engine, run.id).await? {
             return Ok(postponed);
         }
     }
@@ -51,12 +87,7 @@ pub(super) async fn turn(
         note: Some(String::new()),
         ..RunChange::default()
     };
-    if engine
-        .change_run(run.id, None, &begin)
-        .await
-        .map_err(internal)?
-        .is_none()
-    {
+    if engine.change_run(run.id, None, &begin).await?.is_none() {
         return Ok(TurnEnd::Done(None)); // cancelled meanwhile
     }
     let timeout = Duration::from_secs(settings.agent_timeout_secs);
@@ -67,7 +98,7 @@ pub(super) async fn turn(
         kind,
         plan_mode,
         external_id: run.external_id,
-        attempt: job.attempt,
+        attempt: attempt.number(),
         timeout,
         cancel,
     };
@@ -81,14 +112,14 @@ pub(super) async fn turn(
                         "CODEGEN_API_TOKEN and CODEGEN_ORG_ID are no longer set".into(),
                     )
                 })?;
-                agent.work(turn, progress_tx).await
+                Ok(agent.work(turn, progress_tx).await?)
             }
             AgentConfig::Command { command, .. } => {
                 let on = Working {
                     engine,
                     project: &project,
                     run: &run,
-                    attempt: job.attempt,
+                    attempt: attempt.number(),
                     secrets: &secrets,
                 };
                 on.command_agent(command, turn, progress_tx).await
@@ -101,14 +132,14 @@ pub(super) async fn turn(
     let answering = Answering {
         engine,
         project: &project,
-        run: store.run(run.id).await.map_err(internal)?,
+        run: store.run(run.id).await?,
         is_fix: matches!(task, Task::Fix { .. }),
         auto_confirm: settings.auto_confirm_plan,
     };
     let next = answering
         .apply(answer, output_tail, &masker)
         .await
-        .map_err(|e| AgentError::Unavailable(e.to_string()))?;
+        .map_err(TurnError::Apply)?;
     Ok(TurnEnd::Done(next))
 }
 
@@ -241,23 +272,23 @@ impl Working<'_> {
         command: &str,
         turn: Turn<'_>,
         progress: tokio::sync::mpsc::Sender<Progress>,
-    ) -> Result<Answer, AgentError> {
+    ) -> Result<Answer, TurnError> {
         let (engine, project, run) = (self.engine, self.project, self.run);
         if let Some(why) = crate::no_sandbox(&engine.inner.config) {
-            return Err(AgentError::Refused(why));
+            return Err(AgentError::Refused(why).into());
         }
         if let Err(why) = engine.check_agent_command(command) {
             return Err(AgentError::Refused(format!(
                 "Slipway's configuration error, not the agent's failure: {why}"
-            )));
+            ))
+            .into());
         }
         let workdir = engine
             .inner
             .agents
             .join(format!("run-{}-{}", run.id, self.attempt));
         crate::remove_tree(&workdir, "an agent's work directory").await;
-        let mut env = (engine.inner.store.variable_env(project.id).await)
-            .map_err(|e| AgentError::Unavailable(e.to_string()))?;
+        let mut env = engine.inner.store.variable_env(project.id).await?;
         env.extend(pipeline::secrets_env(self.secrets));
         env.push(("SLIPWAY_PROJECT_ID".into(), project.id.to_string()));
         let run_branch = format!("slipway/run-{}", run.id);
@@ -271,7 +302,7 @@ impl Working<'_> {
             (Some(repo), Some(github)) => github
                 .clone_url(&repo)
                 .await
-                .map_err(|e| AgentError::Unavailable(format!("GitHub: {e}")))?,
+                .map_err(|e| TurnError::Forge(anyhow::Error::new(e).context("GitHub")))?,
             _ => project.location.source(),
         };
         let git = crate::github::git_for(&engine.inner, project, &source).await;
@@ -291,7 +322,7 @@ impl Working<'_> {
         let answer = agent.work(turn, progress).await;
         slipway_sandbox::snapshot::unmount_all_below(&workdir);
         crate::remove_tree(&workdir, "an agent's work directory").await;
-        answer
+        Ok(answer?)
     }
 }
 

@@ -6,7 +6,24 @@ use slipway_core::{Project, ProjectDraft, ValidationId};
 use slipway_engine::{Engine, EngineConfig, Target};
 use slipway_store::{MasterKey, Store, ValidationRecord};
 use slipway_testkit::fixture_repo;
+use std::time::Duration;
 use tempfile::TempDir;
+use tokio_util::sync::CancellationToken;
+
+/// Polls `done` until it holds; panics with `what` if it never does (a guard, not a measure).
+pub async fn until<F, Fut>(what: &str, mut done: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    for _ in 0..2_400 {
+        if done().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("never happened: {what}");
+}
 
 pub struct Harness {
     pub _dir: TempDir,
@@ -73,8 +90,26 @@ impl Harness {
             .submit(&self.project, Target::Branch(branch.into()))
             .await
             .unwrap();
-        self.engine.run_pending_jobs().await.unwrap();
+        self.run_until_final(&[queued.id]).await;
         self.store.validation(queued.id).await.unwrap()
+    }
+
+    /// Runs the real workers until every one of `ids` is final, then stops them (and waits
+    /// for them to end, with whatever else they ran).
+    pub async fn run_until_final(&self, ids: &[ValidationId]) {
+        let shutdown = CancellationToken::new();
+        let workers = self.engine.spawn_workers(shutdown.clone());
+        until("the validations are final", || async {
+            for id in ids {
+                if !self.store.validation(*id).await.unwrap().status.is_final() {
+                    return false;
+                }
+            }
+            true
+        })
+        .await;
+        shutdown.cancel();
+        workers.await.unwrap();
     }
 
     pub async fn log(&self, id: ValidationId) -> String {

@@ -178,7 +178,7 @@ impl Cell {
     /// Installs the wall's rules in the cell's network namespace; the host addresses it
     /// closed are remembered for the watcher.
     pub(super) async fn close_host_network(&self) -> Result<(), CellError> {
-        let allowed = allowed_networks().map_err(CellError::Setup)?;
+        let allowed = allowed_networks().map_err(CellError::Config)?;
         let host = host_addresses().map_err(setup("cannot list the host's addresses"))?;
         let (v4, v6) = initial_rules(&host, &resolvers(), &allowed);
         apply_rules(self.entry(false, true), 4, &v4).await?;
@@ -222,7 +222,7 @@ async fn apply_rules(entry: Entry, family: u8, lines: &[String]) -> Result<(), C
         return Ok(());
     }
     let ip = ip_command().ok_or_else(|| {
-        CellError::Setup(
+        CellError::Tool(
             "cannot close the host's addresses to the cell: `ip` is not installed \
              (Debian/Ubuntu: apt-get install iproute2)"
                 .into(),
@@ -256,7 +256,7 @@ async fn apply_rules(entry: Entry, family: u8, lines: &[String]) -> Result<(), C
         return Ok(());
     }
     if !output.status.success() || written.is_err() {
-        return Err(CellError::Setup(format!(
+        return Err(CellError::Tool(format!(
             "cannot close the host's addresses to the cell: ip -{family}: {}",
             said.trim()
         )));
