@@ -270,19 +270,27 @@ impl Engine {
     }
 
     /// Start-up reconciliation after whatever stopped the last process (even SIGKILL):
-    /// hands its leases back, removes its stale cells and workspaces, and ends validations
-    /// whose job gave up. This process must be the database's only one. Nothing is killed by
-    /// a process number (after a restart it may be anyone's): the cells died with the last
-    /// process, and stale cgroups are killed as cgroups.
+    /// hands its leases back, then cleans up as [`Engine::reconcile_shared`] does. This
+    /// process must be the database's only one.
     pub async fn reconcile(&self) -> anyhow::Result<()> {
-        let store = &self.inner.store;
-        let released = store.expire_all_leases().await?;
+        let released = self.inner.store.expire_all_leases().await?;
         if released > 0 {
             tracing::warn!(
                 released,
                 "validations interrupted by the last shutdown will run again"
             );
         }
+        self.reconcile_shared().await
+    }
+
+    /// Start-up reconciliation of a process that shares the database with others
+    /// (`slipway worker`, `serve --workers 0`): leases are left alone (a dead process's
+    /// expire, and another worker takes its jobs); removes this machine's stale cells and
+    /// this data directory's workspaces, and ends validations whose job gave up. Nothing is
+    /// killed by a process number (after a restart it may be anyone's): the cells died with
+    /// the last process, and stale cgroups are killed as cgroups.
+    pub async fn reconcile_shared(&self) -> anyhow::Result<()> {
+        let store = &self.inner.store;
         slipway_sandbox::snapshot::unmount_all_below(&self.inner.workspaces);
         let _ = tokio::task::spawn_blocking(slipway_sandbox::remove_stale_cells).await;
         remove_tree(&self.inner.workspaces, "old workspaces").await;

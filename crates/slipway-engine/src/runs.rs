@@ -382,6 +382,9 @@ impl JobKind for AgentJob {
         if attempt.fenced() {
             return Outcome::Fatal("fenced out".into()); // not recorded: see `run_one`
         }
+        if attempt.stopping.is_cancelled() && interrupted(&engine, run_id, &result).await {
+            return Outcome::HandBack("interrupted by a shutdown; another worker goes on".into());
+        }
         turn_ended(&engine, run_id, &attempt, result).await
     }
 
@@ -414,6 +417,23 @@ impl Drop for RunningRun<'_> {
     }
 }
 
+/// Whether the turn was cut short by this process's shutdown rather than ended by the agent:
+/// the run is still being worked on, and nothing followed from it.
+async fn interrupted(engine: &Engine, run_id: i64, result: &Result<TurnEnd, TurnError>) -> bool {
+    let nothing_followed = match result {
+        Ok(TurnEnd::Done(None)) => true,
+        Ok(_) => false,
+        Err(error) => error.is_transient(),
+    };
+    nothing_followed
+        && engine
+            .inner
+            .store
+            .run(run_id)
+            .await
+            .is_ok_and(|run| matches!(run.status, RunStatus::Working | RunStatus::Fixing))
+}
+
 /// What a turn's end means for its job, and for the run.
 async fn turn_ended(
     engine: &Engine,
@@ -431,9 +451,6 @@ async fn turn_ended(
             None => Outcome::Complete,
         },
         Ok(TurnEnd::Postponed(wait, reason)) => Outcome::Postpone(wait, reason),
-        Err(error) if error.is_transient() && attempt.stopping.is_cancelled() => {
-            Outcome::HandBack(error.to_string())
-        }
         Err(error) if error.is_transient() && !attempt.is_last() => {
             let message = error.to_string();
             let change = RunChange {

@@ -105,3 +105,73 @@ async fn allowed_explicitly_a_validation_runs_without_a_sandbox() {
     assert_eq!(record.status, ValidationStatus::Passed, "{log}");
     assert!(log.contains("ran-unsandboxed"), "{log}");
 }
+
+/// Starts the workers, waits until the validation's command has started, then shuts them
+/// down and waits for them to end.
+async fn shut_down_while_running(h: &Harness) -> slipway_core::ValidationId {
+    let shutdown = CancellationToken::new();
+    let workers = h.engine.spawn_workers(shutdown.clone());
+    let queued = h
+        .engine
+        .submit(&h.project, Target::Branch("main".into()))
+        .await
+        .unwrap();
+    until("the command started", || async {
+        h.log(queued.id).await.contains("started")
+    })
+    .await;
+    shutdown.cancel();
+    workers.await.unwrap();
+    queued.id
+}
+
+#[tokio::test]
+async fn at_shutdown_a_running_validation_finishes_within_the_grace_period() {
+    let pipeline = "[test]\ncommands = [\"echo started; sleep 2; echo done\"]\n";
+    let h = harness_with(&[(".slipway.toml", pipeline)], |config| {
+        config.shutdown_grace = std::time::Duration::from_secs(600);
+    })
+    .await;
+    let id = shut_down_while_running(&h).await;
+    let record = h.store.validation(id).await.unwrap();
+    let log = h.log(id).await;
+    assert_eq!(record.status, ValidationStatus::Passed, "{log}");
+    assert_eq!(record.attempt, 1, "{log}");
+    assert!(log.contains("[test] done"), "{log}");
+}
+
+#[tokio::test]
+async fn past_the_grace_period_a_validation_is_handed_back_and_another_worker_takes_it_at_once() {
+    // A lease that never runs out during the test: only a hand-back lets another worker in.
+    let long_lease = |config: &mut slipway_engine::EngineConfig| {
+        config.shutdown_grace = std::time::Duration::ZERO;
+        config.job_lease = std::time::Duration::from_secs(3_600);
+    };
+    let pipeline = "[test]\ncommands = [\"echo started; sleep 3; echo done\"]\n";
+    let h = harness_with(&[(".slipway.toml", pipeline)], long_lease).await;
+    let id = shut_down_while_running(&h).await;
+    let record = h.store.validation(id).await.unwrap();
+    assert_eq!(
+        record.status,
+        ValidationStatus::Queued,
+        "{:?}",
+        record.error
+    );
+    // Another worker process: an engine of its own over the same database.
+    let other_dir = tempfile::tempdir().unwrap();
+    let mut config = slipway_engine::EngineConfig::new(other_dir.path().to_owned());
+    long_lease(&mut config);
+    let other = slipway_engine::Engine::new(h.store.clone(), config);
+    let shutdown = CancellationToken::new();
+    let workers = other.spawn_workers(shutdown.clone());
+    until("the other worker finished the validation", || async {
+        h.store.validation(id).await.unwrap().status.is_final()
+    })
+    .await;
+    shutdown.cancel();
+    workers.await.unwrap();
+    let record = h.store.validation(id).await.unwrap();
+    let log = h.log(id).await;
+    assert_eq!(record.status, ValidationStatus::Passed, "{log}");
+    assert_eq!(record.attempt, 2, "{log}");
+}

@@ -1,14 +1,16 @@
 //! The `slipway` binary: parses the command line and wires the parts together.
 
 mod config;
+mod engine_setup;
 mod validate;
+mod worker;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use config::{Config, LogFormat, StoreFlags};
+pub(crate) use engine_setup::model_config;
 use slipway_core::Role;
-use slipway_engine::{Engine, EngineConfig};
-use slipway_sandbox::Isolation;
+use slipway_engine::{Engine, Roles};
 use slipway_server::{App, ServerConfig};
 use slipway_store::{MasterKey, Store, StoreError};
 use std::path::Path;
@@ -28,17 +30,25 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the server: API, migrations applied at start.
+    /// Run the server: API, dashboard, webhooks and (unless --workers 0) jobs; migrations
+    /// applied at start.
     Serve {
         /// Address to listen on [env: SLIPWAY_BIND] [default: 127.0.0.1:8080]
         #[arg(long, value_name = "ADDR")]
         bind: Option<String>,
+        /// Validations run at once in this process (0 to 64); 0 runs no jobs at all, for
+        /// `slipway worker` processes to run them [env: SLIPWAY_MAX_CONCURRENT_VALIDATIONS]
+        /// [default: 2]
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(0..=64))]
+        workers: Option<u32>,
         #[command(flatten)]
         store: StoreFlags,
         /// Log format, text or json [env: SLIPWAY_LOG_FORMAT]
         #[arg(long, value_name = "FORMAT")]
         log_format: Option<String>,
     },
+    /// Run queued validations and agent turns from the database, without HTTP.
+    Worker(worker::WorkerArgs),
     /// Validate one commit of a repository, without a server.
     Validate(validate::ValidateArgs),
     /// Apply pending database migrations and exit.
@@ -132,13 +142,15 @@ async fn run(cli: Cli) -> Result<(), Failure> {
     match cli.command {
         Command::Serve {
             bind,
+            workers,
             store,
             log_format,
         } => {
             let config = Config::resolve(store, bind, log_format).map_err(refused)?;
             init_tracing(config.log_format);
-            serve(config).await
+            serve(config, workers.map(|n| n as usize)).await
         }
+        Command::Worker(args) => worker::run(args).await,
         Command::Validate(args) => validate::run(args).await,
         Command::Migrate { store } => {
             let config = Config::resolve(store, None, None).map_err(refused)?;
@@ -184,7 +196,9 @@ async fn run(cli: Cli) -> Result<(), Failure> {
     }
 }
 
-async fn serve(config: Config) -> Result<(), Failure> {
+/// `serve`: the API, the dashboard, webhooks; and jobs, `workers` at once (the configured
+/// concurrency when `None`; none at all with 0).
+async fn serve(mut config: Config, workers: Option<usize>) -> Result<(), Failure> {
     let admin_token = config::admin_token_from_env().map_err(refused)?;
     let store = open_store(&config).await?;
     if admin_token.is_none() && store.count_admin_tokens().await? == 0 {
@@ -192,56 +206,19 @@ async fn serve(config: Config) -> Result<(), Failure> {
         println!("No admin token existed, so one was created; it is shown only this once.");
         println!("admin token: {}", new.token);
     }
-    let mut engine_config = EngineConfig::new(config.data_dir.clone());
-    engine_config.max_concurrent = config.max_concurrent_validations;
-    engine_config.sandbox_ceilings = config::sandbox_ceilings().map_err(refused)?;
-    if let Some(days) = std::env::var("SLIPWAY_ARTIFACT_RETENTION_DAYS")
-        .ok()
-        .filter(|d| !d.is_empty())
-    {
-        let days: u64 = days.parse().ok().filter(|d| (1..=3_650).contains(d)).ok_or_else(|| {
-            refused(anyhow::anyhow!(
-                "invalid value '{days}' for SLIPWAY_ARTIFACT_RETENTION_DAYS: expected a whole number of days from 1 to 3650"
-            ))
-        })?;
-        engine_config.artifact_retention = std::time::Duration::from_secs(days * 24 * 3_600);
+    let runs_jobs = workers != Some(0);
+    if let Some(n) = workers.filter(|n| *n > 0) {
+        config.max_concurrent_validations = n;
     }
-    engine_config.github_token = std::env::var("GITHUB_TOKEN").ok().filter(|t| !t.is_empty());
-    engine_config.public_url = std::env::var("SLIPWAY_PUBLIC_URL")
-        .ok()
-        .filter(|u| !u.is_empty());
-    engine_config.github = github_client().map_err(refused)?.map(std::sync::Arc::new);
-    engine_config.codegen = codegen_config().map_err(refused)?;
-    engine_config.models = model_config().map_err(refused)?;
-    engine_config.isolation = match Isolation::probe() {
-        Ok(isolation) => isolation,
-        Err(missing) if slipway_engine::unsandboxed_allowed() => {
-            tracing::warn!(
-                "{missing}; SLIPWAY_ALLOW_UNSANDBOXED=1 is set, so pull-request code runs \
-                 UNISOLATED and can read and change what this user can"
-            );
-            Isolation::None
-        }
-        Err(missing) => {
-            return Err(refused(anyhow::anyhow!(
-                "refusing to run pull-request code without a sandbox: {missing}. \
-                 Install it (as root: apt-get install bubblewrap passt, or run \
-                 ./scripts/serve.sh, which does), or set SLIPWAY_ALLOW_UNSANDBOXED=1 to run \
-                 it unisolated on a machine you are prepared to lose"
-            )))
-        }
+    let engine = Engine::new(store.clone(), engine_setup::engine_config(&config)?);
+    let reconciled = if runs_jobs {
+        // The embedded default: this process is the database's only one.
+        engine.reconcile().await
+    } else {
+        // Workers elsewhere hold leases on the same database.
+        engine.reconcile_shared().await
     };
-    if let Isolation::Bubblewrap { pasta: None, .. } = &engine_config.isolation {
-        tracing::warn!(
-            "pasta is not installed: validations get no outbound network (installs fail); \
-             apt-get install passt"
-        );
-    }
-    let engine = Engine::new(store.clone(), engine_config);
-    engine
-        .reconcile()
-        .await
-        .context("start-up reconciliation failed")?;
+    reconciled.context("start-up reconciliation failed")?;
     let app = App::build(ServerConfig {
         bind: config.bind,
         store: store.clone(),
@@ -261,67 +238,18 @@ async fn serve(config: Config) -> Result<(), Failure> {
     tokio::spawn(stop_on_signal(shutdown.clone()));
     let addr = app.local_addr();
     println!("Slipway listening on http://{addr}");
-    tracing::info!(%addr, data_dir = %config.data_dir.display(), "server started");
+    tracing::info!(%addr, data_dir = %config.data_dir.display(), runs_jobs, "server started");
 
-    let workers = engine.spawn_workers(shutdown.clone());
+    let roles = Roles {
+        jobs: runs_jobs,
+        intake: true,
+    };
+    let workers = engine.spawn(roles, shutdown.clone());
     app.run(shutdown).await.context("the server failed")?;
     let _ = workers.await;
     store.close().await;
     tracing::info!("shutdown complete");
     Ok(())
-}
-
-/// The GitHub API client: as a GitHub App when `GITHUB_APP_ID` and
-/// `GITHUB_APP_PRIVATE_KEY_PATH` are set, else with `GITHUB_TOKEN`, else none.
-fn github_client() -> anyhow::Result<Option<slipway_forge::github::GitHub>> {
-    use slipway_forge::github::GitHub;
-    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
-    let api = var("GITHUB_API_URL").unwrap_or_else(|| "https://api.github.com".into());
-    match (var("GITHUB_APP_ID"), var("GITHUB_APP_PRIVATE_KEY_PATH")) {
-        (Some(id), Some(path)) => {
-            let pem = std::fs::read(&path).with_context(|| {
-                format!("cannot read GITHUB_APP_PRIVATE_KEY_PATH={path}: give the app's private key (.pem)")
-            })?;
-            let client = GitHub::app(&api, &id, &pem).with_context(|| {
-                format!("invalid value for GITHUB_APP_PRIVATE_KEY_PATH={path}: expected an RSA private key in PEM")
-            })?;
-            Ok(Some(client))
-        }
-        (Some(_), None) | (None, Some(_)) => anyhow::bail!(
-            "set both GITHUB_APP_ID and GITHUB_APP_PRIVATE_KEY_PATH to act as a GitHub App, or neither"
-        ),
-        (None, None) => Ok(var("GITHUB_TOKEN").map(|token| GitHub::new(&api, &token))),
-    }
-}
-
-/// The Codegen API: `CODEGEN_API_TOKEN` and `CODEGEN_ORG_ID` together, or neither.
-fn codegen_config() -> anyhow::Result<Option<slipway_engine::CodegenConfig>> {
-    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
-    let base_url = var("CODEGEN_API_URL").unwrap_or_else(|| "https://api.codegen.com".into());
-    match (var("CODEGEN_API_TOKEN"), var("CODEGEN_ORG_ID")) {
-        (Some(token), Some(org)) => {
-            let org_id = org.parse().map_err(|_| {
-                anyhow::anyhow!(
-                    "invalid value for CODEGEN_ORG_ID={org}: expected the organization's number"
-                )
-            })?;
-            Ok(Some(slipway_engine::CodegenConfig {
-                base_url,
-                token,
-                org_id,
-                read_limit: slipway_engine::RateLimit::CODEGEN_READS,
-            }))
-        }
-        (Some(_), None) | (None, Some(_)) => {
-            anyhow::bail!("set both CODEGEN_API_TOKEN and CODEGEN_ORG_ID to use the Codegen agent, or neither")
-        }
-        (None, None) => Ok(None),
-    }
-}
-
-/// The model APIs of `[judge]`: `GEMINI_*` and `SLIPWAY_LLM_*` (see DESIGN.md §3).
-pub(crate) fn model_config() -> anyhow::Result<slipway_engine::Models> {
-    slipway_engine::Models::from_env(|name| std::env::var(name).ok()).map_err(anyhow::Error::msg)
 }
 
 /// Descriptors 0–2 are open (on /dev/null when whoever started Slipway closed them), so that
@@ -352,14 +280,14 @@ fn standard_streams_open() {
 }
 
 /// Handles SIGINT and SIGTERM from now on; the future cancels `shutdown` on either.
-fn stop_on_signal(shutdown: CancellationToken) -> impl std::future::Future<Output = ()> {
+pub(crate) fn stop_on_signal(shutdown: CancellationToken) -> impl std::future::Future<Output = ()> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut term = signal(SignalKind::terminate()).expect("SIGTERM can be handled");
     let mut int = signal(SignalKind::interrupt()).expect("SIGINT can be handled");
     async move {
         tokio::select! {
-            _ = term.recv() => tracing::info!("SIGTERM received; finishing requests in flight"),
-            _ = int.recv() => tracing::info!("SIGINT received; finishing requests in flight"),
+            _ = term.recv() => tracing::info!("SIGTERM received; finishing the work in flight"),
+            _ = int.recv() => tracing::info!("SIGINT received; finishing the work in flight"),
         }
         shutdown.cancel();
     }
@@ -390,7 +318,7 @@ fn master_key(data_dir: &Path) -> Result<MasterKey, Failure> {
     key.map_err(refused)
 }
 
-async fn open_store(config: &Config) -> Result<Store, Failure> {
+pub(crate) async fn open_store(config: &Config) -> Result<Store, Failure> {
     ensure_data_dir(&config.data_dir)?;
     let key = master_key(&config.data_dir)?;
     Ok(Store::open(&config.database_url, &key).await?)
