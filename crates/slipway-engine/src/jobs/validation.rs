@@ -124,3 +124,15 @@ async fn body(engine: &Engine, id: ValidationId, attempt: &Attempt) -> Outcome {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_stores_validation_payload_is_read_as_it_is_queued() {
+        let stored = r#"{"validation_id":12}"#;
+        let payload: ValidationPayload = serde_json::from_str(stored).unwrap();
+        assert_eq!(payload.validation_id, ValidationId(12));
+    }
+}

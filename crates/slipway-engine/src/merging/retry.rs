@@ -131,3 +131,17 @@ async fn gave_up(engine: &Engine, id: ValidationId, redo: &Redo, why: &str, atte
     ));
     report::show(engine, &validation, Shown::Final(&outcome)).await;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stored_verdict_payloads_keep_their_format() {
+        let payload: Payload = serde_json::from_str(r#"{"validation":5,"redo":"all"}"#).unwrap();
+        assert_eq!(payload.validation, ValidationId(5));
+        assert_eq!(payload.redo, Redo::All);
+        let written = serde_json::to_value(&payload).unwrap();
+        assert_eq!(written, serde_json::json!({"validation": 5, "redo": "all"}));
+    }
+}
