@@ -25,7 +25,7 @@ pub use submit::{Options, SubmitError, Target};
 use jobs::run_job;
 use slipway_core::limits::SandboxLimits;
 use slipway_core::validation::ValidationStatus;
-use slipway_core::{Project, ProjectId, ValidationId};
+use slipway_core::{Project, ValidationId};
 use slipway_sandbox::snapshot::Snapshots;
 use slipway_sandbox::{Isolation, Sandbox};
 use slipway_store::{Job, Store, VALIDATION_JOB};
@@ -40,6 +40,8 @@ pub(crate) const LEASE: Duration = Duration::from_secs(30);
 pub(crate) const HEARTBEAT_EVERY: Duration = Duration::from_secs(10);
 pub(crate) const CANCEL_CHECK_EVERY: Duration = Duration::from_millis(500);
 const IDLE_POLL: Duration = Duration::from_secs(1);
+/// How often a process running jobs tells the registry it is alive.
+pub const WORKER_HEARTBEAT: Duration = Duration::from_secs(5);
 /// How long a project's branch list is reused.
 const BRANCHES_FRESH: Duration = Duration::from_secs(15);
 
@@ -141,9 +143,6 @@ pub(crate) async fn remove_tree(path: &std::path::Path, what: &str) {
     }
 }
 
-/// Whose turn it is to merge into one base branch of one project.
-type MergeTurns = Mutex<HashMap<(ProjectId, String), Arc<tokio::sync::Mutex<()>>>>;
-
 pub(crate) struct Inner {
     pub(crate) store: Store,
     pub(crate) sandbox: Sandbox,
@@ -163,7 +162,6 @@ pub(crate) struct Inner {
     leased: Mutex<HashSet<i64>>,
     pub(crate) running_runs: Mutex<HashMap<i64, CancellationToken>>,
     branches: Mutex<HashMap<slipway_core::ProjectId, (std::time::Instant, Vec<String>)>>,
-    merge_turns: MergeTurns,
     wake: Notify,
     pub(crate) agent_wake: Notify,
     /// A verdict job was queued (a report or merge to retry).
@@ -172,12 +170,28 @@ pub(crate) struct Inner {
     owner: String,
 }
 
-impl Inner {
-    /// The lock that merges into `base` of `project` take turns on.
-    pub(crate) fn merge_turn(&self, project: ProjectId, base: &str) -> Arc<tokio::sync::Mutex<()>> {
-        let mut turns = self.merge_turns.lock().expect("merge turns lock");
-        turns.entry((project, base.to_owned())).or_default().clone()
+/// Returns when a job of `kind` is queued by any process (PostgreSQL's notifications; on
+/// SQLite none arrive and the idle poll finds other processes' jobs).
+async fn queued_elsewhere(wakeups: &mut tokio::sync::broadcast::Receiver<Arc<str>>, kind: &str) {
+    loop {
+        match wakeups.recv().await {
+            Ok(queued) if &*queued == kind => return,
+            Ok(_) => {}
+            // Missed some: one of them may have been ours.
+            Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => return,
+            Err(tokio::sync::broadcast::error::RecvError::Closed) => {
+                std::future::pending::<()>().await
+            }
+        }
     }
+}
+
+/// `host:data-directory`: one process's identity in a database shared by several.
+fn process_owner(data_dir: &std::path::Path) -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_else(|_| "localhost".into());
+    format!("{host}:{}", data_dir.display())
 }
 
 impl Drop for Inner {
@@ -249,12 +263,11 @@ impl Engine {
             leased: Mutex::new(HashSet::new()),
             running_runs: Mutex::new(HashMap::new()),
             branches: Mutex::new(HashMap::new()),
-            merge_turns: Mutex::new(HashMap::new()),
             wake: Notify::new(),
             agent_wake: Notify::new(),
             verdict_wake: Notify::new(),
             webhook_wake: Notify::new(),
-            owner: format!("slipway-{}", std::process::id()),
+            owner: process_owner(&config.data_dir),
             store,
             config,
         };
@@ -267,14 +280,21 @@ impl Engine {
         &self.inner.config.isolation
     }
 
+    /// This process's id in the database: the owner of its job leases and its row in the
+    /// worker registry. Stable across restarts (host and data directory), so that a restart
+    /// finds what its last run left behind.
+    pub fn owner(&self) -> &str {
+        &self.inner.owner
+    }
+
     /// Start-up reconciliation after whatever stopped the last process (even SIGKILL):
-    /// hands its leases back, removes its stale cells and workspaces, and ends validations
-    /// whose job gave up. This process must be the database's only one. Nothing is killed by
-    /// a process number (after a restart it may be anyone's): the cells died with the last
-    /// process, and stale cgroups are killed as cgroups.
+    /// hands back the leases it held (by its owner id: other processes on the database keep
+    /// theirs), removes its stale cells and workspaces, and ends validations whose job gave
+    /// up. Nothing is killed by a process number (after a restart it may be anyone's): the
+    /// cells died with the last process, and stale cgroups are killed as cgroups.
     pub async fn reconcile(&self) -> anyhow::Result<()> {
         let store = &self.inner.store;
-        let released = store.expire_all_leases().await?;
+        let released = store.expire_leases_of(&self.inner.owner).await?;
         if released > 0 {
             tracing::warn!(
                 released,
@@ -424,13 +444,46 @@ impl Engine {
             shutdown.clone(),
             |engine, job, _| async move { merging::run_verdict_job(&engine, job).await },
         );
+        let registry = self.spawn_registry(shutdown.clone());
         let validations = self.spawn_validation_workers(shutdown);
         tokio::spawn(async move {
+            let _ = registry.await;
             let _ = deliveries.await;
             let _ = poller.await;
             let _ = agents.await;
             let _ = verdicts.await;
             let _ = validations.await;
+        })
+    }
+
+    /// Keeps this process in the database's worker registry while it runs jobs: registered
+    /// now, heard from every `WORKER_HEARTBEAT`, removed at shutdown.
+    fn spawn_registry(&self, shutdown: CancellationToken) -> tokio::task::JoinHandle<()> {
+        let inner = self.inner.clone();
+        tokio::spawn(async move {
+            let (store, owner) = (&inner.store, inner.owner.as_str());
+            let host = owner.split(':').next().unwrap_or(owner);
+            loop {
+                let heard = match store.worker_heartbeat(owner).await {
+                    Ok(true) => Ok(()),
+                    Ok(false) => {
+                        store
+                            .register_worker(owner, "worker", host, std::process::id())
+                            .await
+                    }
+                    Err(error) => Err(error),
+                };
+                if let Err(error) = heard {
+                    tracing::warn!(%error, "the worker registry could not be updated");
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(WORKER_HEARTBEAT) => {}
+                    _ = shutdown.cancelled() => break,
+                }
+            }
+            if let Err(error) = store.remove_worker(owner).await {
+                tracing::warn!(%error, "this worker could not be removed from the registry");
+            }
         })
     }
 
@@ -468,6 +521,7 @@ impl Engine {
     {
         let inner = self.inner.clone();
         let permits = Arc::new(Semaphore::new(slots));
+        let mut wakeups = inner.store.job_wakeups();
         tokio::spawn(async move {
             loop {
                 let permit = tokio::select! {
@@ -502,6 +556,7 @@ impl Engine {
                         drop(permit);
                         tokio::select! {
                             _ = wake(&inner).notified() => {}
+                            _ = queued_elsewhere(&mut wakeups, kind) => {}
                             _ = tokio::time::sleep(IDLE_POLL) => {}
                             _ = shutdown.cancelled() => break,
                         }
