@@ -65,7 +65,7 @@ pub enum StoreError {
     Conflict(String),
     #[error("the master key does not match the key the stored secrets were encrypted with; start with the original SLIPWAY_MASTER_KEY (or key file) — nothing was changed")]
     WrongMasterKey,
-    #[error("unsupported database URL '{0}': use sqlite://PATH or postgres://USER:PASSWORD@HOST:PORT/DATABASE")]
+    #[error("unsupported database URL '{}': use sqlite://PATH or postgres://USER:PASSWORD@HOST:PORT/DATABASE", redact_url(.0))]
     UnsupportedUrl(String),
     #[error(transparent)]
     Undecryptable(#[from] vault::Undecryptable),
@@ -254,6 +254,21 @@ impl Store {
     }
 }
 
+/// The URL as it may be shown: a password in it replaced by `***`.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    match authority.rsplit_once('@') {
+        Some((credentials, host)) => match credentials.split_once(':') {
+            Some((user, _)) => format!("{scheme}://{user}:***@{host}{path}"),
+            None => url.to_owned(),
+        },
+        None => url.to_owned(),
+    }
+}
+
 async fn connect(
     database_url: &str,
     backend: Backend,
@@ -297,4 +312,25 @@ fn now_millis() -> i64 {
 fn from_millis(ms: i64) -> OffsetDateTime {
     OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000)
         .unwrap_or(OffsetDateTime::UNIX_EPOCH)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_url;
+
+    #[test]
+    fn a_password_in_a_database_url_is_never_shown() {
+        assert_eq!(
+            redact_url("postgres://slipway:s3cret@db.internal:5432/slipway"),
+            "postgres://slipway:***@db.internal:5432/slipway"
+        );
+        assert_eq!(
+            redact_url("postgres://slipway@db/x"),
+            "postgres://slipway@db/x"
+        );
+        assert_eq!(
+            redact_url("sqlite:///var/lib/slipway.db"),
+            "sqlite:///var/lib/slipway.db"
+        );
+    }
 }

@@ -144,7 +144,10 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             let config = Config::resolve(store, None, None).map_err(refused)?;
             ensure_data_dir(&config.data_dir)?;
             Store::migrate(&config.database_url).await?;
-            println!("migrations applied to {}", config.database_url);
+            println!(
+                "migrations applied to {}",
+                slipway_store::redact_url(&config.database_url)
+            );
             Ok(())
         }
         Command::Token {
@@ -168,7 +171,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             }
             eprintln!(
                 "using the database {} (data directory {})",
-                config.database_url,
+                slipway_store::redact_url(&config.database_url),
                 config.data_dir.display()
             );
             let store = open_store(&config).await?;
