@@ -14,6 +14,18 @@ if ! cargo nextest --version >/dev/null 2>&1; then
   cargo install cargo-nextest --locked
 fi
 
+# The store's suite runs on SQLite and on a throwaway PostgreSQL (its own directory and
+# port, stopped at the end). Without PostgreSQL the PostgreSQL half says why and passes,
+# except under CI, where .ci/run installs it and its absence fails the run.
+if pg=$(./scripts/postgres.sh 2>/tmp/slipway-pg-why.$$); then
+  eval "$pg"
+  trap 'eval "$SLIPWAY_TEST_POSTGRES_STOP"' EXIT
+else
+  echo "PostgreSQL tests skipped: $(cat /tmp/slipway-pg-why.$$)" >&2
+  [ "${CI:-}" = true ] && exit 1
+fi
+rm -f /tmp/slipway-pg-why.$$
+
 profile=default
 [ "${CI:-}" = true ] && profile=ci
 cargo nextest run --workspace --profile "$profile" "$@"

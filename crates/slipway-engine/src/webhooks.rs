@@ -33,11 +33,24 @@ pub(crate) async fn work(engine: Engine, shutdown: CancellationToken) {
     }
 }
 
-/// Processes the deliveries that are due, oldest first; returns how many.
+/// The lease of the one process that acts on deliveries (several servers may take them in):
+/// renewed before each delivery, so a processor that died hands over within it.
+const PROCESSOR: &str = "webhook-processor";
+const PROCESSOR_LEASE: Duration = Duration::from_secs(30);
+
+/// Processes the deliveries that are due, oldest first; returns how many. Only the process
+/// holding the processor's lease acts, so a delivery is acted on once and in order.
 pub(crate) async fn process_pending(engine: &Engine) -> anyhow::Result<usize> {
     let store = &engine.inner.store;
+    let owner = engine.owner();
+    if !store.hold_lease(PROCESSOR, owner, PROCESSOR_LEASE).await? {
+        return Ok(0);
+    }
     let pending = store.pending_deliveries(BATCH).await?;
     for delivery_id in &pending {
+        if !store.hold_lease(PROCESSOR, owner, PROCESSOR_LEASE).await? {
+            break;
+        }
         let recorded = match process(engine, delivery_id).await {
             Ok((state, note)) => {
                 tracing::info!(delivery = %delivery_id, state, note = %note, "delivery processed");

@@ -47,7 +47,7 @@ impl Store {
         let now = now_millis();
         let row: ProjectRow = sqlx::query_as(&format!(
             "INSERT INTO projects (name, description, repo, default_branch, created_at, updated_at)
-             VALUES (?, ?, ?, ?, ?, ?) RETURNING {COLUMNS}"
+             VALUES ($1, $2, $3, $4, $5, $6) RETURNING {COLUMNS}"
         ))
         .bind(&draft.name)
         .bind(&draft.description)
@@ -85,7 +85,7 @@ impl Store {
                 .map_err(|_| StoreError::NotFound);
         }
         let row: Option<ProjectRow> =
-            sqlx::query_as(&format!("SELECT {COLUMNS} FROM projects WHERE id = ?"))
+            sqlx::query_as(&format!("SELECT {COLUMNS} FROM projects WHERE id = $1"))
                 .bind(id.0)
                 .fetch_optional(&self.pool)
                 .await?;
@@ -112,8 +112,8 @@ impl Store {
         draft: &ProjectDraft,
     ) -> Result<Project, StoreError> {
         let row: Option<ProjectRow> = sqlx::query_as(&format!(
-            "UPDATE projects SET name = ?, description = ?, repo = ?, default_branch = ?, updated_at = ?
-             WHERE id = ? RETURNING {COLUMNS}"
+            "UPDATE projects SET name = $1, description = $2, repo = $3, default_branch = $4, updated_at = $5
+             WHERE id = $6 RETURNING {COLUMNS}"
         ))
         .bind(&draft.name)
         .bind(&draft.description)
@@ -130,16 +130,16 @@ impl Store {
 
     /// Deletes a project with its secrets and settings, all or nothing.
     pub async fn delete_project(&self, id: ProjectId) -> Result<(), StoreError> {
-        let mut tx = self.writer.begin().await?;
-        sqlx::query("DELETE FROM secrets WHERE project_id = ?")
+        let mut tx = self.begin_write().await?;
+        sqlx::query("DELETE FROM secrets WHERE project_id = $1")
             .bind(id.0)
             .execute(&mut *tx)
             .await?;
-        sqlx::query("DELETE FROM project_settings WHERE project_id = ?")
+        sqlx::query("DELETE FROM project_settings WHERE project_id = $1")
             .bind(id.0)
             .execute(&mut *tx)
             .await?;
-        let deleted = sqlx::query("DELETE FROM projects WHERE id = ?")
+        let deleted = sqlx::query("DELETE FROM projects WHERE id = $1")
             .bind(id.0)
             .execute(&mut *tx)
             .await?

@@ -73,10 +73,12 @@ impl Store {
         head_sha: &str,
     ) -> Result<PullRequest, StoreError> {
         let now = now_millis();
+        let mut tx = self.begin_write().await?;
+        self.lock_project(&mut tx, project).await?;
         let row: Row = sqlx::query_as(&format!(
             "INSERT INTO pull_requests (project_id, number, title, head, base, head_sha, state, created_at, updated_at)
-             SELECT ?, COALESCE(MAX(number), 0) + 1, ?, ?, ?, ?, 'open', ?, ?
-             FROM pull_requests WHERE project_id = ?
+             SELECT $1, COALESCE(MAX(number), 0) + 1, $2, $3, $4, $5, 'open', $6, $7
+             FROM pull_requests WHERE project_id = $8
              RETURNING {COLUMNS}"
         ))
         .bind(project.0)
@@ -87,8 +89,9 @@ impl Store {
         .bind(now)
         .bind(now)
         .bind(project.0)
-        .fetch_one(&self.writer)
+        .fetch_one(&mut *tx)
         .await?;
+        tx.commit().await?;
         Ok(from_row(row))
     }
 
@@ -98,10 +101,10 @@ impl Store {
         number: i64,
     ) -> Result<PullRequest, StoreError> {
         let row: Option<Row> = sqlx::query_as(&format!(
-            "SELECT {COLUMNS} FROM pull_requests WHERE project_id = ? AND number = ?"
+            "SELECT {COLUMNS} FROM pull_requests WHERE project_id = $1 AND number = $2"
         ))
         .bind(project.0)
-        .bind(number)
+        .bind(i64::from(number))
         .fetch_optional(&self.pool)
         .await?;
         row.map(from_row).ok_or(StoreError::NotFound)
@@ -113,7 +116,7 @@ impl Store {
         project: ProjectId,
     ) -> Result<Vec<PullRequest>, StoreError> {
         let rows: Vec<Row> = sqlx::query_as(&format!(
-            "SELECT {COLUMNS} FROM pull_requests WHERE project_id = ? ORDER BY number DESC"
+            "SELECT {COLUMNS} FROM pull_requests WHERE project_id = $1 ORDER BY number DESC"
         ))
         .bind(project.0)
         .fetch_all(&self.pool)
@@ -140,13 +143,13 @@ impl Store {
         sha: &str,
     ) -> Result<bool, StoreError> {
         let updated = sqlx::query(
-            "UPDATE pull_requests SET head_sha = ?, note = NULL, updated_at = ?
-             WHERE project_id = ? AND number = ? AND state = 'open' AND head_sha != ?",
+            "UPDATE pull_requests SET head_sha = $1, note = NULL, updated_at = $2
+             WHERE project_id = $3 AND number = $4 AND state = 'open' AND head_sha != $5",
         )
         .bind(sha)
         .bind(now_millis())
         .bind(project.0)
-        .bind(number)
+        .bind(i64::from(number))
         .bind(sha)
         .execute(&self.writer)
         .await?
@@ -163,13 +166,13 @@ impl Store {
         merge_sha: &str,
     ) -> Result<bool, StoreError> {
         let updated = sqlx::query(
-            "UPDATE pull_requests SET state = 'merged', merge_sha = ?, note = NULL, updated_at = ?
-             WHERE project_id = ? AND number = ? AND state = 'open' AND head_sha = ?",
+            "UPDATE pull_requests SET state = 'merged', merge_sha = $1, note = NULL, updated_at = $2
+             WHERE project_id = $3 AND number = $4 AND state = 'open' AND head_sha = $5",
         )
         .bind(merge_sha)
         .bind(now_millis())
         .bind(project.0)
-        .bind(number)
+        .bind(i64::from(number))
         .bind(head_sha)
         .execute(&self.writer)
         .await?
@@ -184,12 +187,12 @@ impl Store {
         number: i64,
     ) -> Result<bool, StoreError> {
         let updated = sqlx::query(
-            "UPDATE pull_requests SET state = 'closed', note = 'closed by a person', updated_at = ?
-             WHERE project_id = ? AND number = ? AND state = 'open'",
+            "UPDATE pull_requests SET state = 'closed', note = 'closed by a person', updated_at = $1
+             WHERE project_id = $2 AND number = $3 AND state = 'open'",
         )
         .bind(now_millis())
         .bind(project.0)
-        .bind(number)
+        .bind(i64::from(number))
         .execute(&self.writer)
         .await?
         .rows_affected();
@@ -204,12 +207,12 @@ impl Store {
         note: &str,
     ) -> Result<(), StoreError> {
         sqlx::query(
-            "UPDATE pull_requests SET note = ?, updated_at = ? WHERE project_id = ? AND number = ?",
+            "UPDATE pull_requests SET note = $1, updated_at = $2 WHERE project_id = $3 AND number = $4",
         )
         .bind(note)
         .bind(now_millis())
         .bind(project.0)
-        .bind(number)
+        .bind(i64::from(number))
         .execute(&self.writer)
         .await?;
         Ok(())

@@ -1,21 +1,22 @@
-//! Webhook deliveries against a real SQLite file: group-committed intake and the pending queue.
+//! Webhook deliveries on both backends: group-committed intake and the pending queue.
 
+mod common;
+
+use common::Db;
 use slipway_store::{MasterKey, Recorded, Store};
 
-async fn store(dir: &tempfile::TempDir) -> Store {
-    let key = MasterKey::load_or_create(&dir.path().join("key")).unwrap();
-    Store::open(
-        &format!("sqlite://{}", dir.path().join("d.db").display()),
-        &key,
-    )
-    .await
-    .unwrap()
+async fn store(db: &Db) -> Store {
+    let key = MasterKey::load_or_create(&db.key_path()).unwrap();
+    Store::open(&db.url, &key).await.unwrap()
 }
 
-#[tokio::test]
-async fn concurrent_deliveries_are_each_stored_once_byte_for_byte() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = store(&dir).await;
+on_both_backends!(
+    concurrent_deliveries_are_each_stored_once_byte_for_byte,
+    pending_deliveries_come_oldest_first_and_leave_when_finished_or_retried,
+);
+
+async fn concurrent_deliveries_are_each_stored_once_byte_for_byte(db: Db) {
+    let store = store(&db).await;
     let mut tasks = Vec::new();
     for i in 0..200 {
         let store = store.clone();
@@ -52,10 +53,8 @@ async fn concurrent_deliveries_are_each_stored_once_byte_for_byte() {
     }
 }
 
-#[tokio::test]
-async fn pending_deliveries_come_oldest_first_and_leave_when_finished_or_retried() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = store(&dir).await;
+async fn pending_deliveries_come_oldest_first_and_leave_when_finished_or_retried(db: Db) {
+    let store = store(&db).await;
     for id in ["a", "b", "c"] {
         store
             .record_delivery(id, "push", None, b"{}", true)
