@@ -204,6 +204,19 @@ impl Store {
         })
     }
 
+    /// A project or token changed: other processes drop their cached copies when their
+    /// event tail next reads (at once on PostgreSQL, within its poll on SQLite).
+    pub(crate) async fn caches_changed(&self) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO meta (key, value) VALUES ('cache_generation', $1)
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        )
+        .bind(crate::tokens::random_text(12).into_bytes())
+        .execute(&self.writer)
+        .await?;
+        events::announce(self).await
+    }
+
     /// Within a write transaction, makes concurrent writers of one project's counted rows
     /// (its runs' budgets, its pull requests' numbers) take turns. SQLite's write
     /// transactions already do; PostgreSQL locks the project's row until the commit.
