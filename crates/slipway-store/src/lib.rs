@@ -23,12 +23,12 @@ mod workers;
 pub use locks::Turn;
 pub use workers::WorkerRecord;
 
-pub use deliveries::{Delivery, Recorded};
+pub use deliveries::{Delivery, DeliveryState, Recorded};
 pub use events::{Event, LiveEvent};
 pub use logs::LogLine;
 pub use model_usage::ModelUsage;
 pub use overview::{Latest, ProjectSummary, Recent};
-pub use pulls::PullRequest;
+pub use pulls::{PullRequest, PullState};
 pub use queue::{Job, JobFailure, NewJob};
 pub use runs::{FixAttempt, NewRun, RunChange, RunMessage, RunRecord, RunRefused};
 pub use secrets::{ImportOutcome, SecretMeta, SecretWrite};
@@ -139,7 +139,7 @@ impl Store {
     pub async fn open(database_url: &str, key: &MasterKey) -> Result<Self, StoreError> {
         let backend = Backend::of_url(database_url)?;
         let writer = connect(database_url, backend, 1).await?;
-        backend.migrator().run(&writer).await?;
+        migrate_on(&writer, backend).await?;
         let writer = match backend {
             Backend::Sqlite => writer,
             Backend::Postgres => {
@@ -172,7 +172,7 @@ impl Store {
     pub async fn migrate(database_url: &str) -> Result<(), StoreError> {
         let backend = Backend::of_url(database_url)?;
         let pool = connect(database_url, backend, 1).await?;
-        backend.migrator().run(&pool).await?;
+        migrate_on(&pool, backend).await?;
         pool.close().await;
         Ok(())
     }
@@ -264,6 +264,19 @@ impl Store {
                 Box::pin(self.check_master_key()).await
             }
         }
+    }
+}
+
+/// Applies pending migrations. PostgreSQL's migrator locks; SQLite's does not, so two
+/// processes opening a new file at once may both try the same migration: the loser finds it
+/// applied when it tries again.
+async fn migrate_on(pool: &AnyPool, backend: Backend) -> Result<(), StoreError> {
+    match backend.migrator().run(pool).await {
+        Err(_) if backend == Backend::Sqlite => {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            Ok(backend.migrator().run(pool).await?)
+        }
+        applied => Ok(applied?),
     }
 }
 
