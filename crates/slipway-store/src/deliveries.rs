@@ -44,6 +44,44 @@ pub enum Recorded {
     Duplicate,
 }
 
+/// Where a delivery is: waiting to be acted on, or what acting on it came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DeliveryState {
+    Pending,
+    /// Acted on (a validation started, cancelled, …).
+    Processed,
+    /// Nothing to do (no project on the repository, an action Slipway does not act on).
+    Ignored,
+    /// Unreadable, or processing kept failing.
+    Failed,
+}
+
+impl DeliveryState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Processed => "processed",
+            Self::Ignored => "ignored",
+            Self::Failed => "failed",
+        }
+    }
+
+    fn parse(stored: &str) -> Result<Self, StoreError> {
+        Ok(match stored {
+            "pending" => Self::Pending,
+            "processed" => Self::Processed,
+            "ignored" => Self::Ignored,
+            "failed" => Self::Failed,
+            other => {
+                return Err(StoreError::Corrupt(format!(
+                    "a stored delivery's state is '{other}'"
+                )))
+            }
+        })
+    }
+}
+
 /// A stored delivery.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Delivery {
@@ -51,7 +89,7 @@ pub struct Delivery {
     pub event: String,
     pub repository: Option<String>,
     pub payload: Vec<u8>,
-    pub state: String,
+    pub state: DeliveryState,
     pub note: Option<String>,
 }
 
@@ -204,20 +242,20 @@ impl Store {
             event: row.1,
             repository: row.2,
             payload: decompress(&row.3)?,
-            state: row.4,
+            state: DeliveryState::parse(&row.4)?,
             note: row.5,
         })
     }
 
-    /// Records what processing made of a delivery (`processed`, `ignored` or `failed`).
+    /// Records what processing made of a delivery.
     pub async fn finish_delivery(
         &self,
         delivery_id: &str,
-        state: &str,
+        state: DeliveryState,
         note: &str,
     ) -> Result<(), StoreError> {
         sqlx::query("UPDATE webhook_deliveries SET state = $1, note = $2 WHERE delivery_id = $3")
-            .bind(state)
+            .bind(state.as_str())
             .bind(note)
             .bind(delivery_id)
             .execute(&self.writer)
@@ -240,7 +278,9 @@ impl Store {
         .fetch_one(&self.writer)
         .await?;
         if attempts >= MAX_ATTEMPTS {
-            return self.finish_delivery(delivery_id, "failed", error).await;
+            return self
+                .finish_delivery(delivery_id, DeliveryState::Failed, error)
+                .await;
         }
         let wait = backoff(Duration::from_secs(1), attempts as u32);
         sqlx::query("UPDATE webhook_deliveries SET next_attempt_at = $1 WHERE delivery_id = $2")

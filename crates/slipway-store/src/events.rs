@@ -6,6 +6,7 @@
 //! `NOTIFY` for other processes' commits, else by a poll (SQLite shared by processes; a
 //! safety net on PostgreSQL). A subscriber that falls behind replays from the table.
 
+use crate::cache::Cached;
 use crate::{now_millis, Backend, Store, StoreError};
 use slipway_core::ProjectId;
 use sqlx::postgres::PgListener;
@@ -112,6 +113,12 @@ pub(crate) async fn spawn_tail(store: &Store, database_url: &str) -> Result<(), 
         }
     };
     let mut last = store.last_event_id().await?;
+    let mut caches = Caches {
+        projects: store.projects.clone(),
+        tokens: store.tokens.clone(),
+        generation: None,
+    };
+    caches.check(&store.pool).await?;
     let bus = Arc::downgrade(&store.events);
     let mut stop = store.events.stop.subscribe();
     let pool = store.pool.clone();
@@ -133,6 +140,9 @@ pub(crate) async fn spawn_tail(store: &Store, database_url: &str) -> Result<(), 
                 }
             }
             let Some(bus) = bus.upgrade() else { break };
+            if let Err(error) = caches.check(&pool).await {
+                tracing::warn!(%error, "the caches' generation could not be read");
+            }
             match fan_out(&pool, &bus, last).await {
                 Ok(sent) => last = sent,
                 Err(_) if pool.is_closed() => break,
@@ -140,6 +150,39 @@ pub(crate) async fn spawn_tail(store: &Store, database_url: &str) -> Result<(), 
             }
         }
     });
+    Ok(())
+}
+
+/// This process's read caches, dropped when another process changed what they hold.
+struct Caches {
+    projects: Arc<Cached<Arc<[slipway_core::Project]>>>,
+    tokens: Arc<Cached<Arc<crate::tokens::LiveTokens>>>,
+    generation: Option<Vec<u8>>,
+}
+
+impl Caches {
+    async fn check(&mut self, pool: &sqlx::AnyPool) -> Result<(), StoreError> {
+        let generation: Option<Vec<u8>> =
+            sqlx::query_scalar("SELECT value FROM meta WHERE key = 'cache_generation'")
+                .fetch_optional(pool)
+                .await?;
+        if generation != self.generation {
+            self.projects.invalidate();
+            self.tokens.invalidate();
+            self.generation = generation;
+        }
+        Ok(())
+    }
+}
+
+/// Wakes every process's tail (PostgreSQL; SQLite's tails poll).
+pub(crate) async fn announce(store: &Store) -> Result<(), StoreError> {
+    if store.backend == Backend::Postgres {
+        sqlx::query("SELECT pg_notify($1, '')")
+            .bind(EVENTS_CHANNEL)
+            .execute(&store.writer)
+            .await?;
+    }
     Ok(())
 }
 

@@ -24,12 +24,12 @@ mod workers;
 pub use locks::Turn;
 pub use workers::WorkerRecord;
 
-pub use deliveries::{Delivery, Recorded};
+pub use deliveries::{Delivery, DeliveryState, Recorded};
 pub use events::{Event, LiveEvent};
 pub use logs::LogLine;
 pub use model_usage::ModelUsage;
 pub use overview::{Latest, ProjectSummary, Recent};
-pub use pulls::PullRequest;
+pub use pulls::{PullRequest, PullState};
 pub use queue::{Job, JobFailure, NewJob};
 pub use runs::{FixAttempt, NewRun, RunChange, RunMessage, RunRecord, RunRefused};
 pub use secrets::{ImportOutcome, SecretMeta, SecretWrite};
@@ -140,7 +140,7 @@ impl Store {
     pub async fn open(database_url: &str, key: &MasterKey) -> Result<Self, StoreError> {
         let backend = Backend::of_url(database_url)?;
         let writer = connect(database_url, backend, 1).await?;
-        backend.migrator().run(&writer).await?;
+        migrate_on(&writer, backend).await?;
         let writer = match backend {
             Backend::Sqlite => writer,
             Backend::Postgres => {
@@ -173,7 +173,7 @@ impl Store {
     pub async fn migrate(database_url: &str) -> Result<(), StoreError> {
         let backend = Backend::of_url(database_url)?;
         let pool = connect(database_url, backend, 1).await?;
-        backend.migrator().run(&pool).await?;
+        migrate_on(&pool, backend).await?;
         pool.close().await;
         Ok(())
     }
@@ -203,6 +203,19 @@ impl Store {
             Backend::Sqlite => self.writer.begin_with("BEGIN IMMEDIATE").await?,
             Backend::Postgres => self.writer.begin().await?,
         })
+    }
+
+    /// A project or token changed: other processes drop their cached copies when their
+    /// event tail next reads (at once on PostgreSQL, within its poll on SQLite).
+    pub(crate) async fn caches_changed(&self) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO meta (key, value) VALUES ('cache_generation', $1)
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        )
+        .bind(crate::tokens::random_text(12).into_bytes())
+        .execute(&self.writer)
+        .await?;
+        events::announce(self).await
     }
 
     /// Within a write transaction, makes concurrent writers of one project's counted rows
@@ -252,6 +265,19 @@ impl Store {
                 Box::pin(self.check_master_key()).await
             }
         }
+    }
+}
+
+/// Applies pending migrations. PostgreSQL's migrator locks; SQLite's does not, so two
+/// processes opening a new file at once may both try the same migration: the loser finds it
+/// applied when it tries again.
+async fn migrate_on(pool: &AnyPool, backend: Backend) -> Result<(), StoreError> {
+    match backend.migrator().run(pool).await {
+        Err(_) if backend == Backend::Sqlite => {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            Ok(backend.migrator().run(pool).await?)
+        }
+        applied => Ok(applied?),
     }
 }
 

@@ -59,6 +59,7 @@ impl Store {
         .await
         .map_err(|e| name_conflict(e, &draft.name))?;
         self.projects.invalidate();
+        self.caches_changed().await?;
         Ok(row.into())
     }
 
@@ -79,10 +80,10 @@ impl Store {
 
     pub async fn project(&self, id: ProjectId) -> Result<Project, StoreError> {
         if let Some(projects) = self.projects.get() {
-            return projects
-                .binary_search_by_key(&id, |p| p.id)
-                .map(|i| projects[i].clone())
-                .map_err(|_| StoreError::NotFound);
+            // A miss asks the database: another process may have just created it.
+            if let Ok(i) = projects.binary_search_by_key(&id, |p| p.id) {
+                return Ok(projects[i].clone());
+            }
         }
         let row: Option<ProjectRow> =
             sqlx::query_as(&format!("SELECT {COLUMNS} FROM projects WHERE id = $1"))
@@ -125,6 +126,7 @@ impl Store {
         .await
         .map_err(|e| name_conflict(e, &draft.name))?;
         self.projects.invalidate();
+        self.caches_changed().await?;
         row.map(Project::from).ok_or(StoreError::NotFound)
     }
 
@@ -149,6 +151,7 @@ impl Store {
         }
         tx.commit().await?;
         self.projects.invalidate();
+        self.caches_changed().await?;
         Ok(())
     }
 }

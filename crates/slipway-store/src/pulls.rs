@@ -5,6 +5,46 @@ use serde::Serialize;
 use slipway_core::ProjectId;
 use time::OffsetDateTime;
 
+/// Where a local pull request is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub enum PullState {
+    Open,
+    Merged,
+    /// Closed without merging.
+    Closed,
+}
+
+impl PullState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Open => "open",
+            Self::Merged => "merged",
+            Self::Closed => "closed",
+        }
+    }
+
+    fn parse(stored: &str) -> Result<Self, StoreError> {
+        Ok(match stored {
+            "open" => Self::Open,
+            "merged" => Self::Merged,
+            "closed" => Self::Closed,
+            other => {
+                return Err(StoreError::Corrupt(format!(
+                    "a stored pull request's state is '{other}'"
+                )))
+            }
+        })
+    }
+}
+
+impl std::fmt::Display for PullState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PullRequest {
@@ -14,8 +54,7 @@ pub struct PullRequest {
     pub head: String,
     pub base: String,
     pub head_sha: String,
-    /// `open`, `merged` or `closed`.
-    pub state: String,
+    pub state: PullState,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub merge_sha: Option<String>,
     /// Why it is not merged (conflicting paths, a failed validation), when it is not.
@@ -46,20 +85,20 @@ type Row = (
 const COLUMNS: &str =
     "project_id, number, title, head, base, head_sha, state, merge_sha, note, created_at, updated_at";
 
-fn from_row(r: Row) -> PullRequest {
-    PullRequest {
+fn from_row(r: Row) -> Result<PullRequest, StoreError> {
+    Ok(PullRequest {
         project_id: ProjectId(r.0),
         number: r.1,
         title: r.2,
         head: r.3,
         base: r.4,
         head_sha: r.5,
-        state: r.6,
+        state: PullState::parse(&r.6)?,
         merge_sha: r.7,
         note: r.8,
         created_at: from_millis(r.9),
         updated_at: from_millis(r.10),
-    }
+    })
 }
 
 impl Store {
@@ -92,7 +131,7 @@ impl Store {
         .fetch_one(&mut *tx)
         .await?;
         tx.commit().await?;
-        Ok(from_row(row))
+        from_row(row)
     }
 
     pub async fn pull_request(
@@ -107,7 +146,7 @@ impl Store {
         .bind(i64::from(number))
         .fetch_optional(&self.pool)
         .await?;
-        row.map(from_row).ok_or(StoreError::NotFound)
+        row.map(from_row).ok_or(StoreError::NotFound)?
     }
 
     /// The project's pull requests, newest first.
@@ -121,7 +160,7 @@ impl Store {
         .bind(project.0)
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows.into_iter().map(from_row).collect())
+        rows.into_iter().map(from_row).collect()
     }
 
     /// Every open pull request (for the poller).
@@ -131,7 +170,7 @@ impl Store {
         ))
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows.into_iter().map(from_row).collect())
+        rows.into_iter().map(from_row).collect()
     }
 
     /// Records a new head commit of an open pull request; `false` if it was not open or

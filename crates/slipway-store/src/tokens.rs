@@ -136,6 +136,7 @@ impl Store {
         .await?
         .rows_affected();
         self.tokens.invalidate();
+        self.caches_changed().await?;
         if revoked == 0 {
             return Err(StoreError::NotFound);
         }

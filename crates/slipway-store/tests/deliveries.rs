@@ -3,7 +3,7 @@
 mod common;
 
 use common::Db;
-use slipway_store::{MasterKey, Recorded, Store};
+use slipway_store::{DeliveryState, MasterKey, Recorded, Store};
 
 async fn store(db: &Db) -> Store {
     let key = MasterKey::load_or_create(&db.key_path()).unwrap();
@@ -49,7 +49,7 @@ async fn concurrent_deliveries_are_each_stored_once_byte_for_byte(db: Db) {
     for (id, payload) in new {
         let stored = store.delivery(&id).await.unwrap();
         assert_eq!(stored.payload, payload.as_bytes());
-        assert_eq!(stored.state, "pending");
+        assert_eq!(stored.state, DeliveryState::Pending);
     }
 }
 
@@ -67,7 +67,7 @@ async fn pending_deliveries_come_oldest_first_and_leave_when_finished_or_retried
         .unwrap();
     assert_eq!(store.pending_deliveries(10).await.unwrap(), ["a", "b", "c"]);
     store
-        .finish_delivery("a", "processed", "done")
+        .finish_delivery("a", DeliveryState::Processed, "done")
         .await
         .unwrap();
     store
@@ -85,5 +85,8 @@ async fn pending_deliveries_come_oldest_first_and_leave_when_finished_or_retried
             .await
             .unwrap();
     }
-    assert_eq!(store.delivery("c").await.unwrap().state, "failed");
+    assert_eq!(
+        store.delivery("c").await.unwrap().state,
+        DeliveryState::Failed
+    );
 }

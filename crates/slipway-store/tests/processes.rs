@@ -24,7 +24,19 @@ on_both_backends!(
     a_lease_has_one_holder_until_it_is_released,
     the_registry_counts_the_processes_heard_from,
     a_job_queued_by_one_process_wakes_the_others_on_postgres,
+    projects_and_tokens_another_process_changed_are_not_served_from_a_stale_cache,
 );
+
+/// Waits (polling) until `check` holds; fails after a long while.
+async fn until<F: std::future::Future<Output = bool>>(what: &str, mut check: impl FnMut() -> F) {
+    for _ in 0..400 {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("{what} never happened");
+}
 
 async fn events_of_one_process_reach_the_subscribers_of_another_in_order(db: Db) {
     let (worker, server) = (store(&db).await, store(&db).await);
@@ -207,4 +219,33 @@ async fn a_job_queued_by_one_process_wakes_the_others_on_postgres(db: Db) {
         .expect("the notification arrives")
         .unwrap();
     assert_eq!(&*kind, "validation");
+}
+
+async fn projects_and_tokens_another_process_changed_are_not_served_from_a_stale_cache(db: Db) {
+    use slipway_core::{ProjectDraft, Role};
+    let (api, cli) = (store(&db).await, store(&db).await);
+    let draft = |name: &str| ProjectDraft {
+        name: name.into(),
+        description: String::new(),
+        repo: "acme/app".into(),
+        default_branch: "main".into(),
+    };
+    let token = cli.create_token("ci", Role::Operator).await.unwrap();
+    let hash = slipway_store::hash_token(&token.token);
+    // The server has both cached.
+    assert!(api.list_projects().await.unwrap().is_empty());
+    assert!(api.token_by_hash(&hash).await.unwrap().is_some());
+    // Another process creates a project: found by id at once, listed soon after.
+    let project = cli.create_project(&draft("a")).await.unwrap();
+    assert_eq!(api.project(project.id).await.unwrap().name, "a");
+    until("the new project is listed", || async {
+        api.list_projects().await.unwrap().len() == 1
+    })
+    .await;
+    // Another process revokes the token: it stops working here too.
+    cli.revoke_token(token.record.id).await.unwrap();
+    until("the revoked token is refused", || async {
+        api.token_by_hash(&hash).await.unwrap().is_none()
+    })
+    .await;
 }

@@ -1,8 +1,9 @@
 //! Test helpers: [`TestApp`] runs the real server on port 0 with a real SQLite file in a
-//! temporary directory, and [`Api`] talks real HTTP to it with one method per endpoint;
+//! temporary directory (or a PostgreSQL database: see [`database`]), and [`Api`] talks real HTTP to it with one method per endpoint;
 //! [`fake_github::FakeGitHub`] and [`fake_codegen::FakeCodegen`] are stateful fakes of
 //! GitHub and the Codegen API on localhost.
 
+pub mod database;
 pub mod events;
 pub mod exchanges;
 pub mod fake_codegen;
@@ -64,7 +65,7 @@ impl TestApp {
     pub async fn spawn_with(tweak: impl FnOnce(&mut EngineConfig)) -> Self {
         let data_dir = tempfile::tempdir().expect("a temporary directory");
         let key = MasterKey::load_or_create(&data_dir.path().join("master.key")).unwrap();
-        let url = format!("sqlite://{}", data_dir.path().join("slipway.db").display());
+        let url = database::url(data_dir.path()).await;
         let store = Store::open(&url, &key).await.expect("the store opens");
         let mut config = EngineConfig::new(data_dir.path().to_owned());
         tweak(&mut config);

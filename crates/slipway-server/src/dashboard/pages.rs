@@ -353,14 +353,16 @@ async fn pulls_of(
         .list_pull_requests(project.id)
         .await
         .map_err(failed)?;
-    let (open, others): (Vec<_>, Vec<_>) = all.into_iter().partition(|p| p.state == "open");
+    let (open, others): (Vec<_>, Vec<_>) = all
+        .into_iter()
+        .partition(|p| p.state == slipway_store::PullState::Open);
     Ok(open
         .into_iter()
         .chain(others.into_iter().take(RECENT_PULLS))
         .map(|p| PullRow {
             number: p.number,
             title: p.title,
-            state: p.state,
+            state: p.state.as_str().to_owned(),
             head: p.head,
             base: p.base,
             when: lists::when(p.updated_at),
