@@ -253,6 +253,8 @@ async fn serve(config: Config) -> Result<(), Failure> {
         metrics_token: std::env::var("SLIPWAY_METRICS_TOKEN")
             .ok()
             .filter(|s| !s.is_empty()),
+        relay: slipway_server::relay::RelayConfig::from_env(|name| std::env::var(name).ok())
+            .map_err(|e| refused(anyhow::anyhow!(e)))?,
     })
     .await
     .map_err(refused)?;

@@ -15,21 +15,30 @@ pub async fn health() -> Json<Value> {
     Json(json!({"status": "ok"}))
 }
 
-/// Readiness: the store answers.
+/// Readiness: the store answers. The webhook relay's state is shown, not required: while
+/// the relay is out of reach GitHub's deliveries wait there, and the API still serves.
 pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
-    match state.store.ping().await {
-        Ok(()) => (
-            StatusCode::OK,
-            Json(json!({"status": "ready", "store": "ok"})),
-        ),
+    let (code, mut body) = match state.store.ping().await {
+        Ok(()) => (StatusCode::OK, json!({"status": "ready", "store": "ok"})),
         Err(error) => {
             tracing::warn!(%error, "readiness check failed");
             (
                 StatusCode::SERVICE_UNAVAILABLE,
-                Json(json!({"status": "unavailable", "store": "unreachable"})),
+                json!({"status": "unavailable", "store": "unreachable"}),
             )
         }
+    };
+    if let Some(relay) = &state.relay {
+        let mut shown = relay.snapshot().to_json();
+        // Unauthenticated: where the relay is and what failed stay for the dashboard.
+        if let Some(fields) = shown.as_object_mut() {
+            for private in ["url", "error", "last_refusal"] {
+                fields.remove(private);
+            }
+        }
+        body["relay"] = shown;
     }
+    (code, Json(body))
 }
 
 /// Prometheus text; with `SLIPWAY_METRICS_TOKEN` set, only for that bearer token.
