@@ -123,7 +123,8 @@ async fn deliveries_made_while_slipway_is_stopped_arrive_once_each_when_it_start
 #[test]
 fn a_relay_configuration_that_cannot_work_is_refused_at_start() {
     let dir = tempfile::tempdir().unwrap();
-    let cases: [(&[(&str, &str)], &[&str]); 3] = [
+    type Case<'a> = (&'a [(&'a str, &'a str)], &'a [&'a str]);
+    let cases: [Case; 3] = [
         (
             &[("SLIPWAY_RELAY_URL", "https://relay.example")],
             &["set both SLIPWAY_RELAY_URL and SLIPWAY_RELAY_TOKEN"],
