@@ -53,14 +53,20 @@ export default {
         if (refusal) return refusal;
         const store = deliveryStore(env);
         if (url.pathname === "/relay/deliveries") {
-          if (request.method !== "GET") return methodNotAllowed("GET");
+          // GET pulls; POST {"ack": [ids]} first acknowledges what the last pull brought
+          // (one round trip, one turn of the Durable Object, per batch).
+          if (request.method !== "GET" && request.method !== "POST") return methodNotAllowed("GET, POST");
+          const ack = request.method === "POST" ? await deliveryIds(request, "ack") : [];
+          if (ack === null) {
+            return error(400, "bad_ack", 'expected a JSON body {"ack": ["<X-GitHub-Delivery>", ...]}');
+          }
           const limit = boundedInt(url.searchParams.get("limit"), 100, 1, MAX_PULL);
           const wait = boundedInt(url.searchParams.get("wait"), 0, 0, MAX_WAIT_SECONDS);
-          return json(200, await store.pull(limit, wait * 1000));
+          return json(200, await store.pull(limit, wait * 1000, ack));
         }
         if (url.pathname === "/relay/ack") {
           if (request.method !== "POST") return methodNotAllowed("POST");
-          const ids = await deliveryIds(request);
+          const ids = await deliveryIds(request, "ids");
           if (ids === null) {
             return error(400, "bad_ack", 'expected a JSON body {"ids": ["<X-GitHub-Delivery>", ...]}');
           }
@@ -151,14 +157,14 @@ function deliveryStore(env: Env): DurableObjectStub<DeliveryStore> {
   return env.DELIVERIES.get(env.DELIVERIES.idFromName("github"));
 }
 
-async function deliveryIds(request: Request): Promise<string[] | null> {
+async function deliveryIds(request: Request, field: "ids" | "ack"): Promise<string[] | null> {
   let parsed: unknown;
   try {
     parsed = await request.json();
   } catch {
     return null;
   }
-  const ids = (parsed as { ids?: unknown })?.ids;
+  const ids = (parsed as Record<string, unknown> | null)?.[field];
   if (!Array.isArray(ids) || ids.length > 10_000 || !ids.every((i) => typeof i === "string")) {
     return null;
   }
@@ -178,6 +184,8 @@ export class DeliveryStore extends DurableObject<Env> {
   private sql: SqlStorage;
   /** Pulls waiting for the next delivery. */
   private waiting = new Set<() => void>();
+  /** Whether an alarm is known to be pending (saves a storage read per delivery). */
+  private alarmSet = false;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -233,8 +241,10 @@ export class DeliveryStore extends DurableObject<Env> {
     return "stored";
   }
 
-  /** Unacknowledged deliveries oldest first; with none, waits up to `waitMs` for one. */
-  async pull(limit: number, waitMs: number): Promise<{ deliveries: PulledDelivery[]; backlog: number }> {
+  /** Acknowledges `ack`, then serves unacknowledged deliveries oldest first; with none,
+   * waits up to `waitMs` for one. */
+  async pull(limit: number, waitMs: number, ack: string[] = []): Promise<{ deliveries: PulledDelivery[]; backlog: number }> {
+    if (ack.length > 0) this.acknowledge(ack);
     if (waitMs > 0 && this.backlog() === 0) {
       await new Promise<void>((resolve) => {
         const wake = () => {
@@ -272,6 +282,10 @@ export class DeliveryStore extends DurableObject<Env> {
 
   /** Marks deliveries as stored by Slipway: they are not served again. Unknown ids are ignored. */
   async ack(ids: string[]): Promise<{ acknowledged: number; backlog: number }> {
+    return { acknowledged: this.acknowledge(ids), backlog: this.backlog() };
+  }
+
+  private acknowledge(ids: string[]): number {
     const now = Date.now();
     let acknowledged = 0;
     this.ctx.storage.transactionSync(() => {
@@ -283,7 +297,7 @@ export class DeliveryStore extends DurableObject<Env> {
         ).rowsWritten;
       }
     });
-    return { acknowledged, backlog: this.backlog() };
+    return acknowledged;
   }
 
   async status(): Promise<{ backlog: number; stored: number; oldest_pending_at: number | null; last_received_at: number | null }> {
@@ -313,13 +327,16 @@ export class DeliveryStore extends DurableObject<Env> {
       this.sql.exec("DELETE FROM deliveries WHERE received_at < ?", cutoff);
     });
     const next = this.sql.exec("SELECT MIN(received_at) AS oldest FROM deliveries").one().oldest as number | null;
+    this.alarmSet = next !== null;
     if (next !== null) await this.ctx.storage.setAlarm(next + this.retentionMs());
   }
 
   private async pruneLater(): Promise<void> {
+    if (this.alarmSet) return;
     if ((await this.ctx.storage.getAlarm()) === null) {
       await this.ctx.storage.setAlarm(Date.now() + this.retentionMs());
     }
+    this.alarmSet = true;
   }
 
   private retentionMs(): number {
@@ -344,6 +361,8 @@ export class DeliveryStore extends DurableObject<Env> {
 }
 
 function base64(bytes: Uint8Array): string {
+  const native = (bytes as { toBase64?: () => string }).toBase64;
+  if (typeof native === "function") return native.call(bytes);
   let text = "";
   for (let i = 0; i < bytes.byteLength; i += 0x8000) {
     text += String.fromCharCode(...bytes.subarray(i, i + 0x8000));

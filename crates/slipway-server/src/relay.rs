@@ -1,7 +1,7 @@
 //! The webhook relay's puller (`SLIPWAY_RELAY_URL`, `SLIPWAY_RELAY_TOKEN`): Slipway behind NAT
 //! long-polls the relay Worker (`relay/`) outbound, stores each delivery through the same
 //! intake as `POST /webhooks/github` (signature checked again, deduplicated by delivery id),
-//! and only then acknowledges it. A lost acknowledgement means the relay serves the delivery
+//! and only then acknowledges it (with the next pull: one round trip per batch). A lost acknowledgement means the relay serves the delivery
 //! again and the dedupe absorbs it; relay errors are retried with capped, jittered backoff.
 
 use crate::intake::{intake, IncomingDelivery, Intake};
@@ -99,7 +99,7 @@ pub struct RelaySnapshot {
     pub connection: Connection,
     pub since: OffsetDateTime,
     pub last_delivery_at: Option<OffsetDateTime>,
-    /// Deliveries the relay still holds unacknowledged, as of its last answer.
+    /// Deliveries waiting at the relay that Slipway has not taken yet, as of its last answer.
     pub backlog: Option<u64>,
     /// Deliveries stored (new), redelivered (duplicates) and refused since start.
     pub stored: u64,
@@ -229,10 +229,12 @@ pub async fn pull(
     };
     tracing::info!(url = %relay.status.snapshot().url, "pulling webhook deliveries from the relay");
     let mut backoff = FIRST_BACKOFF;
+    // Stored by Slipway, not yet acknowledged to the relay.
+    let mut stored = Vec::new();
     while !shutdown.is_cancelled() {
         let outcome = tokio::select! {
             _ = shutdown.cancelled() => break,
-            outcome = relay.round(&state, &shutdown) => outcome,
+            outcome = relay.round(&state, &shutdown, &mut stored) => outcome,
         };
         match outcome {
             Ok(()) => backoff = FIRST_BACKOFF,
@@ -246,6 +248,11 @@ pub async fn pull(
                 }
                 backoff = (backoff * 2).min(MAX_BACKOFF);
             }
+        }
+    }
+    if !stored.is_empty() {
+        if let Err(error) = relay.acknowledge(&stored).await {
+            tracing::info!(%error, "the last acknowledgement did not reach the relay; it serves those deliveries again");
         }
     }
 }
@@ -262,41 +269,50 @@ impl Relay {
         &self,
         state: &AppState,
         shutdown: &CancellationToken,
+        stored: &mut Vec<String>,
     ) -> Result<(), RoundError> {
+        // What the last round stored is acknowledged by this pull; should the acknowledgement
+        // be lost, the relay serves those deliveries again and the intake's dedupe absorbs them.
         let answer: PullAnswer = self
-            .call(self.client.get(self.endpoint("relay/deliveries")).query(&[
-                ("wait", LONG_POLL_SECS.to_string()),
-                ("limit", PULL_LIMIT.to_string()),
-            ]))
+            .call(
+                self.client
+                    .post(self.endpoint("relay/deliveries"))
+                    .query(&[
+                        ("wait", LONG_POLL_SECS.to_string()),
+                        ("limit", PULL_LIMIT.to_string()),
+                    ])
+                    .json(&serde_json::json!({ "ack": stored })),
+            )
             .await?;
+        stored.clear();
         self.status.connection(Connection::Connected);
         self.status.update(|s| s.backlog = Some(answer.backlog));
-        let mut stored = Vec::with_capacity(answer.deliveries.len());
-        let mut failure = None;
         for delivery in &answer.deliveries {
-            // Once stopping, what is stored is acknowledged; the rest waits at the relay.
+            // Once stopping, the rest waits at the relay.
             if shutdown.is_cancelled() {
                 break;
             }
-            match self.take(state, delivery).await {
-                Ok(()) => stored.push(delivery.id.as_str()),
-                Err(error) => {
-                    failure = Some(error);
-                    break;
-                }
-            }
+            self.take(state, delivery).await?;
+            stored.push(delivery.id.clone());
         }
-        if !stored.is_empty() {
-            let acked: AckAnswer = self
-                .call(
-                    self.client
-                        .post(self.endpoint("relay/ack"))
-                        .json(&serde_json::json!({ "ids": stored })),
-                )
-                .await?;
-            self.status.update(|s| s.backlog = Some(acked.backlog));
-        }
-        failure.map_or(Ok(()), Err)
+        // The relay's count includes this batch until the next pull acknowledges it.
+        let waiting = answer.backlog.saturating_sub(stored.len() as u64);
+        self.status.update(|s| s.backlog = Some(waiting));
+        Ok(())
+    }
+
+    /// Acknowledges what was stored since the last pull (when stopping).
+    async fn acknowledge(&self, stored: &[String]) -> Result<(), RoundError> {
+        let acked: AckAnswer = self
+            .call(
+                self.client
+                    .post(self.endpoint("relay/ack"))
+                    .timeout(Duration::from_secs(5))
+                    .json(&serde_json::json!({ "ids": stored })),
+            )
+            .await?;
+        self.status.update(|s| s.backlog = Some(acked.backlog));
+        Ok(())
     }
 
     /// Stores one delivery through the intake; Ok when it may be acknowledged.
@@ -365,9 +381,18 @@ impl Relay {
             404 => Err(RoundError::Relay(format!(
                 "no relay at {url} (404): SLIPWAY_RELAY_URL must be the relay Worker's base URL"
             ))),
-            _ => Err(RoundError::Relay(format!(
-                "the relay at {url} answered {code}"
-            ))),
+            _ => {
+                // The relay's own words say what it lacks (a secret not set, say).
+                let said = answer.json::<serde_json::Value>().await.ok();
+                let said = said
+                    .as_ref()
+                    .and_then(|body| body["error"]["message"].as_str())
+                    .map(|message| format!(": {message}"))
+                    .unwrap_or_default();
+                Err(RoundError::Relay(format!(
+                    "the relay at {url} answered {code}{said}"
+                )))
+            }
         }
     }
 }

@@ -21,6 +21,8 @@ pub struct LocalRelay {
     log: PathBuf,
     child: Option<Child>,
     client: reqwest::Client,
+    /// `RETENTION_HOURS`, when not the Worker's default.
+    retention_hours: Option<String>,
 }
 
 /// Where the Worker's project is.
@@ -31,6 +33,11 @@ pub fn relay_dir() -> PathBuf {
 impl LocalRelay {
     /// Starts the relay with its state under `state_dir` (kept across [`Self::restart`]).
     pub async fn start(state_dir: &Path) -> Self {
+        Self::start_keeping(state_dir, None).await
+    }
+
+    /// Starts the relay keeping deliveries `retention_hours` (its `RETENTION_HOURS`).
+    pub async fn start_keeping(state_dir: &Path, retention_hours: Option<&str>) -> Self {
         let port = free_port();
         let mut relay = Self {
             base_url: format!("http://127.0.0.1:{port}"),
@@ -39,6 +46,7 @@ impl LocalRelay {
             log: state_dir.join("relay.log"),
             child: None,
             client: reqwest::Client::new(),
+            retention_hours: retention_hours.map(str::to_owned),
         };
         relay.launch().await;
         relay
@@ -135,7 +143,11 @@ impl LocalRelay {
             .append(true)
             .open(&self.log)
             .expect("the relay's log file opens");
-        let child = Command::new(&wrangler)
+        let mut command = Command::new(&wrangler);
+        if let Some(hours) = &self.retention_hours {
+            command.args(["--var", &format!("RETENTION_HOURS:{hours}")]);
+        }
+        let child = command
             .current_dir(&dir)
             .args(["dev", "--ip", "127.0.0.1", "--port", &self.port.to_string()])
             .args(["--inspector-port", &free_port().to_string()])
