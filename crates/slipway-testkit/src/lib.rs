@@ -12,6 +12,7 @@ pub mod fake_github;
 pub mod fake_model;
 pub mod fake_openai;
 pub mod openapi;
+pub mod relay;
 
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
@@ -63,6 +64,14 @@ impl TestApp {
 
     /// A TestApp whose engine configuration `tweak` adjusts (e.g. a fake GitHub client).
     pub async fn spawn_with(tweak: impl FnOnce(&mut EngineConfig)) -> Self {
+        Self::spawn_pulling(tweak, None).await
+    }
+
+    /// A TestApp that also pulls deliveries from a webhook relay, when `relay` is given.
+    pub async fn spawn_pulling(
+        tweak: impl FnOnce(&mut EngineConfig),
+        relay: Option<slipway_server::relay::RelayConfig>,
+    ) -> Self {
         let data_dir = tempfile::tempdir().expect("a temporary directory");
         let key = MasterKey::load_or_create(&data_dir.path().join("master.key")).unwrap();
         let url = database::url(data_dir.path()).await;
@@ -78,6 +87,7 @@ impl TestApp {
             admin_token: Some(ADMIN_TOKEN.to_owned()),
             webhook_secret: Some(WEBHOOK_SECRET.to_owned()),
             metrics_token: None,
+            relay,
         })
         .await
         .expect("the app binds");

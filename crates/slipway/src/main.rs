@@ -203,6 +203,8 @@ async fn run(cli: Cli) -> Result<(), Failure> {
 /// concurrency when `None`; none at all with 0).
 async fn serve(mut config: Config, workers: Option<usize>) -> Result<(), Failure> {
     let admin_token = config::admin_token_from_env().map_err(refused)?;
+    let relay = slipway_server::relay::RelayConfig::from_env(|name| std::env::var(name).ok())
+        .map_err(|e| refused(anyhow::anyhow!(e)))?;
     let store = open_store(&config).await?;
     if admin_token.is_none() && store.count_admin_tokens().await? == 0 {
         let new = store.create_token("initial admin", Role::Admin).await?;
@@ -233,6 +235,7 @@ async fn serve(mut config: Config, workers: Option<usize>) -> Result<(), Failure
         metrics_token: std::env::var("SLIPWAY_METRICS_TOKEN")
             .ok()
             .filter(|s| !s.is_empty()),
+        relay,
     })
     .await
     .map_err(refused)?;

@@ -98,6 +98,8 @@ struct HomePage {
     /// A refused new project: what was typed, and which field was wrong and why.
     typed: Option<NewProjectForm>,
     refused: Option<Invalid>,
+    /// The webhook relay Slipway pulls from, if any.
+    relay: Option<super::relay::RelayView>,
 }
 
 impl HomePage {
@@ -189,6 +191,7 @@ async fn home_page(
         has_codegen: state.engine.has_codegen(),
         typed,
         refused,
+        relay: super::relay::view(state.relay.as_ref()),
     };
     Ok((status, render(&page)).into_response())
 }

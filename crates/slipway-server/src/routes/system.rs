@@ -19,30 +19,41 @@ pub async fn health() -> Json<Value> {
 const WORKER_LIVE_WITHIN: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Readiness: the database answers; with which backend, and how many processes running jobs
-/// were heard from lately (0 is ready too: `serve --workers 0` waits for workers).
+/// were heard from lately (0 is ready too: `serve --workers 0` waits for workers). The webhook
+/// relay's state is shown, not required: while the relay is out of reach GitHub's deliveries
+/// wait there, and the API still serves.
 pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
     let database = state.store.backend().as_str();
     let checked = async {
         state.store.ping().await?;
         state.store.live_workers(WORKER_LIVE_WITHIN).await
     };
-    match checked.await {
+    let (code, mut body) = match checked.await {
         Ok(workers) => (
             StatusCode::OK,
-            Json(
-                json!({"status": "ready", "store": "ok", "database": database,
-                        "workers": workers.len()}),
-            ),
+            json!({"status": "ready", "store": "ok", "database": database,
+                    "workers": workers.len()}),
         ),
         Err(error) => {
             tracing::warn!(%error, "readiness check failed");
             (
                 StatusCode::SERVICE_UNAVAILABLE,
-                Json(json!({"status": "unavailable", "store": "unreachable",
-                            "database": database})),
+                json!({"status": "unavailable", "store": "unreachable",
+                        "database": database}),
             )
         }
+    };
+    if let Some(relay) = &state.relay {
+        let mut shown = relay.snapshot().to_json();
+        // Unauthenticated: where the relay is and what failed stay for the dashboard.
+        if let Some(fields) = shown.as_object_mut() {
+            for private in ["url", "error", "last_refusal"] {
+                fields.remove(private);
+            }
+        }
+        body["relay"] = shown;
     }
+    (code, Json(body))
 }
 
 /// Prometheus text; with `SLIPWAY_METRICS_TOKEN` set, only for that bearer token.
