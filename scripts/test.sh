@@ -10,9 +10,28 @@ cd "$(dirname "$0")/.."
 tools=(git:git python3:python3 curl:curl npm:npm bwrap:bubblewrap pasta:passt)
 [ -n "${SLIPWAY_CHROMIUM:-}" ] || tools+=("chromium|chromium-browser:chromium")
 ./scripts/install-missing.sh "${tools[@]}"
+# The webhook relay's tests run relay/ on the real Workers runtime: wrangler and workerd from
+# npm at the versions relay/package-lock.json pins (wrangler 4.86, the last on Node 20).
+if ! node -e 'const [a, b] = process.versions.node.split(".").map(Number); process.exit(a > 20 || (a === 20 && b >= 3) ? 0 : 1)'; then
+  echo "the relay's tests need Node.js 20.3 or newer (found $(node --version)); install it and run again" >&2
+  exit 1
+fi
+npm ci --prefix relay --no-audit --no-fund
 if ! cargo nextest --version >/dev/null 2>&1; then
   cargo install cargo-nextest --locked
 fi
+
+# The store's suite runs on SQLite and on a throwaway PostgreSQL (its own directory and
+# port, stopped at the end). Without PostgreSQL the PostgreSQL half says why and passes,
+# except under CI, where .ci/run installs it and its absence fails the run.
+if pg=$(./scripts/postgres.sh 2>/tmp/slipway-pg-why.$$); then
+  eval "$pg"
+  trap 'eval "$SLIPWAY_TEST_POSTGRES_STOP"' EXIT
+else
+  echo "PostgreSQL tests skipped: $(cat /tmp/slipway-pg-why.$$)" >&2
+  [ "${CI:-}" = true ] && exit 1
+fi
+rm -f /tmp/slipway-pg-why.$$
 
 profile=default
 [ "${CI:-}" = true ] && profile=ci

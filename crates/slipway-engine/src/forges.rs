@@ -272,8 +272,8 @@ impl Forge for LocalRepo<'_> {
                 .await?;
         }
         Ok(PullState {
-            open: record.state == "open",
-            merged: record.state == "merged",
+            open: record.state == slipway_store::PullState::Open,
+            merged: record.state == slipway_store::PullState::Merged,
             draft: false,
             title: record.title,
             // A local pull request keeps no description.

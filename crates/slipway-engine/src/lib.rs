@@ -25,7 +25,7 @@ pub use submit::{Options, SubmitError, Target};
 use jobs::{spawn_kind, Stopping, ValidationJob};
 use slipway_core::limits::SandboxLimits;
 use slipway_core::validation::ValidationStatus;
-use slipway_core::{Project, ProjectId, ValidationId};
+use slipway_core::{Project, ValidationId};
 use slipway_sandbox::snapshot::Snapshots;
 use slipway_sandbox::{Isolation, Sandbox};
 use slipway_store::Store;
@@ -37,6 +37,8 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 pub(crate) const CANCEL_CHECK_EVERY: Duration = Duration::from_millis(500);
+/// How often a process running jobs tells the registry it is alive.
+pub const WORKER_HEARTBEAT: Duration = Duration::from_secs(5);
 /// How long a project's branch list is reused.
 const BRANCHES_FRESH: Duration = Duration::from_secs(15);
 
@@ -162,9 +164,6 @@ pub(crate) async fn remove_tree(path: &std::path::Path, what: &str) {
     }
 }
 
-/// Whose turn it is to merge into one base branch of one project.
-type MergeTurns = Mutex<HashMap<(ProjectId, String), Arc<tokio::sync::Mutex<()>>>>;
-
 pub(crate) struct Inner {
     pub(crate) store: Store,
     pub(crate) sandbox: Sandbox,
@@ -184,7 +183,6 @@ pub(crate) struct Inner {
     leased: Mutex<HashSet<i64>>,
     pub(crate) running_runs: Mutex<HashMap<i64, CancellationToken>>,
     branches: Mutex<HashMap<slipway_core::ProjectId, (std::time::Instant, Vec<String>)>>,
-    merge_turns: MergeTurns,
     wake: Notify,
     pub(crate) agent_wake: Notify,
     /// A verdict job was queued (a report or merge to retry).
@@ -198,12 +196,14 @@ impl Inner {
     pub(crate) fn timing(&self) -> jobs::Timing {
         jobs::Timing::for_lease(self.config.job_lease)
     }
+}
 
-    /// The lock that merges into `base` of `project` take turns on.
-    pub(crate) fn merge_turn(&self, project: ProjectId, base: &str) -> Arc<tokio::sync::Mutex<()>> {
-        let mut turns = self.merge_turns.lock().expect("merge turns lock");
-        turns.entry((project, base.to_owned())).or_default().clone()
-    }
+/// `host:data-directory`: one process's identity in a database shared by several.
+fn process_owner(data_dir: &std::path::Path) -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_else(|_| "localhost".into());
+    format!("{host}:{}", data_dir.display())
 }
 
 impl Drop for Inner {
@@ -251,12 +251,11 @@ impl Engine {
             leased: Mutex::new(HashSet::new()),
             running_runs: Mutex::new(HashMap::new()),
             branches: Mutex::new(HashMap::new()),
-            merge_turns: Mutex::new(HashMap::new()),
             wake: Notify::new(),
             agent_wake: Notify::new(),
             verdict_wake: Notify::new(),
             webhook_wake: Notify::new(),
-            owner: format!("slipway-{}", std::process::id()),
+            owner: process_owner(&config.data_dir),
             store,
             config,
         };
@@ -269,28 +268,27 @@ impl Engine {
         &self.inner.config.isolation
     }
 
+    /// This process's id in the database: the owner of its job leases and its row in the
+    /// worker registry. Stable across restarts (host and data directory), so that a restart
+    /// finds what its last run left behind.
+    pub fn owner(&self) -> &str {
+        &self.inner.owner
+    }
+
     /// Start-up reconciliation after whatever stopped the last process (even SIGKILL):
-    /// hands its leases back, then cleans up as [`Engine::reconcile_shared`] does. This
-    /// process must be the database's only one.
+    /// hands back the leases it held (by its owner id: other processes on the database keep
+    /// theirs), removes its stale cells and workspaces, and ends validations whose job gave
+    /// up. Nothing is killed by a process number (after a restart it may be anyone's): the
+    /// cells died with the last process, and stale cgroups are killed as cgroups.
     pub async fn reconcile(&self) -> anyhow::Result<()> {
-        let released = self.inner.store.expire_all_leases().await?;
+        let store = &self.inner.store;
+        let released = store.expire_leases_of(&self.inner.owner).await?;
         if released > 0 {
             tracing::warn!(
                 released,
                 "validations interrupted by the last shutdown will run again"
             );
         }
-        self.reconcile_shared().await
-    }
-
-    /// Start-up reconciliation of a process that shares the database with others
-    /// (`slipway worker`, `serve --workers 0`): leases are left alone (a dead process's
-    /// expire, and another worker takes its jobs); removes this machine's stale cells and
-    /// this data directory's workspaces, and ends validations whose job gave up. Nothing is
-    /// killed by a process number (after a restart it may be anyone's): the cells died with
-    /// the last process, and stale cgroups are killed as cgroups.
-    pub async fn reconcile_shared(&self) -> anyhow::Result<()> {
-        let store = &self.inner.store;
         slipway_sandbox::snapshot::unmount_all_below(&self.inner.workspaces);
         let _ = tokio::task::spawn_blocking(slipway_sandbox::remove_stale_cells).await;
         remove_tree(&self.inner.workspaces, "old workspaces").await;
@@ -447,12 +445,44 @@ impl Engine {
             let agents = config.max_concurrent_agents.max(1);
             tasks.push(spawn_kind::<runs::AgentJob>(self, agents, stopping.clone()));
             tasks.push(spawn_kind::<merging::VerdictJob>(self, 1, stopping.clone()));
+            tasks.push(self.spawn_registry(stopping.leasing.clone()));
         }
         tokio::spawn(async move {
             for task in tasks {
                 let _ = task.await;
             }
             stopping.jobs.cancel();
+        })
+    }
+
+    /// Keeps this process in the database's worker registry while it runs jobs: registered
+    /// now, heard from every `WORKER_HEARTBEAT`, removed at shutdown.
+    fn spawn_registry(&self, shutdown: CancellationToken) -> tokio::task::JoinHandle<()> {
+        let inner = self.inner.clone();
+        tokio::spawn(async move {
+            let (store, owner) = (&inner.store, inner.owner.as_str());
+            let host = owner.split(':').next().unwrap_or(owner);
+            loop {
+                let heard = match store.worker_heartbeat(owner).await {
+                    Ok(true) => Ok(()),
+                    Ok(false) => {
+                        store
+                            .register_worker(owner, "worker", host, std::process::id())
+                            .await
+                    }
+                    Err(error) => Err(error),
+                };
+                if let Err(error) = heard {
+                    tracing::warn!(%error, "the worker registry could not be updated");
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(WORKER_HEARTBEAT) => {}
+                    _ = shutdown.cancelled() => break,
+                }
+            }
+            if let Err(error) = store.remove_worker(owner).await {
+                tracing::warn!(%error, "this worker could not be removed from the registry");
+            }
         })
     }
 }

@@ -338,8 +338,12 @@ async fn apply<F: Forge>(
         Decision::Merge(merge) => merge,
     };
     // One merge into a base branch at a time: the next one sees the base this one made.
-    let turn = engine.inner.merge_turn(project.id, &pull.base_ref);
-    let _turn = turn.lock().await;
+    // Across every process on the database (an advisory lock, or a lease row on SQLite).
+    let _turn = engine
+        .inner
+        .store
+        .merge_turn(project.id, &pull.base_ref)
+        .await?;
     let title = format!("{} (#{number})", merge.title);
     let base_ref = pull.base_ref.clone();
     let merged = forge

@@ -209,19 +209,22 @@ impl Engine {
     pub(crate) fn spawn_poller(&self, shutdown: CancellationToken) -> tokio::task::JoinHandle<()> {
         let engine = self.clone();
         tokio::spawn(async move {
-            let mut last_github = std::time::Instant::now();
+            let every = POLL_EVERY.min(engine.inner.config.github_poll_every);
             loop {
                 tokio::select! {
-                    _ = tokio::time::sleep(POLL_EVERY.min(engine.inner.config.github_poll_every)) => {}
+                    _ = tokio::time::sleep(every) => {}
                     _ = shutdown.cancelled() => break,
                 }
-                if let Err(error) = engine.poll_pull_requests().await {
-                    tracing::error!(%error, "polling pull requests failed");
+                // Once per interval across every process on the database.
+                if engine.claim_interval("poll:local", every).await {
+                    if let Err(error) = engine.poll_pull_requests().await {
+                        tracing::error!(%error, "polling pull requests failed");
+                    }
                 }
                 let github = engine.inner.config.github.clone();
                 if let Some(github) = github {
-                    if last_github.elapsed() >= engine.inner.config.github_poll_every {
-                        last_github = std::time::Instant::now();
+                    let every = engine.inner.config.github_poll_every;
+                    if engine.claim_interval("poll:github", every).await {
                         if let Err(error) = crate::github::poll(&engine, &github).await {
                             tracing::error!(%error, "polling GitHub pull requests failed");
                         }
@@ -229,5 +232,17 @@ impl Engine {
                 }
             }
         })
+    }
+
+    /// Whether this process runs the periodic task `name` this interval.
+    async fn claim_interval(&self, name: &str, every: std::time::Duration) -> bool {
+        self.inner
+            .store
+            .claim_interval(name, every)
+            .await
+            .unwrap_or_else(|error| {
+                tracing::error!(%error, name, "could not claim the interval; skipping it");
+                false
+            })
     }
 }

@@ -9,6 +9,7 @@
 use crate::{Engine, Target};
 use slipway_core::Project;
 use slipway_forge::webhook::{self, Comment, Event, PullRequest, Rerequested};
+use slipway_store::DeliveryState;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
@@ -33,19 +34,34 @@ pub(crate) async fn work(engine: Engine, shutdown: CancellationToken) {
     }
 }
 
-/// Processes the deliveries that are due, oldest first; returns how many.
+/// The lease of the one process that acts on deliveries (several servers may take them in):
+/// renewed before each delivery, so a processor that died hands over within it.
+const PROCESSOR: &str = "webhook-processor";
+const PROCESSOR_LEASE: Duration = Duration::from_secs(30);
+
+/// Processes the deliveries that are due, oldest first; returns how many. Only the process
+/// holding the processor's lease acts, so a delivery is acted on once and in order.
 pub(crate) async fn process_pending(engine: &Engine) -> anyhow::Result<usize> {
     let store = &engine.inner.store;
+    let owner = engine.owner();
+    if !store.hold_lease(PROCESSOR, owner, PROCESSOR_LEASE).await? {
+        return Ok(0);
+    }
     let pending = store.pending_deliveries(BATCH).await?;
     for delivery_id in &pending {
+        if !store.hold_lease(PROCESSOR, owner, PROCESSOR_LEASE).await? {
+            break;
+        }
         let recorded = match process(engine, delivery_id).await {
             Ok((state, note)) => {
-                tracing::info!(delivery = %delivery_id, state, note = %note, "delivery processed");
+                tracing::info!(delivery = %delivery_id, state = state.as_str(), note = %note, "delivery processed");
                 store.finish_delivery(delivery_id, state, &note).await
             }
             Err(Failed::Payload(note)) => {
                 tracing::warn!(delivery = %delivery_id, %note, "delivery unreadable");
-                store.finish_delivery(delivery_id, "failed", &note).await
+                store
+                    .finish_delivery(delivery_id, DeliveryState::Failed, &note)
+                    .await
             }
             Err(Failed::Infrastructure(error)) => {
                 tracing::error!(delivery = %delivery_id, %error, "delivery processing failed; will retry");
@@ -72,16 +88,16 @@ impl<E: Into<anyhow::Error>> From<E> for Failed {
 }
 
 /// What to record of a delivery: its state and a note saying what was done.
-type Processed = (&'static str, String);
+type Processed = (DeliveryState, String);
 
 async fn process(engine: &Engine, delivery_id: &str) -> Result<Processed, Failed> {
     let delivery = engine.inner.store.delivery(delivery_id).await?;
     let event = webhook::parse(&delivery.event, &delivery.payload)
         .map_err(|e| Failed::Payload(e.to_string()))?;
     match event {
-        Event::Ping => Ok(("processed", "ping".into())),
+        Event::Ping => Ok((DeliveryState::Processed, "ping".into())),
         Event::Other { name } => Ok((
-            "ignored",
+            DeliveryState::Ignored,
             format!("{name} events are recorded, not acted on"),
         )),
         Event::PullRequest(pr) => {
@@ -91,13 +107,16 @@ async fn process(engine: &Engine, delivery_id: &str) -> Result<Processed, Failed
                 .projects_on_github_repo(&pr.repository)
                 .await?;
             if projects.is_empty() {
-                return Ok(("ignored", format!("no project is on {}", pr.repository)));
+                return Ok((
+                    DeliveryState::Ignored,
+                    format!("no project is on {}", pr.repository),
+                ));
             }
             let mut notes = Vec::new();
             for project in &projects {
                 notes.push(pull_request(engine, project, &pr).await?);
             }
-            Ok(("processed", notes.join("; ")))
+            Ok((DeliveryState::Processed, notes.join("; ")))
         }
         Event::Rerequested(check) => {
             let projects = engine
@@ -106,7 +125,10 @@ async fn process(engine: &Engine, delivery_id: &str) -> Result<Processed, Failed
                 .projects_on_github_repo(&check.repository)
                 .await?;
             if projects.is_empty() {
-                return Ok(("ignored", format!("no project is on {}", check.repository)));
+                return Ok((
+                    DeliveryState::Ignored,
+                    format!("no project is on {}", check.repository),
+                ));
             }
             let mut numbers = check.pull_requests.clone();
             if numbers.is_empty() {
@@ -123,7 +145,7 @@ async fn process(engine: &Engine, delivery_id: &str) -> Result<Processed, Failed
             }
             if numbers.is_empty() {
                 return Ok((
-                    "ignored",
+                    DeliveryState::Ignored,
                     format!(
                         "{}.rerequested: no open pull request is at {}",
                         check.event, check.head_sha
@@ -136,14 +158,14 @@ async fn process(engine: &Engine, delivery_id: &str) -> Result<Processed, Failed
                     notes.push(rerun(engine, project, *number, &check).await?);
                 }
             }
-            Ok(("processed", notes.join("; ")))
+            Ok((DeliveryState::Processed, notes.join("; ")))
         }
         Event::Review(review) => {
             if !review.approves() {
                 // A comment, a change request, a dismissal: nothing merges because of it,
                 // and what is merged stays merged.
                 return Ok((
-                    "ignored",
+                    DeliveryState::Ignored,
                     format!(
                         "pull_request_review.{} ({}) needs nothing",
                         review.action, review.state
@@ -156,7 +178,10 @@ async fn process(engine: &Engine, delivery_id: &str) -> Result<Processed, Failed
                 .projects_on_github_repo(&review.repository)
                 .await?;
             if projects.is_empty() {
-                return Ok(("ignored", format!("no project is on {}", review.repository)));
+                return Ok((
+                    DeliveryState::Ignored,
+                    format!("no project is on {}", review.repository),
+                ));
             }
             let mut notes = Vec::new();
             for project in &projects {
@@ -172,13 +197,13 @@ async fn process(engine: &Engine, delivery_id: &str) -> Result<Processed, Failed
                     project.name, review.reviewer
                 ));
             }
-            Ok(("processed", notes.join("; ")))
+            Ok((DeliveryState::Processed, notes.join("; ")))
         }
         Event::Comment(comment) => {
             if comment.action != "created" || !comment.on_pull_request || !comment.asks_for_retry()
             {
                 return Ok((
-                    "ignored",
+                    DeliveryState::Ignored,
                     "not a /slipway retry comment on a pull request".into(),
                 ));
             }
@@ -194,7 +219,7 @@ async fn process(engine: &Engine, delivery_id: &str) -> Result<Processed, Failed
             };
             if !may_write {
                 return Ok((
-                    "ignored",
+                    DeliveryState::Ignored,
                     format!(
                         "{} ({}) has no write access; /slipway retry needs write permission",
                         comment.author, comment.author_association
@@ -212,11 +237,11 @@ async fn process(engine: &Engine, delivery_id: &str) -> Result<Processed, Failed
             }
             if notes.is_empty() {
                 return Ok((
-                    "ignored",
+                    DeliveryState::Ignored,
                     format!("no project is on {}", comment.repository),
                 ));
             }
-            Ok(("processed", notes.join("; ")))
+            Ok((DeliveryState::Processed, notes.join("; ")))
         }
     }
 }

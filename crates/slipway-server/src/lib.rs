@@ -6,9 +6,11 @@ mod auth;
 mod dashboard;
 mod error;
 mod extract;
+mod intake;
 mod metrics;
 mod observe;
 mod openapi;
+pub mod relay;
 mod routes;
 mod state;
 mod ws;
@@ -41,11 +43,15 @@ pub struct ServerConfig {
     pub webhook_secret: Option<String>,
     /// `SLIPWAY_METRICS_TOKEN`, if set: `/metrics` then needs it as a bearer token.
     pub metrics_token: Option<String>,
+    /// `SLIPWAY_RELAY_URL` and `_TOKEN`: deliveries are pulled from the webhook relay too.
+    pub relay: Option<relay::RelayConfig>,
 }
 
 pub struct App {
     listener: TcpListener,
     router: Router,
+    /// The relay puller, started with the server.
+    relay: Option<(AppState, relay::RelayConfig, relay::RelayStatus)>,
 }
 
 impl App {
@@ -67,10 +73,16 @@ impl App {
             webhook_secret: config.webhook_secret.map(Arc::from),
             auth_epoch: Arc::new(tokio::sync::watch::channel(0).0),
             metrics_hash: config.metrics_token.as_deref().map(hash_token),
+            relay: config.relay.as_ref().map(relay::status_for),
         };
+        let relay = config
+            .relay
+            .zip(state.relay.clone())
+            .map(|(relay, status)| (state.clone(), relay, status));
         Ok(Self {
             listener,
             router: router(state),
+            relay,
         })
     }
 
@@ -80,11 +92,20 @@ impl App {
             .expect("a bound listener has an address")
     }
 
-    /// Serves until `shutdown` is cancelled; requests in flight then are completed.
+    /// Serves (and pulls from the relay) until `shutdown` is cancelled; requests in flight
+    /// then are completed.
     pub async fn run(self, shutdown: CancellationToken) -> std::io::Result<()> {
-        axum::serve(self.listener, self.router)
-            .with_graceful_shutdown(shutdown.cancelled_owned())
-            .await
+        let puller = self.relay.map(|(state, config, status)| {
+            tokio::spawn(relay::pull(state, config, status, shutdown.clone()))
+        });
+        let served = axum::serve(self.listener, self.router)
+            .with_graceful_shutdown(shutdown.clone().cancelled_owned())
+            .await;
+        if let Some(puller) = puller {
+            shutdown.cancel();
+            let _ = puller.await;
+        }
+        served
     }
 }
 

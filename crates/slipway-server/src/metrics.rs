@@ -3,8 +3,10 @@
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
+use std::sync::atomic::AtomicU64;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RequestLabels {
@@ -19,6 +21,19 @@ pub struct RouteLabels {
     pub route: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KindLabels {
+    pub kind: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct WorkerLabels {
+    pub worker: String,
+    pub role: String,
+}
+
+type AgeFamily = Family<WorkerLabels, Gauge<f64, AtomicU64>>;
+
 type LatencyFamily = Family<RouteLabels, Histogram, fn() -> Histogram>;
 
 pub struct Metrics {
@@ -27,6 +42,10 @@ pub struct Metrics {
     pub latency: LatencyFamily,
     /// Steps that passed only on a retry (`[test] retries`), as the store counts them.
     flaky_steps: Counter,
+    /// Jobs queued, by kind, as the store counts them at each scrape.
+    queue_depth: Family<KindLabels, Gauge>,
+    /// Seconds since each live process's last heartbeat.
+    worker_heartbeat_age: AgeFamily,
 }
 
 fn latency_histogram() -> Histogram {
@@ -57,11 +76,25 @@ impl Metrics {
             "Validation steps that passed only after a failed try",
             flaky_steps.clone(),
         );
+        let queue_depth = Family::<KindLabels, Gauge>::default();
+        registry.register(
+            "queue_depth",
+            "Jobs waiting to run, by kind",
+            queue_depth.clone(),
+        );
+        let worker_heartbeat_age = AgeFamily::default();
+        registry.register(
+            "worker_heartbeat_age_seconds",
+            "Seconds since each live process (serve or worker running jobs) was heard from",
+            worker_heartbeat_age.clone(),
+        );
         Self {
             registry,
             requests,
             latency,
             flaky_steps,
+            queue_depth,
+            worker_heartbeat_age,
         }
     }
 
@@ -70,6 +103,30 @@ impl Metrics {
         let counted = self.flaky_steps.get();
         if stored > counted {
             self.flaky_steps.inc_by(stored - counted);
+        }
+    }
+
+    /// Sets the queue's depth by kind (kinds no longer queued are dropped).
+    pub fn observe_queue(&self, depth: &[(String, i64)]) {
+        self.queue_depth.clear();
+        for (kind, count) in depth {
+            self.queue_depth
+                .get_or_create(&KindLabels { kind: kind.clone() })
+                .set(*count);
+        }
+    }
+
+    /// Sets each live process's heartbeat age (processes no longer live are dropped).
+    pub fn observe_workers(&self, workers: &[slipway_store::WorkerRecord]) {
+        self.worker_heartbeat_age.clear();
+        let now = time::OffsetDateTime::now_utc();
+        for worker in workers {
+            let labels = WorkerLabels {
+                worker: worker.id.clone(),
+                role: worker.role.clone(),
+            };
+            let age = (now - worker.heartbeat_at).as_seconds_f64().max(0.0);
+            self.worker_heartbeat_age.get_or_create(&labels).set(age);
         }
     }
 

@@ -21,6 +21,8 @@ pub struct AppState {
     pub auth_epoch: Arc<tokio::sync::watch::Sender<u64>>,
     /// SHA-256 of `SLIPWAY_METRICS_TOKEN`, when `/metrics` needs a token.
     pub metrics_hash: Option<[u8; 32]>,
+    /// The webhook relay's state, when Slipway pulls from one.
+    pub relay: Option<crate::relay::RelayStatus>,
 }
 
 impl AppState {

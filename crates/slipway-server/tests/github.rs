@@ -511,7 +511,7 @@ async fn slipway_retry_asks_github_whether_the_author_may_write() {
                 .store
                 .delivery(d)
                 .await
-                .is_ok_and(|x| x.state != "pending");
+                .is_ok_and(|x| x.state != slipway_store::DeliveryState::Pending);
         }
         if done {
             break;
@@ -519,10 +519,16 @@ async fn slipway_retry_asks_github_whether_the_author_may_write() {
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
     let reader = w.app.store.delivery("d-reader").await.unwrap();
-    assert_eq!(reader.state, "ignored", "{:?}", reader.note);
+    assert_eq!(reader.state.as_str(), "ignored", "{:?}", reader.note);
     assert!(reader.note.unwrap().contains("no write access"));
     assert_eq!(
-        w.app.store.delivery("d-writer").await.unwrap().state,
+        w.app
+            .store
+            .delivery("d-writer")
+            .await
+            .unwrap()
+            .state
+            .as_str(),
         "processed"
     );
     // The retried validation is reported pending too, like any queued head.

@@ -72,8 +72,8 @@ fn comment(number: i64, body: &str, association: &str) -> Vec<u8> {
 async fn processed(app: &TestApp, delivery: &str) -> (String, String) {
     for _ in 0..400 {
         if let Ok(d) = app.store.delivery(delivery).await {
-            if d.state != "pending" {
-                return (d.state, d.note.unwrap_or_default());
+            if d.state != slipway_store::DeliveryState::Pending {
+                return (d.state.as_str().to_owned(), d.note.unwrap_or_default());
             }
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
@@ -130,7 +130,7 @@ async fn a_ping_is_answered_200_and_recorded() {
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
     assert_eq!(reply.body["status"], "pong");
     assert_eq!(
-        s.app.store.delivery("d-ping").await.unwrap().state,
+        s.app.store.delivery("d-ping").await.unwrap().state.as_str(),
         "processed"
     );
 }

@@ -3,8 +3,9 @@
 
 use crate::queue::backoff;
 use crate::{now_millis, Store, StoreError};
-use sqlx::SqlitePool;
+use sqlx::AnyPool;
 use std::collections::HashSet;
+use std::fmt::Write;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 
@@ -43,6 +44,44 @@ pub enum Recorded {
     Duplicate,
 }
 
+/// Where a delivery is: waiting to be acted on, or what acting on it came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DeliveryState {
+    Pending,
+    /// Acted on (a validation started, cancelled, …).
+    Processed,
+    /// Nothing to do (no project on the repository, an action Slipway does not act on).
+    Ignored,
+    /// Unreadable, or processing kept failing.
+    Failed,
+}
+
+impl DeliveryState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Processed => "processed",
+            Self::Ignored => "ignored",
+            Self::Failed => "failed",
+        }
+    }
+
+    fn parse(stored: &str) -> Result<Self, StoreError> {
+        Ok(match stored {
+            "pending" => Self::Pending,
+            "processed" => Self::Processed,
+            "ignored" => Self::Ignored,
+            "failed" => Self::Failed,
+            other => {
+                return Err(StoreError::Corrupt(format!(
+                    "a stored delivery's state is '{other}'"
+                )))
+            }
+        })
+    }
+}
+
 /// A stored delivery.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Delivery {
@@ -50,7 +89,7 @@ pub struct Delivery {
     pub event: String,
     pub repository: Option<String>,
     pub payload: Vec<u8>,
-    pub state: String,
+    pub state: DeliveryState,
     pub note: Option<String>,
 }
 
@@ -67,7 +106,7 @@ pub(crate) struct Incoming {
 /// Group commit: takes whatever deliveries are waiting (up to [`INTAKE_BATCH`]) and writes
 /// them with one statement, then answers each caller. Under load this turns many writer
 /// round trips into one; alone, a delivery is written at once. Ends with the store.
-pub(crate) fn spawn_intake(writer: SqlitePool) -> mpsc::Sender<Incoming> {
+pub(crate) fn spawn_intake(writer: AnyPool) -> mpsc::Sender<Incoming> {
     let (tx, mut rx) = mpsc::channel::<Incoming>(4 * INTAKE_BATCH);
     tokio::spawn(async move {
         let mut batch = Vec::with_capacity(INTAKE_BATCH);
@@ -85,27 +124,42 @@ pub(crate) fn spawn_intake(writer: SqlitePool) -> mpsc::Sender<Incoming> {
     tx
 }
 
-async fn write_batch(writer: &SqlitePool, batch: Vec<Incoming>) {
+async fn write_batch(writer: &AnyPool, batch: Vec<Incoming>) {
     // A delivery id twice in one batch: the first is the delivery, the rest duplicates.
     let mut seen = HashSet::new();
     let (rows, repeats): (Vec<Incoming>, Vec<Incoming>) = batch
         .into_iter()
         .partition(|d| seen.insert(d.delivery_id.clone()));
     let now = now_millis();
-    let mut query = sqlx::QueryBuilder::new(
-        "INSERT INTO webhook_deliveries (delivery_id, event, repository, payload, received_at, state) ",
+    let mut sql = String::from(
+        "INSERT INTO webhook_deliveries (delivery_id, event, repository, payload, received_at, state) VALUES ",
     );
-    query.push_values(&rows, |mut row, d| {
-        row.push_bind(&d.delivery_id)
-            .push_bind(&d.event)
-            .push_bind(&d.repository)
-            .push_bind(&d.compressed)
-            .push_bind(now)
-            .push_bind(if d.process { "pending" } else { "processed" });
-    });
-    query.push(" ON CONFLICT (delivery_id) DO NOTHING RETURNING delivery_id");
-    let result: Result<Vec<String>, sqlx::Error> =
-        query.build_query_scalar().fetch_all(writer).await;
+    for i in 0..rows.len() {
+        let n = i * 6;
+        let comma = if i == 0 { "" } else { ", " };
+        let _ = write!(
+            sql,
+            "{comma}(${}, ${}, ${}, ${}, ${}, ${})",
+            n + 1,
+            n + 2,
+            n + 3,
+            n + 4,
+            n + 5,
+            n + 6
+        );
+    }
+    sql.push_str(" ON CONFLICT (delivery_id) DO NOTHING RETURNING delivery_id");
+    let mut query = sqlx::query_scalar(&sql);
+    for d in &rows {
+        query = query
+            .bind(&d.delivery_id)
+            .bind(&d.event)
+            .bind(&d.repository)
+            .bind(&d.compressed)
+            .bind(now)
+            .bind(if d.process { "pending" } else { "processed" });
+    }
+    let result: Result<Vec<String>, sqlx::Error> = query.fetch_all(writer).await;
     match result {
         Ok(inserted) => {
             let inserted: HashSet<String> = inserted.into_iter().collect();
@@ -159,10 +213,10 @@ impl Store {
     pub async fn pending_deliveries(&self, limit: u32) -> Result<Vec<String>, StoreError> {
         Ok(sqlx::query_scalar(
             "SELECT delivery_id FROM webhook_deliveries
-             WHERE state = 'pending' AND next_attempt_at <= ? ORDER BY seq LIMIT ?",
+             WHERE state = 'pending' AND next_attempt_at <= $1 ORDER BY seq LIMIT $2",
         )
         .bind(now_millis())
-        .bind(limit)
+        .bind(i64::from(limit))
         .fetch_all(&self.pool)
         .await?)
     }
@@ -177,7 +231,7 @@ impl Store {
             Option<String>,
         ) = sqlx::query_as(
             "SELECT delivery_id, event, repository, payload, state, note
-             FROM webhook_deliveries WHERE delivery_id = ?",
+             FROM webhook_deliveries WHERE delivery_id = $1",
         )
         .bind(delivery_id)
         .fetch_optional(&self.pool)
@@ -188,20 +242,20 @@ impl Store {
             event: row.1,
             repository: row.2,
             payload: decompress(&row.3)?,
-            state: row.4,
+            state: DeliveryState::parse(&row.4)?,
             note: row.5,
         })
     }
 
-    /// Records what processing made of a delivery (`processed`, `ignored` or `failed`).
+    /// Records what processing made of a delivery.
     pub async fn finish_delivery(
         &self,
         delivery_id: &str,
-        state: &str,
+        state: DeliveryState,
         note: &str,
     ) -> Result<(), StoreError> {
-        sqlx::query("UPDATE webhook_deliveries SET state = ?, note = ? WHERE delivery_id = ?")
-            .bind(state)
+        sqlx::query("UPDATE webhook_deliveries SET state = $1, note = $2 WHERE delivery_id = $3")
+            .bind(state.as_str())
             .bind(note)
             .bind(delivery_id)
             .execute(&self.writer)
@@ -216,18 +270,20 @@ impl Store {
         error: &str,
     ) -> Result<(), StoreError> {
         let attempts: i64 = sqlx::query_scalar(
-            "UPDATE webhook_deliveries SET attempts = attempts + 1, note = ?
-             WHERE delivery_id = ? RETURNING attempts",
+            "UPDATE webhook_deliveries SET attempts = attempts + 1, note = $1
+             WHERE delivery_id = $2 RETURNING attempts",
         )
         .bind(error)
         .bind(delivery_id)
         .fetch_one(&self.writer)
         .await?;
         if attempts >= MAX_ATTEMPTS {
-            return self.finish_delivery(delivery_id, "failed", error).await;
+            return self
+                .finish_delivery(delivery_id, DeliveryState::Failed, error)
+                .await;
         }
         let wait = backoff(Duration::from_secs(1), attempts as u32);
-        sqlx::query("UPDATE webhook_deliveries SET next_attempt_at = ? WHERE delivery_id = ?")
+        sqlx::query("UPDATE webhook_deliveries SET next_attempt_at = $1 WHERE delivery_id = $2")
             .bind(now_millis() + wait.as_millis() as i64)
             .bind(delivery_id)
             .execute(&self.writer)
@@ -240,8 +296,8 @@ impl Store {
     /// here. 404 when it is not stored; a conflict when it is still pending.
     pub async fn replay_delivery(&self, delivery_id: &str, note: &str) -> Result<(), StoreError> {
         let replayed = sqlx::query(
-            "UPDATE webhook_deliveries SET state = 'pending', note = ?, attempts = 0,
-             next_attempt_at = 0 WHERE delivery_id = ? AND state != 'pending'",
+            "UPDATE webhook_deliveries SET state = 'pending', note = $1, attempts = 0,
+             next_attempt_at = 0 WHERE delivery_id = $2 AND state != 'pending'",
         )
         .bind(note)
         .bind(delivery_id)

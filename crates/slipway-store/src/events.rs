@@ -1,11 +1,19 @@
 //! Events for live subscribers (DESIGN.md §5): stored, numbered in order, and fanned out.
-//! Each is inserted and then broadcast while one lock is held, so subscribers see them in
-//! exactly their id order; a subscriber that falls behind replays from the table.
+//! Events are committed in id order by every process (SQLite's write lock; on PostgreSQL a
+//! transaction-scoped advisory lock taken before the insert), so the table's ids are the
+//! order. Each process runs one tail that reads the table after the last id it sent and
+//! broadcasts to its subscribers: woken at once by this process's commits, by PostgreSQL's
+//! `NOTIFY` for other processes' commits, else by a poll (SQLite shared by processes; a
+//! safety net on PostgreSQL). A subscriber that falls behind replays from the table.
 
-use crate::{now_millis, Store, StoreError};
+use crate::cache::Cached;
+use crate::{now_millis, Backend, Store, StoreError};
 use slipway_core::ProjectId;
+use sqlx::postgres::PgListener;
+use sqlx::AnyConnection;
 use std::sync::Arc;
-use tokio::sync::{broadcast, Mutex};
+use std::time::Duration;
+use tokio::sync::{broadcast, watch, Notify};
 
 /// Live events a slow subscriber may fall behind by before it must replay from the table.
 const LIVE_BUFFER: usize = 4_096;
@@ -54,50 +62,240 @@ impl From<Event> for LiveEvent {
     }
 }
 
-/// The fan-out of new events.
+/// The fan-out of new events, and of wake-ups for queued jobs.
 pub(crate) struct EventBus {
-    order: Mutex<()>,
     live: broadcast::Sender<Arc<LiveEvent>>,
+    jobs: broadcast::Sender<Arc<str>>,
+    /// This process committed events: the tail reads them now.
+    stored: Notify,
+    stop: watch::Sender<bool>,
 }
 
 impl EventBus {
     pub(crate) fn new() -> Self {
         Self {
-            order: Mutex::new(()),
             live: broadcast::channel(LIVE_BUFFER).0,
+            jobs: broadcast::channel(256).0,
+            stored: Notify::new(),
+            stop: watch::channel(false).0,
+        }
+    }
+
+    pub(crate) fn stop(&self) {
+        let _ = self.stop.send(true);
+    }
+}
+
+/// The channel of new events' commits (PostgreSQL).
+const EVENTS_CHANNEL: &str = "slipway_events";
+/// The channel of newly queued jobs, with their kind (PostgreSQL).
+pub(crate) const JOBS_CHANNEL: &str = "slipway_jobs";
+/// Taken by every transaction that inserts events, until it commits (PostgreSQL).
+const EVENT_ORDER_LOCK: i64 = 0x5eed_0001;
+
+/// How often the tail reads the table unprompted: SQLite has no notifications, so other
+/// processes' events arrive by this poll; on PostgreSQL it only covers a lost connection.
+fn tail_poll(backend: Backend) -> Duration {
+    match backend {
+        Backend::Sqlite => Duration::from_millis(200),
+        Backend::Postgres => Duration::from_secs(2),
+    }
+}
+
+/// Starts the process's tail of the events table (and, on PostgreSQL, its listener).
+pub(crate) async fn spawn_tail(store: &Store, database_url: &str) -> Result<(), StoreError> {
+    let mut listener = match store.backend {
+        Backend::Sqlite => None,
+        Backend::Postgres => {
+            let mut listener = PgListener::connect(database_url).await?;
+            listener.listen_all([EVENTS_CHANNEL, JOBS_CHANNEL]).await?;
+            Some(listener)
+        }
+    };
+    let mut last = store.last_event_id().await?;
+    let mut caches = Caches {
+        projects: store.projects.clone(),
+        tokens: store.tokens.clone(),
+        generation: None,
+    };
+    caches.check(&store.pool).await?;
+    let bus = Arc::downgrade(&store.events);
+    let mut stop = store.events.stop.subscribe();
+    let pool = store.pool.clone();
+    let poll = tail_poll(store.backend);
+    tokio::spawn(async move {
+        loop {
+            let Some(strong) = bus.upgrade() else { break };
+            tokio::select! {
+                _ = strong.stored.notified() => {}
+                _ = tokio::time::sleep(poll) => {}
+                _ = stop.changed() => break,
+                notified = next_notification(&mut listener) => {
+                    if let Some(kind) = notified {
+                        if let Some(bus) = bus.upgrade() {
+                            let _ = bus.jobs.send(kind.into());
+                        }
+                        continue;
+                    }
+                }
+            }
+            let Some(bus) = bus.upgrade() else { break };
+            if let Err(error) = caches.check(&pool).await {
+                tracing::warn!(%error, "the caches' generation could not be read");
+            }
+            match fan_out(&pool, &bus, last).await {
+                Ok(sent) => last = sent,
+                Err(_) if pool.is_closed() => break,
+                Err(error) => tracing::warn!(%error, "new events could not be read; trying again"),
+            }
+        }
+    });
+    Ok(())
+}
+
+/// This process's read caches, dropped when another process changed what they hold.
+struct Caches {
+    projects: Arc<Cached<Arc<[slipway_core::Project]>>>,
+    tokens: Arc<Cached<Arc<crate::tokens::LiveTokens>>>,
+    generation: Option<Vec<u8>>,
+}
+
+impl Caches {
+    async fn check(&mut self, pool: &sqlx::AnyPool) -> Result<(), StoreError> {
+        let generation: Option<Vec<u8>> =
+            sqlx::query_scalar("SELECT value FROM meta WHERE key = 'cache_generation'")
+                .fetch_optional(pool)
+                .await?;
+        if generation != self.generation {
+            self.projects.invalidate();
+            self.tokens.invalidate();
+            self.generation = generation;
+        }
+        Ok(())
+    }
+}
+
+/// Wakes every process's tail (PostgreSQL; SQLite's tails poll).
+pub(crate) async fn announce(store: &Store) -> Result<(), StoreError> {
+    if store.backend == Backend::Postgres {
+        sqlx::query("SELECT pg_notify($1, '')")
+            .bind(EVENTS_CHANNEL)
+            .execute(&store.writer)
+            .await?;
+    }
+    Ok(())
+}
+
+/// The next notification: `Some(kind)` for a queued job, `None` for new events (or a lost
+/// connection, after which the listener reconnects). Never ready without a listener.
+async fn next_notification(listener: &mut Option<PgListener>) -> Option<String> {
+    let Some(listener) = listener else {
+        return std::future::pending().await;
+    };
+    match listener.recv().await {
+        Ok(note) if note.channel() == JOBS_CHANNEL => Some(note.payload().to_owned()),
+        Ok(_) => None,
+        Err(error) => {
+            tracing::warn!(%error, "the database's notifications were interrupted; reconnecting");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            None
         }
     }
 }
 
+/// Broadcasts the events stored after `last`, in order; returns the last id sent. With no
+/// subscriber, skips to the newest.
+async fn fan_out(pool: &sqlx::AnyPool, bus: &EventBus, mut last: i64) -> Result<i64, StoreError> {
+    const PAGE: i64 = 1_000;
+    if bus.live.receiver_count() == 0 {
+        return Ok(
+            sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) FROM events")
+                .fetch_one(pool)
+                .await?,
+        );
+    }
+    loop {
+        let rows: Vec<EventRow> = sqlx::query_as(
+            "SELECT id, project_id, kind, payload FROM events WHERE id > $1 ORDER BY id LIMIT $2",
+        )
+        .bind(last)
+        .bind(PAGE)
+        .fetch_all(pool)
+        .await?;
+        let full = rows.len() as i64 == PAGE;
+        for row in rows {
+            last = row.id;
+            let event = row.event()?;
+            let _ = bus.live.send(Arc::new(LiveEvent::from(event)));
+        }
+        if !full {
+            return Ok(last);
+        }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct EventRow {
+    id: i64,
+    project_id: i64,
+    kind: String,
+    payload: String,
+}
+
+impl EventRow {
+    fn event(self) -> Result<Event, StoreError> {
+        Ok(Event {
+            id: self.id,
+            project_id: ProjectId(self.project_id),
+            kind: self.kind,
+            payload: serde_json::from_str(&self.payload)
+                .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+        })
+    }
+}
+
 impl Store {
-    /// Appends an event and broadcasts it; returns its id (monotonically increasing).
+    /// Appends an event; returns its id (monotonically increasing). Live subscribers of
+    /// every process get it after the commit.
     pub async fn emit_event(
         &self,
         project: ProjectId,
         kind: &str,
         payload: &serde_json::Value,
     ) -> Result<i64, StoreError> {
-        let _order = self.lock_order().await;
-        let mut conn = self.writer.acquire().await?;
-        let stored =
-            Store::insert_events(&mut conn, project, vec![(kind, payload.clone())]).await?;
-        let id = stored[0].id;
-        self.broadcast(stored);
-        Ok(id)
+        let mut tx = self.begin_write().await?;
+        let stored = self
+            .insert_events(&mut tx, project, vec![(kind, payload.clone())])
+            .await?;
+        tx.commit().await?;
+        self.events_committed();
+        Ok(stored[0])
     }
 
-    /// Inserts events of one project inside the caller's transaction; the caller holds the
-    /// order lock (`lock_order`) and broadcasts them (`broadcast`) after committing.
+    /// Inserts events of one project inside the caller's write transaction (which then
+    /// holds the events' order until it commits); the caller calls `events_committed` after
+    /// committing. Returns their ids.
     pub(crate) async fn insert_events(
-        conn: &mut sqlx::SqliteConnection,
+        &self,
+        conn: &mut AnyConnection,
         project: ProjectId,
         events: Vec<(&str, serde_json::Value)>,
-    ) -> Result<Vec<Event>, StoreError> {
-        let mut stored = Vec::with_capacity(events.len());
+    ) -> Result<Vec<i64>, StoreError> {
+        if self.backend == Backend::Postgres {
+            sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                .bind(EVENT_ORDER_LOCK)
+                .execute(&mut *conn)
+                .await?;
+            sqlx::query("SELECT pg_notify($1, '')")
+                .bind(EVENTS_CHANNEL)
+                .execute(&mut *conn)
+                .await?;
+        }
+        let mut ids = Vec::with_capacity(events.len());
         let now = now_millis();
         for (kind, payload) in events {
             let id: i64 = sqlx::query_scalar(
-                "INSERT INTO events (project_id, kind, payload, created_at) VALUES (?, ?, ?, ?) RETURNING id",
+                "INSERT INTO events (project_id, kind, payload, created_at) VALUES ($1, $2, $3, $4) RETURNING id",
             )
             .bind(project.0)
             .bind(kind)
@@ -105,31 +303,25 @@ impl Store {
             .bind(now)
             .fetch_one(&mut *conn)
             .await?;
-            stored.push(Event {
-                id,
-                project_id: project,
-                kind: kind.to_owned(),
-                payload,
-            });
+            ids.push(id);
         }
-        Ok(stored)
+        Ok(ids)
     }
 
-    /// Held from inserting events until they are broadcast, so that ids and order agree.
-    pub(crate) async fn lock_order(&self) -> tokio::sync::MutexGuard<'_, ()> {
-        self.events.order.lock().await
+    /// Wakes this process's tail after a commit that stored events.
+    pub(crate) fn events_committed(&self) {
+        self.events.stored.notify_one();
     }
 
-    /// Sends committed events to live subscribers (under the order lock).
-    pub(crate) fn broadcast(&self, stored: Vec<Event>) {
-        for event in stored {
-            let _ = self.events.live.send(Arc::new(LiveEvent::from(event)));
-        }
-    }
-
-    /// New events as they are stored (all projects; filter by `project_id`).
+    /// New events as they are stored by any process (all projects; filter by `project_id`).
     pub fn subscribe_events(&self) -> broadcast::Receiver<Arc<LiveEvent>> {
         self.events.live.subscribe()
+    }
+
+    /// Kinds of jobs queued by any process, as they are queued (PostgreSQL's notifications;
+    /// on SQLite nothing arrives here and workers poll).
+    pub fn job_wakeups(&self) -> broadcast::Receiver<Arc<str>> {
+        self.events.jobs.subscribe()
     }
 
     /// The id of the newest event, 0 when there is none.
@@ -148,26 +340,16 @@ impl Store {
         after: i64,
         limit: u32,
     ) -> Result<Vec<Event>, StoreError> {
-        let rows: Vec<(i64, i64, String, String)> = sqlx::query_as(
+        let rows: Vec<EventRow> = sqlx::query_as(
             "SELECT id, project_id, kind, payload FROM events
-             WHERE project_id = ? AND id > ? ORDER BY id LIMIT ?",
+             WHERE project_id = $1 AND id > $2 ORDER BY id LIMIT $3",
         )
         .bind(project.0)
         .bind(after)
-        .bind(limit)
+        .bind(i64::from(limit))
         .fetch_all(&self.pool)
         .await?;
-        rows.into_iter()
-            .map(|(id, project_id, kind, payload)| {
-                Ok(Event {
-                    id,
-                    project_id: ProjectId(project_id),
-                    kind,
-                    payload: serde_json::from_str(&payload)
-                        .map_err(|e| StoreError::Corrupt(e.to_string()))?,
-                })
-            })
-            .collect()
+        rows.into_iter().map(EventRow::event).collect()
     }
 
     /// Records a `validation_update` for a validation (and the step that changed, if any).
@@ -178,17 +360,17 @@ impl Store {
     ) -> Result<(), StoreError> {
         let (project, status, sha, base_sha): (i64, String, String, Option<String>) =
             sqlx::query_as(
-                "SELECT project_id, status, sha, base_sha FROM validations WHERE id = ?",
+                "SELECT project_id, status, sha, base_sha FROM validations WHERE id = $1",
             )
             .bind(id.0)
             .fetch_one(&self.pool)
             .await?;
         let step_row: Option<(i64, String, String)> = match step {
             Some(index) => sqlx::query_as(
-                "SELECT idx, name, status FROM validation_steps WHERE validation_id = ? AND idx = ?",
+                "SELECT idx, name, status FROM validation_steps WHERE validation_id = $1 AND idx = $2",
             )
             .bind(id.0)
-            .bind(index)
+            .bind(i64::from(index))
             .fetch_optional(&self.pool)
             .await?,
             None => None,

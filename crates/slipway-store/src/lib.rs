@@ -1,9 +1,10 @@
-//! Slipway's durable store: SQLite through sqlx, with migrations applied on open.
+//! Slipway's durable store: SQLite or PostgreSQL through sqlx, with migrations applied on open.
 //! Secrets are sealed by the [`vault`] before they reach the database.
 
 mod cache;
 mod deliveries;
 mod events;
+mod locks;
 mod logs;
 mod model_usage;
 mod overview;
@@ -19,13 +20,16 @@ mod transient;
 pub mod validations;
 mod variables;
 pub mod vault;
+mod workers;
+pub use locks::Turn;
+pub use workers::WorkerRecord;
 
-pub use deliveries::{Delivery, Recorded};
+pub use deliveries::{Delivery, DeliveryState, Recorded};
 pub use events::{Event, LiveEvent};
 pub use logs::LogLine;
 pub use model_usage::ModelUsage;
 pub use overview::{Latest, ProjectSummary, Recent};
-pub use pulls::PullRequest;
+pub use pulls::{PullRequest, PullState};
 pub use queue::{Job, JobFailure, NewJob};
 pub use runs::{FixAttempt, NewRun, RunChange, RunMessage, RunRecord, RunRefused};
 pub use secrets::{ImportOutcome, SecretMeta, SecretWrite};
@@ -39,15 +43,16 @@ pub use vault::{KeyError, MasterKey};
 
 use cache::Cached;
 use slipway_core::Project;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::SqlitePool;
-use std::str::FromStr;
+use sqlx::any::AnyPoolOptions;
+use sqlx::AnyConnection;
+use sqlx::{AnyPool, Executor, Transaction};
 use std::sync::Arc;
 use std::time::Duration;
 use time::OffsetDateTime;
 use vault::Vault;
 
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+static SQLITE_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+static POSTGRES_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations-postgres");
 
 const KEY_CHECK_PLAINTEXT: &[u8] = b"slipway master key check v1";
 const KEY_CHECK_AAD: &[u8] = b"slipway:key-check";
@@ -61,7 +66,7 @@ pub enum StoreError {
     Conflict(String),
     #[error("the master key does not match the key the stored secrets were encrypted with; start with the original SLIPWAY_MASTER_KEY (or key file) — nothing was changed")]
     WrongMasterKey,
-    #[error("unsupported database URL '{0}': use sqlite://PATH (PostgreSQL is not supported yet)")]
+    #[error("unsupported database URL '{}': use sqlite://PATH or postgres://USER:PASSWORD@HOST:PORT/DATABASE", redact_url(.0))]
     UnsupportedUrl(String),
     #[error(transparent)]
     Undecryptable(#[from] vault::Undecryptable),
@@ -75,45 +80,107 @@ pub enum StoreError {
     Write(String),
 }
 
+/// Which database the store runs on. The SQL is one text for both (`$1` placeholders,
+/// Unix-millisecond integers, 0/1 flags); the few statements that differ branch on this.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// One file; may be shared by processes on one machine.
+    Sqlite,
+    /// PostgreSQL 15 or later, shared by any number of processes and machines.
+    Postgres,
+}
+
+impl Backend {
+    /// The backend a database URL names, or why it names none.
+    pub fn of_url(url: &str) -> Result<Self, StoreError> {
+        if url.starts_with("sqlite:") {
+            Ok(Self::Sqlite)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(Self::Postgres)
+        } else {
+            Err(StoreError::UnsupportedUrl(url.to_owned()))
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Sqlite => "sqlite",
+            Self::Postgres => "postgres",
+        }
+    }
+
+    fn migrator(self) -> &'static sqlx::migrate::Migrator {
+        match self {
+            Self::Sqlite => &SQLITE_MIGRATOR,
+            Self::Postgres => &POSTGRES_MIGRATOR,
+        }
+    }
+}
+
 /// The store. Cheap to clone: it holds connection pools and shared read caches.
-/// Reads use `pool`; every write goes through `writer`, a single connection, so that writers
-/// wait their turn in a fair async queue instead of in SQLite's sleeping busy handler.
+/// Reads use `pool`; writes go through `writer`. On SQLite the writer is a single
+/// connection, so that a process's writers wait their turn in a fair async queue instead of
+/// in SQLite's sleeping busy handler; on PostgreSQL it is the pool itself.
 #[derive(Clone)]
 pub struct Store {
-    pool: SqlitePool,
-    writer: SqlitePool,
+    pool: AnyPool,
+    writer: AnyPool,
+    backend: Backend,
     /// Group-committed webhook intake (see `deliveries.rs`).
     intake: tokio::sync::mpsc::Sender<deliveries::Incoming>,
     vault: Vault,
     projects: Arc<Cached<Arc<[Project]>>>,
     tokens: Arc<Cached<Arc<tokens::LiveTokens>>>,
     events: Arc<events::EventBus>,
+    locks: Arc<locks::LocalTurns>,
 }
 
 impl Store {
     /// Opens (creating if missing) the database, applies migrations and checks the master key.
     pub async fn open(database_url: &str, key: &MasterKey) -> Result<Self, StoreError> {
-        let writer = connect(database_url, 1).await?;
-        MIGRATOR.run(&writer).await?;
+        let backend = Backend::of_url(database_url)?;
+        let writer = connect(database_url, backend, 1).await?;
+        migrate_on(&writer, backend).await?;
+        let writer = match backend {
+            Backend::Sqlite => writer,
+            Backend::Postgres => {
+                writer.close().await;
+                connect(database_url, backend, 16).await?
+            }
+        };
+        let pool = match backend {
+            Backend::Sqlite => connect(database_url, backend, 8).await?,
+            Backend::Postgres => writer.clone(),
+        };
+        let events = Arc::new(events::EventBus::new());
         let store = Self {
-            pool: connect(database_url, 8).await?,
             intake: deliveries::spawn_intake(writer.clone()),
+            pool,
             writer,
+            backend,
             vault: Vault::new(key),
             projects: Arc::new(Cached::new()),
             tokens: Arc::new(Cached::new()),
-            events: Arc::new(events::EventBus::new()),
+            events,
+            locks: Arc::new(locks::LocalTurns::default()),
         };
         store.check_master_key().await?;
+        events::spawn_tail(&store, database_url).await?;
         Ok(store)
     }
 
     /// Applies pending migrations only (`slipway migrate`); needs no key.
     pub async fn migrate(database_url: &str) -> Result<(), StoreError> {
-        let pool = connect(database_url, 1).await?;
-        MIGRATOR.run(&pool).await?;
+        let backend = Backend::of_url(database_url)?;
+        let pool = connect(database_url, backend, 1).await?;
+        migrate_on(&pool, backend).await?;
         pool.close().await;
         Ok(())
+    }
+
+    /// Which database this is.
+    pub fn backend(&self) -> Backend {
+        self.backend
     }
 
     /// Whether the database answers.
@@ -123,8 +190,49 @@ impl Store {
     }
 
     pub async fn close(&self) {
+        self.events.stop();
         self.pool.close().await;
         self.writer.close().await;
+    }
+
+    /// A write transaction. On SQLite it takes the write lock at once (`BEGIN IMMEDIATE`),
+    /// so that a transaction that reads before it writes cannot fail when another process
+    /// committed in between.
+    pub(crate) async fn begin_write(&self) -> Result<Transaction<'static, sqlx::Any>, StoreError> {
+        Ok(match self.backend {
+            Backend::Sqlite => self.writer.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.writer.begin().await?,
+        })
+    }
+
+    /// A project or token changed: other processes drop their cached copies when their
+    /// event tail next reads (at once on PostgreSQL, within its poll on SQLite).
+    pub(crate) async fn caches_changed(&self) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO meta (key, value) VALUES ('cache_generation', $1)
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        )
+        .bind(crate::tokens::random_text(12).into_bytes())
+        .execute(&self.writer)
+        .await?;
+        events::announce(self).await
+    }
+
+    /// Within a write transaction, makes concurrent writers of one project's counted rows
+    /// (its runs' budgets, its pull requests' numbers) take turns. SQLite's write
+    /// transactions already do; PostgreSQL locks the project's row until the commit.
+    pub(crate) async fn lock_project(
+        &self,
+        conn: &mut AnyConnection,
+        project: slipway_core::ProjectId,
+    ) -> Result<(), StoreError> {
+        if self.backend == Backend::Postgres {
+            sqlx::query("SELECT id FROM projects WHERE id = $1 FOR UPDATE")
+                .bind(project.0)
+                .execute(conn)
+                .await?;
+        }
+        Ok(())
     }
 
     /// A known value sealed at first open proves, on every later open, that the key is the same.
@@ -147,31 +255,81 @@ impl Store {
             None => {
                 let (mut blob, ciphertext) = self.vault.seal(KEY_CHECK_PLAINTEXT, KEY_CHECK_AAD);
                 blob.extend_from_slice(&ciphertext);
-                sqlx::query("INSERT INTO meta (key, value) VALUES ('key_check', ?)")
-                    .bind(blob)
-                    .execute(&self.writer)
-                    .await?;
-                Ok(())
+                // Two processes opening a new database at once: the first one's value stays.
+                sqlx::query(
+                    "INSERT INTO meta (key, value) VALUES ('key_check', $1) ON CONFLICT DO NOTHING",
+                )
+                .bind(blob)
+                .execute(&self.writer)
+                .await?;
+                Box::pin(self.check_master_key()).await
             }
         }
     }
 }
 
-async fn connect(database_url: &str, connections: u32) -> Result<SqlitePool, StoreError> {
-    if !database_url.starts_with("sqlite:") {
-        return Err(StoreError::UnsupportedUrl(database_url.to_owned()));
+/// Applies pending migrations. PostgreSQL's migrator locks; SQLite's does not, so two
+/// processes opening a new file at once may both try the same migration: the loser finds it
+/// applied when it tries again.
+async fn migrate_on(pool: &AnyPool, backend: Backend) -> Result<(), StoreError> {
+    match backend.migrator().run(pool).await {
+        Err(_) if backend == Backend::Sqlite => {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            Ok(backend.migrator().run(pool).await?)
+        }
+        applied => Ok(applied?),
     }
-    let options = SqliteConnectOptions::from_str(database_url)?
-        .create_if_missing(true)
-        .journal_mode(SqliteJournalMode::Wal)
-        .synchronous(SqliteSynchronous::Normal)
-        .foreign_keys(true)
-        .busy_timeout(Duration::from_secs(10));
-    Ok(SqlitePoolOptions::new()
+}
+
+/// The URL as it may be shown: a password in it replaced by `***`.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    match authority.rsplit_once('@') {
+        Some((credentials, host)) => match credentials.split_once(':') {
+            Some((user, _)) => format!("{scheme}://{user}:***@{host}{path}"),
+            None => url.to_owned(),
+        },
+        None => url.to_owned(),
+    }
+}
+
+async fn connect(
+    database_url: &str,
+    backend: Backend,
+    connections: u32,
+) -> Result<AnyPool, StoreError> {
+    sqlx::any::install_default_drivers();
+    let mut url = database_url.to_owned();
+    if backend == Backend::Sqlite && !url.contains('?') {
+        url.push_str("?mode=rwc");
+    }
+    let options = AnyPoolOptions::new()
         .max_connections(connections)
-        .min_connections(1)
-        .connect_with(options)
-        .await?)
+        .min_connections(1);
+    let options = match backend {
+        Backend::Sqlite => options.after_connect(|conn, _| {
+            Box::pin(async move {
+                sqlite_pragmas(conn).await?;
+                Ok(())
+            })
+        }),
+        Backend::Postgres => options.acquire_timeout(Duration::from_secs(30)),
+    };
+    Ok(options.connect(&url).await?)
+}
+
+/// Write-ahead logging (readers never wait on the writer), foreign keys, and a wait of
+/// ten seconds for another process's write lock.
+async fn sqlite_pragmas(conn: &mut AnyConnection) -> Result<(), sqlx::Error> {
+    conn.execute(
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
+         PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000;",
+    )
+    .await?;
+    Ok(())
 }
 
 fn now_millis() -> i64 {
@@ -181,4 +339,25 @@ fn now_millis() -> i64 {
 fn from_millis(ms: i64) -> OffsetDateTime {
     OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000)
         .unwrap_or(OffsetDateTime::UNIX_EPOCH)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_url;
+
+    #[test]
+    fn a_password_in_a_database_url_is_never_shown() {
+        assert_eq!(
+            redact_url("postgres://slipway:s3cret@db.internal:5432/slipway"),
+            "postgres://slipway:***@db.internal:5432/slipway"
+        );
+        assert_eq!(
+            redact_url("postgres://slipway@db/x"),
+            "postgres://slipway@db/x"
+        );
+        assert_eq!(
+            redact_url("sqlite:///var/lib/slipway.db"),
+            "sqlite:///var/lib/slipway.db"
+        );
+    }
 }

@@ -17,7 +17,7 @@ impl Store {
     /// The sequence number of a validation's last log line (0 when none).
     pub async fn last_log_seq(&self, id: ValidationId) -> Result<i64, StoreError> {
         Ok(sqlx::query_scalar(
-            "SELECT COALESCE(MAX(seq), 0) FROM validation_logs WHERE validation_id = ?",
+            "SELECT COALESCE(MAX(seq), 0) FROM validation_logs WHERE validation_id = $1",
         )
         .bind(id.0)
         .fetch_one(&self.pool)
@@ -33,19 +33,18 @@ impl Store {
         after: i64,
         lines: &[(StepName, String)],
     ) -> Result<i64, StoreError> {
-        let project: i64 = sqlx::query_scalar("SELECT project_id FROM validations WHERE id = ?")
+        let project: i64 = sqlx::query_scalar("SELECT project_id FROM validations WHERE id = $1")
             .bind(id.0)
             .fetch_one(&self.pool)
             .await?;
         // The lines and their `log` events are committed together.
-        let _order = self.lock_order().await;
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.begin_write().await?;
         let mut seq = after;
         let mut events = Vec::with_capacity(lines.len());
         for (step, line) in lines {
             seq += 1;
             sqlx::query(
-                "INSERT INTO validation_logs (validation_id, seq, step, line) VALUES (?, ?, ?, ?)",
+                "INSERT INTO validation_logs (validation_id, seq, step, line) VALUES ($1, $2, $3, $4)",
             )
             .bind(id.0)
             .bind(seq)
@@ -59,10 +58,10 @@ impl Store {
                                    "seq": seq, "line": line}),
             ));
         }
-        let stored =
-            Store::insert_events(&mut tx, slipway_core::ProjectId(project), events).await?;
+        self.insert_events(&mut tx, slipway_core::ProjectId(project), events)
+            .await?;
         tx.commit().await?;
-        self.broadcast(stored);
+        self.events_committed();
         Ok(seq)
     }
 
@@ -75,12 +74,12 @@ impl Store {
         limit: u32,
     ) -> Result<Vec<LogLine>, StoreError> {
         let mut rows: Vec<(i64, String, String)> = sqlx::query_as(
-            "SELECT seq, step, line FROM validation_logs WHERE validation_id = ? AND seq < ?
-             ORDER BY seq DESC LIMIT ?",
+            "SELECT seq, step, line FROM validation_logs WHERE validation_id = $1 AND seq < $2
+             ORDER BY seq DESC LIMIT $3",
         )
         .bind(id.0)
         .bind(before)
-        .bind(limit)
+        .bind(i64::from(limit))
         .fetch_all(&self.pool)
         .await?;
         rows.reverse();
@@ -100,14 +99,14 @@ impl Store {
     ) -> Result<Vec<LogLine>, StoreError> {
         let rows: Vec<(i64, String, String)> = sqlx::query_as(
             "SELECT seq, step, line FROM validation_logs
-             WHERE validation_id = ? AND seq > ? AND (? IS NULL OR step = ?)
-             ORDER BY seq LIMIT ?",
+             WHERE validation_id = $1 AND seq > $2 AND ($3 IS NULL OR step = $4)
+             ORDER BY seq LIMIT $5",
         )
         .bind(id.0)
         .bind(after)
         .bind(step.map(StepName::as_str))
         .bind(step.map(StepName::as_str))
-        .bind(limit)
+        .bind(i64::from(limit))
         .fetch_all(&self.pool)
         .await?;
         Ok(rows

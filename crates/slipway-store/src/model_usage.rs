@@ -34,9 +34,9 @@ impl Store {
     ) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO model_usage (project_id, month, input_tokens, output_tokens) \
-             VALUES (?, ?, ?, ?) ON CONFLICT (project_id, month) DO UPDATE SET \
-             input_tokens = input_tokens + excluded.input_tokens, \
-             output_tokens = output_tokens + excluded.output_tokens",
+             VALUES ($1, $2, $3, $4) ON CONFLICT (project_id, month) DO UPDATE SET \
+             input_tokens = model_usage.input_tokens + excluded.input_tokens, \
+             output_tokens = model_usage.output_tokens + excluded.output_tokens",
         )
         .bind(project.0)
         .bind(this_month())
@@ -52,7 +52,7 @@ impl Store {
     pub async fn model_usage(&self, project: ProjectId) -> Result<ModelUsage, StoreError> {
         let row: Option<(i64, i64)> = sqlx::query_as(
             "SELECT input_tokens, output_tokens FROM model_usage \
-             WHERE project_id = ? AND month = ?",
+             WHERE project_id = $1 AND month = $2",
         )
         .bind(project.0)
         .bind(this_month())

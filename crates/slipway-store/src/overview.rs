@@ -1,6 +1,6 @@
 //! What the dashboard's project cards show, for every project in four queries.
 
-use crate::{from_millis, Store, StoreError};
+use crate::{from_millis, Backend, Store, StoreError};
 use slipway_core::ProjectId;
 use std::collections::{HashMap, HashSet};
 use time::OffsetDateTime;
@@ -70,12 +70,12 @@ impl Store {
         for (project, number) in open_pulls {
             out.entry(ProjectId(project)).or_default().open_pr = Some((number, None));
         }
-        let validations: Vec<(i64, i64, String, i64, Option<i64>, bool)> = sqlx::query_as(
+        let validations: Vec<(i64, i64, String, i64, Option<i64>, i64)> = sqlx::query_as(
             // Each project's newest, by its index: no scan of every validation.
             "SELECT v.project_id, v.id, v.status, v.created_at, v.finished_at - v.started_at,
                     v.setup_trial
              FROM projects p JOIN validations v ON v.id IN (
-               SELECT id FROM validations WHERE project_id = p.id ORDER BY id DESC LIMIT ?)
+               SELECT id FROM validations WHERE project_id = p.id ORDER BY id DESC LIMIT $1)
              ORDER BY v.project_id, v.id DESC",
         )
         .bind(RECENT)
@@ -91,7 +91,7 @@ impl Store {
                 });
             }
             // Setup trials are not the code's pass rate.
-            if !trial {
+            if trial == 0 {
                 entry.recent.push(Recent {
                     id,
                     status,
@@ -99,10 +99,16 @@ impl Store {
                 });
             }
         }
-        let with_rules: HashSet<i64> = sqlx::query_scalar(
-            "SELECT project_id FROM project_settings
-             WHERE COALESCE(json_extract(document, '$.repository_rules'), '') != ''",
-        )
+        let with_rules: HashSet<i64> = sqlx::query_scalar(match self.backend {
+            Backend::Sqlite => {
+                "SELECT project_id FROM project_settings
+                 WHERE COALESCE(json_extract(document, '$.repository_rules'), '') != ''"
+            }
+            Backend::Postgres => {
+                "SELECT project_id FROM project_settings
+                 WHERE COALESCE(document::jsonb ->> 'repository_rules', '') != ''"
+            }
+        })
         .fetch_all(&self.pool)
         .await?
         .into_iter()
@@ -120,7 +126,7 @@ impl Store {
         let rows: Vec<(i64, String, Option<i64>)> = sqlx::query_as(
             // Setup trials try the settings' commands: not the code's pass rate.
             "SELECT id, status, finished_at - started_at FROM validations
-             WHERE project_id = ? AND setup_trial = 0 ORDER BY id DESC LIMIT ?",
+             WHERE project_id = $1 AND setup_trial = 0 ORDER BY id DESC LIMIT $2",
         )
         .bind(project.0)
         .bind(RECENT)

@@ -47,7 +47,7 @@ impl Store {
         let now = now_millis();
         let row: ProjectRow = sqlx::query_as(&format!(
             "INSERT INTO projects (name, description, repo, default_branch, created_at, updated_at)
-             VALUES (?, ?, ?, ?, ?, ?) RETURNING {COLUMNS}"
+             VALUES ($1, $2, $3, $4, $5, $6) RETURNING {COLUMNS}"
         ))
         .bind(&draft.name)
         .bind(&draft.description)
@@ -59,6 +59,7 @@ impl Store {
         .await
         .map_err(|e| name_conflict(e, &draft.name))?;
         self.projects.invalidate();
+        self.caches_changed().await?;
         Ok(row.into())
     }
 
@@ -79,13 +80,13 @@ impl Store {
 
     pub async fn project(&self, id: ProjectId) -> Result<Project, StoreError> {
         if let Some(projects) = self.projects.get() {
-            return projects
-                .binary_search_by_key(&id, |p| p.id)
-                .map(|i| projects[i].clone())
-                .map_err(|_| StoreError::NotFound);
+            // A miss asks the database: another process may have just created it.
+            if let Ok(i) = projects.binary_search_by_key(&id, |p| p.id) {
+                return Ok(projects[i].clone());
+            }
         }
         let row: Option<ProjectRow> =
-            sqlx::query_as(&format!("SELECT {COLUMNS} FROM projects WHERE id = ?"))
+            sqlx::query_as(&format!("SELECT {COLUMNS} FROM projects WHERE id = $1"))
                 .bind(id.0)
                 .fetch_optional(&self.pool)
                 .await?;
@@ -112,8 +113,8 @@ impl Store {
         draft: &ProjectDraft,
     ) -> Result<Project, StoreError> {
         let row: Option<ProjectRow> = sqlx::query_as(&format!(
-            "UPDATE projects SET name = ?, description = ?, repo = ?, default_branch = ?, updated_at = ?
-             WHERE id = ? RETURNING {COLUMNS}"
+            "UPDATE projects SET name = $1, description = $2, repo = $3, default_branch = $4, updated_at = $5
+             WHERE id = $6 RETURNING {COLUMNS}"
         ))
         .bind(&draft.name)
         .bind(&draft.description)
@@ -125,21 +126,22 @@ impl Store {
         .await
         .map_err(|e| name_conflict(e, &draft.name))?;
         self.projects.invalidate();
+        self.caches_changed().await?;
         row.map(Project::from).ok_or(StoreError::NotFound)
     }
 
     /// Deletes a project with its secrets and settings, all or nothing.
     pub async fn delete_project(&self, id: ProjectId) -> Result<(), StoreError> {
-        let mut tx = self.writer.begin().await?;
-        sqlx::query("DELETE FROM secrets WHERE project_id = ?")
+        let mut tx = self.begin_write().await?;
+        sqlx::query("DELETE FROM secrets WHERE project_id = $1")
             .bind(id.0)
             .execute(&mut *tx)
             .await?;
-        sqlx::query("DELETE FROM project_settings WHERE project_id = ?")
+        sqlx::query("DELETE FROM project_settings WHERE project_id = $1")
             .bind(id.0)
             .execute(&mut *tx)
             .await?;
-        let deleted = sqlx::query("DELETE FROM projects WHERE id = ?")
+        let deleted = sqlx::query("DELETE FROM projects WHERE id = $1")
             .bind(id.0)
             .execute(&mut *tx)
             .await?
@@ -149,6 +151,7 @@ impl Store {
         }
         tx.commit().await?;
         self.projects.invalidate();
+        self.caches_changed().await?;
         Ok(())
     }
 }

@@ -5,6 +5,46 @@ use serde::Serialize;
 use slipway_core::ProjectId;
 use time::OffsetDateTime;
 
+/// Where a local pull request is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub enum PullState {
+    Open,
+    Merged,
+    /// Closed without merging.
+    Closed,
+}
+
+impl PullState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Open => "open",
+            Self::Merged => "merged",
+            Self::Closed => "closed",
+        }
+    }
+
+    fn parse(stored: &str) -> Result<Self, StoreError> {
+        Ok(match stored {
+            "open" => Self::Open,
+            "merged" => Self::Merged,
+            "closed" => Self::Closed,
+            other => {
+                return Err(StoreError::Corrupt(format!(
+                    "a stored pull request's state is '{other}'"
+                )))
+            }
+        })
+    }
+}
+
+impl std::fmt::Display for PullState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PullRequest {
@@ -14,8 +54,7 @@ pub struct PullRequest {
     pub head: String,
     pub base: String,
     pub head_sha: String,
-    /// `open`, `merged` or `closed`.
-    pub state: String,
+    pub state: PullState,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub merge_sha: Option<String>,
     /// Why it is not merged (conflicting paths, a failed validation), when it is not.
@@ -46,20 +85,20 @@ type Row = (
 const COLUMNS: &str =
     "project_id, number, title, head, base, head_sha, state, merge_sha, note, created_at, updated_at";
 
-fn from_row(r: Row) -> PullRequest {
-    PullRequest {
+fn from_row(r: Row) -> Result<PullRequest, StoreError> {
+    Ok(PullRequest {
         project_id: ProjectId(r.0),
         number: r.1,
         title: r.2,
         head: r.3,
         base: r.4,
         head_sha: r.5,
-        state: r.6,
+        state: PullState::parse(&r.6)?,
         merge_sha: r.7,
         note: r.8,
         created_at: from_millis(r.9),
         updated_at: from_millis(r.10),
-    }
+    })
 }
 
 impl Store {
@@ -73,10 +112,12 @@ impl Store {
         head_sha: &str,
     ) -> Result<PullRequest, StoreError> {
         let now = now_millis();
+        let mut tx = self.begin_write().await?;
+        self.lock_project(&mut tx, project).await?;
         let row: Row = sqlx::query_as(&format!(
             "INSERT INTO pull_requests (project_id, number, title, head, base, head_sha, state, created_at, updated_at)
-             SELECT ?, COALESCE(MAX(number), 0) + 1, ?, ?, ?, ?, 'open', ?, ?
-             FROM pull_requests WHERE project_id = ?
+             SELECT $1, COALESCE(MAX(number), 0) + 1, $2, $3, $4, $5, 'open', $6, $7
+             FROM pull_requests WHERE project_id = $8
              RETURNING {COLUMNS}"
         ))
         .bind(project.0)
@@ -87,9 +128,10 @@ impl Store {
         .bind(now)
         .bind(now)
         .bind(project.0)
-        .fetch_one(&self.writer)
+        .fetch_one(&mut *tx)
         .await?;
-        Ok(from_row(row))
+        tx.commit().await?;
+        from_row(row)
     }
 
     pub async fn pull_request(
@@ -98,13 +140,13 @@ impl Store {
         number: i64,
     ) -> Result<PullRequest, StoreError> {
         let row: Option<Row> = sqlx::query_as(&format!(
-            "SELECT {COLUMNS} FROM pull_requests WHERE project_id = ? AND number = ?"
+            "SELECT {COLUMNS} FROM pull_requests WHERE project_id = $1 AND number = $2"
         ))
         .bind(project.0)
-        .bind(number)
+        .bind(i64::from(number))
         .fetch_optional(&self.pool)
         .await?;
-        row.map(from_row).ok_or(StoreError::NotFound)
+        row.map(from_row).ok_or(StoreError::NotFound)?
     }
 
     /// The project's pull requests, newest first.
@@ -113,12 +155,12 @@ impl Store {
         project: ProjectId,
     ) -> Result<Vec<PullRequest>, StoreError> {
         let rows: Vec<Row> = sqlx::query_as(&format!(
-            "SELECT {COLUMNS} FROM pull_requests WHERE project_id = ? ORDER BY number DESC"
+            "SELECT {COLUMNS} FROM pull_requests WHERE project_id = $1 ORDER BY number DESC"
         ))
         .bind(project.0)
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows.into_iter().map(from_row).collect())
+        rows.into_iter().map(from_row).collect()
     }
 
     /// Every open pull request (for the poller).
@@ -128,7 +170,7 @@ impl Store {
         ))
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows.into_iter().map(from_row).collect())
+        rows.into_iter().map(from_row).collect()
     }
 
     /// Records a new head commit of an open pull request; `false` if it was not open or
@@ -140,13 +182,13 @@ impl Store {
         sha: &str,
     ) -> Result<bool, StoreError> {
         let updated = sqlx::query(
-            "UPDATE pull_requests SET head_sha = ?, note = NULL, updated_at = ?
-             WHERE project_id = ? AND number = ? AND state = 'open' AND head_sha != ?",
+            "UPDATE pull_requests SET head_sha = $1, note = NULL, updated_at = $2
+             WHERE project_id = $3 AND number = $4 AND state = 'open' AND head_sha != $5",
         )
         .bind(sha)
         .bind(now_millis())
         .bind(project.0)
-        .bind(number)
+        .bind(i64::from(number))
         .bind(sha)
         .execute(&self.writer)
         .await?
@@ -163,13 +205,13 @@ impl Store {
         merge_sha: &str,
     ) -> Result<bool, StoreError> {
         let updated = sqlx::query(
-            "UPDATE pull_requests SET state = 'merged', merge_sha = ?, note = NULL, updated_at = ?
-             WHERE project_id = ? AND number = ? AND state = 'open' AND head_sha = ?",
+            "UPDATE pull_requests SET state = 'merged', merge_sha = $1, note = NULL, updated_at = $2
+             WHERE project_id = $3 AND number = $4 AND state = 'open' AND head_sha = $5",
         )
         .bind(merge_sha)
         .bind(now_millis())
         .bind(project.0)
-        .bind(number)
+        .bind(i64::from(number))
         .bind(head_sha)
         .execute(&self.writer)
         .await?
@@ -184,12 +226,12 @@ impl Store {
         number: i64,
     ) -> Result<bool, StoreError> {
         let updated = sqlx::query(
-            "UPDATE pull_requests SET state = 'closed', note = 'closed by a person', updated_at = ?
-             WHERE project_id = ? AND number = ? AND state = 'open'",
+            "UPDATE pull_requests SET state = 'closed', note = 'closed by a person', updated_at = $1
+             WHERE project_id = $2 AND number = $3 AND state = 'open'",
         )
         .bind(now_millis())
         .bind(project.0)
-        .bind(number)
+        .bind(i64::from(number))
         .execute(&self.writer)
         .await?
         .rows_affected();
@@ -204,12 +246,12 @@ impl Store {
         note: &str,
     ) -> Result<(), StoreError> {
         sqlx::query(
-            "UPDATE pull_requests SET note = ?, updated_at = ? WHERE project_id = ? AND number = ?",
+            "UPDATE pull_requests SET note = $1, updated_at = $2 WHERE project_id = $3 AND number = $4",
         )
         .bind(note)
         .bind(now_millis())
         .bind(project.0)
-        .bind(number)
+        .bind(i64::from(number))
         .execute(&self.writer)
         .await?;
         Ok(())

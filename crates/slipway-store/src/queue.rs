@@ -2,7 +2,7 @@
 //! token, retryable vs fatal failures with exponential backoff and jitter, dedupe keys.
 //! Every call is one short statement or transaction; no transaction spans a job's work.
 
-use crate::{now_millis, Store, StoreError};
+use crate::{now_millis, Backend, Store, StoreError};
 use slipway_core::validation::ValidationStatus;
 use std::time::Duration;
 
@@ -49,35 +49,46 @@ const RETRY_BASE: Duration = Duration::from_secs(2);
 /// Inserts a queued job (inside the caller's transaction, if any); `None` when an
 /// unfinished job with the same dedupe key exists.
 pub(crate) async fn insert_job(
-    conn: &mut sqlx::SqliteConnection,
+    conn: &mut sqlx::AnyConnection,
+    backend: Backend,
     job: &NewJob,
 ) -> Result<Option<i64>, StoreError> {
     let now = now_millis();
-    Ok(sqlx::query_scalar(
+    let id: Option<i64> = sqlx::query_scalar(
         "INSERT INTO jobs (kind, payload, dedupe_key, state, max_attempts, run_at, created_at, updated_at)
-         VALUES (?, ?, ?, 'queued', ?, ?, ?, ?)
+         VALUES ($1, $2, $3, 'queued', $4, $5, $6, $7)
          ON CONFLICT DO NOTHING RETURNING id",
     )
     .bind(&job.kind)
     .bind(&job.payload)
     .bind(&job.dedupe_key)
-    .bind(job.max_attempts)
+    .bind(i64::from(job.max_attempts))
     .bind(now)
     .bind(now)
     .bind(now)
-    .fetch_optional(conn)
-    .await?)
+    .fetch_optional(&mut *conn)
+    .await?;
+    if id.is_some() && backend == Backend::Postgres {
+        // Delivered once the job is committed, to every process listening: a worker
+        // wakes at once instead of at its next poll.
+        sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(crate::events::JOBS_CHANNEL)
+            .bind(&job.kind)
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(id)
 }
 
 impl Store {
     /// Adds a job, or returns the id of the unfinished job with the same dedupe key.
     pub async fn enqueue(&self, job: &NewJob) -> Result<i64, StoreError> {
         let mut conn = self.writer.acquire().await?;
-        if let Some(id) = insert_job(&mut conn, job).await? {
+        if let Some(id) = insert_job(&mut conn, self.backend, job).await? {
             return Ok(id);
         }
         let existing: i64 = sqlx::query_scalar(
-            "SELECT id FROM jobs WHERE dedupe_key = ? AND state IN ('queued', 'running')",
+            "SELECT id FROM jobs WHERE dedupe_key = $1 AND state IN ('queued', 'running')",
         )
         .bind(&job.dedupe_key)
         .fetch_one(&self.pool)
@@ -109,26 +120,15 @@ impl Store {
         let running_json = serde_json::to_string(running).expect("numbers serialize");
         loop {
             let now = now_millis();
-            let row: Option<(i64, String, String, i64, i64)> = sqlx::query_as(
-                "UPDATE jobs SET state = 'running', attempt = attempt + 1, lease_owner = ?,
-                        lease_expires_at = ?, updated_at = ?
-                 WHERE id = (SELECT id FROM jobs
-                             WHERE kind IN (SELECT value FROM json_each(?))
-                               AND id NOT IN (SELECT value FROM json_each(?))
-                               AND ((state = 'queued' AND run_at <= ?)
-                                    OR (state = 'running' AND lease_expires_at < ?))
-                             ORDER BY run_at, id LIMIT 1)
-                 RETURNING id, kind, payload, attempt, max_attempts",
-            )
-            .bind(owner)
-            .bind(now + lease.as_millis() as i64)
-            .bind(now)
-            .bind(&kinds_json)
-            .bind(&running_json)
-            .bind(now)
-            .bind(now)
-            .fetch_optional(&self.writer)
-            .await?;
+            let row: Option<(i64, String, String, i64, i64)> = sqlx::query_as(self.lease_sql())
+                .bind(owner)
+                .bind(now + lease.as_millis() as i64)
+                .bind(now)
+                .bind(&kinds_json)
+                .bind(&running_json)
+                .bind(now)
+                .fetch_optional(&self.writer)
+                .await?;
             let Some((id, kind, payload, attempt, max_attempts)) = row else {
                 return Ok(None);
             };
@@ -159,17 +159,47 @@ impl Store {
         }
     }
 
+    /// The statement that leases the next due job: SQLite's one writer at a time needs no
+    /// row locks; on PostgreSQL concurrent workers skip the rows others are taking.
+    fn lease_sql(&self) -> &'static str {
+        match self.backend {
+            Backend::Sqlite => {
+                "UPDATE jobs SET state = 'running', attempt = attempt + 1, lease_owner = $1,
+                        lease_expires_at = $2, updated_at = $3
+                 WHERE id = (SELECT id FROM jobs
+                             WHERE kind IN (SELECT value FROM json_each($4))
+                               AND id NOT IN (SELECT value FROM json_each($5))
+                               AND ((state = 'queued' AND run_at <= $6)
+                                    OR (state = 'running' AND lease_expires_at < $6))
+                             ORDER BY run_at, id LIMIT 1)
+                 RETURNING id, kind, payload, attempt, max_attempts"
+            }
+            Backend::Postgres => {
+                "UPDATE jobs SET state = 'running', attempt = attempt + 1, lease_owner = $1,
+                        lease_expires_at = $2, updated_at = $3
+                 WHERE id = (SELECT id FROM jobs
+                             WHERE kind IN (SELECT jsonb_array_elements_text($4::jsonb))
+                               AND id NOT IN (SELECT jsonb_array_elements_text($5::jsonb)::bigint)
+                               AND ((state = 'queued' AND run_at <= $6)
+                                    OR (state = 'running' AND lease_expires_at < $6))
+                             ORDER BY run_at, id LIMIT 1
+                             FOR UPDATE SKIP LOCKED)
+                 RETURNING id, kind, payload, attempt, max_attempts"
+            }
+        }
+    }
+
     /// Extends the lease. `false` when the job is no longer this attempt's to run.
     pub async fn heartbeat(&self, job: &Job, lease: Duration) -> Result<bool, StoreError> {
         let now = now_millis();
         let updated = sqlx::query(
-            "UPDATE jobs SET lease_expires_at = ?, updated_at = ?
-             WHERE id = ? AND attempt = ? AND state = 'running'",
+            "UPDATE jobs SET lease_expires_at = $1, updated_at = $2
+             WHERE id = $3 AND attempt = $4 AND state = 'running'",
         )
         .bind(now + lease.as_millis() as i64)
         .bind(now)
         .bind(job.id)
-        .bind(job.attempt)
+        .bind(i64::from(job.attempt))
         .execute(&self.writer)
         .await?
         .rows_affected();
@@ -199,13 +229,13 @@ impl Store {
     /// `false` when the job is no longer this attempt's.
     pub async fn set_payload(&self, job: &Job, payload: &str) -> Result<bool, StoreError> {
         let updated = sqlx::query(
-            "UPDATE jobs SET payload = ?, updated_at = ?
-             WHERE id = ? AND attempt = ? AND state = 'running'",
+            "UPDATE jobs SET payload = $1, updated_at = $2
+             WHERE id = $3 AND attempt = $4 AND state = 'running'",
         )
         .bind(payload)
         .bind(now_millis())
         .bind(job.id)
-        .bind(job.attempt)
+        .bind(i64::from(job.attempt))
         .execute(&self.writer)
         .await?
         .rows_affected();
@@ -231,16 +261,16 @@ impl Store {
         extra_attempts: u32,
     ) -> Result<bool, StoreError> {
         let updated = sqlx::query(
-            "UPDATE jobs SET state = 'queued', run_at = ?, last_error = ?, lease_owner = NULL,
-                    lease_expires_at = NULL, max_attempts = max_attempts + ?, updated_at = ?
-             WHERE id = ? AND attempt = ? AND state = 'running'",
+            "UPDATE jobs SET state = 'queued', run_at = $1, last_error = $2, lease_owner = NULL,
+                    lease_expires_at = NULL, max_attempts = max_attempts + $3, updated_at = $4
+             WHERE id = $5 AND attempt = $6 AND state = 'running'",
         )
         .bind(now_millis() + delay.as_millis() as i64)
         .bind(error)
-        .bind(extra_attempts)
+        .bind(i64::from(extra_attempts))
         .bind(now_millis())
         .bind(job.id)
-        .bind(job.attempt)
+        .bind(i64::from(job.attempt))
         .execute(&self.writer)
         .await?
         .rows_affected();
@@ -254,15 +284,15 @@ impl Store {
         error: Option<&str>,
     ) -> Result<bool, StoreError> {
         let updated = sqlx::query(
-            "UPDATE jobs SET state = ?, last_error = COALESCE(?, last_error), lease_owner = NULL,
-                    lease_expires_at = NULL, updated_at = ?
-             WHERE id = ? AND attempt = ? AND state = 'running'",
+            "UPDATE jobs SET state = $1, last_error = COALESCE($2, last_error), lease_owner = NULL,
+                    lease_expires_at = NULL, updated_at = $3
+             WHERE id = $4 AND attempt = $5 AND state = 'running'",
         )
         .bind(state)
         .bind(error)
         .bind(now_millis())
         .bind(job.id)
-        .bind(job.attempt)
+        .bind(i64::from(job.attempt))
         .execute(&self.writer)
         .await?
         .rows_affected();
@@ -273,8 +303,8 @@ impl Store {
     /// holder is fenced out).
     pub async fn cancel_jobs_by_dedupe_key(&self, dedupe_key: &str) -> Result<(), StoreError> {
         sqlx::query(
-            "UPDATE jobs SET state = 'cancelled', updated_at = ?
-             WHERE dedupe_key = ? AND state IN ('queued', 'running')",
+            "UPDATE jobs SET state = 'cancelled', updated_at = $1
+             WHERE dedupe_key = $2 AND state IN ('queued', 'running')",
         )
         .bind(now_millis())
         .bind(dedupe_key)
@@ -283,22 +313,34 @@ impl Store {
         Ok(())
     }
 
-    /// At start-up of the only process using this database: every running job's holder is
-    /// gone, so its lease is expired at once. Returns how many were released.
-    pub async fn expire_all_leases(&self) -> Result<u64, StoreError> {
+    /// At start-up: the jobs an earlier run of this process (the same `owner`) held died
+    /// with it, so their leases expire at once; other processes' leases are left alone.
+    /// Returns how many were released.
+    pub async fn expire_leases_of(&self, owner: &str) -> Result<u64, StoreError> {
         Ok(sqlx::query(
-            "UPDATE jobs SET lease_expires_at = 0, updated_at = ? WHERE state = 'running'",
+            "UPDATE jobs SET lease_expires_at = 0, updated_at = $1
+             WHERE state = 'running' AND lease_owner = $2",
         )
         .bind(now_millis())
+        .bind(owner)
         .execute(&self.writer)
         .await?
         .rows_affected())
     }
 
+    /// Jobs waiting to run (queued, due or not), by kind: the queue's depth for `/metrics`.
+    pub async fn queue_depth(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT kind, COUNT(*) FROM jobs WHERE state = 'queued' GROUP BY kind ORDER BY kind",
+        )
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
     /// A job's state, for tests and reconciliation.
     pub async fn job_state(&self, id: i64) -> Result<(String, u32), StoreError> {
         let (state, attempt): (String, i64) =
-            sqlx::query_as("SELECT state, attempt FROM jobs WHERE id = ?")
+            sqlx::query_as("SELECT state, attempt FROM jobs WHERE id = $1")
                 .bind(id)
                 .fetch_optional(&self.pool)
                 .await?

@@ -191,9 +191,10 @@ impl Store {
     /// so two requests cannot both take the last slot.
     pub async fn create_run(&self, run: &NewRun) -> Result<RunRecord, RunRefused> {
         let now = now_millis();
-        let mut tx = self.writer.begin().await.map_err(StoreError::from)?;
+        let mut tx = self.begin_write().await.map_err(StoreError::from)?;
+        self.lock_project(&mut tx, run.project).await?;
         let active: i64 = sqlx::query_scalar(&format!(
-            "SELECT COUNT(*) FROM agent_runs WHERE project_id = ? AND status NOT IN {FINAL}
+            "SELECT COUNT(*) FROM agent_runs WHERE project_id = $1 AND status NOT IN {FINAL}
                AND status != 'awaiting_input'"
         ))
         .bind(run.project.0)
@@ -210,7 +211,7 @@ impl Store {
         }
         let hour_ago = now - 3_600_000;
         let (count, oldest): (i64, Option<i64>) = sqlx::query_as(
-            "SELECT COUNT(*), MIN(created_at) FROM agent_runs WHERE project_id = ? AND created_at > ?",
+            "SELECT COUNT(*), MIN(created_at) FROM agent_runs WHERE project_id = $1 AND created_at > $2",
         )
         .bind(run.project.0)
         .bind(hour_ago)
@@ -230,7 +231,7 @@ impl Store {
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO agent_runs (project_id, agent, goal, requirements, acceptance_criteria,
                 prompt, started_by, status, created_at, updated_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?) RETURNING id",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, 'queued', $8, $9) RETURNING id",
         )
         .bind(run.project.0)
         .bind(&run.agent)
@@ -249,7 +250,7 @@ impl Store {
     }
 
     pub async fn run(&self, id: i64) -> Result<RunRecord, StoreError> {
-        let row: Row = sqlx::query_as(&format!("SELECT {COLUMNS} FROM agent_runs WHERE id = ?"))
+        let row: Row = sqlx::query_as(&format!("SELECT {COLUMNS} FROM agent_runs WHERE id = $1"))
             .bind(id)
             .fetch_optional(&self.pool)
             .await?
@@ -266,12 +267,12 @@ impl Store {
         limit: u32,
     ) -> Result<Vec<RunRecord>, StoreError> {
         let rows: Vec<Row> = sqlx::query_as(&format!(
-            "SELECT {COLUMNS} FROM agent_runs WHERE project_id = ?1 AND (?2 IS NULL OR id < ?2)
-             ORDER BY id DESC LIMIT ?3"
+            "SELECT {COLUMNS} FROM agent_runs WHERE project_id = $1 AND ($2 IS NULL OR id < $2)
+             ORDER BY id DESC LIMIT $3"
         ))
         .bind(project.0)
         .bind(before)
-        .bind(limit)
+        .bind(i64::from(limit))
         .fetch_all(&self.pool)
         .await?;
         rows.into_iter().map(TryInto::try_into).collect()
@@ -284,11 +285,11 @@ impl Store {
         number: i64,
     ) -> Result<Option<RunRecord>, StoreError> {
         let row: Option<Row> = sqlx::query_as(&format!(
-            "SELECT {COLUMNS} FROM agent_runs WHERE project_id = ? AND pr_number = ?
+            "SELECT {COLUMNS} FROM agent_runs WHERE project_id = $1 AND pr_number = $2
                AND status NOT IN {FINAL} ORDER BY id DESC LIMIT 1"
         ))
         .bind(project.0)
-        .bind(number)
+        .bind(i64::from(number))
         .fetch_optional(&self.pool)
         .await?;
         row.map(TryInto::try_into).transpose()
@@ -301,11 +302,11 @@ impl Store {
         number: i64,
     ) -> Result<Option<RunRecord>, StoreError> {
         let row: Option<Row> = sqlx::query_as(&format!(
-            "SELECT {COLUMNS} FROM agent_runs WHERE project_id = ? AND pr_number = ?
+            "SELECT {COLUMNS} FROM agent_runs WHERE project_id = $1 AND pr_number = $2
              ORDER BY id DESC LIMIT 1"
         ))
         .bind(project.0)
-        .bind(number)
+        .bind(i64::from(number))
         .fetch_optional(&self.pool)
         .await?;
         row.map(TryInto::try_into).transpose()
@@ -330,15 +331,15 @@ impl Store {
             .map(|r| serde_json::to_string(r).expect("a response serializes"));
         let updated = sqlx::query(&format!(
             "UPDATE agent_runs SET
-                status = COALESCE(?, status), response = COALESCE(?, response),
-                output_tail = COALESCE(?, output_tail), note = COALESCE(?, note),
-                pr_number = COALESCE(?, pr_number), pr_url = COALESCE(?, pr_url),
-                branch = COALESCE(?, branch), agent_head_sha = COALESCE(?, agent_head_sha),
-                external_id = COALESCE(?, external_id),
-                external_status = COALESCE(?, external_status),
-                external_url = COALESCE(?, external_url),
-                updated_at = ?
-             WHERE id = ? AND {guard}"
+                status = COALESCE($1, status), response = COALESCE($2, response),
+                output_tail = COALESCE($3, output_tail), note = COALESCE($4, note),
+                pr_number = COALESCE($5, pr_number), pr_url = COALESCE($6, pr_url),
+                branch = COALESCE($7, branch), agent_head_sha = COALESCE($8, agent_head_sha),
+                external_id = COALESCE($9, external_id),
+                external_status = COALESCE($10, external_status),
+                external_url = COALESCE($11, external_url),
+                updated_at = $12
+             WHERE id = $13 AND {guard}"
         ))
         .bind(change.status.map(|s| s.as_str()))
         .bind(response)
@@ -371,14 +372,14 @@ impl Store {
     ) -> Result<Result<(), std::time::Duration>, StoreError> {
         let now = now_millis();
         let taken = sqlx::query(
-            "UPDATE agent_runs SET external_started_at = COALESCE(external_started_at, ?)
-             WHERE id = ? AND (external_started_at IS NOT NULL OR
-                   (SELECT COUNT(*) FROM agent_runs WHERE external_started_at > ?) < ?)",
+            "UPDATE agent_runs SET external_started_at = COALESCE(external_started_at, $1)
+             WHERE id = $2 AND (external_started_at IS NOT NULL OR
+                   (SELECT COUNT(*) FROM agent_runs WHERE external_started_at > $3) < $4)",
         )
         .bind(now)
         .bind(run)
         .bind(now - 60_000)
-        .bind(per_minute)
+        .bind(i64::from(per_minute))
         .execute(&self.writer)
         .await?
         .rows_affected();
@@ -399,7 +400,7 @@ impl Store {
         since_millis: i64,
     ) -> Result<(u32, Option<i64>), StoreError> {
         let (count, oldest): (i64, Option<i64>) = sqlx::query_as(
-            "SELECT COUNT(*), MIN(external_started_at) FROM agent_runs WHERE external_started_at > ?",
+            "SELECT COUNT(*), MIN(external_started_at) FROM agent_runs WHERE external_started_at > $1",
         )
         .bind(since_millis)
         .fetch_one(&self.pool)
@@ -418,10 +419,10 @@ impl Store {
     ) -> Result<bool, StoreError> {
         Ok(sqlx::query(
             "INSERT INTO fix_attempts (run_id, number, validation_id, step, evidence, created_at)
-             VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
         )
         .bind(run)
-        .bind(number)
+        .bind(i64::from(number))
         .bind(validation_id)
         .bind(step)
         .bind(evidence)
@@ -435,8 +436,8 @@ impl Store {
     /// Records how the run's latest fix attempt ended.
     pub async fn finish_fix_attempt(&self, run: i64, outcome: &str) -> Result<(), StoreError> {
         sqlx::query(
-            "UPDATE fix_attempts SET outcome = ?
-             WHERE run_id = ? AND number = (SELECT MAX(number) FROM fix_attempts WHERE run_id = ?)
+            "UPDATE fix_attempts SET outcome = $1
+             WHERE run_id = $2 AND number = (SELECT MAX(number) FROM fix_attempts WHERE run_id = $3)
                AND outcome IS NULL",
         )
         .bind(outcome)
@@ -450,7 +451,7 @@ impl Store {
     pub async fn fix_attempts(&self, run: i64) -> Result<Vec<FixAttempt>, StoreError> {
         let rows: Vec<(i64, i64, String, String, Option<String>, i64)> = sqlx::query_as(
             "SELECT number, validation_id, step, evidence, outcome, created_at FROM fix_attempts
-             WHERE run_id = ? ORDER BY number",
+             WHERE run_id = $1 ORDER BY number",
         )
         .bind(run)
         .fetch_all(&self.pool)
@@ -495,7 +496,7 @@ impl Store {
         text: &str,
     ) -> Result<(), StoreError> {
         sqlx::query(
-            "INSERT INTO run_messages (run_id, who, kind, text, created_at) VALUES (?, ?, ?, ?, ?)",
+            "INSERT INTO run_messages (run_id, who, kind, text, created_at) VALUES ($1, $2, $3, $4, $5)",
         )
         .bind(run)
         .bind(who)
@@ -510,7 +511,7 @@ impl Store {
     /// A run's conversation, oldest first.
     pub async fn run_messages(&self, run: i64) -> Result<Vec<RunMessage>, StoreError> {
         let rows: Vec<(String, String, String, i64)> = sqlx::query_as(
-            "SELECT who, kind, text, created_at FROM run_messages WHERE run_id = ? ORDER BY id",
+            "SELECT who, kind, text, created_at FROM run_messages WHERE run_id = $1 ORDER BY id",
         )
         .bind(run)
         .fetch_all(&self.pool)

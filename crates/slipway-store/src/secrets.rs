@@ -46,7 +46,7 @@ impl Store {
     pub async fn list_secrets(&self, project: ProjectId) -> Result<Vec<SecretMeta>, StoreError> {
         self.project(project).await?;
         let rows: Vec<(String, i64, i64)> = sqlx::query_as(
-            "SELECT name, created_at, updated_at FROM secrets WHERE project_id = ? ORDER BY name",
+            "SELECT name, created_at, updated_at FROM secrets WHERE project_id = $1 ORDER BY name",
         )
         .bind(project.0)
         .fetch_all(&self.pool)
@@ -94,7 +94,7 @@ impl Store {
     ) -> Result<(Vec<ImportOutcome>, Vec<ImportOutcome>), StoreError> {
         // Only writes in this transaction (see `append_logs`); a missing project shows as
         // a foreign-key violation.
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.begin_write().await?;
         let now = now_millis();
         let mut written = Vec::with_capacity(secrets.len());
         for (name, value) in secrets {
@@ -121,7 +121,7 @@ impl Store {
 
     async fn write_secret(
         &self,
-        tx: &mut sqlx::SqliteConnection,
+        tx: &mut sqlx::AnyConnection,
         project: ProjectId,
         name: &str,
         value: &SecretValue,
@@ -133,7 +133,7 @@ impl Store {
             .seal(value.expose().as_bytes(), &associated_data(project, name));
         let inserted: Option<i64> = sqlx::query_scalar(
             "INSERT INTO secrets (project_id, name, nonce, ciphertext, created_at, updated_at)
-             VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (project_id, name) DO NOTHING RETURNING 1",
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (project_id, name) DO NOTHING RETURNING 1",
         )
         .bind(project.0)
         .bind(name)
@@ -148,8 +148,8 @@ impl Store {
             return Ok(SecretWrite::Created);
         }
         sqlx::query(
-            "UPDATE secrets SET nonce = ?, ciphertext = ?, updated_at = ?
-             WHERE project_id = ? AND name = ?",
+            "UPDATE secrets SET nonce = $1, ciphertext = $2, updated_at = $3
+             WHERE project_id = $4 AND name = $5",
         )
         .bind(&nonce)
         .bind(&ciphertext)
@@ -162,7 +162,7 @@ impl Store {
     }
 
     pub async fn delete_secret(&self, project: ProjectId, name: &str) -> Result<(), StoreError> {
-        let deleted = sqlx::query("DELETE FROM secrets WHERE project_id = ? AND name = ?")
+        let deleted = sqlx::query("DELETE FROM secrets WHERE project_id = $1 AND name = $2")
             .bind(project.0)
             .bind(name)
             .execute(&self.writer)
@@ -180,7 +180,7 @@ impl Store {
         project: ProjectId,
     ) -> Result<Vec<(String, SecretValue)>, StoreError> {
         let rows: Vec<SealedRow> = sqlx::query_as(
-            "SELECT name, nonce, ciphertext FROM secrets WHERE project_id = ? ORDER BY name",
+            "SELECT name, nonce, ciphertext FROM secrets WHERE project_id = $1 ORDER BY name",
         )
         .bind(project.0)
         .fetch_all(&self.pool)

@@ -23,12 +23,12 @@ impl Store {
         let id = crate::tokens::random_text(32);
         let csrf = crate::tokens::random_text(32);
         let now = now_millis();
-        sqlx::query("DELETE FROM sessions WHERE expires_at < ?")
+        sqlx::query("DELETE FROM sessions WHERE expires_at < $1")
             .bind(now)
             .execute(&self.writer)
             .await?;
         sqlx::query(
-            "INSERT INTO sessions (id_hash, token_hash, csrf, expires_at, created_at) VALUES (?, ?, ?, ?, ?)",
+            "INSERT INTO sessions (id_hash, token_hash, csrf, expires_at, created_at) VALUES ($1, $2, $3, $4, $5)",
         )
         .bind(crate::hash_token(&id).to_vec())
         .bind(token_hash.to_vec())
@@ -49,7 +49,7 @@ impl Store {
     /// The unexpired session a cookie names.
     pub async fn session(&self, id: &str) -> Result<Option<Session>, StoreError> {
         let row: Option<(Vec<u8>, String)> = sqlx::query_as(
-            "SELECT token_hash, csrf FROM sessions WHERE id_hash = ? AND expires_at > ?",
+            "SELECT token_hash, csrf FROM sessions WHERE id_hash = $1 AND expires_at > $2",
         )
         .bind(crate::hash_token(id).to_vec())
         .bind(now_millis())
@@ -64,7 +64,7 @@ impl Store {
     }
 
     pub async fn delete_session(&self, id: &str) -> Result<(), StoreError> {
-        sqlx::query("DELETE FROM sessions WHERE id_hash = ?")
+        sqlx::query("DELETE FROM sessions WHERE id_hash = $1")
             .bind(crate::hash_token(id).to_vec())
             .execute(&self.writer)
             .await?;

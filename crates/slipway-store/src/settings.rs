@@ -8,7 +8,7 @@ impl Store {
     pub async fn settings(&self, id: ProjectId) -> Result<Settings, StoreError> {
         self.project(id).await?;
         let document: Option<String> =
-            sqlx::query_scalar("SELECT document FROM project_settings WHERE project_id = ?")
+            sqlx::query_scalar("SELECT document FROM project_settings WHERE project_id = $1")
                 .bind(id.0)
                 .fetch_optional(&self.pool)
                 .await?;
@@ -25,7 +25,7 @@ impl Store {
         let document = serde_json::to_string(settings).expect("settings always serialize");
         let result = sqlx::query(
             "INSERT INTO project_settings (project_id, document, updated_at)
-             SELECT id, ?, ? FROM projects WHERE id = ?
+             SELECT id, $1, $2 FROM projects WHERE id = $3
              ON CONFLICT (project_id) DO UPDATE SET document = excluded.document,
                                                     updated_at = excluded.updated_at",
         )

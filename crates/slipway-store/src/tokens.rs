@@ -69,7 +69,7 @@ impl Store {
     pub async fn create_token(&self, name: &str, role: Role) -> Result<NewToken, StoreError> {
         let token = format!("{TOKEN_PREFIX}{}", random_text(32));
         let row: TokenRow = sqlx::query_as(
-            "INSERT INTO api_tokens (name, role, hash, created_at) VALUES (?, ?, ?, ?)
+            "INSERT INTO api_tokens (name, role, hash, created_at) VALUES ($1, $2, $3, $4)
              RETURNING id, name, role, created_at",
         )
         .bind(name)
@@ -127,14 +127,16 @@ impl Store {
     }
 
     pub async fn revoke_token(&self, id: TokenId) -> Result<(), StoreError> {
-        let revoked =
-            sqlx::query("UPDATE api_tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL")
-                .bind(now_millis())
-                .bind(id.0)
-                .execute(&self.writer)
-                .await?
-                .rows_affected();
+        let revoked = sqlx::query(
+            "UPDATE api_tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL",
+        )
+        .bind(now_millis())
+        .bind(id.0)
+        .execute(&self.writer)
+        .await?
+        .rows_affected();
         self.tokens.invalidate();
+        self.caches_changed().await?;
         if revoked == 0 {
             return Err(StoreError::NotFound);
         }

@@ -161,9 +161,9 @@ struct ValidationRow {
     base_sha: Option<String>,
     base_source: Option<String>,
     pipeline_source: Option<String>,
-    setup_trial: bool,
+    setup_trial: i64,
     config_file: Option<String>,
-    changes_checks: Option<bool>,
+    changes_checks: Option<i64>,
     commit_title: Option<String>,
     commit_author: Option<String>,
     started_by: Option<String>,
@@ -185,7 +185,7 @@ struct StepRow {
     detail: Option<String>,
     started_at: Option<i64>,
     finished_at: Option<i64>,
-    flaky: bool,
+    flaky: i64,
 }
 
 const VALIDATION_COLUMNS: &str = "id, project_id, source, branch, pr_number, sha, base_ref, base_sha, base_source, pipeline_source, setup_trial, config_file, changes_checks, commit_title, commit_author, started_by, status, attempt, error, created_at, started_at, finished_at";
@@ -241,13 +241,13 @@ impl ValidationRow {
                 .map(|s| s.parse())
                 .transpose()
                 .map_err(corrupt)?,
-            setup_trial: self.setup_trial,
+            setup_trial: self.setup_trial != 0,
             config_file: self
                 .config_file
                 .map(|json| serde_json::from_str(&json))
                 .transpose()
                 .map_err(|e| corrupt(e.to_string()))?,
-            changes_checks: self.changes_checks,
+            changes_checks: self.changes_checks.map(|c| c != 0),
             commit_title: self.commit_title,
             commit_author: self.commit_author,
             started_by: self.started_by,
@@ -277,7 +277,7 @@ impl StepRow {
             duration_ms: self.started_at.zip(self.finished_at).map(|(s, f)| f - s),
             started_at: self.started_at.map(from_millis),
             finished_at: self.finished_at.map(from_millis),
-            flaky: self.flaky,
+            flaky: self.flaky != 0,
         })
     }
 }
@@ -288,12 +288,12 @@ impl Store {
     /// cancellation and returned, so the caller can stop them at once.
     pub async fn create_validation(&self, new: &NewValidation) -> Result<Created, StoreError> {
         let now = now_millis();
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.begin_write().await?;
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO validations (project_id, source, branch, pr_number, sha, base_ref,
                                       base_source, setup_trial, config_file, started_by,
                                       status, created_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'queued', ?) RETURNING id",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'queued', $11) RETURNING id",
         )
         .bind(new.project.0)
         .bind(&new.source)
@@ -302,7 +302,7 @@ impl Store {
         .bind(&new.sha)
         .bind(new.base.as_ref().map(|b| &b.branch))
         .bind(new.base.as_ref().map(|b| &b.source))
-        .bind(new.setup_trial)
+        .bind(i64::from(new.setup_trial))
         .bind(
             new.config_file
                 .as_ref()
@@ -316,7 +316,7 @@ impl Store {
             let (status, detail) = planned(plan);
             sqlx::query(
                 "INSERT INTO validation_steps (validation_id, idx, name, status, detail)
-                 VALUES (?, ?, ?, ?, ?)",
+                 VALUES ($1, $2, $3, $4, $5)",
             )
             .bind(id)
             .bind(index as i64)
@@ -329,9 +329,9 @@ impl Store {
         let superseded: Vec<i64> = if new.branch.is_some() || new.pr.is_some() {
             sqlx::query_scalar(
                 "UPDATE validations SET cancel_requested = 1
-                 WHERE project_id = ? AND id <> ? AND sha <> ?
+                 WHERE project_id = $1 AND id <> $2 AND sha <> $3
                    AND status IN ('queued', 'running')
-                   AND ((? IS NOT NULL AND pr_number = ?) OR (? IS NULL AND branch = ?))
+                   AND (($4 IS NOT NULL AND pr_number = $5) OR ($6 IS NULL AND branch = $7))
                  RETURNING id",
             )
             .bind(new.project.0)
@@ -353,7 +353,7 @@ impl Store {
             dedupe_key: Some(dedupe_key(ValidationId(id))),
             max_attempts: 3,
         };
-        crate::queue::insert_job(&mut tx, &job).await?;
+        crate::queue::insert_job(&mut tx, self.backend, &job).await?;
         tx.commit().await?;
         self.emit_validation_update(ValidationId(id), None).await?;
         Ok(Created {
@@ -364,14 +364,14 @@ impl Store {
 
     pub async fn validation(&self, id: ValidationId) -> Result<ValidationRecord, StoreError> {
         let row: ValidationRow = sqlx::query_as(&format!(
-            "SELECT {VALIDATION_COLUMNS} FROM validations WHERE id = ?"
+            "SELECT {VALIDATION_COLUMNS} FROM validations WHERE id = $1"
         ))
         .bind(id.0)
         .fetch_optional(&self.pool)
         .await?
         .ok_or(StoreError::NotFound)?;
         let steps: Vec<StepRow> = sqlx::query_as(&format!(
-            "SELECT {STEP_COLUMNS} FROM validation_steps WHERE validation_id = ? ORDER BY idx"
+            "SELECT {STEP_COLUMNS} FROM validation_steps WHERE validation_id = $1 ORDER BY idx"
         ))
         .bind(id.0)
         .fetch_all(&self.pool)
@@ -412,10 +412,10 @@ impl Store {
         filter: &ValidationFilter,
         limit: u32,
     ) -> Result<Vec<ValidationRecord>, StoreError> {
-        const NEWEST: &str = "FROM validations WHERE project_id = ?1
-               AND (?2 IS NULL OR pr_number = ?2) AND (?3 IS NULL OR status = ?3)
-               AND (?4 IS NULL OR branch = ?4) AND (?5 IS NULL OR id < ?5)
-             ORDER BY id DESC LIMIT ?6";
+        const NEWEST: &str = "FROM validations WHERE project_id = $1
+               AND ($2 IS NULL OR pr_number = $2) AND ($3 IS NULL OR status = $3)
+               AND ($4 IS NULL OR branch = $4) AND ($5 IS NULL OR id < $5)
+             ORDER BY id DESC LIMIT $6";
         macro_rules! newest {
             ($sql:expr) => {
                 sqlx::query_as($sql)
@@ -424,7 +424,7 @@ impl Store {
                     .bind(filter.status.map(|s| s.as_str()))
                     .bind(filter.branch.as_deref())
                     .bind(filter.before.map(|id| id.0))
-                    .bind(limit)
+                    .bind(i64::from(limit))
                     .fetch_all(&self.pool)
                     .await?
             };
@@ -454,12 +454,12 @@ impl Store {
     /// Marks a validation running for this attempt: steps that did not finish are queued
     /// again, so a retried attempt starts clean.
     pub async fn start_validation(&self, id: ValidationId, attempt: u32) -> Result<(), StoreError> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.begin_write().await?;
         sqlx::query(
-            "UPDATE validations SET status = 'running', attempt = ?, started_at = ?, error = NULL
-             WHERE id = ?",
+            "UPDATE validations SET status = 'running', attempt = $1, started_at = $2, error = NULL
+             WHERE id = $3",
         )
-        .bind(attempt)
+        .bind(i64::from(attempt))
         .bind(now_millis())
         .bind(id.0)
         .execute(&mut *tx)
@@ -467,7 +467,7 @@ impl Store {
         sqlx::query(
             "UPDATE validation_steps SET status = 'queued', command = NULL, exit_code = NULL,
                     started_at = NULL, finished_at = NULL, flaky = 0
-             WHERE validation_id = ? AND status <> 'skipped'",
+             WHERE validation_id = $1 AND status <> 'skipped'",
         )
         .bind(id.0)
         .execute(&mut *tx)
@@ -485,14 +485,14 @@ impl Store {
         let now = now_millis();
         sqlx::query(
             "UPDATE validation_steps SET
-                status = COALESCE(?, status),
-                command = COALESCE(?, command),
-                exit_code = COALESCE(?, exit_code),
-                detail = COALESCE(?, detail),
-                flaky = flaky OR ?,
-                started_at = CASE WHEN ? THEN ? ELSE started_at END,
-                finished_at = CASE WHEN ? THEN ? ELSE finished_at END
-             WHERE validation_id = ? AND idx = ?",
+                status = COALESCE($1, status),
+                command = COALESCE($2, command),
+                exit_code = COALESCE($3, exit_code),
+                detail = COALESCE($4, detail),
+                flaky = CASE WHEN $5 THEN 1 ELSE flaky END,
+                started_at = CASE WHEN $6 THEN $7 ELSE started_at END,
+                finished_at = CASE WHEN $8 THEN $9 ELSE finished_at END
+             WHERE validation_id = $10 AND idx = $11",
         )
         .bind(update.status.map(StepStatus::as_str))
         .bind(&update.command)
@@ -504,7 +504,7 @@ impl Store {
         .bind(update.finished)
         .bind(now)
         .bind(id.0)
-        .bind(index)
+        .bind(i64::from(index))
         .execute(&self.writer)
         .await?;
         if update.status.is_some() {
@@ -525,23 +525,25 @@ impl Store {
         } else {
             "cancelled"
         };
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.begin_write().await?;
         sqlx::query(
-            "UPDATE validation_steps SET status = ?, finished_at = COALESCE(finished_at, ?)
-             WHERE validation_id = ? AND status IN ('queued', 'running')",
+            "UPDATE validation_steps SET status = $1, finished_at = COALESCE(finished_at, $2)
+             WHERE validation_id = $3 AND status IN ('queued', 'running')",
         )
         .bind(leftover)
         .bind(now_millis())
         .bind(id.0)
         .execute(&mut *tx)
         .await?;
-        sqlx::query("UPDATE validations SET status = ?, error = ?, finished_at = ? WHERE id = ?")
-            .bind(status.as_str())
-            .bind(error)
-            .bind(now_millis())
-            .bind(id.0)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "UPDATE validations SET status = $1, error = $2, finished_at = $3 WHERE id = $4",
+        )
+        .bind(status.as_str())
+        .bind(error)
+        .bind(now_millis())
+        .bind(id.0)
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
         self.emit_validation_update(id, None).await
     }
@@ -553,7 +555,7 @@ impl Store {
         if record.status.is_final() {
             return Ok(record.status);
         }
-        sqlx::query("UPDATE validations SET cancel_requested = 1 WHERE id = ?")
+        sqlx::query("UPDATE validations SET cancel_requested = 1 WHERE id = $1")
             .bind(id.0)
             .execute(&self.writer)
             .await?;
@@ -571,7 +573,7 @@ impl Store {
 
     pub async fn cancel_requested(&self, id: ValidationId) -> Result<bool, StoreError> {
         let flag: Option<i64> =
-            sqlx::query_scalar("SELECT cancel_requested FROM validations WHERE id = ?")
+            sqlx::query_scalar("SELECT cancel_requested FROM validations WHERE id = $1")
                 .bind(id.0)
                 .fetch_optional(&self.pool)
                 .await?;
@@ -586,8 +588,8 @@ impl Store {
         source: PipelineSource,
         plan: &[(StepName, StepPlan)],
     ) -> Result<(), StoreError> {
-        let mut tx = self.writer.begin().await?;
-        sqlx::query("UPDATE validations SET pipeline_source = ? WHERE id = ?")
+        let mut tx = self.begin_write().await?;
+        sqlx::query("UPDATE validations SET pipeline_source = $1 WHERE id = $2")
             .bind(source.as_str())
             .bind(id.0)
             .execute(&mut *tx)
@@ -595,8 +597,8 @@ impl Store {
         for (index, (name, step)) in plan.iter().enumerate() {
             let (status, detail) = planned(step);
             sqlx::query(
-                "UPDATE validation_steps SET status = ?, detail = ?
-                 WHERE validation_id = ? AND idx = ? AND name = ? AND name <> 'checkout'",
+                "UPDATE validation_steps SET status = $1, detail = $2
+                 WHERE validation_id = $3 AND idx = $4 AND name = $5 AND name <> 'checkout'",
             )
             .bind(status.as_str())
             .bind(detail)
@@ -630,7 +632,7 @@ impl Store {
         pr: i64,
     ) -> Result<(Vec<ValidationId>, Option<ValidationId>), StoreError> {
         let rows: Vec<(i64, String)> = sqlx::query_as(
-            "SELECT id, status FROM validations WHERE project_id = ? AND pr_number = ? ORDER BY id DESC",
+            "SELECT id, status FROM validations WHERE project_id = $1 AND pr_number = $2 ORDER BY id DESC",
         )
         .bind(project.0)
         .bind(pr)
@@ -660,7 +662,7 @@ impl Store {
         title: &str,
         author: &str,
     ) -> Result<(), StoreError> {
-        sqlx::query("UPDATE validations SET commit_title = ?, commit_author = ? WHERE id = ?")
+        sqlx::query("UPDATE validations SET commit_title = $1, commit_author = $2 WHERE id = $3")
             .bind(title)
             .bind(author)
             .bind(id.0)
@@ -676,8 +678,8 @@ impl Store {
         id: ValidationId,
         changes: bool,
     ) -> Result<(), StoreError> {
-        sqlx::query("UPDATE validations SET changes_checks = ? WHERE id = ?")
-            .bind(changes)
+        sqlx::query("UPDATE validations SET changes_checks = $1 WHERE id = $2")
+            .bind(i64::from(changes))
             .bind(id.0)
             .execute(&self.writer)
             .await?;
@@ -686,7 +688,7 @@ impl Store {
 
     /// Records the base head a validation's checkout merged the head onto.
     pub async fn set_base_sha(&self, id: ValidationId, base_sha: &str) -> Result<(), StoreError> {
-        sqlx::query("UPDATE validations SET base_sha = ? WHERE id = ?")
+        sqlx::query("UPDATE validations SET base_sha = $1 WHERE id = $2")
             .bind(base_sha)
             .bind(id.0)
             .execute(&self.writer)
@@ -704,8 +706,8 @@ impl Store {
     ) -> Result<Vec<i64>, StoreError> {
         Ok(sqlx::query_scalar(
             "SELECT v.pr_number FROM validations v
-             WHERE v.project_id = ? AND v.base_ref = ? AND v.status = 'passed'
-               AND COALESCE(v.base_sha, '') <> ?
+             WHERE v.project_id = $1 AND v.base_ref = $2 AND v.status = 'passed'
+               AND COALESCE(v.base_sha, '') <> $3
                AND v.id = (SELECT MAX(w.id) FROM validations w
                            WHERE w.project_id = v.project_id AND w.pr_number = v.pr_number)
              ORDER BY v.pr_number",
@@ -719,7 +721,7 @@ impl Store {
 
     /// Puts a running validation back in the queue's hands (shutdown, lost lease).
     pub async fn requeue_validation(&self, id: ValidationId, why: &str) -> Result<(), StoreError> {
-        sqlx::query("UPDATE validations SET status = 'queued', error = ? WHERE id = ? AND status = 'running'")
+        sqlx::query("UPDATE validations SET status = 'queued', error = $1 WHERE id = $2 AND status = 'running'")
             .bind(why)
             .bind(id.0)
             .execute(&self.writer)

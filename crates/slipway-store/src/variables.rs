@@ -19,7 +19,7 @@ pub struct Variable {
 
 /// One name is either a secret or a variable: the other kind with that name refuses a write.
 pub(crate) async fn refuse_taken(
-    tx: &mut sqlx::SqliteConnection,
+    tx: &mut sqlx::AnyConnection,
     project: ProjectId,
     name: &str,
     other: &str,
@@ -29,7 +29,7 @@ pub(crate) async fn refuse_taken(
         _ => ("variables", "variable"),
     };
     let taken: Option<i64> = sqlx::query_scalar(&format!(
-        "SELECT 1 FROM {table} WHERE project_id = ? AND name = ?"
+        "SELECT 1 FROM {table} WHERE project_id = $1 AND name = $2"
     ))
     .bind(project.0)
     .bind(name)
@@ -52,7 +52,7 @@ pub(crate) fn missing_project(e: sqlx::Error) -> StoreError {
 }
 
 pub(crate) async fn write_variable(
-    tx: &mut sqlx::SqliteConnection,
+    tx: &mut sqlx::AnyConnection,
     project: ProjectId,
     name: &str,
     value: &str,
@@ -61,7 +61,7 @@ pub(crate) async fn write_variable(
     refuse_taken(&mut *tx, project, name, "secret").await?;
     let inserted: Option<i64> = sqlx::query_scalar(
         "INSERT INTO variables (project_id, name, value, created_at, updated_at)
-         VALUES (?, ?, ?, ?, ?) ON CONFLICT (project_id, name) DO NOTHING RETURNING 1",
+         VALUES ($1, $2, $3, $4, $5) ON CONFLICT (project_id, name) DO NOTHING RETURNING 1",
     )
     .bind(project.0)
     .bind(name)
@@ -74,13 +74,15 @@ pub(crate) async fn write_variable(
     if inserted.is_some() {
         return Ok(SecretWrite::Created);
     }
-    sqlx::query("UPDATE variables SET value = ?, updated_at = ? WHERE project_id = ? AND name = ?")
-        .bind(value)
-        .bind(now)
-        .bind(project.0)
-        .bind(name)
-        .execute(&mut *tx)
-        .await?;
+    sqlx::query(
+        "UPDATE variables SET value = $1, updated_at = $2 WHERE project_id = $3 AND name = $4",
+    )
+    .bind(value)
+    .bind(now)
+    .bind(project.0)
+    .bind(name)
+    .execute(&mut *tx)
+    .await?;
     Ok(SecretWrite::Updated)
 }
 
@@ -89,7 +91,7 @@ impl Store {
         self.project(project).await?;
         let rows: Vec<(String, String, i64, i64)> = sqlx::query_as(
             "SELECT name, value, created_at, updated_at FROM variables
-             WHERE project_id = ? ORDER BY name",
+             WHERE project_id = $1 ORDER BY name",
         )
         .bind(project.0)
         .fetch_all(&self.pool)
@@ -119,7 +121,7 @@ impl Store {
     }
 
     pub async fn delete_variable(&self, project: ProjectId, name: &str) -> Result<(), StoreError> {
-        let deleted = sqlx::query("DELETE FROM variables WHERE project_id = ? AND name = ?")
+        let deleted = sqlx::query("DELETE FROM variables WHERE project_id = $1 AND name = $2")
             .bind(project.0)
             .bind(name)
             .execute(&self.writer)
@@ -137,7 +139,7 @@ impl Store {
         project: ProjectId,
     ) -> Result<Vec<(String, String)>, StoreError> {
         Ok(
-            sqlx::query_as("SELECT name, value FROM variables WHERE project_id = ? ORDER BY name")
+            sqlx::query_as("SELECT name, value FROM variables WHERE project_id = $1 ORDER BY name")
                 .bind(project.0)
                 .fetch_all(&self.pool)
                 .await?,

@@ -1,21 +1,22 @@
-//! Webhook deliveries against a real SQLite file: group-committed intake and the pending queue.
+//! Webhook deliveries on both backends: group-committed intake and the pending queue.
 
-use slipway_store::{MasterKey, Recorded, Store};
+mod common;
 
-async fn store(dir: &tempfile::TempDir) -> Store {
-    let key = MasterKey::load_or_create(&dir.path().join("key")).unwrap();
-    Store::open(
-        &format!("sqlite://{}", dir.path().join("d.db").display()),
-        &key,
-    )
-    .await
-    .unwrap()
+use common::Db;
+use slipway_store::{DeliveryState, MasterKey, Recorded, Store};
+
+async fn store(db: &Db) -> Store {
+    let key = MasterKey::load_or_create(&db.key_path()).unwrap();
+    Store::open(&db.url, &key).await.unwrap()
 }
 
-#[tokio::test]
-async fn concurrent_deliveries_are_each_stored_once_byte_for_byte() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = store(&dir).await;
+on_both_backends!(
+    concurrent_deliveries_are_each_stored_once_byte_for_byte,
+    pending_deliveries_come_oldest_first_and_leave_when_finished_or_retried,
+);
+
+async fn concurrent_deliveries_are_each_stored_once_byte_for_byte(db: Db) {
+    let store = store(&db).await;
     let mut tasks = Vec::new();
     for i in 0..200 {
         let store = store.clone();
@@ -48,14 +49,12 @@ async fn concurrent_deliveries_are_each_stored_once_byte_for_byte() {
     for (id, payload) in new {
         let stored = store.delivery(&id).await.unwrap();
         assert_eq!(stored.payload, payload.as_bytes());
-        assert_eq!(stored.state, "pending");
+        assert_eq!(stored.state, DeliveryState::Pending);
     }
 }
 
-#[tokio::test]
-async fn pending_deliveries_come_oldest_first_and_leave_when_finished_or_retried() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = store(&dir).await;
+async fn pending_deliveries_come_oldest_first_and_leave_when_finished_or_retried(db: Db) {
+    let store = store(&db).await;
     for id in ["a", "b", "c"] {
         store
             .record_delivery(id, "push", None, b"{}", true)
@@ -68,7 +67,7 @@ async fn pending_deliveries_come_oldest_first_and_leave_when_finished_or_retried
         .unwrap();
     assert_eq!(store.pending_deliveries(10).await.unwrap(), ["a", "b", "c"]);
     store
-        .finish_delivery("a", "processed", "done")
+        .finish_delivery("a", DeliveryState::Processed, "done")
         .await
         .unwrap();
     store
@@ -86,5 +85,8 @@ async fn pending_deliveries_come_oldest_first_and_leave_when_finished_or_retried
             .await
             .unwrap();
     }
-    assert_eq!(store.delivery("c").await.unwrap().state, "failed");
+    assert_eq!(
+        store.delivery("c").await.unwrap().state,
+        DeliveryState::Failed
+    );
 }

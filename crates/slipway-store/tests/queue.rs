@@ -1,15 +1,29 @@
-//! The durable job queue against a real SQLite file.
+//! The durable job queue on both backends.
 
+mod common;
+
+use common::Db;
 use slipway_store::{JobFailure, MasterKey, NewJob, Store};
 use std::time::Duration;
 
-async fn store(dir: &tempfile::TempDir) -> Store {
+async fn store(db: &Db) -> Store {
     use base64::Engine;
     let key = MasterKey::from_base64(&base64::engine::general_purpose::STANDARD.encode([1u8; 32]))
         .unwrap();
-    let url = format!("sqlite://{}", dir.path().join("q.db").display());
-    Store::open(&url, &key).await.unwrap()
+    Store::open(&db.url, &key).await.unwrap()
 }
+
+on_both_backends!(
+    a_job_is_leased_once_heartbeated_and_completed,
+    an_expired_lease_goes_to_the_next_worker_and_fences_out_the_old_one,
+    a_retryable_failure_waits_for_its_backoff_and_a_fatal_one_ends_the_job,
+    the_last_attempt_fails_for_good_even_when_retryable,
+    a_job_whose_holders_keep_dying_is_given_up,
+    a_dedupe_key_admits_one_unfinished_job,
+    after_a_restart_only_the_restarting_owners_jobs_are_leased_again_at_once,
+    a_validation_whose_job_crashed_on_every_attempt_ends_as_error_at_once,
+    the_holder_may_leave_the_next_attempt_a_new_payload_and_no_one_else_may,
+);
 
 fn job(key: Option<&str>, max_attempts: u32) -> NewJob {
     NewJob {
@@ -22,10 +36,8 @@ fn job(key: Option<&str>, max_attempts: u32) -> NewJob {
 
 const LEASE: Duration = Duration::from_secs(30);
 
-#[tokio::test]
-async fn a_job_is_leased_once_heartbeated_and_completed() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = store(&dir).await;
+async fn a_job_is_leased_once_heartbeated_and_completed(db: Db) {
+    let store = store(&db).await;
     let id = store.enqueue(&job(None, 3)).await.unwrap();
     let leased = store.lease("a", &["work"], LEASE).await.unwrap().unwrap();
     assert_eq!((leased.id, leased.attempt), (id, 1));
@@ -37,10 +49,8 @@ async fn a_job_is_leased_once_heartbeated_and_completed() {
     assert!(!store.heartbeat(&leased, LEASE).await.unwrap());
 }
 
-#[tokio::test]
-async fn an_expired_lease_goes_to_the_next_worker_and_fences_out_the_old_one() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = store(&dir).await;
+async fn an_expired_lease_goes_to_the_next_worker_and_fences_out_the_old_one(db: Db) {
+    let store = store(&db).await;
     store.enqueue(&job(None, 3)).await.unwrap();
     let first = store
         .lease("a", &["work"], Duration::from_millis(1))
@@ -59,10 +69,8 @@ async fn an_expired_lease_goes_to_the_next_worker_and_fences_out_the_old_one() {
     assert!(store.complete(&second).await.unwrap());
 }
 
-#[tokio::test]
-async fn a_retryable_failure_waits_for_its_backoff_and_a_fatal_one_ends_the_job() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = store(&dir).await;
+async fn a_retryable_failure_waits_for_its_backoff_and_a_fatal_one_ends_the_job(db: Db) {
+    let store = store(&db).await;
     let id = store.enqueue(&job(None, 2)).await.unwrap();
     let leased = store.lease("a", &["work"], LEASE).await.unwrap().unwrap();
     assert!(store
@@ -86,10 +94,8 @@ async fn a_retryable_failure_waits_for_its_backoff_and_a_fatal_one_ends_the_job(
     assert_eq!(store.job_state(other).await.unwrap().0, "failed");
 }
 
-#[tokio::test]
-async fn the_last_attempt_fails_for_good_even_when_retryable() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = store(&dir).await;
+async fn the_last_attempt_fails_for_good_even_when_retryable(db: Db) {
+    let store = store(&db).await;
     let id = store.enqueue(&job(None, 1)).await.unwrap();
     let leased = store.lease("a", &["work"], LEASE).await.unwrap().unwrap();
     store
@@ -99,10 +105,8 @@ async fn the_last_attempt_fails_for_good_even_when_retryable() {
     assert_eq!(store.job_state(id).await.unwrap().0, "failed");
 }
 
-#[tokio::test]
-async fn a_job_whose_holders_keep_dying_is_given_up() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = store(&dir).await;
+async fn a_job_whose_holders_keep_dying_is_given_up(db: Db) {
+    let store = store(&db).await;
     let id = store.enqueue(&job(None, 2)).await.unwrap();
     for _ in 0..2 {
         store
@@ -116,10 +120,8 @@ async fn a_job_whose_holders_keep_dying_is_given_up() {
     assert_eq!(store.job_state(id).await.unwrap().0, "failed");
 }
 
-#[tokio::test]
-async fn a_dedupe_key_admits_one_unfinished_job() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = store(&dir).await;
+async fn a_dedupe_key_admits_one_unfinished_job(db: Db) {
+    let store = store(&db).await;
     let first = store.enqueue(&job(Some("k"), 3)).await.unwrap();
     assert_eq!(store.enqueue(&job(Some("k"), 3)).await.unwrap(), first);
     let leased = store.lease("a", &["work"], LEASE).await.unwrap().unwrap();
@@ -128,26 +130,37 @@ async fn a_dedupe_key_admits_one_unfinished_job() {
     assert_ne!(store.enqueue(&job(Some("k"), 3)).await.unwrap(), first);
 }
 
-#[tokio::test]
-async fn after_a_restart_running_jobs_are_leased_again_at_once() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = store(&dir).await;
-    store.enqueue(&job(None, 3)).await.unwrap();
-    store
-        .lease("crashed", &["work"], LEASE)
+async fn after_a_restart_only_the_restarting_owners_jobs_are_leased_again_at_once(db: Db) {
+    let store = store(&db).await;
+    let mine = store.enqueue(&job(None, 3)).await.unwrap();
+    let theirs = store.enqueue(&job(None, 3)).await.unwrap();
+    let held = store
+        .lease("host-a", &["work"], LEASE)
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(store.expire_all_leases().await.unwrap(), 1);
-    let again = store.lease("new", &["work"], LEASE).await.unwrap().unwrap();
-    assert_eq!(again.attempt, 2);
+    assert_eq!(held.id, mine);
+    let other = store
+        .lease("host-b", &["work"], LEASE)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(other.id, theirs);
+    // host-a restarts: its job is free again; host-b, alive, keeps its own.
+    assert_eq!(store.expire_leases_of("host-a").await.unwrap(), 1);
+    let again = store
+        .lease("host-a", &["work"], LEASE)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((again.id, again.attempt), (mine, 2));
+    assert_eq!(store.lease("host-c", &["work"], LEASE).await.unwrap(), None);
+    assert!(store.heartbeat(&other, LEASE).await.unwrap());
 }
 
-#[tokio::test]
-async fn a_validation_whose_job_crashed_on_every_attempt_ends_as_error_at_once() {
+async fn a_validation_whose_job_crashed_on_every_attempt_ends_as_error_at_once(db: Db) {
     use slipway_core::validation::{StepName, StepPlan, ValidationStatus};
-    let dir = tempfile::tempdir().unwrap();
-    let store = store(&dir).await;
+    let store = store(&db).await;
     let project = store
         .create_project(&slipway_core::ProjectDraft {
             name: "p".into(),
@@ -193,10 +206,8 @@ async fn a_validation_whose_job_crashed_on_every_attempt_ends_as_error_at_once()
     assert!(error.contains("interrupted on all"), "{error}");
 }
 
-#[tokio::test]
-async fn the_holder_may_leave_the_next_attempt_a_new_payload_and_no_one_else_may() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = store(&dir).await;
+async fn the_holder_may_leave_the_next_attempt_a_new_payload_and_no_one_else_may(db: Db) {
+    let store = store(&db).await;
     store.enqueue(&job(None, 3)).await.unwrap();
     let first = store
         .lease("a", &["work"], Duration::from_millis(1))

@@ -1,17 +1,29 @@
-//! The store against a real SQLite file.
+//! The store on both backends.
 
+mod common;
+
+use common::Db;
 use slipway_core::secret::SecretValue;
 use slipway_core::{ProjectDraft, ProjectId, Role, Settings};
 use slipway_store::{hash_token, MasterKey, SecretWrite, Store, StoreError};
-use std::path::Path;
+
+on_both_backends!(
+    projects_are_created_listed_updated_and_deleted,
+    duplicate_names_conflict_and_change_nothing,
+    settings_default_until_saved_then_round_trip,
+    secrets_are_sealed_in_the_file_and_open_with_the_key,
+    a_wrong_master_key_is_refused_and_the_secrets_survive,
+    deleting_a_project_removes_its_secrets_and_settings,
+    variables_are_stored_plainly_and_a_name_is_a_secret_or_a_variable,
+    a_secret_moved_to_another_project_does_not_decrypt,
+    tokens_are_found_by_hash_until_revoked,
+    a_token_created_by_another_process_is_accepted_at_once,
+    the_project_list_reflects_every_write_at_once,
+);
 
 fn key(byte: u8) -> MasterKey {
     use base64::Engine;
     MasterKey::from_base64(&base64::engine::general_purpose::STANDARD.encode([byte; 32])).unwrap()
-}
-
-fn url(dir: &Path) -> String {
-    format!("sqlite://{}", dir.join("slipway.db").display())
 }
 
 fn draft(name: &str) -> ProjectDraft {
@@ -27,10 +39,8 @@ fn value(text: &str) -> SecretValue {
     SecretValue::new(text.into()).unwrap()
 }
 
-#[tokio::test]
-async fn projects_are_created_listed_updated_and_deleted() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&url(dir.path()), &key(1)).await.unwrap();
+async fn projects_are_created_listed_updated_and_deleted(db: Db) {
+    let store = Store::open(&db.url, &key(1)).await.unwrap();
     let a = store.create_project(&draft("a")).await.unwrap();
     let b = store.create_project(&draft("b")).await.unwrap();
     assert_eq!(
@@ -56,10 +66,8 @@ async fn projects_are_created_listed_updated_and_deleted() {
     ));
 }
 
-#[tokio::test]
-async fn duplicate_names_conflict_and_change_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&url(dir.path()), &key(1)).await.unwrap();
+async fn duplicate_names_conflict_and_change_nothing(db: Db) {
+    let store = Store::open(&db.url, &key(1)).await.unwrap();
     store.create_project(&draft("a")).await.unwrap();
     let b = store.create_project(&draft("b")).await.unwrap();
     assert!(matches!(
@@ -74,10 +82,8 @@ async fn duplicate_names_conflict_and_change_nothing() {
     assert_eq!(store.list_projects().await.unwrap().len(), 2);
 }
 
-#[tokio::test]
-async fn settings_default_until_saved_then_round_trip() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&url(dir.path()), &key(1)).await.unwrap();
+async fn settings_default_until_saved_then_round_trip(db: Db) {
+    let store = Store::open(&db.url, &key(1)).await.unwrap();
     let p = store.create_project(&draft("a")).await.unwrap();
     assert_eq!(store.settings(p.id).await.unwrap(), Settings::default());
     let settings = Settings {
@@ -93,10 +99,8 @@ async fn settings_default_until_saved_then_round_trip() {
     ));
 }
 
-#[tokio::test]
-async fn secrets_are_sealed_in_the_file_and_open_with_the_key() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&url(dir.path()), &key(1)).await.unwrap();
+async fn secrets_are_sealed_in_the_file_and_open_with_the_key(db: Db) {
+    let store = Store::open(&db.url, &key(1)).await.unwrap();
     let p = store.create_project(&draft("a")).await.unwrap();
     let secret = "sk-live-4f9d8e7c6b5a-UNIQUE-PLAINTEXT";
     assert_eq!(
@@ -119,10 +123,12 @@ async fn secrets_are_sealed_in_the_file_and_open_with_the_key() {
     assert_eq!(store.list_secrets(p.id).await.unwrap()[0].name, "API_KEY");
     store.close().await;
 
-    for entry in std::fs::read_dir(dir.path()).unwrap() {
+    let files = db.files().await;
+    assert!(!files.is_empty());
+    for file in files {
         // SQLite removes its -wal and -shm files while closing; a vanished file was
         // checkpointed into the database file, which is read here too.
-        let Ok(bytes) = std::fs::read(entry.unwrap().path()) else {
+        let Ok(bytes) = std::fs::read(file) else {
             continue;
         };
         assert!(
@@ -132,10 +138,8 @@ async fn secrets_are_sealed_in_the_file_and_open_with_the_key() {
     }
 }
 
-#[tokio::test]
-async fn a_wrong_master_key_is_refused_and_the_secrets_survive() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&url(dir.path()), &key(1)).await.unwrap();
+async fn a_wrong_master_key_is_refused_and_the_secrets_survive(db: Db) {
+    let store = Store::open(&db.url, &key(1)).await.unwrap();
     let p = store.create_project(&draft("a")).await.unwrap();
     store
         .put_secret(p.id, "TOKEN", &value("keep-me"))
@@ -144,21 +148,19 @@ async fn a_wrong_master_key_is_refused_and_the_secrets_survive() {
     store.close().await;
 
     assert!(matches!(
-        Store::open(&url(dir.path()), &key(2)).await,
+        Store::open(&db.url, &key(2)).await,
         Err(StoreError::WrongMasterKey)
     ));
 
-    let store = Store::open(&url(dir.path()), &key(1)).await.unwrap();
+    let store = Store::open(&db.url, &key(1)).await.unwrap();
     assert_eq!(
         store.secret_values(p.id).await.unwrap()[0].1.expose(),
         "keep-me"
     );
 }
 
-#[tokio::test]
-async fn deleting_a_project_removes_its_secrets_and_settings() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&url(dir.path()), &key(1)).await.unwrap();
+async fn deleting_a_project_removes_its_secrets_and_settings(db: Db) {
+    let store = Store::open(&db.url, &key(1)).await.unwrap();
     let p = store.create_project(&draft("a")).await.unwrap();
     let other = store.create_project(&draft("b")).await.unwrap();
     store.put_secret(p.id, "A", &value("1")).await.unwrap();
@@ -180,10 +182,8 @@ async fn deleting_a_project_removes_its_secrets_and_settings() {
     );
 }
 
-#[tokio::test]
-async fn variables_are_stored_plainly_and_a_name_is_a_secret_or_a_variable() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&url(dir.path()), &key(1)).await.unwrap();
+async fn variables_are_stored_plainly_and_a_name_is_a_secret_or_a_variable(db: Db) {
+    let store = Store::open(&db.url, &key(1)).await.unwrap();
     let p = store.create_project(&draft("a")).await.unwrap();
     let writes = store
         .put_variables(p.id, &[("FEATURE", "on"), ("MODE", "fast")])
@@ -240,42 +240,37 @@ async fn variables_are_stored_plainly_and_a_name_is_a_secret_or_a_variable() {
     // Deleting the project takes its variables.
     store.delete_project(p.id).await.unwrap();
     let left: i64 = sqlx::query_scalar("SELECT count(*) FROM variables")
-        .fetch_one(&sqlx::SqlitePool::connect(&url(dir.path())).await.unwrap())
+        .fetch_one(&db.raw().await)
         .await
         .unwrap();
     assert_eq!(left, 0);
 }
 
-#[tokio::test]
-async fn a_secret_moved_to_another_project_does_not_decrypt() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = url(dir.path());
-    let store = Store::open(&db, &key(1)).await.unwrap();
+async fn a_secret_moved_to_another_project_does_not_decrypt(db: Db) {
+    let store = Store::open(&db.url, &key(1)).await.unwrap();
     let a = store.create_project(&draft("a")).await.unwrap();
     let b = store.create_project(&draft("b")).await.unwrap();
     store.put_secret(a.id, "K", &value("v")).await.unwrap();
     store.close().await;
 
     // Tamper: re-home the ciphertext under project b with raw SQL.
-    let pool = sqlx::SqlitePool::connect(&db).await.unwrap();
-    sqlx::query("UPDATE secrets SET project_id = ?")
+    let pool = db.raw().await;
+    sqlx::query("UPDATE secrets SET project_id = $1")
         .bind(b.id.0)
         .execute(&pool)
         .await
         .unwrap();
     pool.close().await;
 
-    let store = Store::open(&db, &key(1)).await.unwrap();
+    let store = Store::open(&db.url, &key(1)).await.unwrap();
     assert!(matches!(
         store.secret_values(b.id).await,
         Err(StoreError::Undecryptable(_))
     ));
 }
 
-#[tokio::test]
-async fn tokens_are_found_by_hash_until_revoked() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&url(dir.path()), &key(1)).await.unwrap();
+async fn tokens_are_found_by_hash_until_revoked(db: Db) {
+    let store = Store::open(&db.url, &key(1)).await.unwrap();
     assert_eq!(store.count_admin_tokens().await.unwrap(), 0);
     let new = store.create_token("ci", Role::Operator).await.unwrap();
     assert!(new.token.starts_with("slw_"));
@@ -294,17 +289,15 @@ async fn tokens_are_found_by_hash_until_revoked() {
 }
 
 #[tokio::test]
-async fn urls_other_than_sqlite_are_refused() {
+async fn urls_other_than_sqlite_and_postgres_are_refused() {
     assert!(matches!(
         Store::open("mysql://x", &key(1)).await,
         Err(StoreError::UnsupportedUrl(_))
     ));
 }
 
-#[tokio::test]
-async fn a_token_created_by_another_process_is_accepted_at_once() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = Store::open(&url(dir.path()), &key(1)).await.unwrap();
+async fn a_token_created_by_another_process_is_accepted_at_once(db: Db) {
+    let server = Store::open(&db.url, &key(1)).await.unwrap();
     let first = server.create_token("a", Role::Admin).await.unwrap();
     assert!(server
         .token_by_hash(&hash_token(&first.token))
@@ -313,7 +306,7 @@ async fn a_token_created_by_another_process_is_accepted_at_once() {
         .is_some());
 
     // `slipway token create` opens its own store on the same file.
-    let cli = Store::open(&url(dir.path()), &key(1)).await.unwrap();
+    let cli = Store::open(&db.url, &key(1)).await.unwrap();
     let second = cli.create_token("b", Role::Viewer).await.unwrap();
     let found = server
         .token_by_hash(&hash_token(&second.token))
@@ -322,10 +315,8 @@ async fn a_token_created_by_another_process_is_accepted_at_once() {
     assert_eq!(found.map(|r| r.role), Some(Role::Viewer));
 }
 
-#[tokio::test]
-async fn the_project_list_reflects_every_write_at_once() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&url(dir.path()), &key(1)).await.unwrap();
+async fn the_project_list_reflects_every_write_at_once(db: Db) {
+    let store = Store::open(&db.url, &key(1)).await.unwrap();
     assert!(store.list_projects().await.unwrap().is_empty());
     let a = store.create_project(&draft("a")).await.unwrap();
     assert_eq!(store.list_projects().await.unwrap().len(), 1);

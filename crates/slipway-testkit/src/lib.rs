@@ -1,8 +1,9 @@
 //! Test helpers: [`TestApp`] runs the real server on port 0 with a real SQLite file in a
-//! temporary directory, and [`Api`] talks real HTTP to it with one method per endpoint;
+//! temporary directory (or a PostgreSQL database: see [`database`]), and [`Api`] talks real HTTP to it with one method per endpoint;
 //! [`fake_github::FakeGitHub`] and [`fake_codegen::FakeCodegen`] are stateful fakes of
 //! GitHub and the Codegen API on localhost.
 
+pub mod database;
 pub mod events;
 pub mod exchanges;
 pub mod fake_codegen;
@@ -11,6 +12,7 @@ pub mod fake_github;
 pub mod fake_model;
 pub mod fake_openai;
 pub mod openapi;
+pub mod relay;
 
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
@@ -62,9 +64,17 @@ impl TestApp {
 
     /// A TestApp whose engine configuration `tweak` adjusts (e.g. a fake GitHub client).
     pub async fn spawn_with(tweak: impl FnOnce(&mut EngineConfig)) -> Self {
+        Self::spawn_pulling(tweak, None).await
+    }
+
+    /// A TestApp that also pulls deliveries from a webhook relay, when `relay` is given.
+    pub async fn spawn_pulling(
+        tweak: impl FnOnce(&mut EngineConfig),
+        relay: Option<slipway_server::relay::RelayConfig>,
+    ) -> Self {
         let data_dir = tempfile::tempdir().expect("a temporary directory");
         let key = MasterKey::load_or_create(&data_dir.path().join("master.key")).unwrap();
-        let url = format!("sqlite://{}", data_dir.path().join("slipway.db").display());
+        let url = database::url(data_dir.path()).await;
         let store = Store::open(&url, &key).await.expect("the store opens");
         let mut config = EngineConfig::new(data_dir.path().to_owned());
         tweak(&mut config);
@@ -77,6 +87,7 @@ impl TestApp {
             admin_token: Some(ADMIN_TOKEN.to_owned()),
             webhook_secret: Some(WEBHOOK_SECRET.to_owned()),
             metrics_token: None,
+            relay,
         })
         .await
         .expect("the app binds");

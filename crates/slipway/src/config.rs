@@ -15,7 +15,7 @@ pub struct ConfigFile {
     pub bind: Option<String>,
     /// Where the database and the master key live.
     pub data_dir: Option<PathBuf>,
-    /// `sqlite://PATH`; defaults to `DATA_DIR/slipway.db`.
+    /// `sqlite://PATH` or `postgres://…`; defaults to `DATA_DIR/slipway.db`.
     pub database_url: Option<String>,
     /// `text` or `json`.
     pub log_format: Option<String>,
@@ -83,7 +83,7 @@ pub struct StoreFlags {
     /// Data directory (database, master key) [env: SLIPWAY_DATA_DIR] [default: ./.slipway]
     #[arg(long, value_name = "DIR")]
     pub data_dir: Option<String>,
-    /// Database URL, sqlite://PATH [env: SLIPWAY_DATABASE_URL] [default: DATA_DIR/slipway.db]
+    /// Database URL, sqlite://PATH or postgres://USER:PASSWORD@HOST:PORT/DB [env: SLIPWAY_DATABASE_URL] [default: DATA_DIR/slipway.db]
     #[arg(long, value_name = "URL")]
     pub database_url: Option<String>,
     /// Config file (TOML): bind, data_dir, database_url, log_format, max_concurrent_validations
@@ -149,10 +149,10 @@ impl Config {
             "database_url",
         ) {
             None => format!("sqlite://{}", data_dir.join("slipway.db").display()),
-            Some(s) if s.value.starts_with("sqlite://") => s.value,
+            Some(s) if slipway_store::Backend::of_url(&s.value).is_ok() => s.value,
             Some(s) => bail!(
-                "invalid value '{}' for {}: expected sqlite://PATH (PostgreSQL is not supported yet)",
-                s.value,
+                "invalid value '{}' for {}: expected sqlite://PATH or postgres://USER:PASSWORD@HOST:PORT/DATABASE",
+                slipway_store::redact_url(&s.value),
                 s.source
             ),
         };

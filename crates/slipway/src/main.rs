@@ -156,7 +156,10 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             let config = Config::resolve(store, None, None).map_err(refused)?;
             ensure_data_dir(&config.data_dir)?;
             Store::migrate(&config.database_url).await?;
-            println!("migrations applied to {}", config.database_url);
+            println!(
+                "migrations applied to {}",
+                slipway_store::redact_url(&config.database_url)
+            );
             Ok(())
         }
         Command::Token {
@@ -180,7 +183,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             }
             eprintln!(
                 "using the database {} (data directory {})",
-                config.database_url,
+                slipway_store::redact_url(&config.database_url),
                 config.data_dir.display()
             );
             let store = open_store(&config).await?;
@@ -200,6 +203,8 @@ async fn run(cli: Cli) -> Result<(), Failure> {
 /// concurrency when `None`; none at all with 0).
 async fn serve(mut config: Config, workers: Option<usize>) -> Result<(), Failure> {
     let admin_token = config::admin_token_from_env().map_err(refused)?;
+    let relay = slipway_server::relay::RelayConfig::from_env(|name| std::env::var(name).ok())
+        .map_err(|e| refused(anyhow::anyhow!(e)))?;
     let store = open_store(&config).await?;
     if admin_token.is_none() && store.count_admin_tokens().await? == 0 {
         let new = store.create_token("initial admin", Role::Admin).await?;
@@ -211,14 +216,14 @@ async fn serve(mut config: Config, workers: Option<usize>) -> Result<(), Failure
         config.max_concurrent_validations = n;
     }
     let engine = Engine::new(store.clone(), engine_setup::engine_config(&config)?);
-    let reconciled = if runs_jobs {
-        // The embedded default: this process is the database's only one.
-        engine.reconcile().await
-    } else {
-        // Workers elsewhere hold leases on the same database.
-        engine.reconcile_shared().await
-    };
-    reconciled.context("start-up reconciliation failed")?;
+    if runs_jobs {
+        // What this process's last run left behind (its leases, cells, workspaces); a server
+        // without workers holds none, and must not touch a worker's on the same data directory.
+        engine
+            .reconcile()
+            .await
+            .context("start-up reconciliation failed")?;
+    }
     let app = App::build(ServerConfig {
         bind: config.bind,
         store: store.clone(),
@@ -230,6 +235,7 @@ async fn serve(mut config: Config, workers: Option<usize>) -> Result<(), Failure
         metrics_token: std::env::var("SLIPWAY_METRICS_TOKEN")
             .ok()
             .filter(|s| !s.is_empty()),
+        relay,
     })
     .await
     .map_err(refused)?;

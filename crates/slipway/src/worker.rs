@@ -32,7 +32,7 @@ pub(crate) async fn run(args: WorkerArgs) -> Result<(), Failure> {
     let engine = Engine::new(store.clone(), engine_setup::engine_config(&config)?);
     // Other processes share the database: their leases are theirs until they expire.
     engine
-        .reconcile_shared()
+        .reconcile()
         .await
         .context("start-up reconciliation failed")?;
     let shutdown = CancellationToken::new();

@@ -79,6 +79,7 @@ pub(crate) fn spawn_kind<K: JobKind>(
 ) -> tokio::task::JoinHandle<()> {
     let inner = engine.inner.clone();
     let permits = Arc::new(Semaphore::new(slots));
+    let mut wakeups = inner.store.job_wakeups();
     tokio::spawn(async move {
         let lease = inner.timing().lease;
         loop {
@@ -115,6 +116,7 @@ pub(crate) fn spawn_kind<K: JobKind>(
                     drop(permit);
                     tokio::select! {
                         _ = K::wake(&inner).notified() => {}
+                        _ = queued_elsewhere(&mut wakeups, K::KIND) => {}
                         _ = tokio::time::sleep(IDLE_POLL) => {}
                         _ = stopping.leasing.cancelled() => break,
                     }
@@ -131,4 +133,20 @@ pub(crate) fn spawn_kind<K: JobKind>(
         }
         let _ = permits.acquire_many(slots as u32).await;
     })
+}
+
+/// Returns when a job of `kind` is queued by any process (PostgreSQL's notifications; on
+/// SQLite none arrive and the idle poll finds other processes' jobs).
+async fn queued_elsewhere(wakeups: &mut tokio::sync::broadcast::Receiver<Arc<str>>, kind: &str) {
+    loop {
+        match wakeups.recv().await {
+            Ok(queued) if &*queued == kind => return,
+            Ok(_) => {}
+            // Missed some: one of them may have been ours.
+            Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => return,
+            Err(tokio::sync::broadcast::error::RecvError::Closed) => {
+                std::future::pending::<()>().await
+            }
+        }
+    }
 }

@@ -105,7 +105,7 @@ impl Verdict<'_> {
             .await?;
         let pull = store.pull_request(self.project.id, self.number).await.ok();
         let note = match pull {
-            Some(pr) if pr.state == "merged" => {
+            Some(pr) if pr.state == slipway_store::PullState::Merged => {
                 format!("validation {id} passed; the pull request was merged")
             }
             // The merge decision's note names the validation already.

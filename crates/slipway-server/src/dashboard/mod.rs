@@ -11,6 +11,7 @@ mod judge;
 mod lists;
 mod pages;
 mod pulls;
+mod relay;
 mod run;
 mod session;
 mod settings;

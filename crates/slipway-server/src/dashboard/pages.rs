@@ -98,6 +98,8 @@ struct HomePage {
     /// A refused new project: what was typed, and which field was wrong and why.
     typed: Option<NewProjectForm>,
     refused: Option<Invalid>,
+    /// The webhook relay Slipway pulls from, if any.
+    relay: Option<super::relay::RelayView>,
 }
 
 impl HomePage {
@@ -189,6 +191,7 @@ async fn home_page(
         has_codegen: state.engine.has_codegen(),
         typed,
         refused,
+        relay: super::relay::view(state.relay.as_ref()),
     };
     Ok((status, render(&page)).into_response())
 }
@@ -353,14 +356,16 @@ async fn pulls_of(
         .list_pull_requests(project.id)
         .await
         .map_err(failed)?;
-    let (open, others): (Vec<_>, Vec<_>) = all.into_iter().partition(|p| p.state == "open");
+    let (open, others): (Vec<_>, Vec<_>) = all
+        .into_iter()
+        .partition(|p| p.state == slipway_store::PullState::Open);
     Ok(open
         .into_iter()
         .chain(others.into_iter().take(RECENT_PULLS))
         .map(|p| PullRow {
             number: p.number,
             title: p.title,
-            state: p.state,
+            state: p.state.as_str().to_owned(),
             head: p.head,
             base: p.base,
             when: lists::when(p.updated_at),

@@ -137,7 +137,7 @@ pub async fn pull(
             .await
             .map_err(failed)?;
         page.title = pr.title;
-        page.state = pr.state;
+        page.state = pr.state.as_str().to_owned();
         page.head = pr.head;
         page.base = pr.base;
         page.head_sha = pr.head_sha;

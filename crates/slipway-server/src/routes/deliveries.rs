@@ -51,7 +51,7 @@ pub async fn show(
         delivery: delivery.delivery_id,
         event: delivery.event,
         repository: delivery.repository,
-        state: delivery.state,
+        state: delivery.state.as_str().to_owned(),
         note: delivery.note,
     }))
 }
@@ -82,7 +82,7 @@ pub async fn replay(
             delivery: delivery.delivery_id,
             event: delivery.event,
             repository: delivery.repository,
-            state: delivery.state,
+            state: delivery.state.as_str().to_owned(),
             note: delivery.note,
         }),
     ))

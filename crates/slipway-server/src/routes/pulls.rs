@@ -73,7 +73,7 @@ async fn with_open_pull(
 ) -> ApiResult<slipway_core::Project> {
     let project = state.store.project(ProjectId(id)).await?;
     let pull = state.store.pull_request(project.id, number).await?;
-    if pull.state != "open" {
+    if pull.state != slipway_store::PullState::Open {
         return Err(crate::error::ApiError::new(
             StatusCode::CONFLICT,
             "conflict",

@@ -1,48 +1,18 @@
 //! `POST /webhooks/github`: deliveries are verified over their raw body, stored durably with
-//! the job that will act on them, and answered before any processing.
+//! the job that will act on them (`crate::intake`, shared with the relay's puller), and
+//! answered before any processing.
 
 use crate::error::ApiError;
 use crate::extract::RawBody;
+use crate::intake::{intake, IncomingDelivery, Intake};
 use crate::state::AppState;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use serde_json::{json, Value};
-use slipway_forge::webhook;
-use slipway_store::Recorded;
 
 fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())
-}
-
-/// The global secret, or the `GITHUB_WEBHOOK_SECRET` of a project on the repository the
-/// payload names (the name picks which secrets to try; only a matching signature admits it).
-async fn signed_by_a_configured_secret(
-    state: &AppState,
-    body: &[u8],
-    payload: &[u8],
-    signature: &str,
-) -> Result<bool, ApiError> {
-    if let Some(secret) = &state.webhook_secret {
-        if webhook::signature_is_valid(secret.as_bytes(), body, signature) {
-            return Ok(true);
-        }
-    }
-    let Some(repository) = webhook::repository_of(payload) else {
-        return Ok(false);
-    };
-    for project in state.store.projects_on_github_repo(&repository).await? {
-        let secrets = state.store.secret_values(project.id).await?;
-        let own = secrets
-            .iter()
-            .find(|(name, _)| name == slipway_core::secret::WEBHOOK_SECRET_NAME);
-        if let Some((_, secret)) = own {
-            if webhook::signature_is_valid(secret.expose().as_bytes(), body, signature) {
-                return Ok(true);
-            }
-        }
-    }
-    Ok(false)
 }
 
 pub async fn github(
@@ -50,63 +20,18 @@ pub async fn github(
     headers: HeaderMap,
     RawBody(body): RawBody,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let signature = header(&headers, "x-hub-signature-256").ok_or_else(|| {
-        ApiError::unauthorized("missing X-Hub-Signature-256: configure the webhook with a secret")
-    })?;
-    // GitHub sends JSON, or by default a form whose `payload` field is the JSON; the
-    // signature covers the raw body either way.
-    let payload = webhook::json_payload(header(&headers, "content-type"), &body);
-    let routing = payload.as_deref().unwrap_or(&body);
-    if !signed_by_a_configured_secret(&state, &body, routing, signature).await? {
-        tracing::warn!("webhook delivery with a wrong signature refused");
-        return Err(ApiError::unauthorized(
-            "X-Hub-Signature-256 does not match the body under any configured secret: set the webhook's secret \
-             as GITHUB_WEBHOOK_SECRET (for every repository) or as the project secret GITHUB_WEBHOOK_SECRET",
-        ));
-    }
-    let payload = payload.map_err(|why| {
-        ApiError::bad_request(
-            "bad_payload",
-            format!("{why}; GitHub sends a delivery as application/json, or as a form whose payload field is the JSON"),
-        )
-    })?;
-    let event = header(&headers, "x-github-event")
-        .filter(|e| !e.is_empty() && e.len() <= 64)
-        .ok_or_else(|| ApiError::bad_request("missing_event", "missing X-GitHub-Event header"))?;
-    let delivery = header(&headers, "x-github-delivery")
-        .filter(|d| {
-            !d.is_empty()
-                && d.len() <= 100
-                && d.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
-        })
-        .ok_or_else(|| {
-            ApiError::bad_request(
-                "missing_delivery",
-                "missing or malformed X-GitHub-Delivery header (a GUID)",
-            )
-        })?;
-    let is_ping = event == "ping";
-    let repository = webhook::repository_of(&payload);
-    let recorded = state
-        .store
-        .record_delivery(delivery, event, repository.as_deref(), &payload, !is_ping)
-        .await?;
-    tracing::info!(delivery, event, repository = ?repository, duplicate = recorded == Recorded::Duplicate, "webhook delivery");
-    if is_ping {
-        return Ok((
-            StatusCode::OK,
-            Json(json!({"status": "pong", "delivery": delivery})),
-        ));
-    }
-    let status = match recorded {
-        Recorded::New => {
-            state.engine.delivery_recorded();
-            "queued"
-        }
-        Recorded::Duplicate => "duplicate",
+    let delivery = header(&headers, "x-github-delivery");
+    let incoming = IncomingDelivery {
+        signature: header(&headers, "x-hub-signature-256"),
+        content_type: header(&headers, "content-type"),
+        event: header(&headers, "x-github-event"),
+        delivery,
+        body: &body,
     };
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(json!({"status": status, "delivery": delivery})),
-    ))
+    let (code, status) = match intake(&state, incoming).await? {
+        Intake::Pong => (StatusCode::OK, "pong"),
+        Intake::Queued => (StatusCode::ACCEPTED, "queued"),
+        Intake::Duplicate => (StatusCode::ACCEPTED, "duplicate"),
+    };
+    Ok((code, Json(json!({"status": status, "delivery": delivery}))))
 }
