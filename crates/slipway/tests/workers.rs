@@ -1,7 +1,9 @@
 //! Several real `slipway` processes on one database: `serve --workers 0` (API only) and
 //! `slipway worker`s that run the jobs. Validations are shared out, none runs twice at once
 //! and none is lost; a killed worker's validation is finished by another; the workers go on
-//! while the server is down; a stopped worker hands its job back at once.
+//! while the server is down; a stopped worker hands its job back at once. Every test runs on
+//! a SQLite file and on PostgreSQL (`SLIPWAY_TEST_POSTGRES_URL`, which `scripts/test.sh`
+//! sets; without it the PostgreSQL half says why and passes, except under CI).
 
 use serde_json::{json, Value};
 use slipway_testkit::{processes_with, Api};
@@ -15,6 +17,61 @@ use std::time::Duration;
 const BIN: &str = env!("CARGO_BIN_EXE_slipway");
 const KEY: &str = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
 const TOKEN: &str = "workers-admin-token-abcdefghij";
+
+/// Runs each named test (an `async fn(Db)`) on both backends, as `sqlite::NAME` and
+/// `postgres::NAME`.
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[tokio::test]
+            async fn $name() {
+                super::$name(super::Db::Sqlite).await
+            })*
+        }
+        mod postgres {
+            $(#[tokio::test]
+            async fn $name() {
+                if let Some(db) = super::Db::postgres().await {
+                    super::$name(db).await
+                }
+            })*
+        }
+    };
+}
+
+on_both_backends!(
+    three_workers_share_thirty_validations_none_twice_none_lost,
+    a_killed_workers_validation_is_finished_by_another_once_its_lease_ran_out,
+    the_workers_go_on_while_the_server_is_down_and_a_restarted_server_shows_their_results,
+    a_stopped_worker_hands_its_validation_back_and_another_takes_it_at_once,
+    a_stopped_worker_finishes_its_validation_within_the_grace_period_then_exits_0,
+);
+
+/// The database the processes share.
+enum Db {
+    /// A file in the cluster's directory.
+    Sqlite,
+    /// A new database on the test server.
+    Postgres(String),
+}
+
+impl Db {
+    /// A new database on `SLIPWAY_TEST_POSTGRES_URL`; `None` (saying why) without one,
+    /// outside CI.
+    async fn postgres() -> Option<Db> {
+        let Ok(server) = std::env::var("SLIPWAY_TEST_POSTGRES_URL") else {
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "SLIPWAY_TEST_POSTGRES_URL is not set: under CI the PostgreSQL half must run"
+            );
+            eprintln!("skipped on PostgreSQL: SLIPWAY_TEST_POSTGRES_URL is not set");
+            return None;
+        };
+        Some(Db::Postgres(
+            slipway_testkit::database::postgres_database(&server).await,
+        ))
+    }
+}
 
 /// One database shared by every process started from it, each with a data directory of its
 /// own.
@@ -34,9 +91,12 @@ struct Proc {
 }
 
 impl Cluster {
-    fn new(env: &[(&'static str, &str)]) -> Self {
+    fn new(db: Db, env: &[(&'static str, &str)]) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let database_url = format!("sqlite://{}", dir.path().join("shared.db").display());
+        let database_url = match db {
+            Db::Sqlite => format!("sqlite://{}", dir.path().join("shared.db").display()),
+            Db::Postgres(url) => url,
+        };
         let env = env.iter().map(|(k, v)| (*k, v.to_string())).collect();
         Self {
             dir,
@@ -231,9 +291,8 @@ async fn finished(api: &Api, id: i64) -> Value {
     panic!("validation {id} did not finish: {last}");
 }
 
-#[tokio::test]
-async fn three_workers_share_thirty_validations_none_twice_none_lost() {
-    let cluster = Cluster::new(&[]);
+async fn three_workers_share_thirty_validations_none_twice_none_lost(db: Db) {
+    let cluster = Cluster::new(db, &[]);
     let repo = cluster.repository("echo ran-once; sleep 0.5", 30);
     let (_server, api) = cluster.server();
     let workers: Vec<Proc> = (0..3).map(|n| cluster.worker(n)).collect();
@@ -264,6 +323,13 @@ async fn three_workers_share_thirty_validations_none_twice_none_lost() {
     assert!(busy >= 2, "one worker ran everything: {times:?}");
 }
 
+/// A sleep of about `secs` seconds whose exact length names this test's process (nextest
+/// runs each test in a process of its own, and the two backends' tests at once), so that
+/// `processes_with` counts only this test's steps.
+fn marked(secs: &str) -> String {
+    format!("{secs}{:07}", std::process::id())
+}
+
 /// Waits until a process with `marker` in its command line runs (a test step started).
 async fn step_running(marker: &str) {
     until(&format!("a step with {marker} started"), || async {
@@ -272,15 +338,15 @@ async fn step_running(marker: &str) {
     .await;
 }
 
-#[tokio::test]
-async fn a_killed_workers_validation_is_finished_by_another_once_its_lease_ran_out() {
-    let cluster = Cluster::new(&[("SLIPWAY_JOB_LEASE_SECS", "3")]);
-    let repo = cluster.repository("echo started; sleep 2.8317; echo done", 0);
+async fn a_killed_workers_validation_is_finished_by_another_once_its_lease_ran_out(db: Db) {
+    let cluster = Cluster::new(db, &[("SLIPWAY_JOB_LEASE_SECS", "3")]);
+    let marker = marked("2.8317");
+    let repo = cluster.repository(&format!("echo started; sleep {marker}; echo done"), 0);
     let (_server, api) = cluster.server();
     let mut first = cluster.worker(0);
     let project = project(&api, &repo).await;
     let id = start(&api, project, "main").await;
-    step_running("2.8317").await;
+    step_running(&marker).await;
     let others: Vec<Proc> = (1..3).map(|n| cluster.worker(n)).collect();
     first.kill(); // SIGKILL mid-validation
     let done = finished(&api, id).await;
@@ -293,15 +359,17 @@ async fn a_killed_workers_validation_is_finished_by_another_once_its_lease_ran_o
         .collect();
     assert_eq!(finishers.len(), 1, "{finishers:?}");
     until("no process of either attempt is left", || async {
-        processes_with("2.8317") == 0
+        processes_with(&marker) == 0
     })
     .await;
 }
 
-#[tokio::test]
-async fn the_workers_go_on_while_the_server_is_down_and_a_restarted_server_shows_their_results() {
-    let cluster = Cluster::new(&[]);
-    let repo = cluster.repository("echo started; sleep 1.7713", 6);
+async fn the_workers_go_on_while_the_server_is_down_and_a_restarted_server_shows_their_results(
+    db: Db,
+) {
+    let cluster = Cluster::new(db, &[]);
+    let marker = marked("1.7713");
+    let repo = cluster.repository(&format!("echo started; sleep {marker}"), 6);
     let (mut server, api) = cluster.server();
     let workers: Vec<Proc> = (0..3).map(|n| cluster.worker(n)).collect();
     let project = project(&api, &repo).await;
@@ -309,7 +377,7 @@ async fn the_workers_go_on_while_the_server_is_down_and_a_restarted_server_shows
     for n in 0..6 {
         ids.push(start(&api, project, &format!("b{n}")).await);
     }
-    step_running("1.7713").await;
+    step_running(&marker).await;
     server.kill(); // SIGKILL: no server from here on
     until("the workers finished every validation", || {
         let done: Vec<i64> = workers.iter().flat_map(Proc::finished).collect();
@@ -325,19 +393,22 @@ async fn the_workers_go_on_while_the_server_is_down_and_a_restarted_server_shows
     }
 }
 
-#[tokio::test]
-async fn a_stopped_worker_hands_its_validation_back_and_another_takes_it_at_once() {
+async fn a_stopped_worker_hands_its_validation_back_and_another_takes_it_at_once(db: Db) {
     // Leases that outlast the test: only a hand-back lets the other worker in.
-    let cluster = Cluster::new(&[
-        ("SLIPWAY_SHUTDOWN_GRACE_SECS", "0"),
-        ("SLIPWAY_JOB_LEASE_SECS", "3600"),
-    ]);
-    let repo = cluster.repository("echo started; sleep 3.4419; echo done", 0);
+    let cluster = Cluster::new(
+        db,
+        &[
+            ("SLIPWAY_SHUTDOWN_GRACE_SECS", "0"),
+            ("SLIPWAY_JOB_LEASE_SECS", "3600"),
+        ],
+    );
+    let marker = marked("3.4419");
+    let repo = cluster.repository(&format!("echo started; sleep {marker}; echo done"), 0);
     let (_server, api) = cluster.server();
     let mut first = cluster.worker(0);
     let project = project(&api, &repo).await;
     let id = start(&api, project, "main").await;
-    step_running("3.4419").await;
+    step_running(&marker).await;
     let second = cluster.worker(1);
     let status = first.terminate();
     assert!(status.success(), "{status:?}: {}", first.stderr());
@@ -349,15 +420,15 @@ async fn a_stopped_worker_hands_its_validation_back_and_another_takes_it_at_once
     assert!(first.finished().is_empty());
 }
 
-#[tokio::test]
-async fn a_stopped_worker_finishes_its_validation_within_the_grace_period_then_exits_0() {
-    let cluster = Cluster::new(&[("SLIPWAY_SHUTDOWN_GRACE_SECS", "600")]);
-    let repo = cluster.repository("echo started; sleep 1.5527; echo done", 0);
+async fn a_stopped_worker_finishes_its_validation_within_the_grace_period_then_exits_0(db: Db) {
+    let cluster = Cluster::new(db, &[("SLIPWAY_SHUTDOWN_GRACE_SECS", "600")]);
+    let marker = marked("1.5527");
+    let repo = cluster.repository(&format!("echo started; sleep {marker}; echo done"), 0);
     let (_server, api) = cluster.server();
     let mut worker = cluster.worker(0);
     let project = project(&api, &repo).await;
     let id = start(&api, project, "main").await;
-    step_running("1.5527").await;
+    step_running(&marker).await;
     let status = worker.terminate();
     assert!(status.success(), "{status:?}: {}", worker.stderr());
     assert_eq!(worker.finished(), vec![id]);
