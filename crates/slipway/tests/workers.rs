@@ -6,6 +6,7 @@
 //! sets; without it the PostgreSQL half says why and passes, except under CI).
 
 use serde_json::{json, Value};
+use slipway_testkit::events::EventStream;
 use slipway_testkit::{processes_with, Api};
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read};
@@ -45,6 +46,7 @@ on_both_backends!(
     the_workers_go_on_while_the_server_is_down_and_a_restarted_server_shows_their_results,
     a_stopped_worker_hands_its_validation_back_and_another_takes_it_at_once,
     a_stopped_worker_finishes_its_validation_within_the_grace_period_then_exits_0,
+    a_workers_events_stream_live_from_the_server_and_a_restarted_server_replays_the_rest,
 );
 
 /// The database the processes share.
@@ -199,6 +201,20 @@ impl Proc {
             stderr,
             ready,
         }
+    }
+
+    /// A server's address, as it printed it.
+    fn base_url(&self) -> String {
+        let addr = &self.ready["Slipway listening on http://".len()..];
+        format!("http://{addr}")
+    }
+
+    /// A WebSocket client of this server's `/ws`, subscribed to `project` after `after`.
+    async fn events(&self, project: i64, after: Option<i64>) -> EventStream {
+        let url = self.base_url();
+        let mut events = EventStream::connect(&url, Some(TOKEN), &[]).await.unwrap();
+        events.subscribe(project, after).await;
+        events
     }
 
     /// SIGKILL: no shutdown at all.
@@ -435,4 +451,63 @@ async fn a_stopped_worker_finishes_its_validation_within_the_grace_period_then_e
     let done = finished(&api, id).await;
     assert_eq!(done["status"], "passed", "{done}");
     assert_eq!(done["attempt"], 1, "{done}");
+}
+
+fn log_lines(events: &[Value]) -> Vec<&str> {
+    let logs = events
+        .iter()
+        .filter(|e| e["type"] == "log" && e["step"] == "test");
+    logs.filter_map(|e| e["line"].as_str()).collect()
+}
+
+fn event_ids(events: &[Value]) -> Vec<i64> {
+    events
+        .iter()
+        .filter_map(|e| e["event_id"].as_i64())
+        .collect()
+}
+
+fn verdict(event: &Value) -> bool {
+    event["type"] == "validation_update"
+        && event["step_index"].is_null()
+        && matches!(
+            event["overall_status"].as_str(),
+            Some("passed" | "failed" | "error")
+        )
+}
+
+async fn a_workers_events_stream_live_from_the_server_and_a_restarted_server_replays_the_rest(
+    db: Db,
+) {
+    let cluster = Cluster::new(db, &[]);
+    let marker = marked("1.9391");
+    let command = format!("echo one; sleep {marker}; echo two; echo three");
+    let repo = cluster.repository(&command, 0);
+    let (mut server, api) = cluster.server();
+    let worker = cluster.worker(0);
+    let project = project(&api, &repo).await;
+    let mut live = server.events(project, None).await;
+    let id = start(&api, project, "main").await;
+    // Live, through the server, from the worker's process.
+    let seen = live
+        .until(|e| e["type"] == "log" && e["line"] == "one")
+        .await;
+    assert!(seen
+        .iter()
+        .all(|e| e["validation_id"] == id || e["type"] != "log"));
+    let last = *event_ids(&seen).last().unwrap();
+    server.kill(); // SIGKILL mid-validation
+    until("the worker finished the validation", || {
+        let done = worker.finished().contains(&id);
+        async move { done }
+    })
+    .await;
+    let (server, _api) = cluster.server();
+    let mut replayed = server.events(project, Some(last)).await;
+    let rest = replayed.until(verdict).await;
+    assert_eq!(rest.last().unwrap()["overall_status"], "passed", "{rest:?}");
+    let ids = event_ids(&rest);
+    assert!(ids[0] > last, "{last} then {ids:?}");
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "{ids:?}");
+    assert_eq!(log_lines(&rest), ["two", "three"], "{rest:?}");
 }
