@@ -10,6 +10,8 @@ cd "$(dirname "$0")/.."
 tools=(git:git python3:python3 curl:curl npm:npm bwrap:bubblewrap pasta:passt)
 [ -n "${SLIPWAY_CHROMIUM:-}" ] || tools+=("chromium|chromium-browser:chromium")
 ./scripts/install-missing.sh "${tools[@]}"
+# The MCP server's tests drive it with the official Python MCP client (pinned, in a venv).
+./scripts/mcp-client.sh >/dev/null
 if ! cargo nextest --version >/dev/null 2>&1; then
   cargo install cargo-nextest --locked
 fi

@@ -25,6 +25,7 @@ use std::borrow::Cow;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
 
 pub use error::ToolError as Error;
 pub use report::Report;
@@ -147,6 +148,23 @@ impl SlipwayMcp {
             }
             "reply_to_run" => runs::reply(self, tools::parse(name, arguments)?).await,
             other => Err(ToolError::Slipway(format!("tool {other} has no handler"))),
+        }
+    }
+
+    /// Serves the tools on stdin and stdout until the client closes them (or `stop` fires).
+    pub async fn serve_stdio(self, stop: CancellationToken) -> Result<(), String> {
+        use rmcp::ServiceExt;
+        let service = self
+            .serve(rmcp::transport::stdio())
+            .await
+            .map_err(|e| format!("the MCP client did not start a session on stdio: {e}"))?;
+        let cancel = service.cancellation_token();
+        tokio::select! {
+            ended = service.waiting() => ended.map(drop).map_err(|e| e.to_string()),
+            _ = stop.cancelled() => {
+                cancel.cancel();
+                Ok(())
+            }
         }
     }
 

@@ -6,6 +6,7 @@ mod auth;
 mod dashboard;
 mod error;
 mod extract;
+mod mcp;
 mod metrics;
 mod observe;
 mod openapi;
@@ -46,6 +47,8 @@ pub struct ServerConfig {
 pub struct App {
     listener: TcpListener,
     router: Router,
+    /// Ends `/mcp`'s open streams at shutdown.
+    mcp_stop: CancellationToken,
 }
 
 impl App {
@@ -68,9 +71,11 @@ impl App {
             auth_epoch: Arc::new(tokio::sync::watch::channel(0).0),
             metrics_hash: config.metrics_token.as_deref().map(hash_token),
         };
+        let mcp_stop = CancellationToken::new();
         Ok(Self {
             listener,
-            router: router(state),
+            router: router(state, mcp_stop.clone()),
+            mcp_stop,
         })
     }
 
@@ -82,13 +87,20 @@ impl App {
 
     /// Serves until `shutdown` is cancelled; requests in flight then are completed.
     pub async fn run(self, shutdown: CancellationToken) -> std::io::Result<()> {
-        axum::serve(self.listener, self.router)
-            .with_graceful_shutdown(shutdown.cancelled_owned())
-            .await
+        let mcp_stop = self.mcp_stop.clone();
+        let served = axum::serve(self.listener, self.router)
+            .with_graceful_shutdown(async move {
+                shutdown.cancelled().await;
+                // Open MCP streams end, or the graceful shutdown would wait for them.
+                mcp_stop.cancel();
+            })
+            .await;
+        self.mcp_stop.cancel();
+        served
     }
 }
 
-fn router(state: AppState) -> Router {
+fn router(state: AppState, mcp_stop: CancellationToken) -> Router {
     use axum::routing::post;
     use routes::{deliveries, hooks};
     use routes::{
@@ -159,6 +171,7 @@ fn router(state: AppState) -> Router {
         .route("/metrics", get(system::metrics))
         .nest("/api/v1", api)
         .route("/ws", get(ws::ws))
+        .merge(mcp::routes(&state, mcp_stop))
         .merge(
             dashboard::router().layer(axum::middleware::from_fn_with_state(
                 state.clone(),

@@ -10,6 +10,7 @@ pub mod fake_gemini;
 pub mod fake_github;
 pub mod fake_model;
 pub mod fake_openai;
+pub mod mcp_client;
 pub mod openapi;
 
 use reqwest::{Method, StatusCode};
