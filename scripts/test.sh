@@ -17,6 +17,8 @@ if ! node -e 'const [a, b] = process.versions.node.split(".").map(Number); proce
   exit 1
 fi
 npm ci --prefix relay --no-audit --no-fund
+# The MCP server's tests drive it with the official Python MCP client (pinned, in a venv).
+./scripts/mcp-client.sh >/dev/null
 if ! cargo nextest --version >/dev/null 2>&1; then
   cargo install cargo-nextest --locked
 fi

@@ -11,6 +11,7 @@ pub mod fake_gemini;
 pub mod fake_github;
 pub mod fake_model;
 pub mod fake_openai;
+pub mod mcp_client;
 pub mod openapi;
 pub mod relay;
 
