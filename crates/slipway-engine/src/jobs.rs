@@ -187,6 +187,7 @@ async fn body(
     match result {
         Ok(Ended::Verdict(status)) => {
             tracing::info!(validation = %id, %status, "validation finished");
+            crate::notify::validation_finished(&engine, id).await;
             let policy = match merging::after_verdict(&engine, id).await {
                 Ok(policy) => policy,
                 Err(error) => {

@@ -11,12 +11,14 @@ pub mod hooks;
 mod jobs;
 mod logs;
 mod merging;
+mod notify;
 mod pipeline;
 mod pulls;
 mod runs;
 mod submit;
 mod webhooks;
 
+pub use notify::{new_notification_secret, Sent};
 pub use runs::{RunAnswer, RunError};
 pub use slipway_agent::codegen::{CodegenConfig, RateLimit};
 pub use slipway_judge::{ModelConfig, Models};
@@ -40,6 +42,8 @@ pub(crate) const LEASE: Duration = Duration::from_secs(30);
 pub(crate) const HEARTBEAT_EVERY: Duration = Duration::from_secs(10);
 pub(crate) const CANCEL_CHECK_EVERY: Duration = Duration::from_millis(500);
 const IDLE_POLL: Duration = Duration::from_secs(1);
+/// Notifications sent at once (each a short HTTP request).
+const NOTIFY_SLOTS: usize = 4;
 /// How long a project's branch list is reused.
 const BRANCHES_FRESH: Duration = Duration::from_secs(15);
 
@@ -82,6 +86,9 @@ pub struct EngineConfig {
     pub max_concurrent_agents: usize,
     /// The model APIs for `[judge]` (`GEMINI_*`, `SLIPWAY_LLM_*`); none by default.
     pub models: slipway_judge::Models,
+    /// `SLIPWAY_NOTIFY_ALLOW_HOSTS`: hosts and ranges notifications may reach despite the
+    /// address rules (and over http).
+    pub notify_allow_hosts: slipway_core::notify::AllowList,
 }
 
 impl EngineConfig {
@@ -104,6 +111,7 @@ impl EngineConfig {
             agent_poll_every: Duration::from_secs(5),
             max_concurrent_agents: 16,
             models: slipway_judge::Models::default(),
+            notify_allow_hosts: Default::default(),
         }
     }
 }
@@ -169,6 +177,9 @@ pub(crate) struct Inner {
     /// A verdict job was queued (a report or merge to retry).
     pub(crate) verdict_wake: Notify,
     webhook_wake: Notify,
+    /// A notification was queued.
+    pub(crate) notify_wake: Notify,
+    pub(crate) notifier: notify::send::Sender,
     owner: String,
 }
 
@@ -254,6 +265,8 @@ impl Engine {
             agent_wake: Notify::new(),
             verdict_wake: Notify::new(),
             webhook_wake: Notify::new(),
+            notify_wake: Notify::new(),
+            notifier: notify::send::Sender::new(config.notify_allow_hosts.clone()),
             owner: format!("slipway-{}", std::process::id()),
             store,
             config,
@@ -424,8 +437,16 @@ impl Engine {
             shutdown.clone(),
             |engine, job, _| async move { merging::run_verdict_job(&engine, job).await },
         );
+        let notifications = self.spawn_job_workers(
+            notify::job::NOTIFY_JOB,
+            NOTIFY_SLOTS,
+            |inner| &inner.notify_wake,
+            shutdown.clone(),
+            |engine, job, _| async move { notify::job::run_notification_job(&engine, job).await },
+        );
         let validations = self.spawn_validation_workers(shutdown);
         tokio::spawn(async move {
+            let _ = notifications.await;
             let _ = deliveries.await;
             let _ = poller.await;
             let _ = agents.await;
@@ -527,13 +548,20 @@ impl Engine {
             .store
             .lease(
                 &self.inner.owner,
-                &[VALIDATION_JOB, runs::AGENT_JOB, merging::VERDICT_JOB],
+                &[
+                    VALIDATION_JOB,
+                    runs::AGENT_JOB,
+                    merging::VERDICT_JOB,
+                    notify::job::NOTIFY_JOB,
+                ],
                 LEASE,
             )
             .await?
         {
             if job.kind == runs::AGENT_JOB {
                 runs::run_agent_job(self, job, &never).await;
+            } else if job.kind == notify::job::NOTIFY_JOB {
+                notify::job::run_notification_job(self, job).await;
             } else if job.kind == merging::VERDICT_JOB {
                 merging::run_verdict_job(self, job).await;
             } else {

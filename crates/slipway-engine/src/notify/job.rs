@@ -1,0 +1,192 @@
+//! The `notification` job: one notification to one target. The queue retries a failed send
+//! with backoff and jitter, a bounded number of times; a 429 postpones it by the receiver's
+//! `Retry-After` without spending an attempt (a bounded number of times too). Every outcome
+//! is recorded on the target, which a long failure disables (`core::notify::DISABLE_AFTER`).
+
+use super::send::{Outgoing, Sent};
+use crate::Engine;
+use slipway_core::notify::message::Message;
+use slipway_core::notify::{NotifyEvent, TargetKind};
+use slipway_core::ProjectId;
+use slipway_store::{Job, JobFailure, NewJob, StoreError, Target};
+
+pub(crate) const NOTIFY_JOB: &str = "notification";
+
+/// Attempts of one notification: the queue's backoff doubles from 2 s up to 10 minutes, so
+/// about 40 minutes of trying before it is given up (docs/operations.md).
+pub(crate) const ATTEMPTS: u32 = 10;
+/// How many `Retry-After`s one notification waits out before they count as failures.
+const MAX_POSTPONED: u32 = 10;
+
+/// A queued notification: what to send where.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub(crate) struct Payload {
+    pub project: i64,
+    pub target: i64,
+    /// `webhook-id`: one per notification, the same for each of its attempts.
+    pub id: String,
+    /// `None` for a test.
+    pub event: Option<NotifyEvent>,
+    /// When it happened (RFC 3339).
+    pub timestamp: String,
+    pub message: Message,
+    #[serde(default)]
+    pub postponed: u32,
+}
+
+impl Payload {
+    pub(crate) fn new(
+        target: &Target,
+        event: Option<NotifyEvent>,
+        message: &Message,
+        timestamp: &str,
+    ) -> Self {
+        let mut random = [0u8; 12];
+        getrandom::getrandom(&mut random).expect("the OS random source is available");
+        let hex: String = random.iter().map(|b| format!("{b:02x}")).collect();
+        Self {
+            project: target.project_id.0,
+            target: target.id,
+            id: format!("msg_{hex}"),
+            event,
+            timestamp: timestamp.to_owned(),
+            message: message.clone(),
+            postponed: 0,
+        }
+    }
+
+    fn kind(&self) -> &str {
+        self.event.map_or(slipway_core::notify::message::TEST_TYPE, NotifyEvent::as_str)
+    }
+}
+
+pub(crate) fn now_rfc3339() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+/// Queues one notification to one target.
+pub(crate) async fn enqueue(
+    engine: &Engine,
+    target: &Target,
+    event: Option<NotifyEvent>,
+    message: &Message,
+    timestamp: &str,
+) -> anyhow::Result<i64> {
+    let payload = Payload::new(target, event, message, timestamp);
+    let id = engine
+        .inner
+        .store
+        .enqueue(&NewJob {
+            kind: NOTIFY_JOB.into(),
+            payload: serde_json::to_string(&payload)?,
+            dedupe_key: Some(format!("notify:{}:{}", target.id, payload.id)),
+            max_attempts: ATTEMPTS,
+        })
+        .await?;
+    Ok(id)
+}
+
+/// Sends one notification now, masked with the project's secrets, and records how it went
+/// on the target (a 429 is no failure of the target's).
+pub(crate) async fn deliver(
+    engine: &Engine,
+    target: &Target,
+    payload: &Payload,
+) -> Result<Sent, StoreError> {
+    let store = &engine.inner.store;
+    let secrets = store.secret_values(target.project_id).await?;
+    let masker = slipway_core::Masker::new(secrets.iter().map(|(_, v)| v.expose()));
+    let message = payload.message.masked(&masker);
+    let secret = match target.kind {
+        TargetKind::Webhook => store.notification_secret(target.id).await?,
+        TargetKind::Slack => None,
+    };
+    let sent = engine
+        .inner
+        .notifier
+        .send(&Outgoing {
+            kind: target.kind,
+            url: &target.url,
+            secret: secret.as_deref(),
+            id: &payload.id,
+            event: payload.kind(),
+            timestamp: &payload.timestamp,
+            message: &message,
+        })
+        .await;
+    match &sent {
+        Sent::Delivered { .. } => store.record_notification_success(target.id).await?,
+        Sent::RetryAfter { .. } => {}
+        Sent::Retryable(why) | Sent::Final(why) => {
+            let why = masker.mask(why).into_owned();
+            let now = time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000;
+            if store
+                .record_notification_failure(target.id, &why, now as i64)
+                .await?
+            {
+                tracing::warn!(target = target.id, %why, "a notification target failing for days was disabled");
+            }
+        }
+    }
+    Ok(sent)
+}
+
+/// Runs one attempt of a notification job.
+pub(crate) async fn run_notification_job(engine: &Engine, job: Job) {
+    let store = &engine.inner.store;
+    let ended = attempt(engine, &job).await;
+    let recorded = match ended {
+        Ok(Attempt::Done) => store.complete(&job).await,
+        Ok(Attempt::Later(after, why)) => store.postpone(&job, after, &why).await,
+        Ok(Attempt::Failed(failure)) => store.fail(&job, &failure).await,
+        Err(error) => {
+            // Slipway's own fault (the store): the notification is tried again later.
+            tracing::error!(job = job.id, %error, "a notification could not be sent");
+            let failure = JobFailure::Retryable(format!("Slipway could not send it: {error}"));
+            store.fail(&job, &failure).await
+        }
+    };
+    if let Err(error) = recorded {
+        tracing::error!(job = job.id, %error, "could not record the notification job's end");
+    }
+}
+
+enum Attempt {
+    Done,
+    Later(std::time::Duration, String),
+    Failed(JobFailure),
+}
+
+async fn attempt(engine: &Engine, job: &Job) -> Result<Attempt, StoreError> {
+    let store = &engine.inner.store;
+    let Ok(mut payload) = serde_json::from_str::<Payload>(&job.payload) else {
+        return Ok(Attempt::Failed(JobFailure::Fatal("malformed payload".into())));
+    };
+    let target = match store
+        .notification_target(ProjectId(payload.project), payload.target)
+        .await
+    {
+        Ok(target) => target,
+        Err(StoreError::NotFound) => return Ok(Attempt::Done), // the target was deleted
+        Err(error) => return Err(error),
+    };
+    if !target.enabled {
+        let why = "the target is disabled; nothing is sent to it".to_owned();
+        return Ok(Attempt::Failed(JobFailure::Fatal(why)));
+    }
+    Ok(match deliver(engine, &target, &payload).await? {
+        Sent::Delivered { .. } => Attempt::Done,
+        Sent::RetryAfter { after, why } if payload.postponed < MAX_POSTPONED => {
+            payload.postponed += 1;
+            let next = serde_json::to_string(&payload).expect("a payload serializes");
+            store.set_payload(job, &next).await?;
+            Attempt::Later(after, why)
+        }
+        Sent::RetryAfter { why, .. } | Sent::Retryable(why) => {
+            Attempt::Failed(JobFailure::Retryable(why))
+        }
+        Sent::Final(why) => Attempt::Failed(JobFailure::Fatal(why)),
+    })
+}
