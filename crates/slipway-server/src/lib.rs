@@ -90,7 +90,7 @@ impl App {
 
 fn router(state: AppState) -> Router {
     use axum::routing::post;
-    use routes::{deliveries, hooks};
+    use routes::{deliveries, hooks, notifications};
     use routes::{
         projects, pulls, runs, secrets, settings, system, tokens, validations, variables, webhooks,
     };
@@ -126,6 +126,18 @@ fn router(state: AppState) -> Router {
         .route(
             "/projects/{id}/variables/{name}",
             axum::routing::put(variables::put).delete(variables::delete),
+        )
+        .route(
+            "/projects/{id}/notifications",
+            get(notifications::list).post(notifications::create),
+        )
+        .route(
+            "/projects/{id}/notifications/{tid}",
+            axum::routing::patch(notifications::update).delete(notifications::delete),
+        )
+        .route(
+            "/projects/{id}/notifications/{tid}/test",
+            post(notifications::test),
         )
         .route(
             "/projects/{id}/validations",

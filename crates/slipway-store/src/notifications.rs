@@ -220,8 +220,10 @@ impl Store {
                  url_sealed = COALESCE($1, url_sealed), url_shown = COALESCE($2, url_shown),
                  events = COALESCE($3, events),
                  enabled = COALESCE($4, enabled),
-                 failing_since = CASE WHEN $4 = 1 THEN NULL ELSE failing_since END,
-                 disabled_at = CASE WHEN $4 = 1 THEN NULL WHEN $4 = 0 THEN $5 ELSE disabled_at END,
+                 failing_since = CASE WHEN $4 = 1 AND enabled = 0 THEN NULL ELSE failing_since END,
+                 disabled_at = CASE WHEN $4 = 1 THEN NULL
+                                    WHEN $4 = 0 AND enabled = 1 THEN $5
+                                    ELSE disabled_at END,
                  updated_at = $5
              WHERE id = $6 AND project_id = $7",
         )
