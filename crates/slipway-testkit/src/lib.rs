@@ -11,6 +11,7 @@ pub mod fake_github;
 pub mod fake_model;
 pub mod fake_openai;
 pub mod openapi;
+pub mod receivers;
 
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
