@@ -10,6 +10,13 @@ cd "$(dirname "$0")/.."
 tools=(git:git python3:python3 curl:curl npm:npm bwrap:bubblewrap pasta:passt)
 [ -n "${SLIPWAY_CHROMIUM:-}" ] || tools+=("chromium|chromium-browser:chromium")
 ./scripts/install-missing.sh "${tools[@]}"
+# The notification tests check Slipway's Standard Webhooks signatures with an independent
+# implementation: the standardwebhooks npm package, pinned.
+verifier=target/standardwebhooks
+if ! grep -qs '"version": "1.1.1"' "$verifier/node_modules/standardwebhooks/package.json"; then
+  npm install --silent --no-audit --no-fund --prefix "$verifier" standardwebhooks@1.1.1
+fi
+export SLIPWAY_STANDARDWEBHOOKS="$PWD/$verifier"
 if ! cargo nextest --version >/dev/null 2>&1; then
   cargo install cargo-nextest --locked
 fi

@@ -137,7 +137,10 @@ impl AllowList {
                 list.nets.push(net.trunc());
             } else if let Ok(ip) = item.trim_matches(['[', ']']).parse::<IpAddr>() {
                 list.nets.push(IpNet::from(ip));
-            } else if item.chars().all(|c| c.is_ascii_alphanumeric() || "-._".contains(c)) {
+            } else if item
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-._".contains(c))
+            {
                 list.hosts.push(item.to_ascii_lowercase());
             } else {
                 return Err(format!(
@@ -154,7 +157,7 @@ impl AllowList {
         let host = host.trim_matches(['[', ']']).to_ascii_lowercase();
         match host.parse::<IpAddr>() {
             Ok(ip) => self.allows_address(ip),
-            Err(_) => self.hosts.iter().any(|h| *h == host),
+            Err(_) => self.hosts.contains(&host),
         }
     }
 
@@ -223,7 +226,11 @@ pub fn check_url(text: &str, allow: &AllowList) -> Result<TargetUrl, UrlRefused>
 
 /// Checks the addresses a host resolved to: none may be in a forbidden range unless the host
 /// or the address is allowed.
-pub fn check_addresses(host: &str, addresses: &[IpAddr], allow: &AllowList) -> Result<(), UrlRefused> {
+pub fn check_addresses(
+    host: &str,
+    addresses: &[IpAddr],
+    allow: &AllowList,
+) -> Result<(), UrlRefused> {
     if addresses.is_empty() {
         return Err(UrlRefused::Unresolved {
             host: host.to_owned(),
@@ -382,9 +389,15 @@ mod tests {
         assert!(!disable_after_failure(0, 2 * day));
         assert!(disable_after_failure(0, 3 * day));
         assert_eq!(TargetHealth::of(true, None, None), TargetHealth::New);
-        assert_eq!(TargetHealth::of(true, Some(1), Some(0)), TargetHealth::Failing);
+        assert_eq!(
+            TargetHealth::of(true, Some(1), Some(0)),
+            TargetHealth::Failing
+        );
         assert_eq!(TargetHealth::of(true, None, Some(0)), TargetHealth::Healthy);
-        assert_eq!(TargetHealth::of(false, None, Some(0)), TargetHealth::Disabled);
+        assert_eq!(
+            TargetHealth::of(false, None, Some(0)),
+            TargetHealth::Disabled
+        );
     }
 
     #[test]
@@ -421,7 +434,10 @@ mod shown_tests {
     fn a_shown_url_hides_its_path() {
         let shown = super::shown_url("https://hooks.slack.com/services/T0/B0/abcdefWXYZ");
         assert_eq!(shown, "https://hooks.slack.com/…WXYZ");
-        assert_eq!(super::shown_url("http://127.0.0.1:8080/"), "http://127.0.0.1:8080");
+        assert_eq!(
+            super::shown_url("http://127.0.0.1:8080/"),
+            "http://127.0.0.1:8080"
+        );
     }
 }
 
@@ -443,8 +459,14 @@ mod run_tests {
 
     #[test]
     fn a_waiting_run_asks_and_a_failed_pull_request_loop_gives_up() {
-        assert_eq!(run_event(RunStatus::AwaitingInput, false), Some(NotifyEvent::RunNeedsInput));
-        assert_eq!(run_event(RunStatus::Failed, true), Some(NotifyEvent::FixGaveUp));
+        assert_eq!(
+            run_event(RunStatus::AwaitingInput, false),
+            Some(NotifyEvent::RunNeedsInput)
+        );
+        assert_eq!(
+            run_event(RunStatus::Failed, true),
+            Some(NotifyEvent::FixGaveUp)
+        );
         assert_eq!(run_event(RunStatus::Failed, false), None);
         assert_eq!(run_event(RunStatus::Succeeded, true), None);
         assert_eq!(run_event(RunStatus::Fixing, true), None);

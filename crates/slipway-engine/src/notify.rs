@@ -17,7 +17,12 @@ pub use send::Sent;
 
 /// Queues one delivery of `message` to every enabled target of the project that subscribes
 /// to `event`. Never fails its caller: a delivery that cannot be queued is logged.
-pub(crate) async fn emit(engine: &Engine, project: ProjectId, event: NotifyEvent, message: Message) {
+pub(crate) async fn emit(
+    engine: &Engine,
+    project: ProjectId,
+    event: NotifyEvent,
+    message: Message,
+) {
     let store = &engine.inner.store;
     let targets = match store.notification_targets_for(project, event).await {
         Ok(targets) => targets,
@@ -100,13 +105,19 @@ async fn validation_message(
             number,
             url: slipway_forge::Forge::url(&forge, number),
             // The local forge keeps titles; GitHub's is not asked for here.
-            title: store.pull_request(project.id, number).await.ok().map(|pr| pr.title),
+            title: store
+                .pull_request(project.id, number)
+                .await
+                .ok()
+                .map(|pr| pr.title),
         }),
         _ => None,
     };
-    let detail = failing
-        .and_then(|s| s.detail.clone())
-        .or_else(|| (validation.status == ValidationStatus::Error).then(|| validation.error.clone()).flatten());
+    let detail = failing.and_then(|s| s.detail.clone()).or_else(|| {
+        (validation.status == ValidationStatus::Error)
+            .then(|| validation.error.clone())
+            .flatten()
+    });
     let message = Message {
         summary,
         project: project_ref(&project),
@@ -174,10 +185,7 @@ pub(crate) async fn run_changed(engine: &Engine, run: &RunRecord, status: RunSta
             (summary, Some(what.to_owned()), text)
         }
         _ => {
-            let summary = format!(
-                "The fix loop of run {} ({}) gave up",
-                run.id, project.name
-            );
+            let summary = format!("The fix loop of run {} ({}) gave up", run.id, project.name);
             (summary, None, run.note.clone().unwrap_or_default())
         }
     };
@@ -193,11 +201,14 @@ pub(crate) async fn run_changed(engine: &Engine, run: &RunRecord, status: RunSta
             waiting_for,
             text: (!text.is_empty()).then(|| message::bounded(&text)),
         }),
-        pull_request: run.pr_number.zip(run.pr_url.clone()).map(|(number, url)| PullInfo {
-            number,
-            url,
-            title: None,
-        }),
+        pull_request: run
+            .pr_number
+            .zip(run.pr_url.clone())
+            .map(|(number, url)| PullInfo {
+                number,
+                url,
+                title: None,
+            }),
     };
     emit(engine, project.id, event, message).await;
 }

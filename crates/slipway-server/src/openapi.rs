@@ -1,7 +1,8 @@
 //! The OpenAPI document, generated from the handlers' annotations and the domain types.
 
 use crate::routes::{
-    deliveries, hooks, notifications, projects, pulls, runs, secrets, settings, tokens, validations, variables,
+    deliveries, hooks, notifications, projects, pulls, runs, secrets, settings, tokens,
+    validations, variables,
 };
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};

@@ -6,7 +6,7 @@
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use slipway_core::notify::AllowList;
-use slipway_testkit::receivers::{Fault, Receiver, Received, Shape};
+use slipway_testkit::receivers::{Fault, Received, Receiver, Shape};
 use slipway_testkit::{fixture_repo, Body, TestApp};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -98,10 +98,20 @@ fn verify_independently(secret: &str, delivery: &Received) -> Result<Value, Stri
 async fn a_failed_validation_is_signed_per_standard_webhooks_and_its_secret_masked() {
     let app = app().await;
     let project = project(&app, "echo deploying with token=$DEPLOY_TOKEN; exit 1").await;
-    let secret_put = app.api.put_secret(project, "DEPLOY_TOKEN", DEPLOY_TOKEN).await;
+    let secret_put = app
+        .api
+        .put_secret(project, "DEPLOY_TOKEN", DEPLOY_TOKEN)
+        .await;
     assert!(secret_put.status.is_success(), "{}", secret_put.text);
     let receiver = Receiver::start(Shape::Webhook).await;
-    let target = add_target(&app, project, "webhook", &receiver.url(), &["validation.finished"]).await;
+    let target = add_target(
+        &app,
+        project,
+        "webhook",
+        &receiver.url(),
+        &["validation.finished"],
+    )
+    .await;
     let secret = target["secret"].as_str().unwrap().to_owned();
     assert!(secret.starts_with("whsec_"), "{target}");
 
@@ -132,7 +142,10 @@ async fn a_failed_validation_is_signed_per_standard_webhooks_and_its_secret_mask
 
     let shown = targets(&app, project).await;
     assert_eq!(shown[0]["health"], "healthy", "{shown}");
-    assert!(shown[0].get("secret").is_none(), "the secret is answered once only: {shown}");
+    assert!(
+        shown[0].get("secret").is_none(),
+        "the secret is answered once only: {shown}"
+    );
 }
 
 #[tokio::test]
@@ -141,7 +154,14 @@ async fn slack_is_sent_block_kit_and_its_retry_after_is_honoured() {
     let project = project(&app, "true").await;
     let slack = Receiver::start(Shape::Slack).await;
     slack.fail_next(&[Fault::Status(429, Some(1))]);
-    add_target(&app, project, "slack", &slack.url(), &["validation.finished"]).await;
+    add_target(
+        &app,
+        project,
+        "slack",
+        &slack.url(),
+        &["validation.finished"],
+    )
+    .await;
 
     let done = app.api.validated(project, &json!({"branch": "main"})).await;
     assert_eq!(done["status"], "passed", "{done}");
@@ -154,13 +174,19 @@ async fn slack_is_sent_block_kit_and_its_retry_after_is_honoured() {
         "one rate-limited attempt, then the delivery"
     );
     let message = delivered[0].json();
-    assert!(message["text"].as_str().unwrap().contains("passed"), "{message}");
+    assert!(
+        message["text"].as_str().unwrap().contains("passed"),
+        "{message}"
+    );
     let blocks = message["blocks"].as_array().unwrap();
     let link = format!("/validations/{}", done["id"]);
     assert!(message.to_string().contains(&link), "{message}");
     assert!(blocks.iter().any(|b| b["type"] == "actions"), "{message}");
     let shown = targets(&app, project).await;
-    assert_eq!(shown[0]["health"], "healthy", "a 429 is no failure: {shown}");
+    assert_eq!(
+        shown[0]["health"], "healthy",
+        "a 429 is no failure: {shown}"
+    );
 }
 
 #[tokio::test]
@@ -182,7 +208,10 @@ async fn a_receiver_down_for_a_while_gets_the_notification_once_when_it_is_up() 
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_eq!(failing["health"], "failing", "{failing}");
-    assert!(failing["last_error"].as_str().unwrap().contains("error"), "{failing}");
+    assert!(
+        failing["last_error"].as_str().unwrap().contains("error"),
+        "{failing}"
+    );
 
     let receiver = Receiver::start_at(Shape::Webhook, address).await;
     let delivered = receiver.delivered(1, Duration::from_secs(60)).await;
@@ -214,18 +243,43 @@ async fn refused_urls_get_a_clear_422_and_nothing_is_stored() {
     ] {
         let body = json!({"kind": "webhook", "url": url, "events": ["validation.finished"]});
         let refused = app.api.send(Method::POST, &path, Body::Json(&body)).await;
-        assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY, "{url}: {}", refused.text);
+        assert_eq!(
+            refused.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{url}: {}",
+            refused.text
+        );
         assert_eq!(refused.code(), "invalid_url", "{url}");
-        assert!(refused.message().contains(says), "{url}: {}", refused.message());
+        assert!(
+            refused.message().contains(says),
+            "{url}: {}",
+            refused.message()
+        );
     }
-    let bad_event = json!({"kind": "slack", "url": "https://hooks.slack.com/x", "events": ["deploy.done"]});
-    let refused = app.api.send(Method::POST, &path, Body::Json(&bad_event)).await;
+    let bad_event =
+        json!({"kind": "slack", "url": "https://hooks.slack.com/x", "events": ["deploy.done"]});
+    let refused = app
+        .api
+        .send(Method::POST, &path, Body::Json(&bad_event))
+        .await;
     assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert!(refused.message().contains("validation.finished"), "{}", refused.message());
-    let bad_kind = json!({"kind": "email", "url": "https://hooks.slack.com/x", "events": ["fix.gave_up"]});
-    let refused = app.api.send(Method::POST, &path, Body::Json(&bad_kind)).await;
+    assert!(
+        refused.message().contains("validation.finished"),
+        "{}",
+        refused.message()
+    );
+    let bad_kind =
+        json!({"kind": "email", "url": "https://hooks.slack.com/x", "events": ["fix.gave_up"]});
+    let refused = app
+        .api
+        .send(Method::POST, &path, Body::Json(&bad_kind))
+        .await;
     assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert!(refused.message().contains("slack or webhook"), "{}", refused.message());
+    assert!(
+        refused.message().contains("slack or webhook"),
+        "{}",
+        refused.message()
+    );
     assert_eq!(targets(&app, project).await, json!([]));
 }
 
@@ -249,11 +303,18 @@ async fn a_stored_url_reaching_a_forbidden_address_is_refused_at_send_time() {
         )
         .await
         .unwrap();
-    let path = format!("/api/v1/projects/{project}/notifications/{}/test", target.id);
+    let path = format!(
+        "/api/v1/projects/{project}/notifications/{}/test",
+        target.id
+    );
     let tested = app.api.send(Method::POST, &path, Body::None).await;
     assert_eq!(tested.status, StatusCode::OK, "{}", tested.text);
     assert_eq!(tested.body["delivered"], false, "{}", tested.text);
-    assert!(tested.body["error"].as_str().unwrap().contains("loopback"), "{}", tested.text);
+    assert!(
+        tested.body["error"].as_str().unwrap().contains("loopback"),
+        "{}",
+        tested.text
+    );
     assert_eq!(tested.body["target"]["health"], "failing");
     assert!(receiver.received().is_empty());
 }
@@ -272,43 +333,85 @@ async fn targets_are_changed_tested_and_deleted_by_the_roles_allowed() {
     let target = add_target(&app, project, "webhook", &receiver.url(), &["fix.gave_up"]).await;
     let secret = target["secret"].as_str().unwrap().to_owned();
     assert_eq!(target["health"], "new");
-    assert!(!target["url"].as_str().unwrap().contains("hooks/slipway"), "{target}");
+    assert!(
+        !target["url"].as_str().unwrap().contains("hooks/slipway"),
+        "{target}"
+    );
     let listed = viewer.send(Method::GET, &path, Body::None).await;
     assert_eq!(listed.status, StatusCode::OK);
     assert!(!listed.text.contains(&secret));
 
     let one = format!("{path}/{}", target["id"]);
-    let tested = viewer.send(Method::POST, &format!("{one}/test"), Body::None).await;
-    assert_eq!(tested.status, StatusCode::FORBIDDEN, "a test needs the operator role");
-    let tested = app.api.send(Method::POST, &format!("{one}/test"), Body::None).await;
+    let tested = viewer
+        .send(Method::POST, &format!("{one}/test"), Body::None)
+        .await;
+    assert_eq!(
+        tested.status,
+        StatusCode::FORBIDDEN,
+        "a test needs the operator role"
+    );
+    let tested = app
+        .api
+        .send(Method::POST, &format!("{one}/test"), Body::None)
+        .await;
     assert_eq!(tested.body["delivered"], true, "{}", tested.text);
     let delivery = &receiver.received()[0];
     let verified = verify_independently(&secret, delivery).expect("the test is signed");
     assert_eq!(verified["type"], "notification.test");
 
     receiver.fail_next(&[Fault::Status(500, None)]);
-    let tested = app.api.send(Method::POST, &format!("{one}/test"), Body::None).await;
+    let tested = app
+        .api
+        .send(Method::POST, &format!("{one}/test"), Body::None)
+        .await;
     assert_eq!(tested.body["delivered"], false);
     assert_eq!(tested.body["target"]["health"], "failing");
-    assert!(tested.body["target"]["last_error"].as_str().unwrap().contains("500"));
+    assert!(tested.body["target"]["last_error"]
+        .as_str()
+        .unwrap()
+        .contains("500"));
 
     let patch = json!({"events": ["pull_request.merged", "run.needs_input"], "enabled": false});
     let changed = app.api.send(Method::PATCH, &one, Body::Json(&patch)).await;
     assert_eq!(changed.status, StatusCode::OK, "{}", changed.text);
-    assert_eq!(changed.body["events"], json!(["pull_request.merged", "run.needs_input"]));
+    assert_eq!(
+        changed.body["events"],
+        json!(["pull_request.merged", "run.needs_input"])
+    );
     assert_eq!(changed.body["health"], "disabled");
-    let on = app.api.send(Method::PATCH, &one, Body::Json(&json!({"enabled": true}))).await;
+    let on = app
+        .api
+        .send(Method::PATCH, &one, Body::Json(&json!({"enabled": true})))
+        .await;
     // Switched on again, its failures are forgotten: it delivered a test before.
     assert_eq!(on.body["health"], "healthy", "{}", on.text);
     assert!(on.body.get("failing_since").is_none(), "{}", on.text);
-    let unknown = app.api.send(Method::PATCH, &one, Body::Json(&json!({"colour": "red"}))).await;
+    let unknown = app
+        .api
+        .send(Method::PATCH, &one, Body::Json(&json!({"colour": "red"})))
+        .await;
     assert!(unknown.status.is_client_error());
 
-    assert_eq!(app.api.send(Method::DELETE, &one, Body::None).await.status, StatusCode::NO_CONTENT);
-    assert_eq!(app.api.send(Method::DELETE, &one, Body::None).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        app.api.send(Method::DELETE, &one, Body::None).await.status,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        app.api.send(Method::DELETE, &one, Body::None).await.status,
+        StatusCode::NOT_FOUND
+    );
     let elsewhere = app.project("other").await;
-    let foreign = format!("/api/v1/projects/{elsewhere}/notifications/{}", target["id"]);
-    assert_eq!(app.api.send(Method::DELETE, &foreign, Body::None).await.status, StatusCode::NOT_FOUND);
+    let foreign = format!(
+        "/api/v1/projects/{elsewhere}/notifications/{}",
+        target["id"]
+    );
+    assert_eq!(
+        app.api
+            .send(Method::DELETE, &foreign, Body::None)
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
 }
 
 #[tokio::test]
@@ -321,9 +424,18 @@ async fn a_merged_pull_request_is_told_with_its_link() {
         .create_project(&json!({"name": "local", "repo": origin.display().to_string()}))
         .await;
     let project = created.body["id"].as_i64().unwrap();
-    app.api.put_settings(project, &json!({"auto_merge": true})).await;
+    app.api
+        .put_settings(project, &json!({"auto_merge": true}))
+        .await;
     let receiver = Receiver::start(Shape::Webhook).await;
-    add_target(&app, project, "webhook", &receiver.url(), &["pull_request.merged"]).await;
+    add_target(
+        &app,
+        project,
+        "webhook",
+        &receiver.url(),
+        &["pull_request.merged"],
+    )
+    .await;
     let opened = app
         .api
         .open_pull(project, &json!({"head": "feature", "title": "Add b"}))
@@ -335,5 +447,8 @@ async fn a_merged_pull_request_is_told_with_its_link() {
     assert_eq!(body["type"], "pull_request.merged", "{body}");
     assert_eq!(body["data"]["pull_request"]["number"], 1);
     assert_eq!(body["data"]["pull_request"]["title"], "Add b");
-    assert!(body["data"]["url"].as_str().unwrap().ends_with("/pulls/1"), "{body}");
+    assert!(
+        body["data"]["url"].as_str().unwrap().ends_with("/pulls/1"),
+        "{body}"
+    );
 }

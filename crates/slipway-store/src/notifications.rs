@@ -156,7 +156,10 @@ impl Store {
     }
 
     /// A project's targets, oldest first.
-    pub async fn notification_targets(&self, project: ProjectId) -> Result<Vec<Target>, StoreError> {
+    pub async fn notification_targets(
+        &self,
+        project: ProjectId,
+    ) -> Result<Vec<Target>, StoreError> {
         self.project(project).await?;
         let rows: Vec<Row> = sqlx::query_as(&format!(
             "SELECT {COLUMNS} FROM notification_targets WHERE project_id = $1 ORDER BY id"
@@ -168,7 +171,11 @@ impl Store {
     }
 
     /// One target of a project (`NotFound` when it is another project's).
-    pub async fn notification_target(&self, project: ProjectId, id: i64) -> Result<Target, StoreError> {
+    pub async fn notification_target(
+        &self,
+        project: ProjectId,
+        id: i64,
+    ) -> Result<Target, StoreError> {
         let row: Row = sqlx::query_as(&format!(
             "SELECT {COLUMNS} FROM notification_targets WHERE id = $1 AND project_id = $2"
         ))
@@ -201,7 +208,11 @@ impl Store {
                 .fetch_optional(&self.pool)
                 .await?;
         match sealed.ok_or(StoreError::NotFound)? {
-            Some(blob) => Ok(Some(self.open_blob(&blob, &aad(id, "secret"), "a target's secret")?)),
+            Some(blob) => Ok(Some(self.open_blob(
+                &blob,
+                &aad(id, "secret"),
+                "a target's secret",
+            )?)),
             None => Ok(None),
         }
     }
@@ -214,7 +225,10 @@ impl Store {
         patch: &TargetPatch,
     ) -> Result<Target, StoreError> {
         let now = now_millis();
-        let sealed = patch.url.as_deref().map(|u| self.seal_blob(u, &aad(id, "url")));
+        let sealed = patch
+            .url
+            .as_deref()
+            .map(|u| self.seal_blob(u, &aad(id, "url")));
         let updated = sqlx::query(
             "UPDATE notification_targets SET
                  url_sealed = COALESCE($1, url_sealed), url_shown = COALESCE($2, url_shown),
@@ -243,7 +257,11 @@ impl Store {
         self.notification_target(project, id).await
     }
 
-    pub async fn delete_notification_target(&self, project: ProjectId, id: i64) -> Result<(), StoreError> {
+    pub async fn delete_notification_target(
+        &self,
+        project: ProjectId,
+        id: i64,
+    ) -> Result<(), StoreError> {
         let deleted =
             sqlx::query("DELETE FROM notification_targets WHERE id = $1 AND project_id = $2")
                 .bind(id)

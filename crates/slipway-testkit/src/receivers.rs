@@ -74,7 +74,9 @@ impl Receiver {
 
     /// Starts one on `addr`.
     pub async fn start_at(shape: Shape, addr: SocketAddr) -> Self {
-        let listener = tokio::net::TcpListener::bind(addr).await.expect("the address is free");
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .expect("the address is free");
         let addr = listener.local_addr().unwrap();
         let world = Arc::new(Mutex::new(World::default()));
         let stop = CancellationToken::new();
@@ -106,7 +108,11 @@ impl Receiver {
 
     /// Answers the next requests with these faults first.
     pub fn fail_next(&self, faults: &[Fault]) {
-        self.world.lock().unwrap().faults.extend(faults.iter().copied());
+        self.world
+            .lock()
+            .unwrap()
+            .faults
+            .extend(faults.iter().copied());
     }
 
     /// Every request so far, faults included.

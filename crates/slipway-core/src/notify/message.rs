@@ -136,7 +136,10 @@ impl Message {
         if let Some(run) = &self.run {
             let mut text = format!("Run {}: _{}_", run.id, escape(&bounded(&run.goal)));
             if let Some(said) = &run.text {
-                text.push_str(&format!("\n>{}", escape(&bounded(said)).replace('\n', "\n>")));
+                text.push_str(&format!(
+                    "\n>{}",
+                    escape(&bounded(said)).replace('\n', "\n>")
+                ));
             }
             blocks.push(section(&text));
         }
@@ -174,7 +177,9 @@ fn short(sha: &str) -> &str {
 fn mask_value(value: Value, masker: &Masker) -> Value {
     match value {
         Value::String(text) => Value::String(masker.mask(&text).into_owned()),
-        Value::Array(items) => Value::Array(items.into_iter().map(|v| mask_value(v, masker)).collect()),
+        Value::Array(items) => {
+            Value::Array(items.into_iter().map(|v| mask_value(v, masker)).collect())
+        }
         Value::Object(fields) => Value::Object(
             fields
                 .into_iter()

@@ -56,7 +56,10 @@ impl Payload {
     }
 
     fn kind(&self) -> &str {
-        self.event.map_or(slipway_core::notify::message::TEST_TYPE, NotifyEvent::as_str)
+        self.event.map_or(
+            slipway_core::notify::message::TEST_TYPE,
+            NotifyEvent::as_str,
+        )
     }
 }
 
@@ -162,7 +165,9 @@ enum Attempt {
 async fn attempt(engine: &Engine, job: &Job) -> Result<Attempt, StoreError> {
     let store = &engine.inner.store;
     let Ok(mut payload) = serde_json::from_str::<Payload>(&job.payload) else {
-        return Ok(Attempt::Failed(JobFailure::Fatal("malformed payload".into())));
+        return Ok(Attempt::Failed(JobFailure::Fatal(
+            "malformed payload".into(),
+        )));
     };
     let target = match store
         .notification_target(ProjectId(payload.project), payload.target)

@@ -23,9 +23,14 @@ const ERROR_BODY_CHARS: usize = 200;
 /// How one send ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Sent {
-    Delivered { status: u16 },
+    Delivered {
+        status: u16,
+    },
     /// 429: try again after the receiver's `Retry-After` (not a failure of the target).
-    RetryAfter { after: Duration, why: String },
+    RetryAfter {
+        after: Duration,
+        why: String,
+    },
     /// Worth another attempt (no connection, a timeout, 5xx).
     Retryable(String),
     /// Never worth retrying this notification (refused URL, 4xx).
@@ -152,7 +157,9 @@ async fn answered(response: reqwest::Response) -> Sent {
             why,
         },
         408 | 425 | 500..=599 => Sent::Retryable(why),
-        300..=399 => Sent::Final(format!("{why} (redirects are not followed; give the final URL)")),
+        300..=399 => Sent::Final(format!(
+            "{why} (redirects are not followed; give the final URL)"
+        )),
         _ => Sent::Final(why),
     }
 }
@@ -213,9 +220,8 @@ impl reqwest::dns::Resolve for Guarded {
         let allow = self.allow.clone();
         Box::pin(async move {
             let host = name.as_str().to_owned();
-            let addresses: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0))
-                .await?
-                .collect();
+            let addresses: Vec<SocketAddr> =
+                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
             let ips: Vec<_> = addresses.iter().map(SocketAddr::ip).collect();
             notify::check_addresses(&host, &ips, &allow)
                 .map_err(|refused| Box::new(refused) as Box<dyn std::error::Error + Send + Sync>)?;

@@ -52,21 +52,16 @@ pub fn all_events() -> Vec<(&'static str, &'static str, bool)> {
 }
 
 fn when(at: Option<time::OffsetDateTime>) -> String {
-    at.map(|t| {
-        format!(
-            "{} {:02}:{:02} UTC",
-            t.date(),
-            t.hour(),
-            t.minute()
-        )
-    })
-    .unwrap_or_default()
+    at.map(|t| format!("{} {:02}:{:02} UTC", t.date(), t.hour(), t.minute()))
+        .unwrap_or_default()
 }
 
 fn row(target: Target) -> Row {
     let health_text = match target.health {
         TargetHealth::New => "Nothing sent yet".to_owned(),
-        TargetHealth::Healthy => format!("Healthy: last delivered {}", when(target.last_success_at)),
+        TargetHealth::Healthy => {
+            format!("Healthy: last delivered {}", when(target.last_success_at))
+        }
         TargetHealth::Failing => format!("Failing since {}", when(target.failing_since)),
         TargetHealth::Disabled => match target.disabled_at {
             Some(at) => format!("Disabled {} (switch it on to try again)", when(Some(at))),
@@ -147,7 +142,15 @@ async fn answer(
     let mut layout = layout(state, signed, id, error).await?;
     layout.notice = notice;
     layout.open_tab = Some(TAB);
-    project_page(state, layout, ProjectId(id), None, None, &ListQuery::default()).await
+    project_page(
+        state,
+        layout,
+        ProjectId(id),
+        None,
+        None,
+        &ListQuery::default(),
+    )
+    .await
 }
 
 /// `POST /projects/{id}/notifications`: adds a target (admin).
@@ -214,7 +217,9 @@ pub async fn change(
                 let patch = TargetPatch {
                     url: match url.is_empty() {
                         true => None,
-                        false => Some(crate::routes::notifications::checked_url(&state, url).await?),
+                        false => {
+                            Some(crate::routes::notifications::checked_url(&state, url).await?)
+                        }
                     },
                     events: Some(events_of(&chosen(&form.boxes))?),
                     enabled: Some(form.enabled.is_some()),

@@ -66,7 +66,11 @@ impl From<Target> for TargetView {
             project_id: target.project_id.0,
             kind: target.kind.as_str().to_owned(),
             url: target.url_shown,
-            events: target.events.iter().map(|e| e.as_str().to_owned()).collect(),
+            events: target
+                .events
+                .iter()
+                .map(|e| e.as_str().to_owned())
+                .collect(),
             enabled: target.enabled,
             health: health_name(target.health).to_owned(),
             last_error: target.last_error,
@@ -136,8 +140,11 @@ pub(crate) fn events_of(names: &[String]) -> Result<Vec<NotifyEvent>, ApiError> 
 }
 
 pub(crate) fn kind_of(name: &str) -> Result<TargetKind, ApiError> {
-    TargetKind::parse(name)
-        .ok_or_else(|| invalid(format!("kind: '{name}' is not a target kind; use slack or webhook")))
+    TargetKind::parse(name).ok_or_else(|| {
+        invalid(format!(
+            "kind: '{name}' is not a target kind; use slack or webhook"
+        ))
+    })
 }
 
 /// The URL checked now (form, scheme, resolved addresses): 422 saying what is wrong.
@@ -146,7 +153,13 @@ pub(crate) async fn checked_url(state: &AppState, url: &str) -> Result<String, A
         .engine
         .check_notification_url(url)
         .await
-        .map_err(|refused| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_url", refused.to_string()))?;
+        .map_err(|refused| {
+            ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_url",
+                refused.to_string(),
+            )
+        })?;
     Ok(url.trim().to_owned())
 }
 
@@ -172,7 +185,10 @@ pub(crate) async fn create_target(
         events,
         secret: secret.clone(),
     };
-    let target = state.store.create_notification_target(project, &new).await?;
+    let target = state
+        .store
+        .create_notification_target(project, &new)
+        .await?;
     tracing::info!(project_id = %project, target = target.id, kind = kind.as_str(), "notification target created");
     let mut view = TargetView::from(target);
     view.secret = secret;
@@ -230,7 +246,10 @@ pub async fn update(
         events: body.events.as_deref().map(events_of).transpose()?,
         enabled: body.enabled,
     };
-    let target = state.store.update_notification_target(id, tid, &patch).await?;
+    let target = state
+        .store
+        .update_notification_target(id, tid, &patch)
+        .await?;
     tracing::info!(project_id = %id, target = tid, "notification target changed");
     Ok(Json(target.into()))
 }
@@ -267,7 +286,10 @@ pub async fn test(
 pub(crate) async fn send_test(state: &AppState, id: ProjectId, tid: i64) -> ApiResult<TestOutcome> {
     let project = state.store.project(id).await?;
     let target = state.store.notification_target(id, tid).await?;
-    let sent = state.engine.send_test_notification(&project, &target).await?;
+    let sent = state
+        .engine
+        .send_test_notification(&project, &target)
+        .await?;
     let target = state.store.notification_target(id, tid).await?;
     Ok(TestOutcome {
         delivered: matches!(sent, Sent::Delivered { .. }),
