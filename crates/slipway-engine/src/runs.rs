@@ -273,6 +273,9 @@ impl Engine {
                     .await?;
             }
             self.emit_run(run).await;
+            if let Some(status) = change.status {
+                crate::notify::run_changed(self, run, status).await;
+            }
         }
         Ok(run)
     }

@@ -123,7 +123,7 @@ impl App {
 
 fn router(state: AppState, mcp_stop: CancellationToken) -> Router {
     use axum::routing::post;
-    use routes::{deliveries, hooks};
+    use routes::{deliveries, hooks, notifications};
     use routes::{
         projects, pulls, runs, secrets, settings, system, tokens, validations, variables, webhooks,
     };
@@ -159,6 +159,18 @@ fn router(state: AppState, mcp_stop: CancellationToken) -> Router {
         .route(
             "/projects/{id}/variables/{name}",
             axum::routing::put(variables::put).delete(variables::delete),
+        )
+        .route(
+            "/projects/{id}/notifications",
+            get(notifications::list).post(notifications::create),
+        )
+        .route(
+            "/projects/{id}/notifications/{tid}",
+            axum::routing::patch(notifications::update).delete(notifications::delete),
+        )
+        .route(
+            "/projects/{id}/notifications/{tid}/test",
+            post(notifications::test),
         )
         .route(
             "/projects/{id}/validations",

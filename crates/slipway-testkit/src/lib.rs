@@ -14,6 +14,7 @@ pub mod fake_openai;
 pub mod mcp_client;
 pub mod openapi;
 pub mod relay;
+pub mod receivers;
 
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};

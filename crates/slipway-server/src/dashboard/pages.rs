@@ -49,6 +49,7 @@ pub(super) async fn layout(
         error,
         notice: None,
         role: signed.0.caller.role,
+        open_tab: None,
     })
 }
 
@@ -313,6 +314,9 @@ struct ProjectPage<'a> {
     chart: Chart,
     /// The repository's webhook, for a GitHub project.
     webhook: Option<super::setup::WebhookView>,
+    /// The Notifications tab: the targets, and the add form's event boxes.
+    notifications: Vec<super::notifications::Row>,
+    notification_events: Vec<(&'static str, &'static str, bool)>,
 }
 
 /// A pull request as the project page lists it.
@@ -500,6 +504,10 @@ pub(super) async fn project_page(
         };
     let pulls = pulls_of(state, &project, &validations).await?;
     let page = ProjectPage {
+        notifications: super::notifications::rows(state, project.id)
+            .await
+            .map_err(failed)?,
+        notification_events: super::notifications::all_events(),
         webhook: super::setup::webhook_view(state, &project).await,
         model: state.engine.model(),
         model_usage: state.store.model_usage(project.id).await.map_err(failed)?,
