@@ -17,6 +17,15 @@ if ! node -e 'const [a, b] = process.versions.node.split(".").map(Number); proce
   exit 1
 fi
 npm ci --prefix relay --no-audit --no-fund
+# The MCP server's tests drive it with the official Python MCP client (pinned, in a venv).
+./scripts/mcp-client.sh >/dev/null
+# The notification tests check Slipway's Standard Webhooks signatures with an independent
+# implementation: the standardwebhooks npm package, pinned.
+verifier=target/standardwebhooks
+if ! grep -qs '"version": "1.1.1"' "$verifier/node_modules/standardwebhooks/package.json"; then
+  npm install --silent --no-audit --no-fund --prefix "$verifier" standardwebhooks@1.1.1
+fi
+export SLIPWAY_STANDARDWEBHOOKS="$PWD/$verifier"
 if ! cargo nextest --version >/dev/null 2>&1; then
   cargo install cargo-nextest --locked
 fi

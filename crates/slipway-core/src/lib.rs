@@ -9,6 +9,7 @@ pub mod judge;
 pub mod limits;
 pub mod masker;
 pub mod merge;
+pub mod notify;
 pub mod pipeline;
 pub mod pipeline_source;
 pub mod policy;

@@ -58,6 +58,7 @@ pub fn for_goal(settings: &Settings, goal: &Goal, plan_mode: bool) -> String {
             "Do not change any file yet. Answer with a numbered plan of the changes you would make.",
         );
     } else {
+        validate_with_the_tool(settings, &mut out);
         section(
             &mut out,
             "What to answer",
@@ -156,12 +157,31 @@ pub fn for_fix(settings: &Settings, goal: &Goal, evidence: &Evidence) -> String 
             analysis,
         );
     }
+    validate_with_the_tool(settings, &mut out);
     section(
         &mut out,
         "What to answer",
         "Fix the cause of the failure in the repository. Do not weaken or delete the tests.",
     );
     bounded(out)
+}
+
+/// For a command agent whose CLI has Slipway's MCP server: validate before finishing.
+fn validate_with_the_tool(settings: &Settings, out: &mut String) {
+    if let crate::settings::AgentConfig::Command {
+        slipway_mcp: true, ..
+    } = settings.agent
+    {
+        section(
+            out,
+            "Validate before you finish",
+            "You have Slipway's MCP server. When your changes are done, commit them and call its \
+             `validate` tool with the repository's directory as `path` (and `base`: the branch \
+             your work will be merged into). It runs the checks the pull request must pass, in \
+             a sandbox. If it fails, fix what its failing step's log and the findings say, \
+             commit, and validate again until it passes.",
+        );
+    }
 }
 
 /// The lines of a log that matter: the head, every line that looks like an error (up to a
@@ -299,6 +319,19 @@ mod tests {
     #[test]
     fn a_goal_prompt_puts_the_planning_statement_and_rules_first() {
         insta::assert_snapshot!(for_goal(&settings(), &goal(), false));
+    }
+
+    #[test]
+    fn an_agent_with_slipway_mcp_is_asked_to_validate_with_the_tool() {
+        let mut settings = settings();
+        settings.agent = crate::settings::AgentConfig::Command {
+            command: "claude -p".into(),
+            plan_mode: false,
+            slipway_mcp: true,
+        };
+        insta::assert_snapshot!(for_goal(&settings, &goal(), false));
+        let plain = for_goal(&self::settings(), &goal(), false);
+        assert!(!plain.contains("`validate` tool"), "{plain}");
     }
 
     #[test]

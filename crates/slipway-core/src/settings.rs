@@ -128,6 +128,10 @@ pub enum AgentConfig {
         command: String,
         #[serde(default)]
         plan_mode: bool,
+        /// The CLI has Slipway's MCP server (`slipway mcp`) in its MCP configuration: its
+        /// prompts ask it to validate its work with the `validate` tool before it finishes.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        slipway_mcp: bool,
     },
 }
 
@@ -257,7 +261,8 @@ mod tests {
             settings.agent,
             AgentConfig::Command {
                 command: "claude -p".into(),
-                plan_mode: true
+                plan_mode: true,
+                slipway_mcp: false,
             }
         );
         let codegen: AgentConfig = serde_json::from_value(json!({"kind": "codegen"})).unwrap();

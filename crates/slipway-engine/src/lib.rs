@@ -11,12 +11,14 @@ pub mod hooks;
 mod jobs;
 mod logs;
 mod merging;
+mod notify;
 mod pipeline;
 mod pulls;
 mod runs;
 mod submit;
 mod webhooks;
 
+pub use notify::{new_notification_secret, Sent};
 pub use runs::{RunAnswer, RunError};
 pub use slipway_agent::codegen::{CodegenConfig, RateLimit};
 pub use slipway_judge::{ModelConfig, Models};
@@ -39,6 +41,8 @@ use tokio_util::sync::CancellationToken;
 pub(crate) const CANCEL_CHECK_EVERY: Duration = Duration::from_millis(500);
 /// How often a process running jobs tells the registry it is alive.
 pub const WORKER_HEARTBEAT: Duration = Duration::from_secs(5);
+/// Notifications sent at once (each a short HTTP request).
+const NOTIFY_SLOTS: usize = 4;
 /// How long a project's branch list is reused.
 const BRANCHES_FRESH: Duration = Duration::from_secs(15);
 
@@ -87,6 +91,9 @@ pub struct EngineConfig {
     /// How long running jobs may go on after a shutdown began before they are interrupted
     /// and handed back to the queue (`SLIPWAY_SHUTDOWN_GRACE_SECS`; zero here: at once).
     pub shutdown_grace: Duration,
+    /// `SLIPWAY_NOTIFY_ALLOW_HOSTS`: hosts and ranges notifications may reach despite the
+    /// address rules (and over http).
+    pub notify_allow_hosts: slipway_core::notify::AllowList,
 }
 
 impl EngineConfig {
@@ -111,6 +118,7 @@ impl EngineConfig {
             models: slipway_judge::Models::default(),
             job_lease: Duration::from_secs(30),
             shutdown_grace: Duration::ZERO,
+            notify_allow_hosts: Default::default(),
         }
     }
 }
@@ -188,6 +196,9 @@ pub(crate) struct Inner {
     /// A verdict job was queued (a report or merge to retry).
     pub(crate) verdict_wake: Notify,
     webhook_wake: Notify,
+    /// A notification was queued.
+    pub(crate) notify_wake: Notify,
+    pub(crate) notifier: notify::send::Sender,
     owner: String,
 }
 
@@ -255,6 +266,8 @@ impl Engine {
             agent_wake: Notify::new(),
             verdict_wake: Notify::new(),
             webhook_wake: Notify::new(),
+            notify_wake: Notify::new(),
+            notifier: notify::send::Sender::new(config.notify_allow_hosts.clone()),
             owner: process_owner(&config.data_dir),
             store,
             config,
@@ -445,6 +458,11 @@ impl Engine {
             let agents = config.max_concurrent_agents.max(1);
             tasks.push(spawn_kind::<runs::AgentJob>(self, agents, stopping.clone()));
             tasks.push(spawn_kind::<merging::VerdictJob>(self, 1, stopping.clone()));
+            tasks.push(spawn_kind::<notify::job::NotificationJob>(
+                self,
+                NOTIFY_SLOTS,
+                stopping.clone(),
+            ));
             tasks.push(self.spawn_registry(stopping.leasing.clone()));
         }
         tokio::spawn(async move {

@@ -360,6 +360,14 @@ async fn apply<F: Forge>(
             engine
                 .notify_pull_request(project, &forge.url(number), "merged")
                 .await;
+            crate::notify::pull_request_merged(
+                engine,
+                project,
+                number,
+                &forge.url(number),
+                &merge.title,
+            )
+            .await;
             let mut outcome = Outcome {
                 merged: true,
                 sentence: merge::merged(&sha, &merge, &base_ref),

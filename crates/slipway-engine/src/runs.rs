@@ -87,7 +87,9 @@ impl Engine {
                 }
                 ("codegen", *plan_mode)
             }
-            AgentConfig::Command { plan_mode, command } => {
+            AgentConfig::Command {
+                plan_mode, command, ..
+            } => {
                 if let Err(why) = self.check_agent_command(command) {
                     return Err(RunError::Invalid(format!(
                         "the agent's command cannot run (Slipway's configuration, not the agent): {why}"
@@ -271,6 +273,9 @@ impl Engine {
                     .await?;
             }
             self.emit_run(run).await;
+            if let Some(status) = change.status {
+                crate::notify::run_changed(self, run, status).await;
+            }
         }
         Ok(run)
     }

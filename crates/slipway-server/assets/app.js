@@ -36,6 +36,9 @@ function selectTab(tab) {
   // The agent and switches belong to no tab: they step aside on the secrets and variables tabs.
   const apart = tab.id === 'tab-secrets' || tab.id === 'tab-variables';
   for (const part of list.parentElement.querySelectorAll('[data-settings-only]')) part.hidden = apart;
+  // Notifications save per target, outside the settings' one form.
+  const form = list.parentElement.querySelector('#settings-form');
+  if (form) form.hidden = tab.id === 'tab-notifications';
   tab.focus();
 }
 
@@ -418,4 +421,6 @@ if (location.hash.length > 1 && !location.hash.startsWith('#L')) {
 // A form the server refused comes back with its dialog open, holding what was typed.
 for (const dialog of document.querySelectorAll('dialog[data-open-on-load]')) {
   if (!dialog.open) dialog.showModal();
+  const tab = dialog.dataset.tabOnLoad && document.getElementById(dialog.dataset.tabOnLoad);
+  if (tab) selectTab(tab);
 }

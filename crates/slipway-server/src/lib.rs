@@ -7,6 +7,7 @@ mod dashboard;
 mod error;
 mod extract;
 mod intake;
+mod mcp;
 mod metrics;
 mod observe;
 mod openapi;
@@ -52,6 +53,8 @@ pub struct App {
     router: Router,
     /// The relay puller, started with the server.
     relay: Option<(AppState, relay::RelayConfig, relay::RelayStatus)>,
+    /// Ends `/mcp`'s open streams at shutdown.
+    mcp_stop: CancellationToken,
 }
 
 impl App {
@@ -79,10 +82,12 @@ impl App {
             .relay
             .zip(state.relay.clone())
             .map(|(relay, status)| (state.clone(), relay, status));
+        let mcp_stop = CancellationToken::new();
         Ok(Self {
             listener,
-            router: router(state),
+            router: router(state, mcp_stop.clone()),
             relay,
+            mcp_stop,
         })
     }
 
@@ -98,9 +103,16 @@ impl App {
         let puller = self.relay.map(|(state, config, status)| {
             tokio::spawn(relay::pull(state, config, status, shutdown.clone()))
         });
+        let mcp_stop = self.mcp_stop.clone();
+        let stopping = shutdown.clone();
         let served = axum::serve(self.listener, self.router)
-            .with_graceful_shutdown(shutdown.clone().cancelled_owned())
+            .with_graceful_shutdown(async move {
+                stopping.cancelled().await;
+                // Open MCP streams end, or the graceful shutdown would wait for them.
+                mcp_stop.cancel();
+            })
             .await;
+        self.mcp_stop.cancel();
         if let Some(puller) = puller {
             shutdown.cancel();
             let _ = puller.await;
@@ -109,9 +121,9 @@ impl App {
     }
 }
 
-fn router(state: AppState) -> Router {
+fn router(state: AppState, mcp_stop: CancellationToken) -> Router {
     use axum::routing::post;
-    use routes::{deliveries, hooks};
+    use routes::{deliveries, hooks, notifications};
     use routes::{
         projects, pulls, runs, secrets, settings, system, tokens, validations, variables, webhooks,
     };
@@ -149,6 +161,18 @@ fn router(state: AppState) -> Router {
             axum::routing::put(variables::put).delete(variables::delete),
         )
         .route(
+            "/projects/{id}/notifications",
+            get(notifications::list).post(notifications::create),
+        )
+        .route(
+            "/projects/{id}/notifications/{tid}",
+            axum::routing::patch(notifications::update).delete(notifications::delete),
+        )
+        .route(
+            "/projects/{id}/notifications/{tid}/test",
+            post(notifications::test),
+        )
+        .route(
             "/projects/{id}/validations",
             get(validations::list).post(validations::start),
         )
@@ -180,6 +204,7 @@ fn router(state: AppState) -> Router {
         .route("/metrics", get(system::metrics))
         .nest("/api/v1", api)
         .route("/ws", get(ws::ws))
+        .merge(mcp::routes(&state, mcp_stop))
         .merge(
             dashboard::router().layer(axum::middleware::from_fn_with_state(
                 state.clone(),

@@ -1,7 +1,8 @@
 //! The OpenAPI document, generated from the handlers' annotations and the domain types.
 
 use crate::routes::{
-    deliveries, hooks, projects, pulls, runs, secrets, settings, tokens, validations, variables,
+    deliveries, hooks, notifications, projects, pulls, runs, secrets, settings, tokens,
+    validations, variables,
 };
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
@@ -21,6 +22,8 @@ use utoipa::{Modify, OpenApi};
         runs::start, runs::list, runs::show, runs::continue_run, runs::confirm, runs::modify,
         runs::cancel,
         hooks::show, hooks::repair, deliveries::show, deliveries::replay,
+        notifications::list, notifications::create, notifications::update,
+        notifications::delete, notifications::test,
     ),
     modifiers(&BearerAuth),
     security(("bearer" = [])),

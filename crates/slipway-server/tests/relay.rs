@@ -244,7 +244,12 @@ async fn a_lost_acknowledgement_is_served_again_and_acted_on_once() {
     assert_eq!(shown["relay"]["duplicates"], 1, "{shown}");
     // Acted on once: one validation of the pull request's head, none cancelled by a second.
     let delivery = wait_processed(&app, "d-open").await;
-    assert_eq!(delivery.state, "processed", "{:?}", delivery.note);
+    assert_eq!(
+        delivery.state,
+        slipway_store::DeliveryState::Processed,
+        "{:?}",
+        delivery.note
+    );
     let validations = app.api.validations(project).await.body;
     let validations = validations.as_array().unwrap();
     assert_eq!(validations.len(), 1, "{validations:?}");
@@ -326,7 +331,7 @@ async fn projects_page(app: &TestApp) -> String {
 async fn wait_processed(app: &TestApp, id: &str) -> slipway_store::Delivery {
     for _ in 0..800 {
         let delivery = app.store.delivery(id).await.unwrap();
-        if delivery.state != "pending" {
+        if delivery.state != slipway_store::DeliveryState::Pending {
             return delivery;
         }
         tokio::time::sleep(Duration::from_millis(25)).await;

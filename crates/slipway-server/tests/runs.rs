@@ -610,6 +610,7 @@ async fn an_agent_script_the_sandbox_user_cannot_read_is_slipways_configuration_
     settings.agent = slipway_core::settings::AgentConfig::Command {
         command,
         plan_mode: false,
+        slipway_mcp: false,
     };
     app.store
         .put_settings(slipway_core::ProjectId(id), &settings)

@@ -11,8 +11,10 @@ pub mod fake_gemini;
 pub mod fake_github;
 pub mod fake_model;
 pub mod fake_openai;
+pub mod mcp_client;
 pub mod openapi;
 pub mod relay;
+pub mod receivers;
 
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};

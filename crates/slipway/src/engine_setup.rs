@@ -27,6 +27,10 @@ pub(crate) fn engine_config(config: &Config) -> Result<EngineConfig, Failure> {
     engine_config.public_url = std::env::var("SLIPWAY_PUBLIC_URL")
         .ok()
         .filter(|u| !u.is_empty());
+    engine_config.notify_allow_hosts = slipway_core::notify::AllowList::parse(
+        &std::env::var("SLIPWAY_NOTIFY_ALLOW_HOSTS").unwrap_or_default(),
+    )
+    .map_err(|e| refused(anyhow::anyhow!(e)))?;
     engine_config.github = github_client().map_err(refused)?.map(std::sync::Arc::new);
     engine_config.codegen = codegen_config().map_err(refused)?;
     engine_config.models = model_config().map_err(refused)?;

@@ -2,6 +2,7 @@
 
 mod config;
 mod engine_setup;
+mod mcp;
 mod validate;
 mod worker;
 
@@ -51,6 +52,8 @@ enum Command {
     Worker(worker::WorkerArgs),
     /// Validate one commit of a repository, without a server.
     Validate(validate::ValidateArgs),
+    /// Serve the MCP tools on stdin and stdout: coding agents validate local repositories.
+    Mcp(mcp::McpArgs),
     /// Apply pending database migrations and exit.
     Migrate {
         #[command(flatten)]
@@ -152,6 +155,11 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         }
         Command::Worker(args) => worker::run(args).await,
         Command::Validate(args) => validate::run(args).await,
+        Command::Mcp(args) => {
+            // The SDK's per-message lines are noise on an agent's stderr.
+            init_tracing_with(LogFormat::Text, "info,sqlx=warn,rmcp=warn");
+            mcp::run(args).await
+        }
         Command::Migrate { store } => {
             let config = Config::resolve(store, None, None).map_err(refused)?;
             ensure_data_dir(&config.data_dir)?;
@@ -331,12 +339,17 @@ pub(crate) async fn open_store(config: &Config) -> Result<Store, Failure> {
 }
 
 pub(crate) fn init_tracing(format: LogFormat) {
+    init_tracing_with(format, "info,sqlx=warn")
+}
+
+/// Tracing on stderr, filtered by `SLIPWAY_LOG`, else by `default`.
+fn init_tracing_with(format: LogFormat, default: &str) {
     use tracing_subscriber::filter::Targets;
     use tracing_subscriber::prelude::*;
     let filter: Targets = std::env::var("SLIPWAY_LOG")
         .ok()
         .and_then(|spec| spec.parse().ok())
-        .unwrap_or_else(|| "info,sqlx=warn".parse().expect("the default filter parses"));
+        .unwrap_or_else(|| default.parse().expect("the default filter parses"));
     let registry = tracing_subscriber::registry().with(filter);
     match format {
         LogFormat::Text => registry

@@ -4,7 +4,6 @@
 
 use crate::{refused, Failure};
 use anyhow::{anyhow, Context};
-use serde_json::json;
 use slipway_core::validation::{StepName, StepStatus, ValidationStatus};
 use slipway_core::{PipelineConfig, ProjectDraft, ValidationId};
 use slipway_engine::{git, Engine, EngineConfig, Options, Target};
@@ -46,28 +45,175 @@ const SPINNER: [char; 10] = ['⠋', '⠙', '⠹', '⠸', '⠼', '⠴', '⠦', '�
 pub async fn run(args: ValidateArgs) -> Result<(), Failure> {
     // From the start: SIGTERM, like SIGINT, cancels and cleans up (never the default death).
     let mut signals = Signals::new().context("cannot handle SIGINT and SIGTERM")?;
-    let isolation = isolation()?;
-    let sandbox_ceilings = crate::config::sandbox_ceilings().map_err(refused)?;
-    let work = WorkDir(Some(
-        tempfile::tempdir().context("cannot create a temporary directory")?,
-    ));
-    let data = work.path().join("data");
-    crate::ensure_data_dir(&data)?;
-    let key = MasterKey::load_or_create(&data.join("master.key")).map_err(anyhow::Error::from)?;
-    let store = Store::open(
-        &format!("sqlite://{}", data.join("slipway.db").display()),
-        &key,
-    )
-    .await
-    .map_err(|e| Failure::Failed(e.into()))?;
+    let session = Session::open(args.no_cache).await?;
+    let (repo, target) =
+        local_target(&args.target, args.branch.as_deref(), args.rev.as_deref()).await?;
+    let config_file = match &args.config {
+        Some(file) => {
+            let text = std::fs::read_to_string(file)
+                .map_err(|e| refused(anyhow!("cannot read {}: {e}", file.display())))?;
+            let pipeline = PipelineConfig::from_toml(&file.display().to_string(), &text)
+                .map_err(|e| refused(e.into()))?;
+            Some(pipeline)
+        }
+        None => None,
+    };
+    let record = session
+        .submit(
+            repo,
+            target,
+            args.base.clone(),
+            config_file,
+            "slipway validate",
+        )
+        .await?;
+    let shutdown = CancellationToken::new();
+    let workers = session.engine.spawn_workers(shutdown.clone());
 
-    let github_token = std::env::var("GITHUB_TOKEN").ok().filter(|t| !t.is_empty());
-    let is_url = args.target.contains("://") || args.target.starts_with("git@");
+    let started = Instant::now();
+    let done = follow(
+        &session.store,
+        &session.engine,
+        record.id,
+        started,
+        &mut signals,
+    )
+    .await?;
+    shutdown.cancel();
+    let _ = workers.await;
+
+    let artifacts = session
+        .cache
+        .as_deref()
+        .and_then(|cache| keep_artifacts(&session.data, &done, cache));
+    let analysis = session.engine.analysis_evidence(done.id).await;
+    report(
+        &session.store,
+        &done,
+        started.elapsed(),
+        args.json,
+        artifacts.as_deref(),
+        analysis,
+    )
+    .await?;
+    match done.status {
+        ValidationStatus::Passed => Ok(()),
+        ValidationStatus::Failed => Err(Failure::Exit(1)),
+        _ => Err(Failure::Exit(2)),
+    }
+}
+
+/// What validating local repositories needs, without a server: a temporary store and data
+/// directory (removed when dropped), an engine on them, and the snapshot cache. `slipway
+/// validate` opens one per validation, `slipway mcp` one per session.
+pub(crate) struct Session {
+    pub store: Store,
+    pub engine: Engine,
+    data: PathBuf,
+    cache: Option<PathBuf>,
+    // Last: removed after the store is closed.
+    _work: WorkDir,
+}
+
+impl Session {
+    pub async fn open(no_cache: bool) -> Result<Self, Failure> {
+        let isolation = isolation()?;
+        let sandbox_ceilings = crate::config::sandbox_ceilings().map_err(refused)?;
+        let work = WorkDir(Some(
+            tempfile::tempdir().context("cannot create a temporary directory")?,
+        ));
+        let data = work.path().join("data");
+        crate::ensure_data_dir(&data)?;
+        let key =
+            MasterKey::load_or_create(&data.join("master.key")).map_err(anyhow::Error::from)?;
+        let store = Store::open(
+            &format!("sqlite://{}", data.join("slipway.db").display()),
+            &key,
+        )
+        .await
+        .map_err(|e| Failure::Failed(e.into()))?;
+        let cache = if no_cache { None } else { Some(cache_dir()?) };
+        let mut config = EngineConfig::new(data.clone());
+        if let Some(cache) = &cache {
+            config.snapshot_dir = cache.join("snapshots");
+        }
+        config.allow_unsandboxed = isolation == Isolation::None;
+        config.isolation = isolation;
+        config.sandbox_ceilings = sandbox_ceilings;
+        config.max_concurrent = 1;
+        config.github_token = github_token();
+        config.models = crate::model_config().map_err(refused)?;
+        let engine = Engine::new(store.clone(), config);
+        Ok(Self {
+            store,
+            engine,
+            data,
+            cache,
+            _work: work,
+        })
+    }
+
+    /// Records and queues a validation of `target` in the repository `repo` (a path or URL).
+    pub async fn submit(
+        &self,
+        repo: String,
+        target: Target,
+        base: Option<String>,
+        config_file: Option<PipelineConfig>,
+        started_by: &str,
+    ) -> Result<ValidationRecord, Failure> {
+        // One project per repository (a session may validate several).
+        let known = self
+            .store
+            .list_projects()
+            .await
+            .map_err(|e| Failure::Failed(e.into()))?;
+        let project = match known.iter().find(|p| p.repo == repo) {
+            Some(project) => project.clone(),
+            None => self
+                .store
+                .create_project(&ProjectDraft {
+                    name: match known.len() {
+                        0 => "validate".into(),
+                        n => format!("validate-{}", n + 1),
+                    },
+                    description: String::new(),
+                    repo,
+                    default_branch: "main".into(),
+                })
+                .await
+                .map_err(|e| Failure::Failed(e.into()))?,
+        };
+        let options = Options {
+            base,
+            setup_trial: false,
+            config_file,
+            started_by: Some(started_by.into()),
+        };
+        self.engine
+            .submit_with(&project, target, options)
+            .await
+            .map_err(|e| refused(anyhow!("{e}")))
+    }
+}
+
+fn github_token() -> Option<String> {
+    std::env::var("GITHUB_TOKEN").ok().filter(|t| !t.is_empty())
+}
+
+/// The repository (a canonical path, or the URL as given) and what of it to validate: a
+/// branch's head, a revision, else HEAD (its branch's head when it is on one).
+pub(crate) async fn local_target(
+    given: &str,
+    branch: Option<&str>,
+    rev: Option<&str>,
+) -> Result<(String, Target), Failure> {
+    let is_url = given.contains("://") || given.starts_with("git@");
     let repo = if is_url {
-        args.target.clone()
+        given.to_owned()
     } else {
-        let path = std::fs::canonicalize(&args.target)
-            .map_err(|e| refused(anyhow!("cannot read {}: {e}", args.target)))?;
+        let path = std::fs::canonicalize(given)
+            .map_err(|e| refused(anyhow!("cannot read {given}: {e}")))?;
         if git::resolve_local(&path, "HEAD").await.is_err() {
             return Err(refused(anyhow!(
                 "{} is not a git repository with a commit; give the path of one, or a URL",
@@ -76,7 +222,7 @@ pub async fn run(args: ValidateArgs) -> Result<(), Failure> {
         }
         path.display().to_string()
     };
-    let target = match (&args.branch, &args.rev) {
+    let target = match (branch, rev) {
         (Some(branch), _) if !is_url => {
             let local = format!("refs/heads/{branch}");
             if git::resolve_local(std::path::Path::new(&repo), &local)
@@ -89,12 +235,12 @@ pub async fn run(args: ValidateArgs) -> Result<(), Failure> {
                      --rev origin/{branch}"
                 )));
             }
-            Target::Branch(branch.clone())
+            Target::Branch(branch.to_owned())
         }
-        (Some(branch), _) => Target::Branch(branch.clone()),
-        (None, Some(rev)) => Target::Sha(rev.clone()),
+        (Some(branch), _) => Target::Branch(branch.to_owned()),
+        (None, Some(rev)) => Target::Sha(rev.to_owned()),
         (None, None) if is_url => Target::Sha(
-            git::Git::new(github_token.as_deref())
+            git::Git::new(github_token().as_deref())
                 .remote_head(&repo)
                 .await
                 .map_err(|e| refused(e.into()))?,
@@ -121,79 +267,7 @@ pub async fn run(args: ValidateArgs) -> Result<(), Failure> {
             }
         }
     };
-
-    let project = store
-        .create_project(&ProjectDraft {
-            name: "validate".into(),
-            description: String::new(),
-            repo,
-            default_branch: "main".into(),
-        })
-        .await
-        .map_err(|e| Failure::Failed(e.into()))?;
-    let config_file = match &args.config {
-        Some(file) => {
-            let text = std::fs::read_to_string(file)
-                .map_err(|e| refused(anyhow!("cannot read {}: {e}", file.display())))?;
-            let pipeline = PipelineConfig::from_toml(&file.display().to_string(), &text)
-                .map_err(|e| refused(e.into()))?;
-            Some(pipeline)
-        }
-        None => None,
-    };
-
-    let cache = if args.no_cache {
-        None
-    } else {
-        Some(cache_dir()?)
-    };
-    let mut config = EngineConfig::new(data.clone());
-    if let Some(cache) = &cache {
-        config.snapshot_dir = cache.join("snapshots");
-    }
-    config.allow_unsandboxed = isolation == Isolation::None;
-    config.isolation = isolation;
-    config.sandbox_ceilings = sandbox_ceilings;
-    config.max_concurrent = 1;
-    config.github_token = github_token;
-    config.models = crate::model_config().map_err(refused)?;
-    let engine = Engine::new(store.clone(), config);
-    let options = Options {
-        base: args.base.clone(),
-        setup_trial: false,
-        config_file,
-        started_by: Some("slipway validate".into()),
-    };
-    let record = engine
-        .submit_with(&project, target, options)
-        .await
-        .map_err(|e| refused(anyhow!("{e}")))?;
-    let shutdown = CancellationToken::new();
-    let workers = engine.spawn_workers(shutdown.clone());
-
-    let started = Instant::now();
-    let done = follow(&store, &engine, record.id, started, &mut signals).await?;
-    shutdown.cancel();
-    let _ = workers.await;
-
-    let artifacts = cache
-        .as_deref()
-        .and_then(|cache| keep_artifacts(&data, &done, cache));
-    let analysis = engine.analysis_evidence(done.id).await;
-    report(
-        &store,
-        &done,
-        started.elapsed(),
-        args.json,
-        artifacts.as_deref(),
-        analysis.as_ref(),
-    )
-    .await?;
-    match done.status {
-        ValidationStatus::Passed => Ok(()),
-        ValidationStatus::Failed => Err(Failure::Exit(1)),
-        _ => Err(Failure::Exit(2)),
-    }
+    Ok((repo, target))
 }
 
 /// The run's temporary directory, removed as a workspace is (the pipeline's files may be in
@@ -523,48 +597,19 @@ async fn tail(store: &Store, id: ValidationId, step: StepName, lines: usize) -> 
     all.into_iter().skip(skip).map(|l| l.line).collect()
 }
 
-/// The judge's evidence (answer, tokens, cost), when it ran.
-fn judgement(artifacts: Option<&Path>) -> serde_json::Value {
-    artifacts
-        .and_then(|dir| std::fs::read_to_string(dir.join(slipway_engine::evidence::JUDGE)).ok())
-        .and_then(|text| serde_json::from_str(&text).ok())
-        .unwrap_or(serde_json::Value::Null)
-}
-
 async fn report(
     store: &Store,
     record: &ValidationRecord,
     elapsed: Duration,
     as_json: bool,
     artifacts: Option<&Path>,
-    analysis: Option<&serde_json::Value>,
+    analysis: Option<serde_json::Value>,
 ) -> Result<(), Failure> {
     if as_json {
-        let mut steps = Vec::new();
-        for step in &record.steps {
-            steps.push(json!({
-                "name": step.name,
-                "status": step.status,
-                "duration_ms": step.duration_ms,
-                "exit_code": step.exit_code,
-                "detail": step.detail,
-                "flaky": step.flaky,
-                "log_tail": tail(store, record.id, step.name, 20).await.join("\n"),
-            }));
-        }
-        let report = json!({
-            "id": record.id,
-            "status": record.status,
-            "sha": record.sha,
-            "base_ref": record.base_ref,
-            "base_sha": record.base_sha,
-            "pipeline_source": record.pipeline_source,
-            "error": record.error,
-            "steps": steps,
-            "artifacts": artifacts,
-            "judge": judgement(artifacts),
-            "analysis": analysis,
-        });
+        // The same report as the MCP server's `validate` tool gives.
+        let report = slipway_mcp::Report::build(store, record, artifacts, analysis.clone())
+            .await
+            .map_err(|e| Failure::Failed(e.into()))?;
         println!(
             "{}",
             serde_json::to_string_pretty(&report).expect("JSON values serialize")
@@ -587,7 +632,7 @@ async fn report(
             eprintln!("  {line}");
         }
     }
-    if let Some(analysis) = analysis {
+    if let Some(analysis) = &analysis {
         findings(analysis);
     }
     if let Some(dir) = artifacts {

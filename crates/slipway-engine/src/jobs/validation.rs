@@ -90,6 +90,7 @@ async fn body(engine: &Engine, id: ValidationId, attempt: &Attempt) -> Outcome {
     match result {
         Ok(Ended::Verdict(status)) => {
             tracing::info!(validation = %id, %status, "validation finished");
+            crate::notify::validation_finished(engine, id).await;
             let policy = match merging::after_verdict(engine, id).await {
                 Ok(policy) => policy,
                 Err(error) => {

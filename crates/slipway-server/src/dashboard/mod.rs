@@ -9,6 +9,7 @@ mod errors;
 mod findings;
 mod judge;
 mod lists;
+mod notifications;
 mod pages;
 mod pulls;
 mod relay;
@@ -38,6 +39,11 @@ pub fn router() -> Router<AppState> {
         .route("/projects/{id}/validations", post(pages::start_validation))
         .route("/projects/{id}/settings", post(settings::save_settings))
         .route("/projects/{id}/webhook", post(setup::repair_webhook))
+        .route("/projects/{id}/notifications", post(notifications::add))
+        .route(
+            "/projects/{id}/notifications/{tid}",
+            post(notifications::change),
+        )
         .route("/github/repositories", get(setup::repositories))
         .route("/projects/{id}/pulls/{number}", get(pulls::pull))
         .route("/projects/{id}/pulls/{number}/{action}", post(pulls::act))
@@ -70,6 +76,8 @@ pub struct Layout {
     pub notice: Option<String>,
     /// The signed-in token's role: buttons it cannot use are not shown.
     pub role: slipway_core::Role,
+    /// A dialog's tab to open the page at (after a notifications action).
+    pub open_tab: Option<&'static str>,
 }
 
 impl Layout {

@@ -49,6 +49,7 @@ pub(super) async fn layout(
         error,
         notice: None,
         role: signed.0.caller.role,
+        open_tab: None,
     })
 }
 
@@ -243,6 +244,7 @@ pub async fn create_project(
             Some(AgentConfig::Command {
                 command,
                 plan_mode: false,
+                slipway_mcp: false,
             })
         }
         _ => None,
@@ -288,6 +290,7 @@ struct ProjectPage<'a> {
     agent_command: String,
     agent_model: String,
     agent_plan_mode: bool,
+    agent_slipway_mcp: bool,
     /// The model the judge and the failure analysis use, if one is configured.
     model: Option<String>,
     /// Tokens the project's models used this month (against `model_tokens_per_month`).
@@ -311,6 +314,9 @@ struct ProjectPage<'a> {
     chart: Chart,
     /// The repository's webhook, for a GitHub project.
     webhook: Option<super::setup::WebhookView>,
+    /// The Notifications tab: the targets, and the add form's event boxes.
+    notifications: Vec<super::notifications::Row>,
+    notification_events: Vec<(&'static str, &'static str, bool)>,
 }
 
 /// A pull request as the project page lists it.
@@ -461,6 +467,11 @@ pub(super) async fn project_page(
             branches.push(wanted.clone());
         }
     }
+    let agent_slipway_mcp = match (&settings.agent, typed_form) {
+        (_, Some(form)) if form.agent_kind.is_some() => form.agent_slipway_mcp.is_some(),
+        (AgentConfig::Command { slipway_mcp, .. }, _) => *slipway_mcp,
+        _ => false,
+    };
     let (agent_kind, agent_command, agent_model, agent_plan_mode) =
         match (&settings.agent, typed_form) {
             (_, Some(form)) if form.agent_kind.is_some() => (
@@ -473,9 +484,12 @@ pub(super) async fn project_page(
                 form.agent_model.clone(),
                 form.agent_plan_mode.is_some(),
             ),
-            (AgentConfig::Command { command, plan_mode }, _) => {
-                ("command", command.clone(), String::new(), *plan_mode)
-            }
+            (
+                AgentConfig::Command {
+                    command, plan_mode, ..
+                },
+                _,
+            ) => ("command", command.clone(), String::new(), *plan_mode),
             (
                 AgentConfig::Codegen {
                     model, plan_mode, ..
@@ -490,6 +504,10 @@ pub(super) async fn project_page(
         };
     let pulls = pulls_of(state, &project, &validations).await?;
     let page = ProjectPage {
+        notifications: super::notifications::rows(state, project.id)
+            .await
+            .map_err(failed)?,
+        notification_events: super::notifications::all_events(),
         webhook: super::setup::webhook_view(state, &project).await,
         model: state.engine.model(),
         model_usage: state.store.model_usage(project.id).await.map_err(failed)?,
@@ -506,6 +524,7 @@ pub(super) async fn project_page(
         agent_command,
         agent_model,
         agent_plan_mode,
+        agent_slipway_mcp,
         layout,
         has_rules: !settings.repository_rules.trim().is_empty(),
         planning_statement: settings.planning_statement.clone(),

@@ -39,6 +39,7 @@ pub struct SettingsForm {
     #[serde(default)]
     pub(super) agent_model: String,
     pub(super) agent_plan_mode: Option<String>,
+    pub(super) agent_slipway_mcp: Option<String>,
     /// The monthly model token budget; empty or 0 is no limit.
     #[serde(default)]
     pub(crate) model_tokens_per_month: Option<String>,
@@ -174,6 +175,7 @@ fn agent_of(form: &SettingsForm) -> Result<Option<AgentConfig>, String> {
             Ok(Some(AgentConfig::Command {
                 command: command.to_owned(),
                 plan_mode,
+                slipway_mcp: form.agent_slipway_mcp.is_some(),
             }))
         }
         Some("codegen") => Ok(Some(AgentConfig::Codegen {

@@ -2,6 +2,7 @@
 
 pub mod deliveries;
 pub mod hooks;
+pub mod notifications;
 pub mod paging;
 pub mod projects;
 pub mod pulls;
