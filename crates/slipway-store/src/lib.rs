@@ -217,6 +217,23 @@ impl Store {
         events::announce(self).await
     }
 
+    /// Within a write transaction, makes every process's transactions that take the turn
+    /// `name` run one after another (a count checked, then written). SQLite's write
+    /// transactions already do; PostgreSQL takes an advisory lock until the commit.
+    pub(crate) async fn take_turn(
+        &self,
+        conn: &mut AnyConnection,
+        name: &str,
+    ) -> Result<(), StoreError> {
+        if self.backend == Backend::Postgres {
+            sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                .bind(locks::advisory_key(name))
+                .execute(conn)
+                .await?;
+        }
+        Ok(())
+    }
+
     /// Within a write transaction, makes concurrent writers of one project's counted rows
     /// (its runs' budgets, its pull requests' numbers) take turns. SQLite's write
     /// transactions already do; PostgreSQL locks the project's row until the commit.

@@ -371,6 +371,8 @@ impl Store {
         per_minute: u32,
     ) -> Result<Result<(), std::time::Duration>, StoreError> {
         let now = now_millis();
+        let mut tx = self.begin_write().await?;
+        self.take_turn(&mut tx, "codegen-starts").await?;
         let taken = sqlx::query(
             "UPDATE agent_runs SET external_started_at = COALESCE(external_started_at, $1)
              WHERE id = $2 AND (external_started_at IS NOT NULL OR
@@ -380,9 +382,10 @@ impl Store {
         .bind(run)
         .bind(now - 60_000)
         .bind(i64::from(per_minute))
-        .execute(&self.writer)
+        .execute(&mut *tx)
         .await?
         .rows_affected();
+        tx.commit().await?;
         if taken == 1 {
             return Ok(Ok(()));
         }
