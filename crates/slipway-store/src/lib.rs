@@ -153,7 +153,7 @@ impl Store {
         };
         let events = Arc::new(events::EventBus::new());
         let store = Self {
-            intake: deliveries::spawn_intake(writer.clone()),
+            intake: deliveries::spawn_intake(writer.clone(), backend),
             pool,
             writer,
             backend,
