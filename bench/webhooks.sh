@@ -8,7 +8,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-10}; conns=${2:-64}
 command -v wrk >/dev/null || { echo "wrk is missing: apt-get install -y wrk" >&2; exit 1; }
-cargo build --release -q -p slipway
+# SLIPWAY_BIN: a release binary built already (else it is built here).
+bin=${SLIPWAY_BIN:-}
+if [ -z "$bin" ]; then
+  cargo build --release -q -p slipway
+  bin=${CARGO_TARGET_DIR:-target}/release/slipway
+fi
 work=$(mktemp -d); pid=
 trap '[ -n "$pid" ] && kill $pid 2>/dev/null; [ -n "${SLIPWAY_TEST_POSTGRES_STOP:-}" ] && eval "$SLIPWAY_TEST_POSTGRES_STOP"; rm -rf "$work"' EXIT
 if [ "${BENCH_DATABASE:-sqlite}" = postgres ]; then
@@ -24,7 +29,7 @@ cp "$fixture" "$work/body.json"
 signature=sha256=$(python3 -c "import hmac,hashlib,sys; print(hmac.new(b'$secret', open('$work/body.json','rb').read(), hashlib.sha256).hexdigest())")
 port=$((20000 + RANDOM % 20000))
 GITHUB_WEBHOOK_SECRET=$secret SLIPWAY_ADMIN_TOKEN=bench-admin-token-0123456789 SLIPWAY_DATA_DIR=$work/data SLIPWAY_LOG=warn \
-  target/release/slipway serve --bind 127.0.0.1:$port >"$work/out" 2>"$work/err" &
+  "$bin" serve --bind 127.0.0.1:$port >"$work/out" 2>"$work/err" &
 pid=$!
 for _ in $(seq 50); do curl -sf "http://127.0.0.1:$port/health" >/dev/null && break; sleep 0.1; done
 cat > "$work/post.lua" <<LUA

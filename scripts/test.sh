@@ -45,3 +45,7 @@ rm -f /tmp/slipway-pg-why.$$
 profile=default
 [ "${CI:-}" = true ] && profile=ci
 cargo nextest run --workspace --profile "$profile" "$@"
+# The server's suites once more with every TestApp on its own PostgreSQL database.
+if [ -n "${SLIPWAY_TEST_POSTGRES_URL:-}" ]; then
+  SLIPWAY_TEST_DATABASE=postgres cargo nextest run -p slipway-server --profile "$profile" "$@"
+fi

@@ -210,6 +210,7 @@ impl Engine {
         let engine = self.clone();
         tokio::spawn(async move {
             let every = POLL_EVERY.min(engine.inner.config.github_poll_every);
+            let mut last_github = std::time::Instant::now();
             loop {
                 tokio::select! {
                     _ = tokio::time::sleep(every) => {}
@@ -224,7 +225,11 @@ impl Engine {
                 let github = engine.inner.config.github.clone();
                 if let Some(github) = github {
                     let every = engine.inner.config.github_poll_every;
-                    if engine.claim_interval("poll:github", every).await {
+                    // Its interval after this process started, and once across processes.
+                    if last_github.elapsed() >= every
+                        && engine.claim_interval("poll:github", every).await
+                    {
+                        last_github = std::time::Instant::now();
                         if let Err(error) = crate::github::poll(&engine, &github).await {
                             tracing::error!(%error, "polling GitHub pull requests failed");
                         }

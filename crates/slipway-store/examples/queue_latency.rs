@@ -2,7 +2,8 @@
 //! (a worker, with its own pools and listener) leases them, woken by the store's wake-ups
 //! (PostgreSQL's NOTIFY) or, when none arrive (SQLite), by a poll every second as the
 //! engine's workers do. Each job is queued when the worker is idle, so the figure is the
-//! wake-up and lease path, not a backlog. Run by `bench/queue.sh`.
+//! wake-up and lease path, not a backlog: from the enqueue's commit to the lease's. Run by
+//! `bench/queue.sh`.
 //!
 //! Usage: queue_latency DATABASE_URL [jobs, default 200]
 
@@ -51,7 +52,6 @@ async fn main() {
     for n in 0..jobs {
         // Let the worker go idle (waiting for a wake-up) before each job.
         tokio::time::sleep(Duration::from_millis(20)).await;
-        let queued = Instant::now();
         server
             .enqueue(&NewJob {
                 kind: "bench".into(),
@@ -61,8 +61,10 @@ async fn main() {
             })
             .await
             .unwrap();
+        // Queued: committed (the worker may even have it already).
+        let queued = Instant::now();
         let at = started.recv().await.unwrap();
-        latencies.push(at - queued);
+        latencies.push(at.saturating_duration_since(queued));
     }
     latencies.sort();
     let pick = |q: f64| latencies[((latencies.len() as f64 * q) as usize).min(latencies.len() - 1)];

@@ -2,11 +2,13 @@
 //! intake stays fast); a redelivery changes nothing. Pending rows are the processing queue.
 
 use crate::queue::backoff;
-use crate::{now_millis, Store, StoreError};
+use crate::{now_millis, Backend, Store, StoreError};
 use sqlx::AnyPool;
 use std::collections::HashSet;
 use std::fmt::Write;
+use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::Semaphore;
 use tokio::sync::{mpsc, oneshot};
 
 /// The most deliveries written by one statement.
@@ -105,12 +107,18 @@ pub(crate) struct Incoming {
 
 /// Group commit: takes whatever deliveries are waiting (up to [`INTAKE_BATCH`]) and writes
 /// them with one statement, then answers each caller. Under load this turns many writer
-/// round trips into one; alone, a delivery is written at once. Ends with the store.
-pub(crate) fn spawn_intake(writer: AnyPool) -> mpsc::Sender<Incoming> {
+/// round trips into one; alone, a delivery is written at once. SQLite has one writer; on
+/// PostgreSQL several batches commit at once (its commits share their flushes). Ends with
+/// the store.
+pub(crate) fn spawn_intake(writer: AnyPool, backend: Backend) -> mpsc::Sender<Incoming> {
     let (tx, mut rx) = mpsc::channel::<Incoming>(4 * INTAKE_BATCH);
+    let writers = Arc::new(Semaphore::new(match backend {
+        Backend::Sqlite => 1,
+        Backend::Postgres => 4,
+    }));
     tokio::spawn(async move {
-        let mut batch = Vec::with_capacity(INTAKE_BATCH);
         while let Some(first) = rx.recv().await {
+            let mut batch = Vec::with_capacity(INTAKE_BATCH);
             batch.push(first);
             while batch.len() < INTAKE_BATCH {
                 match rx.try_recv() {
@@ -118,7 +126,12 @@ pub(crate) fn spawn_intake(writer: AnyPool) -> mpsc::Sender<Incoming> {
                     Err(_) => break,
                 }
             }
-            write_batch(&writer, std::mem::take(&mut batch)).await;
+            let permit = writers.clone().acquire_owned().await.expect("never closed");
+            let writer = writer.clone();
+            tokio::spawn(async move {
+                write_batch(&writer, batch).await;
+                drop(permit);
+            });
         }
     });
     tx

@@ -67,7 +67,7 @@ pub(crate) struct EventBus {
     live: broadcast::Sender<Arc<LiveEvent>>,
     jobs: broadcast::Sender<Arc<str>>,
     /// This process committed events: the tail reads them now.
-    stored: Notify,
+    stored: Arc<Notify>,
     stop: watch::Sender<bool>,
 }
 
@@ -76,7 +76,7 @@ impl EventBus {
         Self {
             live: broadcast::channel(LIVE_BUFFER).0,
             jobs: broadcast::channel(256).0,
-            stored: Notify::new(),
+            stored: Arc::new(Notify::new()),
             stop: watch::channel(false).0,
         }
     }
@@ -104,14 +104,13 @@ fn tail_poll(backend: Backend) -> Duration {
 
 /// Starts the process's tail of the events table (and, on PostgreSQL, its listener).
 pub(crate) async fn spawn_tail(store: &Store, database_url: &str) -> Result<(), StoreError> {
-    let mut listener = match store.backend {
-        Backend::Sqlite => None,
-        Backend::Postgres => {
-            let mut listener = PgListener::connect(database_url).await?;
-            listener.listen_all([EVENTS_CHANNEL, JOBS_CHANNEL]).await?;
-            Some(listener)
-        }
-    };
+    // Other processes' commits (PostgreSQL): at most one wake-up waits, the rest coalesce.
+    let (elsewhere_tx, mut elsewhere) = tokio::sync::mpsc::channel::<()>(1);
+    if store.backend == Backend::Postgres {
+        let mut listener = PgListener::connect(database_url).await?;
+        listener.listen_all([EVENTS_CHANNEL, JOBS_CHANNEL]).await?;
+        spawn_listener(listener, Arc::downgrade(&store.events), elsewhere_tx);
+    }
     let mut last = store.last_event_id().await?;
     let mut caches = Caches {
         projects: store.projects.clone(),
@@ -120,24 +119,18 @@ pub(crate) async fn spawn_tail(store: &Store, database_url: &str) -> Result<(), 
     };
     caches.check(&store.pool).await?;
     let bus = Arc::downgrade(&store.events);
+    let stored = store.events.stored.clone();
     let mut stop = store.events.stop.subscribe();
     let pool = store.pool.clone();
     let poll = tail_poll(store.backend);
     tokio::spawn(async move {
         loop {
-            let Some(strong) = bus.upgrade() else { break };
+            // Holds no store alive while it waits: once every handle is gone, it ends.
             tokio::select! {
-                _ = strong.stored.notified() => {}
+                _ = stored.notified() => {}
+                _ = elsewhere.recv() => {}
                 _ = tokio::time::sleep(poll) => {}
                 _ = stop.changed() => break,
-                notified = next_notification(&mut listener) => {
-                    if let Some(kind) = notified {
-                        if let Some(bus) = bus.upgrade() {
-                            let _ = bus.jobs.send(kind.into());
-                        }
-                        continue;
-                    }
-                }
             }
             let Some(bus) = bus.upgrade() else { break };
             if let Err(error) = caches.check(&pool).await {
@@ -151,6 +144,42 @@ pub(crate) async fn spawn_tail(store: &Store, database_url: &str) -> Result<(), 
         }
     });
     Ok(())
+}
+
+/// Receives PostgreSQL's notifications in a task of its own (a read is never cut short):
+/// queued jobs go to the job wake-ups, new events wake the tail.
+fn spawn_listener(
+    mut listener: PgListener,
+    bus: std::sync::Weak<EventBus>,
+    elsewhere: tokio::sync::mpsc::Sender<()>,
+) {
+    let Some(mut stop) = bus.upgrade().map(|bus| bus.stop.subscribe()) else {
+        return;
+    };
+    tokio::spawn(async move {
+        loop {
+            let received = tokio::select! {
+                received = listener.recv() => received,
+                _ = stop.changed() => break,
+            };
+            let Some(bus) = bus.upgrade() else { break };
+            match received {
+                Ok(note) if note.channel() == JOBS_CHANNEL => {
+                    let _ = bus.jobs.send(note.payload().into());
+                }
+                Ok(_) => {
+                    let _ = elsewhere.try_send(());
+                }
+                Err(sqlx::Error::PoolClosed) => break,
+                Err(error) => {
+                    // The listener reconnects on the next receive; the tail's poll covers
+                    // what was announced meanwhile.
+                    tracing::warn!(%error, "the database's notifications were interrupted");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            }
+        }
+    });
 }
 
 /// This process's read caches, dropped when another process changed what they hold.
@@ -184,23 +213,6 @@ pub(crate) async fn announce(store: &Store) -> Result<(), StoreError> {
             .await?;
     }
     Ok(())
-}
-
-/// The next notification: `Some(kind)` for a queued job, `None` for new events (or a lost
-/// connection, after which the listener reconnects). Never ready without a listener.
-async fn next_notification(listener: &mut Option<PgListener>) -> Option<String> {
-    let Some(listener) = listener else {
-        return std::future::pending().await;
-    };
-    match listener.recv().await {
-        Ok(note) if note.channel() == JOBS_CHANNEL => Some(note.payload().to_owned()),
-        Ok(_) => None,
-        Err(error) => {
-            tracing::warn!(%error, "the database's notifications were interrupted; reconnecting");
-            tokio::time::sleep(Duration::from_millis(200)).await;
-            None
-        }
-    }
 }
 
 /// Broadcasts the events stored after `last`, in order; returns the last id sent. With no

@@ -156,7 +156,7 @@ impl Store {
         };
         let events = Arc::new(events::EventBus::new());
         let store = Self {
-            intake: deliveries::spawn_intake(writer.clone()),
+            intake: deliveries::spawn_intake(writer.clone(), backend),
             pool,
             writer,
             backend,
@@ -218,6 +218,23 @@ impl Store {
         .execute(&self.writer)
         .await?;
         events::announce(self).await
+    }
+
+    /// Within a write transaction, makes every process's transactions that take the turn
+    /// `name` run one after another (a count checked, then written). SQLite's write
+    /// transactions already do; PostgreSQL takes an advisory lock until the commit.
+    pub(crate) async fn take_turn(
+        &self,
+        conn: &mut AnyConnection,
+        name: &str,
+    ) -> Result<(), StoreError> {
+        if self.backend == Backend::Postgres {
+            sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                .bind(locks::advisory_key(name))
+                .execute(conn)
+                .await?;
+        }
+        Ok(())
     }
 
     /// Within a write transaction, makes concurrent writers of one project's counted rows

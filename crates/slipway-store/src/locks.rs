@@ -88,7 +88,7 @@ impl Drop for Turn {
 }
 
 /// A stable 64-bit key for a name (PostgreSQL advisory locks are numbered).
-fn advisory_key(name: &str) -> i64 {
+pub(crate) fn advisory_key(name: &str) -> i64 {
     let digest = Sha256::digest(name.as_bytes());
     i64::from_le_bytes(digest[..8].try_into().expect("8 bytes"))
 }

@@ -143,7 +143,7 @@ impl Store {
             "SELECT {COLUMNS} FROM pull_requests WHERE project_id = $1 AND number = $2"
         ))
         .bind(project.0)
-        .bind(i64::from(number))
+        .bind(number)
         .fetch_optional(&self.pool)
         .await?;
         row.map(from_row).ok_or(StoreError::NotFound)?
@@ -188,7 +188,7 @@ impl Store {
         .bind(sha)
         .bind(now_millis())
         .bind(project.0)
-        .bind(i64::from(number))
+        .bind(number)
         .bind(sha)
         .execute(&self.writer)
         .await?
@@ -211,7 +211,7 @@ impl Store {
         .bind(merge_sha)
         .bind(now_millis())
         .bind(project.0)
-        .bind(i64::from(number))
+        .bind(number)
         .bind(head_sha)
         .execute(&self.writer)
         .await?
@@ -231,7 +231,7 @@ impl Store {
         )
         .bind(now_millis())
         .bind(project.0)
-        .bind(i64::from(number))
+        .bind(number)
         .execute(&self.writer)
         .await?
         .rows_affected();
@@ -251,7 +251,7 @@ impl Store {
         .bind(note)
         .bind(now_millis())
         .bind(project.0)
-        .bind(i64::from(number))
+        .bind(number)
         .execute(&self.writer)
         .await?;
         Ok(())

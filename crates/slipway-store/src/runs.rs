@@ -191,7 +191,7 @@ impl Store {
     /// so two requests cannot both take the last slot.
     pub async fn create_run(&self, run: &NewRun) -> Result<RunRecord, RunRefused> {
         let now = now_millis();
-        let mut tx = self.begin_write().await.map_err(StoreError::from)?;
+        let mut tx = self.begin_write().await?;
         self.lock_project(&mut tx, run.project).await?;
         let active: i64 = sqlx::query_scalar(&format!(
             "SELECT COUNT(*) FROM agent_runs WHERE project_id = $1 AND status NOT IN {FINAL}
@@ -289,7 +289,7 @@ impl Store {
                AND status NOT IN {FINAL} ORDER BY id DESC LIMIT 1"
         ))
         .bind(project.0)
-        .bind(i64::from(number))
+        .bind(number)
         .fetch_optional(&self.pool)
         .await?;
         row.map(TryInto::try_into).transpose()
@@ -306,7 +306,7 @@ impl Store {
              ORDER BY id DESC LIMIT 1"
         ))
         .bind(project.0)
-        .bind(i64::from(number))
+        .bind(number)
         .fetch_optional(&self.pool)
         .await?;
         row.map(TryInto::try_into).transpose()
@@ -371,6 +371,8 @@ impl Store {
         per_minute: u32,
     ) -> Result<Result<(), std::time::Duration>, StoreError> {
         let now = now_millis();
+        let mut tx = self.begin_write().await?;
+        self.take_turn(&mut tx, "codegen-starts").await?;
         let taken = sqlx::query(
             "UPDATE agent_runs SET external_started_at = COALESCE(external_started_at, $1)
              WHERE id = $2 AND (external_started_at IS NOT NULL OR
@@ -380,9 +382,10 @@ impl Store {
         .bind(run)
         .bind(now - 60_000)
         .bind(i64::from(per_minute))
-        .execute(&self.writer)
+        .execute(&mut *tx)
         .await?
         .rows_affected();
+        tx.commit().await?;
         if taken == 1 {
             return Ok(Ok(()));
         }
