@@ -12,6 +12,7 @@ const run = Math.random().toString(36).slice(2, 8);
 const answered = {};
 let next = 0;
 let refused = 0;
+const others = {};
 const now = () => performance.timeOrigin + performance.now();
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
@@ -30,9 +31,12 @@ async function worker() {
       },
       body,
     });
-    await response.arrayBuffer();
+    const text = await response.text();
     if (response.status === 202) answered[id] = now();
-    else refused++;
+    else {
+      refused++;
+      others[response.status] ??= text.slice(0, 200);
+    }
     if (Number(pace) > 0) await sleep(Number(pace));
   }
 }
@@ -43,3 +47,4 @@ const took = (now() - started) / 1000;
 writeFileSync(out, JSON.stringify(answered));
 const n = Object.keys(answered).length;
 console.log(`relay answered ${n} × 202 (${refused} other) in ${took.toFixed(2)} s: ${(n / took).toFixed(0)}/s`);
+for (const [status, body] of Object.entries(others)) console.log(`  answered ${status}: ${body}`);

@@ -4,6 +4,7 @@
 # at a time, 50 ms apart); for each delivery, the time from the relay's 202 to Slipway's stored
 # row (`webhook_deliveries.received_at`, ms), and deliveries/s from the first 202 to the last
 # stored row.
+# First the same number posted while Slipway is stopped: how fast it drains the relay's backlog.
 # Usage: bench/relay.sh [burst deliveries, default 2000] [connections, default 16] [trickle, default 200]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,17 +28,21 @@ relay_port=$((20000 + RANDOM % 20000)); port=$((relay_port + 1))
   --var "GITHUB_WEBHOOK_SECRET:$secret" --var "RELAY_TOKEN:$token") >"$work/relay.log" 2>&1 &
 relay_pid=$!
 for _ in $(seq 300); do curl -sf "http://127.0.0.1:$relay_port/health" >/dev/null && break; sleep 0.1; done
-GITHUB_WEBHOOK_SECRET=$secret SLIPWAY_ADMIN_TOKEN=bench-admin-token-0123456789 SLIPWAY_DATA_DIR=$work/data \
-  SLIPWAY_LOG=warn SLIPWAY_RELAY_URL="http://127.0.0.1:$relay_port" SLIPWAY_RELAY_TOKEN=$token \
-  "$slipway" serve --bind "127.0.0.1:$port" >"$work/out" 2>"$work/err" &
-slipway_pid=$!
-for _ in $(seq 50); do curl -sf "http://127.0.0.1:$port/health" >/dev/null && break; sleep 0.1; done
+start_slipway() {
+  GITHUB_WEBHOOK_SECRET=$secret SLIPWAY_ADMIN_TOKEN=bench-admin-token-0123456789 SLIPWAY_DATA_DIR=$work/data \
+    SLIPWAY_LOG=warn SLIPWAY_RELAY_URL="http://127.0.0.1:$relay_port" SLIPWAY_RELAY_TOKEN=$token \
+    "$slipway" serve --bind "127.0.0.1:$port" >"$work/out" 2>"$work/err" &
+  slipway_pid=$!
+}
 
-# Waits until Slipway holds every delivery of $1 (the load's output), then reports.
+# Waits until Slipway holds every delivery of $1 (the load's output), then reports; with $2
+# (epoch ms Slipway was started at), the rate it drained the relay's backlog at.
 measure() {
-  python3 - "$1" "$work/data/slipway.db" <<'PY'
-import json, sqlite3, sys, time
+  python3 - "$1" "$work/data/slipway.db" "${2:-}" <<'PY'
+import json, os, sqlite3, sys, time
 answered = json.load(open(sys.argv[1]))
+while not os.path.exists(sys.argv[2]):
+    time.sleep(0.1)
 db = sqlite3.connect(sys.argv[2])
 ids = list(answered)
 deadline = time.time() + 300
@@ -48,6 +53,11 @@ while True:
     if len(rows) >= len(ids) or time.time() > deadline:
         break
     time.sleep(0.2)
+if sys.argv[3]:
+    span = (max(rows.values()) - int(sys.argv[3])) / 1000
+    print(f"stored {len(rows)} of {len(ids)}; backlog drained at {len(rows) / span:.0f} deliveries/s "
+          f"(from Slipway's start, migrations included, to its last stored row)")
+    sys.exit(0)
 lat = sorted(rows[i] - answered[i] for i in ids if i in rows)
 pick = lambda q: lat[min(len(lat) - 1, int(q * len(lat)))]
 span = (max(rows.values()) - min(answered.values())) / 1000
@@ -57,6 +67,11 @@ print(f"202 → stored in Slipway: p50 {pick(.5):.0f} ms, p99 {pick(.99):.0f} ms
 PY
 }
 
+echo "== backlog: $burst deliveries posted while Slipway is stopped, then Slipway started"
+node bench/relay-load.mjs "http://127.0.0.1:$relay_port" "$secret" "$work/body.json" "$burst" "$conns" 0 "$work/backlog.json"
+started=$(date +%s%3N)
+start_slipway
+measure "$work/backlog.json" "$started"
 echo "== burst: $burst deliveries ($(wc -c < "$work/body.json") bytes each), $conns connections"
 node bench/relay-load.mjs "http://127.0.0.1:$relay_port" "$secret" "$work/body.json" "$burst" "$conns" 0 "$work/burst.json"
 measure "$work/burst.json"
