@@ -2,12 +2,14 @@
 # MCP benchmarks (release build, real git, sandbox on): a trivial validation (setup, build and
 # test all `true`) through `slipway mcp` against the same through `slipway validate`, and
 # `tools/list`. The client is the official Python MCP client (scripts/mcp-client.sh).
-# Usage: bench/mcp.sh [RUNS]   (default 10)
+# Usage: bench/mcp.sh [RUNS]   (default 10; SLIPWAY_BIN=PATH measures that binary instead)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=${1:-10}
-cargo build --release -q -p slipway
-bin=${CARGO_TARGET_DIR:-$PWD/target}/release/slipway
+if [ -z "${SLIPWAY_BIN:-}" ]; then
+  cargo build --release -q -p slipway
+fi
+bin=${SLIPWAY_BIN:-${CARGO_TARGET_DIR:-$PWD/target}/release/slipway}
 python=$(./scripts/mcp-client.sh)
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -27,12 +29,4 @@ for _ in $(seq "$runs"); do
 done
 sorted=$(printf '%s\n' "${times[@]}" | sort -n)
 echo "slipway validate ($runs runs, whole process): min $(head -1 <<<"$sorted") ms, median $(sed -n "$(( (runs + 1) / 2 ))p" <<<"$sorted") ms, max $(tail -1 <<<"$sorted") ms"
-"$python" bench/mcp.py "$bin" "$trivial" "$runs" | "$python" -c '
-import json, sys
-d = json.load(sys.stdin)
-for name, what in [("validate_call", "slipway mcp: validate call in an open session"),
-                   ("whole_session", "slipway mcp: whole session (start, initialize, validate, exit)"),
-                   ("tools_list", "slipway mcp: tools/list (200 calls)")]:
-    f = d[name]
-    print(f"{what}: min {f[\"min\"]} ms, median {f[\"median\"]} ms, max {f[\"max\"]} ms")
-'
+"$python" bench/mcp_client.py "$bin" "$trivial" "$runs"

@@ -2,10 +2,9 @@
 client), timed from the call to the report, in a session already open and as a whole session
 (start, initialize, validate, exit); and `tools/list`, 200 calls.
 
-Usage: mcp.py SLIPWAY REPO RUNS   Prints one JSON object of milliseconds.
+Usage: mcp_client.py SLIPWAY REPO RUNS   Prints one line per figure, in milliseconds.
 """
 
-import json
 import os
 import statistics
 import sys
@@ -21,7 +20,13 @@ params = StdioServerParameters(command=slipway, args=["mcp"], env=dict(os.enviro
 
 def ms(seconds: list[float]) -> dict:
     values = sorted(s * 1000 for s in seconds)
-    return {"min": round(values[0], 2), "median": round(statistics.median(values), 2), "max": round(values[-1], 2)}
+    p99 = values[min(len(values) - 1, int(len(values) * 0.99))]
+    return {
+        "min": round(values[0], 2),
+        "median": round(statistics.median(values), 2),
+        "p99": round(p99, 2),
+        "max": round(values[-1], 2),
+    }
 
 
 async def main() -> None:
@@ -47,7 +52,13 @@ async def main() -> None:
                 result = await session.call_tool("validate", {"path": repo})
                 assert result.structured_content["status"] == "passed", result
         sessions.append(time.perf_counter() - t0)
-    print(json.dumps({"validate_call": ms(calls), "whole_session": ms(sessions), "tools_list": ms(lists)}))
+    for what, times in [
+        ("slipway mcp: validate call in an open session", calls),
+        ("slipway mcp: whole session (start, initialize, validate, exit)", sessions),
+        ("slipway mcp: tools/list (200 calls)", lists),
+    ]:
+        f = ms(times)
+        print(f"{what}: min {f['min']} ms, median {f['median']} ms, p99 {f['p99']} ms, max {f['max']} ms")
 
 
 anyio.run(main)
