@@ -260,3 +260,51 @@ pub fn parse<T: serde::de::DeserializeOwned + JsonSchema + 'static>(
         ))
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn object(value: serde_json::Value) -> Option<rmcp::model::JsonObject> {
+        value.as_object().cloned()
+    }
+
+    #[test]
+    fn bad_arguments_say_what_to_send() {
+        let error = parse::<LocalValidateArgs>("validate", object(json!({"paht": "."})))
+            .unwrap_err()
+            .into_result();
+        assert_eq!(error.is_error, Some(true));
+        let detail = &error.structured_content.unwrap()["error"];
+        assert_eq!(detail["kind"], "bad_argument");
+        let message = detail["message"].as_str().unwrap();
+        assert!(message.contains("unknown field `paht`"), "{message}");
+        assert!(message.contains("required: [\"path\"]"), "{message}");
+
+        let missing = parse::<ValidationArgs>("get_validation", None).unwrap_err();
+        assert!(
+            matches!(&missing, crate::error::ToolError::BadArgument(m) if m.contains("`id`")),
+            "{missing:?}"
+        );
+        let parsed: ReplyArgs = parse(
+            "reply_to_run",
+            object(json!({"id": 3, "action": "confirm"})),
+        )
+        .unwrap();
+        assert!(matches!(parsed.action, ReplyAction::Confirm));
+    }
+
+    #[test]
+    fn every_tool_has_an_object_output_schema_and_a_role() {
+        let local = list(&Scope::Server);
+        assert_eq!(local.len(), 7);
+        for tool in &local {
+            let output = tool.output_schema.as_ref().expect("an output schema");
+            assert_eq!(output["type"], "object", "{}", tool.name);
+            assert_eq!(tool.input_schema["type"], "object", "{}", tool.name);
+        }
+        assert_eq!(required_role("validate"), Role::Operator);
+        assert_eq!(required_role("get_logs"), Role::Viewer);
+    }
+}

@@ -83,6 +83,9 @@ fn a_coding_agent_validates_over_stdio_sees_progress_and_can_cancel() {
         "{seen}"
     );
 
+    assert_eq!(seen["log_pages"][0], 1, "{seen}");
+    assert!(seen["log_pages"][1].as_u64().unwrap() >= 1, "{seen}");
+
     let failing_step = &seen["failing_step"];
     assert_eq!(failing_step["name"], "test", "{seen}");
     assert_eq!(failing_step["exit_code"], 5, "{seen}");

@@ -68,6 +68,13 @@ async def main() -> None:
             logs = await session.call_tool("get_logs", {"id": report["id"], "step": "test", "limit": 5})
             assert not logs.is_error, logs
             seen["test_log"] = [line["line"] for line in logs.structured_content["lines"]]
+            # Bounded, and read on after a sequence number.
+            first = await session.call_tool("get_logs", {"id": report["id"], "limit": 1})
+            page = first.structured_content
+            assert page["more"] and len(page["lines"]) == 1, page
+            rest = await session.call_tool("get_logs", {"id": report["id"], "after": page["next_after"]})
+            assert rest.structured_content["lines"][0]["seq"] > page["lines"][0]["seq"], rest
+            seen["log_pages"] = [len(page["lines"]), len(rest.structured_content["lines"])]
 
             # A failing repository: the failing step and its log tail in structuredContent.
             result = await session.call_tool("validate", {"path": failing})
