@@ -51,6 +51,14 @@ fn page(engine: &Engine, path: &str) -> String {
     }
 }
 
+/// A pull request's link: the local forge's are dashboard paths, made absolute like pages.
+fn linked(engine: &Engine, url: String) -> String {
+    match url.starts_with('/') {
+        true => page(engine, &url),
+        false => url,
+    }
+}
+
 fn project_ref(project: &Project) -> ProjectRef {
     ProjectRef {
         id: project.id.0,
@@ -102,7 +110,7 @@ async fn validation_message(
     let pull_request = match (validation.pr, engine.forge(&project)) {
         (Some(number), Some(forge)) => Some(PullInfo {
             number,
-            url: slipway_forge::Forge::url(&forge, number),
+            url: linked(engine, slipway_forge::Forge::url(&forge, number)),
             // The local forge keeps titles; GitHub's is not asked for here.
             title: store
                 .pull_request(project.id, number)
@@ -152,7 +160,7 @@ pub(crate) async fn pull_request_merged(
         run: None,
         pull_request: Some(PullInfo {
             number,
-            url: url.to_owned(),
+            url: linked(engine, url.to_owned()),
             title: Some(title.to_owned()),
         }),
     };
@@ -205,7 +213,7 @@ pub(crate) async fn run_changed(engine: &Engine, run: &RunRecord, status: RunSta
             .zip(run.pr_url.clone())
             .map(|(number, url)| PullInfo {
                 number,
-                url,
+                url: linked(engine, url),
                 title: None,
             }),
     };

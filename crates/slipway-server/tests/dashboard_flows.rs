@@ -196,6 +196,18 @@ async fn a_person_chooses_the_agent_confirms_its_plan_merges_its_pull_request_an
         .await;
     assert_eq!(failed["status"], "failed", "{failed}");
 
+    // A notification target, for the Notifications tab's screen.
+    let slack = slipway_store::NewTarget {
+        kind: slipway_core::notify::TargetKind::Slack,
+        url: "https://hooks.slack.com/services/T0/B0/dashboardTourXYZW".into(),
+        events: slipway_core::notify::NotifyEvent::ALL.to_vec(),
+        secret: None,
+    };
+    let project_id = slipway_core::ProjectId(1);
+    app.store
+        .create_notification_target(project_id, &slack)
+        .await
+        .unwrap();
     tour(&app, &browser, validation, failed["id"].as_i64().unwrap()).await;
     browser.close().await;
 }
@@ -246,6 +258,15 @@ async fn tour(app: &TestApp, browser: &Browser, validation: i64, failed: i64) {
                 click("#tab-variables"),
             ],
             "#panel-variables:not([hidden]) #variable-name",
+        ),
+        (
+            "notifications",
+            "/projects/1".into(),
+            vec![
+                click("[data-open=settings-dialog]"),
+                click("#tab-notifications"),
+            ],
+            "#panel-notifications:not([hidden]) #add-target",
         ),
         (
             "run-dialog",

@@ -11,12 +11,14 @@ use slipway_testkit::{fixture_repo, Body, TestApp};
 use std::path::PathBuf;
 use std::time::Duration;
 
+const PUBLIC_URL: &str = "https://slipway.example";
 const DEPLOY_TOKEN: &str = "s3cr3t-deploy-token-4711";
 
 /// A server whose notifications may reach 127.0.0.1 over http (as the tests' receivers are).
 async fn app() -> TestApp {
     TestApp::spawn_with(|config| {
         config.notify_allow_hosts = AllowList::parse("127.0.0.1").unwrap();
+        config.public_url = Some(PUBLIC_URL.into());
     })
     .await
 }
@@ -179,7 +181,7 @@ async fn slack_is_sent_block_kit_and_its_retry_after_is_honoured() {
         "{message}"
     );
     let blocks = message["blocks"].as_array().unwrap();
-    let link = format!("/validations/{}", done["id"]);
+    let link = format!("<{PUBLIC_URL}/validations/{}|Open in Slipway>", done["id"]);
     assert!(message.to_string().contains(&link), "{message}");
     assert!(blocks.iter().any(|b| b["type"] == "actions"), "{message}");
     let shown = targets(&app, project).await;
@@ -447,8 +449,211 @@ async fn a_merged_pull_request_is_told_with_its_link() {
     assert_eq!(body["type"], "pull_request.merged", "{body}");
     assert_eq!(body["data"]["pull_request"]["number"], 1);
     assert_eq!(body["data"]["pull_request"]["title"], "Add b");
+    let page = format!("{PUBLIC_URL}/projects/{project}/pulls/1");
+    assert_eq!(body["data"]["url"], page.as_str(), "{body}");
+    assert_eq!(body["data"]["pull_request"]["url"], page.as_str(), "{body}");
+}
+
+/// The dashboard's session: signs in with a token, keeps the cookie and the CSRF token.
+struct Visitor {
+    http: reqwest::Client,
+    base: String,
+    cookie: String,
+}
+
+impl Visitor {
+    async fn sign_in(app: &TestApp, token: &str) -> Self {
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        let response = http
+            .post(format!("{}/login", app.base_url))
+            .form(&[("token", token)])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 303);
+        let cookie = response.headers()["set-cookie"].to_str().unwrap();
+        let cookie = cookie.split(';').next().unwrap().to_owned();
+        Self {
+            http,
+            base: app.base_url.clone(),
+            cookie,
+        }
+    }
+
+    async fn page(&self, path: &str) -> String {
+        let request = self.http.get(format!("{}{path}", self.base));
+        request
+            .header("cookie", &self.cookie)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
+    async fn csrf(&self, path: &str) -> String {
+        let html = self.page(path).await;
+        let start = html.find("name=\"csrf\" value=\"").unwrap() + 19;
+        html[start..start + html[start..].find('"').unwrap()].to_owned()
+    }
+
+    async fn post(&self, path: &str, form: &[(&str, &str)]) -> (u16, String) {
+        let request = self.http.post(format!("{}{path}", self.base)).form(form);
+        let response = request.header("cookie", &self.cookie).send().await.unwrap();
+        (response.status().as_u16(), response.text().await.unwrap())
+    }
+}
+
+#[tokio::test]
+async fn the_dashboard_adds_tests_and_deletes_a_target_and_shows_its_health() {
+    let app = app().await;
+    let project = app.project("dash").await;
+    let receiver = Receiver::start(Shape::Webhook).await;
+    let admin = Visitor::sign_in(&app, slipway_testkit::ADMIN_TOKEN).await;
+    let page = format!("/projects/{project}");
+    let csrf = admin.csrf(&page).await;
+    assert!(admin.page(&page).await.contains("id=\"no-notifications\""));
+
+    let url = receiver.url();
+    let form = [
+        ("csrf", csrf.as_str()),
+        ("kind", "webhook"),
+        ("url", url.as_str()),
+        ("event:validation.finished", "on"),
+        ("event:fix.gave_up", "on"),
+    ];
+    let (status, html) = admin.post(&format!("{page}/notifications"), &form).await;
+    assert_eq!(status, 200, "{html}");
     assert!(
-        body["data"]["url"].as_str().unwrap().ends_with("/pulls/1"),
-        "{body}"
+        html.contains("data-tab-on-load=\"tab-notifications\""),
+        "the tab opens again"
+    );
+    let at = html.find("whsec_").expect("the secret is shown once");
+    let secret: String = html[at..]
+        .chars()
+        .take_while(|c| !c.is_whitespace() && *c != '<')
+        .collect();
+    assert!(
+        !admin.page(&page).await.contains(&secret),
+        "shown only once"
+    );
+    let target = targets(&app, project).await[0].clone();
+    assert_eq!(
+        target["events"],
+        json!(["validation.finished", "fix.gave_up"])
+    );
+
+    let one = format!("{page}/notifications/{}", target["id"]);
+    let (_, html) = admin
+        .post(&one, &[("csrf", &csrf), ("action", "test")])
+        .await;
+    assert!(html.contains("Test notification delivered."), "{html}");
+    assert!(html.contains("data-health=\"healthy\""), "{html}");
+    verify_independently(&secret, &receiver.received()[0]).expect("signed with the secret shown");
+
+    receiver.fail_next(&[Fault::Status(503, None)]);
+    let (_, html) = admin
+        .post(&one, &[("csrf", &csrf), ("action", "test")])
+        .await;
+    assert!(html.contains("data-health=\"failing\""), "{html}");
+    assert!(
+        html.contains("Last error: the receiver answered 503"),
+        "{html}"
+    );
+
+    let refused = [
+        ("csrf", csrf.as_str()),
+        ("kind", "slack"),
+        ("url", "http://example.com/x"),
+        ("event:run.needs_input", "on"),
+    ];
+    let (_, html) = admin.post(&format!("{page}/notifications"), &refused).await;
+    assert!(html.contains("only https"), "{html}");
+    let no_csrf = [("csrf", "forged"), ("action", "delete")];
+    assert_eq!(admin.post(&one, &no_csrf).await.0, 403);
+
+    let (_, html) = admin
+        .post(&one, &[("csrf", &csrf), ("action", "delete")])
+        .await;
+    assert!(html.contains("Notification target deleted."), "{html}");
+    assert_eq!(targets(&app, project).await, json!([]));
+}
+
+/// A project on a bare repository (`.slipway.toml` = `pipeline`) whose agent is `agent`.
+async fn agent_project(app: &TestApp, pipeline: &str, agent: &str, plan_mode: bool) -> i64 {
+    let work = app.data_dir.path().join("seed");
+    fixture_repo(
+        &work,
+        &[(".slipway.toml", pipeline), ("value.txt", "base\n")],
+    );
+    let origin = app.data_dir.path().join("origin.git");
+    slipway_testkit::git(
+        &work,
+        &["clone", "-q", "--bare", ".", origin.to_str().unwrap()],
+    );
+    let reply = app
+        .api
+        .create_project(&json!({"name": "app", "repo": origin.display().to_string()}))
+        .await;
+    let id = reply.body["id"].as_i64().unwrap();
+    let settings = json!({"agent": {"kind": "command", "command": agent, "plan_mode": plan_mode}});
+    assert_eq!(app.api.put_settings(id, &settings).await.status, 200);
+    id
+}
+
+#[tokio::test]
+async fn a_plan_to_confirm_and_a_fix_loop_that_gives_up_are_told() {
+    let app = app().await;
+    let receiver = Receiver::start(Shape::Webhook).await;
+    let planner = "prompt=$(cat); echo '1. write fixed to value.txt'";
+    let pipeline = "[test]\ncommands = [\"grep -qx fixed value.txt\"]\n[fix]\nmax_attempts = 1\n";
+    let project = agent_project(&app, pipeline, planner, true).await;
+    add_target(
+        &app,
+        project,
+        "webhook",
+        &receiver.url(),
+        &["run.needs_input", "fix.gave_up"],
+    )
+    .await;
+    let started = app
+        .api
+        .start_run(project, &json!({"goal": "Fix the value"}))
+        .await;
+    let run = started.body["id"].as_i64().unwrap();
+    app.api
+        .run_reaching(run, &["awaiting_input", "failed"])
+        .await;
+    let delivered = receiver.delivered(1, Duration::from_secs(30)).await;
+    let asked = delivered[0].json();
+    assert_eq!(asked["type"], "run.needs_input", "{asked}");
+    assert_eq!(asked["data"]["run"]["waiting_for"], "plan");
+    assert_eq!(asked["data"]["run"]["text"], "1. write fixed to value.txt");
+    assert_eq!(asked["data"]["url"], format!("{PUBLIC_URL}/runs/{run}"));
+
+    assert_eq!(app.api.run_action(run, "cancel", None).await.status, 200);
+    // An agent that never fixes it: the loop gives up (no change, or the budget spent).
+    let breaker = "echo broken > value.txt; echo changed";
+    let settings = json!({"agent": {"kind": "command", "command": breaker, "plan_mode": false}});
+    assert_eq!(app.api.put_settings(project, &settings).await.status, 200);
+    let second = app.api.start_run(project, &json!({"goal": "Fix it"})).await;
+    let second = second.body["id"].as_i64().unwrap();
+    let ended = app.api.run_reaching(second, &["succeeded", "failed"]).await;
+    assert_eq!(ended["status"], "failed", "{ended}");
+    let delivered = receiver.delivered(2, Duration::from_secs(30)).await;
+    let gave_up = delivered[1].json();
+    assert_eq!(gave_up["type"], "fix.gave_up", "{gave_up}");
+    let why = gave_up["data"]["run"]["text"].as_str().unwrap_or("");
+    assert!(
+        why.contains("gave up") || why.contains("fix budget is spent"),
+        "{gave_up}"
+    );
+    assert_eq!(
+        gave_up["data"]["pull_request"]["number"],
+        ended["pr_number"]
     );
 }

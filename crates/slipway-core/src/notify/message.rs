@@ -100,7 +100,12 @@ impl Message {
     /// A Slack incoming webhook's message: Block Kit, with a plain `text` fallback for
     /// notifications that show no blocks.
     pub fn slack(&self, kind: &str) -> Value {
-        let link = |url: &str, label: &str| format!("<{}|{}>", escape(url), escape(label));
+        // Slack refuses links and buttons that are not absolute (no SLIPWAY_PUBLIC_URL):
+        // then only the words are shown.
+        let link = |url: &str, label: &str| match absolute(url) {
+            true => format!("<{}|{}>", escape(url), escape(label)),
+            false => escape(label),
+        };
         let mut headline = format!(
             "*{}*\n{} · {}",
             escape(&self.summary),
@@ -143,16 +148,27 @@ impl Message {
             }
             blocks.push(section(&text));
         }
-        let mut buttons = vec![button("Open in Slipway", &self.url)];
+        let mut buttons = vec![("Open in Slipway", &self.url)];
         if let Some(pull) = &self.pull_request {
-            buttons.push(button("Open the pull request", &pull.url));
+            buttons.push(("Open the pull request", &pull.url));
         }
-        blocks.push(json!({"type": "actions", "elements": buttons}));
+        let buttons: Vec<Value> = buttons
+            .into_iter()
+            .filter(|(_, url)| absolute(url))
+            .map(|(label, url)| button(label, url))
+            .collect();
+        if !buttons.is_empty() {
+            blocks.push(json!({"type": "actions", "elements": buttons}));
+        }
         blocks.push(json!({"type": "context", "elements": [
             {"type": "mrkdwn", "text": format!("Slipway · `{kind}`")}
         ]}));
         json!({"text": self.summary, "blocks": blocks})
     }
+}
+
+fn absolute(url: &str) -> bool {
+    url.starts_with("https://") || url.starts_with("http://")
 }
 
 fn section(text: &str) -> Value {
@@ -249,6 +265,18 @@ mod tests {
         let buttons = &slack["blocks"][3]["elements"];
         assert_eq!(buttons[1]["url"], "https://github.com/acme/shop/pull/4");
         assert_eq!(slack["text"], "Validation 7 of shop failed at tests");
+    }
+
+    #[test]
+    fn without_absolute_urls_slack_gets_words_not_links() {
+        let mut message = failed();
+        message.url = "/validations/7".into();
+        message.pull_request.as_mut().unwrap().url = "/projects/1/pulls/4".into();
+        let slack = message.slack("validation.finished");
+        let text = slack.to_string();
+        assert!(!text.contains("<"), "{text}");
+        assert!(!text.contains("\"actions\""), "{text}");
+        assert!(text.contains("Open in Slipway"), "{text}");
     }
 
     #[test]
