@@ -140,7 +140,9 @@ impl World {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        panic!("the merge step never became {status}");
+        let last = self.validations().await;
+        let merges = self.github.merge_calls(REPO);
+        panic!("the merge step never became {status}: {last:?}; merge calls: {merges:?}");
     }
 
     /// The statuses the merge step went through, from the stored events.
