@@ -13,8 +13,8 @@ pub mod fake_model;
 pub mod fake_openai;
 pub mod mcp_client;
 pub mod openapi;
-pub mod relay;
 pub mod receivers;
+pub mod relay;
 
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};

@@ -158,7 +158,11 @@ pub(crate) async fn deliver(
 }
 
 /// Sends one attempt of a notification job.
-async fn send_once(engine: &Engine, job: &Job, mut payload: Payload) -> Result<Outcome, StoreError> {
+async fn send_once(
+    engine: &Engine,
+    job: &Job,
+    mut payload: Payload,
+) -> Result<Outcome, StoreError> {
     let store = &engine.inner.store;
     let target = match store
         .notification_target(ProjectId(payload.project), payload.target)
