@@ -53,6 +53,15 @@ impl TestApp {
         let created = self.store.create_validation(new).await.unwrap();
         let id = created.validation.id;
         self.engine.cancel(id).await.unwrap();
+        // A worker may have leased it already (PostgreSQL wakes workers at once): let that
+        // attempt end before the wanted status is written over what it leaves.
+        for _ in 0..600 {
+            let record = self.store.validation(id).await.unwrap();
+            if record.status.is_final() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
         self.store
             .finish_validation(id, status, None)
             .await
