@@ -26,10 +26,13 @@ fn github_spec() -> Spec {
     let dir = target.join("octokit-openapi-23.0.2");
     let file = dir.join("package/generated/api.github.com.json");
     if !file.exists() {
-        std::fs::create_dir_all(&dir).unwrap();
+        // Several test processes may fetch at once: each unpacks into its own directory and
+        // the first to finish renames it into place.
+        std::fs::create_dir_all(&target).unwrap();
+        let fetch = tempfile::tempdir_in(&target).unwrap();
         let packed = Command::new("npm")
             .args(["pack", "--silent", OCTOKIT, "--pack-destination"])
-            .arg(&dir)
+            .arg(fetch.path())
             .output()
             .expect("npm runs (install Node and npm)");
         assert!(
@@ -40,10 +43,16 @@ fn github_spec() -> Spec {
         let tarball = String::from_utf8_lossy(&packed.stdout).trim().to_owned();
         let unpacked = Command::new("tar")
             .args(["xzf", &tarball])
-            .current_dir(&dir)
+            .current_dir(fetch.path())
             .status()
             .unwrap();
         assert!(unpacked.success(), "tar xzf {tarball}");
+        let fetched = fetch.keep();
+        if std::fs::rename(&fetched, &dir).is_err() {
+            // Another process got there first; its copy is whole.
+            let _ = std::fs::remove_dir_all(&fetched);
+        }
+        assert!(file.exists(), "{} after fetching {OCTOKIT}", file.display());
     }
     Spec::load(&file)
 }
