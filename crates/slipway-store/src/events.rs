@@ -128,7 +128,8 @@ pub(crate) async fn spawn_tail(store: &Store, database_url: &str) -> Result<(), 
             // Holds no store alive while it waits: once every handle is gone, it ends.
             tokio::select! {
                 _ = stored.notified() => {}
-                _ = elsewhere.recv() => {}
+                // No sender on SQLite, nor once the listener ended: the branch is then off.
+                Some(()) = elsewhere.recv() => {}
                 _ = tokio::time::sleep(poll) => {}
                 _ = stop.changed() => break,
             }
