@@ -19,8 +19,8 @@ pub struct IncomingDelivery<'a> {
 /// What the intake made of a delivery.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Intake {
-    /// A `ping`: stored for the record, nothing to act on.
-    Pong,
+    /// A `ping`: stored for the record (unless it was before), nothing to act on.
+    Pong { duplicate: bool },
     /// Stored now; it will be acted on.
     Queued,
     /// Stored before (GitHub's or the relay's redelivery): not acted on again.
@@ -75,7 +75,9 @@ pub async fn intake(state: &AppState, incoming: IncomingDelivery<'_>) -> Result<
         .await?;
     tracing::info!(delivery, event, repository = ?repository, duplicate = recorded == Recorded::Duplicate, "webhook delivery");
     Ok(match (is_ping, recorded) {
-        (true, _) => Intake::Pong,
+        (true, recorded) => Intake::Pong {
+            duplicate: recorded == Recorded::Duplicate,
+        },
         (false, Recorded::New) => {
             state.engine.delivery_recorded();
             Intake::Queued

@@ -19,6 +19,12 @@ const LONG_POLL_SECS: u64 = 25;
 const PULL_LIMIT: u32 = 100;
 const FIRST_BACKOFF: Duration = Duration::from_millis(250);
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
+/// The most one pull's answer may hold: the relay sends at most 8 MiB of bodies, or one
+/// delivery of up to GitHub's 25 MiB, base64-encoded (a third larger), plus JSON.
+const MAX_ANSWER_BYTES: usize = 40 * 1024 * 1024;
+/// How long deliveries whose signature Slipway refused are left at the relay before the next
+/// pull (the relay answers at once while they wait, so the long poll cannot pace it).
+const HELD_PAUSE: Duration = Duration::from_secs(15);
 
 /// Where the relay is and the token it wants.
 #[derive(Clone)]
@@ -65,6 +71,18 @@ impl RelayConfig {
         if parsed.query().is_some() || parsed.fragment().is_some() {
             return Err(bad_url("it has a query or fragment"));
         }
+        if !parsed.username().is_empty() || parsed.password().is_some() {
+            return Err(bad_url(
+                "it has a user name or password (they would be sent instead of the token, \
+                 and logged); put the relay's RELAY_TOKEN in SLIPWAY_RELAY_TOKEN",
+            ));
+        }
+        if parsed.scheme() == "http" && !is_loopback(&parsed) {
+            return Err(bad_url(
+                "http would send the token unencrypted; use https (http only for a relay on \
+                 this machine's loopback)",
+            ));
+        }
         if !parsed.path().ends_with('/') {
             let path = format!("{}/", parsed.path());
             parsed.set_path(&path);
@@ -79,6 +97,18 @@ impl RelayConfig {
         }
         Ok(Some(Self { url: parsed, token }))
     }
+}
+
+/// `localhost` or a loopback address: the only hosts the relay may be reached over http.
+fn is_loopback(url: &reqwest::Url) -> bool {
+    let Some(host) = url.host_str() else {
+        return false;
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// The puller's connection to the relay.
@@ -106,6 +136,9 @@ pub struct RelaySnapshot {
     pub duplicates: u64,
     pub refused: u64,
     pub last_refusal: Option<String>,
+    /// Deliveries left at the relay because their signature does not hold under Slipway's
+    /// secrets (taken once the secrets agree), as of the last pull.
+    pub held: u64,
 }
 
 impl RelaySnapshot {
@@ -130,6 +163,7 @@ impl RelaySnapshot {
             "duplicates": self.duplicates,
             "refused": self.refused,
             "last_refusal": self.last_refusal,
+            "held": self.held,
         })
     }
 }
@@ -150,6 +184,7 @@ impl RelayStatus {
             duplicates: 0,
             refused: 0,
             last_refusal: None,
+            held: 0,
         })))
     }
 
@@ -208,9 +243,10 @@ enum RoundError {
 }
 
 /// Pulls until `shutdown` fires. A store failure leaves the delivery unacknowledged at the
-/// relay (served again after the backoff); a delivery Slipway refuses (its signature does not
-/// hold under Slipway's secrets) is acknowledged, counted and shown, as a direct one would be
-/// answered 401.
+/// relay (served again after the backoff). A delivery whose signature does not hold under
+/// Slipway's secrets (the relay's secret and Slipway's disagree) is left at the relay, shown,
+/// and taken once they agree; any other refusal (a malformed delivery) is acknowledged and
+/// shown, as a direct one would be answered 4xx.
 pub async fn pull(
     state: AppState,
     config: RelayConfig,
@@ -220,6 +256,8 @@ pub async fn pull(
     let client = reqwest::Client::builder()
         .connect_timeout(Duration::from_secs(10))
         .timeout(Duration::from_secs(LONG_POLL_SECS + 30))
+        // The relay never redirects: one that does is not the relay.
+        .redirect(reqwest::redirect::Policy::none())
         .build()
         .expect("the relay's HTTP client builds");
     let relay = Relay {
@@ -237,7 +275,22 @@ pub async fn pull(
             outcome = relay.round(&state, &shutdown, &mut stored) => outcome,
         };
         match outcome {
-            Ok(()) => backoff = FIRST_BACKOFF,
+            Ok(Round::Taken) => backoff = FIRST_BACKOFF,
+            Ok(Round::OnlyHeld(held)) => {
+                backoff = FIRST_BACKOFF;
+                relay.status.connection(Connection::Failing {
+                    error: format!(
+                        "{held} deliveries wait at the relay: their signature does not hold \
+                         under Slipway's secrets; set the relay's GITHUB_WEBHOOK_SECRET and \
+                         Slipway's (or the project secret GITHUB_WEBHOOK_SECRET) to the same \
+                         value, and they are taken"
+                    ),
+                });
+                tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    _ = tokio::time::sleep(HELD_PAUSE) => {}
+                }
+            }
             Err(error) => {
                 let error = error.to_string();
                 tracing::warn!(%error, retry_in_ms = backoff.as_millis() as u64, "webhook relay");
@@ -257,6 +310,24 @@ pub async fn pull(
     }
 }
 
+/// What a round with the relay came to.
+enum Round {
+    /// Something was stored, or nothing waited.
+    Taken,
+    /// Only deliveries left at the relay came (this many): pause before pulling again.
+    OnlyHeld(u64),
+}
+
+/// What the intake made of one relayed delivery.
+enum Taken {
+    /// Stored (or stored before): acknowledge it.
+    Stored,
+    /// Refused for good (malformed): acknowledge it, it can never be taken.
+    Refused,
+    /// Its signature does not hold under Slipway's secrets: leave it at the relay.
+    Held,
+}
+
 struct Relay {
     client: reqwest::Client,
     config: RelayConfig,
@@ -270,7 +341,7 @@ impl Relay {
         state: &AppState,
         shutdown: &CancellationToken,
         stored: &mut Vec<String>,
-    ) -> Result<(), RoundError> {
+    ) -> Result<Round, RoundError> {
         // What the last round stored is acknowledged by this pull; should the acknowledgement
         // be lost, the relay serves those deliveries again and the intake's dedupe absorbs them.
         let answer: PullAnswer = self
@@ -285,20 +356,35 @@ impl Relay {
             )
             .await?;
         stored.clear();
-        self.status.connection(Connection::Connected);
-        self.status.update(|s| s.backlog = Some(answer.backlog));
+        if answer.deliveries.len() > PULL_LIMIT as usize {
+            return Err(RoundError::Relay(format!(
+                "the relay sent {} deliveries for a pull of at most {PULL_LIMIT}; is \
+                 SLIPWAY_RELAY_URL the relay Worker's base URL?",
+                answer.deliveries.len()
+            )));
+        }
+        let mut held = 0;
         for delivery in &answer.deliveries {
             // Once stopping, the rest waits at the relay.
             if shutdown.is_cancelled() {
                 break;
             }
-            self.take(state, delivery).await?;
-            stored.push(delivery.id.clone());
+            match self.take(state, delivery).await? {
+                Taken::Stored | Taken::Refused => stored.push(delivery.id.clone()),
+                Taken::Held => held += 1,
+            }
         }
         // The relay's count includes this batch until the next pull acknowledges it.
         let waiting = answer.backlog.saturating_sub(stored.len() as u64);
-        self.status.update(|s| s.backlog = Some(waiting));
-        Ok(())
+        self.status.update(|s| {
+            s.backlog = Some(waiting);
+            s.held = held;
+        });
+        if held > 0 && stored.is_empty() {
+            return Ok(Round::OnlyHeld(held));
+        }
+        self.status.connection(Connection::Connected);
+        Ok(Round::Taken)
     }
 
     /// Acknowledges what was stored since the last pull (when stopping).
@@ -315,8 +401,8 @@ impl Relay {
         Ok(())
     }
 
-    /// Stores one delivery through the intake; Ok when it may be acknowledged.
-    async fn take(&self, state: &AppState, delivery: &Pulled) -> Result<(), RoundError> {
+    /// Stores one delivery through the intake.
+    async fn take(&self, state: &AppState, delivery: &Pulled) -> Result<Taken, RoundError> {
         let body = base64::engine::general_purpose::STANDARD
             .decode(&delivery.body)
             .map_err(|e| {
@@ -334,19 +420,28 @@ impl Relay {
                 self.status.update(|s| {
                     s.last_delivery_at = Some(OffsetDateTime::now_utc());
                     match taken {
-                        Intake::Duplicate => s.duplicates += 1,
-                        Intake::Pong | Intake::Queued => s.stored += 1,
+                        Intake::Duplicate | Intake::Pong { duplicate: true } => s.duplicates += 1,
+                        Intake::Pong { duplicate: false } | Intake::Queued => s.stored += 1,
                     }
                 });
-                Ok(())
+                Ok(Taken::Stored)
             }
             Err(refused) if refused.status.is_client_error() => {
-                tracing::warn!(delivery = %delivery.id, error = %refused.message, "relayed delivery refused");
+                // Debug quoting: the relay's words never split a log line.
+                tracing::warn!(delivery = ?delivery.id, error = %refused.message, "relayed delivery refused");
                 self.status.update(|s| {
                     s.refused += 1;
-                    s.last_refusal = Some(format!("{}: {}", delivery.id, refused.message));
+                    s.last_refusal = Some(format!(
+                        "{}: {}",
+                        delivery.id.escape_debug(),
+                        refused.message
+                    ));
                 });
-                Ok(())
+                Ok(if refused.status == reqwest::StatusCode::UNAUTHORIZED {
+                    Taken::Held
+                } else {
+                    Taken::Refused
+                })
             }
             Err(fault) => Err(RoundError::Intake(fault.message)),
         }
@@ -365,15 +460,29 @@ impl Relay {
             .bearer_auth(&self.config.token)
             .send()
             .await
-            .map_err(|e| RoundError::Relay(format!("cannot reach the relay at {url}: {e}")))?;
+            .map_err(|e| {
+                let why = if e.is_timeout() {
+                    "no answer in time".to_owned()
+                } else {
+                    e.without_url().to_string()
+                };
+                RoundError::Relay(format!("cannot reach the relay at {url}: {why}"))
+            })?;
         let code = answer.status();
         match code.as_u16() {
-            200..=299 => answer.json().await.map_err(|e| {
-                RoundError::Relay(format!(
-                    "the relay at {url} answered something that is not the relay's JSON ({e}); \
-                     is SLIPWAY_RELAY_URL the relay Worker's base URL?"
-                ))
-            }),
+            200..=299 => {
+                let body = read_bounded(answer, url).await?;
+                serde_json::from_slice(&body).map_err(|e| {
+                    RoundError::Relay(format!(
+                        "the relay at {url} answered something that is not the relay's JSON \
+                         ({e}); is SLIPWAY_RELAY_URL the relay Worker's base URL?"
+                    ))
+                })
+            }
+            300..=399 => Err(RoundError::Relay(format!(
+                "the relay at {url} answered a redirect ({code}), which the relay never does; \
+                 set SLIPWAY_RELAY_URL to the relay Worker's own base URL"
+            ))),
             401 | 403 => Err(RoundError::Relay(format!(
                 "the relay at {url} refused SLIPWAY_RELAY_TOKEN ({code}): set it to the relay's \
                  RELAY_TOKEN (wrangler secret put RELAY_TOKEN)"
@@ -394,6 +503,32 @@ impl Relay {
                 )))
             }
         }
+    }
+}
+
+/// The answer's body, refused past `MAX_ANSWER_BYTES` (a relay never sends more).
+async fn read_bounded(mut answer: reqwest::Response, url: &str) -> Result<Vec<u8>, RoundError> {
+    let mut body = Vec::new();
+    loop {
+        let chunk = answer.chunk().await.map_err(|e| {
+            RoundError::Relay(if e.is_timeout() {
+                format!("the relay at {url} did not finish its answer in time")
+            } else {
+                format!(
+                    "the relay at {url} broke off its answer: {}",
+                    e.without_url()
+                )
+            })
+        })?;
+        let Some(chunk) = chunk else { return Ok(body) };
+        if body.len() + chunk.len() > MAX_ANSWER_BYTES {
+            return Err(RoundError::Relay(format!(
+                "the relay at {url} answered more than {} MiB, more than a relay ever sends; \
+                 is SLIPWAY_RELAY_URL the relay Worker's base URL?",
+                MAX_ANSWER_BYTES >> 20
+            )));
+        }
+        body.extend_from_slice(&chunk);
     }
 }
 
@@ -452,6 +587,10 @@ mod tests {
             "relay.example.com",
             "ftp://r.example",
             "https://r.example/?a=1",
+            "https://user:hunter2@r.example",
+            "https://user@r.example",
+            "http://r.example",
+            "http://10.0.0.5:8787",
         ] {
             let refused =
                 config(&[("SLIPWAY_RELAY_URL", url), ("SLIPWAY_RELAY_TOKEN", "t")]).unwrap_err();
@@ -464,6 +603,14 @@ mod tests {
         ])
         .unwrap_err();
         assert!(spaced.contains("SLIPWAY_RELAY_TOKEN"), "{spaced}");
+        for local in [
+            "http://127.0.0.1:8787",
+            "http://localhost:8787",
+            "http://[::1]:8787",
+        ] {
+            let taken = config(&[("SLIPWAY_RELAY_URL", local), ("SLIPWAY_RELAY_TOKEN", "t")]);
+            assert!(matches!(taken, Ok(Some(_))), "{local}: {taken:?}");
+        }
     }
 
     #[test]

@@ -291,6 +291,35 @@ async fn a_wrong_token_or_url_shows_the_relay_failing_with_what_to_fix() {
     assert!(ready(&wrong_token).await["relay"].get("error").is_none());
 }
 
+#[tokio::test]
+async fn a_delivery_whose_signature_slipway_refuses_waits_at_the_relay_until_the_secrets_agree() {
+    let dir = tempfile::tempdir().unwrap();
+    let relay = LocalRelay::start(dir.path()).await;
+    assert_eq!(
+        relay
+            .deliver("issue_comment", "d-held", &issue_comment(1))
+            .await,
+        StatusCode::ACCEPTED
+    );
+    let disagreeing =
+        TestApp::spawn_pulling_with_secret(|_| {}, Some(relay.config()), "not-the-relays-secret")
+            .await;
+    let error = failing(&disagreeing).await;
+    assert!(error.contains("1 deliveries wait at the relay"), "{error}");
+    assert!(error.contains("GITHUB_WEBHOOK_SECRET"), "{error}");
+    let shown = ready(&disagreeing).await;
+    assert_eq!(shown["relay"]["held"], 1, "{shown}");
+    assert_eq!(shown["relay"]["refused"], 1, "{shown}");
+    assert_eq!(disagreeing.store.count_deliveries().await.unwrap(), 0);
+    // Not acknowledged: it is still there for a Slipway whose secret agrees.
+    assert_eq!(relay.status().await["backlog"], 1);
+    drop(disagreeing);
+
+    let agreeing = TestApp::spawn_pulling(|_| {}, Some(relay.config())).await;
+    each_stored_once(&agreeing, &["d-held".to_owned()]).await;
+    relay.drained().await;
+}
+
 /// The relay's error on the dashboard, once the puller shows it failing.
 async fn failing(app: &TestApp) -> String {
     for _ in 0..400 {

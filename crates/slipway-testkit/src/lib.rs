@@ -83,6 +83,15 @@ impl TestApp {
         tweak: impl FnOnce(&mut EngineConfig),
         relay: Option<slipway_server::relay::RelayConfig>,
     ) -> Self {
+        Self::spawn_pulling_with_secret(tweak, relay, WEBHOOK_SECRET).await
+    }
+
+    /// As [`Self::spawn_pulling`], checking webhook signatures with `webhook_secret`.
+    pub async fn spawn_pulling_with_secret(
+        tweak: impl FnOnce(&mut EngineConfig),
+        relay: Option<slipway_server::relay::RelayConfig>,
+        webhook_secret: &str,
+    ) -> Self {
         let data_dir = tempfile::tempdir().expect("a temporary directory");
         let key = MasterKey::load_or_create(&data_dir.path().join("master.key")).unwrap();
         let url = database::url(data_dir.path()).await;
@@ -96,7 +105,7 @@ impl TestApp {
             store: store.clone(),
             engine: engine.clone(),
             admin_token: Some(ADMIN_TOKEN.to_owned()),
-            webhook_secret: Some(WEBHOOK_SECRET.to_owned()),
+            webhook_secret: Some(webhook_secret.to_owned()),
             metrics_token: None,
             relay,
         })

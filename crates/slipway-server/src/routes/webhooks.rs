@@ -29,7 +29,7 @@ pub async fn github(
         body: &body,
     };
     let (code, status) = match intake(&state, incoming).await? {
-        Intake::Pong => (StatusCode::OK, "pong"),
+        Intake::Pong { .. } => (StatusCode::OK, "pong"),
         Intake::Queued => (StatusCode::ACCEPTED, "queued"),
         Intake::Duplicate => (StatusCode::ACCEPTED, "duplicate"),
     };
