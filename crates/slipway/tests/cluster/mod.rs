@@ -7,7 +7,8 @@
 // Each test file uses the part it needs.
 #![allow(dead_code)]
 
-use serde_json::Value;
+use serde_json::{json, Value};
+use slipway_testkit::events::EventStream;
 use slipway_testkit::Api;
 use std::io::{BufRead, BufReader, Read};
 use std::path::PathBuf;
@@ -131,13 +132,27 @@ impl Cluster {
         let data = format!("worker-{n}");
         Proc::spawn(self.command(&data, &args), "Slipway worker running")
     }
+
+    /// A local repository whose `main` runs `command` as its test step, with `branches`
+    /// more branches (`b0`, `b1`, …) of one commit each: validations of different branches
+    /// never cancel each other.
+    pub fn repository(&self, command: &str, branches: usize) -> PathBuf {
+        let repo = self.path("repo");
+        let pipeline = format!("[test]\ncommands = [{}]\n", json!(command));
+        slipway_testkit::fixture_repo(&repo, &[(".slipway.toml", &pipeline)]);
+        for n in 0..branches {
+            let branch = format!("b{n}");
+            slipway_testkit::git(&repo, &["branch", &branch, "main"]);
+        }
+        repo
+    }
 }
 
 const LISTENING: &str = "Slipway listening on http://";
 
 /// A running `slipway` process with its output captured; killed when dropped.
 pub struct Proc {
-    pub child: Child,
+    child: Child,
     stderr: Arc<Mutex<String>>,
     /// The first line of stdout that the process printed when ready.
     ready: String,
@@ -189,6 +204,37 @@ impl Proc {
     pub fn base_url(&self) -> String {
         let addr = &self.ready[LISTENING.len()..];
         format!("http://{addr}")
+    }
+
+    /// A WebSocket client of this server's `/ws`, subscribed to `project` after `after`.
+    pub async fn events(&self, project: i64, after: Option<i64>) -> EventStream {
+        let url = self.base_url();
+        let mut events = EventStream::connect(&url, Some(TOKEN), &[]).await.unwrap();
+        events.subscribe(project, after).await;
+        events
+    }
+
+    /// SIGKILL: no shutdown at all.
+    pub fn kill(&mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
+    /// SIGTERM, then the exit status (a guard fails the test if it never comes).
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        assert!(Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success());
+        for _ in 0..1_200 {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("slipway did not exit after SIGTERM: {}", self.stderr());
     }
 
     pub fn stderr(&self) -> String {
