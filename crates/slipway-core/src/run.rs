@@ -71,6 +71,40 @@ impl FromStr for RunStatus {
     }
 }
 
+/// Which agent a run drives: Codegen's API, or a coding CLI in the sandbox.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum AgentKind {
+    Codegen,
+    Command,
+}
+
+impl AgentKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Codegen => "codegen",
+            Self::Command => "command",
+        }
+    }
+}
+
+impl fmt::Display for AgentKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for AgentKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        [Self::Codegen, Self::Command]
+            .into_iter()
+            .find(|kind| kind.as_str() == s)
+            .ok_or_else(|| format!("unknown agent kind '{s}' (codegen or command)"))
+    }
+}
+
 /// The three kinds of answer an agent gives (the brief's response types).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -138,6 +172,11 @@ mod tests {
             assert_eq!(status.as_str().parse::<RunStatus>(), Ok(status));
         }
         assert!("done".parse::<RunStatus>().is_err());
+        for kind in [AgentKind::Codegen, AgentKind::Command] {
+            assert_eq!(kind.as_str().parse::<AgentKind>(), Ok(kind));
+            assert_eq!(serde_json::to_value(kind).unwrap(), kind.as_str());
+        }
+        assert!("claude".parse::<AgentKind>().is_err());
     }
 
     #[test]

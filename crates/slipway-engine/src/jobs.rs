@@ -391,7 +391,10 @@ mod tests {
     async fn a_fatal_end_is_final_and_a_retry_waits_for_its_backoff() {
         let (_dir, store, job) = leased_job().await;
         record(&store, &job, Outcome::Retry("flaky".into()), &Notify::new()).await;
-        assert_eq!(store.job_state(job.id).await.unwrap().0, "queued");
+        assert_eq!(
+            store.job_state(job.id).await.unwrap().0,
+            slipway_store::JobState::Queued
+        );
         let none = store.lease("other", &["test"], FAST.lease).await.unwrap();
         assert!(none.is_none(), "a retried job ran before its backoff");
         let (_dir, store, job) = leased_job().await;
@@ -402,7 +405,10 @@ mod tests {
             &Notify::new(),
         )
         .await;
-        assert_eq!(store.job_state(job.id).await.unwrap().0, "failed");
+        assert_eq!(
+            store.job_state(job.id).await.unwrap().0,
+            slipway_store::JobState::Failed
+        );
     }
 
     #[tokio::test]

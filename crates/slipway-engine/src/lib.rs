@@ -30,7 +30,7 @@ use slipway_core::validation::ValidationStatus;
 use slipway_core::{Project, ValidationId};
 use slipway_sandbox::snapshot::Snapshots;
 use slipway_sandbox::{Isolation, Sandbox};
-use slipway_store::Store;
+use slipway_store::{EventKind, Store};
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -420,7 +420,7 @@ impl Engine {
         if let Err(error) = self
             .inner
             .store
-            .emit_event(project.id, "pr_notification", &payload)
+            .emit_event(project.id, EventKind::PrNotification, &payload)
             .await
         {
             tracing::error!(%error, "pr_notification not recorded");

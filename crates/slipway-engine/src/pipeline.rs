@@ -5,10 +5,12 @@ mod analysis;
 pub(crate) use analysis::{annotations, findings_markdown};
 mod checkout;
 mod commands;
+mod error;
 mod failure_note;
 mod judge;
 mod ui;
 
+pub(crate) use error::{PipelineError, PipelineResult};
 pub(crate) use failure_note::{failure_note, for_report};
 
 use crate::logs::{LogLimits, LogSink};
@@ -118,7 +120,7 @@ pub(crate) async fn execute(
     attempt: u32,
     cancel: &CancellationToken,
     interrupted: &(dyn Fn() -> bool + Sync),
-) -> anyhow::Result<Ended> {
+) -> PipelineResult<Ended> {
     let store = &inner.store;
     let record = store.validation(id).await?;
     if store.cancel_requested(id).await? {
@@ -259,7 +261,7 @@ impl Attempt<'_> {
     /// Runs every step; returns the final statuses and where the pipeline came from.
     async fn steps(
         &mut self,
-    ) -> anyhow::Result<(Vec<(StepName, StepStatus)>, Option<PipelineSource>)> {
+    ) -> PipelineResult<(Vec<(StepName, StepStatus)>, Option<PipelineSource>)> {
         let Some(ChosenPipeline { config, source, .. }) = self.checkout().await? else {
             return Ok((self.statuses.clone(), None));
         };
@@ -345,14 +347,14 @@ impl Attempt<'_> {
 
     /// Records the checkout's files, hands the workspace to the sandbox's user and makes the
     /// cell every later command runs in. A failure here is the machine's, not the code's.
-    async fn enter_cell(&mut self, config: &PipelineConfig) -> anyhow::Result<()> {
+    async fn enter_cell(&mut self, config: &PipelineConfig) -> PipelineResult<()> {
         let workspace = self.workspace.clone();
         let sandbox = self.inner.sandbox.clone();
         // Before any of the pull request's code runs: the checkout is still git's own.
         let versions = self.git.tracked_versions(&workspace).await?;
         let manifest = tokio::task::spawn_blocking(move || {
             slipway_sandbox::give_to_sandbox(&sandbox, &workspace)?;
-            snapshot::Manifest::scan(&workspace, versions).map_err(anyhow::Error::from)
+            PipelineResult::Ok(snapshot::Manifest::scan(&workspace, versions)?)
         })
         .await??;
         self.manifest = Some(std::sync::Arc::new(manifest));
@@ -406,7 +408,7 @@ impl Attempt<'_> {
         }
     }
 
-    async fn begin(&mut self, name: StepName) -> anyhow::Result<()> {
+    async fn begin(&mut self, name: StepName) -> PipelineResult<()> {
         self.set_status(name, StepStatus::Running);
         let update = StepUpdate {
             status: Some(StepStatus::Running),
@@ -422,7 +424,7 @@ impl Attempt<'_> {
 
     /// Records how a step ended; `false` when the pipeline must stop here. Steps not run
     /// after a failure are skipped (saying why), after a cancellation cancelled.
-    async fn end(&mut self, name: StepName, end: StepEnd) -> anyhow::Result<bool> {
+    async fn end(&mut self, name: StepName, end: StepEnd) -> PipelineResult<bool> {
         let (status, exit_code, detail) = match end {
             StepEnd::Passed(detail) => (StepStatus::Passed, None, detail),
             StepEnd::Failed {
@@ -490,7 +492,7 @@ impl Attempt<'_> {
         Ok(false)
     }
 
-    async fn setup(&mut self, config: &PipelineConfig) -> anyhow::Result<StepEnd> {
+    async fn setup(&mut self, config: &PipelineConfig) -> PipelineResult<StepEnd> {
         let setup = config.setup.as_ref().expect("planned");
         self.begin(StepName::Setup).await?;
         let scopes = self.snapshot_scopes();
@@ -555,7 +557,7 @@ impl Attempt<'_> {
     }
 
     /// Restores the snapshot `key` when there is one; what to report when it was.
-    async fn restore_snapshot(&mut self, key: &str) -> anyhow::Result<Option<String>> {
+    async fn restore_snapshot(&mut self, key: &str) -> PipelineResult<Option<String>> {
         let snapshots = self.inner.snapshots.clone();
         let (k, ws) = (key.to_owned(), self.workspace.clone());
         let owner = self.inner.sandbox.outside_owner();

@@ -14,11 +14,11 @@ use crate::Engine;
 use serde::{Deserialize, Serialize};
 use slipway_agent::codegen::CodegenAgent;
 use slipway_core::prompt::{self, Goal};
-use slipway_core::run::{Response, RunStatus};
+use slipway_core::run::{AgentKind, Response, RunStatus};
 use slipway_core::settings::AgentConfig;
 use slipway_core::Project;
 use slipway_forge::Forge;
-use slipway_store::{NewRun, RunChange, RunRecord, RunRefused, StoreError};
+use slipway_store::{EventKind, NewRun, RunChange, RunRecord, RunRefused, StoreError};
 use std::time::Duration;
 
 /// Attempts of one turn (transient faults: the agent's API, git, the store).
@@ -85,7 +85,7 @@ impl Engine {
                         "this project's agent is Codegen, but CODEGEN_API_TOKEN and CODEGEN_ORG_ID are not set; set them, or give the project a command agent in its settings".into(),
                     ));
                 }
-                ("codegen", *plan_mode)
+                (AgentKind::Codegen, *plan_mode)
             }
             AgentConfig::Command {
                 plan_mode, command, ..
@@ -100,7 +100,7 @@ impl Engine {
                         "a command agent's pull request on GitHub is opened through the GitHub API: set GITHUB_TOKEN (or a GitHub App)".into(),
                     ));
                 }
-                ("command", *plan_mode)
+                (AgentKind::Command, *plan_mode)
             }
         };
         let run = self
@@ -108,7 +108,7 @@ impl Engine {
             .store
             .create_run(&NewRun {
                 project: project.id,
-                agent: agent.into(),
+                agent,
                 started_by: Some(started_by.to_owned()),
                 goal: goal.text.clone(),
                 requirements: goal.requirements.clone(),
@@ -130,7 +130,7 @@ impl Engine {
             })?;
         self.emit_run(&run).await;
         self.enqueue_turn(run.id, &Task::Start).await?;
-        tracing::info!(run = run.id, project = %project.id, agent, "agent run queued");
+        tracing::info!(run = run.id, project = %project.id, %agent, "agent run queued");
         Ok(run)
     }
 
@@ -297,7 +297,7 @@ impl Engine {
         if let Err(error) = self
             .inner
             .store
-            .emit_event(run.project_id, "agent_run_update", &payload)
+            .emit_event(run.project_id, EventKind::AgentRunUpdate, &payload)
             .await
         {
             tracing::error!(%error, "agent_run_update not recorded");

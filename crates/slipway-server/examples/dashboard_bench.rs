@@ -215,7 +215,7 @@ async fn main() {
         app.store
             .emit_event(
                 ProjectId(1),
-                "pr_notification",
+                slipway_store::EventKind::PrNotification,
                 &json!({"type": "pr_notification", "round": round}),
             )
             .await

@@ -12,6 +12,7 @@ mod metrics;
 mod observe;
 mod openapi;
 pub mod relay;
+mod responses;
 mod routes;
 mod state;
 mod ws;

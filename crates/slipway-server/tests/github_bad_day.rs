@@ -155,7 +155,9 @@ impl World {
             .unwrap();
         events
             .iter()
-            .filter(|e| e.kind == "validation_update" && e.payload["step"] == "merge")
+            .filter(|e| {
+                e.kind == slipway_store::EventKind::ValidationUpdate && e.payload["step"] == "merge"
+            })
             .map(|e| e.payload["step_status"].as_str().unwrap_or("").to_owned())
             .collect()
     }

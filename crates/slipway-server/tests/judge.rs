@@ -52,7 +52,7 @@ async fn a_pull_request_is_judged_against_its_runs_criteria_and_the_page_shows_i
         .store
         .create_run(&slipway_store::NewRun {
             project: slipway_core::ProjectId(project),
-            agent: "command".into(),
+            agent: slipway_core::run::AgentKind::Command,
             started_by: None,
             goal: "Add a health check".into(),
             requirements: None,

@@ -100,7 +100,7 @@ async fn a_thousand_events_reach_every_one_of_fifty_subscribers_in_order() {
     let emitter = tokio::spawn(async move {
         for n in 0..1000 {
             store
-                .emit_event(ProjectId(project), "pr_notification", &json!({"type": "pr_notification", "project_id": project, "pr_url": format!("u{n}"), "action": "opened"}))
+                .emit_event(ProjectId(project), slipway_store::EventKind::PrNotification, &json!({"type": "pr_notification", "project_id": project, "pr_url": format!("u{n}"), "action": "opened"}))
                 .await
                 .unwrap();
         }
@@ -132,7 +132,7 @@ async fn subscribers_get_only_their_projects_events() {
     app.store
         .emit_event(
             ProjectId(theirs),
-            "pr_notification",
+            slipway_store::EventKind::PrNotification,
             &json!({"pr_url": "theirs"}),
         )
         .await
@@ -140,7 +140,7 @@ async fn subscribers_get_only_their_projects_events() {
     app.store
         .emit_event(
             ProjectId(mine),
-            "pr_notification",
+            slipway_store::EventKind::PrNotification,
             &json!({"pr_url": "mine"}),
         )
         .await

@@ -95,6 +95,16 @@ pub struct Delivery {
     pub note: Option<String>,
 }
 
+#[derive(sqlx::FromRow)]
+struct DeliveryRow {
+    delivery_id: String,
+    event: String,
+    repository: Option<String>,
+    payload: Vec<u8>,
+    state: String,
+    note: Option<String>,
+}
+
 /// A delivery waiting for the intake writer, with where to send the outcome.
 pub(crate) struct Incoming {
     delivery_id: String,
@@ -170,7 +180,14 @@ async fn write_batch(writer: &AnyPool, batch: Vec<Incoming>) {
             .bind(&d.repository)
             .bind(&d.compressed)
             .bind(now)
-            .bind(if d.process { "pending" } else { "processed" });
+            .bind(
+                if d.process {
+                    DeliveryState::Pending
+                } else {
+                    DeliveryState::Processed
+                }
+                .as_str(),
+            );
     }
     let result: Result<Vec<String>, sqlx::Error> = query.fetch_all(writer).await;
     match result {
@@ -235,14 +252,7 @@ impl Store {
     }
 
     pub async fn delivery(&self, delivery_id: &str) -> Result<Delivery, StoreError> {
-        let row: (
-            String,
-            String,
-            Option<String>,
-            Vec<u8>,
-            String,
-            Option<String>,
-        ) = sqlx::query_as(
+        let row: DeliveryRow = sqlx::query_as(
             "SELECT delivery_id, event, repository, payload, state, note
              FROM webhook_deliveries WHERE delivery_id = $1",
         )
@@ -251,12 +261,12 @@ impl Store {
         .await?
         .ok_or(StoreError::NotFound)?;
         Ok(Delivery {
-            delivery_id: row.0,
-            event: row.1,
-            repository: row.2,
-            payload: decompress(&row.3)?,
-            state: DeliveryState::parse(&row.4)?,
-            note: row.5,
+            delivery_id: row.delivery_id,
+            event: row.event,
+            repository: row.repository,
+            payload: decompress(&row.payload)?,
+            state: DeliveryState::parse(&row.state)?,
+            note: row.note,
         })
     }
 

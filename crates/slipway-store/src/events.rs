@@ -18,12 +18,62 @@ use tokio::sync::{broadcast, watch, Notify};
 /// Live events a slow subscriber may fall behind by before it must replay from the table.
 const LIVE_BUFFER: usize = 4_096;
 
+/// What an event tells; stored, and sent as the message's `type`, as its snake_case name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventKind {
+    /// A validation's status, or one of its steps', changed.
+    ValidationUpdate,
+    /// A validation's log line.
+    Log,
+    /// An agent run changed.
+    AgentRunUpdate,
+    /// Something happened to a pull request (opened, merged, commented).
+    PrNotification,
+}
+
+impl EventKind {
+    pub const ALL: [EventKind; 4] = [
+        Self::ValidationUpdate,
+        Self::Log,
+        Self::AgentRunUpdate,
+        Self::PrNotification,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ValidationUpdate => "validation_update",
+            Self::Log => "log",
+            Self::AgentRunUpdate => "agent_run_update",
+            Self::PrNotification => "pr_notification",
+        }
+    }
+}
+
+impl std::fmt::Display for EventKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for EventKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|kind| kind.as_str() == s)
+            .ok_or_else(|| format!("a stored event's kind is '{s}', which Slipway does not know"))
+    }
+}
+
+crate::text::text_column!(EventKind);
+
 /// A stored event.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Event {
     pub id: i64,
     pub project_id: ProjectId,
-    pub kind: String,
+    pub kind: EventKind,
     pub payload: serde_json::Value,
 }
 
@@ -40,7 +90,7 @@ impl Event {
             object.insert("event_id".into(), self.id.into());
             object
                 .entry("type")
-                .or_insert_with(|| self.kind.clone().into());
+                .or_insert_with(|| self.kind.as_str().into());
         }
         message
     }
@@ -251,8 +301,25 @@ async fn fan_out(pool: &sqlx::AnyPool, bus: &EventBus, mut last: i64) -> Result<
 struct EventRow {
     id: i64,
     project_id: i64,
-    kind: String,
+    kind: EventKind,
     payload: String,
+}
+
+/// What a `validation_update` tells of the validation.
+#[derive(sqlx::FromRow)]
+struct ValidationHead {
+    project_id: i64,
+    status: String,
+    sha: String,
+    base_sha: Option<String>,
+}
+
+/// What a `validation_update` tells of the step that changed.
+#[derive(sqlx::FromRow)]
+struct StepHead {
+    idx: i64,
+    name: String,
+    status: String,
 }
 
 impl EventRow {
@@ -273,7 +340,7 @@ impl Store {
     pub async fn emit_event(
         &self,
         project: ProjectId,
-        kind: &str,
+        kind: EventKind,
         payload: &serde_json::Value,
     ) -> Result<i64, StoreError> {
         let mut tx = self.begin_write().await?;
@@ -292,7 +359,7 @@ impl Store {
         &self,
         conn: &mut AnyConnection,
         project: ProjectId,
-        events: Vec<(&str, serde_json::Value)>,
+        events: Vec<(EventKind, serde_json::Value)>,
     ) -> Result<Vec<i64>, StoreError> {
         if self.backend == Backend::Postgres {
             sqlx::query("SELECT pg_advisory_xact_lock($1)")
@@ -371,14 +438,13 @@ impl Store {
         id: slipway_core::ValidationId,
         step: Option<u32>,
     ) -> Result<(), StoreError> {
-        let (project, status, sha, base_sha): (i64, String, String, Option<String>) =
-            sqlx::query_as(
-                "SELECT project_id, status, sha, base_sha FROM validations WHERE id = $1",
-            )
-            .bind(id.0)
-            .fetch_one(&self.pool)
-            .await?;
-        let step_row: Option<(i64, String, String)> = match step {
+        let validation: ValidationHead = sqlx::query_as(
+            "SELECT project_id, status, sha, base_sha FROM validations WHERE id = $1",
+        )
+        .bind(id.0)
+        .fetch_one(&self.pool)
+        .await?;
+        let step_row: Option<StepHead> = match step {
             Some(index) => sqlx::query_as(
                 "SELECT idx, name, status FROM validation_steps WHERE validation_id = $1 AND idx = $2",
             )
@@ -390,17 +456,21 @@ impl Store {
         };
         let payload = serde_json::json!({
             "type": "validation_update",
-            "project_id": project,
+            "project_id": validation.project_id,
             "validation_id": id.0,
-            "step_index": step_row.as_ref().map(|s| s.0),
-            "step": step_row.as_ref().map(|s| s.1.clone()),
-            "step_status": step_row.as_ref().map(|s| s.2.clone()),
-            "overall_status": status,
-            "head_sha": sha,
-            "base_sha": base_sha,
+            "step_index": step_row.as_ref().map(|s| s.idx),
+            "step": step_row.as_ref().map(|s| s.name.clone()),
+            "step_status": step_row.as_ref().map(|s| s.status.clone()),
+            "overall_status": validation.status,
+            "head_sha": validation.sha,
+            "base_sha": validation.base_sha,
         });
-        self.emit_event(ProjectId(project), "validation_update", &payload)
-            .await
-            .map(drop)
+        self.emit_event(
+            ProjectId(validation.project_id),
+            EventKind::ValidationUpdate,
+            &payload,
+        )
+        .await
+        .map(drop)
     }
 }

@@ -5,8 +5,7 @@ use serde::Serialize;
 use slipway_core::validation::StepName;
 use slipway_core::ValidationId;
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
 pub struct LogLine {
     pub seq: i64,
     pub step: String,
@@ -53,7 +52,7 @@ impl Store {
             .execute(&mut *tx)
             .await?;
             events.push((
-                "log",
+                crate::EventKind::Log,
                 serde_json::json!({"type": "log", "validation_id": id.0, "step": step.as_str(),
                                    "seq": seq, "line": line}),
             ));
@@ -73,7 +72,7 @@ impl Store {
         before: i64,
         limit: u32,
     ) -> Result<Vec<LogLine>, StoreError> {
-        let mut rows: Vec<(i64, String, String)> = sqlx::query_as(
+        let mut rows: Vec<LogLine> = sqlx::query_as(
             "SELECT seq, step, line FROM validation_logs WHERE validation_id = $1 AND seq < $2
              ORDER BY seq DESC LIMIT $3",
         )
@@ -83,10 +82,7 @@ impl Store {
         .fetch_all(&self.pool)
         .await?;
         rows.reverse();
-        Ok(rows
-            .into_iter()
-            .map(|(seq, step, line)| LogLine { seq, step, line })
-            .collect())
+        Ok(rows)
     }
 
     /// Log lines after `after`, optionally of one step, at most `limit`.
@@ -97,7 +93,7 @@ impl Store {
         after: i64,
         limit: u32,
     ) -> Result<Vec<LogLine>, StoreError> {
-        let rows: Vec<(i64, String, String)> = sqlx::query_as(
+        let rows: Vec<LogLine> = sqlx::query_as(
             "SELECT seq, step, line FROM validation_logs
              WHERE validation_id = $1 AND seq > $2 AND ($3 IS NULL OR step = $4)
              ORDER BY seq LIMIT $5",
@@ -109,9 +105,6 @@ impl Store {
         .bind(i64::from(limit))
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows
-            .into_iter()
-            .map(|(seq, step, line)| LogLine { seq, step, line })
-            .collect())
+        Ok(rows)
     }
 }

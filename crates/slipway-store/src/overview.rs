@@ -1,6 +1,7 @@
 //! What the dashboard's project cards show, for every project in four queries.
 
 use crate::{from_millis, Backend, Store, StoreError};
+use slipway_core::run::RunStatus;
 use slipway_core::ProjectId;
 use std::collections::{HashMap, HashSet};
 use time::OffsetDateTime;
@@ -27,15 +28,34 @@ pub struct Latest {
 }
 
 /// One of a project's recent validations, for its chart.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct Recent {
     pub id: i64,
     pub status: String,
     pub duration_ms: Option<i64>,
 }
 
-/// A project's newest run: project, id, status, pull request number and address, creation.
-type NewestRun = (i64, i64, String, Option<i64>, Option<String>, i64);
+/// A project's newest run.
+#[derive(sqlx::FromRow)]
+struct NewestRun {
+    project_id: i64,
+    id: i64,
+    status: String,
+    pr_number: Option<i64>,
+    pr_url: Option<String>,
+    created_at: i64,
+}
+
+/// One of a project's newest validations.
+#[derive(sqlx::FromRow)]
+struct NewestValidation {
+    project_id: i64,
+    id: i64,
+    status: String,
+    created_at: i64,
+    duration_ms: Option<i64>,
+    setup_trial: i64,
+}
 
 /// How many validations a card's chart shows.
 pub const RECENT: i64 = 30;
@@ -51,15 +71,19 @@ impl Store {
         )
         .fetch_all(&self.pool)
         .await?;
-        for (project, id, status, pr_number, pr_url, created_at) in runs {
-            let entry = out.entry(ProjectId(project)).or_default();
-            let working = !matches!(status.as_str(), "failed" | "cancelled" | "succeeded");
-            let on_github = pr_url.filter(|u| u.starts_with("https://"));
-            entry.open_pr = pr_number.filter(|_| working).map(|n| (n, on_github));
+        for run in runs {
+            let entry = out.entry(ProjectId(run.project_id)).or_default();
+            let status: RunStatus = run
+                .status
+                .parse()
+                .map_err(|e| StoreError::Corrupt(format!("run {}: {e}", run.id)))?;
+            let working = !status.is_final();
+            let on_github = run.pr_url.filter(|u| u.starts_with("https://"));
+            entry.open_pr = run.pr_number.filter(|_| working).map(|n| (n, on_github));
             entry.last_run = Some(Latest {
-                id,
-                status,
-                created_at: from_millis(created_at),
+                id: run.id,
+                status: run.status,
+                created_at: from_millis(run.created_at),
             });
         }
         let open_pulls: Vec<(i64, i64)> = sqlx::query_as(
@@ -70,10 +94,10 @@ impl Store {
         for (project, number) in open_pulls {
             out.entry(ProjectId(project)).or_default().open_pr = Some((number, None));
         }
-        let validations: Vec<(i64, i64, String, i64, Option<i64>, i64)> = sqlx::query_as(
+        let validations: Vec<NewestValidation> = sqlx::query_as(
             // Each project's newest, by its index: no scan of every validation.
-            "SELECT v.project_id, v.id, v.status, v.created_at, v.finished_at - v.started_at,
-                    v.setup_trial
+            "SELECT v.project_id, v.id, v.status, v.created_at,
+                    v.finished_at - v.started_at AS duration_ms, v.setup_trial
              FROM projects p JOIN validations v ON v.id IN (
                SELECT id FROM validations WHERE project_id = p.id ORDER BY id DESC LIMIT $1)
              ORDER BY v.project_id, v.id DESC",
@@ -81,21 +105,21 @@ impl Store {
         .bind(RECENT)
         .fetch_all(&self.pool)
         .await?;
-        for (project, id, status, created_at, duration_ms, trial) in validations {
-            let entry = out.entry(ProjectId(project)).or_default();
+        for v in validations {
+            let entry = out.entry(ProjectId(v.project_id)).or_default();
             if entry.last_validation.is_none() {
                 entry.last_validation = Some(Latest {
-                    id,
-                    status: status.clone(),
-                    created_at: from_millis(created_at),
+                    id: v.id,
+                    status: v.status.clone(),
+                    created_at: from_millis(v.created_at),
                 });
             }
             // Setup trials are not the code's pass rate.
-            if trial == 0 {
+            if v.setup_trial == 0 {
                 entry.recent.push(Recent {
-                    id,
-                    status,
-                    duration_ms,
+                    id: v.id,
+                    status: v.status,
+                    duration_ms: v.duration_ms,
                 });
             }
         }
@@ -123,22 +147,15 @@ impl Store {
 impl Store {
     /// A project's last [`RECENT`] validations, newest first, for its chart: no steps.
     pub async fn recent_validations(&self, project: ProjectId) -> Result<Vec<Recent>, StoreError> {
-        let rows: Vec<(i64, String, Option<i64>)> = sqlx::query_as(
+        let rows: Vec<Recent> = sqlx::query_as(
             // Setup trials try the settings' commands: not the code's pass rate.
-            "SELECT id, status, finished_at - started_at FROM validations
+            "SELECT id, status, finished_at - started_at AS duration_ms FROM validations
              WHERE project_id = $1 AND setup_trial = 0 ORDER BY id DESC LIMIT $2",
         )
         .bind(project.0)
         .bind(RECENT)
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows
-            .into_iter()
-            .map(|(id, status, duration_ms)| Recent {
-                id,
-                status,
-                duration_ms,
-            })
-            .collect())
+        Ok(rows)
     }
 }

@@ -8,7 +8,6 @@ use time::OffsetDateTime;
 /// Where a local pull request is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum PullState {
     Open,
     Merged,
@@ -46,7 +45,6 @@ impl std::fmt::Display for PullState {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PullRequest {
     pub project_id: ProjectId,
     pub number: i64,
@@ -61,43 +59,42 @@ pub struct PullRequest {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
     #[serde(with = "time::serde::rfc3339")]
-    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub created_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
-    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub updated_at: OffsetDateTime,
 }
 
-type Row = (
-    i64,
-    i64,
-    String,
-    String,
-    String,
-    String,
-    String,
-    Option<String>,
-    Option<String>,
-    i64,
-    i64,
-);
+#[derive(sqlx::FromRow)]
+struct Row {
+    project_id: i64,
+    number: i64,
+    title: String,
+    head: String,
+    base: String,
+    head_sha: String,
+    state: String,
+    merge_sha: Option<String>,
+    note: Option<String>,
+    created_at: i64,
+    updated_at: i64,
+}
 
 const COLUMNS: &str =
     "project_id, number, title, head, base, head_sha, state, merge_sha, note, created_at, updated_at";
 
 fn from_row(r: Row) -> Result<PullRequest, StoreError> {
     Ok(PullRequest {
-        project_id: ProjectId(r.0),
-        number: r.1,
-        title: r.2,
-        head: r.3,
-        base: r.4,
-        head_sha: r.5,
-        state: PullState::parse(&r.6)?,
-        merge_sha: r.7,
-        note: r.8,
-        created_at: from_millis(r.9),
-        updated_at: from_millis(r.10),
+        project_id: ProjectId(r.project_id),
+        number: r.number,
+        title: r.title,
+        head: r.head,
+        base: r.base,
+        head_sha: r.head_sha,
+        state: PullState::parse(&r.state)?,
+        merge_sha: r.merge_sha,
+        note: r.note,
+        created_at: from_millis(r.created_at),
+        updated_at: from_millis(r.updated_at),
     })
 }
 

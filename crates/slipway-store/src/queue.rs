@@ -27,6 +27,67 @@ pub struct Job {
     pub max_attempts: u32,
 }
 
+/// Where a job is. Stored as its snake_case name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum JobState {
+    /// Waiting for its `run_at`, then for a worker.
+    Queued,
+    /// Leased by a worker (until its lease expires).
+    Running,
+    Done,
+    /// Failed for good (a fatal failure, or its attempts spent).
+    Failed,
+    Cancelled,
+}
+
+impl JobState {
+    pub const ALL: [JobState; 5] = [
+        Self::Queued,
+        Self::Running,
+        Self::Done,
+        Self::Failed,
+        Self::Cancelled,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Queued => "queued",
+            Self::Running => "running",
+            Self::Done => "done",
+            Self::Failed => "failed",
+            Self::Cancelled => "cancelled",
+        }
+    }
+}
+
+impl std::fmt::Display for JobState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for JobState {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|state| state.as_str() == s)
+            .ok_or_else(|| format!("a stored job's state is '{s}', which Slipway does not know"))
+    }
+}
+
+crate::text::text_column!(JobState);
+
+/// A leased job's row.
+#[derive(sqlx::FromRow)]
+struct JobRow {
+    id: i64,
+    kind: String,
+    payload: String,
+    attempt: i64,
+    max_attempts: i64,
+}
+
 /// How a job attempt ended badly.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum JobFailure {
@@ -120,7 +181,7 @@ impl Store {
         let running_json = serde_json::to_string(running).expect("numbers serialize");
         loop {
             let now = now_millis();
-            let row: Option<(i64, String, String, i64, i64)> = sqlx::query_as(self.lease_sql())
+            let row: Option<JobRow> = sqlx::query_as(self.lease_sql())
                 .bind(owner)
                 .bind(now + lease.as_millis() as i64)
                 .bind(now)
@@ -129,20 +190,24 @@ impl Store {
                 .bind(now)
                 .fetch_optional(&self.writer)
                 .await?;
-            let Some((id, kind, payload, attempt, max_attempts)) = row else {
+            let Some(row) = row else {
                 return Ok(None);
             };
             let job = Job {
-                id,
-                kind,
-                payload,
-                attempt: attempt as u32,
-                max_attempts: max_attempts as u32,
+                id: row.id,
+                kind: row.kind,
+                payload: row.payload,
+                attempt: row.attempt as u32,
+                max_attempts: row.max_attempts as u32,
             };
             if job.attempt > job.max_attempts {
                 // Its holders kept dying: give up on it rather than loop forever.
-                self.finish_job(&job, "failed", Some("lease expired on every attempt"))
-                    .await?;
+                self.finish_job(
+                    &job,
+                    JobState::Failed,
+                    Some("lease expired on every attempt"),
+                )
+                .await?;
                 // A validation's job: the validation ends now, not at the next start.
                 if let Some(id) = job.validation() {
                     let why = format!(
@@ -208,7 +273,7 @@ impl Store {
 
     /// Marks the attempt done. `false` when a newer attempt holds the job.
     pub async fn complete(&self, job: &Job) -> Result<bool, StoreError> {
-        self.finish_job(job, "done", None).await
+        self.finish_job(job, JobState::Done, None).await
     }
 
     /// Records a failed attempt: a retryable one is queued again after a backoff while
@@ -220,7 +285,7 @@ impl Store {
                     .await
             }
             JobFailure::Retryable(error) | JobFailure::Fatal(error) => {
-                self.finish_job(job, "failed", Some(error)).await
+                self.finish_job(job, JobState::Failed, Some(error)).await
             }
         }
     }
@@ -280,7 +345,7 @@ impl Store {
     async fn finish_job(
         &self,
         job: &Job,
-        state: &str,
+        state: JobState,
         error: Option<&str>,
     ) -> Result<bool, StoreError> {
         let updated = sqlx::query(
@@ -338,8 +403,8 @@ impl Store {
     }
 
     /// A job's state, for tests and reconciliation.
-    pub async fn job_state(&self, id: i64) -> Result<(String, u32), StoreError> {
-        let (state, attempt): (String, i64) =
+    pub async fn job_state(&self, id: i64) -> Result<(JobState, u32), StoreError> {
+        let (state, attempt): (JobState, i64) =
             sqlx::query_as("SELECT state, attempt FROM jobs WHERE id = $1")
                 .bind(id)
                 .fetch_optional(&self.pool)

@@ -3,7 +3,7 @@
 
 use crate::{from_millis, now_millis, Store, StoreError};
 use serde::Serialize;
-use slipway_core::run::{Response, RunStatus};
+use slipway_core::run::{AgentKind, Response, RunStatus};
 use slipway_core::ProjectId;
 use time::OffsetDateTime;
 
@@ -11,12 +11,10 @@ const FINAL: &str = "('succeeded', 'failed', 'cancelled')";
 
 /// A run as stored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RunRecord {
     pub id: i64,
     pub project_id: ProjectId,
-    /// `codegen` or `command`.
-    pub agent: String,
+    pub agent: AgentKind,
     pub goal: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub requirements: Option<String>,
@@ -51,10 +49,8 @@ pub struct RunRecord {
     pub external_url: Option<String>,
     pub fix_attempts: u32,
     #[serde(with = "time::serde::rfc3339")]
-    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub created_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
-    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub updated_at: OffsetDateTime,
 }
 
@@ -62,7 +58,7 @@ pub struct RunRecord {
 #[derive(Debug, Clone)]
 pub struct NewRun {
     pub project: ProjectId,
-    pub agent: String,
+    pub agent: AgentKind,
     /// Who starts it (a token's name).
     pub started_by: Option<String>,
     pub goal: String,
@@ -103,7 +99,6 @@ pub struct RunChange {
 
 /// One fix attempt.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct FixAttempt {
     pub number: u32,
     pub validation_id: i64,
@@ -114,8 +109,17 @@ pub struct FixAttempt {
     pub outcome: Option<String>,
     /// When the evidence was sent.
     #[serde(with = "time::serde::rfc3339")]
-    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub created_at: OffsetDateTime,
+}
+
+#[derive(sqlx::FromRow)]
+struct FixAttemptRow {
+    number: i64,
+    validation_id: i64,
+    step: String,
+    evidence: String,
+    outcome: Option<String>,
+    created_at: i64,
 }
 
 const COLUMNS: &str =
@@ -161,7 +165,10 @@ impl TryFrom<Row> for RunRecord {
         Ok(RunRecord {
             id: r.id,
             project_id: ProjectId(r.project_id),
-            agent: r.agent,
+            agent: r
+                .agent
+                .parse()
+                .map_err(|e| StoreError::Corrupt(format!("run {}: {e}", r.id)))?,
             goal: r.goal,
             requirements: r.requirements,
             acceptance_criteria: r.acceptance_criteria,
@@ -234,7 +241,7 @@ impl Store {
              VALUES ($1, $2, $3, $4, $5, $6, $7, 'queued', $8, $9) RETURNING id",
         )
         .bind(run.project.0)
-        .bind(&run.agent)
+        .bind(run.agent.as_str())
         .bind(&run.goal)
         .bind(&run.requirements)
         .bind(&run.acceptance_criteria)
@@ -452,7 +459,7 @@ impl Store {
     }
 
     pub async fn fix_attempts(&self, run: i64) -> Result<Vec<FixAttempt>, StoreError> {
-        let rows: Vec<(i64, i64, String, String, Option<String>, i64)> = sqlx::query_as(
+        let rows: Vec<FixAttemptRow> = sqlx::query_as(
             "SELECT number, validation_id, step, evidence, outcome, created_at FROM fix_attempts
              WHERE run_id = $1 ORDER BY number",
         )
@@ -461,23 +468,20 @@ impl Store {
         .await?;
         Ok(rows
             .into_iter()
-            .map(
-                |(number, validation_id, step, evidence, outcome, created_at)| FixAttempt {
-                    number: number as u32,
-                    validation_id,
-                    step,
-                    evidence,
-                    outcome,
-                    created_at: from_millis(created_at),
-                },
-            )
+            .map(|r| FixAttempt {
+                number: r.number as u32,
+                validation_id: r.validation_id,
+                step: r.step,
+                evidence: r.evidence,
+                outcome: r.outcome,
+                created_at: from_millis(r.created_at),
+            })
             .collect())
     }
 }
 
 /// One turn of a run's conversation.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RunMessage {
     /// `agent` or `person`.
     pub who: String,
@@ -485,8 +489,15 @@ pub struct RunMessage {
     pub kind: String,
     pub text: String,
     #[serde(with = "time::serde::rfc3339")]
-    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub at: time::OffsetDateTime,
+}
+
+#[derive(sqlx::FromRow)]
+struct MessageRow {
+    who: String,
+    kind: String,
+    text: String,
+    created_at: i64,
 }
 
 impl Store {
@@ -513,7 +524,7 @@ impl Store {
 
     /// A run's conversation, oldest first.
     pub async fn run_messages(&self, run: i64) -> Result<Vec<RunMessage>, StoreError> {
-        let rows: Vec<(String, String, String, i64)> = sqlx::query_as(
+        let rows: Vec<MessageRow> = sqlx::query_as(
             "SELECT who, kind, text, created_at FROM run_messages WHERE run_id = $1 ORDER BY id",
         )
         .bind(run)
@@ -521,11 +532,11 @@ impl Store {
         .await?;
         Ok(rows
             .into_iter()
-            .map(|(who, kind, text, at)| RunMessage {
-                who,
-                kind,
-                text,
-                at: crate::from_millis(at),
+            .map(|r| RunMessage {
+                who: r.who,
+                kind: r.kind,
+                text: r.text,
+                at: crate::from_millis(r.created_at),
             })
             .collect())
     }

@@ -16,6 +16,13 @@ pub struct SecretMeta {
     pub updated_at: OffsetDateTime,
 }
 
+#[derive(sqlx::FromRow)]
+struct MetaRow {
+    name: String,
+    created_at: i64,
+    updated_at: i64,
+}
+
 /// Whether a write made a new secret or replaced one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -45,7 +52,7 @@ struct SealedRow {
 impl Store {
     pub async fn list_secrets(&self, project: ProjectId) -> Result<Vec<SecretMeta>, StoreError> {
         self.project(project).await?;
-        let rows: Vec<(String, i64, i64)> = sqlx::query_as(
+        let rows: Vec<MetaRow> = sqlx::query_as(
             "SELECT name, created_at, updated_at FROM secrets WHERE project_id = $1 ORDER BY name",
         )
         .bind(project.0)
@@ -53,10 +60,10 @@ impl Store {
         .await?;
         Ok(rows
             .into_iter()
-            .map(|(name, created, updated)| SecretMeta {
-                name,
-                created_at: from_millis(created),
-                updated_at: from_millis(updated),
+            .map(|r| SecretMeta {
+                name: r.name,
+                created_at: from_millis(r.created_at),
+                updated_at: from_millis(r.updated_at),
             })
             .collect())
     }

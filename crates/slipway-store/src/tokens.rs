@@ -44,6 +44,14 @@ struct TokenRow {
     created_at: i64,
 }
 
+/// A live token's row: its hash, and the token.
+#[derive(sqlx::FromRow)]
+struct LiveTokenRow {
+    hash: Vec<u8>,
+    #[sqlx(flatten)]
+    token: TokenRow,
+}
+
 impl TryFrom<TokenRow> for TokenRecord {
     type Error = StoreError;
 
@@ -93,23 +101,17 @@ impl Store {
             return Ok(Some(record.clone()));
         }
         let generation = self.tokens.generation();
-        let rows: Vec<(Vec<u8>, i64, String, String, i64)> = sqlx::query_as(
+        let rows: Vec<LiveTokenRow> = sqlx::query_as(
             "SELECT hash, id, name, role, created_at FROM api_tokens WHERE revoked_at IS NULL",
         )
         .fetch_all(&self.pool)
         .await?;
         let mut live = HashMap::with_capacity(rows.len());
-        for (stored_hash, id, name, role, created_at) in rows {
-            let Ok(key) = <[u8; 32]>::try_from(stored_hash.as_slice()) else {
+        for row in rows {
+            let Ok(key) = <[u8; 32]>::try_from(row.hash.as_slice()) else {
                 continue;
             };
-            let record = TokenRow {
-                id,
-                name,
-                role,
-                created_at,
-            }
-            .try_into()?;
+            let record = row.token.try_into()?;
             live.insert(key, record);
         }
         let found = live.get(hash).cloned();

@@ -42,7 +42,6 @@ pub struct NewValidation {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct StepRecord {
     pub index: u32,
     pub name: StepName,
@@ -55,10 +54,8 @@ pub struct StepRecord {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
     #[serde(with = "time::serde::rfc3339::option")]
-    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
     pub started_at: Option<OffsetDateTime>,
     #[serde(with = "time::serde::rfc3339::option")]
-    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
     pub finished_at: Option<OffsetDateTime>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub duration_ms: Option<i64>,
@@ -67,7 +64,6 @@ pub struct StepRecord {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ValidationRecord {
     pub id: ValidationId,
     pub project_id: ProjectId,
@@ -82,7 +78,6 @@ pub struct ValidationRecord {
     #[serde(skip)]
     pub base_source: Option<String>,
     /// Where the pipeline came from, once checkout chose it.
-    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
     pub pipeline_source: Option<PipelineSource>,
     #[serde(skip)]
     pub setup_trial: bool,
@@ -102,13 +97,10 @@ pub struct ValidationRecord {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     #[serde(with = "time::serde::rfc3339")]
-    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub created_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339::option")]
-    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
     pub started_at: Option<OffsetDateTime>,
     #[serde(with = "time::serde::rfc3339::option")]
-    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
     pub finished_at: Option<OffsetDateTime>,
     pub steps: Vec<StepRecord>,
 }
@@ -638,11 +630,13 @@ impl Store {
         .bind(pr)
         .fetch_all(&self.pool)
         .await?;
-        let unfinished = rows
-            .iter()
-            .filter(|(_, status)| status == "queued" || status == "running")
-            .map(|(id, _)| ValidationId(*id))
-            .collect();
+        let mut unfinished = Vec::new();
+        for (id, status) in &rows {
+            let status: ValidationStatus = status.parse().map_err(corrupt)?;
+            if matches!(status, ValidationStatus::Queued | ValidationStatus::Running) {
+                unfinished.push(ValidationId(*id));
+            }
+        }
         Ok((unfinished, rows.first().map(|(id, _)| ValidationId(*id))))
     }
 

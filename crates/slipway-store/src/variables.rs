@@ -86,10 +86,18 @@ pub(crate) async fn write_variable(
     Ok(SecretWrite::Updated)
 }
 
+#[derive(sqlx::FromRow)]
+struct VariableRow {
+    name: String,
+    value: String,
+    created_at: i64,
+    updated_at: i64,
+}
+
 impl Store {
     pub async fn list_variables(&self, project: ProjectId) -> Result<Vec<Variable>, StoreError> {
         self.project(project).await?;
-        let rows: Vec<(String, String, i64, i64)> = sqlx::query_as(
+        let rows: Vec<VariableRow> = sqlx::query_as(
             "SELECT name, value, created_at, updated_at FROM variables
              WHERE project_id = $1 ORDER BY name",
         )
@@ -98,11 +106,11 @@ impl Store {
         .await?;
         Ok(rows
             .into_iter()
-            .map(|(name, value, created, updated)| Variable {
-                name,
-                value,
-                created_at: from_millis(created),
-                updated_at: from_millis(updated),
+            .map(|r| Variable {
+                name: r.name,
+                value: r.value,
+                created_at: from_millis(r.created_at),
+                updated_at: from_millis(r.updated_at),
             })
             .collect())
     }

@@ -21,6 +21,16 @@ pub struct WorkerRecord {
 /// Rows unheard of for this long are removed when a process registers.
 const FORGET_AFTER: Duration = Duration::from_secs(24 * 3600);
 
+#[derive(sqlx::FromRow)]
+struct WorkerRow {
+    id: String,
+    role: String,
+    host: String,
+    pid: i64,
+    started_at: i64,
+    heartbeat_at: i64,
+}
+
 impl Store {
     /// Registers (or re-registers after a restart) a process, heard from now.
     pub async fn register_worker(
@@ -74,7 +84,7 @@ impl Store {
 
     /// Processes heard from within `within`, by id.
     pub async fn live_workers(&self, within: Duration) -> Result<Vec<WorkerRecord>, StoreError> {
-        let rows: Vec<(String, String, String, i64, i64, i64)> = sqlx::query_as(
+        let rows: Vec<WorkerRow> = sqlx::query_as(
             "SELECT id, role, host, pid, started_at, heartbeat_at FROM workers
              WHERE heartbeat_at >= $1 ORDER BY id",
         )
@@ -83,13 +93,13 @@ impl Store {
         .await?;
         Ok(rows
             .into_iter()
-            .map(|(id, role, host, pid, started, heartbeat)| WorkerRecord {
-                id,
-                role,
-                host,
-                pid,
-                started_at: from_millis(started),
-                heartbeat_at: from_millis(heartbeat),
+            .map(|r| WorkerRecord {
+                id: r.id,
+                role: r.role,
+                host: r.host,
+                pid: r.pid,
+                started_at: from_millis(r.started_at),
+                heartbeat_at: from_millis(r.heartbeat_at),
             })
             .collect())
     }

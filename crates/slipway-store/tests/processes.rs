@@ -48,7 +48,11 @@ async fn events_of_one_process_reach_the_subscribers_of_another_in_order(db: Db)
             for n in 0..25 {
                 let payload = serde_json::json!({"task": task, "n": n});
                 worker
-                    .emit_event(ProjectId(1), "test", &payload)
+                    .emit_event(
+                        ProjectId(1),
+                        slipway_store::EventKind::PrNotification,
+                        &payload,
+                    )
                     .await
                     .unwrap();
             }

@@ -3,7 +3,7 @@
 mod common;
 
 use common::Db;
-use slipway_store::{JobFailure, MasterKey, NewJob, Store};
+use slipway_store::{EventKind, JobFailure, JobState, MasterKey, NewJob, Store};
 use std::time::Duration;
 
 async fn store(db: &Db) -> Store {
@@ -23,6 +23,7 @@ on_both_backends!(
     after_a_restart_only_the_restarting_owners_jobs_are_leased_again_at_once,
     a_validation_whose_job_crashed_on_every_attempt_ends_as_error_at_once,
     the_holder_may_leave_the_next_attempt_a_new_payload_and_no_one_else_may,
+    a_stored_state_or_kind_slipway_does_not_know_is_an_error_naming_it,
 );
 
 fn job(key: Option<&str>, max_attempts: u32) -> NewJob {
@@ -45,7 +46,7 @@ async fn a_job_is_leased_once_heartbeated_and_completed(db: Db) {
     assert_eq!(store.lease("b", &["other"], LEASE).await.unwrap(), None);
     assert!(store.heartbeat(&leased, LEASE).await.unwrap());
     assert!(store.complete(&leased).await.unwrap());
-    assert_eq!(store.job_state(id).await.unwrap(), ("done".into(), 1));
+    assert_eq!(store.job_state(id).await.unwrap(), (JobState::Done, 1));
     assert!(!store.heartbeat(&leased, LEASE).await.unwrap());
 }
 
@@ -77,7 +78,7 @@ async fn a_retryable_failure_waits_for_its_backoff_and_a_fatal_one_ends_the_job(
         .fail(&leased, &JobFailure::Retryable("flaky".into()))
         .await
         .unwrap());
-    assert_eq!(store.job_state(id).await.unwrap(), ("queued".into(), 1));
+    assert_eq!(store.job_state(id).await.unwrap(), (JobState::Queued, 1));
     assert_eq!(
         store.lease("a", &["work"], LEASE).await.unwrap(),
         None,
@@ -91,7 +92,7 @@ async fn a_retryable_failure_waits_for_its_backoff_and_a_fatal_one_ends_the_job(
         .fail(&leased, &JobFailure::Fatal("bad input".into()))
         .await
         .unwrap();
-    assert_eq!(store.job_state(other).await.unwrap().0, "failed");
+    assert_eq!(store.job_state(other).await.unwrap().0, JobState::Failed);
 }
 
 async fn the_last_attempt_fails_for_good_even_when_retryable(db: Db) {
@@ -102,7 +103,7 @@ async fn the_last_attempt_fails_for_good_even_when_retryable(db: Db) {
         .fail(&leased, &JobFailure::Retryable("again".into()))
         .await
         .unwrap();
-    assert_eq!(store.job_state(id).await.unwrap().0, "failed");
+    assert_eq!(store.job_state(id).await.unwrap().0, JobState::Failed);
 }
 
 async fn a_job_whose_holders_keep_dying_is_given_up(db: Db) {
@@ -117,7 +118,7 @@ async fn a_job_whose_holders_keep_dying_is_given_up(db: Db) {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     assert_eq!(store.lease("a", &["work"], LEASE).await.unwrap(), None);
-    assert_eq!(store.job_state(id).await.unwrap().0, "failed");
+    assert_eq!(store.job_state(id).await.unwrap().0, JobState::Failed);
 }
 
 async fn a_dedupe_key_admits_one_unfinished_job(db: Db) {
@@ -223,4 +224,37 @@ async fn the_holder_may_leave_the_next_attempt_a_new_payload_and_no_one_else_may
         "a fenced-out attempt changes nothing"
     );
     assert!(store.complete(&second).await.unwrap());
+}
+
+/// Stored states and kinds are read as enums: each known one as itself, one Slipway does not
+/// know as an error naming it (the jobs' states are held to the known ones by a CHECK on
+/// PostgreSQL; events' kinds by nothing but this).
+async fn a_stored_state_or_kind_slipway_does_not_know_is_an_error_naming_it(db: Db) {
+    let store = store(&db).await;
+    let id = store.enqueue(&job(None, 3)).await.unwrap();
+    assert_eq!(store.job_state(id).await.unwrap(), (JobState::Queued, 0));
+    for state in JobState::ALL {
+        assert_eq!(state.as_str().parse::<JobState>(), Ok(state));
+    }
+    assert!("paused"
+        .parse::<JobState>()
+        .unwrap_err()
+        .contains("'paused'"));
+
+    let project = slipway_core::ProjectId(1);
+    let payload = serde_json::json!({"pr_url": "u"});
+    store
+        .emit_event(project, EventKind::PrNotification, &payload)
+        .await
+        .unwrap();
+    let events = store.events_after(project, 0, 10).await.unwrap();
+    assert_eq!(events[0].kind, EventKind::PrNotification);
+    assert_eq!(events[0].message()["type"], "pr_notification");
+    let raw = db.raw().await;
+    sqlx::query("UPDATE events SET kind = 'mystery'")
+        .execute(&raw)
+        .await
+        .unwrap();
+    let error = store.events_after(project, 0, 10).await.unwrap_err();
+    assert!(error.to_string().contains("'mystery'"), "{error}");
 }

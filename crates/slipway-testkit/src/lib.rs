@@ -168,7 +168,7 @@ impl TestApp {
                 .expect("events are readable");
             found = events
                 .iter()
-                .filter(|e| e.kind == "pr_notification")
+                .filter(|e| e.kind == slipway_store::EventKind::PrNotification)
                 .map(|e| {
                     let field = |k: &str| e.payload[k].as_str().unwrap_or("").to_owned();
                     (field("action"), field("pr_url"))

@@ -111,7 +111,7 @@ async fn body(engine: &Engine, id: ValidationId, attempt: &Attempt) -> Outcome {
             Outcome::HandBack(why.into())
         }
         Err(error) => {
-            tracing::error!(validation = %id, error = format!("{error:#}"), "validation could not run");
+            tracing::error!(validation = %id, error = &error as &dyn std::error::Error, "validation could not run");
             let _ = engine
                 .inner
                 .store

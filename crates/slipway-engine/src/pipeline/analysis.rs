@@ -4,7 +4,7 @@
 //! file and in total, parse under a deadline (a watchdog above it), and the walk never
 //! recurses. The step, in its place in the pipeline, reports what was found.
 
-use super::{Attempt, StepEnd};
+use super::{Attempt, PipelineError, PipelineResult, StepEnd};
 use slipway_analysis::{Change, Config, Report, Severity, Side};
 use slipway_core::pipeline::{AnalysisSection, PipelineConfig};
 use slipway_core::policy::PIPELINE_FILE;
@@ -64,7 +64,7 @@ impl Attempt<'_> {
         self.analysis = Some(result.map_err(|e| format!("{e:#}")));
     }
 
-    async fn analyse(&mut self, section: &AnalysisSection) -> anyhow::Result<Report> {
+    async fn analyse(&mut self, section: &AnalysisSection) -> PipelineResult<Report> {
         let (git, dir, head) = (&self.git, &self.workspace, self.record.sha.clone());
         // The merge base with the base branch; without one, the commit's first parent.
         let base = match &self.record.base_sha {
@@ -116,7 +116,9 @@ impl Attempt<'_> {
         };
         for glob in &config.allow {
             if let Err(why) = slipway_analysis::valid_glob(glob) {
-                anyhow::bail!("[analysis] allow: '{glob}' is not a glob: {why}");
+                return Err(PipelineError::Config(format!(
+                    "[analysis] allow: '{glob}' is not a glob: {why}"
+                )));
             }
         }
         let past_limit = slipway_analysis::skipped_files(
@@ -128,7 +130,7 @@ impl Attempt<'_> {
             tokio::task::spawn_blocking(move || slipway_analysis::analyse(&changes, &config));
         let mut report = tokio::time::timeout(TIME_LIMIT + WATCHDOG_GRACE, analysed)
             .await
-            .map_err(|_| anyhow::anyhow!("the analysis did not end within its time limit"))??;
+            .map_err(|_| PipelineError::TimedOut("the analysis"))??;
         report.findings.extend(past_limit);
         if skipped > 0 {
             report.findings.push(slipway_analysis::Finding {
@@ -147,7 +149,7 @@ impl Attempt<'_> {
 
     /// Weakened tests fail pull requests opened by Slipway's agent runs and validations of
     /// branches and commits (`protect_tests`, default true); people's pull requests warn.
-    async fn tampering_severity(&self, section: &AnalysisSection) -> anyhow::Result<Severity> {
+    async fn tampering_severity(&self, section: &AnalysisSection) -> PipelineResult<Severity> {
         if !section.protect_tests.unwrap_or(true) {
             return Ok(Severity::Warning);
         }
@@ -165,7 +167,7 @@ impl Attempt<'_> {
         })
     }
 
-    async fn secret_values(&self) -> anyhow::Result<Vec<String>> {
+    async fn secret_values(&self) -> PipelineResult<Vec<String>> {
         let secrets = self
             .inner
             .store

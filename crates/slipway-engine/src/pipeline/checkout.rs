@@ -1,7 +1,7 @@
 //! The checkout step: the exact commit, merged onto its base for a pull request, and the
 //! choice of the pipeline.
 
-use super::{Attempt, StepEnd};
+use super::{Attempt, PipelineResult, StepEnd};
 use slipway_core::pipeline::PipelineConfig;
 use slipway_core::pipeline_source::{self, ChosenPipeline};
 use slipway_core::validation::StepName;
@@ -14,7 +14,7 @@ const MAX_PIPELINE_BYTES: u64 = 1024 * 1024;
 impl Attempt<'_> {
     /// Clones the exact commit (for a pull request, merged onto its base's head) and
     /// chooses the pipeline. `None` when the pipeline cannot go on.
-    pub(super) async fn checkout(&mut self) -> anyhow::Result<Option<ChosenPipeline>> {
+    pub(super) async fn checkout(&mut self) -> PipelineResult<Option<ChosenPipeline>> {
         self.begin(StepName::Checkout).await?;
         let (source, head) = (self.record.source.clone(), self.record.sha.clone());
         let cloned = self.git.clone_commit(&source, &head, &self.workspace).await;
@@ -92,7 +92,7 @@ impl Attempt<'_> {
     /// would; the merge commit to check out. `Err(end)` when the checkout must end here: a
     /// conflict is the code's failure (it names the files), a base that cannot be read is
     /// an error.
-    async fn merge_onto_base(&mut self, base_ref: &str) -> anyhow::Result<Result<String, StepEnd>> {
+    async fn merge_onto_base(&mut self, base_ref: &str) -> PipelineResult<Result<String, StepEnd>> {
         let base_source =
             (self.record.base_source.clone()).unwrap_or_else(|| self.project.location.source());
         let git = crate::github::git_for(self.inner, &self.project, &base_source).await;

@@ -1,7 +1,7 @@
 //! Running the pipeline's commands in the cell: each step's commands (with retries), and the
 //! service of the deploy step with its health check.
 
-use super::{Attempt, StepEnd};
+use super::{Attempt, PipelineResult, StepEnd};
 use slipway_core::pipeline::DEFAULT_STEP_TIMEOUT_SECS;
 use slipway_core::validation::StepName;
 use slipway_sandbox::{Cell, CommandSpec, Outcome, Process};
@@ -50,7 +50,7 @@ impl Attempt<'_> {
         commands: &[String],
         timeout_secs: Option<u32>,
         retries: u32,
-    ) -> anyhow::Result<StepEnd> {
+    ) -> PipelineResult<StepEnd> {
         let started = Instant::now();
         let budget = self.step_timeout(timeout_secs);
         let mut flaky = Vec::new();
@@ -113,7 +113,7 @@ impl Attempt<'_> {
         command: &str,
         (budget, is_overall): (Duration, bool),
         started: Instant,
-    ) -> anyhow::Result<Option<StepEnd>> {
+    ) -> PipelineResult<Option<StepEnd>> {
         let (process, follow) = match self.spawn(step, command, &self.env) {
             Ok(spawned) => spawned,
             Err(error) => {
@@ -176,7 +176,7 @@ impl Attempt<'_> {
         start: &str,
         health_path: &str,
         ready_secs: u32,
-    ) -> anyhow::Result<StepEnd> {
+    ) -> PipelineResult<StepEnd> {
         let port = free_port()?;
         self.service_port = Some(port);
         let mut env = self.env.clone();

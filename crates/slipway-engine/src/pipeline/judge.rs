@@ -4,7 +4,7 @@
 //! everything the model sees is masked first. Its answer, tokens and cost go to the step's
 //! log and detail and to the `judge.json` artifact.
 
-use super::{Attempt, StepEnd};
+use super::{Attempt, PipelineResult, StepEnd};
 use slipway_core::judge::{criteria_lines, JudgeMode, JudgeSection};
 use slipway_core::pipeline::PipelineConfig;
 use slipway_core::settings::ModelBudget;
@@ -34,7 +34,7 @@ impl Attempt<'_> {
     /// `error`, naming what to set; `false`); when a model will read the change (the judge,
     /// or the failure analysis), reads the diff and the pull request's description (else the
     /// head's message).
-    pub(super) async fn prepare_judge(&mut self, config: &PipelineConfig) -> anyhow::Result<bool> {
+    pub(super) async fn prepare_judge(&mut self, config: &PipelineConfig) -> PipelineResult<bool> {
         let models = &self.inner.config.models;
         let goal_check = (config.ui.iter())
             .flat_map(|ui| &ui.checks)
@@ -144,7 +144,7 @@ impl Attempt<'_> {
         self.git.run(ws, &["rev-parse", "HEAD^"]).await.ok()
     }
 
-    pub(super) async fn judge(&mut self, section: &JudgeSection) -> anyhow::Result<StepEnd> {
+    pub(super) async fn judge(&mut self, section: &JudgeSection) -> PipelineResult<StepEnd> {
         let config =
             match (self.inner.config.models).pick(section.provider, section.model.as_deref()) {
                 Ok(config) => config,
@@ -192,7 +192,7 @@ impl Attempt<'_> {
 
     /// Whether the project's monthly model budget allows a call: `Err` is the note saying it
     /// is spent.
-    pub(super) async fn model_budget(&self) -> anyhow::Result<Result<(), String>> {
+    pub(super) async fn model_budget(&self) -> PipelineResult<Result<(), String>> {
         let project = self.record.project_id;
         let settings = self.inner.store.settings(project).await?;
         let used = self.inner.store.model_usage(project).await?.total();
@@ -218,7 +218,7 @@ impl Attempt<'_> {
     }
 
     /// The run's goal and criteria, the change's words, the earlier steps, the diff: masked.
-    async fn judge_input(&self, section: &JudgeSection) -> anyhow::Result<JudgeInput> {
+    async fn judge_input(&self, section: &JudgeSection) -> PipelineResult<JudgeInput> {
         let mask = |text: &str| self.logs.mask(text);
         let store = &self.inner.store;
         let run = match self.record.pr {

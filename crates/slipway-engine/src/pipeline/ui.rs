@@ -4,7 +4,7 @@
 //! reach), running every `[[ui.checks]]` in every viewport. Each check's evidence (JSON,
 //! masked like the log) and screenshot are stored as the validation's artifacts.
 
-use super::{stop, Attempt, StepEnd};
+use super::{stop, Attempt, PipelineError, PipelineResult, StepEnd};
 use slipway_browser::{Browser, GoalStep, Planner, Report, Target};
 use slipway_core::ui::{viewport, UiSection, DEFAULT_UI_TIMEOUT_SECS};
 use slipway_core::ui_goal::{PageState, Planned};
@@ -39,7 +39,7 @@ impl Attempt<'_> {
         }
     }
 
-    pub(super) async fn ui(&mut self, section: &UiSection) -> anyhow::Result<StepEnd> {
+    pub(super) async fn ui(&mut self, section: &UiSection) -> PipelineResult<StepEnd> {
         let Some(port) = self.service_port else {
             return Ok(StepEnd::Error(
                 "the ui step needs the service the deploy step starts".into(),
@@ -103,7 +103,7 @@ impl Attempt<'_> {
     async fn launch_browser(
         &mut self,
         chromium: &std::path::Path,
-    ) -> anyhow::Result<(Process, u16)> {
+    ) -> PipelineResult<(Process, u16)> {
         let command = format!(
             "exec '{}' --headless=new --no-sandbox --disable-gpu --disable-dev-shm-usage \
              --no-first-run --disable-sync --disable-background-networking \
@@ -125,11 +125,13 @@ impl Attempt<'_> {
     }
 
     /// Connects to the browser through its relay, once it answers.
-    async fn connect_browser(&self, relay: u16) -> anyhow::Result<Browser> {
+    async fn connect_browser(&self, relay: u16) -> PipelineResult<Browser> {
         let url = slipway_browser::pipe::url(relay);
         match tokio::time::timeout(BROWSER_READY, Browser::connect(&url)).await {
-            Ok(browser) => browser,
-            Err(_) => anyhow::bail!("Chromium did not answer within {BROWSER_READY:?}"),
+            Ok(browser) => browser.map_err(PipelineError::Browser),
+            Err(_) => Err(PipelineError::Browser(anyhow::anyhow!(
+                "Chromium did not answer within {BROWSER_READY:?}"
+            ))),
         }
     }
 
@@ -139,7 +141,7 @@ impl Attempt<'_> {
         process: &mut Process,
         section: &UiSection,
         port: u16,
-    ) -> anyhow::Result<StepEnd> {
+    ) -> PipelineResult<StepEnd> {
         let base_url = format!("http://127.0.0.1:{port}");
         let target = Target {
             base_url: &base_url,
@@ -163,7 +165,7 @@ impl Attempt<'_> {
                     .config
                     .models
                     .pick(None, None)
-                    .map_err(anyhow::Error::msg)?,
+                    .map_err(PipelineError::Config)?,
             )),
             false => None,
         };

@@ -6,7 +6,7 @@ use crate::jobs::Attempt;
 use crate::{pipeline, Engine};
 use slipway_agent::command::CommandAgent;
 use slipway_agent::{Agent, AgentError, Answer, Progress, Turn, TurnKind};
-use slipway_core::run::{Response, RunStatus};
+use slipway_core::run::{AgentKind, Response, RunStatus};
 use slipway_core::settings::AgentConfig;
 use slipway_core::turn::{self, Answered, Ask, Decision, Prompted, RunFacts, Shape};
 use slipway_core::{Masker, Project};
@@ -70,7 +70,7 @@ pub(super) async fn turn(
     let settings = store.settings(project.id).await?;
     let secrets = store.secret_values(project.id).await?;
     let masker = Masker::new(secrets.iter().map(|(_, v)| v.expose()));
-    let is_codegen = run.agent == "codegen";
+    let is_codegen = run.agent == AgentKind::Codegen;
     let (prompt, kind, plan_mode) = prompt_for(engine, &run, &settings, &task).await?;
     if is_codegen && kind == TurnKind::Start && run.external_id.is_none() {
         if let Some(postponed) = codegen_slot(engine, run.id).await? {
@@ -182,7 +182,7 @@ async fn prompt_for(
     let facts = RunFacts {
         first_prompt: &run.prompt,
         last_answer: &last_text,
-        codegen: run.agent == "codegen",
+        codegen: run.agent == AgentKind::Codegen,
         plan_mode: plan_mode_setting,
     };
     let Prompted {

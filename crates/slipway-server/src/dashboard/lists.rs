@@ -155,7 +155,7 @@ pub(super) fn run_row(r: &RunRecord) -> RunRow {
             .chars()
             .take(100)
             .collect(),
-        agent: r.agent.clone(),
+        agent: r.agent.to_string(),
         started_by: r.started_by.clone().unwrap_or_else(|| "a person".into()),
         branch: r.branch.clone().unwrap_or_default(),
         pr: r.pr_number,

@@ -3,13 +3,13 @@
 use crate::auth::Caller;
 use crate::error::{ApiResult, ErrorBody};
 use crate::extract::{ApiJson, ApiPath};
+use crate::responses::PullRequest;
 use crate::state::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use serde::Deserialize;
 use slipway_core::{ProjectId, Role};
-use slipway_store::PullRequest;
 
 /// A pull request to open: `head` into `base` (the project's default branch when absent).
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -40,7 +40,7 @@ pub async fn open(
         .open_pull_request(&project, &request.title, &request.head, &base)
         .await?;
     tracing::info!(project_id = %id, pr = pr.number, "pull request opened");
-    Ok((StatusCode::CREATED, Json(pr)))
+    Ok((StatusCode::CREATED, Json(pr.into())))
 }
 
 /// A project's pull requests, newest first.
@@ -53,7 +53,8 @@ pub async fn list(
 ) -> ApiResult<Json<Vec<PullRequest>>> {
     caller.require(Role::Viewer)?;
     state.store.project(id).await?;
-    Ok(Json(state.store.list_pull_requests(id).await?))
+    let pulls = state.store.list_pull_requests(id).await?;
+    Ok(Json(pulls.into_iter().map(PullRequest::from).collect()))
 }
 
 /// What a person's merge or close of a pull request did.
@@ -104,7 +105,10 @@ pub async fn merge(
         .await
         .map_err(crate::error::ApiError::internal)?;
     let pull = state.store.pull_request(project.id, number).await?;
-    Ok(Json(PullAction { pull, outcome }))
+    Ok(Json(PullAction {
+        pull: pull.into(),
+        outcome,
+    }))
 }
 
 /// Close a local pull request without merging it (operator); its validations are cancelled.
@@ -125,5 +129,8 @@ pub async fn close(
         .map_err(crate::error::ApiError::internal)?;
     let pull = state.store.pull_request(project.id, number).await?;
     let outcome = "Closed without merging.".to_owned();
-    Ok(Json(PullAction { pull, outcome }))
+    Ok(Json(PullAction {
+        pull: pull.into(),
+        outcome,
+    }))
 }

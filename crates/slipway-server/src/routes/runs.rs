@@ -5,6 +5,7 @@ use super::paging;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
+use crate::responses::{FixAttempt, RunRecord};
 use crate::state::AppState;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -14,7 +15,6 @@ use slipway_core::prompt::Goal;
 use slipway_core::run::allowed_actions;
 use slipway_core::{ProjectId, Role};
 use slipway_engine::{RunAnswer, RunError};
-use slipway_store::{FixAttempt, RunRecord};
 
 /// A goal for the project's agent.
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -59,12 +59,12 @@ impl From<RunError> for ApiError {
     }
 }
 
-async fn view(state: &AppState, run: RunRecord) -> ApiResult<RunView> {
+async fn view(state: &AppState, run: slipway_store::RunRecord) -> ApiResult<RunView> {
     let attempts = state.store.fix_attempts(run.id).await?;
     Ok(RunView {
         actions: allowed_actions(run.status, run.response.as_ref()).to_vec(),
-        attempts,
-        run,
+        attempts: attempts.into_iter().map(FixAttempt::from).collect(),
+        run: run.into(),
     })
 }
 
@@ -118,6 +118,7 @@ pub async fn list(
     let page = state.store.runs_of_project(id, after, limit).await?;
     let ids: Vec<i64> = page.iter().map(|r| r.id).collect();
     let path = format!("/api/v1/projects/{id}/runs");
+    let page = page.into_iter().map(RunRecord::from).collect();
     Ok((paging::next_page(&path, &[], limit, &ids), Json(page)))
 }
 

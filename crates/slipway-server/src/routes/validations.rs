@@ -5,6 +5,7 @@ use super::paging;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
+use crate::responses::{LogLine, ValidationRecord};
 use crate::state::AppState;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -14,7 +15,7 @@ use slipway_core::validation::StepName;
 use slipway_core::validation::ValidationStatus;
 use slipway_core::{ProjectId, Role, ValidationId};
 use slipway_engine::{SubmitError, Target};
-use slipway_store::{LogLine, ValidationFilter, ValidationRecord};
+use slipway_store::ValidationFilter;
 
 /// What to validate: exactly one of `branch`, `sha` or `pr`.
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -61,7 +62,7 @@ pub async fn start(
                 .validate_pull_request_number(&project, number, &caller.name)
                 .await?;
             tracing::info!(validation = %record.id, project_id = %id, pr = number, "validation queued");
-            return Ok((StatusCode::CREATED, Json(record)));
+            return Ok((StatusCode::CREATED, Json(record.into())));
         }
         _ => {
             return Err(ApiError::new(
@@ -76,7 +77,7 @@ pub async fn start(
         .submit_by(&project, target, caller.name.clone())
         .await?;
     tracing::info!(validation = %record.id, project_id = %id, sha = %record.sha, "validation queued");
-    Ok((StatusCode::CREATED, Json(record)))
+    Ok((StatusCode::CREATED, Json(record.into())))
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
@@ -117,6 +118,7 @@ pub async fn list(
     }
     let ids: Vec<i64> = page.iter().map(|v| v.id.0).collect();
     let path = format!("/api/v1/projects/{id}/validations");
+    let page = page.into_iter().map(ValidationRecord::from).collect();
     Ok((paging::next_page(&path, &kept, limit, &ids), Json(page)))
 }
 
@@ -159,7 +161,7 @@ pub async fn show(
     let validation = state.store.validation(id).await?;
     let analysis = state.engine.analysis_evidence(id).await;
     Ok(Json(ValidationView {
-        validation,
+        validation: validation.into(),
         analysis,
     }))
 }
@@ -219,6 +221,7 @@ pub async fn logs(
     let limit = query.limit.unwrap_or(1_000).clamp(1, 10_000);
     let lines = state.store.logs(id, step, after, limit).await?;
     let next_after = lines.last().map(|l| l.seq).unwrap_or(after);
+    let lines = lines.into_iter().map(LogLine::from).collect();
     Ok(Json(LogPage { lines, next_after }))
 }
 
@@ -325,7 +328,7 @@ pub async fn retry(
     caller.require(Role::Operator)?;
     let record = state.engine.retry(id).await?;
     tracing::info!(validation = %record.id, retry_of = %id, "validation retried");
-    Ok((StatusCode::CREATED, Json(record)))
+    Ok((StatusCode::CREATED, Json(record.into())))
 }
 
 /// Cancel a validation (operator): a queued one never starts, a running one is stopped
@@ -342,6 +345,6 @@ pub async fn cancel(
     tracing::info!(validation = %id, "validation cancel requested");
     Ok((
         StatusCode::ACCEPTED,
-        Json(state.store.validation(id).await?),
+        Json(state.store.validation(id).await?.into()),
     ))
 }
