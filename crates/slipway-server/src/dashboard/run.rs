@@ -108,6 +108,7 @@ pub async fn run(
     Query(query): Query<PageQuery>,
 ) -> PageResult {
     let run = state.store.run(id).await.map_err(failed)?;
+    let run = state.engine.masked_run(run).await.map_err(failed)?;
     let project = state.store.project(run.project_id).await.map_err(failed)?;
     let layout = layout(&state, &signed, project.id.0, query.error).await?;
     let attempts = state.store.fix_attempts(id).await.map_err(failed)?;

@@ -61,7 +61,10 @@ pub async fn start(
                 .validate_pull_request_number(&project, number, &caller.name)
                 .await?;
             tracing::info!(validation = %record.id, project_id = %id, pr = number, "validation queued");
-            return Ok((StatusCode::CREATED, Json(record)));
+            return Ok((
+                StatusCode::CREATED,
+                Json(state.engine.masked_validation(record).await?),
+            ));
         }
         _ => {
             return Err(ApiError::new(
@@ -76,7 +79,10 @@ pub async fn start(
         .submit_by(&project, target, caller.name.clone())
         .await?;
     tracing::info!(validation = %record.id, project_id = %id, sha = %record.sha, "validation queued");
-    Ok((StatusCode::CREATED, Json(record)))
+    Ok((
+        StatusCode::CREATED,
+        Json(state.engine.masked_validation(record).await?),
+    ))
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
@@ -117,6 +123,7 @@ pub async fn list(
     }
     let ids: Vec<i64> = page.iter().map(|v| v.id.0).collect();
     let path = format!("/api/v1/projects/{id}/validations");
+    let page = state.engine.masked_validations(page).await?;
     Ok((paging::next_page(&path, &kept, limit, &ids), Json(page)))
 }
 
@@ -157,6 +164,7 @@ pub async fn show(
 ) -> ApiResult<Json<ValidationView>> {
     caller.require(Role::Viewer)?;
     let validation = state.store.validation(id).await?;
+    let validation = state.engine.masked_validation(validation).await?;
     let analysis = state.engine.analysis_evidence(id).await;
     Ok(Json(ValidationView {
         validation,
@@ -325,7 +333,10 @@ pub async fn retry(
     caller.require(Role::Operator)?;
     let record = state.engine.retry(id).await?;
     tracing::info!(validation = %record.id, retry_of = %id, "validation retried");
-    Ok((StatusCode::CREATED, Json(record)))
+    Ok((
+        StatusCode::CREATED,
+        Json(state.engine.masked_validation(record).await?),
+    ))
 }
 
 /// Cancel a validation (operator): a queued one never starts, a running one is stopped
