@@ -3,8 +3,11 @@
 //! the administrator's allow list names it), a target's health and when a failing one is
 //! disabled. The messages themselves are in [`message`].
 
+mod address;
 pub mod message;
 
+use address::canonical;
+pub use address::forbidden_range;
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 use std::net::IpAddr;
@@ -171,8 +174,11 @@ impl AllowList {
 /// Why a target's URL is refused; each says what to do instead.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum UrlRefused {
-    #[error("url: '{0}' is not an absolute URL; give the endpoint as https://host/path")]
-    Malformed(String),
+    /// (The text is not repeated: a URL's path may be its credential.)
+    #[error("url: not an absolute URL; give the endpoint as https://host/path")]
+    Malformed,
+    #[error("url: {0} characters, over the {MAX_URL_CHARS} allowed; give the endpoint's URL only")]
+    TooLong(usize),
     #[error("url: only https is allowed ({0} given); http is allowed only for hosts listed in SLIPWAY_NOTIFY_ALLOW_HOSTS")]
     NotHttps(String),
     #[error("url: credentials in the URL are not allowed; put a token in the path or use the webhook's signing secret")]
@@ -187,6 +193,9 @@ pub enum UrlRefused {
     Unresolved { host: String, why: String },
 }
 
+/// The longest target URL accepted, in characters.
+pub const MAX_URL_CHARS: usize = 2_048;
+
 /// A target URL that passed the rules a URL alone can be checked against.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TargetUrl {
@@ -199,12 +208,16 @@ pub struct TargetUrl {
 /// address given literally is checked against the address rules now. Names are checked when
 /// they are resolved ([`check_addresses`]), at creation and again at every send.
 pub fn check_url(text: &str, allow: &AllowList) -> Result<TargetUrl, UrlRefused> {
-    let url = url::Url::parse(text.trim()).map_err(|_| UrlRefused::Malformed(text.to_owned()))?;
+    let length = text.trim().chars().count();
+    if length > MAX_URL_CHARS {
+        return Err(UrlRefused::TooLong(length));
+    }
+    let url = url::Url::parse(text.trim()).map_err(|_| UrlRefused::Malformed)?;
     let host = match url.host() {
         Some(url::Host::Domain(name)) => name.to_ascii_lowercase(),
         Some(url::Host::Ipv4(ip)) => ip.to_string(),
         Some(url::Host::Ipv6(ip)) => ip.to_string(),
-        None => return Err(UrlRefused::Malformed(text.to_owned())),
+        None => return Err(UrlRefused::Malformed),
     };
     match url.scheme() {
         "https" => {}
@@ -252,54 +265,6 @@ pub fn check_addresses(
         }
     }
     Ok(())
-}
-
-/// The kind of address no notification goes to by default, if `ip` is one.
-pub fn forbidden_range(ip: IpAddr) -> Option<&'static str> {
-    match canonical(ip) {
-        IpAddr::V4(v4) => {
-            let [a, b, ..] = v4.octets();
-            if v4.is_unspecified() || a == 0 {
-                Some("unspecified")
-            } else if v4.is_loopback() {
-                Some("loopback")
-            } else if v4.is_link_local() {
-                Some("link-local")
-            } else if v4.is_private() {
-                Some("private")
-            } else if a == 100 && (64..128).contains(&b) {
-                Some("shared (carrier-grade NAT)")
-            } else if v4.is_broadcast() || v4.is_multicast() || a >= 240 {
-                Some("reserved")
-            } else {
-                None
-            }
-        }
-        IpAddr::V6(v6) => {
-            let first = v6.segments()[0];
-            if v6.is_unspecified() {
-                Some("unspecified")
-            } else if v6.is_loopback() {
-                Some("loopback")
-            } else if first & 0xffc0 == 0xfe80 {
-                Some("link-local")
-            } else if first & 0xfe00 == 0xfc00 {
-                Some("private (unique local)")
-            } else if v6.is_multicast() {
-                Some("reserved")
-            } else {
-                None
-            }
-        }
-    }
-}
-
-/// An IPv4 address written as IPv6 (`::ffff:127.0.0.1`) is judged as the IPv4 address.
-fn canonical(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
-        v4 => v4,
-    }
 }
 
 #[cfg(test)]
@@ -367,6 +332,22 @@ mod tests {
     }
 
     #[test]
+    fn a_url_is_at_most_the_documented_length() {
+        let at_most = format!("https://example.com/{}", "a".repeat(MAX_URL_CHARS - 20));
+        assert_eq!(at_most.len(), MAX_URL_CHARS);
+        assert!(check_url(&at_most, &allow("")).is_ok());
+        let over = format!("{at_most}b");
+        let refused = check_url(&over, &allow("")).unwrap_err();
+        assert_eq!(refused, UrlRefused::TooLong(MAX_URL_CHARS + 1));
+        assert!(refused.to_string().contains("2048"), "{refused}");
+        let huge = format!("https://example.com/{}", "x".repeat(200_000));
+        assert!(!check_url(&huge, &allow(""))
+            .unwrap_err()
+            .to_string()
+            .contains("xxxx"));
+    }
+
+    #[test]
     fn credentials_and_garbage_are_refused_with_what_to_do() {
         assert_eq!(
             check_url("https://u:p@example.com/", &allow("")),
@@ -428,6 +409,34 @@ pub fn shown_url(url: &str) -> String {
     format!("{origin}/…{tail}")
 }
 
+/// `text` (an error about sending to `url`) with `url` shown as [`shown_url`] shows it:
+/// the whole URL, its path and query, and each long part of the path are replaced, so an
+/// error of any library that quotes the URL keeps the credential out of what is stored.
+pub fn scrub_url(text: &str, url: &str) -> String {
+    let mut whole: Vec<String> = vec![url.trim().to_owned()];
+    let mut parts: Vec<String> = Vec::new();
+    if let Ok(parsed) = url::Url::parse(url.trim()) {
+        whole.push(parsed.to_string());
+        parts.push(parsed[url::Position::BeforePath..].to_owned());
+        let segments = parsed.path_segments().into_iter().flatten();
+        parts.extend(segments.chain(parsed.query()).map(str::to_owned));
+    }
+    // Longest first, so a part never breaks up a longer match; short parts are words.
+    parts.retain(|s| s.chars().count() >= 8);
+    for list in [&mut whole, &mut parts] {
+        list.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    }
+    let shown = shown_url(url);
+    let mut text = text.to_owned();
+    for secret in whole.iter().filter(|s| !s.is_empty()) {
+        text = text.replace(secret.as_str(), &shown);
+    }
+    for secret in &parts {
+        text = text.replace(secret.as_str(), "…");
+    }
+    text
+}
+
 #[cfg(test)]
 mod shown_tests {
     #[test]
@@ -437,6 +446,27 @@ mod shown_tests {
         assert_eq!(
             super::shown_url("http://127.0.0.1:8080/"),
             "http://127.0.0.1:8080"
+        );
+    }
+
+    #[test]
+    fn an_error_never_repeats_a_target_url_beyond_its_shown_form() {
+        let url = "https://hooks.slack.com/services/T0AAAA/B0BBBB/secretSECRET123";
+        for error in [
+            format!("error sending request for url ({url})"),
+            "error sending request for url (https://hooks.slack.com/services/T0AAAA/B0BBBB/secretSECRET123)".to_owned(),
+            "POST /services/T0AAAA/B0BBBB/secretSECRET123 refused".to_owned(),
+            "token secretSECRET123 is invalid".to_owned(),
+        ] {
+            let scrubbed = super::scrub_url(&error, url);
+            assert!(!scrubbed.contains("secretSECRET123"), "{scrubbed}");
+            assert!(!scrubbed.contains("B0BBBB"), "{scrubbed}");
+        }
+        let scrubbed = super::scrub_url(&format!("failed for url ({url})"), url);
+        assert_eq!(scrubbed, "failed for url (https://hooks.slack.com/…T123)");
+        assert_eq!(
+            super::scrub_url("connection refused", url),
+            "connection refused"
         );
     }
 }

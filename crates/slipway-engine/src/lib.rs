@@ -10,6 +10,7 @@ mod health;
 pub mod hooks;
 mod jobs;
 mod logs;
+pub mod masking;
 mod merging;
 mod notify;
 mod pipeline;

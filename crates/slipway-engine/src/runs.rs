@@ -281,6 +281,14 @@ impl Engine {
     }
 
     async fn emit_run(&self, run: &RunRecord) {
+        // Every viewer's event stream gets it: masked as the API shows it.
+        let run = &match self.masked_run(run.clone()).await {
+            Ok(masked) => masked,
+            Err(error) => {
+                tracing::error!(run = run.id, %error, "the run's update was not announced");
+                return;
+            }
+        };
         let payload = serde_json::json!({
             "type": "agent_run_update",
             "project_id": run.project_id,

@@ -1,8 +1,9 @@
 //! `/mcp`: the tools over streamable HTTP, for the server to mount. The server authenticates
 //! every request first and puts its [`Caller`] in the request's extensions; a tool call the
 //! caller's role does not allow is refused with 403 before it reaches the tools
-//! ([`forbidden_call`]).
+//! ([`forbidden_call`]). Each session is its opener's alone, and capped ([`sessions`]).
 
+use crate::sessions::{SessionGuard, SessionLimits, IDLE};
 use crate::{tools, Caller, Scope, SlipwayMcp};
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
@@ -11,13 +12,18 @@ use slipway_store::Store;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
-/// The tower service to mount at `/mcp`; `shutdown` ends its sessions.
+/// The tower service to mount at `/mcp`; `shutdown` ends its sessions. The guard is the
+/// mounting server's to consult on every request ([`SessionGuard`]).
 pub fn service(
     store: Store,
     engine: Engine,
     shutdown: CancellationToken,
     max_body_bytes: usize,
-) -> StreamableHttpService<SlipwayMcp, LocalSessionManager> {
+    limits: SessionLimits,
+) -> (
+    StreamableHttpService<SlipwayMcp, LocalSessionManager>,
+    Arc<SessionGuard>,
+) {
     let handler = SlipwayMcp::new(store, engine, Scope::Server);
     // Every request needs a bearer token, which a browser never attaches by itself, so a
     // DNS-rebound page gains nothing: any Host the server is reached by is accepted.
@@ -25,11 +31,12 @@ pub fn service(
         .disable_allowed_hosts()
         .with_cancellation_token(shutdown)
         .with_max_request_body_bytes(max_body_bytes);
-    StreamableHttpService::new(
-        move || Ok(handler.clone()),
-        Arc::new(LocalSessionManager::default()),
-        config,
-    )
+    let mut manager = LocalSessionManager::default();
+    manager.session_config.keep_alive = Some(IDLE);
+    let manager = Arc::new(manager);
+    let guard = Arc::new(SessionGuard::new(manager.clone(), limits));
+    let service = StreamableHttpService::new(move || Ok(handler.clone()), manager, config);
+    (service, guard)
 }
 
 /// Why `caller` may not make the call in a request's JSON-RPC body (one message or a

@@ -7,6 +7,7 @@ mod error;
 pub mod http;
 pub mod report;
 mod runs;
+pub mod sessions;
 mod tools;
 mod validate;
 
@@ -144,7 +145,7 @@ impl SlipwayMcp {
             "start_run" => runs::start(self, tools::parse(name, arguments)?, &caller).await,
             "get_run" => {
                 let args: tools::RunArgs = tools::parse(name, arguments)?;
-                runs::get(&self.store, args.id).await
+                runs::get(self, args.id).await
             }
             "reply_to_run" => runs::reply(self, tools::parse(name, arguments)?).await,
             other => Err(ToolError::Slipway(format!("tool {other} has no handler"))),
@@ -177,7 +178,9 @@ impl SlipwayMcp {
     }
 
     /// The report of a validation; the path of its evidence is said only to a local user.
+    /// Every text of the record is masked with its project's secrets, as its logs are.
     async fn report(&self, record: &ValidationRecord) -> Result<Report, ToolError> {
+        let record = &self.engine.masked_validation(record.clone()).await?;
         let dir = self.engine.artifacts_dir(record.id);
         let evidence = dir.is_dir().then_some(dir.as_path());
         let analysis = self.engine.analysis_evidence(record.id).await;

@@ -80,16 +80,16 @@ pub(crate) async fn start(
         .start_run(&project, goal, &format!("{} (MCP)", caller.name))
         .await
         .map_err(run_error)?;
-    run_result(&server.store, run).await
+    run_result(server, run).await
 }
 
-pub(crate) async fn get(store: &Store, id: i64) -> Result<CallToolResult, ToolError> {
-    let run = store.run(id).await.map_err(|e| {
+pub(crate) async fn get(server: &SlipwayMcp, id: i64) -> Result<CallToolResult, ToolError> {
+    let run = server.store.run(id).await.map_err(|e| {
         ToolError::store(e, || {
             format!("there is no run {id}; give the id start_run returned")
         })
     })?;
-    run_result(store, run).await
+    run_result(server, run).await
 }
 
 pub(crate) async fn reply(
@@ -123,7 +123,7 @@ pub(crate) async fn reply(
             }
             other => run_error(other),
         })?;
-    run_result(&server.store, run).await
+    run_result(server, run).await
 }
 
 fn run_error(error: RunError) -> ToolError {
@@ -138,8 +138,10 @@ fn run_error(error: RunError) -> ToolError {
     }
 }
 
-async fn run_result(store: &Store, run: RunRecord) -> Result<CallToolResult, ToolError> {
-    let attempts = store.fix_attempts(run.id).await?;
+/// A run as the tools show it: every text masked with its project's secrets.
+async fn run_result(server: &SlipwayMcp, run: RunRecord) -> Result<CallToolResult, ToolError> {
+    let run = server.engine.masked_run(run).await?;
+    let attempts = server.store.fix_attempts(run.id).await?;
     let actions: Vec<String> = allowed_actions(run.status, run.response.as_ref())
         .iter()
         .map(|a| a.to_string())

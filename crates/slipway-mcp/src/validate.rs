@@ -10,7 +10,7 @@ use rmcp::{Peer, RoleServer};
 use slipway_core::validation::{StepName, StepStatus};
 use slipway_core::ValidationId;
 use slipway_engine::{SubmitError, Target};
-use slipway_store::{Store, ValidationRecord};
+use slipway_store::{StepRecord, Store, ValidationRecord};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
@@ -130,7 +130,7 @@ async fn follow(
 struct Progress {
     peer: Peer<RoleServer>,
     token: ProgressToken,
-    told: Vec<(StepName, StepStatus)>,
+    steps: StepProgress,
 }
 
 impl Progress {
@@ -138,31 +138,124 @@ impl Progress {
         Self {
             peer,
             token,
-            told: Vec::new(),
+            steps: StepProgress::default(),
         }
     }
 
     async fn tell(&mut self, record: &ValidationRecord) {
-        let total = record.steps.len() as f64;
-        for step in &record.steps {
+        for note in self.steps.news(&record.steps) {
+            let mut param =
+                ProgressNotificationParam::new(self.token.clone(), note.progress as f64)
+                    .with_message(note.message);
+            if let Some(total) = note.total {
+                param = param.with_total(total as f64);
+            }
+            if let Err(error) = self.peer.notify_progress(param).await {
+                tracing::debug!(%error, "a progress notification was not delivered");
+            }
+        }
+    }
+}
+
+/// What a progress notification says: `progress` counts the notifications sent (the MCP
+/// spec wants it to increase with each one, which counting finished steps does not: a
+/// step can be told after one that ended later); `total` is the most there can be (a start
+/// and an end per step), left out once it would be passed.
+#[derive(Debug, PartialEq)]
+struct Note {
+    progress: u32,
+    total: Option<u32>,
+    message: String,
+}
+
+/// Which steps' starts and ends were told already.
+#[derive(Default)]
+struct StepProgress {
+    told: Vec<(StepName, StepStatus)>,
+    sent: u32,
+}
+
+impl StepProgress {
+    /// The notes for what `steps` show that was not told yet.
+    fn news(&mut self, steps: &[StepRecord]) -> Vec<Note> {
+        let most = 2 * steps.len() as u32;
+        let mut notes = Vec::new();
+        for step in steps {
             let worth = step.status == StepStatus::Running
                 || (step.status.is_final() && step.status != StepStatus::Skipped);
             if !worth || self.told.contains(&(step.name, step.status)) {
                 continue;
             }
             self.told.push((step.name, step.status));
-            let ended = record.steps.iter().filter(|s| s.status.is_final()).count() as f64;
+            self.sent += 1;
             let took = step
                 .duration_ms
                 .map(|ms| format!(" in {:.1}s", ms as f64 / 1000.0))
                 .unwrap_or_default();
-            let message = format!("{} {}{took}", step.name, step.status);
-            let param = ProgressNotificationParam::new(self.token.clone(), ended)
-                .with_total(total)
-                .with_message(message);
-            if let Err(error) = self.peer.notify_progress(param).await {
-                tracing::debug!(%error, "a progress notification was not delivered");
-            }
+            notes.push(Note {
+                progress: self.sent,
+                total: (self.sent <= most).then_some(most),
+                message: format!("{} {}{took}", step.name, step.status),
+            });
         }
+        notes
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn step(index: u32, name: StepName, status: StepStatus) -> StepRecord {
+        StepRecord {
+            index,
+            name,
+            status,
+            command: None,
+            exit_code: None,
+            detail: None,
+            started_at: None,
+            finished_at: None,
+            duration_ms: None,
+            flaky: false,
+        }
+    }
+
+    #[test]
+    fn progress_increases_with_every_notification() {
+        use StepName::*;
+        use StepStatus::*;
+        let mut progress = StepProgress::default();
+        // Build ends while test is still told as running, then test ends, then a step
+        // before both is told late: the count of finished steps would go 1, 2, 1.
+        let reads = [
+            vec![
+                step(0, Build, Running),
+                step(1, Test, Queued),
+                step(2, Judge, Queued),
+            ],
+            vec![
+                step(0, Build, Passed),
+                step(1, Test, Running),
+                step(2, Judge, Queued),
+            ],
+            vec![
+                step(0, Build, Passed),
+                step(1, Test, Passed),
+                step(2, Judge, Running),
+            ],
+            vec![
+                step(0, Build, Passed),
+                step(1, Test, Passed),
+                step(2, Judge, Failed),
+            ],
+        ];
+        let notes: Vec<Note> = reads.iter().flat_map(|r| progress.news(r)).collect();
+        let values: Vec<u32> = notes.iter().map(|n| n.progress).collect();
+        assert_eq!(values, [1, 2, 3, 4, 5, 6], "{notes:?}");
+        assert!(notes.iter().all(|n| n.total == Some(6)), "{notes:?}");
+        assert_eq!(notes[5].message, "judge failed");
+        // Nothing new, nothing told.
+        assert!(progress.news(&reads[3]).is_empty());
     }
 }

@@ -94,6 +94,7 @@ async fn the_python_client_is_authenticated_role_checked_and_validates_a_branch(
             .any(|m| m.as_str().unwrap().starts_with("test failed")),
         "{seen}"
     );
+    assert_strictly_increasing(&operator["progress_values"]);
     for (case, kind) in [
         ("neither_branch_nor_sha", "bad_argument"),
         ("unknown_project", "not_found"),
@@ -203,4 +204,243 @@ async fn an_operator_runs_an_agent_through_its_plan_and_cancels_a_validation_ove
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     assert_eq!(status, ValidationStatus::Cancelled, "{seen}");
+}
+
+/// The MCP spec wants a request's `progress` to increase with every notification.
+fn assert_strictly_increasing(values: &serde_json::Value) {
+    let values: Vec<f64> = values
+        .as_array()
+        .expect("progress values")
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .collect();
+    assert!(!values.is_empty(), "no progress was notified");
+    assert!(
+        values.windows(2).all(|w| w[0] < w[1]),
+        "progress must increase with every notification: {values:?}"
+    );
+}
+
+/// A raw `/mcp` request: `(status, mcp-session-id, body)`.
+async fn mcp_request(
+    app: &TestApp,
+    method: reqwest::Method,
+    token: &str,
+    session: Option<&str>,
+    body: Option<Value>,
+) -> (StatusCode, Option<String>, String) {
+    let mut request = reqwest::Client::new()
+        .request(method.clone(), format!("{}/mcp", app.base_url))
+        .bearer_auth(token)
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-protocol-version", "2025-06-18");
+    if let Some(session) = session {
+        request = request.header("mcp-session-id", session);
+    }
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status();
+    let session = response
+        .headers()
+        .get("mcp-session-id")
+        .map(|id| id.to_str().unwrap().to_owned());
+    // A GET's event stream never ends: its status and headers are enough.
+    let text = if status.is_success() && method == reqwest::Method::GET {
+        String::new()
+    } else {
+        response.text().await.unwrap()
+    };
+    (status, session, text)
+}
+
+/// Opens a session of `token`: `Ok(id)`, or the refusal's status and body.
+async fn open_session(app: &TestApp, token: &str) -> Result<String, (StatusCode, String)> {
+    let initialize = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {},
+        "clientInfo": {"name": "test", "version": "1"}}});
+    let (status, session, text) =
+        mcp_request(app, reqwest::Method::POST, token, None, Some(initialize)).await;
+    if status != StatusCode::OK {
+        return Err((status, text));
+    }
+    let session = session.expect("an initialize answer names its session");
+    let initialized = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
+    let (status, _, text) = mcp_request(
+        app,
+        reqwest::Method::POST,
+        token,
+        Some(&session),
+        Some(initialized),
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{text}");
+    Ok(session)
+}
+
+fn list_tools() -> Value {
+    json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"})
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_session_answers_only_the_token_that_opened_it_and_sessions_are_capped() {
+    use reqwest::Method;
+    let app = TestApp::spawn().await;
+    let operator = token(&app, "operator").await;
+    let viewer = token(&app, "viewer").await;
+    let theirs = open_session(&app, &operator).await.unwrap();
+
+    // Another token cannot cancel in, listen to, call in or close the operator's session.
+    let cancel = json!({"jsonrpc": "2.0", "method": "notifications/cancelled",
+        "params": {"requestId": 77, "reason": "not yours"}});
+    for (method, body) in [
+        (Method::POST, Some(cancel)),
+        (Method::POST, Some(list_tools())),
+        (Method::GET, None),
+        (Method::DELETE, None),
+    ] {
+        let (status, _, text) =
+            mcp_request(&app, method.clone(), &viewer, Some(&theirs), body).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{method}: {text}");
+        assert!(text.contains("mcp-session-id"), "{method}: {text}");
+    }
+    // ... nor can a stronger token use a viewer's.
+    let mine = open_session(&app, &viewer).await.unwrap();
+    let (status, _, text) = mcp_request(
+        &app,
+        Method::POST,
+        &operator,
+        Some(&mine),
+        Some(list_tools()),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{text}");
+    // The owner's session still works.
+    let (status, _, text) = mcp_request(
+        &app,
+        Method::POST,
+        &operator,
+        Some(&theirs),
+        Some(list_tools()),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{text}");
+    assert!(text.contains("get_validation"), "{text}");
+
+    // A token holds at most PER_TOKEN sessions; closing one frees its place.
+    let most = slipway_mcp::sessions::PER_TOKEN;
+    let mut opened = vec![mine];
+    while opened.len() < most {
+        opened.push(open_session(&app, &viewer).await.unwrap());
+    }
+    let (status, text) = open_session(&app, &viewer).await.unwrap_err();
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{text}");
+    assert!(text.contains("too_many_sessions"), "{text}");
+    assert!(
+        text.contains(&format!("{most} open MCP sessions")),
+        "{text}"
+    );
+    // Other tokens are not held back by it.
+    open_session(&app, &operator).await.unwrap();
+    let (status, _, text) =
+        mcp_request(&app, Method::DELETE, &viewer, Some(&opened[0]), None).await;
+    assert!(status.is_success(), "{status}: {text}");
+    open_session(&app, &viewer).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_secret_written_in_a_command_is_masked_in_the_api_the_dashboard_and_mcp() {
+    const SECRET: &str = "sekrit-4711-value";
+    let app = TestApp::spawn().await;
+    let repo = tempfile::tempdir().unwrap();
+    fixture_repo(
+        repo.path(),
+        &[(
+            ".slipway.toml",
+            &format!("[test]\ncommands = [\"test {SECRET} = nope\"]\n"),
+        )],
+    );
+    let created = app
+        .api
+        .create_project(&json!({"name": "masked", "repo": repo.path().display().to_string()}))
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
+    let project = created.body["id"].as_i64().unwrap();
+    let saved = app.api.put_secret(project, "DEPLOY_KEY", SECRET).await;
+    assert!(saved.status.is_success(), "{}", saved.text);
+    let done = app.api.validated(project, &json!({"branch": "main"})).await;
+    assert_eq!(done["status"], "failed", "{done}");
+    let id = done["id"].as_i64().unwrap();
+
+    let viewer = app.api_as("viewer").await;
+    let shown = viewer
+        .send(
+            reqwest::Method::GET,
+            &format!("/api/v1/validations/{id}"),
+            slipway_testkit::Body::None,
+        )
+        .await;
+    assert_eq!(shown.status, StatusCode::OK, "{}", shown.text);
+    let command = shown.body["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "test")
+        .map(|s| s["command"].as_str().unwrap().to_owned())
+        .unwrap();
+    assert!(command.starts_with("test "), "{command}");
+    let listed = viewer
+        .send(
+            reqwest::Method::GET,
+            &format!("/api/v1/projects/{project}/validations"),
+            slipway_testkit::Body::None,
+        )
+        .await;
+
+    let http = reqwest::Client::new();
+    let login = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+        .post(format!("{}/login", app.base_url))
+        .form(&[("token", slipway_testkit::ADMIN_TOKEN)])
+        .send()
+        .await
+        .unwrap();
+    let cookie = login.headers()["set-cookie"].to_str().unwrap();
+    let cookie = cookie.split(';').next().unwrap().to_owned();
+    let page = http
+        .get(format!("{}/validations/{id}", app.base_url))
+        .header("cookie", cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("test "), "{page}");
+
+    let viewer_token = token(&app, "viewer").await;
+    let session = open_session(&app, &viewer_token).await.unwrap();
+    let call = json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call",
+        "params": {"name": "get_validation", "arguments": {"id": id}}});
+    let (status, _, mcp) = mcp_request(
+        &app,
+        reqwest::Method::POST,
+        &viewer_token,
+        Some(&session),
+        Some(call),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{mcp}");
+    assert!(mcp.contains("failing_step"), "{mcp}");
+    for (what, text) in [
+        ("GET /api/v1/validations/{id}", shown.text.as_str()),
+        ("the list", listed.text.as_str()),
+        ("the dashboard", page.as_str()),
+        ("get_validation", mcp.as_str()),
+    ] {
+        assert!(!text.contains(SECRET), "{what} shows the secret: {text}");
+    }
 }

@@ -241,6 +241,11 @@ async fn refused_urls_get_a_clear_422_and_nothing_is_stored() {
         ("https://169.254.169.254/latest/meta-data", "link-local"),
         ("https://[::1]/x", "loopback"),
         ("https://0.0.0.0/x", "unspecified"),
+        ("https://[::127.0.0.1]/x", "reserved"),
+        ("https://[64:ff9b::127.0.0.1]/x", "loopback"),
+        ("https://[2002:7f00:1::]/x", "loopback"),
+        ("https://[2001:db8::1]/x", "documentation"),
+        ("https://198.18.0.1/x", "benchmarking"),
         ("not a url", "https://host/path"),
     ] {
         let body = json!({"kind": "webhook", "url": url, "events": ["validation.finished"]});
@@ -656,4 +661,84 @@ async fn a_plan_to_confirm_and_a_fix_loop_that_gives_up_are_told() {
         gave_up["data"]["pull_request"]["number"],
         ended["pr_number"]
     );
+}
+
+#[tokio::test]
+async fn an_unreachable_target_never_shows_its_url_in_an_error() {
+    let app = app().await;
+    let project = app.project("refused").await;
+    // Nothing listens there: the connection is refused.
+    let address = Receiver::free_address();
+    let credential = "XyZsecretPart4711";
+    let url = format!("http://{address}/services/T0AAAA/B0BBBB/{credential}");
+    let target = add_target(&app, project, "slack", &url, &["fix.gave_up"]).await;
+    let one = format!("/api/v1/projects/{project}/notifications/{}", target["id"]);
+    let tested = app
+        .api
+        .send(Method::POST, &format!("{one}/test"), Body::None)
+        .await;
+    assert_eq!(tested.body["delivered"], false, "{}", tested.text);
+    let error = tested.body["error"].as_str().unwrap();
+    assert!(error.contains("onnect"), "says why: {error}");
+    let viewer = app.api_as("viewer").await;
+    let listed = viewer
+        .send(
+            Method::GET,
+            &format!("/api/v1/projects/{project}/notifications"),
+            Body::None,
+        )
+        .await;
+    assert_eq!(listed.body[0]["health"], "failing", "{}", listed.text);
+    let admin = Visitor::sign_in(&app, slipway_testkit::ADMIN_TOKEN).await;
+    let page = admin.page(&format!("/projects/{project}")).await;
+    assert!(page.contains("Last error:"), "{page}");
+    for (what, text) in [
+        ("the test's answer", tested.text.as_str()),
+        ("the list", listed.text.as_str()),
+        ("the dashboard", page.as_str()),
+    ] {
+        assert!(!text.contains(credential), "{what}: {text}");
+        assert!(!text.contains("B0BBBB"), "{what}: {text}");
+    }
+}
+
+#[tokio::test]
+async fn a_url_over_2048_characters_is_refused_by_the_api_and_the_dashboard() {
+    let app = app().await;
+    let project = app.project("long").await;
+    let path = format!("/api/v1/projects/{project}/notifications");
+    for length in [2_049, 200_000] {
+        let url = format!("https://hooks.example.com/{}", "a".repeat(length));
+        let body = json!({"kind": "slack", "url": url, "events": ["fix.gave_up"]});
+        let refused = app.api.send(Method::POST, &path, Body::Json(&body)).await;
+        assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY, "{length}");
+        assert_eq!(refused.code(), "invalid_url");
+        assert!(refused.message().contains("2048"), "{}", refused.message());
+        assert!(refused.text.len() < 1_000, "the URL is not echoed back");
+    }
+    let receiver = Receiver::start(Shape::Webhook).await;
+    let target = add_target(&app, project, "webhook", &receiver.url(), &["fix.gave_up"]).await;
+    let long = format!("https://hooks.example.com/{}", "a".repeat(3_000));
+    let patched = app
+        .api
+        .send(
+            Method::PATCH,
+            &format!("{path}/{}", target["id"]),
+            Body::Json(&json!({"url": long})),
+        )
+        .await;
+    assert_eq!(patched.status, StatusCode::UNPROCESSABLE_ENTITY);
+
+    let admin = Visitor::sign_in(&app, slipway_testkit::ADMIN_TOKEN).await;
+    let page = format!("/projects/{project}");
+    let csrf = admin.csrf(&page).await;
+    let form = [
+        ("csrf", csrf.as_str()),
+        ("kind", "slack"),
+        ("url", long.as_str()),
+        ("event:fix.gave_up", "on"),
+    ];
+    let (_, html) = admin.post(&format!("{page}/notifications"), &form).await;
+    assert!(html.contains("over the 2048 allowed"), "{html}");
+    assert_eq!(targets(&app, project).await.as_array().unwrap().len(), 1);
 }

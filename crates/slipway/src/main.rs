@@ -342,14 +342,26 @@ pub(crate) fn init_tracing(format: LogFormat) {
     init_tracing_with(format, "info,sqlx=warn")
 }
 
-/// Tracing on stderr, filtered by `SLIPWAY_LOG`, else by `default`.
-fn init_tracing_with(format: LogFormat, default: &str) {
+/// rmcp logs each MCP session's id at INFO; an id lets whoever reads it into the session
+/// (with its token), so that module says only warnings unless `SLIPWAY_LOG` names rmcp.
+const MCP_SESSIONS: &str = "rmcp::transport::streamable_http_server::session";
+
+/// `spec` (`SLIPWAY_LOG`) when it parses, else `default`; MCP session ids left out.
+fn log_filter(spec: Option<&str>, default: &str) -> tracing_subscriber::filter::Targets {
     use tracing_subscriber::filter::Targets;
-    use tracing_subscriber::prelude::*;
-    let filter: Targets = std::env::var("SLIPWAY_LOG")
-        .ok()
+    let filter: Targets = spec
         .and_then(|spec| spec.parse().ok())
         .unwrap_or_else(|| default.parse().expect("the default filter parses"));
+    if spec.is_some_and(|spec| spec.contains("rmcp")) {
+        return filter;
+    }
+    filter.with_target(MCP_SESSIONS, tracing::Level::WARN)
+}
+
+/// Tracing on stderr, filtered by `SLIPWAY_LOG`, else by `default`.
+fn init_tracing_with(format: LogFormat, default: &str) {
+    use tracing_subscriber::prelude::*;
+    let filter = log_filter(std::env::var("SLIPWAY_LOG").ok().as_deref(), default);
     let registry = tracing_subscriber::registry().with(filter);
     match format {
         LogFormat::Text => registry
@@ -364,5 +376,27 @@ fn init_tracing_with(format: LogFormat, default: &str) {
                     .with_writer(std::io::stderr),
             )
             .init(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tracing::Level;
+
+    #[test]
+    fn mcp_session_ids_are_not_logged_unless_asked_for() {
+        let local = format!("{MCP_SESSIONS}::local");
+        for spec in [None, Some("info"), Some("debug")] {
+            let filter = log_filter(spec, "info,sqlx=warn");
+            assert!(!filter.would_enable(&local, &Level::INFO), "{spec:?}");
+            assert!(filter.would_enable(&local, &Level::WARN), "{spec:?}");
+            assert!(
+                filter.would_enable("slipway_server", &Level::INFO),
+                "{spec:?}"
+            );
+        }
+        let asked = log_filter(Some("info,rmcp=debug"), "info");
+        assert!(asked.would_enable(&local, &Level::INFO));
     }
 }

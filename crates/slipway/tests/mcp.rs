@@ -70,6 +70,7 @@ fn a_coding_agent_validates_over_stdio_sees_progress_and_can_cancel() {
         .map(|m| m.as_str().unwrap())
         .collect();
     assert!(progress.contains(&"test running"), "{progress:?}");
+    assert_strictly_increasing(&seen["progress_values"]);
     assert!(
         progress.iter().any(|m| m.starts_with("test passed")),
         "{progress:?}"
@@ -126,4 +127,19 @@ fn a_coding_agent_validates_over_stdio_sees_progress_and_can_cancel() {
     );
     assert_eq!(seen["left_after_cancel"], Value::Array(vec![]), "{seen}");
     assert_eq!(seen["cancelled_status"], "cancelled", "{seen}");
+}
+
+/// The MCP spec wants a request's `progress` to increase with every notification.
+fn assert_strictly_increasing(values: &serde_json::Value) {
+    let values: Vec<f64> = values
+        .as_array()
+        .expect("progress values")
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .collect();
+    assert!(!values.is_empty(), "no progress was notified");
+    assert!(
+        values.windows(2).all(|w| w[0] < w[1]),
+        "progress must increase with every notification: {values:?}"
+    );
 }

@@ -38,6 +38,20 @@ pub enum Sent {
 }
 
 impl Sent {
+    /// The same, its reason with `url` masked ([`notify::scrub_url`]).
+    fn scrubbed(self, url: &str) -> Self {
+        let scrub = |why: String| notify::scrub_url(&why, url);
+        match self {
+            Self::Delivered { status } => Self::Delivered { status },
+            Self::RetryAfter { after, why } => Self::RetryAfter {
+                after,
+                why: scrub(why),
+            },
+            Self::Retryable(why) => Self::Retryable(scrub(why)),
+            Self::Final(why) => Self::Final(scrub(why)),
+        }
+    }
+
     pub fn error(&self) -> Option<&str> {
         match self {
             Self::Delivered { .. } => None,
@@ -90,8 +104,13 @@ impl Sender {
         &self.allow
     }
 
-    /// Sends one notification.
+    /// Sends one notification. Why it failed never quotes the URL beyond its shown form
+    /// (a Slack URL's path is its credential, and errors are stored and shown to viewers).
     pub async fn send(&self, out: &Outgoing<'_>) -> Sent {
+        self.send_unscrubbed(out).await.scrubbed(out.url)
+    }
+
+    async fn send_unscrubbed(&self, out: &Outgoing<'_>) -> Sent {
         if let Err(refused) = notify::check_url(out.url, &self.allow) {
             return Sent::Final(refused.to_string());
         }
@@ -125,7 +144,7 @@ impl Sender {
         }
         match request.send().await {
             Ok(response) => answered(response).await,
-            Err(error) => Sent::Retryable(chain(&error)),
+            Err(error) => Sent::Retryable(chain(&error.without_url())),
         }
     }
 }

@@ -56,7 +56,8 @@ impl Attempt<'_> {
         let mut flaky = Vec::new();
         for command in commands {
             let update = StepUpdate {
-                command: Some(command.clone()),
+                // Stored masked, as the log is: a secret may be written in the command.
+                command: Some(self.logs.mask(command)),
                 ..Default::default()
             };
             self.inner
@@ -182,7 +183,7 @@ impl Attempt<'_> {
         let mut env = self.env.clone();
         env.push(("PORT".into(), port.to_string()));
         let update = StepUpdate {
-            command: Some(start.to_owned()),
+            command: Some(self.logs.mask(start)),
             ..Default::default()
         };
         self.inner

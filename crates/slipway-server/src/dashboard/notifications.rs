@@ -82,7 +82,10 @@ fn row(target: Target) -> Row {
         enabled: target.enabled,
         health: health_name(target.health),
         health_text,
-        last_error: target.last_error,
+        // Errors stored before they were scrubbed at the send are scrubbed here too.
+        last_error: target
+            .last_error
+            .map(|e| slipway_core::notify::scrub_url(&e, &target.url)),
     }
 }
 

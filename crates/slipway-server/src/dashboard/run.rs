@@ -108,10 +108,19 @@ pub async fn run(
     Query(query): Query<PageQuery>,
 ) -> PageResult {
     let run = state.store.run(id).await.map_err(failed)?;
+    let run = state.engine.masked_run(run).await.map_err(failed)?;
     let project = state.store.project(run.project_id).await.map_err(failed)?;
     let layout = layout(&state, &signed, project.id.0, query.error).await?;
     let attempts = state.store.fix_attempts(id).await.map_err(failed)?;
-    let messages = state.store.run_messages(id).await.map_err(failed)?;
+    let mut messages = state.store.run_messages(id).await.map_err(failed)?;
+    let masker = state
+        .engine
+        .output_masker(run.project_id)
+        .await
+        .map_err(failed)?;
+    for message in &mut messages {
+        message.text = masker.mask(&message.text).into_owned();
+    }
     let validations = match run.pr_number {
         Some(pr) => state
             .store

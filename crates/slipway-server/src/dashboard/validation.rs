@@ -79,6 +79,8 @@ pub async fn validation(
         .validation(ValidationId(id))
         .await
         .map_err(failed)?;
+    // Commands and messages may hold a secret written literally: masked as the log is.
+    let v = state.engine.masked_validation(v).await.map_err(failed)?;
     let project = state.store.project(v.project_id).await.map_err(failed)?;
     let layout = layout(&state, &signed, project.id.0, query.error).await?;
     let lines = state

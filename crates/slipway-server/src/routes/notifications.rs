@@ -73,7 +73,10 @@ impl From<Target> for TargetView {
                 .collect(),
             enabled: target.enabled,
             health: health_name(target.health).to_owned(),
-            last_error: target.last_error,
+            // Errors stored before they were scrubbed at the send are scrubbed here too.
+            last_error: target
+                .last_error
+                .map(|e| slipway_core::notify::scrub_url(&e, &target.url)),
             last_attempt_at: at(target.last_attempt_at),
             last_success_at: at(target.last_success_at),
             failing_since: at(target.failing_since),

@@ -60,6 +60,7 @@ impl From<RunError> for ApiError {
 }
 
 async fn view(state: &AppState, run: slipway_store::RunRecord) -> ApiResult<RunView> {
+    let run = state.engine.masked_run(run).await?;
     let attempts = state.store.fix_attempts(run.id).await?;
     Ok(RunView {
         actions: allowed_actions(run.status, run.response.as_ref()).to_vec(),
@@ -118,8 +119,15 @@ pub async fn list(
     let page = state.store.runs_of_project(id, after, limit).await?;
     let ids: Vec<i64> = page.iter().map(|r| r.id).collect();
     let path = format!("/api/v1/projects/{id}/runs");
-    let page = page.into_iter().map(RunRecord::from).collect();
-    Ok((paging::next_page(&path, &[], limit, &ids), Json(page)))
+    let mut masked = Vec::with_capacity(page.len());
+    if let Some(first) = page.first() {
+        let masker = state.engine.output_masker(first.project_id).await?;
+        for mut run in page {
+            slipway_engine::masking::mask_run(&mut run, &masker);
+            masked.push(RunRecord::from(run));
+        }
+    }
+    Ok((paging::next_page(&path, &[], limit, &ids), Json(masked)))
 }
 
 /// One run.

@@ -62,7 +62,10 @@ pub async fn start(
                 .validate_pull_request_number(&project, number, &caller.name)
                 .await?;
             tracing::info!(validation = %record.id, project_id = %id, pr = number, "validation queued");
-            return Ok((StatusCode::CREATED, Json(record.into())));
+            return Ok((
+                StatusCode::CREATED,
+                Json(state.engine.masked_validation(record).await?.into()),
+            ));
         }
         _ => {
             return Err(ApiError::new(
@@ -77,7 +80,10 @@ pub async fn start(
         .submit_by(&project, target, caller.name.clone())
         .await?;
     tracing::info!(validation = %record.id, project_id = %id, sha = %record.sha, "validation queued");
-    Ok((StatusCode::CREATED, Json(record.into())))
+    Ok((
+        StatusCode::CREATED,
+        Json(state.engine.masked_validation(record).await?.into()),
+    ))
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
@@ -118,7 +124,13 @@ pub async fn list(
     }
     let ids: Vec<i64> = page.iter().map(|v| v.id.0).collect();
     let path = format!("/api/v1/projects/{id}/validations");
-    let page = page.into_iter().map(ValidationRecord::from).collect();
+    let page: Vec<ValidationRecord> = state
+        .engine
+        .masked_validations(page)
+        .await?
+        .into_iter()
+        .map(ValidationRecord::from)
+        .collect();
     Ok((paging::next_page(&path, &kept, limit, &ids), Json(page)))
 }
 
@@ -159,6 +171,7 @@ pub async fn show(
 ) -> ApiResult<Json<ValidationView>> {
     caller.require(Role::Viewer)?;
     let validation = state.store.validation(id).await?;
+    let validation = state.engine.masked_validation(validation).await?;
     let analysis = state.engine.analysis_evidence(id).await;
     Ok(Json(ValidationView {
         validation: validation.into(),
@@ -328,7 +341,10 @@ pub async fn retry(
     caller.require(Role::Operator)?;
     let record = state.engine.retry(id).await?;
     tracing::info!(validation = %record.id, retry_of = %id, "validation retried");
-    Ok((StatusCode::CREATED, Json(record.into())))
+    Ok((
+        StatusCode::CREATED,
+        Json(state.engine.masked_validation(record).await?.into()),
+    ))
 }
 
 /// Cancel a validation (operator): a queued one never starts, a running one is stopped

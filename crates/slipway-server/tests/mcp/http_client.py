@@ -71,9 +71,11 @@ async def main() -> None:
     # An operator validates a project's branch, with progress.
     async def validate(session: ClientSession) -> dict:
         progress: list[str] = []
+        progress_values: list[float] = []
 
         async def on_progress(done: float, total: float | None, message: str | None) -> None:
             progress.append(message or "")
+            progress_values.append(done)
 
         tools = await session.list_tools()
         result = await session.call_tool(
@@ -87,6 +89,7 @@ async def main() -> None:
             "tools": sorted(t.name for t in tools.tools),
             "report": result.structured_content,
             "progress": progress,
+            "progress_values": progress_values,
             "neither_branch_nor_sha": bad.structured_content["error"],
             "unknown_project": unknown.structured_content["error"],
             "reply_without_text": reply.structured_content["error"],

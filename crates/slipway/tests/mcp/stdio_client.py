@@ -48,9 +48,11 @@ async def main() -> None:
 
             # A passing repository, with progress notifications per step.
             progress: list[str] = []
+            progress_values: list[float] = []
 
             async def on_progress(done: float, total: float | None, message: str | None) -> None:
                 progress.append(message or "")
+                progress_values.append(done)
 
             result = await session.call_tool("validate", {"path": passing}, progress_callback=on_progress)
             assert not result.is_error, result
@@ -61,6 +63,7 @@ async def main() -> None:
             assert "passed" in result.content[0].text, result.content
             seen["passed_steps"] = [s["name"] for s in report["steps"] if s["status"] == "passed"]
             seen["progress"] = progress
+            seen["progress_values"] = progress_values
 
             # The same validation read again, and its log.
             again = await session.call_tool("get_validation", {"id": report["id"]})
