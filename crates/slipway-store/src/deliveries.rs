@@ -117,10 +117,7 @@ pub(crate) fn spawn_intake(writer: AnyPool, backend: Backend) -> mpsc::Sender<In
     let (tx, mut rx) = mpsc::channel::<Incoming>(4 * INTAKE_BATCH);
     let writers = match backend {
         Backend::Sqlite => 1,
-        Backend::Postgres => std::env::var("SLIPWAY_X_INTAKE_WRITERS")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(2),
+        Backend::Postgres => 2,
     };
     let writers = Arc::new(Semaphore::new(writers));
     tokio::spawn(async move {
