@@ -10,7 +10,7 @@ use crate::{Engine, Target};
 use slipway_core::Project;
 use slipway_forge::webhook::{self, Comment, Event, PullRequest, Rerequested};
 use slipway_store::DeliveryState;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
 const IDLE_POLL: Duration = Duration::from_secs(1);
@@ -34,23 +34,30 @@ pub(crate) async fn work(engine: Engine, shutdown: CancellationToken) {
     }
 }
 
-/// The lease of the one process that acts on deliveries (several servers may take them in):
-/// renewed before each delivery, so a processor that died hands over within it.
+/// The lease of the one process that acts on deliveries (several servers may take them in),
+/// so a processor that died hands over within it. Renewed before a delivery once a third of
+/// it has passed (not before each one: a renewal is a commit, which on PostgreSQL waits for
+/// a disk flush that webhook intake needs).
 const PROCESSOR: &str = "webhook-processor";
 const PROCESSOR_LEASE: Duration = Duration::from_secs(30);
+const PROCESSOR_RENEWAL: Duration = Duration::from_secs(10);
 
 /// Processes the deliveries that are due, oldest first; returns how many. Only the process
 /// holding the processor's lease acts, so a delivery is acted on once and in order.
 pub(crate) async fn process_pending(engine: &Engine) -> anyhow::Result<usize> {
     let store = &engine.inner.store;
     let owner = engine.owner();
+    let mut renewed = Instant::now();
     if !store.hold_lease(PROCESSOR, owner, PROCESSOR_LEASE).await? {
         return Ok(0);
     }
     let pending = store.pending_deliveries(BATCH).await?;
     for delivery_id in &pending {
-        if !store.hold_lease(PROCESSOR, owner, PROCESSOR_LEASE).await? {
-            break;
+        if renewed.elapsed() >= PROCESSOR_RENEWAL {
+            renewed = Instant::now();
+            if !store.hold_lease(PROCESSOR, owner, PROCESSOR_LEASE).await? {
+                break;
+            }
         }
         let recorded = match process(engine, delivery_id).await {
             Ok((state, note)) => {

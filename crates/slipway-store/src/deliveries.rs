@@ -115,19 +115,27 @@ pub(crate) struct Incoming {
     reply: oneshot::Sender<Result<Recorded, StoreError>>,
 }
 
-/// Group commit: takes whatever deliveries are waiting (up to [`INTAKE_BATCH`]) and writes
-/// them with one statement, then answers each caller. Under load this turns many writer
-/// round trips into one; alone, a delivery is written at once. SQLite has one writer; on
-/// PostgreSQL several batches commit at once (its commits share their flushes). Ends with
-/// the store.
+/// Group commit: once a writer is free, takes whatever deliveries are waiting (up to
+/// [`INTAKE_BATCH`]) and writes them with one statement, then answers each caller. Under load
+/// this turns many commits into one; alone, a delivery is written at once. SQLite has one
+/// writer. On PostgreSQL a commit waits for a flush of the write-ahead log (a few ms on a
+/// virtual disk, which flushes one at a time): two writers keep the disk busy (one inserts
+/// while the other's commit is flushed) and leave each batch every delivery that arrived
+/// during the previous flush; more writers only split the deliveries into more, smaller
+/// flushes (measured in BENCHMARKS.md). Ends with the store.
 pub(crate) fn spawn_intake(writer: AnyPool, backend: Backend) -> mpsc::Sender<Incoming> {
     let (tx, mut rx) = mpsc::channel::<Incoming>(4 * INTAKE_BATCH);
-    let writers = Arc::new(Semaphore::new(match backend {
+    let writers = match backend {
         Backend::Sqlite => 1,
-        Backend::Postgres => 4,
-    }));
+        Backend::Postgres => 2,
+    };
+    let writers = Arc::new(Semaphore::new(writers));
     tokio::spawn(async move {
-        while let Some(first) = rx.recv().await {
+        loop {
+            // The batch is taken only once a writer is free, so that it holds every
+            // delivery that arrived while the writers were busy.
+            let permit = writers.clone().acquire_owned().await.expect("never closed");
+            let Some(first) = rx.recv().await else { break };
             let mut batch = Vec::with_capacity(INTAKE_BATCH);
             batch.push(first);
             while batch.len() < INTAKE_BATCH {
@@ -136,7 +144,6 @@ pub(crate) fn spawn_intake(writer: AnyPool, backend: Backend) -> mpsc::Sender<In
                     Err(_) => break,
                 }
             }
-            let permit = writers.clone().acquire_owned().await.expect("never closed");
             let writer = writer.clone();
             tokio::spawn(async move {
                 write_batch(&writer, batch).await;
@@ -150,9 +157,12 @@ pub(crate) fn spawn_intake(writer: AnyPool, backend: Backend) -> mpsc::Sender<In
 async fn write_batch(writer: &AnyPool, batch: Vec<Incoming>) {
     // A delivery id twice in one batch: the first is the delivery, the rest duplicates.
     let mut seen = HashSet::new();
-    let (rows, repeats): (Vec<Incoming>, Vec<Incoming>) = batch
+    let (mut rows, repeats): (Vec<Incoming>, Vec<Incoming>) = batch
         .into_iter()
         .partition(|d| seen.insert(d.delivery_id.clone()));
+    // Every batch (of any process) inserts its ids in one order, so that two batches sharing
+    // ids wait for each other instead of deadlocking on PostgreSQL's unique index.
+    rows.sort_unstable_by(|a, b| a.delivery_id.cmp(&b.delivery_id));
     let now = now_millis();
     let mut sql = String::from(
         "INSERT INTO webhook_deliveries (delivery_id, event, repository, payload, received_at, state) VALUES ",

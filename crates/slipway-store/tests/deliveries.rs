@@ -12,6 +12,7 @@ async fn store(db: &Db) -> Store {
 
 on_both_backends!(
     concurrent_deliveries_are_each_stored_once_byte_for_byte,
+    deliveries_sent_to_two_servers_at_once_are_each_new_on_one_only,
     pending_deliveries_come_oldest_first_and_leave_when_finished_or_retried,
 );
 
@@ -51,6 +52,40 @@ async fn concurrent_deliveries_are_each_stored_once_byte_for_byte(db: Db) {
         assert_eq!(stored.payload, payload.as_bytes());
         assert_eq!(stored.state, DeliveryState::Pending);
     }
+}
+
+async fn deliveries_sent_to_two_servers_at_once_are_each_new_on_one_only(db: Db) {
+    // Two stores on one database, as two servers behind a load balancer: each takes the same
+    // deliveries at once (in opposite orders, so their batches share ids in both orders).
+    let (a, b) = (store(&db).await, store(&db).await);
+    let ids: Vec<String> = (0..150).map(|i| format!("delivery-{i:03}")).collect();
+    let mut tasks = Vec::new();
+    for (server, order) in [(&a, ids.clone()), (&b, ids.iter().rev().cloned().collect())] {
+        for id in order {
+            let server = server.clone();
+            tasks.push(tokio::spawn(async move {
+                let recorded = server
+                    .record_delivery(&id, "pull_request", Some("acme/app"), b"{}", true)
+                    .await
+                    .unwrap();
+                (id, recorded)
+            }));
+        }
+    }
+    let mut new = Vec::new();
+    for task in tasks {
+        let (id, recorded) = task.await.unwrap();
+        if recorded == Recorded::New {
+            new.push(id);
+        }
+    }
+    new.sort();
+    assert_eq!(
+        new, ids,
+        "each delivery is new exactly once across the two servers"
+    );
+    assert_eq!(a.count_deliveries().await.unwrap(), 150);
+    assert_eq!(a.pending_deliveries(500).await.unwrap().len(), 150);
 }
 
 async fn pending_deliveries_come_oldest_first_and_leave_when_finished_or_retried(db: Db) {
