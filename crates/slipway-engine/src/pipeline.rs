@@ -386,11 +386,19 @@ impl Attempt<'_> {
         Ok(())
     }
 
-    fn index(&self, name: StepName) -> u32 {
-        self.statuses
-            .iter()
-            .position(|(n, _)| *n == name)
-            .expect("every step is planned") as u32
+    /// Where step `name` is stored. A stored plan without it (rows gone from the database,
+    /// or written by a bug) is Slipway's fault, never the code's: the validation ends as
+    /// `error` saying so.
+    fn index(&self, name: StepName) -> anyhow::Result<u32> {
+        let stored = self.record.steps.iter().find(|step| step.name == name);
+        stored.map(|step| step.index).ok_or_else(|| {
+            anyhow::anyhow!(
+                "Slipway cannot run validation {}: its stored plan has no {name} step (the \
+                 database lost or was never given the planned steps; Slipway's fault, not \
+                 the code's); retry it to plan it afresh",
+                self.id()
+            )
+        })
     }
 
     fn status_of(&self, name: StepName) -> Option<StepStatus> {
@@ -415,7 +423,7 @@ impl Attempt<'_> {
         };
         self.inner
             .store
-            .update_step(self.id(), self.index(name), &update)
+            .update_step(self.id(), self.index(name)?, &update)
             .await?;
         Ok(())
     }
@@ -453,7 +461,7 @@ impl Attempt<'_> {
         };
         self.inner
             .store
-            .update_step(self.id(), self.index(name), &update)
+            .update_step(self.id(), self.index(name)?, &update)
             .await?;
         if matches!(status, StepStatus::Passed | StepStatus::Skipped) {
             return Ok(true);
@@ -484,7 +492,7 @@ impl Attempt<'_> {
             };
             self.inner
                 .store
-                .update_step(self.id(), self.index(later), &update)
+                .update_step(self.id(), self.index(later)?, &update)
                 .await?;
         }
         Ok(false)
