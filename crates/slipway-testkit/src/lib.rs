@@ -78,10 +78,29 @@ impl TestApp {
         Self::spawn_pulling(tweak, None).await
     }
 
+    /// A TestApp whose workers wait for [`TestApp::release_workers`]: what is queued stays
+    /// queued until the test says (the API and the stores as usual meanwhile).
+    pub async fn spawn_held() -> Self {
+        Self::build(|_| {}, None, false).await
+    }
+
+    /// Starts the workers of a [`TestApp::spawn_held`] app (once).
+    pub fn release_workers(&self) {
+        self.engine.spawn_workers(self.shutdown.clone());
+    }
+
     /// A TestApp that also pulls deliveries from a webhook relay, when `relay` is given.
     pub async fn spawn_pulling(
         tweak: impl FnOnce(&mut EngineConfig),
         relay: Option<slipway_server::relay::RelayConfig>,
+    ) -> Self {
+        Self::build(tweak, relay, true).await
+    }
+
+    async fn build(
+        tweak: impl FnOnce(&mut EngineConfig),
+        relay: Option<slipway_server::relay::RelayConfig>,
+        workers: bool,
     ) -> Self {
         let data_dir = tempfile::tempdir().expect("a temporary directory");
         let key = MasterKey::load_or_create(&data_dir.path().join("master.key")).unwrap();
@@ -104,7 +123,9 @@ impl TestApp {
         .expect("the app binds");
         let base_url = format!("http://{}", app.local_addr());
         let shutdown = CancellationToken::new();
-        engine.spawn_workers(shutdown.clone());
+        if workers {
+            engine.spawn_workers(shutdown.clone());
+        }
         tokio::spawn(app.run(shutdown.clone()));
         Self {
             api: Api::new(&base_url, Some(ADMIN_TOKEN)),
