@@ -53,6 +53,9 @@ pub fn backoff(base: Duration, attempt: u32) -> Duration {
 
 const RETRY_BASE: Duration = Duration::from_secs(2);
 
+/// A leased job's row: id, kind, payload, attempt, max attempts.
+type LeasedRow = (i64, String, String, i64, i64);
+
 /// Inserts a queued job (inside the caller's transaction, if any); `None` when a job with
 /// the same dedupe key waits to start.
 pub(crate) async fn insert_job(
@@ -161,16 +164,15 @@ impl Store {
         let running_json = serde_json::to_string(running).expect("numbers serialize");
         loop {
             let now = now_millis();
-            let leased: Result<Option<(i64, String, String, i64, i64)>, sqlx::Error> =
-                sqlx::query_as(self.lease_sql())
-                    .bind(owner)
-                    .bind(now + lease.as_millis() as i64)
-                    .bind(now)
-                    .bind(&kinds_json)
-                    .bind(&running_json)
-                    .bind(now)
-                    .fetch_optional(&self.writer)
-                    .await;
+            let leased: Result<Option<LeasedRow>, sqlx::Error> = sqlx::query_as(self.lease_sql())
+                .bind(owner)
+                .bind(now + lease.as_millis() as i64)
+                .bind(now)
+                .bind(&kinds_json)
+                .bind(&running_json)
+                .bind(now)
+                .fetch_optional(&self.writer)
+                .await;
             let row = match leased {
                 // A concurrent lease started another job of the same key first (PostgreSQL):
                 // the next look skips this one.
