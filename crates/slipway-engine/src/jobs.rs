@@ -61,8 +61,8 @@ pub(crate) trait JobKind: Send + Sync + 'static {
 #[derive(Debug, Clone)]
 pub(crate) enum Outcome {
     Complete,
-    /// Complete; then `next` (of the same kind, usually holding the same dedupe key, which
-    /// is free only once this job is complete) is queued.
+    /// Complete, and `next` (of the same kind, usually of the same dedupe key) queued in
+    /// the same transaction.
     Then(NewJob),
     /// Not now, and not a fault (a rate limit): again after the wait, no attempt spent.
     Postpone(Duration, String),
@@ -122,8 +122,8 @@ pub(crate) fn new_job<K: JobKind>(
     })
 }
 
-/// Queues a job of kind `K` (from [`new_job`]) and wakes its workers; the id of the
-/// unfinished job with the same dedupe key when there is one.
+/// Queues a job of kind `K` (from [`new_job`]) and wakes its workers; the id of the job
+/// with the same dedupe key that waits to start when there is one.
 pub(crate) async fn enqueue<K: JobKind>(inner: &Inner, job: NewJob) -> Result<i64, StoreError> {
     debug_assert_eq!(job.kind, K::KIND);
     let id = inner.store.enqueue(&job).await?;
@@ -192,18 +192,12 @@ pub(crate) async fn run_one<K: JobKind>(engine: Engine, job: Job, stopping: Canc
     record(&store, &job, outcome, K::wake(&engine.inner)).await;
 }
 
-/// Records how the attempt ended (nothing when a newer attempt holds the job); `wake` is
-/// told of a job queued after it.
+/// Records how the attempt ended (nothing when a newer attempt holds the job); then `wake`
+/// is told: a job of its key may be free to start.
 async fn record(store: &Store, job: &Job, outcome: Outcome, wake: &Notify) {
     let recorded = match outcome {
         Outcome::Complete => store.complete(job).await,
-        Outcome::Then(next) => match store.complete(job).await {
-            Ok(true) => store.enqueue(&next).await.map(|_| {
-                wake.notify_one();
-                true
-            }),
-            other => other,
-        },
+        Outcome::Then(next) => store.complete_then(job, &next).await,
         Outcome::Postpone(wait, why) => store.postpone(job, wait, &why).await,
         Outcome::HandBack(why) => store.postpone(job, Duration::ZERO, &why).await,
         Outcome::Retry(why) => store.fail(job, &JobFailure::Retryable(why)).await,
@@ -212,6 +206,9 @@ async fn record(store: &Store, job: &Job, outcome: Outcome, wake: &Notify) {
     if let Err(error) = recorded {
         tracing::error!(job = job.id, kind = %job.kind, %error, "could not record the job's end");
     }
+    // A job of the same dedupe key (the next one queued, or one that waited for this one
+    // to end) may be leased now.
+    wake.notify_one();
 }
 
 /// How often a watcher looks for a cancel and heartbeats, and how long a lease lasts.
@@ -408,6 +405,49 @@ mod tests {
         assert_eq!(
             store.job_state(job.id).await.unwrap().0,
             slipway_store::JobState::Failed
+        );
+    }
+
+    /// A kind whose body panics (a bug), telling `TOLD` what the runner said of it.
+    struct Panicking;
+    static TOLD: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+    impl JobKind for Panicking {
+        const KIND: &'static str = "test";
+        type Payload = serde_json::Value;
+
+        fn wake(inner: &Inner) -> &Notify {
+            &inner.wake
+        }
+
+        fn span(_: &serde_json::Value, _: u32) -> tracing::Span {
+            tracing::Span::none()
+        }
+
+        async fn run(_: Engine, _: serde_json::Value, _: Attempt) -> Outcome {
+            panic!("a bug in the body")
+        }
+
+        async fn panicked(_: &Engine, _: &serde_json::Value, _: u32, message: &str) {
+            TOLD.lock().unwrap().push(message.to_owned());
+        }
+    }
+
+    #[tokio::test]
+    async fn a_panicking_body_fails_its_job_and_its_kind_is_told_why() {
+        let (dir, store, job) = leased_job().await;
+        let config = crate::EngineConfig::new(dir.path().join("data"));
+        let engine = Engine::new(store.clone(), config);
+        run_one::<Panicking>(engine, job.clone(), CancellationToken::new()).await;
+        assert_eq!(
+            store.job_state(job.id).await.unwrap().0,
+            slipway_store::JobState::Failed
+        );
+        let told = TOLD.lock().unwrap().clone();
+        assert!(
+            told.iter().any(|m| m.contains("a bug in the body")
+                && m.contains("Slipway failed while running it")),
+            "{told:?}"
         );
     }
 

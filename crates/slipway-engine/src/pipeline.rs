@@ -388,11 +388,19 @@ impl Attempt<'_> {
         Ok(())
     }
 
-    fn index(&self, name: StepName) -> u32 {
-        self.statuses
-            .iter()
-            .position(|(n, _)| *n == name)
-            .expect("every step is planned") as u32
+    /// Where step `name` is stored. A stored plan without it (rows gone from the database,
+    /// or written by a bug) is Slipway's fault, never the code's: the validation ends as
+    /// `error` saying so.
+    fn index(&self, name: StepName) -> PipelineResult<u32> {
+        let stored = self.record.steps.iter().find(|step| step.name == name);
+        stored.map(|step| step.index).ok_or_else(|| {
+            PipelineError::Stored(format!(
+                "Slipway cannot run validation {}: its stored plan has no {name} step (the \
+                 database lost or was never given the planned steps; Slipway's fault, not \
+                 the code's); retry it to plan it afresh",
+                self.id()
+            ))
+        })
     }
 
     fn status_of(&self, name: StepName) -> Option<StepStatus> {
@@ -417,7 +425,7 @@ impl Attempt<'_> {
         };
         self.inner
             .store
-            .update_step(self.id(), self.index(name), &update)
+            .update_step(self.id(), self.index(name)?, &update)
             .await?;
         Ok(())
     }
@@ -455,7 +463,7 @@ impl Attempt<'_> {
         };
         self.inner
             .store
-            .update_step(self.id(), self.index(name), &update)
+            .update_step(self.id(), self.index(name)?, &update)
             .await?;
         if matches!(status, StepStatus::Passed | StepStatus::Skipped) {
             return Ok(true);
@@ -486,7 +494,7 @@ impl Attempt<'_> {
             };
             self.inner
                 .store
-                .update_step(self.id(), self.index(later), &update)
+                .update_step(self.id(), self.index(later)?, &update)
                 .await?;
         }
         Ok(false)

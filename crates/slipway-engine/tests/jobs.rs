@@ -1,4 +1,4 @@
-//! How jobs run: one attempt at a time, a panic is an `error`, start-up kills nothing by
+//! How jobs run: one attempt at a time, bad stored data is an `error` (never a panic), start-up kills nothing by
 //! number, no sandbox means no run. Real processes, a real store, the real workers.
 
 mod common;
@@ -54,7 +54,7 @@ async fn this_process_never_runs_a_second_attempt_of_a_validation_it_still_runs(
 }
 
 #[tokio::test]
-async fn a_panic_in_a_validation_ends_it_as_error_with_a_message() {
+async fn a_validation_whose_stored_steps_are_gone_ends_as_error_never_a_panic() {
     let pipeline = "[test]\ncommands = [\"true\"]\n";
     let h = harness(&[(".slipway.toml", pipeline)]).await;
     let queued = h
@@ -62,14 +62,49 @@ async fn a_panic_in_a_validation_ends_it_as_error_with_a_message() {
         .submit(&h.project, Target::Branch("main".into()))
         .await
         .unwrap();
-    // A store the pipeline does not expect (its planned steps gone) makes it panic.
+    // A store the pipeline cannot follow: its planned steps are gone.
     sql(&h, "DELETE FROM validation_steps").await;
+    h.run_until_final(&[queued.id]).await;
+    let record = h.store.validation(queued.id).await.unwrap();
+    assert_eq!(record.status, ValidationStatus::Error, "Slipway's fault");
+    let error = record.error.unwrap_or_default();
+    assert!(
+        error.contains("its stored plan has no checkout step"),
+        "{error}"
+    );
+    assert!(error.contains("retry it"), "{error}");
+    assert!(!error.contains("panic"), "{error}");
+}
+
+#[tokio::test]
+async fn a_stored_config_file_that_breaks_the_rules_is_an_error_of_slipways() {
+    let h = harness(&[("README.md", "no pipeline here\n")]).await;
+    // As `validate --config` stores it, but with a viewport no browser can take: only
+    // stored data changed behind Slipway's back could hold it.
+    let config: slipway_core::pipeline::PipelineConfig =
+        serde_json::from_value(serde_json::json!({
+            "service": {"start": "true"},
+            "ui": {"viewports": ["1x1"], "checks": [{"name": "home"}]},
+        }))
+        .unwrap();
+    let queued = h
+        .engine
+        .submit_with(
+            &h.project,
+            Target::Branch("main".into()),
+            slipway_engine::Options {
+                config_file: Some(config),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
     h.run_until_final(&[queued.id]).await;
     let record = h.store.validation(queued.id).await.unwrap();
     assert_eq!(record.status, ValidationStatus::Error);
     let error = record.error.unwrap_or_default();
-    assert!(error.contains("Slipway failed while running it"), "{error}");
-    assert!(error.contains("every step is planned"), "{error}");
+    assert!(error.contains("the stored pipeline"), "{error}");
+    assert!(error.contains("ui.viewports"), "{error}");
 }
 
 #[tokio::test]

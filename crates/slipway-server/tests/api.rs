@@ -602,7 +602,8 @@ mod validations {
 
     #[tokio::test]
     async fn a_validation_started_over_http_runs_and_reports_its_steps_and_logs() {
-        let app = TestApp::spawn().await;
+        // The workers wait for the test: what the answer says of a queued validation holds.
+        let app = TestApp::spawn_held().await;
         let (project, _) = project_with_repo(
             &app,
             &[("app.py", PYTHON_APP), (".slipway.toml", &pipeline())],
@@ -615,7 +616,10 @@ mod validations {
         assert_eq!(started.status, StatusCode::CREATED, "{}", started.text);
         assert_eq!(started.body["status"], "queued");
         let id = started.body["id"].as_i64().unwrap();
+        let queued = app.api.validation(id).await;
+        assert_eq!(queued.body["status"], "queued", "{}", queued.text);
 
+        app.release_workers();
         let done = app.api.finished_validation(id).await;
         assert_eq!(done["status"], "passed", "{done}");
         // What the lists show: who started it, and the head commit's title and author.
@@ -722,7 +726,8 @@ mod validations {
 
     #[tokio::test]
     async fn lists_come_in_pages_by_cursor_and_filter_by_status_and_branch() {
-        let app = TestApp::spawn().await;
+        // No worker runs the validations recorded as finished.
+        let app = TestApp::spawn_held().await;
         let (project, _) = project_with_repo(
             &app,
             &[(

@@ -1014,22 +1014,33 @@ async fn merged_despite(prepare: impl FnOnce(&FakeGitHub)) -> (World, i64) {
     (w, number)
 }
 
-/// The report says merged, with no refusal and no word of permissions; one validation.
+/// The report says merged, with no refusal and no word of permissions; one validation,
+/// whose merge step (recorded just after the report is posted) says merged.
 async fn merged_cleanly(w: &World, number: i64) {
     let comment = &w.github.comments(REPO)[0].body;
     assert!(
         !comment.contains("Refused") && !comment.contains("Give Slipway"),
         "{comment}"
     );
-    let validations = w.app.api.validations(w.project).await.body;
-    assert_eq!(validations.as_array().unwrap().len(), 1, "{validations}");
-    let merge = validations[0]["steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["name"] == "merge")
-        .unwrap()
-        .clone();
+    let mut merge = json!(null);
+    for _ in 0..600 {
+        let validations = w.app.api.validations(w.project).await.body;
+        assert_eq!(validations.as_array().unwrap().len(), 1, "{validations}");
+        merge = validations[0]["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["name"] == "merge")
+            .unwrap()
+            .clone();
+        let decided = !merge["detail"]
+            .as_str()
+            .is_some_and(|d| d.starts_with("decided after the verdict"));
+        if decided && merge["status"] != "running" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     assert_eq!(merge["status"], "passed", "{merge}");
     assert!(w.github.pull(REPO, number).merge_sha.is_some());
 }

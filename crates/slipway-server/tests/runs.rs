@@ -252,7 +252,16 @@ async fn the_fix_budget_ends_the_loop_and_says_so_on_the_run_and_the_pull_reques
         "{run}"
     );
     assert_eq!(run["attempts"].as_array().unwrap().len(), 1);
-    let pulls = app.api.pulls(project).await;
+    // The pull request is told just after the run is failed.
+    let mut pulls = app.api.pulls(project).await;
+    for _ in 0..600 {
+        let note = pulls.body[0]["note"].as_str().unwrap_or("");
+        if note.contains("fix budget is spent") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        pulls = app.api.pulls(project).await;
+    }
     assert_eq!(pulls.body[0]["state"], "open", "never merged");
     assert!(
         pulls.body[0]["note"]
@@ -301,37 +310,29 @@ async fn a_person_pushing_to_the_branch_ends_the_fix_loop() {
 async fn a_hanging_agent_is_killed_by_cancel_and_nothing_revives_the_run() {
     let app = TestApp::spawn().await;
     let origin = repository(&app, "true");
-    let project = project(
-        &app,
-        &origin,
-        "sleep 600 # slipway-hanging-agent",
-        json!({}),
-    )
-    .await;
+    // Its own marker: another test process (another checkout's suite) may run the same test.
+    let marker = format!("slipway-hanging-agent-{}", std::process::id());
+    let project = project(&app, &origin, &format!("sleep 600 # {marker}"), json!({})).await;
     let id = start(&app, project, "Wait forever").await;
     app.api.run_reaching(id, &["working"]).await;
     for _ in 0..400 {
-        if processes_with("slipway-hanging-agent") > 0 {
+        if processes_with(&marker) > 0 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert!(processes_with("slipway-hanging-agent") > 0);
+    assert!(processes_with(&marker) > 0);
     let reply = app.api.run_action(id, "cancel", None).await;
     assert_eq!(reply.status, 200, "{}", reply.text);
     assert_eq!(reply.body["status"], "cancelled");
     assert!(reply.body["actions"].as_array().unwrap().is_empty());
     for _ in 0..400 {
-        if processes_with("slipway-hanging-agent") == 0 {
+        if processes_with(&marker) == 0 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert_eq!(
-        processes_with("slipway-hanging-agent"),
-        0,
-        "the agent's processes died"
-    );
+    assert_eq!(processes_with(&marker), 0, "the agent's processes died");
     tokio::time::sleep(Duration::from_millis(800)).await;
     let run = app.api.run(id).await;
     assert_eq!(run.body["status"], "cancelled");
@@ -349,10 +350,11 @@ async fn a_hanging_agent_is_killed_by_cancel_and_nothing_revives_the_run() {
 async fn an_agent_that_times_out_or_fails_fails_the_run_with_the_reason() {
     let app = TestApp::spawn().await;
     let origin = repository(&app, "true");
+    let marker = format!("slipway-slow-agent-{}", std::process::id());
     let project = project(
         &app,
         &origin,
-        "sleep 30 # slipway-slow-agent",
+        &format!("sleep 30 # {marker}"),
         json!({"agent_timeout_secs": 1}),
     )
     .await;
@@ -365,7 +367,7 @@ async fn an_agent_that_times_out_or_fails_fails_the_run_with_the_reason() {
             .contains("did not finish within 1 s"),
         "{run}"
     );
-    assert_eq!(processes_with("slipway-slow-agent"), 0);
+    assert_eq!(processes_with(&marker), 0);
 
     let settings =
         json!({"agent": {"kind": "command", "command": "echo 'no API key' >&2; exit 3"}});

@@ -1,6 +1,12 @@
 //! The durable job queue: leases with expiry, heartbeats, the attempt number as a fencing
 //! token, retryable vs fatal failures with exponential backoff and jitter, dedupe keys.
 //! Every call is one short statement or transaction; no transaction spans a job's work.
+//!
+//! A dedupe key does two things. Adding a job absorbs it into one of the same key that has
+//! not started yet (queued, never leased). And the jobs of one key run one at a time, in the
+//! order they were added: a job added while another of its key runs is queued, and leased
+//! only once every older job of its key has ended (the lease skips it; a unique index on
+//! the running jobs' keys makes it so even for concurrent leases).
 
 use crate::{now_millis, Backend, Store, StoreError};
 use slipway_core::validation::ValidationStatus;
@@ -12,7 +18,8 @@ pub struct NewJob {
     pub kind: String,
     /// JSON.
     pub payload: String,
-    /// While a job with this key is queued or running, adding another returns the first.
+    /// While a job with this key waits to start, adding another returns that one; jobs of
+    /// one key run one at a time, oldest first (see the module's note).
     pub dedupe_key: Option<String>,
     pub max_attempts: u32,
 }
@@ -107,8 +114,8 @@ pub fn backoff(base: Duration, attempt: u32) -> Duration {
 
 const RETRY_BASE: Duration = Duration::from_secs(2);
 
-/// Inserts a queued job (inside the caller's transaction, if any); `None` when an
-/// unfinished job with the same dedupe key exists.
+/// Inserts a queued job (inside the caller's transaction, if any); `None` when a job with
+/// the same dedupe key waits to start.
 pub(crate) async fn insert_job(
     conn: &mut sqlx::AnyConnection,
     backend: Backend,
@@ -142,19 +149,53 @@ pub(crate) async fn insert_job(
 }
 
 impl Store {
-    /// Adds a job, or returns the id of the unfinished job with the same dedupe key.
+    /// Adds a job, or returns the id of the job with the same dedupe key that waits to
+    /// start (a running one absorbs nothing: the new job runs after it).
     pub async fn enqueue(&self, job: &NewJob) -> Result<i64, StoreError> {
-        let mut conn = self.writer.acquire().await?;
-        if let Some(id) = insert_job(&mut conn, self.backend, job).await? {
-            return Ok(id);
+        // The waiting job may start between the insert and the look-up: then insert again.
+        for _ in 0..8 {
+            let mut conn = self.writer.acquire().await?;
+            if let Some(id) = insert_job(&mut conn, self.backend, job).await? {
+                return Ok(id);
+            }
+            drop(conn);
+            let waiting: Option<i64> = sqlx::query_scalar(
+                "SELECT id FROM jobs WHERE dedupe_key = $1 AND state = 'queued' AND attempt = 0",
+            )
+            .bind(&job.dedupe_key)
+            .fetch_optional(&self.pool)
+            .await?;
+            if let Some(id) = waiting {
+                return Ok(id);
+            }
         }
-        let existing: i64 = sqlx::query_scalar(
-            "SELECT id FROM jobs WHERE dedupe_key = $1 AND state IN ('queued', 'running')",
+        Err(StoreError::Write(format!(
+            "the job with dedupe key {:?} kept starting while another was added; add it again",
+            job.dedupe_key
+        )))
+    }
+
+    /// Completes the held attempt and queues `next` (subject to its dedupe key), in one
+    /// transaction: `false`, and nothing queued, when the job is no longer this attempt's.
+    pub async fn complete_then(&self, job: &Job, next: &NewJob) -> Result<bool, StoreError> {
+        let mut tx = self.begin_write().await?;
+        let updated = sqlx::query(
+            "UPDATE jobs SET state = 'done', lease_owner = NULL, lease_expires_at = NULL,
+                    updated_at = $1
+             WHERE id = $2 AND attempt = $3 AND state = 'running'",
         )
-        .bind(&job.dedupe_key)
-        .fetch_one(&self.pool)
-        .await?;
-        Ok(existing)
+        .bind(now_millis())
+        .bind(job.id)
+        .bind(i64::from(job.attempt))
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if updated != 1 {
+            return Ok(false);
+        }
+        insert_job(&mut tx, self.backend, next).await?;
+        tx.commit().await?;
+        Ok(true)
     }
 
     /// Leases the next due job of one of `kinds`: queued and due, or running with an expired
@@ -181,7 +222,7 @@ impl Store {
         let running_json = serde_json::to_string(running).expect("numbers serialize");
         loop {
             let now = now_millis();
-            let row: Option<JobRow> = sqlx::query_as(self.lease_sql())
+            let leased: Result<Option<JobRow>, sqlx::Error> = sqlx::query_as(self.lease_sql())
                 .bind(owner)
                 .bind(now + lease.as_millis() as i64)
                 .bind(now)
@@ -189,7 +230,13 @@ impl Store {
                 .bind(&running_json)
                 .bind(now)
                 .fetch_optional(&self.writer)
-                .await?;
+                .await;
+            let row = match leased {
+                // A concurrent lease started another job of the same key first (PostgreSQL):
+                // the next look skips this one.
+                Err(sqlx::Error::Database(error)) if error.is_unique_violation() => continue,
+                other => other?,
+            };
             let Some(row) = row else {
                 return Ok(None);
             };
@@ -224,29 +271,38 @@ impl Store {
         }
     }
 
-    /// The statement that leases the next due job: SQLite's one writer at a time needs no
-    /// row locks; on PostgreSQL concurrent workers skip the rows others are taking.
+    /// The statement that leases the next due job whose key has no job running and no
+    /// older one waiting: SQLite's one writer at a time needs no row locks; on PostgreSQL
+    /// concurrent workers skip the rows others are taking.
     fn lease_sql(&self) -> &'static str {
         match self.backend {
             Backend::Sqlite => {
                 "UPDATE jobs SET state = 'running', attempt = attempt + 1, lease_owner = $1,
                         lease_expires_at = $2, updated_at = $3
-                 WHERE id = (SELECT id FROM jobs
+                 WHERE id = (SELECT id FROM jobs c
                              WHERE kind IN (SELECT value FROM json_each($4))
                                AND id NOT IN (SELECT value FROM json_each($5))
                                AND ((state = 'queued' AND run_at <= $6)
                                     OR (state = 'running' AND lease_expires_at < $6))
+                               AND NOT EXISTS (SELECT 1 FROM jobs o
+                                               WHERE o.dedupe_key = c.dedupe_key AND o.id <> c.id
+                                                 AND (o.state = 'running'
+                                                      OR (o.state = 'queued' AND o.id < c.id)))
                              ORDER BY run_at, id LIMIT 1)
                  RETURNING id, kind, payload, attempt, max_attempts"
             }
             Backend::Postgres => {
                 "UPDATE jobs SET state = 'running', attempt = attempt + 1, lease_owner = $1,
                         lease_expires_at = $2, updated_at = $3
-                 WHERE id = (SELECT id FROM jobs
+                 WHERE id = (SELECT id FROM jobs c
                              WHERE kind IN (SELECT jsonb_array_elements_text($4::jsonb))
                                AND id NOT IN (SELECT jsonb_array_elements_text($5::jsonb)::bigint)
                                AND ((state = 'queued' AND run_at <= $6)
                                     OR (state = 'running' AND lease_expires_at < $6))
+                               AND NOT EXISTS (SELECT 1 FROM jobs o
+                                               WHERE o.dedupe_key = c.dedupe_key AND o.id <> c.id
+                                                 AND (o.state = 'running'
+                                                      OR (o.state = 'queued' AND o.id < c.id)))
                              ORDER BY run_at, id LIMIT 1
                              FOR UPDATE SKIP LOCKED)
                  RETURNING id, kind, payload, attempt, max_attempts"

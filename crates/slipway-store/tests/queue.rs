@@ -19,7 +19,10 @@ on_both_backends!(
     a_retryable_failure_waits_for_its_backoff_and_a_fatal_one_ends_the_job,
     the_last_attempt_fails_for_good_even_when_retryable,
     a_job_whose_holders_keep_dying_is_given_up,
-    a_dedupe_key_admits_one_unfinished_job,
+    a_dedupe_key_absorbs_only_a_job_that_has_not_started,
+    jobs_of_one_key_run_one_at_a_time_oldest_first,
+    concurrent_leases_start_one_job_of_a_key,
+    completing_a_job_queues_the_next_in_the_same_transaction_unless_fenced_out,
     after_a_restart_only_the_restarting_owners_jobs_are_leased_again_at_once,
     a_validation_whose_job_crashed_on_every_attempt_ends_as_error_at_once,
     the_holder_may_leave_the_next_attempt_a_new_payload_and_no_one_else_may,
@@ -121,14 +124,108 @@ async fn a_job_whose_holders_keep_dying_is_given_up(db: Db) {
     assert_eq!(store.job_state(id).await.unwrap().0, JobState::Failed);
 }
 
-async fn a_dedupe_key_admits_one_unfinished_job(db: Db) {
+async fn a_dedupe_key_absorbs_only_a_job_that_has_not_started(db: Db) {
     let store = store(&db).await;
     let first = store.enqueue(&job(Some("k"), 3)).await.unwrap();
     assert_eq!(store.enqueue(&job(Some("k"), 3)).await.unwrap(), first);
     let leased = store.lease("a", &["work"], LEASE).await.unwrap().unwrap();
-    assert_eq!(store.enqueue(&job(Some("k"), 3)).await.unwrap(), first);
-    store.complete(&leased).await.unwrap();
-    assert_ne!(store.enqueue(&job(Some("k"), 3)).await.unwrap(), first);
+    assert_eq!(leased.id, first);
+    // Running, it absorbs nothing: what is added now is queued to run after it…
+    let second = store.enqueue(&job(Some("k"), 3)).await.unwrap();
+    assert_ne!(second, first);
+    assert_eq!(
+        store.job_state(second).await.unwrap(),
+        (JobState::Queued, 0)
+    );
+    // …and that one, not started, absorbs the next.
+    assert_eq!(store.enqueue(&job(Some("k"), 3)).await.unwrap(), second);
+    assert_ne!(store.enqueue(&job(Some("other"), 3)).await.unwrap(), second);
+}
+
+async fn jobs_of_one_key_run_one_at_a_time_oldest_first(db: Db) {
+    let store = store(&db).await;
+    let first = store.enqueue(&job(Some("k"), 3)).await.unwrap();
+    let held = store.lease("a", &["work"], LEASE).await.unwrap().unwrap();
+    let second = store.enqueue(&job(Some("k"), 3)).await.unwrap();
+    let free = store.enqueue(&job(None, 3)).await.unwrap();
+    // The second waits for the first; a job of no key does not.
+    let leased = store.lease("b", &["work"], LEASE).await.unwrap().unwrap();
+    assert_eq!(leased.id, free);
+    assert_eq!(store.lease("b", &["work"], LEASE).await.unwrap(), None);
+    // The first's holder died: the first runs again, still before the second.
+    store.expire_leases_of("a").await.unwrap();
+    let again = store.lease("c", &["work"], LEASE).await.unwrap().unwrap();
+    assert_eq!((again.id, again.attempt), (first, 2));
+    assert!(!store.complete(&held).await.unwrap(), "fenced out");
+    // Handed back, it is queued again and still goes first.
+    assert!(store
+        .postpone(&again, Duration::ZERO, "shutting down")
+        .await
+        .unwrap());
+    let third = store.lease("c", &["work"], LEASE).await.unwrap().unwrap();
+    assert_eq!((third.id, third.attempt), (first, 3));
+    assert_eq!(store.lease("c", &["work"], LEASE).await.unwrap(), None);
+    // Once it has ended, the second starts.
+    assert!(store
+        .fail(&third, &slipway_store::JobFailure::Fatal("broken".into()))
+        .await
+        .unwrap());
+    let next = store.lease("d", &["work"], LEASE).await.unwrap().unwrap();
+    assert_eq!((next.id, next.attempt), (second, 1));
+}
+
+async fn concurrent_leases_start_one_job_of_a_key(db: Db) {
+    let store = store(&db).await;
+    let first = store.enqueue(&job(Some("k"), 3)).await.unwrap();
+    let held = store.lease("a", &["work"], LEASE).await.unwrap().unwrap();
+    let second = store.enqueue(&job(Some("k"), 3)).await.unwrap();
+    // The first handed back: two jobs of the key are due at once.
+    assert!(store
+        .postpone(&held, Duration::ZERO, "later")
+        .await
+        .unwrap());
+    let leases = (0..8).map(|n| {
+        let store = store.clone();
+        tokio::spawn(async move { store.lease(&format!("w{n}"), &["work"], LEASE).await })
+    });
+    let mut started = Vec::new();
+    for lease in leases {
+        started.extend(lease.await.unwrap().unwrap());
+    }
+    assert_eq!(started.len(), 1, "{started:?}");
+    assert_eq!(started[0].id, first, "the oldest goes first");
+    assert_eq!(
+        store.job_state(second).await.unwrap(),
+        (JobState::Queued, 0)
+    );
+}
+
+async fn completing_a_job_queues_the_next_in_the_same_transaction_unless_fenced_out(db: Db) {
+    let store = store(&db).await;
+    store.enqueue(&job(Some("k"), 3)).await.unwrap();
+    let stale = store
+        .lease("a", &["work"], Duration::from_millis(1))
+        .await
+        .unwrap()
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let current = store.lease("b", &["work"], LEASE).await.unwrap().unwrap();
+    assert!(!store
+        .complete_then(&stale, &job(Some("k"), 3))
+        .await
+        .unwrap());
+    assert_eq!(
+        store.lease("c", &["work"], LEASE).await.unwrap(),
+        None,
+        "a fenced-out attempt queued its next job"
+    );
+    assert!(store
+        .complete_then(&current, &job(Some("k"), 3))
+        .await
+        .unwrap());
+    assert_eq!(store.job_state(current.id).await.unwrap().0, JobState::Done);
+    let next = store.lease("c", &["work"], LEASE).await.unwrap().unwrap();
+    assert_ne!(next.id, current.id);
 }
 
 async fn after_a_restart_only_the_restarting_owners_jobs_are_leased_again_at_once(db: Db) {

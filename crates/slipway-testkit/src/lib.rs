@@ -78,18 +78,38 @@ impl TestApp {
         Self::spawn_pulling(tweak, None).await
     }
 
+    /// A TestApp whose workers wait for [`TestApp::release_workers`]: what is queued stays
+    /// queued until the test says (the API and the stores as usual meanwhile).
+    pub async fn spawn_held() -> Self {
+        Self::build(|_| {}, None, false, WEBHOOK_SECRET).await
+    }
+
+    /// Starts the workers of a [`TestApp::spawn_held`] app (once).
+    pub fn release_workers(&self) {
+        self.engine.spawn_workers(self.shutdown.clone());
+    }
+
     /// A TestApp that also pulls deliveries from a webhook relay, when `relay` is given.
     pub async fn spawn_pulling(
         tweak: impl FnOnce(&mut EngineConfig),
         relay: Option<slipway_server::relay::RelayConfig>,
     ) -> Self {
-        Self::spawn_pulling_with_secret(tweak, relay, WEBHOOK_SECRET).await
+        Self::build(tweak, relay, true, WEBHOOK_SECRET).await
     }
 
     /// As [`Self::spawn_pulling`], checking webhook signatures with `webhook_secret`.
     pub async fn spawn_pulling_with_secret(
         tweak: impl FnOnce(&mut EngineConfig),
         relay: Option<slipway_server::relay::RelayConfig>,
+        webhook_secret: &str,
+    ) -> Self {
+        Self::build(tweak, relay, true, webhook_secret).await
+    }
+
+    async fn build(
+        tweak: impl FnOnce(&mut EngineConfig),
+        relay: Option<slipway_server::relay::RelayConfig>,
+        workers: bool,
         webhook_secret: &str,
     ) -> Self {
         let data_dir = tempfile::tempdir().expect("a temporary directory");
@@ -113,7 +133,9 @@ impl TestApp {
         .expect("the app binds");
         let base_url = format!("http://{}", app.local_addr());
         let shutdown = CancellationToken::new();
-        engine.spawn_workers(shutdown.clone());
+        if workers {
+            engine.spawn_workers(shutdown.clone());
+        }
         tokio::spawn(app.run(shutdown.clone()));
         Self {
             api: Api::new(&base_url, Some(ADMIN_TOKEN)),

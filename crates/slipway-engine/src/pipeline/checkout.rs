@@ -76,6 +76,17 @@ impl Attempt<'_> {
         );
         match chosen {
             Ok(chosen) => {
+                // A stored pipeline (the --config file, the settings) is checked again, as a
+                // repository's is when read: the steps rely on its rules.
+                if let Err(invalid) = chosen.config.validate() {
+                    let detail = format!(
+                        "the stored pipeline ({}) breaks its rules: {invalid}; Slipway's \
+                         fault, not the code's: correct it and retry",
+                        chosen.source.describe()
+                    );
+                    self.end(StepName::Checkout, StepEnd::Error(detail)).await?;
+                    return Ok(None);
+                }
                 self.logs.line(StepName::Checkout, &chosen.why);
                 self.end(StepName::Checkout, StepEnd::Passed(None)).await?;
                 Ok(Some(chosen))

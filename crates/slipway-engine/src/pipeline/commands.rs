@@ -62,7 +62,7 @@ impl Attempt<'_> {
             };
             self.inner
                 .store
-                .update_step(self.id(), self.index(step), &update)
+                .update_step(self.id(), self.index(step)?, &update)
                 .await?;
             let mut tries = 0;
             loop {
@@ -99,7 +99,7 @@ impl Attempt<'_> {
         };
         self.inner
             .store
-            .update_step(self.id(), self.index(step), &update)
+            .update_step(self.id(), self.index(step)?, &update)
             .await?;
         Ok(StepEnd::Passed(Some(format!(
             "flaky: {}",
@@ -188,7 +188,7 @@ impl Attempt<'_> {
         };
         self.inner
             .store
-            .update_step(self.id(), self.index(StepName::Deploy), &update)
+            .update_step(self.id(), self.index(StepName::Deploy)?, &update)
             .await?;
         self.logs
             .line(StepName::Deploy, &format!("$ {start}  (PORT={port})"));

@@ -36,6 +36,9 @@ pub(crate) enum PipelineError {
     /// pipeline's own settings are unusable (it says which).
     #[error("{0}")]
     Config(String),
+    /// What Slipway stored for the validation cannot be used (its plan lost a step, say).
+    #[error("{0}")]
+    Stored(String),
 }
 
 pub(crate) type PipelineResult<T> = Result<T, PipelineError>;

@@ -277,7 +277,7 @@ impl Attempt<'_> {
                 };
                 self.inner
                     .store
-                    .update_step(self.id(), self.index(StepName::Ui), &update)
+                    .update_step(self.id(), self.index(StepName::Ui)?, &update)
                     .await?;
             }
         }
