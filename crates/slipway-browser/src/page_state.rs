@@ -67,13 +67,39 @@ fn script() -> String {
         .replace("__TEXT__", &TEXT_CHARS.to_string())
 }
 
+/// How often the state is read again while the page is between documents.
+const NAVIGATION_RETRIES: u32 = 20;
+
+/// The script's answer, read again while a navigation has just replaced the document the
+/// script was sent to (Chromium then knows no such context): that is the page moving on,
+/// not a fault of the app's.
+async fn read_settled(page: &chromiumoxide::Page) -> Result<PageState, String> {
+    let mut tries = 0;
+    loop {
+        match crate::check::eval(page, &script()).await {
+            Err(error) if tries < NAVIGATION_RETRIES && between_documents(&error) => {
+                tries += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+            read => return read,
+        }
+    }
+}
+
+/// Chromium's words for a script whose document was replaced under it.
+fn between_documents(error: &str) -> bool {
+    error.contains("Cannot find context with specified id")
+        || error.contains("Execution context was destroyed")
+        || error.contains("Inspected target navigated or closed")
+}
+
 /// The page's state, every string passed through `mask` and bounded again (the page is the
 /// code's: it may have replaced the functions the script calls).
 pub async fn page_state(
     page: &chromiumoxide::Page,
     mask: &(dyn Fn(&str) -> String + Sync),
 ) -> Result<PageState, String> {
-    let raw: PageState = crate::check::eval(page, &script()).await?;
+    let raw: PageState = read_settled(page).await?;
     let bound = |text: &str, max: usize| -> String { mask(text).chars().take(max).collect() };
     Ok(PageState {
         url: bound(&raw.url, 2_000),
