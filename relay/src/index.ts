@@ -318,17 +318,20 @@ export class DeliveryStore extends DurableObject<Env> {
 
   /** Drops deliveries older than the retention, then wakes again when the next one expires. */
   async alarm(): Promise<void> {
-    const cutoff = Date.now() - this.retentionMs();
+    const now = Date.now();
+    const cutoff = now - this.retentionMs();
     this.ctx.storage.transactionSync(() => {
       this.sql.exec(
-        "DELETE FROM parts WHERE delivery_seq IN (SELECT seq FROM deliveries WHERE received_at < ?)",
+        "DELETE FROM parts WHERE delivery_seq IN (SELECT seq FROM deliveries WHERE received_at <= ?)",
         cutoff,
       );
-      this.sql.exec("DELETE FROM deliveries WHERE received_at < ?", cutoff);
+      this.sql.exec("DELETE FROM deliveries WHERE received_at <= ?", cutoff);
     });
     const next = this.sql.exec("SELECT MIN(received_at) AS oldest FROM deliveries").one().oldest as number | null;
     this.alarmSet = next !== null;
-    if (next !== null) await this.ctx.storage.setAlarm(next + this.retentionMs());
+    // Strictly later than this alarm: an alarm set to the time of the one running (it may
+    // fire a little early) counts as done when it returns, and pruning would stop for good.
+    if (next !== null) await this.ctx.storage.setAlarm(Math.max(next + this.retentionMs(), now + 1_000));
   }
 
   private async pruneLater(): Promise<void> {
