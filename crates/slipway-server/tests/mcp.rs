@@ -361,6 +361,12 @@ async fn a_secret_written_in_a_command_is_masked_in_the_api_the_dashboard_and_mc
             &format!("[test]\ncommands = [\"test {SECRET} = nope\"]\n"),
         )],
     );
+    // A commit title holding it too: lists show titles.
+    slipway_testkit::commit_files(
+        repo.path(),
+        &[("note.txt", "x\n")],
+        &format!("use {SECRET} here"),
+    );
     let created = app
         .api
         .create_project(&json!({"name": "masked", "repo": repo.path().display().to_string()}))
@@ -412,7 +418,7 @@ async fn a_secret_written_in_a_command_is_masked_in_the_api_the_dashboard_and_mc
     let cookie = cookie.split(';').next().unwrap().to_owned();
     let page = http
         .get(format!("{}/validations/{id}", app.base_url))
-        .header("cookie", cookie)
+        .header("cookie", &cookie)
         .send()
         .await
         .unwrap()
@@ -420,6 +426,19 @@ async fn a_secret_written_in_a_command_is_masked_in_the_api_the_dashboard_and_mc
         .await
         .unwrap();
     assert!(page.contains("test "), "{page}");
+    let project_page = http
+        .get(format!("{}/projects/{project}", app.base_url))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        project_page.contains(" here"),
+        "the title is listed: {project_page}"
+    );
 
     let viewer_token = token(&app, "viewer").await;
     let session = open_session(&app, &viewer_token).await.unwrap();
@@ -439,6 +458,7 @@ async fn a_secret_written_in_a_command_is_masked_in_the_api_the_dashboard_and_mc
         ("GET /api/v1/validations/{id}", shown.text.as_str()),
         ("the list", listed.text.as_str()),
         ("the dashboard", page.as_str()),
+        ("the project page", project_page.as_str()),
         ("get_validation", mcp.as_str()),
     ] {
         assert!(!text.contains(SECRET), "{what} shows the secret: {text}");

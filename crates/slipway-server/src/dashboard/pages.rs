@@ -436,11 +436,15 @@ pub(super) async fn project_page(
         None => (state.store.settings(id).await.map_err(failed)?, None),
     };
     let runs_after = lists.runs_cursor.parse().ok();
-    let runs = state
+    let mut runs = state
         .store
         .runs_of_project(id, runs_after, PAGE)
         .await
         .map_err(failed)?;
+    let masker = state.engine.output_masker(id).await.map_err(failed)?;
+    for run in &mut runs {
+        slipway_engine::masking::mask_run(run, &masker);
+    }
     let query = crate::routes::validations::ListQuery {
         limit: None,
         cursor: Some(lists.cursor.clone()).filter(|c| !c.is_empty()),
@@ -451,6 +455,11 @@ pub(super) async fn project_page(
     let validations = state
         .store
         .list_validations(id, &filter, PAGE)
+        .await
+        .map_err(failed)?;
+    let validations = state
+        .engine
+        .masked_validations(validations)
         .await
         .map_err(failed)?;
     let recent = state.store.recent_validations(id).await.map_err(failed)?;

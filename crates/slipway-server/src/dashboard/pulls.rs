@@ -88,6 +88,11 @@ pub async fn pull(
         .pull_request_validations(project.id, number, 50)
         .await
         .map_err(failed)?;
+    let validations = state
+        .engine
+        .masked_validations(validations)
+        .await
+        .map_err(failed)?;
     let run = state
         .store
         .newest_run_of_pull_request(project.id, number)

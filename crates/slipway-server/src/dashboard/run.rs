@@ -129,6 +129,11 @@ pub async fn run(
             .map_err(failed)?,
         None => Vec::new(),
     };
+    let validations = state
+        .engine
+        .masked_validations(validations)
+        .await
+        .map_err(failed)?;
     let (reply, plan, pr_url) = match &run.response {
         Some(Answer::Reply { text }) => (Some(text.clone()), None, None),
         Some(Answer::Plan { text }) => (None, Some(text.clone()), None),
