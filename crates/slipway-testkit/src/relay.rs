@@ -38,18 +38,25 @@ impl LocalRelay {
 
     /// Starts the relay keeping deliveries `retention_hours` (its `RETENTION_HOURS`).
     pub async fn start_keeping(state_dir: &Path, retention_hours: Option<&str>) -> Self {
-        let port = free_port();
-        let mut relay = Self {
-            base_url: format!("http://127.0.0.1:{port}"),
-            port,
-            persist: state_dir.join("relay-state"),
-            log: state_dir.join("relay.log"),
-            child: None,
-            client: reqwest::Client::new(),
-            retention_hours: retention_hours.map(str::to_owned),
-        };
-        relay.launch().await;
-        relay
+        // The free port may be taken by another test before wrangler binds it: take another.
+        for _ in 0..5 {
+            let port = free_port();
+            let mut relay = Self {
+                base_url: format!("http://127.0.0.1:{port}"),
+                port,
+                persist: state_dir.join("relay-state"),
+                log: state_dir.join("relay.log"),
+                child: None,
+                client: reqwest::Client::new(),
+                retention_hours: retention_hours.map(str::to_owned),
+            };
+            match relay.launch().await {
+                Ok(()) => return relay,
+                Err(log) if log.contains("Address already in use") => continue,
+                Err(log) => panic!("{log}"),
+            }
+        }
+        panic!("the relay found no free port in five tries")
     }
 
     /// What Slipway needs to pull from this relay.
@@ -73,7 +80,9 @@ impl LocalRelay {
     /// on the same port over the same storage.
     pub async fn restart(&mut self) {
         self.kill();
-        self.launch().await;
+        if let Err(log) = self.launch().await {
+            panic!("{log}");
+        }
     }
 
     /// Posts a delivery signed with the webhook secret, as GitHub does; the relay's status.
@@ -129,7 +138,8 @@ impl LocalRelay {
         panic!("the relay still holds deliveries: {}", self.status().await)
     }
 
-    async fn launch(&mut self) {
+    /// Starts wrangler on `self.port`; `Err` with what it printed when it does not answer.
+    async fn launch(&mut self) -> Result<(), String> {
         let dir = relay_dir();
         let wrangler = dir.join("node_modules/.bin/wrangler");
         assert!(
@@ -177,10 +187,11 @@ impl LocalRelay {
                 .as_mut()
                 .and_then(|c| c.try_wait().ok().flatten())
             {
-                panic!(
+                self.kill();
+                return Err(format!(
                     "wrangler dev exited ({status}) before the relay answered:\n{}",
                     std::fs::read_to_string(&self.log).unwrap_or_default()
-                );
+                ));
             }
             let health = self
                 .client
@@ -189,14 +200,14 @@ impl LocalRelay {
                 .send()
                 .await;
             if health.is_ok_and(|r| r.status().is_success()) {
-                return;
+                return Ok(());
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        panic!(
+        Err(format!(
             "the relay did not answer /health:\n{}",
             std::fs::read_to_string(&self.log).unwrap_or_default()
-        );
+        ))
     }
 
     fn kill(&mut self) {
